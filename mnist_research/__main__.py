@@ -1,0 +1,3 @@
+from mnist_research.train import run
+
+run()

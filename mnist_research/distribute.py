@@ -1,0 +1,136 @@
+"""The strategy factory and device set-up.
+
+``create_strategy`` maps a name to a ``tf.distribute.Strategy``:
+
+* ``default``: the no-op default strategy (one device, whatever TF picks).
+* ``one_device``: ``OneDeviceStrategy`` on ``device`` (``/cpu:0``, ``/gpu:0``;
+  defaults to the first GPU if any, else the CPU).
+* ``mirrored``: ``MirroredStrategy`` over all visible GPUs, or over the
+  logical CPU devices when there are no GPUs (see ``configure_devices``).
+* ``multi_worker``: ``MultiWorkerMirroredStrategy`` configured from the
+  ``TF_CONFIG`` environment variable.
+* ``auto``: ``mirrored`` when a GPU is visible, else ``default``.
+
+Any other name raises ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+
+import tensorflow as tf
+
+from mnist_research.config import STRATEGIES, DistributeConfig
+from mnist_research.errors import ConfigError
+
+
+def configure_devices(config: DistributeConfig) -> None:
+    """Splits the CPU into logical devices and sets the precision policy.
+
+    Must run before the first TensorFlow op (GUIDE pitfall 9).
+
+    Raises:
+      RuntimeError: if TensorFlow was already initialised with other devices.
+    """
+    if config.num_cpu_devices > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        existing = tf.config.get_logical_device_configuration(cpu)
+        if not existing or len(existing) != config.num_cpu_devices:
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration()] * config.num_cpu_devices)
+    if config.mixed_precision != "none":
+        tf.keras.mixed_precision.set_global_policy(config.mixed_precision)
+    else:
+        tf.keras.mixed_precision.set_global_policy("float32")
+
+
+def create_strategy(config: DistributeConfig) -> tf.distribute.Strategy:
+    """Returns the strategy ``config.strategy`` names (see the module docstring)."""
+    name = config.strategy
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "auto":
+        name = "mirrored" if gpus else "default"
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "one_device":
+        return tf.distribute.OneDeviceStrategy(config.device or ("/gpu:0" if gpus else "/cpu:0"))
+    if name == "mirrored":
+        if gpus:
+            return tf.distribute.MirroredStrategy()
+        cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=cpus)
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ConfigError("strategy=multi_worker needs the TF_CONFIG environment variable "
+                             "(see README, 'Devices and distribution')")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"unknown strategy {config.strategy!r}; expected one of {', '.join(STRATEGIES)}")
+
+
+def is_chief() -> bool:
+    """True unless TF_CONFIG names this task as a non-chief worker."""
+    tf_config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    task = tf_config.get("task", {})
+    cluster = tf_config.get("cluster", {})
+    task_type, task_id = task.get("type"), task.get("index", 0)
+    if not task_type or task_type == "chief":
+        return True
+    # Without an explicit chief, worker 0 is the chief.
+    return task_type == "worker" and task_id == 0 and "chief" not in cluster
+
+
+def num_workers() -> int:
+    """Worker processes in the TF_CONFIG cluster (1 without TF_CONFIG)."""
+    cluster = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}").get("cluster", {})
+    return max(1, len(cluster.get("worker", [])) + len(cluster.get("chief", [])))
+
+
+def worker_id() -> str:
+    """A name for this task, e.g. ``worker_1``; ``chief`` for single-process runs."""
+    task = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}").get("task", {})
+    return f"{task.get('type', 'chief')}_{task.get('index', 0)}"
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return re.sub(r"\s+", " ", line.split(":", 1)[1]).strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "CPU"
+
+
+def device_info(strategy: tf.distribute.Strategy) -> dict:
+    """What the run executes on: kind, name, count, replicas."""
+    gpus = tf.config.list_physical_devices("GPU")
+    uses_gpu = bool(gpus) and not _pinned_to_cpu(strategy)
+    if uses_gpu:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        name = details.get("device_name", "GPU")
+        kind, count = "gpu", len(gpus)
+    else:
+        name, kind, count = _cpu_name(), "cpu", 1
+    return {"device_kind": kind, "device_name": name, "device_count": count,
+            "num_replicas": strategy.num_replicas_in_sync,
+            "strategy": type(strategy).__name__,
+            "tensorflow_version": tf.__version__}
+
+
+def _pinned_to_cpu(strategy: tf.distribute.Strategy) -> bool:
+    try:
+        devices = strategy.extended.worker_devices
+    except (AttributeError, RuntimeError):  # The default strategy has none.
+        return not tf.config.list_logical_devices("GPU")
+    return bool(devices) and all("CPU" in d.upper() for d in devices)
+
+
+def device_tag(info: dict) -> str:
+    """A short device name for run directories: ``cpu``, ``gpu``, ``2gpu``."""
+    replicas = info["num_replicas"]
+    kind = info["device_kind"]
+    return f"{replicas}{kind}" if replicas > 1 else kind

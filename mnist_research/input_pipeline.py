@@ -1,0 +1,85 @@
+"""tf.data pipelines: cache → shuffle → batch → preprocess → prefetch.
+
+Images stay uint8 until after batching; one vectorised op per batch turns them
+into [0, 1] float 784-vectors and one-hot labels. Training reshuffles every
+epoch with a seed derived from ``(seed, epoch)``, so a run resumed at epoch k
+sees exactly the batches an uninterrupted run would have seen. Evaluation keeps
+the last partial batch: every example is counted exactly once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from mnist_research.data import NUM_CLASSES
+from mnist_research.errors import ConfigError
+
+
+def preprocess_batch(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """uint8 ``[B, 28, 28]`` and integer ``[B]`` → float ``[B, 784]`` and one-hot ``[B, 10]``."""
+    x = tf.reshape(tf.cast(images, tf.float32) / 255.0, [-1, 28 * 28])
+    y = tf.one_hot(tf.cast(labels, tf.int32), NUM_CLASSES, dtype=tf.float32)
+    return x, y
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The shuffle seed of one epoch, a pure function of (seed, epoch)."""
+    return (seed * 1_000_003 + epoch * 7_919) % (2 ** 31 - 1)
+
+
+class TrainInput:
+    """Builds one training dataset per epoch over a shared in-memory cache.
+
+    Args:
+      images: uint8 ``[N, 28, 28]``.
+      labels: integer ``[N]``.
+      global_batch_size: batch size across all replicas.
+      seed: base seed for the per-epoch shuffle.
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, global_batch_size: int,
+                 seed: int):
+        if len(images) < global_batch_size:
+            raise ConfigError(f"batch_size {global_batch_size} is larger than the "
+                             f"{len(images)} training examples")
+        self.num_examples = len(images)
+        self.global_batch_size = global_batch_size
+        self.seed = seed
+        self._cached = tf.data.Dataset.from_tensor_slices((images, labels)).cache()
+
+    def steps_per_epoch(self, num_input_pipelines: int = 1) -> int:
+        """Full batches per epoch (the remainder is dropped), equal on every worker.
+
+        With W input pipelines each holds at least ``N // W`` examples and
+        takes ``batch_size // W`` of them per step.
+        """
+        per_pipeline_batch = max(1, self.global_batch_size // num_input_pipelines)
+        return (self.num_examples // num_input_pipelines) // per_pipeline_batch
+
+    def dataset(self, epoch: int, input_context: tf.distribute.InputContext | None = None
+                ) -> tf.data.Dataset:
+        """The shuffled, batched, preprocessed dataset for ``epoch``.
+
+        With an ``input_context`` (multi-worker), the dataset is sharded per
+        input pipeline and batched at the per-replica size.
+        """
+        ds = self._cached
+        batch_size = self.global_batch_size
+        if input_context is not None and input_context.num_input_pipelines > 1:
+            ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+        if input_context is not None:
+            batch_size = input_context.get_per_replica_batch_size(self.global_batch_size)
+        ds = ds.shuffle(self.num_examples, seed=epoch_seed(self.seed, epoch),
+                        reshuffle_each_iteration=False)
+        ds = ds.batch(batch_size, drop_remainder=True)
+        ds = ds.map(preprocess_batch, num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int) -> tf.data.Dataset:
+    """Batches every example once, in order, keeping the last partial batch."""
+    ds = tf.data.Dataset.from_tensor_slices((images, labels)).cache()
+    ds = ds.batch(batch_size, drop_remainder=False)
+    ds = ds.map(preprocess_batch, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,122 @@
+"""The classifier: an MLP of ``DenseBlock`` layers with a softmax head.
+
+Each hidden block is Dense → BatchNormalization → ReLU → Dropout. Blocks are
+assigned as individual attributes (``block_0``, ``block_1``, …) rather than kept
+in a Python list: Keras 3 subclassed models held in lists are not tracked by
+``tf.train.Checkpoint`` (GUIDE pitfall 4), which silently drops weights and BN
+moving statistics from checkpoints.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from mnist_research.config import ModelConfig
+
+INPUT_DIM = 28 * 28
+
+
+@tf.keras.utils.register_keras_serializable(package="mnist_research")
+class DenseBlock(tf.keras.layers.Layer):
+    """Dense → (BatchNormalization) → ReLU → Dropout.
+
+    Args:
+      units: width of the Dense layer.
+      dropout_rate: dropout probability after the activation.
+      batch_norm: insert BatchNormalization (the Dense then has no bias).
+      synchronized_bn: synchronise BN batch statistics across replicas.
+    """
+
+    def __init__(self, units: int, dropout_rate: float, batch_norm: bool = True,
+                 synchronized_bn: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.dropout_rate = dropout_rate
+        self.batch_norm = batch_norm
+        self.synchronized_bn = synchronized_bn
+        self.dense = tf.keras.layers.Dense(units, use_bias=not batch_norm, name="dense")
+        self.norm = (tf.keras.layers.BatchNormalization(synchronized=synchronized_bn,
+                                                        name="batch_norm")
+                     if batch_norm else None)
+        self.activation = tf.keras.layers.ReLU(name="relu")
+        self.dropout = tf.keras.layers.Dropout(dropout_rate, name="dropout")
+
+    def sublayers(self) -> list[tf.keras.layers.Layer]:
+        """The block's layers in the order they are applied."""
+        return [layer for layer in (self.dense, self.norm, self.activation, self.dropout)
+                if layer is not None]
+
+    def call(self, inputs, training=False):
+        x = inputs
+        for layer in self.sublayers():
+            x = layer(x, training=training) if layer is not self.dense else layer(x)
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "dropout_rate": self.dropout_rate,
+                "batch_norm": self.batch_norm, "synchronized_bn": self.synchronized_bn}
+
+
+@tf.keras.utils.register_keras_serializable(package="mnist_research")
+class MLPClassifier(tf.keras.Model):
+    """Hidden ``DenseBlock`` layers and a 10-way softmax.
+
+    ``model(x)`` returns probabilities. ``model(x, return_logits=True)`` returns
+    the pre-softmax logits, which the trainer uses for a numerically stable
+    cross-entropy. The head is float32 even under a mixed-precision policy.
+
+    Args:
+      hidden_units: widths of the hidden blocks.
+      dropout_rates: dropout after each block.
+      batch_norm: use BatchNormalization in every block.
+      num_classes: number of output classes.
+      synchronized_bn: synchronise BN across replicas (multi-replica training).
+    """
+
+    def __init__(self, hidden_units=(256, 128, 64), dropout_rates=(0.3, 0.3, 0.2),
+                 batch_norm=True, num_classes=10, synchronized_bn=False, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_units = tuple(hidden_units)
+        self.dropout_rates = tuple(dropout_rates)
+        self.batch_norm = batch_norm
+        self.num_classes = num_classes
+        self.synchronized_bn = synchronized_bn
+        for i, (units, rate) in enumerate(zip(self.hidden_units, self.dropout_rates)):
+            setattr(self, f"block_{i}", DenseBlock(units, rate, batch_norm, synchronized_bn,
+                                                   name=f"block_{i}"))
+        self.head = tf.keras.layers.Dense(num_classes, dtype="float32", name="logits")
+        self.softmax = tf.keras.layers.Softmax(dtype="float32", name="probabilities")
+
+    @classmethod
+    def from_config_object(cls, config: ModelConfig, synchronized_bn: bool = False
+                           ) -> "MLPClassifier":
+        """Builds the model a :class:`ModelConfig` describes."""
+        return cls(hidden_units=config.hidden_units, dropout_rates=config.dropout_rates,
+                   batch_norm=config.batch_norm, num_classes=config.num_classes,
+                   synchronized_bn=synchronized_bn, name="mlp_classifier")
+
+    @property
+    def blocks(self) -> list[DenseBlock]:
+        return [getattr(self, f"block_{i}") for i in range(len(self.hidden_units))]
+
+    def call(self, inputs, training=False, return_logits=False):
+        x = inputs
+        for block in self.blocks:
+            x = block(x, training=training)
+        logits = self.head(x)
+        return logits if return_logits else self.softmax(logits)
+
+    def get_config(self):
+        return {**super().get_config(), "hidden_units": list(self.hidden_units),
+                "dropout_rates": list(self.dropout_rates), "batch_norm": self.batch_norm,
+                "num_classes": self.num_classes, "synchronized_bn": self.synchronized_bn}
+
+
+def build(model: MLPClassifier) -> MLPClassifier:
+    """Creates every variable by calling the model on a dummy batch.
+
+    ``model.build(shape)`` creates nothing on a subclassed Keras 3 model
+    (GUIDE pitfall 1); under a strategy, call this inside ``strategy.scope()``.
+    """
+    model(tf.zeros((1, INPUT_DIM)), training=False)
+    return model

@@ -1,0 +1,118 @@
+"""The run directory: its layout, atomic writes, and resume safety.
+
+Layout::
+
+    RUN_DIR/
+      flags.txt         flagfile that reproduces the run
+      config.json       the resolved ExperimentConfig
+      metrics.json      final (and, while training, partial) metrics
+      checkpoints/      tf.train.Checkpoint every epoch
+      train/ validation/  TensorBoard event files
+      reports/          figures
+
+Every file is written to a temporary name and renamed into place, so a
+killed process never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from typing import Any, Optional
+
+from mnist_research.config import ExperimentConfig
+from mnist_research.errors import RunDirError
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"
+FLAGS_FILE = "flags.txt"
+
+
+def default_run_dir(experiment: str, device_tag: str, root: str = "runs") -> str:
+    """``runs/<experiment>-<device>-<YYYYmmdd-HHMMSS>``."""
+    return os.path.join(root, f"{experiment}-{device_tag}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def atomic_write_bytes(path: str, payload: bytes) -> None:
+    """Writes ``payload`` to ``path`` via a temporary file and a rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str) -> Optional[Any]:
+    """The parsed file, or ``None`` when it does not exist."""
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def prepare(run_dir: str, config: ExperimentConfig) -> None:
+    """Creates ``run_dir`` (or checks an existing one belongs to this experiment).
+
+    Raises:
+      RunDirError: the directory cannot be created or written, or it holds a
+        run whose model/recipe differs from ``config``.
+    """
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=run_dir, prefix=".probe-", delete=True)
+        probe.close()
+    except OSError as e:
+        raise RunDirError(f"{run_dir}: cannot write to the run directory "
+                          f"({e.strerror or e})") from None
+    try:
+        saved = read_json(os.path.join(run_dir, CONFIG_FILE))
+    except (OSError, ValueError) as e:
+        raise RunDirError(f"{run_dir}/{CONFIG_FILE}: unreadable ({e})") from None
+    if saved is not None:
+        previous = ExperimentConfig.from_dict(saved).identity()
+        current = config.identity()
+        if previous != current:
+            diffs = _differences(previous, current)
+            raise RunDirError(
+                f"{run_dir} holds a run with different settings ({'; '.join(diffs)}); "
+                f"use a new --run_dir or --overwrite")
+
+
+def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.extend(_differences(a, b, f"{prefix}{key}."))
+        elif a != b:
+            out.append(f"{prefix}{key}: {a} -> {b}")
+    return out
+
+
+def save_config(run_dir: str, config: ExperimentConfig, flagfile_text: str) -> None:
+    write_json(os.path.join(run_dir, CONFIG_FILE), config.to_dict())
+    atomic_write_text(os.path.join(run_dir, FLAGS_FILE), flagfile_text)
+
+
+def completed_epochs(run_dir: str) -> int:
+    """Epochs a finished run recorded in ``metrics.json`` (0 when unfinished)."""
+    metrics = read_json(os.path.join(run_dir, METRICS_FILE)) or {}
+    return int(metrics.get("epochs_completed", 0)) if metrics.get("finished") else 0
