@@ -112,6 +112,17 @@ class MLPClassifier(tf.keras.Model):
                 "num_classes": self.num_classes, "synchronized_bn": self.synchronized_bn}
 
 
+def checkpoint_objects(model: MLPClassifier) -> dict:
+    """What a ``tf.train.Checkpoint`` needs to save and restore ``model`` completely.
+
+    Keras 3 tracks Dropout's seed-generator state among ``model.variables`` but
+    does not hand it to ``tf.train.Checkpoint``; without adding it, a resumed
+    run would replay the dropout masks of its first epoch.
+    """
+    seeds = [block.dropout.seed_generator.state for block in model.blocks]
+    return {"model": model, "dropout_seeds": seeds}
+
+
 def build(model: MLPClassifier) -> MLPClassifier:
     """Creates every variable by calling the model on a dummy batch.
 

@@ -20,6 +20,7 @@ from absl import logging
 from mnist_research import data as data_lib
 from mnist_research import distribute
 from mnist_research import input_pipeline
+from mnist_research import model as model_lib
 from mnist_research import reports
 from mnist_research import run_dir as run_dir_lib
 from mnist_research.config import ExperimentConfig
@@ -46,8 +47,9 @@ class _RunState:
 
     def __init__(self, trainer: Trainer, checkpoint_dir: str, chief: bool, max_to_keep: int):
         self.history_json = tf.Variable("{}", dtype=tf.string, trainable=False)
-        self.checkpoint = tf.train.Checkpoint(model=trainer.model, optimizer=trainer.optimizer,
-                                              epoch=trainer.epoch, history=self.history_json)
+        self.checkpoint = tf.train.Checkpoint(
+            optimizer=trainer.optimizer, epoch=trainer.epoch, history=self.history_json,
+            **model_lib.checkpoint_objects(trainer.model))
         self.chief_dir = checkpoint_dir
         self.chief = chief
         self.manager = tf.train.CheckpointManager(self.checkpoint, checkpoint_dir,

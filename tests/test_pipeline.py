@@ -1,0 +1,58 @@
+"""tf.data pipelines: batch shapes, per-epoch seeded shuffling, complete evaluation."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import make_digits
+from mnist_research import input_pipeline
+from mnist_research.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return make_digits(300)
+
+
+def _labels(ds):
+    return np.concatenate([y.numpy().argmax(1) for _, y in ds])
+
+
+def test_train_batches_are_preprocessed_and_full(digits):
+    train = input_pipeline.TrainInput(*digits, global_batch_size=64, seed=1)
+    assert train.steps_per_epoch() == 300 // 64
+    batches = list(train.dataset(epoch=1))
+    assert len(batches) == 4
+    x, y = batches[0]
+    assert x.shape == (64, 784) and x.dtype == tf.float32
+    assert y.shape == (64, 10)
+    assert 0.0 <= float(tf.reduce_min(x)) and float(tf.reduce_max(x)) <= 1.0
+
+
+def test_shuffle_is_seeded_per_epoch(digits):
+    train = input_pipeline.TrainInput(*digits, global_batch_size=50, seed=1)
+    again = input_pipeline.TrainInput(*digits, global_batch_size=50, seed=1)
+    epoch1 = _labels(train.dataset(1))
+    np.testing.assert_array_equal(epoch1, _labels(again.dataset(1)))  # Resume sees the same.
+    np.testing.assert_array_equal(epoch1, _labels(train.dataset(1)))
+    assert not np.array_equal(epoch1, _labels(train.dataset(2)))  # Reshuffled every epoch.
+    assert sorted(epoch1) == sorted(digits[1])  # A permutation of all 300.
+    other_seed = input_pipeline.TrainInput(*digits, global_batch_size=50, seed=2)
+    assert not np.array_equal(epoch1, _labels(other_seed.dataset(1)))
+
+
+def test_eval_dataset_counts_every_example_once(digits):
+    ds = input_pipeline.eval_dataset(*digits, batch_size=128)
+    sizes = [int(x.shape[0]) for x, _ in ds]
+    assert sizes == [128, 128, 44]
+    np.testing.assert_array_equal(_labels(ds), digits[1])
+
+
+def test_batch_larger_than_data_is_rejected(digits):
+    with pytest.raises(ConfigError, match="larger than the 300 training examples"):
+        input_pipeline.TrainInput(*digits, global_batch_size=512, seed=0)
+
+
+def test_steps_per_epoch_is_equal_across_workers(digits):
+    train = input_pipeline.TrainInput(*digits, global_batch_size=64, seed=1)
+    assert train.steps_per_epoch(num_input_pipelines=2) == 150 // 32

@@ -1,0 +1,151 @@
+"""The real entry point, end to end, on tiny data in tmp_path (subprocesses)."""
+
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.util import tensor_util
+
+from conftest import run_module
+
+pytestmark = pytest.mark.slow
+
+METRIC_KEYS = {"test_accuracy", "test_loss", "epochs_completed", "history", "train_seconds",
+               "examples_per_second", "device", "strategy", "num_replicas",
+               "tensorflow_version"}
+
+
+def train(npz_dir, run_dir, *extra):
+    return run_module("mnist_research.train", "--flagfile=experiments/smoke.flags",
+                      f"--data_dir={npz_dir}", f"--run_dir={run_dir}", *extra)
+
+
+def scalars(folder):
+    files = glob.glob(os.path.join(folder, "events.out.tfevents.*"))
+    assert files, f"no event file in {folder}"
+    values = {}
+    for path in sorted(files):
+        acc = event_accumulator.EventAccumulator(path, size_guidance={"tensors": 0})
+        acc.Reload()
+        for tag in acc.Tags()["tensors"]:
+            for event in acc.Tensors(tag):
+                value = tensor_util.make_ndarray(event.tensor_proto)
+                number = float(value) if value.dtype.kind == "f" else None
+                values.setdefault(tag, []).append((event.step, number))
+    return values
+
+
+def png_size(path):
+    from matplotlib import image
+    return image.imread(path).shape
+
+
+@pytest.fixture(scope="module")
+def finished_run(npz_dir, tmp_path_factory):
+    run_dir = str(tmp_path_factory.mktemp("runs") / "smoke")
+    result = train(npz_dir, run_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir, result
+
+
+def test_run_dir_holds_everything(finished_run):
+    run_dir, result = finished_run
+    metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
+    assert METRIC_KEYS <= set(metrics)
+    assert metrics["epochs_completed"] == 2
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert len(metrics["history"][key]) == 2
+    assert metrics["num_replicas"] == 1
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["test_loss"] > 0
+    assert f"Test accuracy: {metrics['test_accuracy']:.4f}" in result.stdout
+    assert os.path.exists(os.path.join(run_dir, "checkpoints", "ckpt-2.index"))
+    flags_txt = open(os.path.join(run_dir, "flags.txt")).read()
+    assert "--epochs=2" in flags_txt and "--hidden_units=256,128,64" in flags_txt
+    height, width = png_size(os.path.join(run_dir, "reports", "curves.png"))[:2]
+    assert width / height == pytest.approx(18 / 5, rel=0.15) and width > 1000
+    assert png_size(os.path.join(run_dir, "reports", "samples.png"))[1] > 500
+
+
+def test_event_files_have_overlaid_train_and_validation_scalars(finished_run):
+    run_dir, _ = finished_run
+    metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
+    train = scalars(os.path.join(run_dir, "train"))
+    val = scalars(os.path.join(run_dir, "validation"))
+    for tag in ("epoch/loss", "epoch/accuracy", "epoch/learning_rate",
+                "epoch/examples_per_second", "step/loss", "config/flags"):
+        assert tag in train, tag
+    assert [s for s, _ in val["epoch/accuracy"]] == [1, 2]
+    np.testing.assert_allclose([v for _, v in val["epoch/accuracy"]],
+                               metrics["history"]["val_accuracy"], rtol=1e-5)
+    np.testing.assert_allclose([v for _, v in train["epoch/loss"]],
+                               metrics["history"]["loss"], rtol=1e-5)
+
+
+def test_resume_and_finished_run(finished_run, npz_dir, tmp_path):
+    run_dir, _ = finished_run
+    metrics_path = os.path.join(run_dir, "metrics.json")
+    before = open(metrics_path).read()
+    again = train(npz_dir, run_dir)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "is complete" in again.stderr
+    assert open(metrics_path).read() == before
+
+    # Extending the same run dir to 3 epochs restores epoch 2 and trains one more.
+    import shutil
+    extended = str(tmp_path / "extended")
+    shutil.copytree(run_dir, extended)
+    more = train(npz_dir, extended, "--epochs=3")
+    assert more.returncode == 0, more.stderr[-2000:]
+    assert "Restored" in more.stderr and "epoch 3/3" in more.stderr
+    assert "epoch 1/3" not in more.stderr
+    metrics = json.load(open(os.path.join(extended, "metrics.json")))
+    assert metrics["epochs_completed"] == 3
+    assert len(metrics["history"]["val_accuracy"]) == 3
+    old = json.loads(before)["history"]["val_accuracy"]
+    assert metrics["history"]["val_accuracy"][:2] == old
+
+
+def test_mismatched_run_dir_is_refused(finished_run, npz_dir):
+    run_dir, _ = finished_run
+    result = train(npz_dir, run_dir, "--hidden_units=32,16", "--dropout_rates=0.1,0.1")
+    assert result.returncode == 1
+    assert "different settings" in result.stderr and "hidden_units" in result.stderr
+
+
+def test_bad_data_dir_is_one_line_error(tmp_path):
+    (tmp_path / "mnist.npz").write_bytes(b"not a zip")
+    result = train(str(tmp_path), str(tmp_path / "run"))
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "not an .npz" in errors[0]
+    assert "Traceback" not in result.stderr
+    assert not os.path.exists(tmp_path / "run" / "metrics.json")
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--epochs=0", "epochs"),
+    ("--dropout_rates=0.3,0.3", "same length"),
+    ("--strategy=tpu", "strategy"),
+    ("--validation_split=1.5", "validation_split"),
+])
+def test_bad_flags_fail_before_training(tmp_path, npz_dir, flag, message):
+    result = train(npz_dir, str(tmp_path / "run"), flag)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_mirrored_two_logical_cpus(npz_dir, tmp_path):
+    run_dir = str(tmp_path / "mirrored")
+    result = train(npz_dir, run_dir, "--strategy=mirrored", "--num_cpu_devices=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
+    assert metrics["num_replicas"] == 2 and metrics["strategy"] == "MirroredStrategy"
+    assert metrics["epochs_completed"] == 2
+    assert all(np.isfinite(metrics["history"]["loss"]))
+    assert metrics["history"]["loss"][1] < metrics["history"]["loss"][0]
+    assert metrics["test_examples"] == 200
+    assert os.path.exists(os.path.join(run_dir, "reports", "curves.png"))

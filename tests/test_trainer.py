@@ -1,0 +1,64 @@
+"""The tf.function train/eval steps on a tiny learnable problem."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import make_digits
+from mnist_research import input_pipeline
+from mnist_research.config import ExperimentConfig, ModelConfig, TrainConfig
+from mnist_research.errors import NonFiniteLossError
+from mnist_research.trainer import Trainer
+
+
+def _trainer(**train_kwargs):
+    tf.keras.utils.set_random_seed(0)
+    config = ExperimentConfig(model=ModelConfig(hidden_units=(64, 32), dropout_rates=(0.1, 0.1)),
+                              train=TrainConfig(batch_size=32, **train_kwargs))
+    return Trainer(config, tf.distribute.get_strategy())
+
+
+def _iterator(trainer, images, labels, epoch=1):
+    train = input_pipeline.TrainInput(images, labels, 32, seed=0)
+    return iter(trainer.strategy.distribute_datasets_from_function(
+        lambda ctx: train.dataset(epoch, ctx))), train.steps_per_epoch()
+
+
+def test_loss_halves_and_eval_counts_everything():
+    images, labels = make_digits(320)
+    trainer = _trainer()
+    evaluate = trainer.make_evaluator(input_pipeline.eval_dataset(images, labels, 64))
+    before = evaluate()
+    assert before.count == 320
+    first = None
+    for epoch in range(1, 6):
+        iterator, steps = _iterator(trainer, images, labels, epoch)
+        totals = trainer.train_steps(iterator, steps)
+        first = first or totals
+        assert totals.count == steps * 32
+    assert trainer.step == 5 * 10
+    after = evaluate()
+    assert after.loss < before.loss / 2
+    assert totals.loss < first.loss / 2
+    assert after.accuracy > 0.9
+
+
+def test_predict_returns_probabilities_matching_eval():
+    images, labels = make_digits(100)
+    trainer = _trainer()
+    probs = trainer.predict(images, batch_size=30)
+    assert probs.shape == (100, 10)
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+    totals = trainer.make_evaluator(input_pipeline.eval_dataset(images, labels, 64))()
+    assert totals.accuracy == pytest.approx((probs.argmax(1) == labels).mean())
+    expected_loss = -np.log(probs[np.arange(100), labels]).mean()
+    assert totals.loss == pytest.approx(expected_loss, rel=1e-4)
+
+
+def test_nan_loss_raises_naming_the_step():
+    images, labels = make_digits(320)
+    trainer = _trainer(learning_rate=1e30)
+    iterator, steps = _iterator(trainer, images, labels)
+    with pytest.raises(NonFiniteLossError, match=r"NaN or Inf at step \d+"):
+        for _ in range(3):
+            trainer.train_steps(iterator, 3)
