@@ -7,13 +7,11 @@ are checked by the config dataclasses and reported as a usage error.
 
 from __future__ import annotations
 
-import sys
 from typing import Callable
 
-from absl import app, flags, logging
+from absl import app, flags
 
 from mnist_research import config as config_lib
-from mnist_research.errors import MnistResearchError
 
 FLAGS = flags.FLAGS
 
@@ -51,6 +49,8 @@ _define(flags.DEFINE_integer, "steps_per_loop", 50,
         "Training steps per tf.function call (1 = one call per batch).", lower_bound=1)
 _define(flags.DEFINE_integer, "summary_every_steps", 100,
         "Write step-level training scalars about every N steps.", lower_bound=1)
+_define(flags.DEFINE_boolean, "fused_adam", True,
+        "Apply Adam with TF's fused kernel (same update rule as Keras Adam; faster).")
 _define(flags.DEFINE_enum, "strategy", "auto", list(config_lib.STRATEGIES),
         "auto: mirrored if GPUs are visible, else default. See distribute.py.")
 _define(flags.DEFINE_string, "device", None, "Device for --strategy=one_device (/cpu:0, /gpu:0).")
@@ -92,7 +92,8 @@ def config_from_flags() -> config_lib.ExperimentConfig:
                 epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
                 learning_rate=FLAGS.learning_rate, seed=FLAGS.seed,
                 deterministic=FLAGS.deterministic, steps_per_loop=FLAGS.steps_per_loop,
-                summary_every_steps=FLAGS.summary_every_steps),
+                summary_every_steps=FLAGS.summary_every_steps,
+                fused_adam=FLAGS.fused_adam),
             distribute=config_lib.DistributeConfig(
                 strategy=FLAGS.strategy, device=FLAGS.device,
                 num_cpu_devices=FLAGS.num_cpu_devices,
@@ -109,17 +110,3 @@ def flagfile_text() -> str:
         if serialized:
             lines.append(serialized)
     return "\n".join(lines) + "\n"
-
-
-def run_guarded(body: Callable[[], int]) -> int:
-    """Runs ``body``; a project error becomes one line on stderr and exit 1.
-
-    The traceback is logged only when ``--verbosity`` is 1 or higher.
-    """
-    try:
-        return body()
-    except MnistResearchError as e:
-        if logging.get_verbosity() >= logging.DEBUG:
-            logging.exception("Traceback")
-        print(f"error: {e}", file=sys.stderr)
-        return 1

@@ -94,7 +94,7 @@ def worker_id() -> str:
     return f"{task.get('type', 'chief')}_{task.get('index', 0)}"
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
@@ -114,7 +114,7 @@ def device_info(strategy: tf.distribute.Strategy) -> dict:
         name = details.get("device_name", "GPU")
         kind, count = "gpu", len(gpus)
     else:
-        name, kind, count = _cpu_name(), "cpu", 1
+        name, kind, count = cpu_name(), "cpu", 1
     return {"device_kind": kind, "device_name": name, "device_count": count,
             "num_replicas": strategy.num_replicas_in_sync,
             "strategy": type(strategy).__name__,

@@ -4,6 +4,11 @@ Entry points catch :class:`MnistResearchError` and print its one-line message
 (no traceback unless ``--verbosity`` is raised) before exiting non-zero.
 """
 
+import sys
+from typing import Callable
+
+from absl import logging
+
 
 class MnistResearchError(Exception):
     """Base class: an error a user can act on, described in one line."""
@@ -23,3 +28,17 @@ class ConfigError(MnistResearchError):
 
 class NonFiniteLossError(MnistResearchError):
     """Training produced a NaN or Inf loss."""
+
+
+def run_guarded(body: Callable[[], int]) -> int:
+    """Runs an entry point's ``body``; a project error becomes one line and exit 1.
+
+    The traceback is logged only when ``--verbosity`` is 1 or higher.
+    """
+    try:
+        return body()
+    except MnistResearchError as e:
+        if logging.get_verbosity() >= logging.DEBUG:
+            logging.exception("Traceback")
+        print(f"error: {e}", file=sys.stderr)
+        return 1

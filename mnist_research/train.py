@@ -14,6 +14,7 @@ from absl import app, flags, logging
 
 from mnist_research import cli, distribute, train_lib
 from mnist_research import run_dir as run_dir_lib
+from mnist_research.errors import run_guarded
 
 FLAGS = flags.FLAGS
 
@@ -38,7 +39,7 @@ def _train() -> int:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    return cli.run_guarded(_train)
+    return run_guarded(_train)
 
 
 def run():

@@ -22,6 +22,7 @@ import tensorflow as tf
 from mnist_research import model as model_lib
 from mnist_research.config import ExperimentConfig
 from mnist_research.errors import ConfigError, NonFiniteLossError
+from mnist_research.optimizers import FusedAdam
 
 _SUM = tf.distribute.ReduceOp.SUM
 
@@ -75,7 +76,8 @@ class Trainer:
             self.model = model_lib.MLPClassifier.from_config_object(
                 config.model, synchronized_bn=replicas > 1)
             model_lib.build(self.model)
-            optimizer = tf.keras.optimizers.Adam(config.train.learning_rate)
+            adam = FusedAdam if config.train.fused_adam else tf.keras.optimizers.Adam
+            optimizer = adam(config.train.learning_rate)
             if config.distribute.mixed_precision == "mixed_float16":
                 optimizer = tf.keras.mixed_precision.LossScaleOptimizer(optimizer)
             self.optimizer = optimizer
