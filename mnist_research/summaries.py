@@ -9,9 +9,11 @@ workers get a :class:`NullSummaries`.
 
 from __future__ import annotations
 
+import glob
 import os
 
 import tensorflow as tf
+from tensorboard.compat.proto import event_pb2
 
 
 class Summaries:
@@ -63,3 +65,36 @@ class NullSummaries:
 
     def __getattr__(self, name):
         return lambda *args, **kwargs: None
+
+
+def prune_after(run_dir: str, epoch: int, step: int) -> int:
+    """Drops events written after the checkpoint a resumed run restarts from.
+
+    A run killed mid-epoch leaves summaries for steps (``step/*`` tags) and
+    epochs (``epoch/*`` tags) that the resumed run will write again; without
+    pruning, TensorBoard would show those steps twice and the curve would go
+    backwards. Each event file that holds such events is rewritten (to a
+    temporary file, then renamed) without them.
+
+    Returns:
+      The number of events dropped.
+    """
+    dropped = 0
+    for path in glob.glob(os.path.join(run_dir, "*", "events.out.tfevents.*")):
+        kept, stale = [], 0
+        for record in tf.data.TFRecordDataset(path):
+            event = event_pb2.Event.FromString(record.numpy())
+            tags = [value.tag for value in event.summary.value]
+            if any((t.startswith("epoch/") and event.step > epoch) or
+                   (t.startswith("step/") and event.step > step) for t in tags):
+                stale += 1
+            else:
+                kept.append(record.numpy())
+        if stale:
+            temp = path + ".pruning"
+            with tf.io.TFRecordWriter(temp) as writer:
+                for record in kept:
+                    writer.write(record)
+            os.replace(temp, path)
+            dropped += stale
+    return dropped

@@ -23,8 +23,8 @@ from mnist_research import input_pipeline
 from mnist_research import model as model_lib
 from mnist_research import reports
 from mnist_research import run_dir as run_dir_lib
+from mnist_research import summaries as summaries_lib
 from mnist_research.config import ExperimentConfig
-from mnist_research.summaries import NullSummaries, Summaries
 from mnist_research.trainer import Totals, Trainer
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds",
@@ -125,7 +125,12 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
     state = _RunState(trainer, os.path.join(run_dir, "checkpoints"), chief,
                       config.train.max_to_keep)
     history = state.restore()
-    summaries = Summaries(run_dir) if chief else NullSummaries()
+    if chief:
+        dropped = summaries_lib.prune_after(run_dir, int(trainer.epoch.numpy()), trainer.step)
+        if dropped:
+            logging.info("Dropped %d TensorBoard events written after the last checkpoint",
+                         dropped)
+    summaries = summaries_lib.Summaries(run_dir) if chief else summaries_lib.NullSummaries()
     if chief and not history["loss"]:
         summaries.text("config/flags", "```\n" + (flagfile_text or "(none)") + "\n```")
 
