@@ -149,3 +149,39 @@ def test_mirrored_two_logical_cpus(npz_dir, tmp_path):
     assert metrics["history"]["loss"][1] < metrics["history"]["loss"][0]
     assert metrics["test_examples"] == 200
     assert os.path.exists(os.path.join(run_dir, "reports", "curves.png"))
+
+
+def test_unwritable_run_dir_is_one_line_error(npz_dir, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = train(npz_dir, str(blocker / "run"))
+    assert result.returncode == 1
+    assert "error:" in result.stderr and "cannot write to the run directory" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_nan_loss_stops_with_step_and_nonzero_exit(npz_dir, tmp_path):
+    run_dir = tmp_path / "nan"
+    result = train(npz_dir, str(run_dir), "--learning_rate=1e30")
+    assert result.returncode == 1
+    assert "loss became NaN or Inf at step" in result.stderr
+    assert not (run_dir / "metrics.json").exists()
+    assert not list((run_dir / "checkpoints").glob("ckpt-*"))
+
+
+def test_batch_not_divisible_by_replicas(npz_dir, tmp_path):
+    result = train(npz_dir, str(tmp_path / "run"), "--strategy=mirrored",
+                   "--num_cpu_devices=2", "--batch_size=33")
+    assert result.returncode == 1
+    assert "batch_size 33 is not divisible by the 2 replicas" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--flagfile=experiments/missing.flags"], "missing.flags"),
+    (["--no_such_flag=1"], "no_such_flag"),
+])
+def test_flagfile_and_unknown_flag_errors(npz_dir, tmp_path, args, message):
+    result = run_module("mnist_research.train", *args, f"--data_dir={npz_dir}",
+                        f"--run_dir={tmp_path / 'run'}")
+    assert result.returncode != 0 and message in result.stderr
+    assert not (tmp_path / "run").exists()
