@@ -185,3 +185,14 @@ def test_flagfile_and_unknown_flag_errors(npz_dir, tmp_path, args, message):
                         f"--run_dir={tmp_path / 'run'}")
     assert result.returncode != 0 and message in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_overwrite_starts_afresh(npz_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    first = train(npz_dir, str(run_dir), "--epochs=1")
+    assert first.returncode == 0, first.stderr[-2000:]
+    again = train(npz_dir, str(run_dir), "--epochs=1", "--hidden_units=32,16,8", "--overwrite")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "Restored" not in again.stderr and "epoch 1/1" in again.stderr
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["model"]["hidden_units"] == [32, 16, 8]
