@@ -17,7 +17,6 @@ import time
 
 _PROCESS_START = time.perf_counter()
 
-import json  # noqa: E402
 import platform  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
@@ -37,11 +36,11 @@ flags.DEFINE_boolean("smoke", False, "Tiny synthetic data and one epoch: checks,
 flags.DEFINE_string("output", "benchmark.json", "Where to write the JSON results.")
 
 
-def _synthetic(num_train: int, num_test: int):
+def _synthetic(num_train: int):
+    """Random uint8 images and labels of MNIST's shape (timing only, not learnable)."""
     rng = np.random.default_rng(0)
-    labels = rng.integers(0, 10, num_train + num_test).astype(np.uint8)
-    images = rng.integers(0, 256, (num_train + num_test, 28, 28)).astype(np.uint8)
-    return images[:num_train], labels[:num_train], images[num_train:], labels[num_train:]
+    return (rng.integers(0, 256, (num_train, 28, 28)).astype(np.uint8),
+            rng.integers(0, 10, num_train).astype(np.uint8))
 
 
 def _summary(samples: list[float]) -> dict:
@@ -53,6 +52,8 @@ def _time_project_loop(config, train_input, epochs, repeats):
     """Seconds per epoch of the project's loop, plus start-up to the first step."""
     import tensorflow as tf
 
+    from mnist_research.summaries import NullSummaries
+    from mnist_research.train_lib import train_epoch
     from mnist_research.trainer import Trainer
 
     strategy = tf.distribute.get_strategy()
@@ -60,14 +61,7 @@ def _time_project_loop(config, train_input, epochs, repeats):
     steps = train_input.steps_per_epoch()
 
     def one_epoch(epoch):
-        iterator = iter(strategy.distribute_datasets_from_function(
-            lambda ctx: train_input.dataset(epoch, ctx)))
-        start, done = time.perf_counter(), 0
-        while done < steps:
-            n = min(config.train.steps_per_loop, steps - done)
-            trainer.train_steps(iterator, n)
-            done += n
-        return time.perf_counter() - start
+        return train_epoch(trainer, train_input, epoch, steps, NullSummaries(), verbose=False)[1]
 
     iterator = iter(strategy.distribute_datasets_from_function(
         lambda ctx: train_input.dataset(0, ctx)))
@@ -135,7 +129,7 @@ def run_benchmark(data_dir, epochs, repeats, batch_size, steps_per_loop, smoke) 
         splits = data_lib.split(data_lib.load(data_config), data_config)
         x_train, y_train, source = splits.x_train, splits.y_train, data_dir
     else:
-        x_train, y_train, _, _ = _synthetic(2048 if smoke else 48000, 0)
+        x_train, y_train = _synthetic(2048 if smoke else 48000)
         source = "synthetic"
     config = config_lib.ExperimentConfig(train=config_lib.TrainConfig(
         batch_size=batch_size, steps_per_loop=steps_per_loop))

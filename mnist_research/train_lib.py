@@ -143,7 +143,7 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
         datasets.x_val, datasets.y_val, config.train.batch_size))
 
     for epoch in range(int(trainer.epoch.numpy()) + 1, config.train.epochs + 1):
-        train_totals, seconds = _train_epoch(trainer, train_input, epoch, steps_per_epoch,
+        train_totals, seconds = train_epoch(trainer, train_input, epoch, steps_per_epoch,
                                              summaries, verbose and chief)
         val_totals = evaluate_val()
         _append(history, train_totals, val_totals, seconds)
@@ -178,7 +178,7 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
     return metrics
 
 
-def _train_epoch(trainer: Trainer, train_input: input_pipeline.TrainInput, epoch: int,
+def train_epoch(trainer: Trainer, train_input: input_pipeline.TrainInput, epoch: int,
                  steps_per_epoch: int, summaries, verbose: bool) -> tuple[Totals, float]:
     """One pass over the training data, ``steps_per_loop`` steps per call."""
     config = trainer.config.train
