@@ -41,7 +41,9 @@ _define(flags.DEFINE_boolean, "batch_norm", True, "BatchNormalization in every h
 _define(flags.DEFINE_integer, "epochs", 15, "Training epochs.", lower_bound=1)
 _define(flags.DEFINE_integer, "batch_size", 128, "Global batch size (across replicas).",
         lower_bound=1)
-_define(flags.DEFINE_float, "learning_rate", 1e-3, "Adam learning rate.")
+_define(flags.DEFINE_float, "learning_rate", 1e-3, "Adam (initial) learning rate.")
+_define(flags.DEFINE_enum, "lr_schedule", "constant", list(config_lib.LR_SCHEDULES),
+        "constant; cosine (to 0 over training); step (x0.1 at 50% and 75% of the steps).")
 _define(flags.DEFINE_integer, "seed", 42, "Seed for initialisation, shuffling and dropout.")
 _define(flags.DEFINE_boolean, "deterministic", False,
         "Enable TF op determinism (bit-identical reruns on one machine; slower).")
@@ -51,6 +53,11 @@ _define(flags.DEFINE_integer, "summary_every_steps", 100,
         "Write step-level training scalars about every N steps.", lower_bound=1)
 _define(flags.DEFINE_boolean, "fused_adam", True,
         "Apply Adam with TF's fused kernel (same update rule as Keras Adam; faster).")
+_define(flags.DEFINE_boolean, "histograms", True,
+        "Write weight, BN-statistic and gradient histograms to TensorBoard once per epoch.")
+_define(flags.DEFINE_list, "profile_steps", [],
+        "START,STOP: record a TF profile for these optimizer steps (view it in TensorBoard's "
+        "Profile tab; needs `pip install tensorboard-plugin-profile`).")
 _define(flags.DEFINE_enum, "strategy", "auto", list(config_lib.STRATEGIES),
         "auto: mirrored if GPUs are visible, else default. See distribute.py.")
 _define(flags.DEFINE_string, "device", None, "Device for --strategy=one_device (/cpu:0, /gpu:0).")
@@ -90,7 +97,9 @@ def config_from_flags() -> config_lib.ExperimentConfig:
                 batch_norm=FLAGS.batch_norm),
             train=config_lib.TrainConfig(
                 epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
-                learning_rate=FLAGS.learning_rate, seed=FLAGS.seed,
+                learning_rate=FLAGS.learning_rate, lr_schedule=FLAGS.lr_schedule,
+                seed=FLAGS.seed, histograms=FLAGS.histograms,
+                profile_steps=_parse_list("profile_steps", int),
                 deterministic=FLAGS.deterministic, steps_per_loop=FLAGS.steps_per_loop,
                 summary_every_steps=FLAGS.summary_every_steps,
                 fused_adam=FLAGS.fused_adam),

@@ -15,6 +15,7 @@ from typing import Any, Optional, Tuple
 DATASETS = ("mnist", "fashion_mnist")
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
 MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
+LR_SCHEDULES = ("constant", "cosine", "step")
 
 
 def _check(condition: bool, message: str) -> None:
@@ -90,7 +91,9 @@ class TrainConfig:
     Attributes:
       epochs: number of passes over the training split.
       batch_size: *global* batch size, split across replicas.
-      learning_rate: Adam's learning rate.
+      learning_rate: Adam's (initial) learning rate.
+      lr_schedule: ``constant``; ``cosine`` (decays to 0 over all training
+        steps); ``step`` (×0.1 after 50 % and again after 75 % of the steps).
       seed: seeds initialisation, shuffling and dropout.
       deterministic: turn on TensorFlow op determinism (bit-identical reruns).
       steps_per_loop: training steps run inside one ``tf.function`` call; the
@@ -99,19 +102,32 @@ class TrainConfig:
       max_to_keep: checkpoints kept in ``checkpoints/``.
       fused_adam: apply Adam with TF's fused kernel (``optimizers.FusedAdam``);
         the same update rule as ``tf.keras.optimizers.Adam``, fewer ops per step.
+      histograms: write weight, BN-statistic and gradient histograms once per epoch.
+      profile_steps: ``(start, stop)`` optimizer steps to record with the TF
+        profiler (rounded out to whole ``steps_per_loop`` calls); ``()``: none.
     """
 
     epochs: int = 15
     batch_size: int = 128
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"
     seed: int = 42
     deterministic: bool = False
     steps_per_loop: int = 50
     summary_every_steps: int = 100
     max_to_keep: int = 3
     fused_adam: bool = True
+    histograms: bool = True
+    profile_steps: Tuple[int, ...] = ()
 
     def __post_init__(self):
+        object.__setattr__(self, "profile_steps", tuple(int(s) for s in self.profile_steps))
+        _check(self.lr_schedule in LR_SCHEDULES,
+               f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        _check(not self.profile_steps or (len(self.profile_steps) == 2 and
+                                          0 < self.profile_steps[0] <= self.profile_steps[1]),
+               f"profile_steps must be START,STOP with 0 < START <= STOP, "
+               f"got {list(self.profile_steps)}")
         _check(self.epochs > 0, f"epochs must be > 0, got {self.epochs}")
         _check(self.batch_size > 0, f"batch_size must be > 0, got {self.batch_size}")
         _check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
@@ -185,7 +201,7 @@ class ExperimentConfig:
         """
         train = dataclasses.asdict(self.train)
         for key in ("steps_per_loop", "summary_every_steps", "max_to_keep", "epochs",
-                    "fused_adam"):
+                    "fused_adam", "histograms", "profile_steps"):
             train.pop(key)
         return {"dataset": self.data.dataset,
                 "validation_split": self.data.validation_split,

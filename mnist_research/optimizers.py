@@ -37,3 +37,20 @@ class FusedAdam(tf.keras.optimizers.Adam):
             lr=tf.cast(learning_rate, dtype), beta1=beta_1, beta2=beta_2,
             epsilon=tf.cast(self.epsilon, dtype), grad=tf.cast(gradient, dtype),
             use_locking=False)
+
+
+def learning_rate(config, steps_per_epoch: int):
+    """The learning rate (a float or a Keras schedule) that ``config.lr_schedule`` names.
+
+    Args:
+      config: a ``TrainConfig``.
+      steps_per_epoch: optimizer steps per epoch (schedules span all epochs).
+    """
+    total = max(1, config.epochs * steps_per_epoch)
+    if config.lr_schedule == "cosine":
+        return tf.keras.optimizers.schedules.CosineDecay(config.learning_rate, total)
+    if config.lr_schedule == "step":
+        return tf.keras.optimizers.schedules.PiecewiseConstantDecay(
+            [total // 2, (3 * total) // 4],
+            [config.learning_rate, config.learning_rate * 0.1, config.learning_rate * 0.01])
+    return config.learning_rate

@@ -67,12 +67,79 @@ def plot_samples(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarr
     return save_figure(fig, path)
 
 
+def plot_confusion_matrix(matrix: np.ndarray, path: str) -> str:
+    """Seaborn heatmaps of the confusion matrix: counts, and rows normalized to 1."""
+    matrix = np.asarray(matrix)
+    totals = matrix.sum(axis=1, keepdims=True)
+    normalized = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
+    fig, (ax_counts, ax_norm) = plt.subplots(1, 2, figsize=(18, 7.5))
+    sns.heatmap(matrix, annot=True, fmt="d", cmap="Blues", cbar=False, ax=ax_counts,
+                annot_kws={"size": 8})
+    sns.heatmap(normalized, annot=True, fmt=".2f", cmap="Blues", vmin=0, vmax=1,
+                ax=ax_norm, annot_kws={"size": 8})
+    ax_counts.set(title=f"Confusion matrix (counts, {int(matrix.sum())} test images)",
+                  xlabel="predicted", ylabel="true")
+    ax_norm.set(title="Confusion matrix (each true class sums to 1 = recall on the diagonal)",
+                xlabel="predicted", ylabel="true")
+    return save_figure(fig, path)
+
+
+def plot_per_class(per_class: dict[str, list[float]], path: str) -> str:
+    """Grouped bars of per-class precision, recall and F1."""
+    classes = np.arange(len(per_class["f1"]))
+    fig, ax = plt.subplots(figsize=(18, 5))
+    width = 0.27
+    for offset, key in zip((-width, 0.0, width), ("precision", "recall", "f1")):
+        ax.bar(classes + offset, per_class[key], width, label=key)
+    low = min(min(per_class[k]) for k in ("precision", "recall", "f1"))
+    ax.set(title="Per-class precision, recall and F1 (test set)", xlabel="class",
+           ylabel="score", xticks=classes, ylim=(max(0.0, low - 0.05), 1.0))
+    ax.legend(loc="lower right")
+    return save_figure(fig, path)
+
+
+def plot_mistakes(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
+                  indices: np.ndarray, path: str, columns: int = 8) -> str:
+    """A grid of the most confident wrong predictions (``indices``, most confident first)."""
+    rows = max(1, int(np.ceil(len(indices) / columns)))
+    fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.6 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, indices):
+        predicted = int(probabilities[i].argmax())
+        ax.imshow(images[i].reshape(28, 28), cmap="gray_r")
+        ax.set_title(f"#{i}: pred {predicted} ({probabilities[i, predicted]:.0%})\n"
+                     f"true {labels[i]} ({probabilities[i, labels[i]]:.0%})",
+                     fontsize=9, color="crimson")
+    fig.suptitle("Most confident mistakes on the test set" if len(indices)
+                 else "No mistakes on the test set")
+    return save_figure(fig, path)
+
+
 def write_reports(report_dir: str, history: dict[str, list[float]], test_images: np.ndarray,
-                  test_labels: np.ndarray, probabilities: np.ndarray) -> list[str]:
-    """Writes every figure of a finished run; returns their paths."""
+                  test_labels: np.ndarray, probabilities: np.ndarray, test_summary: dict,
+                  config: dict, metrics: dict, mistakes: int = 24) -> dict[str, str]:
+    """Writes every figure of a finished run and ``report.html``; returns name → path.
+
+    ``test_summary`` is :func:`mnist_research.evaluation.summarize` of the test set.
+    """
+    from mnist_research import evaluation, html_report  # noqa: PLC0415 (keeps imports light)
+
     os.makedirs(report_dir, exist_ok=True)
-    return [
-        plot_curves(history, os.path.join(report_dir, "curves.png")),
-        plot_samples(test_images, test_labels, probabilities,
-                     os.path.join(report_dir, "samples.png")),
-    ]
+    test_labels = np.asarray(test_labels, np.int64)
+    worst = evaluation.most_confident_mistakes(test_labels, probabilities, mistakes)
+    paths = {
+        "curves": plot_curves(history, os.path.join(report_dir, "curves.png")),
+        "samples": plot_samples(test_images, test_labels, probabilities,
+                                os.path.join(report_dir, "samples.png")),
+        "confusion_matrix": plot_confusion_matrix(test_summary["confusion_matrix"],
+                                                  os.path.join(report_dir,
+                                                               "confusion_matrix.png")),
+        "per_class": plot_per_class(test_summary["per_class"],
+                                    os.path.join(report_dir, "per_class.png")),
+        "mistakes": plot_mistakes(test_images, test_labels, probabilities, worst,
+                                  os.path.join(report_dir, "mistakes.png")),
+    }
+    paths["report"] = html_report.write(os.path.join(report_dir, "report.html"), config,
+                                        metrics, test_summary, paths)
+    return paths

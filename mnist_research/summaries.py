@@ -1,19 +1,30 @@
-"""TensorBoard writers: ``train/`` and ``validation/`` under the run dir.
+"""TensorBoard writers: ``train/`` and ``validation/`` under the run dir, and the
+run dir itself for the HParams session.
 
-Both directories use the same tag names (``epoch/loss``, ``epoch/accuracy``) so
-TensorBoard overlays training and validation curves. Step-level training
+Both sub-directories use the same tag names (``epoch/loss``, ``epoch/accuracy``)
+so TensorBoard overlays training and validation curves. Step-level training
 scalars (``step/loss``, ``step/accuracy``) use the optimizer step as x-axis;
-epoch-level ones use the epoch number. Only the chief writes summaries; other
-workers get a :class:`NullSummaries`.
+epoch-level ones, histograms and images use the epoch number. The HParams
+session (hyperparameters plus ``test/accuracy`` and ``test/loss``) lives in the
+run dir's own event file, so runs under one ``--logdir`` line up in the HParams
+dashboard. Only the chief writes summaries; other workers get a
+:class:`NullSummaries`.
 """
 
 from __future__ import annotations
 
 import glob
 import os
+from typing import Any, Iterable
 
 import tensorflow as tf
 from tensorboard.compat.proto import event_pb2
+from tensorboard.plugins.hparams import api as hp
+
+# Metrics the HParams dashboard shows for each run: (tag, run sub-directory or None).
+HPARAM_METRICS = (("test/accuracy", None), ("test/loss", None),
+                  ("epoch/accuracy", "validation"), ("epoch/loss", "validation"),
+                  ("epoch/accuracy", "train"), ("epoch/examples_per_second", "train"))
 
 
 class Summaries:
@@ -25,8 +36,10 @@ class Summaries:
     """
 
     def __init__(self, run_dir: str):
+        self.run_dir = run_dir
         self.train = tf.summary.create_file_writer(os.path.join(run_dir, "train"))
         self.validation = tf.summary.create_file_writer(os.path.join(run_dir, "validation"))
+        self.session = tf.summary.create_file_writer(run_dir)
 
     def step_scalars(self, step: int, values: dict[str, float]) -> None:
         """Training scalars at an optimizer step (``step/<name>``)."""
@@ -48,14 +61,50 @@ class Summaries:
             tf.summary.text(name, markdown)
         self.train.flush()
 
-    def histograms(self, step: int, variables: list[tf.Variable], prefix: str) -> None:
-        """One histogram per variable (call once per epoch, never per step)."""
+    def histograms(self, step: int, named_values: Iterable[tuple[str, Any]]) -> None:
+        """One histogram per (tag, tensor) pair (call once per epoch, never per step)."""
         with self.train.as_default(step=step):
-            for variable in variables:
-                tf.summary.histogram(f"{prefix}/{variable.path}", variable)
+            for tag, value in named_values:
+                tf.summary.histogram(tag, value)
+        self.train.flush()
+
+    def png_images(self, step: int, paths: dict[str, str]) -> None:
+        """Image summaries (``images/<name>``) from PNG files."""
+        with self.train.as_default(step=step):
+            for name, path in paths.items():
+                image = tf.image.decode_png(tf.io.read_file(path), channels=3)
+                tf.summary.image(f"images/{name}", image[tf.newaxis])
+        self.train.flush()
+
+    def hparams(self, values: dict[str, Any]) -> None:
+        """The HParams experiment definition and this run's session start."""
+        with self.session.as_default():
+            hp.hparams_config(
+                hparams=[hp.HParam(name) for name in sorted(values)],
+                metrics=[hp.Metric(tag, group=group,
+                                   display_name=f"{group or 'final'} {tag.split('/')[-1]}")
+                         for tag, group in HPARAM_METRICS])
+            hp.hparams(values, trial_id=os.path.basename(os.path.abspath(self.run_dir)))
+        self.session.flush()
+
+    def final_scalars(self, step: int, values: dict[str, float]) -> None:
+        """End-of-run scalars (``test/<name>``) in the HParams session's event file."""
+        with self.session.as_default(step=step):
+            for name, value in values.items():
+                tf.summary.scalar(f"test/{name}", value)
+        self.session.flush()
+
+    def trace_on(self) -> None:
+        """Starts recording the graph of the next tf.function call."""
+        tf.summary.trace_on(graph=True, profiler=False)
+
+    def trace_export(self, name: str, step: int) -> None:
+        with self.train.as_default(step=step):
+            tf.summary.trace_export(name)
+        self.train.flush()
 
     def close(self) -> None:
-        for writer in (self.train, self.validation):
+        for writer in (self.train, self.validation, self.session):
             writer.flush()
             writer.close()
 
@@ -70,8 +119,9 @@ class NullSummaries:
 def prune_after(run_dir: str, epoch: int, step: int) -> int:
     """Drops events written after the checkpoint a resumed run restarts from.
 
-    A run killed mid-epoch leaves summaries for steps (``step/*`` tags) and
-    epochs (``epoch/*`` tags) that the resumed run will write again; without
+    A run killed mid-epoch leaves summaries for steps (``step/*`` tags, keyed
+    by optimizer step) and epochs (every other tag: scalars, histograms, images,
+    keyed by epoch) that the resumed run will write again; without
     pruning, TensorBoard would show those steps twice and the curve would go
     backwards. Each event file that holds such events is rewritten (to a
     temporary file, then renamed) without them.
@@ -85,8 +135,7 @@ def prune_after(run_dir: str, epoch: int, step: int) -> int:
         for record in tf.data.TFRecordDataset(path):
             event = event_pb2.Event.FromString(record.numpy())
             tags = [value.tag for value in event.summary.value]
-            if any((t.startswith("epoch/") and event.step > epoch) or
-                   (t.startswith("step/") and event.step > step) for t in tags):
+            if any(event.step > (step if t.startswith("step/") else epoch) for t in tags):
                 stale += 1
             else:
                 kept.append(record.numpy())

@@ -19,6 +19,8 @@ from absl import logging
 
 from mnist_research import data as data_lib
 from mnist_research import distribute
+from mnist_research import evaluation
+from mnist_research import export as export_lib
 from mnist_research import input_pipeline
 from mnist_research import model as model_lib
 from mnist_research import reports
@@ -121,7 +123,12 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
     logging.info("Run dir: %s | %s x%d, %s (%s)", run_dir, info["strategy"],
                  info["num_replicas"], info["device_name"], info["device_kind"])
 
-    trainer = Trainer(config, strategy)
+    train_input = input_pipeline.TrainInput(datasets.x_train, datasets.y_train,
+                                            config.train.batch_size, config.train.seed)
+    workers = distribute.num_workers() if isinstance(
+        strategy, tf.distribute.MultiWorkerMirroredStrategy) else 1
+    steps_per_epoch = train_input.steps_per_epoch(workers)
+    trainer = Trainer(config, strategy, steps_per_epoch)
     state = _RunState(trainer, os.path.join(run_dir, "checkpoints"), chief,
                       config.train.max_to_keep)
     history = state.restore()
@@ -131,20 +138,22 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
             logging.info("Dropped %d TensorBoard events written after the last checkpoint",
                          dropped)
     summaries = summaries_lib.Summaries(run_dir) if chief else summaries_lib.NullSummaries()
-    if chief and not history["loss"]:
+    fresh = not history["loss"]
+    if fresh:
         summaries.text("config/flags", "```\n" + (flagfile_text or "(none)") + "\n```")
+        summaries.hparams(hparams(config, info))
 
-    train_input = input_pipeline.TrainInput(datasets.x_train, datasets.y_train,
-                                            config.train.batch_size, config.train.seed)
-    workers = distribute.num_workers() if isinstance(
-        strategy, tf.distribute.MultiWorkerMirroredStrategy) else 1
-    steps_per_epoch = train_input.steps_per_epoch(workers)
     evaluate_val = trainer.make_evaluator(input_pipeline.eval_dataset(
         datasets.x_val, datasets.y_val, config.train.batch_size))
+    gradients = trainer.make_gradient_fn(input_pipeline.eval_dataset(
+        datasets.x_train[:1024], datasets.y_train[:1024], 1024)) \
+        if config.train.histograms else None
+    profiler = _Profiler(config.train.profile_steps, os.path.join(run_dir, "train"), chief)
 
     for epoch in range(int(trainer.epoch.numpy()) + 1, config.train.epochs + 1):
         train_totals, seconds = train_epoch(trainer, train_input, epoch, steps_per_epoch,
-                                             summaries, verbose and chief)
+                                             summaries, verbose and chief, profiler,
+                                             trace=fresh and epoch == 1)
         val_totals = evaluate_val()
         _append(history, train_totals, val_totals, seconds)
         logging.info("epoch %d/%d  %.2fs  loss %.4f  accuracy %.4f  val_loss %.4f  "
@@ -154,23 +163,37 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
         summaries.epoch_scalars(
             epoch,
             {"loss": train_totals.loss, "accuracy": train_totals.accuracy,
-             "learning_rate": config.train.learning_rate,
+             "learning_rate": trainer.learning_rate,
              "examples_per_second": train_totals.count / seconds, "seconds": seconds},
             {"loss": val_totals.loss, "accuracy": val_totals.accuracy})
+        if gradients is not None:
+            summaries.histograms(epoch, model_histograms(trainer.model, gradients()))
         trainer.epoch.assign(epoch)
         state.save(epoch, history)
         if chief:
             run_dir_lib.write_json(os.path.join(run_dir, run_dir_lib.METRICS_FILE),
                                    _metrics(history, info, None, finished=False))
+    profiler.stop()
 
     evaluate_test = trainer.make_evaluator(input_pipeline.eval_dataset(
         datasets.x_test, datasets.y_test, config.train.batch_size))
     test_totals = evaluate_test()
     metrics = _metrics(history, info, test_totals, finished=True)
+    _export(trainer.model, run_dir, chief)
     if chief:
-        probabilities = trainer.predict(datasets.x_test)
-        reports.write_reports(os.path.join(run_dir, "reports"), history, datasets.x_test,
-                              datasets.y_test, probabilities)
+        logits = trainer.predict_logits(datasets.x_test)
+        test_summary = evaluation.summarize(datasets.y_test, logits,
+                                            config.model.num_classes)
+        metrics.update(per_class=test_summary["per_class"],
+                       confusion_matrix=test_summary["confusion_matrix"])
+        figures = reports.write_reports(os.path.join(run_dir, "reports"), history,
+                                        datasets.x_test, datasets.y_test,
+                                        evaluation.softmax(logits), test_summary,
+                                        config.to_dict(), metrics)
+        summaries.png_images(config.train.epochs, {
+            name: figures[name] for name in ("samples", "confusion_matrix", "mistakes")})
+        summaries.final_scalars(config.train.epochs, {"accuracy": test_totals.accuracy,
+                                                      "loss": test_totals.loss})
         run_dir_lib.write_json(os.path.join(run_dir, run_dir_lib.METRICS_FILE), metrics)
     summaries.close()
     logging.info("Test accuracy %.4f, test loss %.4f (%d examples)", test_totals.accuracy,
@@ -178,9 +201,81 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
     return metrics
 
 
+def hparams(config: ExperimentConfig, info: dict) -> dict[str, Any]:
+    """The hyperparameters an HParams dashboard compares across runs."""
+    return {
+        "experiment": config.experiment,
+        "dataset": config.data.dataset,
+        "hidden_units": ",".join(str(u) for u in config.model.hidden_units),
+        "dropout_rates": ",".join(f"{r:g}" for r in config.model.dropout_rates),
+        "batch_norm": config.model.batch_norm,
+        "learning_rate": config.train.learning_rate,
+        "lr_schedule": config.train.lr_schedule,
+        "batch_size": config.train.batch_size,
+        "epochs": config.train.epochs,
+        "seed": config.train.seed,
+        "strategy": info["strategy"],
+        "device": info["device_name"],
+        "num_replicas": info["num_replicas"],
+        "mixed_precision": config.distribute.mixed_precision,
+    }
+
+
+def model_histograms(model: tf.keras.Model, gradients) -> list[tuple[str, Any]]:
+    """(tag, tensor) pairs: weights, BN moving statistics and gradients."""
+    named = [(f"weights/{v.path}", v) for v in model.trainable_variables]
+    named += [(f"batch_norm/{v.path}", v) for v in model.non_trainable_variables
+              if "moving" in v.path]
+    named += [(f"gradients/{v.path}", g) for v, g in gradients if g is not None]
+    return named
+
+
+def _export(model: tf.keras.Model, run_dir: str, chief: bool) -> None:
+    """SavedModel (every worker takes part; non-chief ones into a temp dir) and .keras."""
+    if chief:
+        export_lib.export_saved_model(model, os.path.join(run_dir, export_lib.EXPORT_DIR))
+        export_lib.save_keras(model, os.path.join(run_dir, export_lib.KERAS_FILE))
+    else:
+        temp = os.path.join(run_dir, f".export-{distribute.worker_id()}-tmp")
+        export_lib.export_saved_model(model, temp)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+class _Profiler:
+    """Starts and stops the TF profiler around ``profile_steps`` (chief only)."""
+
+    def __init__(self, steps: tuple[int, ...], logdir: str, chief: bool):
+        self.start_step, self.stop_step = steps if steps else (0, -1)
+        self.logdir = logdir
+        self.enabled = bool(steps) and chief
+        self.running = False
+
+    def before(self, step: int, num_steps: int) -> None:
+        if self.enabled and not self.running and step < self.start_step <= step + num_steps:
+            tf.profiler.experimental.start(self.logdir)
+            self.running = True
+            logging.info("Profiler on at step %d", step)
+
+    def after(self, step: int) -> None:
+        if self.running and step >= self.stop_step:
+            self.stop()
+            self.enabled = False
+
+    def stop(self) -> None:
+        if self.running:
+            tf.profiler.experimental.stop()
+            self.running = False
+            logging.info("Profile written under %s/plugins/profile", self.logdir)
+
+
 def train_epoch(trainer: Trainer, train_input: input_pipeline.TrainInput, epoch: int,
-                 steps_per_epoch: int, summaries, verbose: bool) -> tuple[Totals, float]:
-    """One pass over the training data, ``steps_per_loop`` steps per call."""
+                steps_per_epoch: int, summaries, verbose: bool,
+                profiler: Optional[_Profiler] = None, trace: bool = False
+                ) -> tuple[Totals, float]:
+    """One pass over the training data, ``steps_per_loop`` steps per call.
+
+    ``trace`` records the graph of the first call (TensorBoard's Graphs tab).
+    """
     config = trainer.config.train
     dist_dataset = trainer.strategy.distribute_datasets_from_function(
         lambda context: train_input.dataset(epoch, context))
@@ -192,10 +287,19 @@ def train_epoch(trainer: Trainer, train_input: input_pipeline.TrainInput, epoch:
     start = time.perf_counter()
     while done < steps_per_epoch:
         num_steps = min(config.steps_per_loop, steps_per_epoch - done)
+        if profiler:
+            profiler.before(trainer.step, num_steps)
+        if trace:
+            summaries.trace_on()
         chunk = trainer.train_steps(iterator, num_steps)
+        if trace:
+            summaries.trace_export("train_steps", trainer.step)
+            trace = False
         totals.add(chunk)
         done += num_steps
         step = trainer.step
+        if profiler:
+            profiler.after(step)
         if step // config.summary_every_steps != (step - num_steps) // config.summary_every_steps:
             summaries.step_scalars(step, {"loss": chunk.loss, "accuracy": chunk.accuracy})
         progbar.update(done, [("loss", totals.loss), ("accuracy", totals.accuracy)],

@@ -22,7 +22,7 @@ import tensorflow as tf
 from mnist_research import model as model_lib
 from mnist_research.config import ExperimentConfig
 from mnist_research.errors import ConfigError, NonFiniteLossError
-from mnist_research.optimizers import FusedAdam
+from mnist_research.optimizers import FusedAdam, learning_rate
 
 _SUM = tf.distribute.ReduceOp.SUM
 
@@ -62,9 +62,12 @@ class Trainer:
     Args:
       config: the experiment configuration.
       strategy: where replicas run; variables are created in its scope.
+      steps_per_epoch: optimizer steps per epoch, which learning-rate schedules
+        need to span the whole run.
     """
 
-    def __init__(self, config: ExperimentConfig, strategy: tf.distribute.Strategy):
+    def __init__(self, config: ExperimentConfig, strategy: tf.distribute.Strategy,
+                 steps_per_epoch: int = 1):
         self.config = config
         self.strategy = strategy
         self.global_batch_size = config.train.batch_size
@@ -77,7 +80,7 @@ class Trainer:
                 config.model, synchronized_bn=replicas > 1)
             model_lib.build(self.model)
             adam = FusedAdam if config.train.fused_adam else tf.keras.optimizers.Adam
-            optimizer = adam(config.train.learning_rate)
+            optimizer = adam(learning_rate(config.train, steps_per_epoch))
             if config.distribute.mixed_precision == "mixed_float16":
                 optimizer = tf.keras.mixed_precision.LossScaleOptimizer(optimizer)
             self.optimizer = optimizer
@@ -85,6 +88,12 @@ class Trainer:
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch",
                                      aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         self._train_loop = tf.function(self._train_loop_fn)
+
+    @property
+    def learning_rate(self) -> float:
+        """The learning rate the next step will use."""
+        value = self.optimizer.learning_rate
+        return float(value.numpy() if hasattr(value, "numpy") else value)
 
     @property
     def step(self) -> int:
@@ -176,14 +185,47 @@ class Trainer:
 
         return evaluate
 
-    def predict(self, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-        """Class probabilities ``[N, 10]`` for uint8 images ``[N, 28, 28]``."""
+    def make_gradient_fn(self, dataset: tf.data.Dataset):
+        """Returns a function giving ``(variable, gradient)`` pairs on one fixed batch.
+
+        For gradient histograms once per epoch: the loss of the first batch of
+        ``dataset`` in inference mode (no dropout, and BN uses - and does not
+        update - its moving statistics), summed across replicas. Every worker
+        must call it (it all-reduces).
+        """
+        batch = next(iter(self.strategy.experimental_distribute_dataset(dataset.take(1))))
+        count = float(next(iter(dataset))[1].shape[0])
+        variables = self.model.trainable_variables
+
+        def replica_grads(inputs):
+            images, labels = inputs
+            with tf.GradientTape() as tape:
+                logits = self.model(images, training=False, return_logits=True)
+                per_example, _ = _example_stats(labels, logits)
+                loss = tf.reduce_sum(per_example) / count
+            return tape.gradient(loss, variables)
+
+        @tf.function
+        def gradients_fn(inputs):
+            per_replica = self.strategy.run(replica_grads, args=(inputs,))
+            return [self.strategy.reduce(_SUM, g, axis=None) for g in per_replica]
+
+        return lambda: list(zip(variables, gradients_fn(batch)))
+
+    def predict_logits(self, images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+        """Logits ``[N, 10]`` for uint8 images ``[N, 28, 28]`` (inference mode)."""
         outputs = []
         for start in range(0, len(images), batch_size):
             chunk = images[start:start + batch_size].reshape(-1, 28 * 28)
-            outputs.append(self._predict_fn(tf.constant(chunk, tf.uint8)).numpy())
+            outputs.append(self._logits_fn(tf.constant(chunk, tf.uint8)).numpy())
         return np.concatenate(outputs) if outputs else np.zeros((0, 10), np.float32)
 
+    def predict(self, images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+        """Class probabilities ``[N, 10]`` for uint8 images ``[N, 28, 28]``."""
+        logits = tf.constant(self.predict_logits(images, batch_size))
+        return tf.nn.softmax(logits).numpy()
+
     @tf.function(reduce_retracing=True)
-    def _predict_fn(self, images):
-        return self.model(tf.cast(images, tf.float32) / 255.0, training=False)
+    def _logits_fn(self, images):
+        return tf.cast(self.model(tf.cast(images, tf.float32) / 255.0, training=False,
+                                  return_logits=True), tf.float32)

@@ -33,7 +33,7 @@ def scalars(folder):
         for tag in acc.Tags()["tensors"]:
             for event in acc.Tensors(tag):
                 value = tensor_util.make_ndarray(event.tensor_proto)
-                number = float(value) if value.dtype.kind == "f" else None
+                number = float(value) if value.dtype.kind == "f" and value.ndim == 0 else None
                 values.setdefault(tag, []).append((event.step, number))
     return values
 

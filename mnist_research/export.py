@@ -1,0 +1,107 @@
+"""Exporting a trained model: a SavedModel for serving and a ``.keras`` file.
+
+The SavedModel's default signature (``serving_default``) takes raw uint8
+images ``[N, 28, 28]``; ``serve_flat`` takes float pixels ``[N, 784]`` in
+[0, 1]. Both return ``probabilities [N, 10]``, ``classes [N]`` (int64) and
+``logits [N, 10]``; the scaling to [0, 1] happens inside the exported
+function, so a consumer needs only ``tf.saved_model.load``::
+
+    served = tf.saved_model.load("RUN_DIR/export")
+    out = served.signatures["serving_default"](images=tf.constant(uint8_images))
+    out["classes"], out["probabilities"]
+
+Both artefacts are written to a temporary name and renamed into place, so an
+export that is interrupted never replaces a good one with half a directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+
+from mnist_research.model import INPUT_DIM
+
+EXPORT_DIR = "export"
+KERAS_FILE = "model.keras"
+
+
+class ServingModule(tf.Module):
+    """Wraps a classifier with the two serving functions."""
+
+    def __init__(self, model: tf.keras.Model):
+        super().__init__(name="mnist_serving")
+        self.model = model
+
+    def _outputs(self, pixels):
+        logits = tf.cast(self.model(pixels, training=False, return_logits=True), tf.float32)
+        return {"logits": logits, "probabilities": tf.nn.softmax(logits),
+                "classes": tf.argmax(logits, axis=-1)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28], tf.uint8, name="images")])
+    def serve(self, images):
+        pixels = tf.reshape(tf.cast(images, tf.float32) / 255.0, [-1, INPUT_DIM])
+        return self._outputs(pixels)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, INPUT_DIM], tf.float32, name="pixels")])
+    def serve_flat(self, pixels):
+        return self._outputs(pixels)
+
+
+def _replace_dir(temp: str, final: str) -> None:
+    old = None
+    if os.path.exists(final):
+        old = final + ".old"
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+    os.replace(temp, final)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def export_saved_model(model: tf.keras.Model, export_dir: str) -> str:
+    """Writes the SavedModel to ``export_dir`` (atomically); returns the path."""
+    parent = os.path.dirname(os.path.abspath(export_dir))
+    os.makedirs(parent, exist_ok=True)
+    temp = tempfile.mkdtemp(dir=parent, prefix=".export-tmp-")
+    try:
+        module = ServingModule(model)
+        tf.saved_model.save(module, temp, signatures={
+            "serving_default": module.serve, "serve_flat": module.serve_flat})
+        _replace_dir(temp, export_dir)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    return export_dir
+
+
+def save_keras(model: tf.keras.Model, path: str) -> str:
+    """Saves the model as a ``.keras`` file (atomically); returns the path."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    temp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
+    try:
+        model.save(temp)
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+    return path
+
+
+class ExportedClassifier:
+    """Loads ``RUN_DIR/export`` and classifies uint8 images in batches."""
+
+    def __init__(self, export_dir: str):
+        self.path = export_dir
+        self._loaded = tf.saved_model.load(export_dir)
+        self._serve = self._loaded.signatures["serving_default"]
+
+    def logits(self, images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+        """Logits ``[N, 10]`` for uint8 images ``[N, 28, 28]``."""
+        images = np.asarray(images, np.uint8).reshape(-1, 28, 28)
+        chunks = [self._serve(images=tf.constant(images[i:i + batch_size]))["logits"].numpy()
+                  for i in range(0, len(images), batch_size)]
+        return np.concatenate(chunks) if chunks else np.zeros((0, 10), np.float32)

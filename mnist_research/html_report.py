@@ -1,0 +1,118 @@
+"""``report.html``: one self-contained page per run (figures embedded as data URIs).
+
+No scripts, no external stylesheets or fonts: it opens offline, in any browser,
+and can be mailed as a single file.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import time
+
+from mnist_research.run_dir import atomic_write_text
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;
+max-width:1400px;color:#222;padding:0 1em}
+h1{margin-bottom:.2em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ccc;padding:.25em .6em;
+text-align:right} th{background:#f3f3f3} td.k{text-align:left;font-family:monospace}
+.big{font-size:1.6em;font-weight:600} .cards{display:flex;gap:2em;flex-wrap:wrap}
+.card{border:1px solid #ddd;border-radius:6px;padding:.6em 1.2em}
+img{max-width:100%;border:1px solid #eee;margin:.4em 0}
+"""
+
+_FIGURES = (("curves", "Training vs validation"), ("samples", "Sample predictions"),
+            ("confusion_matrix", "Confusion matrix"), ("per_class", "Per-class scores"),
+            ("mistakes", "Most confident mistakes"))
+
+
+def _img(path: str, alt: str) -> str:
+    with open(path, "rb") as f:
+        payload = base64.b64encode(f.read()).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{payload}">'
+
+
+def _flat(prefix: str, value, out: list) -> None:
+    if isinstance(value, dict):
+        for key in sorted(value):
+            _flat(f"{prefix}.{key}" if prefix else key, value[key], out)
+    else:
+        out.append((prefix, value))
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_fmt(v) for v in value)
+    return str(value)
+
+
+def render(config: dict, metrics: dict, test_summary: dict, figures: dict[str, str]) -> str:
+    """The page as a string."""
+    esc = html.escape
+    name = config.get("experiment", "run")
+    cards = [("test accuracy", f"{metrics.get('test_accuracy', float('nan')):.4f}"),
+             ("test loss", f"{metrics.get('test_loss', float('nan')):.4f}"),
+             ("epochs", str(metrics.get("epochs_completed", ""))),
+             ("training time", f"{metrics.get('train_seconds', 0.0):.1f} s"),
+             ("examples/s", f"{metrics.get('examples_per_second', 0.0):,.0f}"),
+             ("device", f"{metrics.get('device_name', '')} ×{metrics.get('num_replicas', '')}")]
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+             f"<title>{esc(name)} — mnist_research report</title><style>{_STYLE}</style>"
+             f"</head><body>",
+             f"<h1>{esc(name)}</h1><p>Generated {esc(time.strftime('%Y-%m-%d %H:%M:%S'))} · "
+             f"strategy {esc(str(metrics.get('strategy', '')))} · TensorFlow "
+             f"{esc(str(metrics.get('tf_version', '')))}</p>",
+             "<h2>Final metrics</h2><div class='cards'>"]
+    parts += [f"<div class='card'><div>{esc(k)}</div><div class='big' id='{esc(k.replace(' ', '_'))}'>"
+              f"{esc(v)}</div></div>" for k, v in cards]
+    parts.append("</div>")
+
+    per_class = test_summary["per_class"]
+    parts.append("<h2>Per-class metrics (test set)</h2><table id='per_class'><tr><th>class</th>"
+                 "<th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>")
+    for c in range(len(per_class["f1"])):
+        parts.append(f"<tr><td>{c}</td><td>{per_class['precision'][c]:.4f}</td>"
+                     f"<td>{per_class['recall'][c]:.4f}</td><td>{per_class['f1'][c]:.4f}</td>"
+                     f"<td>{per_class['support'][c]}</td></tr>")
+    parts.append("</table>")
+
+    parts.append("<h2>Figures</h2>")
+    for key, title in _FIGURES:
+        if key in figures and os.path.exists(figures[key]):
+            parts.append(f"<h3>{esc(title)}</h3>{_img(figures[key], title)}")
+
+    history = metrics.get("history", {})
+    if history.get("loss"):
+        parts.append("<h2>History</h2><table><tr><th>epoch</th><th>loss</th><th>accuracy</th>"
+                     "<th>val_loss</th><th>val_accuracy</th><th>seconds</th></tr>")
+        for i in range(len(history["loss"])):
+            parts.append(f"<tr><td>{i + 1}</td><td>{history['loss'][i]:.4f}</td>"
+                         f"<td>{history['accuracy'][i]:.4f}</td>"
+                         f"<td>{history['val_loss'][i]:.4f}</td>"
+                         f"<td>{history['val_accuracy'][i]:.4f}</td>"
+                         f"<td>{history['epoch_seconds'][i]:.2f}</td></tr>")
+        parts.append("</table>")
+
+    rows = []
+    _flat("", config, rows)
+    parts.append("<h2>Configuration</h2><table>")
+    parts += [f"<tr><td class='k'>{esc(k)}</td><td class='k'>{esc(_fmt(v))}</td></tr>"
+              for k, v in rows]
+    parts.append("</table>")
+    parts.append(f"<details><summary>metrics.json</summary><pre>"
+                 f"{esc(json.dumps({k: v for k, v in metrics.items() if k != 'history'}, indent=1, sort_keys=True))}"
+                 f"</pre></details></body></html>")
+    return "\n".join(parts)
+
+
+def write(path: str, config: dict, metrics: dict, test_summary: dict,
+          figures: dict[str, str]) -> str:
+    """Renders and writes the page atomically; returns ``path``."""
+    atomic_write_text(path, render(config, metrics, test_summary, figures))
+    return path

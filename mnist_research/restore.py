@@ -1,0 +1,93 @@
+"""Reading a finished run back: its config, data split and trained model.
+
+``evaluate``, ``predict`` and ``report`` use these so that all three load a run
+the same way: from the SavedModel export by default, or from the latest
+checkpoint (``from_checkpoint=True``), rebuilt from the run's ``config.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from mnist_research import data as data_lib
+from mnist_research import export as export_lib
+from mnist_research import model as model_lib
+from mnist_research import run_dir as run_dir_lib
+from mnist_research.config import ExperimentConfig
+from mnist_research.errors import RunDirError
+
+SPLITS = ("test", "validation", "train")
+
+LogitsFn = Callable[[np.ndarray], np.ndarray]
+
+
+def load_config(run_dir: str) -> ExperimentConfig:
+    """The run's resolved configuration.
+
+    Raises:
+      RunDirError: ``run_dir`` holds no readable ``config.json``.
+    """
+    path = os.path.join(run_dir, run_dir_lib.CONFIG_FILE)
+    try:
+        raw = run_dir_lib.read_json(path)
+        if raw is None:
+            raise RunDirError(f"{path}: not found; is {run_dir} a run directory?")
+        return ExperimentConfig.from_dict(raw)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise RunDirError(f"{path}: unreadable ({e})") from None
+
+
+def load_split(config: ExperimentConfig, split: str, data_dir: Optional[str] = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images and labels of one split, as the run saw them.
+
+    ``data_dir`` overrides where the data is read from (the split itself, the
+    limits and the validation fraction come from the run's config).
+    """
+    data_config = config.data
+    if data_dir is not None:
+        data_config = dataclasses.replace(data_config, data_dir=data_dir)
+    splits = data_lib.split(data_lib.load(data_config), data_config)
+    return {"test": (splits.x_test, splits.y_test),
+            "validation": (splits.x_val, splits.y_val),
+            "train": (splits.x_train, splits.y_train)}[split]
+
+
+def load_logits_fn(run_dir: str, from_checkpoint: bool = False) -> tuple[LogitsFn, str]:
+    """A function uint8 ``[N, 28, 28]`` → logits ``[N, 10]``, and what it was loaded from.
+
+    Raises:
+      RunDirError: no export (or no checkpoint) in ``run_dir``.
+    """
+    if not from_checkpoint:
+        export_dir = os.path.join(run_dir, export_lib.EXPORT_DIR)
+        if not os.path.exists(os.path.join(export_dir, "saved_model.pb")):
+            raise RunDirError(f"{export_dir}: no SavedModel (the run has not finished?); "
+                              f"use --from_checkpoint to load the latest checkpoint")
+        return export_lib.ExportedClassifier(export_dir).logits, export_dir
+
+    config = load_config(run_dir)
+    checkpoint_dir = os.path.join(run_dir, "checkpoints")
+    latest = tf.train.latest_checkpoint(checkpoint_dir)
+    if latest is None:
+        raise RunDirError(f"{checkpoint_dir}: no checkpoint to load")
+    model = model_lib.build(model_lib.MLPClassifier.from_config_object(config.model))
+    tf.train.Checkpoint(**model_lib.checkpoint_objects(model)).restore(latest).expect_partial()
+
+    @tf.function(reduce_retracing=True)
+    def logits_fn(images):
+        pixels = tf.reshape(tf.cast(images, tf.float32) / 255.0, [-1, model_lib.INPUT_DIM])
+        return tf.cast(model(pixels, training=False, return_logits=True), tf.float32)
+
+    def run(images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+        images = np.asarray(images, np.uint8)
+        chunks = [logits_fn(tf.constant(images[i:i + batch_size])).numpy()
+                  for i in range(0, len(images), batch_size)]
+        return np.concatenate(chunks) if chunks else np.zeros((0, 10), np.float32)
+
+    return run, latest
