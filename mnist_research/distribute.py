@@ -117,7 +117,7 @@ def device_info(strategy: tf.distribute.Strategy) -> dict:
         name, kind, count = cpu_name(), "cpu", 1
     return {"device_kind": kind, "device_name": name, "device_count": count,
             "num_replicas": strategy.num_replicas_in_sync,
-            "strategy": type(strategy).__name__,
+            "strategy": type(strategy).__name__.lstrip("_"),
             "tensorflow_version": tf.__version__}
 
 

@@ -67,7 +67,7 @@ def render(config: dict, metrics: dict, test_summary: dict, figures: dict[str, s
              f"</head><body>",
              f"<h1>{esc(name)}</h1><p>Generated {esc(time.strftime('%Y-%m-%d %H:%M:%S'))} · "
              f"strategy {esc(str(metrics.get('strategy', '')))} · TensorFlow "
-             f"{esc(str(metrics.get('tf_version', '')))}</p>",
+             f"{esc(str(metrics.get('tensorflow_version', '')))}</p>",
              "<h2>Final metrics</h2><div class='cards'>"]
     parts += [f"<div class='card'><div>{esc(k)}</div><div class='big' id='{esc(k.replace(' ', '_'))}'>"
               f"{esc(v)}</div></div>" for k, v in cards]

@@ -65,3 +65,22 @@ def run_module(module: str, *args: str, env=None, timeout: int = 300, cwd=REPO):
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def finished_run(npz_dir, tmp_path_factory):
+    """One finished smoke run on the tiny data, shared by the tests that only read it."""
+    run_dir = str(tmp_path_factory.mktemp("runs") / "smoke")
+    result = run_module("mnist_research.train", "--flagfile=experiments/smoke.flags",
+                        f"--data_dir={npz_dir}", f"--run_dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir, result
+
+
+def find_chromium():
+    import shutil
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None

@@ -43,14 +43,6 @@ def png_size(path):
     return image.imread(path).shape
 
 
-@pytest.fixture(scope="module")
-def finished_run(npz_dir, tmp_path_factory):
-    run_dir = str(tmp_path_factory.mktemp("runs") / "smoke")
-    result = train(npz_dir, run_dir)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return run_dir, result
-
-
 def test_run_dir_holds_everything(finished_run):
     run_dir, result = finished_run
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))

@@ -1,0 +1,143 @@
+"""Using a finished run: SavedModel export, .keras file, evaluate, predict (issue: use the model)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REAL_MNIST, make_digits, run_module
+
+pytestmark = pytest.mark.slow
+
+
+def test_saved_model_in_fresh_process_matches_in_process_model(finished_run, tmp_path):
+    run_dir, _ = finished_run
+    images, _ = make_digits(37, seed=9)
+    np.save(tmp_path / "images.npy", images)
+    script = (
+        "import numpy as np, tensorflow as tf, sys\n"
+        "served = tf.saved_model.load(sys.argv[1])\n"
+        "images = np.load(sys.argv[2])\n"
+        "out = served.signatures['serving_default'](images=tf.constant(images))\n"
+        "flat = served.signatures['serve_flat'](pixels=tf.constant("
+        "images.reshape(-1, 784).astype('float32') / 255.0))\n"
+        "np.savez(sys.argv[3], probabilities=out['probabilities'].numpy(), "
+        "classes=out['classes'].numpy(), flat=flat['probabilities'].numpy())\n")
+    result = subprocess.run(
+        [sys.executable, "-c", script, os.path.join(run_dir, "export"),
+         str(tmp_path / "images.npy"), str(tmp_path / "out.npz")],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    served = np.load(tmp_path / "out.npz", allow_pickle=False)
+
+    import tensorflow as tf
+    import mnist_research.model  # noqa: F401  (registers the Keras classes)
+    from mnist_research import restore
+    keras_model = tf.keras.models.load_model(os.path.join(run_dir, "model.keras"))
+    expected = keras_model(images.reshape(-1, 784).astype("float32") / 255.0).numpy()
+    np.testing.assert_allclose(served["probabilities"], expected, atol=1e-5)
+    np.testing.assert_allclose(served["flat"], expected, atol=1e-5)
+    np.testing.assert_array_equal(served["classes"], expected.argmax(axis=1))
+    logits_fn, _ = restore.load_logits_fn(run_dir, from_checkpoint=True)
+    np.testing.assert_allclose(tf.nn.softmax(logits_fn(images)).numpy(), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("extra", [[], ["--from_checkpoint"]])
+def test_evaluate_equals_the_runs_test_metrics(finished_run, npz_dir, extra):
+    run_dir, _ = finished_run
+    metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
+    result = run_module("mnist_research.evaluate", f"--run_dir={run_dir}", *extra)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"accuracy {metrics['test_accuracy']:.4f}" in result.stdout
+    evaluation = json.load(open(os.path.join(run_dir, "evaluation-test.json")))
+    assert evaluation["accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-9)
+    assert evaluation["loss"] == pytest.approx(metrics["test_loss"], rel=1e-4)
+    for key in ("precision", "recall", "f1", "support"):
+        assert evaluation["per_class"][key] == pytest.approx(metrics["per_class"][key])
+    assert evaluation["confusion_matrix"] == metrics["confusion_matrix"]
+
+
+def test_evaluate_validation_split_and_errors(finished_run, tmp_path):
+    run_dir, _ = finished_run
+    result = run_module("mnist_research.evaluate", f"--run_dir={run_dir}", "--split=validation")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "(128 examples)" in result.stdout  # the last 20 % of the 640 tiny training images
+    metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
+    evaluation = json.load(open(os.path.join(run_dir, "evaluation-validation.json")))
+    assert evaluation["accuracy"] == pytest.approx(metrics["history"]["val_accuracy"][-1])
+    missing = run_module("mnist_research.evaluate", f"--run_dir={tmp_path}")
+    assert missing.returncode == 1
+    assert "config.json: not found" in missing.stderr.strip().splitlines()[-1]
+
+
+def _write_digit_png(path, image, background=230):
+    from PIL import Image
+    big = Image.fromarray(255 - image).resize((140, 140), Image.BILINEAR)
+    canvas = Image.new("L", (300, 200), background)
+    canvas.paste(big, (20, 30))
+    canvas.save(path)
+
+
+def test_predict_classifies_good_files_and_reports_bad_ones(finished_run, tmp_path):
+    run_dir, _ = finished_run
+    images, labels = make_digits(4, seed=5)
+    good = []
+    for i, image in enumerate(images):
+        good.append(str(tmp_path / f"digit{i}.png"))
+        _write_digit_png(good[-1], image)
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "empty.png").write_bytes(b"")
+    bad = [str(tmp_path / "missing.png"), str(tmp_path / "notes.txt"), str(tmp_path / "empty.png")]
+    out_dir = tmp_path / "seen"
+    result = run_module("mnist_research.predict", f"--run_dir={run_dir}", "--json",
+                        f"--save_preprocessed={out_dir}", *good[:2], *bad, *good[2:])
+    assert result.returncode == 1, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    by_path = {r["path"]: r for r in report["results"]}
+    assert len(by_path) == 7
+    for path in good:
+        r = by_path[path]
+        assert 0 <= r["digit"] <= 9 and 0.0 < r["probability"] <= 1.0
+        assert [d for d, _ in r["top3"]][0] == r["digit"] and len(r["top3"]) == 3
+        assert os.path.exists(r["preprocessed"])
+    assert "no such file" in by_path[bad[0]]["error"]
+    assert "not an image" in by_path[bad[1]]["error"]
+    assert "empty file" in by_path[bad[2]]["error"]
+    assert len(os.listdir(out_dir)) == 4
+
+    text = run_module("mnist_research.predict", f"--run_dir={run_dir}", *good[:2])
+    assert text.returncode == 0, text.stderr[-2000:]
+    lines = text.stdout.strip().splitlines()
+    assert len(lines) == 2 and all("top-3:" in line for line in lines)
+
+
+def test_predict_without_export_says_so(tmp_path):
+    result = run_module("mnist_research.predict", f"--run_dir={tmp_path}", "x.png")
+    assert result.returncode == 1
+    assert "no SavedModel" in result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(REAL_MNIST, "mnist.npz")),
+                    reason="real MNIST (../shared/datasets/mnist) not present")
+def test_real_mnist_rerendered_digits_are_recognised(tmp_path):
+    run_dir = str(tmp_path / "real")
+    result = run_module("mnist_research.train", "--flagfile=experiments/baseline.flags",
+                        f"--data_dir={REAL_MNIST}", f"--run_dir={run_dir}", "--epochs=3",
+                        "--histograms=false", timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
+
+    from mnist_research import predict, restore
+    with np.load(os.path.join(REAL_MNIST, "mnist.npz"), allow_pickle=False) as f:
+        x_test, y_test = f["x_test"][:300], f["y_test"][:300]
+    paths = []
+    for i, image in enumerate(x_test):
+        paths.append(str(tmp_path / f"{i}.{'png' if i % 2 else 'jpg'}"))
+        _write_digit_png(paths[-1], image)
+    logits_fn, _ = restore.load_logits_fn(run_dir)
+    results = predict.classify(paths, logits_fn)
+    accuracy = np.mean([r["digit"] == y for r, y in zip(results, y_test)])
+    assert accuracy >= metrics["test_accuracy"] - 0.05, (accuracy, metrics["test_accuracy"])
