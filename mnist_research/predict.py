@@ -17,12 +17,10 @@ import json
 import os
 import sys
 
-import numpy as np
 from absl import app, flags
 
-from mnist_research import evaluation, imaging, restore
+from mnist_research import recognize, restore
 from mnist_research.errors import MnistResearchError, run_guarded
-from mnist_research.run_dir import atomic_write_bytes
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("run_dir", None, "A finished run directory.", required=True)
@@ -33,40 +31,6 @@ flags.DEFINE_boolean("from_checkpoint", False,
                      "Load the latest checkpoint instead of the SavedModel export.")
 
 
-def _save_preprocessed(folder: str, path: str, image: np.ndarray) -> str:
-    from PIL import Image  # noqa: PLC0415
-    import io  # noqa: PLC0415
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    out = os.path.join(folder, os.path.splitext(os.path.basename(path))[0] + ".28x28.png")
-    atomic_write_bytes(out, buffer.getvalue())
-    return out
-
-
-def classify(paths: list[str], logits_fn, save_dir: str | None = None) -> list[dict]:
-    """One result dict per path: ``digit``, ``probability``, ``top3`` or ``error``."""
-    results, images, ok = [], [], []
-    for path in paths:
-        try:
-            image = imaging.load_digit(path)
-        except imaging.ImageError as e:
-            results.append({"path": path, "error": str(e)})
-            continue
-        result = {"path": path}
-        if save_dir:
-            result["preprocessed"] = _save_preprocessed(save_dir, path, image)
-        results.append(result)
-        images.append(image)
-        ok.append(result)
-    if images:
-        probabilities = evaluation.softmax(logits_fn(np.stack(images)))
-        for result, probs in zip(ok, probabilities):
-            top = np.argsort(-probs)[:3]
-            result.update(digit=int(top[0]), probability=float(probs[top[0]]),
-                          top3=[[int(d), float(probs[d])] for d in top])
-    return results
-
-
 def _predict(paths: list[str]) -> int:
     if FLAGS.save_preprocessed:
         try:
@@ -75,7 +39,7 @@ def _predict(paths: list[str]) -> int:
             raise MnistResearchError(f"--save_preprocessed={FLAGS.save_preprocessed}: "
                                      f"cannot create ({e.strerror or e})") from None
     logits_fn, source = restore.load_logits_fn(FLAGS.run_dir, FLAGS.from_checkpoint)
-    results = classify(paths, logits_fn, FLAGS.save_preprocessed)
+    results = recognize.classify(paths, logits_fn, FLAGS.save_preprocessed)
     if FLAGS.json:
         print(json.dumps({"model": source, "results": results}, indent=2))
     else:

@@ -130,7 +130,7 @@ def test_real_mnist_rerendered_digits_are_recognised(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
 
-    from mnist_research import predict, restore
+    from mnist_research import recognize, restore
     with np.load(os.path.join(REAL_MNIST, "mnist.npz"), allow_pickle=False) as f:
         x_test, y_test = f["x_test"][:300], f["y_test"][:300]
     paths = []
@@ -138,6 +138,6 @@ def test_real_mnist_rerendered_digits_are_recognised(tmp_path):
         paths.append(str(tmp_path / f"{i}.{'png' if i % 2 else 'jpg'}"))
         _write_digit_png(paths[-1], image)
     logits_fn, _ = restore.load_logits_fn(run_dir)
-    results = predict.classify(paths, logits_fn)
+    results = recognize.classify(paths, logits_fn)
     accuracy = np.mean([r["digit"] == y for r, y in zip(results, y_test)])
     assert accuracy >= metrics["test_accuracy"] - 0.05, (accuracy, metrics["test_accuracy"])
