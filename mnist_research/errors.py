@@ -33,12 +33,18 @@ class NonFiniteLossError(MnistResearchError):
 def run_guarded(body: Callable[[], int]) -> int:
     """Runs an entry point's ``body``; a project error becomes one line and exit 1.
 
+    So does an ``OSError`` (disk full, permissions) raised while writing outputs.
+
     The traceback is logged only when ``--verbosity`` is 1 or higher.
     """
     try:
         return body()
     except MnistResearchError as e:
-        if logging.get_verbosity() >= logging.DEBUG:
-            logging.exception("Traceback")
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        message = str(e)
+    except OSError as e:  # e.g. the disk filled up while writing a report or metrics.json
+        where = f"{e.filename}: " if e.filename else ""
+        message = f"{where}{e.strerror or e}"
+    if logging.get_verbosity() >= logging.DEBUG:
+        logging.exception("Traceback")
+    print(f"error: {message}", file=sys.stderr)
+    return 1

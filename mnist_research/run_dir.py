@@ -16,8 +16,10 @@ killed process never leaves a half-written file behind.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import shutil
 import tempfile
 import time
 from typing import Any, Optional
@@ -94,6 +96,25 @@ def prepare(run_dir: str, config: ExperimentConfig) -> None:
             raise RunDirError(
                 f"{run_dir} holds a run with different settings ({'; '.join(diffs)}); "
                 f"use a new --run_dir or --overwrite")
+
+
+# Left behind only by a process killed mid-write: atomic_write_bytes temporaries,
+# half-written exports, an export being replaced, event files being pruned.
+STALE_PATTERNS = (".tmp-*", os.path.join("*", ".tmp-*"), ".export-tmp-*", "export.old",
+                  os.path.join("*", "*.pruning"))
+
+
+def remove_stale_temporaries(run_dir: str) -> list[str]:
+    """Deletes what a killed run left half-written; returns the paths removed."""
+    removed = []
+    for pattern in STALE_PATTERNS:
+        for path in glob.glob(os.path.join(run_dir, pattern)):
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.unlink(path)
+            removed.append(path)
+    return removed
 
 
 def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:

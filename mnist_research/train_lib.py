@@ -7,6 +7,8 @@ data (``datasets=``) or a 2-replica strategy (``strategy=``).
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import json
 import os
 import shutil
@@ -66,13 +68,29 @@ class _RunState:
         return {key: list(history.get(key, [])) for key in HISTORY_KEYS}
 
     def save(self, epoch: int, history: dict[str, list[float]]) -> None:
+        """Saves ``ckpt-<epoch>``; the ``checkpoint`` state file moves to it only once
+        every file is written, so a failed or killed save leaves the last good one as latest.
+
+        Raises:
+          RunDirError: the save failed (disk full, permissions); its partial files
+            are removed.
+        """
         self.history_json.assign(json.dumps(history))
-        if self.chief:
-            self.manager.save(checkpoint_number=epoch)
-        else:  # Every worker must take part in saving (GUIDE pitfall 8).
-            temp_dir = os.path.join(self.chief_dir, f".{distribute.worker_id()}-tmp")
-            self.checkpoint.write(os.path.join(temp_dir, "ckpt"))
-            shutil.rmtree(temp_dir, ignore_errors=True)
+        try:
+            if self.chief:
+                self.manager.save(checkpoint_number=epoch)
+            else:  # Every worker must take part in saving (GUIDE pitfall 8).
+                temp_dir = os.path.join(self.chief_dir, f".{distribute.worker_id()}-tmp")
+                self.checkpoint.write(os.path.join(temp_dir, "ckpt"))
+                shutil.rmtree(temp_dir, ignore_errors=True)
+        except (OSError, tf.errors.OpError) as e:
+            for path in glob.glob(os.path.join(self.chief_dir, f"ckpt-{epoch}.*")):
+                os.unlink(path)
+            latest = tf.train.latest_checkpoint(self.chief_dir) or "none"
+            reason = getattr(e, "message", None) or getattr(e, "strerror", None) or str(e)
+            raise RunDirError(f"{self.chief_dir}: could not save the checkpoint of epoch "
+                              f"{epoch} ({reason.splitlines()[0]}); the latest checkpoint is "
+                              f"still {os.path.basename(latest)}") from None
 
 
 def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, *,
@@ -119,6 +137,8 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
                      "--overwrite to train again.", run_dir, done)
         return run_dir_lib.read_json(os.path.join(run_dir, run_dir_lib.METRICS_FILE))
     if chief:
+        for path in run_dir_lib.remove_stale_temporaries(run_dir):
+            logging.info("Removed %s, left half-written by an interrupted run", path)
         run_dir_lib.save_config(run_dir, config, flagfile_text)
     logging.info("Run dir: %s | %s x%d, %s (%s)", run_dir, info["strategy"],
                  info["num_replicas"], info["device_name"], info["device_kind"])
@@ -179,6 +199,9 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
         datasets.x_test, datasets.y_test, config.train.batch_size))
     test_totals = evaluate_test()
     metrics = _metrics(history, info, test_totals, finished=True)
+    metrics["weights_sha256"] = weights_fingerprint(trainer.model)
+    logging.info("Final weights sha256 %s (worker %s)", metrics["weights_sha256"],
+                 distribute.worker_id())
     _export(trainer.model, run_dir, chief)
     if chief:
         logits = trainer.predict_logits(datasets.x_test)
@@ -199,6 +222,19 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
     logging.info("Test accuracy %.4f, test loss %.4f (%d examples)", test_totals.accuracy,
                  test_totals.loss, int(test_totals.count))
     return metrics
+
+
+def weights_fingerprint(model: tf.keras.Model) -> str:
+    """SHA-256 of every model variable's bytes (this worker's first replica).
+
+    Equal fingerprints mean bit-identical weights, e.g. across the workers of a
+    multi-worker run.
+    """
+    digest = hashlib.sha256()
+    for variable in model.variables:
+        digest.update(variable.path.encode("utf-8"))
+        digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
+    return digest.hexdigest()
 
 
 def hparams(config: ExperimentConfig, info: dict) -> dict[str, Any]:

@@ -1,0 +1,97 @@
+"""Aggregating finished runs into a results table (mean ± std over seeds) and a figure."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+from mnist_research import run_dir as run_dir_lib
+
+COLUMNS = ("test_accuracy", "test_loss", "train_seconds")
+
+
+def aggregate(runs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One row per experiment: count, mean, std (ddof=1), min and max of each column.
+
+    Args:
+      runs: experiment name → the ``metrics.json`` dicts of its finished runs.
+    """
+    rows = []
+    for experiment, metrics in runs.items():
+        row: dict[str, Any] = {"experiment": experiment, "runs": len(metrics),
+                               "seeds": ",".join(str(m.get("seed", "?")) for m in metrics)}
+        for column in COLUMNS:
+            values = np.array([float(m[column]) for m in metrics])
+            row[f"{column}_mean"] = float(values.mean())
+            row[f"{column}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            row[f"{column}_min"] = float(values.min())
+            row[f"{column}_max"] = float(values.max())
+        rows.append(row)
+    return rows
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def to_markdown(rows: list[dict[str, Any]]) -> str:
+    """A Markdown table: accuracy in %, loss, and training seconds, mean ± std [min–max]."""
+    lines = ["| experiment | runs | test accuracy (%) | test loss | training time (s) |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        acc = (f"{100 * r['test_accuracy_mean']:.2f} ± {100 * r['test_accuracy_std']:.2f} "
+               f"[{100 * r['test_accuracy_min']:.2f}–{100 * r['test_accuracy_max']:.2f}]")
+        loss = (f"{r['test_loss_mean']:.4f} ± {r['test_loss_std']:.4f} "
+                f"[{r['test_loss_min']:.4f}–{r['test_loss_max']:.4f}]")
+        seconds = f"{r['train_seconds_mean']:.1f} ± {r['train_seconds_std']:.1f}"
+        lines.append(f"| {r['experiment']} | {r['runs']} | {acc} | {loss} | {seconds} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict[str, Any]], runs: dict[str, list[dict]], path: str) -> str:
+    """Per-experiment test accuracy: mean with ±1 std error bars, each seed as a dot."""
+    from mnist_research import reports  # noqa: PLC0415 (matplotlib only when plotting)
+    plt = reports.plt
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.8 * len(rows)), 5))
+    x = np.arange(len(rows))
+    means = [100 * r["test_accuracy_mean"] for r in rows]
+    stds = [100 * r["test_accuracy_std"] for r in rows]
+    ax.errorbar(x, means, yerr=stds, fmt="o", capsize=8, markersize=9, label="mean ± std")
+    for i, r in enumerate(rows):
+        seeds = [100 * float(m["test_accuracy"]) for m in runs[r["experiment"]]]
+        ax.scatter(np.full(len(seeds), i + 0.12), seeds, s=18, color="gray", zorder=3,
+                   label="single seed" if i == 0 else None)
+    ax.set_xticks(x, [r["experiment"] for r in rows])
+    ax.set(ylabel="test accuracy (%)", title="Test accuracy per experiment")
+    ax.legend()
+    return reports.save_figure(fig, path)
+
+
+def write(output: str, runs: dict[str, list[dict]]) -> dict[str, str]:
+    """Writes ``results.md``, ``results.csv`` and ``sweep.png`` under ``output``."""
+    rows = aggregate(runs)
+    paths = {"markdown": os.path.join(output, "results.md"),
+             "csv": os.path.join(output, "results.csv"),
+             "figure": os.path.join(output, "sweep.png")}
+    run_dir_lib.atomic_write_text(paths["markdown"], to_markdown(rows))
+    run_dir_lib.atomic_write_text(paths["csv"], to_csv(rows))
+    plot(rows, runs, paths["figure"])
+    return paths
+
+
+def spread_overlaps(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two rows' mean ± std accuracy intervals overlap (a rough noise check)."""
+    lo = max(a["test_accuracy_mean"] - a["test_accuracy_std"],
+             b["test_accuracy_mean"] - b["test_accuracy_std"])
+    hi = min(a["test_accuracy_mean"] + a["test_accuracy_std"],
+             b["test_accuracy_mean"] + b["test_accuracy_std"])
+    return lo <= hi or math.isclose(lo, hi)

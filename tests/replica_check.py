@@ -1,0 +1,63 @@
+"""Run as a script (devices must be configured before any TF op): trains the same data
+with 1 replica and with 2 mirrored replicas on 2 logical CPUs and prints a JSON report.
+
+Dropout is off so both topologies compute the same function; with synchronized BN
+and the loss scaled by the global batch, they should take the same steps up to
+float32 summation order.
+"""
+
+import json
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+sys.path.insert(0, sys.argv[1])  # the tests folder, for conftest.make_digits
+
+from conftest import make_digits  # noqa: E402
+
+from mnist_research import config as config_lib, distribute, input_pipeline  # noqa: E402
+from mnist_research.train_lib import set_seeds  # noqa: E402
+from mnist_research.trainer import Trainer  # noqa: E402
+
+STEPS = 20
+
+config = config_lib.ExperimentConfig(
+    model=config_lib.ModelConfig(dropout_rates=(0.0, 0.0, 0.0)),
+    train=config_lib.TrainConfig(batch_size=64, seed=7, steps_per_loop=STEPS),
+    distribute=config_lib.DistributeConfig(strategy="mirrored", num_cpu_devices=2))
+distribute.configure_devices(config.distribute)
+images, labels = make_digits(64 * STEPS, seed=3)
+
+
+def train(strategy):
+    set_seeds(config)
+    trainer = Trainer(config, strategy)
+    train_input = input_pipeline.TrainInput(images, labels, 64, seed=7)
+    iterator = iter(strategy.distribute_datasets_from_function(
+        lambda ctx: train_input.dataset(1, ctx)))
+    losses = [trainer.train_steps(iterator, 1).loss for _ in range(STEPS)]
+    return trainer, losses
+
+
+one_trainer, one_losses = train(tf.distribute.OneDeviceStrategy("/cpu:0"))
+two_trainer, two_losses = train(distribute.create_strategy(config.distribute))
+
+# Weights and BN moving statistics (not the dropout seed states, which are per replica).
+def checked(model):
+    return model.trainable_variables + [v for v in model.non_trainable_variables
+                                        if "moving" in v.path]
+
+
+replica_max_diff, mirrored = 0.0, 0
+for variable in checked(two_trainer.model):
+    values = [v.numpy() for v in two_trainer.strategy.experimental_local_results(
+        getattr(variable, "value", variable))]
+    mirrored += len(values) == 2
+    replica_max_diff = max(replica_max_diff, float(np.max(np.abs(values[0] - values[-1]))))
+weight_max_diff = max(float(np.max(np.abs(a.numpy() - b.numpy())))
+                      for a, b in zip(checked(one_trainer.model), checked(two_trainer.model)))
+print(json.dumps({"replicas": two_trainer.strategy.num_replicas_in_sync,
+                  "checked": len(checked(two_trainer.model)), "mirrored": mirrored,
+                  "replica_max_diff": replica_max_diff, "weight_max_diff": weight_max_diff,
+                  "one_losses": one_losses, "two_losses": two_losses}))

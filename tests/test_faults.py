@@ -1,0 +1,190 @@
+"""Injected faults: SIGKILL mid-checkpoint and mid-report, a full disk, bad data at the
+entry point's error boundary (one line, exit status 1, run dir untouched)."""
+
+import glob
+import gzip
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import REPO, make_digits, run_module, write_idx_dir
+from mnist_research import config as config_lib
+from mnist_research import train_lib
+from mnist_research.errors import run_guarded
+from test_train_e2e import scalars
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+
+
+def train_args(npz_dir, run_dir, *extra):
+    return ["--flagfile=experiments/smoke.flags", f"--data_dir={npz_dir}",
+            f"--run_dir={run_dir}", "--histograms=false", *extra]
+
+
+def run_with_fault(fault, *args):
+    return subprocess.run([sys.executable, os.path.join(TESTS, "fault_runner.py"), fault, *args],
+                          cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+
+
+def assert_clean_history(run_dir, epochs):
+    metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
+    assert metrics["finished"] and metrics["epochs_completed"] == epochs
+    assert all(len(v) == epochs for v in metrics["history"].values())
+    validation = scalars(os.path.join(run_dir, "validation"))
+    assert [s for s, _ in validation["epoch/accuracy"]] == list(range(1, epochs + 1))
+    steps = [s for s, _ in scalars(os.path.join(run_dir, "train"))["step/loss"]]
+    assert steps == sorted(set(steps)), steps  # never backwards, never repeated
+    assert not glob.glob(os.path.join(run_dir, "**", ".tmp-*"), recursive=True)
+    return metrics
+
+
+@pytest.mark.slow
+def test_sigkill_mid_checkpoint_then_resume(npz_dir, tmp_path):
+    run_dir = str(tmp_path / "run")
+    killed = run_with_fault("kill_before_commit:2", *train_args(npz_dir, run_dir, "--epochs=3"))
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    checkpoints = os.path.join(run_dir, "checkpoints")
+    assert os.path.exists(os.path.join(checkpoints, "ckpt-2.index"))  # written...
+    assert tf.train.latest_checkpoint(checkpoints).endswith("ckpt-1")  # ...not committed
+    resumed = run_module("mnist_research.train", *train_args(npz_dir, run_dir, "--epochs=3"))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "ckpt-1" in resumed.stderr and "epoch 2/3" in resumed.stderr
+    assert "epoch 1/3" not in resumed.stderr
+    assert_clean_history(run_dir, 3)
+    assert tf.train.latest_checkpoint(checkpoints).endswith("ckpt-3")
+
+
+@pytest.mark.slow
+def test_sigkill_while_writing_reports_then_rerun(npz_dir, tmp_path):
+    run_dir = str(tmp_path / "run")
+    killed = run_with_fault("kill_in_reports", *train_args(npz_dir, run_dir))
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert not json.load(open(os.path.join(run_dir, "metrics.json")))["finished"]
+    rerun = run_module("mnist_research.train", *train_args(npz_dir, run_dir))
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "epoch 1/2" not in rerun.stderr and "epoch 2/2" not in rerun.stderr  # no retraining
+    assert_clean_history(run_dir, 2)
+    for name in ("curves", "samples", "confusion_matrix", "per_class", "mistakes"):
+        assert os.path.getsize(os.path.join(run_dir, "reports", f"{name}.png")) > 1000
+    assert os.path.exists(os.path.join(run_dir, "export", "saved_model.pb"))
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 6 MB tmpfs: room for the first checkpoint (3.2 MB), not the second."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+@pytest.mark.slow
+def test_disk_full_keeps_the_last_good_checkpoint(npz_dir, small_disk):
+    run_dir = str(small_disk / "run")
+    result = run_module("mnist_research.train", *train_args(npz_dir, run_dir, "--epochs=3"))
+    assert result.returncode == 1, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "could not save the checkpoint of epoch 2" in last
+    assert "still ckpt-1" in last and "Traceback" not in result.stderr
+    checkpoints = os.path.join(run_dir, "checkpoints")
+    assert tf.train.latest_checkpoint(checkpoints).endswith("ckpt-1")
+    assert not glob.glob(os.path.join(checkpoints, "ckpt-2*"))  # partial save removed
+    metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
+    assert metrics["epochs_completed"] == 1 and not metrics["finished"]
+
+
+def _write_npz(folder, **overrides):
+    x, y = make_digits(60)
+    arrays = {"x_train": x, "y_train": y, "x_test": x[:20], "y_test": y[:20], **overrides}
+    np.savez(os.path.join(folder, "mnist.npz"), **arrays)
+
+
+def _object_npz(folder):
+    evil = np.empty(1, dtype=object)
+    np.savez(os.path.join(folder, "mnist.npz"), x_train=evil, y_train=evil, x_test=evil,
+             y_test=evil)
+
+
+def _idx(folder, mutate):
+    x, y = make_digits(60)
+    write_idx_dir(folder, {"x_train": x, "y_train": y, "x_test": x[:20], "y_test": y[:20]},
+                  gz=mutate == "gz")
+    name = "train-labels-idx1-ubyte"
+    path = os.path.join(folder, name)
+    if mutate == "magic":
+        payload = open(path, "rb").read()
+        open(path, "wb").write(b"\x00\x00\x0d\x01" + payload[4:])
+    elif mutate == "truncated":
+        payload = open(path, "rb").read()
+        open(path, "wb").write(payload[:-5])
+    elif mutate == "missing":
+        os.remove(path)
+    elif mutate == "gz":
+        path += ".gz"
+        payload = open(path, "rb").read()
+        open(path, "wb").write(payload[: len(payload) // 2])
+
+
+BAD_DATA = {
+    "missing dir": (None, "does not exist"),
+    "empty dir": (lambda d: None, "found neither mnist.npz nor the four IDX files"),
+    "truncated npz": (lambda d: open(os.path.join(d, "mnist.npz"), "wb").write(b"PK\x03\x04zz"),
+                      "not an .npz"),
+    "object arrays": (_object_npz, "refusing to unpickle"),
+    "wrong shape": (lambda d: _write_npz(d, x_train=np.zeros((60, 32, 32), np.uint8)),
+                    "expected (N, 28, 28)"),
+    "wrong dtype": (lambda d: _write_npz(d, x_train=np.zeros((60, 28, 28), np.int32)),
+                    "expected uint8"),
+    "float with NaN": (lambda d: _write_npz(d, x_train=np.full((60, 28, 28), np.nan,
+                                                               np.float32)), "expected uint8"),
+    "count mismatch": (lambda d: _write_npz(d, y_train=np.zeros(59, np.uint8)),
+                       "60 train images but 59 train labels"),
+    "label out of range": (lambda d: _write_npz(d, y_test=np.full(20, 11, np.uint8)),
+                           "expected 0-9"),
+    "IDX wrong magic": (lambda d: _idx(d, "magic"), "wrong IDX magic"),
+    "IDX truncated": (lambda d: _idx(d, "truncated"), "truncated or corrupt"),
+    "IDX file missing": (lambda d: _idx(d, "missing"), "missing: train-labels-idx1-ubyte"),
+    "corrupt gzip": (lambda d: _idx(d, "gz"), "train-labels-idx1-ubyte.gz"),
+}
+
+
+def _tree_digest(folder):
+    digest = {}
+    for path in sorted(glob.glob(os.path.join(folder, "**"), recursive=True)):
+        if os.path.isfile(path):
+            digest[path] = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    return digest
+
+
+@pytest.mark.parametrize("case", sorted(BAD_DATA))
+def test_bad_data_is_one_line_and_touches_nothing(case, tmp_path, capsys):
+    make, message = BAD_DATA[case]
+    data_dir = tmp_path / "data"
+    if make is not None:
+        data_dir.mkdir()
+        make(str(data_dir))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "metrics.json").write_text('{"finished": false, "note": "from an earlier run"}')
+    before = _tree_digest(run_dir)
+    config = config_lib.ExperimentConfig(
+        data=config_lib.DataConfig(data_dir=str(data_dir)),
+        train=config_lib.TrainConfig(epochs=1, batch_size=16))
+    status = run_guarded(lambda: train_lib.train_and_evaluate(
+        config, str(run_dir), strategy=tf.distribute.get_strategy(), verbose=False))
+    assert status == 1
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, lines
+    assert message in lines[0] and str(data_dir) in lines[0]
+    assert _tree_digest(run_dir) == before
