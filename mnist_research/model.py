@@ -119,7 +119,8 @@ def checkpoint_objects(model: MLPClassifier) -> dict:
     does not hand it to ``tf.train.Checkpoint``; without adding it, a resumed
     run would replay the dropout masks of its first epoch.
     """
-    seeds = [block.dropout.seed_generator.state for block in model.blocks]
+    seeds = [block.dropout.seed_generator.state for block in model.blocks
+             if getattr(block.dropout, "seed_generator", None) is not None]  # none at rate 0
     return {"model": model, "dropout_seeds": seeds}
 
 

@@ -82,7 +82,7 @@ class Summaries:
             hp.hparams_config(
                 hparams=[hp.HParam(name) for name in sorted(values)],
                 metrics=[hp.Metric(tag, group=group,
-                                   display_name=f"{group or 'final'} {tag.split('/')[-1]}")
+                                   display_name=f"{group or 'test'} {tag.split('/')[-1]}")
                          for tag, group in HPARAM_METRICS])
             hp.hparams(values, trial_id=os.path.basename(os.path.abspath(self.run_dir)))
         self.session.flush()

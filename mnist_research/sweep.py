@@ -28,7 +28,9 @@ FLAGS = flags.FLAGS
 flags.DEFINE_list("experiments", ["baseline"], "Flagfile names in --experiments_dir.")
 flags.DEFINE_list("seeds", ["1", "2", "3"], "Seeds to run each experiment with.")
 flags.DEFINE_string("experiments_dir", "experiments", "Where <experiment>.flags live.")
-flags.DEFINE_string("data_dir", None, "Passed to every run (overrides the flagfiles').")
+flags.DEFINE_string("data_dir", None,
+                    "Passed to every run (overrides the flagfiles' --data_dir); sweep "
+                    "experiments on other datasets in a separate call.")
 flags.DEFINE_string("output", os.path.join("runs", "sweep"), "Parent of the runs and results.")
 
 

@@ -32,7 +32,30 @@ def aggregate(runs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
             row[f"{column}_min"] = float(values.min())
             row[f"{column}_max"] = float(values.max())
         rows.append(row)
+    _add_differences(rows, runs)
     return rows
+
+
+def welch_t(a: np.ndarray, b: np.ndarray) -> float:
+    """Welch's t statistic of mean(a) - mean(b) (nan with fewer than 2 values each)."""
+    if len(a) < 2 or len(b) < 2:
+        return float("nan")
+    se = math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+    diff = float(a.mean() - b.mean())
+    return diff / se if se > 0 else (0.0 if diff == 0 else math.copysign(math.inf, diff))
+
+
+def _add_differences(rows: list[dict[str, Any]], runs: dict[str, list[dict]]) -> None:
+    """Test-accuracy difference from the first experiment, with Welch's t.
+
+    With 3 seeds per experiment, |t| above about 2.8 (about 4 degrees of freedom)
+    corresponds to p < 0.05 for a two-sided test.
+    """
+    reference = np.array([float(m["test_accuracy"]) for m in runs[rows[0]["experiment"]]])
+    for row in rows:
+        values = np.array([float(m["test_accuracy"]) for m in runs[row["experiment"]]])
+        row["test_accuracy_diff"] = float(values.mean() - reference.mean())
+        row["test_accuracy_welch_t"] = welch_t(values, reference)
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
@@ -44,16 +67,21 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def to_markdown(rows: list[dict[str, Any]]) -> str:
-    """A Markdown table: accuracy in %, loss, and training seconds, mean ± std [min–max]."""
-    lines = ["| experiment | runs | test accuracy (%) | test loss | training time (s) |",
-             "|---|---|---|---|---|"]
+    """A Markdown table: accuracy in %, loss, and training seconds, mean ± std [min–max],
+    and each experiment's accuracy difference from the first one with Welch's t."""
+    lines = [f"| experiment | runs | test accuracy (%) | Δ vs {rows[0]['experiment']} "
+             f"(Welch t) | test loss | training time (s) |",
+             "|---|---|---|---|---|---|"]
     for r in rows:
         acc = (f"{100 * r['test_accuracy_mean']:.2f} ± {100 * r['test_accuracy_std']:.2f} "
                f"[{100 * r['test_accuracy_min']:.2f}–{100 * r['test_accuracy_max']:.2f}]")
         loss = (f"{r['test_loss_mean']:.4f} ± {r['test_loss_std']:.4f} "
                 f"[{r['test_loss_min']:.4f}–{r['test_loss_max']:.4f}]")
         seconds = f"{r['train_seconds_mean']:.1f} ± {r['train_seconds_std']:.1f}"
-        lines.append(f"| {r['experiment']} | {r['runs']} | {acc} | {loss} | {seconds} |")
+        diff = ("–" if r is rows[0] else
+                f"{100 * r['test_accuracy_diff']:+.2f} ({r['test_accuracy_welch_t']:+.1f})")
+        lines.append(f"| {r['experiment']} | {r['runs']} | {acc} | {diff} | {loss} "
+                     f"| {seconds} |")
     return "\n".join(lines) + "\n"
 
 

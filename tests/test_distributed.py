@@ -110,3 +110,35 @@ def test_multi_worker_two_processes_on_loopback_and_resume(npz_dir, tmp_path):
     assert fingerprint(outputs[0][2]) == fingerprint(outputs[1][2])
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
     assert metrics["epochs_completed"] == 3 and len(metrics["history"]["loss"]) == 3
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_trains_with_float32_head(npz_dir, tmp_path, policy):
+    script = (
+        "import sys, numpy as np, tensorflow as tf\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "from conftest import make_digits\n"
+        "from mnist_research import config as c, distribute, input_pipeline\n"
+        "from mnist_research.trainer import Trainer\n"
+        f"cfg = c.ExperimentConfig(distribute=c.DistributeConfig(mixed_precision='{policy}'),"
+        " train=c.TrainConfig(batch_size=64))\n"
+        "distribute.configure_devices(cfg.distribute)\n"
+        "trainer = Trainer(cfg, tf.distribute.get_strategy())\n"
+        "x, y = make_digits(640)\n"
+        "inp = input_pipeline.TrainInput(x, y, 64, seed=0)\n"
+        "losses = []\n"
+        "for epoch in range(3):\n"
+        "    it = iter(inp.dataset(epoch))\n"
+        "    losses.append(trainer.train_steps(it, inp.steps_per_epoch()).loss)\n"
+        "m = trainer.model\n"
+        "print(m.block_0.dense.compute_dtype, m.head.compute_dtype, m.head.kernel.dtype,"
+        " type(trainer.optimizer).__name__, trainer.predict(x[:5]).dtype, *losses)\n")
+    result = subprocess.run([sys.executable, "-c", script, TESTS], cwd=REPO, capture_output=True,
+                            text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    hidden, head, head_var, optimizer, probs, *losses = result.stdout.split()
+    assert hidden == policy.split("_")[1] and head == "float32" and head_var == "float32"
+    assert probs == "float32"
+    assert optimizer == ("LossScaleOptimizer" if policy == "mixed_float16" else "FusedAdam")
+    losses = [float(v) for v in losses]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0] / 2

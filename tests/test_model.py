@@ -90,3 +90,15 @@ def test_checkpoint_round_trip_restores_every_variable(tmp_path):
     for a, b in zip(optimizer.variables, target_opt.variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     np.testing.assert_allclose(source(x).numpy(), target(x).numpy(), rtol=1e-6)
+
+
+def test_zero_dropout_model_checkpoints(tmp_path):
+    """Keras creates no seed generator for Dropout(0); the checkpoint must still work."""
+    source = model_lib.build(model_lib.MLPClassifier(dropout_rates=(0.0, 0.5, 0.0)))
+    objects = model_lib.checkpoint_objects(source)
+    assert len(objects["dropout_seeds"]) == 1
+    path = tf.train.Checkpoint(**objects).write(str(tmp_path / "ckpt"))
+    target = model_lib.build(model_lib.MLPClassifier(dropout_rates=(0.0, 0.5, 0.0)))
+    tf.train.Checkpoint(**model_lib.checkpoint_objects(target)).read(path).assert_consumed()
+    x = tf.random.uniform((4, 784))
+    np.testing.assert_allclose(source(x).numpy(), target(x).numpy(), rtol=1e-6)

@@ -1,0 +1,96 @@
+"""Research workflow: bit-identical reruns with --deterministic, and the seed sweep."""
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import run_module
+from mnist_research import sweep_lib
+
+TIMING_KEYS = ("epoch_seconds", "examples_per_second")
+
+
+def _run(npz_dir, run_dir, *extra):
+    result = run_module("mnist_research.train", "--flagfile=experiments/smoke.flags",
+                        f"--data_dir={npz_dir}", f"--run_dir={run_dir}", "--histograms=false",
+                        *extra)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
+    reader = tf.train.load_checkpoint(os.path.join(run_dir, "checkpoints"))
+    weights = {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+               if name.startswith("model/") and "OPTIMIZER_SLOT" not in name}
+    return metrics, weights
+
+
+@pytest.mark.slow
+def test_deterministic_same_seed_is_bit_identical_and_seeds_differ(npz_dir, tmp_path):
+    a, weights_a = _run(npz_dir, tmp_path / "a", "--deterministic", "--seed=3")
+    b, weights_b = _run(npz_dir, tmp_path / "b", "--deterministic", "--seed=3")
+    c, weights_c = _run(npz_dir, tmp_path / "c", "--deterministic", "--seed=4")
+    for key, values in a["history"].items():
+        if key not in TIMING_KEYS:
+            assert values == b["history"][key], key  # exact float equality
+    assert (a["test_accuracy"], a["test_loss"]) == (b["test_accuracy"], b["test_loss"])
+    assert a["weights_sha256"] == b["weights_sha256"]
+    assert len(weights_a) >= 10 and weights_a.keys() == weights_b.keys()
+    for name in weights_a:
+        np.testing.assert_array_equal(weights_a[name], weights_b[name], err_msg=name)
+    assert c["history"]["loss"] != a["history"]["loss"]
+    assert c["weights_sha256"] != a["weights_sha256"]
+    assert any(not np.array_equal(weights_a[n], weights_c[n]) for n in weights_a)
+
+
+@pytest.mark.slow
+def test_sweep_tabulates_runs_and_reuses_finished_ones(npz_dir, tmp_path):
+    output = tmp_path / "sweep"
+    args = ("mnist_research.sweep", "--experiments=smoke", "--seeds=1,2",
+            f"--data_dir={npz_dir}", f"--output={output}", "--", "--histograms=false")
+    first = run_module(*args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    runs = [json.load(open(output / f"smoke-seed{s}" / "metrics.json")) for s in (1, 2)]
+    assert runs[0]["history"]["loss"] != runs[1]["history"]["loss"]  # the seeds took effect
+    with open(output / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1 and rows[0]["experiment"] == "smoke" and rows[0]["runs"] == "2"
+    accuracies = [m["test_accuracy"] for m in runs]
+    assert float(rows[0]["test_accuracy_mean"]) == pytest.approx(np.mean(accuracies))
+    assert float(rows[0]["test_accuracy_std"]) == pytest.approx(np.std(accuracies, ddof=1))
+    assert float(rows[0]["test_loss_min"]) == pytest.approx(min(m["test_loss"] for m in runs))
+    markdown = (output / "results.md").read_text()
+    assert markdown.count("| smoke |") == 1
+    assert f"{100 * np.mean(accuracies):.2f} ±" in markdown
+    assert (output / "sweep.png").stat().st_size > 5000
+
+    stamp = os.path.getmtime(output / "smoke-seed1" / "metrics.json")
+    second = run_module(*args)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert second.stderr.count("Reusing finished run") == 2
+    assert os.path.getmtime(output / "smoke-seed1" / "metrics.json") == stamp
+
+
+def test_sweep_rejects_unknown_experiment(tmp_path):
+    result = run_module("mnist_research.sweep", "--experiments=nope", f"--output={tmp_path}")
+    assert result.returncode == 1
+    assert "nope.flags: no such experiment flagfile" in result.stderr.strip().splitlines()[-1]
+
+
+def test_aggregate_by_hand():
+    runs = {"a": [{"test_accuracy": 0.9, "test_loss": 0.3, "train_seconds": 10, "seed": 1},
+                  {"test_accuracy": 0.8, "test_loss": 0.5, "train_seconds": 12, "seed": 2}]}
+    (row,) = sweep_lib.aggregate(runs)
+    assert row["test_accuracy_mean"] == pytest.approx(0.85)
+    assert row["test_accuracy_std"] == pytest.approx(np.std([0.9, 0.8], ddof=1))
+    assert (row["test_loss_min"], row["test_loss_max"]) == (0.3, 0.5)
+    assert row["seeds"] == "1,2"
+    assert row["test_accuracy_diff"] == 0.0
+
+
+def test_welch_t_by_hand():
+    a, b = np.array([0.98, 0.981, 0.982]), np.array([0.975, 0.976, 0.977])
+    expected = (a.mean() - b.mean()) / np.sqrt(a.var(ddof=1) / 3 + b.var(ddof=1) / 3)
+    assert sweep_lib.welch_t(a, b) == pytest.approx(expected)
+    assert np.isnan(sweep_lib.welch_t(a[:1], b))
