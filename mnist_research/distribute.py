@@ -50,6 +50,12 @@ def configure_devices(config: DistributeConfig) -> None:
 def create_strategy(config: DistributeConfig) -> tf.distribute.Strategy:
     """Returns the strategy ``config.strategy`` names (see the module docstring)."""
     name = config.strategy
+    if name == "multi_worker":  # Before anything initialises the TF runtime (listing
+        # logical devices does): collective ops must be configured at program start.
+        if "TF_CONFIG" not in os.environ:
+            raise ConfigError("strategy=multi_worker needs the TF_CONFIG environment variable "
+                             "(see README, 'Devices and distribution')")
+        return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
         name = "mirrored" if gpus else "default"
@@ -62,11 +68,6 @@ def create_strategy(config: DistributeConfig) -> tf.distribute.Strategy:
             return tf.distribute.MirroredStrategy()
         cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices=cpus)
-    if name == "multi_worker":
-        if "TF_CONFIG" not in os.environ:
-            raise ConfigError("strategy=multi_worker needs the TF_CONFIG environment variable "
-                             "(see README, 'Devices and distribution')")
-        return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"unknown strategy {config.strategy!r}; expected one of {', '.join(STRATEGIES)}")
 
 
@@ -117,8 +118,16 @@ def device_info(strategy: tf.distribute.Strategy) -> dict:
         name, kind, count = cpu_name(), "cpu", 1
     return {"device_kind": kind, "device_name": name, "device_count": count,
             "num_replicas": strategy.num_replicas_in_sync,
-            "strategy": type(strategy).__name__.lstrip("_"),
+            "strategy": strategy_name(strategy),
             "tensorflow_version": tf.__version__}
+
+
+def strategy_name(strategy: tf.distribute.Strategy) -> str:
+    """The public name: ``MultiWorkerMirroredStrategy`` (its class is
+    ``CollectiveAllReduceStrategy``), ``MirroredStrategy``, ``DefaultDistributionStrategy``."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return "MultiWorkerMirroredStrategy"
+    return type(strategy).__name__.lstrip("_")
 
 
 def _pinned_to_cpu(strategy: tf.distribute.Strategy) -> bool:

@@ -99,9 +99,10 @@ def prepare(run_dir: str, config: ExperimentConfig) -> None:
 
 
 # Left behind only by a process killed mid-write: atomic_write_bytes temporaries,
-# half-written exports, an export being replaced, event files being pruned.
+# half-written exports, an export being replaced, event files being pruned, and
+# TensorFlow's temporary directory of a checkpoint being saved.
 STALE_PATTERNS = (".tmp-*", os.path.join("*", ".tmp-*"), ".export-tmp-*", "export.old",
-                  os.path.join("*", "*.pruning"))
+                  os.path.join("*", "*.pruning"), os.path.join("checkpoints", "ckpt-*_temp"))
 
 
 def remove_stale_temporaries(run_dir: str) -> list[str]:

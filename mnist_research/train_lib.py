@@ -29,6 +29,7 @@ from mnist_research import reports
 from mnist_research import run_dir as run_dir_lib
 from mnist_research import summaries as summaries_lib
 from mnist_research.config import ExperimentConfig
+from mnist_research.errors import RunDirError
 from mnist_research.trainer import Totals, Trainer
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds",
@@ -84,8 +85,11 @@ class _RunState:
                 self.checkpoint.write(os.path.join(temp_dir, "ckpt"))
                 shutil.rmtree(temp_dir, ignore_errors=True)
         except (OSError, tf.errors.OpError) as e:
-            for path in glob.glob(os.path.join(self.chief_dir, f"ckpt-{epoch}.*")):
-                os.unlink(path)
+            for path in glob.glob(os.path.join(self.chief_dir, f"ckpt-{epoch}[._]*")):
+                if os.path.isdir(path):  # TF's sharded save writes into ckpt-N_temp/
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    os.unlink(path)
             latest = tf.train.latest_checkpoint(self.chief_dir) or "none"
             reason = getattr(e, "message", None) or getattr(e, "strerror", None) or str(e)
             raise RunDirError(f"{self.chief_dir}: could not save the checkpoint of epoch "
