@@ -256,7 +256,9 @@ def hparams(config: ExperimentConfig, info: dict) -> dict[str, Any]:
         "seed": config.train.seed,
         "strategy": info["strategy"],
         "device": info["device_name"],
+        "device_kind": info["device_kind"],
         "num_replicas": info["num_replicas"],
+        "tensorflow_version": info["tensorflow_version"],
         "mixed_precision": config.distribute.mixed_precision,
     }
 
