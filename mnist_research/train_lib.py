@@ -85,7 +85,9 @@ class _RunState:
                 self.checkpoint.write(os.path.join(temp_dir, "ckpt"))
                 shutil.rmtree(temp_dir, ignore_errors=True)
         except (OSError, tf.errors.OpError) as e:
-            for path in glob.glob(os.path.join(self.chief_dir, f"ckpt-{epoch}[._]*")):
+            partial = (glob.glob(os.path.join(self.chief_dir, f"ckpt-{epoch}[._]*"))
+                       if self.chief else [temp_dir])
+            for path in partial:
                 if os.path.isdir(path):  # TF's sharded save writes into ckpt-N_temp/
                     shutil.rmtree(path, ignore_errors=True)
                 else:
