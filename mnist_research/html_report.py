@@ -69,8 +69,9 @@ def render(config: dict, metrics: dict, test_summary: dict, figures: dict[str, s
              f"strategy {esc(str(metrics.get('strategy', '')))} · TensorFlow "
              f"{esc(str(metrics.get('tensorflow_version', '')))}</p>",
              "<h2>Final metrics</h2><div class='cards'>"]
-    parts += [f"<div class='card'><div>{esc(k)}</div><div class='big' id='{esc(k.replace(' ', '_'))}'>"
-              f"{esc(v)}</div></div>" for k, v in cards]
+    parts += [f"<div class='card'><div>{esc(k)}</div>"
+              f"<div class='big' id='{esc(k.replace(' ', '_'))}'>{esc(v)}</div></div>"
+              for k, v in cards]
     parts.append("</div>")
 
     per_class = test_summary["per_class"]
@@ -105,9 +106,10 @@ def render(config: dict, metrics: dict, test_summary: dict, figures: dict[str, s
     parts += [f"<tr><td class='k'>{esc(k)}</td><td class='k'>{esc(_fmt(v))}</td></tr>"
               for k, v in rows]
     parts.append("</table>")
+    summary = {k: v for k, v in metrics.items() if k != "history"}
     parts.append(f"<details><summary>metrics.json</summary><pre>"
-                 f"{esc(json.dumps({k: v for k, v in metrics.items() if k != 'history'}, indent=1, sort_keys=True))}"
-                 f"</pre></details></body></html>")
+                 f"{esc(json.dumps(summary, indent=1, sort_keys=True))}</pre></details>"
+                 f"</body></html>")
     return "\n".join(parts)
 
 

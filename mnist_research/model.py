@@ -9,6 +9,9 @@ moving statistics from checkpoints.
 
 from __future__ import annotations
 
+import hashlib
+
+import numpy as np
 import tensorflow as tf
 
 from mnist_research.config import ModelConfig
@@ -132,3 +135,16 @@ def build(model: MLPClassifier) -> MLPClassifier:
     """
     model(tf.zeros((1, INPUT_DIM)), training=False)
     return model
+
+
+def weights_fingerprint(model: tf.keras.Model) -> str:
+    """SHA-256 of every model variable's bytes (this worker's first replica).
+
+    Equal fingerprints mean bit-identical weights, e.g. across the workers of a
+    multi-worker run.
+    """
+    digest = hashlib.sha256()
+    for variable in model.variables:
+        digest.update(variable.path.encode("utf-8"))
+        digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
+    return digest.hexdigest()

@@ -18,8 +18,11 @@ import os
 from typing import Any, Iterable
 
 import tensorflow as tf
+from absl import logging
 from tensorboard.compat.proto import event_pb2
 from tensorboard.plugins.hparams import api as hp
+
+from mnist_research.config import ExperimentConfig
 
 # Metrics the HParams dashboard shows for each run: (tag, run sub-directory or None).
 HPARAM_METRICS = (("test/accuracy", None), ("test/loss", None),
@@ -147,3 +150,64 @@ def prune_after(run_dir: str, epoch: int, step: int) -> int:
             os.replace(temp, path)
             dropped += stale
     return dropped
+
+
+def hparams_of(config: ExperimentConfig, info: dict) -> dict[str, Any]:
+    """The hyperparameters an HParams dashboard compares across runs."""
+    return {
+        "experiment": config.experiment,
+        "dataset": config.data.dataset,
+        "hidden_units": ",".join(str(u) for u in config.model.hidden_units),
+        "dropout_rates": ",".join(f"{r:g}" for r in config.model.dropout_rates),
+        "batch_norm": config.model.batch_norm,
+        "learning_rate": config.train.learning_rate,
+        "lr_schedule": config.train.lr_schedule,
+        "batch_size": config.train.batch_size,
+        "epochs": config.train.epochs,
+        "seed": config.train.seed,
+        "strategy": info["strategy"],
+        "device": info["device_name"],
+        "device_kind": info["device_kind"],
+        "num_replicas": info["num_replicas"],
+        "tensorflow_version": info["tensorflow_version"],
+        "mixed_precision": config.distribute.mixed_precision,
+    }
+
+
+def model_histograms(model: tf.keras.Model, gradients) -> list[tuple[str, Any]]:
+    """(tag, tensor) pairs: weights, BN moving statistics and gradients."""
+    named = [(f"weights/{v.path}", v) for v in model.trainable_variables]
+    named += [(f"batch_norm/{v.path}", v) for v in model.non_trainable_variables
+              if "moving" in v.path]
+    named += [(f"gradients/{v.path}", g) for v, g in gradients if g is not None]
+    return named
+
+
+class Profiler:
+    """Starts and stops the TF profiler around ``profile_steps`` (chief only).
+
+    The profile lands in ``logdir/plugins/profile`` (TensorBoard's Profile tab).
+    """
+
+    def __init__(self, steps: tuple[int, ...], logdir: str, chief: bool):
+        self.start_step, self.stop_step = steps if steps else (0, -1)
+        self.logdir = logdir
+        self.enabled = bool(steps) and chief
+        self.running = False
+
+    def before(self, step: int, num_steps: int) -> None:
+        if self.enabled and not self.running and step < self.start_step <= step + num_steps:
+            tf.profiler.experimental.start(self.logdir)
+            self.running = True
+            logging.info("Profiler on at step %d", step)
+
+    def after(self, step: int) -> None:
+        if self.running and step >= self.stop_step:
+            self.stop()
+            self.enabled = False
+
+    def stop(self) -> None:
+        if self.running:
+            tf.profiler.experimental.stop()
+            self.running = False
+            logging.info("Profile written under %s/plugins/profile", self.logdir)

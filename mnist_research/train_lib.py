@@ -8,7 +8,6 @@ data (``datasets=``) or a 2-replica strategy (``strategy=``).
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import os
 import shutil
@@ -167,14 +166,15 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
     fresh = not history["loss"]
     if fresh:
         summaries.text("config/flags", "```\n" + (flagfile_text or "(none)") + "\n```")
-        summaries.hparams(hparams(config, info))
+        summaries.hparams(summaries_lib.hparams_of(config, info))
 
     evaluate_val = trainer.make_evaluator(input_pipeline.eval_dataset(
         datasets.x_val, datasets.y_val, config.train.batch_size))
     gradients = trainer.make_gradient_fn(input_pipeline.eval_dataset(
         datasets.x_train[:1024], datasets.y_train[:1024], 1024)) \
         if config.train.histograms else None
-    profiler = _Profiler(config.train.profile_steps, os.path.join(run_dir, "train"), chief)
+    profiler = summaries_lib.Profiler(config.train.profile_steps,
+                                      os.path.join(run_dir, "train"), chief)
 
     for epoch in range(int(trainer.epoch.numpy()) + 1, config.train.epochs + 1):
         train_totals, seconds = train_epoch(trainer, train_input, epoch, steps_per_epoch,
@@ -193,7 +193,8 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
              "examples_per_second": train_totals.count / seconds, "seconds": seconds},
             {"loss": val_totals.loss, "accuracy": val_totals.accuracy})
         if gradients is not None:
-            summaries.histograms(epoch, model_histograms(trainer.model, gradients()))
+            summaries.histograms(epoch,
+                                 summaries_lib.model_histograms(trainer.model, gradients()))
         trainer.epoch.assign(epoch)
         state.save(epoch, history)
         if chief:
@@ -205,7 +206,7 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
         datasets.x_test, datasets.y_test, config.train.batch_size))
     test_totals = evaluate_test()
     metrics = _metrics(history, info, test_totals, finished=True)
-    metrics["weights_sha256"] = weights_fingerprint(trainer.model)
+    metrics["weights_sha256"] = model_lib.weights_fingerprint(trainer.model)
     logging.info("Final weights sha256 %s (worker %s)", metrics["weights_sha256"],
                  distribute.worker_id())
     _export(trainer.model, run_dir, chief)
@@ -230,50 +231,6 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
     return metrics
 
 
-def weights_fingerprint(model: tf.keras.Model) -> str:
-    """SHA-256 of every model variable's bytes (this worker's first replica).
-
-    Equal fingerprints mean bit-identical weights, e.g. across the workers of a
-    multi-worker run.
-    """
-    digest = hashlib.sha256()
-    for variable in model.variables:
-        digest.update(variable.path.encode("utf-8"))
-        digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
-    return digest.hexdigest()
-
-
-def hparams(config: ExperimentConfig, info: dict) -> dict[str, Any]:
-    """The hyperparameters an HParams dashboard compares across runs."""
-    return {
-        "experiment": config.experiment,
-        "dataset": config.data.dataset,
-        "hidden_units": ",".join(str(u) for u in config.model.hidden_units),
-        "dropout_rates": ",".join(f"{r:g}" for r in config.model.dropout_rates),
-        "batch_norm": config.model.batch_norm,
-        "learning_rate": config.train.learning_rate,
-        "lr_schedule": config.train.lr_schedule,
-        "batch_size": config.train.batch_size,
-        "epochs": config.train.epochs,
-        "seed": config.train.seed,
-        "strategy": info["strategy"],
-        "device": info["device_name"],
-        "device_kind": info["device_kind"],
-        "num_replicas": info["num_replicas"],
-        "tensorflow_version": info["tensorflow_version"],
-        "mixed_precision": config.distribute.mixed_precision,
-    }
-
-
-def model_histograms(model: tf.keras.Model, gradients) -> list[tuple[str, Any]]:
-    """(tag, tensor) pairs: weights, BN moving statistics and gradients."""
-    named = [(f"weights/{v.path}", v) for v in model.trainable_variables]
-    named += [(f"batch_norm/{v.path}", v) for v in model.non_trainable_variables
-              if "moving" in v.path]
-    named += [(f"gradients/{v.path}", g) for v, g in gradients if g is not None]
-    return named
-
-
 def _export(model: tf.keras.Model, run_dir: str, chief: bool) -> None:
     """SavedModel (every worker takes part; non-chief ones into a temp dir) and .keras."""
     if chief:
@@ -285,36 +242,9 @@ def _export(model: tf.keras.Model, run_dir: str, chief: bool) -> None:
         shutil.rmtree(temp, ignore_errors=True)
 
 
-class _Profiler:
-    """Starts and stops the TF profiler around ``profile_steps`` (chief only)."""
-
-    def __init__(self, steps: tuple[int, ...], logdir: str, chief: bool):
-        self.start_step, self.stop_step = steps if steps else (0, -1)
-        self.logdir = logdir
-        self.enabled = bool(steps) and chief
-        self.running = False
-
-    def before(self, step: int, num_steps: int) -> None:
-        if self.enabled and not self.running and step < self.start_step <= step + num_steps:
-            tf.profiler.experimental.start(self.logdir)
-            self.running = True
-            logging.info("Profiler on at step %d", step)
-
-    def after(self, step: int) -> None:
-        if self.running and step >= self.stop_step:
-            self.stop()
-            self.enabled = False
-
-    def stop(self) -> None:
-        if self.running:
-            tf.profiler.experimental.stop()
-            self.running = False
-            logging.info("Profile written under %s/plugins/profile", self.logdir)
-
-
 def train_epoch(trainer: Trainer, train_input: input_pipeline.TrainInput, epoch: int,
                 steps_per_epoch: int, summaries, verbose: bool,
-                profiler: Optional[_Profiler] = None, trace: bool = False
+                profiler: Optional[summaries_lib.Profiler] = None, trace: bool = False
                 ) -> tuple[Totals, float]:
     """One pass over the training data, ``steps_per_loop`` steps per call.
 

@@ -1,6 +1,5 @@
 """Loading (npz, IDX raw and gz), validation, splitting, preprocessing."""
 
-import gzip
 import os
 
 import numpy as np
@@ -8,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import REAL_MNIST, idx_bytes, write_idx_dir
+from conftest import REAL_MNIST, write_idx_dir
 from mnist_research import data
 from mnist_research.config import DataConfig
 from mnist_research.errors import DataError

@@ -2,7 +2,6 @@
 entry point's error boundary (one line, exit status 1, run dir untouched)."""
 
 import glob
-import gzip
 import hashlib
 import json
 import os

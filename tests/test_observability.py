@@ -58,7 +58,8 @@ def test_histograms_images_and_graph_in_train_events(finished_run):
 def test_scalars_include_learning_rate_and_throughput(finished_run):
     run_dir, _ = finished_run
     acc = accumulator(os.path.join(run_dir, "train"))
-    lr = [float(tensor_util.make_ndarray(e.tensor_proto)) for e in acc.Tensors("epoch/learning_rate")]
+    lr = [float(tensor_util.make_ndarray(e.tensor_proto))
+          for e in acc.Tensors("epoch/learning_rate")]
     assert lr == pytest.approx([1e-3, 1e-3])
     eps = [float(tensor_util.make_ndarray(e.tensor_proto))
            for e in acc.Tensors("epoch/examples_per_second")]
