@@ -23,7 +23,7 @@ def test_two_replicas_identical_and_agree_with_one_replica():
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["replicas"] == 2
-    assert report["mirrored"] == report["checked"] == 17  # 10 weights + 1 gamma/beta x3... all
+    assert report["mirrored"] == report["checked"] == 17  # 11 trainable + 6 BN moving stats
     assert report["replica_max_diff"] == 0.0  # replicas hold bit-identical weights
     # Same global batch, loss scaled by it, synchronized BN, no dropout: the two
     # topologies differ only in float32 summation order (measured: 1.2e-6 after 20 steps).
