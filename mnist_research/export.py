@@ -23,6 +23,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from mnist_research import evaluation
 from mnist_research.model import INPUT_DIM
 
 EXPORT_DIR = "export"
@@ -101,7 +102,5 @@ class ExportedClassifier:
 
     def logits(self, images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
         """Logits ``[N, 10]`` for uint8 images ``[N, 28, 28]``."""
-        images = np.asarray(images, np.uint8).reshape(-1, 28, 28)
-        chunks = [self._serve(images=tf.constant(images[i:i + batch_size]))["logits"].numpy()
-                  for i in range(0, len(images), batch_size)]
-        return np.concatenate(chunks) if chunks else np.zeros((0, 10), np.float32)
+        return evaluation.batched_logits(
+            lambda chunk: self._serve(images=tf.constant(chunk))["logits"], images, batch_size)

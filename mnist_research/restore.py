@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from mnist_research import data as data_lib
+from mnist_research import evaluation
 from mnist_research import export as export_lib
 from mnist_research import model as model_lib
 from mnist_research import run_dir as run_dir_lib
@@ -85,9 +86,7 @@ def load_logits_fn(run_dir: str, from_checkpoint: bool = False) -> tuple[LogitsF
         return tf.cast(model(pixels, training=False, return_logits=True), tf.float32)
 
     def run(images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
-        images = np.asarray(images, np.uint8)
-        chunks = [logits_fn(tf.constant(images[i:i + batch_size])).numpy()
-                  for i in range(0, len(images), batch_size)]
-        return np.concatenate(chunks) if chunks else np.zeros((0, 10), np.float32)
+        return evaluation.batched_logits(lambda chunk: logits_fn(tf.constant(chunk)),
+                                         images, batch_size)
 
     return run, latest

@@ -19,6 +19,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from mnist_research import evaluation
 from mnist_research import model as model_lib
 from mnist_research.config import ExperimentConfig
 from mnist_research.errors import ConfigError, NonFiniteLossError
@@ -214,11 +215,9 @@ class Trainer:
 
     def predict_logits(self, images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
         """Logits ``[N, 10]`` for uint8 images ``[N, 28, 28]`` (inference mode)."""
-        outputs = []
-        for start in range(0, len(images), batch_size):
-            chunk = images[start:start + batch_size].reshape(-1, 28 * 28)
-            outputs.append(self._logits_fn(tf.constant(chunk, tf.uint8)).numpy())
-        return np.concatenate(outputs) if outputs else np.zeros((0, 10), np.float32)
+        return evaluation.batched_logits(
+            lambda chunk: self._logits_fn(tf.constant(chunk.reshape(-1, 28 * 28))), images,
+            batch_size, self.config.model.num_classes)
 
     def predict(self, images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
         """Class probabilities ``[N, 10]`` for uint8 images ``[N, 28, 28]``."""
