@@ -54,9 +54,9 @@ def _time_project_loop(config, train_input, epochs, repeats):
     """Seconds per epoch of the project's loop, plus start-up to the first step."""
     import tensorflow as tf
 
-    from mnist_research.summaries import NullSummaries
-    from mnist_research.train_lib import train_epoch
-    from mnist_research.trainer import Trainer
+    from mnist_research.training.summaries import NullSummaries
+    from mnist_research.training.experiment import train_epoch
+    from mnist_research.training.trainer import Trainer
 
     strategy = tf.distribute.get_strategy()
     trainer = Trainer(config, strategy)
@@ -80,7 +80,7 @@ def _time_model_fit(config, train_input, epochs, repeats):
     """Seconds per epoch of Keras ``model.fit`` on the identical model and data."""
     import tensorflow as tf
 
-    from mnist_research import model as model_lib
+    from mnist_research.model import mlp as model_lib
 
     model = model_lib.build(model_lib.MLPClassifier.from_config_object(config.model))
     model.compile(optimizer=tf.keras.optimizers.Adam(config.train.learning_rate),
@@ -129,7 +129,7 @@ def _time_raw_floor(config, x_train, y_train, epochs, repeats):
     """
     import tensorflow as tf
 
-    from mnist_research.optimizers import FusedAdam
+    from mnist_research.training.optimizers import FusedAdam
 
     batch = config.train.batch_size
     steps = len(x_train) // batch
@@ -181,9 +181,9 @@ def run_benchmark(data_dir, epochs, repeats, batch_size, steps_per_loop, smoke) 
     import tensorflow as tf
 
     from mnist_research import config as config_lib
-    from mnist_research import data as data_lib
-    from mnist_research import input_pipeline
-    from mnist_research.distribute import cpu_name
+    from mnist_research.data import sources as data_lib
+    from mnist_research.data import pipeline as input_pipeline
+    from mnist_research.training.devices import cpu_name
 
     if data_dir:
         data_config = config_lib.DataConfig(data_dir=data_dir)
@@ -254,7 +254,7 @@ def format_table(results: dict) -> str:
 def main(argv):
     del argv
     from mnist_research.errors import run_guarded
-    from mnist_research.run_dir import write_json
+    from mnist_research.training.run_dir import write_json
 
     def body() -> int:
         results = run_benchmark(FLAGS.data_dir, 1 if FLAGS.smoke else FLAGS.epochs,

@@ -15,7 +15,7 @@ import os
 
 from absl import app, flags
 
-from mnist_research import compare_lib
+from mnist_research.analysis import compare_table as compare_lib
 from mnist_research.errors import run_guarded
 
 FLAGS = flags.FLAGS

@@ -16,8 +16,9 @@ import os
 
 from absl import app, flags
 
-from mnist_research import evaluation, restore
-from mnist_research import run_dir as run_dir_lib
+from mnist_research.analysis import metrics as evaluation
+from mnist_research.inference import finished_run as restore
+from mnist_research.training import run_dir as run_dir_lib
 from mnist_research.errors import run_guarded
 
 FLAGS = flags.FLAGS

@@ -19,7 +19,8 @@ import sys
 
 from absl import app, flags
 
-from mnist_research import recognize, restore
+from mnist_research.inference import recognize
+from mnist_research.inference import finished_run as restore
 from mnist_research.errors import MnistResearchError, run_guarded
 
 FLAGS = flags.FLAGS

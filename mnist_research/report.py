@@ -15,8 +15,10 @@ import os
 
 from absl import app, flags
 
-from mnist_research import evaluation, reports, restore
-from mnist_research import run_dir as run_dir_lib
+from mnist_research.analysis import metrics as evaluation
+from mnist_research.analysis import figures as reports
+from mnist_research.inference import finished_run as restore
+from mnist_research.training import run_dir as run_dir_lib
 from mnist_research.errors import RunDirError, run_guarded
 
 FLAGS = flags.FLAGS

@@ -20,8 +20,8 @@ import sys
 
 from absl import app, flags, logging
 
-from mnist_research import run_dir as run_dir_lib
-from mnist_research import sweep_lib
+from mnist_research.training import run_dir as run_dir_lib
+from mnist_research.analysis import sweep_table as sweep_lib
 from mnist_research.errors import ConfigError, MnistResearchError, run_guarded
 
 FLAGS = flags.FLAGS

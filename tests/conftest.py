@@ -48,7 +48,7 @@ def npz_dir(tmp_path_factory, tiny_arrays):
 
 
 def write_idx_dir(folder, arrays, gz: bool) -> str:
-    from mnist_research.data import IDX_NAMES
+    from mnist_research.data.sources import IDX_NAMES
     for key, stem in IDX_NAMES.items():
         payload = idx_bytes(arrays[key])
         if gz:

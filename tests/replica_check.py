@@ -16,9 +16,10 @@ sys.path.insert(0, sys.argv[1])  # the tests folder, for conftest.make_digits
 
 from conftest import make_digits  # noqa: E402
 
-from mnist_research import config as config_lib, distribute, input_pipeline  # noqa: E402
-from mnist_research.train_lib import set_seeds  # noqa: E402
-from mnist_research.trainer import Trainer  # noqa: E402
+from mnist_research import config as config_lib, input_pipeline  # noqa: E402
+from mnist_research.training import devices as distribute
+from mnist_research.training.experiment import set_seeds  # noqa: E402
+from mnist_research.training.trainer import Trainer  # noqa: E402
 
 STEPS = 20
 

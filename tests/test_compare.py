@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import run_module
-from mnist_research import compare_lib
+from mnist_research.analysis import compare_table as compare_lib
 
 pytestmark = pytest.mark.slow
 

@@ -39,7 +39,7 @@ def test_round_trip_and_identity():
 
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "experiments", "*.flags"))))
 def test_every_flagfile_parses_into_a_config(path, monkeypatch):
-    from mnist_research import cli
+    from mnist_research import experiment_flags as cli
     monkeypatch.chdir(REPO)
     values = flags.FlagValues()
     for name in cli.EXPERIMENT_FLAGS + ["run_dir", "logdir", "overwrite"]:

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import REAL_MNIST, write_idx_dir
-from mnist_research import data
+from mnist_research.data import sources as data
 from mnist_research.config import DataConfig
 from mnist_research.errors import DataError
 

@@ -123,7 +123,7 @@ def test_mixed_precision_trains_with_float32_head(npz_dir, tmp_path, policy):
         "sys.path.insert(0, sys.argv[1])\n"
         "from conftest import make_digits\n"
         "from mnist_research import config as c, distribute, input_pipeline\n"
-        "from mnist_research.trainer import Trainer\n"
+        "from mnist_research.training.trainer import Trainer\n"
         f"cfg = c.ExperimentConfig(distribute=c.DistributeConfig(mixed_precision='{policy}'),"
         " train=c.TrainConfig(batch_size=64))\n"
         "distribute.configure_devices(cfg.distribute)\n"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mnist_research import evaluation
+from mnist_research.analysis import metrics as evaluation
 
 
 def test_confusion_matrix_and_per_class_by_hand():

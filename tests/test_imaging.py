@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from mnist_research import imaging
+from mnist_research.inference import imaging
 
 # A re-rendered digit may differ from the original by resampling twice (up, then down to
 # 20x20) and by JPEG artefacts. Tolerances, in 0-255 grey levels and pixels:

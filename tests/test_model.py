@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mnist_research import model as model_lib
+from mnist_research.model import mlp as model_lib
 from mnist_research.config import ModelConfig
 
 

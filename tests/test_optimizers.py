@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from mnist_research.optimizers import FusedAdam
+from mnist_research.training.optimizers import FusedAdam
 
 
 def _train(optimizer_cls, steps=60):

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import run_module
-from mnist_research import sweep_lib
+from mnist_research.analysis import sweep_table as sweep_lib
 
 TIMING_KEYS = ("epoch_seconds", "examples_per_second")
 

@@ -5,10 +5,10 @@ import pytest
 import tensorflow as tf
 
 from conftest import make_digits
-from mnist_research import input_pipeline
+from mnist_research.data import pipeline as input_pipeline
 from mnist_research.config import ExperimentConfig, ModelConfig, TrainConfig
 from mnist_research.errors import NonFiniteLossError
-from mnist_research.trainer import Trainer
+from mnist_research.training.trainer import Trainer
 
 
 def _trainer(**train_kwargs):

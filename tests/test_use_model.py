@@ -34,8 +34,8 @@ def test_saved_model_in_fresh_process_matches_in_process_model(finished_run, tmp
     served = np.load(tmp_path / "out.npz", allow_pickle=False)
 
     import tensorflow as tf
-    import mnist_research.model  # noqa: F401  (registers the Keras classes)
-    from mnist_research import restore
+    import mnist_research.model.mlp  # noqa: F401  (registers the Keras classes)
+    from mnist_research.inference import finished_run as restore
     keras_model = tf.keras.models.load_model(os.path.join(run_dir, "model.keras"))
     expected = keras_model(images.reshape(-1, 784).astype("float32") / 255.0).numpy()
     np.testing.assert_allclose(served["probabilities"], expected, atol=1e-5)
@@ -130,7 +130,8 @@ def test_real_mnist_rerendered_digits_are_recognised(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
 
-    from mnist_research import recognize, restore
+    from mnist_research.inference import recognize
+    from mnist_research.inference import finished_run as restore
     with np.load(os.path.join(REAL_MNIST, "mnist.npz"), allow_pickle=False) as f:
         x_test, y_test = f["x_test"][:300], f["y_test"][:300]
     paths = []

@@ -19,11 +19,11 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from mnist_research import evaluation
-from mnist_research import model as model_lib
+from mnist_research.analysis import metrics as evaluation
+from mnist_research.model import mlp as model_lib
 from mnist_research.config import ExperimentConfig
 from mnist_research.errors import ConfigError, NonFiniteLossError
-from mnist_research.optimizers import FusedAdam, learning_rate
+from mnist_research.training.optimizers import FusedAdam, learning_rate
 
 _SUM = tf.distribute.ReduceOp.SUM
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from mnist_research.data import NUM_CLASSES
+from mnist_research.data.sources import NUM_CLASSES
 from mnist_research.errors import ConfigError
 
 

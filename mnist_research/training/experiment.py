@@ -18,18 +18,18 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from mnist_research import data as data_lib
-from mnist_research import distribute
-from mnist_research import evaluation
-from mnist_research import export as export_lib
-from mnist_research import input_pipeline
-from mnist_research import model as model_lib
-from mnist_research import reports
-from mnist_research import run_dir as run_dir_lib
-from mnist_research import summaries as summaries_lib
+from mnist_research.data import sources as data_lib
+from mnist_research.training import devices as distribute
+from mnist_research.analysis import metrics as evaluation
+from mnist_research.inference import export as export_lib
+from mnist_research.data import pipeline as input_pipeline
+from mnist_research.model import mlp as model_lib
+from mnist_research.analysis import figures as reports
+from mnist_research.training import run_dir as run_dir_lib
+from mnist_research.training import summaries as summaries_lib
 from mnist_research.config import ExperimentConfig
 from mnist_research.errors import RunDirError
-from mnist_research.trainer import Totals, Trainer
+from mnist_research.training.trainer import Totals, Trainer
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds",
                 "examples_per_second")

@@ -14,11 +14,11 @@ from typing import Callable, Optional
 import numpy as np
 import tensorflow as tf
 
-from mnist_research import data as data_lib
-from mnist_research import evaluation
-from mnist_research import export as export_lib
-from mnist_research import model as model_lib
-from mnist_research import run_dir as run_dir_lib
+from mnist_research.data import sources as data_lib
+from mnist_research.analysis import metrics as evaluation
+from mnist_research.inference import export as export_lib
+from mnist_research.model import mlp as model_lib
+from mnist_research.training import run_dir as run_dir_lib
 from mnist_research.config import ExperimentConfig
 from mnist_research.errors import RunDirError
 

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from mnist_research.run_dir import atomic_write_bytes  # noqa: E402
+from mnist_research.training.run_dir import atomic_write_bytes  # noqa: E402
 
 sns.set_theme(style="whitegrid")
 
@@ -121,9 +121,10 @@ def write_reports(report_dir: str, history: dict[str, list[float]], test_images:
                   config: dict, metrics: dict, mistakes: int = 24) -> dict[str, str]:
     """Writes every figure of a finished run and ``report.html``; returns name → path.
 
-    ``test_summary`` is :func:`mnist_research.evaluation.summarize` of the test set.
+    ``test_summary`` is :func:`mnist_research.analysis.metrics.summarize` of the test set.
     """
-    from mnist_research import evaluation, html_report  # noqa: PLC0415 (keeps imports light)
+    from mnist_research import html_report  # noqa: PLC0415 (keeps imports light
+    from mnist_research.analysis import metrics as evaluation
 
     os.makedirs(report_dir, exist_ok=True)
     test_labels = np.asarray(test_labels, np.int64)

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from mnist_research import restore
-from mnist_research import run_dir as run_dir_lib
+from mnist_research.inference import finished_run as restore
+from mnist_research.training import run_dir as run_dir_lib
 from mnist_research.errors import RunDirError
 
 
@@ -74,7 +74,7 @@ def to_markdown(table: list[dict[str, Any]]) -> str:
 
 def plot(runs: list[Run], table: list[dict[str, Any]], path: str) -> str:
     """Validation accuracy and loss per epoch for every run, and a throughput bar chart."""
-    from mnist_research import reports  # noqa: PLC0415 (matplotlib only when plotting)
+    from mnist_research import reports  # noqa: PLC0415 (matplotlib only when plotting
     plt = reports.plt
     fig, (ax_acc, ax_loss, ax_speed) = plt.subplots(1, 3, figsize=(18, 5))
     for run in runs:

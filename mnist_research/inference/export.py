@@ -23,8 +23,8 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from mnist_research import evaluation
-from mnist_research.model import INPUT_DIM
+from mnist_research.analysis import metrics as evaluation
+from mnist_research.model.mlp import INPUT_DIM
 
 EXPORT_DIR = "export"
 KERAS_FILE = "model.keras"

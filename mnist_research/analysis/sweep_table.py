@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from mnist_research import run_dir as run_dir_lib
+from mnist_research.training import run_dir as run_dir_lib
 
 COLUMNS = ("test_accuracy", "test_loss", "train_seconds")
 
@@ -87,7 +87,7 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
 
 def plot(rows: list[dict[str, Any]], runs: dict[str, list[dict]], path: str) -> str:
     """Per-experiment test accuracy: mean with ±1 std error bars, each seed as a dot."""
-    from mnist_research import reports  # noqa: PLC0415 (matplotlib only when plotting)
+    from mnist_research import reports  # noqa: PLC0415 (matplotlib only when plotting
     plt = reports.plt
     fig, ax = plt.subplots(figsize=(max(6.0, 1.8 * len(rows)), 5))
     x = np.arange(len(rows))

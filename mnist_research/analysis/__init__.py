@@ -1,0 +1,1 @@
+"""Analysis: metrics, figures, report.html, sweep and compare tables."""

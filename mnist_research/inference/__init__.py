@@ -1,0 +1,1 @@
+"""Using a trained model: export, loading a finished run, image preprocessing, recognition."""

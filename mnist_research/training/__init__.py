@@ -1,0 +1,1 @@
+"""Training: the replica step and loops, the epoch loop, checkpoints, run dirs, devices, summaries."""
