@@ -54,8 +54,8 @@ def _time_project_loop(config, train_input, epochs, repeats):
     """Seconds per epoch of the project's loop, plus start-up to the first step."""
     import tensorflow as tf
 
-    from mnist_research.training.summaries import NullSummaries
     from mnist_research.training.experiment import train_epoch
+    from mnist_research.training.summaries import NullSummaries
     from mnist_research.training.trainer import Trainer
 
     strategy = tf.distribute.get_strategy()
@@ -181,8 +181,8 @@ def run_benchmark(data_dir, epochs, repeats, batch_size, steps_per_loop, smoke) 
     import tensorflow as tf
 
     from mnist_research import config as config_lib
-    from mnist_research.data import sources as data_lib
     from mnist_research.data import pipeline as input_pipeline
+    from mnist_research.data import sources as data_lib
     from mnist_research.training.devices import cpu_name
 
     if data_dir:
@@ -254,7 +254,7 @@ def format_table(results: dict) -> str:
 def main(argv):
     del argv
     from mnist_research.errors import run_guarded
-    from mnist_research.training.run_dir import write_json
+    from mnist_research.files import write_json
 
     def body() -> int:
         results = run_benchmark(FLAGS.data_dir, 1 if FLAGS.smoke else FLAGS.epochs,

@@ -16,10 +16,10 @@ import os
 
 from absl import app, flags
 
+from mnist_research import files
 from mnist_research.analysis import metrics as evaluation
-from mnist_research.inference import finished_run as restore
-from mnist_research.training import run_dir as run_dir_lib
 from mnist_research.errors import run_guarded
+from mnist_research.inference import finished_run as restore
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("run_dir", None, "A finished run directory.", required=True)
@@ -52,7 +52,7 @@ def _evaluate() -> int:
     summary = evaluation.summarize(labels, logits_fn(images), config.model.num_classes)
     summary.update(split=FLAGS.split, model=source)
     path = os.path.join(FLAGS.run_dir, f"evaluation-{FLAGS.split}.json")
-    run_dir_lib.write_json(path, summary)
+    files.write_json(path, summary)
     print(f"{FLAGS.split} split, model {source}")
     print(format_summary(summary))
     print(f"written to {path}")

@@ -19,9 +19,9 @@ import sys
 
 from absl import app, flags
 
-from mnist_research.inference import recognize
-from mnist_research.inference import finished_run as restore
 from mnist_research.errors import MnistResearchError, run_guarded
+from mnist_research.inference import finished_run as restore
+from mnist_research.inference import recognize
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("run_dir", None, "A finished run directory.", required=True)

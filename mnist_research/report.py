@@ -15,11 +15,12 @@ import os
 
 from absl import app, flags
 
-from mnist_research.analysis import metrics as evaluation
+from mnist_research import files
 from mnist_research.analysis import figures as reports
+from mnist_research.analysis import metrics as evaluation
+from mnist_research.errors import RunDirError, run_guarded
 from mnist_research.inference import finished_run as restore
 from mnist_research.training import run_dir as run_dir_lib
-from mnist_research.errors import RunDirError, run_guarded
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("run_dir", None, "A finished run directory.", required=True)
@@ -33,7 +34,7 @@ def regenerate(run_dir: str, data_dir: str | None = None, from_checkpoint: bool 
     """Rewrites the run's reports; returns name → path."""
     config = restore.load_config(run_dir)
     metrics_path = os.path.join(run_dir, run_dir_lib.METRICS_FILE)
-    metrics = run_dir_lib.read_json(metrics_path)
+    metrics = files.read_json(metrics_path)
     if not metrics or not metrics.get("finished"):
         raise RunDirError(f"{run_dir}: the run has not finished (no final metrics.json)")
     logits_fn, _ = restore.load_logits_fn(run_dir, from_checkpoint)
@@ -43,7 +44,7 @@ def regenerate(run_dir: str, data_dir: str | None = None, from_checkpoint: bool 
     if "per_class" not in metrics:
         metrics.update(per_class=summary["per_class"],
                        confusion_matrix=summary["confusion_matrix"])
-        run_dir_lib.write_json(metrics_path, metrics)
+        files.write_json(metrics_path, metrics)
     return reports.write_reports(os.path.join(run_dir, "reports"), metrics["history"], images,
                                  labels, evaluation.softmax(logits), summary,
                                  config.to_dict(), metrics)

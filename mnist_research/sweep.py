@@ -20,9 +20,10 @@ import sys
 
 from absl import app, flags, logging
 
-from mnist_research.training import run_dir as run_dir_lib
+from mnist_research import files
 from mnist_research.analysis import sweep_table as sweep_lib
 from mnist_research.errors import ConfigError, MnistResearchError, run_guarded
+from mnist_research.training import run_dir as run_dir_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("experiments", ["baseline"], "Flagfile names in --experiments_dir.")
@@ -44,7 +45,7 @@ def _seeds() -> list[int]:
 def run_one(flagfile: str, seed: int, run_dir: str, extra: list[str]) -> dict:
     """Trains (or reuses) one run; returns its final metrics with the seed added."""
     metrics_path = os.path.join(run_dir, run_dir_lib.METRICS_FILE)
-    metrics = run_dir_lib.read_json(metrics_path)
+    metrics = files.read_json(metrics_path)
     if not (metrics and metrics.get("finished")):
         command = [sys.executable, "-m", "mnist_research.train", f"--flagfile={flagfile}",
                    f"--seed={seed}", f"--run_dir={run_dir}"]
@@ -56,7 +57,7 @@ def run_one(flagfile: str, seed: int, run_dir: str, extra: list[str]) -> dict:
         if result.returncode != 0:
             raise MnistResearchError(f"{run_dir}: training failed (exit {result.returncode}); "
                                      f"rerun the sweep to resume")
-        metrics = run_dir_lib.read_json(metrics_path)
+        metrics = files.read_json(metrics_path)
     else:
         logging.info("Reusing finished run %s", run_dir)
     return {**metrics, "seed": seed}

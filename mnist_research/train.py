@@ -13,10 +13,10 @@ import shutil
 from absl import app, flags, logging
 
 from mnist_research import experiment_flags as cli
+from mnist_research.errors import run_guarded
 from mnist_research.training import devices as distribute
 from mnist_research.training import experiment as train_lib
 from mnist_research.training import run_dir as run_dir_lib
-from mnist_research.errors import run_guarded
 
 FLAGS = flags.FLAGS
 

@@ -16,7 +16,8 @@ sys.path.insert(0, sys.argv[1])  # the tests folder, for conftest.make_digits
 
 from conftest import make_digits  # noqa: E402
 
-from mnist_research import config as config_lib, input_pipeline  # noqa: E402
+from mnist_research import config as config_lib  # noqa: E402
+from mnist_research import input_pipeline
 from mnist_research.training import devices as distribute
 from mnist_research.training.experiment import set_seeds  # noqa: E402
 from mnist_research.training.trainer import Trainer  # noqa: E402

@@ -5,8 +5,8 @@ import os
 
 import numpy as np
 import pytest
-
 from conftest import run_module
+
 from mnist_research.analysis import compare_table as compare_lib
 
 pytestmark = pytest.mark.slow

@@ -6,8 +6,8 @@ import os
 
 import pytest
 from absl import flags
-
 from conftest import REPO
+
 from mnist_research import config as config_lib
 
 

@@ -4,12 +4,14 @@ import os
 
 import numpy as np
 import pytest
+from conftest import REAL_MNIST, write_idx_dir
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import REAL_MNIST, write_idx_dir
-from mnist_research.data import sources as data
 from mnist_research.config import DataConfig
+from mnist_research.data import model_input
+from mnist_research.data import pipeline as input_pipeline
+from mnist_research.data import sources as data
 from mnist_research.errors import DataError
 
 
@@ -177,8 +179,10 @@ def test_split_refuses_empty_side(tiny_arrays):
 
 
 def test_preprocess_scales_flattens_one_hots(tiny_arrays):
-    x, y = data.preprocess(tiny_arrays["x_test"][:7], tiny_arrays["y_test"][:7])
+    x, y = (t.numpy() for t in input_pipeline.preprocess_batch(tiny_arrays["x_test"][:7],
+                                                                tiny_arrays["y_test"][:7]))
     assert x.shape == (7, 784) and x.dtype == np.float32
+    np.testing.assert_array_equal(x, model_input.to_model_input(tiny_arrays["x_test"][:7]))
     assert 0.0 <= x.min() and x.max() == 1.0
     assert y.shape == (7, 10)
     np.testing.assert_array_equal(y.argmax(1), tiny_arrays["y_test"][:7])

@@ -9,7 +9,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -136,7 +135,7 @@ def test_mixed_precision_trains_with_float32_head(npz_dir, tmp_path, policy):
         "    losses.append(trainer.train_steps(it, inp.steps_per_epoch()).loss)\n"
         "m = trainer.model\n"
         "print(m.block_0.dense.compute_dtype, m.head.compute_dtype, m.head.kernel.dtype,"
-        " type(trainer.optimizer).__name__, trainer.predict(x[:5]).dtype, *losses)\n")
+        " type(trainer.optimizer).__name__, trainer.predict_logits(x[:5]).dtype, *losses)\n")
     result = subprocess.run([sys.executable, "-c", script, TESTS], cwd=REPO, capture_output=True,
                             text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert result.returncode == 0, result.stderr[-3000:]

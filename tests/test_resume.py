@@ -10,9 +10,8 @@ import time
 
 import numpy as np
 import pytest
-from tensorboard.backend.event_processing import event_accumulator
-
 from conftest import REPO, make_digits
+from tensorboard.backend.event_processing import event_accumulator
 
 pytestmark = pytest.mark.slow
 

@@ -6,10 +6,9 @@ import os
 
 import numpy as np
 import pytest
+from conftest import run_module
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util import tensor_util
-
-from conftest import run_module
 
 pytestmark = pytest.mark.slow
 

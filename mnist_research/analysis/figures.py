@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from mnist_research.training.run_dir import atomic_write_bytes  # noqa: E402
+from mnist_research.files import atomic_write_bytes  # noqa: E402
 
 sns.set_theme(style="whitegrid")
 

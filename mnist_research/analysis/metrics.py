@@ -6,22 +6,9 @@ compute the confusion matrix and per-class scores the same way.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
-
-
-def batched_logits(logits_fn: Callable[[np.ndarray], Any], images: np.ndarray,
-                   batch_size: int = 2048, num_classes: int = 10) -> np.ndarray:
-    """Runs ``logits_fn`` over uint8 ``[N, 28, 28]`` images in batches; returns ``[N, C]``.
-
-    ``logits_fn`` takes a uint8 ``[B, 28, 28]`` array and returns logits (a
-    tensor or an array). Batching bounds memory for large splits.
-    """
-    images = np.asarray(images, np.uint8).reshape(-1, 28, 28)
-    chunks = [np.asarray(logits_fn(images[i:i + batch_size]))
-              for i in range(0, len(images), batch_size)]
-    return np.concatenate(chunks) if chunks else np.zeros((0, num_classes), np.float32)
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int = 10

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from mnist_research.training import run_dir as run_dir_lib
+from mnist_research import files
 
 COLUMNS = ("test_accuracy", "test_loss", "train_seconds")
 
@@ -110,16 +110,7 @@ def write(output: str, runs: dict[str, list[dict]]) -> dict[str, str]:
     paths = {"markdown": os.path.join(output, "results.md"),
              "csv": os.path.join(output, "results.csv"),
              "figure": os.path.join(output, "sweep.png")}
-    run_dir_lib.atomic_write_text(paths["markdown"], to_markdown(rows))
-    run_dir_lib.atomic_write_text(paths["csv"], to_csv(rows))
+    files.atomic_write_text(paths["markdown"], to_markdown(rows))
+    files.atomic_write_text(paths["csv"], to_csv(rows))
     plot(rows, runs, paths["figure"])
     return paths
-
-
-def spread_overlaps(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether two rows' mean ± std accuracy intervals overlap (a rough noise check)."""
-    lo = max(a["test_accuracy_mean"] - a["test_accuracy_std"],
-             b["test_accuracy_mean"] - b["test_accuracy_std"])
-    hi = min(a["test_accuracy_mean"] + a["test_accuracy_std"],
-             b["test_accuracy_mean"] + b["test_accuracy_std"])
-    return lo <= hi or math.isclose(lo, hi)

@@ -18,18 +18,17 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import os
-import zlib
 import zipfile
+import zlib
 from typing import Optional
 
 import numpy as np
 from absl import logging
 
 from mnist_research.config import DataConfig
+from mnist_research.data.model_input import IMAGE_SHAPE, NUM_CLASSES, NUM_PIXELS
 from mnist_research.errors import DataError
 
-IMAGE_SHAPE = (28, 28)
-NUM_CLASSES = 10
 IDX_NAMES = {
     "x_train": "train-images-idx3-ubyte",
     "y_train": "train-labels-idx1-ubyte",
@@ -257,20 +256,6 @@ def split(raw: RawData, config: DataConfig) -> Splits:
                   x_test=x_test, y_test=y_test)
 
 
-# --------------------------------------------------------------------------- preprocessing
-
-
-def preprocess(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The seed's preprocessing in NumPy: [0, 1] floats, 784-vectors, one-hot labels.
-
-    The training pipeline does the same per batch in TensorFlow
-    (``input_pipeline.preprocess_batch``); this version serves reports and tests.
-    """
-    x = images.reshape(len(images), -1).astype(np.float32) / 255.0
-    y = np.eye(NUM_CLASSES, dtype=np.float32)[labels.astype(np.int64)]
-    return x, y
-
-
 def describe(splits: Splits, source: str) -> str:
     """A multi-line summary: shapes, value range, class counts per split."""
     lines = [f"Data source: {source}"]
@@ -279,7 +264,7 @@ def describe(splits: Splits, source: str) -> str:
         counts = np.bincount(y.astype(np.int64), minlength=NUM_CLASSES)
         lines.append(
             f"  {name:<5} images {tuple(x.shape)} {x.dtype} range [{x.min()}, {x.max()}] "
-            f"-> inputs ({len(x)}, 784) float32 in [{x.min() / 255:.1f}, {x.max() / 255:.1f}], "
+            f"-> inputs ({len(x)}, {NUM_PIXELS}) float32 in [{x.min() / 255:.1f}, {x.max() / 255:.1f}], "
             f"labels ({len(y)}, {NUM_CLASSES}) one-hot")
         lines.append(f"        class counts: {' '.join(str(int(c)) for c in counts)}")
     return "\n".join(lines)

@@ -15,8 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from mnist_research.config import ModelConfig
-
-INPUT_DIM = 28 * 28
+from mnist_research.data.model_input import NUM_PIXELS
 
 
 @tf.keras.utils.register_keras_serializable(package="mnist_research")
@@ -133,7 +132,7 @@ def build(model: MLPClassifier) -> MLPClassifier:
     ``model.build(shape)`` creates nothing on a subclassed Keras 3 model
     (GUIDE pitfall 1); under a strategy, call this inside ``strategy.scope()``.
     """
-    model(tf.zeros((1, INPUT_DIM)), training=False)
+    model(tf.zeros((1, NUM_PIXELS)), training=False)
     return model
 
 

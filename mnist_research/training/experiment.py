@@ -18,17 +18,18 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from mnist_research.data import sources as data_lib
-from mnist_research.training import devices as distribute
-from mnist_research.analysis import metrics as evaluation
-from mnist_research.inference import export as export_lib
-from mnist_research.data import pipeline as input_pipeline
-from mnist_research.model import mlp as model_lib
+from mnist_research import files
 from mnist_research.analysis import figures as reports
+from mnist_research.analysis import metrics as evaluation
+from mnist_research.config import ExperimentConfig
+from mnist_research.data import pipeline as input_pipeline
+from mnist_research.data import sources as data_lib
+from mnist_research.errors import RunDirError
+from mnist_research.inference import export as export_lib
+from mnist_research.model import mlp as model_lib
+from mnist_research.training import devices as distribute
 from mnist_research.training import run_dir as run_dir_lib
 from mnist_research.training import summaries as summaries_lib
-from mnist_research.config import ExperimentConfig
-from mnist_research.errors import RunDirError
 from mnist_research.training.trainer import Totals, Trainer
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds",
@@ -140,7 +141,7 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
     if done >= config.train.epochs:
         logging.info("%s is complete (%d epochs); nothing to do. Use a new --run_dir or "
                      "--overwrite to train again.", run_dir, done)
-        return run_dir_lib.read_json(os.path.join(run_dir, run_dir_lib.METRICS_FILE))
+        return files.read_json(os.path.join(run_dir, run_dir_lib.METRICS_FILE))
     if chief:
         for path in run_dir_lib.remove_stale_temporaries(run_dir):
             logging.info("Removed %s, left half-written by an interrupted run", path)
@@ -198,7 +199,7 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
         trainer.epoch.assign(epoch)
         state.save(epoch, history)
         if chief:
-            run_dir_lib.write_json(os.path.join(run_dir, run_dir_lib.METRICS_FILE),
+            files.write_json(os.path.join(run_dir, run_dir_lib.METRICS_FILE),
                                    _metrics(history, info, None, finished=False))
     profiler.stop()
 
@@ -224,7 +225,7 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
             name: figures[name] for name in ("samples", "confusion_matrix", "mistakes")})
         summaries.final_scalars(config.train.epochs, {"accuracy": test_totals.accuracy,
                                                       "loss": test_totals.loss})
-        run_dir_lib.write_json(os.path.join(run_dir, run_dir_lib.METRICS_FILE), metrics)
+        files.write_json(os.path.join(run_dir, run_dir_lib.METRICS_FILE), metrics)
     summaries.close()
     logging.info("Test accuracy %.4f, test loss %.4f (%d examples)", test_totals.accuracy,
                  test_totals.loss, int(test_totals.count))
