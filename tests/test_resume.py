@@ -10,8 +10,9 @@ import time
 
 import numpy as np
 import pytest
-from conftest import REPO, make_digits
 from tensorboard.backend.event_processing import event_accumulator
+
+from tests.helpers import REPO, make_digits
 
 pytestmark = pytest.mark.slow
 

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import make_digits
 
 from mnist_research.config import ExperimentConfig, ModelConfig, TrainConfig
 from mnist_research.data import pipeline as input_pipeline
 from mnist_research.errors import NonFiniteLossError
 from mnist_research.training.trainer import Trainer
+from tests.helpers import make_digits
 
 
 def _trainer(**train_kwargs):

@@ -7,7 +7,8 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REAL_MNIST, make_digits, run_module
+
+from tests.helpers import REAL_MNIST, make_digits, run_module
 
 pytestmark = pytest.mark.slow
 

@@ -28,8 +28,8 @@ class Run:
 def load_run(run_dir: str) -> Run:
     """A finished run's config and metrics (RunDirError when unfinished)."""
     config = restore.load_config(run_dir)
-    metrics = files.read_json(os.path.join(run_dir, run_dir_lib.METRICS_FILE))
-    if not metrics or not metrics.get("finished"):
+    metrics = run_dir_lib.finished_metrics(run_dir)
+    if metrics is None:
         raise RunDirError(f"{run_dir}: not a finished run (no final metrics.json)")
     return Run(run_dir, config.to_dict(), metrics)
 
@@ -75,7 +75,7 @@ def to_markdown(table: list[dict[str, Any]]) -> str:
 
 def plot(runs: list[Run], table: list[dict[str, Any]], path: str) -> str:
     """Validation accuracy and loss per epoch for every run, and a throughput bar chart."""
-    from mnist_research import reports  # noqa: PLC0415 (matplotlib only when plotting
+    from mnist_research.analysis import figures as reports  # noqa: PLC0415 (matplotlib only when plotting
     plt = reports.plt
     fig, (ax_acc, ax_loss, ax_speed) = plt.subplots(1, 3, figsize=(18, 5))
     for run in runs:

@@ -87,7 +87,7 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
 
 def plot(rows: list[dict[str, Any]], runs: dict[str, list[dict]], path: str) -> str:
     """Per-experiment test accuracy: mean with ±1 std error bars, each seed as a dot."""
-    from mnist_research import reports  # noqa: PLC0415 (matplotlib only when plotting
+    from mnist_research.analysis import figures as reports  # noqa: PLC0415 (matplotlib only when plotting
     plt = reports.plt
     fig, ax = plt.subplots(figsize=(max(6.0, 1.8 * len(rows)), 5))
     x = np.arange(len(rows))

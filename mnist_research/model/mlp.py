@@ -3,8 +3,8 @@
 Each hidden block is Dense → BatchNormalization → ReLU → Dropout. Blocks are
 assigned as individual attributes (``block_0``, ``block_1``, …) rather than kept
 in a Python list: Keras 3 subclassed models held in lists are not tracked by
-``tf.train.Checkpoint`` (GUIDE pitfall 4), which silently drops weights and BN
-moving statistics from checkpoints.
+``tf.train.Checkpoint``, which then silently drops weights and BN moving
+statistics from checkpoints (and ``assert_consumed()`` still passes).
 """
 
 from __future__ import annotations
@@ -129,8 +129,9 @@ def checkpoint_objects(model: MLPClassifier) -> dict:
 def build(model: MLPClassifier) -> MLPClassifier:
     """Creates every variable by calling the model on a dummy batch.
 
-    ``model.build(shape)`` creates nothing on a subclassed Keras 3 model
-    (GUIDE pitfall 1); under a strategy, call this inside ``strategy.scope()``.
+    ``model.build(shape)`` creates no variables on a subclassed Keras 3 model;
+    they would then be created lazily inside ``strategy.run``, which
+    MirroredStrategy rejects. Under a strategy, call this inside ``strategy.scope()``.
     """
     model(tf.zeros((1, NUM_PIXELS)), training=False)
     return model

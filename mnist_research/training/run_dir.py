@@ -21,6 +21,7 @@ import os
 import shutil
 import tempfile
 import time
+from typing import Any, Optional
 
 from mnist_research.config import ExperimentConfig
 from mnist_research.errors import RunDirError
@@ -100,7 +101,12 @@ def save_config(run_dir: str, config: ExperimentConfig, flagfile_text: str) -> N
     atomic_write_text(os.path.join(run_dir, FLAGS_FILE), flagfile_text)
 
 
-def completed_epochs(run_dir: str) -> int:
-    """Epochs a finished run recorded in ``metrics.json`` (0 when unfinished)."""
-    metrics = read_json(os.path.join(run_dir, METRICS_FILE)) or {}
-    return int(metrics.get("epochs_completed", 0)) if metrics.get("finished") else 0
+def finished_metrics(run_dir: str) -> Optional[dict[str, Any]]:
+    """The final ``metrics.json`` of a finished run, or ``None`` while it is unfinished.
+
+    This is the one place that decides whether a run is finished: the run
+    writes ``metrics.json`` with ``finished: true`` last, after its export and
+    reports.
+    """
+    metrics = read_json(os.path.join(run_dir, METRICS_FILE))
+    return metrics if isinstance(metrics, dict) and metrics.get("finished") else None

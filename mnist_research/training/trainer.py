@@ -8,7 +8,9 @@ loop, so Python is out of the per-step path; it returns loss and accuracy sums
 reduced across replicas. Evaluation sums over every example of a dataset.
 
 Model, optimizer and counters are created inside ``strategy.scope()`` and the
-optimizer's slots are built eagerly there (GUIDE pitfalls 1–3).
+optimizer's slots are built eagerly there: variables created lazily inside
+``strategy.run`` fail on 2+ replicas, and an optimizer created outside the
+scope lets replicas drift apart silently.
 """
 
 from __future__ import annotations
