@@ -11,7 +11,7 @@ from tests.helpers import run_module, scalars
 pytestmark = pytest.mark.slow
 
 METRIC_KEYS = {"test_accuracy", "test_loss", "epochs_completed", "history", "train_seconds",
-               "examples_per_second", "device", "strategy", "num_replicas",
+               "examples_per_second", "device_name", "strategy", "num_replicas",
                "tensorflow_version"}
 
 

@@ -47,7 +47,7 @@ def rows(runs: list[Run]) -> list[dict[str, Any]]:
         throughput = float(np.median(m["history"]["examples_per_second"]))
         out.append({
             "run": run.name, "experiment": c["experiment"],
-            "device": f"{m.get('device_name', m.get('device', '?'))} ({m.get('device_kind', '?')})",
+            "device": f"{m.get('device_name', '?')} ({m.get('device_kind', '?')})",
             "strategy": m.get("strategy", "?"), "replicas": m.get("num_replicas", 1),
             "precision": c["distribute"]["mixed_precision"],
             "batch": c["train"]["batch_size"], "epochs": m["epochs_completed"],
