@@ -30,6 +30,11 @@ _DEVICE = re.compile(r"^(/job:[\w-]+(/replica:\d+)?(/task:\d+)?)?/?(device:)?(cp
                      re.IGNORECASE)
 
 
+def is_device_name(name: Optional[str]) -> bool:
+    """Whether ``name`` is ``None`` or a device name such as ``/cpu:0`` or ``/gpu:1``."""
+    return name is None or bool(_DEVICE.match(name))
+
+
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(message)
@@ -213,7 +218,7 @@ class DistributeConfig:
 
     def __post_init__(self):
         _check_types(self)
-        _check(self.device is None or bool(_DEVICE.match(self.device)),
+        _check(is_device_name(self.device),
                f"device must name a device such as /cpu:0 or /gpu:1, got {self.device!r}")
         _check(self.strategy in STRATEGIES,
                f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")

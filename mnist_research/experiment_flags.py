@@ -84,6 +84,8 @@ def _define_distribution_flags(fv: flags.FlagValues) -> None:
             "multi_worker (TF_CONFIG).")
     _define(fv, flags.DEFINE_string, "device", None,
             "Device for --strategy=one_device (/cpu:0, /gpu:0).")
+    flags.register_validator("device", config_lib.is_device_name,
+                             "must name a device such as /cpu:0 or /gpu:1", flag_values=fv)
     _define(fv, flags.DEFINE_integer, "num_cpu_devices", 1,
             "Split the CPU into N logical devices (lets --strategy=mirrored run on a CPU).",
             lower_bound=1)

@@ -22,9 +22,15 @@ CONFIG = ExperimentConfig(model=ModelConfig(hidden_units=(16, 8), dropout_rates=
 DATA = "ckpt-{}.data-00000-of-00001"
 
 
+_TRAINERS = {}
+
+
 def _trainer(config=CONFIG):
-    tf.keras.utils.set_random_seed(0)
-    return Trainer(config, tf.distribute.get_strategy())
+    """One trainer per config for the whole module: every restore assigns every variable."""
+    if config not in _TRAINERS:
+        tf.keras.utils.set_random_seed(0)
+        _TRAINERS[config] = Trainer(config, tf.distribute.get_strategy())
+    return _TRAINERS[config]
 
 
 def _weights(trainer):
@@ -35,7 +41,8 @@ def _weights(trainer):
 def saved(tmp_path_factory):
     """checkpoints/ with ckpt-1..3 (different weights each) and the weights of each epoch."""
     folder = str(tmp_path_factory.mktemp("ckpts") / "checkpoints")
-    trainer = _trainer()
+    tf.keras.utils.set_random_seed(0)
+    trainer = Trainer(CONFIG, tf.distribute.get_strategy())
     state = CheckpointState(trainer, folder, chief=True, max_to_keep=3)
     history, weights = history_lib.from_json("{}"), {}
     for epoch in (1, 2, 3):
@@ -105,7 +112,7 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous(case, saved, tmp_p
     folder = str(tmp_path / "checkpoints")
     shutil.copytree(source, folder)
     LATEST_DAMAGED[case](folder)
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING, logger="absl"):
         trainer, state, history = _restore(folder)
     assert state.restored == 2 and int(trainer.epoch.numpy()) == 2
     assert history["loss"] == [0.5, 1.0]
@@ -121,7 +128,7 @@ def test_bad_state_file_never_restarts_from_scratch(case, saved, tmp_path, caplo
     folder = str(tmp_path / "checkpoints")
     shutil.copytree(source, folder)
     STATE_DAMAGED[case](folder)
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING, logger="absl"):
         trainer, state, history = _restore(folder)
     assert state.restored == 3 and len(history["loss"]) == 3
     for restored, expected in zip(_weights(trainer), weights[3]):
