@@ -10,7 +10,12 @@ data is loaded or any TensorFlow op runs.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
+import re
 from typing import Any, Optional, Tuple
+
+from numpy import bool_ as np_bool
 
 DATASETS = ("mnist", "fashion_mnist")
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
@@ -18,9 +23,62 @@ MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
 LR_SCHEDULES = ("constant", "cosine", "step")
 
 
+# Seeds feed NumPy's legacy seeding, which takes 0 <= seed < 2**32.
+MAX_SEED = 2**32 - 1
+# A TensorFlow device name: [/job:J[/replica:R][/task:T]]/[device:]CPU|GPU|TPU:N.
+_DEVICE = re.compile(r"^(/job:[\w-]+(/replica:\d+)?(/task:\d+)?)?/?(device:)?(cpu|gpu|tpu):\d+$",
+                     re.IGNORECASE)
+
+
+def is_device_name(name: Optional[str]) -> bool:
+    """Whether ``name`` is ``None`` or a device name such as ``/cpu:0`` or ``/gpu:1``."""
+    return name is None or bool(_DEVICE.match(name))
+
+
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(message)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np_bool))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np_bool))
+
+
+def _check_types(obj: Any) -> None:
+    """Checks every field against its annotation; floats accept ints (and become floats).
+
+    The dataclasses are also built from ``config.json``, which may have been
+    edited by hand: a string where a number belongs must fail here, naming the
+    field, not deep inside training.
+    """
+    for field in dataclasses.fields(obj):
+        value, kind = getattr(obj, field.name), str(field.type)
+        if kind == "int":
+            ok = _is_int(value)
+            if ok:
+                object.__setattr__(obj, field.name, int(value))
+        elif kind == "float":
+            ok = _is_number(value) and math.isfinite(value)
+            if ok:
+                object.__setattr__(obj, field.name, float(value))
+        elif kind == "bool":
+            ok = isinstance(value, bool)
+        elif kind == "str":
+            ok = isinstance(value, str)
+        elif kind == "Optional[str]":
+            ok = value is None or isinstance(value, str)
+        elif kind.startswith("Tuple["):
+            element = _is_int if "int" in kind else _is_number
+            ok = (isinstance(value, (list, tuple)) and all(element(v) for v in value)
+                  and all(math.isfinite(v) for v in value))
+        else:
+            ok = True  # nested configs check themselves
+        expected = kind.replace("Tuple[", "a list of ").replace(", ...]", "s")
+        _check(ok, f"{field.name} must be {expected}, got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +104,7 @@ class DataConfig:
     limit_test: int = 0
 
     def __post_init__(self):
+        _check_types(self)
         _check(self.dataset in DATASETS,
                f"dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
         _check(0.0 < self.validation_split < 1.0,
@@ -71,6 +130,7 @@ class ModelConfig:
     num_classes: int = 10
 
     def __post_init__(self):
+        _check_types(self)
         object.__setattr__(self, "hidden_units", tuple(int(u) for u in self.hidden_units))
         object.__setattr__(self, "dropout_rates", tuple(float(r) for r in self.dropout_rates))
         _check(len(self.hidden_units) > 0, "hidden_units must name at least one layer")
@@ -121,6 +181,7 @@ class TrainConfig:
     profile_steps: Tuple[int, ...] = ()
 
     def __post_init__(self):
+        _check_types(self)
         object.__setattr__(self, "profile_steps", tuple(int(s) for s in self.profile_steps))
         _check(self.lr_schedule in LR_SCHEDULES,
                f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
@@ -135,6 +196,7 @@ class TrainConfig:
         _check(self.summary_every_steps > 0,
                f"summary_every_steps must be > 0, got {self.summary_every_steps}")
         _check(self.max_to_keep > 0, f"max_to_keep must be > 0, got {self.max_to_keep}")
+        _check(0 <= self.seed <= MAX_SEED, f"seed must be in [0, 2**32 - 1], got {self.seed}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,6 +217,9 @@ class DistributeConfig:
     mixed_precision: str = "none"
 
     def __post_init__(self):
+        _check_types(self)
+        _check(is_device_name(self.device),
+               f"device must name a device such as /cpu:0 or /gpu:1, got {self.device!r}")
         _check(self.strategy in STRATEGIES,
                f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         _check(self.num_cpu_devices >= 1,
@@ -175,7 +240,8 @@ class ExperimentConfig:
     distribute: DistributeConfig = dataclasses.field(default_factory=DistributeConfig)
 
     def __post_init__(self):
-        _check(bool(self.experiment) and "/" not in self.experiment,
+        _check(isinstance(self.experiment, str) and bool(self.experiment)
+               and "/" not in self.experiment,
                f"experiment must be a non-empty name without '/', got {self.experiment!r}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -183,15 +249,32 @@ class ExperimentConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "ExperimentConfig":
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            experiment=raw["experiment"],
-            data=DataConfig(**raw["data"]),
-            model=ModelConfig(**raw["model"]),
-            train=TrainConfig(**raw["train"]),
-            distribute=DistributeConfig(**raw["distribute"]),
-        )
+    def from_dict(cls, raw: Any) -> "ExperimentConfig":
+        """Inverse of :meth:`to_dict`.
+
+        Fields missing from a section take their defaults (config files written
+        before a field existed still load).
+
+        Raises:
+          ValueError: ``raw`` is not such a dict, a section or field is missing
+            or unknown, or a value is invalid (the message names it).
+        """
+        _check(isinstance(raw, dict), f"expected a JSON object, got {type(raw).__name__}")
+        missing = [k for k in ("experiment", "data", "model", "train", "distribute")
+                   if k not in raw]
+        _check(not missing, f"missing {', '.join(missing)}")
+        sections = {}
+        for name, section in (("data", DataConfig), ("model", ModelConfig),
+                              ("train", TrainConfig), ("distribute", DistributeConfig)):
+            values = raw[name]
+            _check(isinstance(values, dict), f"{name} must be a JSON object")
+            unknown = set(values) - {f.name for f in dataclasses.fields(section)}
+            _check(not unknown, f"unknown field(s) {', '.join(sorted(unknown))} in {name}")
+            try:
+                sections[name] = section(**values)
+            except ValueError as e:
+                raise ValueError(f"{name}.{e}") from None
+        return cls(experiment=raw["experiment"], **sections)
 
     def identity(self) -> dict[str, Any]:
         """The settings that must match for a run dir to be resumed.
@@ -208,3 +291,15 @@ class ExperimentConfig:
                 "limit_train": self.data.limit_train,
                 "model": dataclasses.asdict(self.model),
                 "train": train}
+
+
+def differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """``key: old -> new`` for every leaf that differs between two nested dicts."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.extend(differences(a, b, f"{prefix}{key}."))
+        elif a != b:
+            out.append(f"{prefix}{key}: {a} -> {b}")
+    return out

@@ -19,7 +19,20 @@ class DataError(MnistResearchError):
 
 
 class RunDirError(MnistResearchError):
-    """The run dir cannot be used (unwritable, or holds a different experiment)."""
+    """The run dir cannot be used (unwritable, in use, damaged, or a different experiment)."""
+
+
+class DamagedFileError(RunDirError):
+    """A file of a run dir exists but cannot be used (garbage, truncated, wrong content).
+
+    Attributes:
+      path: the damaged file.
+      reason: what is wrong with it, in a few words.
+    """
+
+    def __init__(self, path: str, reason: str, advice: str = ""):
+        self.path, self.reason = path, reason
+        super().__init__(f"{path}: damaged ({reason})" + (f"; {advice}" if advice else ""))
 
 
 class ConfigError(MnistResearchError):
@@ -30,10 +43,18 @@ class NonFiniteLossError(MnistResearchError):
     """Training produced a NaN or Inf loss."""
 
 
+def one_line(error: BaseException) -> str:
+    """The first line of an exception's message (TF errors carry pages of context)."""
+    text = getattr(error, "message", None) or getattr(error, "strerror", None) or str(error)
+    lines = str(text).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+
+
 def run_guarded(body: Callable[[], int]) -> int:
     """Runs an entry point's ``body``; a project error becomes one line and exit 1.
 
-    So does an ``OSError`` (disk full, permissions) raised while writing outputs.
+    So does an ``OSError`` (disk full, permissions) raised while writing
+    outputs. Ctrl-C becomes one line and exit status 130 instead of a traceback.
 
     The traceback is logged only when ``--verbosity`` is 1 or higher.
     """
@@ -44,6 +65,9 @@ def run_guarded(body: Callable[[], int]) -> int:
     except OSError as e:  # e.g. the disk filled up while writing a report or metrics.json
         where = f"{e.filename}: " if e.filename else ""
         message = f"{where}{e.strerror or e}"
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     if logging.get_verbosity() >= logging.DEBUG:
         logging.exception("Traceback")
     print(f"error: {message}", file=sys.stderr)

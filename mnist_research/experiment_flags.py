@@ -61,7 +61,8 @@ def _define_training_flags(fv: flags.FlagValues) -> None:
     _define(fv, flags.DEFINE_enum, "lr_schedule", "constant", list(config_lib.LR_SCHEDULES),
             "constant; cosine (to 0 over training); step (x0.1 at 50% and 75% of the steps).")
     _define(fv, flags.DEFINE_integer, "seed", 42,
-            "Seed for initialisation, shuffling and dropout.")
+            "Seed for initialisation, shuffling and dropout.", lower_bound=0,
+            upper_bound=config_lib.MAX_SEED)
     _define(fv, flags.DEFINE_boolean, "deterministic", False,
             "Enable TF op determinism (bit-identical reruns on one machine; slower).")
     _define(fv, flags.DEFINE_integer, "steps_per_loop", 50,
@@ -83,6 +84,8 @@ def _define_distribution_flags(fv: flags.FlagValues) -> None:
             "multi_worker (TF_CONFIG).")
     _define(fv, flags.DEFINE_string, "device", None,
             "Device for --strategy=one_device (/cpu:0, /gpu:0).")
+    flags.register_validator("device", config_lib.is_device_name,
+                             "must name a device such as /cpu:0 or /gpu:1", flag_values=fv)
     _define(fv, flags.DEFINE_integer, "num_cpu_devices", 1,
             "Split the CPU into N logical devices (lets --strategy=mirrored run on a CPU).",
             lower_bound=1)

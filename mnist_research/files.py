@@ -16,8 +16,8 @@ from typing import Any, Optional
 TEMP_PREFIX = ".tmp-"
 
 # The process umask, read once: os.umask can only be read by setting it.
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
+UMASK = os.umask(0o022)
+os.umask(UMASK)
 
 
 def atomic_write_bytes(path: str, payload: bytes) -> None:
@@ -33,7 +33,7 @@ def atomic_write_bytes(path: str, payload: bytes) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()
-            os.fchmod(f.fileno(), 0o666 & ~_UMASK)
+            os.fchmod(f.fileno(), 0o666 & ~UMASK)
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -53,8 +53,16 @@ def write_json(path: str, data: Any) -> None:
 
 
 def read_json(path: str) -> Optional[Any]:
-    """The parsed file, or ``None`` when it does not exist."""
+    """The parsed file, or ``None`` when it does not exist.
+
+    Raises:
+      OSError: it cannot be read.
+      ValueError: it is not UTF-8 JSON (``JSONDecodeError``, ``UnicodeDecodeError``).
+    """
     if not os.path.exists(path):
         return None
     with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        try:
+            return json.load(f)
+        except RecursionError:
+            raise ValueError("nested too deeply to be a file of this project") from None

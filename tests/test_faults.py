@@ -134,6 +134,66 @@ def _idx(folder, mutate):
         open(path, "wb").write(payload[: len(payload) // 2])
 
 
+def _crafted_npz(folder, member="x_train.npy", payload=None, patch=None):
+    """A Keras-layout .npz written with zipfile, with one member replaced or patched.
+
+    ``patch(raw, offsets)`` edits the archive bytes; ``offsets`` are the member's local
+    header and central-directory entry.
+    """
+    import io
+    import zipfile
+    x, y = make_digits(60)
+    arrays = {"x_train": x, "y_train": y, "x_test": x[:20], "y_test": y[:20]}
+    path = os.path.join(folder, "mnist.npz")
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for key, array in arrays.items():
+            buffer = io.BytesIO()
+            np.save(buffer, array)
+            name = f"{key}.npy"
+            if name == member and payload is not None:
+                archive.writestr(name.replace(".npy", "") if payload == b"raw" else name,
+                                 b"raw bytes, not an array" if payload == b"raw" else payload)
+            else:
+                archive.writestr(name, buffer.getvalue())
+    if patch:
+        raw = bytearray(open(path, "rb").read())
+        name = member.encode()
+        local = raw.index(name) - 30  # the name follows the 30-byte local header
+        central = raw.index(b"PK\x01\x02")
+        while raw[central + 46: central + 46 + len(name)] != name:
+            central = raw.index(b"PK\x01\x02", central + 4)
+        patch(raw, local, central)
+        open(path, "wb").write(bytes(raw))
+
+
+def _encrypted(raw, local, central):
+    raw[local + 6] |= 0x01  # general-purpose flag bit 0: encrypted
+    raw[central + 8] |= 0x01
+
+
+def _deflate64(raw, local, central):
+    raw[local + 8], raw[central + 10] = 9, 9  # compression method 9: not in zipfile
+
+
+def _bad_crc(raw, local, central):
+    raw[local + 30 + len(b"x_train.npy") + 200] ^= 0xFF  # one byte of the array data
+
+
+def _npy_header(shape, dtype="|u1"):
+    header = repr({"descr": dtype, "fortran_order": False, "shape": shape}).encode()
+    header += b" " * (118 - len(header)) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
+
+
+def _idx_overflow(folder):
+    """Four dimensions of 65536: their product, 2**64, wraps an int64 to 0 == the data size."""
+    x, y = make_digits(60)
+    write_idx_dir(folder, {"x_train": x, "y_train": y, "x_test": x[:20], "y_test": y[:20]},
+                  gz=False)
+    path = os.path.join(folder, "train-images-idx3-ubyte")
+    open(path, "wb").write(bytes([0, 0, 8, 4]) + (65536).to_bytes(4, "big") * 4)
+
+
 BAD_DATA = {
     "missing dir": (None, "does not exist"),
     "empty dir": (lambda d: None, "found neither mnist.npz nor the four IDX files"),
@@ -154,6 +214,22 @@ BAD_DATA = {
     "IDX truncated": (lambda d: _idx(d, "truncated"), "truncated or corrupt"),
     "IDX file missing": (lambda d: _idx(d, "missing"), "missing: train-labels-idx1-ubyte"),
     "corrupt gzip": (lambda d: _idx(d, "gz"), "train-labels-idx1-ubyte.gz"),
+    "npz member not .npy": (lambda d: _crafted_npz(d, payload=b"PK not an array"),
+                            "member x_train.npy: not a .npy array"),
+    "npz member raw bytes": (lambda d: _crafted_npz(d, payload=b"raw"),
+                             "member x_train: not a .npy array"),
+    "npz member encrypted": (lambda d: _crafted_npz(d, patch=_encrypted), "encrypted"),
+    "npz member deflate64": (lambda d: _crafted_npz(d, patch=_deflate64),
+                             "compression method is not supported"),
+    "npz member bad CRC": (lambda d: _crafted_npz(d, patch=_bad_crc), "Bad CRC-32"),
+    "npy header 7 PiB": (lambda d: _crafted_npz(d, payload=_npy_header((2**40, 2**13))),
+                         "more than the 2,147,483,648 this loader accepts"),
+    "npy header larger than data": (
+        lambda d: _crafted_npz(d, payload=_npy_header((61, 28, 28)) + bytes(60 * 784)),
+        "(47,824 bytes) but the member holds 47,040; truncated or corrupt"),
+    "npy header object dtype": (lambda d: _crafted_npz(d, payload=_npy_header((2,), "|O")),
+                                "refusing to unpickle"),
+    "IDX dims overflow int64": (_idx_overflow, "more than the 2,147,483,648"),
 }
 
 

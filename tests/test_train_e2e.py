@@ -106,12 +106,30 @@ def test_bad_data_dir_is_one_line_error(tmp_path):
     ("--dropout_rates=0.3,0.3", "same length"),
     ("--strategy=tpu", "strategy"),
     ("--validation_split=1.5", "validation_split"),
+    ("--seed=-1", "--seed=-1: -1 is not an integer in the range [0, 4294967295]"),
+    ("--seed=4294967296", "not an integer in the range [0, 4294967295]"),
+    ("--device=banana", "--device=banana: must name a device such as /cpu:0"),
 ])
 def test_bad_flags_fail_before_training(tmp_path, npz_dir, flag, message):
     result = train(npz_dir, str(tmp_path / "run"), flag)
     assert result.returncode != 0
     assert message in result.stderr
     assert not os.path.exists(tmp_path / "run")
+
+
+@pytest.mark.parametrize("tf_config, message", [
+    ("{not json", "TF_CONFIG is not valid JSON"),
+    ('{"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": 3}}',
+     "is not in its cluster (worker: 1)"),
+])
+def test_bad_tf_config_is_one_line_before_anything_runs(tmp_path, npz_dir, tf_config, message):
+    result = run_module("mnist_research.train", "--flagfile=experiments/smoke.flags",
+                        f"--data_dir={npz_dir}", f"--run_dir={tmp_path / 'run'}",
+                        env={"TF_CONFIG": tf_config})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: TF_CONFIG")
+    assert message in result.stderr
+    assert not (tmp_path / "run").exists()
 
 
 def test_mirrored_two_logical_cpus(npz_dir, tmp_path):
@@ -150,6 +168,7 @@ def test_batch_not_divisible_by_replicas(npz_dir, tmp_path):
                    "--num_cpu_devices=2", "--batch_size=33")
     assert result.returncode == 1
     assert "batch_size 33 is not divisible by the 2 replicas" in result.stderr
+    assert not (tmp_path / "run").exists()  # refused before anything is written
 
 
 @pytest.mark.parametrize("args, message", [

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 from absl import logging
 
-from mnist_research.errors import ConfigError, MnistResearchError
+from mnist_research.errors import ConfigError, DamagedFileError, MnistResearchError
 from mnist_research.training import run_dir as run_dir_lib
 
 
@@ -27,7 +27,11 @@ def run_one(flagfile: str, seed: int, run_dir: str, data_dir: Optional[str],
 
     An interrupted run is resumed: the training command resumes any run dir.
     """
-    metrics = run_dir_lib.finished_metrics(run_dir)
+    try:
+        metrics = run_dir_lib.finished_metrics(run_dir)
+    except DamagedFileError as e:  # the training command below rebuilds it
+        logging.warning("%s", e)
+        metrics = None
     if metrics is not None:
         logging.info("Reusing finished run %s", run_dir)
         return {**metrics, "seed": seed}

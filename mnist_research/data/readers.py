@@ -12,6 +12,7 @@ Any problem raises :class:`DataError` with one line that names the file.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zipfile
 import zlib
@@ -29,35 +30,109 @@ IDX_NAMES = {
 }
 # IDX magic: two zero bytes, a type code (0x08 = unsigned byte), number of dims.
 _IDX_UBYTE = 0x08
-_MAX_IDX_BYTES = 1 << 31
+# The most bytes one array (an IDX file or an .npz member) may declare. MNIST's
+# training images are 47 MB; a header claiming more is refused before anything
+# is allocated.
+MAX_ARRAY_BYTES = 1 << 31
+# What zipfile and numpy raise on a damaged or crafted archive: encrypted members
+# (RuntimeError), unsupported compression (NotImplementedError), bad CRCs
+# (BadZipFile), truncated streams (EOFError, zlib.error), short array data (ValueError).
+_ZIP_ERRORS = (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, RuntimeError,
+               NotImplementedError, ValueError)
+
+
+def _npz_member(path: str, archive: zipfile.ZipFile, key: str) -> None:
+    """Checks one member's ``.npy`` header against its size before numpy allocates it.
+
+    Raises:
+      DataError: the member is not a ``.npy`` array, holds objects, declares a
+        shape that disagrees with its size, or is larger than MAX_ARRAY_BYTES.
+    """
+    name = key if key in archive.namelist() else f"{key}.npy"
+    where = f"{path}: member {name}"
+    info = archive.getinfo(name)
+    with archive.open(info) as member:
+        try:
+            version = np.lib.format.read_magic(member)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read_header is None:
+                raise DataError(f"{where}: unsupported .npy format version {version}")
+            shape, _, dtype = read_header(member)
+        except ValueError as e:
+            raise DataError(f"{where}: not a .npy array ({str(e).splitlines()[0]})") from None
+        header_size = member.tell()
+    if dtype.hasobject:
+        raise DataError(f"{path}: holds object (pickled) arrays; refusing to unpickle")
+    if any(d < 0 for d in shape):
+        raise DataError(f"{where}: header declares a negative shape {shape}")
+    declared = math.prod(shape) * dtype.itemsize
+    if declared > MAX_ARRAY_BYTES:
+        raise DataError(f"{where}: header declares shape {shape} ({declared:,} bytes), more "
+                        f"than the {MAX_ARRAY_BYTES:,} this loader accepts")
+    if info.file_size - header_size != declared:
+        raise DataError(f"{where}: header declares shape {shape} ({declared:,} bytes) but the "
+                        f"member holds {info.file_size - header_size:,}; truncated or corrupt")
 
 
 def read_npz(path: str) -> dict[str, np.ndarray]:
     """Reads a Keras-layout ``.npz`` without ever unpickling.
 
+    Every member's header is checked against its size before any array is
+    allocated, so a crafted header cannot make the loader allocate petabytes.
+
     Raises:
-      DataError: unreadable, not a zip, a missing key, or an object array.
+      DataError: unreadable, not a zip, a missing key, a member that is not a
+        ``.npy`` array, an object array, or an encrypted/unsupported member.
     """
     arrays = {}
     try:
         if not zipfile.is_zipfile(path):
             raise DataError(f"{path}: not an .npz (zip) archive; truncated or not NumPy data")
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [k for k in IDX_NAMES if k not in archive.files]
+        with zipfile.ZipFile(path) as archive:
+            names = {n[:-4] if n.endswith(".npy") else n for n in archive.namelist()}
+            missing = [k for k in IDX_NAMES if k not in names]
             if missing:
                 raise DataError(f"{path}: missing array(s) {', '.join(missing)}; "
                                 f"expected keys x_train, y_train, x_test, y_test")
             for key in IDX_NAMES:
+                _npz_member(path, archive, key)
+        with np.load(path, allow_pickle=False) as archive:
+            for key in IDX_NAMES:
                 arrays[key] = archive[key]
     except DataError:
         raise
-    except ValueError as e:
+    except _ZIP_ERRORS as e:
         if "allow_pickle" in str(e) or "Object arrays" in str(e):
             raise DataError(f"{path}: holds object (pickled) arrays; refusing to unpickle") from None
-        raise DataError(f"{path}: not a valid .npz file ({e})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as e:
-        raise DataError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
+        raise DataError(f"{path}: not a readable .npz file ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    for key, value in arrays.items():
+        if not isinstance(value, np.ndarray):
+            raise DataError(f"{path}: member {key} is not a .npy array")
     return arrays
+
+
+def _idx_dims(header: bytes, name: str) -> tuple[tuple[int, ...], int]:
+    """The dimensions an IDX header declares and the data bytes they need.
+
+    Raises:
+      DataError: bad magic, a type other than ubyte, or more than MAX_ARRAY_BYTES.
+    """
+    if len(header) < 4:
+        raise DataError(f"{name}: too short to be an IDX file ({len(header)} bytes)")
+    zero, dtype_code, ndim = header[0:2], header[2], header[3]
+    if zero != b"\x00\x00" or dtype_code != _IDX_UBYTE or not 1 <= ndim <= 4:
+        raise DataError(f"{name}: wrong IDX magic number 0x{header[:4].hex()} "
+                        f"(expected 0x000008 followed by 1-4 dimensions)")
+    if len(header) < 4 + 4 * ndim:
+        raise DataError(f"{name}: truncated IDX header")
+    dims = tuple(int.from_bytes(header[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    expected = math.prod(dims)  # Python ints: no overflow
+    if expected > MAX_ARRAY_BYTES:
+        raise DataError(f"{name}: header declares shape {dims} ({expected:,} bytes), more than "
+                        f"the {MAX_ARRAY_BYTES:,} this loader accepts")
+    return dims, expected
 
 
 def parse_idx(payload: bytes, name: str) -> np.ndarray:
@@ -73,17 +148,8 @@ def parse_idx(payload: bytes, name: str) -> np.ndarray:
     Raises:
       DataError: bad magic, a type other than ubyte, or a size mismatch.
     """
-    if len(payload) < 4:
-        raise DataError(f"{name}: too short to be an IDX file ({len(payload)} bytes)")
-    zero, dtype_code, ndim = payload[0:2], payload[2], payload[3]
-    if zero != b"\x00\x00" or dtype_code != _IDX_UBYTE or not 1 <= ndim <= 4:
-        raise DataError(f"{name}: wrong IDX magic number 0x{payload[:4].hex()} "
-                        f"(expected 0x000008 followed by 1-4 dimensions)")
-    header = 4 + 4 * ndim
-    if len(payload) < header:
-        raise DataError(f"{name}: truncated IDX header")
-    dims = tuple(int.from_bytes(payload[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(dims, dtype=np.int64))
+    dims, expected = _idx_dims(payload[:20], name)  # 4 magic bytes, up to 4 dims
+    header = 4 + 4 * len(dims)
     actual = len(payload) - header
     if actual != expected:
         raise DataError(f"{name}: header declares shape {dims} ({expected} bytes of data) "
@@ -92,14 +158,14 @@ def parse_idx(payload: bytes, name: str) -> np.ndarray:
 
 
 def read_idx(path: str) -> np.ndarray:
-    """Reads one IDX file, gzipped (``.gz``) or raw."""
+    """Reads one IDX file, gzipped (``.gz``) or raw; the header is checked before the data."""
     try:
-        if path.endswith(".gz"):
-            with gzip.open(path, "rb") as f:
-                payload = f.read(_MAX_IDX_BYTES)
-        else:
-            with open(path, "rb") as f:
-                payload = f.read(_MAX_IDX_BYTES)
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rb") as f:
+            header = f.read(4)
+            header += f.read(4 * header[3]) if len(header) == 4 else b""
+            _, expected = _idx_dims(header, path)
+            payload = header + f.read(expected + 1)  # one more byte reveals trailing data
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: cannot read ({type(e).__name__}: {e})") from None
     return parse_idx(payload, path)

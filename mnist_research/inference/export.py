@@ -23,12 +23,14 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from mnist_research import files
 from mnist_research.data.model_input import (
     IMAGE_SHAPE,
     NUM_PIXELS,
     batched,
     to_model_input,
 )
+from mnist_research.errors import RunDirError, one_line
 
 EXPORT_DIR = "export"
 KERAS_FILE = "model.keras"
@@ -71,6 +73,7 @@ def export_saved_model(model: tf.keras.Model, export_dir: str) -> str:
     parent = os.path.dirname(os.path.abspath(export_dir))
     os.makedirs(parent, exist_ok=True)
     temp = tempfile.mkdtemp(dir=parent, prefix=".export-tmp-")
+    os.chmod(temp, 0o777 & ~files.UMASK)  # mkdtemp's 0700 would hide the export from others
     try:
         module = ServingModule(model)
         tf.saved_model.save(module, temp, signatures={
@@ -96,14 +99,31 @@ def save_keras(model: tf.keras.Model, path: str) -> str:
 
 
 class ExportedClassifier:
-    """Loads ``RUN_DIR/export`` and classifies uint8 images in batches."""
+    """Loads ``RUN_DIR/export`` and classifies uint8 images in batches.
+
+    Raises:
+      RunDirError: the SavedModel cannot be loaded or run (an emptied
+        ``saved_model.pb``, truncated variables, a missing signature).
+    """
 
     def __init__(self, export_dir: str):
         self.path = export_dir
-        self._loaded = tf.saved_model.load(export_dir)
-        self._serve = self._loaded.signatures["serving_default"]
+        try:
+            self._loaded = tf.saved_model.load(export_dir)
+            self._serve = self._loaded.signatures["serving_default"]
+            # One tiny call: truncated variables or a mangled graph fail here, not later.
+            self._serve(images=tf.zeros((1, *IMAGE_SHAPE), tf.uint8))["logits"]
+        except Exception as e:  # A damaged SavedModel raises from protobuf, TF and Python alike.
+            raise self._damaged(e) from None
+
+    def _damaged(self, error: Exception) -> RunDirError:
+        return RunDirError(f"{self.path}: the SavedModel is damaged ({one_line(error)[:200]}); "
+                           f"use --from_checkpoint, or export again")
 
     def logits(self, images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
         """Logits ``[N, 10]`` for uint8 images ``[N, 28, 28]``."""
-        return batched(lambda chunk: self._serve(images=tf.constant(chunk))["logits"], images,
-                       batch_size)
+        try:
+            return batched(lambda chunk: self._serve(images=tf.constant(chunk))["logits"],
+                           images, batch_size)
+        except (tf.errors.OpError, KeyError, ValueError) as e:
+            raise self._damaged(e) from None

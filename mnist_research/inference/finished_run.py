@@ -12,35 +12,60 @@ import os
 from typing import Optional
 
 import numpy as np
-import tensorflow as tf
+from absl import logging
 
-from mnist_research import files
 from mnist_research.config import ExperimentConfig
 from mnist_research.data import sources as data_lib
 from mnist_research.data.model_input import LogitsFn, logits_function
-from mnist_research.errors import RunDirError
+from mnist_research.errors import DamagedFileError, RunDirError
 from mnist_research.inference import export as export_lib
 from mnist_research.model import mlp as model_lib
+from mnist_research.training import checkpoint_files
 from mnist_research.training import run_dir as run_dir_lib
 
 SPLITS = ("test", "validation", "train")
 
 
-
 def load_config(run_dir: str) -> ExperimentConfig:
     """The run's resolved configuration.
 
+    A damaged ``config.json`` is replaced, for this command only, by the
+    settings stored in the newest usable checkpoint, with one warning line.
+
     Raises:
-      RunDirError: ``run_dir`` holds no readable ``config.json``.
+      RunDirError: ``run_dir`` holds no ``config.json``, or a damaged one and no
+        checkpoint with stored settings.
     """
-    path = os.path.join(run_dir, run_dir_lib.CONFIG_FILE)
     try:
-        raw = files.read_json(path)
-        if raw is None:
-            raise RunDirError(f"{path}: not found; is {run_dir} a run directory?")
-        return ExperimentConfig.from_dict(raw)
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise RunDirError(f"{path}: unreadable ({e})") from None
+        config = run_dir_lib.load_config(run_dir)
+    except DamagedFileError as e:
+        stored = _settings_from_checkpoint(run_dir)
+        if stored is None:
+            raise
+        logging.warning("%s; using the settings stored in %s", e, stored[1])
+        return stored[0]
+    if config is None:
+        path = os.path.join(run_dir, run_dir_lib.CONFIG_FILE)
+        raise RunDirError(f"{path}: not found; is {run_dir} a run directory?")
+    return config
+
+
+def _settings_from_checkpoint(run_dir: str) -> Optional[tuple[ExperimentConfig, str]]:
+    def load(prefix: str, number: int) -> tuple[ExperimentConfig, str]:
+        settings = checkpoint_files.stored_settings(checkpoint_files.verify(prefix))
+        if settings is None:
+            raise checkpoint_files.Damaged("it predates stored settings")
+        return settings, prefix
+
+    try:
+        found = checkpoint_files.newest_usable(_checkpoint_dir(run_dir), load)
+    except RunDirError:
+        return None
+    return found[0] if found else None
+
+
+def _checkpoint_dir(run_dir: str) -> str:
+    return os.path.join(run_dir, checkpoint_files.CHECKPOINT_DIR)
 
 
 def load_split(config: ExperimentConfig, split: str, data_dir: Optional[str] = None
@@ -62,8 +87,12 @@ def load_split(config: ExperimentConfig, split: str, data_dir: Optional[str] = N
 def load_logits_fn(run_dir: str, from_checkpoint: bool = False) -> tuple[LogitsFn, str]:
     """A function uint8 ``[N, 28, 28]`` → logits ``[N, 10]``, and what it was loaded from.
 
+    From a checkpoint, the model is rebuilt from ``config.json`` and must match
+    the checkpoint (stored settings, every variable present, every shape).
+
     Raises:
-      RunDirError: no export (or no checkpoint) in ``run_dir``.
+      RunDirError: no export (or no checkpoint) in ``run_dir``, a damaged
+        export, or a checkpoint that does not match the run's config.
     """
     if not from_checkpoint:
         export_dir = os.path.join(run_dir, export_lib.EXPORT_DIR)
@@ -73,11 +102,6 @@ def load_logits_fn(run_dir: str, from_checkpoint: bool = False) -> tuple[LogitsF
         return export_lib.ExportedClassifier(export_dir).logits, export_dir
 
     config = load_config(run_dir)
-    checkpoint_dir = os.path.join(run_dir, "checkpoints")
-    latest = tf.train.latest_checkpoint(checkpoint_dir)
-    if latest is None:
-        raise RunDirError(f"{checkpoint_dir}: no checkpoint to load")
     model = model_lib.build(model_lib.MLPClassifier.from_config_object(config.model))
-    tf.train.Checkpoint(**model_lib.checkpoint_objects(model)).restore(latest).expect_partial()
-
-    return logits_function(model), latest
+    prefix = checkpoint_files.restore_model(model, _checkpoint_dir(run_dir), config)
+    return logits_function(model), prefix

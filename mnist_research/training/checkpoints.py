@@ -1,7 +1,10 @@
-"""The checkpointed training state: model, optimizer, epoch counter and history.
+"""The checkpointed training state: model, optimizer, epoch counter, history and settings.
 
-The history travels inside the checkpoint (a string variable), so the
-checkpoint and the per-epoch history can never disagree after a kill.
+The history and the run's settings travel inside the checkpoint (string
+variables), so a checkpoint, its history and the settings it was trained with
+can never disagree after a kill. Which checkpoint to restore is decided by
+:mod:`checkpoint_files` (the files on disk are the truth, not only the state
+file); training never restarts from scratch while a checkpoint exists.
 """
 
 from __future__ import annotations
@@ -10,21 +13,36 @@ import glob
 import json
 import os
 import shutil
+from typing import Optional
 
 import tensorflow as tf
 from absl import logging
 
-from mnist_research.errors import RunDirError
+from mnist_research import files
+from mnist_research.config import differences
+from mnist_research.errors import RunDirError, one_line
 from mnist_research.model import mlp as model_lib
 from mnist_research.training import devices
 from mnist_research.training import history as history_lib
+from mnist_research.training.checkpoint_files import (
+    CHECKPOINT_DIR,
+    HISTORY_KEY,
+    START_AFRESH,
+    STATE_FILE,
+    Damaged,
+    newest_usable,
+    numbers_on_disk,
+    read_state,
+    stored_settings,
+    verify,
+)
 from mnist_research.training.trainer import Trainer
 
-CHECKPOINT_DIR = "checkpoints"
+__all__ = ["CHECKPOINT_DIR", "CheckpointState"]
 
 
 class CheckpointState:
-    """Saves and restores a :class:`Trainer`'s state with the run's history.
+    """Saves and restores a :class:`Trainer`'s state with the run's history and settings.
 
     Args:
       trainer: whose model, optimizer and epoch counter are checkpointed.
@@ -36,22 +54,66 @@ class CheckpointState:
     """
 
     def __init__(self, trainer: Trainer, checkpoint_dir: str, chief: bool, max_to_keep: int):
+        self.config = trainer.config
+        self.epoch = trainer.epoch
         self.history_json = tf.Variable("{}", dtype=tf.string, trainable=False)
-        self.checkpoint = tf.train.Checkpoint(
-            optimizer=trainer.optimizer, epoch=trainer.epoch, history=self.history_json,
-            **model_lib.checkpoint_objects(trainer.model))
+        settings = tf.Variable(json.dumps(trainer.config.to_dict()), dtype=tf.string,
+                               trainable=False)
+        objects = dict(optimizer=trainer.optimizer, epoch=trainer.epoch,
+                       history=self.history_json, **model_lib.checkpoint_objects(trainer.model))
+        self.checkpoint = tf.train.Checkpoint(settings=settings, **objects)
+        # Restores without ``settings``: checkpoints written before it existed still load.
+        self._restorer = tf.train.Checkpoint(**objects)
         self.chief_dir = checkpoint_dir
         self.chief = chief
-        self.manager = tf.train.CheckpointManager(self.checkpoint, checkpoint_dir,
-                                                  max_to_keep=max_to_keep) if chief else None
+        self.max_to_keep = max_to_keep
+        self.manager: Optional[tf.train.CheckpointManager] = None
+        self.restored: Optional[int] = None
+        # Whether the restored checkpoint held the settings it was trained with.
+        self.settings_checked = False
 
-    def restore(self) -> history_lib.History:
-        """Restores the latest checkpoint if there is one; returns its history."""
-        latest = tf.train.latest_checkpoint(self.chief_dir)
-        if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
-            logging.info("Restored %s", latest)
-        return history_lib.from_json(self.history_json.numpy().decode("utf-8"))
+    def restore(self, required: bool = False) -> history_lib.History:
+        """Restores the newest usable checkpoint, if any; returns its history.
+
+        Args:
+          required: the run dir records finished epochs, so a checkpoint must exist.
+
+        Raises:
+          RunDirError: no checkpoint is usable although one exists (or is
+            ``required``), or one was trained with different settings.
+        """
+        found = newest_usable(self.chief_dir, self._load)
+        if found is None:
+            if required:
+                raise RunDirError(f"{self.chief_dir}: no checkpoint, although the run records "
+                                  f"finished epochs; nothing was changed; {START_AFRESH}")
+            return history_lib.from_json("{}")
+        history, self.restored = found
+        logging.info("Restored %s", os.path.join(self.chief_dir, f"ckpt-{self.restored}"))
+        return history
+
+    def _load(self, prefix: str, number: int) -> history_lib.History:
+        reader = verify(prefix)
+        stored = stored_settings(reader)
+        self.settings_checked = stored is not None
+        if stored is not None and stored.identity() != self.config.identity():
+            diffs = differences(stored.identity(), self.config.identity())
+            raise RunDirError(f"{prefix} was trained with different settings "
+                              f"({'; '.join(diffs)}); {START_AFRESH}")
+        try:
+            self._restorer.restore(prefix).assert_existing_objects_matched().expect_partial()
+        except (AssertionError, ValueError) as e:
+            raise RunDirError(f"{prefix} does not hold this model ({one_line(e)[:200]}); "
+                              f"{START_AFRESH}") from None
+        try:
+            history = history_lib.from_json(reader.get_tensor(HISTORY_KEY).decode("utf-8"))
+        except (ValueError, TypeError, AttributeError) as e:
+            raise Damaged(f"its history does not parse ({e})") from None
+        epoch = int(self.epoch.numpy())
+        if epoch != number or len(history["loss"]) != epoch:
+            raise Damaged(f"it holds epoch {epoch} with {len(history['loss'])} history "
+                           f"entries")
+        return history
 
     def save(self, epoch: int, history: history_lib.History) -> None:
         """Saves ``ckpt-<epoch>``; the ``checkpoint`` state file moves to it only once
@@ -65,17 +127,44 @@ class CheckpointState:
         temp_dir = os.path.join(self.chief_dir, f".{devices.worker_id()}-tmp")
         try:
             if self.chief:
+                if self.manager is None:
+                    self._repair_state()
+                    self.manager = tf.train.CheckpointManager(
+                        self.checkpoint, self.chief_dir, max_to_keep=self.max_to_keep)
                 self.manager.save(checkpoint_number=epoch)
             else:
                 self.checkpoint.write(os.path.join(temp_dir, "ckpt"))
                 shutil.rmtree(temp_dir, ignore_errors=True)
         except (OSError, tf.errors.OpError) as e:
             self._remove_partial(epoch, temp_dir)
-            latest = tf.train.latest_checkpoint(self.chief_dir) or "none"
-            reason = getattr(e, "message", None) or getattr(e, "strerror", None) or str(e)
+            named, _ = read_state(self.chief_dir)
+            latest = f"ckpt-{named}" if named is not None else "none"
             raise RunDirError(f"{self.chief_dir}: could not save the checkpoint of epoch "
-                              f"{epoch} ({reason.splitlines()[0]}); the latest checkpoint is "
-                              f"still {os.path.basename(latest)}") from None
+                              f"{epoch} ({one_line(e)}); the latest checkpoint is "
+                              f"still {latest}") from None
+
+    def _repair_state(self) -> None:
+        """Rewrites a state file that does not name the restored checkpoint.
+
+        TensorFlow's manager reads the state file to know which checkpoints to
+        delete; a missing or garbage one would leave old checkpoints on disk forever.
+        """
+        named, _ = read_state(self.chief_dir)
+        path = os.path.join(self.chief_dir, STATE_FILE)
+        if named == self.restored:
+            return
+        if self.restored is None:
+            if os.path.exists(path):
+                os.unlink(path)  # names nothing usable; the first save writes a new one
+            return
+        kept = sorted(n for n in numbers_on_disk(self.chief_dir) if n <= self.restored)
+        stamps = [_mtime(os.path.join(self.chief_dir, f"ckpt-{n}")) for n in kept]
+        lines = [f'model_checkpoint_path: "ckpt-{self.restored}"']
+        lines += [f'all_model_checkpoint_paths: "ckpt-{n}"' for n in kept]
+        lines += [f"all_model_checkpoint_timestamps: {t}" for t in stamps]
+        lines.append(f"last_preserved_timestamp: {min(stamps, default=0.0) - 1}")
+        files.atomic_write_text(path, "\n".join(lines) + "\n")
+        logging.info("Rewrote %s to name ckpt-%d", path, self.restored)
 
     def _remove_partial(self, epoch: int, temp_dir: str) -> None:
         partial = (glob.glob(os.path.join(glob.escape(self.chief_dir), f"ckpt-{epoch}[._]*"))
@@ -85,3 +174,10 @@ class CheckpointState:
                 shutil.rmtree(path, ignore_errors=True)
             elif os.path.exists(path):
                 os.unlink(path)
+
+
+def _mtime(prefix: str) -> float:
+    for path in (prefix + ".index", prefix + ".data-00000-of-00001"):
+        if os.path.exists(path):
+            return os.path.getmtime(path)
+    return 0.0

@@ -49,8 +49,14 @@ def configure_devices(config: DistributeConfig) -> None:
 
 
 def create_strategy(config: DistributeConfig) -> tf.distribute.Strategy:
-    """Returns the strategy ``config.strategy`` names (see the module docstring)."""
+    """Returns the strategy ``config.strategy`` names (see the module docstring).
+
+    Raises:
+      ConfigError: ``TF_CONFIG`` is malformed or missing for ``multi_worker``,
+        or ``config.device`` names a device this machine does not have.
+    """
     name = config.strategy
+    tf_config()  # malformed TF_CONFIG: one line now, not a traceback from TF later
     if name == "multi_worker":  # Before anything initialises the TF runtime (listing
         # logical devices does): collective ops must be configured at program start.
         if "TF_CONFIG" not in os.environ:
@@ -63,7 +69,9 @@ def create_strategy(config: DistributeConfig) -> tf.distribute.Strategy:
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "one_device":
-        return tf.distribute.OneDeviceStrategy(config.device or ("/gpu:0" if gpus else "/cpu:0"))
+        return tf.distribute.OneDeviceStrategy(
+            _existing_device(config.device) if config.device else
+            ("/gpu:0" if gpus else "/cpu:0"))
     if name == "mirrored":
         if gpus:
             return tf.distribute.MirroredStrategy()
@@ -72,11 +80,53 @@ def create_strategy(config: DistributeConfig) -> tf.distribute.Strategy:
     raise ValueError(f"unknown strategy {config.strategy!r}; expected one of {', '.join(STRATEGIES)}")
 
 
+def _existing_device(name: str) -> str:
+    """``name`` if this machine has that device, else ConfigError listing the ones it has."""
+    spec = tf.DeviceSpec.from_string(name)
+    available = tf.config.list_logical_devices()
+    for device in available:
+        found = tf.DeviceSpec.from_string(device.name)
+        if (found.device_type.upper() == (spec.device_type or "").upper()
+                and found.device_index == (spec.device_index or 0)):
+            return name
+    names = ", ".join(d.name.replace("/device:", "/").lower() for d in available)
+    raise ConfigError(f"--device={name}: no such device on this machine (it has {names})")
+
+
+def tf_config() -> dict:
+    """The parsed ``TF_CONFIG`` (``{}`` when unset).
+
+    Raises:
+      ConfigError: it is not JSON, or not ``{"cluster": {...}, "task": {"type":
+        ..., "index": N}}`` with the task inside the cluster.
+    """
+    text = os.environ.get("TF_CONFIG", "") or "{}"
+    try:
+        parsed = json.loads(text)
+    except ValueError as e:
+        raise ConfigError(f"TF_CONFIG is not valid JSON ({e})") from None
+    if not isinstance(parsed, dict):
+        raise ConfigError(f"TF_CONFIG must be a JSON object, got {type(parsed).__name__}")
+    cluster, task = parsed.get("cluster", {}), parsed.get("task", {})
+    if not isinstance(cluster, dict) or not all(
+            isinstance(v, list) and all(isinstance(a, str) for a in v) for v in cluster.values()):
+        raise ConfigError('TF_CONFIG "cluster" must map job names to lists of "host:port"')
+    if not isinstance(task, dict):
+        raise ConfigError('TF_CONFIG "task" must be {"type": ..., "index": N}')
+    if task:
+        kind, index = task.get("type"), task.get("index", 0)
+        if (not isinstance(index, int) or isinstance(index, bool)
+                or kind not in cluster or not 0 <= index < len(cluster[kind])):
+            raise ConfigError(f'TF_CONFIG task {task} is not in its cluster '
+                              f'({", ".join(f"{k}: {len(v)}" for k, v in cluster.items())})')
+    return parsed
+
+
 def is_chief() -> bool:
     """True unless TF_CONFIG names this task as a non-chief worker."""
-    tf_config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
-    task = tf_config.get("task", {})
-    cluster = tf_config.get("cluster", {})
+    parsed = tf_config()
+    task = parsed.get("task", {})
+    cluster = parsed.get("cluster", {})
     task_type, task_id = task.get("type"), task.get("index", 0)
     if not task_type or task_type == "chief":
         return True
@@ -86,13 +136,13 @@ def is_chief() -> bool:
 
 def num_workers() -> int:
     """Worker processes in the TF_CONFIG cluster (1 without TF_CONFIG)."""
-    cluster = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}").get("cluster", {})
+    cluster = tf_config().get("cluster", {})
     return max(1, len(cluster.get("worker", [])) + len(cluster.get("chief", [])))
 
 
 def worker_id() -> str:
     """A name for this task, e.g. ``worker_1``; ``chief`` for single-process runs."""
-    task = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}").get("task", {})
+    task = tf_config().get("task", {})
     return f"{task.get('type', 'chief')}_{task.get('index', 0)}"
 
 

@@ -14,7 +14,7 @@ from typing import Optional
 import tensorflow as tf
 from absl import logging
 
-from mnist_research import files
+from mnist_research import files, interrupts
 from mnist_research.data import pipeline
 from mnist_research.training import history as history_lib
 from mnist_research.training import run_dir as run_dir_lib
@@ -39,6 +39,7 @@ def run_epochs(run: RunContext, train_input: pipeline.TrainInput, steps_per_epoc
                                       os.path.join(run.run_dir, "train"), run.chief)
     first = run.epochs_done + 1
     for epoch in range(first, config.train.epochs + 1):
+        interrupts.check()  # SIGINT/SIGTERM: stop between epochs, after the checkpoint
         train_totals, seconds = train_epoch(trainer, train_input, epoch, steps_per_epoch,
                                             run.summaries, verbose and run.chief, profiler,
                                             trace=epoch == 1)
@@ -98,6 +99,7 @@ def train_epoch(trainer: Trainer, train_input: pipeline.TrainInput, epoch: int,
         if trace:
             summaries.trace_export("train_steps", trainer.step)
             trace = False
+        interrupts.check()  # SIGINT/SIGTERM: stop at this step boundary
         totals.add(chunk)
         done += num_steps
         step = trainer.step

@@ -10,19 +10,23 @@ end of the run (``finish``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any, Optional
 
 import tensorflow as tf
 from absl import logging
 
+from mnist_research import interrupts
 from mnist_research.config import ExperimentConfig
 from mnist_research.data import pipeline, sources
-from mnist_research.training import devices, epoch_loop, finish
+from mnist_research.errors import DamagedFileError, RunDirError
+from mnist_research.training import devices, epoch_loop, finish, preflight
 from mnist_research.training import run_dir as run_dir_lib
 from mnist_research.training import summaries as summaries_lib
 from mnist_research.training.checkpoints import CHECKPOINT_DIR, CheckpointState
 from mnist_research.training.run_context import RunContext
+from mnist_research.training.run_lock import RunDirLock
 from mnist_research.training.trainer import Trainer
 
 
@@ -36,8 +40,13 @@ def set_seeds(config: ExperimentConfig) -> None:
 def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, *,
                        datasets: Optional[sources.Splits] = None,
                        strategy: Optional[tf.distribute.Strategy] = None,
-                       flagfile_text: str = "", verbose: bool = True) -> dict[str, Any]:
+                       flagfile_text: str = "", verbose: bool = True,
+                       overwrite: bool = False) -> dict[str, Any]:
     """Trains (or resumes), evaluates and writes everything a run produces.
+
+    Everything that can refuse the settings (the run dir's own settings and
+    epochs, the data, the batch size, the model's size) is checked before
+    anything is written; the chief then holds the run dir's lock until the end.
 
     Args:
       config: the experiment.
@@ -47,6 +56,8 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
         (devices must not be initialised yet if that needs logical CPUs).
       flagfile_text: the flagfile saved as ``flags.txt``.
       verbose: show a progress bar.
+      overwrite: delete the run dir's contents first (only a run dir of this
+        project, or an empty directory, is ever deleted).
 
     Returns:
       The metrics dict also written to ``metrics.json``.
@@ -59,32 +70,66 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
         devices.configure_devices(config.distribute)
         strategy = devices.create_strategy(config.distribute)
     set_seeds(config)
-    datasets = _load_data(config, datasets)
     info = devices.device_info(strategy)
     run_dir = run_dir or run_dir_lib.default_run_dir(config.experiment, devices.device_tag(info))
     chief = devices.is_chief()
-    run_dir_lib.prepare(run_dir, config)
-    finished = run_dir_lib.finished_metrics(run_dir)
-    if finished is not None and finished["epochs_completed"] >= config.train.epochs:
-        logging.info("%s is complete (%d epochs); nothing to do. Use a new --run_dir or "
-                     "--overwrite to train again.", run_dir, finished["epochs_completed"])
+    run_dir_lib.check_path(run_dir)
+    finished = _check_run_dir(run_dir, config, overwrite)
+    if finished is not None:
         return finished
-    if chief:
-        for path in run_dir_lib.remove_stale_temporaries(run_dir):
-            logging.info("Removed %s, left half-written by an interrupted run", path)
-        run_dir_lib.save_config(run_dir, config, flagfile_text)
-    logging.info("Run dir: %s | %s x%d, %s (%s)", run_dir, info["strategy"],
-                 info["num_replicas"], info["device_name"], info["device_kind"])
-
+    datasets = _load_data(config, datasets)
     train_input = pipeline.TrainInput(datasets.x_train, datasets.y_train,
                                       config.train.batch_size, config.train.seed)
     workers = devices.num_workers() if isinstance(
         strategy, tf.distribute.MultiWorkerMirroredStrategy) else 1
     steps_per_epoch = train_input.steps_per_epoch(workers)
-    run = _start_run(config, run_dir, strategy, steps_per_epoch, datasets, info, chief,
-                     flagfile_text)
-    epoch_loop.run_epochs(run, train_input, steps_per_epoch, verbose)
-    return finish.finish_run(run)
+    trainer = preflight.build_trainer(config, strategy, steps_per_epoch,
+                                      on_gpu=info["device_kind"] == "gpu")
+
+    run_dir_lib.ensure_writable(run_dir)
+    with RunDirLock(run_dir) if chief else contextlib.nullcontext():
+        if overwrite and chief:
+            logging.info("--overwrite: deleting the contents of %s", run_dir)
+            run_dir_lib.clear(run_dir)
+        run = _start_run(config, run_dir, trainer, datasets, info, chief, flagfile_text)
+        logging.info("Run dir: %s | %s x%d, %s (%s)", run_dir, info["strategy"],
+                     info["num_replicas"], info["device_name"], info["device_kind"])
+        with preflight.out_of_memory_as_error(config), interrupts.deferred():
+            epoch_loop.run_epochs(run, train_input, steps_per_epoch, verbose)
+        return finish.finish_run(run)
+
+
+def _check_run_dir(run_dir: str, config: ExperimentConfig, overwrite: bool
+                   ) -> Optional[dict[str, Any]]:
+    """Read-only checks of an existing run dir; its final metrics when nothing is left to do.
+
+    Raises:
+      RunDirError: ``--overwrite`` of a directory that is not a run dir; a run
+        with other settings; a finished run with more epochs than ``config``.
+    """
+    if overwrite:
+        run_dir_lib.check_overwritable(run_dir)
+        return None
+    damaged_config = run_dir_lib.check_settings(run_dir, config)
+    try:
+        finished = run_dir_lib.finished_metrics(run_dir)
+    except DamagedFileError as e:
+        logging.warning("%s: damaged (%s); it is rebuilt from the checkpoint", e.path, e.reason)
+        return None
+    done, wanted = (finished or {}).get("epochs_completed", 0), config.train.epochs
+    if done > wanted:
+        raise RunDirError(_too_many_epochs(run_dir, done, wanted))
+    if finished is not None and done == wanted and damaged_config is None:
+        logging.info("%s is complete (%d epochs); nothing to do. Use a new --run_dir or "
+                     "--overwrite to train again, or a larger --epochs to extend it.",
+                     run_dir, done)
+        return finished
+    return None
+
+
+def _too_many_epochs(run_dir: str, done: int, wanted: int) -> str:
+    return (f"{run_dir} has completed {done} epochs, more than --epochs={wanted}; pass "
+            f"--epochs={done} (or more to extend the run), or use a new --run_dir")
 
 
 def _load_data(config: ExperimentConfig, datasets: Optional[sources.Splits]) -> sources.Splits:
@@ -97,16 +142,34 @@ def _load_data(config: ExperimentConfig, datasets: Optional[sources.Splits]) -> 
     return datasets
 
 
-def _start_run(config: ExperimentConfig, run_dir: str, strategy: tf.distribute.Strategy,
-               steps_per_epoch: int, datasets: sources.Splits, info: dict, chief: bool,
+def _start_run(config: ExperimentConfig, run_dir: str, trainer: Trainer,
+               datasets: sources.Splits, info: dict, chief: bool,
                flagfile_text: str) -> RunContext:
-    """Builds the trainer, restores the latest checkpoint and opens the summary writers."""
-    trainer = Trainer(config, strategy, steps_per_epoch)
+    """Restores the newest usable checkpoint, saves the settings, opens the summary writers.
+
+    Raises:
+      RunDirError: checkpoints exist but none is usable, one was trained with
+        other settings, or it holds more epochs than ``config``.
+    """
+    damaged_config = run_dir_lib.check_settings(run_dir, config)
     state = CheckpointState(trainer, os.path.join(run_dir, CHECKPOINT_DIR), chief,
                             config.train.max_to_keep)
-    history = state.restore()
+    history = state.restore(required=run_dir_lib.records_progress(run_dir))
+    done = int(trainer.epoch.numpy())
+    if done > config.train.epochs:
+        raise RunDirError(_too_many_epochs(run_dir, done, config.train.epochs))
+    if damaged_config is not None:
+        if done and not state.settings_checked:
+            raise RunDirError(f"{damaged_config}, and ckpt-{done} predates stored settings, so "
+                              f"this command cannot be checked against the run; use "
+                              f"--overwrite to start afresh, or a new --run_dir")
+        logging.warning("%s; rewritten from this command's settings%s", damaged_config,
+                        f" (they match ckpt-{done})" if done else "")
     if chief:
-        dropped = summaries_lib.prune_after(run_dir, int(trainer.epoch.numpy()), trainer.step)
+        for path in run_dir_lib.remove_stale_temporaries(run_dir):
+            logging.info("Removed %s, left half-written by an interrupted run", path)
+        run_dir_lib.save_config(run_dir, config, flagfile_text)
+        dropped = summaries_lib.prune_after(run_dir, done, trainer.step)
         if dropped:
             logging.info("Dropped %d TensorBoard events written after the last checkpoint",
                          dropped)

@@ -56,3 +56,37 @@ def run_metrics(history: History, info: dict[str, Any], test: Optional[Totals],
         metrics.update(test_accuracy=test.accuracy, test_loss=test.loss,
                        test_examples=int(test.count))
     return metrics
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def metrics_problem(document: Any) -> Optional[str]:
+    """What makes a ``metrics.json`` document unusable, or ``None`` when it is sound.
+
+    A finished document must hold ``epochs_completed`` epochs of every history
+    key and the test scores; an unfinished one only needs to be an object.
+    """
+    if not isinstance(document, dict):
+        return f"a JSON {type(document).__name__}, expected an object"
+    if not isinstance(document.get("finished", False), bool):
+        return "'finished' is not true or false"
+    if not document.get("finished"):
+        return None
+    epochs = document.get("epochs_completed")
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+        return f"epochs_completed is {epochs!r}"
+    history = document.get("history")
+    if not isinstance(history, dict):
+        return "no history"
+    for key in HISTORY_KEYS:
+        values = history.get(key)
+        if not isinstance(values, list) or len(values) != epochs:
+            return f"history.{key} does not hold {epochs} values"
+        if not all(_is_number(v) for v in values):
+            return f"history.{key} holds a value that is not a number"
+    for key in ("test_accuracy", "test_loss"):
+        if not _is_number(document.get(key)):
+            return f"{key} is {document.get(key)!r}"
+    return None

@@ -1,4 +1,4 @@
-"""The run directory: its layout, atomic writes, and resume safety.
+"""The run directory: its layout, reading it back safely, overwriting and resume safety.
 
 Layout::
 
@@ -9,13 +9,16 @@ Layout::
       checkpoints/      tf.train.Checkpoint every epoch
       train/ validation/  TensorBoard event files
       reports/          figures
+      .lock             held by the training process (see run_lock)
 
 Every file is written to a temporary name and renamed into place, so a
-killed process never leaves a half-written file behind.
+killed process never leaves a half-written file behind. Reading a file back
+never gives a traceback: a damaged one raises :class:`DamagedFileError`.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
 import shutil
@@ -23,13 +26,23 @@ import tempfile
 import time
 from typing import Any, Optional
 
-from mnist_research.config import ExperimentConfig
-from mnist_research.errors import RunDirError
+from mnist_research.config import ExperimentConfig, differences
+from mnist_research.errors import DamagedFileError, RunDirError
 from mnist_research.files import atomic_write_text, read_json, write_json
+from mnist_research.training import history as history_lib
+from mnist_research.training.run_lock import LOCK_FILE
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 FLAGS_FILE = "flags.txt"
+
+# What a run writes at the top of its run dir. --overwrite deletes a directory
+# only when everything in it matches these, and one of _MARKERS is present.
+_RUN_ENTRIES = (CONFIG_FILE, METRICS_FILE, FLAGS_FILE, LOCK_FILE, "checkpoints", "train",
+                "validation", "export", "export.old", "model.keras", "reports",
+                "events.out.tfevents.*", "evaluation-*.json", ".tmp-*", ".export-*",
+                ".probe-*")
+_MARKERS = (CONFIG_FILE, FLAGS_FILE, "checkpoints")
 
 
 def default_run_dir(experiment: str, device_tag: str, root: str = "runs") -> str:
@@ -37,12 +50,94 @@ def default_run_dir(experiment: str, device_tag: str, root: str = "runs") -> str
     return os.path.join(root, f"{experiment}-{device_tag}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
-def prepare(run_dir: str, config: ExperimentConfig) -> None:
-    """Creates ``run_dir`` (or checks an existing one belongs to this experiment).
+def check_path(run_dir: str) -> None:
+    """Refuses a run dir path TensorFlow cannot read checkpoints from.
+
+    TensorFlow looks checkpoint files up through glob patterns, so under a path
+    with ``[`` or ``]`` a saved checkpoint is never found again (and a resumed
+    run would start over). ``*`` and ``?`` match themselves and are fine; this
+    project's own globs escape the run dir.
 
     Raises:
-      RunDirError: the directory cannot be created or written, or it holds a
-        run whose model/recipe differs from ``config``.
+      RunDirError: the path contains ``[`` or ``]``.
+    """
+    if "[" in run_dir or "]" in run_dir:
+        raise RunDirError(f"{run_dir}: a run dir path cannot contain '[' or ']' (TensorFlow "
+                          f"finds checkpoint files through glob patterns, so they would never "
+                          f"be found again); choose another --run_dir")
+
+
+def load_config(run_dir: str) -> Optional[ExperimentConfig]:
+    """The run's saved configuration, or ``None`` when it has none.
+
+    Raises:
+      DamagedFileError: ``config.json`` is not JSON, or not a valid configuration.
+    """
+    path = os.path.join(run_dir, CONFIG_FILE)
+    if not os.path.lexists(path):
+        return None
+    try:
+        return ExperimentConfig.from_dict(read_json(path))
+    except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError too
+        raise DamagedFileError(path, str(e).splitlines()[0][:200]) from None
+
+
+def check_settings(run_dir: str, config: ExperimentConfig) -> Optional[DamagedFileError]:
+    """Refuses a run dir that holds a run with a different model or recipe.
+
+    Returns:
+      ``None``, or the error when ``config.json`` is damaged: the caller then
+      checks the settings stored in the checkpoint instead.
+
+    Raises:
+      RunDirError: the saved settings differ from ``config`` (named in the message).
+    """
+    try:
+        saved = load_config(run_dir)
+    except DamagedFileError as e:
+        return e
+    if saved is not None and saved.identity() != config.identity():
+        diffs = differences(saved.identity(), config.identity())
+        raise RunDirError(f"{run_dir} holds a run with different settings ({'; '.join(diffs)}); "
+                          f"use a new --run_dir or --overwrite")
+    return None
+
+
+def finished_metrics(run_dir: str) -> Optional[dict[str, Any]]:
+    """The final ``metrics.json`` of a finished run, or ``None`` while it is unfinished.
+
+    This is the one place that decides whether a run is finished: the run
+    writes ``metrics.json`` with ``finished: true`` last, after its export and
+    reports.
+
+    Raises:
+      DamagedFileError: ``metrics.json`` is not JSON or lacks what a finished
+        run records; the training command rebuilds it from the checkpoint.
+    """
+    path = os.path.join(run_dir, METRICS_FILE)
+    advice = f"rerun the train command with --run_dir={run_dir} to rebuild it"
+    if not os.path.lexists(path):
+        return None
+    try:
+        metrics = read_json(path)
+    except (OSError, ValueError) as e:
+        raise DamagedFileError(path, str(e).splitlines()[0][:200], advice) from None
+    problem = history_lib.metrics_problem(metrics)
+    if problem:
+        raise DamagedFileError(path, problem, advice)
+    return metrics if metrics.get("finished") else None
+
+
+def records_progress(run_dir: str) -> bool:
+    """Whether the run dir records a finished epoch (``metrics.json`` follows every checkpoint)."""
+    return os.path.exists(os.path.join(run_dir, METRICS_FILE))
+
+
+def ensure_writable(run_dir: str) -> None:
+    """Creates ``run_dir`` if needed and checks that files can be written in it.
+
+    Raises:
+      RunDirError: it cannot be created or written.
     """
     try:
         os.makedirs(run_dir, exist_ok=True)
@@ -51,18 +146,42 @@ def prepare(run_dir: str, config: ExperimentConfig) -> None:
     except OSError as e:
         raise RunDirError(f"{run_dir}: cannot write to the run directory "
                           f"({e.strerror or e})") from None
-    try:
-        saved = read_json(os.path.join(run_dir, CONFIG_FILE))
-    except (OSError, ValueError) as e:
-        raise RunDirError(f"{run_dir}/{CONFIG_FILE}: unreadable ({e})") from None
-    if saved is not None:
-        previous = ExperimentConfig.from_dict(saved).identity()
-        current = config.identity()
-        if previous != current:
-            diffs = _differences(previous, current)
-            raise RunDirError(
-                f"{run_dir} holds a run with different settings ({'; '.join(diffs)}); "
-                f"use a new --run_dir or --overwrite")
+
+
+def check_overwritable(run_dir: str) -> None:
+    """Refuses ``--overwrite`` of anything but an empty dir or a run dir of this project.
+
+    Raises:
+      RunDirError: ``run_dir`` is not a directory, or holds files a run does not
+        write (named in the message), or none of a run's own files.
+    """
+    if not os.path.lexists(run_dir):
+        return
+    if not os.path.isdir(run_dir):
+        raise RunDirError(f"{run_dir}: not a directory; --overwrite refused")
+    names = sorted(os.listdir(run_dir))
+    foreign = [n for n in names if not any(fnmatch.fnmatchcase(n, p) for p in _RUN_ENTRIES)]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5
+                                          else "")
+        raise RunDirError(f"{run_dir}: --overwrite refused: it holds {shown}, which a training "
+                          f"run does not write; nothing was deleted. Delete it yourself or "
+                          f"pick another --run_dir")
+    if names and not any(n in names for n in _MARKERS):
+        raise RunDirError(f"{run_dir}: --overwrite refused: it does not look like a run "
+                          f"directory (no {', '.join(_MARKERS)}); nothing was deleted")
+
+
+def clear(run_dir: str) -> None:
+    """Deletes a run dir's contents for ``--overwrite``, keeping the lock file."""
+    for name in os.listdir(run_dir):
+        if name == LOCK_FILE:
+            continue
+        path = os.path.join(run_dir, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
 
 
 # Left behind only by a process killed mid-write: atomic_write_bytes temporaries,
@@ -76,7 +195,7 @@ def remove_stale_temporaries(run_dir: str) -> list[str]:
     """Deletes what a killed run left half-written; returns the paths removed."""
     removed = []
     for pattern in STALE_PATTERNS:
-        for path in glob.glob(os.path.join(run_dir, pattern)):
+        for path in glob.glob(os.path.join(glob.escape(run_dir), pattern)):
             if os.path.isdir(path):
                 shutil.rmtree(path, ignore_errors=True)
             else:
@@ -85,28 +204,6 @@ def remove_stale_temporaries(run_dir: str) -> list[str]:
     return removed
 
 
-def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
-    out = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out.extend(_differences(a, b, f"{prefix}{key}."))
-        elif a != b:
-            out.append(f"{prefix}{key}: {a} -> {b}")
-    return out
-
-
 def save_config(run_dir: str, config: ExperimentConfig, flagfile_text: str) -> None:
     write_json(os.path.join(run_dir, CONFIG_FILE), config.to_dict())
     atomic_write_text(os.path.join(run_dir, FLAGS_FILE), flagfile_text)
-
-
-def finished_metrics(run_dir: str) -> Optional[dict[str, Any]]:
-    """The final ``metrics.json`` of a finished run, or ``None`` while it is unfinished.
-
-    This is the one place that decides whether a run is finished: the run
-    writes ``metrics.json`` with ``finished: true`` last, after its export and
-    reports.
-    """
-    metrics = read_json(os.path.join(run_dir, METRICS_FILE))
-    return metrics if isinstance(metrics, dict) and metrics.get("finished") else None

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from typing import Any, Iterable, Optional
 
 import tensorflow as tf
 from absl import logging
+from google.protobuf.message import DecodeError
 from tensorboard.compat.proto import event_pb2
 from tensorboard.plugins.hparams import api as hp
 
@@ -135,29 +137,49 @@ def prune_after(run_dir: str, epoch: int, step: int) -> int:
     keyed by epoch) that the resumed run will write again; without
     pruning, TensorBoard would show those steps twice and the curve would go
     backwards. Each event file that holds such events is rewritten (to a
-    temporary file, then renamed) without them.
+    temporary file, then renamed) without them. A file with a truncated or
+    corrupt record (a bad checksum) is cut at its last good record, with one
+    warning line, instead of failing the resume.
 
     Returns:
       The number of events dropped.
     """
     dropped = 0
-    for path in glob.glob(os.path.join(run_dir, "*", "events.out.tfevents.*")):
-        kept, stale = [], 0
-        for record in tf.data.TFRecordDataset(path):
-            event = event_pb2.Event.FromString(record.numpy())
-            tags = [value.tag for value in event.summary.value]
-            if any(event.step > (step if t.startswith("step/") else epoch) for t in tags):
-                stale += 1
-            else:
-                kept.append(record.numpy())
-        if stale:
+    pattern = os.path.join(glob.escape(run_dir), "*", "events.out.tfevents.*")
+    for path in sorted(glob.glob(pattern)):
+        records, damage = _read_records(path)
+        kept = [r for r in records if not _after(r, epoch, step)]
+        if damage:
+            logging.warning("%s: %s; keeping its %d good records", path, damage, len(records))
+        if damage or len(kept) < len(records):
             temp = path + ".pruning"
             with tf.io.TFRecordWriter(temp) as writer:
                 for record in kept:
                     writer.write(record)
             os.replace(temp, path)
-            dropped += stale
+            dropped += len(records) - len(kept)
     return dropped
+
+
+def _read_records(path: str) -> tuple[list[bytes], Optional[str]]:
+    """The records of an event file up to the first damaged one, and what the damage is."""
+    records = []
+    try:
+        for record in tf.data.TFRecordDataset(path):
+            records.append(record.numpy())
+            event_pb2.Event.FromString(records[-1])
+    except tf.errors.OpError as e:  # e.g. "{{function_node ...}} corrupted record at 418 [Op:..."
+        message = re.sub(r"\{\{.*?\}\}|\[Op:.*", "", e.message or str(e)).strip()
+        return records, message.splitlines()[0][:160] if message else type(e).__name__
+    except DecodeError:
+        return records[:-1], f"record {len(records)} is not an event"
+    return records, None
+
+
+def _after(record: bytes, epoch: int, step: int) -> bool:
+    event = event_pb2.Event.FromString(record)
+    return any(event.step > (step if v.tag.startswith("step/") else epoch)
+               for v in event.summary.value)
 
 
 def hparams_of(config: ExperimentConfig, info: dict) -> dict[str, Any]:

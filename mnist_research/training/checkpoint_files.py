@@ -1,0 +1,155 @@
+"""Finding a usable checkpoint on disk: the state file, the ``ckpt-N`` files, verification.
+
+What is on disk is the truth: TensorFlow's ``checkpoint`` state file names the
+latest committed checkpoint and is used when it names a good one, but when it
+is missing, unreadable or names a missing or damaged checkpoint, the newest
+``ckpt-N`` whose every tensor reads back (each carries a checksum) and whose
+epoch counter says N is used instead, with one warning line. When checkpoints
+exist but none is usable, :func:`newest_usable` raises a :class:`RunDirError`
+that says what is damaged; nothing is deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Callable, Optional, TypeVar
+
+import tensorflow as tf
+from absl import logging
+
+from mnist_research.config import ExperimentConfig, differences
+from mnist_research.errors import RunDirError, one_line
+
+CHECKPOINT_DIR = "checkpoints"
+STATE_FILE = "checkpoint"
+_FILE = re.compile(r"^ckpt-(\d+)\.(index|data-\d{5}-of-\d{5})$")
+SETTINGS_KEY = "settings/.ATTRIBUTES/VARIABLE_VALUE"
+HISTORY_KEY = "history/.ATTRIBUTES/VARIABLE_VALUE"
+START_AFRESH = "use --overwrite to start afresh, or a new --run_dir"
+# What reading a damaged checkpoint raises: a checksum or format error (OpError),
+# "Read less bytes than requested" for a truncated data file (IndexError), or a
+# history/settings string that does not parse (ValueError).
+_DAMAGE = (tf.errors.OpError, IndexError, ValueError, KeyError, TypeError)
+
+T = TypeVar("T")
+
+
+class Damaged(Exception):
+    """A checkpoint that cannot be used; restoring falls back to an older one."""
+
+
+def numbers_on_disk(checkpoint_dir: str) -> list[int]:
+    """Every N with a ``ckpt-N.index`` or ``ckpt-N.data-*`` file, newest first."""
+    try:
+        names = os.listdir(checkpoint_dir)
+    except OSError:
+        return []
+    found = {int(m.group(1)) for m in map(_FILE.match, names) if m}
+    return sorted(found, reverse=True)
+
+
+def read_state(checkpoint_dir: str) -> tuple[Optional[int], str]:
+    """The N the ``checkpoint`` state file names, or ``None`` and what is wrong with it."""
+    path = os.path.join(checkpoint_dir, STATE_FILE)
+    if not os.path.exists(path):
+        return None, "is missing"
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        return None, f"is unreadable ({one_line(e)})"
+    match = re.search(r'^model_checkpoint_path:\s*"(?:.*/)?ckpt-(\d+)"\s*$', text, re.M)
+    return (int(match.group(1)), "") if match else (None, "is garbage")
+
+
+def verify(prefix: str) -> tf.train.CheckpointReader:
+    """Reads back every tensor of a checkpoint (checking each checksum); returns the reader.
+
+    Raises:
+      Damaged: a file is missing, truncated or corrupt.
+    """
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except _DAMAGE as e:  # the folder is named once, in the message around this one
+        raise Damaged(one_line(e).replace(os.path.dirname(prefix) + os.sep, "")[:160]) from None
+    return reader
+
+
+def stored_settings(reader: tf.train.CheckpointReader) -> Optional[ExperimentConfig]:
+    """The settings a checkpoint was trained with (``None`` for checkpoints older than that)."""
+    if not reader.has_tensor(SETTINGS_KEY):
+        return None
+    try:
+        return ExperimentConfig.from_dict(json.loads(reader.get_tensor(SETTINGS_KEY)))
+    except ValueError as e:
+        raise Damaged(f"its stored settings do not parse: {e}") from None
+
+
+def newest_usable(checkpoint_dir: str, load: Callable[[str, int], T]
+                  ) -> Optional[tuple[T, int]]:
+    """Calls ``load(prefix, N)`` on the state file's checkpoint, then the others newest first.
+
+    ``load`` raises :class:`Damaged` to fall back to the next one; anything else
+    propagates. A fallback is logged as one warning line.
+
+    Returns:
+      What ``load`` returned and N, or ``None`` when there is no checkpoint at all.
+
+    Raises:
+      RunDirError: checkpoints exist (or the state file names one) but none is usable.
+    """
+    named, state_problem = read_state(checkpoint_dir)
+    order = numbers_on_disk(checkpoint_dir)
+    if named is not None:
+        order = [named] + [n for n in order if n != named]
+    problems = []
+    for number in order:
+        prefix = os.path.join(checkpoint_dir, f"ckpt-{number}")
+        try:
+            result = load(prefix, number)
+        except Damaged as e:
+            problems.append(f"ckpt-{number}: {e}")
+            continue
+        notes = problems + ([f"the state file {state_problem}"] if state_problem and order
+                            else [])
+        if notes:
+            logging.warning("%s: %s; using ckpt-%d", checkpoint_dir, "; ".join(notes), number)
+        return result, number
+    if not problems:
+        return None
+    raise RunDirError(f"{checkpoint_dir}: no usable checkpoint ({'; '.join(problems)}); "
+                      f"nothing was changed; {START_AFRESH}")
+
+
+def restore_model(model: tf.keras.Model, checkpoint_dir: str, config: ExperimentConfig) -> str:
+    """Restores ``model``'s weights from the newest usable checkpoint; returns its path.
+
+    The checkpoint must have been trained with ``config``'s model: its stored
+    settings (when it has them) must agree, every variable of ``model`` must
+    have a value in it, and every shape must match.
+
+    Raises:
+      RunDirError: no usable checkpoint, or one that holds a different model.
+    """
+    def load(prefix: str, number: int) -> str:
+        stored = stored_settings(verify(prefix))
+        if stored is not None and stored.model != config.model:
+            diffs = differences(stored.to_dict()["model"], config.to_dict()["model"], "model.")
+            raise RunDirError(f"{prefix} was trained with a different model than "
+                              f"config.json describes ({'; '.join(diffs)})")
+        try:
+            status = tf.train.Checkpoint(model=model).restore(prefix)
+            status.assert_existing_objects_matched().expect_partial()
+        except (AssertionError, ValueError) as e:
+            raise RunDirError(f"{prefix} does not hold the model config.json describes "
+                              f"({one_line(e)[:200]})") from None
+        return prefix
+
+    found = newest_usable(checkpoint_dir, load)
+    if found is None:
+        raise RunDirError(f"{checkpoint_dir}: no checkpoint to load")
+    return found[0]

@@ -1,0 +1,84 @@
+"""Building the trainer before the run dir is touched, and out-of-memory as one line.
+
+A model too large for the machine is refused from its size alone when it
+trains on the CPU (its parameters, gradients and Adam's two slots against the
+memory the kernel reports available), so nothing is allocated; on a GPU, or
+when the estimate passes and memory still runs out, TensorFlow's
+``ResourceExhaustedError`` becomes a :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Optional
+
+import tensorflow as tf
+
+from mnist_research.config import ExperimentConfig, ModelConfig
+from mnist_research.data.model_input import NUM_PIXELS
+from mnist_research.errors import ConfigError, one_line
+from mnist_research.training.trainer import Trainer
+
+# Weights, gradients and Adam's two slot variables, float32 each.
+_COPIES = 4
+_BYTES = 4
+
+
+def num_parameters(model: ModelConfig) -> int:
+    """Weights of the MLP ``model`` describes (BatchNormalization's statistics included)."""
+    total, width = 0, NUM_PIXELS
+    for units in model.hidden_units:
+        total += width * units + (4 * units if model.batch_norm else units)
+        width = units
+    return total + width * model.num_classes + model.num_classes
+
+
+def available_memory() -> Optional[int]:
+    """Bytes the kernel reports available (``MemAvailable``), or ``None`` if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _gib(num_bytes: float) -> str:
+    return f"{num_bytes / 2**30:.1f} GiB"
+
+
+def check_model_fits(config: ExperimentConfig, on_gpu: bool) -> None:
+    """Refuses a CPU model whose training state cannot fit in the available memory.
+
+    Raises:
+      ConfigError: naming the parameter count and both sizes.
+    """
+    available = available_memory()
+    params = num_parameters(config.model)
+    needed = params * _BYTES * _COPIES
+    if not on_gpu and available is not None and needed > available:
+        raise ConfigError(f"the model has {params:,} parameters, about {_gib(needed)} to train "
+                          f"with Adam, but only {_gib(available)} of memory is available; "
+                          f"use smaller --hidden_units")
+
+
+@contextlib.contextmanager
+def out_of_memory_as_error(config: ExperimentConfig) -> Iterator[None]:
+    """Turns running out of memory inside the block into a one-line :class:`ConfigError`."""
+    try:
+        yield
+    except (tf.errors.ResourceExhaustedError, MemoryError) as e:
+        params = num_parameters(config.model)
+        raise ConfigError(f"out of memory with a {params:,}-parameter model and batch size "
+                          f"{config.train.batch_size} ({one_line(e)[:160]}); use smaller "
+                          f"--hidden_units or --batch_size") from None
+
+
+def build_trainer(config: ExperimentConfig, strategy: tf.distribute.Strategy,
+                  steps_per_epoch: int, on_gpu: bool) -> Trainer:
+    """The :class:`Trainer`, or a :class:`ConfigError` when the model does not fit."""
+    check_model_fits(config, on_gpu)
+    with out_of_memory_as_error(config):
+        return Trainer(config, strategy, steps_per_epoch)
