@@ -2,17 +2,20 @@
 
 Usage:
   python -m mnist_research.train --flagfile=experiments/baseline.flags \\
-      [--data_dir=DIR] [--run_dir=DIR] [--overwrite]
+      [--data_dir=DIR] [--run_dir=DIR | --resume] [--overwrite]
 
-Writes a run directory (see README); rerunning with the same --run_dir resumes.
+Writes a run directory (see README). It prints the command that resumes the run
+(the same command with --run_dir); --resume continues the newest unfinished run
+of the same experiment under --logdir instead of starting a new one.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 
-from absl import flags, logging
+from absl import app, flags, logging
 
 from mnist_research import command, experiment_flags
 from mnist_research.errors import run_guarded
@@ -31,6 +34,10 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_string("logdir", "runs", "Parent of default run directories.", flag_values=fv)
     flags.DEFINE_boolean("overwrite", False, "Delete an existing --run_dir and start afresh.",
                          flag_values=fv)
+    flags.DEFINE_boolean("resume", False,
+                         "Continue the newest unfinished run of this experiment (same model and "
+                         "recipe) under --logdir; start a new run if there is none.",
+                         flag_values=fv)
 
 
 def _train() -> int:
@@ -38,16 +45,41 @@ def _train() -> int:
     # Logical devices and the precision policy must be set before any TF op.
     devices.configure_devices(config.distribute)
     strategy = devices.create_strategy(config.distribute)
-    run_dir = FLAGS.run_dir or run_dir_lib.default_run_dir(
-        config.experiment, devices.device_tag(devices.device_info(strategy)), FLAGS.logdir)
+    run_dir = _choose_run_dir(config, strategy)
     if FLAGS.overwrite and os.path.isdir(run_dir) and devices.is_chief():
         logging.info("--overwrite: deleting %s", run_dir)
         shutil.rmtree(run_dir)
-    metrics = experiment.train_and_evaluate(config, run_dir, strategy=strategy,
-                                            flagfile_text=experiment_flags.flagfile_text())
-    print(f"Test accuracy: {metrics['test_accuracy']:.4f}  Test loss: {metrics['test_loss']:.4f}"
-          f"  ({run_dir})")
+    resume = run_dir_lib.resume_command(run_dir, sys.argv)
+    if run_dir_lib.finished_metrics(run_dir) is None:
+        logging.info("To resume this run if it stops: %s", resume)
+    try:
+        metrics = experiment.train_and_evaluate(
+            config, run_dir, strategy=strategy,
+            flagfile_text=experiment_flags.flagfile_text())
+    except KeyboardInterrupt:
+        logging.warning("Interrupted. Resume with: %s", resume)
+        return 130
+    print(f"Test accuracy: {metrics['test_accuracy']:.4f}  Test loss: {metrics['test_loss']:.4f}")
+    print(f"Written to {run_dir}: report {os.path.join(run_dir, 'reports', 'report.html')}, "
+          f"model {os.path.join(run_dir, 'export')}; "
+          f"tensorboard --logdir {os.path.dirname(os.path.normpath(run_dir)) or '.'}")
     return 0
+
+
+def _choose_run_dir(config, strategy) -> str:
+    """--run_dir; with --resume the newest unfinished run; else a new timestamped one."""
+    if FLAGS.resume and FLAGS.run_dir:
+        raise app.UsageError("--resume picks the run dir itself; give either --run_dir or "
+                             "--resume")
+    if FLAGS.resume:
+        found = run_dir_lib.latest_unfinished(FLAGS.logdir, config)
+        if found:
+            logging.info("--resume: continuing %s", found)
+            return found
+        logging.info("--resume: no unfinished %s run under %s; starting a new one",
+                     config.experiment, FLAGS.logdir)
+    return FLAGS.run_dir or run_dir_lib.default_run_dir(
+        config.experiment, devices.device_tag(devices.device_info(strategy)), FLAGS.logdir)
 
 
 def main(argv):
