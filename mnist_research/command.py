@@ -5,6 +5,11 @@ ends with ``command.run(main, define_flags, __doc__)``. Nothing is defined at
 import time, so any number of command modules can be imported in one process
 (a notebook, a test), and ``--help`` shows exactly the running command's flags,
 for ``python -m mnist_research.<name>`` and the ``mnist-<name>`` scripts alike.
+
+Every command's terminal shows the project's own lines only: importing this
+module from a running command silences TensorFlow before it is imported, and
+``run`` sets the log format and levels from ``--verbosity`` (see
+:mod:`mnist_research.logs`).
 """
 
 from __future__ import annotations
@@ -13,6 +18,13 @@ import sys
 from typing import Callable
 
 from absl import app, flags
+
+from mnist_research import logs
+
+# A command imports this module before its library modules import TensorFlow: the
+# last moment TensorFlow's C++ logging level can still be set.
+if logs.running_a_command():
+    logs.quiet_tensorflow_import(sys.argv)
 
 
 def run(main: Callable[[list[str]], int], define_flags: Callable[[flags.FlagValues], None],
@@ -32,7 +44,12 @@ def run(main: Callable[[list[str]], int], define_flags: Callable[[flags.FlagValu
     main_module = sys.modules["__main__"]
     if doc and not getattr(main_module, "__doc__", None):
         main_module.__doc__ = doc  # a console script's stub has none
-    app.run(main)
+    app.run(lambda argv: _configure_logs_then(main, argv))
+
+
+def _configure_logs_then(main: Callable[[list[str]], int], argv: list[str]) -> int:
+    logs.configure()  # --verbosity is parsed by now
+    return main(argv)
 
 
 def no_arguments(argv: list[str]) -> None:

@@ -2,22 +2,23 @@
 
 Usage:
   python -m mnist_research.train --flagfile=experiments/baseline.flags \\
-      [--data_dir=DIR] [--run_dir=DIR] [--overwrite]
+      [--data_dir=DIR] [--run_dir=DIR | --resume] [--overwrite]
 
-Writes a run directory (see README); rerunning with the same --run_dir resumes.
+Writes a run directory (see README). It prints the command that resumes the run
+(the same command with --run_dir); --resume continues the newest unfinished run
+of the same experiment under --logdir instead of starting a new one.
 """
 
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 
-from absl import flags
+from absl import app, flags, logging
 
 from mnist_research import command, experiment_flags, interrupts
 from mnist_research.errors import run_guarded
-from mnist_research.training import checkpoint_files, devices, experiment
+from mnist_research.training import checkpoint_files, devices, experiment, resume
 from mnist_research.training import run_dir as run_dir_lib
 
 FLAGS = flags.FLAGS
@@ -34,6 +35,10 @@ def define_flags(fv: flags.FlagValues) -> None:
                          "Delete an existing --run_dir's contents and start afresh (only a run "
                          "dir of this project, or an empty directory, is deleted).",
                          flag_values=fv)
+    flags.DEFINE_boolean("resume", False,
+                         "Continue the newest unfinished run of this experiment (same model and "
+                         "recipe) under --logdir; start a new run if there is none.",
+                         flag_values=fv)
 
 
 def _train() -> int:
@@ -44,18 +49,37 @@ def _train() -> int:
             # Logical devices and the precision policy must be set before any TF op.
             devices.configure_devices(config.distribute)
             strategy = devices.create_strategy(config.distribute)
-            run_dir = run_dir or run_dir_lib.default_run_dir(
-                config.experiment, devices.device_tag(devices.device_info(strategy)),
-                FLAGS.logdir)
+            run_dir = _choose_run_dir(config, strategy)
+            if not FLAGS.overwrite and run_dir_lib.finished_metrics(run_dir) is None:
+                logging.info("To resume this run if it stops: %s",
+                             resume.resume_command(run_dir, sys.argv))
             metrics = experiment.train_and_evaluate(
                 config, run_dir, strategy=strategy, overwrite=FLAGS.overwrite,
                 flagfile_text=experiment_flags.flagfile_text())
     except interrupts.Interrupted as e:
         _report_interrupted(e, run_dir)
         return e.exit_status
-    print(f"Test accuracy: {metrics['test_accuracy']:.4f}  Test loss: {metrics['test_loss']:.4f}"
-          f"  ({run_dir})")
+    print(f"Test accuracy: {metrics['test_accuracy']:.4f}  Test loss: {metrics['test_loss']:.4f}")
+    print(f"Written to {run_dir}: report {os.path.join(run_dir, 'reports', 'report.html')}, "
+          f"model {os.path.join(run_dir, 'export')}; "
+          f"tensorboard --logdir {os.path.dirname(os.path.normpath(run_dir)) or '.'}")
     return 0
+
+
+def _choose_run_dir(config, strategy) -> str:
+    """--run_dir; with --resume the newest unfinished run; else a new timestamped one."""
+    if FLAGS.resume and FLAGS.run_dir:
+        raise app.UsageError("--resume picks the run dir itself; give either --run_dir or "
+                             "--resume")
+    if FLAGS.resume:
+        found = resume.latest_unfinished(FLAGS.logdir, config)
+        if found:
+            logging.info("--resume: continuing %s", found)
+            return found
+        logging.info("--resume: no unfinished %s run under %s; starting a new one",
+                     config.experiment, FLAGS.logdir)
+    return FLAGS.run_dir or run_dir_lib.default_run_dir(
+        config.experiment, devices.device_tag(devices.device_info(strategy)), FLAGS.logdir)
 
 
 def _report_interrupted(error: interrupts.Interrupted, run_dir: str | None) -> None:
@@ -69,29 +93,8 @@ def _report_interrupted(error: interrupts.Interrupted, run_dir: str | None) -> N
                   or max(checkpoint_files.numbers_on_disk(folder), default=None))
     kept = (f"the checkpoint of epoch {latest} is kept" if latest
             else "no epoch had finished, so there is no checkpoint yet")
-    print(f"{error.name}: stopped; {kept}. Resume with: {resume_command(sys.argv, run_dir)}",
-          file=sys.stderr, flush=True)
-
-
-def resume_command(argv: list[str], run_dir: str | None) -> str:
-    """The command line that resumes this run: same flags, ``--run_dir``, no ``--overwrite``."""
-    program = os.path.basename(argv[0])
-    words = (["python", "-m", "mnist_research.train"]
-             if program in ("train.py", "__main__.py") or program.startswith("python")
-             else [program])
-    args, skip = [], False
-    for arg in argv[1:]:
-        if skip:
-            skip = False
-            continue
-        name = arg.lstrip("-").split("=", 1)[0]
-        if name in ("overwrite", "nooverwrite"):
-            continue
-        if name == "run_dir":
-            skip = "=" not in arg  # "--run_dir DIR" takes the next word
-            continue
-        args.append(arg)
-    return shlex.join(words + args + ([f"--run_dir={run_dir}"] if run_dir else []))
+    again = resume.resume_command(run_dir, sys.argv) if run_dir else "the same command"
+    print(f"{error.name}: stopped; {kept}. Resume with: {again}", file=sys.stderr, flush=True)
 
 
 def main(argv):

@@ -72,14 +72,16 @@ def test_hparams_session_with_final_metrics(finished_run):
     content = acc.PluginTagToContent("hparams")
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
     names = {h.name for h in experiment.experiment.hparam_infos}
-    assert {"hidden_units", "dropout_rates", "batch_norm", "learning_rate", "batch_size",
-            "epochs", "strategy", "device", "seed"} <= names
+    assert {"model/hidden_units", "model/dropout_rates", "model/batch_norm",
+            "optimizer/learning_rate", "optimizer/batch_size", "run/epochs", "system/strategy",
+            "system/device", "run/seed"} <= names
     metric_tags = {m.name.tag for m in experiment.experiment.metric_infos}
     assert {"test/accuracy", "test/loss", "epoch/accuracy"} <= metric_tags
     session = plugin_data_pb2.HParamsPluginData.FromString(
         content["_hparams_/session_start_info"]).session_start_info
-    assert session.hparams["hidden_units"].string_value == "256,128,64"
-    assert session.hparams["epochs"].number_value == 2
+    assert session.hparams["model/hidden_units"].string_value == "256,128,64"
+    assert session.hparams["run/epochs"].string_value == "2"
+    assert session.hparams["optimizer/learning_rate"].number_value == 1e-3
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
     accuracy = float(tensor_util.make_ndarray(acc.Tensors("test/accuracy")[-1].tensor_proto))
     assert accuracy == pytest.approx(metrics["test_accuracy"], abs=1e-6)

@@ -35,8 +35,10 @@ def load_run(run_dir: str) -> Run:
 
 
 def rows(runs: list[Run]) -> list[dict[str, Any]]:
-    """One dict per run; ``speedup`` is the first run's s/epoch over this run's.
+    """One dict per run; ``speedup`` is its training throughput (examples/s) over the first run's.
 
+    Throughput, not s/epoch: runs with different epoch sizes (``--limit_train``,
+    another validation split, workers dropping remainders) compare fairly.
     Epoch time and throughput are medians over epochs, so the first epoch's
     tracing and warm-up do not skew short runs.
     """
@@ -54,15 +56,15 @@ def rows(runs: list[Run]) -> list[dict[str, Any]]:
             "test_accuracy": m["test_accuracy"], "test_loss": m["test_loss"],
             "epoch_seconds": seconds, "examples_per_second": throughput,
             "tensorflow": m.get("tensorflow_version", "?")})
-    base = out[0]["epoch_seconds"]
+    base = out[0]["examples_per_second"]
     for row in out:
-        row["speedup"] = base / row["epoch_seconds"] if row["epoch_seconds"] else float("nan")
+        row["speedup"] = row["examples_per_second"] / base if base else float("nan")
     return out
 
 
 def to_markdown(table: list[dict[str, Any]]) -> str:
     lines = ["| run | device | strategy | replicas | precision | batch | epochs | test acc "
-             "| test loss | s/epoch (median) | examples/s | speed-up vs first |",
+             "| test loss | s/epoch (median) | examples/s (median) | throughput vs first |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in table:
         lines.append(f"| {r['run']} | {r['device']} | {r['strategy']} | {r['replicas']} "
@@ -88,13 +90,17 @@ def plot(runs: list[Run], table: list[dict[str, Any]], path: str) -> str:
     names = [r["run"] for r in table]
     bars = ax_speed.bar(np.arange(len(table)), [r["examples_per_second"] for r in table])
     for bar, r in zip(bars, table):
-        ax_speed.annotate(f"{r['speedup']:.2f}×", (bar.get_x() + bar.get_width() / 2,
-                                                   bar.get_height()),
+        ax_speed.annotate(f"{r['examples_per_second']:,.0f}/s ({r['speedup']:.2f}×)",
+                          (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                           ha="center", va="bottom")
     ax_speed.set_xticks(np.arange(len(table)), names, rotation=15, ha="right")
-    ax_speed.set(title="Training throughput (median over epochs)", ylabel="examples / second")
+    ax_speed.margins(y=0.12)  # room for the labels above the bars
+    ax_speed.set(title="Training throughput (median over epochs)",
+                 ylabel="training examples / second",
+                 xlabel=f"(×: throughput relative to {names[0]})")
     for ax in (ax_acc, ax_loss):
         ax.legend(fontsize=8)
+    fig.tight_layout()
     return reports.save_figure(fig, path)
 
 

@@ -32,22 +32,47 @@ def save_figure(fig: plt.Figure, path: str, dpi: int = 100) -> str:
 
 
 def plot_curves(history: dict[str, list[float]], path: str) -> str:
-    """Training vs validation accuracy and loss, side by side.
+    """Training vs validation accuracy and loss, and the last epochs' accuracy zoomed in.
 
-    ``figsize=(18, 5)``; the accuracy axis spans 0–1, the loss axis follows the data.
+    ``figsize=(18, 5)``; the first panel's accuracy axis spans 0–1 (the whole
+    run at a glance), the loss axis follows the data, and the third panel fits
+    its axis to the accuracies of the last half of the epochs, where the 0–1
+    axis shows only a flat line. The best validation epoch is starred.
     """
     epochs = np.arange(1, len(history["loss"]) + 1)
-    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(18, 5))
+    fig, (ax_acc, ax_loss, ax_zoom) = plt.subplots(1, 3, figsize=(18, 5))
     ax_acc.plot(epochs, history["accuracy"], "o-", label="training")
     ax_acc.plot(epochs, history["val_accuracy"], "s-", label="validation")
     ax_acc.set(title="Accuracy", xlabel="epoch", ylabel="accuracy", ylim=(0.0, 1.0))
     ax_loss.plot(epochs, history["loss"], "o-", label="training")
     ax_loss.plot(epochs, history["val_loss"], "s-", label="validation")
     ax_loss.set(title="Loss", xlabel="epoch", ylabel="cross-entropy")
-    for ax in (ax_acc, ax_loss):
-        ax.legend()
-        ax.set_xticks(epochs if len(epochs) <= 20 else ax.get_xticks())
+    _plot_last_epochs(ax_zoom, epochs, history)
+    for ax in (ax_acc, ax_loss, ax_zoom):
+        ax.legend(loc="best")
+        if len(epochs) <= 20:
+            ax.set_xticks(epochs if ax is not ax_zoom else ax.get_xticks())
     return save_figure(fig, path)
+
+
+def _plot_last_epochs(ax: plt.Axes, epochs: np.ndarray, history: dict[str, list[float]]) -> None:
+    """Accuracy over the last half of the epochs (at least 2), axis fitted to the values."""
+    first = max(0, min(len(epochs) - 2, len(epochs) // 2))
+    shown = epochs[first:]
+    train = np.asarray(history["accuracy"][first:])
+    val = np.asarray(history["val_accuracy"][first:])
+    ax.plot(shown, train, "o-", label="training")
+    ax.plot(shown, val, "s-", label="validation")
+    best = int(np.argmax(history["val_accuracy"]))
+    ax.plot(epochs[best], history["val_accuracy"][best], "*", markersize=16, color="crimson",
+            label=f"best validation {history['val_accuracy'][best]:.4f} (epoch {epochs[best]})",
+            zorder=4)
+    values = np.concatenate([train, val, [history["val_accuracy"][best]]])
+    pad = max(0.002, 0.1 * float(np.ptp(values)))
+    ax.set(title=f"Accuracy, epochs {shown[0]}–{shown[-1]} (zoomed)", xlabel="epoch",
+           ylabel="accuracy", ylim=(float(values.min()) - pad, min(1.0, float(values.max()) + pad)),
+           xlim=(min(shown[0], epochs[best]) - 0.5, shown[-1] + 0.5))
+    ax.set_xticks(np.arange(min(shown[0], epochs[best]), shown[-1] + 1))
 
 
 def plot_samples(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
@@ -85,16 +110,23 @@ def plot_confusion_matrix(matrix: np.ndarray, path: str) -> str:
 
 
 def plot_per_class(per_class: dict[str, list[float]], path: str) -> str:
-    """Grouped bars of per-class precision, recall and F1."""
+    """Per-class precision, recall and F1 as dots (a dot, unlike a bar, does not claim the
+    axis starts at zero, so the axis can show the differences: it starts at 0.9, or lower
+    when a score is below that). The legend sits above the axes, clear of every class."""
     classes = np.arange(len(per_class["f1"]))
     fig, ax = plt.subplots(figsize=(18, 5))
-    width = 0.27
-    for offset, key in zip((-width, 0.0, width), ("precision", "recall", "f1")):
-        ax.bar(classes + offset, per_class[key], width, label=key)
+    for offset, key, marker in zip((-0.2, 0.0, 0.2), ("precision", "recall", "f1"), "o^s"):
+        ax.plot(classes + offset, per_class[key], marker, markersize=9, linestyle="none",
+                label=key)
     low = min(min(per_class[k]) for k in ("precision", "recall", "f1"))
-    ax.set(title="Per-class precision, recall and F1 (test set)", xlabel="class",
-           ylabel="score", xticks=classes, ylim=(max(0.0, low - 0.05), 1.0))
-    ax.legend(loc="lower right")
+    bottom = min(0.9, np.floor((low - 0.02) * 20) / 20)
+    ax.set(xlabel="class", ylabel="score", xticks=classes, ylim=(max(0.0, bottom), 1.0),
+           xlim=(-0.6, len(classes) - 0.4))
+    ax.set_title("Per-class precision, recall and F1 (test set)", pad=30)
+    for boundary in classes[:-1] + 0.5:
+        ax.axvline(boundary, color="0.85", linewidth=0.8)
+    ax.grid(axis="x", visible=False)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
     return save_figure(fig, path)
 
 

@@ -86,22 +86,36 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def plot(rows: list[dict[str, Any]], runs: dict[str, list[dict]], path: str) -> str:
-    """Per-experiment test accuracy: mean with ±1 std error bars, each seed as a dot."""
+    """Per-experiment test accuracy: each seed a dot on its experiment's tick, the mean a
+    line across it and ±1 std a band around the mean."""
     from mnist_research.analysis import figures as reports  # noqa: PLC0415 (matplotlib only when plotting
     plt = reports.plt
     fig, ax = plt.subplots(figsize=(max(6.0, 1.8 * len(rows)), 5))
-    x = np.arange(len(rows))
-    means = [100 * r["test_accuracy_mean"] for r in rows]
-    stds = [100 * r["test_accuracy_std"] for r in rows]
-    ax.errorbar(x, means, yerr=stds, fmt="o", capsize=8, markersize=9, label="mean ± std")
     for i, r in enumerate(rows):
+        mean, std = 100 * r["test_accuracy_mean"], 100 * r["test_accuracy_std"]
+        ax.fill_between([i - 0.25, i + 0.25], mean - std, mean + std, color="C0", alpha=0.2,
+                        linewidth=0, label="± 1 std" if i == 0 else None)
+        ax.plot([i - 0.25, i + 0.25], [mean, mean], color="C0", linewidth=2.5,
+                label="mean" if i == 0 else None)
         seeds = [100 * float(m["test_accuracy"]) for m in runs[r["experiment"]]]
-        ax.scatter(np.full(len(seeds), i + 0.12), seeds, s=18, color="gray", zorder=3,
-                   label="single seed" if i == 0 else None)
-    ax.set_xticks(x, [r["experiment"] for r in rows])
+        ax.scatter(i + _tie_offsets(seeds), seeds, s=30, color="0.2", zorder=3,
+                   label="one seed" if i == 0 else None)
+    ax.set_xticks(np.arange(len(rows)), [r["experiment"] for r in rows])
+    ax.set_xlim(-0.6, len(rows) - 0.4)
+    ax.margins(y=0.15)
     ax.set(ylabel="test accuracy (%)", title="Test accuracy per experiment")
     ax.legend()
     return reports.save_figure(fig, path)
+
+
+def _tie_offsets(values: list[float], step: float = 0.07) -> np.ndarray:
+    """Horizontal offsets that set equal values (to 0.01) side by side, centred on 0."""
+    keys = [round(v, 2) for v in values]
+    offsets = np.zeros(len(values))
+    for key in set(keys):
+        where = [i for i, k in enumerate(keys) if k == key]
+        offsets[where] = (np.arange(len(where)) - (len(where) - 1) / 2) * step
+    return offsets
 
 
 def write(output: str, runs: dict[str, list[dict]]) -> dict[str, str]:

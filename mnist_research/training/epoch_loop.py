@@ -8,13 +8,14 @@ train, evaluate, write summaries and save.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import Optional
 
 import tensorflow as tf
 from absl import logging
 
-from mnist_research import files, interrupts
+from mnist_research import files, interrupts, logs
 from mnist_research.data import pipeline
 from mnist_research.training import history as history_lib
 from mnist_research.training import run_dir as run_dir_lib
@@ -78,14 +79,17 @@ def train_epoch(trainer: Trainer, train_input: pipeline.TrainInput, epoch: int,
                 ) -> tuple[Totals, float]:
     """One pass over the training data, ``steps_per_loop`` steps per call.
 
+    ``verbose`` shows a progress bar where stdout redraws in place (a terminal,
+    a notebook); it shows the running means of the epoch so far, the numbers
+    the epoch line reports when the epoch ends, and is erased then. Written to
+    a file or pipe, the run logs one line per epoch and nothing else.
     ``trace`` records the graph of the first call (TensorBoard's Graphs tab).
     """
     config = trainer.config.train
     dist_dataset = trainer.strategy.distribute_datasets_from_function(
         lambda context: train_input.dataset(epoch, context))
     iterator = iter(dist_dataset)
-    progbar = tf.keras.utils.Progbar(steps_per_epoch, unit_name="step",
-                                     verbose=1 if verbose else 0)
+    progbar = _progress_bar(steps_per_epoch) if verbose and logs.interactive_output() else None
     totals = Totals()
     done = 0
     start = time.perf_counter()
@@ -107,6 +111,16 @@ def train_epoch(trainer: Trainer, train_input: pipeline.TrainInput, epoch: int,
             profiler.after(step)
         if step // config.summary_every_steps != (step - num_steps) // config.summary_every_steps:
             summaries.step_scalars(step, {"loss": chunk.loss, "accuracy": chunk.accuracy})
-        progbar.update(done, [("loss", totals.loss), ("accuracy", totals.accuracy)],
-                       finalize=done == steps_per_epoch)
+        if progbar:
+            # Stateful: Progbar shows these running epoch means as given, not averaged again.
+            progbar.update(done, [("loss", totals.loss), ("accuracy", totals.accuracy)],
+                           finalize=False)
+    if progbar:
+        sys.stdout.write("\r\x1b[K")  # the epoch line that follows replaces the bar
+        sys.stdout.flush()
     return totals, time.perf_counter() - start
+
+
+def _progress_bar(steps_per_epoch: int) -> tf.keras.utils.Progbar:
+    return tf.keras.utils.Progbar(steps_per_epoch, unit_name="step",
+                                  stateful_metrics=["loss", "accuracy"])

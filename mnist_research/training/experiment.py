@@ -25,6 +25,7 @@ from mnist_research.training import devices, epoch_loop, finish, preflight
 from mnist_research.training import run_dir as run_dir_lib
 from mnist_research.training import summaries as summaries_lib
 from mnist_research.training.checkpoints import CHECKPOINT_DIR, CheckpointState
+from mnist_research.training.hparams import hparams_of
 from mnist_research.training.run_context import RunContext
 from mnist_research.training.run_lock import RunDirLock
 from mnist_research.training.trainer import Trainer
@@ -176,7 +177,7 @@ def _start_run(config: ExperimentConfig, run_dir: str, trainer: Trainer,
     summaries = summaries_lib.Summaries(run_dir if chief else None)
     if not history["loss"]:
         summaries.text("config/flags", "```\n" + (flagfile_text or "(none)") + "\n```")
-        summaries.hparams(summaries_lib.hparams_of(config, info))
+        summaries.hparams(hparams_of(config, info))
     return RunContext(config=config, run_dir=run_dir, chief=chief, info=info,
                       datasets=datasets, trainer=trainer, state=state, summaries=summaries,
                       history=history, flagfile_text=flagfile_text)

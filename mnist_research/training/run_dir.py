@@ -205,5 +205,13 @@ def remove_stale_temporaries(run_dir: str) -> list[str]:
 
 
 def save_config(run_dir: str, config: ExperimentConfig, flagfile_text: str) -> None:
-    write_json(os.path.join(run_dir, CONFIG_FILE), config.to_dict())
+    """Writes ``config.json`` and ``flags.txt``.
+
+    A relative ``data_dir`` is stored as an absolute path, so ``evaluate``,
+    ``report`` and ``predict`` find the data from any working directory.
+    """
+    saved = config.to_dict()
+    if saved["data"].get("data_dir"):
+        saved["data"]["data_dir"] = os.path.abspath(saved["data"]["data_dir"])
+    write_json(os.path.join(run_dir, CONFIG_FILE), saved)
     atomic_write_text(os.path.join(run_dir, FLAGS_FILE), flagfile_text)

@@ -22,14 +22,8 @@ import tensorflow as tf
 from absl import logging
 from google.protobuf.message import DecodeError
 from tensorboard.compat.proto import event_pb2
-from tensorboard.plugins.hparams import api as hp
 
-from mnist_research.config import ExperimentConfig
-
-# Metrics the HParams dashboard shows for each run: (tag, run sub-directory or None).
-HPARAM_METRICS = (("test/accuracy", None), ("test/loss", None),
-                  ("epoch/accuracy", "validation"), ("epoch/loss", "validation"),
-                  ("epoch/accuracy", "train"), ("epoch/examples_per_second", "train"))
+from mnist_research.training import hparams as hparams_lib
 
 
 class Summaries:
@@ -90,16 +84,12 @@ class Summaries:
         self.train.flush()
 
     def hparams(self, values: dict[str, Any]) -> None:
-        """The HParams experiment definition and this run's session start."""
+        """The HParams experiment definition and this run's session start
+        (``values``: :func:`~mnist_research.training.hparams.hparams_of`)."""
         if not self.enabled:
             return
         with self.session.as_default():
-            hp.hparams_config(
-                hparams=[hp.HParam(name) for name in sorted(values)],
-                metrics=[hp.Metric(tag, group=group,
-                                   display_name=f"{group or 'test'} {tag.split('/')[-1]}")
-                         for tag, group in HPARAM_METRICS])
-            hp.hparams(values, trial_id=os.path.basename(os.path.abspath(self.run_dir)))
+            hparams_lib.write(values, trial_id=os.path.basename(os.path.abspath(self.run_dir)))
         self.session.flush()
 
     def final_scalars(self, step: int, values: dict[str, float]) -> None:
@@ -180,28 +170,6 @@ def _after(record: bytes, epoch: int, step: int) -> bool:
     event = event_pb2.Event.FromString(record)
     return any(event.step > (step if v.tag.startswith("step/") else epoch)
                for v in event.summary.value)
-
-
-def hparams_of(config: ExperimentConfig, info: dict) -> dict[str, Any]:
-    """The hyperparameters an HParams dashboard compares across runs."""
-    return {
-        "experiment": config.experiment,
-        "dataset": config.data.dataset,
-        "hidden_units": ",".join(str(u) for u in config.model.hidden_units),
-        "dropout_rates": ",".join(f"{r:g}" for r in config.model.dropout_rates),
-        "batch_norm": config.model.batch_norm,
-        "learning_rate": config.train.learning_rate,
-        "lr_schedule": config.train.lr_schedule,
-        "batch_size": config.train.batch_size,
-        "epochs": config.train.epochs,
-        "seed": config.train.seed,
-        "strategy": info["strategy"],
-        "device": info["device_name"],
-        "device_kind": info["device_kind"],
-        "num_replicas": info["num_replicas"],
-        "tensorflow_version": info["tensorflow_version"],
-        "mixed_precision": config.distribute.mixed_precision,
-    }
 
 
 def model_histograms(model: tf.keras.Model, gradients) -> list[tuple[str, Any]]:

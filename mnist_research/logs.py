@@ -1,0 +1,194 @@
+"""What a command prints: the project's own lines, and TensorFlow's only when asked for.
+
+Two steps, because TensorFlow decides part of its logging when it is imported:
+
+1. :func:`quiet_tensorflow_import`, before TensorFlow is imported: sets
+   ``TF_CPP_MIN_LOG_LEVEL=3`` (C++ errors such as ``failed call to cuInit`` on
+   every CPU-only machine, grappler's ``Optimization loop failed: CANCELLED``)
+   and imports TensorFlow with its import-time banner lines filtered out of
+   stderr (``cudart_stub``, ``cpu_feature_guard``: these bypass
+   ``TF_CPP_MIN_LOG_LEVEL``). Nothing changes when the user set
+   ``TF_CPP_MIN_LOG_LEVEL`` or asked for ``--verbosity=1`` or more.
+2. :func:`configure`, once the verbosity is known: the ``tensorflow`` Python
+   logger drops its INFO lines (checkpoint sharding durations, export temp
+   paths, signature renames) and Keras's ``UserWarning``\\ s are ignored at the
+   default verbosity; absl's lines lose their
+   ``I1125 14:00:00.123456 1234 file.py:45]`` prefix (time, thread and source
+   line are for debugging the code; ``--verbosity=1`` brings them back along
+   with everything TensorFlow says). Warnings and errors keep a
+   ``warning:``/``error:`` prefix.
+
+Notebooks call :func:`configure` (``verbosity=0``) to see the per-epoch lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging as std_logging
+import os
+import re
+import sys
+import tempfile
+import warnings
+from typing import Iterator, Optional, Sequence
+
+from absl import logging
+
+TF_LOG_LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
+QUIET_TF_LOG_LEVEL = "3"  # C++ FATAL only; errors that matter reach Python as exceptions
+
+# Lines TensorFlow writes to stderr while it is imported, whatever TF_CPP_MIN_LOG_LEVEL says.
+IMPORT_NOISE = tuple(re.compile(pattern) for pattern in (
+    r"^WARNING: All log messages before absl::InitializeLog\(\) is called are written to "
+    r"STDERR$",
+    r"cudart_stub\.cc:\d+\] Could not find cuda drivers on your machine",
+    r"cpu_feature_guard\.cc:\d+\] This TensorFlow binary is optimized",
+    r"^To enable the following instructions: .* with the appropriate compiler flags\.$",
+))
+
+_VERBOSITY_ARG = re.compile(r"^(?:--verbosity|-v)(?:=(-?\d+))?$")
+
+
+def requested_verbosity(argv: Sequence[str]) -> int:
+    """The ``--verbosity``/``-v`` value on a command line (absl's flag; default 0)."""
+    verbosity = 0
+    for i, arg in enumerate(argv):
+        match = _VERBOSITY_ARG.match(arg)
+        if not match:
+            continue
+        value = match.group(1)
+        if value is None and i + 1 < len(argv):
+            value = argv[i + 1]
+        try:
+            verbosity = int(value)
+        except (TypeError, ValueError):
+            pass
+    return verbosity
+
+
+def quiet_tensorflow_import(argv: Sequence[str]) -> bool:
+    """Imports TensorFlow quietly unless the user asked for its messages.
+
+    Args:
+      argv: the command line (its ``--verbosity`` decides).
+
+    Returns:
+      Whether TensorFlow was imported here with its noise suppressed (False
+      when it was already imported, the user set ``TF_CPP_MIN_LOG_LEVEL``, or
+      ``--verbosity`` is 1 or more).
+    """
+    if ("tensorflow" in sys.modules or TF_LOG_LEVEL_VARIABLE in os.environ
+            or requested_verbosity(argv) >= 1):
+        return False
+    os.environ[TF_LOG_LEVEL_VARIABLE] = QUIET_TF_LOG_LEVEL
+    with stderr_without(IMPORT_NOISE):
+        import tensorflow  # noqa: F401,PLC0415 (the import is the point)
+    return True
+
+
+@contextlib.contextmanager
+def stderr_without(patterns: Sequence[re.Pattern]) -> Iterator[None]:
+    """Captures file descriptor 2 (C++ and Python writes alike) and replays it
+    without the lines matching ``patterns``, also when the body raises."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            lines = capture.read().decode("utf-8", "replace").splitlines(keepends=True)
+            kept = [line for line in lines
+                    if not any(p.search(line.rstrip("\n")) for p in patterns)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
+
+
+# Packages whose INFO lines are about TensorFlow's internals, not the run. Recent
+# TensorFlow logs through absl directly (not only the ``tensorflow`` logger).
+FRAMEWORK_PACKAGES = ("tensorflow", "keras", "tensorboard", "tf_keras")
+
+
+def _package_dirs(names: Sequence[str]) -> tuple[str, ...]:
+    dirs = []
+    for name in names:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            spec = None
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            dirs.append(os.path.join(os.path.realpath(location), ""))
+    return tuple(dirs)
+
+
+class FrameworkInfoFilter(std_logging.Filter):
+    """Drops records below WARNING logged from TensorFlow's, Keras's or TensorBoard's code."""
+
+    def __init__(self):
+        super().__init__()
+        self.dirs = _package_dirs(FRAMEWORK_PACKAGES)
+
+    def filter(self, record: std_logging.LogRecord) -> bool:
+        if record.levelno >= std_logging.WARNING or not self.dirs:
+            return True
+        return not os.path.realpath(record.pathname).startswith(self.dirs)
+
+
+class PlainFormatter(std_logging.Formatter):
+    """The message alone; ``warning:``/``error:`` in front of those levels."""
+
+    def format(self, record: std_logging.LogRecord) -> str:
+        message = super().format(record)
+        if record.levelno >= std_logging.ERROR:
+            return f"error: {message}"
+        if record.levelno >= std_logging.WARNING:
+            return f"warning: {message}"
+        return message
+
+
+def configure(verbosity: Optional[int] = None) -> None:
+    """Sets what reaches the terminal for a command's (or a notebook's) verbosity.
+
+    Args:
+      verbosity: absl's verbosity (0 = INFO, 1 = DEBUG, -1 = WARNING);
+        ``None`` keeps the one absl parsed from ``--verbosity``.
+    """
+    if verbosity is None:
+        verbosity = logging.get_verbosity()
+    else:
+        logging.set_verbosity(verbosity)
+    handler = logging.get_absl_handler()
+    for old in [f for f in handler.filters if isinstance(f, FrameworkInfoFilter)]:
+        handler.removeFilter(old)
+    tf_logger = std_logging.getLogger("tensorflow")
+    if verbosity >= 1:
+        tf_logger.setLevel(std_logging.DEBUG)
+        handler.setFormatter(logging.PythonFormatter())
+        return
+    tf_logger.setLevel(std_logging.WARNING)
+    handler.addFilter(FrameworkInfoFilter())
+    handler.setFormatter(PlainFormatter())
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"keras(\.|$)")
+
+
+def running_a_command() -> bool:
+    """Whether this process runs one of the project's commands.
+
+    True for ``python -m mnist_research.<command>`` and the ``mnist-<command>``
+    scripts; False when a test or notebook imports a command module.
+    """
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and spec.name.startswith("mnist_research."):
+        return True
+    return os.path.basename(sys.argv[0] if sys.argv else "").startswith("mnist-")
+
+
+def interactive_output() -> bool:
+    """Whether stdout redraws in place: a terminal, or a notebook (IPython kernel)."""
+    return "ipykernel" in sys.modules or (hasattr(sys.stdout, "isatty") and sys.stdout.isatty())

@@ -1,0 +1,92 @@
+"""What the report figures show: axes, legends clear of the data, dots on their ticks."""
+
+import numpy as np
+import pytest
+
+from mnist_research.analysis import figures, sweep_table
+
+# A 15-epoch history shaped like the baseline's (accuracy flat near 0.98 after epoch 3).
+HISTORY = {
+    "accuracy": [0.85, 0.93, 0.948, 0.956, 0.961, 0.965, 0.968, 0.9715, 0.9733, 0.9752,
+                 0.9765, 0.9783, 0.9791, 0.9806, 0.9806],
+    "val_accuracy": [0.954, 0.963, 0.969, 0.971, 0.974, 0.974, 0.976, 0.9765, 0.9799, 0.980,
+                     0.9776, 0.9799, 0.9803, 0.9809, 0.9812],
+    "loss": list(np.linspace(0.53, 0.06, 15)), "val_loss": list(np.linspace(0.16, 0.07, 15)),
+}
+
+
+@pytest.fixture
+def kept_figures(monkeypatch):
+    """Keeps each figure open instead of writing it, so a test can inspect its axes."""
+    kept = []
+
+    def keep(fig, path, dpi=100):
+        fig.canvas.draw()
+        kept.append(fig)
+        return path
+
+    monkeypatch.setattr(figures, "save_figure", keep)
+    yield kept
+    for fig in kept:
+        figures.plt.close(fig)
+
+
+def _display_points(ax, line):
+    return ax.transData.transform(np.column_stack(line.get_data()))
+
+
+def test_curves_keep_the_seed_panels_and_zoom_on_the_last_epochs(kept_figures):
+    figures.plot_curves(HISTORY, "curves.png")
+    (fig,) = kept_figures
+    assert tuple(fig.get_size_inches()) == (18, 5)
+    ax_acc, ax_loss, ax_zoom = fig.axes
+    assert ax_acc.get_ylim() == (0.0, 1.0)
+    low, high = ax_zoom.get_ylim()
+    last = HISTORY["accuracy"][7:] + HISTORY["val_accuracy"][7:]
+    assert low <= min(last) and max(last) <= high
+    assert high - low < 0.05, "the zoom must magnify what the 0-1 axis flattens"
+    assert ax_zoom.get_xlim()[0] >= 7 and "epochs 8–15" in ax_zoom.get_title()
+    assert "best validation 0.9812 (epoch 15)" in [t.get_text() for t in
+                                                    ax_zoom.get_legend().get_texts()]
+
+
+def test_curves_of_a_one_epoch_run(kept_figures):
+    one = {key: values[:1] for key, values in HISTORY.items()}
+    figures.plot_curves(one, "curves.png")
+    assert len(kept_figures[0].axes) == 3
+
+
+def test_per_class_dots_legend_clear_of_every_class_and_honest_axis(kept_figures):
+    scores = np.linspace(0.97, 0.99, 10)
+    per_class = {"precision": list(scores), "recall": list(scores[::-1]),
+                 "f1": [0.98] * 10}
+    figures.plot_per_class(per_class, "per_class.png")
+    (fig,) = kept_figures
+    (ax,) = fig.axes
+    assert ax.get_ylim()[0] <= 0.9, "a 0.97-0.99 spread must not fill the whole axis"
+    legend = ax.get_legend().get_window_extent()
+    for line in ax.get_lines():
+        for x, y in _display_points(ax, line):
+            assert not legend.contains(x, y), "the legend covers a score"
+    assert not ax.patches, "bars would claim a zero baseline"
+    low = dict(per_class, recall=[0.6] + list(scores[1:]))
+    figures.plot_per_class(low, "per_class.png")
+    assert kept_figures[1].axes[0].get_ylim()[0] <= 0.58
+
+
+def test_sweep_dots_sit_on_their_experiment_tick(kept_figures):
+    runs = {"baseline": [{"test_accuracy": a, "test_loss": 0.06, "train_seconds": 14.0,
+                          "seed": s} for s, a in ((1, 0.9801), (2, 0.9818), (3, 0.9812))]}
+    sweep_table.plot(sweep_table.aggregate(runs), runs, "sweep.png")
+    (ax,) = kept_figures[0].axes
+    (dots,) = ax.collections[-1:]
+    assert list(dots.get_offsets()[:, 0]) == [0.0, 0.0, 0.0]
+    assert list(ax.get_xticks()) == [0]
+    left, right = ax.get_xlim()
+    assert left + right == pytest.approx(0.0, abs=0.25)  # the tick in the middle
+    assert -0.7 < left < -0.4 and 0.4 < right < 0.7
+
+
+def test_tied_seeds_are_set_side_by_side():
+    offsets = sweep_table._tie_offsets([97.90, 97.65, 97.90])
+    assert offsets[1] == 0.0 and offsets[0] == -offsets[2] != 0.0

@@ -1,0 +1,147 @@
+"""Resuming made natural: the printed resume command, --resume, and an absolute data path."""
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from mnist_research.config import DataConfig, ExperimentConfig, TrainConfig
+from mnist_research.files import write_json
+from mnist_research.training import resume
+from mnist_research.training import run_dir as run_dir_lib
+from tests.helpers import REPO, make_digits
+
+
+def _args(command: str) -> list[str]:
+    """The arguments of a resume command, after ``python -m module`` or the script."""
+    words = shlex.split(command)
+    return words[3:] if "-m" in words[1:3] else words[1:]
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["train.py", "--flagfile=experiments/baseline.flags", "--epochs=3"],
+     ["--flagfile=experiments/baseline.flags", "--epochs=3", "--run_dir=runs/x y"]),
+    (["train.py", "--run_dir", "old", "--overwrite", "--seed=1", "--resume", "--noresume"],
+     ["--seed=1", "--run_dir=runs/x y"]),
+    (["train.py", "--run_dir=old", "--nooverwrite", "-run_dir=older", "--data_dir=a b"],
+     ["--data_dir=a b", "--run_dir=runs/x y"]),
+])
+def test_resume_command_is_argv_with_the_run_dir(argv, expected):
+    command = resume.resume_command("runs/x y", argv)
+    assert _args(command) == expected
+
+
+def _write_run(logdir, name, config, finished, mtime):
+    run_dir = os.path.join(logdir, name)
+    os.makedirs(run_dir)
+    run_dir_lib.save_config(run_dir, config, "")
+    write_json(os.path.join(run_dir, run_dir_lib.METRICS_FILE),
+               {"finished": finished, "epochs_completed": 1})
+    for path in (run_dir_lib.CONFIG_FILE, run_dir_lib.METRICS_FILE):
+        os.utime(os.path.join(run_dir, path), (mtime, mtime))
+    return run_dir
+
+
+def test_latest_unfinished_picks_the_newest_matching_run(tmp_path):
+    config = ExperimentConfig(experiment="base")
+    other_recipe = ExperimentConfig(experiment="base", train=TrainConfig(learning_rate=0.1))
+    _write_run(tmp_path, "old", config, False, 1_000)
+    newest = _write_run(tmp_path, "new", config, False, 2_000)
+    _write_run(tmp_path, "finished", config, True, 3_000)
+    _write_run(tmp_path, "other-name", ExperimentConfig(experiment="wide"), False, 4_000)
+    _write_run(tmp_path, "other-recipe", other_recipe, False, 5_000)
+    (tmp_path / "not-a-run").mkdir()
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{")
+    assert resume.latest_unfinished(str(tmp_path), config) == newest
+    assert resume.latest_unfinished(str(tmp_path / "missing"), config) is None
+    assert resume.latest_unfinished(str(tmp_path), ExperimentConfig(experiment="x")) is None
+
+
+def test_config_json_holds_an_absolute_data_dir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = ExperimentConfig(data=DataConfig(data_dir="data/mnist"))
+    run_dir_lib.save_config(str(tmp_path), config, "")
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["data"]["data_dir"] == str(tmp_path / "data" / "mnist")
+    assert ExperimentConfig.from_dict(saved).identity() == config.identity()
+
+
+EPOCHS = 8
+
+
+def _wait_for(path, process, seconds=180):
+    deadline = time.time() + seconds
+    while not os.path.exists(path):
+        assert process.poll() is None, "training ended before it could be interrupted"
+        assert time.time() < deadline, f"{path} did not appear within {seconds} s"
+        time.sleep(0.05)
+
+
+def _interrupt_when(path, command, env):
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    _wait_for(path, process)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode != 0, "an interrupted run must not exit 0"
+    return err
+
+
+@pytest.mark.slow
+def test_interrupt_prints_the_command_that_resumes_and_resume_finds_the_run(tmp_path):
+    x, y = make_digits(4000, seed=5)
+    np.savez(tmp_path / "mnist.npz", x_train=x, y_train=y, x_test=x[:300], y_test=y[:300])
+    logdir = tmp_path / "runs"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO}
+    args = ["--flagfile=experiments/smoke.flags", f"--data_dir={os.path.relpath(tmp_path, REPO)}",
+            f"--logdir={logdir}", f"--epochs={EPOCHS}", "--batch_size=32", "--steps_per_loop=1",
+            "--limit_train=0", "--nohistograms"]
+    train = [sys.executable, "-m", "mnist_research.train"]
+
+    process = subprocess.Popen(train + args, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 180
+    while not list(logdir.glob("*/checkpoints/ckpt-1.index")):
+        assert process.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode != 0
+    (run_dir,) = logdir.iterdir()
+    started = err.split("To resume this run if it stops: ")[1].splitlines()[0]
+    printed = err.split("Resume with: ")[1].splitlines()[0]
+    assert printed == started
+    assert _args(printed) == args + [f"--run_dir={run_dir}"]
+
+    # The printed command, run as printed, continues the same run.
+    saved = max(int(p.name[len("ckpt-"):-len(".index")])
+                for p in (run_dir / "checkpoints").glob("ckpt-*.index"))
+    assert saved < EPOCHS
+    err = _interrupt_when(run_dir / "checkpoints" / f"ckpt-{saved + 1}.index",
+                          train + _args(printed), env)
+    assert f"Restored {run_dir}" in err, err[-3000:]
+
+    # --resume finds it again, and finishes it.
+    result = subprocess.run(train + args + ["--resume"], cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"--resume: continuing {run_dir}" in result.stderr
+    assert list(logdir.iterdir()) == [run_dir]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["finished"] and len(metrics["history"]["loss"]) == EPOCHS
+
+    # The run's config holds an absolute data path: evaluate works from anywhere.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    evaluated = subprocess.run([sys.executable, "-m", "mnist_research.evaluate",
+                                f"--run_dir={run_dir}"], cwd=elsewhere, env=env,
+                               capture_output=True, text=True, timeout=300)
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    assert f"accuracy {metrics['test_accuracy']:.4f}" in evaluated.stdout
