@@ -56,3 +56,19 @@ def no_arguments(argv: list[str]) -> None:
     """Raises a usage error when positional arguments follow the flags."""
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+
+
+def define_finished_run_flags(fv: flags.FlagValues, data: bool = True) -> None:
+    """``--run_dir`` (required), ``--from_checkpoint`` and, with ``data``, ``--data_dir``.
+
+    The flags of the commands that use a finished run: evaluate, report, predict.
+    """
+    flags.DEFINE_string("run_dir", None, "A finished run directory.", required=True,
+                        flag_values=fv)
+    flags.DEFINE_boolean("from_checkpoint", False,
+                         "Load the latest checkpoint instead of the SavedModel export.",
+                         flag_values=fv)
+    if data:
+        flags.DEFINE_string("data_dir", None,
+                            "Where the data is (default: the run's own --data_dir).",
+                            flag_values=fv)

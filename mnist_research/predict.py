@@ -29,16 +29,12 @@ FLAGS = flags.FLAGS
 
 def define_flags(fv: flags.FlagValues) -> None:
     """A finished run and how to report its predictions."""
-    flags.DEFINE_string("run_dir", None, "A finished run directory.", required=True,
-                        flag_values=fv)
+    command.define_finished_run_flags(fv, data=False)
     flags.DEFINE_boolean("json", False, "Print one JSON document instead of text.",
                          flag_values=fv)
     flags.DEFINE_string("save_preprocessed", None,
                         "Write the 28x28 images the model saw here (<name>.28x28.png).",
                         flag_values=fv)
-    flags.DEFINE_boolean("from_checkpoint", False,
-                         "Load the latest checkpoint instead of the SavedModel export.",
-                         flag_values=fv)
 
 
 def _predict(paths: list[str]) -> int:

@@ -22,13 +22,7 @@ FLAGS = flags.FLAGS
 
 def define_flags(fv: flags.FlagValues) -> None:
     """A finished run and where its data is."""
-    flags.DEFINE_string("run_dir", None, "A finished run directory.", required=True,
-                        flag_values=fv)
-    flags.DEFINE_string("data_dir", None,
-                        "Where the data is (default: the run's own --data_dir).", flag_values=fv)
-    flags.DEFINE_boolean("from_checkpoint", False,
-                         "Load the latest checkpoint instead of the SavedModel export.",
-                         flag_values=fv)
+    command.define_finished_run_flags(fv)
 
 
 def _report() -> int:
