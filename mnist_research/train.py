@@ -13,12 +13,17 @@ import os
 import shlex
 import sys
 
-from absl import flags
+from mnist_research import interrupts
 
-from mnist_research import command, experiment_flags, interrupts
-from mnist_research.errors import run_guarded
-from mnist_research.training import checkpoint_files, devices, experiment
-from mnist_research.training import run_dir as run_dir_lib
+if __name__ == "__main__":  # before TensorFlow's import, which takes seconds
+    interrupts.exit_while_starting()
+
+from absl import flags  # noqa: E402
+
+from mnist_research import command, experiment_flags  # noqa: E402
+from mnist_research.errors import run_guarded  # noqa: E402
+from mnist_research.training import checkpoint_files, devices, experiment  # noqa: E402
+from mnist_research.training import run_dir as run_dir_lib  # noqa: E402
 
 FLAGS = flags.FLAGS
 

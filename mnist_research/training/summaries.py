@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import glob
 import os
-import re
 from typing import Any, Iterable, Optional
 
 import tensorflow as tf
@@ -25,6 +24,7 @@ from tensorboard.compat.proto import event_pb2
 from tensorboard.plugins.hparams import api as hp
 
 from mnist_research.config import ExperimentConfig
+from mnist_research.errors import one_line
 
 # Metrics the HParams dashboard shows for each run: (tag, run sub-directory or None).
 HPARAM_METRICS = (("test/accuracy", None), ("test/loss", None),
@@ -168,9 +168,8 @@ def _read_records(path: str) -> tuple[list[bytes], Optional[str]]:
         for record in tf.data.TFRecordDataset(path):
             records.append(record.numpy())
             event_pb2.Event.FromString(records[-1])
-    except tf.errors.OpError as e:  # e.g. "{{function_node ...}} corrupted record at 418 [Op:..."
-        message = re.sub(r"\{\{.*?\}\}|\[Op:.*", "", e.message or str(e)).strip()
-        return records, message.splitlines()[0][:160] if message else type(e).__name__
+    except tf.errors.OpError as e:  # e.g. "DataLossError: corrupted record at 418"
+        return records, one_line(e)[:160]
     except DecodeError:
         return records[:-1], f"record {len(records)} is not an event"
     return records, None
