@@ -4,6 +4,7 @@ Entry points catch :class:`MnistResearchError` and print its one-line message
 (no traceback unless ``--verbosity`` is raised) before exiting non-zero.
 """
 
+import re
 import sys
 from typing import Callable
 
@@ -44,17 +45,26 @@ class NonFiniteLossError(MnistResearchError):
 
 
 def one_line(error: BaseException) -> str:
-    """The first line of an exception's message (TF errors carry pages of context)."""
+    """``Type: first line of the message``, without TensorFlow's op and function names."""
     text = getattr(error, "message", None) or getattr(error, "strerror", None) or str(error)
-    lines = str(text).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    text = re.sub(r"\{\{function_node [^}]*\}\}|\[Op:[^\]]*\].*", "", str(text))
+    lines = text.strip().splitlines()
+    return f"{type(error).__name__}: {lines[0].strip() if lines else ''}".rstrip(": ")
+
+
+def _tensorflow_errors() -> tuple[type, ...]:
+    """TensorFlow's runtime error type, if TensorFlow is loaded (this module does not load it)."""
+    tf = sys.modules.get("tensorflow")
+    errors = getattr(tf, "errors", None)
+    return (errors.OpError,) if errors is not None else ()
 
 
 def run_guarded(body: Callable[[], int]) -> int:
     """Runs an entry point's ``body``; a project error becomes one line and exit 1.
 
     So does an ``OSError`` (disk full, permissions) raised while writing
-    outputs. Ctrl-C becomes one line and exit status 130 instead of a traceback.
+    outputs, and a TensorFlow ``OpError`` (a file or device that failed inside
+    an op). Ctrl-C becomes one line and exit status 130 instead of a traceback.
 
     The traceback is logged only when ``--verbosity`` is 1 or higher.
     """
@@ -65,6 +75,8 @@ def run_guarded(body: Callable[[], int]) -> int:
     except OSError as e:  # e.g. the disk filled up while writing a report or metrics.json
         where = f"{e.filename}: " if e.filename else ""
         message = f"{where}{e.strerror or e}"
+    except _tensorflow_errors() as e:  # a file or device failed inside a TensorFlow op
+        message = one_line(e)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -15,7 +15,9 @@ raises and Python's own Ctrl-C handling is untouched.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import sys
 import threading
 from typing import Iterator, Optional
 
@@ -52,6 +54,23 @@ def _handler(signum, frame) -> None:
     _requested = signum
     if not (_deferring and first):
         raise Interrupted(signum)
+
+
+def _exit_now(signum, frame) -> None:
+    print(f"{signal.Signals(signum).name}: stopped while starting; nothing was written",
+          file=sys.stderr, flush=True)
+    os._exit(128 + signum)  # mid-import: no cleanup to run, and none that could fail
+
+
+def exit_while_starting() -> None:
+    """Until :func:`handle_signals` takes over: a signal exits at once with one line.
+
+    A command calls this first thing, so Ctrl-C while TensorFlow is still being
+    imported is not a ``KeyboardInterrupt`` traceback.
+    """
+    if threading.current_thread() is threading.main_thread():
+        for signum in HANDLED:
+            signal.signal(signum, _exit_now)
 
 
 @contextlib.contextmanager

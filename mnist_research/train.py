@@ -14,12 +14,17 @@ from __future__ import annotations
 import os
 import sys
 
-from absl import app, flags, logging
+from mnist_research import interrupts
 
-from mnist_research import command, experiment_flags, interrupts
-from mnist_research.errors import run_guarded
-from mnist_research.training import checkpoint_files, devices, experiment, resume
-from mnist_research.training import run_dir as run_dir_lib
+if __name__ == "__main__":  # before TensorFlow's import, which takes seconds
+    interrupts.exit_while_starting()
+
+from absl import app, flags, logging  # noqa: E402
+
+from mnist_research import command, experiment_flags  # noqa: E402
+from mnist_research.errors import run_guarded  # noqa: E402
+from mnist_research.training import checkpoint_files, devices, experiment, resume  # noqa: E402
+from mnist_research.training import run_dir as run_dir_lib  # noqa: E402
 
 FLAGS = flags.FLAGS
 

@@ -87,10 +87,9 @@ def test_damaged_latest_checkpoint_then_extended_falls_back_one_epoch(
     assert metrics["history"]["val_loss"][1] == pytest.approx(original["val_loss"][1], rel=1e-4)
 
 
-@pytest.mark.parametrize("damage", ["{garbage", "[]", '{"finished": true}'])
-def test_damaged_metrics_json_is_rebuilt_without_retraining(npz_dir, tiny_run, copy, caplog,
-                                                            damage):
-    (copy / "metrics.json").write_text(damage)
+def test_damaged_metrics_json_is_rebuilt_without_retraining(npz_dir, tiny_run, copy, caplog):
+    # Valid JSON without what a finished run records (garbage, lists...: test_run_dir_safety).
+    (copy / "metrics.json").write_text('{"finished": true}')
     with caplog.at_level(logging.INFO, logger="absl"):
         metrics = _train(_config(npz_dir), copy)
     messages = _messages(caplog)

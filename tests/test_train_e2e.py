@@ -107,8 +107,6 @@ def test_bad_data_dir_is_one_line_error(tmp_path):
     ("--strategy=tpu", "strategy"),
     ("--validation_split=1.5", "validation_split"),
     ("--seed=-1", "--seed=-1: -1 is not an integer in the range [0, 4294967295]"),
-    ("--seed=4294967296", "not an integer in the range [0, 4294967295]"),
-    ("--device=banana", "--device=banana: must name a device such as /cpu:0"),
 ])
 def test_bad_flags_fail_before_training(tmp_path, npz_dir, flag, message):
     result = train(npz_dir, str(tmp_path / "run"), flag)
@@ -117,18 +115,14 @@ def test_bad_flags_fail_before_training(tmp_path, npz_dir, flag, message):
     assert not os.path.exists(tmp_path / "run")
 
 
-@pytest.mark.parametrize("tf_config, message", [
-    ("{not json", "TF_CONFIG is not valid JSON"),
-    ('{"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": 3}}',
-     "is not in its cluster (worker: 1)"),
-])
-def test_bad_tf_config_is_one_line_before_anything_runs(tmp_path, npz_dir, tf_config, message):
+def test_bad_tf_config_is_one_line_before_anything_runs(tmp_path, npz_dir):
+    """The other malformed TF_CONFIGs and bad values: test_bad_values.py, in process."""
     result = run_module("mnist_research.train", "--flagfile=experiments/smoke.flags",
                         f"--data_dir={npz_dir}", f"--run_dir={tmp_path / 'run'}",
-                        env={"TF_CONFIG": tf_config})
+                        env={"TF_CONFIG": "{not json"})
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("error: TF_CONFIG")
-    assert message in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: TF_CONFIG is not valid JSON")
     assert not (tmp_path / "run").exists()
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import glob
 import os
-import re
 from typing import Any, Iterable, Optional
 
 import tensorflow as tf
@@ -23,6 +22,7 @@ from absl import logging
 from google.protobuf.message import DecodeError
 from tensorboard.compat.proto import event_pb2
 
+from mnist_research.errors import one_line
 from mnist_research.training import hparams as hparams_lib
 
 
@@ -158,9 +158,8 @@ def _read_records(path: str) -> tuple[list[bytes], Optional[str]]:
         for record in tf.data.TFRecordDataset(path):
             records.append(record.numpy())
             event_pb2.Event.FromString(records[-1])
-    except tf.errors.OpError as e:  # e.g. "{{function_node ...}} corrupted record at 418 [Op:..."
-        message = re.sub(r"\{\{.*?\}\}|\[Op:.*", "", e.message or str(e)).strip()
-        return records, message.splitlines()[0][:160] if message else type(e).__name__
+    except tf.errors.OpError as e:  # e.g. "DataLossError: corrupted record at 418"
+        return records, one_line(e)[:160]
     except DecodeError:
         return records[:-1], f"record {len(records)} is not an event"
     return records, None
