@@ -18,7 +18,8 @@ Two steps, because TensorFlow decides part of its logging when it is imported:
    with everything TensorFlow says). Warnings and errors keep a
    ``warning:``/``error:`` prefix.
 
-Notebooks call :func:`configure` (``verbosity=0``) to see the per-epoch lines.
+A notebook calls both itself, before importing TensorFlow (Jupyter shows what
+the kernel writes to file descriptor 2, TensorFlow's C++ lines included).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import tempfile
 import warnings
 from typing import Iterator, Optional, Sequence
 
-from absl import logging
+from absl import flags, logging
 
 TF_LOG_LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
 QUIET_TF_LOG_LEVEL = "3"  # C++ FATAL only; errors that matter reach Python as exceptions
@@ -67,11 +68,11 @@ def requested_verbosity(argv: Sequence[str]) -> int:
     return verbosity
 
 
-def quiet_tensorflow_import(argv: Sequence[str]) -> bool:
+def quiet_tensorflow_import(argv: Sequence[str] = ()) -> bool:
     """Imports TensorFlow quietly unless the user asked for its messages.
 
     Args:
-      argv: the command line (its ``--verbosity`` decides).
+      argv: the command line (its ``--verbosity`` decides); a notebook passes none.
 
     Returns:
       Whether TensorFlow was imported here with its noise suppressed (False
@@ -159,6 +160,11 @@ def configure(verbosity: Optional[int] = None) -> None:
       verbosity: absl's verbosity (0 = INFO, 1 = DEBUG, -1 = WARNING);
         ``None`` keeps the one absl parsed from ``--verbosity``.
     """
+    if not flags.FLAGS.is_parsed():
+        # A notebook or script, not a command run by absl.app: absl logs its own
+        # "Logging before flag parsing" warning until its flags count as parsed.
+        flags.FLAGS.mark_as_parsed()
+        logging.use_absl_handler()
     if verbosity is None:
         verbosity = logging.get_verbosity()
     else:

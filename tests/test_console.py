@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import tensorflow as tf
-from absl import logging
+from absl import flags, logging
 
 from mnist_research import logs
 from mnist_research.config import ExperimentConfig, ModelConfig, TrainConfig
@@ -96,6 +96,7 @@ def test_stderr_filter_drops_only_the_listed_lines(capfd):
 def test_configure_drops_framework_info_and_keeps_warnings():
     handler = logging.get_absl_handler()
     saved_formatter, saved_level = handler.formatter, logging.get_verbosity()
+    was_parsed = flags.FLAGS.is_parsed()
     try:
         logs.configure(0)
         tf_file = os.path.join(os.path.dirname(tf.__file__), "python", "x.py")
@@ -115,6 +116,8 @@ def test_configure_drops_framework_info_and_keeps_warnings():
     finally:
         logs.configure(saved_level)
         handler.setFormatter(saved_formatter)
+        if not was_parsed:
+            flags.FLAGS.unparse_flags()
 
 
 def _run_without_tf_log_level(*args):

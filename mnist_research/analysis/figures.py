@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 
 import matplotlib
 
-matplotlib.use("Agg")
+if "ipykernel" not in sys.modules:
+    matplotlib.use("Agg")  # PNG files only, no windows; a notebook keeps its inline backend
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
