@@ -40,6 +40,10 @@ class ConfigError(MnistResearchError):
     """Settings that cannot work together (e.g. batch size vs. data or replicas)."""
 
 
+class ImageError(MnistResearchError):
+    """An input image that cannot be read or holds no digit."""
+
+
 class NonFiniteLossError(MnistResearchError):
     """Training produced a NaN or Inf loss."""
 

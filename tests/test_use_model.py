@@ -143,3 +143,23 @@ def test_real_mnist_rerendered_digits_are_recognised(tmp_path):
     results = recognize.classify(paths, logits_fn)
     accuracy = np.mean([r["digit"] == y for r, y in zip(results, y_test)])
     assert accuracy >= metrics["test_accuracy"] - 0.05, (accuracy, metrics["test_accuracy"])
+
+
+def test_predict_robustness_prints_a_table_per_condition(finished_run, tmp_path):
+    run_dir, _ = finished_run
+    examples = tmp_path / "examples"
+    result = run_module("mnist_research.predict_robustness", f"--run_dir={run_dir}", "--num=12",
+                        "--only=JPEG", f"--examples_dir={examples}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| condition |")
+    names = [row.split(" | ")[0][2:] for row in rows[1:]]
+    assert names == ["clean 28×28 test digits (no rendering)", "JPEG quality 75",
+                     "JPEG quality 50", "JPEG quality 25"]
+    assert "12 test digits" in result.stdout
+    assert sorted(os.listdir(examples / "00")) == ["0.jpg", "1.jpg", "2.jpg", "3.jpg", "4.jpg",
+                                                   "5.jpg", "6.jpg", "7.jpg", "condition.txt"]
+    wrong = run_module("mnist_research.predict_robustness", f"--run_dir={run_dir}",
+                       "--only=underwater")
+    assert wrong.returncode == 1
+    assert "--only=underwater: matches none of" in wrong.stderr.strip().splitlines()[-1]

@@ -13,12 +13,15 @@ decompression bombs; the decoded size is capped at ``MAX_PIXELS``.
 from __future__ import annotations
 
 import os
+import struct
 import warnings
+from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from mnist_research.errors import MnistResearchError
+from mnist_research.errors import ImageError
+from mnist_research.inference import ink as ink_lib
 
 FORMATS = ("PNG", "JPEG", "BMP", "GIF")
 MAX_PIXELS = 50_000_000  # ~7000×7000: far beyond any scan of one digit.
@@ -26,15 +29,8 @@ BOX = 20
 SIZE = 28
 
 
-class ImageError(MnistResearchError):
-    """An input image that cannot be read or holds no digit."""
-
-
 def load_grayscale(path: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Decodes ``path`` into a float32 ``[H, W]`` array in [0, 255].
-
-    Transparent areas are composited onto white (as the image would look on
-    screen). Animated GIFs use their first frame.
+    """Decodes the file ``path`` into a float32 ``[H, W]`` array in [0, 255] (see ``decode``).
 
     Raises:
       ImageError: a missing, empty, non-image, truncated, unsupported or too
@@ -44,62 +40,86 @@ def load_grayscale(path: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise ImageError(f"{path}: no such file")
     if os.path.getsize(path) == 0:
         raise ImageError(f"{path}: empty file")
+    with open(path, "rb") as f:
+        return decode(f, path, max_pixels)
+
+
+def decode(source: BinaryIO, name: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decodes an open image file into a float32 ``[H, W]`` array in [0, 255].
+
+    The EXIF orientation (phone photos) is applied. Transparent areas are
+    composited onto white (as the image would look on screen). 16-bit
+    grayscale keeps its full range (65535 → 255). Animated GIFs use their
+    first frame. ``name`` is the file's name in error messages.
+
+    Raises:
+      ImageError: a non-image, truncated, unsupported or too large file.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(source) as image:
                 if image.format not in FORMATS:
-                    raise ImageError(f"{path}: {image.format} images are not supported "
+                    raise ImageError(f"{name}: {image.format} images are not supported "
                                      f"(use {', '.join(FORMATS)})")
                 width, height = image.size
                 if width * height > max_pixels:
-                    raise ImageError(f"{path}: {width}x{height} pixels is larger than the "
+                    raise ImageError(f"{name}: {width}x{height} pixels is larger than the "
                                      f"{max_pixels:,}-pixel limit")
                 image.seek(0)
                 image.load()
-                if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-                    rgba = image.convert("RGBA")
-                    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                    image = Image.alpha_composite(white, rgba)
-                return np.asarray(image.convert("L"), dtype=np.float32)
+                return _grayscale_array(_upright(image))
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image (or a format Pillow cannot read)") from None
+        raise ImageError(f"{name}: not an image (or a format Pillow cannot read)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"{path}: image too large to decode safely") from None
+        raise ImageError(f"{name}: image too large to decode safely") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise ImageError(f"{path}: truncated or corrupt image ({e})") from None
+        raise ImageError(f"{name}: truncated or corrupt image ({e})") from None
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """``image`` turned as its EXIF orientation says; unchanged if the EXIF is unreadable."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except (OSError, SyntaxError, ValueError, TypeError, KeyError, struct.error):
+        return image  # a damaged EXIF block should not stop the pixels from being read
+
+
+def _grayscale_array(image: Image.Image) -> np.ndarray:
+    """Luminance of ``image`` as float32 in [0, 255], whatever its mode."""
+    if image.mode.startswith("I;16") or image.mode == "I":  # 16-bit: 0..65535 → 0..255
+        return np.clip(np.asarray(image, np.float32) / 257.0, 0.0, 255.0)
+    if image.mode == "F":  # floats: [0, 1] is scaled to [0, 255]
+        gray = np.nan_to_num(np.asarray(image, np.float32))
+        return np.clip(gray * 255.0 if gray.max(initial=0.0) <= 1.0 else gray, 0.0, 255.0)
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return np.asarray(image.convert("L"), dtype=np.float32)
 
 
 def to_mnist(gray: np.ndarray, name: str = "image") -> np.ndarray:
     """MNIST-style preprocessing of a grayscale ``[H, W]`` array; returns uint8 ``[28, 28]``.
 
-    Steps: invert when the background is light; subtract the background level
-    and drop faint noise; crop to the ink's bounding box; scale to fit 20×20
-    keeping the aspect ratio; stretch to full contrast; paste into 28×28 and
+    Steps: find the digit's ink (``ink.find_ink``: polarity, flattened
+    illumination, denoising, threshold, the digit's connected regions); scale
+    its bounding box to fit 20×20 keeping the aspect ratio (anti-aliased, the
+    soft stroke edges included); stretch to full contrast; paste into 28×28 and
     translate (sub-pixel, bilinear) so the centre of mass is at the centre.
 
     Raises:
       ImageError: no ink (a blank or nearly uniform image).
     """
-    gray = np.asarray(gray, np.float32)
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    ink = 255.0 - gray if np.median(border) > 127 else gray.copy()
-    ink = np.clip(ink - np.median(ink), 0.0, None)
-    peak = float(ink.max()) if ink.size else 0.0
-    if peak < 32.0:
-        raise ImageError(f"{name}: no ink found (blank or nearly uniform image)")
-    ink[ink < 0.15 * peak] = 0.0
-    rows = np.flatnonzero(ink.max(axis=1))
-    cols = np.flatnonzero(ink.max(axis=0))
-    crop = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-
-    height, width = crop.shape
+    ink = ink_lib.find_ink(np.asarray(gray, np.float32), name)
+    top, bottom, left, right = ink.box
+    height, width = bottom - top, right - left
     scale = BOX / max(height, width)
     new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    resized = np.asarray(Image.fromarray(crop).resize(new_size, Image.Resampling.LANCZOS),
-                         dtype=np.float32)
+    resized = np.asarray(Image.fromarray(ink.coverage * 255.0).resize(
+        new_size, Image.Resampling.LANCZOS, box=(left, top, right, bottom)), dtype=np.float32)
     resized = np.clip(resized, 0.0, None)
     resized *= 255.0 / max(float(resized.max()), 1e-6)
 

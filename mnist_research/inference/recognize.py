@@ -14,11 +14,29 @@ from mnist_research.files import atomic_write_bytes
 from mnist_research.inference import imaging
 
 
-def save_preprocessed(folder: str, path: str, image: np.ndarray) -> str:
-    """Writes the 28×28 image the model saw as ``<folder>/<name>.28x28.png``."""
+def output_names(paths: list[str]) -> list[str]:
+    """``<stem>.28x28.png`` for each input; ``<stem>-2``, ``-3``, ... when stems repeat.
+
+    Inputs from different folders (``x/same.png``, ``y/same.png``) or with
+    different extensions (``a.png``, ``a.jpg``) get distinct names.
+    """
+    used, names = set(), []
+    for path in paths:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        candidate, n = stem, 1
+        while candidate in used:
+            n += 1
+            candidate = f"{stem}-{n}"
+        used.add(candidate)
+        names.append(candidate + ".28x28.png")
+    return names
+
+
+def save_preprocessed(folder: str, name: str, image: np.ndarray) -> str:
+    """Writes the 28×28 image the model saw as ``<folder>/<name>``; returns its path."""
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="PNG")
-    out = os.path.join(folder, os.path.splitext(os.path.basename(path))[0] + ".28x28.png")
+    out = os.path.join(folder, name)
     atomic_write_bytes(out, buffer.getvalue())
     return out
 
@@ -27,7 +45,7 @@ def classify(paths: list[str], logits_fn: Callable[[np.ndarray], np.ndarray],
              save_dir: Optional[str] = None) -> list[dict]:
     """One result dict per path: ``digit``, ``probability``, ``top3`` or ``error``."""
     results, images, ok = [], [], []
-    for path in paths:
+    for path, name in zip(paths, output_names(paths)):
         try:
             image = imaging.load_digit(path)
         except imaging.ImageError as e:
@@ -35,7 +53,7 @@ def classify(paths: list[str], logits_fn: Callable[[np.ndarray], np.ndarray],
             continue
         result = {"path": path}
         if save_dir:
-            result["preprocessed"] = save_preprocessed(save_dir, path, image)
+            result["preprocessed"] = save_preprocessed(save_dir, name, image)
         results.append(result)
         images.append(image)
         ok.append(result)

@@ -1,0 +1,66 @@
+"""How well ``predict`` recognises test digits photographed under different conditions.
+
+Usage:
+  python -m mnist_research.predict_robustness --run_dir=DIR [--data_dir=DIR]
+      [--num=1000] [--seed=0] [--only=SUBSTRING] [--examples_dir=OUT_DIR]
+      [--from_checkpoint]
+
+Renders the first ``--num`` test digits of the run's dataset under each
+condition of ``inference/photo_conditions.py`` (noise, uneven lighting, JPEG,
+rotation, perspective, blur, tinted paper, texture, sizes), runs them through
+``predict``'s decoding and preprocessing, classifies them with the run's model
+and prints a Markdown table of accuracy per condition, next to the accuracy on
+the same digits as given.
+"""
+
+from __future__ import annotations
+
+from absl import app, flags
+
+from mnist_research.errors import ConfigError, run_guarded
+from mnist_research.inference import finished_run as restore
+from mnist_research.inference import photo_conditions as photos
+from mnist_research.inference import robustness
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("run_dir", None, "A finished run directory.", required=True)
+flags.DEFINE_string("data_dir", None, "Where the data is (default: the run's own --data_dir).")
+flags.DEFINE_integer("num", 1000, "How many test digits (the first ones) to render.",
+                     lower_bound=1)
+flags.DEFINE_integer("seed", 0, "Seed of the rendering (sizes, placement, noise, ...).")
+flags.DEFINE_string("only", None, "Run only the conditions whose name contains this text.")
+flags.DEFINE_string("examples_dir", None,
+                    "Also write the first 8 pictures of each condition here.")
+flags.DEFINE_boolean("from_checkpoint", False,
+                     "Load the latest checkpoint instead of the SavedModel export.")
+
+
+def _measure() -> int:
+    conditions = {name: capture for name, capture in photos.CONDITIONS.items()
+                  if FLAGS.only is None or FLAGS.only.lower() in name.lower()}
+    if not conditions:
+        raise ConfigError(f"--only={FLAGS.only}: matches none of: "
+                          f"{', '.join(photos.CONDITIONS)}")
+    config = restore.load_config(FLAGS.run_dir)
+    logits_fn, source = restore.load_logits_fn(FLAGS.run_dir, FLAGS.from_checkpoint)
+    images, labels = restore.load_split(config, "test", FLAGS.data_dir)
+    images, labels = images[:FLAGS.num], labels[:FLAGS.num]
+    results = robustness.measure(logits_fn, images, labels, conditions, FLAGS.seed,
+                                 FLAGS.examples_dir)
+    print(f"{len(labels)} test digits, rendering seed {FLAGS.seed}, model {source}\n")
+    print(robustness.markdown_table(results))
+    return 0
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    return run_guarded(_measure)
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
