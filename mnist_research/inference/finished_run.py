@@ -78,7 +78,7 @@ def load_logits_fn(run_dir: str, from_checkpoint: bool = False) -> tuple[LogitsF
     if latest is None:
         raise RunDirError(f"{checkpoint_dir}: no checkpoint to load")
     model = model_lib.build(model_lib.MLPClassifier.from_config_object(config.model))
-    tf.train.Checkpoint(**model_lib.checkpoint_objects(model)).restore(latest).expect_partial()
+    tf.train.Checkpoint(model=model).restore(latest).expect_partial()
 
     @tf.function(reduce_retracing=True)
     def logits_fn(images):

@@ -3,7 +3,7 @@
 Each hidden block is Dense → BatchNormalization → ReLU → Dropout. Blocks are
 assigned as individual attributes (``block_0``, ``block_1``, …) rather than kept
 in a Python list: Keras 3 subclassed models held in lists are not tracked by
-``tf.train.Checkpoint`` (GUIDE pitfall 4), which silently drops weights and BN
+``tf.train.Checkpoint``, which silently drops weights and BN
 moving statistics from checkpoints.
 """
 
@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from mnist_research.config import ModelConfig
+from mnist_research.model.dropout import StatelessDropout, replica_seed
 
 INPUT_DIM = 28 * 28
 
@@ -28,36 +29,42 @@ class DenseBlock(tf.keras.layers.Layer):
       dropout_rate: dropout probability after the activation.
       batch_norm: insert BatchNormalization (the Dense then has no bias).
       synchronized_bn: synchronise BN batch statistics across replicas.
+      index: the block's position in the model; folded into its dropout seed
+        so blocks draw independent masks.
     """
 
     def __init__(self, units: int, dropout_rate: float, batch_norm: bool = True,
-                 synchronized_bn: bool = False, **kwargs):
+                 synchronized_bn: bool = False, index: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.units = units
         self.dropout_rate = dropout_rate
         self.batch_norm = batch_norm
         self.synchronized_bn = synchronized_bn
+        self.index = index
         self.dense = tf.keras.layers.Dense(units, use_bias=not batch_norm, name="dense")
         self.norm = (tf.keras.layers.BatchNormalization(synchronized=synchronized_bn,
                                                         name="batch_norm")
                      if batch_norm else None)
         self.activation = tf.keras.layers.ReLU(name="relu")
-        self.dropout = tf.keras.layers.Dropout(dropout_rate, name="dropout")
+        self.dropout = StatelessDropout(dropout_rate, salt=index, name="dropout")
 
     def sublayers(self) -> list[tf.keras.layers.Layer]:
         """The block's layers in the order they are applied."""
         return [layer for layer in (self.dense, self.norm, self.activation, self.dropout)
                 if layer is not None]
 
-    def call(self, inputs, training=False):
-        x = inputs
-        for layer in self.sublayers():
-            x = layer(x, training=training) if layer is not self.dense else layer(x)
-        return x
+    def call(self, inputs, training=False, seed=None):
+        """``seed``: the ``[2]`` dropout seed of this step (``None``: a fresh one)."""
+        x = self.dense(inputs)
+        if self.norm is not None:
+            x = self.norm(x, training=training)
+        x = self.activation(x)
+        return self.dropout(x, training=training, seed=seed)
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "dropout_rate": self.dropout_rate,
-                "batch_norm": self.batch_norm, "synchronized_bn": self.synchronized_bn}
+                "batch_norm": self.batch_norm, "synchronized_bn": self.synchronized_bn,
+                "index": self.index}
 
 
 @tf.keras.utils.register_keras_serializable(package="mnist_research")
@@ -67,6 +74,10 @@ class MLPClassifier(tf.keras.Model):
     ``model(x)`` returns probabilities. ``model(x, return_logits=True)`` returns
     the pre-softmax logits, which the trainer uses for a numerically stable
     cross-entropy. The head is float32 even under a mixed-precision policy.
+    ``model(x, training=True, dropout_seed=s)`` draws the dropout masks from the
+    ``[2]`` integer seed ``s`` (the trainer passes ``(run seed, step)``; the
+    replica id and block index are folded in here); without ``dropout_seed``
+    every training call draws fresh masks.
 
     Args:
       hidden_units: widths of the hidden blocks.
@@ -86,7 +97,7 @@ class MLPClassifier(tf.keras.Model):
         self.synchronized_bn = synchronized_bn
         for i, (units, rate) in enumerate(zip(self.hidden_units, self.dropout_rates)):
             setattr(self, f"block_{i}", DenseBlock(units, rate, batch_norm, synchronized_bn,
-                                                   name=f"block_{i}"))
+                                                   index=i, name=f"block_{i}"))
         self.head = tf.keras.layers.Dense(num_classes, dtype="float32", name="logits")
         self.softmax = tf.keras.layers.Softmax(dtype="float32", name="probabilities")
 
@@ -102,10 +113,11 @@ class MLPClassifier(tf.keras.Model):
     def blocks(self) -> list[DenseBlock]:
         return [getattr(self, f"block_{i}") for i in range(len(self.hidden_units))]
 
-    def call(self, inputs, training=False, return_logits=False):
+    def call(self, inputs, training=False, return_logits=False, dropout_seed=None):
         x = inputs
+        seed = replica_seed(dropout_seed) if training and any(self.dropout_rates) else None
         for block in self.blocks:
-            x = block(x, training=training)
+            x = block(x, training=training, seed=seed)
         logits = self.head(x)
         return logits if return_logits else self.softmax(logits)
 
@@ -115,23 +127,12 @@ class MLPClassifier(tf.keras.Model):
                 "num_classes": self.num_classes, "synchronized_bn": self.synchronized_bn}
 
 
-def checkpoint_objects(model: MLPClassifier) -> dict:
-    """What a ``tf.train.Checkpoint`` needs to save and restore ``model`` completely.
-
-    Keras 3 tracks Dropout's seed-generator state among ``model.variables`` but
-    does not hand it to ``tf.train.Checkpoint``; without adding it, a resumed
-    run would replay the dropout masks of its first epoch.
-    """
-    seeds = [block.dropout.seed_generator.state for block in model.blocks
-             if getattr(block.dropout, "seed_generator", None) is not None]  # none at rate 0
-    return {"model": model, "dropout_seeds": seeds}
-
-
 def build(model: MLPClassifier) -> MLPClassifier:
     """Creates every variable by calling the model on a dummy batch.
 
-    ``model.build(shape)`` creates nothing on a subclassed Keras 3 model
-    (GUIDE pitfall 1); under a strategy, call this inside ``strategy.scope()``.
+    ``model.build(shape)`` creates nothing on a subclassed Keras 3 model, and
+    variables created lazily inside ``strategy.run`` break MirroredStrategy;
+    under a strategy, call this inside ``strategy.scope()``.
     """
     model(tf.zeros((1, INPUT_DIM)), training=False)
     return model

@@ -53,7 +53,7 @@ class _RunState:
         self.history_json = tf.Variable("{}", dtype=tf.string, trainable=False)
         self.checkpoint = tf.train.Checkpoint(
             optimizer=trainer.optimizer, epoch=trainer.epoch, history=self.history_json,
-            **model_lib.checkpoint_objects(trainer.model))
+            model=trainer.model)
         self.chief_dir = checkpoint_dir
         self.chief = chief
         self.manager = tf.train.CheckpointManager(self.checkpoint, checkpoint_dir,

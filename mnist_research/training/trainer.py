@@ -106,8 +106,12 @@ class Trainer:
     def _replica_train_step(self, batch):
         images, labels = batch
         variables = self.model.trainable_variables
+        # Dropout masks are a function of (run seed, step); the model folds in
+        # the replica and the layer, so a resumed run replays them exactly.
+        seed = tf.stack([tf.constant(self.config.train.seed, tf.int64),
+                         tf.cast(self.optimizer.iterations, tf.int64)])
         with tf.GradientTape() as tape:
-            logits = self.model(images, training=True, return_logits=True)
+            logits = self.model(images, training=True, return_logits=True, dropout_seed=seed)
             per_example, correct = _example_stats(labels, logits)
             loss = tf.nn.compute_average_loss(per_example,
                                               global_batch_size=self.global_batch_size)
