@@ -102,6 +102,10 @@ class TrainConfig:
       max_to_keep: checkpoints kept in ``checkpoints/``.
       fused_adam: apply Adam with TF's fused kernel (``optimizers.FusedAdam``);
         the same update rule as ``tf.keras.optimizers.Adam``, fewer ops per step.
+      jit_compile: compile the per-replica train and eval steps with XLA (the
+        ``tf.range`` loop around them stays a plain ``tf.function``). Where XLA
+        cannot compile a step (several replicas with BatchNormalization), the
+        trainer logs why and runs the plain step.
       histograms: write weight, BN-statistic and gradient histograms once per epoch.
       profile_steps: ``(start, stop)`` optimizer steps to record with the TF
         profiler (rounded out to whole ``steps_per_loop`` calls); ``()``: none.
@@ -117,6 +121,7 @@ class TrainConfig:
     summary_every_steps: int = 100
     max_to_keep: int = 3
     fused_adam: bool = True
+    jit_compile: bool = True
     histograms: bool = True
     profile_steps: Tuple[int, ...] = ()
 
@@ -201,7 +206,7 @@ class ExperimentConfig:
         """
         train = dataclasses.asdict(self.train)
         for key in ("steps_per_loop", "summary_every_steps", "max_to_keep", "epochs",
-                    "fused_adam", "histograms", "profile_steps"):
+                    "fused_adam", "jit_compile", "histograms", "profile_steps"):
             train.pop(key)
         return {"dataset": self.data.dataset,
                 "validation_split": self.data.validation_split,

@@ -53,6 +53,10 @@ _define(flags.DEFINE_integer, "summary_every_steps", 100,
         "Write step-level training scalars about every N steps.", lower_bound=1)
 _define(flags.DEFINE_boolean, "fused_adam", True,
         "Apply Adam with TF's fused kernel (same update rule as Keras Adam; faster).")
+_define(flags.DEFINE_boolean, "jit_compile", True,
+        "Compile the per-replica train and eval steps with XLA (faster on this CPU; falls "
+        "back to the plain step, with a logged reason, where XLA cannot compile it). "
+        "--nojit_compile --steps_per_loop=1 is the plain, readable path.")
 _define(flags.DEFINE_boolean, "histograms", True,
         "Write weight, BN-statistic and gradient histograms to TensorBoard once per epoch.")
 _define(flags.DEFINE_list, "profile_steps", [],
@@ -102,7 +106,7 @@ def config_from_flags() -> config_lib.ExperimentConfig:
                 profile_steps=_parse_list("profile_steps", int),
                 deterministic=FLAGS.deterministic, steps_per_loop=FLAGS.steps_per_loop,
                 summary_every_steps=FLAGS.summary_every_steps,
-                fused_adam=FLAGS.fused_adam),
+                fused_adam=FLAGS.fused_adam, jit_compile=FLAGS.jit_compile),
             distribute=config_lib.DistributeConfig(
                 strategy=FLAGS.strategy, device=FLAGS.device,
                 num_cpu_devices=FLAGS.num_cpu_devices,

@@ -32,6 +32,13 @@ def test_two_replicas_identical_and_agree_with_one_replica():
     assert report["weight_max_diff"] < 1e-4
     np.testing.assert_allclose(report["two_losses"], report["one_losses"], rtol=1e-5)
     assert report["one_losses"][-1] < report["one_losses"][0] / 2
+    # BatchNormalization on 2 replicas: XLA cannot compile the step, the plain one runs.
+    assert report["jit_compile"] == "none"
+    # Dropout: each replica draws its own mask for the same step (independent masks at
+    # rate 0.3 agree on 58 % of units), the same one again for the same step.
+    assert report["mask_overlap_across_replicas"] == pytest.approx(0.58, abs=0.03)
+    assert report["masks_repeat"]
+    assert report["drop_fractions"] == pytest.approx([0.3, 0.3], abs=0.01)
 
 
 def free_ports(count):
@@ -122,7 +129,9 @@ def test_mixed_precision_trains_with_float32_head(npz_dir, tmp_path, policy):
         "import sys, numpy as np, tensorflow as tf\n"
         "sys.path.insert(0, sys.argv[1])\n"
         "from conftest import make_digits\n"
-        "from mnist_research import config as c, distribute, input_pipeline\n"
+        "from mnist_research import config as c\n"
+        "from mnist_research.data import pipeline as input_pipeline\n"
+        "from mnist_research.training import devices as distribute\n"
         "from mnist_research.training.trainer import Trainer\n"
         f"cfg = c.ExperimentConfig(distribute=c.DistributeConfig(mixed_precision='{policy}'),"
         " train=c.TrainConfig(batch_size=64))\n"
