@@ -19,23 +19,33 @@ import time
 
 _PROCESS_START = time.perf_counter()
 
+import os  # noqa: E402
 import platform  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 
 import numpy as np  # noqa: E402
-from absl import app, flags, logging  # noqa: E402
+from absl import flags, logging  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data_dir", None, "Real data (npz or IDX); default: synthetic MNIST-shaped.")
-flags.DEFINE_integer("epochs", 3, "Timed epochs per repetition.", lower_bound=1)
-flags.DEFINE_integer("repeats", 3, "Repetitions of each measurement.", lower_bound=1)
-flags.DEFINE_integer("batch_size", 128, "Global batch size.", lower_bound=1)
-flags.DEFINE_integer("steps_per_loop", 50, "Steps per tf.function call of the project loop.",
-                     lower_bound=1)
-flags.DEFINE_boolean("smoke", False, "Tiny synthetic data and one epoch: checks, not timings.")
-flags.DEFINE_string("output", "benchmark.json", "Where to write the JSON results.")
+
+
+def define_flags(fv: flags.FlagValues) -> None:
+    """Data, repetitions and where the JSON goes."""
+    flags.DEFINE_string("data_dir", None,
+                        "Real data (npz or IDX); default: synthetic MNIST-shaped.", flag_values=fv)
+    flags.DEFINE_integer("epochs", 3, "Timed epochs per repetition.", lower_bound=1,
+                         flag_values=fv)
+    flags.DEFINE_integer("repeats", 3, "Repetitions of each measurement.", lower_bound=1,
+                         flag_values=fv)
+    flags.DEFINE_integer("batch_size", 128, "Global batch size.", lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer("steps_per_loop", 50, "Steps per tf.function call of the project loop.",
+                         lower_bound=1, flag_values=fv)
+    flags.DEFINE_boolean("smoke", False, "Tiny synthetic data and one epoch: checks, not timings.",
+                         flag_values=fv)
+    flags.DEFINE_string("output", os.path.join("runs", "benchmark.json"),
+                        "Where to write the JSON results.", flag_values=fv)
 
 
 def _synthetic(num_train: int):
@@ -54,8 +64,8 @@ def _time_project_loop(config, train_input, epochs, repeats):
     """Seconds per epoch of the project's loop, plus start-up to the first step."""
     import tensorflow as tf
 
-    from mnist_research.training.summaries import NullSummaries
-    from mnist_research.training.experiment import train_epoch
+    from mnist_research.training.epoch_loop import train_epoch
+    from mnist_research.training.summaries import Summaries
     from mnist_research.training.trainer import Trainer
 
     strategy = tf.distribute.get_strategy()
@@ -63,7 +73,7 @@ def _time_project_loop(config, train_input, epochs, repeats):
     steps = train_input.steps_per_epoch()
 
     def one_epoch(epoch):
-        return train_epoch(trainer, train_input, epoch, steps, NullSummaries(), verbose=False)[1]
+        return train_epoch(trainer, train_input, epoch, steps, Summaries(None), verbose=False)[1]
 
     iterator = iter(strategy.distribute_datasets_from_function(
         lambda ctx: train_input.dataset(0, ctx)))
@@ -181,8 +191,8 @@ def run_benchmark(data_dir, epochs, repeats, batch_size, steps_per_loop, smoke) 
     import tensorflow as tf
 
     from mnist_research import config as config_lib
-    from mnist_research.data import sources as data_lib
     from mnist_research.data import pipeline as input_pipeline
+    from mnist_research.data import sources as data_lib
     from mnist_research.training.devices import cpu_name
 
     if data_dir:
@@ -254,7 +264,7 @@ def format_table(results: dict) -> str:
 def main(argv):
     del argv
     from mnist_research.errors import run_guarded
-    from mnist_research.training.run_dir import write_json
+    from mnist_research.files import write_json
 
     def body() -> int:
         results = run_benchmark(FLAGS.data_dir, 1 if FLAGS.smoke else FLAGS.epochs,
@@ -269,7 +279,8 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    from mnist_research import command
+    command.run(main, define_flags, __doc__)
 
 
 if __name__ == "__main__":

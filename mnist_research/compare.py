@@ -15,12 +15,17 @@ import os
 
 from absl import app, flags
 
+from mnist_research import command
 from mnist_research.analysis import compare_table as compare_lib
 from mnist_research.errors import run_guarded
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("output", os.path.join("runs", "compare"),
-                    "Where compare.md and compare.png are written.")
+
+
+def define_flags(fv: flags.FlagValues) -> None:
+    """Where the comparison is written."""
+    flags.DEFINE_string("output", os.path.join("runs", "compare"),
+                        "Where compare.md and compare.png are written.", flag_values=fv)
 
 
 def _compare(run_dirs: list[str]) -> int:
@@ -40,7 +45,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    command.run(main, define_flags, __doc__)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
-"""Flags shared by the entry points, and their translation into a config.
+"""The flags that define an experiment, and their translation into a config.
 
-Only entry points import this module. Bounds and choices are checked by absl
-at parse time; cross-field rules (e.g. as many dropout rates as hidden layers)
-are checked by the config dataclasses and reported as a usage error.
+Commands that train (``train``, ``benchmark``) call :func:`define_experiment_flags`
+when they run; nothing is defined at import time. A flagfile under
+``experiments/`` sets these flags. Bounds and choices are checked by absl at
+parse time; cross-field rules (e.g. as many dropout rates as hidden layers) are
+checked by the config dataclasses and reported as a usage error.
 """
 
 from __future__ import annotations
@@ -16,110 +18,131 @@ from mnist_research import config as config_lib
 FLAGS = flags.FLAGS
 
 # The flags that define an experiment, in the order flags.txt lists them.
-EXPERIMENT_FLAGS = []
+EXPERIMENT_FLAGS: list[str] = []
 
 
-def _define(definer, name, *args, **kwargs):
-    definer(name, *args, **kwargs)
-    EXPERIMENT_FLAGS.append(name)
+def _define(fv: flags.FlagValues, definer, name: str, *args, **kwargs) -> None:
+    definer(name, *args, flag_values=fv, **kwargs)
+    if name not in EXPERIMENT_FLAGS:
+        EXPERIMENT_FLAGS.append(name)
 
 
-_define(flags.DEFINE_string, "experiment", "baseline", "Experiment name (used in run dir names).")
-_define(flags.DEFINE_enum, "dataset", "mnist", list(config_lib.DATASETS), "Which dataset.")
-_define(flags.DEFINE_string, "data_dir", None,
-        "Folder with <dataset>.npz or the four IDX files (.gz or raw), or an .npz path. "
-        "Default: download with tf.keras.datasets.")
-_define(flags.DEFINE_float, "validation_split", 0.2,
-        "Fraction of training data held out for validation (the last fraction, as Keras does).")
-_define(flags.DEFINE_integer, "limit_train", 0, "Use only the first N training examples (0: all).",
-        lower_bound=0)
-_define(flags.DEFINE_integer, "limit_test", 0, "Use only the first N test examples (0: all).",
-        lower_bound=0)
-_define(flags.DEFINE_list, "hidden_units", ["256", "128", "64"], "Widths of the hidden blocks.")
-_define(flags.DEFINE_list, "dropout_rates", ["0.3", "0.3", "0.2"], "Dropout after each block.")
-_define(flags.DEFINE_boolean, "batch_norm", True, "BatchNormalization in every hidden block.")
-_define(flags.DEFINE_integer, "epochs", 15, "Training epochs.", lower_bound=1)
-_define(flags.DEFINE_integer, "batch_size", 128, "Global batch size (across replicas).",
-        lower_bound=1)
-_define(flags.DEFINE_float, "learning_rate", 1e-3, "Adam (initial) learning rate.")
-_define(flags.DEFINE_enum, "lr_schedule", "constant", list(config_lib.LR_SCHEDULES),
-        "constant; cosine (to 0 over training); step (x0.1 at 50% and 75% of the steps).")
-_define(flags.DEFINE_integer, "seed", 42, "Seed for initialisation, shuffling and dropout.")
-_define(flags.DEFINE_boolean, "deterministic", False,
-        "Enable TF op determinism (bit-identical reruns on one machine; slower).")
-_define(flags.DEFINE_integer, "steps_per_loop", 50,
-        "Training steps per tf.function call (1 = one call per batch).", lower_bound=1)
-_define(flags.DEFINE_integer, "summary_every_steps", 100,
-        "Write step-level training scalars about every N steps.", lower_bound=1)
-_define(flags.DEFINE_boolean, "fused_adam", True,
-        "Apply Adam with TF's fused kernel (same update rule as Keras Adam; faster).")
-_define(flags.DEFINE_boolean, "jit_compile", True,
-        "Compile the per-replica train and eval steps with XLA (faster on this CPU; falls "
-        "back to the plain step, with a logged reason, where XLA cannot compile it). "
-        "--nojit_compile --steps_per_loop=1 is the plain, readable path.")
-_define(flags.DEFINE_boolean, "histograms", True,
-        "Write weight, BN-statistic and gradient histograms to TensorBoard once per epoch.")
-_define(flags.DEFINE_list, "profile_steps", [],
-        "START,STOP: record a TF profile for these optimizer steps (view it in TensorBoard's "
-        "Profile tab; needs `pip install tensorboard-plugin-profile`).")
-_define(flags.DEFINE_enum, "strategy", "auto", list(config_lib.STRATEGIES),
-        "auto: mirrored if GPUs are visible, else default. See distribute.py.")
-_define(flags.DEFINE_string, "device", None, "Device for --strategy=one_device (/cpu:0, /gpu:0).")
-_define(flags.DEFINE_integer, "num_cpu_devices", 1,
-        "Split the CPU into N logical devices (lets --strategy=mirrored run on a CPU).",
-        lower_bound=1)
-_define(flags.DEFINE_enum, "mixed_precision", "none", list(config_lib.MIXED_PRECISION),
-        "Keras mixed-precision policy (GPUs).")
-
-flags.DEFINE_string("run_dir", None,
-                    "Run directory. Default: <logdir>/<experiment>-<device>-<timestamp>. "
-                    "An existing run dir is resumed.")
-flags.DEFINE_string("logdir", "runs", "Parent of default run directories.")
-flags.DEFINE_boolean("overwrite", False, "Delete an existing --run_dir and start afresh.")
+def _define_data_flags(fv: flags.FlagValues) -> None:
+    _define(fv, flags.DEFINE_string, "experiment", "baseline",
+            "Experiment name (used in run dir names).")
+    _define(fv, flags.DEFINE_enum, "dataset", "mnist", list(config_lib.DATASETS),
+            "Which dataset.")
+    _define(fv, flags.DEFINE_string, "data_dir", None,
+            "Folder with <dataset>.npz or the four IDX files (.gz or raw), or an .npz path. "
+            "Default: download with tf.keras.datasets.")
+    _define(fv, flags.DEFINE_float, "validation_split", 0.2,
+            "Fraction of training data held out for validation (the last fraction, as Keras "
+            "does).")
+    _define(fv, flags.DEFINE_integer, "limit_train", 0,
+            "Use only the first N training examples (0: all).", lower_bound=0)
+    _define(fv, flags.DEFINE_integer, "limit_test", 0,
+            "Use only the first N test examples (0: all).", lower_bound=0)
 
 
-def _parse_list(name: str, cast: Callable):
+def _define_model_flags(fv: flags.FlagValues) -> None:
+    _define(fv, flags.DEFINE_list, "hidden_units", ["256", "128", "64"],
+            "Widths of the hidden blocks.")
+    _define(fv, flags.DEFINE_list, "dropout_rates", ["0.3", "0.3", "0.2"],
+            "Dropout after each block.")
+    _define(fv, flags.DEFINE_boolean, "batch_norm", True,
+            "BatchNormalization in every hidden block.")
+
+
+def _define_training_flags(fv: flags.FlagValues) -> None:
+    _define(fv, flags.DEFINE_integer, "epochs", 15, "Training epochs.", lower_bound=1)
+    _define(fv, flags.DEFINE_integer, "batch_size", 128, "Global batch size (across replicas).",
+            lower_bound=1)
+    _define(fv, flags.DEFINE_float, "learning_rate", 1e-3, "Adam (initial) learning rate.")
+    _define(fv, flags.DEFINE_enum, "lr_schedule", "constant", list(config_lib.LR_SCHEDULES),
+            "constant; cosine (to 0 over training); step (x0.1 at 50% and 75% of the steps).")
+    _define(fv, flags.DEFINE_integer, "seed", 42,
+            "Seed for initialisation, shuffling and dropout.")
+    _define(fv, flags.DEFINE_boolean, "deterministic", False,
+            "Enable TF op determinism (bit-identical reruns on one machine; slower).")
+    _define(fv, flags.DEFINE_integer, "steps_per_loop", 50,
+            "Training steps per tf.function call (1 = one call per batch).", lower_bound=1)
+    _define(fv, flags.DEFINE_integer, "summary_every_steps", 100,
+            "Write step-level training scalars about every N steps.", lower_bound=1)
+    _define(fv, flags.DEFINE_boolean, "fused_adam", True,
+            "Apply Adam with TF's fused kernel (same update rule as Keras Adam; faster).")
+    _define(fv, flags.DEFINE_boolean, "jit_compile", True,
+            "Compile the per-replica train step with XLA (faster on this CPU; where XLA "
+            "cannot compile it, the plain step runs and the log says why). "
+            "--nojit_compile --steps_per_loop=1 is the plain, readable path.")
+    _define(fv, flags.DEFINE_boolean, "histograms", True,
+            "Write weight, BN-statistic and gradient histograms to TensorBoard once per epoch.")
+    _define(fv, flags.DEFINE_list, "profile_steps", [],
+            "START,STOP: record a TF profile for these optimizer steps (view it in "
+            "TensorBoard's Profile tab; needs `pip install tensorboard-plugin-profile`).")
+
+
+def _define_distribution_flags(fv: flags.FlagValues) -> None:
+    _define(fv, flags.DEFINE_enum, "strategy", "auto", list(config_lib.STRATEGIES),
+            "auto: mirrored if GPUs are visible, else default; one_device; mirrored; "
+            "multi_worker (TF_CONFIG).")
+    _define(fv, flags.DEFINE_string, "device", None,
+            "Device for --strategy=one_device (/cpu:0, /gpu:0).")
+    _define(fv, flags.DEFINE_integer, "num_cpu_devices", 1,
+            "Split the CPU into N logical devices (lets --strategy=mirrored run on a CPU).",
+            lower_bound=1)
+    _define(fv, flags.DEFINE_enum, "mixed_precision", "none", list(config_lib.MIXED_PRECISION),
+            "Keras mixed-precision policy (GPUs).")
+
+
+def define_experiment_flags(fv: flags.FlagValues = FLAGS) -> None:
+    """Defines the experiment flags (data, model, training, distribution) on ``fv``."""
+    _define_data_flags(fv)
+    _define_model_flags(fv)
+    _define_training_flags(fv)
+    _define_distribution_flags(fv)
+
+
+def _parse_list(fv: flags.FlagValues, name: str, cast: Callable) -> tuple:
     try:
-        return tuple(cast(v) for v in FLAGS[name].value)
+        return tuple(cast(v) for v in fv[name].value)
     except ValueError:
         raise app.UsageError(f"--{name}: expected a comma-separated list of numbers, "
-                             f"got {','.join(FLAGS[name].value)}") from None
+                             f"got {','.join(fv[name].value)}") from None
 
 
-def config_from_flags() -> config_lib.ExperimentConfig:
+def config_from_flags(fv: flags.FlagValues = FLAGS) -> config_lib.ExperimentConfig:
     """Builds the validated config; raises ``app.UsageError`` on bad values."""
     try:
         return config_lib.ExperimentConfig(
-            experiment=FLAGS.experiment,
+            experiment=fv.experiment,
             data=config_lib.DataConfig(
-                dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
-                validation_split=FLAGS.validation_split,
-                limit_train=FLAGS.limit_train, limit_test=FLAGS.limit_test),
+                dataset=fv.dataset, data_dir=fv.data_dir,
+                validation_split=fv.validation_split,
+                limit_train=fv.limit_train, limit_test=fv.limit_test),
             model=config_lib.ModelConfig(
-                hidden_units=_parse_list("hidden_units", int),
-                dropout_rates=_parse_list("dropout_rates", float),
-                batch_norm=FLAGS.batch_norm),
+                hidden_units=_parse_list(fv, "hidden_units", int),
+                dropout_rates=_parse_list(fv, "dropout_rates", float),
+                batch_norm=fv.batch_norm),
             train=config_lib.TrainConfig(
-                epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
-                learning_rate=FLAGS.learning_rate, lr_schedule=FLAGS.lr_schedule,
-                seed=FLAGS.seed, histograms=FLAGS.histograms,
-                profile_steps=_parse_list("profile_steps", int),
-                deterministic=FLAGS.deterministic, steps_per_loop=FLAGS.steps_per_loop,
-                summary_every_steps=FLAGS.summary_every_steps,
-                fused_adam=FLAGS.fused_adam, jit_compile=FLAGS.jit_compile),
+                epochs=fv.epochs, batch_size=fv.batch_size,
+                learning_rate=fv.learning_rate, lr_schedule=fv.lr_schedule,
+                seed=fv.seed, histograms=fv.histograms,
+                profile_steps=_parse_list(fv, "profile_steps", int),
+                deterministic=fv.deterministic, steps_per_loop=fv.steps_per_loop,
+                summary_every_steps=fv.summary_every_steps, fused_adam=fv.fused_adam,
+                jit_compile=fv.jit_compile),
             distribute=config_lib.DistributeConfig(
-                strategy=FLAGS.strategy, device=FLAGS.device,
-                num_cpu_devices=FLAGS.num_cpu_devices,
-                mixed_precision=FLAGS.mixed_precision))
+                strategy=fv.strategy, device=fv.device,
+                num_cpu_devices=fv.num_cpu_devices, mixed_precision=fv.mixed_precision))
     except ValueError as e:
         raise app.UsageError(str(e)) from None
 
 
-def flagfile_text() -> str:
+def flagfile_text(fv: flags.FlagValues = FLAGS) -> str:
     """A flagfile that reproduces the experiment flags as resolved."""
     lines = ["# Resolved flags of this run; rerun with --flagfile=flags.txt"]
     for name in EXPERIMENT_FLAGS:
-        serialized = FLAGS[name].serialize()
+        serialized = fv[name].serialize()
         if serialized:
             lines.append(serialized)
     return "\n".join(lines) + "\n"

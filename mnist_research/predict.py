@@ -19,17 +19,26 @@ import sys
 
 from absl import app, flags
 
-from mnist_research.inference import recognize
-from mnist_research.inference import finished_run as restore
+from mnist_research import command
 from mnist_research.errors import MnistResearchError, run_guarded
+from mnist_research.inference import finished_run as restore
+from mnist_research.inference import recognize
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("run_dir", None, "A finished run directory.", required=True)
-flags.DEFINE_boolean("json", False, "Print one JSON document instead of text.")
-flags.DEFINE_string("save_preprocessed", None,
-                    "Write the 28x28 images the model saw here (<name>.28x28.png).")
-flags.DEFINE_boolean("from_checkpoint", False,
-                     "Load the latest checkpoint instead of the SavedModel export.")
+
+
+def define_flags(fv: flags.FlagValues) -> None:
+    """A finished run and how to report its predictions."""
+    flags.DEFINE_string("run_dir", None, "A finished run directory.", required=True,
+                        flag_values=fv)
+    flags.DEFINE_boolean("json", False, "Print one JSON document instead of text.",
+                         flag_values=fv)
+    flags.DEFINE_string("save_preprocessed", None,
+                        "Write the 28x28 images the model saw here (<name>.28x28.png).",
+                        flag_values=fv)
+    flags.DEFINE_boolean("from_checkpoint", False,
+                         "Load the latest checkpoint instead of the SavedModel export.",
+                         flag_values=fv)
 
 
 def _predict(paths: list[str]) -> int:
@@ -60,7 +69,7 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    command.run(main, define_flags, __doc__)
 
 
 if __name__ == "__main__":

@@ -11,59 +11,40 @@ per-class fields it lacks.
 
 from __future__ import annotations
 
-import os
+from absl import flags
 
-from absl import app, flags
-
-from mnist_research.analysis import metrics as evaluation
-from mnist_research.analysis import figures as reports
-from mnist_research.inference import finished_run as restore
-from mnist_research.training import run_dir as run_dir_lib
-from mnist_research.errors import RunDirError, run_guarded
+from mnist_research import command
+from mnist_research.analysis import run_analysis
+from mnist_research.errors import run_guarded
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("run_dir", None, "A finished run directory.", required=True)
-flags.DEFINE_string("data_dir", None, "Where the data is (default: the run's own --data_dir).")
-flags.DEFINE_boolean("from_checkpoint", False,
-                     "Load the latest checkpoint instead of the SavedModel export.")
 
 
-def regenerate(run_dir: str, data_dir: str | None = None, from_checkpoint: bool = False
-               ) -> dict[str, str]:
-    """Rewrites the run's reports; returns name → path."""
-    config = restore.load_config(run_dir)
-    metrics_path = os.path.join(run_dir, run_dir_lib.METRICS_FILE)
-    metrics = run_dir_lib.read_json(metrics_path)
-    if not metrics or not metrics.get("finished"):
-        raise RunDirError(f"{run_dir}: the run has not finished (no final metrics.json)")
-    logits_fn, _ = restore.load_logits_fn(run_dir, from_checkpoint)
-    images, labels = restore.load_split(config, "test", data_dir)
-    logits = logits_fn(images)
-    summary = evaluation.summarize(labels, logits, config.model.num_classes)
-    if "per_class" not in metrics:
-        metrics.update(per_class=summary["per_class"],
-                       confusion_matrix=summary["confusion_matrix"])
-        run_dir_lib.write_json(metrics_path, metrics)
-    return reports.write_reports(os.path.join(run_dir, "reports"), metrics["history"], images,
-                                 labels, evaluation.softmax(logits), summary,
-                                 config.to_dict(), metrics)
+def define_flags(fv: flags.FlagValues) -> None:
+    """A finished run and where its data is."""
+    flags.DEFINE_string("run_dir", None, "A finished run directory.", required=True,
+                        flag_values=fv)
+    flags.DEFINE_string("data_dir", None,
+                        "Where the data is (default: the run's own --data_dir).", flag_values=fv)
+    flags.DEFINE_boolean("from_checkpoint", False,
+                         "Load the latest checkpoint instead of the SavedModel export.",
+                         flag_values=fv)
+
+
+def _report() -> int:
+    paths = run_analysis.regenerate_reports(FLAGS.run_dir, FLAGS.data_dir, FLAGS.from_checkpoint)
+    for name, path in paths.items():
+        print(f"{name:>17}: {path}")
+    return 0
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-
-    def body() -> int:
-        for name, path in regenerate(FLAGS.run_dir, FLAGS.data_dir,
-                                     FLAGS.from_checkpoint).items():
-            print(f"{name:>17}: {path}")
-        return 0
-
-    return run_guarded(body)
+    command.no_arguments(argv)
+    return run_guarded(_report)
 
 
 def run():
-    app.run(main)
+    command.run(main, define_flags, __doc__)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-sys.path.insert(0, sys.argv[1])  # the tests folder, for conftest.make_digits
-
-from conftest import make_digits  # noqa: E402
+sys.path.insert(0, sys.argv[1])  # the repository root, for tests.helpers
 
 from mnist_research import config as config_lib  # noqa: E402
 from mnist_research.data import pipeline as input_pipeline  # noqa: E402
@@ -22,6 +20,7 @@ from mnist_research.model import dropout as dropout_lib  # noqa: E402
 from mnist_research.training import devices as distribute  # noqa: E402
 from mnist_research.training.experiment import set_seeds  # noqa: E402
 from mnist_research.training.trainer import Trainer  # noqa: E402
+from tests.helpers import make_digits  # noqa: E402
 
 STEPS = 20
 

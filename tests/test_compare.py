@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from conftest import run_module
 from mnist_research.analysis import compare_table as compare_lib
+from tests.helpers import run_module
 
 pytestmark = pytest.mark.slow
 

@@ -1,14 +1,13 @@
 """Config validation and the experiment flagfiles."""
 
-import copy
 import glob
 import os
 
 import pytest
 from absl import flags
 
-from conftest import REPO
 from mnist_research import config as config_lib
+from tests.helpers import REPO
 
 
 @pytest.mark.parametrize("factory, message", [
@@ -39,14 +38,12 @@ def test_round_trip_and_identity():
 
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "experiments", "*.flags"))))
 def test_every_flagfile_parses_into_a_config(path, monkeypatch):
-    from mnist_research import experiment_flags as cli
+    from mnist_research import experiment_flags, train
     monkeypatch.chdir(REPO)
     values = flags.FlagValues()
-    for name in cli.EXPERIMENT_FLAGS + ["run_dir", "logdir", "overwrite"]:
-        values[name] = copy.deepcopy(flags.FLAGS[name])
+    train.define_flags(values)
     values(["prog", f"--flagfile={path}"])
-    monkeypatch.setattr(cli, "FLAGS", values)
-    config = cli.config_from_flags()
+    config = experiment_flags.config_from_flags(values)
     assert config.experiment == os.path.basename(path)[:-len(".flags")]
     header = open(path).read().splitlines()[0]
     assert header.startswith("#")

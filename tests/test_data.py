@@ -7,10 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import REAL_MNIST, write_idx_dir
-from mnist_research.data import sources as data
 from mnist_research.config import DataConfig
+from mnist_research.data import model_input, readers
+from mnist_research.data import pipeline as input_pipeline
+from mnist_research.data import sources as data
 from mnist_research.errors import DataError
+from tests.helpers import REAL_MNIST, write_idx_dir
 
 
 def test_npz_dir_loads(npz_dir, tiny_arrays):
@@ -40,7 +42,7 @@ def test_fashion_mnist_reads_idx_through_same_code(tmp_path, tiny_arrays):
 
 
 def _npz(tmp_path, **overrides):
-    from conftest import make_digits
+    from tests.helpers import make_digits
     x, y = make_digits(50)
     arrays = {"x_train": x, "y_train": y, "x_test": x[:20], "y_test": y[:20], **overrides}
     arrays = {k: v for k, v in arrays.items() if v is not None}
@@ -143,7 +145,7 @@ def test_download_failure_points_to_data_dir(monkeypatch):
 @given(st.binary(max_size=300))
 def test_parse_idx_fuzz(payload):
     try:
-        array = data.parse_idx(payload, "fuzz")
+        array = readers.parse_idx(payload, "fuzz")
     except DataError:
         return
     assert array.dtype == np.uint8
@@ -156,7 +158,7 @@ def test_read_npz_fuzz(tmp_path_factory, payload):
     path = tmp_path_factory.mktemp("fuzz") / "mnist.npz"
     path.write_bytes(payload)
     try:
-        data.read_npz(str(path))
+        readers.read_npz(str(path))
     except DataError:
         pass
 
@@ -177,8 +179,10 @@ def test_split_refuses_empty_side(tiny_arrays):
 
 
 def test_preprocess_scales_flattens_one_hots(tiny_arrays):
-    x, y = data.preprocess(tiny_arrays["x_test"][:7], tiny_arrays["y_test"][:7])
+    x, y = (t.numpy() for t in input_pipeline.preprocess_batch(tiny_arrays["x_test"][:7],
+                                                                tiny_arrays["y_test"][:7]))
     assert x.shape == (7, 784) and x.dtype == np.float32
+    np.testing.assert_array_equal(x, model_input.to_model_input(tiny_arrays["x_test"][:7]))
     assert 0.0 <= x.min() and x.max() == 1.0
     assert y.shape == (7, 10)
     np.testing.assert_array_equal(y.argmax(1), tiny_arrays["y_test"][:7])

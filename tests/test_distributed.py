@@ -10,14 +10,14 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO
+from tests.helpers import REPO
 
 pytestmark = pytest.mark.slow
 TESTS = os.path.dirname(os.path.abspath(__file__))
 
 
 def test_two_replicas_identical_and_agree_with_one_replica():
-    result = subprocess.run([sys.executable, os.path.join(TESTS, "replica_check.py"), TESTS],
+    result = subprocess.run([sys.executable, os.path.join(TESTS, "replica_check.py"), REPO],
                             cwd=REPO, capture_output=True, text=True, timeout=300,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert result.returncode == 0, result.stderr[-3000:]
@@ -128,10 +128,10 @@ def test_mixed_precision_trains_with_float32_head(npz_dir, tmp_path, policy):
     script = (
         "import sys, numpy as np, tensorflow as tf\n"
         "sys.path.insert(0, sys.argv[1])\n"
-        "from conftest import make_digits\n"
+        "from tests.helpers import make_digits\n"
         "from mnist_research import config as c\n"
-        "from mnist_research.data import pipeline as input_pipeline\n"
         "from mnist_research.training import devices as distribute\n"
+        "from mnist_research.data import pipeline as input_pipeline\n"
         "from mnist_research.training.trainer import Trainer\n"
         f"cfg = c.ExperimentConfig(distribute=c.DistributeConfig(mixed_precision='{policy}'),"
         " train=c.TrainConfig(batch_size=64))\n"
@@ -145,8 +145,8 @@ def test_mixed_precision_trains_with_float32_head(npz_dir, tmp_path, policy):
         "    losses.append(trainer.train_steps(it, inp.steps_per_epoch()).loss)\n"
         "m = trainer.model\n"
         "print(m.block_0.dense.compute_dtype, m.head.compute_dtype, m.head.kernel.dtype,"
-        " type(trainer.optimizer).__name__, trainer.predict(x[:5]).dtype, *losses)\n")
-    result = subprocess.run([sys.executable, "-c", script, TESTS], cwd=REPO, capture_output=True,
+        " type(trainer.optimizer).__name__, trainer.predict_logits(x[:5]).dtype, *losses)\n")
+    result = subprocess.run([sys.executable, "-c", script, REPO], cwd=REPO, capture_output=True,
                             text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert result.returncode == 0, result.stderr[-3000:]
     hidden, head, head_var, optimizer, probs, *losses = result.stdout.split()

@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import REPO, make_digits, run_module, write_idx_dir
 from mnist_research import config as config_lib
-from mnist_research.training import experiment as train_lib
 from mnist_research.errors import run_guarded
-from test_train_e2e import scalars
+from mnist_research.training import experiment as train_lib
+from tests.helpers import REPO, make_digits, run_module, scalars, write_idx_dir
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mnist_research.model import mlp as model_lib
 from mnist_research.config import ModelConfig
+from mnist_research.model import mlp as model_lib
 
 
 def _model(**kwargs):

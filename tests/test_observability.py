@@ -15,7 +15,7 @@ from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 from tensorboard.util import tensor_util
 
-from conftest import find_chromium, run_module
+from tests.helpers import find_chromium, run_module
 
 pytestmark = pytest.mark.slow
 

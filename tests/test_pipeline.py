@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import make_digits
 from mnist_research.data import pipeline as input_pipeline
 from mnist_research.errors import ConfigError
+from tests.helpers import make_digits
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import run_module
 from mnist_research.analysis import sweep_table as sweep_lib
+from tests.helpers import run_module
 
 TIMING_KEYS = ("epoch_seconds", "examples_per_second")
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
-from conftest import REPO, make_digits
+from tests.helpers import REPO, make_digits
 
 pytestmark = pytest.mark.slow
 

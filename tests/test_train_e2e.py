@@ -1,15 +1,12 @@
 """The real entry point, end to end, on tiny data in tmp_path (subprocesses)."""
 
-import glob
 import json
 import os
 
 import numpy as np
 import pytest
-from tensorboard.backend.event_processing import event_accumulator
-from tensorboard.util import tensor_util
 
-from conftest import run_module
+from tests.helpers import run_module, scalars
 
 pytestmark = pytest.mark.slow
 
@@ -23,19 +20,6 @@ def train(npz_dir, run_dir, *extra):
                       f"--data_dir={npz_dir}", f"--run_dir={run_dir}", *extra)
 
 
-def scalars(folder):
-    files = glob.glob(os.path.join(folder, "events.out.tfevents.*"))
-    assert files, f"no event file in {folder}"
-    values = {}
-    for path in sorted(files):
-        acc = event_accumulator.EventAccumulator(path, size_guidance={"tensors": 0})
-        acc.Reload()
-        for tag in acc.Tags()["tensors"]:
-            for event in acc.Tensors(tag):
-                value = tensor_util.make_ndarray(event.tensor_proto)
-                number = float(value) if value.dtype.kind == "f" and value.ndim == 0 else None
-                values.setdefault(tag, []).append((event.step, number))
-    return values
 
 
 def png_size(path):

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import make_digits
-from mnist_research.data import pipeline as input_pipeline
 from mnist_research.config import ExperimentConfig, ModelConfig, TrainConfig
+from mnist_research.data import pipeline as input_pipeline
 from mnist_research.errors import NonFiniteLossError
 from mnist_research.training.trainer import Trainer
+from tests.helpers import make_digits
 
 
 def _trainer(**train_kwargs):
@@ -46,7 +46,7 @@ def test_loss_halves_and_eval_counts_everything():
 def test_predict_returns_probabilities_matching_eval():
     images, labels = make_digits(100)
     trainer = _trainer()
-    probs = trainer.predict(images, batch_size=30)
+    probs = tf.nn.softmax(trainer.predict_logits(images, batch_size=30)).numpy()
     assert probs.shape == (100, 10)
     np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
     totals = trainer.make_evaluator(input_pipeline.eval_dataset(images, labels, 64))()

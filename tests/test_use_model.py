@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REAL_MNIST, make_digits, run_module
+from tests.helpers import REAL_MNIST, make_digits, run_module
 
 pytestmark = pytest.mark.slow
 
@@ -34,6 +34,7 @@ def test_saved_model_in_fresh_process_matches_in_process_model(finished_run, tmp
     served = np.load(tmp_path / "out.npz", allow_pickle=False)
 
     import tensorflow as tf
+
     import mnist_research.model.mlp  # noqa: F401  (registers the Keras classes)
     from mnist_research.inference import finished_run as restore
     keras_model = tf.keras.models.load_model(os.path.join(run_dir, "model.keras"))
@@ -130,8 +131,8 @@ def test_real_mnist_rerendered_digits_are_recognised(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
 
-    from mnist_research.inference import recognize
     from mnist_research.inference import finished_run as restore
+    from mnist_research.inference import recognize
     with np.load(os.path.join(REAL_MNIST, "mnist.npz"), allow_pickle=False) as f:
         x_test, y_test = f["x_test"][:300], f["y_test"][:300]
     paths = []

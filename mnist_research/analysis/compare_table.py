@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from mnist_research import files
+from mnist_research.errors import RunDirError
 from mnist_research.inference import finished_run as restore
 from mnist_research.training import run_dir as run_dir_lib
-from mnist_research.errors import RunDirError
 
 
 @dataclasses.dataclass
@@ -27,8 +28,8 @@ class Run:
 def load_run(run_dir: str) -> Run:
     """A finished run's config and metrics (RunDirError when unfinished)."""
     config = restore.load_config(run_dir)
-    metrics = run_dir_lib.read_json(os.path.join(run_dir, run_dir_lib.METRICS_FILE))
-    if not metrics or not metrics.get("finished"):
+    metrics = run_dir_lib.finished_metrics(run_dir)
+    if metrics is None:
         raise RunDirError(f"{run_dir}: not a finished run (no final metrics.json)")
     return Run(run_dir, config.to_dict(), metrics)
 
@@ -74,7 +75,7 @@ def to_markdown(table: list[dict[str, Any]]) -> str:
 
 def plot(runs: list[Run], table: list[dict[str, Any]], path: str) -> str:
     """Validation accuracy and loss per epoch for every run, and a throughput bar chart."""
-    from mnist_research import reports  # noqa: PLC0415 (matplotlib only when plotting
+    from mnist_research.analysis import figures as reports  # noqa: PLC0415 (matplotlib only when plotting
     plt = reports.plt
     fig, (ax_acc, ax_loss, ax_speed) = plt.subplots(1, 3, figsize=(18, 5))
     for run in runs:
@@ -104,6 +105,6 @@ def write(output: str, runs: list[Run], table: list[dict[str, Any]]) -> dict[str
         os.makedirs(output, exist_ok=True)
     except OSError as e:
         raise RunDirError(f"{output}: cannot create ({e.strerror or e})") from None
-    run_dir_lib.atomic_write_text(paths["markdown"], to_markdown(table))
+    files.atomic_write_text(paths["markdown"], to_markdown(table))
     plot(runs, table, paths["figure"])
     return paths

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from mnist_research.training.run_dir import atomic_write_bytes  # noqa: E402
+from mnist_research.files import atomic_write_bytes  # noqa: E402
 
 sns.set_theme(style="whitegrid")
 
@@ -123,7 +123,7 @@ def write_reports(report_dir: str, history: dict[str, list[float]], test_images:
 
     ``test_summary`` is :func:`mnist_research.analysis.metrics.summarize` of the test set.
     """
-    from mnist_research import html_report  # noqa: PLC0415 (keeps imports light
+    from mnist_research.analysis import html_report  # noqa: PLC0415 (keeps imports light
     from mnist_research.analysis import metrics as evaluation
 
     os.makedirs(report_dir, exist_ok=True)

@@ -12,7 +12,7 @@ import json
 import os
 import time
 
-from mnist_research.training.run_dir import atomic_write_text
+from mnist_research.files import atomic_write_text
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;

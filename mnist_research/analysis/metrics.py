@@ -6,22 +6,9 @@ compute the confusion matrix and per-class scores the same way.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
-
-
-def batched_logits(logits_fn: Callable[[np.ndarray], Any], images: np.ndarray,
-                   batch_size: int = 2048, num_classes: int = 10) -> np.ndarray:
-    """Runs ``logits_fn`` over uint8 ``[N, 28, 28]`` images in batches; returns ``[N, C]``.
-
-    ``logits_fn`` takes a uint8 ``[B, 28, 28]`` array and returns logits (a
-    tensor or an array). Batching bounds memory for large splits.
-    """
-    images = np.asarray(images, np.uint8).reshape(-1, 28, 28)
-    chunks = [np.asarray(logits_fn(images[i:i + batch_size]))
-              for i in range(0, len(images), batch_size)]
-    return np.concatenate(chunks) if chunks else np.zeros((0, num_classes), np.float32)
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int = 10
@@ -85,3 +72,19 @@ def most_confident_mistakes(labels: np.ndarray, probabilities: np.ndarray, count
     wrong = np.flatnonzero(predicted != np.asarray(labels))
     confidence = probabilities[wrong, predicted[wrong]]
     return wrong[np.argsort(-confidence, kind="stable")][:count]
+
+
+def format_summary(summary: dict) -> str:
+    """Accuracy, loss, confusion matrix and per-class table as text."""
+    lines = [f"accuracy {summary['accuracy']:.4f}  loss {summary['loss']:.4f}  "
+             f"({summary['examples']} examples)", "", "confusion matrix (rows: true, "
+             "columns: predicted)"]
+    matrix = summary["confusion_matrix"]
+    lines.append("     " + "".join(f"{c:>6}" for c in range(len(matrix))))
+    lines += [f"{r:>4} " + "".join(f"{v:>6}" for v in row) for r, row in enumerate(matrix)]
+    per_class = summary["per_class"]
+    lines += ["", "class  precision  recall      f1  support"]
+    lines += [f"{c:>5}  {per_class['precision'][c]:>9.4f}  {per_class['recall'][c]:>6.4f}  "
+              f"{per_class['f1'][c]:>6.4f}  {per_class['support'][c]:>7}"
+              for c in range(len(per_class["f1"]))]
+    return "\n".join(lines)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from mnist_research.training import run_dir as run_dir_lib
+from mnist_research import files
 
 COLUMNS = ("test_accuracy", "test_loss", "train_seconds")
 
@@ -87,7 +87,7 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
 
 def plot(rows: list[dict[str, Any]], runs: dict[str, list[dict]], path: str) -> str:
     """Per-experiment test accuracy: mean with ±1 std error bars, each seed as a dot."""
-    from mnist_research import reports  # noqa: PLC0415 (matplotlib only when plotting
+    from mnist_research.analysis import figures as reports  # noqa: PLC0415 (matplotlib only when plotting
     plt = reports.plt
     fig, ax = plt.subplots(figsize=(max(6.0, 1.8 * len(rows)), 5))
     x = np.arange(len(rows))
@@ -110,16 +110,7 @@ def write(output: str, runs: dict[str, list[dict]]) -> dict[str, str]:
     paths = {"markdown": os.path.join(output, "results.md"),
              "csv": os.path.join(output, "results.csv"),
              "figure": os.path.join(output, "sweep.png")}
-    run_dir_lib.atomic_write_text(paths["markdown"], to_markdown(rows))
-    run_dir_lib.atomic_write_text(paths["csv"], to_csv(rows))
+    files.atomic_write_text(paths["markdown"], to_markdown(rows))
+    files.atomic_write_text(paths["csv"], to_csv(rows))
     plot(rows, runs, paths["figure"])
     return paths
-
-
-def spread_overlaps(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether two rows' mean ± std accuracy intervals overlap (a rough noise check)."""
-    lo = max(a["test_accuracy_mean"] - a["test_accuracy_std"],
-             b["test_accuracy_mean"] - b["test_accuracy_std"])
-    hi = min(a["test_accuracy_mean"] + a["test_accuracy_std"],
-             b["test_accuracy_mean"] + b["test_accuracy_std"])
-    return lo <= hi or math.isclose(lo, hi)

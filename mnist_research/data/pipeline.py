@@ -12,13 +12,13 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from mnist_research.data.sources import NUM_CLASSES
+from mnist_research.data.model_input import NUM_CLASSES, to_model_input
 from mnist_research.errors import ConfigError
 
 
 def preprocess_batch(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """uint8 ``[B, 28, 28]`` and integer ``[B]`` → float ``[B, 784]`` and one-hot ``[B, 10]``."""
-    x = tf.reshape(tf.cast(images, tf.float32) / 255.0, [-1, 28 * 28])
+    x = to_model_input(images)
     y = tf.one_hot(tf.cast(labels, tf.int32), NUM_CLASSES, dtype=tf.float32)
     return x, y
 

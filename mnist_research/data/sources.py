@@ -1,44 +1,21 @@
 """Loading, validating, splitting and describing MNIST-shaped datasets.
 
-Three sources, one result (:class:`RawData`, uint8 images and labels):
-
-* the Keras downloader (``tf.keras.datasets.<name>.load_data()``) when no
-  ``data_dir`` is given;
-* a Keras-layout ``.npz`` (``x_train``, ``y_train``, ``x_test``, ``y_test``),
-  read with ``allow_pickle=False`` so an object array is refused, never
-  unpickled;
-* the four IDX files (``train-images-idx3-ubyte`` …, optionally ``.gz``).
-
-Everything read is validated (shapes, dtype, label range, matching counts) and
+Three sources (``readers``: Keras downloader, ``.npz``, IDX files), one
+result (:class:`RawData`, uint8 images and labels). Everything read is validated (shapes, dtype, label range, matching counts) and
 any problem raises :class:`DataError` with one line that names the file.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import gzip
-import os
-import zlib
-import zipfile
-from typing import Optional
 
 import numpy as np
 from absl import logging
 
 from mnist_research.config import DataConfig
+from mnist_research.data.model_input import IMAGE_SHAPE, NUM_CLASSES, NUM_PIXELS
+from mnist_research.data.readers import download, read_data_dir
 from mnist_research.errors import DataError
-
-IMAGE_SHAPE = (28, 28)
-NUM_CLASSES = 10
-IDX_NAMES = {
-    "x_train": "train-images-idx3-ubyte",
-    "y_train": "train-labels-idx1-ubyte",
-    "x_test": "t10k-images-idx3-ubyte",
-    "y_test": "t10k-labels-idx1-ubyte",
-}
-# IDX magic: two zero bytes, a type code (0x08 = unsigned byte), number of dims.
-_IDX_UBYTE = 0x08
-_MAX_IDX_BYTES = 1 << 31
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,133 +39,6 @@ class Splits:
     y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
-
-
-# --------------------------------------------------------------------------- readers
-
-
-def read_npz(path: str) -> dict[str, np.ndarray]:
-    """Reads a Keras-layout ``.npz`` without ever unpickling.
-
-    Raises:
-      DataError: unreadable, not a zip, a missing key, or an object array.
-    """
-    arrays = {}
-    try:
-        if not zipfile.is_zipfile(path):
-            raise DataError(f"{path}: not an .npz (zip) archive; truncated or not NumPy data")
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [k for k in IDX_NAMES if k not in archive.files]
-            if missing:
-                raise DataError(f"{path}: missing array(s) {', '.join(missing)}; "
-                                f"expected keys x_train, y_train, x_test, y_test")
-            for key in IDX_NAMES:
-                arrays[key] = archive[key]
-    except DataError:
-        raise
-    except ValueError as e:
-        if "allow_pickle" in str(e) or "Object arrays" in str(e):
-            raise DataError(f"{path}: holds object (pickled) arrays; refusing to unpickle") from None
-        raise DataError(f"{path}: not a valid .npz file ({e})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as e:
-        raise DataError(f"{path}: not a readable .npz file ({type(e).__name__}: {e})") from None
-    return arrays
-
-
-def parse_idx(payload: bytes, name: str) -> np.ndarray:
-    """Parses the bytes of one IDX file holding unsigned bytes.
-
-    Args:
-      payload: the whole (decompressed) file.
-      name: the file's name, for error messages.
-
-    Returns:
-      A uint8 array with the shape the header declares.
-
-    Raises:
-      DataError: bad magic, a type other than ubyte, or a size mismatch.
-    """
-    if len(payload) < 4:
-        raise DataError(f"{name}: too short to be an IDX file ({len(payload)} bytes)")
-    zero, dtype_code, ndim = payload[0:2], payload[2], payload[3]
-    if zero != b"\x00\x00" or dtype_code != _IDX_UBYTE or not 1 <= ndim <= 4:
-        raise DataError(f"{name}: wrong IDX magic number 0x{payload[:4].hex()} "
-                        f"(expected 0x000008 followed by 1-4 dimensions)")
-    header = 4 + 4 * ndim
-    if len(payload) < header:
-        raise DataError(f"{name}: truncated IDX header")
-    dims = tuple(int.from_bytes(payload[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(dims, dtype=np.int64))
-    actual = len(payload) - header
-    if actual != expected:
-        raise DataError(f"{name}: header declares shape {dims} ({expected} bytes of data) "
-                        f"but the file holds {actual}; truncated or corrupt")
-    return np.frombuffer(payload, dtype=np.uint8, offset=header).reshape(dims)
-
-
-def read_idx(path: str) -> np.ndarray:
-    """Reads one IDX file, gzipped (``.gz``) or raw."""
-    try:
-        if path.endswith(".gz"):
-            with gzip.open(path, "rb") as f:
-                payload = f.read(_MAX_IDX_BYTES)
-        else:
-            with open(path, "rb") as f:
-                payload = f.read(_MAX_IDX_BYTES)
-    except (OSError, EOFError, zlib.error) as e:
-        raise DataError(f"{path}: cannot read ({type(e).__name__}: {e})") from None
-    return parse_idx(payload, path)
-
-
-def _find_idx_files(folder: str) -> Optional[dict[str, str]]:
-    found = {}
-    for key, stem in IDX_NAMES.items():
-        for candidate in (stem, stem + ".gz", stem.replace("-idx", ".idx"),
-                          stem.replace("-idx", ".idx") + ".gz"):
-            path = os.path.join(folder, candidate)
-            if os.path.isfile(path):
-                found[key] = path
-                break
-    return found
-
-
-def read_data_dir(data_dir: str, dataset: str) -> tuple[dict[str, np.ndarray], str]:
-    """Reads a dataset from a folder (npz or IDX) or an ``.npz`` path.
-
-    Returns:
-      The four arrays by Keras name and a description of the source.
-    """
-    if os.path.isfile(data_dir):
-        return read_npz(data_dir), data_dir
-    if not os.path.isdir(data_dir):
-        raise DataError(f"{data_dir}: --data_dir does not exist")
-    for name in (f"{dataset}.npz", "mnist.npz" if dataset == "mnist" else None):
-        if name and os.path.isfile(os.path.join(data_dir, name)):
-            path = os.path.join(data_dir, name)
-            return read_npz(path), path
-    found = _find_idx_files(data_dir)
-    if found:
-        missing = [IDX_NAMES[k] for k in IDX_NAMES if k not in found]
-        if missing:
-            raise DataError(f"{data_dir}: IDX file(s) missing: {', '.join(missing)} (.gz or raw)")
-        return {k: read_idx(p) for k, p in found.items()}, data_dir
-    raise DataError(f"{data_dir}: found neither {dataset}.npz nor the four IDX files "
-                    f"({', '.join(IDX_NAMES.values())}, optionally .gz)")
-
-
-def download(dataset: str) -> dict[str, np.ndarray]:
-    """Loads through ``tf.keras.datasets`` (downloads on first use)."""
-    import tensorflow as tf  # Imported here: reading local files needs no TF.
-
-    loader = getattr(tf.keras.datasets, dataset)
-    try:
-        (x_train, y_train), (x_test, y_test) = loader.load_data()
-    except Exception as e:  # Keras raises many types for network failures.
-        raise DataError(
-            f"could not download {dataset} through tf.keras.datasets ({type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else ''}); without network access, pass "
-            f"--data_dir=DIR where DIR holds {dataset}.npz or the four IDX files") from None
-    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
 
 
 # --------------------------------------------------------------------------- validation
@@ -257,20 +107,6 @@ def split(raw: RawData, config: DataConfig) -> Splits:
                   x_test=x_test, y_test=y_test)
 
 
-# --------------------------------------------------------------------------- preprocessing
-
-
-def preprocess(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The seed's preprocessing in NumPy: [0, 1] floats, 784-vectors, one-hot labels.
-
-    The training pipeline does the same per batch in TensorFlow
-    (``input_pipeline.preprocess_batch``); this version serves reports and tests.
-    """
-    x = images.reshape(len(images), -1).astype(np.float32) / 255.0
-    y = np.eye(NUM_CLASSES, dtype=np.float32)[labels.astype(np.int64)]
-    return x, y
-
-
 def describe(splits: Splits, source: str) -> str:
     """A multi-line summary: shapes, value range, class counts per split."""
     lines = [f"Data source: {source}"]
@@ -279,7 +115,7 @@ def describe(splits: Splits, source: str) -> str:
         counts = np.bincount(y.astype(np.int64), minlength=NUM_CLASSES)
         lines.append(
             f"  {name:<5} images {tuple(x.shape)} {x.dtype} range [{x.min()}, {x.max()}] "
-            f"-> inputs ({len(x)}, 784) float32 in [{x.min() / 255:.1f}, {x.max() / 255:.1f}], "
+            f"-> inputs ({len(x)}, {NUM_PIXELS}) float32 in [{x.min() / 255:.1f}, {x.max() / 255:.1f}], "
             f"labels ({len(y)}, {NUM_CLASSES}) one-hot")
         lines.append(f"        class counts: {' '.join(str(int(c)) for c in counts)}")
     return "\n".join(lines)

@@ -23,8 +23,12 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from mnist_research.analysis import metrics as evaluation
-from mnist_research.model.mlp import INPUT_DIM
+from mnist_research.data.model_input import (
+    IMAGE_SHAPE,
+    NUM_PIXELS,
+    batched,
+    to_model_input,
+)
 
 EXPORT_DIR = "export"
 KERAS_FILE = "model.keras"
@@ -42,12 +46,11 @@ class ServingModule(tf.Module):
         return {"logits": logits, "probabilities": tf.nn.softmax(logits),
                 "classes": tf.argmax(logits, axis=-1)}
 
-    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28], tf.uint8, name="images")])
+    @tf.function(input_signature=[tf.TensorSpec([None, *IMAGE_SHAPE], tf.uint8, name="images")])
     def serve(self, images):
-        pixels = tf.reshape(tf.cast(images, tf.float32) / 255.0, [-1, INPUT_DIM])
-        return self._outputs(pixels)
+        return self._outputs(to_model_input(images))
 
-    @tf.function(input_signature=[tf.TensorSpec([None, INPUT_DIM], tf.float32, name="pixels")])
+    @tf.function(input_signature=[tf.TensorSpec([None, NUM_PIXELS], tf.float32, name="pixels")])
     def serve_flat(self, pixels):
         return self._outputs(pixels)
 
@@ -102,5 +105,5 @@ class ExportedClassifier:
 
     def logits(self, images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
         """Logits ``[N, 10]`` for uint8 images ``[N, 28, 28]``."""
-        return evaluation.batched_logits(
-            lambda chunk: self._serve(images=tf.constant(chunk))["logits"], images, batch_size)
+        return batched(lambda chunk: self._serve(images=tf.constant(chunk))["logits"], images,
+                       batch_size)

@@ -9,22 +9,22 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
+from mnist_research import files
+from mnist_research.config import ExperimentConfig
 from mnist_research.data import sources as data_lib
-from mnist_research.analysis import metrics as evaluation
+from mnist_research.data.model_input import LogitsFn, logits_function
+from mnist_research.errors import RunDirError
 from mnist_research.inference import export as export_lib
 from mnist_research.model import mlp as model_lib
 from mnist_research.training import run_dir as run_dir_lib
-from mnist_research.config import ExperimentConfig
-from mnist_research.errors import RunDirError
 
 SPLITS = ("test", "validation", "train")
 
-LogitsFn = Callable[[np.ndarray], np.ndarray]
 
 
 def load_config(run_dir: str) -> ExperimentConfig:
@@ -35,7 +35,7 @@ def load_config(run_dir: str) -> ExperimentConfig:
     """
     path = os.path.join(run_dir, run_dir_lib.CONFIG_FILE)
     try:
-        raw = run_dir_lib.read_json(path)
+        raw = files.read_json(path)
         if raw is None:
             raise RunDirError(f"{path}: not found; is {run_dir} a run directory?")
         return ExperimentConfig.from_dict(raw)
@@ -80,13 +80,4 @@ def load_logits_fn(run_dir: str, from_checkpoint: bool = False) -> tuple[LogitsF
     model = model_lib.build(model_lib.MLPClassifier.from_config_object(config.model))
     tf.train.Checkpoint(model=model).restore(latest).expect_partial()
 
-    @tf.function(reduce_retracing=True)
-    def logits_fn(images):
-        pixels = tf.reshape(tf.cast(images, tf.float32) / 255.0, [-1, model_lib.INPUT_DIM])
-        return tf.cast(model(pixels, training=False, return_logits=True), tf.float32)
-
-    def run(images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
-        return evaluation.batched_logits(lambda chunk: logits_fn(tf.constant(chunk)),
-                                         images, batch_size)
-
-    return run, latest
+    return logits_function(model), latest

@@ -10,8 +10,8 @@ import numpy as np
 from PIL import Image
 
 from mnist_research.analysis import metrics as evaluation
+from mnist_research.files import atomic_write_bytes
 from mnist_research.inference import imaging
-from mnist_research.training.run_dir import atomic_write_bytes
 
 
 def save_preprocessed(folder: str, path: str, image: np.ndarray) -> str:

@@ -30,7 +30,8 @@ from mnist_research.errors import ConfigError
 def configure_devices(config: DistributeConfig) -> None:
     """Splits the CPU into logical devices and sets the precision policy.
 
-    Must run before the first TensorFlow op (GUIDE pitfall 9).
+    Must run before the first TensorFlow op: logical devices and threading
+    settings raise RuntimeError once the runtime is initialised.
 
     Raises:
       RuntimeError: if TensorFlow was already initialised with other devices.

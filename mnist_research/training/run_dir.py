@@ -17,7 +17,6 @@ killed process never leaves a half-written file behind.
 from __future__ import annotations
 
 import glob
-import json
 import os
 import shutil
 import tempfile
@@ -26,6 +25,7 @@ from typing import Any, Optional
 
 from mnist_research.config import ExperimentConfig
 from mnist_research.errors import RunDirError
+from mnist_research.files import atomic_write_text, read_json, write_json
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
@@ -35,39 +35,6 @@ FLAGS_FILE = "flags.txt"
 def default_run_dir(experiment: str, device_tag: str, root: str = "runs") -> str:
     """``runs/<experiment>-<device>-<YYYYmmdd-HHMMSS>``."""
     return os.path.join(root, f"{experiment}-{device_tag}-{time.strftime('%Y%m%d-%H%M%S')}")
-
-
-def atomic_write_bytes(path: str, payload: bytes) -> None:
-    """Writes ``payload`` to ``path`` via a temporary file and a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def write_json(path: str, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def read_json(path: str) -> Optional[Any]:
-    """The parsed file, or ``None`` when it does not exist."""
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
 
 
 def prepare(run_dir: str, config: ExperimentConfig) -> None:
@@ -134,7 +101,12 @@ def save_config(run_dir: str, config: ExperimentConfig, flagfile_text: str) -> N
     atomic_write_text(os.path.join(run_dir, FLAGS_FILE), flagfile_text)
 
 
-def completed_epochs(run_dir: str) -> int:
-    """Epochs a finished run recorded in ``metrics.json`` (0 when unfinished)."""
-    metrics = read_json(os.path.join(run_dir, METRICS_FILE)) or {}
-    return int(metrics.get("epochs_completed", 0)) if metrics.get("finished") else 0
+def finished_metrics(run_dir: str) -> Optional[dict[str, Any]]:
+    """The final ``metrics.json`` of a finished run, or ``None`` while it is unfinished.
+
+    This is the one place that decides whether a run is finished: the run
+    writes ``metrics.json`` with ``finished: true`` last, after its export and
+    reports.
+    """
+    metrics = read_json(os.path.join(run_dir, METRICS_FILE))
+    return metrics if isinstance(metrics, dict) and metrics.get("finished") else None

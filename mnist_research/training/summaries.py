@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import glob
 import os
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional
 
 import tensorflow as tf
 from absl import logging
@@ -31,18 +31,24 @@ HPARAM_METRICS = (("test/accuracy", None), ("test/loss", None),
 
 
 class Summaries:
-    """Writes scalars, text and histograms for one run.
+    """Writes scalars, text, histograms, images and HParams for one run.
 
     Args:
-      run_dir: the run directory; writers go to ``run_dir/train`` and
-        ``run_dir/validation``.
+      run_dir: the run directory; writers go to ``run_dir/train``,
+        ``run_dir/validation`` and ``run_dir`` itself (the HParams session).
+        ``None`` (non-chief workers) gives no-op writers: every method exists
+        and runs, and nothing is written.
     """
 
-    def __init__(self, run_dir: str):
+    def __init__(self, run_dir: Optional[str]):
         self.run_dir = run_dir
-        self.train = tf.summary.create_file_writer(os.path.join(run_dir, "train"))
-        self.validation = tf.summary.create_file_writer(os.path.join(run_dir, "validation"))
-        self.session = tf.summary.create_file_writer(run_dir)
+        self.enabled = run_dir is not None
+        if self.enabled:
+            self.train = tf.summary.create_file_writer(os.path.join(run_dir, "train"))
+            self.validation = tf.summary.create_file_writer(os.path.join(run_dir, "validation"))
+            self.session = tf.summary.create_file_writer(run_dir)
+        else:
+            self.train = self.validation = self.session = tf.summary.create_noop_writer()
 
     def step_scalars(self, step: int, values: dict[str, float]) -> None:
         """Training scalars at an optimizer step (``step/<name>``)."""
@@ -73,6 +79,8 @@ class Summaries:
 
     def png_images(self, step: int, paths: dict[str, str]) -> None:
         """Image summaries (``images/<name>``) from PNG files."""
+        if not self.enabled:
+            return
         with self.train.as_default(step=step):
             for name, path in paths.items():
                 image = tf.image.decode_png(tf.io.read_file(path), channels=3)
@@ -81,6 +89,8 @@ class Summaries:
 
     def hparams(self, values: dict[str, Any]) -> None:
         """The HParams experiment definition and this run's session start."""
+        if not self.enabled:
+            return
         with self.session.as_default():
             hp.hparams_config(
                 hparams=[hp.HParam(name) for name in sorted(values)],
@@ -99,9 +109,14 @@ class Summaries:
 
     def trace_on(self) -> None:
         """Starts recording the graph of the next tf.function call."""
+        if not self.enabled:
+            return
         tf.summary.trace_on(graph=True, profiler=False)
 
     def trace_export(self, name: str, step: int) -> None:
+        """Writes the graph recorded since :meth:`trace_on`."""
+        if not self.enabled:
+            return
         with self.train.as_default(step=step):
             tf.summary.trace_export(name)
         self.train.flush()
@@ -110,13 +125,6 @@ class Summaries:
         for writer in (self.train, self.validation, self.session):
             writer.flush()
             writer.close()
-
-
-class NullSummaries:
-    """Accepts every call and writes nothing (non-chief workers)."""
-
-    def __getattr__(self, name):
-        return lambda *args, **kwargs: None
 
 
 def prune_after(run_dir: str, epoch: int, step: int) -> int:

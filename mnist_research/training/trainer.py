@@ -25,10 +25,10 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from mnist_research.analysis import metrics as evaluation
-from mnist_research.model import mlp as model_lib
 from mnist_research.config import ExperimentConfig
+from mnist_research.data.model_input import logits_function
 from mnist_research.errors import ConfigError, NonFiniteLossError
+from mnist_research.model import mlp as model_lib
 from mnist_research.training.optimizers import FusedAdam, learning_rate
 
 _SUM = tf.distribute.ReduceOp.SUM
@@ -291,16 +291,4 @@ class Trainer:
 
     def predict_logits(self, images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
         """Logits ``[N, 10]`` for uint8 images ``[N, 28, 28]`` (inference mode)."""
-        return evaluation.batched_logits(
-            lambda chunk: self._logits_fn(tf.constant(chunk.reshape(-1, 28 * 28))), images,
-            batch_size, self.config.model.num_classes)
-
-    def predict(self, images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
-        """Class probabilities ``[N, 10]`` for uint8 images ``[N, 28, 28]``."""
-        logits = tf.constant(self.predict_logits(images, batch_size))
-        return tf.nn.softmax(logits).numpy()
-
-    @tf.function(reduce_retracing=True)
-    def _logits_fn(self, images):
-        return tf.cast(self.model(tf.cast(images, tf.float32) / 255.0, training=False,
-                                  return_logits=True), tf.float32)
+        return logits_function(self.model, batch_size)(images)

@@ -1,0 +1,60 @@
+"""Analyses of a finished run: evaluate a split, regenerate the reports."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+from mnist_research import files
+from mnist_research.analysis import figures
+from mnist_research.analysis import metrics as metrics_lib
+from mnist_research.errors import RunDirError
+from mnist_research.inference import finished_run
+from mnist_research.training import run_dir as run_dir_lib
+
+
+def evaluate_split(run_dir: str, split: str, data_dir: Optional[str] = None,
+                   from_checkpoint: bool = False) -> tuple[dict[str, Any], str]:
+    """Scores the run's model on ``split``; writes ``RUN_DIR/evaluation-<split>.json``.
+
+    Returns:
+      The summary (accuracy, loss, confusion matrix, per-class scores, what
+      was loaded) and the path it was written to.
+    """
+    config = finished_run.load_config(run_dir)
+    logits_fn, source = finished_run.load_logits_fn(run_dir, from_checkpoint)
+    images, labels = finished_run.load_split(config, split, data_dir)
+    summary = metrics_lib.summarize(labels, logits_fn(images), config.model.num_classes)
+    summary.update(split=split, model=source)
+    path = os.path.join(run_dir, f"evaluation-{split}.json")
+    files.write_json(path, summary)
+    return summary, path
+
+
+def regenerate_reports(run_dir: str, data_dir: Optional[str] = None,
+                       from_checkpoint: bool = False) -> dict[str, str]:
+    """Rewrites the run's figures and report.html from its history and test split.
+
+    ``metrics.json`` gains per-class fields it lacks.
+
+    Returns:
+      Report name → path.
+
+    Raises:
+      RunDirError: the run has not finished.
+    """
+    config = finished_run.load_config(run_dir)
+    metrics = run_dir_lib.finished_metrics(run_dir)
+    if metrics is None:
+        raise RunDirError(f"{run_dir}: the run has not finished (no final metrics.json)")
+    logits_fn, _ = finished_run.load_logits_fn(run_dir, from_checkpoint)
+    images, labels = finished_run.load_split(config, "test", data_dir)
+    logits = logits_fn(images)
+    summary = metrics_lib.summarize(labels, logits, config.model.num_classes)
+    if "per_class" not in metrics:
+        metrics.update(per_class=summary["per_class"],
+                       confusion_matrix=summary["confusion_matrix"])
+        files.write_json(os.path.join(run_dir, run_dir_lib.METRICS_FILE), metrics)
+    return figures.write_reports(os.path.join(run_dir, "reports"), metrics["history"], images,
+                                 labels, metrics_lib.softmax(logits), summary,
+                                 config.to_dict(), metrics)

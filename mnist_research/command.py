@@ -1,0 +1,41 @@
+"""What every command shares: flags defined only when it runs, listed by its ``--help``.
+
+A command module defines ``define_flags(flag_values)`` and ``main(argv)`` and
+ends with ``command.run(main, define_flags, __doc__)``. Nothing is defined at
+import time, so any number of command modules can be imported in one process
+(a notebook, a test), and ``--help`` shows exactly the running command's flags,
+for ``python -m mnist_research.<name>`` and the ``mnist-<name>`` scripts alike.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+from absl import app, flags
+
+
+def run(main: Callable[[list[str]], int], define_flags: Callable[[flags.FlagValues], None],
+        doc: str | None) -> None:
+    """Defines the command's flags as key flags of the program, then runs ``main``.
+
+    Args:
+      main: the command's ``main(argv)``.
+      define_flags: defines the command's flags on the given ``FlagValues``.
+      doc: the command module's docstring, shown by ``--help``.
+    """
+    before = set(flags.FLAGS)
+    define_flags(flags.FLAGS)
+    for name in sorted(set(flags.FLAGS) - before):
+        # absl's --help lists the key flags of the module named sys.argv[0].
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[name])
+    main_module = sys.modules["__main__"]
+    if doc and not getattr(main_module, "__doc__", None):
+        main_module.__doc__ = doc  # a console script's stub has none
+    app.run(main)
+
+
+def no_arguments(argv: list[str]) -> None:
+    """Raises a usage error when positional arguments follow the flags."""
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")

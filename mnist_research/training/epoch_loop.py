@@ -1,0 +1,110 @@
+"""The outer loop: train an epoch, validate, summarize, checkpoint; repeat.
+
+The inner loop (many optimizer steps per ``tf.function`` call) lives in
+:class:`~mnist_research.training.trainer.Trainer`; this module decides when to
+train, evaluate, write summaries and save.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Optional
+
+import tensorflow as tf
+from absl import logging
+
+from mnist_research import files
+from mnist_research.data import pipeline
+from mnist_research.training import history as history_lib
+from mnist_research.training import run_dir as run_dir_lib
+from mnist_research.training import summaries as summaries_lib
+from mnist_research.training.run_context import RunContext
+from mnist_research.training.trainer import Totals, Trainer
+
+# Images in the fixed batch whose gradients the per-epoch histograms show.
+GRADIENT_BATCH = 1024
+
+
+def run_epochs(run: RunContext, train_input: pipeline.TrainInput, steps_per_epoch: int,
+               verbose: bool) -> None:
+    """Trains from the restored epoch to ``config.train.epochs``, checkpointing each epoch."""
+    config, trainer, datasets = run.config, run.trainer, run.datasets
+    evaluate_val = trainer.make_evaluator(pipeline.eval_dataset(
+        datasets.x_val, datasets.y_val, config.train.batch_size))
+    gradients = trainer.make_gradient_fn(pipeline.eval_dataset(
+        datasets.x_train[:GRADIENT_BATCH], datasets.y_train[:GRADIENT_BATCH],
+        GRADIENT_BATCH)) if config.train.histograms else None
+    profiler = summaries_lib.Profiler(config.train.profile_steps,
+                                      os.path.join(run.run_dir, "train"), run.chief)
+    first = run.epochs_done + 1
+    for epoch in range(first, config.train.epochs + 1):
+        train_totals, seconds = train_epoch(trainer, train_input, epoch, steps_per_epoch,
+                                            run.summaries, verbose and run.chief, profiler,
+                                            trace=epoch == 1)
+        val_totals = evaluate_val()
+        history_lib.append(run.history, train_totals, val_totals, seconds)
+        logging.info("epoch %d/%d  %.2fs  loss %.4f  accuracy %.4f  val_loss %.4f  "
+                     "val_accuracy %.4f", epoch, config.train.epochs, seconds,
+                     train_totals.loss, train_totals.accuracy, val_totals.loss,
+                     val_totals.accuracy)
+        _epoch_summaries(run, epoch, train_totals, val_totals, seconds, gradients)
+        trainer.epoch.assign(epoch)
+        run.state.save(epoch, run.history)
+        if run.chief:
+            files.write_json(os.path.join(run.run_dir, run_dir_lib.METRICS_FILE),
+                             history_lib.run_metrics(run.history, run.info, None,
+                                                     finished=False))
+    profiler.stop()
+
+
+def _epoch_summaries(run: RunContext, epoch: int, train: Totals, val: Totals, seconds: float,
+                     gradients) -> None:
+    run.summaries.epoch_scalars(
+        epoch,
+        {"loss": train.loss, "accuracy": train.accuracy,
+         "learning_rate": run.trainer.learning_rate,
+         "examples_per_second": train.count / seconds, "seconds": seconds},
+        {"loss": val.loss, "accuracy": val.accuracy})
+    if gradients is not None:
+        run.summaries.histograms(
+            epoch, summaries_lib.model_histograms(run.trainer.model, gradients()))
+
+
+def train_epoch(trainer: Trainer, train_input: pipeline.TrainInput, epoch: int,
+                steps_per_epoch: int, summaries: summaries_lib.Summaries, verbose: bool,
+                profiler: Optional[summaries_lib.Profiler] = None, trace: bool = False
+                ) -> tuple[Totals, float]:
+    """One pass over the training data, ``steps_per_loop`` steps per call.
+
+    ``trace`` records the graph of the first call (TensorBoard's Graphs tab).
+    """
+    config = trainer.config.train
+    dist_dataset = trainer.strategy.distribute_datasets_from_function(
+        lambda context: train_input.dataset(epoch, context))
+    iterator = iter(dist_dataset)
+    progbar = tf.keras.utils.Progbar(steps_per_epoch, unit_name="step",
+                                     verbose=1 if verbose else 0)
+    totals = Totals()
+    done = 0
+    start = time.perf_counter()
+    while done < steps_per_epoch:
+        num_steps = min(config.steps_per_loop, steps_per_epoch - done)
+        if profiler:
+            profiler.before(trainer.step, num_steps)
+        if trace:
+            summaries.trace_on()
+        chunk = trainer.train_steps(iterator, num_steps)
+        if trace:
+            summaries.trace_export("train_steps", trainer.step)
+            trace = False
+        totals.add(chunk)
+        done += num_steps
+        step = trainer.step
+        if profiler:
+            profiler.after(step)
+        if step // config.summary_every_steps != (step - num_steps) // config.summary_every_steps:
+            summaries.step_scalars(step, {"loss": chunk.loss, "accuracy": chunk.accuracy})
+        progbar.update(done, [("loss", totals.loss), ("accuracy", totals.accuracy)],
+                       finalize=done == steps_per_epoch)
+    return totals, time.perf_counter() - start

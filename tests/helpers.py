@@ -1,0 +1,80 @@
+"""Helpers the tests share: tiny learnable MNIST-shaped data, IDX bytes, running commands."""
+
+import glob
+import gzip
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REAL_MNIST = os.path.join(REPO, "..", "shared", "datasets", "mnist")
+
+
+def make_digits(num: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images [num, 28, 28] whose class is a bright 6x6 patch's position, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(num) % 10
+    rng.shuffle(labels)
+    images = rng.integers(0, 60, size=(num, 28, 28)).astype(np.uint8)
+    for i, label in enumerate(labels):
+        row, col = divmod(int(label), 5)
+        r, c = 3 + row * 12, 1 + col * 5
+        images[i, r:r + 6, c:c + 5] = 255
+    return images, labels.astype(np.uint8)
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def write_idx_dir(folder, arrays, gz: bool) -> str:
+    from mnist_research.data.readers import IDX_NAMES
+    for key, stem in IDX_NAMES.items():
+        payload = idx_bytes(arrays[key])
+        if gz:
+            with gzip.open(os.path.join(folder, stem + ".gz"), "wb") as f:
+                f.write(payload)
+        else:
+            with open(os.path.join(folder, stem), "wb") as f:
+                f.write(payload)
+    return str(folder)
+
+
+def run_module(module: str, *args: str, env=None, timeout: int = 300, cwd=REPO):
+    """Runs ``python -m module args`` and returns the CompletedProcess."""
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def find_chromium():
+    """Path of a Chromium/Chrome binary, or ``None``."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def scalars(folder):
+    """Every scalar tensor summary in a folder's event files: tag → [(step, value)]."""
+    from tensorboard.backend.event_processing import event_accumulator
+    from tensorboard.util import tensor_util
+
+    files = glob.glob(os.path.join(folder, "events.out.tfevents.*"))
+    assert files, f"no event file in {folder}"
+    values = {}
+    for path in sorted(files):
+        acc = event_accumulator.EventAccumulator(path, size_guidance={"tensors": 0})
+        acc.Reload()
+        for tag in acc.Tags()["tensors"]:
+            for event in acc.Tensors(tag):
+                value = tensor_util.make_ndarray(event.tensor_proto)
+                number = float(value) if value.dtype.kind == "f" and value.ndim == 0 else None
+                values.setdefault(tag, []).append((event.step, number))
+    return values

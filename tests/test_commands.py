@@ -1,0 +1,63 @@
+"""Every command: importable together in one process, and its --help lists its own flags."""
+
+import importlib
+import os
+import subprocess
+import sys
+
+import pytest
+from absl import flags
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Each command and flags its --help must list (its own, with help text).
+COMMANDS = {
+    "train": ["epochs", "batch_size", "hidden_units", "dropout_rates", "learning_rate", "seed",
+              "strategy", "data_dir", "run_dir", "overwrite"],
+    "evaluate": ["run_dir", "split", "from_checkpoint", "data_dir"],
+    "predict": ["run_dir", "json", "save_preprocessed", "from_checkpoint"],
+    "report": ["run_dir", "data_dir", "from_checkpoint"],
+    "sweep": ["experiments", "seeds", "experiments_dir", "output", "data_dir"],
+    "compare": ["output"],
+    "benchmark": ["data_dir", "epochs", "repeats", "smoke", "output"],
+}
+
+
+def test_all_commands_import_in_one_process_and_define_their_flags():
+    modules = {name: importlib.import_module(f"mnist_research.{name}") for name in COMMANDS}
+    defined_by_project = [module for module in flags.FLAGS.flags_by_module_dict()
+                          if "mnist_research" in module]
+    assert not defined_by_project, "a command defined flags at import time"
+    for name, module in modules.items():
+        fv = flags.FlagValues()
+        module.define_flags(fv)
+        missing = [flag for flag in COMMANDS[name] if flag not in fv]
+        assert not missing, f"{name} lacks {missing}"
+        help_text = fv.get_help()
+        for flag in COMMANDS[name]:
+            assert f"--{flag}" in help_text or f"--[no]{flag}" in help_text
+            assert fv[flag].help, f"{name} --{flag} has no help text"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["train", "predict", "benchmark"])
+def test_help_lists_the_command_flags(name):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-m", f"mnist_research.{name}", "--help"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]  # absl exits 1 after --help
+    for flag in COMMANDS[name]:
+        assert f"--{flag}" in result.stdout or f"--[no]{flag}" in result.stdout, flag
+    # Only the command's own flags: none of absl's test or TPU flags.
+    assert "--test_srcdir" not in result.stdout and "--tpu" not in result.stdout
+
+
+@pytest.mark.slow
+def test_console_script_help_lists_flags():
+    script = os.path.join(os.path.dirname(sys.executable), "mnist-train")
+    if not os.path.exists(script):
+        pytest.skip("console scripts not installed in this environment")
+    result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert "Traceback" not in result.stderr
+    assert "--epochs" in result.stdout and "Train the MNIST classifier" in result.stdout
