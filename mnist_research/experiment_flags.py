@@ -75,7 +75,10 @@ def _define_training_flags(fv: flags.FlagValues) -> None:
             "cannot compile it, the plain step runs and the log says why). "
             "--nojit_compile --steps_per_loop=1 is the plain, readable path.")
     _define(fv, flags.DEFINE_boolean, "histograms", True,
-            "Write weight, BN-statistic and gradient histograms to TensorBoard once per epoch.")
+            "Write weight, BN-statistic and gradient histograms to TensorBoard.")
+    _define(fv, flags.DEFINE_integer, "histogram_every_epochs", 5,
+            "Write the histograms after every N-th epoch and after the last one.",
+            lower_bound=1)
     _define(fv, flags.DEFINE_list, "profile_steps", [],
             "START,STOP: record a TF profile for these optimizer steps (view it in "
             "TensorBoard's Profile tab; needs `pip install tensorboard-plugin-profile`).")
@@ -127,6 +130,7 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> config_lib.ExperimentConf
                 epochs=fv.epochs, batch_size=fv.batch_size,
                 learning_rate=fv.learning_rate, lr_schedule=fv.lr_schedule,
                 seed=fv.seed, histograms=fv.histograms,
+                histogram_every_epochs=fv.histogram_every_epochs,
                 profile_steps=_parse_list(fv, "profile_steps", int),
                 deterministic=fv.deterministic, steps_per_loop=fv.steps_per_loop,
                 summary_every_steps=fv.summary_every_steps, fused_adam=fv.fused_adam,

@@ -234,27 +234,29 @@ class Trainer:
     def make_evaluator(self, dataset: tf.data.Dataset):
         """Returns a no-argument function that evaluates over all of ``dataset``.
 
-        The dataset is distributed once; the returned function sums loss and
-        correct predictions over every example (partial batches included) in
-        one ``tf.function`` call, each batch through the (XLA-compiled) replica
-        eval step.
+        The dataset is distributed once and its preprocessed batches are
+        cached on the first pass (every later pass reads the same batches);
+        the returned function sums loss and correct predictions over every
+        example (partial batches included) in one ``tf.function`` call.
         """
-        dist_dataset = self.strategy.experimental_distribute_dataset(dataset)
+        dist_dataset = self.strategy.experimental_distribute_dataset(dataset.cache())
         with self.strategy.scope():
             sums = _Sums("eval")
 
+        # Not XLA-compiled: XLA compiles one program per batch shape (validation
+        # and test each end with a partial batch), and on a 2-core CPU those
+        # compilations cost more than they saved over 15 validation passes
+        # (measured: 1 s more CPU on the first call, the same 0.3 s per pass).
         def replica_eval(batch):
             images, labels = batch
             logits = self.model(images, training=False, return_logits=True)
             sums.add(_batch_stats(labels, logits)[0])
 
-        step = self._compiled(replica_eval, "step")
-
         @tf.function
         def evaluate_fn():
             sums.reset()
             for batch in dist_dataset:
-                self.strategy.run(step, args=(batch,))
+                self.strategy.run(replica_eval, args=(batch,))
             return sums.read(self.strategy)[:3]
 
         def evaluate() -> Totals:
