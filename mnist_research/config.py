@@ -162,7 +162,13 @@ class TrainConfig:
       max_to_keep: checkpoints kept in ``checkpoints/``.
       fused_adam: apply Adam with TF's fused kernel (``optimizers.FusedAdam``);
         the same update rule as ``tf.keras.optimizers.Adam``, fewer ops per step.
-      histograms: write weight, BN-statistic and gradient histograms once per epoch.
+      jit_compile: compile the per-replica train step with XLA (the
+        ``tf.range`` loop around them stays a plain ``tf.function``). Where XLA
+        cannot compile a step (several replicas with BatchNormalization), the
+        trainer logs why and runs the plain step.
+      histograms: write weight, BN-statistic and gradient histograms to TensorBoard.
+      histogram_every_epochs: write them after every N-th epoch and after the
+        last one.
       profile_steps: ``(start, stop)`` optimizer steps to record with the TF
         profiler (rounded out to whole ``steps_per_loop`` calls); ``()``: none.
     """
@@ -177,8 +183,15 @@ class TrainConfig:
     summary_every_steps: int = 100
     max_to_keep: int = 3
     fused_adam: bool = True
+    jit_compile: bool = True
     histograms: bool = True
+    histogram_every_epochs: int = 5
     profile_steps: Tuple[int, ...] = ()
+
+    def histograms_due(self, epoch: int) -> bool:
+        """Whether histograms are written after ``epoch`` (1-based)."""
+        return self.histograms and (epoch % self.histogram_every_epochs == 0
+                                    or epoch == self.epochs)
 
     def __post_init__(self):
         _check_types(self)
@@ -197,6 +210,8 @@ class TrainConfig:
                f"summary_every_steps must be > 0, got {self.summary_every_steps}")
         _check(self.max_to_keep > 0, f"max_to_keep must be > 0, got {self.max_to_keep}")
         _check(0 <= self.seed <= MAX_SEED, f"seed must be in [0, 2**32 - 1], got {self.seed}")
+        _check(self.histogram_every_epochs > 0,
+               f"histogram_every_epochs must be > 0, got {self.histogram_every_epochs}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -284,7 +299,8 @@ class ExperimentConfig:
         """
         train = dataclasses.asdict(self.train)
         for key in ("steps_per_loop", "summary_every_steps", "max_to_keep", "epochs",
-                    "fused_adam", "histograms", "profile_steps"):
+                    "fused_adam", "jit_compile", "histograms", "histogram_every_epochs",
+                    "profile_steps"):
             train.pop(key)
         return {"dataset": self.data.dataset,
                 "validation_split": self.data.validation_split,

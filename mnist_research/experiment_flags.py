@@ -71,8 +71,15 @@ def _define_training_flags(fv: flags.FlagValues) -> None:
             "Write step-level training scalars about every N steps.", lower_bound=1)
     _define(fv, flags.DEFINE_boolean, "fused_adam", True,
             "Apply Adam with TF's fused kernel (same update rule as Keras Adam; faster).")
+    _define(fv, flags.DEFINE_boolean, "jit_compile", True,
+            "Compile the per-replica train step with XLA (faster on this CPU; where XLA "
+            "cannot compile it, the plain step runs and the log says why). "
+            "--nojit_compile --steps_per_loop=1 is the plain, readable path.")
     _define(fv, flags.DEFINE_boolean, "histograms", True,
-            "Write weight, BN-statistic and gradient histograms to TensorBoard once per epoch.")
+            "Write weight, BN-statistic and gradient histograms to TensorBoard.")
+    _define(fv, flags.DEFINE_integer, "histogram_every_epochs", 5,
+            "Write the histograms after every N-th epoch and after the last one.",
+            lower_bound=1)
     _define(fv, flags.DEFINE_list, "profile_steps", [],
             "START,STOP: record a TF profile for these optimizer steps (view it in "
             "TensorBoard's Profile tab; needs `pip install tensorboard-plugin-profile`).")
@@ -126,9 +133,11 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> config_lib.ExperimentConf
                 epochs=fv.epochs, batch_size=fv.batch_size,
                 learning_rate=fv.learning_rate, lr_schedule=fv.lr_schedule,
                 seed=fv.seed, histograms=fv.histograms,
+                histogram_every_epochs=fv.histogram_every_epochs,
                 profile_steps=_parse_list(fv, "profile_steps", int),
                 deterministic=fv.deterministic, steps_per_loop=fv.steps_per_loop,
-                summary_every_steps=fv.summary_every_steps, fused_adam=fv.fused_adam),
+                summary_every_steps=fv.summary_every_steps, fused_adam=fv.fused_adam,
+                jit_compile=fv.jit_compile),
             distribute=config_lib.DistributeConfig(
                 strategy=fv.strategy, device=fv.device,
                 num_cpu_devices=fv.num_cpu_devices, mixed_precision=fv.mixed_precision))

@@ -15,8 +15,9 @@ import tensorflow as tf
 sys.path.insert(0, sys.argv[1])  # the repository root, for tests.helpers
 
 from mnist_research import config as config_lib  # noqa: E402
-from mnist_research.data import pipeline as input_pipeline
-from mnist_research.training import devices as distribute
+from mnist_research.data import pipeline as input_pipeline  # noqa: E402
+from mnist_research.model import dropout as dropout_lib  # noqa: E402
+from mnist_research.training import devices as distribute  # noqa: E402
 from mnist_research.training.experiment import set_seeds  # noqa: E402
 from mnist_research.training.trainer import Trainer  # noqa: E402
 from tests.helpers import make_digits  # noqa: E402
@@ -44,7 +45,26 @@ def train(strategy):
 one_trainer, one_losses = train(tf.distribute.OneDeviceStrategy("/cpu:0"))
 two_trainer, two_losses = train(distribute.create_strategy(config.distribute))
 
-# Weights and BN moving statistics (not the dropout seed states, which are per replica).
+# Dropout on: the same step's seed gives each replica its own masks (the replica id is
+# folded in), and each replica's masks are the same on a second call.
+strategy = two_trainer.strategy
+x = tf.ones((64, 784))
+
+
+def masked(seed):
+    layer = dropout_lib.StatelessDropout(0.3)
+    return strategy.experimental_local_results(strategy.run(
+        lambda: layer(x, training=True, seed=dropout_lib.replica_seed(seed))))
+
+
+per_replica = [v.numpy() != 0 for v in masked(tf.constant([7, 1], tf.int64))]
+again = [v.numpy() != 0 for v in masked(tf.constant([7, 1], tf.int64))]
+dropout_report = {"mask_overlap_across_replicas": float((per_replica[0] == per_replica[1]).mean()),
+                  "masks_repeat": all(np.array_equal(a, b) for a, b in zip(per_replica, again)),
+                  "drop_fractions": [float(1 - m.mean()) for m in per_replica]}
+
+
+# Weights and BN moving statistics.
 def checked(model):
     return model.trainable_variables + [v for v in model.non_trainable_variables
                                         if "moving" in v.path]
@@ -61,4 +81,5 @@ weight_max_diff = max(float(np.max(np.abs(a.numpy() - b.numpy())))
 print(json.dumps({"replicas": two_trainer.strategy.num_replicas_in_sync,
                   "checked": len(checked(two_trainer.model)), "mirrored": mirrored,
                   "replica_max_diff": replica_max_diff, "weight_max_diff": weight_max_diff,
-                  "one_losses": one_losses, "two_losses": two_losses}))
+                  "one_losses": one_losses, "two_losses": two_losses,
+                  "jit_compile": two_trainer.jit_compile, **dropout_report}))

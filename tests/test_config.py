@@ -19,12 +19,22 @@ from tests.helpers import REPO
     (lambda: config_lib.TrainConfig(epochs=0), "epochs"),
     (lambda: config_lib.TrainConfig(batch_size=-1), "batch_size"),
     (lambda: config_lib.TrainConfig(learning_rate=0), "learning_rate"),
+    (lambda: config_lib.TrainConfig(histogram_every_epochs=0), "histogram_every_epochs"),
     (lambda: config_lib.DistributeConfig(strategy="tpu"), "strategy"),
     (lambda: config_lib.DistributeConfig(mixed_precision="fp8"), "mixed_precision"),
 ])
 def test_invalid_values_are_rejected(factory, message):
     with pytest.raises(ValueError, match=message):
         factory()
+
+
+def test_histograms_every_nth_epoch_and_the_last():
+    train = config_lib.TrainConfig(epochs=12, histogram_every_epochs=5)
+    assert [e for e in range(1, 13) if train.histograms_due(e)] == [5, 10, 12]
+    every = config_lib.TrainConfig(epochs=3, histogram_every_epochs=1)
+    assert [e for e in range(1, 4) if every.histograms_due(e)] == [1, 2, 3]
+    off = config_lib.TrainConfig(epochs=3, histograms=False)
+    assert not any(off.histograms_due(e) for e in range(1, 4))
 
 
 def test_round_trip_and_identity():

@@ -32,6 +32,13 @@ def test_two_replicas_identical_and_agree_with_one_replica():
     assert report["weight_max_diff"] < 1e-4
     np.testing.assert_allclose(report["two_losses"], report["one_losses"], rtol=1e-5)
     assert report["one_losses"][-1] < report["one_losses"][0] / 2
+    # BatchNormalization on 2 replicas: XLA cannot compile the step, the plain one runs.
+    assert report["jit_compile"] == "none"
+    # Dropout: each replica draws its own mask for the same step (independent masks at
+    # rate 0.3 agree on 58 % of units), the same one again for the same step.
+    assert report["mask_overlap_across_replicas"] == pytest.approx(0.58, abs=0.03)
+    assert report["masks_repeat"]
+    assert report["drop_fractions"] == pytest.approx([0.3, 0.3], abs=0.01)
 
 
 def free_ports(count):

@@ -40,13 +40,13 @@ def test_block_order_is_dense_bn_relu_dropout():
     assert [b.dropout_rate for b in model.blocks] == pytest.approx([0.3, 0.3, 0.2])
     for block in model.blocks:
         kinds = [type(layer).__name__ for layer in block.sublayers()]
-        assert kinds == ["Dense", "BatchNormalization", "ReLU", "Dropout"]
+        assert kinds == ["Dense", "BatchNormalization", "ReLU", "StatelessDropout"]
 
 
 def test_no_batchnorm_and_custom_widths():
     model = _model(hidden_units=(32, 16), dropout_rates=(0.1, 0.0), batch_norm=False)
     kinds = [type(layer).__name__ for layer in model.blocks[0].sublayers()]
-    assert kinds == ["Dense", "ReLU", "Dropout"]
+    assert kinds == ["Dense", "ReLU", "StatelessDropout"]
     assert model.count_params() == 784 * 32 + 32 + 32 * 16 + 16 + 16 * 10 + 10
 
 
@@ -69,36 +69,21 @@ def test_checkpoint_round_trip_restores_every_variable(tmp_path):
                 y, source(x, training=True, return_logits=True)))
         grads = tape.gradient(loss, source.trainable_variables)
         optimizer.apply_gradients(zip(grads, source.trainable_variables))
-    path = tf.train.Checkpoint(
-        optimizer=optimizer, **model_lib.checkpoint_objects(source)).write(str(tmp_path / "ckpt"))
+    path = tf.train.Checkpoint(optimizer=optimizer, model=source).write(str(tmp_path / "ckpt"))
 
     target = _model()
     target_opt = tf.keras.optimizers.Adam()
     target_opt.build(target.trainable_variables)
-    tf.train.Checkpoint(
-        optimizer=target_opt, **model_lib.checkpoint_objects(target)).read(path).assert_consumed()
+    tf.train.Checkpoint(optimizer=target_opt, model=target).read(path).assert_consumed()
 
-    # 5 per block (kernel, BN gamma/beta/moving mean/variance), the head's 2, and one
-    # dropout seed-generator state per block (restored too, so dropout resumes in step).
-    assert len(source.variables) == len(target.variables) == 3 * 5 + 2 + 3
+    # 5 per block (kernel, BN gamma/beta/moving mean/variance) and the head's 2; dropout
+    # holds no state (its masks are a function of the seed and the step).
+    assert len(source.variables) == len(target.variables) == 3 * 5 + 2
     moving = [v for v in source.variables if "moving" in v.path]
     assert len(moving) == 6 and not np.allclose(moving[0].numpy(), 0.0)
     for a, b in zip(source.variables, target.variables):
-        if "seed_generator" not in a.path:  # Those are numbered globally per process.
-            assert a.path == b.path
+        assert a.path == b.path
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     for a, b in zip(optimizer.variables, target_opt.variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
-    np.testing.assert_allclose(source(x).numpy(), target(x).numpy(), rtol=1e-6)
-
-
-def test_zero_dropout_model_checkpoints(tmp_path):
-    """Keras creates no seed generator for Dropout(0); the checkpoint must still work."""
-    source = model_lib.build(model_lib.MLPClassifier(dropout_rates=(0.0, 0.5, 0.0)))
-    objects = model_lib.checkpoint_objects(source)
-    assert len(objects["dropout_seeds"]) == 1
-    path = tf.train.Checkpoint(**objects).write(str(tmp_path / "ckpt"))
-    target = model_lib.build(model_lib.MLPClassifier(dropout_rates=(0.0, 0.5, 0.0)))
-    tf.train.Checkpoint(**model_lib.checkpoint_objects(target)).read(path).assert_consumed()
-    x = tf.random.uniform((4, 784))
     np.testing.assert_allclose(source(x).numpy(), target(x).numpy(), rtol=1e-6)

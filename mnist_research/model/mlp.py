@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from mnist_research.config import ModelConfig
 from mnist_research.data.model_input import NUM_PIXELS
+from mnist_research.model.dropout import StatelessDropout, replica_seed
 
 
 @tf.keras.utils.register_keras_serializable(package="mnist_research")
@@ -27,36 +28,42 @@ class DenseBlock(tf.keras.layers.Layer):
       dropout_rate: dropout probability after the activation.
       batch_norm: insert BatchNormalization (the Dense then has no bias).
       synchronized_bn: synchronise BN batch statistics across replicas.
+      index: the block's position in the model; folded into its dropout seed
+        so blocks draw independent masks.
     """
 
     def __init__(self, units: int, dropout_rate: float, batch_norm: bool = True,
-                 synchronized_bn: bool = False, **kwargs):
+                 synchronized_bn: bool = False, index: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.units = units
         self.dropout_rate = dropout_rate
         self.batch_norm = batch_norm
         self.synchronized_bn = synchronized_bn
+        self.index = index
         self.dense = tf.keras.layers.Dense(units, use_bias=not batch_norm, name="dense")
         self.norm = (tf.keras.layers.BatchNormalization(synchronized=synchronized_bn,
                                                         name="batch_norm")
                      if batch_norm else None)
         self.activation = tf.keras.layers.ReLU(name="relu")
-        self.dropout = tf.keras.layers.Dropout(dropout_rate, name="dropout")
+        self.dropout = StatelessDropout(dropout_rate, salt=index, name="dropout")
 
     def sublayers(self) -> list[tf.keras.layers.Layer]:
         """The block's layers in the order they are applied."""
         return [layer for layer in (self.dense, self.norm, self.activation, self.dropout)
                 if layer is not None]
 
-    def call(self, inputs, training=False):
-        x = inputs
-        for layer in self.sublayers():
-            x = layer(x, training=training) if layer is not self.dense else layer(x)
-        return x
+    def call(self, inputs, training=False, seed=None):
+        """``seed``: the ``[2]`` dropout seed of this step (``None``: a fresh one)."""
+        x = self.dense(inputs)
+        if self.norm is not None:
+            x = self.norm(x, training=training)
+        x = self.activation(x)
+        return self.dropout(x, training=training, seed=seed)
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "dropout_rate": self.dropout_rate,
-                "batch_norm": self.batch_norm, "synchronized_bn": self.synchronized_bn}
+                "batch_norm": self.batch_norm, "synchronized_bn": self.synchronized_bn,
+                "index": self.index}
 
 
 @tf.keras.utils.register_keras_serializable(package="mnist_research")
@@ -66,6 +73,10 @@ class MLPClassifier(tf.keras.Model):
     ``model(x)`` returns probabilities. ``model(x, return_logits=True)`` returns
     the pre-softmax logits, which the trainer uses for a numerically stable
     cross-entropy. The head is float32 even under a mixed-precision policy.
+    ``model(x, training=True, dropout_seed=s)`` draws the dropout masks from the
+    ``[2]`` integer seed ``s`` (the trainer passes ``(run seed, step)``; the
+    replica id and block index are folded in here); without ``dropout_seed``
+    every training call draws fresh masks.
 
     Args:
       hidden_units: widths of the hidden blocks.
@@ -85,7 +96,7 @@ class MLPClassifier(tf.keras.Model):
         self.synchronized_bn = synchronized_bn
         for i, (units, rate) in enumerate(zip(self.hidden_units, self.dropout_rates)):
             setattr(self, f"block_{i}", DenseBlock(units, rate, batch_norm, synchronized_bn,
-                                                   name=f"block_{i}"))
+                                                   index=i, name=f"block_{i}"))
         self.head = tf.keras.layers.Dense(num_classes, dtype="float32", name="logits")
         self.softmax = tf.keras.layers.Softmax(dtype="float32", name="probabilities")
 
@@ -101,10 +112,11 @@ class MLPClassifier(tf.keras.Model):
     def blocks(self) -> list[DenseBlock]:
         return [getattr(self, f"block_{i}") for i in range(len(self.hidden_units))]
 
-    def call(self, inputs, training=False, return_logits=False):
+    def call(self, inputs, training=False, return_logits=False, dropout_seed=None):
         x = inputs
+        seed = replica_seed(dropout_seed) if training and any(self.dropout_rates) else None
         for block in self.blocks:
-            x = block(x, training=training)
+            x = block(x, training=training, seed=seed)
         logits = self.head(x)
         return logits if return_logits else self.softmax(logits)
 
@@ -112,18 +124,6 @@ class MLPClassifier(tf.keras.Model):
         return {**super().get_config(), "hidden_units": list(self.hidden_units),
                 "dropout_rates": list(self.dropout_rates), "batch_norm": self.batch_norm,
                 "num_classes": self.num_classes, "synchronized_bn": self.synchronized_bn}
-
-
-def checkpoint_objects(model: MLPClassifier) -> dict:
-    """What a ``tf.train.Checkpoint`` needs to save and restore ``model`` completely.
-
-    Keras 3 tracks Dropout's seed-generator state among ``model.variables`` but
-    does not hand it to ``tf.train.Checkpoint``; without adding it, a resumed
-    run would replay the dropout masks of its first epoch.
-    """
-    seeds = [block.dropout.seed_generator.state for block in model.blocks
-             if getattr(block.dropout, "seed_generator", None) is not None]  # none at rate 0
-    return {"model": model, "dropout_seeds": seeds}
 
 
 def build(model: MLPClassifier) -> MLPClassifier:

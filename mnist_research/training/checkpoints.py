@@ -21,7 +21,6 @@ from absl import logging
 from mnist_research import files
 from mnist_research.config import differences
 from mnist_research.errors import RunDirError, one_line
-from mnist_research.model import mlp as model_lib
 from mnist_research.training import devices
 from mnist_research.training import history as history_lib
 from mnist_research.training.checkpoint_files import (
@@ -60,7 +59,7 @@ class CheckpointState:
         settings = tf.Variable(json.dumps(trainer.config.to_dict()), dtype=tf.string,
                                trainable=False)
         objects = dict(optimizer=trainer.optimizer, epoch=trainer.epoch,
-                       history=self.history_json, **model_lib.checkpoint_objects(trainer.model))
+                       history=self.history_json, model=trainer.model)
         self.checkpoint = tf.train.Checkpoint(settings=settings, **objects)
         # Restores without ``settings``: checkpoints written before it existed still load.
         self._restorer = tf.train.Checkpoint(**objects)

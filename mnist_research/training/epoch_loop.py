@@ -68,7 +68,7 @@ def _epoch_summaries(run: RunContext, epoch: int, train: Totals, val: Totals, se
          "learning_rate": run.trainer.learning_rate,
          "examples_per_second": train.count / seconds, "seconds": seconds},
         {"loss": val.loss, "accuracy": val.accuracy})
-    if gradients is not None:
+    if gradients is not None and run.config.train.histograms_due(epoch):
         run.summaries.histograms(
             epoch, summaries_lib.model_histograms(run.trainer.model, gradients()))
 

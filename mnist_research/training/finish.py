@@ -10,7 +10,6 @@ import tensorflow as tf
 from absl import logging
 
 from mnist_research import files
-from mnist_research.analysis import figures
 from mnist_research.analysis import metrics as metrics_lib
 from mnist_research.data import pipeline
 from mnist_research.inference import export as export_lib
@@ -50,6 +49,9 @@ def finish_run(run: RunContext) -> dict[str, Any]:
 
 def _write_reports(run: RunContext, metrics: dict[str, Any], test) -> None:
     """Figures and report.html; per-class scores into ``metrics``; images and test scalars."""
+    # Matplotlib and Seaborn load here, not at start-up: only the reports need them.
+    from mnist_research.analysis import figures  # noqa: PLC0415
+
     datasets, config = run.datasets, run.config
     logits = run.trainer.predict_logits(datasets.x_test)
     test_summary = metrics_lib.summarize(datasets.y_test, logits, config.model.num_classes)

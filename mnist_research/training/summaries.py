@@ -17,13 +17,19 @@ import glob
 import os
 from typing import Any, Iterable, Optional
 
+import numpy as np
 import tensorflow as tf
 from absl import logging
 from google.protobuf.message import DecodeError
 from tensorboard.compat.proto import event_pb2
+from tensorboard.plugins.histogram import metadata as histogram_metadata
 
 from mnist_research.errors import one_line
 from mnist_research.training import hparams as hparams_lib
+
+_HISTOGRAM_METADATA = histogram_metadata.create_summary_metadata(display_name=None,
+                                                                description=None)
+HISTOGRAM_BUCKETS = 30
 
 
 class Summaries:
@@ -67,10 +73,19 @@ class Summaries:
         self.train.flush()
 
     def histograms(self, step: int, named_values: Iterable[tuple[str, Any]]) -> None:
-        """One histogram per (tag, tensor) pair (call once per epoch, never per step)."""
+        """One histogram per (tag, tensor) pair (call once per epoch, never per step).
+
+        The buckets are counted in NumPy (:func:`histogram_buckets`) and written
+        as TensorBoard histogram summaries: ``tf.summary.histogram`` runs a few
+        dozen small ops per tensor eagerly (0.5 s of CPU for the baseline
+        model's 37), and tracing them into one ``tf.function`` took 10 s.
+        """
+        if not self.enabled:
+            return
         with self.train.as_default(step=step):
             for tag, value in named_values:
-                tf.summary.histogram(tag, value)
+                tf.summary.write(tag, tf.constant(histogram_buckets(np.asarray(value))),
+                                 metadata=_HISTOGRAM_METADATA)
         self.train.flush()
 
     def png_images(self, step: int, paths: dict[str, str]) -> None:
@@ -208,3 +223,26 @@ class Profiler:
             tf.profiler.experimental.stop()
             self.running = False
             logging.info("Profile written under %s/plugins/profile", self.logdir)
+
+
+def histogram_buckets(values: np.ndarray, bucket_count: int = HISTOGRAM_BUCKETS) -> np.ndarray:
+    """``[bucket_count, 3]`` float64 rows ``(left edge, right edge, count)``.
+
+    The layout and bucketing of ``tf.summary.histogram``: equal-width buckets
+    from the minimum to the maximum, the last one closed; all counts in the
+    last bucket when every value is equal; zero counts for no values.
+    """
+    data = np.asarray(values, np.float64).ravel()
+    if data.size == 0:
+        return np.zeros((bucket_count, 3))
+    low, high = float(data.min()), float(data.max())
+    if low == high:
+        counts = np.zeros(bucket_count)
+        counts[-1] = data.size
+        return np.stack([np.full(bucket_count, high), np.full(bucket_count, high), counts], 1)
+    width = (high - low) / bucket_count
+    index = np.minimum(np.floor((data - low) / width).astype(np.int64), bucket_count - 1)
+    counts = np.bincount(index, minlength=bucket_count).astype(np.float64)
+    edges = np.linspace(low, high, bucket_count + 1)
+    edges[-1] = high
+    return np.stack([edges[:-1], edges[1:], counts], 1)

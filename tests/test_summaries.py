@@ -1,0 +1,46 @@
+"""Histogram buckets counted in NumPy match ``tf.summary.histogram``'s, read back by TensorBoard."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorboard.backend.event_processing import event_accumulator
+from tensorboard.plugins.histogram import summary_v2
+from tensorboard.util import tensor_util
+
+from mnist_research.training import summaries
+
+
+@pytest.mark.parametrize("values", [
+    np.random.default_rng(0).normal(size=(784, 256)).astype(np.float32),
+    np.random.default_rng(1).uniform(-3, 5, size=1000),
+    np.arange(7, dtype=np.float32),
+    np.full(50, 2.5, np.float32),
+    np.zeros(0, np.float32),
+])
+def test_buckets_match_tensorboard(values):
+    ours = summaries.histogram_buckets(values)
+    theirs = summary_v2._buckets(tf.constant(values), 30).numpy()
+    assert ours.shape == theirs.shape == (30, 3)
+    np.testing.assert_allclose(ours[:, :2], theirs[:, :2], rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(ours[:, 2], theirs[:, 2])
+    assert ours[:, 2].sum() == values.size
+
+
+def test_histograms_are_written_for_tensorboard(tmp_path):
+    writer = summaries.Summaries(str(tmp_path))
+    kernel = tf.Variable(tf.random.normal((20, 10)))
+    writer.histograms(3, [("weights/kernel", kernel), ("gradients/kernel", kernel * 2.0)])
+    writer.close()
+    acc = event_accumulator.EventAccumulator(str(tmp_path / "train"),
+                                             size_guidance={"tensors": 0})
+    acc.Reload()
+    assert set(acc.Tags()["tensors"]) == {"weights/kernel", "gradients/kernel"}
+    assert acc.PluginTagToContent("histograms").keys() == {"weights/kernel", "gradients/kernel"}
+    (event,) = acc.Tensors("weights/kernel")
+    buckets = tensor_util.make_ndarray(event.tensor_proto)
+    assert event.step == 3 and buckets.shape == (30, 3) and buckets[:, 2].sum() == 200
+
+
+def test_disabled_summaries_write_nothing(tmp_path):
+    summaries.Summaries(None).histograms(1, [("weights/x", tf.ones(3))])
+    assert not list(tmp_path.iterdir())
