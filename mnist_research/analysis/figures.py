@@ -35,6 +35,7 @@ def plot_curves(history: dict[str, list[float]], path: str) -> str:
     """Training vs validation accuracy and loss, side by side.
 
     ``figsize=(18, 5)``; the accuracy axis spans 0–1, the loss axis follows the data.
+    A dotted line marks the epoch with the best validation accuracy (the first on ties).
     """
     epochs = np.arange(1, len(history["loss"]) + 1)
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(18, 5))
@@ -44,7 +45,10 @@ def plot_curves(history: dict[str, list[float]], path: str) -> str:
     ax_loss.plot(epochs, history["loss"], "o-", label="training")
     ax_loss.plot(epochs, history["val_loss"], "s-", label="validation")
     ax_loss.set(title="Loss", xlabel="epoch", ylabel="cross-entropy")
+    best = int(np.argmax(history["val_accuracy"])) + 1 if history["val_accuracy"] else None
     for ax in (ax_acc, ax_loss):
+        if best:
+            ax.axvline(best, color="gray", linestyle=":", label=f"best validation (epoch {best})")
         ax.legend()
         ax.set_xticks(epochs if len(epochs) <= 20 else ax.get_xticks())
     return save_figure(fig, path)

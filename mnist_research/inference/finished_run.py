@@ -20,7 +20,7 @@ from mnist_research.data import sources as data_lib
 from mnist_research.data.model_input import LogitsFn, logits_function
 from mnist_research.errors import RunDirError
 from mnist_research.inference import export as export_lib
-from mnist_research.model import mlp as model_lib
+from mnist_research.model import registry
 from mnist_research.training import run_dir as run_dir_lib
 
 SPLITS = ("test", "validation", "train")
@@ -77,7 +77,7 @@ def load_logits_fn(run_dir: str, from_checkpoint: bool = False) -> tuple[LogitsF
     latest = tf.train.latest_checkpoint(checkpoint_dir)
     if latest is None:
         raise RunDirError(f"{checkpoint_dir}: no checkpoint to load")
-    model = model_lib.build(model_lib.MLPClassifier.from_config_object(config.model))
-    tf.train.Checkpoint(**model_lib.checkpoint_objects(model)).restore(latest).expect_partial()
+    model = registry.create(config.model)
+    tf.train.Checkpoint(**registry.checkpoint_objects(model)).restore(latest).expect_partial()
 
     return logits_function(model), latest

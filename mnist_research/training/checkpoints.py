@@ -1,7 +1,8 @@
 """The checkpointed training state: model, optimizer, epoch counter and history.
 
-The history travels inside the checkpoint (a string variable), so the
-checkpoint and the per-epoch history can never disagree after a kill.
+The history travels inside the checkpoint (a string variable), and so do the
+best epoch's weights (``best_epoch.BestWeights``), so the checkpoint, the
+per-epoch history and the best weights can never disagree after a kill.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import tensorflow as tf
 from absl import logging
 
 from mnist_research.errors import RunDirError
-from mnist_research.model import mlp as model_lib
+from mnist_research.model import registry
 from mnist_research.training import devices
 from mnist_research.training import history as history_lib
+from mnist_research.training.best_epoch import BEST_DIR, BestWeights
 from mnist_research.training.trainer import Trainer
 
 CHECKPOINT_DIR = "checkpoints"
@@ -37,9 +39,11 @@ class CheckpointState:
 
     def __init__(self, trainer: Trainer, checkpoint_dir: str, chief: bool, max_to_keep: int):
         self.history_json = tf.Variable("{}", dtype=tf.string, trainable=False)
+        with trainer.strategy.scope():
+            self.best = BestWeights(trainer.model)
         self.checkpoint = tf.train.Checkpoint(
             optimizer=trainer.optimizer, epoch=trainer.epoch, history=self.history_json,
-            **model_lib.checkpoint_objects(trainer.model))
+            best_weights=self.best.variables, **registry.checkpoint_objects(trainer.model))
         self.chief_dir = checkpoint_dir
         self.chief = chief
         self.manager = tf.train.CheckpointManager(self.checkpoint, checkpoint_dir,
@@ -76,6 +80,19 @@ class CheckpointState:
             raise RunDirError(f"{self.chief_dir}: could not save the checkpoint of epoch "
                               f"{epoch} ({reason.splitlines()[0]}); the latest checkpoint is "
                               f"still {os.path.basename(latest)}") from None
+
+    def save_best(self, epoch: int) -> None:
+        """Writes the best weights as their own checkpoint, ``checkpoints/best/ckpt-<epoch>``.
+
+        Every worker takes part (non-chief ones write into a temporary folder
+        they delete), as in :meth:`save`.
+        """
+        if self.chief:
+            self.best.write_checkpoint(os.path.join(self.chief_dir, BEST_DIR), epoch)
+        else:
+            temp_dir = os.path.join(self.chief_dir, f".best-{devices.worker_id()}-tmp")
+            self.best.write_checkpoint(temp_dir, epoch)
+            shutil.rmtree(temp_dir, ignore_errors=True)
 
     def _remove_partial(self, epoch: int, temp_dir: str) -> None:
         partial = (glob.glob(os.path.join(glob.escape(self.chief_dir), f"ckpt-{epoch}[._]*"))

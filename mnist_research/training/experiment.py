@@ -65,7 +65,8 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
     chief = devices.is_chief()
     run_dir_lib.prepare(run_dir, config)
     finished = run_dir_lib.finished_metrics(run_dir)
-    if finished is not None and finished["epochs_completed"] >= config.train.epochs:
+    if finished is not None and (finished["epochs_completed"] >= config.train.epochs or
+                                 finished.get("stopped_early")):
         logging.info("%s is complete (%d epochs); nothing to do. Use a new --run_dir or "
                      "--overwrite to train again.", run_dir, finished["epochs_completed"])
         return finished
@@ -77,7 +78,8 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
                  info["num_replicas"], info["device_name"], info["device_kind"])
 
     train_input = pipeline.TrainInput(datasets.x_train, datasets.y_train,
-                                      config.train.batch_size, config.train.seed)
+                                      config.train.batch_size, config.train.seed,
+                                      augment=config.train.augment)
     workers = devices.num_workers() if isinstance(
         strategy, tf.distribute.MultiWorkerMirroredStrategy) else 1
     steps_per_epoch = train_input.steps_per_epoch(workers)
