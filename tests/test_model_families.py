@@ -23,8 +23,13 @@ SMALL = {
 }
 
 
+@pytest.fixture(scope="module", params=sorted(SMALL))
+def trained(request):
+    """(family, model, optimizer, images): a few Adam steps from init, BN statistics moved."""
+    return (request.param, *_trained(request.param))
+
+
 def _trained(family, tmp_steps=3):
-    """A model of ``family`` a few Adam steps away from its init (BN statistics moved)."""
     tf.keras.utils.set_random_seed(0)
     model = registry.create(SMALL[family])
     optimizer = tf.keras.optimizers.Adam()
@@ -89,9 +94,8 @@ def test_loss_halves_on_a_tiny_learnable_set(family):
     assert losses[-1] < losses[0] / 2, losses
 
 
-@pytest.mark.parametrize("family", sorted(SMALL))
-def test_checkpoint_round_trip_restores_every_variable(family, tmp_path):
-    source, optimizer, images = _trained(family)
+def test_checkpoint_round_trip_restores_every_variable(trained, tmp_path):
+    family, source, optimizer, images = trained
     path = tf.train.Checkpoint(optimizer=optimizer, **registry.checkpoint_objects(source)).write(
         str(tmp_path / "ckpt"))
     target = registry.create(SMALL[family])
@@ -110,9 +114,8 @@ def test_checkpoint_round_trip_restores_every_variable(family, tmp_path):
     np.testing.assert_allclose(source(x).numpy(), target(x).numpy(), rtol=1e-6)
 
 
-@pytest.mark.parametrize("family", sorted(SMALL))
-def test_export_serves_uint8_and_keras_file_keeps_every_variable(family, tmp_path):
-    model, _, images = _trained(family)
+def test_export_serves_uint8_and_keras_file_keeps_every_variable(trained, tmp_path):
+    _, model, _, images = trained
     expected = model(to_model_input(images), training=False, return_logits=True).numpy()
     export_dir = export_lib.export_saved_model(model, str(tmp_path / "export"))
     served = export_lib.ExportedClassifier(export_dir).logits(images)

@@ -73,12 +73,15 @@ def test_hparams_session_with_final_metrics(finished_run):
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
     names = {h.name for h in experiment.experiment.hparam_infos}
     assert {"hidden_units", "dropout_rates", "batch_norm", "learning_rate", "batch_size",
-            "epochs", "strategy", "device", "seed"} <= names
+            "epochs", "strategy", "device", "seed", "model", "augment",
+            "early_stopping_patience"} <= names
     metric_tags = {m.name.tag for m in experiment.experiment.metric_infos}
     assert {"test/accuracy", "test/loss", "epoch/accuracy"} <= metric_tags
     session = plugin_data_pb2.HParamsPluginData.FromString(
         content["_hparams_/session_start_info"]).session_start_info
     assert session.hparams["hidden_units"].string_value == "256,128,64"
+    assert session.hparams["model"].string_value == "mlp"
+    assert session.hparams["augment"].bool_value is False
     assert session.hparams["epochs"].number_value == 2
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
     accuracy = float(tensor_util.make_ndarray(acc.Tensors("test/accuracy")[-1].tensor_proto))
@@ -111,6 +114,8 @@ def test_report_html_is_self_contained_with_the_runs_numbers(finished_run):
     assert not re.search(r'(src|href)="(https?:)?//', page), "page must not fetch anything"
     for value in metrics["per_class"]["recall"]:
         assert f"{value:.4f}" in page
+    assert (f"id='best_epoch'>{metrics['best_epoch']} (val {metrics['best_val_accuracy']:.4f})"
+            in page)
 
 
 @pytest.mark.skipif(find_chromium() is None, reason="no Chromium on this machine")
