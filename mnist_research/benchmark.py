@@ -90,9 +90,9 @@ def _time_model_fit(config, train_input, epochs, repeats):
     """Seconds per epoch of Keras ``model.fit`` on the identical model and data."""
     import tensorflow as tf
 
-    from mnist_research.model import mlp as model_lib
+    from mnist_research.model import registry
 
-    model = model_lib.build(model_lib.MLPClassifier.from_config_object(config.model))
+    model = registry.create(config.model)
     model.compile(optimizer=tf.keras.optimizers.Adam(config.train.learning_rate),
                   loss="categorical_crossentropy", metrics=["accuracy"])
 

@@ -21,6 +21,12 @@ DATASETS = ("mnist", "fashion_mnist")
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
 MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
 LR_SCHEDULES = ("constant", "cosine", "step")
+# The model families ``model.registry`` builds; ``mlp`` is the seed recipe.
+MODEL_FAMILIES = ("mlp", "cnn")
+# How a conv block halves the resolution: a stride-2 convolution, or a 2x2 max-pool.
+CONV_POOLING = ("stride", "max")
+# 28 -> 14 -> 7 -> 4 -> 2: more halvings than this leave nothing to convolve.
+MAX_CONV_BLOCKS = 4
 
 
 # Seeds feed NumPy's legacy seeding, which takes 0 <= seed < 2**32.
@@ -115,24 +121,42 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """The MLP classifier.
+    """The classifier: a model family and its layer sizes.
 
     Attributes:
-      hidden_units: width of each hidden ``DenseBlock``.
-      dropout_rates: dropout after each block; same length as ``hidden_units``.
-      batch_norm: put BatchNormalization between Dense and ReLU.
+      family: ``mlp`` (dense blocks only, the seed recipe) or ``cnn`` (conv
+        blocks, then dense blocks).
+      hidden_units: width of each hidden ``DenseBlock`` (for ``cnn``: the dense
+        blocks after the conv blocks).
+      dropout_rates: dropout after each dense block; same length as ``hidden_units``.
+      batch_norm: put BatchNormalization between each Dense (or Conv) and its ReLU.
       num_classes: size of the softmax output.
+      conv_filters: ``cnn`` only: filters of each conv block; each block halves
+        the resolution. Empty for ``mlp``.
+      conv_dropout_rates: ``cnn`` only: dropout after each conv block; same
+        length as ``conv_filters``. Empty for ``mlp``.
+      conv_kernel_size: ``cnn`` only: the square kernel of every conv layer.
+      conv_pooling: ``cnn`` only: ``stride`` (the convolution has stride 2) or
+        ``max`` (stride-1 convolution, then a 2x2 max-pool).
     """
 
+    family: str = "mlp"
     hidden_units: Tuple[int, ...] = (256, 128, 64)
     dropout_rates: Tuple[float, ...] = (0.3, 0.3, 0.2)
     batch_norm: bool = True
     num_classes: int = 10
+    conv_filters: Tuple[int, ...] = ()
+    conv_dropout_rates: Tuple[float, ...] = ()
+    conv_kernel_size: int = 3
+    conv_pooling: str = "stride"
 
     def __post_init__(self):
         _check_types(self)
-        object.__setattr__(self, "hidden_units", tuple(int(u) for u in self.hidden_units))
-        object.__setattr__(self, "dropout_rates", tuple(float(r) for r in self.dropout_rates))
+        for name, cast in (("hidden_units", int), ("dropout_rates", float),
+                           ("conv_filters", int), ("conv_dropout_rates", float)):
+            object.__setattr__(self, name, tuple(cast(v) for v in getattr(self, name)))
+        _check(self.family in MODEL_FAMILIES,
+               f"model must be one of {', '.join(MODEL_FAMILIES)}, got {self.family!r}")
         _check(len(self.hidden_units) > 0, "hidden_units must name at least one layer")
         _check(all(u > 0 for u in self.hidden_units),
                f"hidden_units must all be > 0, got {list(self.hidden_units)}")
@@ -142,6 +166,30 @@ class ModelConfig:
         _check(all(0.0 <= r < 1.0 for r in self.dropout_rates),
                f"dropout_rates must all be in [0, 1), got {list(self.dropout_rates)}")
         _check(self.num_classes >= 2, f"num_classes must be >= 2, got {self.num_classes}")
+        if self.family == "cnn":
+            self._check_conv()
+        else:
+            _check(not self.conv_filters and not self.conv_dropout_rates,
+                   f"conv_filters and conv_dropout_rates apply to model cnn only, not "
+                   f"{self.family} (got {list(self.conv_filters)} and "
+                   f"{list(self.conv_dropout_rates)})")
+
+    def _check_conv(self) -> None:
+        _check(0 < len(self.conv_filters) <= MAX_CONV_BLOCKS,
+               f"conv_filters must name 1 to {MAX_CONV_BLOCKS} conv blocks for model cnn, "
+               f"got {list(self.conv_filters)}")
+        _check(all(f > 0 for f in self.conv_filters),
+               f"conv_filters must all be > 0, got {list(self.conv_filters)}")
+        _check(len(self.conv_filters) == len(self.conv_dropout_rates),
+               f"conv_filters ({len(self.conv_filters)} values) and conv_dropout_rates "
+               f"({len(self.conv_dropout_rates)} values) must have the same length")
+        _check(all(0.0 <= r < 1.0 for r in self.conv_dropout_rates),
+               f"conv_dropout_rates must all be in [0, 1), got {list(self.conv_dropout_rates)}")
+        _check(self.conv_kernel_size > 0 and self.conv_kernel_size % 2 == 1,
+               f"conv_kernel_size must be a positive odd number, got {self.conv_kernel_size}")
+        _check(self.conv_pooling in CONV_POOLING,
+               f"conv_pooling must be one of {', '.join(CONV_POOLING)}, "
+               f"got {self.conv_pooling!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,6 +219,12 @@ class TrainConfig:
         last one.
       profile_steps: ``(start, stop)`` optimizer steps to record with the TF
         profiler (rounded out to whole ``steps_per_loop`` calls); ``()``: none.
+      augment: randomly rotate, zoom and translate each training image, seeded
+        per (seed, epoch, batch); validation and test images are never augmented.
+      early_stopping_patience: stop when validation accuracy has not improved
+        for this many epochs (0: train every epoch).
+      restore_best: evaluate and export the weights of the epoch with the best
+        validation accuracy instead of the last epoch's.
     """
 
     epochs: int = 15
@@ -187,6 +241,9 @@ class TrainConfig:
     histograms: bool = True
     histogram_every_epochs: int = 5
     profile_steps: Tuple[int, ...] = ()
+    augment: bool = False
+    early_stopping_patience: int = 0
+    restore_best: bool = False
 
     def histograms_due(self, epoch: int) -> bool:
         """Whether histograms are written after ``epoch`` (1-based)."""
@@ -212,6 +269,8 @@ class TrainConfig:
         _check(0 <= self.seed <= MAX_SEED, f"seed must be in [0, 2**32 - 1], got {self.seed}")
         _check(self.histogram_every_epochs > 0,
                f"histogram_every_epochs must be > 0, got {self.histogram_every_epochs}")
+        _check(self.early_stopping_patience >= 0,
+               f"early_stopping_patience must be >= 0, got {self.early_stopping_patience}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -295,12 +354,13 @@ class ExperimentConfig:
         """The settings that must match for a run dir to be resumed.
 
         Model shape and training recipe must match; where the data lives,
-        how many steps run per loop, and the device placement may differ.
+        how many steps run per loop, when to stop, which epoch to export, and
+        the device placement may differ.
         """
         train = dataclasses.asdict(self.train)
         for key in ("steps_per_loop", "summary_every_steps", "max_to_keep", "epochs",
                     "fused_adam", "jit_compile", "histograms", "histogram_every_epochs",
-                    "profile_steps"):
+                    "profile_steps", "early_stopping_patience", "restore_best"):
             train.pop(key)
         return {"dataset": self.data.dataset,
                 "validation_split": self.data.validation_split,

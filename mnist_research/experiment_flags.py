@@ -44,13 +44,29 @@ def _define_data_flags(fv: flags.FlagValues) -> None:
             "Use only the first N test examples (0: all).", lower_bound=0)
 
 
+# Flags that only --model=cnn reads; giving one with another model is a usage error.
+CNN_FLAGS = ("conv_filters", "conv_dropout_rates", "conv_kernel_size", "conv_pooling")
+
+
 def _define_model_flags(fv: flags.FlagValues) -> None:
+    _define(fv, flags.DEFINE_enum, "model", "mlp", list(config_lib.MODEL_FAMILIES),
+            "Model family: mlp (dense blocks; the seed recipe) or cnn (conv blocks, then "
+            "dense blocks).")
     _define(fv, flags.DEFINE_list, "hidden_units", ["256", "128", "64"],
-            "Widths of the hidden blocks.")
+            "Widths of the dense hidden blocks (for --model=cnn: those after the conv blocks).")
     _define(fv, flags.DEFINE_list, "dropout_rates", ["0.3", "0.3", "0.2"],
-            "Dropout after each block.")
+            "Dropout after each dense block.")
     _define(fv, flags.DEFINE_boolean, "batch_norm", True,
-            "BatchNormalization in every hidden block.")
+            "BatchNormalization in every block.")
+    _define(fv, flags.DEFINE_list, "conv_filters", ["32", "64"],
+            "--model=cnn: filters of each conv block (each halves the resolution).")
+    _define(fv, flags.DEFINE_list, "conv_dropout_rates", ["0.1", "0.1"],
+            "--model=cnn: dropout after each conv block.")
+    _define(fv, flags.DEFINE_integer, "conv_kernel_size", 3,
+            "--model=cnn: kernel side of every convolution (odd).", lower_bound=1)
+    _define(fv, flags.DEFINE_enum, "conv_pooling", "stride", list(config_lib.CONV_POOLING),
+            "--model=cnn: how a conv block halves the resolution: stride (stride-2 conv; "
+            "fast on CPUs) or max (stride-1 conv, then 2x2 max-pool).")
 
 
 def _define_training_flags(fv: flags.FlagValues) -> None:
@@ -83,6 +99,15 @@ def _define_training_flags(fv: flags.FlagValues) -> None:
     _define(fv, flags.DEFINE_list, "profile_steps", [],
             "START,STOP: record a TF profile for these optimizer steps (view it in "
             "TensorBoard's Profile tab; needs `pip install tensorboard-plugin-profile`).")
+    _define(fv, flags.DEFINE_boolean, "augment", False,
+            "Randomly rotate, zoom and translate training images (seeded per seed, epoch and "
+            "batch); validation and test images are never augmented.")
+    _define(fv, flags.DEFINE_integer, "early_stopping_patience", 0,
+            "Stop when validation accuracy has not improved for N epochs (0: off).",
+            lower_bound=0)
+    _define(fv, flags.DEFINE_boolean, "restore_best", False,
+            "Test and export the weights of the best-validation-accuracy epoch (kept in "
+            "checkpoints/best/) instead of the last epoch's.")
 
 
 def _define_distribution_flags(fv: flags.FlagValues) -> None:
@@ -116,6 +141,29 @@ def _parse_list(fv: flags.FlagValues, name: str, cast: Callable) -> tuple:
                              f"got {','.join(fv[name].value)}") from None
 
 
+def _model_config(fv: flags.FlagValues) -> config_lib.ModelConfig:
+    """The model settings; the conv flags only for ``--model=cnn``.
+
+    A conv flag given with another model is an error rather than ignored: the
+    run would otherwise silently train something other than what was asked for.
+    """
+    family = fv.model
+    conv = {}
+    if family == "cnn":
+        conv = dict(conv_filters=_parse_list(fv, "conv_filters", int),
+                    conv_dropout_rates=_parse_list(fv, "conv_dropout_rates", float),
+                    conv_kernel_size=fv.conv_kernel_size, conv_pooling=fv.conv_pooling)
+    else:
+        given = [f"--{name}" for name in CNN_FLAGS if fv[name].present]
+        if given:
+            raise app.UsageError(f"{', '.join(given)} apply only to --model=cnn, not "
+                                 f"--model={family}")
+    return config_lib.ModelConfig(family=family,
+                                  hidden_units=_parse_list(fv, "hidden_units", int),
+                                  dropout_rates=_parse_list(fv, "dropout_rates", float),
+                                  batch_norm=fv.batch_norm, **conv)
+
+
 def config_from_flags(fv: flags.FlagValues = FLAGS) -> config_lib.ExperimentConfig:
     """Builds the validated config; raises ``app.UsageError`` on bad values."""
     try:
@@ -125,10 +173,7 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> config_lib.ExperimentConf
                 dataset=fv.dataset, data_dir=fv.data_dir,
                 validation_split=fv.validation_split,
                 limit_train=fv.limit_train, limit_test=fv.limit_test),
-            model=config_lib.ModelConfig(
-                hidden_units=_parse_list(fv, "hidden_units", int),
-                dropout_rates=_parse_list(fv, "dropout_rates", float),
-                batch_norm=fv.batch_norm),
+            model=_model_config(fv),
             train=config_lib.TrainConfig(
                 epochs=fv.epochs, batch_size=fv.batch_size,
                 learning_rate=fv.learning_rate, lr_schedule=fv.lr_schedule,
@@ -137,7 +182,9 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> config_lib.ExperimentConf
                 profile_steps=_parse_list(fv, "profile_steps", int),
                 deterministic=fv.deterministic, steps_per_loop=fv.steps_per_loop,
                 summary_every_steps=fv.summary_every_steps, fused_adam=fv.fused_adam,
-                jit_compile=fv.jit_compile),
+                jit_compile=fv.jit_compile,
+                augment=fv.augment, early_stopping_patience=fv.early_stopping_patience,
+                restore_best=fv.restore_best),
             distribute=config_lib.DistributeConfig(
                 strategy=fv.strategy, device=fv.device,
                 num_cpu_devices=fv.num_cpu_devices, mixed_precision=fv.mixed_precision))
@@ -146,9 +193,14 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> config_lib.ExperimentConf
 
 
 def flagfile_text(fv: flags.FlagValues = FLAGS) -> str:
-    """A flagfile that reproduces the experiment flags as resolved."""
+    """A flagfile that reproduces the experiment flags as resolved.
+
+    The conv flags are left out unless ``--model=cnn`` (another model rejects them).
+    """
     lines = ["# Resolved flags of this run; rerun with --flagfile=flags.txt"]
     for name in EXPERIMENT_FLAGS:
+        if name in CNN_FLAGS and fv.model != "cnn":
+            continue
         serialized = fv[name].serialize()
         if serialized:
             lines.append(serialized)

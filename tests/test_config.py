@@ -16,6 +16,19 @@ from tests.helpers import REPO
     (lambda: config_lib.ModelConfig(hidden_units=(10,), dropout_rates=(0.1, 0.2)), "same length"),
     (lambda: config_lib.ModelConfig(dropout_rates=(0.3, 1.0, 0.2)), "dropout_rates"),
     (lambda: config_lib.ModelConfig(hidden_units=(0, 1, 2)), "hidden_units"),
+    (lambda: config_lib.ModelConfig(family="resnet"), "model must be one of mlp, cnn"),
+    (lambda: config_lib.ModelConfig(conv_filters=(8,), conv_dropout_rates=(0.1,)),
+     "apply to model cnn only"),
+    (lambda: config_lib.ModelConfig(family="cnn"), "conv_filters must name 1 to 4"),
+    (lambda: config_lib.ModelConfig(family="cnn", conv_filters=(8, 8, 8, 8, 8),
+                                    conv_dropout_rates=(0.1,) * 5), "1 to 4 conv blocks"),
+    (lambda: config_lib.ModelConfig(family="cnn", conv_filters=(8, 16),
+                                    conv_dropout_rates=(0.1,)), "same length"),
+    (lambda: config_lib.ModelConfig(family="cnn", conv_filters=(8,), conv_dropout_rates=(0.1,),
+                                    conv_kernel_size=4), "positive odd"),
+    (lambda: config_lib.ModelConfig(family="cnn", conv_filters=(8,), conv_dropout_rates=(0.1,),
+                                    conv_pooling="avg"), "conv_pooling"),
+    (lambda: config_lib.TrainConfig(early_stopping_patience=-1), "early_stopping_patience"),
     (lambda: config_lib.TrainConfig(epochs=0), "epochs"),
     (lambda: config_lib.TrainConfig(batch_size=-1), "batch_size"),
     (lambda: config_lib.TrainConfig(learning_rate=0), "learning_rate"),
@@ -44,6 +57,60 @@ def test_round_trip_and_identity():
     assert longer.identity() == config.identity()  # A run may be extended.
     other = config_lib.ExperimentConfig(model=config_lib.ModelConfig(batch_norm=False))
     assert other.identity() != config.identity()
+    stopping = config_lib.ExperimentConfig(train=config_lib.TrainConfig(
+        early_stopping_patience=3, restore_best=True))
+    assert stopping.identity() == config.identity()  # When to stop is not what is trained.
+    augmented = config_lib.ExperimentConfig(train=config_lib.TrainConfig(augment=True))
+    assert augmented.identity() != config.identity()
+    cnn = config_lib.ExperimentConfig(model=config_lib.ModelConfig(
+        family="cnn", conv_filters=(8,), conv_dropout_rates=(0.0,)))
+    assert config_lib.ExperimentConfig.from_dict(cnn.to_dict()) == cnn
+    assert cnn.identity() != config.identity()
+
+
+def test_config_json_of_earlier_runs_still_loads():
+    """A config.json written before model families existed is an MLP run."""
+    raw = config_lib.ExperimentConfig().to_dict()
+    for key in ("family", "conv_filters", "conv_dropout_rates", "conv_kernel_size",
+                "conv_pooling"):
+        del raw["model"][key]
+    for key in ("augment", "early_stopping_patience", "restore_best"):
+        del raw["train"][key]
+    old = config_lib.ExperimentConfig.from_dict(raw)
+    assert old.model.family == "mlp" and old.identity() == config_lib.ExperimentConfig().identity()
+
+
+def _parse(*argv):
+    from mnist_research import experiment_flags, train
+    values = flags.FlagValues()
+    train.define_flags(values)
+    values(["prog", *argv])
+    return values, experiment_flags
+
+
+def test_conv_flags_with_the_mlp_are_a_usage_error():
+    from absl import app
+    values, experiment_flags = _parse("--conv_filters=8,16", "--conv_kernel_size=5")
+    with pytest.raises(app.UsageError, match="--conv_filters, --conv_kernel_size apply only "
+                                             "to --model=cnn"):
+        experiment_flags.config_from_flags(values)
+
+
+def test_model_flags_reach_the_config_and_the_flagfile():
+    values, experiment_flags = _parse("--model=cnn", "--conv_filters=8,16",
+                                      "--conv_dropout_rates=0,0.2", "--hidden_units=32",
+                                      "--dropout_rates=0.5", "--augment",
+                                      "--early_stopping_patience=3")
+    config = experiment_flags.config_from_flags(values)
+    assert (config.model.family, config.model.conv_filters) == ("cnn", (8, 16))
+    assert config.model.conv_dropout_rates == (0.0, 0.2) and config.model.hidden_units == (32,)
+    assert config.train.augment and config.train.early_stopping_patience == 3
+    assert "--conv_filters=8,16" in experiment_flags.flagfile_text(values)
+    mlp_values, _ = _parse("--hidden_units=32", "--dropout_rates=0.5")
+    mlp = experiment_flags.config_from_flags(mlp_values)
+    assert mlp.model.family == "mlp" and mlp.model.conv_filters == ()
+    text = experiment_flags.flagfile_text(mlp_values)
+    assert "--model=mlp" in text and "conv_" not in text  # flags.txt reruns as given.
 
 
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "experiments", "*.flags"))))

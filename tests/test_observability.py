@@ -83,6 +83,8 @@ def test_hparams_session_with_final_metrics(finished_run):
     assert session.hparams["model/hidden_units"].string_value == "256,128,64"
     assert session.hparams["run/epochs"].string_value == "2"
     assert session.hparams["optimizer/learning_rate"].number_value == 1e-3
+    assert session.hparams["model/family"].string_value == "mlp"
+    assert session.hparams["run/augment"].bool_value is False
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
     accuracy = float(tensor_util.make_ndarray(acc.Tensors("test/accuracy")[-1].tensor_proto))
     assert accuracy == pytest.approx(metrics["test_accuracy"], abs=1e-6)
@@ -114,6 +116,8 @@ def test_report_html_is_self_contained_with_the_runs_numbers(finished_run):
     assert not re.search(r'(src|href)="(https?:)?//', page), "page must not fetch anything"
     for value in metrics["per_class"]["recall"]:
         assert f"{value:.4f}" in page
+    assert (f"id='best_epoch'>{metrics['best_epoch']} (val {metrics['best_val_accuracy']:.4f})"
+            in page)
 
 
 @pytest.mark.skipif(find_chromium() is None, reason="no Chromium on this machine")

@@ -96,3 +96,29 @@ def test_welch_t_by_hand():
     expected = (a.mean() - b.mean()) / np.sqrt(a.var(ddof=1) / 3 + b.var(ddof=1) / 3)
     assert sweep_lib.welch_t(a, b) == pytest.approx(expected)
     assert np.isnan(sweep_lib.welch_t(a[:1], b))
+
+
+SMALL_CNN = ("--model=cnn", "--conv_filters=8,16", "--conv_dropout_rates=0.1,0.1",
+             "--hidden_units=32", "--dropout_rates=0.2")
+
+
+@pytest.mark.slow
+def test_resumed_augmented_cnn_is_bit_identical_under_deterministic(npz_dir, tmp_path):
+    """Stopped after epoch 1 and resumed to 2 == 2 epochs straight: same augmented batches,
+    dropout masks, weights, BN statistics, Adam moments and best-epoch weights."""
+    common = (*SMALL_CNN, "--augment", "--deterministic", "--seed=5")
+    straight, weights_straight = _run(npz_dir, tmp_path / "straight", *common, "--epochs=2")
+    first, _ = _run(npz_dir, tmp_path / "resumed", *common, "--epochs=1")
+    resumed, weights_resumed = _run(npz_dir, tmp_path / "resumed", *common, "--epochs=2")
+    assert first["epochs_completed"] == 1 and resumed["epochs_completed"] == 2
+    for key, values in straight["history"].items():
+        if key not in TIMING_KEYS:
+            assert values == resumed["history"][key], key
+    assert straight["weights_sha256"] == resumed["weights_sha256"]
+    assert any(name.startswith("best_weights/") for name in weights_straight)
+    assert weights_straight.keys() == weights_resumed.keys()
+    for name in weights_straight:
+        np.testing.assert_array_equal(weights_straight[name], weights_resumed[name],
+                                      err_msg=name)
+    config = json.load(open(tmp_path / "resumed" / "config.json"))
+    assert config["model"]["family"] == "cnn" and config["train"]["augment"]

@@ -45,6 +45,21 @@ def test_run_dir_holds_everything(finished_run):
     assert png_size(os.path.join(run_dir, "reports", "samples.png"))[1] > 500
 
 
+def test_run_dir_records_the_model_and_the_epoch_selection(finished_run):
+    run_dir, _ = finished_run
+    metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
+    config = json.load(open(os.path.join(run_dir, "config.json")))
+    assert config["model"]["family"] == "mlp" and config["model"]["conv_filters"] == []
+    flags_txt = open(os.path.join(run_dir, "flags.txt")).read()
+    assert "--model=mlp" in flags_txt and "--conv_filters" not in flags_txt
+    # Without --restore_best the last epoch is exported; the best epoch's weights are
+    # kept as their own checkpoint either way.
+    best = metrics["best_epoch"]
+    assert metrics["history"]["val_accuracy"][best - 1] == metrics["best_val_accuracy"]
+    assert metrics["exported_epoch"] == 2 and metrics["stopped_early"] is False
+    assert os.path.exists(os.path.join(run_dir, "checkpoints", "best", f"ckpt-{best}.index"))
+
+
 def test_event_files_have_overlaid_train_and_validation_scalars(finished_run):
     run_dir, _ = finished_run
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))

@@ -21,7 +21,7 @@ h1{margin-bottom:.2em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margi
 table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ccc;padding:.25em .6em;
 text-align:right} th{background:#f3f3f3} td.k{text-align:left;font-family:monospace}
 .big{font-size:1.6em;font-weight:600} .cards{display:flex;gap:2em;flex-wrap:wrap}
-.card{border:1px solid #ddd;border-radius:6px;padding:.6em 1.2em}
+.card{border:1px solid #ddd;border-radius:6px;padding:.6em 1.2em} tr.best{font-weight:600}
 img{max-width:100%;border:1px solid #eee;margin:.4em 0}
 """
 
@@ -62,6 +62,11 @@ def render(config: dict, metrics: dict, test_summary: dict, figures: dict[str, s
              ("training time", f"{metrics.get('train_seconds', 0.0):.1f} s"),
              ("examples/s", f"{metrics.get('examples_per_second', 0.0):,.0f}"),
              ("device", f"{metrics.get('device_name', '')} ×{metrics.get('num_replicas', '')}")]
+    if metrics.get("best_epoch"):
+        stopped = " (stopped early)" if metrics.get("stopped_early") else ""
+        cards[3:3] = [("best epoch",
+                       f"{metrics['best_epoch']} (val {metrics['best_val_accuracy']:.4f})"),
+                      ("exported epoch", f"{metrics.get('exported_epoch', '')}{stopped}")]
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
              f"<title>{esc(name)} — mnist_research report</title><style>{_STYLE}</style>"
              f"</head><body>",
@@ -92,8 +97,10 @@ def render(config: dict, metrics: dict, test_summary: dict, figures: dict[str, s
     if history.get("loss"):
         parts.append("<h2>History</h2><table><tr><th>epoch</th><th>loss</th><th>accuracy</th>"
                      "<th>val_loss</th><th>val_accuracy</th><th>seconds</th></tr>")
+        best = metrics.get("best_epoch")
         for i in range(len(history["loss"])):
-            parts.append(f"<tr><td>{i + 1}</td><td>{history['loss'][i]:.4f}</td>"
+            mark = " class='best'" if i + 1 == best else ""
+            parts.append(f"<tr{mark}><td>{i + 1}</td><td>{history['loss'][i]:.4f}</td>"
                          f"<td>{history['accuracy'][i]:.4f}</td>"
                          f"<td>{history['val_loss'][i]:.4f}</td>"
                          f"<td>{history['val_accuracy'][i]:.4f}</td>"

@@ -3,7 +3,10 @@
 Images stay uint8 until after batching; one vectorised op per batch turns them
 into [0, 1] float 784-vectors and one-hot labels. Training reshuffles every
 epoch with a permutation derived from ``(seed, epoch)``, so a run resumed at
-epoch k sees exactly the batches an uninterrupted run would have seen.
+epoch k sees exactly the batches an uninterrupted run would have seen. With
+``augment``, each training batch is randomly rotated, zoomed and shifted (still
+uint8, before preprocessing) with a seed derived from ``(seed, epoch, batch)``,
+so resumed runs replay the augmented batches too.
 Evaluation keeps the last partial batch: every example is counted exactly once.
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from mnist_research.data import augment as augment_lib
 from mnist_research.data.model_input import NUM_CLASSES, to_model_input
 from mnist_research.errors import ConfigError
 
@@ -38,17 +42,19 @@ class TrainInput:
       images: uint8 ``[N, 28, 28]``.
       labels: integer ``[N]``.
       global_batch_size: batch size across all replicas.
-      seed: base seed for the per-epoch shuffle.
+      seed: base seed for the per-epoch shuffle and the augmentation.
+      augment: randomly transform every training image (``data.augment``).
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, global_batch_size: int,
-                 seed: int):
+                 seed: int, augment: bool = False):
         if len(images) < global_batch_size:
             raise ConfigError(f"batch_size {global_batch_size} is larger than the "
                               f"{len(images)} training examples")
         self.num_examples = len(images)
         self.global_batch_size = global_batch_size
         self.seed = seed
+        self.augment = augment
         self._images = tf.constant(images, dtype=tf.uint8)
         self._labels = tf.constant(labels, dtype=tf.uint8)
 
@@ -75,16 +81,24 @@ class TrainInput:
         """
         order = self.permutation(epoch)
         batch_size = self.global_batch_size
+        pipeline_id = 0
         if input_context is not None:
-            order = order[input_context.input_pipeline_id::input_context.num_input_pipelines]
+            pipeline_id = input_context.input_pipeline_id
+            order = order[pipeline_id::input_context.num_input_pipelines]
             batch_size = input_context.get_per_replica_batch_size(self.global_batch_size)
         num_batches = len(order) // batch_size
         index_batches = order[:num_batches * batch_size].reshape(num_batches, batch_size)
-        images, labels = self._images, self._labels
-        ds = tf.data.Dataset.from_tensor_slices(index_batches)
-        ds = ds.map(lambda index: preprocess_batch(tf.gather(images, index),
-                                                   tf.gather(labels, index)),
-                    num_parallel_calls=tf.data.AUTOTUNE)
+        images, labels, augment, seed = self._images, self._labels, self.augment, self.seed
+
+        def load(batch_index, index):
+            batch = tf.gather(images, index)
+            if augment:
+                batch = augment_lib.augment_batch(
+                    batch, augment_lib.batch_seed(seed, epoch, pipeline_id, batch_index))
+            return preprocess_batch(batch, tf.gather(labels, index))
+
+        ds = tf.data.Dataset.from_tensor_slices(index_batches).enumerate()
+        ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)
 
 

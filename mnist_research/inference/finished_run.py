@@ -19,7 +19,7 @@ from mnist_research.data import sources as data_lib
 from mnist_research.data.model_input import LogitsFn, logits_function
 from mnist_research.errors import DamagedFileError, RunDirError
 from mnist_research.inference import export as export_lib
-from mnist_research.model import mlp as model_lib
+from mnist_research.model import registry
 from mnist_research.training import checkpoint_files
 from mnist_research.training import run_dir as run_dir_lib
 
@@ -102,6 +102,6 @@ def load_logits_fn(run_dir: str, from_checkpoint: bool = False) -> tuple[LogitsF
         return export_lib.ExportedClassifier(export_dir).logits, export_dir
 
     config = load_config(run_dir)
-    model = model_lib.build(model_lib.MLPClassifier.from_config_object(config.model))
+    model = registry.create(config.model)
     prefix = checkpoint_files.restore_model(model, _checkpoint_dir(run_dir), config)
     return logits_function(model), prefix

@@ -1,8 +1,9 @@
 """The checkpointed training state: model, optimizer, epoch counter, history and settings.
 
 The history and the run's settings travel inside the checkpoint (string
-variables), so a checkpoint, its history and the settings it was trained with
-can never disagree after a kill. Which checkpoint to restore is decided by
+variables), and so do the best epoch's weights (``best_epoch.BestWeights``), so
+a checkpoint, its history, its best weights and the settings it was trained
+with can never disagree after a kill. Which checkpoint to restore is decided by
 :mod:`checkpoint_files` (the files on disk are the truth, not only the state
 file); training never restarts from scratch while a checkpoint exists.
 """
@@ -23,6 +24,7 @@ from mnist_research.config import differences
 from mnist_research.errors import RunDirError, one_line
 from mnist_research.training import devices
 from mnist_research.training import history as history_lib
+from mnist_research.training.best_epoch import BEST_DIR, BestWeights
 from mnist_research.training.checkpoint_files import (
     CHECKPOINT_DIR,
     HISTORY_KEY,
@@ -56,10 +58,13 @@ class CheckpointState:
         self.config = trainer.config
         self.epoch = trainer.epoch
         self.history_json = tf.Variable("{}", dtype=tf.string, trainable=False)
+        with trainer.strategy.scope():
+            self.best = BestWeights(trainer.model)
         settings = tf.Variable(json.dumps(trainer.config.to_dict()), dtype=tf.string,
                                trainable=False)
         objects = dict(optimizer=trainer.optimizer, epoch=trainer.epoch,
-                       history=self.history_json, model=trainer.model)
+                       history=self.history_json, best_weights=self.best.variables,
+                       model=trainer.model)
         self.checkpoint = tf.train.Checkpoint(settings=settings, **objects)
         # Restores without ``settings``: checkpoints written before it existed still load.
         self._restorer = tf.train.Checkpoint(**objects)
@@ -164,6 +169,19 @@ class CheckpointState:
         lines.append(f"last_preserved_timestamp: {min(stamps, default=0.0) - 1}")
         files.atomic_write_text(path, "\n".join(lines) + "\n")
         logging.info("Rewrote %s to name ckpt-%d", path, self.restored)
+
+    def save_best(self, epoch: int) -> None:
+        """Writes the best weights as their own checkpoint, ``checkpoints/best/ckpt-<epoch>``.
+
+        Every worker takes part (non-chief ones write into a temporary folder
+        they delete), as in :meth:`save`.
+        """
+        if self.chief:
+            self.best.write_checkpoint(os.path.join(self.chief_dir, BEST_DIR), epoch)
+        else:
+            temp_dir = os.path.join(self.chief_dir, f".best-{devices.worker_id()}-tmp")
+            self.best.write_checkpoint(temp_dir, epoch)
+            shutil.rmtree(temp_dir, ignore_errors=True)
 
     def _remove_partial(self, epoch: int, temp_dir: str) -> None:
         partial = (glob.glob(os.path.join(glob.escape(self.chief_dir), f"ckpt-{epoch}[._]*"))

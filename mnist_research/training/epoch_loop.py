@@ -2,7 +2,9 @@
 
 The inner loop (many optimizer steps per ``tf.function`` call) lives in
 :class:`~mnist_research.training.trainer.Trainer`; this module decides when to
-train, evaluate, write summaries and save.
+train, evaluate, write summaries and save, and when to stop early
+(``best_epoch.should_stop`` on the validation history, so a resumed run
+decides exactly as an uninterrupted one).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from absl import logging
 
 from mnist_research import files, interrupts, logs
 from mnist_research.data import pipeline
+from mnist_research.training import best_epoch
 from mnist_research.training import history as history_lib
 from mnist_research.training import run_dir as run_dir_lib
 from mnist_research.training import summaries as summaries_lib
@@ -29,7 +32,12 @@ GRADIENT_BATCH = 1024
 
 def run_epochs(run: RunContext, train_input: pipeline.TrainInput, steps_per_epoch: int,
                verbose: bool) -> None:
-    """Trains from the restored epoch to ``config.train.epochs``, checkpointing each epoch."""
+    """Trains from the restored epoch to ``config.train.epochs``, checkpointing each epoch.
+
+    Stops early once validation accuracy has not improved for
+    ``config.train.early_stopping_patience`` epochs; the best epoch's weights
+    are captured into the checkpointed ``BestWeights`` whenever it improves.
+    """
     config, trainer, datasets = run.config, run.trainer, run.datasets
     evaluate_val = trainer.make_evaluator(pipeline.eval_dataset(
         datasets.x_val, datasets.y_val, config.train.batch_size))
@@ -41,6 +49,8 @@ def run_epochs(run: RunContext, train_input: pipeline.TrainInput, steps_per_epoc
     first = run.epochs_done + 1
     for epoch in range(first, config.train.epochs + 1):
         interrupts.check()  # SIGINT/SIGTERM: stop between epochs, after the checkpoint
+        if _stop_early(run):
+            break
         train_totals, seconds = train_epoch(trainer, train_input, epoch, steps_per_epoch,
                                             run.summaries, verbose and run.chief, profiler,
                                             trace=epoch == 1)
@@ -51,6 +61,8 @@ def run_epochs(run: RunContext, train_input: pipeline.TrainInput, steps_per_epoc
                      train_totals.loss, train_totals.accuracy, val_totals.loss,
                      val_totals.accuracy)
         _epoch_summaries(run, epoch, train_totals, val_totals, seconds, gradients)
+        if best_epoch.improved(run.history["val_accuracy"]):
+            run.state.best.capture()
         trainer.epoch.assign(epoch)
         run.state.save(epoch, run.history)
         if run.chief:
@@ -58,6 +70,19 @@ def run_epochs(run: RunContext, train_input: pipeline.TrainInput, steps_per_epoc
                              history_lib.run_metrics(run.history, run.info, None,
                                                      finished=False))
     profiler.stop()
+
+
+def _stop_early(run: RunContext) -> bool:
+    """Whether the history so far says to stop (and logs why)."""
+    val_accuracy = run.history["val_accuracy"]
+    patience = run.config.train.early_stopping_patience
+    if not best_epoch.should_stop(val_accuracy, patience):
+        return False
+    best = best_epoch.best_epoch(val_accuracy)
+    logging.info("Early stopping after epoch %d: validation accuracy has not improved for %d "
+                 "epochs (best %.4f at epoch %d)", len(val_accuracy), patience,
+                 val_accuracy[best - 1], best)
+    return True
 
 
 def _epoch_summaries(run: RunContext, epoch: int, train: Totals, val: Totals, seconds: float,

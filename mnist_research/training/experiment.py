@@ -80,7 +80,8 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
         return finished
     datasets = _load_data(config, datasets)
     train_input = pipeline.TrainInput(datasets.x_train, datasets.y_train,
-                                      config.train.batch_size, config.train.seed)
+                                      config.train.batch_size, config.train.seed,
+                                      augment=config.train.augment)
     workers = devices.num_workers() if isinstance(
         strategy, tf.distribute.MultiWorkerMirroredStrategy) else 1
     steps_per_epoch = train_input.steps_per_epoch(workers)
@@ -120,7 +121,8 @@ def _check_run_dir(run_dir: str, config: ExperimentConfig, overwrite: bool
     done, wanted = (finished or {}).get("epochs_completed", 0), config.train.epochs
     if done > wanted:
         raise RunDirError(_too_many_epochs(run_dir, done, wanted))
-    if finished is not None and done == wanted and damaged_config is None:
+    complete = done == wanted or (finished or {}).get("stopped_early")
+    if finished is not None and complete and damaged_config is None:
         logging.info("%s is complete (%d epochs); nothing to do. Use a new --run_dir or "
                      "--overwrite to train again, or a larger --epochs to extend it.",
                      run_dir, done)

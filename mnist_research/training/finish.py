@@ -14,7 +14,7 @@ from mnist_research.analysis import metrics as metrics_lib
 from mnist_research.data import pipeline
 from mnist_research.inference import export as export_lib
 from mnist_research.model import mlp as model_lib
-from mnist_research.training import devices
+from mnist_research.training import best_epoch, devices
 from mnist_research.training import history as history_lib
 from mnist_research.training import run_dir as run_dir_lib
 from mnist_research.training.run_context import RunContext
@@ -23,17 +23,30 @@ from mnist_research.training.run_context import RunContext
 def finish_run(run: RunContext) -> dict[str, Any]:
     """Evaluates the test split, exports the model, writes reports and ``metrics.json``.
 
-    Every worker evaluates and takes part in the export; only the chief writes
-    the run dir. ``metrics.json`` is written last, with ``finished: true``, so a
-    run killed before that point finishes again when it is resumed.
+    With ``restore_best`` the best validation epoch's weights replace the last
+    epoch's before the test evaluation and export. Either way the best epoch's
+    weights are written to ``checkpoints/best/`` and ``metrics.json`` records
+    which epoch was best and which was exported. Every worker evaluates and
+    takes part in the export; only the chief writes the run dir.
+    ``metrics.json`` is written last, with ``finished: true``, so a run killed
+    before that point finishes again when it is resumed.
 
     Returns:
       The final metrics.
     """
     config, trainer, datasets = run.config, run.trainer, run.datasets
+    selection = best_epoch.summary(run.history["val_accuracy"],
+                                   config.train.early_stopping_patience, config.train.epochs,
+                                   config.train.restore_best)
+    run.state.save_best(selection["best_epoch"])
+    if config.train.restore_best:
+        run.state.best.restore_into_model()
+        logging.info("Testing and exporting epoch %d (best validation accuracy %.4f)",
+                     selection["best_epoch"], selection["best_val_accuracy"])
     test = trainer.make_evaluator(pipeline.eval_dataset(
         datasets.x_test, datasets.y_test, config.train.batch_size))()
     metrics = history_lib.run_metrics(run.history, run.info, test, finished=True)
+    metrics.update(selection)
     metrics["weights_sha256"] = model_lib.weights_fingerprint(trainer.model)
     logging.info("Final weights sha256 %s (worker %s)", metrics["weights_sha256"],
                  devices.worker_id())

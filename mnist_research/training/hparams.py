@@ -46,6 +46,10 @@ class Text(hp.Domain):
 
 
 HPARAMS = (
+    hp.HParam("model/family", hp.Discrete(list(config_lib.MODEL_FAMILIES)),
+              description="--model: mlp (the seed recipe) or cnn"),
+    hp.HParam("model/conv_filters", Text(), description="channels of the conv blocks (cnn)"),
+    hp.HParam("model/conv_dropout_rates", Text(), description="dropout after each conv block"),
     hp.HParam("model/hidden_units", Text(), description="widths of the hidden blocks"),
     hp.HParam("model/dropout_rates", Text(), description="dropout after each block"),
     hp.HParam("model/batch_norm", hp.Discrete([False, True]),
@@ -55,6 +59,11 @@ HPARAMS = (
     hp.HParam("optimizer/lr_schedule", hp.Discrete(list(config_lib.LR_SCHEDULES))),
     hp.HParam("optimizer/batch_size", Text(), description="global batch size"),
     hp.HParam("run/epochs", Text()),
+    hp.HParam("run/augment", hp.Discrete([False, True]),
+              description="random rotation, zoom and translation of training images"),
+    hp.HParam("run/early_stopping_patience", Text()),
+    hp.HParam("run/restore_best", hp.Discrete([False, True]),
+              description="evaluate and export the best validation epoch"),
     hp.HParam("run/seed", Text()),
     hp.HParam("run/experiment", Text(), description="the flagfile's --experiment"),
     hp.HParam("run/dataset", hp.Discrete(list(config_lib.DATASETS))),
@@ -86,6 +95,9 @@ METRICS = (
 def hparams_of(config: ExperimentConfig, info: dict) -> dict[str, Any]:
     """This run's value of every hyperparameter in :data:`HPARAMS`."""
     return {
+        "model/family": config.model.family,
+        "model/conv_filters": ",".join(str(f) for f in config.model.conv_filters),
+        "model/conv_dropout_rates": ",".join(f"{r:g}" for r in config.model.conv_dropout_rates),
         "model/hidden_units": ",".join(str(u) for u in config.model.hidden_units),
         "model/dropout_rates": ",".join(f"{r:g}" for r in config.model.dropout_rates),
         "model/batch_norm": config.model.batch_norm,
@@ -93,6 +105,9 @@ def hparams_of(config: ExperimentConfig, info: dict) -> dict[str, Any]:
         "optimizer/lr_schedule": config.train.lr_schedule,
         "optimizer/batch_size": str(config.train.batch_size),
         "run/epochs": str(config.train.epochs),
+        "run/augment": config.train.augment,
+        "run/early_stopping_patience": str(config.train.early_stopping_patience),
+        "run/restore_best": config.train.restore_best,
         "run/seed": str(config.train.seed),
         "run/experiment": config.experiment,
         "run/dataset": config.data.dataset,

@@ -28,7 +28,7 @@ from absl import logging
 from mnist_research.config import ExperimentConfig
 from mnist_research.data.model_input import logits_function
 from mnist_research.errors import ConfigError, NonFiniteLossError
-from mnist_research.model import mlp as model_lib
+from mnist_research.model import registry
 from mnist_research.training.optimizers import FusedAdam, learning_rate
 
 _SUM = tf.distribute.ReduceOp.SUM
@@ -149,9 +149,7 @@ class Trainer:
             raise ConfigError(f"batch_size {self.global_batch_size} is not divisible by the "
                              f"{replicas} replicas")
         with strategy.scope():
-            self.model = model_lib.MLPClassifier.from_config_object(
-                config.model, synchronized_bn=replicas > 1)
-            model_lib.build(self.model)
+            self.model = registry.create(config.model, synchronized_bn=replicas > 1)
             adam = FusedAdam if config.train.fused_adam else tf.keras.optimizers.Adam
             optimizer = adam(learning_rate(config.train, steps_per_epoch))
             if config.distribute.mixed_precision == "mixed_float16":
