@@ -57,15 +57,15 @@ def test_registry_covers_every_configurable_family():
 def test_cnn_blocks_are_conv_bn_relu_pool_dropout():
     stride = registry.create(SMALL["cnn"])
     kinds = [[type(layer).__name__ for layer in block.sublayers()] for block in stride.blocks]
-    assert kinds == [["Conv2D", "BatchNormalization", "ReLU", "Dropout"]] * 2 + [
-        ["Dense", "BatchNormalization", "ReLU", "Dropout"]]
+    assert kinds == [["Conv2D", "BatchNormalization", "ReLU", "StatelessDropout"]] * 2 + [
+        ["Dense", "BatchNormalization", "ReLU", "StatelessDropout"]]
     assert [block.conv.strides for block in stride.conv_blocks] == [(2, 2)] * 2
     pooled = registry.create(ModelConfig(family="cnn", conv_filters=(4,),
                                          conv_dropout_rates=(0.0,), conv_pooling="max",
                                          hidden_units=(8,), dropout_rates=(0.0,),
                                          batch_norm=False))
     assert [type(layer).__name__ for layer in pooled.conv_blocks[0].sublayers()] == [
-        "Conv2D", "ReLU", "MaxPooling2D", "Dropout"]
+        "Conv2D", "ReLU", "MaxPooling2D", "StatelessDropout"]
     # 28x28 -> 14x14 after one halving: the dense block sees 14 * 14 * 4 features.
     assert pooled.dense_blocks[0].dense.kernel.shape == (14 * 14 * 4, 8)
 

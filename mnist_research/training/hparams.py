@@ -48,8 +48,8 @@ class Text(hp.Domain):
 HPARAMS = (
     hp.HParam("model/family", hp.Discrete(list(config_lib.MODEL_FAMILIES)),
               description="--model: mlp (the seed recipe) or cnn"),
-    hp.HParam("model/conv_filters", Text(), description="channels of the conv blocks (cnn)"),
-    hp.HParam("model/conv_dropout_rates", Text(), description="dropout after each conv block"),
+    hp.HParam("topology/conv_filters", Text(), description="channels of the conv blocks (cnn)"),
+    hp.HParam("topology/conv_dropout_rates", Text(), description="dropout after each conv block"),
     hp.HParam("model/hidden_units", Text(), description="widths of the hidden blocks"),
     hp.HParam("model/dropout_rates", Text(), description="dropout after each block"),
     hp.HParam("model/batch_norm", hp.Discrete([False, True]),
@@ -96,8 +96,8 @@ def hparams_of(config: ExperimentConfig, info: dict) -> dict[str, Any]:
     """This run's value of every hyperparameter in :data:`HPARAMS`."""
     return {
         "model/family": config.model.family,
-        "model/conv_filters": ",".join(str(f) for f in config.model.conv_filters),
-        "model/conv_dropout_rates": ",".join(f"{r:g}" for r in config.model.conv_dropout_rates),
+        "topology/conv_filters": ",".join(str(f) for f in config.model.conv_filters),
+        "topology/conv_dropout_rates": ",".join(f"{r:g}" for r in config.model.conv_dropout_rates),
         "model/hidden_units": ",".join(str(u) for u in config.model.hidden_units),
         "model/dropout_rates": ",".join(f"{r:g}" for r in config.model.dropout_rates),
         "model/batch_norm": config.model.batch_norm,
