@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mnist_research.data import augment
-from mnist_research.data import pipeline
+from mnist_research.data import augment, pipeline
 from mnist_research.data.model_input import to_model_input
 from tests.helpers import make_digits
 
