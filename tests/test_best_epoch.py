@@ -73,6 +73,7 @@ def _weights(checkpoint_prefix):
     return model
 
 
+@pytest.mark.slow
 def test_run_stops_resumes_and_exports_the_best_epoch(monkeypatch, tmp_path, tiny_arrays):
     splits = sources.split(sources.RawData(**tiny_arrays, source="tiny"), DataConfig())
     run_dir = str(tmp_path / "run")
@@ -87,7 +88,8 @@ def test_run_stops_resumes_and_exports_the_best_epoch(monkeypatch, tmp_path, tin
     assert metrics["epochs_completed"] == 5 and metrics["stopped_early"]
     assert (metrics["best_epoch"], metrics["exported_epoch"]) == (3, 3)
     assert metrics["best_val_accuracy"] == pytest.approx(0.9)
-    assert json.load(open(os.path.join(run_dir, "metrics.json")))["best_epoch"] == 3
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        assert json.load(f)["best_epoch"] == 3
 
     checkpoints = os.path.join(run_dir, "checkpoints")
     epoch3 = _weights(os.path.join(checkpoints, "ckpt-3"))

@@ -76,10 +76,11 @@ def test_sigkill_while_writing_reports_then_rerun(npz_dir, tmp_path):
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 4 MB tmpfs: room for the first checkpoint (2.8 MB) and the small files, not a second."""
+    """A 5 MB tmpfs: room for the first checkpoint (3.9 MB: the model, its Adam slots and
+    the best epoch's weights) and the small files, not a second."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=5m", "tmpfs", str(mount)],
                             capture_output=True, text=True)
     if result.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")

@@ -29,7 +29,7 @@ def trained(request):
     return (request.param, *_trained(request.param))
 
 
-def _trained(family, tmp_steps=3):
+def _trained(family, steps=3):
     tf.keras.utils.set_random_seed(0)
     model = registry.create(SMALL[family])
     optimizer = tf.keras.optimizers.Adam()
@@ -37,7 +37,7 @@ def _trained(family, tmp_steps=3):
     images, labels = make_digits(32)
     x = to_model_input(images)
     y = tf.one_hot(labels, 10)
-    for _ in range(tmp_steps):
+    for _ in range(steps):
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(
                 y, model(x, training=True, return_logits=True)))

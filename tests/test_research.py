@@ -81,9 +81,13 @@ def test_sweep_rejects_unknown_experiment(tmp_path):
 
 
 def test_aggregate_by_hand():
-    runs = {"a": [{"test_accuracy": 0.9, "test_loss": 0.3, "train_seconds": 10, "seed": 1},
-                  {"test_accuracy": 0.8, "test_loss": 0.5, "train_seconds": 12, "seed": 2}]}
+    runs = {"a": [{"test_accuracy": 0.9, "test_loss": 0.3, "train_seconds": 10, "seed": 1,
+                   "epochs_completed": 5},
+                  {"test_accuracy": 0.8, "test_loss": 0.5, "train_seconds": 12, "seed": 2,
+                   "epochs_completed": 4}]}
     (row,) = sweep_lib.aggregate(runs)
+    assert row["epoch_seconds_mean"] == pytest.approx((10 / 5 + 12 / 4) / 2)
+    assert "| 2.5 |" in sweep_lib.to_markdown([row])
     assert row["test_accuracy_mean"] == pytest.approx(0.85)
     assert row["test_accuracy_std"] == pytest.approx(np.std([0.9, 0.8], ddof=1))
     assert (row["test_loss_min"], row["test_loss_max"]) == (0.3, 0.5)

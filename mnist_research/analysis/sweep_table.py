@@ -16,7 +16,8 @@ COLUMNS = ("test_accuracy", "test_loss", "train_seconds")
 
 
 def aggregate(runs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """One row per experiment: count, mean, std (ddof=1), min and max of each column.
+    """One row per experiment: count, mean, std (ddof=1), min and max of each column,
+    and the mean seconds per training epoch (nan when a run does not say its epochs).
 
     Args:
       runs: experiment name → the ``metrics.json`` dicts of its finished runs.
@@ -31,6 +32,10 @@ def aggregate(runs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
             row[f"{column}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
             row[f"{column}_min"] = float(values.min())
             row[f"{column}_max"] = float(values.max())
+        per_epoch = [float(m["train_seconds"]) / m["epochs_completed"]
+                     for m in metrics if m.get("epochs_completed")]
+        row["epoch_seconds_mean"] = (float(np.mean(per_epoch)) if len(per_epoch) == len(metrics)
+                                     else float("nan"))
         rows.append(row)
     _add_differences(rows, runs)
     return rows
@@ -70,8 +75,8 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
     """A Markdown table: accuracy in %, loss, and training seconds, mean ± std [min–max],
     and each experiment's accuracy difference from the first one with Welch's t."""
     lines = [f"| experiment | runs | test accuracy (%) | Δ vs {rows[0]['experiment']} "
-             f"(Welch t) | test loss | training time (s) |",
-             "|---|---|---|---|---|---|"]
+             f"(Welch t) | test loss | training time (s) | s/epoch |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
         acc = (f"{100 * r['test_accuracy_mean']:.2f} ± {100 * r['test_accuracy_std']:.2f} "
                f"[{100 * r['test_accuracy_min']:.2f}–{100 * r['test_accuracy_max']:.2f}]")
@@ -81,7 +86,7 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
         diff = ("–" if r is rows[0] else
                 f"{100 * r['test_accuracy_diff']:+.2f} ({r['test_accuracy_welch_t']:+.1f})")
         lines.append(f"| {r['experiment']} | {r['runs']} | {acc} | {diff} | {loss} "
-                     f"| {seconds} |")
+                     f"| {seconds} | {r['epoch_seconds_mean']:.1f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -133,7 +133,7 @@ class CNNClassifier(tf.keras.Model):
 
     @classmethod
     def from_config_object(cls, config: ModelConfig, synchronized_bn: bool = False
-                           ) -> "CNNClassifier":
+                           ) -> CNNClassifier:
         """Builds the model a :class:`ModelConfig` with ``family="cnn"`` describes."""
         return cls(conv_filters=config.conv_filters,
                    conv_dropout_rates=config.conv_dropout_rates,

@@ -10,7 +10,7 @@ an entry to :data:`FAMILIES` and its name to ``config.MODEL_FAMILIES``.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import tensorflow as tf
 

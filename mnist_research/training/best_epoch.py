@@ -13,7 +13,7 @@ the run they are written as their own checkpoint, ``checkpoints/best/``.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import tensorflow as tf
 from absl import logging
