@@ -50,6 +50,7 @@ def test_compare_rows_by_hand(tmp_path):
             "finished": True, "epochs_completed": 3, "test_accuracy": accuracy,
             "test_loss": 0.1, "num_replicas": 1, "strategy": "X", "device_name": "D",
             "device_kind": "cpu", "history": {"epoch_seconds": seconds,
+                                              "loss": [1.0] * 3, "accuracy": [0.5] * 3,
                                               "examples_per_second": throughput,
                                               "val_accuracy": [0.5] * 3,
                                               "val_loss": [1.0] * 3}}))
