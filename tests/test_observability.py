@@ -96,7 +96,9 @@ def test_every_report_is_a_real_image_and_metrics_have_per_class(finished_run):
     for name in REPORT_PNGS:
         pixels = image.imread(os.path.join(run_dir, "reports", f"{name}.png"))
         assert pixels.shape[0] > 200 and pixels.shape[1] > 500, name
-        assert pixels[..., :3].std() > 0.05, f"{name} looks blank"
+        # A blank figure is one flat colour; a row of a few digits on white already has
+        # a grey-level spread of about 0.04 (mistakes.png when the model makes few).
+        assert pixels[..., :3].std() > 0.02, f"{name} looks blank"
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
     matrix = np.array(metrics["confusion_matrix"])
     assert matrix.sum() == metrics["test_examples"]
