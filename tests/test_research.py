@@ -17,7 +17,7 @@ TIMING_KEYS = ("epoch_seconds", "examples_per_second")
 def _run(npz_dir, run_dir, *extra):
     result = run_module("mnist_research.train", "--flagfile=experiments/smoke.flags",
                         f"--data_dir={npz_dir}", f"--run_dir={run_dir}", "--histograms=false",
-                        *extra)
+                        *extra, timeout=900)  # the CNN runs under --deterministic are slow
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
     reader = tf.train.load_checkpoint(os.path.join(run_dir, "checkpoints"))
