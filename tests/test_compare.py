@@ -51,7 +51,8 @@ def test_compare_rows_by_hand(tmp_path):
             "device_kind": "cpu", "history": {"epoch_seconds": seconds,
                                               "examples_per_second": [100.0] * 3,
                                               "val_accuracy": [0.5] * 3,
-                                              "val_loss": [1.0] * 3}}))
+                                              "val_loss": [1.0] * 3,
+                                              "accuracy": [0.5] * 3, "loss": [1.0] * 3}}))
         return compare_lib.load_run(str(folder))
 
     rows = compare_lib.rows([fake("a", [9.0, 2.0, 2.2], 0.9), fake("b", [5.0, 0.5, 0.6], 0.8)])

@@ -106,7 +106,6 @@ def test_bad_data_dir_is_one_line_error(tmp_path):
     ("--dropout_rates=0.3,0.3", "same length"),
     ("--strategy=tpu", "strategy"),
     ("--validation_split=1.5", "validation_split"),
-    ("--seed=-1", "--seed=-1: -1 is not an integer in the range [0, 4294967295]"),
 ])
 def test_bad_flags_fail_before_training(tmp_path, npz_dir, flag, message):
     result = train(npz_dir, str(tmp_path / "run"), flag)
