@@ -15,8 +15,6 @@ import numbers
 import re
 from typing import Any, Optional, Tuple
 
-from numpy import bool_ as np_bool
-
 DATASETS = ("mnist", "fashion_mnist")
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
 MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
@@ -47,11 +45,13 @@ def _check(condition: bool, message: str) -> None:
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np_bool))
+    """An integer (NumPy's too), but not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np_bool))
+    """A real number (NumPy's too), but not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _check_types(obj: Any) -> None:

@@ -188,7 +188,7 @@ def test_checkpoint_trained_with_other_settings_is_refused_not_skipped(saved, tm
 
 def test_checkpoint_files_in_a_folder_with_glob_characters(saved, tmp_path):
     source, _ = saved
-    folder = str(tmp_path / "exp*?" / "checkpoints")  # '[' is refused (run_dir.check_path)
+    folder = str(tmp_path / "exp*?" / "checkpoints")  # (a run dir refuses them: check_path)
     shutil.copytree(source, folder)
     os.remove(os.path.join(folder, "checkpoint"))
     assert _restore(folder)[1].restored == 3

@@ -53,7 +53,8 @@ def test_compare_rows_by_hand(tmp_path):
                                               "loss": [1.0] * 3, "accuracy": [0.5] * 3,
                                               "examples_per_second": throughput,
                                               "val_accuracy": [0.5] * 3,
-                                              "val_loss": [1.0] * 3}}))
+                                              "val_loss": [1.0] * 3,
+                                              "accuracy": [0.5] * 3, "loss": [1.0] * 3}}))
         return compare_lib.load_run(str(folder))
 
     # b's epochs hold half as many examples: 3.7x shorter epochs, but 2x the throughput.

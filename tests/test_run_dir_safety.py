@@ -3,6 +3,7 @@ dir, one process per run dir, glob-safe paths, ordinary permissions (issue 14)."
 
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -226,10 +227,22 @@ def test_the_lock_of_a_killed_process_is_released(tmp_path):
 # --------------------------------------------------------------------------- globs and events
 
 
-def test_run_dir_with_brackets_is_refused_before_anything_is_written(tmp_path):
-    with pytest.raises(RunDirError, match=r"cannot contain '\['"):
-        run_dir_lib.check_path(str(tmp_path / "exp[1]"))
-    run_dir_lib.check_path(str(tmp_path / "exp*?"))
+@pytest.mark.parametrize("name, shown", [("exp[1]", "[ ]"), ("exp*", "*"), ("exp?", "?"),
+                                         ("a\\b", "\\")])
+def test_run_dir_with_glob_characters_is_refused(tmp_path, name, shown):
+    with pytest.raises(RunDirError, match=f"cannot contain {re.escape(shown)} "):
+        run_dir_lib.check_path(str(tmp_path / name))
+    run_dir_lib.check_path(str(tmp_path / "exp-1 (copy) {x}"))
+
+
+def test_tensorflow_deletes_a_siblings_checkpoint_under_a_glob_run_dir(tmp_path):
+    """Why check_path refuses '*': TensorFlow's CheckpointManager globs when it deletes."""
+    checkpoint = tf.train.Checkpoint(v=tf.Variable(1.0))
+    for name in ("exp*", "exp2"):
+        manager = tf.train.CheckpointManager(checkpoint, str(tmp_path / name), max_to_keep=1)
+        manager.save(1)
+    tf.train.CheckpointManager(checkpoint, str(tmp_path / "exp*"), max_to_keep=1).save(2)
+    assert not (tmp_path / "exp2" / "ckpt-1.index").exists()
 
 
 def _event_file(folder, steps, tag="epoch/loss"):

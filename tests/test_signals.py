@@ -23,8 +23,9 @@ def _start(data_dir, run_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130)])
 def test_signal_stops_with_one_line_that_resumes(tmp_path, signum, status):
+    """SIGTERM takes the same path: test_sigterm_during_a_save_stops_after_it, in process."""
     x, y = make_digits(1000, seed=3)
     np.savez(tmp_path / "mnist.npz", x_train=x, y_train=y, x_test=x[:100], y_test=y[:100])
     run_dir = tmp_path / "run"
@@ -60,3 +61,47 @@ def test_signal_stops_with_one_line_that_resumes(tmp_path, signum, status):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"Restored {folder}/ckpt-{last}" in resumed.stderr
     assert f"epoch {last + 1}/{last + 1}" in resumed.stderr and "epoch 1/" not in resumed.stderr
+
+
+def test_sigterm_during_a_save_stops_after_it_with_exit_status_143(npz_dir, tmp_path,
+                                                                    monkeypatch):
+    """A signal inside the epoch loop waits for the checkpoint being saved, then stops."""
+    import tensorflow as tf
+
+    from mnist_research import interrupts
+    from mnist_research.config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
+    from mnist_research.training import experiment
+    from mnist_research.training.checkpoints import CheckpointState
+
+    original_save = CheckpointState.save
+
+    def save_then_signal(self, epoch, history):
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives before the save below has begun
+        original_save(self, epoch, history)
+
+    monkeypatch.setattr(CheckpointState, "save", save_then_signal)
+    config = ExperimentConfig(data=DataConfig(data_dir=npz_dir),
+                              model=ModelConfig(hidden_units=(8,), dropout_rates=(0.0,)),
+                              train=TrainConfig(epochs=3, batch_size=64, histograms=False))
+    with pytest.raises(interrupts.Interrupted) as stopped:
+        with interrupts.handle_signals():
+            experiment.train_and_evaluate(config, str(tmp_path / "run"), verbose=False,
+                                          strategy=tf.distribute.get_strategy())
+    assert stopped.value.exit_status == 143 and stopped.value.name == "SIGTERM"
+    folder = str(tmp_path / "run" / "checkpoints")
+    assert checkpoint_files.read_state(folder)[0] == 1  # epoch 1 saved whole, epoch 2 not run
+    checkpoint_files.verify(os.path.join(folder, "ckpt-1"))
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+
+
+def test_the_interrupted_line_names_the_checkpoint_and_the_command(tmp_path, capsys,
+                                                                   monkeypatch):
+    from mnist_research import interrupts, train
+    folder = tmp_path / "run" / "checkpoints"
+    folder.mkdir(parents=True)
+    (folder / "checkpoint").write_text('model_checkpoint_path: "ckpt-4"\n')
+    monkeypatch.setattr(sys, "argv", ["/x/train.py", "--epochs=9"])
+    train._report_interrupted(interrupts.Interrupted(signal.SIGTERM), str(tmp_path / "run"))
+    assert capsys.readouterr().err == (
+        f"SIGTERM: stopped; the checkpoint of epoch 4 is kept. Resume with: python -m "
+        f"mnist_research.train --epochs=9 --run_dir={tmp_path / 'run'}\n")

@@ -50,21 +50,28 @@ def default_run_dir(experiment: str, device_tag: str, root: str = "runs") -> str
     return os.path.join(root, f"{experiment}-{device_tag}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
-def check_path(run_dir: str) -> None:
-    """Refuses a run dir path TensorFlow cannot read checkpoints from.
+# TensorFlow's glob metacharacters (its file system treats a backslash as an escape).
+_GLOB_CHARACTERS = "*?[]\\"
 
-    TensorFlow looks checkpoint files up through glob patterns, so under a path
-    with ``[`` or ``]`` a saved checkpoint is never found again (and a resumed
-    run would start over). ``*`` and ``?`` match themselves and are fine; this
+
+def check_path(run_dir: str) -> None:
+    """Refuses a run dir path that TensorFlow would treat as a glob pattern.
+
+    TensorFlow finds checkpoint files, and its checkpoint manager deletes old
+    ones, through glob patterns built from the path: under ``runs/exp[1]`` a
+    saved checkpoint is never found again (a resume would start over), and
+    under ``runs/exp*`` deleting ``ckpt-1`` also deletes ``runs/exp2``'s. This
     project's own globs escape the run dir.
 
     Raises:
-      RunDirError: the path contains ``[`` or ``]``.
+      RunDirError: the path contains ``*``, ``?``, ``[``, ``]`` or a backslash.
     """
-    if "[" in run_dir or "]" in run_dir:
-        raise RunDirError(f"{run_dir}: a run dir path cannot contain '[' or ']' (TensorFlow "
-                          f"finds checkpoint files through glob patterns, so they would never "
-                          f"be found again); choose another --run_dir")
+    found = sorted({c for c in run_dir if c in _GLOB_CHARACTERS})
+    if found:
+        raise RunDirError(f"{run_dir}: a run dir path cannot contain {' '.join(found)} "
+                          f"(TensorFlow finds and deletes checkpoint files through glob "
+                          f"patterns, so it could miss this run's checkpoints or delete another "
+                          f"run's); choose another --run_dir")
 
 
 def load_config(run_dir: str) -> Optional[ExperimentConfig]:
