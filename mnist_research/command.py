@@ -24,7 +24,7 @@ from mnist_research import logs
 # A command imports this module before its library modules import TensorFlow: the
 # last moment TensorFlow's C++ logging level can still be set.
 if logs.running_a_command():
-    logs.quiet_tensorflow_import(sys.argv)
+    logs.quiet_tensorflow(sys.argv)
 
 
 def run(main: Callable[[list[str]], int], define_flags: Callable[[flags.FlagValues], None],

@@ -2,11 +2,11 @@
 
 Two steps, because TensorFlow decides part of its logging when it is imported:
 
-1. :func:`quiet_tensorflow_import`, before TensorFlow is imported: sets
+1. :func:`quiet_tensorflow`, before TensorFlow is imported: sets
    ``TF_CPP_MIN_LOG_LEVEL=3`` (C++ errors such as ``failed call to cuInit`` on
    every CPU-only machine, grappler's ``Optimization loop failed: CANCELLED``)
-   and imports TensorFlow with its import-time banner lines filtered out of
-   stderr (``cudart_stub``, ``cpu_feature_guard``: these bypass
+   and has TensorFlow's import filter its banner lines out of stderr
+   (``cudart_stub``, ``cpu_feature_guard``: these bypass
    ``TF_CPP_MIN_LOG_LEVEL``). Nothing changes when the user set
    ``TF_CPP_MIN_LOG_LEVEL`` or asked for ``--verbosity=1`` or more.
 2. :func:`configure`, once the verbosity is known: the ``tensorflow`` Python
@@ -25,6 +25,7 @@ the kernel writes to file descriptor 2, TensorFlow's C++ lines included).
 from __future__ import annotations
 
 import contextlib
+import importlib.abc
 import importlib.util
 import logging as std_logging
 import os
@@ -68,24 +69,70 @@ def requested_verbosity(argv: Sequence[str]) -> int:
     return verbosity
 
 
-def quiet_tensorflow_import(argv: Sequence[str] = ()) -> bool:
-    """Imports TensorFlow quietly unless the user asked for its messages.
+def quiet_tensorflow(argv: Sequence[str] = ()) -> bool:
+    """Makes TensorFlow quiet from its import on, unless the user asked for its messages.
+
+    Sets ``TF_CPP_MIN_LOG_LEVEL`` and filters the banner out of stderr when
+    TensorFlow is imported, whenever that happens (a command that never needs
+    TensorFlow, like ``sweep``, does not import it for this).
 
     Args:
       argv: the command line (its ``--verbosity`` decides); a notebook passes none.
 
     Returns:
-      Whether TensorFlow was imported here with its noise suppressed (False
-      when it was already imported, the user set ``TF_CPP_MIN_LOG_LEVEL``, or
-      ``--verbosity`` is 1 or more).
+      Whether TensorFlow will be quiet (False when it was already imported,
+      the user set ``TF_CPP_MIN_LOG_LEVEL``, or ``--verbosity`` is 1 or more).
     """
     if ("tensorflow" in sys.modules or TF_LOG_LEVEL_VARIABLE in os.environ
             or requested_verbosity(argv) >= 1):
         return False
     os.environ[TF_LOG_LEVEL_VARIABLE] = QUIET_TF_LOG_LEVEL
-    with stderr_without(IMPORT_NOISE):
-        import tensorflow  # noqa: F401,PLC0415 (the import is the point)
+    if not any(isinstance(f, _QuietTensorFlowFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlowFinder())
     return True
+
+
+class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
+    """Finds the ``tensorflow`` package with a loader that imports it quietly.
+
+    It stays in ``sys.meta_path`` until TensorFlow is imported: libraries look
+    TensorFlow up (``importlib.util.find_spec``) before they import it.
+    """
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow" or name in sys.modules:
+            return None
+        index = sys.meta_path.index(self)
+        sys.meta_path.remove(self)
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            sys.meta_path.insert(index, self)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _QuietLoader(spec.loader, self)
+        return spec
+
+
+class _QuietLoader(importlib.abc.Loader):
+    """Runs the real loader with TensorFlow's import-time noise filtered from stderr."""
+
+    def __init__(self, loader, finder: _QuietTensorFlowFinder):
+        self.loader = loader
+        self.finder = finder
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        try:
+            with stderr_without(IMPORT_NOISE):
+                self.loader.exec_module(module)
+        finally:
+            if self.finder in sys.meta_path:
+                sys.meta_path.remove(self.finder)
+
+    def __getattr__(self, name):  # get_resource_reader, is_package, ...
+        return getattr(self.loader, name)
 
 
 @contextlib.contextmanager

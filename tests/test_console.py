@@ -120,16 +120,16 @@ def test_configure_drops_framework_info_and_keeps_warnings():
             flags.FLAGS.unparse_flags()
 
 
-def _run_without_tf_log_level(*args):
+def _python_without_tf_log_level(*args):
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.slow
 def test_a_command_shows_no_tensorflow_noise_unless_asked(tmp_path):
     output = tmp_path / "b.json"
-    quiet = _run_without_tf_log_level("mnist_research.benchmark", "--smoke", f"--output={output}")
+    quiet = _python_without_tf_log_level("-m", "mnist_research.benchmark", "--smoke", f"--output={output}")
     assert quiet.returncode == 0, quiet.stderr[-2000:]
     # Only the project's own lines (e.g. which train step XLA compiles), ending with the result.
     assert quiet.stderr.endswith(f"Wrote {output}\n")
@@ -137,8 +137,22 @@ def test_a_command_shows_no_tensorflow_noise_unless_asked(tmp_path):
              "Sharding callback", "UserWarning")
     assert not [line for line in quiet.stderr.splitlines() if any(n in line for n in noise)]
     assert len(quiet.stderr.splitlines()) <= 3
-    loud = _run_without_tf_log_level("mnist_research.benchmark", "--smoke", "--verbosity=1",
+    loud = _python_without_tf_log_level("-m", "mnist_research.benchmark", "--smoke", "--verbosity=1",
                                      f"--output={output}")
     assert loud.returncode == 0, loud.stderr[-2000:]
     assert re.search(r"benchmark\.py:\d+\] Wrote", loud.stderr)  # absl's prefix is back
     assert len(loud.stderr.splitlines()) > 1  # and TensorFlow's own lines with it
+
+
+@pytest.mark.slow
+def test_tensorflow_is_quiet_when_imported_and_only_imported_when_needed():
+    quiet = _python_without_tf_log_level(
+        "-c",
+        "from mnist_research import logs; assert logs.quiet_tensorflow();"
+        "import tensorflow as tf; tf.constant(1) + 1")
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    sweep = _python_without_tf_log_level(
+        "-c",
+        "import sys; sys.argv = ['mnist-sweep']; import mnist_research.sweep;"
+        "print('tensorflow' in sys.modules)")
+    assert sweep.stdout.strip() == "False", sweep.stderr
