@@ -4,9 +4,10 @@ Usage:
   python -m mnist_research.predict --run_dir=DIR IMAGE [IMAGE ...] [--json]
       [--save_preprocessed=OUT_DIR] [--from_checkpoint]
 
-Each PNG/JPEG/BMP/GIF is preprocessed the MNIST way (``imaging.to_mnist``:
-grayscale, inverted when the background is light, cropped to the ink, fitted
-into 20×20, centred by mass in 28×28). A file that cannot be classified gets a
+Each PNG/JPEG/BMP/GIF (a scan or a photo: EXIF orientation applied, any
+polarity, uneven lighting, noise) is preprocessed the MNIST way
+(``imaging.to_mnist``: the digit's ink found by ``ink.find_ink``, fitted into
+20×20, centred by mass in 28×28). A file that cannot be classified gets a
 one-line error and the others are still classified; the exit status is 1 if
 any file failed.
 """
@@ -33,7 +34,8 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_boolean("json", False, "Print one JSON document instead of text.",
                          flag_values=fv)
     flags.DEFINE_string("save_preprocessed", None,
-                        "Write the 28x28 images the model saw here (<name>.28x28.png).",
+                        "Write the 28x28 images the model saw here (<name>.28x28.png; "
+                        "<name>-2.28x28.png, ... when inputs share a name).",
                         flag_values=fv)
 
 
