@@ -65,7 +65,9 @@ def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(npz_dir, tmp_path)
     assert weights_whole.keys() == weights_resumed.keys()
     assert not any("seed" in name for name in weights_whole)  # no RNG state saved
     for name in weights_whole:
-        np.testing.assert_array_equal(weights_whole[name], weights_resumed[name], err_msg=name)
+        if not name.startswith("save_counter"):  # How many saves this process made.
+            np.testing.assert_array_equal(weights_whole[name], weights_resumed[name],
+                                          err_msg=name)
 
 
 @pytest.mark.slow
