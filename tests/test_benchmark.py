@@ -22,7 +22,7 @@ def test_benchmark_smoke_writes_every_figure(tmp_path):
     results = json.loads(output.read_text())
     steady = results["steady"]
     project = [suite.steady_seconds(s) for s in steady["project"]["epoch_seconds"]]
-    for runner in ("project", "identical_fit", "identical_fit_xla", "seed_fit"):
+    for runner in ("project", "project_plain", "identical_fit", "identical_fit_xla", "seed_fit"):
         seconds = steady[runner]["steady_seconds"]
         assert 0 < seconds["min"] <= seconds["median"] <= seconds["max"]
         assert all(len(s) == 2 for s in steady[runner]["epoch_seconds"])  # 2 smoke epochs

@@ -6,6 +6,7 @@ from mnist_research.benchmarks.phases import PHASES
 
 STEADY_NAMES = {
     "project": "project loop (XLA step, 50 steps per call)",
+    "project_plain": "project loop, `--nojit_compile`",
     "identical_fit": "`model.fit`, identical model and pipeline",
     "identical_fit_xla": "`model.fit`, identical model and pipeline, `jit_compile=True`",
     "seed_fit": "seed recipe: `model.fit` on NumPy arrays, `validation_split=0.2`",

@@ -7,7 +7,8 @@ includes tracing and compilation; the steady state is the median of epochs
 2..N. Runners:
 
 - ``project``: the project's :class:`Trainer` (XLA-compiled step, ``tf.range``
-  loop, ``--steps_per_loop`` steps per call) and its validation evaluator.
+  loop, ``--steps_per_loop`` steps per call) and its validation evaluator;
+  ``project_plain`` the same with ``--nojit_compile``.
 - ``identical_fit``: the identical model (``MLPClassifier``, stateless dropout,
   ``FusedAdam``) and the identical ``tf.data`` pipelines under Keras
   ``model.fit`` (Keras's default ``jit_compile``, which is off on a CPU);
@@ -22,10 +23,11 @@ import time
 
 import numpy as np
 
-RUNNERS = ("project", "identical_fit", "identical_fit_xla", "seed_fit")
+RUNNERS = ("project", "project_plain", "identical_fit", "identical_fit_xla", "seed_fit")
 
 
-def project(data, epochs: int, seed: int, steps_per_loop: int) -> list[float]:
+def project(data, epochs: int, seed: int, steps_per_loop: int, jit_compile: bool = True
+            ) -> list[float]:
     """Per-epoch seconds (validation included) of the project's trainer."""
     import tensorflow as tf
 
@@ -36,7 +38,7 @@ def project(data, epochs: int, seed: int, steps_per_loop: int) -> list[float]:
 
     tf.keras.utils.set_random_seed(seed)
     config = config_lib.ExperimentConfig(train=config_lib.TrainConfig(
-        seed=seed, steps_per_loop=steps_per_loop))
+        seed=seed, steps_per_loop=steps_per_loop, jit_compile=jit_compile))
     train_input = pipeline.TrainInput(data.x_train, data.y_train, config.train.batch_size, seed)
     steps = train_input.steps_per_epoch()
     seconds = []
@@ -94,8 +96,8 @@ def seed_fit(data, epochs: int, seed: int) -> list[float]:
 def run(runner: str, data, epochs: int, seed: int = 42, steps_per_loop: int = 50
         ) -> list[float]:
     """Per-epoch seconds of one runner (see the module docstring)."""
-    if runner == "project":
-        return project(data, epochs, seed, steps_per_loop)
+    if runner in ("project", "project_plain"):
+        return project(data, epochs, seed, steps_per_loop, jit_compile=runner == "project")
     if runner == "identical_fit":
         return identical_fit(data, epochs, seed, jit_compile="auto")
     if runner == "identical_fit_xla":
