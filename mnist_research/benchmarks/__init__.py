@@ -1,0 +1,1 @@
+"""The library behind ``python -m mnist_research.benchmark``: timed comparisons, side by side."""
