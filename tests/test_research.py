@@ -146,7 +146,8 @@ def test_resumed_augmented_cnn_is_bit_identical_under_deterministic(npz_dir, tmp
     assert any(name.startswith("best_weights/") for name in weights_straight)
     assert weights_straight.keys() == weights_resumed.keys()
     for name in weights_straight:
-        np.testing.assert_array_equal(weights_straight[name], weights_resumed[name],
-                                      err_msg=name)
+        if "save_counter" not in name:  # How many saves each checkpoint object made.
+            np.testing.assert_array_equal(weights_straight[name], weights_resumed[name],
+                                          err_msg=name)
     config = json.load(open(tmp_path / "resumed" / "config.json"))
     assert config["model"]["family"] == "cnn" and config["train"]["augment"]

@@ -102,6 +102,8 @@ def test_the_interrupted_line_names_the_checkpoint_and_the_command(tmp_path, cap
     (folder / "checkpoint").write_text('model_checkpoint_path: "ckpt-4"\n')
     monkeypatch.setattr(sys, "argv", ["/x/train.py", "--epochs=9"])
     train._report_interrupted(interrupts.Interrupted(signal.SIGTERM), str(tmp_path / "run"))
+    from mnist_research.training import resume
+    again = resume.resume_command(str(tmp_path / "run"), sys.argv)  # its own tests: test_run_dir
+    assert again.endswith(f" --epochs=9 --run_dir={tmp_path / 'run'}")
     assert capsys.readouterr().err == (
-        f"SIGTERM: stopped; the checkpoint of epoch 4 is kept. Resume with: python -m "
-        f"mnist_research.train --epochs=9 --run_dir={tmp_path / 'run'}\n")
+        f"SIGTERM: stopped; the checkpoint of epoch 4 is kept. Resume with: {again}\n")

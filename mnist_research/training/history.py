@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
-from mnist_research.training.trainer import Totals
+if TYPE_CHECKING:  # Annotations only: reading a run's history needs no TensorFlow.
+    from mnist_research.training.trainer import Totals
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds",
                 "examples_per_second")
