@@ -44,12 +44,28 @@ def run(main: Callable[[list[str]], int], define_flags: Callable[[flags.FlagValu
     main_module = sys.modules["__main__"]
     if doc and not getattr(main_module, "__doc__", None):
         main_module.__doc__ = doc  # a console script's stub has none
-    app.run(lambda argv: _configure_logs_then(main, argv))
+    app.run(lambda argv: _configure_logs_then(main, argv), flags_parser=_parse_flags)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl's parsing, with a bad flag value reported as one ``error:`` line (exit 1)."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        _usage_error(str(e))
 
 
 def _configure_logs_then(main: Callable[[list[str]], int], argv: list[str]) -> int:
     logs.configure()  # --verbosity is parsed by now
-    return main(argv)
+    try:
+        return main(argv)
+    except app.UsageError as e:  # absl would print the whole --help above it
+        _usage_error(str(e))
+
+
+def _usage_error(message: str) -> None:
+    print(f"error: {message} (--help lists the flags)", file=sys.stderr, flush=True)
+    sys.exit(1)
 
 
 def no_arguments(argv: list[str]) -> None:

@@ -83,7 +83,8 @@ def _check_types(obj: Any) -> None:
                   and all(math.isfinite(v) for v in value))
         else:
             ok = True  # nested configs check themselves
-        expected = kind.replace("Tuple[", "a list of ").replace(", ...]", "s")
+        expected = ("a finite number" if kind == "float" else
+                    kind.replace("Tuple[", "a list of ").replace(", ...]", "s"))
         _check(ok, f"{field.name} must be {expected}, got {value!r}")
 
 

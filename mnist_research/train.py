@@ -55,12 +55,10 @@ def _train() -> int:
             devices.configure_devices(config.distribute)
             strategy = devices.create_strategy(config.distribute)
             run_dir = _choose_run_dir(config, strategy)
-            if not FLAGS.overwrite and run_dir_lib.finished_metrics(run_dir) is None:
-                logging.info("To resume this run if it stops: %s",
-                             resume.resume_command(run_dir, sys.argv))
             metrics = experiment.train_and_evaluate(
                 config, run_dir, strategy=strategy, overwrite=FLAGS.overwrite,
-                flagfile_text=experiment_flags.flagfile_text())
+                flagfile_text=experiment_flags.flagfile_text(),
+                resume_hint=resume.resume_command(run_dir, sys.argv))
     except interrupts.Interrupted as e:
         _report_interrupted(e, run_dir)
         return e.exit_status

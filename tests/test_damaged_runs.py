@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -190,6 +191,19 @@ def test_evaluate_and_report_give_one_line_on_damaged_files(copy, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "the SavedModel is damaged" in err[0]
     assert "--from_checkpoint" in err[0]
+
+
+def test_a_finished_run_with_a_damaged_export_is_exported_again(npz_dir, tiny_run, copy,
+                                                                 caplog):
+    (copy / "export" / "saved_model.pb").write_bytes(b"")
+    with caplog.at_level(logging.INFO, logger="absl"):
+        metrics = _train(_config(npz_dir), copy)
+    messages = _messages(caplog)
+    assert any("the SavedModel is damaged" in m and "exporting again" in m for m in messages)
+    assert not any(m.startswith("epoch ") for m in messages)  # nothing retrained
+    assert metrics["test_accuracy"] == tiny_run[1]["test_accuracy"]
+    logits_fn, _ = finished_run.load_logits_fn(str(copy))  # the export serves again
+    assert logits_fn(np.zeros((2, 28, 28), np.uint8)).shape == (2, 10)
 
 
 def test_truncated_export_variables_are_one_line(copy):

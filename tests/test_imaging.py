@@ -108,6 +108,7 @@ BAD_INPUTS = {
     "blank": (lambda p: _png(p, np.full((50, 60), 240, np.uint8), "blank.png"), "no ink"),
     "huge": (lambda p: _png(p, np.zeros((8000, 8000), np.uint8), "huge.png"),
              "larger than"),
+    "a directory": (lambda p: (p / "digits").mkdir() or p / "digits", "a directory"),
     "unsupported format": (lambda p: (Image.fromarray(np.zeros((30, 30), np.uint8)).save(
         p / "x.tiff") or p / "x.tiff"), "not supported"),
 }

@@ -127,9 +127,15 @@ def _make_run_dir(folder):
     for name in ("config.json", "flags.txt", "metrics.json", "model.keras",
                  "events.out.tfevents.1.host.2.v2", "evaluation-test.json"):
         (folder / name).write_text("x")
-    for name in ("checkpoints", "train", "validation", "export/variables", "reports"):
-        (folder / name).mkdir(parents=True)
-        (folder / name / "file").write_text("x")
+    for relative in ("checkpoints/checkpoint", "checkpoints/ckpt-2.index",
+                     "checkpoints/best/ckpt-1.data-00000-of-00001",
+                     "train/events.out.tfevents.1.host.3.v2", "validation/events.out.tfevents.1.h.v2",
+                     "export/saved_model.pb", "export/variables/variables.index",
+                     "reports/curves.png", "reports/report.html",
+                     "train/plugins/profile/2026_11_25_17_00_00/host.xplane.pb"):
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        (folder / relative).write_text("x")
+    (folder / "export" / "assets").mkdir()
     return folder
 
 
@@ -141,6 +147,13 @@ NOT_RUN_DIRS = {
     "a source tree": ({"setup.cfg": "x", "mnist_research/__init__.py": ""}, "mnist_research"),
     "run files but no marker": ({"metrics.json": "{}", "reports/a.png": "x"},
                                 "does not look like a run directory"),
+    "user files inside folders named like a run's": (
+        {"config.json": "{}", "checkpoints/resnet50_epoch90.pt": "weights",
+         "train/cat001.jpg": "x", "reports/thesis.docx": "x", "export/data/table.csv": "x"},
+        "checkpoints/resnet50_epoch90.pt, export/data, reports/thesis.docx, train/cat001.jpg"),
+    "an empty folder of the user's inside a run's": (
+        {"config.json": "{}", "checkpoints/ckpt-1.index": "x", "checkpoints/mine/.keep": ""},
+        "checkpoints/mine"),
 }
 
 
@@ -291,6 +304,17 @@ def test_damaged_event_file_is_cut_at_its_last_good_record(damage, dropped, tmp_
     assert _steps(other) == [1, 2, 3, 4, 5]  # another run's events are never touched
     assert any("good records" in r.getMessage() for r in caplog.records)
     assert summaries_lib.prune_after(str(run), epoch=3, step=0) == 0  # sound again
+
+
+def test_an_event_file_name_that_is_not_a_file_is_left_alone(tmp_path, caplog):
+    run = tmp_path / "run"
+    path = _event_file(run / "train", [1, 2, 3])
+    odd = run / "validation" / "events.out.tfevents.1.host.2.v2"
+    odd.mkdir(parents=True)
+    assert summaries_lib.prune_after(str(run), epoch=2, step=0) == 1
+    assert _steps(path) == [1, 2] and odd.is_dir() and not list(odd.iterdir())
+    assert sorted(p.name for p in (run / "validation").iterdir()) == [odd.name]  # no .pruning
+    assert any("not a regular file" in r.getMessage() for r in caplog.records)
 
 
 def test_stale_temporaries_are_removed_only_inside_the_run_dir(tmp_path):

@@ -179,6 +179,33 @@ def test_flagfile_and_unknown_flag_errors(npz_dir, tmp_path, args, message):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("flag, message", [
+    ("--learning_rate=nan", "learning_rate must be a finite number, got nan"),
+    ("--hidden_units=a,b,c", "--hidden_units: expected a comma-separated list"),
+    ("--seed=-1", "--seed"),
+    ("--device=banana", "--device"),
+])
+def test_a_bad_value_is_one_error_line_not_the_help(npz_dir, tmp_path, flag, message):
+    result = train(npz_dir, str(tmp_path / "run"), flag)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1, \
+        result.stderr[-2000:]
+    assert message in result.stderr and "(--help lists the flags)" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_finished_run_with_garbage_metrics_is_rebuilt_by_the_command(finished_run, npz_dir,
+                                                                       tmp_path):
+    import shutil
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(finished_run[0], run_dir)
+    open(os.path.join(run_dir, "metrics.json"), "w").write("garbage{")
+    result = train(npz_dir, run_dir)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "metrics.json: damaged" in result.stderr and "epoch 1/" not in result.stderr
+    assert json.load(open(os.path.join(run_dir, "metrics.json")))["finished"] is True
+
+
 def test_overwrite_starts_afresh(npz_dir, tmp_path):
     run_dir = tmp_path / "run"
     first = train(npz_dir, str(run_dir), "--epochs=1")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -118,7 +119,9 @@ class ExportedClassifier:
 
     def _damaged(self, error: Exception) -> RunDirError:
         return RunDirError(f"{self.path}: the SavedModel is damaged ({one_line(error)[:200]}); "
-                           f"use --from_checkpoint, or export again")
+                           f"use --from_checkpoint, or rerun the train command with "
+                           f"--run_dir={os.path.dirname(os.path.normpath(self.path))} to "
+                           f"export it again")
 
     def logits(self, images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
         """Logits ``[N, 10]`` for uint8 images ``[N, 28, 28]``."""
@@ -127,3 +130,12 @@ class ExportedClassifier:
                            images, batch_size)
         except (tf.errors.OpError, KeyError, ValueError) as e:
             raise self._damaged(e) from None
+
+
+def problem(export_dir: str) -> Optional[str]:
+    """Why the SavedModel in ``export_dir`` cannot serve (one line), or ``None``."""
+    try:
+        ExportedClassifier(export_dir)
+    except RunDirError as e:
+        return str(e)
+    return None

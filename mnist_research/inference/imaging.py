@@ -36,6 +36,8 @@ def load_grayscale(path: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
       ImageError: a missing, empty, non-image, truncated, unsupported or too
         large file (the message says which).
     """
+    if os.path.isdir(path):
+        raise ImageError(f"{path}: a directory, not an image file")
     if not os.path.isfile(path):
         raise ImageError(f"{path}: no such file")
     if os.path.getsize(path) == 0:

@@ -21,6 +21,7 @@ from mnist_research import interrupts
 from mnist_research.config import ExperimentConfig
 from mnist_research.data import pipeline, sources
 from mnist_research.errors import DamagedFileError, RunDirError
+from mnist_research.inference import export as export_lib
 from mnist_research.training import devices, epoch_loop, finish, preflight
 from mnist_research.training import run_dir as run_dir_lib
 from mnist_research.training import summaries as summaries_lib
@@ -42,7 +43,7 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
                        datasets: Optional[sources.Splits] = None,
                        strategy: Optional[tf.distribute.Strategy] = None,
                        flagfile_text: str = "", verbose: bool = True,
-                       overwrite: bool = False) -> dict[str, Any]:
+                       overwrite: bool = False, resume_hint: str = "") -> dict[str, Any]:
     """Trains (or resumes), evaluates and writes everything a run produces.
 
     Everything that can refuse the settings (the run dir's own settings and
@@ -59,6 +60,8 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
       verbose: show a progress bar.
       overwrite: delete the run dir's contents first (only a run dir of this
         project, or an empty directory, is ever deleted).
+      resume_hint: the command that resumes this run, logged once the run has
+        started (after every check that could refuse it).
 
     Returns:
       The metrics dict also written to ``metrics.json``.
@@ -96,6 +99,8 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
         run = _start_run(config, run_dir, trainer, datasets, info, chief, flagfile_text)
         logging.info("Run dir: %s | %s x%d, %s (%s)", run_dir, info["strategy"],
                      info["num_replicas"], info["device_name"], info["device_kind"])
+        if resume_hint and chief:
+            logging.info("To resume this run if it stops: %s", resume_hint)
         with preflight.out_of_memory_as_error(config), interrupts.deferred():
             epoch_loop.run_epochs(run, train_input, steps_per_epoch, verbose)
         return finish.finish_run(run)
@@ -123,6 +128,10 @@ def _check_run_dir(run_dir: str, config: ExperimentConfig, overwrite: bool
         raise RunDirError(_too_many_epochs(run_dir, done, wanted))
     complete = done == wanted or (finished or {}).get("stopped_early")
     if finished is not None and complete and damaged_config is None:
+        damaged_export = export_lib.problem(os.path.join(run_dir, export_lib.EXPORT_DIR))
+        if damaged_export:
+            logging.warning("%s; exporting again from the checkpoint", damaged_export)
+            return None
         logging.info("%s is complete (%d epochs); nothing to do. Use a new --run_dir or "
                      "--overwrite to train again, or a larger --epochs to extend it.",
                      run_dir, done)

@@ -18,9 +18,9 @@ never gives a traceback: a damaged one raises :class:`DamagedFileError`.
 
 from __future__ import annotations
 
-import fnmatch
 import glob
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -36,12 +36,22 @@ CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 FLAGS_FILE = "flags.txt"
 
-# What a run writes at the top of its run dir. --overwrite deletes a directory
-# only when everything in it matches these, and one of _MARKERS is present.
-_RUN_ENTRIES = (CONFIG_FILE, METRICS_FILE, FLAGS_FILE, LOCK_FILE, "checkpoints", "train",
-                "validation", "export", "export.old", "model.keras", "reports",
-                "events.out.tfevents.*", "evaluation-*.json", ".tmp-*", ".export-*",
-                ".probe-*")
+# Every path a run writes, relative to its run dir ("*" stays within one path
+# segment, "**" spans segments). --overwrite deletes a directory only when every
+# file and folder in it matches one of these, and one of _MARKERS is present.
+_EXPORT_FILES = ("saved_model.pb", "fingerprint.pb", "assets", "variables",
+                 "variables/variables.*")
+_RUN_PATHS = (
+    CONFIG_FILE, METRICS_FILE, FLAGS_FILE, LOCK_FILE, "model.keras", "events.out.tfevents.*",
+    "evaluation-*.json", ".tmp-*", ".probe-*", ".export-tmp-*", ".export-tmp-*/**",
+    "checkpoints", "checkpoints/checkpoint", "checkpoints/ckpt-*", "checkpoints/ckpt-*_temp/*",
+    "checkpoints/.*-tmp", "checkpoints/.*-tmp/*", "checkpoints/best", "checkpoints/best/checkpoint",
+    "checkpoints/best/ckpt-*", "checkpoints/best/ckpt-*_temp/*", "checkpoints/.tmp-*",
+    "train", "validation", "*/events.out.tfevents.*", "*/events.out.tfevents.*.pruning",
+    "train/plugins", "train/plugins/**",
+    "reports", "reports/*.png", "reports/report.html", "reports/.tmp-*",
+    "export", "export.old", *(f"{folder}/{name}" for folder in ("export", "export.old")
+                              for name in _EXPORT_FILES))
 _MARKERS = (CONFIG_FILE, FLAGS_FILE, "checkpoints")
 
 
@@ -167,7 +177,7 @@ def check_overwritable(run_dir: str) -> None:
     if not os.path.isdir(run_dir):
         raise RunDirError(f"{run_dir}: not a directory; --overwrite refused")
     names = sorted(os.listdir(run_dir))
-    foreign = [n for n in names if not any(fnmatch.fnmatchcase(n, p) for p in _RUN_ENTRIES)]
+    foreign = _foreign_paths(run_dir)
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5
                                           else "")
@@ -177,6 +187,27 @@ def check_overwritable(run_dir: str) -> None:
     if names and not any(n in names for n in _MARKERS):
         raise RunDirError(f"{run_dir}: --overwrite refused: it does not look like a run "
                           f"directory (no {', '.join(_MARKERS)}); nothing was deleted")
+
+
+def _foreign_paths(run_dir: str) -> list[str]:
+    """The files and folders under ``run_dir`` that a run does not write (relative paths)."""
+    patterns = [re.compile(_path_regex(p)) for p in _RUN_PATHS]
+    foreign = []
+    for folder, dirs, files in os.walk(run_dir):
+        dirs.sort()
+        for name in sorted(dirs) + sorted(files):
+            relative = os.path.relpath(os.path.join(folder, name), run_dir).replace(os.sep, "/")
+            if not any(p.fullmatch(relative) for p in patterns):
+                foreign.append(relative)
+        dirs[:] = [d for d in dirs if os.path.relpath(os.path.join(folder, d), run_dir)
+                   .replace(os.sep, "/") not in foreign]  # a foreign folder is named once
+    return foreign
+
+
+def _path_regex(pattern: str) -> str:
+    """``*`` within one path segment, ``**`` across segments; the rest literal."""
+    return ".*".join("[^/]*".join(re.escape(piece) for piece in part.split("*"))
+                     for part in pattern.split("**"))
 
 
 def clear(run_dir: str) -> None:

@@ -152,16 +152,24 @@ def prune_after(run_dir: str, epoch: int, step: int) -> int:
     dropped = 0
     pattern = os.path.join(glob.escape(run_dir), "*", "events.out.tfevents.*")
     for path in sorted(glob.glob(pattern)):
+        if not os.path.isfile(path) or os.path.islink(path):
+            logging.warning("%s: not a regular file, so not an event file of this run; left "
+                            "as it is (TensorBoard ignores it once you remove it)", path)
+            continue
         records, damage = _read_records(path)
         kept = [r for r in records if not _after(r, epoch, step)]
         if damage:
             logging.warning("%s: %s; keeping its %d good records", path, damage, len(records))
         if damage or len(kept) < len(records):
             temp = path + ".pruning"
-            with tf.io.TFRecordWriter(temp) as writer:
-                for record in kept:
-                    writer.write(record)
-            os.replace(temp, path)
+            try:
+                with tf.io.TFRecordWriter(temp) as writer:
+                    for record in kept:
+                        writer.write(record)
+                os.replace(temp, path)
+            finally:
+                if os.path.lexists(temp):
+                    os.unlink(temp)
             dropped += len(records) - len(kept)
     return dropped
 
