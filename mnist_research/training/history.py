@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from mnist_research.training.trainer import Totals
+from mnist_research.training.sums import Totals
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds",
                 "examples_per_second")
