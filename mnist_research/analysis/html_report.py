@@ -86,8 +86,8 @@ def _head(name: str, metrics: dict) -> list[str]:
 
 
 def _per_class_table(per_class: dict) -> list[str]:
-    parts = ["<h2>Per-class metrics (test set)</h2><table id='per_class'><tr><th>class</th>"
-             "<th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>"]
+    parts = [("<h2>Per-class metrics (test set)</h2><table id='per_class'><tr><th>class</th>"
+              "<th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>")]
     for c in range(len(per_class["f1"])):
         parts.append(f"<tr><td>{c}</td><td>{per_class['precision'][c]:.4f}</td>"
                      f"<td>{per_class['recall'][c]:.4f}</td><td>{per_class['f1'][c]:.4f}</td>"
@@ -110,8 +110,8 @@ def _history_table(metrics: dict) -> list[str]:
     history = metrics.get("history", {})
     if not history.get("loss"):
         return []
-    parts = ["<h2>History</h2><table><tr><th>epoch</th><th>loss</th><th>accuracy</th>"
-             "<th>val_loss</th><th>val_accuracy</th><th>seconds</th></tr>"]
+    parts = [("<h2>History</h2><table><tr><th>epoch</th><th>loss</th><th>accuracy</th>"
+              "<th>val_loss</th><th>val_accuracy</th><th>seconds</th></tr>")]
     best = metrics.get("best_epoch")
     for i in range(len(history["loss"])):
         mark = " class='best'" if i + 1 == best else ""

@@ -15,8 +15,7 @@ from mnist_research.config.checks import is_device_name
 from mnist_research.config.data import DATASETS, DataConfig
 from mnist_research.config.distribute import MIXED_PRECISION, STRATEGIES, DistributeConfig
 from mnist_research.config.experiment import ExperimentConfig, differences
-from mnist_research.config.model import (CONV_POOLING, MAX_CONV_BLOCKS, MODEL_FAMILIES,
-                                         ModelConfig)
+from mnist_research.config.model import CONV_POOLING, MAX_CONV_BLOCKS, MODEL_FAMILIES, ModelConfig
 from mnist_research.config.train import LR_SCHEDULES, MAX_SEED, TrainConfig
 
 __all__ = [

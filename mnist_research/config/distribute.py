@@ -5,8 +5,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
-from mnist_research.config.checks import (check, check_at_least, check_choice, check_types,
-                                          is_device_name)
+from mnist_research.config.checks import (
+    check,
+    check_at_least,
+    check_choice,
+    check_types,
+    is_device_name,
+)
 
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
 MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")

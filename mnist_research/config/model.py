@@ -5,8 +5,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Tuple
 
-from mnist_research.config.checks import (check, check_all_positive, check_choice, check_rates,
-                                          check_same_length, check_types)
+from mnist_research.config.checks import (
+    check,
+    check_all_positive,
+    check_choice,
+    check_rates,
+    check_same_length,
+    check_types,
+)
 
 # The model families ``model.registry`` builds; ``mlp`` is the seed recipe.
 MODEL_FAMILIES = ("mlp", "cnn")

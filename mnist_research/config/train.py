@@ -5,8 +5,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Tuple
 
-from mnist_research.config.checks import (check, check_at_least, check_choice, check_positive,
-                                          check_types)
+from mnist_research.config.checks import (
+    check,
+    check_at_least,
+    check_choice,
+    check_positive,
+    check_types,
+)
 
 LR_SCHEDULES = ("constant", "cosine", "step")
 # Seeds feed NumPy's legacy seeding, which takes 0 <= seed < 2**32.
