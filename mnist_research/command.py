@@ -1,6 +1,7 @@
 """What every command shares: flags defined only when it runs, listed by its ``--help``.
 
-A command module defines ``define_flags(flag_values)`` and ``main(argv)`` and
+A command module defines ``define_flags(flag_values)`` and ``main(argv)`` (most
+build it with :func:`main_without_arguments` or :func:`main_with_arguments`) and
 ends with ``command.run(main, define_flags, __doc__)``. Nothing is defined at
 import time, so any number of command modules can be imported in one process
 (a notebook, a test), and ``--help`` shows exactly the running command's flags,
@@ -20,6 +21,7 @@ from typing import Callable
 from absl import app, flags
 
 from mnist_research import logs
+from mnist_research.errors import run_guarded
 
 # A command imports this module before its library modules import TensorFlow: the
 # last moment TensorFlow's C++ logging level can still be set.
@@ -72,6 +74,32 @@ def no_arguments(argv: list[str]) -> None:
     """Raises a usage error when positional arguments follow the flags."""
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+
+
+def main_without_arguments(body: Callable[[], int]) -> Callable[[list[str]], int]:
+    """``main(argv)`` of a command that takes flags only.
+
+    It refuses positional arguments, then runs ``body`` under
+    :func:`~mnist_research.errors.run_guarded` (a project error becomes one line).
+    """
+    def main(argv: list[str]) -> int:
+        no_arguments(argv)
+        return run_guarded(body)
+    return main
+
+
+def main_with_arguments(body: Callable[[list[str]], int],
+                        missing: str) -> Callable[[list[str]], int]:
+    """``main(argv)`` of a command that takes one or more positional arguments.
+
+    Without any it is a usage error saying ``missing``; otherwise it runs
+    ``body(arguments)`` under :func:`~mnist_research.errors.run_guarded`.
+    """
+    def main(argv: list[str]) -> int:
+        if len(argv) < 2:
+            raise app.UsageError(missing)
+        return run_guarded(lambda: body(argv[1:]))
+    return main
 
 
 def define_finished_run_flags(fv: flags.FlagValues, data: bool = True) -> None:

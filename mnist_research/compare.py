@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import os
 
-from absl import app, flags
+from absl import flags
 
 from mnist_research import command
 from mnist_research.analysis import compare_table as compare_lib
-from mnist_research.errors import run_guarded
 
 FLAGS = flags.FLAGS
 
@@ -38,10 +37,7 @@ def _compare(run_dirs: list[str]) -> int:
     return 0
 
 
-def main(argv):
-    if len(argv) < 2:
-        raise app.UsageError("give one or more run directories")
-    return run_guarded(lambda: _compare(argv[1:]))
+main = command.main_with_arguments(_compare, "give one or more run directories")
 
 
 def run():

@@ -17,7 +17,6 @@ from absl import flags
 from mnist_research import command
 from mnist_research.analysis import run_analysis
 from mnist_research.analysis.metrics import format_summary
-from mnist_research.errors import run_guarded
 from mnist_research.inference.finished_run import SPLITS
 
 FLAGS = flags.FLAGS
@@ -38,9 +37,7 @@ def _evaluate() -> int:
     return 0
 
 
-def main(argv):
-    command.no_arguments(argv)
-    return run_guarded(_evaluate)
+main = command.main_without_arguments(_evaluate)
 
 
 def run():

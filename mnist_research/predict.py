@@ -18,10 +18,10 @@ import json
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from mnist_research import command
-from mnist_research.errors import MnistResearchError, run_guarded
+from mnist_research.errors import MnistResearchError
 from mnist_research.inference import finished_run as restore
 from mnist_research.inference import recognize
 
@@ -60,10 +60,7 @@ def _predict(paths: list[str]) -> int:
     return 1 if any("error" in r for r in results) else 0
 
 
-def main(argv):
-    if len(argv) < 2:
-        raise app.UsageError("give at least one image file")
-    return run_guarded(lambda: _predict(argv[1:]))
+main = command.main_with_arguments(_predict, "give at least one image file")
 
 
 def run():

@@ -15,7 +15,6 @@ from absl import flags
 
 from mnist_research import command
 from mnist_research.analysis import run_analysis
-from mnist_research.errors import run_guarded
 
 FLAGS = flags.FLAGS
 
@@ -32,9 +31,7 @@ def _report() -> int:
     return 0
 
 
-def main(argv):
-    command.no_arguments(argv)
-    return run_guarded(_report)
+main = command.main_without_arguments(_report)
 
 
 def run():

@@ -22,7 +22,6 @@ if __name__ == "__main__":  # before TensorFlow's import, which takes seconds
 from absl import app, flags, logging  # noqa: E402
 
 from mnist_research import command, experiment_flags  # noqa: E402
-from mnist_research.errors import run_guarded  # noqa: E402
 from mnist_research.training import checkpoint_files, devices, experiment, resume  # noqa: E402
 from mnist_research.training import run_dir as run_dir_lib  # noqa: E402
 
@@ -100,9 +99,7 @@ def _report_interrupted(error: interrupts.Interrupted, run_dir: str | None) -> N
     print(f"{error.name}: stopped; {kept}. Resume with: {again}", file=sys.stderr, flush=True)
 
 
-def main(argv):
-    command.no_arguments(argv)
-    return run_guarded(_train)
+main = command.main_without_arguments(_train)
 
 
 def run():

@@ -10,6 +10,8 @@ import sys
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The tests folder itself, where the scripts the tests run live (fault_runner.py, replica_check.py).
+TESTS = os.path.join(REPO, "tests")
 REAL_MNIST = os.path.join(REPO, "..", "shared", "datasets", "mnist")
 
 

@@ -52,10 +52,8 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def render(config: dict, metrics: dict, test_summary: dict, figures: dict[str, str]) -> str:
-    """The page as a string."""
-    esc = html.escape
-    name = config.get("experiment", "run")
+def _cards(metrics: dict) -> list[tuple[str, str]]:
+    """The headline numbers, ``(label, value)``; best and exported epoch where one was chosen."""
     cards = [("test accuracy", f"{metrics.get('test_accuracy', float('nan')):.4f}"),
              ("test loss", f"{metrics.get('test_loss', float('nan')):.4f}"),
              ("epochs", str(metrics.get("epochs_completed", ""))),
@@ -67,6 +65,12 @@ def render(config: dict, metrics: dict, test_summary: dict, figures: dict[str, s
         cards[3:3] = [("best epoch",
                        f"{metrics['best_epoch']} (val {metrics['best_val_accuracy']:.4f})"),
                       ("exported epoch", f"{metrics.get('exported_epoch', '')}{stopped}")]
+    return cards
+
+
+def _head(name: str, metrics: dict) -> list[str]:
+    """The document head, the title line and the final-metrics cards."""
+    esc = html.escape
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
              f"<title>{esc(name)} — mnist_research report</title><style>{_STYLE}</style>"
              f"</head><body>",
@@ -76,40 +80,56 @@ def render(config: dict, metrics: dict, test_summary: dict, figures: dict[str, s
              "<h2>Final metrics</h2><div class='cards'>"]
     parts += [f"<div class='card'><div>{esc(k)}</div>"
               f"<div class='big' id='{esc(k.replace(' ', '_'))}'>{esc(v)}</div></div>"
-              for k, v in cards]
+              for k, v in _cards(metrics)]
     parts.append("</div>")
+    return parts
 
-    per_class = test_summary["per_class"]
-    parts.append("<h2>Per-class metrics (test set)</h2><table id='per_class'><tr><th>class</th>"
-                 "<th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>")
+
+def _per_class_table(per_class: dict) -> list[str]:
+    parts = [("<h2>Per-class metrics (test set)</h2><table id='per_class'><tr><th>class</th>"
+              "<th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>")]
     for c in range(len(per_class["f1"])):
         parts.append(f"<tr><td>{c}</td><td>{per_class['precision'][c]:.4f}</td>"
                      f"<td>{per_class['recall'][c]:.4f}</td><td>{per_class['f1'][c]:.4f}</td>"
                      f"<td>{per_class['support'][c]}</td></tr>")
     parts.append("</table>")
+    return parts
 
-    parts.append("<h2>Figures</h2>")
+
+def _figures(figures: dict[str, str]) -> list[str]:
+    """Every figure of ``_FIGURES`` whose file exists, embedded."""
+    parts = ["<h2>Figures</h2>"]
     for key, title in _FIGURES:
         if key in figures and os.path.exists(figures[key]):
-            parts.append(f"<h3>{esc(title)}</h3>{_img(figures[key], title)}")
+            parts.append(f"<h3>{html.escape(title)}</h3>{_img(figures[key], title)}")
+    return parts
 
+
+def _history_table(metrics: dict) -> list[str]:
+    """One row an epoch, the best epoch in bold; nothing without a history."""
     history = metrics.get("history", {})
-    if history.get("loss"):
-        parts.append("<h2>History</h2><table><tr><th>epoch</th><th>loss</th><th>accuracy</th>"
-                     "<th>val_loss</th><th>val_accuracy</th><th>seconds</th></tr>")
-        best = metrics.get("best_epoch")
-        for i in range(len(history["loss"])):
-            mark = " class='best'" if i + 1 == best else ""
-            parts.append(f"<tr{mark}><td>{i + 1}</td><td>{history['loss'][i]:.4f}</td>"
-                         f"<td>{history['accuracy'][i]:.4f}</td>"
-                         f"<td>{history['val_loss'][i]:.4f}</td>"
-                         f"<td>{history['val_accuracy'][i]:.4f}</td>"
-                         f"<td>{history['epoch_seconds'][i]:.2f}</td></tr>")
-        parts.append("</table>")
+    if not history.get("loss"):
+        return []
+    parts = [("<h2>History</h2><table><tr><th>epoch</th><th>loss</th><th>accuracy</th>"
+              "<th>val_loss</th><th>val_accuracy</th><th>seconds</th></tr>")]
+    best = metrics.get("best_epoch")
+    for i in range(len(history["loss"])):
+        mark = " class='best'" if i + 1 == best else ""
+        parts.append(f"<tr{mark}><td>{i + 1}</td><td>{history['loss'][i]:.4f}</td>"
+                     f"<td>{history['accuracy'][i]:.4f}</td>"
+                     f"<td>{history['val_loss'][i]:.4f}</td>"
+                     f"<td>{history['val_accuracy'][i]:.4f}</td>"
+                     f"<td>{history['epoch_seconds'][i]:.2f}</td></tr>")
+    parts.append("</table>")
+    return parts
 
+
+def _tail(config: dict, metrics: dict) -> list[str]:
+    """The flattened configuration, metrics.json (without the history) and the closing tags."""
+    esc = html.escape
     rows = []
     _flat("", config, rows)
-    parts.append("<h2>Configuration</h2><table>")
+    parts = ["<h2>Configuration</h2><table>"]
     parts += [f"<tr><td class='k'>{esc(k)}</td><td class='k'>{esc(_fmt(v))}</td></tr>"
               for k, v in rows]
     parts.append("</table>")
@@ -117,6 +137,14 @@ def render(config: dict, metrics: dict, test_summary: dict, figures: dict[str, s
     parts.append(f"<details><summary>metrics.json</summary><pre>"
                  f"{esc(json.dumps(summary, indent=1, sort_keys=True))}</pre></details>"
                  f"</body></html>")
+    return parts
+
+
+def render(config: dict, metrics: dict, test_summary: dict, figures: dict[str, str]) -> str:
+    """The page as a string."""
+    name = config.get("experiment", "run")
+    parts = (_head(name, metrics) + _per_class_table(test_summary["per_class"])
+             + _figures(figures) + _history_table(metrics) + _tail(config, metrics))
     return "\n".join(parts)
 
 

@@ -24,7 +24,8 @@ from mnist_research.training import history as history_lib
 from mnist_research.training import run_dir as run_dir_lib
 from mnist_research.training import summaries as summaries_lib
 from mnist_research.training.run_context import RunContext
-from mnist_research.training.trainer import Totals, Trainer
+from mnist_research.training.sums import Totals
+from mnist_research.training.trainer import Trainer
 
 # Images in the fixed batch whose gradients the per-epoch histograms show.
 GRADIENT_BATCH = 1024

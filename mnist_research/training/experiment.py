@@ -70,9 +70,7 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
       MnistResearchError subclasses for bad data, settings or run dirs, and
       NonFiniteLossError when the loss diverges.
     """
-    if strategy is None:
-        devices.configure_devices(config.distribute)
-        strategy = devices.create_strategy(config.distribute)
+    strategy = _create_strategy(config) if strategy is None else strategy
     set_seeds(config)
     info = devices.device_info(strategy)
     run_dir = run_dir or run_dir_lib.default_run_dir(config.experiment, devices.device_tag(info))
@@ -82,12 +80,7 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
     if finished is not None:
         return finished
     datasets = _load_data(config, datasets)
-    train_input = pipeline.TrainInput(datasets.x_train, datasets.y_train,
-                                      config.train.batch_size, config.train.seed,
-                                      augment=config.train.augment)
-    workers = devices.num_workers() if isinstance(
-        strategy, tf.distribute.MultiWorkerMirroredStrategy) else 1
-    steps_per_epoch = train_input.steps_per_epoch(workers)
+    train_input, steps_per_epoch = _train_input(config, datasets, strategy)
     trainer = preflight.build_trainer(config, strategy, steps_per_epoch,
                                       on_gpu=info["device_kind"] == "gpu")
 
@@ -104,6 +97,23 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
         with preflight.out_of_memory_as_error(config), interrupts.deferred():
             epoch_loop.run_epochs(run, train_input, steps_per_epoch, verbose)
         return finish.finish_run(run)
+
+
+def _create_strategy(config: ExperimentConfig) -> tf.distribute.Strategy:
+    """The strategy ``config.distribute`` names, on devices configured for it."""
+    devices.configure_devices(config.distribute)
+    return devices.create_strategy(config.distribute)
+
+
+def _train_input(config: ExperimentConfig, datasets: sources.Splits,
+                 strategy: tf.distribute.Strategy) -> tuple[pipeline.TrainInput, int]:
+    """The training input and its optimizer steps per epoch across the strategy's workers."""
+    train_input = pipeline.TrainInput(datasets.x_train, datasets.y_train,
+                                      config.train.batch_size, config.train.seed,
+                                      augment=config.train.augment)
+    workers = devices.num_workers() if isinstance(
+        strategy, tf.distribute.MultiWorkerMirroredStrategy) else 1
+    return train_input, train_input.steps_per_epoch(workers)
 
 
 def _check_run_dir(run_dir: str, config: ExperimentConfig, overwrite: bool

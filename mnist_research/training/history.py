@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import numpy as np
 
 if TYPE_CHECKING:  # Annotations only: reading a run's history needs no TensorFlow.
-    from mnist_research.training.trainer import Totals
+    from mnist_research.training.sums import Totals
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds",
                 "examples_per_second")

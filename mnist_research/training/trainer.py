@@ -7,8 +7,9 @@ gradients across replicas), and applies Adam. ``train_steps`` runs
 loop, so Python is out of the per-step path. With ``jit_compile`` the replica
 step itself is compiled by XLA into one fused program (compiling the whole
 loop instead was slower). Each replica adds its loss and accuracy sums to its
-own on-read variables inside the step; they are summed across replicas once
-per call, not once per step. Evaluation sums over every example of a dataset.
+own on-read variables inside the step (``sums.ReplicaSums``); they are summed
+across replicas once per call, not once per step. Evaluation sums over every
+example of a dataset.
 
 Model, optimizer and counters are created inside ``strategy.scope()`` and the
 optimizer's slots are built eagerly there: variables created lazily inside
@@ -18,7 +19,6 @@ scope lets replicas drift apart silently.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
@@ -30,81 +30,9 @@ from mnist_research.data.model_input import logits_function
 from mnist_research.errors import ConfigError, NonFiniteLossError
 from mnist_research.model import registry
 from mnist_research.training.optimizers import FusedAdam, learning_rate
+from mnist_research.training.sums import ReplicaSums, Totals, batch_stats
 
 _SUM = tf.distribute.ReduceOp.SUM
-
-
-@dataclasses.dataclass
-class Totals:
-    """Sums over examples: loss, correct predictions, count."""
-
-    loss_sum: float = 0.0
-    correct: float = 0.0
-    count: float = 0.0
-
-    def add(self, other: "Totals") -> None:
-        self.loss_sum += other.loss_sum
-        self.correct += other.correct
-        self.count += other.count
-
-    @property
-    def loss(self) -> float:
-        return self.loss_sum / self.count if self.count else float("nan")
-
-    @property
-    def accuracy(self) -> float:
-        return self.correct / self.count if self.count else float("nan")
-
-
-def _batch_stats(labels, logits):
-    """``(loss_sum, correct, count)`` of one batch (float32 scalars)."""
-    per_example = tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-    correct = tf.cast(tf.equal(tf.argmax(logits, axis=-1), tf.argmax(labels, axis=-1)),
-                      tf.float32)
-    return (tf.reduce_sum(per_example), tf.reduce_sum(correct),
-            tf.cast(tf.shape(labels)[0], tf.float32)), per_example
-
-
-class _Sums:
-    """Running sums of each replica: loss, correct predictions, examples, first bad step.
-
-    On-read variables: inside a replica function each replica updates its own
-    copy (no cross-replica traffic per step); :meth:`read` in cross-replica
-    context adds the three sums over replicas (and workers) once.
-    """
-
-    def __init__(self, name: str):
-        def variable(suffix, dtype, aggregation):
-            return tf.Variable(tf.zeros([], dtype), trainable=False, name=f"{name}_{suffix}",
-                               synchronization=tf.VariableSynchronization.ON_READ,
-                               aggregation=aggregation)
-
-        self.values = [variable(n, tf.float32, tf.VariableAggregation.SUM)
-                       for n in ("loss_sum", "correct", "count")]
-        self.first_bad_step = variable("first_bad_step", tf.int64,
-                                       tf.VariableAggregation.ONLY_FIRST_REPLICA)
-
-    def reset(self) -> None:
-        for value in self.values:
-            value.assign(0.0)
-        self.first_bad_step.assign(-1)
-
-    def add(self, stats, step=None) -> None:
-        """Adds one batch's ``(loss_sum, correct, count)``; records ``step`` if its loss is bad."""
-        for value, stat in zip(self.values, stats):
-            value.assign_add(stat)
-        if step is not None:
-            bad = tf.logical_and(self.first_bad_step < 0,
-                                 tf.logical_not(tf.math.is_finite(stats[0])))
-            self.first_bad_step.assign(tf.where(bad, step, self.first_bad_step))
-
-    def read(self, strategy: tf.distribute.Strategy) -> list[tf.Tensor]:
-        """The three sums over all replicas, and the first bad step of any local one (-1: none)."""
-        local = [tf.where(v < 0, tf.int64.max, v)
-                 for v in strategy.experimental_local_results(self.first_bad_step)]
-        first = tf.reduce_min(tf.stack(local))
-        return [v.read_value() for v in self.values] + [
-            tf.where(first == tf.int64.max, tf.constant(-1, tf.int64), first)]
 
 
 def jit_plan(config: ExperimentConfig, replicas: int) -> tuple[str, str]:
@@ -158,7 +86,7 @@ class Trainer:
             self.optimizer.build(self.model.trainable_variables)
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch",
                                      aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-            self._train_sums = _Sums("train")
+            self._train_sums = ReplicaSums("train")
         self.jit_compile, reason = jit_plan(config, replicas)
         if config.train.jit_compile:
             logging.info(reason)
@@ -189,7 +117,7 @@ class Trainer:
         with tf.GradientTape() as tape:
             logits = self.model(images, training=True, return_logits=True,
                                 dropout_seed=dropout_seed)
-            stats, per_example = _batch_stats(labels, logits)
+            stats, per_example = batch_stats(labels, logits)
             loss = tf.nn.compute_average_loss(per_example,
                                               global_batch_size=self.global_batch_size)
             if isinstance(self.optimizer, tf.keras.mixed_precision.LossScaleOptimizer):
@@ -239,7 +167,7 @@ class Trainer:
         """
         dist_dataset = self.strategy.experimental_distribute_dataset(dataset.cache())
         with self.strategy.scope():
-            sums = _Sums("eval")
+            sums = ReplicaSums("eval")
 
         # Not XLA-compiled: XLA compiles one program per batch shape (validation
         # and test each end with a partial batch), and on a 2-core CPU those
@@ -248,7 +176,7 @@ class Trainer:
         def replica_eval(batch):
             images, labels = batch
             logits = self.model(images, training=False, return_logits=True)
-            sums.add(_batch_stats(labels, logits)[0])
+            sums.add(batch_stats(labels, logits)[0])
 
         @tf.function
         def evaluate_fn():
@@ -278,7 +206,7 @@ class Trainer:
             images, labels = inputs
             with tf.GradientTape() as tape:
                 logits = self.model(images, training=False, return_logits=True)
-                per_example = _batch_stats(labels, logits)[1]
+                per_example = batch_stats(labels, logits)[1]
                 loss = tf.reduce_sum(per_example) / count
             return tape.gradient(loss, variables)
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 from absl import flags
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import REPO
 
 # Each command and flags its --help must list (its own, with help text).
 COMMANDS = {

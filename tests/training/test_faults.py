@@ -15,9 +15,7 @@ import tensorflow as tf
 from mnist_research import config as config_lib
 from mnist_research.errors import run_guarded
 from mnist_research.training import experiment as train_lib
-from tests.helpers import REPO, make_digits, run_module, scalars, write_idx_dir
-
-TESTS = os.path.dirname(os.path.abspath(__file__))
+from tests.helpers import REPO, TESTS, make_digits, run_module, scalars, write_idx_dir
 
 
 def train_args(npz_dir, run_dir, *extra):

@@ -10,10 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import REPO, TESTS
 
 pytestmark = pytest.mark.slow
-TESTS = os.path.dirname(os.path.abspath(__file__))
 
 
 def test_two_replicas_identical_and_agree_with_one_replica():

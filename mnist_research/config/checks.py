@@ -1,0 +1,112 @@
+"""Validation helpers the config dataclasses share: type checks and ``ValueError`` messages.
+
+Every helper raises ``ValueError`` with a message that names the offending field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, Optional
+
+# A TensorFlow device name: [/job:J[/replica:R][/task:T]]/[device:]CPU|GPU|TPU:N.
+_DEVICE = re.compile(r"^(/job:[\w-]+(/replica:\d+)?(/task:\d+)?)?/?(device:)?(cpu|gpu|tpu):\d+$",
+                     re.IGNORECASE)
+
+
+def is_device_name(name: Optional[str]) -> bool:
+    """Whether ``name`` is ``None`` or a device name such as ``/cpu:0`` or ``/gpu:1``."""
+    return name is None or bool(_DEVICE.match(name))
+
+
+def check(condition: bool, message: str) -> None:
+    """Raises ``ValueError(message)`` unless ``condition`` holds."""
+    if not condition:
+        raise ValueError(message)
+
+
+def is_int(value: Any) -> bool:
+    """An integer (NumPy's too), but not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    """A real number (NumPy's too), but not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_types(obj: Any) -> None:
+    """Checks every field against its annotation; floats accept ints (and become floats).
+
+    The dataclasses are also built from ``config.json``, which may have been
+    edited by hand: a string where a number belongs must fail here, naming the
+    field, not deep inside training.
+    """
+    for field in dataclasses.fields(obj):
+        value, kind = getattr(obj, field.name), str(field.type)
+        if kind == "int":
+            ok = is_int(value)
+            if ok:
+                object.__setattr__(obj, field.name, int(value))
+        elif kind == "float":
+            ok = is_number(value) and math.isfinite(value)
+            if ok:
+                object.__setattr__(obj, field.name, float(value))
+        elif kind == "bool":
+            ok = isinstance(value, bool)
+        elif kind == "str":
+            ok = isinstance(value, str)
+        elif kind == "Optional[str]":
+            ok = value is None or isinstance(value, str)
+        elif kind.startswith("Tuple["):
+            element = is_int if "int" in kind else is_number
+            ok = (isinstance(value, (list, tuple)) and all(element(v) for v in value)
+                  and all(math.isfinite(v) for v in value))
+        else:
+            ok = True  # nested configs check themselves
+        expected = ("a finite number" if kind == "float" else
+                    kind.replace("Tuple[", "a list of ").replace(", ...]", "s"))
+        check(ok, f"{field.name} must be {expected}, got {value!r}")
+
+
+def check_choice(label: str, value: str, choices: Sequence[str]) -> None:
+    """``value`` is one of ``choices``; the message calls the setting ``label``."""
+    check(value in choices, f"{label} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def check_positive(obj: Any, *names: str) -> None:
+    """Each named field of ``obj`` is > 0, checked in the order given."""
+    for name in names:
+        value = getattr(obj, name)
+        check(value > 0, f"{name} must be > 0, got {value}")
+
+
+def check_at_least(obj: Any, name: str, minimum: int) -> None:
+    """The field ``name`` of ``obj`` is >= ``minimum``."""
+    value = getattr(obj, name)
+    check(value >= minimum, f"{name} must be >= {minimum}, got {value}")
+
+
+def _check_each(obj: Any, name: str, test: Callable[[Any], bool], requirement: str) -> None:
+    values = list(getattr(obj, name))
+    check(all(test(v) for v in values), f"{name} must all be {requirement}, got {values}")
+
+
+def check_all_positive(obj: Any, name: str) -> None:
+    """Every value of the sequence field ``name`` is > 0."""
+    _check_each(obj, name, lambda v: v > 0, "> 0")
+
+
+def check_rates(obj: Any, name: str) -> None:
+    """Every value of the sequence field ``name`` is a dropout rate in [0, 1)."""
+    _check_each(obj, name, lambda r: 0.0 <= r < 1.0, "in [0, 1)")
+
+
+def check_same_length(obj: Any, first: str, second: str) -> None:
+    """The sequence fields ``first`` and ``second`` have as many values each."""
+    a, b = getattr(obj, first), getattr(obj, second)
+    check(len(a) == len(b), f"{first} ({len(a)} values) and {second} ({len(b)} values) "
+                            f"must have the same length")

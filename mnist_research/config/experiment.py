@@ -1,0 +1,91 @@
+"""Everything one training run needs, and its JSON form: :class:`ExperimentConfig`."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from mnist_research.config.checks import check
+from mnist_research.config.data import DataConfig
+from mnist_research.config.distribute import DistributeConfig
+from mnist_research.config.model import ModelConfig
+from mnist_research.config.train import TrainConfig
+
+_SECTIONS = (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig),
+             ("distribute", DistributeConfig))
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything one training run needs."""
+
+    experiment: str = "baseline"
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    distribute: DistributeConfig = dataclasses.field(default_factory=DistributeConfig)
+
+    def __post_init__(self):
+        check(isinstance(self.experiment, str) and bool(self.experiment)
+              and "/" not in self.experiment,
+              f"experiment must be a non-empty name without '/', got {self.experiment!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly nested dict (tuples become lists)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> "ExperimentConfig":
+        """Inverse of :meth:`to_dict`.
+
+        Fields missing from a section take their defaults (config files written
+        before a field existed still load).
+
+        Raises:
+          ValueError: ``raw`` is not such a dict, a section or field is missing
+            or unknown, or a value is invalid (the message names it).
+        """
+        check(isinstance(raw, dict), f"expected a JSON object, got {type(raw).__name__}")
+        missing = [k for k in ("experiment", *(name for name, _ in _SECTIONS)) if k not in raw]
+        check(not missing, f"missing {', '.join(missing)}")
+        sections = {}
+        for name, section in _SECTIONS:
+            values = raw[name]
+            check(isinstance(values, dict), f"{name} must be a JSON object")
+            unknown = set(values) - {f.name for f in dataclasses.fields(section)}
+            check(not unknown, f"unknown field(s) {', '.join(sorted(unknown))} in {name}")
+            try:
+                sections[name] = section(**values)
+            except ValueError as e:
+                raise ValueError(f"{name}.{e}") from None
+        return cls(experiment=raw["experiment"], **sections)
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that must match for a run dir to be resumed.
+
+        Model shape and training recipe must match; where the data lives,
+        how many steps run per loop, when to stop, which epoch to export, and
+        the device placement may differ.
+        """
+        train = dataclasses.asdict(self.train)
+        for key in ("steps_per_loop", "summary_every_steps", "max_to_keep", "epochs",
+                    "fused_adam", "jit_compile", "histograms", "histogram_every_epochs",
+                    "profile_steps", "early_stopping_patience", "restore_best"):
+            train.pop(key)
+        return {"dataset": self.data.dataset,
+                "validation_split": self.data.validation_split,
+                "limit_train": self.data.limit_train,
+                "model": dataclasses.asdict(self.model),
+                "train": train}
+
+
+def differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """``key: old -> new`` for every leaf that differs between two nested dicts."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.extend(differences(a, b, f"{prefix}{key}."))
+        elif a != b:
+            out.append(f"{prefix}{key}: {a} -> {b}")
+    return out

@@ -1,0 +1,1 @@
+"""Tests of mnist_research/analysis/: metrics, figures, reports, sweep and compare."""

@@ -1,0 +1,1 @@
+"""Tests of mnist_research/benchmarks/: the benchmark's run and arithmetic."""

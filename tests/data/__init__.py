@@ -1,0 +1,1 @@
+"""Tests of mnist_research/data/: readers, validation and split, pipelines, augmentation."""

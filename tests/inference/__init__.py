@@ -1,0 +1,1 @@
+"""Tests of mnist_research/inference/: export, finished runs, image preprocessing."""

@@ -1,0 +1,1 @@
+"""Tests of mnist_research/training/: the trainer, checkpoints, run dirs, resuming, faults."""
