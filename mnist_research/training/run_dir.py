@@ -201,7 +201,7 @@ def _foreign_paths(run_dir: str) -> list[str]:
                 foreign.append(relative)
         dirs[:] = [d for d in dirs if os.path.relpath(os.path.join(folder, d), run_dir)
                    .replace(os.sep, "/") not in foreign]  # a foreign folder is named once
-    return foreign
+    return sorted(foreign)
 
 
 def _path_regex(pattern: str) -> str:

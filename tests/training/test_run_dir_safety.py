@@ -86,9 +86,11 @@ def test_overwrite_clears_a_run_dir_but_not_what_its_links_point_to(tmp_path):
     outside = tmp_path / "precious"
     outside.mkdir()
     (outside / "data.txt").write_text("keep")
-    (run / "reports" / "link").symlink_to(outside)
     (run / ".lock").write_text("PID 1")
     run_dir_lib.check_overwritable(str(run))  # a run dir: accepted
+    (run / "reports" / "link").symlink_to(outside)
+    with pytest.raises(RunDirError, match="it holds reports/link"):  # a run writes no links
+        run_dir_lib.check_overwritable(str(run))
     run_dir_lib.check_overwritable(str(tmp_path / "missing"))  # nothing to delete
     empty = tmp_path / "empty"
     empty.mkdir()
