@@ -99,6 +99,15 @@ STATE_DAMAGED = {
 }
 
 
+def _restore_damaged_copy(saved, tmp_path, damage, caplog):
+    """Restores a copy of the saved checkpoints after ``damage(folder)``."""
+    folder = str(tmp_path / "checkpoints")
+    shutil.copytree(saved[0], folder)
+    damage(folder)
+    with caplog.at_level(logging.WARNING, logger="absl"):
+        return (folder, *_restore(folder))
+
+
 def _restore(folder, required=False):
     trainer = _trainer()
     state = CheckpointState(trainer, folder, chief=True, max_to_keep=3)
@@ -108,12 +117,9 @@ def _restore(folder, required=False):
 
 @pytest.mark.parametrize("case", sorted(LATEST_DAMAGED))
 def test_damaged_latest_checkpoint_falls_back_to_the_previous(case, saved, tmp_path, caplog):
-    source, weights = saved
-    folder = str(tmp_path / "checkpoints")
-    shutil.copytree(source, folder)
-    LATEST_DAMAGED[case](folder)
-    with caplog.at_level(logging.WARNING, logger="absl"):
-        trainer, state, history = _restore(folder)
+    weights = saved[1]
+    _, trainer, state, history = _restore_damaged_copy(saved, tmp_path, LATEST_DAMAGED[case],
+                                                       caplog)
     assert state.restored == 2 and int(trainer.epoch.numpy()) == 2
     assert history["loss"] == [0.5, 1.0]
     for restored, expected in zip(_weights(trainer), weights[2]):
@@ -124,12 +130,9 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous(case, saved, tmp_p
 
 @pytest.mark.parametrize("case", sorted(STATE_DAMAGED))
 def test_bad_state_file_never_restarts_from_scratch(case, saved, tmp_path, caplog):
-    source, weights = saved
-    folder = str(tmp_path / "checkpoints")
-    shutil.copytree(source, folder)
-    STATE_DAMAGED[case](folder)
-    with caplog.at_level(logging.WARNING, logger="absl"):
-        trainer, state, history = _restore(folder)
+    weights = saved[1]
+    folder, trainer, state, history = _restore_damaged_copy(saved, tmp_path,
+                                                            STATE_DAMAGED[case], caplog)
     assert state.restored == 3 and len(history["loss"]) == 3
     for restored, expected in zip(_weights(trainer), weights[3]):
         np.testing.assert_array_equal(restored, expected)
