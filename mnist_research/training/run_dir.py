@@ -194,13 +194,12 @@ def _foreign_paths(run_dir: str) -> list[str]:
     patterns = [re.compile(_path_regex(p)) for p in _RUN_PATHS]
     foreign = []
     for folder, dirs, files in os.walk(run_dir):
-        dirs.sort()
-        for name in sorted(dirs) + sorted(files):
-            relative = os.path.relpath(os.path.join(folder, name), run_dir).replace(os.sep, "/")
-            if not any(p.fullmatch(relative) for p in patterns):
-                foreign.append(relative)
-        dirs[:] = [d for d in dirs if os.path.relpath(os.path.join(folder, d), run_dir)
-                   .replace(os.sep, "/") not in foreign]  # a foreign folder is named once
+        prefix = os.path.relpath(folder, run_dir).replace(os.sep, "/")
+        prefix = "" if prefix == "." else prefix + "/"
+        unknown = {name for name in dirs + files
+                   if not any(p.fullmatch(prefix + name) for p in patterns)}
+        foreign += [prefix + name for name in unknown]
+        dirs[:] = [d for d in dirs if d not in unknown]  # a foreign folder is named once
     return sorted(foreign)
 
 
