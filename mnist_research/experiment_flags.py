@@ -73,6 +73,9 @@ def _define_training_flags(fv: flags.FlagValues) -> None:
     _define(fv, flags.DEFINE_integer, "epochs", 15, "Training epochs.", lower_bound=1)
     _define(fv, flags.DEFINE_integer, "batch_size", 128, "Global batch size (across replicas).",
             lower_bound=1)
+    _define(fv, flags.DEFINE_integer, "eval_batch_size", 2000,
+            "Global batch size of the validation and test passes (speed only; results do "
+            "not depend on it).", lower_bound=1)
     _define(fv, flags.DEFINE_float, "learning_rate", 1e-3, "Adam (initial) learning rate.")
     _define(fv, flags.DEFINE_enum, "lr_schedule", "constant", list(config_lib.LR_SCHEDULES),
             "constant; cosine (to 0 over training); step (x0.1 at 50% and 75% of the steps).")
@@ -176,6 +179,7 @@ def config_from_flags(fv: flags.FlagValues = FLAGS) -> config_lib.ExperimentConf
             model=_model_config(fv),
             train=config_lib.TrainConfig(
                 epochs=fv.epochs, batch_size=fv.batch_size,
+                eval_batch_size=fv.eval_batch_size,
                 learning_rate=fv.learning_rate, lr_schedule=fv.lr_schedule,
                 seed=fv.seed, histograms=fv.histograms,
                 histogram_every_epochs=fv.histogram_every_epochs,

@@ -64,12 +64,12 @@ class ExperimentConfig:
         """The settings that must match for a run dir to be resumed.
 
         Model shape and training recipe must match; where the data lives,
-        how many steps run per loop, when to stop, which epoch to export, and
-        the device placement may differ.
+        how many steps run per loop, the evaluation batch, when to stop, which
+        epoch to export, and the device placement may differ.
         """
         train = dataclasses.asdict(self.train)
-        for key in ("steps_per_loop", "summary_every_steps", "max_to_keep", "epochs",
-                    "fused_adam", "jit_compile", "histograms", "histogram_every_epochs",
+        for key in ("eval_batch_size", "steps_per_loop", "summary_every_steps", "max_to_keep",
+                    "epochs", "fused_adam", "jit_compile", "histograms", "histogram_every_epochs",
                     "profile_steps", "early_stopping_patience", "restore_best"):
             train.pop(key)
         return {"dataset": self.data.dataset,

@@ -44,7 +44,7 @@ def finish_run(run: RunContext) -> dict[str, Any]:
         logging.info("Testing and exporting epoch %d (best validation accuracy %.4f)",
                      selection["best_epoch"], selection["best_val_accuracy"])
     test = trainer.make_evaluator(pipeline.eval_dataset(
-        datasets.x_test, datasets.y_test, config.train.batch_size))()
+        datasets.x_test, datasets.y_test, config.train.eval_batch_size))()
     metrics = history_lib.run_metrics(run.history, run.info, test, finished=True)
     metrics.update(selection)
     metrics["weights_sha256"] = model_lib.weights_fingerprint(trainer.model)

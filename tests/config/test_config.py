@@ -31,6 +31,7 @@ from tests.helpers import REPO
     (lambda: config_lib.TrainConfig(early_stopping_patience=-1), "early_stopping_patience"),
     (lambda: config_lib.TrainConfig(epochs=0), "epochs"),
     (lambda: config_lib.TrainConfig(batch_size=-1), "batch_size"),
+    (lambda: config_lib.TrainConfig(eval_batch_size=0), "eval_batch_size"),
     (lambda: config_lib.TrainConfig(learning_rate=0), "learning_rate"),
     (lambda: config_lib.TrainConfig(histogram_every_epochs=0), "histogram_every_epochs"),
     (lambda: config_lib.DistributeConfig(strategy="tpu"), "strategy"),

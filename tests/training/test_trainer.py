@@ -55,6 +55,19 @@ def test_predict_returns_probabilities_matching_eval():
     assert totals.loss == pytest.approx(expected_loss, rel=1e-4)
 
 
+def test_evaluation_does_not_depend_on_the_eval_batch_size():
+    images, labels = make_digits(250)
+    trainer = _trainer()
+    iterator, steps = _iterator(trainer, images, labels)
+    trainer.train_steps(iterator, steps)
+    results = [trainer.make_evaluator(input_pipeline.eval_dataset(images, labels, size))()
+               for size in (32, 100, 2000)]
+    assert [r.count for r in results] == [250, 250, 250]
+    assert results[0].correct == results[1].correct == results[2].correct
+    assert results[1].loss == pytest.approx(results[0].loss, rel=1e-5)
+    assert results[2].loss == pytest.approx(results[0].loss, rel=1e-5)
+
+
 def test_nan_loss_raises_naming_the_step():
     images, labels = make_digits(320)
     trainer = _trainer(learning_rate=1e30)
