@@ -30,6 +30,7 @@ RUNNERS = ("project", "torch", "jax")
 REQUIREMENTS = {"project": ("tensorflow",), "torch": ("torch",),
                 "jax": ("jax", "optax")}
 HIDDEN, RATES, BATCH, SEED = (256, 128, 64), (0.3, 0.3, 0.2), 128, 42
+EVAL_BATCH = 2000  # Every side evaluates 2,000 images per batch, as the project does.
 
 
 def missing(runner: str) -> list[str]:
@@ -73,16 +74,16 @@ def run_project(data_dir: str, epochs: int) -> dict:
     steps = train_input.steps_per_epoch()
     start = time.perf_counter()
     trainer = Trainer(config, strategy, steps)
-    validate = trainer.make_evaluator(pipeline.eval_dataset(xv, yv, BATCH))
+    validate = trainer.make_evaluator(pipeline.eval_dataset(xv, yv, EVAL_BATCH))
+    batches = epoch_loop.training_batches(trainer, train_input, 1, epochs)
     seconds, val = [], []
-    for epoch in range(1, epochs + 1):
+    for _ in range(epochs):
         epoch_start = time.perf_counter()
-        epoch_loop.train_epoch(trainer, train_input, epoch, steps, summaries.Summaries(None),
-                               verbose=False)
+        epoch_loop.train_epoch(trainer, batches, steps, summaries.Summaries(None), verbose=False)
         val.append(validate().accuracy)
         seconds.append(time.perf_counter() - epoch_start)
     total = time.perf_counter() - start
-    test = trainer.make_evaluator(pipeline.eval_dataset(xt, yt, BATCH))().accuracy
+    test = trainer.make_evaluator(pipeline.eval_dataset(xt, yt, EVAL_BATCH))().accuracy
     return _result(seconds, total, val, test)
 
 
@@ -108,8 +109,9 @@ def run_torch(data_dir: str, epochs: int) -> dict:
     def accuracy(images, labels):
         model.eval()
         with torch.no_grad():
-            correct = sum(int((model(images[i:i + BATCH]).argmax(1) == labels[i:i + BATCH]).sum())
-                          for i in range(0, len(images), BATCH))
+            correct = sum(int((model(images[i:i + EVAL_BATCH]).argmax(1)
+                               == labels[i:i + EVAL_BATCH]).sum())
+                          for i in range(0, len(images), EVAL_BATCH))
         return correct / len(images)
 
     seconds, val = [], []
@@ -186,8 +188,9 @@ def run_jax(data_dir: str, epochs: int) -> dict:
 
     def accuracy(imgs, lbls):
         floats = _floats(imgs)
-        correct = sum(int((np.asarray(logits(params, stats, floats[i:i + BATCH])).argmax(1)
-                           == lbls[i:i + BATCH]).sum()) for i in range(0, len(floats), BATCH))
+        correct = sum(int((np.asarray(logits(params, stats, floats[i:i + EVAL_BATCH])).argmax(1)
+                           == lbls[i:i + EVAL_BATCH]).sum())
+                      for i in range(0, len(floats), EVAL_BATCH))
         return correct / len(floats)
 
     seconds, val, step = [], [], 0

@@ -45,10 +45,10 @@ def project(data, epochs: int, seed: int, steps_per_loop: int, jit_compile: bool
     start = time.perf_counter()
     trainer = Trainer(config, tf.distribute.get_strategy(), steps)
     validate = trainer.make_evaluator(pipeline.eval_dataset(data.x_val, data.y_val,
-                                                            config.train.batch_size))
-    for epoch in range(1, epochs + 1):
-        epoch_loop.train_epoch(trainer, train_input, epoch, steps, summaries.Summaries(None),
-                               verbose=False)
+                                                            config.train.eval_batch_size))
+    batches = epoch_loop.training_batches(trainer, train_input, 1, epochs)
+    for _ in range(epochs):
+        epoch_loop.train_epoch(trainer, batches, steps, summaries.Summaries(None), verbose=False)
         validate()
         seconds.append(time.perf_counter() - start)
         start = time.perf_counter()
@@ -73,7 +73,8 @@ def identical_fit(data, epochs: int, seed: int, jit_compile) -> list[float]:
                   metrics=["accuracy"], jit_compile=jit_compile)
     model.fit(train_input.dataset(0).repeat(), epochs=epochs,
               steps_per_epoch=train_input.steps_per_epoch(),
-              validation_data=pipeline.eval_dataset(data.x_val, data.y_val, 128),
+              validation_data=pipeline.eval_dataset(data.x_val, data.y_val,
+                                                    config_lib.TrainConfig().eval_batch_size),
               verbose=0, callbacks=[timer])
     return timer.seconds
 

@@ -72,6 +72,7 @@ def profile(data_dir: str, jit_compile: bool = True, calls: int = 4,
 
     from mnist_research import config as config_lib
     from mnist_research.data import pipeline, sources
+    from mnist_research.training import epoch_loop
     from mnist_research.training.trainer import Trainer
 
     data_config = config_lib.DataConfig(data_dir=data_dir)
@@ -81,8 +82,7 @@ def profile(data_dir: str, jit_compile: bool = True, calls: int = 4,
     strategy = tf.distribute.get_strategy()
     train_input = pipeline.TrainInput(data.x_train, data.y_train, 128, seed=0)
     trainer = Trainer(config, strategy, train_input.steps_per_epoch())
-    iterator = iter(strategy.distribute_datasets_from_function(
-        lambda context: train_input.dataset(1, context)))
+    iterator = epoch_loop.training_batches(trainer, train_input, 1, 2)
     for _ in range(2):  # Warm-up: tracing and compilation.
         trainer.train_steps(iterator, steps_per_loop)
     with tempfile.TemporaryDirectory() as logdir:

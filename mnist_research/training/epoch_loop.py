@@ -41,20 +41,22 @@ def run_epochs(run: RunContext, train_input: pipeline.TrainInput, steps_per_epoc
     """
     config, trainer, datasets = run.config, run.trainer, run.datasets
     evaluate_val = trainer.make_evaluator(pipeline.eval_dataset(
-        datasets.x_val, datasets.y_val, config.train.batch_size))
+        datasets.x_val, datasets.y_val, config.train.eval_batch_size))
     gradients = trainer.make_gradient_fn(pipeline.eval_dataset(
         datasets.x_train[:GRADIENT_BATCH], datasets.y_train[:GRADIENT_BATCH],
         GRADIENT_BATCH)) if config.train.histograms else None
     profiler = summaries_lib.Profiler(config.train.profile_steps,
                                       os.path.join(run.run_dir, "train"), run.chief)
     first = run.epochs_done + 1
+    batches = None  # Built at the first epoch that trains: none when every epoch is done.
     for epoch in range(first, config.train.epochs + 1):
         interrupts.check()  # SIGINT/SIGTERM: stop between epochs, after the checkpoint
         if _stop_early(run):
             break
-        train_totals, seconds = train_epoch(trainer, train_input, epoch, steps_per_epoch,
-                                            run.summaries, verbose and run.chief, profiler,
-                                            trace=epoch == 1)
+        if batches is None:
+            batches = training_batches(trainer, train_input, epoch, config.train.epochs)
+        train_totals, seconds = train_epoch(trainer, batches, steps_per_epoch, run.summaries,
+                                            verbose and run.chief, profiler, trace=epoch == 1)
         val_totals = evaluate_val()
         history_lib.append(run.history, train_totals, val_totals, seconds)
         logging.info("epoch %d/%d  %.2fs  loss %.4f  accuracy %.4f  val_loss %.4f  "
@@ -99,22 +101,28 @@ def _epoch_summaries(run: RunContext, epoch: int, train: Totals, val: Totals, se
             epoch, summaries_lib.model_histograms(run.trainer.model, gradients()))
 
 
-def train_epoch(trainer: Trainer, train_input: pipeline.TrainInput, epoch: int,
-                steps_per_epoch: int, summaries: summaries_lib.Summaries, verbose: bool,
+def training_batches(trainer: Trainer, train_input: pipeline.TrainInput, first_epoch: int,
+                     last_epoch: int):
+    """One distributed iterator over the batches of epochs ``first_epoch`` .. ``last_epoch``."""
+    return iter(trainer.strategy.distribute_datasets_from_function(
+        lambda context: train_input.dataset(first_epoch, context, last_epoch)))
+
+
+def train_epoch(trainer: Trainer, batches, steps_per_epoch: int,
+                summaries: summaries_lib.Summaries, verbose: bool,
                 profiler: Optional[summaries_lib.Profiler] = None, trace: bool = False
                 ) -> tuple[Totals, float]:
-    """One pass over the training data, ``steps_per_loop`` steps per call.
+    """One pass over the training data: the next ``steps_per_epoch`` steps of ``batches``.
 
-    ``verbose`` shows a progress bar where stdout redraws in place (a terminal,
-    a notebook); it shows the running means of the epoch so far, the numbers
-    the epoch line reports when the epoch ends, and is erased then. Written to
-    a file or pipe, the run logs one line per epoch and nothing else.
-    ``trace`` records the graph of the first call (TensorBoard's Graphs tab).
+    ``batches`` is the iterator of :func:`training_batches`; the loop takes
+    ``steps_per_loop`` steps per call. ``verbose`` shows a progress bar where
+    stdout redraws in place (a terminal, a notebook); it shows the running
+    means of the epoch so far, the numbers the epoch line reports when the
+    epoch ends, and is erased then. Written to a file or pipe, the run logs
+    one line per epoch and nothing else. ``trace`` records the graph of the
+    first call (TensorBoard's Graphs tab).
     """
     config = trainer.config.train
-    dist_dataset = trainer.strategy.distribute_datasets_from_function(
-        lambda context: train_input.dataset(epoch, context))
-    iterator = iter(dist_dataset)
     progbar = _progress_bar(steps_per_epoch) if verbose and logs.interactive_output() else None
     totals = Totals()
     done = 0
@@ -125,7 +133,7 @@ def train_epoch(trainer: Trainer, train_input: pipeline.TrainInput, epoch: int,
             profiler.before(trainer.step, num_steps)
         if trace:
             summaries.trace_on()
-        chunk = trainer.train_steps(iterator, num_steps)
+        chunk = trainer.train_steps(batches, num_steps)
         if trace:
             summaries.trace_export("train_steps", trainer.step)
             trace = False

@@ -41,6 +41,36 @@ def test_shuffle_is_seeded_per_epoch(digits):
     assert not np.array_equal(epoch1, _labels(other_seed.dataset(1)))
 
 
+def _batches(ds):
+    return [(x.numpy(), y.numpy()) for x, y in ds]
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_one_dataset_of_several_epochs_is_those_epochs_back_to_back(digits, augment):
+    """A run builds one dataset for its remaining epochs: the same batches as epoch by epoch."""
+    train = input_pipeline.TrainInput(*digits, global_batch_size=64, seed=1, augment=augment)
+    joined = _batches(train.dataset(2, last_epoch=4))
+    separate = [b for epoch in (2, 3, 4) for b in _batches(train.dataset(epoch))]
+    assert len(joined) == len(separate) == 3 * train.steps_per_epoch()
+    for (x, y), (x_expected, y_expected) in zip(joined, separate):
+        np.testing.assert_array_equal(x, x_expected)
+        np.testing.assert_array_equal(y, y_expected)
+
+
+def test_each_epoch_holds_one_batch_per_step_and_local_replica(digits):
+    """Two replicas on one worker: an epoch is 2 x steps per-replica batches, no leftovers."""
+    train = input_pipeline.TrainInput(*digits, global_batch_size=64, seed=1)
+    context = tf.distribute.InputContext(num_input_pipelines=1, input_pipeline_id=0,
+                                         num_replicas_in_sync=2)
+    steps = train.steps_per_epoch()  # 300 // 64 = 4 global steps; 300 // 32 would be 9
+    joined = _labels(train.dataset(1, context, last_epoch=2))
+    assert len(joined) == 2 * steps * 64
+    np.testing.assert_array_equal(joined[:steps * 64], _labels(train.dataset(1, context))[
+        :steps * 64])
+    np.testing.assert_array_equal(joined[steps * 64:], _labels(train.dataset(2, context))[
+        :steps * 64])
+
+
 def test_eval_dataset_counts_every_example_once(digits):
     ds = input_pipeline.eval_dataset(*digits, batch_size=128)
     sizes = [int(x.shape[0]) for x, _ in ds]
