@@ -75,7 +75,7 @@ def run_project(data_dir: str, epochs: int) -> dict:
     start = time.perf_counter()
     trainer = Trainer(config, strategy, steps)
     validate = trainer.make_evaluator(pipeline.eval_dataset(xv, yv, EVAL_BATCH))
-    batches = epoch_loop.training_batches(trainer, train_input, 1, epochs)
+    batches = epoch_loop.training_batches(trainer, train_input, 1, epochs, steps)
     seconds, val = [], []
     for _ in range(epochs):
         epoch_start = time.perf_counter()

@@ -46,7 +46,7 @@ def project(data, epochs: int, seed: int, steps_per_loop: int, jit_compile: bool
     trainer = Trainer(config, tf.distribute.get_strategy(), steps)
     validate = trainer.make_evaluator(pipeline.eval_dataset(data.x_val, data.y_val,
                                                             config.train.eval_batch_size))
-    batches = epoch_loop.training_batches(trainer, train_input, 1, epochs)
+    batches = epoch_loop.training_batches(trainer, train_input, 1, epochs, steps)
     for _ in range(epochs):
         epoch_loop.train_epoch(trainer, batches, steps, summaries.Summaries(None), verbose=False)
         validate()

@@ -81,8 +81,9 @@ def profile(data_dir: str, jit_compile: bool = True, calls: int = 4,
         jit_compile=jit_compile, steps_per_loop=steps_per_loop))
     strategy = tf.distribute.get_strategy()
     train_input = pipeline.TrainInput(data.x_train, data.y_train, 128, seed=0)
-    trainer = Trainer(config, strategy, train_input.steps_per_epoch())
-    iterator = epoch_loop.training_batches(trainer, train_input, 1, 2)
+    steps = train_input.steps_per_epoch()
+    trainer = Trainer(config, strategy, steps)
+    iterator = epoch_loop.training_batches(trainer, train_input, 1, 2, steps)
     for _ in range(2):  # Warm-up: tracing and compilation.
         trainer.train_steps(iterator, steps_per_loop)
     with tempfile.TemporaryDirectory() as logdir:

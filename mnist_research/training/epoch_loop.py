@@ -54,7 +54,8 @@ def run_epochs(run: RunContext, train_input: pipeline.TrainInput, steps_per_epoc
         if _stop_early(run):
             break
         if batches is None:
-            batches = training_batches(trainer, train_input, epoch, config.train.epochs)
+            batches = training_batches(trainer, train_input, epoch, config.train.epochs,
+                                       steps_per_epoch)
         train_totals, seconds = train_epoch(trainer, batches, steps_per_epoch, run.summaries,
                                             verbose and run.chief, profiler, trace=epoch == 1)
         val_totals = evaluate_val()
@@ -102,10 +103,21 @@ def _epoch_summaries(run: RunContext, epoch: int, train: Totals, val: Totals, se
 
 
 def training_batches(trainer: Trainer, train_input: pipeline.TrainInput, first_epoch: int,
-                     last_epoch: int):
-    """One distributed iterator over the batches of epochs ``first_epoch`` .. ``last_epoch``."""
-    return iter(trainer.strategy.distribute_datasets_from_function(
-        lambda context: train_input.dataset(first_epoch, context, last_epoch)))
+                     last_epoch: int, steps_per_epoch: int):
+    """One distributed iterator over the batches of epochs ``first_epoch`` .. ``last_epoch``.
+
+    Each input pipeline's dataset holds exactly ``steps_per_epoch`` steps an
+    epoch; were the trainer to take another count, every later epoch would
+    start in the wrong place, so a mismatch is an error here.
+    """
+    def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        steps = train_input.steps_per_epoch(context.num_input_pipelines)
+        if steps != steps_per_epoch:
+            raise ValueError(f"{context.num_input_pipelines} input pipeline(s) hold {steps} "
+                             f"steps an epoch, the loop takes {steps_per_epoch}")
+        return train_input.dataset(first_epoch, context, last_epoch)
+
+    return iter(trainer.strategy.distribute_datasets_from_function(dataset_fn))
 
 
 def train_epoch(trainer: Trainer, batches, steps_per_epoch: int,

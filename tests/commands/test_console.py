@@ -45,7 +45,7 @@ def _epoch(monkeypatch, interactive: bool):
 
     monkeypatch.setattr(epoch_loop, "_progress_bar", recording_bar)
     monkeypatch.setattr(logs, "interactive_output", lambda: interactive)
-    batches = epoch_loop.training_batches(trainer, train_input, 1, 1)
+    batches = epoch_loop.training_batches(trainer, train_input, 1, 1, 10)
     totals, _ = epoch_loop.train_epoch(trainer, batches, 10, Summaries(None), verbose=True)
     return totals, updates
 

@@ -7,6 +7,7 @@ import tensorflow as tf
 from mnist_research.config import ExperimentConfig, ModelConfig, TrainConfig
 from mnist_research.data import pipeline as input_pipeline
 from mnist_research.errors import NonFiniteLossError
+from mnist_research.training import epoch_loop
 from mnist_research.training.trainer import Trainer
 from tests.helpers import make_digits
 
@@ -66,6 +67,18 @@ def test_evaluation_does_not_depend_on_the_eval_batch_size():
     assert results[0].correct == results[1].correct == results[2].correct
     assert results[1].loss == pytest.approx(results[0].loss, rel=1e-5)
     assert results[2].loss == pytest.approx(results[0].loss, rel=1e-5)
+
+
+def test_one_iterator_serves_every_epoch_and_must_agree_on_their_steps():
+    images, labels = make_digits(320)
+    trainer = _trainer()
+    train = input_pipeline.TrainInput(images, labels, 32, seed=0)
+    with pytest.raises(ValueError, match="hold 10 steps an epoch, the loop takes 9"):
+        epoch_loop.training_batches(trainer, train, 1, 2, 9)
+    batches = epoch_loop.training_batches(trainer, train, 1, 2, 10)
+    assert trainer.train_steps(batches, 20).count == 20 * 32  # Two whole epochs.
+    with pytest.raises(tf.errors.OutOfRangeError):
+        trainer.train_steps(batches, 1)  # And no more.
 
 
 def test_nan_loss_raises_naming_the_step():
