@@ -66,7 +66,8 @@ def augment_batch(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.clip_by_value(tf.round(moved[..., 0]), 0.0, 255.0), tf.uint8)
 
 
-def batch_seed(seed: int, epoch, pipeline_id: int, batch_index: tf.Tensor) -> tf.Tensor:
+def batch_seed(seed: int, epoch: int | tf.Tensor, pipeline_id: int,
+               batch_index: tf.Tensor) -> tf.Tensor:
     """The stateless seed of one batch: a pure function of its four coordinates."""
     base = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
     per_pipeline = tf.random.experimental.stateless_fold_in(base, pipeline_id)

@@ -29,7 +29,7 @@ def preprocess_batch(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, t
 
 
 class TrainInput:
-    """Builds one training dataset per epoch over images held in memory once.
+    """Builds the training dataset of one or more epochs over images held in memory once.
 
     The uint8 arrays become tensors once (the cache: nothing is re-read or
     re-decoded). Each epoch draws a permutation seeded by ``(seed, epoch)``
@@ -77,8 +77,9 @@ class TrainInput:
         """The shuffled, batched, preprocessed dataset of ``epoch`` .. ``last_epoch``.
 
         Epochs follow each other in one dataset (``last_epoch`` defaults to
-        ``epoch``), each with its own permutation and exactly
-        :meth:`steps_per_epoch` batches, so a trainer builds one pipeline and
+        ``epoch``), each with its own permutation and exactly the batches of
+        :meth:`steps_per_epoch` steps (one per local replica a step), so a
+        trainer builds one pipeline and
         one iterator for the whole run and the prefetch buffer carries on
         across epoch boundaries (a new dataset an epoch cost ~0.1 s of setup).
         With an ``input_context`` (from ``distribute_datasets_from_function``),

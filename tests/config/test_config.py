@@ -61,6 +61,8 @@ def test_round_trip_and_identity():
     stopping = config_lib.ExperimentConfig(train=config_lib.TrainConfig(
         early_stopping_patience=3, restore_best=True))
     assert stopping.identity() == config.identity()  # When to stop is not what is trained.
+    evaluated = config_lib.ExperimentConfig(train=config_lib.TrainConfig(eval_batch_size=128))
+    assert evaluated.identity() == config.identity()  # Evaluation batches train nothing.
     augmented = config_lib.ExperimentConfig(train=config_lib.TrainConfig(augment=True))
     assert augmented.identity() != config.identity()
     cnn = config_lib.ExperimentConfig(model=config_lib.ModelConfig(
@@ -75,7 +77,7 @@ def test_config_json_of_earlier_runs_still_loads():
     for key in ("family", "conv_filters", "conv_dropout_rates", "conv_kernel_size",
                 "conv_pooling"):
         del raw["model"][key]
-    for key in ("augment", "early_stopping_patience", "restore_best"):
+    for key in ("augment", "early_stopping_patience", "restore_best", "eval_batch_size"):
         del raw["train"][key]
     old = config_lib.ExperimentConfig.from_dict(raw)
     assert old.model.family == "mlp" and old.identity() == config_lib.ExperimentConfig().identity()

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from mnist_research.data import augment
 from mnist_research.data import pipeline as input_pipeline
 from mnist_research.errors import ConfigError
 from tests.helpers import make_digits
@@ -57,18 +58,33 @@ def test_one_dataset_of_several_epochs_is_those_epochs_back_to_back(digits, augm
         np.testing.assert_array_equal(y, y_expected)
 
 
-def test_each_epoch_holds_one_batch_per_step_and_local_replica(digits):
-    """Two replicas on one worker: an epoch is 2 x steps per-replica batches, no leftovers."""
-    train = input_pipeline.TrainInput(*digits, global_batch_size=64, seed=1)
-    context = tf.distribute.InputContext(num_input_pipelines=1, input_pipeline_id=0,
-                                         num_replicas_in_sync=2)
-    steps = train.steps_per_epoch()  # 300 // 64 = 4 global steps; 300 // 32 would be 9
-    joined = _labels(train.dataset(1, context, last_epoch=2))
-    assert len(joined) == 2 * steps * 64
-    np.testing.assert_array_equal(joined[:steps * 64], _labels(train.dataset(1, context))[
-        :steps * 64])
-    np.testing.assert_array_equal(joined[steps * 64:], _labels(train.dataset(2, context))[
-        :steps * 64])
+@pytest.mark.parametrize("pipelines, pipeline_id, replicas", [(1, 0, 2), (2, 1, 4)])
+def test_each_epoch_holds_one_batch_per_step_and_local_replica(digits, pipelines,
+                                                               pipeline_id, replicas):
+    """Several replicas per input pipeline: an epoch is steps x local replicas batches.
+
+    Expected batches are computed here from the documented rule: pipeline ``p`` of
+    ``W`` takes every W-th example of the epoch's permutation, in order, and each
+    step takes one per-replica batch per local replica; nothing is left over, so
+    the next epoch starts at its own permutation.
+    """
+    train = input_pipeline.TrainInput(*digits, global_batch_size=64, seed=1, augment=True)
+    context = tf.distribute.InputContext(num_input_pipelines=pipelines,
+                                         input_pipeline_id=pipeline_id,
+                                         num_replicas_in_sync=replicas)
+    per_replica = 64 // replicas
+    per_epoch = train.steps_per_epoch(pipelines) * (replicas // pipelines)
+    batches = _batches(train.dataset(1, context, last_epoch=2))
+    assert len(batches) == 2 * per_epoch
+    for epoch in (1, 2):
+        shard = train.permutation(epoch)[pipeline_id::pipelines]
+        for i in range(per_epoch):
+            x, y = batches[(epoch - 1) * per_epoch + i]
+            index = shard[i * per_replica:(i + 1) * per_replica]
+            np.testing.assert_array_equal(y.argmax(1), digits[1][index])
+            seed = augment.batch_seed(1, epoch, pipeline_id, i)
+            expected = augment.augment_batch(tf.constant(digits[0][index]), seed)
+            np.testing.assert_allclose(x, expected.numpy().reshape(-1, 784) / 255.0, atol=1e-6)
 
 
 def test_eval_dataset_counts_every_example_once(digits):
