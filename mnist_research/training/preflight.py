@@ -71,9 +71,10 @@ def out_of_memory_as_error(config: ExperimentConfig) -> Iterator[None]:
         yield
     except (tf.errors.ResourceExhaustedError, MemoryError) as e:
         params = num_parameters(config.model)
-        raise ConfigError(f"out of memory with a {params:,}-parameter model and batch size "
-                          f"{config.train.batch_size} ({one_line(e)[:160]}); use smaller "
-                          f"--hidden_units or --batch_size") from None
+        raise ConfigError(f"out of memory with a {params:,}-parameter model, batch size "
+                          f"{config.train.batch_size} and evaluation batch size "
+                          f"{config.train.eval_batch_size} ({one_line(e)[:160]}); use smaller "
+                          f"--hidden_units, --batch_size or --eval_batch_size") from None
 
 
 def build_trainer(config: ExperimentConfig, strategy: tf.distribute.Strategy,
