@@ -33,6 +33,11 @@ def is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def fits_int64(value: Any) -> bool:
+    """An integer TensorFlow can hold: a wider one fails deep inside a run, not here."""
+    return is_int(value) and -2**63 <= value < 2**63
+
+
 def is_number(value: Any) -> bool:
     """A real number (NumPy's too), but not a bool."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
@@ -70,6 +75,9 @@ def check_types(obj: Any) -> None:
         expected = ("a finite number" if kind == "float" else
                     kind.replace("Tuple[", "a list of ").replace(", ...]", "s"))
         check(ok, f"{field.name} must be {expected}, got {value!r}")
+        integers = {"int": [value], "Tuple[int, ...]": value}.get(kind, [])
+        check(all(fits_int64(v) for v in integers),
+              f"{field.name} must be below 2**63, got {value!r}")
 
 
 def check_choice(label: str, value: str, choices: Sequence[str]) -> None:

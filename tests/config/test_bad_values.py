@@ -15,6 +15,8 @@ from mnist_research.training import devices, preflight
     (lambda: TrainConfig(seed=2**32), "seed must be in"),
     (lambda: TrainConfig(epochs=2.5), "epochs must be int"),
     (lambda: TrainConfig(epochs=True), "epochs must be int"),
+    (lambda: TrainConfig(eval_batch_size=2**63), "eval_batch_size must be below 2[*][*]63"),
+    (lambda: ModelConfig(hidden_units=(256, 10**20)), "hidden_units must be below 2[*][*]63"),
     (lambda: TrainConfig(learning_rate="fast"), "learning_rate must be a finite number"),
     (lambda: TrainConfig(learning_rate=float("inf")), "learning_rate must be a finite number"),
     (lambda: TrainConfig(learning_rate=float("nan")), "learning_rate must be a finite number, got nan"),
