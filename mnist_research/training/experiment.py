@@ -142,9 +142,14 @@ def _check_run_dir(run_dir: str, config: ExperimentConfig, overwrite: bool
         if damaged_export:
             logging.warning("%s; exporting again from the checkpoint", damaged_export)
             return None
-        logging.info("%s is complete (%d epochs); nothing to do. Use a new --run_dir or "
-                     "--overwrite to train again, or a larger --epochs to extend it.",
-                     run_dir, done)
+        if (finished or {}).get("stopped_early"):
+            logging.info("%s is complete: it stopped early after %d epochs (validation accuracy "
+                         "no longer improved); nothing to do. Use a new --run_dir or "
+                         "--overwrite to train again.", run_dir, done)
+        else:
+            logging.info("%s is complete (%d epochs); nothing to do. Use a new --run_dir or "
+                         "--overwrite to train again, or a larger --epochs to extend it.",
+                         run_dir, done)
         return finished
     return None
 

@@ -1,6 +1,7 @@
 """Best-epoch selection: the decisions on scripted curves, and a run that stops and exports."""
 
 import json
+import logging as std_logging
 import os
 
 import numpy as np
@@ -74,7 +75,8 @@ def _weights(checkpoint_prefix):
 
 
 @pytest.mark.slow
-def test_run_stops_resumes_and_exports_the_best_epoch(monkeypatch, tmp_path, tiny_arrays):
+def test_run_stops_resumes_and_exports_the_best_epoch(monkeypatch, tmp_path, tiny_arrays,
+                                                     caplog):
     splits = sources.split(sources.RawData(**tiny_arrays, source="tiny"), DataConfig())
     run_dir = str(tmp_path / "run")
     _scripted_validation(monkeypatch, CURVE)
@@ -90,6 +92,13 @@ def test_run_stops_resumes_and_exports_the_best_epoch(monkeypatch, tmp_path, tin
     assert metrics["best_val_accuracy"] == pytest.approx(0.9)
     with open(os.path.join(run_dir, "metrics.json")) as f:
         assert json.load(f)["best_epoch"] == 3
+    # More epochs change nothing once a run has stopped early, and the log says so.
+    with caplog.at_level(std_logging.INFO, logger="absl"):
+        again = experiment.train_and_evaluate(_config(10, 2), run_dir, datasets=splits,
+                                              verbose=False)
+    assert again["epochs_completed"] == 5
+    assert "stopped early after 5 epochs" in caplog.text
+    assert "larger --epochs" not in caplog.text
 
     checkpoints = os.path.join(run_dir, "checkpoints")
     epoch3 = _weights(os.path.join(checkpoints, "ckpt-3"))
