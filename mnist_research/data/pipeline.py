@@ -79,9 +79,9 @@ class TrainInput:
         Epochs follow each other in one dataset (``last_epoch`` defaults to
         ``epoch``), each with its own permutation and exactly the batches of
         :meth:`steps_per_epoch` steps (one per local replica a step), so a
-        trainer builds one pipeline and
-        one iterator for the whole run and the prefetch buffer carries on
-        across epoch boundaries (a new dataset an epoch cost ~0.1 s of setup).
+        trainer builds one pipeline and one iterator for the whole run and the
+        prefetch buffer carries on across epoch boundaries (a new dataset an
+        epoch cost ~0.1 s of setup).
         With an ``input_context`` (from ``distribute_datasets_from_function``),
         each input pipeline takes its own shard of every permutation and
         batches at the per-replica size.

@@ -142,14 +142,12 @@ def _check_run_dir(run_dir: str, config: ExperimentConfig, overwrite: bool
         if damaged_export:
             logging.warning("%s; exporting again from the checkpoint", damaged_export)
             return None
-        if (finished or {}).get("stopped_early"):
-            logging.info("%s is complete: it stopped early after %d epochs (validation accuracy "
-                         "no longer improved); nothing to do. Use a new --run_dir or "
-                         "--overwrite to train again.", run_dir, done)
-        else:
-            logging.info("%s is complete (%d epochs); nothing to do. Use a new --run_dir or "
-                         "--overwrite to train again, or a larger --epochs to extend it.",
-                         run_dir, done)
+        # A run that stopped early stays stopped: more epochs would change nothing.
+        stopped = finished.get("stopped_early")
+        logging.info("%s is complete (%s); nothing to do. Use a new --run_dir or --overwrite to "
+                     "train again%s.", run_dir,
+                     f"it stopped early after {done} epochs" if stopped else f"{done} epochs",
+                     "" if stopped else ", or a larger --epochs to extend it")
         return finished
     return None
 

@@ -98,8 +98,7 @@ class Trainer:
         """``fn`` compiled by XLA if the plan compiles ``part``, else ``fn`` itself.
 
         Either way AutoGraph leaves ``fn`` alone: it has no Python control flow
-        over tensors, and converting the step's functions took ~0.5 s of the
-        first call's tracing.
+        over tensors, and converting it only added to the first call's tracing.
         """
         if self.jit_compile == part:
             return tf.function(fn, jit_compile=True, autograph=False)
