@@ -87,12 +87,16 @@ class Trainer:
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch",
                                      aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
             self._train_sums = ReplicaSums("train")
+            self._eval_sums = ReplicaSums("eval")
         self.jit_compile, reason = jit_plan(config, replicas)
         if config.train.jit_compile:
             logging.info(reason)
         self._gradients = self._compiled(self._forward_backward, "gradients")
         self._step = self._compiled(self._replica_train_step, "step")
         self._train_loop = tf.function(self._train_loop_fn)
+        # Takes the distributed dataset as an argument: validation and test
+        # batches share one element spec, so one trace serves both.
+        self._evaluate = tf.function(self._evaluate_fn)
 
     def _compiled(self, fn, part: str):
         """``fn`` compiled by XLA if the plan compiles ``part``, else ``fn`` itself.
@@ -163,6 +167,22 @@ class Trainer:
                 f"lower --learning_rate or check the data")
         return Totals(float(loss_sum), float(correct), float(count))
 
+    def _replica_eval(self, batch):
+        images, labels = batch
+        logits = self.model(images, training=False, return_logits=True)
+        self._eval_sums.add(batch_stats(labels, logits)[0])
+
+    def _evaluate_fn(self, dist_dataset):
+        self._eval_sums.reset()
+        # Not XLA-compiled: XLA compiles one program per batch shape (validation
+        # and test each end with a partial batch), and on a 2-core CPU those
+        # compilations cost more than they saved over 15 validation passes
+        # (measured: 1 s more CPU on the first call, the same 0.3 s per pass).
+        replica_eval = tf.autograph.experimental.do_not_convert(self._replica_eval)
+        for batch in dist_dataset:
+            self.strategy.run(replica_eval, args=(batch,))
+        return self._eval_sums.read(self.strategy)[:3]
+
     def make_evaluator(self, dataset: tf.data.Dataset):
         """Returns a no-argument function that evaluates over all of ``dataset``.
 
@@ -170,30 +190,13 @@ class Trainer:
         cached on the first pass (every later pass reads the same batches);
         the returned function sums loss and correct predictions over every
         example (partial batches included) in one ``tf.function`` call.
+        Evaluators of datasets with the same element spec share that
+        function's trace.
         """
         dist_dataset = self.strategy.experimental_distribute_dataset(dataset.cache())
-        with self.strategy.scope():
-            sums = ReplicaSums("eval")
-
-        # Not XLA-compiled: XLA compiles one program per batch shape (validation
-        # and test each end with a partial batch), and on a 2-core CPU those
-        # compilations cost more than they saved over 15 validation passes
-        # (measured: 1 s more CPU on the first call, the same 0.3 s per pass).
-        @tf.autograph.experimental.do_not_convert
-        def replica_eval(batch):
-            images, labels = batch
-            logits = self.model(images, training=False, return_logits=True)
-            sums.add(batch_stats(labels, logits)[0])
-
-        @tf.function
-        def evaluate_fn():
-            sums.reset()
-            for batch in dist_dataset:
-                self.strategy.run(replica_eval, args=(batch,))
-            return sums.read(self.strategy)[:3]
 
         def evaluate() -> Totals:
-            return Totals(*(float(v) for v in evaluate_fn()))
+            return Totals(*(float(v) for v in self._evaluate(dist_dataset)))
 
         return evaluate
 

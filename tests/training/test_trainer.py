@@ -56,6 +56,18 @@ def test_predict_returns_probabilities_matching_eval():
     assert totals.loss == pytest.approx(expected_loss, rel=1e-4)
 
 
+def test_validation_and_test_evaluators_share_one_trace():
+    # Two datasets of different sizes (each ending in a partial batch): each
+    # evaluator counts its own examples, and the second one is not traced again.
+    images, labels = make_digits(250)
+    trainer = _trainer()
+    validate = trainer.make_evaluator(input_pipeline.eval_dataset(images[:150], labels[:150],
+                                                                  64))
+    test = trainer.make_evaluator(input_pipeline.eval_dataset(images[150:], labels[150:], 64))
+    assert [validate().count, test().count, validate().count] == [150, 100, 150]
+    assert trainer._evaluate.experimental_get_tracing_count() == 1
+
+
 def test_evaluation_does_not_depend_on_the_eval_batch_size():
     images, labels = make_digits(250)
     trainer = _trainer()
