@@ -78,6 +78,15 @@ for variable in checked(two_trainer.model):
     replica_max_diff = max(replica_max_diff, float(np.max(np.abs(values[0] - values[-1]))))
 weight_max_diff = max(float(np.max(np.abs(a.numpy() - b.numpy())))
                       for a, b in zip(checked(one_trainer.model), checked(two_trainer.model)))
+# Evaluation over sizes whose last batch splits unevenly (101: 37 = 19 + 18) or leaves
+# one replica without examples (65: a last batch of 1).
+eval_images, eval_labels = make_digits(101, seed=5)
+evaluation = {}
+for size in (65, 101):
+    dataset = input_pipeline.eval_dataset(eval_images[:size], eval_labels[:size], 64)
+    evaluation[size] = [vars(trainer.make_evaluator(dataset)())
+                        for trainer in (one_trainer, two_trainer)]
+print(json.dumps({"evaluation": evaluation}))
 print(json.dumps({"replicas": two_trainer.strategy.num_replicas_in_sync,
                   "checked": len(checked(two_trainer.model)), "mirrored": mirrored,
                   "replica_max_diff": replica_max_diff, "weight_max_diff": weight_max_diff,

@@ -179,8 +179,14 @@ class Trainer:
         # compilations cost more than they saved over 15 validation passes
         # (measured: 1 s more CPU on the first call, the same 0.3 s per pass).
         replica_eval = tf.autograph.experimental.do_not_convert(self._replica_eval)
-        for batch in dist_dataset:
-            self.strategy.run(replica_eval, args=(batch,))
+        # An explicit iterator and while loop, not ``for batch in dist_dataset``: AutoGraph
+        # turns that into a dataset reduce, which ran the forward pass inside tf.data's
+        # function runtime, 2.5x slower (a 12,000-image pass: 0.16 s against 0.066 s).
+        batches = iter(dist_dataset)
+        batch = batches.get_next_as_optional()
+        while batch.has_value():
+            self.strategy.run(replica_eval, args=(batch.get_value(),))
+            batch = batches.get_next_as_optional()
         return self._eval_sums.read(self.strategy)[:3]
 
     def make_evaluator(self, dataset: tf.data.Dataset):

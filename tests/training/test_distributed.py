@@ -38,6 +38,12 @@ def test_two_replicas_identical_and_agree_with_one_replica():
     assert report["mask_overlap_across_replicas"] == pytest.approx(0.58, abs=0.03)
     assert report["masks_repeat"]
     assert report["drop_fractions"] == pytest.approx([0.3, 0.3], abs=0.01)
+    # Evaluation on 2 replicas counts every example once, however the last batch splits.
+    evaluation = json.loads(result.stdout.strip().splitlines()[-2])["evaluation"]
+    for size, (one, two) in evaluation.items():
+        assert one["count"] == two["count"] == int(size)
+        assert abs(one["correct"] - two["correct"]) <= 1  # float32 near-ties may differ
+        assert two["loss_sum"] == pytest.approx(one["loss_sum"], rel=1e-4)
 
 
 def free_ports(count):
