@@ -86,7 +86,8 @@ for size in (65, 101):
     dataset = input_pipeline.eval_dataset(eval_images[:size], eval_labels[:size], 64)
     evaluation[size] = [vars(trainer.make_evaluator(dataset)())
                         for trainer in (one_trainer, two_trainer)]
-print(json.dumps({"evaluation": evaluation}))
+print(json.dumps({"evaluation": evaluation,
+                  "eval_traces": two_trainer._evaluate.experimental_get_tracing_count()}))
 print(json.dumps({"replicas": two_trainer.strategy.num_replicas_in_sync,
                   "checked": len(checked(two_trainer.model)), "mirrored": mirrored,
                   "replica_max_diff": replica_max_diff, "weight_max_diff": weight_max_diff,

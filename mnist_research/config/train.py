@@ -27,8 +27,8 @@ class TrainConfig:
       batch_size: *global* batch size, split across replicas.
       eval_batch_size: global batch size of the validation and test passes. It
         changes results only by float rounding (inference mode: no dropout,
-        BN's moving statistics), and speed: on a 2-core CPU a validation pass took 0.19 s at 128 and
-        0.13 s at 2,000 images per batch.
+        BN's moving statistics), and speed: on a 2-core CPU a 12,000-image
+        validation pass took 0.096 s at 128 and 0.064 s at 2,000 images per batch.
       learning_rate: Adam's (initial) learning rate.
       lr_schedule: ``constant``; ``cosine`` (decays to 0 over all training
         steps); ``step`` (×0.1 after 50 % and again after 75 % of the steps).

@@ -39,7 +39,9 @@ def test_two_replicas_identical_and_agree_with_one_replica():
     assert report["masks_repeat"]
     assert report["drop_fractions"] == pytest.approx([0.3, 0.3], abs=0.01)
     # Evaluation on 2 replicas counts every example once, however the last batch splits.
-    evaluation = json.loads(result.stdout.strip().splitlines()[-2])["evaluation"]
+    evaluation_report = json.loads(result.stdout.strip().splitlines()[-2])
+    evaluation = evaluation_report["evaluation"]
+    assert evaluation_report["eval_traces"] == 1  # both sizes share the evaluation trace
     for size, (one, two) in evaluation.items():
         assert one["count"] == two["count"] == int(size)
         assert abs(one["correct"] - two["correct"]) <= 1  # float32 near-ties may differ

@@ -68,6 +68,15 @@ def test_validation_and_test_evaluators_share_one_trace():
     assert trainer._evaluate.experimental_get_tracing_count() == 1
 
 
+def test_empty_or_infinite_evaluation_dataset_is_refused():
+    images, labels = make_digits(10)
+    trainer = _trainer()
+    with pytest.raises(ValueError, match="empty"):
+        trainer.make_evaluator(input_pipeline.eval_dataset(images[:0], labels[:0], 64))
+    with pytest.raises(ValueError, match="infinite"):
+        trainer.make_evaluator(input_pipeline.eval_dataset(images, labels, 64).repeat())
+
+
 def test_evaluation_does_not_depend_on_the_eval_batch_size():
     images, labels = make_digits(250)
     trainer = _trainer()
