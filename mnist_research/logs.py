@@ -228,6 +228,10 @@ def configure(verbosity: Optional[int] = None) -> None:
     handler.addFilter(FrameworkInfoFilter())
     handler.setFormatter(PlainFormatter())
     warnings.filterwarnings("ignore", category=UserWarning, module=r"keras(\.|$)")
+    # tf.data's note that distributed datasets cannot carry their options across
+    # serialization: printed on every multi-replica run, nothing for the user to act on.
+    warnings.filterwarnings("ignore", category=UserWarning,
+                            message="To make it possible to preserve tf.data options")
 
 
 def running_a_command() -> bool:

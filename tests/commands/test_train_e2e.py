@@ -137,6 +137,7 @@ def test_mirrored_two_logical_cpus(npz_dir, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
     assert metrics["num_replicas"] == 2 and metrics["strategy"] == "MirroredStrategy"
+    assert "Warning" not in result.stderr + result.stdout  # no Python warnings leak out
     assert metrics["epochs_completed"] == 2
     assert all(np.isfinite(metrics["history"]["loss"]))
     assert metrics["history"]["loss"][1] < metrics["history"]["loss"][0]
