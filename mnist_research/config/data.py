@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from mnist_research.config.checks import check
 from mnist_research.config.fields import check_declared, setting
 from mnist_research.config.registry import DATASETS
 
@@ -33,3 +34,7 @@ class DataConfig:
 
     def __post_init__(self):
         check_declared(self)
+        entry = DATASETS[self.dataset]
+        check(entry.keras_name is not None or bool(self.data_dir),
+              f"--dataset={self.dataset} has no downloader: pass --data_dir=DIR where DIR holds "
+              f"{' or '.join(entry.npz_names)} or the four IDX files")
