@@ -40,6 +40,9 @@ class TrainConfig:
               "not depend on it).", minimum=1, hparam=None, identity=False)
     learning_rate: float = setting(1e-3, "Adam (initial) learning rate.", above=0.0,
                                    hparam="optimizer", identity=True)
+    label_smoothing: float = setting(
+        0.0, "Label smoothing of the training loss: targets (1 - s) * one_hot + s / classes.",
+        minimum=0.0, below=1.0, hparam="optimizer", identity=True)
     lr_schedule: str = setting(
         "constant", "constant; cosine (to 0 over training); step (x0.1 at 50% and 75% of the "
                     "steps).", choices=LR_SCHEDULES, hparam="optimizer", identity=True)
