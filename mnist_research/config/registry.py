@@ -80,6 +80,8 @@ MODEL_FAMILIES: dict[str, ModelFamily] = {family.name: family for family in (
                 "dense blocks (the original notebook's recipe)"),
     ModelFamily("cnn", "mnist_research.model.cnn:CNNClassifier",
                 ("conv", "dense", "batch_norm"), "conv blocks, then dense blocks"),
+    ModelFamily("linear", "mnist_research.model.linear:LinearClassifier", (),
+                "one Dense layer (multinomial logistic regression)"),
 )}
 
 DIGITS = tuple(str(d) for d in range(10))
