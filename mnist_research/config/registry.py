@@ -91,6 +91,8 @@ DATASETS: dict[str, Dataset] = {dataset.name: dataset for dataset in (
     Dataset("fashion_mnist", "fashion_mnist", ("fashion_mnist.npz",),
             ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
              "Sneaker", "Bag", "Ankle boot")),
+    Dataset("kmnist", None, ("kmnist.npz",),
+            ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")),
 )}
 
 
