@@ -21,7 +21,8 @@ if __name__ == "__main__":  # before TensorFlow's import, which takes seconds
 
 from absl import app, flags, logging  # noqa: E402
 
-from mnist_research import command, experiment_flags  # noqa: E402
+from mnist_research import command  # noqa: E402
+from mnist_research.config import flags as experiment_flags  # noqa: E402
 from mnist_research.training import checkpoint_files, devices, experiment, resume  # noqa: E402
 from mnist_research.training import run_dir as run_dir_lib  # noqa: E402
 
@@ -56,7 +57,7 @@ def _train() -> int:
             run_dir = _choose_run_dir(config, strategy)
             metrics = experiment.train_and_evaluate(
                 config, run_dir, strategy=strategy, overwrite=FLAGS.overwrite,
-                flagfile_text=experiment_flags.flagfile_text(),
+                flagfile_text=experiment_flags.flagfile_text(config),
                 resume_hint=resume.resume_command(run_dir, sys.argv))
     except interrupts.Interrupted as e:
         _report_interrupted(e, run_dir)

@@ -10,14 +10,14 @@ import math
 import numbers
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, Optional
+from typing import Any
 
 # A TensorFlow device name: [/job:J[/replica:R][/task:T]]/[device:]CPU|GPU|TPU:N.
 _DEVICE = re.compile(r"^(/job:[\w-]+(/replica:\d+)?(/task:\d+)?)?/?(device:)?(cpu|gpu|tpu):\d+$",
                      re.IGNORECASE)
 
 
-def is_device_name(name: Optional[str]) -> bool:
+def is_device_name(name: str | None) -> bool:
     """Whether ``name`` is ``None`` or a device name such as ``/cpu:0`` or ``/gpu:1``."""
     return name is None or bool(_DEVICE.match(name))
 
@@ -51,7 +51,8 @@ def check_types(obj: Any) -> None:
     field, not deep inside training.
     """
     for field in dataclasses.fields(obj):
-        value, kind = getattr(obj, field.name), str(field.type)
+        value = getattr(obj, field.name)
+        kind = str(field.type).replace("Optional[str]", "str | None").replace("Tuple[", "tuple[")
         if kind == "int":
             ok = is_int(value)
             if ok:
@@ -64,18 +65,18 @@ def check_types(obj: Any) -> None:
             ok = isinstance(value, bool)
         elif kind == "str":
             ok = isinstance(value, str)
-        elif kind == "Optional[str]":
+        elif kind == "str | None":
             ok = value is None or isinstance(value, str)
-        elif kind.startswith("Tuple["):
+        elif kind.startswith("tuple["):
             element = is_int if "int" in kind else is_number
             ok = (isinstance(value, (list, tuple)) and all(element(v) for v in value)
                   and all(math.isfinite(v) for v in value))
         else:
             ok = True  # nested configs check themselves
         expected = ("a finite number" if kind == "float" else
-                    kind.replace("Tuple[", "a list of ").replace(", ...]", "s"))
+                    kind.replace("tuple[", "a list of ").replace(", ...]", "s"))
         check(ok, f"{field.name} must be {expected}, got {value!r}")
-        integers = {"int": [value], "Tuple[int, ...]": value}.get(kind, [])
+        integers = {"int": [value], "tuple[int, ...]": value}.get(kind, [])
         check(all(fits_int64(v) for v in integers),
               f"{field.name} must be below 2**63, got {value!r}")
 

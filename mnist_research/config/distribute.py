@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
 
-from mnist_research.config.checks import (
-    check,
-    check_at_least,
-    check_choice,
-    check_types,
-    is_device_name,
-)
+from mnist_research.config.checks import is_device_name
+from mnist_research.config.fields import check_declared, setting
 
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
 MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
@@ -19,25 +13,27 @@ MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
 
 @dataclasses.dataclass(frozen=True)
 class DistributeConfig:
-    """How training is placed on devices (see ``distribute.create_strategy``).
+    """How training is placed on devices (see ``training.devices.create_strategy``).
 
-    Attributes:
-      strategy: ``auto``, ``default``, ``one_device``, ``mirrored`` or ``multi_worker``.
-      device: the device for ``one_device`` (``/cpu:0``, ``/gpu:0``).
-      num_cpu_devices: split the CPU into N logical devices (N > 1 lets
-        ``mirrored`` run on a CPU-only machine).
-      mixed_precision: ``none``, ``mixed_float16`` or ``mixed_bfloat16``.
+    The mixed-precision policy is part of the resume identity: a checkpoint
+    holds the optimizer state of one policy (the loss-scale variables of
+    ``mixed_float16`` exist only under it), so a run is continued under the
+    policy it started with. Strategy, device and replica count may change on
+    resume (their effect is documented in docs/).
     """
 
-    strategy: str = "auto"
-    device: Optional[str] = None
-    num_cpu_devices: int = 1
-    mixed_precision: str = "none"
+    strategy: str = setting(
+        "auto", "auto: mirrored if GPUs are visible, else default; one_device; mirrored; "
+                "multi_worker (TF_CONFIG).", choices=STRATEGIES, hparam=None, identity=False)
+    device: str | None = setting(
+        None, "Device for --strategy=one_device (/cpu:0, /gpu:0).", hparam=None, identity=False,
+        valid=(is_device_name, "must name a device such as /cpu:0 or /gpu:1"))
+    num_cpu_devices: int = setting(
+        1, "Split the CPU into N logical devices (lets --strategy=mirrored run on a CPU).",
+        minimum=1, maximum=64, hparam=None, identity=False)
+    mixed_precision: str = setting("none", "Keras mixed-precision policy (GPUs).",
+                                   choices=MIXED_PRECISION, hparam="system/precision",
+                                   identity=True)
 
     def __post_init__(self):
-        check_types(self)
-        check(is_device_name(self.device),
-              f"device must name a device such as /cpu:0 or /gpu:1, got {self.device!r}")
-        check_choice("strategy", self.strategy, STRATEGIES)
-        check_at_least(self, "num_cpu_devices", 1)
-        check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
+        check_declared(self)

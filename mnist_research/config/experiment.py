@@ -6,9 +6,11 @@ import dataclasses
 from typing import Any
 
 from mnist_research.config.checks import check
+from mnist_research.config.fields import declared_fields, setting
 from mnist_research.config.data import DataConfig
 from mnist_research.config.distribute import DistributeConfig
 from mnist_research.config.model import ModelConfig
+from mnist_research.config.registry import DATASETS
 from mnist_research.config.train import TrainConfig
 
 _SECTIONS = (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig),
@@ -19,7 +21,8 @@ _SECTIONS = (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig
 class ExperimentConfig:
     """Everything one training run needs."""
 
-    experiment: str = "baseline"
+    experiment: str = setting("baseline", "Experiment name (used in run dir names).",
+                              hparam="run", identity=False)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
@@ -29,6 +32,10 @@ class ExperimentConfig:
         check(isinstance(self.experiment, str) and bool(self.experiment)
               and "/" not in self.experiment,
               f"experiment must be a non-empty name without '/', got {self.experiment!r}")
+        classes = len(DATASETS[self.data.dataset].class_names)
+        check(self.model.num_classes == classes,
+              f"num_classes is {self.model.num_classes} but {self.data.dataset} has {classes} "
+              f"classes")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly nested dict (tuples become lists)."""
@@ -60,23 +67,22 @@ class ExperimentConfig:
                 raise ValueError(f"{name}.{e}") from None
         return cls(experiment=raw["experiment"], **sections)
 
+    def sections(self) -> dict[str, Any]:
+        """The four sections by name: ``data``, ``model``, ``train``, ``distribute``."""
+        return {name: getattr(self, name) for name, _ in _SECTIONS}
+
     def identity(self) -> dict[str, Any]:
         """The settings that must match for a run dir to be resumed.
 
-        Model shape and training recipe must match; where the data lives,
-        how many steps run per loop, the evaluation batch, when to stop, which
-        epoch to export, and the device placement may differ.
+        Every field declared with ``identity=True`` (``config.fields``), by
+        section: model shape, the training recipe, the dataset and its split,
+        the precision policy. Where the data lives, how many steps run per
+        loop, the evaluation batch, when to stop, which epoch to export and the
+        device placement may differ.
         """
-        train = dataclasses.asdict(self.train)
-        for key in ("eval_batch_size", "steps_per_loop", "summary_every_steps", "max_to_keep",
-                    "epochs", "fused_adam", "jit_compile", "histograms", "histogram_every_epochs",
-                    "profile_steps", "early_stopping_patience", "restore_best"):
-            train.pop(key)
-        return {"dataset": self.data.dataset,
-                "validation_split": self.data.validation_split,
-                "limit_train": self.data.limit_train,
-                "model": dataclasses.asdict(self.model),
-                "train": train}
+        return {name: {field.name: getattr(section, field.name)
+                       for field, declared in declared_fields(section) if declared.identity}
+                for name, section in self.sections().items()}
 
 
 def differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:

@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Tuple
 
-from mnist_research.config.checks import (
-    check,
-    check_all_positive,
-    check_choice,
-    check_rates,
-    check_same_length,
-    check_types,
-)
+from mnist_research.config.checks import check, check_same_length
+from mnist_research.config.fields import check_declared, declared_fields, setting
+from mnist_research.config.registry import MODEL_FAMILIES, model_family
 
-# The model families ``model.registry`` builds; ``mlp`` is the seed recipe.
-MODEL_FAMILIES = ("mlp", "cnn")
 # How a conv block halves the resolution: a stride-2 convolution, or a 2x2 max-pool.
 CONV_POOLING = ("stride", "max")
 # 28 -> 14 -> 7 -> 4 -> 2: more halvings than this leave nothing to convolve.
@@ -24,61 +16,88 @@ MAX_CONV_BLOCKS = 4
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """The classifier: a model family and its layer sizes.
+    """The classifier: a model family (``config.registry``) and its layer sizes.
 
-    Attributes:
-      family: ``mlp`` (dense blocks only, the seed recipe) or ``cnn`` (conv
-        blocks, then dense blocks).
-      hidden_units: width of each hidden ``DenseBlock`` (for ``cnn``: the dense
-        blocks after the conv blocks).
-      dropout_rates: dropout after each dense block; same length as ``hidden_units``.
-      batch_norm: put BatchNormalization between each Dense (or Conv) and its ReLU.
-      num_classes: size of the softmax output.
-      conv_filters: ``cnn`` only: filters of each conv block; each block halves
-        the resolution. Empty for ``mlp``.
-      conv_dropout_rates: ``cnn`` only: dropout after each conv block; same
-        length as ``conv_filters``. Empty for ``mlp``.
-      conv_kernel_size: ``cnn`` only: the square kernel of every conv layer.
-      conv_pooling: ``cnn`` only: ``stride`` (the convolution has stride 2) or
-        ``max`` (stride-1 convolution, then a 2x2 max-pool).
+    Each field declares the part of a model that reads it (``group``). A
+    family reads only the groups its registry entry names; a field of any
+    other group must keep its default and is stored in its unused form (an
+    empty list, ``False``), so ``config.json`` shows what was built: an MLP
+    has ``conv_filters: []``.
     """
 
-    family: str = "mlp"
-    hidden_units: Tuple[int, ...] = (256, 128, 64)
-    dropout_rates: Tuple[float, ...] = (0.3, 0.3, 0.2)
-    batch_norm: bool = True
-    num_classes: int = 10
-    conv_filters: Tuple[int, ...] = ()
-    conv_dropout_rates: Tuple[float, ...] = ()
-    conv_kernel_size: int = 3
-    conv_pooling: str = "stride"
+    family: str = setting("mlp", "Model family.", flag="model", choices=MODEL_FAMILIES,
+                          hparam="model", identity=True)
+    hidden_units: tuple[int, ...] = setting(
+        (256, 128, 64), "Widths of the dense hidden blocks (for --model=cnn: those after the "
+                        "conv blocks).", minimum=1, group="dense", hparam="model", identity=True)
+    dropout_rates: tuple[float, ...] = setting(
+        (0.3, 0.3, 0.2), "Dropout after each dense block.", minimum=0.0, below=1.0,
+        group="dense", hparam="model", identity=True)
+    batch_norm: bool = setting(True, "BatchNormalization in every block.", group="batch_norm",
+                               hparam="model", identity=True)
+    num_classes: int = setting(10, "Size of the softmax output (the dataset's classes).",
+                               flag=False, minimum=2, hparam=None, identity=True)
+    conv_filters: tuple[int, ...] = setting(
+        (32, 64), "Filters of each conv block (each halves the resolution).", minimum=1,
+        group="conv", hparam="topology", identity=True)
+    conv_dropout_rates: tuple[float, ...] = setting(
+        (0.1, 0.1), "Dropout after each conv block.", minimum=0.0, below=1.0, group="conv",
+        hparam="topology", identity=True)
+    conv_kernel_size: int = setting(3, "Kernel side of every convolution (odd).", minimum=1,
+                                    group="conv", hparam="topology", identity=True)
+    conv_pooling: str = setting(
+        "stride", "How a conv block halves the resolution: stride (stride-2 conv; fast on "
+                  "CPUs) or max (stride-1 conv, then 2x2 max-pool).", choices=CONV_POOLING,
+        group="conv", hparam="topology", identity=True)
 
     def __post_init__(self):
-        check_types(self)
-        for name, cast in (("hidden_units", int), ("dropout_rates", float),
-                           ("conv_filters", int), ("conv_dropout_rates", float)):
-            object.__setattr__(self, name, tuple(cast(v) for v in getattr(self, name)))
-        check_choice("model", self.family, MODEL_FAMILIES)
-        check(len(self.hidden_units) > 0, "hidden_units must name at least one layer")
-        check_all_positive(self, "hidden_units")
-        check_same_length(self, "hidden_units", "dropout_rates")
-        check_rates(self, "dropout_rates")
-        check(self.num_classes >= 2, f"num_classes must be >= 2, got {self.num_classes}")
-        if self.family == "cnn":
-            self._check_conv()
-        else:
-            check(not self.conv_filters and not self.conv_dropout_rates,
-                  f"conv_filters and conv_dropout_rates apply to model cnn only, not "
-                  f"{self.family} (got {list(self.conv_filters)} and "
-                  f"{list(self.conv_dropout_rates)})")
+        for field, _ in declared_fields(self):
+            if field.type.startswith("tuple["):
+                value = getattr(self, field.name)
+                if isinstance(value, (list, tuple)):
+                    object.__setattr__(self, field.name, tuple(value))
+        check_declared(self, skip=self._unread())
+        self._store_unread_groups()
+        if model_family(self.family).has_dense_blocks:
+            check(len(self.hidden_units) > 0, "hidden_units must name at least one layer")
+            check_same_length(self, "hidden_units", "dropout_rates")
+        if model_family(self.family).has_conv_blocks:
+            check(0 < len(self.conv_filters) <= MAX_CONV_BLOCKS,
+                  f"conv_filters must name 1 to {MAX_CONV_BLOCKS} conv blocks for model cnn, "
+                  f"got {list(self.conv_filters)}")
+            check_same_length(self, "conv_filters", "conv_dropout_rates")
+            check(self.conv_kernel_size % 2 == 1,
+                  f"conv_kernel_size must be a positive odd number, got {self.conv_kernel_size}")
 
-    def _check_conv(self) -> None:
-        check(0 < len(self.conv_filters) <= MAX_CONV_BLOCKS,
-              f"conv_filters must name 1 to {MAX_CONV_BLOCKS} conv blocks for model cnn, "
-              f"got {list(self.conv_filters)}")
-        check_all_positive(self, "conv_filters")
-        check_same_length(self, "conv_filters", "conv_dropout_rates")
-        check_rates(self, "conv_dropout_rates")
-        check(self.conv_kernel_size > 0 and self.conv_kernel_size % 2 == 1,
-              f"conv_kernel_size must be a positive odd number, got {self.conv_kernel_size}")
-        check_choice("conv_pooling", self.conv_pooling, CONV_POOLING)
+    def _unread(self) -> tuple[str, ...]:
+        """Fields of the groups this family does not read (none if the family is unknown)."""
+        if self.family not in MODEL_FAMILIES:
+            return ()
+        reads = model_family(self.family).reads
+        return tuple(field.name for field, declared in declared_fields(self)
+                     if declared.group is not None and declared.group not in reads)
+
+    def _store_unread_groups(self) -> None:
+        """Unread fields must hold their default or unused form; they become the unused form."""
+        given = []
+        for field, declared in declared_fields(self):
+            if field.name not in self._unread():
+                continue
+            value, unused = getattr(self, field.name), _unused_form(field)
+            if value not in (field.default, unused):
+                given.append((declared, value))
+            object.__setattr__(self, field.name, unused)
+        if given:
+            users = [f.name for f in MODEL_FAMILIES.values() if given[0][0].group in f.reads]
+            check(False, f"{', '.join(d.flag for d, _ in given)} apply to model "
+                         f"{' or '.join(users)} only, not {self.family} (got "
+                         f"{'; '.join(_show(v) for _, v in given)})")
+
+
+def _unused_form(field: dataclasses.Field):
+    return () if field.type.startswith("tuple[") else (False if field.type == "bool"
+                                                          else field.default)
+
+
+def _show(value) -> str:
+    return ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)

@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Tuple
 
-from mnist_research.config.checks import (
-    check,
-    check_at_least,
-    check_choice,
-    check_positive,
-    check_types,
-)
+from mnist_research.config.checks import check
+from mnist_research.config.fields import check_declared, setting
 
 LR_SCHEDULES = ("constant", "cosine", "step")
 # Seeds feed NumPy's legacy seeding, which takes 0 <= seed < 2**32.
@@ -22,59 +16,76 @@ MAX_SEED = 2**32 - 1
 class TrainConfig:
     """The optimisation recipe and loop mechanics.
 
-    Attributes:
-      epochs: number of passes over the training split.
-      batch_size: *global* batch size, split across replicas.
-      eval_batch_size: global batch size of the validation and test passes. It
-        changes results only by float rounding (inference mode: no dropout,
-        BN's moving statistics), and speed: on a 2-core CPU a 12,000-image
-        validation pass took 0.096 s at 128 and 0.064 s at 2,000 images per batch.
-      learning_rate: Adam's (initial) learning rate.
-      lr_schedule: ``constant``; ``cosine`` (decays to 0 over all training
-        steps); ``step`` (×0.1 after 50 % and again after 75 % of the steps).
-      seed: seeds initialisation, shuffling and dropout.
-      deterministic: turn on TensorFlow op determinism (bit-identical reruns).
-      steps_per_loop: training steps run inside one ``tf.function`` call; the
-        progress bar and step summaries update once per loop.
-      summary_every_steps: write train scalars to TensorBoard about every N steps.
-      max_to_keep: checkpoints kept in ``checkpoints/``.
-      fused_adam: apply Adam with TF's fused kernel (``optimizers.FusedAdam``);
-        the same update rule as ``tf.keras.optimizers.Adam``, fewer ops per step.
-      jit_compile: compile the per-replica train step with XLA (the
-        ``tf.range`` loop around them stays a plain ``tf.function``). Where XLA
-        cannot compile a step (several replicas with BatchNormalization), the
-        trainer logs why and runs the plain step.
-      histograms: write weight, BN-statistic and gradient histograms to TensorBoard.
-      histogram_every_epochs: write them after every N-th epoch and after the
-        last one.
-      profile_steps: ``(start, stop)`` optimizer steps to record with the TF
-        profiler (rounded out to whole ``steps_per_loop`` calls); ``()``: none.
-      augment: randomly rotate, zoom and translate each training image, seeded
-        per (seed, epoch, batch); validation and test images are never augmented.
-      early_stopping_patience: stop when validation accuracy has not improved
-        for this many epochs (0: train every epoch).
-      restore_best: evaluate and export the weights of the epoch with the best
-        validation accuracy instead of the last epoch's.
+    Each field's help, bounds and role are declared with it (``config.fields``).
+    Notes the help cannot hold:
+
+    - ``eval_batch_size`` changes results only by float rounding (inference
+      mode: no dropout, BN's moving statistics), and speed: on a 2-core CPU a
+      12,000-image validation pass took 0.096 s at 128 and 0.064 s at 2,000
+      images per batch.
+    - ``jit_compile`` compiles the per-replica train step with XLA (the
+      ``tf.range`` loop around it stays a plain ``tf.function``); where XLA
+      cannot compile a step (several replicas with BatchNormalization), the
+      trainer logs why and runs the plain step.
+    - ``profile_steps`` is rounded out to whole ``steps_per_loop`` calls.
+    - ``augment`` is seeded per (seed, epoch, batch); validation and test
+      images are never augmented.
     """
 
-    epochs: int = 15
-    batch_size: int = 128
-    eval_batch_size: int = 2000
-    learning_rate: float = 1e-3
-    lr_schedule: str = "constant"
-    seed: int = 42
-    deterministic: bool = False
-    steps_per_loop: int = 50
-    summary_every_steps: int = 100
-    max_to_keep: int = 3
-    fused_adam: bool = True
-    jit_compile: bool = True
-    histograms: bool = True
-    histogram_every_epochs: int = 5
-    profile_steps: Tuple[int, ...] = ()
-    augment: bool = False
-    early_stopping_patience: int = 0
-    restore_best: bool = False
+    epochs: int = setting(15, "Training epochs.", minimum=1, hparam="run", identity=False)
+    batch_size: int = setting(128, "Global batch size (across replicas).", minimum=1,
+                              hparam="optimizer", identity=True)
+    eval_batch_size: int = setting(
+        2000, "Global batch size of the validation and test passes (speed only; results do "
+              "not depend on it).", minimum=1, hparam=None, identity=False)
+    learning_rate: float = setting(1e-3, "Adam (initial) learning rate.", above=0.0,
+                                   hparam="optimizer", identity=True)
+    label_smoothing: float = setting(
+        0.0, "Label smoothing of the training loss: targets (1 - s) * one_hot + s / classes.",
+        minimum=0.0, below=1.0, hparam="optimizer", identity=True)
+    lr_schedule: str = setting(
+        "constant", "constant; cosine (to 0 over training); step (x0.1 at 50% and 75% of the "
+                    "steps).", choices=LR_SCHEDULES, hparam="optimizer", identity=True)
+    seed: int = setting(42, "Seed for initialisation, shuffling and dropout.", minimum=0,
+                        maximum=MAX_SEED, hparam="run", identity=True)
+    deterministic: bool = setting(
+        False, "Enable TF op determinism (bit-identical reruns on one machine; slower).",
+        hparam=None, identity=True)
+    steps_per_loop: int = setting(
+        50, "Training steps per tf.function call (1 = one call per batch); the progress bar "
+            "and step summaries update once per call.", minimum=1, hparam=None, identity=False)
+    summary_every_steps: int = setting(
+        100, "Write step-level training scalars about every N steps.", minimum=1, hparam=None,
+        identity=False)
+    max_to_keep: int = setting(3, "Checkpoints kept in checkpoints/.", flag=False, minimum=1,
+                               hparam=None, identity=False)
+    fused_adam: bool = setting(
+        True, "Apply Adam with TF's fused kernel (same update rule as Keras Adam; faster).",
+        hparam=None, identity=False)
+    jit_compile: bool = setting(
+        True, "Compile the per-replica train step with XLA (faster on CPUs; where XLA cannot "
+              "compile it, the plain step runs and the log says why). --nojit_compile "
+              "--steps_per_loop=1 is the plain, readable path.", hparam=None, identity=False)
+    histograms: bool = setting(
+        True, "Write weight, BN-statistic and gradient histograms to TensorBoard.",
+        hparam=None, identity=False)
+    histogram_every_epochs: int = setting(
+        5, "Write the histograms after every N-th epoch and after the last one.", minimum=1,
+        hparam=None, identity=False)
+    profile_steps: tuple[int, ...] = setting(
+        (), "START,STOP: record a TF profile for these optimizer steps (view it in "
+            "TensorBoard's Profile tab; needs `pip install tensorboard-plugin-profile`).",
+        minimum=1, hparam=None, identity=False)
+    augment: bool = setting(
+        False, "Randomly rotate, zoom and translate training images (seeded per seed, epoch "
+               "and batch); validation and test images are never augmented.", hparam="run",
+        identity=True)
+    early_stopping_patience: int = setting(
+        0, "Stop when validation accuracy has not improved for N epochs (0: off).", minimum=0,
+        hparam="run", identity=False)
+    restore_best: bool = setting(
+        False, "Test and export the weights of the best-validation-accuracy epoch (kept in "
+               "checkpoints/best/) instead of the last epoch's.", hparam="run", identity=False)
 
     def histograms_due(self, epoch: int) -> bool:
         """Whether histograms are written after ``epoch`` (1-based)."""
@@ -82,15 +93,11 @@ class TrainConfig:
                                     or epoch == self.epochs)
 
     def __post_init__(self):
-        check_types(self)
+        if isinstance(self.profile_steps, list):
+            object.__setattr__(self, "profile_steps", tuple(self.profile_steps))
+        check_declared(self)
         object.__setattr__(self, "profile_steps", tuple(int(s) for s in self.profile_steps))
-        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         check(not self.profile_steps or (len(self.profile_steps) == 2 and
                                          0 < self.profile_steps[0] <= self.profile_steps[1]),
               f"profile_steps must be START,STOP with 0 < START <= STOP, "
               f"got {list(self.profile_steps)}")
-        check_positive(self, "epochs", "batch_size", "eval_batch_size", "learning_rate",
-                       "steps_per_loop", "summary_every_steps", "max_to_keep")
-        check(0 <= self.seed <= MAX_SEED, f"seed must be in [0, 2**32 - 1], got {self.seed}")
-        check_positive(self, "histogram_every_epochs")
-        check_at_least(self, "early_stopping_patience", 0)

@@ -20,14 +20,11 @@ from typing import Optional
 
 import numpy as np
 
+from mnist_research.config.registry import MNIST_IDX_FILES, Dataset
 from mnist_research.errors import DataError
 
-IDX_NAMES = {
-    "x_train": "train-images-idx3-ubyte",
-    "y_train": "train-labels-idx1-ubyte",
-    "x_test": "t10k-images-idx3-ubyte",
-    "y_test": "t10k-labels-idx1-ubyte",
-}
+# The four arrays every dataset has, by their Keras names (the npz keys).
+IDX_NAMES = MNIST_IDX_FILES
 # IDX magic: two zero bytes, a type code (0x08 = unsigned byte), number of dims.
 _IDX_UBYTE = 0x08
 # The most bytes one array (an IDX file or an .npz member) may declare. MNIST's
@@ -171,9 +168,9 @@ def read_idx(path: str) -> np.ndarray:
     return parse_idx(payload, path)
 
 
-def _find_idx_files(folder: str) -> Optional[dict[str, str]]:
+def _find_idx_files(folder: str, names: dict[str, str]) -> Optional[dict[str, str]]:
     found = {}
-    for key, stem in IDX_NAMES.items():
+    for key, stem in names.items():
         for candidate in (stem, stem + ".gz", stem.replace("-idx", ".idx"),
                           stem.replace("-idx", ".idx") + ".gz"):
             path = os.path.join(folder, candidate)
@@ -183,8 +180,8 @@ def _find_idx_files(folder: str) -> Optional[dict[str, str]]:
     return found
 
 
-def read_data_dir(data_dir: str, dataset: str) -> tuple[dict[str, np.ndarray], str]:
-    """Reads a dataset from a folder (npz or IDX) or an ``.npz`` path.
+def read_data_dir(data_dir: str, dataset: Dataset) -> tuple[dict[str, np.ndarray], str]:
+    """Reads a dataset from a folder (npz or IDX, by its registry entry's names) or an ``.npz`` path.
 
     Returns:
       The four arrays by Keras name and a description of the source.
@@ -193,30 +190,38 @@ def read_data_dir(data_dir: str, dataset: str) -> tuple[dict[str, np.ndarray], s
         return read_npz(data_dir), data_dir
     if not os.path.isdir(data_dir):
         raise DataError(f"{data_dir}: --data_dir does not exist")
-    for name in (f"{dataset}.npz", "mnist.npz" if dataset == "mnist" else None):
-        if name and os.path.isfile(os.path.join(data_dir, name)):
+    for name in dataset.npz_names:
+        if os.path.isfile(os.path.join(data_dir, name)):
             path = os.path.join(data_dir, name)
             return read_npz(path), path
-    found = _find_idx_files(data_dir)
+    found = _find_idx_files(data_dir, dataset.idx_files)
     if found:
-        missing = [IDX_NAMES[k] for k in IDX_NAMES if k not in found]
+        missing = [dataset.idx_files[k] for k in dataset.idx_files if k not in found]
         if missing:
             raise DataError(f"{data_dir}: IDX file(s) missing: {', '.join(missing)} (.gz or raw)")
         return {k: read_idx(p) for k, p in found.items()}, data_dir
-    raise DataError(f"{data_dir}: found neither {dataset}.npz nor the four IDX files "
-                    f"({', '.join(IDX_NAMES.values())}, optionally .gz)")
+    raise DataError(f"{data_dir}: found neither {' nor '.join(dataset.npz_names)} nor the four "
+                    f"IDX files ({', '.join(dataset.idx_files.values())}, optionally .gz)")
 
 
-def download(dataset: str) -> dict[str, np.ndarray]:
-    """Loads through ``tf.keras.datasets`` (downloads on first use)."""
+def download(dataset: Dataset) -> dict[str, np.ndarray]:
+    """Loads through ``tf.keras.datasets`` (downloads on first use).
+
+    Raises:
+      DataError: the dataset has no Keras downloader, or the download failed.
+    """
+    if dataset.keras_name is None:
+        raise DataError(f"{dataset.name} has no Keras downloader: pass --data_dir=DIR where DIR "
+                        f"holds {' or '.join(dataset.npz_names)} or the four IDX files")
     import tensorflow as tf  # Imported here: reading local files needs no TF.
 
-    loader = getattr(tf.keras.datasets, dataset)
+    loader = getattr(tf.keras.datasets, dataset.keras_name)
     try:
         (x_train, y_train), (x_test, y_test) = loader.load_data()
     except Exception as e:  # Keras raises many types for network failures.
         raise DataError(
-            f"could not download {dataset} through tf.keras.datasets ({type(e).__name__}: "
+            f"could not download {dataset.name} through tf.keras.datasets ({type(e).__name__}: "
             f"{str(e).splitlines()[0] if str(e) else ''}); without network access, pass "
-            f"--data_dir=DIR where DIR holds {dataset}.npz or the four IDX files") from None
+            f"--data_dir=DIR where DIR holds {' or '.join(dataset.npz_names)} or the four IDX "
+            f"files") from None
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}

@@ -12,6 +12,7 @@ import dataclasses
 import numpy as np
 from absl import logging
 
+from mnist_research import config as config_lib
 from mnist_research.config import DataConfig
 from mnist_research.data.model_input import IMAGE_SHAPE, NUM_CLASSES, NUM_PIXELS
 from mnist_research.data.readers import download, read_data_dir
@@ -73,10 +74,11 @@ def validate(arrays: dict[str, np.ndarray], source: str) -> RawData:
 
 def load(config: DataConfig) -> RawData:
     """Loads and validates the dataset that ``config`` names."""
+    dataset = config_lib.dataset(config.dataset)
     if config.data_dir:
-        arrays, source = read_data_dir(config.data_dir, config.dataset)
+        arrays, source = read_data_dir(config.data_dir, dataset)
     else:
-        arrays, source = download(config.dataset), f"tf.keras.datasets.{config.dataset}"
+        arrays, source = download(dataset), f"tf.keras.datasets.{dataset.keras_name}"
     return validate(arrays, source)
 
 

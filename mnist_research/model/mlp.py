@@ -1,69 +1,20 @@
-"""The classifier: an MLP of ``DenseBlock`` layers with a softmax head.
+"""The original notebook's classifier: an MLP of ``DenseBlock`` layers with a softmax head.
 
-Each hidden block is Dense → BatchNormalization → ReLU → Dropout. Blocks are
-assigned as individual attributes (``block_0``, ``block_1``, …) rather than kept
-in a Python list: Keras 3 subclassed models held in lists are not tracked by
-``tf.train.Checkpoint``, which then silently drops weights and BN moving
-statistics from checkpoints (and ``assert_consumed()`` still passes).
+Each hidden block is Dense → BatchNormalization → ReLU → Dropout
+(``model.blocks.DenseBlock``). Blocks are assigned as individual attributes
+(``block_0``, ``block_1``, …) rather than kept in a Python list: Keras 3
+subclassed models held in lists are not tracked by ``tf.train.Checkpoint``,
+which then silently drops weights and BN moving statistics from checkpoints
+(and ``assert_consumed()`` still passes).
 """
 
 from __future__ import annotations
 
-import hashlib
-
-import numpy as np
 import tensorflow as tf
 
 from mnist_research.config import ModelConfig
-from mnist_research.data.model_input import NUM_PIXELS
-from mnist_research.model.dropout import StatelessDropout, replica_seed
-
-
-@tf.keras.utils.register_keras_serializable(package="mnist_research")
-class DenseBlock(tf.keras.layers.Layer):
-    """Dense → (BatchNormalization) → ReLU → Dropout.
-
-    Args:
-      units: width of the Dense layer.
-      dropout_rate: dropout probability after the activation.
-      batch_norm: insert BatchNormalization (the Dense then has no bias).
-      synchronized_bn: synchronise BN batch statistics across replicas.
-      index: the block's position in the model; folded into its dropout seed
-        so blocks draw independent masks.
-    """
-
-    def __init__(self, units: int, dropout_rate: float, batch_norm: bool = True,
-                 synchronized_bn: bool = False, index: int = 0, **kwargs):
-        super().__init__(**kwargs)
-        self.units = units
-        self.dropout_rate = dropout_rate
-        self.batch_norm = batch_norm
-        self.synchronized_bn = synchronized_bn
-        self.index = index
-        self.dense = tf.keras.layers.Dense(units, use_bias=not batch_norm, name="dense")
-        self.norm = (tf.keras.layers.BatchNormalization(synchronized=synchronized_bn,
-                                                        name="batch_norm")
-                     if batch_norm else None)
-        self.activation = tf.keras.layers.ReLU(name="relu")
-        self.dropout = StatelessDropout(dropout_rate, salt=index, name="dropout")
-
-    def sublayers(self) -> list[tf.keras.layers.Layer]:
-        """The block's layers in the order they are applied."""
-        return [layer for layer in (self.dense, self.norm, self.activation, self.dropout)
-                if layer is not None]
-
-    def call(self, inputs, training=False, seed=None):
-        """``seed``: the ``[2]`` dropout seed of this step (``None``: a fresh one)."""
-        x = self.dense(inputs)
-        if self.norm is not None:
-            x = self.norm(x, training=training)
-        x = self.activation(x)
-        return self.dropout(x, training=training, seed=seed)
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units, "dropout_rate": self.dropout_rate,
-                "batch_norm": self.batch_norm, "synchronized_bn": self.synchronized_bn,
-                "index": self.index}
+from mnist_research.model.blocks import DenseBlock
+from mnist_research.model.dropout import replica_seed
 
 
 @tf.keras.utils.register_keras_serializable(package="mnist_research")
@@ -124,27 +75,3 @@ class MLPClassifier(tf.keras.Model):
         return {**super().get_config(), "hidden_units": list(self.hidden_units),
                 "dropout_rates": list(self.dropout_rates), "batch_norm": self.batch_norm,
                 "num_classes": self.num_classes, "synchronized_bn": self.synchronized_bn}
-
-
-def build(model: MLPClassifier) -> MLPClassifier:
-    """Creates every variable by calling the model on a dummy batch.
-
-    ``model.build(shape)`` creates no variables on a subclassed Keras 3 model;
-    they would then be created lazily inside ``strategy.run``, which
-    MirroredStrategy rejects. Under a strategy, call this inside ``strategy.scope()``.
-    """
-    model(tf.zeros((1, NUM_PIXELS)), training=False)
-    return model
-
-
-def weights_fingerprint(model: tf.keras.Model) -> str:
-    """SHA-256 of every model variable's bytes (this worker's first replica).
-
-    Equal fingerprints mean bit-identical weights, e.g. across the workers of a
-    multi-worker run.
-    """
-    digest = hashlib.sha256()
-    for variable in model.variables:
-        digest.update(variable.path.encode("utf-8"))
-        digest.update(np.ascontiguousarray(variable.numpy()).tobytes())
-    return digest.hexdigest()

@@ -13,7 +13,7 @@ from mnist_research import files
 from mnist_research.analysis import metrics as metrics_lib
 from mnist_research.data import pipeline
 from mnist_research.inference import export as export_lib
-from mnist_research.model import mlp as model_lib
+from mnist_research.model import variables
 from mnist_research.training import best_epoch, devices
 from mnist_research.training import history as history_lib
 from mnist_research.training import run_dir as run_dir_lib
@@ -47,7 +47,7 @@ def finish_run(run: RunContext) -> dict[str, Any]:
         datasets.x_test, datasets.y_test, config.train.eval_batch_size))()
     metrics = history_lib.run_metrics(run.history, run.info, test, finished=True)
     metrics.update(selection)
-    metrics["weights_sha256"] = model_lib.weights_fingerprint(trainer.model)
+    metrics["weights_sha256"] = variables.weights_fingerprint(trainer.model)
     logging.info("Final weights sha256 %s (worker %s)", metrics["weights_sha256"],
                  devices.worker_id())
     export(trainer.model, run.run_dir, run.chief)

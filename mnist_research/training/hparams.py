@@ -22,13 +22,14 @@ screenshots:
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import dataclasses
+from typing import Any
 
 from tensorboard.plugins.hparams import api as hp
 from tensorboard.plugins.hparams import api_pb2
 
-from mnist_research import config as config_lib
 from mnist_research.config import ExperimentConfig
+from mnist_research.config.fields import Declaration, declared_fields
 
 
 class Text(hp.Domain):
@@ -45,36 +46,47 @@ class Text(hp.Domain):
         hparam_info.type = api_pb2.DATA_TYPE_STRING
 
 
-HPARAMS = (
-    hp.HParam("model/family", hp.Discrete(list(config_lib.MODEL_FAMILIES)),
-              description="--model: mlp (the seed recipe) or cnn"),
-    hp.HParam("topology/conv_filters", Text(), description="channels of the conv blocks (cnn)"),
-    hp.HParam("topology/conv_dropout_rates", Text(), description="dropout after each conv block"),
-    hp.HParam("model/hidden_units", Text(), description="widths of the hidden blocks"),
-    hp.HParam("model/dropout_rates", Text(), description="dropout after each block"),
-    hp.HParam("model/batch_norm", hp.Discrete([False, True]),
-              description="BatchNormalization in every hidden block"),
-    hp.HParam("optimizer/learning_rate", hp.RealInterval(0.0, 10.0),
-              description="Adam's (initial) learning rate"),
-    hp.HParam("optimizer/lr_schedule", hp.Discrete(list(config_lib.LR_SCHEDULES))),
-    hp.HParam("optimizer/batch_size", Text(), description="global batch size"),
-    hp.HParam("run/epochs", Text()),
-    hp.HParam("run/augment", hp.Discrete([False, True]),
-              description="random rotation, zoom and translation of training images"),
-    hp.HParam("run/early_stopping_patience", Text()),
-    hp.HParam("run/restore_best", hp.Discrete([False, True]),
-              description="evaluate and export the best validation epoch"),
-    hp.HParam("run/seed", Text()),
-    hp.HParam("run/experiment", Text(), description="the flagfile's --experiment"),
-    hp.HParam("run/dataset", hp.Discrete(list(config_lib.DATASETS))),
-    hp.HParam("system/strategy", Text()),
-    hp.HParam("system/replicas", Text()),
-    hp.HParam("system/device", Text(), description="CPU model or GPU name"),
-    hp.HParam("system/device_kind", hp.Discrete(["cpu", "gpu"])),
-    hp.HParam("system/precision", hp.Discrete(list(config_lib.MIXED_PRECISION)),
-              description="Keras mixed-precision policy"),
-    hp.HParam("system/tensorflow", Text()),
+def _domain(field: dataclasses.Field, declared: Declaration) -> hp.Domain:
+    """Closed sets are discrete (checkboxes), the learning rate an interval, the rest text."""
+    if field.type == "bool":
+        return hp.Discrete([False, True])
+    if declared.choices is not None:
+        return hp.Discrete(list(declared.choices))
+    if field.type == "float":
+        return hp.RealInterval(0.0, 10.0)
+    return Text()
+
+
+def _declared_hparams() -> list[tuple[str, str, str, hp.HParam]]:
+    """``(section, field name, hparam name, HParam)`` for every config field that is one."""
+    out = []
+    sections = [(None, ExperimentConfig)] + [
+        (field.name, field.default_factory) for field in dataclasses.fields(ExperimentConfig)
+        if field.default_factory is not dataclasses.MISSING]
+    for section, cls in sections:
+        for field, declared in declared_fields(cls):
+            if declared.hparam is None:
+                continue
+            name = declared.hparam if "/" in declared.hparam else (
+                f"{declared.hparam}/{field.name}")
+            out.append((section, field.name, name,
+                        hp.HParam(name, _domain(field, declared), description=declared.help)))
+    return out
+
+
+# Hyperparameters that describe where a run ran, not what it trained (from ``devices.device_info``).
+_SYSTEM = (
+    ("system/strategy", "strategy", None),
+    ("system/replicas", "num_replicas", None),
+    ("system/device", "device_name", "CPU model or GPU name"),
+    ("system/device_kind", "device_kind", None),
+    ("system/tensorflow", "tensorflow_version", None),
 )
+
+HPARAMS = tuple(entry[3] for entry in _declared_hparams()) + tuple(
+    hp.HParam(name, hp.Discrete(["cpu", "gpu"]) if key == "device_kind" else Text(),
+              description=description)
+    for name, key, description in _SYSTEM)
 
 # The final test scalars (the run dir's own event file) and the last epoch's scalars.
 _TRAINING, _VALIDATION = api_pb2.DATASET_TRAINING, api_pb2.DATASET_VALIDATION
@@ -92,35 +104,27 @@ METRICS = (
 )
 
 
+def _shown(value: Any) -> Any:
+    """Lists as ``256,128,64``, integers as written (``128``, not ``128.00``)."""
+    if isinstance(value, tuple):
+        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
 def hparams_of(config: ExperimentConfig, info: dict) -> dict[str, Any]:
     """This run's value of every hyperparameter in :data:`HPARAMS`."""
-    return {
-        "model/family": config.model.family,
-        "topology/conv_filters": ",".join(str(f) for f in config.model.conv_filters),
-        "topology/conv_dropout_rates": ",".join(f"{r:g}" for r in config.model.conv_dropout_rates),
-        "model/hidden_units": ",".join(str(u) for u in config.model.hidden_units),
-        "model/dropout_rates": ",".join(f"{r:g}" for r in config.model.dropout_rates),
-        "model/batch_norm": config.model.batch_norm,
-        "optimizer/learning_rate": config.train.learning_rate,
-        "optimizer/lr_schedule": config.train.lr_schedule,
-        "optimizer/batch_size": str(config.train.batch_size),
-        "run/epochs": str(config.train.epochs),
-        "run/augment": config.train.augment,
-        "run/early_stopping_patience": str(config.train.early_stopping_patience),
-        "run/restore_best": config.train.restore_best,
-        "run/seed": str(config.train.seed),
-        "run/experiment": config.experiment,
-        "run/dataset": config.data.dataset,
-        "system/strategy": info["strategy"],
-        "system/replicas": str(info["num_replicas"]),
-        "system/device": info["device_name"],
-        "system/device_kind": info["device_kind"],
-        "system/precision": config.distribute.mixed_precision,
-        "system/tensorflow": info["tensorflow_version"],
-    }
+    values = {}
+    for section, field_name, name, _ in _declared_hparams():
+        owner = config if section is None else getattr(config, section)
+        values[name] = _shown(getattr(owner, field_name))
+    for name, key, _ in _SYSTEM:
+        values[name] = _shown(info[key])
+    return values
 
 
-def write(values: dict[str, Any], trial_id: str, time_created_secs: Optional[float] = None
+def write(values: dict[str, Any], trial_id: str, time_created_secs: float | None = None
           ) -> None:
     """Writes the experiment definition and this run's session to the default writer."""
     hp.hparams_config(hparams=list(HPARAMS), metrics=list(METRICS),

@@ -127,7 +127,9 @@ class Trainer:
         with tf.GradientTape() as tape:
             logits = self.model(images, training=True, return_logits=True,
                                 dropout_seed=dropout_seed)
-            stats, per_example = batch_stats(labels, logits)
+            smoothing = self.config.train.label_smoothing
+            targets = labels * (1.0 - smoothing) + smoothing / labels.shape[-1]
+            stats, per_example = batch_stats(targets, logits)
             loss = tf.nn.compute_average_loss(per_example,
                                               global_batch_size=self.global_batch_size)
             if isinstance(self.optimizer, tf.keras.mixed_precision.LossScaleOptimizer):

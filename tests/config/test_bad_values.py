@@ -106,9 +106,10 @@ def test_a_model_too_large_for_memory_is_refused_before_allocating(monkeypatch):
 
 def test_parameter_count_matches_keras():
     from mnist_research.model import mlp as model_lib
+    from mnist_research.model import variables
     for model in (ModelConfig(), ModelConfig(hidden_units=(7, 5), dropout_rates=(0, 0),
                                              batch_norm=False)):
-        built = model_lib.build(model_lib.MLPClassifier.from_config_object(model))
+        built = variables.build(model_lib.MLPClassifier.from_config_object(model))
         assert preflight.num_parameters(model) == built.count_params()
 
 

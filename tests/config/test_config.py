@@ -19,7 +19,8 @@ from tests.helpers import REPO
     (lambda: config_lib.ModelConfig(family="resnet"), "model must be one of mlp, cnn"),
     (lambda: config_lib.ModelConfig(conv_filters=(8,), conv_dropout_rates=(0.1,)),
      "apply to model cnn only"),
-    (lambda: config_lib.ModelConfig(family="cnn"), "conv_filters must name 1 to 4"),
+    (lambda: config_lib.ModelConfig(family="cnn", conv_filters=(), conv_dropout_rates=()),
+     "conv_filters must name 1 to 4"),
     (lambda: config_lib.ModelConfig(family="cnn", conv_filters=(8, 8, 8, 8, 8),
                                     conv_dropout_rates=(0.1,) * 5), "1 to 4 conv blocks"),
     (lambda: config_lib.ModelConfig(family="cnn", conv_filters=(8, 16),
@@ -84,7 +85,8 @@ def test_config_json_of_earlier_runs_still_loads():
 
 
 def _parse(*argv):
-    from mnist_research import experiment_flags, train
+    from mnist_research import train
+    from mnist_research.config import flags as experiment_flags
     values = flags.FlagValues()
     train.define_flags(values)
     values(["prog", *argv])
@@ -108,17 +110,18 @@ def test_model_flags_reach_the_config_and_the_flagfile():
     assert (config.model.family, config.model.conv_filters) == ("cnn", (8, 16))
     assert config.model.conv_dropout_rates == (0.0, 0.2) and config.model.hidden_units == (32,)
     assert config.train.augment and config.train.early_stopping_patience == 3
-    assert "--conv_filters=8,16" in experiment_flags.flagfile_text(values)
+    assert "--conv_filters=8,16" in experiment_flags.flagfile_text(config)
     mlp_values, _ = _parse("--hidden_units=32", "--dropout_rates=0.5")
     mlp = experiment_flags.config_from_flags(mlp_values)
     assert mlp.model.family == "mlp" and mlp.model.conv_filters == ()
-    text = experiment_flags.flagfile_text(mlp_values)
+    text = experiment_flags.flagfile_text(mlp)
     assert "--model=mlp" in text and "conv_" not in text  # flags.txt reruns as given.
 
 
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "experiments", "*.flags"))))
 def test_every_flagfile_parses_into_a_config(path, monkeypatch):
-    from mnist_research import experiment_flags, train
+    from mnist_research import train
+    from mnist_research.config import flags as experiment_flags
     monkeypatch.chdir(REPO)
     values = flags.FlagValues()
     train.define_flags(values)

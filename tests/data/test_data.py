@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mnist_research import config as config_lib
 from mnist_research.config import DataConfig
 from mnist_research.data import model_input, readers
 from mnist_research.data import pipeline as input_pipeline
@@ -35,10 +36,21 @@ def test_idx_dir_loads(tmp_path, tiny_arrays, gz):
         np.testing.assert_array_equal(getattr(raw, key), tiny_arrays[key])
 
 
-def test_fashion_mnist_reads_idx_through_same_code(tmp_path, tiny_arrays):
+@pytest.mark.parametrize("name", sorted(config_lib.DATASETS))
+def test_every_registered_dataset_reads_its_idx_files_through_the_same_code(
+        tmp_path, tiny_arrays, name):
     folder = write_idx_dir(tmp_path, tiny_arrays, gz=True)
-    raw = data.load(DataConfig(dataset="fashion_mnist", data_dir=folder))
+    raw = data.load(DataConfig(dataset=name, data_dir=folder))
     assert raw.x_test.shape == (200, 28, 28)
+    assert len(config_lib.dataset(name).class_names) == 10
+
+
+def test_a_dataset_without_a_downloader_needs_data_dir_in_one_line():
+    offline = [n for n, entry in config_lib.DATASETS.items() if entry.keras_name is None]
+    assert offline  # kmnist: Keras has no downloader for it
+    with pytest.raises(ValueError, match=f"--dataset={offline[0]} has no downloader: pass "
+                                         f"--data_dir=DIR"):
+        DataConfig(dataset=offline[0])
 
 
 def _npz(tmp_path, **overrides):

@@ -161,3 +161,20 @@ def test_xla_and_plain_steps_train_equally_well():
     assert results[True].accuracy > 0.9 and results[False].accuracy > 0.9
     assert abs(results[True].accuracy - results[False].accuracy) <= 0.03
     assert results[True].loss == pytest.approx(results[False].loss, rel=0.3)
+
+
+def test_label_smoothing_trains_on_smoothed_targets():
+    """With s > 0 the loss is cross-entropy against (1 - s) * one_hot + s / 10, not one_hot."""
+    images, labels = make_digits(64)
+    losses = {}
+    for smoothing in (0.0, 0.5):
+        tf.keras.utils.set_random_seed(0)
+        config = ExperimentConfig(train=TrainConfig(batch_size=64, label_smoothing=smoothing,
+                                                    jit_compile=False))
+        trainer = Trainer(config, tf.distribute.get_strategy())
+        train = input_pipeline.TrainInput(images, labels, 64, seed=0)
+        iterator = iter(trainer.strategy.distribute_datasets_from_function(
+            lambda ctx: train.dataset(1, ctx)))
+        losses[smoothing] = trainer.train_steps(iterator, 1).loss
+    # The first step's loss is of the same initial weights: smoothed targets give a different one.
+    assert not np.isclose(losses[0.0], losses[0.5])

@@ -1,0 +1,110 @@
+"""The model families and datasets the project knows: one entry each.
+
+Both registries are plain data (no TensorFlow), so flags, checks and help text
+read their names and descriptions before TensorFlow is imported.
+
+- A model family is its module under ``model/`` plus one :class:`ModelFamily`
+  entry here: the class to build, the :class:`ModelConfig` groups it reads
+  (``dense``, ``batch_norm``, ``conv``) and a line of help. Settings of groups
+  a family does not read are refused when they differ from their defaults.
+- A dataset is one :class:`Dataset` entry: its Keras downloader (or none:
+  then ``--data_dir`` is required), its local file names and class names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+# The IDX file names every MNIST-format dataset uses (each raw or ``.gz``).
+MNIST_IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelFamily:
+    """One ``--model`` value.
+
+    Attributes:
+      name: the ``--model`` value.
+      model_class: ``"module:Class"`` of the subclassed ``tf.keras.Model``;
+        the class has ``from_config_object(ModelConfig, synchronized_bn)``.
+      reads: the :class:`ModelConfig` groups the family uses.
+      help: one line for ``--help``.
+    """
+
+    name: str
+    model_class: str
+    reads: tuple[str, ...]
+    help: str
+
+    @property
+    def has_batch_norm(self) -> bool:
+        return "batch_norm" in self.reads
+
+    @property
+    def has_conv_blocks(self) -> bool:
+        return "conv" in self.reads
+
+    @property
+    def has_dense_blocks(self) -> bool:
+        return "dense" in self.reads
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """One ``--dataset`` value.
+
+    Attributes:
+      name: the ``--dataset`` value.
+      keras_name: ``tf.keras.datasets.<keras_name>.load_data()`` downloads it;
+        ``None``: no downloader, ``--data_dir`` is required.
+      npz_names: ``.npz`` files in ``--data_dir`` that hold it (Keras layout).
+      idx_files: the four IDX files by Keras array name.
+      class_names: what each label 0..9 means, for reports and predictions.
+    """
+
+    name: str
+    keras_name: str | None
+    npz_names: tuple[str, ...]
+    class_names: tuple[str, ...]
+    idx_files: dict[str, str] = dataclasses.field(default_factory=lambda: dict(MNIST_IDX_FILES))
+
+    def class_name(self, label: int) -> str:
+        return self.class_names[label]
+
+
+MODEL_FAMILIES: dict[str, ModelFamily] = {family.name: family for family in (
+    ModelFamily("mlp", "mnist_research.model.mlp:MLPClassifier", ("dense", "batch_norm"),
+                "dense blocks (the original notebook's recipe)"),
+    ModelFamily("cnn", "mnist_research.model.cnn:CNNClassifier",
+                ("conv", "dense", "batch_norm"), "conv blocks, then dense blocks"),
+    ModelFamily("linear", "mnist_research.model.linear:LinearClassifier", (),
+                "one Dense layer (multinomial logistic regression)"),
+)}
+
+DIGITS = tuple(str(d) for d in range(10))
+
+DATASETS: dict[str, Dataset] = {dataset.name: dataset for dataset in (
+    Dataset("mnist", "mnist", ("mnist.npz",), DIGITS),
+    Dataset("fashion_mnist", "fashion_mnist", ("fashion_mnist.npz",),
+            ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+             "Sneaker", "Bag", "Ankle boot")),
+    Dataset("kmnist", None, ("kmnist.npz",),
+            ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")),
+)}
+
+
+def dataset(name: str) -> Dataset:
+    """The registry entry of ``name`` (a ``ValueError`` naming the choices if unknown)."""
+    if name not in DATASETS:
+        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, got {name!r}")
+    return DATASETS[name]
+
+
+def model_family(name: str) -> ModelFamily:
+    """The registry entry of ``name`` (a ``ValueError`` naming the choices if unknown)."""
+    if name not in MODEL_FAMILIES:
+        raise ValueError(f"model must be one of {', '.join(MODEL_FAMILIES)}, got {name!r}")
+    return MODEL_FAMILIES[name]
