@@ -14,9 +14,9 @@ from mnist_research.analysis import metrics as metrics_lib
 from mnist_research.data import pipeline
 from mnist_research.inference import export as export_lib
 from mnist_research.model import mlp as model_lib
+from mnist_research.rundir import layout
 from mnist_research.training import best_epoch, devices
 from mnist_research.training import history as history_lib
-from mnist_research.training import run_dir as run_dir_lib
 from mnist_research.training.run_context import RunContext
 
 
@@ -53,7 +53,7 @@ def finish_run(run: RunContext) -> dict[str, Any]:
     export(trainer.model, run.run_dir, run.chief)
     if run.chief:
         _write_reports(run, metrics, test)
-        files.write_json(os.path.join(run.run_dir, run_dir_lib.METRICS_FILE), metrics)
+        files.write_json(os.path.join(run.run_dir, layout.METRICS_FILE), metrics)
     run.summaries.close()
     logging.info("Test accuracy %.4f, test loss %.4f (%d examples)", test.accuracy, test.loss,
                  int(test.count))
