@@ -21,7 +21,7 @@ if __name__ == "__main__":  # before TensorFlow's import, which takes seconds
 
 from absl import app, flags, logging  # noqa: E402
 
-from mnist_research import command, experiment_flags  # noqa: E402
+from mnist_research import command, experiment_flags, run_outputs  # noqa: E402
 from mnist_research.rundir import checkpoint_files, layout  # noqa: E402
 from mnist_research.training import devices, resume, runner  # noqa: E402
 
@@ -57,7 +57,8 @@ def _train() -> int:
             metrics = runner.train_and_evaluate(
                 config, run_dir, strategy=strategy, overwrite=FLAGS.overwrite,
                 flagfile_text=experiment_flags.flagfile_text(),
-                resume_hint=resume.resume_command(run_dir, sys.argv))
+                resume_hint=resume.resume_command(run_dir, sys.argv),
+                actions=run_outputs.end_of_run_actions())
     except interrupts.Interrupted as e:
         _report_interrupted(e, run_dir)
         return e.exit_status

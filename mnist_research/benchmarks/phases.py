@@ -73,14 +73,9 @@ class PhaseTimer:
 
 def instrument(timer: PhaseTimer) -> None:
     """Wraps the phase functions of the training lifecycle in ``timer``."""
-    from mnist_research.training import (
-        checkpoint_state,
-        epoch_loop,
-        finish,
-        runner,
-        summaries,
-        trainer,
-    )
+    from mnist_research import run_outputs
+    from mnist_research.training import checkpoint_state, epoch_loop, finish, runner
+    from mnist_research.training import summaries, trainer
 
     runner._load_data = timer.wrap("data", runner._load_data)
     runner._start_run = timer.wrap("setup", runner._start_run)
@@ -91,8 +86,8 @@ def instrument(timer: PhaseTimer) -> None:
                                                          checkpoint_state.CheckpointState.save)
     summaries.Summaries.histograms = timer.wrap("histograms_write",
                                                 summaries.Summaries.histograms)
-    finish.export = timer.wrap("export", finish.export)
-    finish._write_reports = timer.wrap("reports", finish._write_reports)
+    run_outputs.export_model = timer.wrap("export", run_outputs.export_model)
+    run_outputs.write_reports = timer.wrap("reports", run_outputs.write_reports)
 
     def timed_factory(factory, phase):
         def make(self, *args, **kwargs):
@@ -106,9 +101,9 @@ def instrument(timer: PhaseTimer) -> None:
                                                      "histograms_gradients")
     original_finish = finish.finish_run
 
-    def finish_run(run):
+    def finish_run(run, actions=()):
         timer.calls["finish_started"] += 1
-        return original_finish(run)
+        return original_finish(run, actions)
 
     runner.finish.finish_run = timer.wrap("finish", finish_run)
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from mnist_research import run_outputs
 from mnist_research.config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
 from mnist_research.data import sources
 from mnist_research.inference import export as export_lib
@@ -15,6 +16,8 @@ from mnist_research.model import registry
 from mnist_research.training import best_epoch, runner
 from mnist_research.training.trainer import Totals, Trainer
 
+# The train command's end of a run: the export (checked below) and the reports.
+ACTIONS = run_outputs.end_of_run_actions()
 CURVE = [0.50, 0.70, 0.90, 0.85, 0.90, 0.88, 0.95, 0.80]
 
 
@@ -82,11 +85,11 @@ def test_run_stops_resumes_and_exports_the_best_epoch(monkeypatch, tmp_path, tin
     _scripted_validation(monkeypatch, CURVE)
     # Killed-and-resumed: the first process gets through epoch 4 only.
     first = runner.train_and_evaluate(_config(4, 2), run_dir, datasets=splits,
-                                      verbose=False)
+                                      verbose=False, actions=ACTIONS)
     assert first["epochs_completed"] == 4 and not first["stopped_early"]
     _scripted_validation(monkeypatch, CURVE)
     metrics = runner.train_and_evaluate(_config(8, 2), run_dir, datasets=splits,
-                                        verbose=False)
+                                        verbose=False, actions=ACTIONS)
     assert metrics["epochs_completed"] == 5 and metrics["stopped_early"]
     assert (metrics["best_epoch"], metrics["exported_epoch"]) == (3, 3)
     assert metrics["best_val_accuracy"] == pytest.approx(0.9)
@@ -95,7 +98,7 @@ def test_run_stops_resumes_and_exports_the_best_epoch(monkeypatch, tmp_path, tin
     # More epochs change nothing once a run has stopped early, and the log says so.
     with caplog.at_level(std_logging.INFO, logger="absl"):
         again = runner.train_and_evaluate(_config(10, 2), run_dir, datasets=splits,
-                                          verbose=False)
+                                          verbose=False, actions=ACTIONS)
     assert again["epochs_completed"] == 5
     assert "stopped early after 5 epochs" in caplog.text
     assert "larger --epochs" not in caplog.text

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from mnist_research import run_outputs
 from mnist_research.analysis import run_analysis
 from mnist_research.config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
 from mnist_research.errors import MnistResearchError, RunDirError, run_guarded
@@ -32,7 +33,8 @@ def _config(npz_dir, **train):
 
 def _train(config, run_dir, **kwargs):
     return runner.train_and_evaluate(config, str(run_dir), verbose=False,
-                                     strategy=tf.distribute.get_strategy(), **kwargs)
+                                     strategy=tf.distribute.get_strategy(),
+                                     actions=run_outputs.end_of_run_actions(), **kwargs)
 
 
 @pytest.fixture(scope="module")
