@@ -4,8 +4,8 @@ The history and the run's settings travel inside the checkpoint (string
 variables), and so do the best epoch's weights (``best_epoch.BestWeights``), so
 a checkpoint, its history, its best weights and the settings it was trained
 with can never disagree after a kill. Which checkpoint to restore is decided by
-:mod:`checkpoint_files` (the files on disk are the truth, not only the state
-file); training never restarts from scratch while a checkpoint exists.
+:mod:`mnist_research.rundir.checkpoint_files` (the files on disk are the truth, not
+only the state file); training never restarts from scratch while a checkpoint exists.
 """
 
 from __future__ import annotations
