@@ -1,4 +1,4 @@
-"""Benchmark: the project's loop and commands vs ``model.fit``, the seed script, PyTorch, JAX.
+"""Benchmark: the project's loop and commands vs ``model.fit``, the notebook script, PyTorch, JAX.
 
 Usage:
   python -m mnist_research.benchmark --data_dir=../shared/datasets/mnist
@@ -9,10 +9,10 @@ Every side runs once per repetition, one after another, so ratios compare
 figures taken minutes apart on the same machine; medians and the samples are
 reported. Parts: ``steady`` (epoch times in one process: the project loop,
 ``model.fit`` of the identical model and pipeline with and without XLA, the
-seed's ``model.fit``; the input pipeline and the raw-TF floor), ``peers``
+original notebook's ``model.fit``; the input pipeline and the raw-TF floor), ``peers``
 (whole 15-epoch runs of the project, PyTorch and JAX, compilation included;
 PyTorch and JAX are optional and skipped when not importable) and ``whole``
-(the seed script and the baseline ``train`` command from process start to
+(the notebook script and the baseline ``train`` command from process start to
 exit, and where the command's time goes). Prints Markdown tables and writes
 every figure to ``--output`` (JSON). See ``mnist_research/benchmarks/``.
 """

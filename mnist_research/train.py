@@ -21,10 +21,10 @@ if __name__ == "__main__":  # before TensorFlow's import, which takes seconds
 
 from absl import app, flags, logging  # noqa: E402
 
-from mnist_research import command  # noqa: E402
+from mnist_research import command, run_outputs  # noqa: E402
 from mnist_research.config import flags as experiment_flags  # noqa: E402
-from mnist_research.training import checkpoint_files, devices, experiment, resume  # noqa: E402
-from mnist_research.training import run_dir as run_dir_lib  # noqa: E402
+from mnist_research.rundir import checkpoint_files, layout  # noqa: E402
+from mnist_research.training import devices, resume, runner  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -55,10 +55,11 @@ def _train() -> int:
             devices.configure_devices(config.distribute)
             strategy = devices.create_strategy(config.distribute)
             run_dir = _choose_run_dir(config, strategy)
-            metrics = experiment.train_and_evaluate(
+            metrics = runner.train_and_evaluate(
                 config, run_dir, strategy=strategy, overwrite=FLAGS.overwrite,
                 flagfile_text=experiment_flags.flagfile_text(config),
-                resume_hint=resume.resume_command(run_dir, sys.argv))
+                resume_hint=resume.resume_command(run_dir, sys.argv),
+                actions=run_outputs.end_of_run_actions())
     except interrupts.Interrupted as e:
         _report_interrupted(e, run_dir)
         return e.exit_status
@@ -81,7 +82,7 @@ def _choose_run_dir(config, strategy) -> str:
             return found
         logging.info("--resume: no unfinished %s run under %s; starting a new one",
                      config.experiment, FLAGS.logdir)
-    return FLAGS.run_dir or run_dir_lib.default_run_dir(
+    return FLAGS.run_dir or layout.default_run_dir(
         config.experiment, devices.device_tag(devices.device_info(strategy)), FLAGS.logdir)
 
 

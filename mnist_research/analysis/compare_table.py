@@ -11,7 +11,7 @@ import numpy as np
 from mnist_research import files
 from mnist_research.errors import RunDirError
 from mnist_research.inference import finished_run as restore
-from mnist_research.training import run_dir as run_dir_lib
+from mnist_research.rundir import records
 
 
 @dataclasses.dataclass
@@ -28,7 +28,7 @@ class Run:
 def load_run(run_dir: str) -> Run:
     """A finished run's config and metrics (RunDirError when unfinished)."""
     config = restore.load_config(run_dir)
-    metrics = run_dir_lib.finished_metrics(run_dir)
+    metrics = records.finished_metrics(run_dir)
     if metrics is None:
         raise RunDirError(f"{run_dir}: not a finished run (no final metrics.json)")
     return Run(run_dir, config.to_dict(), metrics)

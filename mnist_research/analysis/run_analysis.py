@@ -10,7 +10,7 @@ from mnist_research.analysis import figures
 from mnist_research.analysis import metrics as metrics_lib
 from mnist_research.errors import RunDirError
 from mnist_research.inference import finished_run
-from mnist_research.training import run_dir as run_dir_lib
+from mnist_research.rundir import layout, records
 
 
 def evaluate_split(run_dir: str, split: str, data_dir: Optional[str] = None,
@@ -44,7 +44,7 @@ def regenerate_reports(run_dir: str, data_dir: Optional[str] = None,
       RunDirError: the run has not finished.
     """
     config = finished_run.load_config(run_dir)
-    metrics = run_dir_lib.finished_metrics(run_dir)
+    metrics = records.finished_metrics(run_dir)
     if metrics is None:
         raise RunDirError(f"{run_dir}: the run has not finished (no final metrics.json)")
     logits_fn, _ = finished_run.load_logits_fn(run_dir, from_checkpoint)
@@ -54,7 +54,7 @@ def regenerate_reports(run_dir: str, data_dir: Optional[str] = None,
     if "per_class" not in metrics:
         metrics.update(per_class=summary["per_class"],
                        confusion_matrix=summary["confusion_matrix"])
-        files.write_json(os.path.join(run_dir, run_dir_lib.METRICS_FILE), metrics)
+        files.write_json(os.path.join(run_dir, layout.METRICS_FILE), metrics)
     return figures.write_reports(os.path.join(run_dir, "reports"), metrics["history"], images,
                                  labels, metrics_lib.softmax(logits), summary,
                                  config.to_dict(), metrics)

@@ -10,7 +10,7 @@ from typing import Any, Optional
 from absl import logging
 
 from mnist_research.errors import ConfigError, DamagedFileError, MnistResearchError
-from mnist_research.training import run_dir as run_dir_lib
+from mnist_research.rundir import records
 
 
 def flagfile_path(experiments_dir: str, experiment: str) -> str:
@@ -28,7 +28,7 @@ def run_one(flagfile: str, seed: int, run_dir: str, data_dir: Optional[str],
     An interrupted run is resumed: the training command resumes any run dir.
     """
     try:
-        metrics = run_dir_lib.finished_metrics(run_dir)
+        metrics = records.finished_metrics(run_dir)
     except DamagedFileError as e:  # the training command below rebuilds it
         logging.warning("%s", e)
         metrics = None
@@ -45,7 +45,7 @@ def run_one(flagfile: str, seed: int, run_dir: str, data_dir: Optional[str],
     if result.returncode != 0:
         raise MnistResearchError(f"{run_dir}: training failed (exit {result.returncode}); "
                                  f"rerun the sweep to resume")
-    metrics = run_dir_lib.finished_metrics(run_dir)
+    metrics = records.finished_metrics(run_dir)
     if metrics is None:
         raise MnistResearchError(f"{run_dir}: training exited 0 but left no final metrics.json")
     return {**metrics, "seed": seed}

@@ -1,7 +1,7 @@
 """The same MLP trained for a whole run by the project, PyTorch and JAX (+optax).
 
 Each runner gets the same split (the first 48,000 training images, the last
-12,000 for validation, the 10,000 test images), trains the seed's MLP (Dense
+12,000 for validation, the 10,000 test images), trains the original notebook's MLP (Dense
 without bias → BatchNormalization (momentum 0.99, epsilon 1e-3) → ReLU →
 Dropout 0.3/0.3/0.2, softmax head; Adam 1e-3, epsilon 1e-7; batch 128;
 reshuffled every epoch) and runs a validation pass after every epoch. The clock

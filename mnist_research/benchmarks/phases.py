@@ -73,19 +73,21 @@ class PhaseTimer:
 
 def instrument(timer: PhaseTimer) -> None:
     """Wraps the phase functions of the training lifecycle in ``timer``."""
-    from mnist_research.training import checkpoints, epoch_loop, experiment, finish
+    from mnist_research import run_outputs
+    from mnist_research.training import checkpoint_state, epoch_loop, finish, runner
     from mnist_research.training import summaries, trainer
 
-    experiment._load_data = timer.wrap("data", experiment._load_data)
-    experiment._start_run = timer.wrap("setup", experiment._start_run)
-    experiment.epoch_loop.run_epochs = timer.wrap("run_epochs", epoch_loop.run_epochs)
+    runner._load_data = timer.wrap("data", runner._load_data)
+    runner._start_run = timer.wrap("setup", runner._start_run)
+    runner.epoch_loop.run_epochs = timer.wrap("run_epochs", epoch_loop.run_epochs)
     epoch_loop.train_epoch = timer.wrap(
         lambda calls: "epochs" if calls["first_epoch"] else "first_epoch", epoch_loop.train_epoch)
-    checkpoints.CheckpointState.save = timer.wrap("checkpoint", checkpoints.CheckpointState.save)
+    checkpoint_state.CheckpointState.save = timer.wrap("checkpoint",
+                                                         checkpoint_state.CheckpointState.save)
     summaries.Summaries.histograms = timer.wrap("histograms_write",
                                                 summaries.Summaries.histograms)
-    finish.export = timer.wrap("export", finish.export)
-    finish._write_reports = timer.wrap("reports", finish._write_reports)
+    run_outputs.export_model = timer.wrap("export", run_outputs.export_model)
+    run_outputs.write_reports = timer.wrap("reports", run_outputs.write_reports)
 
     def timed_factory(factory, phase):
         def make(self, *args, **kwargs):
@@ -99,11 +101,11 @@ def instrument(timer: PhaseTimer) -> None:
                                                      "histograms_gradients")
     original_finish = finish.finish_run
 
-    def finish_run(run):
+    def finish_run(run, actions=()):
         timer.calls["finish_started"] += 1
-        return original_finish(run)
+        return original_finish(run, actions)
 
-    experiment.finish.finish_run = timer.wrap("finish", finish_run)
+    runner.finish.finish_run = timer.wrap("finish", finish_run)
 
 
 def report(timer: PhaseTimer, t0: float, exit_time: float) -> dict:

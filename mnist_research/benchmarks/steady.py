@@ -13,7 +13,7 @@ includes tracing and compilation; the steady state is the median of epochs
   ``FusedAdam``) and the identical ``tf.data`` pipelines under Keras
   ``model.fit`` (Keras's default ``jit_compile``, which is off on a CPU);
   ``identical_fit_xla`` the same with ``jit_compile=True``.
-- ``seed_fit``: the seed's recipe (``seed_recipe.fit``): a ``Sequential`` model
+- ``notebook_fit``: the original notebook's recipe (``notebook_recipe.fit``): a ``Sequential`` model
   with Keras ``Dropout``, ``model.fit`` on NumPy arrays, ``validation_split=0.2``.
 """
 
@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-RUNNERS = ("project", "project_plain", "identical_fit", "identical_fit_xla", "seed_fit")
+RUNNERS = ("project", "project_plain", "identical_fit", "identical_fit_xla", "notebook_fit")
 
 
 def project(data, epochs: int, seed: int, steps_per_loop: int, jit_compile: bool = True
@@ -60,14 +60,14 @@ def identical_fit(data, epochs: int, seed: int, jit_compile) -> list[float]:
     import tensorflow as tf
 
     from mnist_research import config as config_lib
-    from mnist_research.benchmarks import seed_recipe
+    from mnist_research.benchmarks import notebook_recipe
     from mnist_research.data import pipeline
     from mnist_research.model import mlp
     from mnist_research.training.optimizers import FusedAdam
 
     tf.keras.utils.set_random_seed(seed)
     train_input = pipeline.TrainInput(data.x_train, data.y_train, 128, seed)
-    timer = seed_recipe.epoch_timer()
+    timer = notebook_recipe.epoch_timer()
     model = mlp.MLPClassifier.from_config_object(config_lib.ModelConfig())
     model.compile(optimizer=FusedAdam(1e-3), loss="categorical_crossentropy",
                   metrics=["accuracy"], jit_compile=jit_compile)
@@ -79,18 +79,21 @@ def identical_fit(data, epochs: int, seed: int, jit_compile) -> list[float]:
     return timer.seconds
 
 
-def seed_fit(data, epochs: int, seed: int) -> list[float]:
-    """Per-epoch seconds of the seed's ``model.fit`` (its whole training set, 20 % held out)."""
+def notebook_fit(data, epochs: int, seed: int) -> list[float]:
+    """Per-epoch seconds of the original notebook's ``model.fit``.
+
+    It trains on its whole training set with 20 % held out for validation.
+    """
     import tensorflow as tf
 
-    from mnist_research.benchmarks import seed_recipe
+    from mnist_research.benchmarks import notebook_recipe
 
     tf.keras.utils.set_random_seed(seed)
     images = np.concatenate([data.x_train, data.x_val])
     labels = np.concatenate([data.y_train, data.y_val])
-    x, y = seed_recipe.preprocess(images, labels)
-    timer = seed_recipe.epoch_timer()
-    seed_recipe.fit(x, y, epochs, timer)
+    x, y = notebook_recipe.preprocess(images, labels)
+    timer = notebook_recipe.epoch_timer()
+    notebook_recipe.fit(x, y, epochs, timer)
     return timer.seconds
 
 
@@ -103,6 +106,6 @@ def run(runner: str, data, epochs: int, seed: int = 42, steps_per_loop: int = 50
         return identical_fit(data, epochs, seed, jit_compile="auto")
     if runner == "identical_fit_xla":
         return identical_fit(data, epochs, seed, jit_compile=True)
-    if runner == "seed_fit":
-        return seed_fit(data, epochs, seed)
+    if runner == "notebook_fit":
+        return notebook_fit(data, epochs, seed)
     raise ValueError(f"unknown runner {runner!r}; expected one of {', '.join(RUNNERS)}")

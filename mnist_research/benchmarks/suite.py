@@ -4,12 +4,12 @@ Parts (``parts``):
 
 - ``steady``: in this process, per repetition and one after another, the
   project's loop, ``model.fit`` of the identical model and pipeline (without
-  and with XLA) and the seed's ``model.fit``; epochs with their validation
+  and with XLA) and the original notebook's ``model.fit``; epochs with their validation
   passes. Then the input pipeline alone and the raw-TF floor, without and with
   XLA.
 - ``peers``: whole 15-epoch runs (build, compile, every epoch and validation
   pass) of the project, PyTorch and JAX, each in its own process.
-- ``whole``: the seed script and the baseline ``train`` command, process
+- ``whole``: the notebook script and the baseline ``train`` command, process
   start to exit, back to back; then the command with its phases timed.
 
 Timings on a shared machine are noisy: each repetition runs every side once,
@@ -106,20 +106,21 @@ def _peers(data_dir: str, epochs: int, repeats: int, log: Callable) -> dict:
 
 
 def _whole(data_dir: str, epochs: int, repeats: int, log: Callable) -> dict:
-    seed, train, phases = [], [], []
+    notebook, train, phases = [], [], []
     for repeat in range(repeats):
-        seed.append(whole.seed_script(data_dir, epochs))
+        notebook.append(whole.notebook_script(data_dir, epochs))
         train.append(whole.train(data_dir, epochs))
-        log(f"whole {repeat + 1}/{repeats}: seed script {seed[-1]['whole_seconds']:.1f} s, "
+        log(f"whole {repeat + 1}/{repeats}: notebook script "
+            f"{notebook[-1]['whole_seconds']:.1f} s, "
             f"train {train[-1]['whole_seconds']:.1f} s")
         phases.append(whole.train_phases(data_dir, epochs))
-    return {"seed_script": {"runs": seed,
-                            "whole_seconds": summary([s["whole_seconds"] for s in seed])},
+    return {"notebook_script": {"runs": notebook,
+                                "whole_seconds": summary([s["whole_seconds"] for s in notebook])},
             "train": {"runs": train,
                       "whole_seconds": summary([t["whole_seconds"] for t in train]),
                       "test_accuracy": summary([t["test_accuracy"] for t in train])},
-            "train_vs_seed": summary([t["whole_seconds"] / s["whole_seconds"]
-                                      for t, s in zip(train, seed)]),
+            "train_vs_notebook": summary([t["whole_seconds"] / s["whole_seconds"]
+                                          for t, s in zip(train, notebook)]),
             "phases": phases}
 
 

@@ -1,6 +1,6 @@
 """Whole commands, process start to exit, each in its own process.
 
-- ``seed_script``: the seed's script (``seed_recipe`` as a command).
+- ``notebook_script``: the original notebook's script (``notebook_recipe`` as a command).
 - ``train``: ``python -m mnist_research.train --flagfile=experiments/baseline.flags``
   exactly as a user runs it (fresh run dir).
 - ``train_phases``: the same command with timers around its phases
@@ -40,12 +40,12 @@ def _run(args: list[str], env_extra: dict | None = None) -> float:
     return seconds
 
 
-def seed_script(data_dir: str, epochs: int) -> dict:
-    """The seed script's wall seconds and what it wrote (per-epoch seconds, test accuracy)."""
+def notebook_script(data_dir: str, epochs: int) -> dict:
+    """The notebook script's wall seconds and what it wrote (per-epoch seconds, test accuracy)."""
     with tempfile.TemporaryDirectory() as out:
-        seconds = _run(["-m", "mnist_research.benchmarks.seed_recipe", data_dir, out,
+        seconds = _run(["-m", "mnist_research.benchmarks.notebook_recipe", data_dir, out,
                         str(epochs)])
-        with open(os.path.join(out, "seed_recipe.json")) as f:
+        with open(os.path.join(out, "notebook_recipe.json")) as f:
             result = json.load(f)
     return {"whole_seconds": seconds, "epoch_seconds": result["epoch_seconds"],
             "test_accuracy": result["test_accuracy"]}

@@ -20,8 +20,7 @@ from mnist_research.data.model_input import LogitsFn, logits_function
 from mnist_research.errors import DamagedFileError, RunDirError
 from mnist_research.inference import export as export_lib
 from mnist_research.model import registry
-from mnist_research.training import checkpoint_files
-from mnist_research.training import run_dir as run_dir_lib
+from mnist_research.rundir import checkpoint_files, layout, records
 
 SPLITS = ("test", "validation", "train")
 
@@ -37,7 +36,7 @@ def load_config(run_dir: str) -> ExperimentConfig:
         checkpoint with stored settings.
     """
     try:
-        config = run_dir_lib.load_config(run_dir)
+        config = records.load_config(run_dir)
     except DamagedFileError as e:
         stored = _settings_from_checkpoint(run_dir)
         if stored is None:
@@ -45,7 +44,7 @@ def load_config(run_dir: str) -> ExperimentConfig:
         logging.warning("%s; using the settings stored in %s", e, stored[1])
         return stored[0]
     if config is None:
-        path = os.path.join(run_dir, run_dir_lib.CONFIG_FILE)
+        path = os.path.join(run_dir, layout.CONFIG_FILE)
         raise RunDirError(f"{path}: not found; is {run_dir} a run directory?")
     return config
 

@@ -1,1 +1,4 @@
-"""Training: the replica step and loops, the epoch loop, checkpoints, run dirs, devices, summaries."""
+"""Training: the replica step and loops, the epoch loop, checkpointed state, the run's end.
+
+A run directory's files are read and written through ``mnist_research.rundir``.
+"""

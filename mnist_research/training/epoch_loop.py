@@ -19,12 +19,12 @@ from absl import logging
 
 from mnist_research import files, interrupts, logs
 from mnist_research.data import pipeline
+from mnist_research.rundir import layout
 from mnist_research.training import best_epoch
 from mnist_research.training import history as history_lib
-from mnist_research.training import run_dir as run_dir_lib
 from mnist_research.training import summaries as summaries_lib
+from mnist_research.training.metric_sums import Totals
 from mnist_research.training.run_context import RunContext
-from mnist_research.training.sums import Totals
 from mnist_research.training.trainer import Trainer
 
 # Images in the fixed batch whose gradients the per-epoch histograms show.
@@ -70,7 +70,7 @@ def run_epochs(run: RunContext, train_input: pipeline.TrainInput, steps_per_epoc
         trainer.epoch.assign(epoch)
         run.state.save(epoch, run.history)
         if run.chief:
-            files.write_json(os.path.join(run.run_dir, run_dir_lib.METRICS_FILE),
+            files.write_json(os.path.join(run.run_dir, layout.METRICS_FILE),
                              history_lib.run_metrics(run.history, run.info, None,
                                                      finished=False))
     profiler.stop()

@@ -1,35 +1,80 @@
-"""The end of a run: test evaluation, export, reports and the final ``metrics.json``."""
+"""The end of a run: test evaluation, the end-of-run actions and the final ``metrics.json``.
+
+What a finished run holds besides its checkpoints and ``metrics.json`` (the
+exported model, the figures and ``report.html``) is written by
+:class:`EndOfRunAction` objects that the caller of ``train_and_evaluate``
+passes in, so that ``training/`` depends on nothing above it: the standard
+ones are in :mod:`mnist_research.run_outputs`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import shutil
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Optional
 
-import tensorflow as tf
 from absl import logging
 
 from mnist_research import files
-from mnist_research.analysis import metrics as metrics_lib
 from mnist_research.data import pipeline
-from mnist_research.inference import export as export_lib
 from mnist_research.model import variables
+from mnist_research.rundir import layout
 from mnist_research.training import best_epoch, devices
 from mnist_research.training import history as history_lib
-from mnist_research.training import run_dir as run_dir_lib
+from mnist_research.training.metric_sums import Totals
 from mnist_research.training.run_context import RunContext
 
 
-def finish_run(run: RunContext) -> dict[str, Any]:
-    """Evaluates the test split, exports the model, writes reports and ``metrics.json``.
+@dataclasses.dataclass(frozen=True)
+class EndOfRunAction:
+    """Something a run writes at its end, after the test evaluation.
+
+    Attributes:
+      name: what it does, as a gerund for log lines (``"exporting"``).
+      write: ``write(run, metrics, test)``: writes its outputs into
+        ``run.run_dir``; it may add fields to ``metrics`` (the final
+        ``metrics.json``, written after every action); ``test`` holds the
+        test-set totals.
+      every_worker: called on every worker (each must take part in a
+        collective save, such as a SavedModel export under
+        ``MultiWorkerMirroredStrategy``; ``run.chief`` says which one writes
+        the run dir); otherwise on the chief only.
+      problem: ``problem(run_dir)``: why the outputs a finished run holds
+        cannot be used (one line), or ``None``. A finished run with a problem
+        is finished again from its checkpoint when the train command is rerun.
+    """
+
+    name: str
+    write: Callable[[RunContext, dict[str, Any], Totals], None]
+    every_worker: bool = False
+    problem: Optional[Callable[[str], Optional[str]]] = None
+
+
+def outputs_problem(run_dir: str, actions: Sequence[EndOfRunAction]) -> Optional[str]:
+    """The first unusable output of a finished run, as a log line, or ``None``."""
+    for action in actions:
+        problem = action.problem(run_dir) if action.problem is not None else None
+        if problem:
+            return f"{problem}; {action.name} again from the checkpoint"
+    return None
+
+
+def finish_run(run: RunContext, actions: Sequence[EndOfRunAction] = ()) -> dict[str, Any]:
+    """Evaluates the test split, runs the end-of-run ``actions`` and writes ``metrics.json``.
 
     With ``restore_best`` the best validation epoch's weights replace the last
-    epoch's before the test evaluation and export. Either way the best epoch's
-    weights are written to ``checkpoints/best/`` and ``metrics.json`` records
-    which epoch was best and which was exported. Every worker evaluates and
-    takes part in the export; only the chief writes the run dir.
+    epoch's before the test evaluation and the actions (the export). Either
+    way the best epoch's weights are written to ``checkpoints/best/`` and
+    ``metrics.json`` records which epoch was best and which was exported.
+    Every worker evaluates and takes part in the actions marked
+    ``every_worker``; only the chief writes the run dir.
     ``metrics.json`` is written last, with ``finished: true``, so a run killed
     before that point finishes again when it is resumed.
+
+    Args:
+      run: the run, its epochs done.
+      actions: called in order, after the test evaluation.
 
     Returns:
       The final metrics.
@@ -50,42 +95,12 @@ def finish_run(run: RunContext) -> dict[str, Any]:
     metrics["weights_sha256"] = variables.weights_fingerprint(trainer.model)
     logging.info("Final weights sha256 %s (worker %s)", metrics["weights_sha256"],
                  devices.worker_id())
-    export(trainer.model, run.run_dir, run.chief)
+    for action in actions:
+        if action.every_worker or run.chief:
+            action.write(run, metrics, test)
     if run.chief:
-        _write_reports(run, metrics, test)
-        files.write_json(os.path.join(run.run_dir, run_dir_lib.METRICS_FILE), metrics)
+        files.write_json(os.path.join(run.run_dir, layout.METRICS_FILE), metrics)
     run.summaries.close()
     logging.info("Test accuracy %.4f, test loss %.4f (%d examples)", test.accuracy, test.loss,
                  int(test.count))
     return metrics
-
-
-def _write_reports(run: RunContext, metrics: dict[str, Any], test) -> None:
-    """Figures and report.html; per-class scores into ``metrics``; images and test scalars."""
-    # Matplotlib and Seaborn load here, not at start-up: only the reports need them.
-    from mnist_research.analysis import figures  # noqa: PLC0415
-
-    datasets, config = run.datasets, run.config
-    logits = run.trainer.predict_logits(datasets.x_test)
-    test_summary = metrics_lib.summarize(datasets.y_test, logits, config.model.num_classes)
-    metrics.update(per_class=test_summary["per_class"],
-                   confusion_matrix=test_summary["confusion_matrix"])
-    paths = figures.write_reports(os.path.join(run.run_dir, "reports"), run.history,
-                                  datasets.x_test, datasets.y_test,
-                                  metrics_lib.softmax(logits), test_summary,
-                                  config.to_dict(), metrics)
-    run.summaries.png_images(config.train.epochs, {
-        name: paths[name] for name in ("samples", "confusion_matrix", "mistakes")})
-    run.summaries.final_scalars(config.train.epochs, {"accuracy": test.accuracy,
-                                                      "loss": test.loss})
-
-
-def export(model: tf.keras.Model, run_dir: str, chief: bool) -> None:
-    """SavedModel (every worker takes part; non-chief ones into a temp dir) and .keras."""
-    if chief:
-        export_lib.export_saved_model(model, os.path.join(run_dir, export_lib.EXPORT_DIR))
-        export_lib.save_keras(model, os.path.join(run_dir, export_lib.KERAS_FILE))
-    else:
-        temp = os.path.join(run_dir, f".export-{devices.worker_id()}-tmp")
-        export_lib.export_saved_model(model, temp)
-        shutil.rmtree(temp, ignore_errors=True)

@@ -1,4 +1,8 @@
-"""A run's per-epoch history and the ``metrics.json`` document built from it."""
+"""A run's per-epoch history and the ``metrics.json`` document built from it.
+
+What makes a ``metrics.json`` document sound is checked where it is read back
+(:func:`mnist_research.rundir.records.metrics_problem`).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,10 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
-if TYPE_CHECKING:  # Annotations only: reading a run's history needs no TensorFlow.
-    from mnist_research.training.sums import Totals
+from mnist_research.rundir.records import HISTORY_KEYS
 
-HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds",
-                "examples_per_second")
+if TYPE_CHECKING:  # Annotations only: reading a run's history needs no TensorFlow.
+    from mnist_research.training.metric_sums import Totals
 
 History = dict[str, list[float]]
 
@@ -57,37 +60,3 @@ def run_metrics(history: History, info: dict[str, Any], test: Optional[Totals],
         metrics.update(test_accuracy=test.accuracy, test_loss=test.loss,
                        test_examples=int(test.count))
     return metrics
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def metrics_problem(document: Any) -> Optional[str]:
-    """What makes a ``metrics.json`` document unusable, or ``None`` when it is sound.
-
-    A finished document must hold ``epochs_completed`` epochs of every history
-    key and the test scores; an unfinished one only needs to be an object.
-    """
-    if not isinstance(document, dict):
-        return f"a JSON {type(document).__name__}, expected an object"
-    if not isinstance(document.get("finished", False), bool):
-        return "'finished' is not true or false"
-    if not document.get("finished"):
-        return None
-    epochs = document.get("epochs_completed")
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
-        return f"epochs_completed is {epochs!r}"
-    history = document.get("history")
-    if not isinstance(history, dict):
-        return "no history"
-    for key in HISTORY_KEYS:
-        values = history.get(key)
-        if not isinstance(values, list) or len(values) != epochs:
-            return f"history.{key} does not hold {epochs} values"
-        if not all(_is_number(v) for v in values):
-            return f"history.{key} holds a value that is not a number"
-    for key in ("test_accuracy", "test_loss"):
-        if not _is_number(document.get(key)):
-            return f"{key} is {document.get(key)!r}"
-    return None

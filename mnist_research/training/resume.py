@@ -12,14 +12,14 @@ from typing import Optional
 
 from mnist_research.config import ExperimentConfig
 from mnist_research.errors import MnistResearchError
-from mnist_research.training import run_dir as run_dir_lib
-from mnist_research.training.checkpoint_files import CHECKPOINT_DIR
+from mnist_research.rundir import layout, records
+from mnist_research.rundir.checkpoint_files import CHECKPOINT_DIR
 
 
 def _finished_or_damaged(run_dir: str) -> bool:
     """--resume skips both: a damaged run is resumed only when named with --run_dir."""
     try:
-        return run_dir_lib.finished_metrics(run_dir) is not None
+        return records.finished_metrics(run_dir) is not None
     except MnistResearchError:
         return True
 
@@ -36,16 +36,16 @@ def latest_unfinished(logdir: str, config: ExperimentConfig) -> Optional[str]:
       Its path, or ``None`` when there is none.
     """
     candidates = []
-    for path in glob.glob(os.path.join(glob.escape(logdir), "*", run_dir_lib.CONFIG_FILE)):
+    for path in glob.glob(os.path.join(glob.escape(logdir), "*", layout.CONFIG_FILE)):
         run_dir = os.path.dirname(path)
         try:
-            saved = run_dir_lib.load_config(run_dir)
+            saved = records.load_config(run_dir)
         except MnistResearchError:
             continue  # damaged: resuming it needs an explicit --run_dir
         if (saved is None or saved.experiment != config.experiment or saved.identity() != config.identity()
                 or _finished_or_damaged(run_dir)):
             continue
-        touched = [os.path.getmtime(p) for p in (path, os.path.join(run_dir, run_dir_lib.METRICS_FILE),
+        touched = [os.path.getmtime(p) for p in (path, os.path.join(run_dir, layout.METRICS_FILE),
                                                   os.path.join(run_dir, CHECKPOINT_DIR))
                    if os.path.exists(p)]
         candidates.append((max(touched), run_dir))

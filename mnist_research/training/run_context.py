@@ -7,7 +7,7 @@ from typing import Any
 
 from mnist_research.config import ExperimentConfig
 from mnist_research.data.sources import Splits
-from mnist_research.training.checkpoints import CheckpointState
+from mnist_research.training.checkpoint_state import CheckpointState
 from mnist_research.training.history import History
 from mnist_research.training.summaries import Summaries
 from mnist_research.training.trainer import Trainer

@@ -7,7 +7,7 @@ gradients across replicas), and applies Adam. ``train_steps`` runs
 loop, so Python is out of the per-step path. With ``jit_compile`` the replica
 step itself is compiled by XLA into one fused program (compiling the whole
 loop instead was slower). Each replica adds its loss and accuracy sums to its
-own on-read variables inside the step (``sums.ReplicaSums``); they are summed
+own on-read variables inside the step (``metric_sums.ReplicaSums``); they are summed
 across replicas once per call, not once per step. Evaluation sums over every
 example of a dataset.
 
@@ -29,8 +29,8 @@ from mnist_research.config import ExperimentConfig
 from mnist_research.data.model_input import logits_function
 from mnist_research.errors import ConfigError, NonFiniteLossError
 from mnist_research.model import registry
+from mnist_research.training.metric_sums import ReplicaSums, Totals, batch_stats
 from mnist_research.training.optimizers import FusedAdam, learning_rate
-from mnist_research.training.sums import ReplicaSums, Totals, batch_stats
 
 _SUM = tf.distribute.ReduceOp.SUM
 

@@ -8,13 +8,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from mnist_research import run_outputs
 from mnist_research.config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
 from mnist_research.data import sources
 from mnist_research.inference import export as export_lib
 from mnist_research.model import registry
-from mnist_research.training import best_epoch, experiment
+from mnist_research.training import best_epoch, runner
 from mnist_research.training.trainer import Totals, Trainer
 
+# The train command's end of a run: the export (checked below) and the reports.
+ACTIONS = run_outputs.end_of_run_actions()
 CURVE = [0.50, 0.70, 0.90, 0.85, 0.90, 0.88, 0.95, 0.80]
 
 
@@ -81,12 +84,12 @@ def test_run_stops_resumes_and_exports_the_best_epoch(monkeypatch, tmp_path, tin
     run_dir = str(tmp_path / "run")
     _scripted_validation(monkeypatch, CURVE)
     # Killed-and-resumed: the first process gets through epoch 4 only.
-    first = experiment.train_and_evaluate(_config(4, 2), run_dir, datasets=splits,
-                                          verbose=False)
+    first = runner.train_and_evaluate(_config(4, 2), run_dir, datasets=splits,
+                                      verbose=False, actions=ACTIONS)
     assert first["epochs_completed"] == 4 and not first["stopped_early"]
     _scripted_validation(monkeypatch, CURVE)
-    metrics = experiment.train_and_evaluate(_config(8, 2), run_dir, datasets=splits,
-                                            verbose=False)
+    metrics = runner.train_and_evaluate(_config(8, 2), run_dir, datasets=splits,
+                                        verbose=False, actions=ACTIONS)
     assert metrics["epochs_completed"] == 5 and metrics["stopped_early"]
     assert (metrics["best_epoch"], metrics["exported_epoch"]) == (3, 3)
     assert metrics["best_val_accuracy"] == pytest.approx(0.9)
@@ -94,8 +97,8 @@ def test_run_stops_resumes_and_exports_the_best_epoch(monkeypatch, tmp_path, tin
         assert json.load(f)["best_epoch"] == 3
     # More epochs change nothing once a run has stopped early, and the log says so.
     with caplog.at_level(std_logging.INFO, logger="absl"):
-        again = experiment.train_and_evaluate(_config(10, 2), run_dir, datasets=splits,
-                                              verbose=False)
+        again = runner.train_and_evaluate(_config(10, 2), run_dir, datasets=splits,
+                                          verbose=False, actions=ACTIONS)
     assert again["epochs_completed"] == 5
     assert "stopped early after 5 epochs" in caplog.text
     assert "larger --epochs" not in caplog.text

@@ -13,9 +13,9 @@ from mnist_research.config import ExperimentConfig, ModelConfig, TrainConfig
 from mnist_research.errors import RunDirError
 from mnist_research.model import mlp as model_lib
 from mnist_research.model import variables
-from mnist_research.training import checkpoint_files
+from mnist_research.rundir import checkpoint_files
 from mnist_research.training import history as history_lib
-from mnist_research.training.checkpoints import CheckpointState
+from mnist_research.training.checkpoint_state import CheckpointState
 from mnist_research.training.trainer import Totals, Trainer
 
 CONFIG = ExperimentConfig(model=ModelConfig(hidden_units=(16, 8), dropout_rates=(0.1, 0.1)),

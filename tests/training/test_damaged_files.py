@@ -10,8 +10,7 @@ import tensorflow as tf
 from mnist_research import files
 from mnist_research.config import ExperimentConfig
 from mnist_research.errors import DamagedFileError, RunDirError
-from mnist_research.training import history as history_lib
-from mnist_research.training import run_dir as run_dir_lib
+from mnist_research.rundir import records
 from mnist_research.training import summaries as summaries_lib
 
 GOOD_CONFIG = ExperimentConfig().to_dict()
@@ -56,21 +55,21 @@ DAMAGED_CONFIGS = {
 def test_damaged_config_json_is_one_clear_error(case, tmp_path):
     (tmp_path / "config.json").write_bytes(DAMAGED_CONFIGS[case])
     with pytest.raises(DamagedFileError) as error:
-        run_dir_lib.load_config(str(tmp_path))
+        records.load_config(str(tmp_path))
     message = str(error.value)
     assert message.startswith(f"{tmp_path}/config.json: damaged (") and "\n" not in message
     # train: a damaged config.json defers the settings check to the checkpoint.
-    assert run_dir_lib.check_settings(str(tmp_path), ExperimentConfig()) is not None
+    assert records.check_settings(str(tmp_path), ExperimentConfig()) is not None
 
 
 def test_config_with_other_settings_is_refused_with_the_differences(tmp_path):
     files.write_json(str(tmp_path / "config.json"), _with("train.seed", 7))
     with pytest.raises(RunDirError, match=r"different settings \(train.seed: 7 -> 42\)"):
-        run_dir_lib.check_settings(str(tmp_path), ExperimentConfig())
+        records.check_settings(str(tmp_path), ExperimentConfig())
 
 
 def _finished(**changes):
-    history = {key: [0.5, 0.6] for key in history_lib.HISTORY_KEYS}
+    history = {key: [0.5, 0.6] for key in records.HISTORY_KEYS}
     return {"finished": True, "epochs_completed": 2, "history": history,
             "test_accuracy": 0.9, "test_loss": 0.3, **changes}
 
@@ -100,7 +99,7 @@ DAMAGED_METRICS = {
 def test_damaged_metrics_json_is_one_clear_error(case, tmp_path):
     (tmp_path / "metrics.json").write_bytes(DAMAGED_METRICS[case])
     with pytest.raises(DamagedFileError) as error:
-        run_dir_lib.finished_metrics(str(tmp_path))
+        records.finished_metrics(str(tmp_path))
     message = str(error.value)
     assert message.startswith(f"{tmp_path}/metrics.json: damaged (") and "\n" not in message
     assert "rerun the train command" in message
@@ -108,9 +107,9 @@ def test_damaged_metrics_json_is_one_clear_error(case, tmp_path):
 
 def test_sound_metrics_read_back(tmp_path):
     files.write_json(str(tmp_path / "metrics.json"), _finished())
-    assert run_dir_lib.finished_metrics(str(tmp_path))["epochs_completed"] == 2
+    assert records.finished_metrics(str(tmp_path))["epochs_completed"] == 2
     files.write_json(str(tmp_path / "metrics.json"), {"finished": False, "history": {}})
-    assert run_dir_lib.finished_metrics(str(tmp_path)) is None
+    assert records.finished_metrics(str(tmp_path)) is None
 
 
 # --------------------------------------------------------------------------- event files

@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from mnist_research import run_outputs
 from mnist_research.analysis import run_analysis
 from mnist_research.config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
 from mnist_research.errors import MnistResearchError, RunDirError, run_guarded
 from mnist_research.inference import finished_run
-from mnist_research.training import experiment
-from mnist_research.training.run_lock import RunDirLock
+from mnist_research.rundir.lock import RunDirLock
+from mnist_research.training import runner
 
 pytestmark = pytest.mark.slow  # trains in process: about 40 s on 2 cores
 
@@ -31,8 +32,9 @@ def _config(npz_dir, **train):
 
 
 def _train(config, run_dir, **kwargs):
-    return experiment.train_and_evaluate(config, str(run_dir), verbose=False,
-                                         strategy=tf.distribute.get_strategy(), **kwargs)
+    return runner.train_and_evaluate(config, str(run_dir), verbose=False,
+                                     strategy=tf.distribute.get_strategy(),
+                                     actions=run_outputs.end_of_run_actions(), **kwargs)
 
 
 @pytest.fixture(scope="module")

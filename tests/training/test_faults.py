@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from mnist_research import config as config_lib
 from mnist_research.errors import run_guarded
-from mnist_research.training import experiment as train_lib
+from mnist_research.training import runner as train_lib
 from tests.helpers import REPO, TESTS, make_digits, run_module, scalars, write_idx_dir
 
 

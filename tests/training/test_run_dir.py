@@ -13,8 +13,8 @@ import pytest
 
 from mnist_research.config import DataConfig, ExperimentConfig, TrainConfig
 from mnist_research.files import write_json
+from mnist_research.rundir import layout, records
 from mnist_research.training import resume
-from mnist_research.training import run_dir as run_dir_lib
 from tests.helpers import REPO, make_digits
 
 
@@ -40,10 +40,10 @@ def test_resume_command_is_argv_with_the_run_dir(argv, expected):
 def _write_run(logdir, name, config, finished, mtime):
     run_dir = os.path.join(logdir, name)
     os.makedirs(run_dir)
-    run_dir_lib.save_config(run_dir, config, "")
-    write_json(os.path.join(run_dir, run_dir_lib.METRICS_FILE),
+    records.save_config(run_dir, config, "")
+    write_json(os.path.join(run_dir, layout.METRICS_FILE),
                {"finished": finished, "epochs_completed": 1})
-    for path in (run_dir_lib.CONFIG_FILE, run_dir_lib.METRICS_FILE):
+    for path in (layout.CONFIG_FILE, layout.METRICS_FILE):
         os.utime(os.path.join(run_dir, path), (mtime, mtime))
     return run_dir
 
@@ -67,7 +67,7 @@ def test_latest_unfinished_picks_the_newest_matching_run(tmp_path):
 def test_config_json_holds_an_absolute_data_dir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = ExperimentConfig(data=DataConfig(data_dir="data/mnist"))
-    run_dir_lib.save_config(str(tmp_path), config, "")
+    records.save_config(str(tmp_path), config, "")
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["data"]["data_dir"] == str(tmp_path / "data" / "mnist")
     assert ExperimentConfig.from_dict(saved).identity() == config.identity()

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from mnist_research.training import checkpoint_files
+from mnist_research.rundir import checkpoint_files
 from tests.helpers import REPO, make_digits
 
 
@@ -70,8 +70,8 @@ def test_sigterm_during_a_save_stops_after_it_with_exit_status_143(npz_dir, tmp_
 
     from mnist_research import interrupts
     from mnist_research.config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
-    from mnist_research.training import experiment
-    from mnist_research.training.checkpoints import CheckpointState
+    from mnist_research.training import runner
+    from mnist_research.training.checkpoint_state import CheckpointState
 
     original_save = CheckpointState.save
 
@@ -85,8 +85,8 @@ def test_sigterm_during_a_save_stops_after_it_with_exit_status_143(npz_dir, tmp_
                               train=TrainConfig(epochs=3, batch_size=64, histograms=False))
     with pytest.raises(interrupts.Interrupted) as stopped:
         with interrupts.handle_signals():
-            experiment.train_and_evaluate(config, str(tmp_path / "run"), verbose=False,
-                                          strategy=tf.distribute.get_strategy())
+            runner.train_and_evaluate(config, str(tmp_path / "run"), verbose=False,
+                                      strategy=tf.distribute.get_strategy())
     assert stopped.value.exit_status == 143 and stopped.value.name == "SIGTERM"
     folder = str(tmp_path / "run" / "checkpoints")
     assert checkpoint_files.read_state(folder)[0] == 1  # epoch 1 saved whole, epoch 2 not run

@@ -4,8 +4,8 @@ The history and the run's settings travel inside the checkpoint (string
 variables), and so do the best epoch's weights (``best_epoch.BestWeights``), so
 a checkpoint, its history, its best weights and the settings it was trained
 with can never disagree after a kill. Which checkpoint to restore is decided by
-:mod:`checkpoint_files` (the files on disk are the truth, not only the state
-file); training never restarts from scratch while a checkpoint exists.
+:mod:`mnist_research.rundir.checkpoint_files` (the files on disk are the truth, not
+only the state file); training never restarts from scratch while a checkpoint exists.
 """
 
 from __future__ import annotations
@@ -22,10 +22,7 @@ from absl import logging
 from mnist_research import files
 from mnist_research.config import differences
 from mnist_research.errors import RunDirError, one_line
-from mnist_research.training import devices
-from mnist_research.training import history as history_lib
-from mnist_research.training.best_epoch import BEST_DIR, BestWeights
-from mnist_research.training.checkpoint_files import (
+from mnist_research.rundir.checkpoint_files import (
     CHECKPOINT_DIR,
     HISTORY_KEY,
     START_AFRESH,
@@ -37,6 +34,9 @@ from mnist_research.training.checkpoint_files import (
     stored_settings,
     verify,
 )
+from mnist_research.training import devices
+from mnist_research.training import history as history_lib
+from mnist_research.training.best_epoch import BEST_DIR, BestWeights
 from mnist_research.training.trainer import Trainer
 
 __all__ = ["CHECKPOINT_DIR", "CheckpointState"]

@@ -1,4 +1,4 @@
-"""The seed's recipe: the reference every speed figure is measured against.
+"""The original notebook's recipe: the reference every speed figure is measured against.
 
 The project started from a plain Keras script: load MNIST, print what was
 loaded, scale to [0, 1] 784-vectors with one-hot labels, a ``Sequential`` MLP
@@ -11,9 +11,9 @@ is that script, reconstructed from its description, so the benchmark can time
 it the way it ran: in-process for its epochs (:func:`fit`), and as a whole
 command::
 
-    python -m mnist_research.benchmarks.seed_recipe DATA_DIR OUTPUT_DIR [EPOCHS]
+    python -m mnist_research.benchmarks.notebook_recipe DATA_DIR OUTPUT_DIR [EPOCHS]
 
-which writes ``OUTPUT_DIR/seed_recipe.json`` (per-epoch seconds, each one
+which writes ``OUTPUT_DIR/notebook_recipe.json`` (per-epoch seconds, each one
 including that epoch's validation pass, the history and the test accuracy)
 and the two figures.
 """
@@ -27,7 +27,7 @@ import time
 
 
 def build_model():
-    """The seed's ``Sequential`` MLP, compiled with Adam 1e-3 and categorical cross-entropy."""
+    """The original notebook's ``Sequential`` MLP: Adam 1e-3, categorical cross-entropy."""
     import tensorflow as tf
 
     layers = [tf.keras.Input((784,))]
@@ -69,7 +69,7 @@ def epoch_timer():
 
 
 def fit(x_train, y_train, epochs: int, timer=None):
-    """The seed's ``model.fit``: NumPy arrays, ``validation_split=0.2``, batch 128."""
+    """The original notebook's ``model.fit``: NumPy arrays, ``validation_split=0.2``, batch 128."""
     model = build_model()
     history = model.fit(x_train, y_train, validation_split=0.2, epochs=epochs, batch_size=128,
                         verbose=0, callbacks=[timer] if timer is not None else [])
@@ -101,7 +101,7 @@ def _plots(history: dict, x_test, y_test, probabilities, output_dir: str) -> Non
 
 
 def main(argv: list[str]) -> int:
-    """The seed script: data → fit → evaluate → figures; writes ``seed_recipe.json``."""
+    """The notebook script: data → fit → evaluate → figures; writes ``notebook_recipe.json``."""
     if len(argv) not in (3, 4):
         print(f"usage: {argv[0]} DATA_DIR OUTPUT_DIR [EPOCHS]", file=sys.stderr)
         return 2
@@ -122,7 +122,7 @@ def main(argv: list[str]) -> int:
     print(f"Test accuracy: {test_accuracy:.4f}  Test loss: {test_loss:.4f}")
     os.makedirs(output_dir, exist_ok=True)
     _plots(history.history, x_test, y_test, model.predict(x_test[:5], verbose=0), output_dir)
-    with open(os.path.join(output_dir, "seed_recipe.json"), "w") as f:
+    with open(os.path.join(output_dir, "notebook_recipe.json"), "w") as f:
         json.dump({"epoch_seconds": timer.seconds, "test_accuracy": float(test_accuracy),
                    "test_loss": float(test_loss),
                    "history": {k: [float(v) for v in vs]

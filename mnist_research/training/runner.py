@@ -1,17 +1,21 @@
-"""``train_and_evaluate``: one run from data to checkpoints, metrics, export and reports.
+"""``train_and_evaluate``: one run from data to checkpoints, metrics and end-of-run outputs.
 
 The ``train`` command turns flags into an :class:`ExperimentConfig` and calls
 :func:`train_and_evaluate`; tests and notebooks call it directly, and may
 inject tiny data (``datasets=``) or a 2-replica strategy (``strategy=``).
-The phases live in their own modules: the run dir (``run_dir``), the
-checkpointed state (``checkpoints``), the epoch loop (``epoch_loop``) and the
-end of the run (``finish``).
+What a run writes at its end besides ``metrics.json`` (the export, the
+reports) comes from the ``actions`` its caller passes in
+(``mnist_research.run_outputs.end_of_run_actions()``).
+The phases live in their own modules: the run dir (``mnist_research.rundir``),
+the checkpointed state (``checkpoint_state``), the epoch loop (``epoch_loop``)
+and the end of the run (``finish``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Sequence
 from typing import Any, Optional
 
 import tensorflow as tf
@@ -21,14 +25,13 @@ from mnist_research import interrupts
 from mnist_research.config import ExperimentConfig
 from mnist_research.data import pipeline, sources
 from mnist_research.errors import DamagedFileError, RunDirError
-from mnist_research.inference import export as export_lib
+from mnist_research.rundir import layout, records
+from mnist_research.rundir.lock import RunDirLock
 from mnist_research.training import devices, epoch_loop, finish, preflight
-from mnist_research.training import run_dir as run_dir_lib
 from mnist_research.training import summaries as summaries_lib
-from mnist_research.training.checkpoints import CHECKPOINT_DIR, CheckpointState
+from mnist_research.training.checkpoint_state import CHECKPOINT_DIR, CheckpointState
 from mnist_research.training.hparams import hparams_of
 from mnist_research.training.run_context import RunContext
-from mnist_research.training.run_lock import RunDirLock
 from mnist_research.training.trainer import Trainer
 
 
@@ -43,7 +46,8 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
                        datasets: Optional[sources.Splits] = None,
                        strategy: Optional[tf.distribute.Strategy] = None,
                        flagfile_text: str = "", verbose: bool = True,
-                       overwrite: bool = False, resume_hint: str = "") -> dict[str, Any]:
+                       overwrite: bool = False, resume_hint: str = "",
+                       actions: Sequence[finish.EndOfRunAction] = ()) -> dict[str, Any]:
     """Trains (or resumes), evaluates and writes everything a run produces.
 
     Everything that can refuse the settings (the run dir's own settings and
@@ -62,6 +66,10 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
         project, or an empty directory, is ever deleted).
       resume_hint: the command that resumes this run, logged once the run has
         started (after every check that could refuse it).
+      actions: what the run writes at its end, in order, after the test
+        evaluation and before ``metrics.json`` (the export and the reports:
+        ``run_outputs.end_of_run_actions()``). A finished run whose outputs
+        one of them finds unusable is finished again from its checkpoint.
 
     Returns:
       The metrics dict also written to ``metrics.json``.
@@ -73,10 +81,10 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
     strategy = _create_strategy(config) if strategy is None else strategy
     set_seeds(config)
     info = devices.device_info(strategy)
-    run_dir = run_dir or run_dir_lib.default_run_dir(config.experiment, devices.device_tag(info))
+    run_dir = run_dir or layout.default_run_dir(config.experiment, devices.device_tag(info))
     chief = devices.is_chief()
-    run_dir_lib.check_path(run_dir)
-    finished = _check_run_dir(run_dir, config, overwrite)
+    layout.check_path(run_dir)
+    finished = _check_run_dir(run_dir, config, overwrite, actions)
     if finished is not None:
         return finished
     datasets = _load_data(config, datasets)
@@ -84,11 +92,11 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
     trainer = preflight.build_trainer(config, strategy, steps_per_epoch,
                                       on_gpu=info["device_kind"] == "gpu")
 
-    run_dir_lib.ensure_writable(run_dir)
+    layout.ensure_writable(run_dir)
     with RunDirLock(run_dir) if chief else contextlib.nullcontext():
         if overwrite and chief:
             logging.info("--overwrite: deleting the contents of %s", run_dir)
-            run_dir_lib.clear(run_dir)
+            layout.clear(run_dir)
         run = _start_run(config, run_dir, trainer, datasets, info, chief, flagfile_text)
         logging.info("Run dir: %s | %s x%d, %s (%s)", run_dir, info["strategy"],
                      info["num_replicas"], info["device_name"], info["device_kind"])
@@ -96,7 +104,7 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
             logging.info("To resume this run if it stops: %s", resume_hint)
         with preflight.out_of_memory_as_error(config), interrupts.deferred():
             epoch_loop.run_epochs(run, train_input, steps_per_epoch, verbose)
-        return finish.finish_run(run)
+        return finish.finish_run(run, actions)
 
 
 def _create_strategy(config: ExperimentConfig) -> tf.distribute.Strategy:
@@ -116,8 +124,8 @@ def _train_input(config: ExperimentConfig, datasets: sources.Splits,
     return train_input, train_input.steps_per_epoch(workers)
 
 
-def _check_run_dir(run_dir: str, config: ExperimentConfig, overwrite: bool
-                   ) -> Optional[dict[str, Any]]:
+def _check_run_dir(run_dir: str, config: ExperimentConfig, overwrite: bool,
+                   actions: Sequence[finish.EndOfRunAction]) -> Optional[dict[str, Any]]:
     """Read-only checks of an existing run dir; its final metrics when nothing is left to do.
 
     Raises:
@@ -125,11 +133,11 @@ def _check_run_dir(run_dir: str, config: ExperimentConfig, overwrite: bool
         with other settings; a finished run with more epochs than ``config``.
     """
     if overwrite:
-        run_dir_lib.check_overwritable(run_dir)
+        layout.check_overwritable(run_dir)
         return None
-    damaged_config = run_dir_lib.check_settings(run_dir, config)
+    damaged_config = records.check_settings(run_dir, config)
     try:
-        finished = run_dir_lib.finished_metrics(run_dir)
+        finished = records.finished_metrics(run_dir)
     except DamagedFileError as e:
         logging.warning("%s: damaged (%s); it is rebuilt from the checkpoint", e.path, e.reason)
         return None
@@ -138,9 +146,9 @@ def _check_run_dir(run_dir: str, config: ExperimentConfig, overwrite: bool
         raise RunDirError(_too_many_epochs(run_dir, done, wanted))
     complete = done == wanted or (finished or {}).get("stopped_early")
     if finished is not None and complete and damaged_config is None:
-        damaged_export = export_lib.problem(os.path.join(run_dir, export_lib.EXPORT_DIR))
-        if damaged_export:
-            logging.warning("%s; exporting again from the checkpoint", damaged_export)
+        damaged_outputs = finish.outputs_problem(run_dir, actions)
+        if damaged_outputs:
+            logging.warning("%s", damaged_outputs)
             return None
         # A run that stopped early stays stopped: more epochs would change nothing.
         stopped = finished.get("stopped_early")
@@ -176,10 +184,10 @@ def _start_run(config: ExperimentConfig, run_dir: str, trainer: Trainer,
       RunDirError: checkpoints exist but none is usable, one was trained with
         other settings, or it holds more epochs than ``config``.
     """
-    damaged_config = run_dir_lib.check_settings(run_dir, config)
+    damaged_config = records.check_settings(run_dir, config)
     state = CheckpointState(trainer, os.path.join(run_dir, CHECKPOINT_DIR), chief,
                             config.train.max_to_keep)
-    history = state.restore(required=run_dir_lib.records_progress(run_dir))
+    history = state.restore(required=records.records_progress(run_dir))
     done = int(trainer.epoch.numpy())
     if done > config.train.epochs:
         raise RunDirError(_too_many_epochs(run_dir, done, config.train.epochs))
@@ -191,9 +199,9 @@ def _start_run(config: ExperimentConfig, run_dir: str, trainer: Trainer,
         logging.warning("%s; rewritten from this command's settings%s", damaged_config,
                         f" (they match ckpt-{done})" if done else "")
     if chief:
-        for path in run_dir_lib.remove_stale_temporaries(run_dir):
+        for path in layout.remove_stale_temporaries(run_dir):
             logging.info("Removed %s, left half-written by an interrupted run", path)
-        run_dir_lib.save_config(run_dir, config, flagfile_text)
+        records.save_config(run_dir, config, flagfile_text)
         dropped = summaries_lib.prune_after(run_dir, done, trainer.step)
         if dropped:
             logging.info("Dropped %d TensorBoard events written after the last checkpoint",

@@ -1,4 +1,4 @@
-"""The run directory: its layout, reading it back safely, overwriting and resume safety.
+"""A run directory's layout: its file names, creating, overwriting and tidying it.
 
 Layout::
 
@@ -8,12 +8,13 @@ Layout::
       metrics.json      final (and, while training, partial) metrics
       checkpoints/      tf.train.Checkpoint every epoch
       train/ validation/  TensorBoard event files
-      reports/          figures
-      .lock             held by the training process (see run_lock)
+      export/ model.keras  the exported model
+      reports/          figures and report.html
+      .lock             held by the training process (see ``rundir.lock``)
 
 Every file is written to a temporary name and renamed into place, so a
-killed process never leaves a half-written file behind. Reading a file back
-never gives a traceback: a damaged one raises :class:`DamagedFileError`.
+killed process never leaves a half-written file behind. Reading the files
+back is :mod:`mnist_research.rundir.records`.
 """
 
 from __future__ import annotations
@@ -24,13 +25,9 @@ import re
 import shutil
 import tempfile
 import time
-from typing import Any, Optional
 
-from mnist_research.config import ExperimentConfig, differences
-from mnist_research.errors import DamagedFileError, RunDirError
-from mnist_research.files import atomic_write_text, read_json, write_json
-from mnist_research.training import history as history_lib
-from mnist_research.training.run_lock import LOCK_FILE
+from mnist_research.errors import RunDirError
+from mnist_research.rundir.lock import LOCK_FILE
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
@@ -82,72 +79,6 @@ def check_path(run_dir: str) -> None:
                           f"(TensorFlow finds and deletes checkpoint files through glob "
                           f"patterns, so it could miss this run's checkpoints or delete another "
                           f"run's); choose another --run_dir")
-
-
-def load_config(run_dir: str) -> Optional[ExperimentConfig]:
-    """The run's saved configuration, or ``None`` when it has none.
-
-    Raises:
-      DamagedFileError: ``config.json`` is not JSON, or not a valid configuration.
-    """
-    path = os.path.join(run_dir, CONFIG_FILE)
-    if not os.path.lexists(path):
-        return None
-    try:
-        return ExperimentConfig.from_dict(read_json(path))
-    except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError too
-        raise DamagedFileError(path, str(e).splitlines()[0][:200]) from None
-
-
-def check_settings(run_dir: str, config: ExperimentConfig) -> Optional[DamagedFileError]:
-    """Refuses a run dir that holds a run with a different model or recipe.
-
-    Returns:
-      ``None``, or the error when ``config.json`` is damaged: the caller then
-      checks the settings stored in the checkpoint instead.
-
-    Raises:
-      RunDirError: the saved settings differ from ``config`` (named in the message).
-    """
-    try:
-        saved = load_config(run_dir)
-    except DamagedFileError as e:
-        return e
-    if saved is not None and saved.identity() != config.identity():
-        diffs = differences(saved.identity(), config.identity())
-        raise RunDirError(f"{run_dir} holds a run with different settings ({'; '.join(diffs)}); "
-                          f"use a new --run_dir or --overwrite")
-    return None
-
-
-def finished_metrics(run_dir: str) -> Optional[dict[str, Any]]:
-    """The final ``metrics.json`` of a finished run, or ``None`` while it is unfinished.
-
-    This is the one place that decides whether a run is finished: the run
-    writes ``metrics.json`` with ``finished: true`` last, after its export and
-    reports.
-
-    Raises:
-      DamagedFileError: ``metrics.json`` is not JSON or lacks what a finished
-        run records; the training command rebuilds it from the checkpoint.
-    """
-    path = os.path.join(run_dir, METRICS_FILE)
-    advice = f"rerun the train command with --run_dir={run_dir} to rebuild it"
-    if not os.path.lexists(path):
-        return None
-    try:
-        metrics = read_json(path)
-    except (OSError, ValueError) as e:
-        raise DamagedFileError(path, str(e).splitlines()[0][:200], advice) from None
-    problem = history_lib.metrics_problem(metrics)
-    if problem:
-        raise DamagedFileError(path, problem, advice)
-    return metrics if metrics.get("finished") else None
-
-
-def records_progress(run_dir: str) -> bool:
-    """Whether the run dir records a finished epoch (``metrics.json`` follows every checkpoint)."""
-    return os.path.exists(os.path.join(run_dir, METRICS_FILE))
 
 
 def ensure_writable(run_dir: str) -> None:
@@ -239,16 +170,3 @@ def remove_stale_temporaries(run_dir: str) -> list[str]:
                 os.unlink(path)
             removed.append(path)
     return removed
-
-
-def save_config(run_dir: str, config: ExperimentConfig, flagfile_text: str) -> None:
-    """Writes ``config.json`` and ``flags.txt``.
-
-    A relative ``data_dir`` is stored as an absolute path, so ``evaluate``,
-    ``report`` and ``predict`` find the data from any working directory.
-    """
-    saved = config.to_dict()
-    if saved["data"].get("data_dir"):
-        saved["data"]["data_dir"] = os.path.abspath(saved["data"]["data_dir"])
-    write_json(os.path.join(run_dir, CONFIG_FILE), saved)
-    atomic_write_text(os.path.join(run_dir, FLAGS_FILE), flagfile_text)

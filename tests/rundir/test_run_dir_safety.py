@@ -1,5 +1,6 @@
 """Run-dir safety: --overwrite only deletes a run dir, one process per run dir, glob-safe
-paths, ordinary permissions (issue 14). Damaged files: test_damaged_files.py."""
+paths, ordinary permissions (issue 14). Damaged files: tests/training/test_damaged_files.py.
+"""
 
 import os
 import re
@@ -14,8 +15,8 @@ import tensorflow as tf
 from mnist_research import files
 from mnist_research.config import ModelConfig
 from mnist_research.errors import RunDirError
-from mnist_research.training import run_dir as run_dir_lib
-from mnist_research.training.run_lock import RunDirLock
+from mnist_research.rundir import layout
+from mnist_research.rundir.lock import RunDirLock
 
 # --------------------------------------------------------------------------- --overwrite
 
@@ -57,14 +58,14 @@ NOT_RUN_DIRS = {
 
 @pytest.mark.parametrize("case", sorted(NOT_RUN_DIRS))
 def test_overwrite_refuses_anything_but_a_run_dir(case, tmp_path):
-    layout, named = NOT_RUN_DIRS[case]
+    contents, named = NOT_RUN_DIRS[case]
     folder = tmp_path / "target"
-    for relative, text in layout.items():
+    for relative, text in contents.items():
         (folder / relative).parent.mkdir(parents=True, exist_ok=True)
         (folder / relative).write_text(text)
     before = sorted(str(p) for p in folder.rglob("*"))
     with pytest.raises(RunDirError) as error:
-        run_dir_lib.check_overwritable(str(folder))
+        layout.check_overwritable(str(folder))
     assert "--overwrite refused" in str(error.value) and named in str(error.value)
     assert sorted(str(p) for p in folder.rglob("*")) == before
 
@@ -72,13 +73,13 @@ def test_overwrite_refuses_anything_but_a_run_dir(case, tmp_path):
 def test_overwrite_refuses_the_working_directory_and_a_file(tmp_path, monkeypatch):
     from tests.helpers import REPO
     with pytest.raises(RunDirError, match="--overwrite refused"):
-        run_dir_lib.check_overwritable(REPO)
+        layout.check_overwritable(REPO)
     monkeypatch.chdir(REPO)
     with pytest.raises(RunDirError, match="--overwrite refused"):
-        run_dir_lib.check_overwritable(".")
+        layout.check_overwritable(".")
     (tmp_path / "file").write_text("x")
     with pytest.raises(RunDirError, match="not a directory"):
-        run_dir_lib.check_overwritable(str(tmp_path / "file"))
+        layout.check_overwritable(str(tmp_path / "file"))
 
 
 def test_overwrite_clears_a_run_dir_but_not_what_its_links_point_to(tmp_path):
@@ -87,15 +88,15 @@ def test_overwrite_clears_a_run_dir_but_not_what_its_links_point_to(tmp_path):
     outside.mkdir()
     (outside / "data.txt").write_text("keep")
     (run / ".lock").write_text("PID 1")
-    run_dir_lib.check_overwritable(str(run))  # a run dir: accepted
+    layout.check_overwritable(str(run))  # a run dir: accepted
     (run / "reports" / "link").symlink_to(outside)
     with pytest.raises(RunDirError, match="it holds reports/link"):  # a run writes no links
-        run_dir_lib.check_overwritable(str(run))
-    run_dir_lib.check_overwritable(str(tmp_path / "missing"))  # nothing to delete
+        layout.check_overwritable(str(run))
+    layout.check_overwritable(str(tmp_path / "missing"))  # nothing to delete
     empty = tmp_path / "empty"
     empty.mkdir()
-    run_dir_lib.check_overwritable(str(empty))
-    run_dir_lib.clear(str(run))
+    layout.check_overwritable(str(empty))
+    layout.clear(str(run))
     assert sorted(os.listdir(run)) == [".lock"]
     assert (outside / "data.txt").read_text() == "keep"
 
@@ -144,8 +145,8 @@ def test_the_lock_of_a_killed_process_is_released(tmp_path):
                                          ("a\\b", "\\")])
 def test_run_dir_with_glob_characters_is_refused(tmp_path, name, shown):
     with pytest.raises(RunDirError, match=f"cannot contain {re.escape(shown)} "):
-        run_dir_lib.check_path(str(tmp_path / name))
-    run_dir_lib.check_path(str(tmp_path / "exp-1 (copy) {x}"))
+        layout.check_path(str(tmp_path / name))
+    layout.check_path(str(tmp_path / "exp-1 (copy) {x}"))
 
 
 def test_tensorflow_deletes_a_siblings_checkpoint_under_a_glob_run_dir(tmp_path):
@@ -164,7 +165,7 @@ def test_stale_temporaries_are_removed_only_inside_the_run_dir(tmp_path):
         (folder / "train").mkdir(parents=True)
         (folder / ".tmp-abc-metrics.json").write_text("x")
         (folder / "train" / "events.pruning").write_text("x")
-    removed = run_dir_lib.remove_stale_temporaries(str(run))
+    removed = layout.remove_stale_temporaries(str(run))
     assert len(removed) == 2 and all(p.startswith(str(run)) for p in removed)
     assert (sibling / ".tmp-abc-metrics.json").exists()
 

@@ -1,0 +1,86 @@
+"""The end-of-run actions of a training run: the exported model and the reports.
+
+``training/`` trains, evaluates the test split and writes ``metrics.json``;
+what else a finished run holds is written by these actions, which the callers
+of ``train_and_evaluate`` (the ``train`` command, the notebook, the tests)
+pass in, so that ``training/`` imports nothing from ``inference/`` or
+``analysis/``::
+
+    runner.train_and_evaluate(config, run_dir, actions=run_outputs.end_of_run_actions())
+
+In order: :func:`export_model` (``export/`` SavedModel and ``model.keras``;
+every worker takes part), then :func:`write_reports` (figures,
+``reports/report.html``, per-class scores in ``metrics.json``, TensorBoard
+images and test scalars; the chief only). Rerunning the train command on a
+finished run whose SavedModel is damaged finishes it again from its checkpoint
+(:func:`export_problem`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any, Optional
+
+import tensorflow as tf
+
+from mnist_research.analysis import metrics as metrics_lib
+from mnist_research.inference import export as export_lib
+from mnist_research.training import devices
+from mnist_research.training.finish import EndOfRunAction
+from mnist_research.training.metric_sums import Totals
+from mnist_research.training.run_context import RunContext
+
+
+def export(model: tf.keras.Model, run_dir: str, chief: bool) -> None:
+    """SavedModel (every worker takes part; non-chief ones into a temp dir) and .keras."""
+    if chief:
+        export_lib.export_saved_model(model, os.path.join(run_dir, export_lib.EXPORT_DIR))
+        export_lib.save_keras(model, os.path.join(run_dir, export_lib.KERAS_FILE))
+    else:
+        temp = os.path.join(run_dir, f".export-{devices.worker_id()}-tmp")
+        export_lib.export_saved_model(model, temp)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def export_model(run: RunContext, metrics: dict[str, Any], test: Totals) -> None:
+    """The end-of-run export of the run's model (see :func:`export`)."""
+    del metrics, test  # the export needs only the trained model
+    export(run.trainer.model, run.run_dir, run.chief)
+
+
+def export_problem(run_dir: str) -> Optional[str]:
+    """Why a finished run's SavedModel cannot serve (one line), or ``None``."""
+    return export_lib.problem(os.path.join(run_dir, export_lib.EXPORT_DIR))
+
+
+def write_reports(run: RunContext, metrics: dict[str, Any], test: Totals) -> None:
+    """Figures and report.html; per-class scores into ``metrics``; images and test scalars."""
+    # Matplotlib and Seaborn load here, not at start-up: only the reports need them.
+    from mnist_research.analysis import figures  # noqa: PLC0415
+
+    datasets, config = run.datasets, run.config
+    logits = run.trainer.predict_logits(datasets.x_test)
+    test_summary = metrics_lib.summarize(datasets.y_test, logits, config.model.num_classes)
+    metrics.update(per_class=test_summary["per_class"],
+                   confusion_matrix=test_summary["confusion_matrix"])
+    paths = figures.write_reports(os.path.join(run.run_dir, "reports"), run.history,
+                                  datasets.x_test, datasets.y_test,
+                                  metrics_lib.softmax(logits), test_summary,
+                                  config.to_dict(), metrics)
+    run.summaries.png_images(config.train.epochs, {
+        name: paths[name] for name in ("samples", "confusion_matrix", "mistakes")})
+    run.summaries.final_scalars(config.train.epochs, {"accuracy": test.accuracy,
+                                                      "loss": test.loss})
+
+
+def end_of_run_actions() -> tuple[EndOfRunAction, ...]:
+    """The export, then the reports: what the ``train`` command writes at the end of a run.
+
+    The functions are looked up when this is called, so a caller that wraps
+    :func:`export_model` or :func:`write_reports` (the benchmark's phase
+    timers) gets its wrappers run.
+    """
+    return (EndOfRunAction("exporting", export_model, every_worker=True,
+                           problem=export_problem),
+            EndOfRunAction("writing the reports", write_reports))

@@ -1,0 +1,133 @@
+"""A run's records: reading and writing ``config.json``, ``flags.txt`` and ``metrics.json``.
+
+Training writes them; ``evaluate``, ``report``, ``compare``, ``sweep`` and
+resuming read them back. Reading a file back never gives a traceback: a
+damaged one raises :class:`DamagedFileError`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+from mnist_research.config import ExperimentConfig, differences
+from mnist_research.errors import DamagedFileError, RunDirError
+from mnist_research.files import atomic_write_text, read_json, write_json
+from mnist_research.rundir.layout import CONFIG_FILE, FLAGS_FILE, METRICS_FILE
+
+# The per-epoch history ``metrics.json`` records, one value per epoch under each key.
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds",
+                "examples_per_second")
+
+
+def load_config(run_dir: str) -> Optional[ExperimentConfig]:
+    """The run's saved configuration, or ``None`` when it has none.
+
+    Raises:
+      DamagedFileError: ``config.json`` is not JSON, or not a valid configuration.
+    """
+    path = os.path.join(run_dir, CONFIG_FILE)
+    if not os.path.lexists(path):
+        return None
+    try:
+        return ExperimentConfig.from_dict(read_json(path))
+    except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError too
+        raise DamagedFileError(path, str(e).splitlines()[0][:200]) from None
+
+
+def check_settings(run_dir: str, config: ExperimentConfig) -> Optional[DamagedFileError]:
+    """Refuses a run dir that holds a run with a different model or recipe.
+
+    Returns:
+      ``None``, or the error when ``config.json`` is damaged: the caller then
+      checks the settings stored in the checkpoint instead.
+
+    Raises:
+      RunDirError: the saved settings differ from ``config`` (named in the message).
+    """
+    try:
+        saved = load_config(run_dir)
+    except DamagedFileError as e:
+        return e
+    if saved is not None and saved.identity() != config.identity():
+        diffs = differences(saved.identity(), config.identity())
+        raise RunDirError(f"{run_dir} holds a run with different settings ({'; '.join(diffs)}); "
+                          f"use a new --run_dir or --overwrite")
+    return None
+
+
+def finished_metrics(run_dir: str) -> Optional[dict[str, Any]]:
+    """The final ``metrics.json`` of a finished run, or ``None`` while it is unfinished.
+
+    This is the one place that decides whether a run is finished: the run
+    writes ``metrics.json`` with ``finished: true`` last, after its export and
+    reports.
+
+    Raises:
+      DamagedFileError: ``metrics.json`` is not JSON or lacks what a finished
+        run records; the training command rebuilds it from the checkpoint.
+    """
+    path = os.path.join(run_dir, METRICS_FILE)
+    advice = f"rerun the train command with --run_dir={run_dir} to rebuild it"
+    if not os.path.lexists(path):
+        return None
+    try:
+        metrics = read_json(path)
+    except (OSError, ValueError) as e:
+        raise DamagedFileError(path, str(e).splitlines()[0][:200], advice) from None
+    problem = metrics_problem(metrics)
+    if problem:
+        raise DamagedFileError(path, problem, advice)
+    return metrics if metrics.get("finished") else None
+
+
+def records_progress(run_dir: str) -> bool:
+    """Whether the run dir records a finished epoch (``metrics.json`` follows every checkpoint)."""
+    return os.path.exists(os.path.join(run_dir, METRICS_FILE))
+
+
+def save_config(run_dir: str, config: ExperimentConfig, flagfile_text: str) -> None:
+    """Writes ``config.json`` and ``flags.txt``.
+
+    A relative ``data_dir`` is stored as an absolute path, so ``evaluate``,
+    ``report`` and ``predict`` find the data from any working directory.
+    """
+    saved = config.to_dict()
+    if saved["data"].get("data_dir"):
+        saved["data"]["data_dir"] = os.path.abspath(saved["data"]["data_dir"])
+    write_json(os.path.join(run_dir, CONFIG_FILE), saved)
+    atomic_write_text(os.path.join(run_dir, FLAGS_FILE), flagfile_text)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def metrics_problem(document: Any) -> Optional[str]:
+    """What makes a ``metrics.json`` document unusable, or ``None`` when it is sound.
+
+    A finished document must hold ``epochs_completed`` epochs of every history
+    key and the test scores; an unfinished one only needs to be an object.
+    """
+    if not isinstance(document, dict):
+        return f"a JSON {type(document).__name__}, expected an object"
+    if not isinstance(document.get("finished", False), bool):
+        return "'finished' is not true or false"
+    if not document.get("finished"):
+        return None
+    epochs = document.get("epochs_completed")
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+        return f"epochs_completed is {epochs!r}"
+    history = document.get("history")
+    if not isinstance(history, dict):
+        return "no history"
+    for key in HISTORY_KEYS:
+        values = history.get(key)
+        if not isinstance(values, list) or len(values) != epochs:
+            return f"history.{key} does not hold {epochs} values"
+        if not all(_is_number(v) for v in values):
+            return f"history.{key} holds a value that is not a number"
+    for key in ("test_accuracy", "test_loss"):
+        if not _is_number(document.get(key)):
+            return f"{key} is {document.get(key)!r}"
+    return None
