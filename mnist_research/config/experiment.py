@@ -10,7 +10,6 @@ from mnist_research.config.fields import declared_fields, setting
 from mnist_research.config.data import DataConfig
 from mnist_research.config.distribute import DistributeConfig
 from mnist_research.config.model import ModelConfig
-from mnist_research.config.registry import DATASETS
 from mnist_research.config.train import TrainConfig
 
 _SECTIONS = (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig),
@@ -32,10 +31,6 @@ class ExperimentConfig:
         check(isinstance(self.experiment, str) and bool(self.experiment)
               and "/" not in self.experiment,
               f"experiment must be a non-empty name without '/', got {self.experiment!r}")
-        classes = len(DATASETS[self.data.dataset].class_names)
-        check(self.model.num_classes == classes,
-              f"num_classes is {self.model.num_classes} but {self.data.dataset} has {classes} "
-              f"classes")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly nested dict (tuples become lists)."""
