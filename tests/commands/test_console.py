@@ -81,7 +81,7 @@ def test_requested_verbosity(argv, expected):
 
 
 def test_stderr_filter_drops_only_the_listed_lines(capfd):
-    with logs.stderr_without(logs.IMPORT_NOISE):
+    with logs.stderr_without(logs.LIBRARY_LOAD_NOISE):
         os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are "
                     b"written to STDERR\n")
         os.write(2, b"I0000 00:00:1.2 15 cudart_stub.cc:31] Could not find cuda drivers on your "
