@@ -5,10 +5,17 @@ Two steps, because TensorFlow decides part of its logging when it is imported:
 1. :func:`quiet_tensorflow`, before TensorFlow is imported: sets
    ``TF_CPP_MIN_LOG_LEVEL=3`` (C++ errors such as ``failed call to cuInit`` on
    every CPU-only machine, grappler's ``Optimization loop failed: CANCELLED``)
-   and has TensorFlow's import filter its banner lines out of stderr
-   (``cudart_stub``, ``cpu_feature_guard``: these bypass
-   ``TF_CPP_MIN_LOG_LEVEL``). Nothing changes when the user set
-   ``TF_CPP_MIN_LOG_LEVEL`` or asked for ``--verbosity=1`` or more.
+   and filters the banner lines out of file descriptor 2 while TensorFlow loads
+   its native libraries (``cudart_stub``, ``cpu_feature_guard``, oneDNN's
+   ``custom operations are on``). Each library prints them as it is loaded,
+   before TensorFlow's C++ logging is initialized, so ``TF_CPP_MIN_LOG_LEVEL``
+   does not stop them; the libraries load when ``tensorflow`` is imported and
+   when a ``tensorflow`` extension module is imported later. Nothing changes
+   when the user set ``TF_CPP_MIN_LOG_LEVEL`` or asked for ``--verbosity=1``
+   or more. A command that starts another (``sweep``) gives it
+   :func:`child_environment`, which leaves ``TF_CPP_MIN_LOG_LEVEL`` out when
+   this module set it, so the child decides for itself from its own flags
+   instead of taking the variable for the user's choice.
 2. :func:`configure`, once the verbosity is known: the ``tensorflow`` Python
    logger drops its INFO lines (checkpoint sharding durations, export temp
    paths, signature renames) and Keras's ``UserWarning``\\ s are ignored at the
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.abc
+import importlib.machinery
 import importlib.util
 import logging as std_logging
 import os
@@ -40,14 +48,20 @@ from absl import flags, logging
 TF_LOG_LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
 QUIET_TF_LOG_LEVEL = "3"  # C++ FATAL only; errors that matter reach Python as exceptions
 
-# Lines TensorFlow writes to stderr while it is imported, whatever TF_CPP_MIN_LOG_LEVEL says.
-IMPORT_NOISE = tuple(re.compile(pattern) for pattern in (
+# Lines each TensorFlow native library writes to stderr as it is loaded, whatever
+# TF_CPP_MIN_LOG_LEVEL says (TensorFlow 2.21 loads two while it is imported: two of each).
+LIBRARY_LOAD_NOISE = tuple(re.compile(pattern) for pattern in (
     r"^WARNING: All log messages before absl::InitializeLog\(\) is called are written to "
     r"STDERR$",
     r"cudart_stub\.cc:\d+\] Could not find cuda drivers on your machine",
     r"cpu_feature_guard\.cc:\d+\] This TensorFlow binary is optimized",
     r"^To enable the following instructions: .* with the appropriate compiler flags\.$",
+    # On CPUs with AVX512_VNNI or AVX512_BF16, or with TF_ENABLE_ONEDNN_OPTS=1.
+    r"port\.cc:\d+\] oneDNN custom operations are on\. ",
 ))
+
+# The TF_CPP_MIN_LOG_LEVEL value quiet_tensorflow put in os.environ (None: it set none).
+_level_set_here: str | None = None
 
 _VERBOSITY_ARG = re.compile(r"^(?:--verbosity|-v)(?:=(-?\d+))?$")
 
@@ -72,9 +86,10 @@ def requested_verbosity(argv: Sequence[str]) -> int:
 def quiet_tensorflow(argv: Sequence[str] = ()) -> bool:
     """Makes TensorFlow quiet from its import on, unless the user asked for its messages.
 
-    Sets ``TF_CPP_MIN_LOG_LEVEL`` and filters the banner out of stderr when
-    TensorFlow is imported, whenever that happens (a command that never needs
-    TensorFlow, like ``sweep``, does not import it for this).
+    Sets ``TF_CPP_MIN_LOG_LEVEL`` and filters the banner out of stderr whenever
+    TensorFlow loads a native library: when it is imported, whenever that
+    happens (a command that never needs TensorFlow, like ``sweep``, does not
+    import it for this), and when one of its extension modules is imported later.
 
     Args:
       argv: the command line (its ``--verbosity`` decides); a notebook passes none.
@@ -83,53 +98,102 @@ def quiet_tensorflow(argv: Sequence[str] = ()) -> bool:
       Whether TensorFlow will be quiet (False when it was already imported,
       the user set ``TF_CPP_MIN_LOG_LEVEL``, or ``--verbosity`` is 1 or more).
     """
+    global _level_set_here
     if ("tensorflow" in sys.modules or TF_LOG_LEVEL_VARIABLE in os.environ
             or requested_verbosity(argv) >= 1):
         return False
     os.environ[TF_LOG_LEVEL_VARIABLE] = QUIET_TF_LOG_LEVEL
+    _level_set_here = QUIET_TF_LOG_LEVEL
     if not any(isinstance(f, _QuietTensorFlowFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, _QuietTensorFlowFinder())
     return True
 
 
-class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
-    """Finds the ``tensorflow`` package with a loader that imports it quietly.
+def child_environment() -> dict[str, str]:
+    """The environment for a project command this process starts.
 
-    It stays in ``sys.meta_path`` until TensorFlow is imported: libraries look
-    TensorFlow up (``importlib.util.find_spec``) before they import it.
+    ``os.environ`` without the ``TF_CPP_MIN_LOG_LEVEL`` that
+    :func:`quiet_tensorflow` set: the child quiets TensorFlow itself, or not,
+    from its own ``--verbosity``, and keeps showing everything when the user
+    set the variable. (A child given the variable would take it for the
+    user's choice and show TensorFlow's banner lines.)
+    """
+    env = dict(os.environ)
+    if _level_set_here is not None and env.get(TF_LOG_LEVEL_VARIABLE) == _level_set_here:
+        del env[TF_LOG_LEVEL_VARIABLE]
+    return env
+
+
+def _is_tensorflow(name: str) -> bool:
+    return name == "tensorflow" or name.startswith("tensorflow.")
+
+
+class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
+    """Finds TensorFlow's modules with a loader that filters their load's noise out of stderr.
+
+    It wraps the import of the ``tensorflow`` package (everything imported
+    within it is covered by that one filter) and, after it, of every
+    extension module under ``tensorflow``: loading a native library prints
+    the banner again. It stays in ``sys.meta_path`` for good: libraries look
+    TensorFlow up (``importlib.util.find_spec``) before they import it, and
+    TensorFlow imports some of its modules lazily.
     """
 
+    def __init__(self):
+        self.filtering = False
+
     def find_spec(self, name, path=None, target=None):
-        if name != "tensorflow" or name in sys.modules:
+        if self.filtering or not _is_tensorflow(name) or name in sys.modules:
             return None
-        index = sys.meta_path.index(self)
-        sys.meta_path.remove(self)
-        try:
-            spec = importlib.util.find_spec(name)
-        finally:
-            sys.meta_path.insert(index, self)
-        if spec is not None and spec.loader is not None:
+        spec = self._spec_from_other_finders(name, path, target)
+        if spec is None or spec.loader is None:
+            return None
+        if name == "tensorflow" or isinstance(spec.loader,
+                                              importlib.machinery.ExtensionFileLoader):
             spec.loader = _QuietLoader(spec.loader, self)
         return spec
 
+    def _spec_from_other_finders(self, name, path, target):
+        for finder in list(sys.meta_path):
+            find_spec = getattr(finder, "find_spec", None)
+            if finder is self or find_spec is None:
+                continue
+            spec = find_spec(name, path, target)
+            if spec is not None:
+                return spec
+        return None
+
 
 class _QuietLoader(importlib.abc.Loader):
-    """Runs the real loader with TensorFlow's import-time noise filtered from stderr."""
+    """Runs the real loader with the library-load noise filtered out of stderr.
+
+    An extension module's native library is loaded in ``create_module``, a
+    package's submodules in ``exec_module``: both are filtered.
+    """
 
     def __init__(self, loader, finder: _QuietTensorFlowFinder):
         self.loader = loader
         self.finder = finder
 
     def create_module(self, spec):
-        return self.loader.create_module(spec)
+        with self._filtered():
+            return self.loader.create_module(spec)
 
     def exec_module(self, module):
+        with self._filtered():
+            self.loader.exec_module(module)
+
+    @contextlib.contextmanager
+    def _filtered(self) -> Iterator[None]:
+        if self.finder.filtering:  # already inside the package's filter
+            yield
+            return
+        self.finder.filtering = True
         try:
-            with stderr_without(IMPORT_NOISE):
-                self.loader.exec_module(module)
+            with stderr_without(LIBRARY_LOAD_NOISE):
+                yield
         finally:
-            if self.finder in sys.meta_path:
-                sys.meta_path.remove(self.finder)
+            self.finder.filtering = False
 
     def __getattr__(self, name):  # get_resource_reader, is_package, ...
         return getattr(self.loader, name)

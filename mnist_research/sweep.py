@@ -58,7 +58,8 @@ def _sweep(extra: list[str]) -> int:
 
 
 def main(argv):
-    return run_guarded(lambda: _sweep(argv[1:]))
+    # Each run logs as the sweep does (flags after -- can still say otherwise).
+    return run_guarded(lambda: _sweep([f"--verbosity={FLAGS.verbosity}", *argv[1:]]))
 
 
 def run():

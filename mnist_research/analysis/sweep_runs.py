@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 from absl import logging
 
+from mnist_research import logs
 from mnist_research.errors import ConfigError, DamagedFileError, MnistResearchError
 from mnist_research.rundir import records
 
@@ -41,7 +42,10 @@ def run_one(flagfile: str, seed: int, run_dir: str, data_dir: Optional[str],
         command.append(f"--data_dir={data_dir}")
     command += extra
     logging.info("Running %s", " ".join(command))
-    result = subprocess.run(command, stdout=subprocess.PIPE, text=True)
+    # The user's environment, not this process's TF_CPP_MIN_LOG_LEVEL: the run quiets
+    # TensorFlow itself from its --verbosity (the sweep passes its own in ``extra``).
+    result = subprocess.run(command, stdout=subprocess.PIPE, text=True,
+                            env=logs.child_environment())
     if result.returncode != 0:
         raise MnistResearchError(f"{run_dir}: training failed (exit {result.returncode}); "
                                  f"rerun the sweep to resume")
