@@ -21,7 +21,8 @@ class ExperimentConfig:
     """Everything one training run needs."""
 
     experiment: str = setting("baseline", "Experiment name (used in run dir names).",
-                              hparam="run", identity=False)
+                              hparam="experiment/name",
+                              identity=False)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)

@@ -47,7 +47,7 @@ class TrainConfig:
         "constant", "constant; cosine (to 0 over training); step (x0.1 at 50% and 75% of the "
                     "steps).", choices=LR_SCHEDULES, hparam="optimizer", identity=True)
     seed: int = setting(42, "Seed for initialisation, shuffling and dropout.", minimum=0,
-                        maximum=MAX_SEED, hparam="run", identity=True)
+                        maximum=MAX_SEED, hparam="experiment", identity=True)
     deterministic: bool = setting(
         False, "Enable TF op determinism (bit-identical reruns on one machine; slower).",
         hparam=None, identity=True)

@@ -96,5 +96,5 @@ class BestWeights:
         path = manager.save(checkpoint_number=epoch)
         for variable, value in zip(self.model.variables, current):
             variable.assign(value)
-        logging.info("Best epoch %d's weights in %s", epoch, path)
+        logging.debug("Best epoch %d's weights in %s", epoch, path)
         return path

@@ -93,7 +93,7 @@ def finish_run(run: RunContext, actions: Sequence[EndOfRunAction] = ()) -> dict[
     metrics = history_lib.run_metrics(run.history, run.info, test, finished=True)
     metrics.update(selection)
     metrics["weights_sha256"] = variables.weights_fingerprint(trainer.model)
-    logging.info("Final weights sha256 %s (worker %s)", metrics["weights_sha256"],
+    logging.debug("Final weights sha256 %s (worker %s)", metrics["weights_sha256"],
                  devices.worker_id())
     for action in actions:
         if action.every_worker or run.chief:
@@ -101,6 +101,6 @@ def finish_run(run: RunContext, actions: Sequence[EndOfRunAction] = ()) -> dict[
     if run.chief:
         files.write_json(os.path.join(run.run_dir, layout.METRICS_FILE), metrics)
     run.summaries.close()
-    logging.info("Test accuracy %.4f, test loss %.4f (%d examples)", test.accuracy, test.loss,
+    logging.debug("Test accuracy %.4f, test loss %.4f (%d examples)", test.accuracy, test.loss,
                  int(test.count))
     return metrics

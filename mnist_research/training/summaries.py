@@ -195,11 +195,16 @@ def _after(record: bytes, epoch: int, step: int) -> bool:
 
 
 def model_histograms(model: tf.keras.Model, gradients) -> list[tuple[str, Any]]:
-    """(tag, tensor) pairs: weights, BN moving statistics and gradients."""
-    named = [(f"weights/{v.path}", v) for v in model.trainable_variables]
-    named += [(f"batch_norm/{v.path}", v) for v in model.non_trainable_variables
+    """(tag, tensor) pairs: weights, BN moving statistics and gradients.
+
+    The tags share the prefix ``histograms/``: TensorBoard's Time Series tab
+    groups cards by the tag's first component and sorts the groups by name, so
+    ``epoch/`` (accuracy, loss) comes first and every histogram after it.
+    """
+    named = [(f"histograms/weights/{v.path}", v) for v in model.trainable_variables]
+    named += [(f"histograms/batch_norm/{v.path}", v) for v in model.non_trainable_variables
               if "moving" in v.path]
-    named += [(f"gradients/{v.path}", g) for v, g in gradients if g is not None]
+    named += [(f"histograms/gradients/{v.path}", g) for v, g in gradients if g is not None]
     return named
 
 

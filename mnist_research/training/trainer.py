@@ -90,7 +90,7 @@ class Trainer:
             self._eval_sums = ReplicaSums("eval")
         self.jit_compile, reason = jit_plan(config, replicas)
         if config.train.jit_compile:
-            logging.info(reason)
+            logging.debug(reason)  # an internal: shown with --verbosity=1
         self._gradients = self._compiled(self._forward_backward, "gradients")
         self._step = self._compiled(self._replica_train_step, "step")
         self._train_loop = tf.function(self._train_loop_fn)

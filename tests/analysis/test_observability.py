@@ -32,13 +32,17 @@ def test_histograms_images_and_graph_in_train_events(finished_run):
     run_dir, _ = finished_run
     acc = accumulator(os.path.join(run_dir, "train"))
     tags = acc.Tags()["tensors"]
-    weight_tags = [t for t in tags if t.startswith("weights/")]
+    weight_tags = [t for t in tags if t.startswith("histograms/weights/")]
     assert any(t.endswith("block_0/dense/kernel") for t in weight_tags)
     assert any(t.endswith("logits/bias") for t in weight_tags)
     for kind in ("moving_mean", "moving_variance"):
-        assert sum(t.startswith("batch_norm/") and t.endswith(kind) for t in tags) == 3
-    grads = [t for t in tags if t.startswith("gradients/")]
+        assert sum(t.startswith("histograms/batch_norm/") and t.endswith(kind) for t in tags) == 3
+    grads = [t for t in tags if t.startswith("histograms/gradients/")]
     assert len(grads) == len(weight_tags)
+    # TensorBoard's Time Series tab (scalars, histograms, images; text has its own tab)
+    # sorts card groups by the tag's first component: accuracy and loss come first.
+    cards = set(tags) - set(acc.PluginTagToContent("text"))
+    assert sorted({t.split("/")[0] for t in cards})[0] == "epoch"
     for tag in weight_tags + grads:
         events = acc.Tensors(tag)
         # Every 5th epoch (--histogram_every_epochs) and the last: epoch 2 of 2 only.
@@ -75,7 +79,7 @@ def test_hparams_session_with_final_metrics(finished_run):
     names = {h.name for h in experiment.experiment.hparam_infos}
     assert {"model/hidden_units", "model/dropout_rates", "model/batch_norm",
             "optimizer/learning_rate", "optimizer/batch_size", "run/epochs", "system/strategy",
-            "system/device", "run/seed"} <= names
+            "system/device", "experiment/seed"} <= names
     metric_tags = {m.name.tag for m in experiment.experiment.metric_infos}
     assert {"test/accuracy", "test/loss", "epoch/accuracy"} <= metric_tags
     session = plugin_data_pb2.HParamsPluginData.FromString(

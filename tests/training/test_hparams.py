@@ -37,8 +37,8 @@ def test_every_hparam_is_typed_and_the_ones_researchers_vary_are_shown_first(tmp
     assert all(info.type != api_pb2.DATA_TYPE_UNSET for info in infos)
     # TensorBoard sorts by name and shows the first five by default.
     assert sorted(info.name for info in infos)[:5] == [
-        "model/batch_norm", "model/dropout_rates", "model/family", "model/hidden_units",
-        "optimizer/batch_size"]
+        "experiment/name", "experiment/seed", "model/batch_norm", "model/dropout_rates",
+        "model/family"]
     types = {info.name: info.type for info in infos}
     assert types["model/batch_norm"] == api_pb2.DATA_TYPE_BOOL
     assert types["optimizer/learning_rate"] == api_pb2.DATA_TYPE_FLOAT64
