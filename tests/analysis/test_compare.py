@@ -38,7 +38,7 @@ def test_compare_two_runs_table_json_and_png(finished_run, npz_dir, tmp_path):
     metrics = [json.load(open(os.path.join(d, "metrics.json"))) for d in (first, second)]
     steady = [_steady(m) for m in metrics]
     markdown = (output / "compare.md").read_text()
-    header, _, *lines = _table_lines(markdown)
+    header, *lines = _table_lines(markdown)
     assert len(lines) == 2
     assert "| strategy |" in header and "| replicas |" in header and "| s/epoch |" in header
     for line, m, (seconds, _) in zip(lines, metrics, steady):
@@ -75,7 +75,7 @@ def test_compare_of_an_mlp_and_a_cnn_names_both_families_and_the_differing_setti
     output = tmp_path / "cmp"
     result = run_module("mnist_research.compare", mlp, cnn, f"--output={output}")
     assert result.returncode == 0, result.stderr[-2000:]
-    header, _, mlp_line, cnn_line = _table_lines((output / "compare.md").read_text())
+    header, mlp_line, cnn_line = _table_lines((output / "compare.md").read_text())
     columns = [c.strip() for c in header.strip("|").split("|")]
     mlp_cells = [c.strip() for c in mlp_line.strip("|").split("|")]
     cnn_cells = [c.strip() for c in cnn_line.strip("|").split("|")]
