@@ -1,9 +1,8 @@
 """`compare`: the side-by-side table (markdown, JSON) and figure of finished runs."""
 
 import json
-import os
+from pathlib import Path
 
-import numpy as np
 import pytest
 
 from mnist_research.analysis import compare_table as compare_lib
@@ -35,7 +34,7 @@ def test_compare_two_runs_table_json_and_png(finished_run, npz_dir, tmp_path):
     result = run_module("mnist_research.compare", first, second, f"--output={output}")
     assert result.returncode == 0, result.stderr[-2000:]
 
-    metrics = [json.load(open(os.path.join(d, "metrics.json"))) for d in (first, second)]
+    metrics = [json.loads((Path(d) / "metrics.json").read_text()) for d in (first, second)]
     steady = [_steady(m) for m in metrics]
     markdown = (output / "compare.md").read_text()
     header, *lines = _table_lines(markdown)
