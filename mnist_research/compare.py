@@ -1,17 +1,22 @@
-"""Compare finished runs side by side (e.g. a GPU run against a CPU run).
+"""Compare finished runs side by side: a GPU run against a CPU run, an MLP against a CNN.
 
 Usage:
-  python -m mnist_research.compare RUN_DIR [RUN_DIR ...] [--output=runs/compare]
+  python -m mnist_research.compare RUN_DIR [RUN_DIR ...] [--output=runs/compare] [--json]
 
-Prints a table of configuration, device, replicas, accuracy, loss, epoch time
-and throughput, with speed-ups relative to the first run, and writes it as
-``OUTPUT/compare.md`` next to ``OUTPUT/compare.png`` (validation accuracy and
-loss curves overlaid, and a throughput bar chart).
+One row per run: its model family, every setting in which the runs'
+``config.json`` differ, the device, replicas and precision it ran with, its
+steady-state seconds per epoch and training examples/s (epochs 2..N: the first
+epoch also compiles the step), the speed-up over the first run, its test
+accuracy and the difference from the first run's. Prints the table (markdown,
+or JSON with ``--json``) and writes ``OUTPUT/compare.md``, ``OUTPUT/compare.json``
+and ``OUTPUT/compare.png`` (validation accuracy and loss curves zoomed on the
+last epochs, where the runs differ, beside the speed bars).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 from absl import flags
 
@@ -22,18 +27,21 @@ FLAGS = flags.FLAGS
 
 
 def define_flags(fv: flags.FlagValues) -> None:
-    """Where the comparison is written."""
+    """Where the comparison is written, and in which format it is printed."""
     flags.DEFINE_string("output", os.path.join("runs", "compare"),
-                        "Where compare.md and compare.png are written.", flag_values=fv)
+                        "Where compare.md, compare.json and compare.png are written.",
+                        flag_values=fv)
+    flags.DEFINE_boolean("json", False, "Print the table as one JSON document instead of "
+                         "markdown (the paths written go to stderr).", flag_values=fv)
 
 
 def _compare(run_dirs: list[str]) -> int:
     runs = [compare_lib.load_run(d) for d in run_dirs]
     rows = compare_lib.rows(runs)
-    markdown = compare_lib.to_markdown(rows)
     paths = compare_lib.write(FLAGS.output, runs, rows)
-    print(markdown)
-    print("\n".join(f"{name}: {path}" for name, path in paths.items()))
+    print(compare_lib.to_json(rows) if FLAGS.json else compare_lib.to_markdown(rows), end="")
+    print("\n".join(f"{name}: {path}" for name, path in paths.items()),
+          file=sys.stderr if FLAGS.json else sys.stdout)
     return 0
 
 

@@ -1,20 +1,23 @@
 """Evaluate a trained run on a data split, without training.
 
 Usage:
-  python -m mnist_research.evaluate --run_dir=DIR [--data_dir=DIR]
+  python -m mnist_research.evaluate --run_dir=DIR|latest [--logdir=runs] [--data_dir=DIR]
       [--split=test|validation|train] [--from_checkpoint]
 
 Loads ``RUN_DIR/export`` (or the latest checkpoint), rebuilds the split the run
 used from its ``config.json`` (same dataset, limits and validation fraction),
 prints accuracy, loss, the confusion matrix and per-class scores, and writes
 them to ``RUN_DIR/evaluation-<split>.json``.
+
+``--run_dir=latest`` names the newest finished run under ``--logdir`` (default
+``runs``; ``python -m mnist_research.runs`` lists them).
 """
 
 from __future__ import annotations
 
 from absl import flags
 
-from mnist_research import command
+from mnist_research import command, runs
 from mnist_research.analysis import run_analysis
 from mnist_research.analysis.metrics import format_summary
 from mnist_research.inference.finished_run import SPLITS
@@ -25,11 +28,13 @@ FLAGS = flags.FLAGS
 def define_flags(fv: flags.FlagValues) -> None:
     """A finished run, a split, and where the data is."""
     command.define_finished_run_flags(fv)
+    runs.define_latest_flag(fv)
     flags.DEFINE_enum("split", "test", list(SPLITS), "Which split to evaluate.", flag_values=fv)
 
 
 def _evaluate() -> int:
-    summary, path = run_analysis.evaluate_split(FLAGS.run_dir, FLAGS.split, FLAGS.data_dir,
+    summary, path = run_analysis.evaluate_split(runs.chosen_run_dir(), FLAGS.split,
+                                                FLAGS.data_dir,
                                                 FLAGS.from_checkpoint)
     print(f"{FLAGS.split} split, model {summary['model']}")
     print(format_summary(summary))

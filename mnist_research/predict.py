@@ -1,7 +1,8 @@
 """Classify digit images with a trained run.
 
 Usage:
-  python -m mnist_research.predict --run_dir=DIR IMAGE [IMAGE ...] [--json]
+  python -m mnist_research.predict --run_dir=DIR|latest IMAGE [IMAGE ...] [--json]
+      [--logdir=runs]
       [--save_preprocessed=OUT_DIR] [--from_checkpoint]
 
 Each PNG/JPEG/BMP/GIF (a scan or a photo: EXIF orientation applied, any
@@ -10,6 +11,9 @@ polarity, uneven lighting, noise) is preprocessed the MNIST way
 20×20, centred by mass in 28×28). A file that cannot be classified gets a
 one-line error and the others are still classified; the exit status is 1 if
 any file failed.
+
+``--run_dir=latest`` names the newest finished run under ``--logdir`` (default
+``runs``; ``python -m mnist_research.runs`` lists them).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import sys
 
 from absl import flags
 
-from mnist_research import command
+from mnist_research import command, runs
 from mnist_research.errors import MnistResearchError
 from mnist_research.inference import finished_run as restore
 from mnist_research.inference import recognize
@@ -31,6 +35,7 @@ FLAGS = flags.FLAGS
 def define_flags(fv: flags.FlagValues) -> None:
     """A finished run and how to report its predictions."""
     command.define_finished_run_flags(fv, data=False)
+    runs.define_latest_flag(fv)
     flags.DEFINE_boolean("json", False, "Print one JSON document instead of text.",
                          flag_values=fv)
     flags.DEFINE_string("save_preprocessed", None,
@@ -46,7 +51,7 @@ def _predict(paths: list[str]) -> int:
         except OSError as e:
             raise MnistResearchError(f"--save_preprocessed={FLAGS.save_preprocessed}: "
                                      f"cannot create ({e.strerror or e})") from None
-    logits_fn, source = restore.load_logits_fn(FLAGS.run_dir, FLAGS.from_checkpoint)
+    logits_fn, source = restore.load_logits_fn(runs.chosen_run_dir(), FLAGS.from_checkpoint)
     results = recognize.classify(paths, logits_fn, FLAGS.save_preprocessed)
     if FLAGS.json:
         print(json.dumps({"model": source, "results": results}, indent=2))

@@ -90,3 +90,55 @@ def test_sweep_dots_sit_on_their_experiment_tick(kept_figures):
 def test_tied_seeds_are_set_side_by_side():
     offsets = sweep_table._tie_offsets([97.90, 97.65, 97.90])
     assert offsets[1] == 0.0 and offsets[0] == -offsets[2] != 0.0
+
+
+def _probabilities(labels, confidence, seed=0):
+    """Rows with ``confidence`` on the true class and the rest spread over the others."""
+    rng = np.random.default_rng(seed)
+    probabilities = rng.uniform(0.0, 1.0, (len(labels), 10))
+    probabilities[np.arange(len(labels)), labels] = 0.0
+    probabilities *= (1 - confidence)[:, None] / probabilities.sum(axis=1, keepdims=True)
+    probabilities[np.arange(len(labels)), labels] = confidence
+    return probabilities
+
+
+def test_samples_keep_the_first_images_and_add_the_least_confident(kept_figures):
+    images = np.zeros((40, 28, 28), np.uint8)
+    labels = np.arange(40) % 10
+    confidence = np.linspace(0.99, 0.6, 40)
+    confidence[[17, 31]] = [0.21, 0.3]  # the two least confident, 17 wrong below
+    probabilities = _probabilities(labels, confidence)
+    probabilities[17] = np.roll(probabilities[17], 1)  # predicts label + 1 at 0.21 probability
+    figures.plot_samples(images, labels, probabilities, "samples.png")
+    (fig,) = kept_figures
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert [t.split(":")[0] for t in titles[:5]] == ["#0", "#1", "#2", "#3", "#4"]
+    assert [t.split(":")[0] for t in titles[5:7]] == ["#17", "#31"]
+    assert "✗" in titles[5] and "✗" not in titles[6]
+    bars = [ax for ax in fig.axes if not ax.get_title()]
+    assert len(bars) == 10
+    filled = [ax.patches[-1].get_width() for ax in bars]
+    assert filled[0] == pytest.approx(0.99) and filled[5] == pytest.approx(0.21, abs=0.01)
+    assert bars[5].patches[-1].get_facecolor() != bars[0].patches[-1].get_facecolor()
+    figures.apply_layout(fig)
+    renderer = fig.canvas.get_renderer()
+    lowest_bar = min(ax.get_window_extent(renderer).y0 for ax in bars[:5])
+    highest_title = max(ax.title.get_window_extent(renderer).y1 for ax in fig.axes[10:]
+                        if ax.get_title())
+    assert highest_title < lowest_bar, "a second-row caption overlaps a first-row bar"
+
+
+def test_mistakes_grid_fills_the_figure_under_its_title(kept_figures):
+    images = np.full((30, 28, 28), 200, np.uint8)
+    labels = np.arange(30) % 10
+    probabilities = np.roll(_probabilities(labels, np.full(30, 0.9)), 1, axis=1)
+    figures.plot_mistakes(images, labels, probabilities, np.arange(24), "mistakes.png")
+    (fig,) = kept_figures
+    (ax,) = fig.axes
+    figures.apply_layout(fig)
+    renderer = fig.canvas.get_renderer()
+    image = ax.get_window_extent(renderer)
+    figure_height = fig.get_size_inches()[1] * fig.dpi
+    title_bottom = ax.title.get_window_extent(renderer).y0
+    assert title_bottom - image.y1 < 0.05 * figure_height, "blank band under the title"
+    assert image.height > 0.85 * figure_height
