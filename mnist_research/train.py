@@ -4,7 +4,7 @@ Usage:
   python -m mnist_research.train --flagfile=experiments/baseline.flags \\
       [--data_dir=DIR] [--run_dir=DIR | --resume] [--overwrite]
 
-Writes a run directory (see README). It prints the command that resumes the run
+Writes a run directory (docs/run_directory.md). It prints the command that resumes the run
 (the same command with --run_dir); --resume continues the newest unfinished run
 of the same experiment under --logdir instead of starting a new one.
 """

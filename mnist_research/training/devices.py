@@ -61,7 +61,7 @@ def create_strategy(config: DistributeConfig) -> tf.distribute.Strategy:
         # logical devices does): collective ops must be configured at program start.
         if "TF_CONFIG" not in os.environ:
             raise ConfigError("strategy=multi_worker needs the TF_CONFIG environment variable "
-                             "(see README, 'Devices and distribution')")
+                             "(see docs/devices.md)")
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
