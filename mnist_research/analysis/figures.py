@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import sys
+from collections.abc import Sequence
 
 import matplotlib
 
@@ -19,6 +20,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from mnist_research import config as config_lib  # noqa: E402
+from mnist_research.config.registry import DIGITS  # noqa: E402
 from mnist_research.files import atomic_write_bytes  # noqa: E402
 
 sns.set_theme(style="whitegrid")
@@ -111,10 +114,10 @@ def least_confident(probabilities: np.ndarray, count: int) -> np.ndarray:
 
 
 def plot_samples(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
-                 path: str, count: int = 5) -> str:
+                 path: str, count: int = 5, class_names: Sequence[str] = DIGITS) -> str:
     """Two rows of test images with predicted vs true label and a confidence bar under each.
 
-    The first row is the first ``count`` test images (the seed recipe's figure); the
+    The first row is the first ``count`` test images (the original notebook's figure); the
     second, the ``count`` least confident predictions of the whole test set, where
     the model's mistakes and doubts show. Wrong predictions are red and marked ✗.
     Each bar is its own thin axes below its image, so the layout keeps it clear of
@@ -128,7 +131,8 @@ def plot_samples(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarr
     for r, (row_name, indices) in enumerate(rows.items()):
         for c, i in enumerate(indices):
             ax_image, ax_bar = fig.add_subplot(grid[2 * r, c]), fig.add_subplot(grid[2 * r + 1, c])
-            _plot_sample(ax_image, ax_bar, images[i], int(labels[i]), probabilities[i], int(i))
+            _plot_sample(ax_image, ax_bar, images[i], int(labels[i]), probabilities[i], int(i),
+                         class_names)
             if c == 0:
                 ax_image.set_ylabel(row_name, fontsize=12)
     fig.suptitle("Test images: predicted vs true (bar: the model's confidence)")
@@ -136,13 +140,14 @@ def plot_samples(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarr
 
 
 def _plot_sample(ax_image: plt.Axes, ax_bar: plt.Axes, image: np.ndarray, label: int,
-                 probabilities: np.ndarray, index: int) -> None:
+                 probabilities: np.ndarray, index: int, class_names: Sequence[str]) -> None:
     """One image with its caption, and a bar filled to the predicted class's probability."""
     predicted = int(np.argmax(probabilities))
     confidence = float(probabilities[predicted])
     right = predicted == label
     ax_image.imshow(np.asarray(image).reshape(28, 28), cmap="gray_r", aspect="auto")
-    ax_image.set_title(f"#{index}: pred {predicted} ({confidence:.0%})\ntrue {label}"
+    ax_image.set_title(f"#{index}: pred {class_names[predicted]} ({confidence:.0%})\n"
+                       f"true {class_names[label]}"
                        + ("" if right else "  ✗"), color="black" if right else "crimson")
     ax_image.set(xticks=[], yticks=[])
     ax_image.grid(False)
@@ -154,16 +159,18 @@ def _plot_sample(ax_image: plt.Axes, ax_bar: plt.Axes, image: np.ndarray, label:
     ax_bar.axis("off")
 
 
-def plot_confusion_matrix(matrix: np.ndarray, path: str) -> str:
+def plot_confusion_matrix(matrix: np.ndarray, path: str,
+                          class_names: Sequence[str] = DIGITS) -> str:
     """Seaborn heatmaps of the confusion matrix: counts, and rows normalized to 1."""
     matrix = np.asarray(matrix)
     totals = matrix.sum(axis=1, keepdims=True)
     normalized = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
     fig, (ax_counts, ax_norm) = plt.subplots(1, 2, figsize=(18, 7.5))
+    names = list(class_names)
     sns.heatmap(matrix, annot=True, fmt="d", cmap="Blues", cbar=False, ax=ax_counts,
-                annot_kws={"size": 8})
+                annot_kws={"size": 8}, xticklabels=names, yticklabels=names)
     sns.heatmap(normalized, annot=True, fmt=".2f", cmap="Blues", vmin=0, vmax=1,
-                ax=ax_norm, annot_kws={"size": 8})
+                ax=ax_norm, annot_kws={"size": 8}, xticklabels=names, yticklabels=names)
     ax_counts.set(title=f"Confusion matrix (counts, {int(matrix.sum())} test images)",
                   xlabel="predicted", ylabel="true")
     ax_norm.set(title="Confusion matrix (each true class sums to 1 = recall on the diagonal)",
@@ -171,7 +178,8 @@ def plot_confusion_matrix(matrix: np.ndarray, path: str) -> str:
     return save_figure(fig, path)
 
 
-def plot_per_class(per_class: dict[str, list[float]], path: str) -> str:
+def plot_per_class(per_class: dict[str, list[float]], path: str,
+                   class_names: Sequence[str] = DIGITS) -> str:
     """Per-class precision, recall and F1 as dots (a dot, unlike a bar, does not claim the
     axis starts at zero, so the axis can show the differences: it starts at 0.9, or lower
     when a score is below that). The legend sits above the axes, clear of every class."""
@@ -184,6 +192,7 @@ def plot_per_class(per_class: dict[str, list[float]], path: str) -> str:
     bottom = min(0.9, np.floor((low - 0.02) * 20) / 20)
     ax.set(xlabel="class", ylabel="score", xticks=classes, ylim=(max(0.0, bottom), 1.0),
            xlim=(-0.6, len(classes) - 0.4))
+    ax.set_xticklabels(list(class_names)[:len(classes)])
     ax.set_title("Per-class precision, recall and F1 (test set)", pad=30)
     for boundary in classes[:-1] + 0.5:
         ax.axvline(boundary, color="0.85", linewidth=0.8)
@@ -193,7 +202,8 @@ def plot_per_class(per_class: dict[str, list[float]], path: str) -> str:
 
 
 def plot_mistakes(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
-                  indices: np.ndarray, path: str, columns: int = 8) -> str:
+                  indices: np.ndarray, path: str, columns: int = 8,
+                  class_names: Sequence[str] = DIGITS) -> str:
     """A grid of the most confident wrong predictions (``indices``, most confident first).
 
     The digits are tiled into one image on one axes, each captioned above: it looks
@@ -212,8 +222,9 @@ def plot_mistakes(images: np.ndarray, labels: np.ndarray, probabilities: np.ndar
         top, left = row * cell_h + caption, col * cell_w + 2
         canvas[top:top + 28, left:left + 28] = np.asarray(images[i]).reshape(28, 28)
         predicted = int(probabilities[i].argmax())
-        ax.text(left + 14, top - 1, f"#{i}: pred {predicted} ({probabilities[i, predicted]:.0%})\n"
-                f"true {labels[i]} ({probabilities[i, labels[i]]:.0%})", ha="center",
+        ax.text(left + 14, top - 1,
+                f"#{i}: pred {class_names[predicted]} ({probabilities[i, predicted]:.0%})\n"
+                f"true {class_names[labels[i]]} ({probabilities[i, labels[i]]:.0%})", ha="center",
                 va="bottom", fontsize=9, color="crimson")
     ax.imshow(canvas, cmap="gray_r", interpolation="nearest", vmin=0, vmax=255)
     ax.axis("off")
@@ -233,19 +244,20 @@ def write_reports(report_dir: str, history: dict[str, list[float]], test_images:
     from mnist_research.analysis import metrics as evaluation
 
     os.makedirs(report_dir, exist_ok=True)
+    names = config_lib.dataset(config["data"]["dataset"]).class_names
     test_labels = np.asarray(test_labels, np.int64)
     worst = evaluation.most_confident_mistakes(test_labels, probabilities, mistakes)
     paths = {
         "curves": plot_curves(history, os.path.join(report_dir, "curves.png")),
         "samples": plot_samples(test_images, test_labels, probabilities,
-                                os.path.join(report_dir, "samples.png")),
+                                os.path.join(report_dir, "samples.png"), class_names=names),
         "confusion_matrix": plot_confusion_matrix(test_summary["confusion_matrix"],
                                                   os.path.join(report_dir,
-                                                               "confusion_matrix.png")),
+                                                               "confusion_matrix.png"), names),
         "per_class": plot_per_class(test_summary["per_class"],
-                                    os.path.join(report_dir, "per_class.png")),
+                                    os.path.join(report_dir, "per_class.png"), names),
         "mistakes": plot_mistakes(test_images, test_labels, probabilities, worst,
-                                  os.path.join(report_dir, "mistakes.png")),
+                                  os.path.join(report_dir, "mistakes.png"), class_names=names),
     }
     paths["report"] = html_report.write(os.path.join(report_dir, "report.html"), config,
                                         metrics, test_summary, paths)

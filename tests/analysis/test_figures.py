@@ -142,3 +142,26 @@ def test_mistakes_grid_fills_the_figure_under_its_title(kept_figures):
     title_bottom = ax.title.get_window_extent(renderer).y0
     assert title_bottom - image.y1 < 0.05 * figure_height, "blank band under the title"
     assert image.height > 0.85 * figure_height
+
+
+def test_reports_name_the_classes_of_the_dataset(kept_figures, monkeypatch):
+    """Fashion-MNIST's figures call its classes by their names, not 0-9."""
+    from mnist_research.analysis import html_report, metrics
+    from mnist_research.config import DataConfig, ExperimentConfig
+
+    monkeypatch.setattr(html_report, "write", lambda path, *args: path)
+    images = np.zeros((20, 28, 28), np.uint8)
+    labels = np.arange(20) % 10
+    probabilities = _probabilities(labels, np.full(20, 0.9))
+    probabilities[3] = np.roll(probabilities[3], 1)  # one mistake: 3 ("Dress") taken for 4
+    config = ExperimentConfig(data=DataConfig(dataset="fashion_mnist")).to_dict()
+    summary = metrics.summarize(labels, np.log(probabilities), 10)
+    figures.write_reports("unused", HISTORY, images, labels, probabilities, summary, config, {})
+    _, samples, confusion, per_class, mistakes = kept_figures
+    titles = " ".join(ax.get_title() for ax in samples.axes)
+    assert "#3: pred Coat (90%)\ntrue Dress" in titles and "#1: pred Trouser" in titles
+    ticks = [t.get_text() for t in confusion.axes[0].get_xticklabels()]
+    assert ticks[0] == "T-shirt/top" and ticks[-1] == "Ankle boot"
+    assert [t.get_text() for t in per_class.axes[0].get_xticklabels()][1] == "Trouser"
+    texts = " ".join(t.get_text() for t in mistakes.axes[0].texts)
+    assert "pred Coat" in texts and "true Dress" in texts
