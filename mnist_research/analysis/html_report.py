@@ -12,6 +12,7 @@ import json
 import os
 import time
 
+from mnist_research import config as config_lib
 from mnist_research.files import atomic_write_text
 
 _STYLE = """
@@ -85,11 +86,13 @@ def _head(name: str, metrics: dict) -> list[str]:
     return parts
 
 
-def _per_class_table(per_class: dict) -> list[str]:
+def _per_class_table(per_class: dict, class_names) -> list[str]:
     parts = [("<h2>Per-class metrics (test set)</h2><table id='per_class'><tr><th>class</th>"
               "<th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>")]
     for c in range(len(per_class["f1"])):
-        parts.append(f"<tr><td>{c}</td><td>{per_class['precision'][c]:.4f}</td>"
+        name = class_names[c] if c < len(class_names) else str(c)
+        label = name if name == str(c) else f"{c} {name}"
+        parts.append(f"<tr><td>{html.escape(label)}</td><td>{per_class['precision'][c]:.4f}</td>"
                      f"<td>{per_class['recall'][c]:.4f}</td><td>{per_class['f1'][c]:.4f}</td>"
                      f"<td>{per_class['support'][c]}</td></tr>")
     parts.append("</table>")
@@ -143,7 +146,10 @@ def _tail(config: dict, metrics: dict) -> list[str]:
 def render(config: dict, metrics: dict, test_summary: dict, figures: dict[str, str]) -> str:
     """The page as a string."""
     name = config.get("experiment", "run")
-    parts = (_head(name, metrics) + _per_class_table(test_summary["per_class"])
+    dataset = config.get("data", {}).get("dataset")
+    class_names = (config_lib.DATASETS[dataset].class_names if dataset in config_lib.DATASETS
+                   else ())
+    parts = (_head(name, metrics) + _per_class_table(test_summary["per_class"], class_names)
              + _figures(figures) + _history_table(metrics) + _tail(config, metrics))
     return "\n".join(parts)
 
