@@ -49,6 +49,11 @@ KEEP_DISTANCE = 0.3  # of the main region's longer side: farther regions are oth
 # percentile 50-75) were within 1 point of each other.
 BLUR_BASE, BLUR_PER, BLUR_MAX = 0.4, 6.0, 2.5
 LEVEL_PERCENTILE = 65
+BORDER_SIDE = 0.25  # of the picture's range: the border's median decides the polarity
+DENSE = 0.2  # a first guess at the ink above this fraction of the picture: a dense picture
+STROKE_WINDOW = 3.0
+HYSTERESIS = 0.5  # of the threshold: fainter ink joined to ink above the threshold counts
+ROOM = 3  # a local background needs a picture this many background windows across  # the background window spans this many measured stroke widths
 
 @dataclasses.dataclass(frozen=True)
 class Ink:
@@ -131,16 +136,32 @@ def shrink(gray: np.ndarray, side: int = WORK_SIDE) -> tuple[np.ndarray, float]:
     return np.asarray(small, np.float32), factor
 
 
-def ink_is_dark(gray: np.ndarray) -> bool:
-    """Whether the ink is darker than the paper (the usual scan) or lighter (MNIST itself)."""
+def _plane(gray: np.ndarray) -> np.ndarray:
+    """The least-squares tilt of ``gray`` (its mean left in): the overall lighting gradient."""
     height, width = gray.shape
     rows = np.arange(height, dtype=np.float32) - (height - 1) / 2
     cols = np.arange(width, dtype=np.float32) - (width - 1) / 2
-    # Least-squares plane: with centred coordinates the three terms are orthogonal.
+    # With centred coordinates the three terms are orthogonal.
     row_slope = float(rows @ gray.mean(axis=1)) / max(float(rows @ rows), 1e-6)
     col_slope = float(gray.mean(axis=0) @ cols) / max(float(cols @ cols), 1e-6)
-    plane = row_slope * rows[:, None] + col_slope * cols[None, :]
-    level = gaussian_blur(gray - plane, 1.0)
+    return row_slope * rows[:, None] + col_slope * cols[None, :]
+
+
+def ink_is_dark(gray: np.ndarray) -> bool:
+    """Whether the ink is darker than the paper (the usual scan) or lighter (MNIST itself).
+
+    The paper is what most of the picture's border is, when the border's median
+    lies clearly on one side of the picture's range (a tight crop, a filled
+    canvas and a page all have mostly paper at their border, even where the ink
+    touches it). Otherwise the ink is the side whose extreme values lie further
+    from the median: the paper is the bulk of the picture, the ink its tail.
+    """
+    level = gaussian_blur(gray - _plane(gray), 1.0)
+    low, high = np.quantile(level, [0.01, 0.99])
+    border = np.concatenate([level[0], level[-1], level[1:-1, 0], level[1:-1, -1]])
+    side = (float(np.median(border)) - (low + high) / 2) / max(high - low, 1e-6)
+    if abs(side) > BORDER_SIDE and high - low >= MIN_CONTRAST:
+        return side > 0
     tail = max(1e-4, min(0.01, 20.0 / level.size))
     median = float(np.median(level))
     low, high = np.quantile(level, [tail, 1.0 - tail])
@@ -155,21 +176,68 @@ def _block_filter(grid: np.ndarray, size: int, reduce) -> np.ndarray:
     return reduce(windows, axis=(-2, -1))
 
 
-def background(ink_up: np.ndarray) -> np.ndarray:
-    """The paper's level under light ink (``ink_up``: ink bright, paper dark), per pixel."""
+def stroke_width(mask: np.ndarray) -> float:
+    """The mean width in pixels of the strokes of a bool mask (0 when it is empty).
+
+    A stroke of width w and length L has area w·L and a boundary of about 2·L;
+    the boundary is counted as the pixel edges between set and unset pixels
+    (horizontal plus vertical), which for strokes in every direction exceeds the
+    Euclidean length by 4/π on average.
+    """
+    mask = np.asarray(mask, bool)
+    area = int(mask.sum())
+    padded = np.pad(mask, 1)
+    edges = int((padded[1:] != padded[:-1]).sum() + (padded[:, 1:] != padded[:, :-1]).sum())
+    return 0.0 if edges == 0 else 2.0 * area / (edges * math.pi / 4)
+
+
+def background(ink_up: np.ndarray, stroke: float = 0.0) -> np.ndarray:
+    """The paper's level under light ink (``ink_up``: ink bright, paper dark), per pixel.
+
+    The opening's window is ``OPENING`` blocks, widened to ``STROKE_WINDOW``
+    times the measured ``stroke`` width when that is larger; a window as wide
+    as the picture gives its darkest paper, one level for the whole picture.
+    """
     height, width = ink_up.shape
     block = max(1, math.ceil(max(height, width) / GRID))
     rows, cols = math.ceil(height / block), math.ceil(width / block)
     padded = np.pad(ink_up, ((0, rows * block - height), (0, cols * block - width)), mode="edge")
     blocks = padded.reshape(rows, block, cols, block).transpose(0, 2, 1, 3).reshape(rows, cols, -1)
     grid = np.percentile(blocks, 25, axis=-1).astype(np.float32)
-    grid = _block_filter(_block_filter(grid, OPENING, np.min), OPENING, np.max)
+    if STROKE_WINDOW * stroke * ROOM > min(height, width):
+        # No room for a window wider than any stroke with paper beside it: one level,
+        # the paper's (the bulk of the darker side).
+        return np.full_like(ink_up, float(np.percentile(ink_up, 25)))
+    opening = max(OPENING, math.ceil(STROKE_WINDOW * stroke / block)) | 1  # odd
+    grid = _block_filter(_block_filter(grid, opening, np.min), opening, np.max)
     grid = _block_filter(grid, 3, np.mean)
     full = Image.fromarray(grid).resize((cols * block, rows * block), Image.Resampling.BILINEAR)
     return np.asarray(full, np.float32)[:height, :width]
 
 
-def _select(regions: components.Regions, contrast: np.ndarray) -> np.ndarray:
+def _rough_ink(ink_up: np.ndarray) -> np.ndarray:
+    """A first guess at the ink: Otsu's threshold after removing the fitted lighting plane."""
+    flat = ink_up - _plane(ink_up)
+    return flat > otsu(flat)
+
+
+def _paper_noise(flat: np.ndarray, rough: np.ndarray) -> float:
+    """The noise level (grey levels) from neighbouring pixels of paper away from the ink.
+
+    Differences across the soft edge of a stroke are signal, not noise; in a small
+    or low-resolution picture they are most of the differences.
+    """
+    away = ~dilate(rough, 2)
+    diffs = np.diff(flat[::3], axis=1)[away[::3, 1:] & away[::3, :-1]]  # every 3rd row will do
+    if diffs.size < 64:
+        diffs = np.diff(flat, axis=1)[away[:, 1:] & away[:, :-1]]
+    if diffs.size < 16:
+        diffs = np.diff(flat, axis=1)
+    return robust_sigma(diffs) / math.sqrt(2)
+
+
+def _select(regions: components.Regions, contrast: np.ndarray, strong: np.ndarray
+            ) -> np.ndarray:
     """Indices of the digit's regions (see the module docstring); empty if none is ink.
 
     Regions are weighed by their ink (the summed ``contrast``), so a large but
@@ -177,7 +245,7 @@ def _select(regions: components.Regions, contrast: np.ndarray) -> np.ndarray:
     than ``MIN_CONTRAST`` are never the digit.
     """
     mass = regions.sums(contrast)
-    mass[mass < MIN_CONTRAST * regions.area] = 0.0
+    mass[(mass < MIN_CONTRAST * regions.area) | ~strong] = 0.0
     largest = int(np.argmax(mass))
     if mass[largest] <= 0:
         return np.array([], np.int64)
@@ -192,19 +260,34 @@ def _select(regions: components.Regions, contrast: np.ndarray) -> np.ndarray:
 def _segment(gray: np.ndarray, name: str) -> Ink:
     """Steps 2-6 on a working-size picture."""
     ink_up = 255.0 - gray if ink_is_dark(gray) else gray
-    flat = ink_up - background(ink_up)
-    noise = robust_sigma(np.diff(flat[::3], axis=1)) / math.sqrt(2)  # every 3rd row will do
+    rough = _rough_ink(ink_up)
+    flat = ink_up - background(ink_up, stroke_width(rough))
+    noise = _paper_noise(flat, rough)
     blur = min(BLUR_MAX, BLUR_BASE + noise / BLUR_PER)
     smooth = gaussian_blur(flat, blur)
     sample = smooth[1::3, 1::3] if min(smooth.shape) >= 3 * MIN_SIDE else smooth
-    smooth -= np.median(sample)
-    floor = max(4.0 * robust_sigma(sample), MIN_CONTRAST / 4)
+    if rough.mean() > DENSE:
+        # Ink covers much of the picture (a tight crop, a filled canvas): the median is
+        # no longer the paper's level, and the spread of all pixels is not the paper's.
+        # The paper is the class below Otsu's cut; its upper half holds the soft edges of
+        # the strokes, so its spread is measured on its lower side.
+        paper = sample[sample < otsu(sample)]
+        level = float(np.median(paper))
+        spread = level - float(np.percentile(paper, 15.9))
+    else:
+        level, spread = float(np.median(sample)), robust_sigma(sample)
+    smooth -= level
+    floor = max(4.0 * spread, MIN_CONTRAST / 4)
     threshold = otsu(smooth)
     if threshold < floor:
         above = smooth[smooth > floor]
         threshold = max(otsu(above), floor) if above.size > 1 else floor
-    regions = components.label(smooth > threshold)
-    keep = _select(regions, smooth) if regions.count else []
+    # Hysteresis: a region is the ink above half the threshold joined to ink above it,
+    # so a stroke that fades (a blurred low-resolution scan) stays in one piece.
+    low = max(floor, HYSTERESIS * threshold)
+    regions = components.label(smooth > low)
+    strong = regions.sums(smooth > threshold) > 0 if regions.count else []
+    keep = _select(regions, smooth, strong) if regions.count else []
     if len(keep) == 0:
         raise ImageError(f"{name}: no ink found (blank or nearly uniform image)")
     mask = regions.mask(keep)
