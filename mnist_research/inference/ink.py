@@ -42,6 +42,11 @@ OPENING = 5  # blocks: the background window, 5/16 of the long side
 MIN_CONTRAST = 32.0  # grey levels between paper and ink below which there is no digit
 KEEP_MASS = 0.05  # of the main region's ink: smaller regions are specks
 KEEP_DISTANCE = 0.3  # of the main region's longer side: farther regions are other marks
+# Another region is digit-sized when it holds OTHER_MASS of the digit's ink and is at least
+# OTHER_HEIGHT of its height; a kept one that tall standing beside it (no column shared)
+# is another digit, not a detached stroke.
+OTHER_MASS, OTHER_HEIGHT = 0.25, 0.5
+MAX_ASPECT = WORK_SIDE // MIN_SIDE  # a longer strip has no working copy with both sides kept
 # Denoising blur: BLUR_BASE + noise / BLUR_PER pixels (at most BLUR_MAX), the noise being
 # the measured standard deviation in grey levels. Ink at or above the LEVEL_PERCENTILE of
 # the digit's pixels counts as full coverage. Chosen on 500 test digits rendered under four
@@ -57,10 +62,15 @@ ROOM = 3  # a local background needs a picture this many background windows acro
 
 @dataclasses.dataclass(frozen=True)
 class Ink:
-    """``coverage``: float32 ``[H, W]`` in [0, 1]; ``box``: top, bottom, left, right (exclusive)."""
+    """``coverage``: float32 ``[H, W]`` in [0, 1]; ``box``: top, bottom, left, right (exclusive).
+
+    ``digits``: how many digit-sized ink regions the picture holds (the one
+    chosen included); more than 1 means the others were left out.
+    """
 
     coverage: np.ndarray
     box: tuple[int, int, int, int]
+    digits: int = 1
 
 
 def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
@@ -237,8 +247,9 @@ def _paper_noise(flat: np.ndarray, rough: np.ndarray) -> float:
 
 
 def _select(regions: components.Regions, contrast: np.ndarray, strong: np.ndarray
-            ) -> np.ndarray:
-    """Indices of the digit's regions (see the module docstring); empty if none is ink.
+            ) -> tuple[np.ndarray, int]:
+    """Indices of the digit's regions (see the module docstring), empty if none is ink;
+    and how many other digit-sized regions there are.
 
     Regions are weighed by their ink (the summed ``contrast``), so a large but
     faint shadow or paper edge loses to the strokes; regions fainter on average
@@ -248,13 +259,19 @@ def _select(regions: components.Regions, contrast: np.ndarray, strong: np.ndarra
     mass[(mass < MIN_CONTRAST * regions.area) | ~strong] = 0.0
     largest = int(np.argmax(mass))
     if mass[largest] <= 0:
-        return np.array([], np.int64)
+        return np.array([], np.int64), 0
     top, bottom, left, right = regions.box[largest]
     reach = KEEP_DISTANCE * max(bottom - top, right - left)
     gap_rows = np.maximum(0, np.maximum(top - regions.box[:, 1], regions.box[:, 0] - bottom))
     gap_cols = np.maximum(0, np.maximum(left - regions.box[:, 3], regions.box[:, 2] - right))
     near = np.maximum(gap_rows, gap_cols) <= reach
-    return np.flatnonzero(near & (mass >= KEEP_MASS * mass[largest]))
+    heights = regions.box[:, 1] - regions.box[:, 0]
+    digit_sized = (mass >= OTHER_MASS * mass[largest]) & (heights >= OTHER_HEIGHT * (bottom - top))
+    beside = (regions.box[:, 3] <= left) | (regions.box[:, 2] >= right)
+    other = digit_sized & (beside | ~near)
+    other[largest] = False
+    keep = np.flatnonzero(near & ~other & (mass >= KEEP_MASS * mass[largest]))
+    return keep, int(other.sum())
 
 
 def _segment(gray: np.ndarray, name: str) -> Ink:
@@ -287,9 +304,9 @@ def _segment(gray: np.ndarray, name: str) -> Ink:
     low = max(floor, HYSTERESIS * threshold)
     regions = components.label(smooth > low)
     strong = regions.sums(smooth > threshold) > 0 if regions.count else []
-    keep = _select(regions, smooth, strong) if regions.count else []
+    keep, others = _select(regions, smooth, strong) if regions.count else ([], 0)
     if len(keep) == 0:
-        raise ImageError(f"{name}: no ink found (blank or nearly uniform image)")
+        raise ImageError(f"{name}: {_why_no_ink(smooth)}")
     mask = regions.mask(keep)
     level = float(np.percentile(smooth[mask], LEVEL_PERCENTILE))
     radius = max(1, math.ceil(2 * blur))
@@ -298,19 +315,32 @@ def _segment(gray: np.ndarray, name: str) -> Ink:
     coverage[~dilate(mask, radius)] = 0.0
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     return Ink(coverage.astype(np.float32),
-               (int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1))
+               (int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1), 1 + others)
+
+
+def _why_no_ink(smooth: np.ndarray) -> str:
+    """Why no region is ink: a blank page, or ink the paper's own variations hide."""
+    low, high = np.percentile(smooth, [0.5, 99.5])
+    if high - low < MIN_CONTRAST:
+        return (f"no ink found: a blank page (after denoising, its grey levels vary by "
+                f"{high - low:.0f}, less than the {MIN_CONTRAST:.0f} between paper and ink)")
+    return (f"no ink found: the ink is not separable from the background (grey levels vary "
+            f"by {high - low:.0f}, but no stroke stands out from the paper's own variations: "
+            f"shadows, lines or texture as strong as the ink)")
 
 
 def find_ink(gray: np.ndarray, name: str = "image") -> Ink:
     """The digit's ink in a grayscale ``[H, W]`` picture (any polarity, lighting and size).
 
     Raises:
-      ImageError: no ink (a blank or nearly uniform picture), or a picture less
-        than ``MIN_SIDE`` pixels wide or high.
+      ImageError: no ink (a blank page, or ink not separable from the
+        background: the message says which), a picture less than ``MIN_SIDE``
+        pixels wide or high, or sides more than ``MAX_ASPECT``:1 apart.
     """
     if min(gray.shape) < MIN_SIDE:
         raise ImageError(f"{name}: {gray.shape[1]}x{gray.shape[0]} pixels is too small to hold "
                          f"a digit (at least {MIN_SIDE} pixels a side)")
+    check_aspect(gray.shape[1], gray.shape[0], name)
     small, factor = shrink(gray)
     ink = _segment(small, name)
     top, bottom, left, right = ink.box
@@ -325,6 +355,19 @@ def find_ink(gray: np.ndarray, name: str = "image") -> Ink:
     if window_factor > 0.8 * factor:
         return ink  # no more detail to gain
     try:
-        return _segment(window, name)
+        found = _segment(window, name)
     except ImageError:
         return ink  # the reduced copy's answer stands
+    # The window sees only the digit's surroundings: other digits are counted on the copy.
+    return dataclasses.replace(found, digits=max(found.digits, ink.digits))
+
+
+def check_aspect(width: int, height: int, name: str) -> None:
+    """Refuses a picture longer than ``MAX_ASPECT`` times its width (raises ImageError).
+
+    Its working copy could not keep the long side within ``WORK_SIDE`` pixels and the
+    short side at least ``MIN_SIDE``, so time and memory would grow with the long side.
+    """
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise ImageError(f"{name}: {width}x{height} pixels is a strip, not a digit picture "
+                         f"(sides more than {MAX_ASPECT}:1 apart)")
