@@ -91,7 +91,7 @@ class Framing:
 
 INK_LEVEL = 32  # of 255: MNIST pixels above this are the digit's ink box
 PLAIN = Capture()
-CONDITIONS: dict[str, "Capture | Framing"] = {
+CONDITIONS: dict[str, Capture | Framing] = {
     "plain scan (PNG)": PLAIN,
     "sensor noise σ=10": Capture(noise=10),
     "sensor noise σ=20": Capture(noise=20),
@@ -231,7 +231,7 @@ def _lighting(capture: Capture, rng: np.random.Generator, paper_level: float) ->
     return (1.0 + ramp * capture.lighting / paper_level)[..., None]
 
 
-def render(digit: np.ndarray, capture: "Capture | Framing", rng: np.random.Generator) -> bytes:
+def render(digit: np.ndarray, capture: Capture | Framing, rng: np.random.Generator) -> bytes:
     """Renders one 28×28 uint8 digit under ``capture``; returns the encoded PNG or JPEG file."""
     if isinstance(capture, Framing):
         return render_framing(digit, capture, rng)
