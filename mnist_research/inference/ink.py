@@ -55,6 +55,7 @@ MAX_ASPECT = WORK_SIDE // MIN_SIDE  # a longer strip has no working copy with bo
 BLUR_BASE, BLUR_PER, BLUR_MAX = 0.4, 6.0, 2.5
 LEVEL_PERCENTILE = 65
 BORDER_SIDE = 0.25  # of the picture's range: the border's median decides the polarity
+MIN_STROKE = 2.0  # pixels: a first guess at the ink with narrower "strokes" is grain
 DENSE = 0.2  # a first guess at the ink above this fraction of the picture: a dense picture
 STROKE_WINDOW = 3.0
 HYSTERESIS = 0.5  # of the threshold: fainter ink joined to ink above the threshold counts
@@ -246,17 +247,21 @@ def _paper_noise(flat: np.ndarray, rough: np.ndarray) -> float:
     return robust_sigma(diffs) / math.sqrt(2)
 
 
-def _select(regions: components.Regions, contrast: np.ndarray, strong: np.ndarray
+def _select(regions: components.Regions, contrast: np.ndarray, threshold: float
             ) -> tuple[np.ndarray, int]:
     """Indices of the digit's regions (see the module docstring), empty if none is ink;
     and how many other digit-sized regions there are.
 
     Regions are weighed by their ink (the summed ``contrast``), so a large but
-    faint shadow or paper edge loses to the strokes; regions fainter on average
-    than ``MIN_CONTRAST`` are never the digit.
+    faint shadow or paper edge loses to the strokes; a region whose part above
+    ``threshold`` is fainter on average than ``MIN_CONTRAST``, or which has no
+    such part, is never the digit.
     """
     mass = regions.sums(contrast)
-    mass[(mass < MIN_CONTRAST * regions.area) | ~strong] = 0.0
+    above = contrast > threshold  # a region is ink only through its part above the threshold
+    strong_area = regions.sums(above)
+    strong_mass = regions.sums(np.where(above, contrast, 0.0))
+    mass[(strong_area == 0) | (strong_mass < MIN_CONTRAST * strong_area)] = 0.0
     largest = int(np.argmax(mass))
     if mass[largest] <= 0:
         return np.array([], np.int64), 0
@@ -278,12 +283,17 @@ def _segment(gray: np.ndarray, name: str) -> Ink:
     """Steps 2-6 on a working-size picture."""
     ink_up = 255.0 - gray if ink_is_dark(gray) else gray
     rough = _rough_ink(ink_up)
-    flat = ink_up - background(ink_up, stroke_width(rough))
+    stroke = stroke_width(rough)
+    # Only in a dense picture is the first guess the strokes: on a page under a strong
+    # lighting gradient it can be a dark corner, whose "width" is no stroke's; on a noisy
+    # page with faint ink it can be half the paper's grain (speckle, narrower than a stroke).
+    dense = rough.mean() > DENSE and stroke >= MIN_STROKE
+    flat = ink_up - background(ink_up, stroke if dense else 0.0)
     noise = _paper_noise(flat, rough)
     blur = min(BLUR_MAX, BLUR_BASE + noise / BLUR_PER)
     smooth = gaussian_blur(flat, blur)
     sample = smooth[1::3, 1::3] if min(smooth.shape) >= 3 * MIN_SIDE else smooth
-    if rough.mean() > DENSE:
+    if dense:
         # Ink covers much of the picture (a tight crop, a filled canvas): the median is
         # no longer the paper's level, and the spread of all pixels is not the paper's.
         # The paper is the class below Otsu's cut; its upper half holds the soft edges of
@@ -303,8 +313,7 @@ def _segment(gray: np.ndarray, name: str) -> Ink:
     # so a stroke that fades (a blurred low-resolution scan) stays in one piece.
     low = max(floor, HYSTERESIS * threshold)
     regions = components.label(smooth > low)
-    strong = regions.sums(smooth > threshold) > 0 if regions.count else []
-    keep, others = _select(regions, smooth, strong) if regions.count else ([], 0)
+    keep, others = _select(regions, smooth, threshold) if regions.count else ([], 0)
     if len(keep) == 0:
         raise ImageError(f"{name}: {_why_no_ink(smooth)}")
     mask = regions.mask(keep)
