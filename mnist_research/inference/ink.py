@@ -309,9 +309,10 @@ def _segment(gray: np.ndarray, name: str) -> Ink:
     if threshold < floor:
         above = smooth[smooth > floor]
         threshold = max(otsu(above), floor) if above.size > 1 else floor
-    # Hysteresis: a region is the ink above half the threshold joined to ink above it,
-    # so a stroke that fades (a blurred low-resolution scan) stays in one piece.
-    low = max(floor, HYSTERESIS * threshold)
+    # Hysteresis in a dense picture: a region is the ink above half the threshold joined
+    # to ink above it, so a stroke that fades (a blurred low-resolution scan) stays in one
+    # piece. On a page it would join the grain of a noisy paper into ink-sized regions.
+    low = max(floor, HYSTERESIS * threshold) if dense else threshold
     regions = components.label(smooth > low)
     keep, others = _select(regions, smooth, threshold) if regions.count else ([], 0)
     if len(keep) == 0:

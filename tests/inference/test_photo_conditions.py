@@ -88,7 +88,7 @@ def test_the_stand_in_model_reads_the_clean_drawings(nearest_neighbour, test_dig
 
 # A digit shown at 8x8 has lost detail (docs/predict.md gives the model's numbers): the
 # stand-in may make 2 more mistakes there, and the images may differ by up to 20 %.
-# A stretched digit has lost its aspect ratio: only its refusals are checked.
+# A stretched digit has lost its aspect ratio: only its refusals are checked (at most 2).
 LOW_DETAIL = ("low-res 8×8",)
 
 
@@ -96,9 +96,10 @@ LOW_DETAIL = ("low-res 8×8",)
 def test_condition_stays_close_to_clean(name, nearest_neighbour, test_digits):
     images, labels = test_digits
     inputs, refused = robustness.preprocess_condition(images, photos.CONDITIONS[name], seed=3)
-    assert not refused.any()
-    if "aspect lost" in name:
+    if "aspect lost" in name:  # a stretched "1" is a block of ink: it may be refused
+        assert refused.sum() <= 2
         return
+    assert not refused.any()
     low_detail = name.startswith(LOW_DETAIL)
     clean = (nearest_neighbour(images).argmax(axis=1) == labels).sum()
     rendered = (nearest_neighbour(inputs).argmax(axis=1) == labels).sum()
