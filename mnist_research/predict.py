@@ -10,7 +10,9 @@ polarity, uneven lighting, noise) is preprocessed the MNIST way
 (``imaging.to_mnist``: the digit's ink found by ``ink.find_ink``, fitted into
 20×20, centred by mass in 28×28). A file that cannot be classified gets a
 one-line error and the others are still classified; the exit status is 1 if
-any file failed.
+any file failed. A picture holding several digit-sized ink regions is
+classified by the one with the most ink and gets a warning naming how many
+(``warning`` and ``digits`` in ``--json``). See docs/predict.md.
 
 ``--run_dir=latest`` names the newest finished run under ``--logdir`` (default
 ``runs``; ``python -m mnist_research.runs`` lists them).
@@ -60,6 +62,8 @@ def _predict(paths: list[str]) -> int:
             if "error" in r:
                 print(f"error: {r['error']}", file=sys.stderr)
             else:
+                if "warning" in r:
+                    print(f"warning: {r['warning']}", file=sys.stderr)
                 top3 = ", ".join(f"{d} {p:.1%}" for d, p in r["top3"])
                 print(f"{r['path']}: {r['digit']} ({r['probability']:.1%})  top-3: {top3}")
     return 1 if any("error" in r for r in results) else 0

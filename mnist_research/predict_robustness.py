@@ -7,7 +7,9 @@ Usage:
 
 Renders the first ``--num`` test digits of the run's dataset under each
 condition of ``inference/photo_conditions.py`` (noise, uneven lighting, JPEG,
-rotation, perspective, blur, tinted paper, texture, sizes), runs them through
+rotation, perspective, blur, tinted paper, texture, sizes; and the framings:
+tight crop, filled canvas, touching a border, low-resolution 16×16 and 8×8
+scans enlarged ×2/×4/×8, stretched), runs them through
 ``predict``'s decoding and preprocessing, classifies them with the run's model
 and prints a Markdown table of accuracy per condition, next to the accuracy on
 the same digits as given.

@@ -12,6 +12,7 @@ decompression bombs; the decoded size is capped at ``MAX_PIXELS``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import struct
 import warnings
@@ -68,6 +69,7 @@ def decode(source: BinaryIO, name: str, max_pixels: int = MAX_PIXELS) -> np.ndar
                 if width * height > max_pixels:
                     raise ImageError(f"{name}: {width}x{height} pixels is larger than the "
                                      f"{max_pixels:,}-pixel limit")
+                ink_lib.check_aspect(width, height, name)  # before decoding a long strip
                 image.seek(0)
                 image.load()
                 return _grayscale_array(_upright(image))
@@ -103,8 +105,31 @@ def _grayscale_array(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("L"), dtype=np.float32)
 
 
+@dataclasses.dataclass(frozen=True)
+class Digit:
+    """A preprocessed picture: ``image`` uint8 ``[28, 28]`` for the model, and how many
+    digit-sized ink regions the picture held (``digits``; the one with the most ink is
+    ``image``)."""
+
+    image: np.ndarray
+    digits: int = 1
+
+    @property
+    def warning(self) -> str:
+        """A one-line warning when the picture held several digits, else ``""``."""
+        if self.digits <= 1:
+            return ""
+        return (f"{self.digits} digit-sized ink regions; classified the one with the most "
+                f"ink (crop the picture to one digit to choose)")
+
+
 def to_mnist(gray: np.ndarray, name: str = "image") -> np.ndarray:
-    """MNIST-style preprocessing of a grayscale ``[H, W]`` array; returns uint8 ``[28, 28]``.
+    """``preprocess(gray, name).image``: the uint8 ``[28, 28]`` model input."""
+    return preprocess(gray, name).image
+
+
+def preprocess(gray: np.ndarray, name: str = "image") -> Digit:
+    """MNIST-style preprocessing of a grayscale ``[H, W]`` array.
 
     Steps: find the digit's ink (``ink.find_ink``: polarity, flattened
     illumination, denoising, threshold, the digit's connected regions); scale
@@ -113,7 +138,8 @@ def to_mnist(gray: np.ndarray, name: str = "image") -> np.ndarray:
     translate (sub-pixel, bilinear) so the centre of mass is at the centre.
 
     Raises:
-      ImageError: no ink (a blank or nearly uniform image).
+      ImageError: no ink (a blank page, or ink not separable from the
+        background), or a picture too small or too elongated to hold a digit.
     """
     ink = ink_lib.find_ink(np.asarray(gray, np.float32), name)
     top, bottom, left, right = ink.box
@@ -128,7 +154,8 @@ def to_mnist(gray: np.ndarray, name: str = "image") -> np.ndarray:
     canvas = np.zeros((SIZE, SIZE), np.float32)
     top, left = (SIZE - new_size[1]) // 2, (SIZE - new_size[0]) // 2
     canvas[top:top + new_size[1], left:left + new_size[0]] = resized
-    return center_of_mass_shift(canvas).round().clip(0, 255).astype(np.uint8)
+    image = center_of_mass_shift(canvas).round().clip(0, 255).astype(np.uint8)
+    return Digit(image, ink.digits)
 
 
 def center_of_mass(image: np.ndarray) -> tuple[float, float]:
@@ -151,4 +178,9 @@ def center_of_mass_shift(image: np.ndarray) -> np.ndarray:
 
 def load_digit(path: str) -> np.ndarray:
     """``path`` → uint8 ``[28, 28]`` ready for the model (raises ImageError)."""
-    return to_mnist(load_grayscale(path), path)
+    return load(path).image
+
+
+def load(path: str) -> Digit:
+    """``path`` decoded and preprocessed (raises ImageError)."""
+    return preprocess(load_grayscale(path), path)

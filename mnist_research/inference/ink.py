@@ -42,6 +42,11 @@ OPENING = 5  # blocks: the background window, 5/16 of the long side
 MIN_CONTRAST = 32.0  # grey levels between paper and ink below which there is no digit
 KEEP_MASS = 0.05  # of the main region's ink: smaller regions are specks
 KEEP_DISTANCE = 0.3  # of the main region's longer side: farther regions are other marks
+# Another region is digit-sized when it holds OTHER_MASS of the digit's ink and is at least
+# OTHER_HEIGHT of its height; a kept one that tall standing beside it (no column shared)
+# is another digit, not a detached stroke.
+OTHER_MASS, OTHER_HEIGHT = 0.25, 0.5
+MAX_ASPECT = WORK_SIDE // MIN_SIDE  # a longer strip has no working copy with both sides kept
 # Denoising blur: BLUR_BASE + noise / BLUR_PER pixels (at most BLUR_MAX), the noise being
 # the measured standard deviation in grey levels. Ink at or above the LEVEL_PERCENTILE of
 # the digit's pixels counts as full coverage. Chosen on 500 test digits rendered under four
@@ -49,13 +54,24 @@ KEEP_DISTANCE = 0.3  # of the main region's longer side: farther regions are oth
 # percentile 50-75) were within 1 point of each other.
 BLUR_BASE, BLUR_PER, BLUR_MAX = 0.4, 6.0, 2.5
 LEVEL_PERCENTILE = 65
+BORDER_SIDE = 0.25  # of the picture's range: the border's median decides the polarity
+MIN_STROKE = 2.0  # pixels: a first guess at the ink with narrower "strokes" is grain
+DENSE = 0.2  # a first guess at the ink above this fraction of the picture: a dense picture
+STROKE_WINDOW = 3.0
+HYSTERESIS = 0.5  # of the threshold: fainter ink joined to ink above the threshold counts
+ROOM = 3  # a local background needs a picture this many background windows across  # the background window spans this many measured stroke widths
 
 @dataclasses.dataclass(frozen=True)
 class Ink:
-    """``coverage``: float32 ``[H, W]`` in [0, 1]; ``box``: top, bottom, left, right (exclusive)."""
+    """``coverage``: float32 ``[H, W]`` in [0, 1]; ``box``: top, bottom, left, right (exclusive).
+
+    ``digits``: how many digit-sized ink regions the picture holds (the one
+    chosen included); more than 1 means the others were left out.
+    """
 
     coverage: np.ndarray
     box: tuple[int, int, int, int]
+    digits: int = 1
 
 
 def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
@@ -131,16 +147,32 @@ def shrink(gray: np.ndarray, side: int = WORK_SIDE) -> tuple[np.ndarray, float]:
     return np.asarray(small, np.float32), factor
 
 
-def ink_is_dark(gray: np.ndarray) -> bool:
-    """Whether the ink is darker than the paper (the usual scan) or lighter (MNIST itself)."""
+def _plane(gray: np.ndarray) -> np.ndarray:
+    """The least-squares tilt of ``gray`` (its mean left in): the overall lighting gradient."""
     height, width = gray.shape
     rows = np.arange(height, dtype=np.float32) - (height - 1) / 2
     cols = np.arange(width, dtype=np.float32) - (width - 1) / 2
-    # Least-squares plane: with centred coordinates the three terms are orthogonal.
+    # With centred coordinates the three terms are orthogonal.
     row_slope = float(rows @ gray.mean(axis=1)) / max(float(rows @ rows), 1e-6)
     col_slope = float(gray.mean(axis=0) @ cols) / max(float(cols @ cols), 1e-6)
-    plane = row_slope * rows[:, None] + col_slope * cols[None, :]
-    level = gaussian_blur(gray - plane, 1.0)
+    return row_slope * rows[:, None] + col_slope * cols[None, :]
+
+
+def ink_is_dark(gray: np.ndarray) -> bool:
+    """Whether the ink is darker than the paper (the usual scan) or lighter (MNIST itself).
+
+    The paper is what most of the picture's border is, when the border's median
+    lies clearly on one side of the picture's range (a tight crop, a filled
+    canvas and a page all have mostly paper at their border, even where the ink
+    touches it). Otherwise the ink is the side whose extreme values lie further
+    from the median: the paper is the bulk of the picture, the ink its tail.
+    """
+    level = gaussian_blur(gray - _plane(gray), 1.0)
+    low, high = np.quantile(level, [0.01, 0.99])
+    border = np.concatenate([level[0], level[-1], level[1:-1, 0], level[1:-1, -1]])
+    side = (float(np.median(border)) - (low + high) / 2) / max(high - low, 1e-6)
+    if abs(side) > BORDER_SIDE and high - low >= MIN_CONTRAST:
+        return side > 0
     tail = max(1e-4, min(0.01, 20.0 / level.size))
     median = float(np.median(level))
     low, high = np.quantile(level, [tail, 1.0 - tail])
@@ -155,58 +187,136 @@ def _block_filter(grid: np.ndarray, size: int, reduce) -> np.ndarray:
     return reduce(windows, axis=(-2, -1))
 
 
-def background(ink_up: np.ndarray) -> np.ndarray:
-    """The paper's level under light ink (``ink_up``: ink bright, paper dark), per pixel."""
+def stroke_width(mask: np.ndarray) -> float:
+    """The mean width in pixels of the strokes of a bool mask (0 when it is empty).
+
+    A stroke of width w and length L has area w·L and a boundary of about 2·L;
+    the boundary is counted as the pixel edges between set and unset pixels
+    (horizontal plus vertical), which for strokes in every direction exceeds the
+    Euclidean length by 4/π on average.
+    """
+    mask = np.asarray(mask, bool)
+    area = int(mask.sum())
+    padded = np.pad(mask, 1)
+    edges = int((padded[1:] != padded[:-1]).sum() + (padded[:, 1:] != padded[:, :-1]).sum())
+    return 0.0 if edges == 0 else 2.0 * area / (edges * math.pi / 4)
+
+
+def background(ink_up: np.ndarray, stroke: float = 0.0) -> np.ndarray:
+    """The paper's level under light ink (``ink_up``: ink bright, paper dark), per pixel.
+
+    The opening's window is ``OPENING`` blocks, widened to ``STROKE_WINDOW``
+    times the measured ``stroke`` width when that is larger; a window as wide
+    as the picture gives its darkest paper, one level for the whole picture.
+    """
     height, width = ink_up.shape
     block = max(1, math.ceil(max(height, width) / GRID))
     rows, cols = math.ceil(height / block), math.ceil(width / block)
     padded = np.pad(ink_up, ((0, rows * block - height), (0, cols * block - width)), mode="edge")
     blocks = padded.reshape(rows, block, cols, block).transpose(0, 2, 1, 3).reshape(rows, cols, -1)
     grid = np.percentile(blocks, 25, axis=-1).astype(np.float32)
-    grid = _block_filter(_block_filter(grid, OPENING, np.min), OPENING, np.max)
+    if STROKE_WINDOW * stroke * ROOM > min(height, width):
+        # No room for a window wider than any stroke with paper beside it: one level,
+        # the paper's (the bulk of the darker side).
+        return np.full_like(ink_up, float(np.percentile(ink_up, 25)))
+    opening = max(OPENING, math.ceil(STROKE_WINDOW * stroke / block)) | 1  # odd
+    grid = _block_filter(_block_filter(grid, opening, np.min), opening, np.max)
     grid = _block_filter(grid, 3, np.mean)
     full = Image.fromarray(grid).resize((cols * block, rows * block), Image.Resampling.BILINEAR)
     return np.asarray(full, np.float32)[:height, :width]
 
 
-def _select(regions: components.Regions, contrast: np.ndarray) -> np.ndarray:
-    """Indices of the digit's regions (see the module docstring); empty if none is ink.
+def _rough_ink(ink_up: np.ndarray) -> np.ndarray:
+    """A first guess at the ink: Otsu's threshold after removing the fitted lighting plane."""
+    flat = ink_up - _plane(ink_up)
+    return flat > otsu(flat)
+
+
+def _paper_noise(flat: np.ndarray, rough: np.ndarray) -> float:
+    """The noise level (grey levels) from neighbouring pixels of paper away from the ink.
+
+    Differences across the soft edge of a stroke are signal, not noise; in a small
+    or low-resolution picture they are most of the differences.
+    """
+    away = ~dilate(rough, 2)
+    diffs = np.diff(flat[::3], axis=1)[away[::3, 1:] & away[::3, :-1]]  # every 3rd row will do
+    if diffs.size < 64:
+        diffs = np.diff(flat, axis=1)[away[:, 1:] & away[:, :-1]]
+    if diffs.size < 16:
+        diffs = np.diff(flat, axis=1)
+    return robust_sigma(diffs) / math.sqrt(2)
+
+
+def _select(regions: components.Regions, contrast: np.ndarray, threshold: float
+            ) -> tuple[np.ndarray, int]:
+    """Indices of the digit's regions (see the module docstring), empty if none is ink;
+    and how many other digit-sized regions there are.
 
     Regions are weighed by their ink (the summed ``contrast``), so a large but
-    faint shadow or paper edge loses to the strokes; regions fainter on average
-    than ``MIN_CONTRAST`` are never the digit.
+    faint shadow or paper edge loses to the strokes; a region whose part above
+    ``threshold`` is fainter on average than ``MIN_CONTRAST``, or which has no
+    such part, is never the digit.
     """
     mass = regions.sums(contrast)
-    mass[mass < MIN_CONTRAST * regions.area] = 0.0
+    above = contrast > threshold  # a region is ink only through its part above the threshold
+    strong_area = regions.sums(above)
+    strong_mass = regions.sums(np.where(above, contrast, 0.0))
+    mass[(strong_area == 0) | (strong_mass < MIN_CONTRAST * strong_area)] = 0.0
     largest = int(np.argmax(mass))
     if mass[largest] <= 0:
-        return np.array([], np.int64)
+        return np.array([], np.int64), 0
     top, bottom, left, right = regions.box[largest]
     reach = KEEP_DISTANCE * max(bottom - top, right - left)
     gap_rows = np.maximum(0, np.maximum(top - regions.box[:, 1], regions.box[:, 0] - bottom))
     gap_cols = np.maximum(0, np.maximum(left - regions.box[:, 3], regions.box[:, 2] - right))
     near = np.maximum(gap_rows, gap_cols) <= reach
-    return np.flatnonzero(near & (mass >= KEEP_MASS * mass[largest]))
+    heights = regions.box[:, 1] - regions.box[:, 0]
+    digit_sized = (mass >= OTHER_MASS * mass[largest]) & (heights >= OTHER_HEIGHT * (bottom - top))
+    beside = (regions.box[:, 3] <= left) | (regions.box[:, 2] >= right)
+    other = digit_sized & (beside | ~near)
+    other[largest] = False
+    keep = np.flatnonzero(near & ~other & (mass >= KEEP_MASS * mass[largest]))
+    return keep, int(other.sum())
 
 
 def _segment(gray: np.ndarray, name: str) -> Ink:
     """Steps 2-6 on a working-size picture."""
     ink_up = 255.0 - gray if ink_is_dark(gray) else gray
-    flat = ink_up - background(ink_up)
-    noise = robust_sigma(np.diff(flat[::3], axis=1)) / math.sqrt(2)  # every 3rd row will do
+    rough = _rough_ink(ink_up)
+    stroke = stroke_width(rough)
+    # Only in a dense picture is the first guess the strokes: on a page under a strong
+    # lighting gradient it can be a dark corner, whose "width" is no stroke's; on a noisy
+    # page with faint ink it can be half the paper's grain (speckle, narrower than a stroke).
+    dense = rough.mean() > DENSE and stroke >= MIN_STROKE
+    flat = ink_up - background(ink_up, stroke if dense else 0.0)
+    noise = _paper_noise(flat, rough)
     blur = min(BLUR_MAX, BLUR_BASE + noise / BLUR_PER)
     smooth = gaussian_blur(flat, blur)
     sample = smooth[1::3, 1::3] if min(smooth.shape) >= 3 * MIN_SIDE else smooth
-    smooth -= np.median(sample)
-    floor = max(4.0 * robust_sigma(sample), MIN_CONTRAST / 4)
+    if dense:
+        # Ink covers much of the picture (a tight crop, a filled canvas): the median is
+        # no longer the paper's level, and the spread of all pixels is not the paper's.
+        # The paper is the class below Otsu's cut; its upper half holds the soft edges of
+        # the strokes, so its spread is measured on its lower side.
+        paper = sample[sample < otsu(sample)]
+        level = float(np.median(paper))
+        spread = level - float(np.percentile(paper, 15.9))
+    else:
+        level, spread = float(np.median(sample)), robust_sigma(sample)
+    smooth -= level
+    floor = max(4.0 * spread, MIN_CONTRAST / 4)
     threshold = otsu(smooth)
     if threshold < floor:
         above = smooth[smooth > floor]
         threshold = max(otsu(above), floor) if above.size > 1 else floor
-    regions = components.label(smooth > threshold)
-    keep = _select(regions, smooth) if regions.count else []
+    # Hysteresis in a dense picture: a region is the ink above half the threshold joined
+    # to ink above it, so a stroke that fades (a blurred low-resolution scan) stays in one
+    # piece. On a page it would join the grain of a noisy paper into ink-sized regions.
+    low = max(floor, HYSTERESIS * threshold) if dense else threshold
+    regions = components.label(smooth > low)
+    keep, others = _select(regions, smooth, threshold) if regions.count else ([], 0)
     if len(keep) == 0:
-        raise ImageError(f"{name}: no ink found (blank or nearly uniform image)")
+        raise ImageError(f"{name}: {_why_no_ink(smooth)}")
     mask = regions.mask(keep)
     level = float(np.percentile(smooth[mask], LEVEL_PERCENTILE))
     radius = max(1, math.ceil(2 * blur))
@@ -215,19 +325,32 @@ def _segment(gray: np.ndarray, name: str) -> Ink:
     coverage[~dilate(mask, radius)] = 0.0
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     return Ink(coverage.astype(np.float32),
-               (int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1))
+               (int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1), 1 + others)
+
+
+def _why_no_ink(smooth: np.ndarray) -> str:
+    """Why no region is ink: a blank page, or ink the paper's own variations hide."""
+    low, high = np.percentile(smooth, [0.5, 99.5])
+    if high - low < MIN_CONTRAST:
+        return (f"no ink found: a blank page (after denoising, its grey levels vary by "
+                f"{high - low:.0f}, less than the {MIN_CONTRAST:.0f} between paper and ink)")
+    return (f"no ink found: the ink is not separable from the background (grey levels vary "
+            f"by {high - low:.0f}, but no stroke stands out from the paper's own variations: "
+            f"shadows, lines or texture as strong as the ink)")
 
 
 def find_ink(gray: np.ndarray, name: str = "image") -> Ink:
     """The digit's ink in a grayscale ``[H, W]`` picture (any polarity, lighting and size).
 
     Raises:
-      ImageError: no ink (a blank or nearly uniform picture), or a picture less
-        than ``MIN_SIDE`` pixels wide or high.
+      ImageError: no ink (a blank page, or ink not separable from the
+        background: the message says which), a picture less than ``MIN_SIDE``
+        pixels wide or high, or sides more than ``MAX_ASPECT``:1 apart.
     """
     if min(gray.shape) < MIN_SIDE:
         raise ImageError(f"{name}: {gray.shape[1]}x{gray.shape[0]} pixels is too small to hold "
                          f"a digit (at least {MIN_SIDE} pixels a side)")
+    check_aspect(gray.shape[1], gray.shape[0], name)
     small, factor = shrink(gray)
     ink = _segment(small, name)
     top, bottom, left, right = ink.box
@@ -242,6 +365,19 @@ def find_ink(gray: np.ndarray, name: str = "image") -> Ink:
     if window_factor > 0.8 * factor:
         return ink  # no more detail to gain
     try:
-        return _segment(window, name)
+        found = _segment(window, name)
     except ImageError:
         return ink  # the reduced copy's answer stands
+    # The window sees only the digit's surroundings: other digits are counted on the copy.
+    return dataclasses.replace(found, digits=max(found.digits, ink.digits))
+
+
+def check_aspect(width: int, height: int, name: str) -> None:
+    """Refuses a picture longer than ``MAX_ASPECT`` times its width (raises ImageError).
+
+    Its working copy could not keep the long side within ``WORK_SIDE`` pixels and the
+    short side at least ``MIN_SIDE``, so time and memory would grow with the long side.
+    """
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise ImageError(f"{name}: {width}x{height} pixels is a strip, not a digit picture "
+                         f"(sides more than {MAX_ASPECT}:1 apart)")

@@ -4,9 +4,12 @@ A 28×28 digit (light on black, as MNIST stores it) becomes the ink of a
 picture: enlarged to a random size, rotated, placed off-centre on paper with a
 texture and a tint, written in a coloured ink, lit unevenly, warped in
 perspective, defocused, given sensor noise and encoded as PNG or JPEG. Each
-:class:`Capture` names one such condition; :data:`CONDITIONS` is the set the
-robustness measurement (``inference/robustness.py``) reports on. Rendering is
-deterministic for a given ``numpy.random.Generator`` state.
+:class:`Capture` names one such condition. A :class:`Framing` is the other way
+people give a digit: cropped to its ink (tight, a canvas it fills edge to edge,
+flush against a border) or scanned at a low resolution and enlarged.
+:data:`CONDITIONS` is the set the robustness measurement
+(``inference/robustness.py``) reports on. Rendering is deterministic for a
+given ``numpy.random.Generator`` state.
 """
 
 from __future__ import annotations
@@ -59,8 +62,36 @@ class Capture:
     jpeg: Optional[int] = None
 
 
+@dataclasses.dataclass(frozen=True)
+class Framing:
+    """A digit cropped to its ink and framed the way a person crops or draws it.
+
+    The digit's ink box (pixels above ``INK_LEVEL``) is cut out of the 28×28
+    field; dark ink on white paper, saved as PNG.
+
+    Attributes:
+      kind: ``"tight"``: enlarged (bicubic) so its height is ``side`` px, aspect
+        kept, ``margin`` px of paper around. ``"fill"``: enlarged so its long side
+        spans a ``side``×``side`` canvas edge to edge, aspect kept. ``"stretch"``:
+        enlarged to ``side``×``side`` (the aspect ratio is lost). ``"lowres"``:
+        fitted into a ``side``×``side`` grid (area averaging, the long side
+        touching two borders, like a low-resolution scan), then enlarged
+        ``scale``× (bicubic). ``"border"``: enlarged to ``side`` px high on a
+        ``page`` whose border one side of the ink touches (random side).
+      side, margin, scale, page: see ``kind``.
+    """
+
+    kind: str
+    side: int = 64
+    margin: int = 0
+    scale: int = 1
+    page: tuple[int, int] = (200, 160)
+    jpeg: Optional[int] = None  # always PNG; the attribute lets callers name the format
+
+
+INK_LEVEL = 32  # of 255: MNIST pixels above this are the digit's ink box
 PLAIN = Capture()
-CONDITIONS: dict[str, Capture] = {
+CONDITIONS: dict[str, Capture | Framing] = {
     "plain scan (PNG)": PLAIN,
     "sensor noise σ=10": Capture(noise=10),
     "sensor noise σ=20": Capture(noise=20),
@@ -85,7 +116,74 @@ CONDITIONS: dict[str, Capture] = {
         field=(70, 220), page=(480, 360), papers=TINTED_PAPERS + (WHITE_PAPER,),
         inks=COLOURED_INKS + (BLACK_INK,), texture=6, lighting=40, rotation=6,
         perspective=0.05, blur=1.0, noise=10, jpeg=70),
+    "tight crop (96 px high, 2 px margin)": Framing("tight", side=96, margin=2),
+    "filled canvas (64×64, edge to edge)": Framing("fill", side=64),
+    "touching a border (100 px high)": Framing("border", side=100),
+    "low-res 16×16 enlarged ×2": Framing("lowres", side=16, scale=2),
+    "low-res 16×16 enlarged ×4": Framing("lowres", side=16, scale=4),
+    "low-res 16×16 enlarged ×8": Framing("lowres", side=16, scale=8),
+    "low-res 8×8 enlarged ×2": Framing("lowres", side=8, scale=2),
+    "low-res 8×8 enlarged ×4": Framing("lowres", side=8, scale=4),
+    "low-res 8×8 enlarged ×8": Framing("lowres", side=8, scale=8),
+    "stretched to fill 64×64 (aspect lost)": Framing("stretch", side=64),
 }
+
+
+def ink_crop(digit: np.ndarray) -> np.ndarray:
+    """The part of a 28×28 uint8 digit inside its ink box (the whole field if it has none)."""
+    digit = np.asarray(digit, np.uint8)
+    rows = np.flatnonzero(digit.max(axis=1) > INK_LEVEL)
+    cols = np.flatnonzero(digit.max(axis=0) > INK_LEVEL)
+    if rows.size == 0:
+        return digit
+    return digit[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+
+
+def _fit(height: int, width: int, side: int) -> tuple[int, int]:
+    """(width, height) of a ``height``×``width`` box scaled so its long side is ``side``."""
+    scale = side / max(height, width)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _on_paper(coverage: np.ndarray) -> bytes:
+    """Dark ink (``coverage`` 0..255) on white paper, encoded as PNG."""
+    paper, ink = np.float32(WHITE_PAPER[0]), np.float32(BLACK_INK[0])
+    page = paper + (ink - paper) * np.asarray(coverage, np.float32) / 255.0
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(page, 0, 255).round().astype(np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def render_framing(digit: np.ndarray, framing: Framing, rng: np.random.Generator) -> bytes:
+    """Renders one 28×28 uint8 digit as ``framing`` says; returns the PNG file."""
+    crop = Image.fromarray(ink_crop(digit))
+    height, width = crop.height, crop.width
+    bicubic = Image.Resampling.BICUBIC
+    if framing.kind == "stretch":
+        return _on_paper(np.asarray(crop.resize((framing.side, framing.side), bicubic)))
+    if framing.kind in ("fill", "lowres"):
+        size = _fit(height, width, framing.side)
+        resample = Image.Resampling.BOX if framing.kind == "lowres" else bicubic
+        canvas = Image.new("L", (framing.side, framing.side), 0)
+        canvas.paste(crop.resize(size, resample), ((framing.side - size[0]) // 2,
+                                                   (framing.side - size[1]) // 2))
+        if framing.kind == "lowres":
+            big = framing.side * framing.scale
+            canvas = canvas.resize((big, big), bicubic)
+        return _on_paper(np.asarray(canvas))
+    size = (max(1, round(width * framing.side / height)), framing.side)
+    ink = np.asarray(crop.resize(size, bicubic))
+    if framing.kind == "tight":
+        return _on_paper(np.pad(ink, framing.margin))
+    if framing.kind == "border":
+        page_w, page_h = max(framing.page[0], size[0]), framing.page[1]
+        canvas = np.zeros((page_h, page_w), np.uint8)
+        side = int(rng.integers(4))  # 0 top, 1 bottom, 2 left, 3 right
+        top = {0: 0, 1: page_h - size[1]}.get(side, int(rng.integers(0, page_h - size[1] + 1)))
+        left = {2: 0, 3: page_w - size[0]}.get(side, int(rng.integers(0, page_w - size[0] + 1)))
+        canvas[top:top + size[1], left:left + size[0]] = ink
+        return _on_paper(canvas)
+    raise ValueError(f"unknown framing {framing.kind!r}")
 
 
 def _ink_alpha(digit: np.ndarray, side: int, angle: float) -> Image.Image:
@@ -133,8 +231,10 @@ def _lighting(capture: Capture, rng: np.random.Generator, paper_level: float) ->
     return (1.0 + ramp * capture.lighting / paper_level)[..., None]
 
 
-def render(digit: np.ndarray, capture: Capture, rng: np.random.Generator) -> bytes:
+def render(digit: np.ndarray, capture: Capture | Framing, rng: np.random.Generator) -> bytes:
     """Renders one 28×28 uint8 digit under ``capture``; returns the encoded PNG or JPEG file."""
+    if isinstance(capture, Framing):
+        return render_framing(digit, capture, rng)
     width, height = capture.page
     paper = np.array(capture.papers[rng.integers(len(capture.papers))], np.float32)
     ink = np.array(capture.inks[rng.integers(len(capture.inks))], np.float32)

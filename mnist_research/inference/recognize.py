@@ -43,15 +43,25 @@ def save_preprocessed(folder: str, name: str, image: np.ndarray) -> str:
 
 def classify(paths: list[str], logits_fn: Callable[[np.ndarray], np.ndarray],
              save_dir: Optional[str] = None) -> list[dict]:
-    """One result dict per path: ``digit``, ``probability``, ``top3`` or ``error``."""
+    """One result dict per path: ``digit``, ``probability``, ``top3`` or ``error``.
+
+    A picture holding several digit-sized ink regions also gets ``digits`` (how
+    many) and ``warning`` (one line saying so).
+    """
     results, images, ok = [], [], []
     for path, name in zip(paths, output_names(paths)):
         try:
-            image = imaging.load_digit(path)
+            found = imaging.load(path)
         except imaging.ImageError as e:
             results.append({"path": path, "error": str(e)})
             continue
+        except MemoryError:  # whatever the cause, the other files are still classified
+            results.append({"path": path, "error": f"{path}: out of memory while decoding"})
+            continue
+        image = found.image
         result = {"path": path}
+        if found.warning:
+            result.update(digits=found.digits, warning=f"{path}: {found.warning}")
         if save_dir:
             result["preprocessed"] = save_preprocessed(save_dir, name, image)
         results.append(result)

@@ -86,16 +86,53 @@ def test_the_stand_in_model_reads_the_clean_drawings(nearest_neighbour, test_dig
     assert (nearest_neighbour(images).argmax(axis=1) == labels).mean() == 1.0
 
 
+# A digit shown at 8x8 has lost detail (docs/predict.md gives the model's numbers): the
+# stand-in may make 2 more mistakes there, and the images may differ by up to 20 %.
+# A stretched digit has lost its aspect ratio: only its refusals are checked (at most 2).
+LOW_DETAIL = ("low-res 8×8",)
+
+
 @pytest.mark.parametrize("name", list(photos.CONDITIONS))
 def test_condition_stays_close_to_clean(name, nearest_neighbour, test_digits):
     images, labels = test_digits
     inputs, refused = robustness.preprocess_condition(images, photos.CONDITIONS[name], seed=3)
+    if "aspect lost" in name:  # a stretched "1" is a block of ink: it may be refused
+        assert refused.sum() <= 2
+        return
     assert not refused.any()
+    low_detail = name.startswith(LOW_DETAIL)
     clean = (nearest_neighbour(images).argmax(axis=1) == labels).sum()
     rendered = (nearest_neighbour(inputs).argmax(axis=1) == labels).sum()
-    assert rendered >= clean - 1, f"{rendered} right against {clean} clean, of {len(labels)}"
+    allowed = 2 if low_detail else 1
+    assert rendered >= clean - allowed, f"{rendered} right against {clean} clean, of {len(labels)}"
     diff = np.abs(inputs.astype(float) - images.astype(float)).mean(axis=(1, 2))
-    assert np.median(diff) < 0.12 * 255, f"median |diff| {np.median(diff):.1f} grey levels"
+    limit = 0.20 if low_detail else 0.12
+    assert np.median(diff) < limit * 255, f"median |diff| {np.median(diff):.1f} grey levels"
+
+
+def test_framings_frame_the_digit_as_named():
+    digit = drawings(1, seed=0)[0][4]
+    rng = np.random.default_rng(0)
+
+    def ink_box(name):
+        page = np.asarray(Image.open(io.BytesIO(photos.render(digit, photos.CONDITIONS[name],
+                                                               rng))))
+        rows = np.flatnonzero((page < 128).any(axis=1))
+        cols = np.flatnonzero((page < 128).any(axis=0))
+        return page.shape, (rows[0], page.shape[0] - 1 - rows[-1], cols[0],
+                            page.shape[1] - 1 - cols[-1])
+
+    shape, margins = ink_box("tight crop (96 px high, 2 px margin)")
+    assert shape[0] == 100 and min(margins) <= 3
+    shape, margins = ink_box("filled canvas (64×64, edge to edge)")
+    # The long side spans the canvas (the soft edge pixels below 128 aside).
+    assert shape == (64, 64) and min(margins[0] + margins[1], margins[2] + margins[3]) <= 6
+    shape, margins = ink_box("touching a border (100 px high)")
+    assert min(margins) == 0 and max(margins) > 20
+    for side in (16, 8):
+        for scale in (2, 4, 8):
+            shape, _ = ink_box(f"low-res {side}×{side} enlarged ×{scale}")
+            assert shape == (side * scale, side * scale)
 
 
 def test_rendering_is_reproducible_and_encodes_as_asked():

@@ -1,0 +1,99 @@
+"""What predict says about a picture: several digits, why no ink, extreme shapes (issue 25/26)."""
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from mnist_research.inference import imaging, recognize
+
+INK = (20, 20, 20)
+
+
+def _page(width=400, height=300):
+    return Image.new("RGB", (width, height), (235, 235, 228))
+
+
+def _four(draw, dx=0):
+    draw.line([(100 + dx, 60), (60 + dx, 170), (150 + dx, 170)], fill=INK, width=12)
+    draw.line([(130 + dx, 100), (130 + dx, 240)], fill=INK, width=12)
+
+
+def _two(draw, dx=0):
+    draw.arc((200 + dx, 60, 300 + dx, 150), 180, 30, fill=INK, width=12)
+    draw.line([(295 + dx, 120), (200 + dx, 240), (310 + dx, 240)], fill=INK, width=12)
+
+
+def _gray(image):
+    return np.asarray(image.convert("L"), np.float32)
+
+
+def test_several_digits_are_counted_and_one_digit_is_not():
+    both = _page()
+    _four(ImageDraw.Draw(both))
+    _two(ImageDraw.Draw(both))
+    found = imaging.preprocess(_gray(both), "42")
+    assert found.digits == 2 and found.warning.startswith("2 digit-sized ink regions")
+    three = _page(560)
+    _four(ImageDraw.Draw(three))
+    _two(ImageDraw.Draw(three))
+    _four(ImageDraw.Draw(three), dx=330)
+    assert imaging.preprocess(_gray(three), "424").digits == 3
+    alone = _page()
+    _four(ImageDraw.Draw(alone))
+    found = imaging.preprocess(_gray(alone), "4")
+    assert found.digits == 1 and found.warning == ""
+
+
+def test_predict_results_carry_the_warning(tmp_path):
+    both = _page()
+    _four(ImageDraw.Draw(both))
+    _two(ImageDraw.Draw(both))
+    alone = _page()
+    _two(ImageDraw.Draw(alone))
+    paths = [str(tmp_path / "42.png"), str(tmp_path / "2.png")]
+    both.save(paths[0])
+    alone.save(paths[1])
+    results = recognize.classify(paths, lambda images: np.zeros((len(images), 10)))
+    assert results[0]["digits"] == 2
+    assert results[0]["warning"].startswith(f"{paths[0]}: 2 digit-sized ink regions")
+    assert "warning" not in results[1] and "digits" not in results[1]
+
+
+def test_no_ink_says_blank_page_or_not_separable():
+    with pytest.raises(imaging.ImageError, match="no ink found: a blank page"):
+        imaging.preprocess(np.full((200, 300), 230.0), "blank")
+    with pytest.raises(imaging.ImageError, match="no ink found: a blank page"):
+        imaging.preprocess(200 + np.random.default_rng(1).normal(0, 20, (300, 400)), "grain")
+    # A soft shadow (a fold) 35 grey levels deep: contrast enough for ink, yet no part of
+    # it is a stroke 32 levels above the paper on average.
+    cols = np.arange(320)[None, :]
+    fold = np.broadcast_to(220 - 35 * np.exp(-((cols - 160) ** 2) / 288.0), (240, 320))
+    with pytest.raises(imaging.ImageError, match="ink is not separable from the background"):
+        imaging.preprocess(fold, "fold")
+    fold = fold.copy()
+    fold[60:180, 100:110] = 30.0  # with a stroke on it, the stroke is found
+    assert imaging.preprocess(fold, "fold").image.max() > 200
+
+
+@pytest.mark.parametrize("size", [(8, 6_000_000), (40, 1_200_000), (6_000_000, 8)])
+def test_extreme_aspect_is_refused_in_one_line_and_others_still_classified(tmp_path, size):
+    width, height = size
+    strip = tmp_path / "strip.png"
+    Image.new("L", (width, height), 255).save(strip, optimize=False)
+    good = tmp_path / "good.png"
+    page = _page()
+    _four(ImageDraw.Draw(page))
+    page.save(good)
+    results = recognize.classify([str(strip), str(good)], lambda images: np.eye(10)[[4] * len(images)])
+    assert results[0]["error"] == (f"{strip}: {width}x{height} pixels is a strip, not a digit "
+                                   f"picture (sides more than 40:1 apart)")
+    assert results[1]["digit"] == 4
+
+
+def test_strips_up_to_the_limit_are_read_in_bounded_work():
+    page = np.full((40, 1600), 230.0, np.float32)  # 40:1, the most allowed
+    page[8:32, 700:712] = 20.0
+    image = imaging.preprocess(page, "strip").image  # a vertical bar, fitted to 20 px high
+    assert image.max() > 200 and (image > 128).any(axis=1).sum() >= 18
+    with pytest.raises(imaging.ImageError, match="is a strip"):
+        imaging.preprocess(np.full((40, 1641), 230.0), "longer")
