@@ -107,8 +107,8 @@ def define_finished_run_flags(fv: flags.FlagValues, data: bool = True) -> None:
 
     The flags of the commands that use a finished run: evaluate, report, predict.
     """
-    flags.DEFINE_string("run_dir", None, "A finished run directory, or latest (the newest finished run under --logdir).", required=True,
-                        flag_values=fv)
+    flags.DEFINE_string("run_dir", None, "A finished run directory, or latest (the newest "
+                        "finished run under --logdir).", required=True, flag_values=fv)
     flags.DEFINE_boolean("from_checkpoint", False,
                          "Load the latest checkpoint instead of the SavedModel export.",
                          flag_values=fv)
