@@ -18,9 +18,7 @@ from __future__ import annotations
 from absl import flags
 
 from mnist_research import command, runs
-from mnist_research.analysis import run_analysis
-from mnist_research.analysis.metrics import format_summary
-from mnist_research.inference.finished_run import SPLITS
+from mnist_research.config.data import SPLITS
 
 FLAGS = flags.FLAGS
 
@@ -33,6 +31,10 @@ def define_flags(fv: flags.FlagValues) -> None:
 
 
 def _evaluate() -> int:
+    # TensorFlow is imported here, after the flags are parsed: a bad argument fails at once.
+    from mnist_research.analysis import run_analysis  # noqa: PLC0415
+    from mnist_research.analysis.metrics import format_summary  # noqa: PLC0415
+
     summary, path = run_analysis.evaluate_split(runs.chosen_run_dir(), FLAGS.split,
                                                 FLAGS.data_dir,
                                                 FLAGS.from_checkpoint)

@@ -28,8 +28,6 @@ from absl import flags
 
 from mnist_research import command, runs
 from mnist_research.errors import MnistResearchError
-from mnist_research.inference import finished_run as restore
-from mnist_research.inference import recognize
 
 FLAGS = flags.FLAGS
 
@@ -47,6 +45,10 @@ def define_flags(fv: flags.FlagValues) -> None:
 
 
 def _predict(paths: list[str]) -> int:
+    # TensorFlow is imported here, after the flags are parsed: a bad argument fails at once.
+    from mnist_research.inference import finished_run as restore  # noqa: PLC0415
+    from mnist_research.inference import recognize  # noqa: PLC0415
+
     if FLAGS.save_preprocessed:
         try:
             os.makedirs(FLAGS.save_preprocessed, exist_ok=True)

@@ -18,7 +18,6 @@ from __future__ import annotations
 from absl import flags
 
 from mnist_research import command, runs
-from mnist_research.analysis import run_analysis
 
 FLAGS = flags.FLAGS
 
@@ -30,6 +29,9 @@ def define_flags(fv: flags.FlagValues) -> None:
 
 
 def _report() -> int:
+    # TensorFlow is imported here, after the flags are parsed: a bad argument fails at once.
+    from mnist_research.analysis import run_analysis  # noqa: PLC0415
+
     paths = run_analysis.regenerate_reports(runs.chosen_run_dir(), FLAGS.data_dir,
                                             FLAGS.from_checkpoint)
     for name, path in paths.items():

@@ -9,6 +9,10 @@ from mnist_research.config.fields import check_declared, setting
 from mnist_research.config.registry import DATASETS
 
 
+# The splits a DataConfig yields: the test set, and the training set's two parts.
+SPLITS = ("test", "validation", "train")
+
+
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     """Where the data comes from and how it is split.

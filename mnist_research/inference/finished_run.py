@@ -15,6 +15,7 @@ import numpy as np
 from absl import logging
 
 from mnist_research.config import ExperimentConfig
+from mnist_research.config.data import SPLITS
 from mnist_research.data import sources as data_lib
 from mnist_research.data.model_input import LogitsFn, logits_function
 from mnist_research.errors import DamagedFileError, RunDirError
@@ -22,7 +23,6 @@ from mnist_research.inference import export as export_lib
 from mnist_research.model import registry
 from mnist_research.rundir import checkpoint_files, layout, records
 
-SPLITS = ("test", "validation", "train")
 
 
 def load_config(run_dir: str) -> ExperimentConfig:
