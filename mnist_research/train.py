@@ -72,6 +72,9 @@ def _train() -> int:
 
 def _choose_run_dir(config, strategy) -> str:
     """--run_dir; with --resume the newest unfinished run; else a new timestamped one."""
+    if FLAGS.resume and FLAGS.overwrite:
+        raise app.UsageError("--resume continues a run and --overwrite deletes one; give only "
+                             "one of them")
     if FLAGS.resume and FLAGS.run_dir:
         raise app.UsageError("--resume picks the run dir itself; give either --run_dir or "
                              "--resume")

@@ -88,11 +88,16 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
     if finished is not None:
         return finished
     datasets = _load_data(config, datasets)
+    info = {**info, "data_sha256": sources.fingerprint(datasets)}
+    if not overwrite:
+        records.check_same_run(run_dir, info)
     train_input, steps_per_epoch = _train_input(config, datasets, strategy)
     trainer = preflight.build_trainer(config, strategy, steps_per_epoch,
                                       on_gpu=info["device_kind"] == "gpu")
 
     layout.ensure_writable(run_dir)
+    if chief:
+        layout.claim(run_dir)
     with RunDirLock(run_dir) if chief else contextlib.nullcontext():
         if overwrite and chief:
             logging.info("--overwrite: deleting the contents of %s", run_dir)
@@ -133,8 +138,11 @@ def _check_run_dir(run_dir: str, config: ExperimentConfig, overwrite: bool,
         with other settings; a finished run with more epochs than ``config``.
     """
     if overwrite:
+        if records.ownership(run_dir) == "foreign":
+            records.check_ours(run_dir)  # refuses, naming what a run dir holds
         layout.check_overwritable(run_dir)
         return None
+    records.check_ours(run_dir)
     damaged_config = records.check_settings(run_dir, config)
     try:
         finished = records.finished_metrics(run_dir)
