@@ -24,7 +24,7 @@ from absl import logging
 from mnist_research import interrupts
 from mnist_research.config import ExperimentConfig
 from mnist_research.data import pipeline, sources
-from mnist_research.errors import DamagedFileError, RunDirError
+from mnist_research.errors import ConfigError, DamagedFileError, RunDirError
 from mnist_research.rundir import layout, records
 from mnist_research.rundir.lock import RunDirLock
 from mnist_research.training import devices, epoch_loop, finish, preflight
@@ -82,6 +82,7 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
     set_seeds(config)
     info = devices.device_info(strategy)
     run_dir = run_dir or layout.default_run_dir(config.experiment, devices.device_tag(info))
+    _check_cluster(strategy)
     chief = devices.is_chief()
     layout.check_path(run_dir)
     finished = _check_run_dir(run_dir, config, overwrite, actions)
@@ -110,6 +111,23 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
         with preflight.out_of_memory_as_error(config), interrupts.deferred():
             epoch_loop.run_epochs(run, train_input, steps_per_epoch, verbose)
         return finish.finish_run(run, actions)
+
+
+def _check_cluster(strategy: tf.distribute.Strategy) -> None:
+    """Refuses a TF_CONFIG cluster of several workers under a single-process strategy.
+
+    Only worker 0 (or the chief) of a cluster writes the run dir: under another
+    strategy each process would train alone, and every other worker would
+    write nothing while reporting success.
+
+    Raises:
+      ConfigError: naming the cluster size and the strategy.
+    """
+    workers = devices.num_workers()
+    if workers > 1 and not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        raise ConfigError(f"TF_CONFIG names a cluster of {workers} workers, but "
+                          f"{devices.strategy_name(strategy)} trains in this process alone; "
+                          f"use --strategy=multi_worker, or unset TF_CONFIG")
 
 
 def _create_strategy(config: ExperimentConfig) -> tf.distribute.Strategy:
