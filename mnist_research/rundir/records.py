@@ -7,6 +7,7 @@ damaged one raises :class:`DamagedFileError`.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Optional
 
@@ -200,7 +201,30 @@ def save_config(run_dir: str, config: ExperimentConfig, flagfile_text: str) -> N
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite int or float (JSON's NaN, Infinity and integers beyond a float are not)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def _first_non_finite(value: Any, where: str = "") -> Optional[str]:
+    """The path of the first NaN, Infinity or float-overflowing integer in a JSON document."""
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not _is_number(value):
+            return where or "the document"
+        return None
+    for key, item in items:
+        found = _first_non_finite(item, f"{where}.{key}" if where else str(key))
+        if found:
+            return found
+    return None
 
 
 def metrics_problem(document: Any) -> Optional[str]:
@@ -211,6 +235,9 @@ def metrics_problem(document: Any) -> Optional[str]:
     """
     if not isinstance(document, dict):
         return f"a JSON {type(document).__name__}, expected an object"
+    odd = _first_non_finite(document)
+    if odd:
+        return f"{odd} is not a finite number"
     if not isinstance(document.get("finished", False), bool):
         return "'finished' is not true or false"
     if not document.get("finished"):
@@ -226,8 +253,8 @@ def metrics_problem(document: Any) -> Optional[str]:
         if not isinstance(values, list) or len(values) != epochs:
             return f"history.{key} does not hold {epochs} values"
         if not all(_is_number(v) for v in values):
-            return f"history.{key} holds a value that is not a number"
+            return f"history.{key} holds a value that is not a finite number"
     for key in ("test_accuracy", "test_loss"):
         if not _is_number(document.get(key)):
-            return f"{key} is {document.get(key)!r}"
+            return f"{key} is {str(document.get(key))[:40]}, not a finite number"
     return None

@@ -231,3 +231,22 @@ def test_a_resume_keeps_the_graph(tmp_path, tiny_arrays):
     assert summaries.prune_after(str(run), 1, 8) == 0
     _train(run, tiny_arrays, epochs=2, profile_steps=())
     assert _graph_events(run) == graph_before
+
+
+# --------------------------------------------------------------------------- class 6 (metrics)
+
+
+@pytest.mark.parametrize("text", ['{"finished": true, "epochs_completed": 1, "x": NaN}',
+                                  '{"finished": true, "epochs_completed": 1, "x": Infinity}',
+                                  '{"finished": true, "epochs_completed": 1, "x": 1' + "0" * 400
+                                  + "}"])
+def test_report_and_compare_refuse_non_finite_metrics_in_one_line(tmp_path, text):
+    from tests.helpers import run_module
+    run = tmp_path / "run"
+    run.mkdir()
+    records.save_config(str(run), ExperimentConfig(), "")
+    (run / "metrics.json").write_text(text)
+    assert "not a finite number" in records.metrics_problem(json.loads(text))
+    result = run_module("mnist_research.compare", str(run), str(run), timeout=120)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "not a finite number" in result.stderr
