@@ -20,7 +20,7 @@ from typing import Callable
 
 from absl import app, flags
 
-from mnist_research import logs
+from mnist_research import flagfiles, logs
 from mnist_research.errors import run_guarded
 
 # A command imports this module before its library modules import TensorFlow: the
@@ -52,9 +52,15 @@ def run(main: Callable[[list[str]], int], define_flags: Callable[[flags.FlagValu
 def _parse_flags(argv: list[str]) -> list[str]:
     """absl's parsing, with a bad flag value reported as one ``error:`` line (exit 1)."""
     try:
-        return flags.FLAGS(argv)
+        return flags.FLAGS(flagfiles.expand(argv))  # nested flagfiles from any folder
     except flags.Error as e:
         _usage_error(str(e))
+    except SystemExit as e:  # absl's --help exits 1 after printing the help it was asked for
+        asked = set(argv[1:argv.index("--") if "--" in argv else len(argv)])
+        sys.exit(0 if e.code == 1 and asked & _HELP else e.code)
+
+
+_HELP = {"--help", "-help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml"}
 
 
 def _configure_logs_then(main: Callable[[list[str]], int], argv: list[str]) -> int:

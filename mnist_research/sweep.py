@@ -15,10 +15,12 @@ interrupted one resumes. Then ``OUTPUT/results.md``, ``results.csv`` and
 from __future__ import annotations
 
 import os
+import re
+import sys
 
 from absl import app, flags
 
-from mnist_research import command
+from mnist_research import command, interrupts
 from mnist_research.analysis import sweep_runs, sweep_table
 from mnist_research.errors import run_guarded
 
@@ -42,14 +44,52 @@ def define_flags(fv: flags.FlagValues) -> None:
 
 def _seeds() -> list[int]:
     try:
-        return [int(s) for s in FLAGS.seeds]
+        seeds = [int(s) for s in FLAGS.seeds]
     except ValueError:
         raise app.UsageError(f"--seeds: expected integers, got {','.join(FLAGS.seeds)}") from None
+    _check_list("seeds", seeds)
+    return seeds
+
+
+def _check_list(name: str, values: list) -> None:
+    """Refuses an empty list, or one naming an item twice (it would count twice in the table)."""
+    if not values:
+        raise app.UsageError(f"--{name} is empty; name at least one")
+    repeated = sorted({str(v) for v in values if values.count(v) > 1})
+    if repeated:
+        raise app.UsageError(f"--{name} names {', '.join(repeated)} more than once")
+
+
+def _experiments() -> list[str]:
+    names = list(FLAGS.experiments)
+    _check_list("experiments", names)
+    for name in names:
+        if not _NAME.fullmatch(name) or name.startswith("."):
+            raise app.UsageError(f"--experiments: {name!r} is not a flagfile name (letters, "
+                                 f"digits, '_', '-', '.'; no folders: put the flagfile in "
+                                 f"--experiments_dir)")
+    return names
+
+
+# An experiment name becomes a run dir name under --output: no path parts.
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 def _sweep(extra: list[str]) -> int:
-    runs = sweep_runs.run_sweep(FLAGS.experiments, _seeds(), FLAGS.experiments_dir,
-                                FLAGS.output, FLAGS.data_dir, extra)
+    experiments, seeds = _experiments(), _seeds()
+    try:
+        with interrupts.handle_signals():
+            runs = sweep_runs.run_sweep(experiments, seeds, FLAGS.experiments_dir,
+                                        FLAGS.output, FLAGS.data_dir, extra)
+    except sweep_runs.SweepStopped as e:
+        print(f"{e.name}: sweep stopped; the training of {e.run_dir} was stopped too (exit "
+              f"{e.child_status}), its last checkpoint kept; rerun the same sweep command to "
+              f"resume", file=sys.stderr, flush=True)
+        return e.exit_status
+    except interrupts.Interrupted as e:
+        print(f"{e.name}: sweep stopped between runs; rerun the same sweep command to resume",
+              file=sys.stderr, flush=True)
+        return e.exit_status
     paths = sweep_table.write(FLAGS.output, runs)
     with open(paths["markdown"], encoding="utf-8") as f:
         print(f.read())

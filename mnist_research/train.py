@@ -23,7 +23,8 @@ from absl import app, flags, logging  # noqa: E402
 
 from mnist_research import command, run_outputs  # noqa: E402
 from mnist_research.config import flags as experiment_flags  # noqa: E402
-from mnist_research.rundir import checkpoint_files, layout  # noqa: E402
+from mnist_research.errors import RunDirError  # noqa: E402
+from mnist_research.rundir import checkpoint_files, layout, records  # noqa: E402
 from mnist_research.training import devices, resume, runner  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -64,6 +65,16 @@ def _train() -> int:
         _report_interrupted(e, run_dir)
         return e.exit_status
     print(f"Test accuracy: {metrics['test_accuracy']:.4f}  Test loss: {metrics['test_loss']:.4f}")
+    if not devices.is_chief():
+        print(f"{devices.worker_id()}: done; the chief writes {run_dir}")
+        return 0
+    missing = [path for path in (os.path.join(run_dir, layout.METRICS_FILE),
+                                 os.path.join(run_dir, "reports", "report.html"),
+                                 os.path.join(run_dir, "export"))
+               if not os.path.exists(path)]
+    if missing or records.finished_metrics(run_dir) is None:
+        raise RunDirError(f"{run_dir}: the run ended but {', '.join(missing) or 'metrics.json'} "
+                          f"is missing or unfinished; rerun the command to finish it")
     print(f"Written to {run_dir}: report {os.path.join(run_dir, 'reports', 'report.html')}, "
           f"model {os.path.join(run_dir, 'export')}; "
           f"tensorboard --logdir {os.path.dirname(os.path.normpath(run_dir)) or '.'}")
@@ -72,6 +83,9 @@ def _train() -> int:
 
 def _choose_run_dir(config, strategy) -> str:
     """--run_dir; with --resume the newest unfinished run; else a new timestamped one."""
+    if FLAGS.resume and FLAGS.overwrite:
+        raise app.UsageError("--resume continues a run and --overwrite deletes one; give only "
+                             "one of them")
     if FLAGS.resume and FLAGS.run_dir:
         raise app.UsageError("--resume picks the run dir itself; give either --run_dir or "
                              "--resume")

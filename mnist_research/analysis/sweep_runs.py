@@ -7,9 +7,11 @@ import subprocess
 import sys
 from typing import Any, Optional
 
-from absl import logging
+from absl import app, flags, logging
 
-from mnist_research import logs
+from mnist_research import flagfiles, interrupts, logs
+from mnist_research.config import ExperimentConfig, differences
+from mnist_research.config import flags as experiment_flags
 from mnist_research.errors import ConfigError, DamagedFileError, MnistResearchError
 from mnist_research.rundir import records
 
@@ -20,6 +22,36 @@ def flagfile_path(experiments_dir: str, experiment: str) -> str:
     if not os.path.isfile(path):
         raise ConfigError(f"{path}: no such experiment flagfile")
     return path
+
+
+class SweepStopped(interrupts.Interrupted):
+    """The sweep received SIGINT/SIGTERM; its running child was stopped the same way.
+
+    Attributes:
+      run_dir: the run being trained; its last checkpoint is kept, so rerunning
+        the sweep resumes it.
+      child_status: the child's exit status once stopped.
+    """
+
+    def __init__(self, signum: int, run_dir: str, child_status: Optional[int]):
+        super().__init__(signum)
+        self.run_dir, self.child_status = run_dir, child_status
+
+
+def _stop_child(process: subprocess.Popen, signum: int) -> None:
+    """Passes the signal on and waits for the child to save and exit (SIGKILL after 120 s)."""
+    if process.poll() is None:
+        process.send_signal(signum)
+    for _ in range(3):  # a further signal to the sweep must not orphan the child
+        try:
+            process.wait(timeout=120)
+            return
+        except subprocess.TimeoutExpired:
+            process.kill()
+        except interrupts.Interrupted:
+            continue
+    process.kill()
+    process.wait()
 
 
 def run_one(flagfile: str, seed: int, run_dir: str, data_dir: Optional[str],
@@ -34,8 +66,15 @@ def run_one(flagfile: str, seed: int, run_dir: str, data_dir: Optional[str],
         logging.warning("%s", e)
         metrics = None
     if metrics is not None:
-        logging.info("Reusing finished run %s", run_dir)
-        return {**metrics, "seed": seed}
+        diffs = _setting_differences(run_dir, _command_config(flagfile, seed, data_dir, extra))
+        if not diffs:
+            logging.info("Reusing finished run %s (same settings)", run_dir)
+            return {**metrics, "seed": seed}
+        if any(not d.startswith("train.epochs:") for d in diffs):
+            raise MnistResearchError(f"{run_dir} finished with other settings "
+                                     f"({'; '.join(diffs)}); its results are not this sweep's. "
+                                     f"Use another --output, or delete that run")
+        # Only --epochs differs: the training command extends the run (or refuses fewer).
     command = [sys.executable, "-m", "mnist_research.train", f"--flagfile={flagfile}",
                f"--seed={seed}", f"--run_dir={run_dir}"]
     if data_dir:
@@ -44,8 +83,14 @@ def run_one(flagfile: str, seed: int, run_dir: str, data_dir: Optional[str],
     logging.info("Running %s", " ".join(command))
     # The user's environment, not this process's TF_CPP_MIN_LOG_LEVEL: the run quiets
     # TensorFlow itself from its --verbosity (the sweep passes its own in ``extra``).
-    result = subprocess.run(command, stdout=subprocess.PIPE, text=True,
-                            env=logs.child_environment())
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
+                               env=logs.child_environment())
+    try:
+        process.communicate()
+    except interrupts.Interrupted as e:
+        _stop_child(process, e.signum)
+        raise SweepStopped(e.signum, run_dir, process.returncode) from None
+    result = process
     if result.returncode != 0:
         raise MnistResearchError(f"{run_dir}: training failed (exit {result.returncode}); "
                                  f"rerun the sweep to resume")
@@ -53,6 +98,32 @@ def run_one(flagfile: str, seed: int, run_dir: str, data_dir: Optional[str],
     if metrics is None:
         raise MnistResearchError(f"{run_dir}: training exited 0 but left no final metrics.json")
     return {**metrics, "seed": seed}
+
+
+def _command_config(flagfile: str, seed: int, data_dir: Optional[str],
+                    extra: list[str]) -> ExperimentConfig:
+    """The settings the training command of one run would resolve (its flags parsed here)."""
+    fv = flags.FlagValues()
+    experiment_flags.define_experiment_flags(fv)
+    argv = ["train", f"--flagfile={flagfile}", f"--seed={seed}"]
+    argv += [f"--data_dir={data_dir}"] if data_dir else []
+    try:
+        fv(flagfiles.expand(argv + list(extra)), known_only=True)
+        return experiment_flags.config_from_flags(fv)
+    except (flags.Error, app.UsageError) as e:
+        raise ConfigError(f"the flags of {flagfile} with {' '.join(extra)}: {e}") from None
+
+
+def _setting_differences(run_dir: str, wanted: ExperimentConfig) -> list[str]:
+    """``section.setting: old -> new`` between a finished run's config.json and ``wanted``."""
+    saved = records.load_config(run_dir)
+    if saved is None:
+        return ["config.json: missing"]
+    old, new = saved.to_dict(), wanted.to_dict()
+    for document in (old, new):  # config.json stores data_dir absolute
+        if document["data"].get("data_dir"):
+            document["data"]["data_dir"] = os.path.abspath(document["data"]["data_dir"])
+    return differences(old, new)
 
 
 def run_sweep(experiments: list[str], seeds: list[int], experiments_dir: str, output: str,

@@ -65,7 +65,10 @@ class TrainConfig:
     jit_compile: bool = setting(
         True, "Compile the per-replica train step with XLA (faster on CPUs; where XLA cannot "
               "compile it, the plain step runs and the log says why). --nojit_compile "
-              "--steps_per_loop=1 is the plain, readable path.", hparam=None, identity=False)
+              "--steps_per_loop=1 is the plain, readable path.", hparam=None,
+        # Part of the resume identity: the XLA step draws other dropout masks than the
+        # plain one, so switching it mid-run would silently change the experiment.
+        identity=True)
     histograms: bool = setting(
         True, "Write weight, BN-statistic and gradient histograms to TensorBoard.",
         hparam=None, identity=False)

@@ -8,6 +8,7 @@ any problem raises :class:`DataError` with one line that names the file.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import numpy as np
 from absl import logging
@@ -107,6 +108,20 @@ def split(raw: RawData, config: DataConfig) -> Splits:
     return Splits(x_train=x[:num_train], y_train=y[:num_train],
                   x_val=x[num_train:], y_val=y[num_train:],
                   x_test=x_test, y_test=y_test)
+
+
+def fingerprint(splits: Splits) -> str:
+    """sha256 of the training and validation arrays a run trains and selects on.
+
+    Shapes and dtypes are hashed with the bytes, so the same bytes split
+    differently give another fingerprint. About 0.1 s for MNIST's 55,000 images.
+    """
+    digest = hashlib.sha256()
+    for array in (splits.x_train, splits.y_train, splits.x_val, splits.y_val):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape};".encode())
+        digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()
 
 
 def describe(splits: Splits, source: str) -> str:

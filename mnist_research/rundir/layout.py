@@ -11,6 +11,11 @@ Layout::
       export/ model.keras  the exported model
       reports/          figures and report.html
       .lock             held by the training process (see ``rundir.lock``)
+      .mnist_research-run  marker: written when a run first writes the directory
+
+Only a directory with the marker (or a run dir written before the marker
+existed, see ``records.ownership``) or an empty one is ever written to; clean-up
+only touches this project's own names at the places it writes them.
 
 Every file is written to a temporary name and renamed into place, so a
 killed process never leaves a half-written file behind. Reading the files
@@ -26,12 +31,19 @@ import shutil
 import tempfile
 import time
 
+from absl import logging
+
 from mnist_research.errors import RunDirError
+from mnist_research.files import atomic_write_text
 from mnist_research.rundir.lock import LOCK_FILE
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 FLAGS_FILE = "flags.txt"
+# Written (first) into every directory a training run writes: what makes a folder provably
+# a run dir of this project, so that clean-up, rewrites and --overwrite may act in it.
+MARKER_FILE = ".mnist_research-run"
+_MARKER_TEXT = "A run directory of mnist_research (do not delete: it marks the folder as one).\n"
 
 # Every path a run writes, relative to its run dir ("*" stays within one path
 # segment, "**" spans segments). --overwrite deletes a directory only when every
@@ -39,17 +51,18 @@ FLAGS_FILE = "flags.txt"
 _EXPORT_FILES = ("saved_model.pb", "fingerprint.pb", "assets", "variables",
                  "variables/variables.*")
 _RUN_PATHS = (
-    CONFIG_FILE, METRICS_FILE, FLAGS_FILE, LOCK_FILE, "model.keras", "events.out.tfevents.*",
+    CONFIG_FILE, METRICS_FILE, FLAGS_FILE, LOCK_FILE, MARKER_FILE, "model.keras", "events.out.tfevents.*",
     "evaluation-*.json", ".tmp-*", ".probe-*", ".export-tmp-*", ".export-tmp-*/**",
-    "checkpoints", "checkpoints/checkpoint", "checkpoints/ckpt-*", "checkpoints/ckpt-*_temp/*",
+    ".export-*-tmp", ".export-*-tmp/**",
+    "checkpoints", "checkpoints/checkpoint", "checkpoints/ckpt-*", "checkpoints/ckpt-*_temp/part-*",
     "checkpoints/.*-tmp", "checkpoints/.*-tmp/*", "checkpoints/best", "checkpoints/best/checkpoint",
-    "checkpoints/best/ckpt-*", "checkpoints/best/ckpt-*_temp/*", "checkpoints/.tmp-*",
+    "checkpoints/best/ckpt-*", "checkpoints/best/ckpt-*_temp/part-*", "checkpoints/.tmp-*",
     "train", "validation", "*/events.out.tfevents.*", "*/events.out.tfevents.*.pruning",
     "train/plugins", "train/plugins/**",
     "reports", "reports/*.png", "reports/report.html", "reports/.tmp-*",
     "export", "export.old", *(f"{folder}/{name}" for folder in ("export", "export.old")
                               for name in _EXPORT_FILES))
-_MARKERS = (CONFIG_FILE, FLAGS_FILE, "checkpoints")
+_MARKERS = (MARKER_FILE, CONFIG_FILE, FLAGS_FILE, "checkpoints")
 
 
 def default_run_dir(experiment: str, device_tag: str, root: str = "runs") -> str:
@@ -71,8 +84,15 @@ def check_path(run_dir: str) -> None:
     project's own globs escape the run dir.
 
     Raises:
-      RunDirError: the path contains ``*``, ``?``, ``[``, ``]`` or a backslash.
+      RunDirError: the path contains ``*``, ``?``, ``[``, ``]`` or a backslash,
+        or a byte that is not UTF-8.
     """
+    try:
+        run_dir.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RunDirError(f"{ascii(run_dir)}: a run dir path must be valid UTF-8 (TensorFlow's "
+                          f"summaries and checkpoints cannot name it); nothing was written; "
+                          f"choose another --run_dir") from None
     found = sorted({c for c in run_dir if c in _GLOB_CHARACTERS})
     if found:
         raise RunDirError(f"{run_dir}: a run dir path cannot contain {' '.join(found)} "
@@ -94,6 +114,23 @@ def ensure_writable(run_dir: str) -> None:
     except OSError as e:
         raise RunDirError(f"{run_dir}: cannot write to the run directory "
                           f"({e.strerror or e})") from None
+
+
+def has_marker(run_dir: str) -> bool:
+    """Whether ``run_dir`` holds the marker a run writes first (a regular file, not a link)."""
+    return os.path.isfile(os.path.join(run_dir, MARKER_FILE)) and not os.path.islink(
+        os.path.join(run_dir, MARKER_FILE))
+
+
+def claim(run_dir: str) -> None:
+    """Writes the marker into ``run_dir`` (an empty dir or a run dir of this project)."""
+    if not has_marker(run_dir):
+        atomic_write_text(os.path.join(run_dir, MARKER_FILE), _MARKER_TEXT)
+
+
+def foreign_under(run_dir: str, folder: str) -> list[str]:
+    """The paths under ``run_dir/folder`` that a run does not write (relative to ``run_dir``)."""
+    return [p for p in _foreign_paths(run_dir) if p == folder or p.startswith(folder + "/")]
 
 
 def check_overwritable(run_dir: str) -> None:
@@ -141,9 +178,9 @@ def _path_regex(pattern: str) -> str:
 
 
 def clear(run_dir: str) -> None:
-    """Deletes a run dir's contents for ``--overwrite``, keeping the lock file."""
+    """Deletes a run dir's contents for ``--overwrite``, keeping the lock file and the marker."""
     for name in os.listdir(run_dir):
-        if name == LOCK_FILE:
+        if name in (LOCK_FILE, MARKER_FILE):
             continue
         path = os.path.join(run_dir, name)
         if os.path.isdir(path) and not os.path.islink(path):
@@ -152,21 +189,40 @@ def clear(run_dir: str) -> None:
             os.unlink(path)
 
 
-# Left behind only by a process killed mid-write: atomic_write_bytes temporaries,
-# half-written exports, an export being replaced, event files being pruned, and
-# TensorFlow's temporary directory of a checkpoint being saved.
-STALE_PATTERNS = (".tmp-*", os.path.join("*", ".tmp-*"), ".export-tmp-*", "export.old",
-                  os.path.join("*", "*.pruning"), os.path.join("checkpoints", "ckpt-*_temp"))
+# Left behind only by a process killed mid-write, each at the one place the project
+# writes it: atomic_write_bytes temporaries (the run dir, reports/, checkpoints/),
+# half-written exports (the chief's and other workers'), an export being replaced,
+# event files being pruned (train/, validation/), and TensorFlow's temporary directory
+# of a checkpoint being saved (checkpoints/ and checkpoints/best/).
+_TEMP = ".tmp-*"
+STALE_PATTERNS = (_TEMP, os.path.join("reports", _TEMP), os.path.join("checkpoints", _TEMP),
+                  os.path.join("checkpoints", "best", _TEMP), ".export-tmp-*", ".export-*-tmp",
+                  "export.old", os.path.join("train", "*.pruning"),
+                  os.path.join("validation", "*.pruning"),
+                  os.path.join("checkpoints", "ckpt-*_temp"),
+                  os.path.join("checkpoints", "best", "ckpt-*_temp"))
 
 
 def remove_stale_temporaries(run_dir: str) -> list[str]:
-    """Deletes what a killed run left half-written; returns the paths removed."""
+    """Deletes what a killed run left half-written; returns the paths removed.
+
+    A folder is deleted only when everything in it is a name a run writes
+    there; one holding anything else is left alone, with a warning.
+    """
     removed = []
     for pattern in STALE_PATTERNS:
         for path in glob.glob(os.path.join(glob.escape(run_dir), pattern)):
+            if os.path.islink(path):
+                continue  # a run never writes links
             if os.path.isdir(path):
+                relative = os.path.relpath(path, run_dir).replace(os.sep, "/")
+                if foreign_under(run_dir, relative):
+                    logging.warning("%s: holds files a run does not write; left as it is", path)
+                    continue
                 shutil.rmtree(path, ignore_errors=True)
-            else:
+            elif os.path.isfile(path):
                 os.unlink(path)
+            else:
+                continue
             removed.append(path)
     return removed

@@ -8,9 +8,11 @@ message a second process prints. Multi-worker runs lock on the chief only.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import socket
+import stat
 
 from mnist_research.errors import RunDirError
 
@@ -35,10 +37,21 @@ class RunDirLock:
 
     def __enter__(self) -> "RunDirLock":
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            # Never through a link: a .lock replaced by a link to a file elsewhere
+            # would have that file truncated and a PID written into it.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK,
+                         0o666)
         except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise RunDirError(f"{self.path}: a symbolic link, not this project's lock; "
+                                  f"nothing was written through it; remove it "
+                                  f"yourself") from None
             raise RunDirError(f"{self.path}: cannot create the run-dir lock "
                               f"({e.strerror or e})") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise RunDirError(f"{self.path}: not a regular file, so not this project's lock; "
+                              f"remove it yourself") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -7,12 +7,16 @@ damaged one raises :class:`DamagedFileError`.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Optional
+
+from absl import logging
 
 from mnist_research.config import ExperimentConfig, differences
 from mnist_research.errors import DamagedFileError, RunDirError
 from mnist_research.files import atomic_write_text, read_json, write_json
+from mnist_research.rundir import layout
 from mnist_research.rundir.layout import CONFIG_FILE, FLAGS_FILE, METRICS_FILE
 
 # The per-epoch history ``metrics.json`` records, one value per epoch under each key.
@@ -35,6 +39,66 @@ def load_config(run_dir: str) -> Optional[ExperimentConfig]:
         raise DamagedFileError(path, str(e).splitlines()[0][:200]) from None
 
 
+def ownership(run_dir: str) -> str:
+    """Whose ``run_dir`` is: ``"absent"``, ``"empty"``, ``"ours"`` or ``"foreign"``.
+
+    Ours: it holds the marker every run writes first, or it is a run dir
+    written before the marker existed: a ``config.json`` that reads back as
+    this project's configuration, next to this project's ``flags.txt`` or a
+    ``checkpoints/`` folder. Anything else that is not empty is foreign.
+
+    Raises:
+      RunDirError: ``run_dir`` exists but is not a directory.
+    """
+    if not os.path.lexists(run_dir):
+        return "absent"
+    if os.path.islink(run_dir) and not os.path.isdir(run_dir) or not os.path.isdir(run_dir):
+        raise RunDirError(f"{run_dir}: not a directory; choose another --run_dir")
+    try:
+        names = os.listdir(run_dir)
+    except OSError as e:
+        raise RunDirError(f"{run_dir}: cannot read the run directory ({e.strerror or e})") from None
+    if not names:
+        return "empty"
+    if layout.has_marker(run_dir):
+        return "ours"
+    config_path = os.path.join(run_dir, CONFIG_FILE)
+    companions = (os.path.isfile(os.path.join(run_dir, FLAGS_FILE))
+                  or os.path.isdir(os.path.join(run_dir, "checkpoints")))
+    if os.path.isfile(config_path) and not os.path.islink(config_path) and companions:
+        try:
+            if load_config(run_dir) is not None:
+                return "ours"
+        except DamagedFileError:
+            pass
+    return "foreign"
+
+
+def check_ours(run_dir: str) -> str:
+    """Refuses a non-empty folder that is not a run dir of this project; returns its ownership.
+
+    Also refuses a run dir whose ``export/`` holds files a run does not write
+    (the run replaces ``export/`` at its end).
+
+    Raises:
+      RunDirError: in one line, before anything is written.
+    """
+    owner = ownership(run_dir)
+    if owner == "foreign":
+        raise RunDirError(f"{run_dir}: not empty and not a run directory of this project (no "
+                          f"{layout.MARKER_FILE} marker, nor a config.json of this project with "
+                          f"its flags.txt or checkpoints/); nothing was written. Choose a new or "
+                          f"empty --run_dir")
+    if owner == "ours":
+        for folder in ("export", "export.old"):
+            foreign = layout.foreign_under(run_dir, folder)
+            if foreign:
+                raise RunDirError(f"{run_dir}: {', '.join(foreign[:3])} is not a file a run "
+                                  f"writes, and the run replaces {folder}/; move it out "
+                                  f"first. Nothing was written")
+    return owner
+
+
 def check_settings(run_dir: str, config: ExperimentConfig) -> Optional[DamagedFileError]:
     """Refuses a run dir that holds a run with a different model or recipe.
 
@@ -54,6 +118,43 @@ def check_settings(run_dir: str, config: ExperimentConfig) -> Optional[DamagedFi
         raise RunDirError(f"{run_dir} holds a run with different settings ({'; '.join(diffs)}); "
                           f"use a new --run_dir or --overwrite")
     return None
+
+
+# What a resumed run must share with the epochs ``metrics.json`` records besides its
+# settings: the data it read, and the placement that decides the dropout masks (each
+# replica draws its own stream, so another replica count trains another experiment).
+SAME_RUN_KEYS = {"data_sha256": "the data read (sha256 of the uint8 train/validation "
+                                "arrays after the split)",
+                 "strategy": "--strategy", "num_replicas": "the replica count"}
+
+
+def check_same_run(run_dir: str, info: dict[str, Any]) -> None:
+    """Refuses to resume a run whose recorded data or replica placement differ from ``info``.
+
+    ``metrics.json`` (written with every checkpoint) records them. A run
+    recorded before the data fingerprint existed has none: it is resumed with
+    one warning line (its data cannot be checked) and records it from then on.
+    A damaged or missing ``metrics.json`` checks nothing (nothing trained, or
+    rebuilt from the checkpoint).
+
+    Raises:
+      RunDirError: naming each difference.
+    """
+    try:
+        recorded = read_json(os.path.join(run_dir, METRICS_FILE))
+    except (OSError, ValueError):
+        return
+    if not isinstance(recorded, dict) or not recorded.get("epochs_completed"):
+        return
+    diffs = [f"{what}: {recorded[key]} -> {info[key]}" for key, what in SAME_RUN_KEYS.items()
+             if key in recorded and key in info and recorded[key] != info[key]]
+    if diffs:
+        raise RunDirError(f"{run_dir} was trained with other {'; '.join(diffs)}; resuming would "
+                          f"train another experiment under its name. Use the run's own data and "
+                          f"placement, a new --run_dir, or --overwrite")
+    if "data_sha256" not in recorded and "data_sha256" in info:
+        logging.warning("%s records no data fingerprint (written before they existed): the data "
+                        "of this resume cannot be checked against its earlier epochs", run_dir)
 
 
 def finished_metrics(run_dir: str) -> Optional[dict[str, Any]]:
@@ -100,7 +201,30 @@ def save_config(run_dir: str, config: ExperimentConfig, flagfile_text: str) -> N
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite int or float (JSON's NaN, Infinity and integers beyond a float are not)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def _first_non_finite(value: Any, where: str = "") -> Optional[str]:
+    """The path of the first NaN, Infinity or float-overflowing integer in a JSON document."""
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not _is_number(value):
+            return where or "the document"
+        return None
+    for key, item in items:
+        found = _first_non_finite(item, f"{where}.{key}" if where else str(key))
+        if found:
+            return found
+    return None
 
 
 def metrics_problem(document: Any) -> Optional[str]:
@@ -111,6 +235,9 @@ def metrics_problem(document: Any) -> Optional[str]:
     """
     if not isinstance(document, dict):
         return f"a JSON {type(document).__name__}, expected an object"
+    odd = _first_non_finite(document)
+    if odd:
+        return f"{odd} is not a finite number"
     if not isinstance(document.get("finished", False), bool):
         return "'finished' is not true or false"
     if not document.get("finished"):
@@ -126,8 +253,8 @@ def metrics_problem(document: Any) -> Optional[str]:
         if not isinstance(values, list) or len(values) != epochs:
             return f"history.{key} does not hold {epochs} values"
         if not all(_is_number(v) for v in values):
-            return f"history.{key} holds a value that is not a number"
+            return f"history.{key} holds a value that is not a finite number"
     for key in ("test_accuracy", "test_loss"):
         if not _is_number(document.get(key)):
-            return f"{key} is {document.get(key)!r}"
+            return f"{key} is {str(document.get(key))[:40]}, not a finite number"
     return None

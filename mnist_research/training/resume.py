@@ -57,6 +57,10 @@ def latest_unfinished(logdir: str, config: ExperimentConfig) -> Optional[str]:
 _NOT_REPEATED = re.compile(r"^--?(no)?(run_dir|overwrite|resume)(=.*)?$")
 
 
+# Flags whose value is a path: made absolute, so the command works from any folder.
+_PATH_FLAG = re.compile(r"^(--?(?:flagfile|data_dir|logdir))(?:=(.+))?$")
+
+
 def resume_command(run_dir: str, argv: list[str]) -> str:
     """The shell command that resumes ``run_dir``: ``argv`` as typed, with ``--run_dir``.
 
@@ -66,21 +70,34 @@ def resume_command(run_dir: str, argv: list[str]) -> str:
         its arguments).
 
     Returns:
-      E.g. ``python -m mnist_research.train --flagfile=experiments/baseline.flags
-      --run_dir=runs/baseline-cpu-20261125-140000``, quoted for a POSIX shell.
+      E.g. ``/work/.venv/bin/python -m mnist_research.train
+      --flagfile=/work/experiments/baseline.flags
+      --run_dir=/work/runs/baseline-cpu-20261125-140000``, quoted for a POSIX
+      shell: the running interpreter (a bare ``python`` may be another one
+      once the venv is not activated) and absolute paths for ``--flagfile``,
+      ``--data_dir``, ``--logdir`` and ``--run_dir``, so it works from any folder.
     """
-    args, skip_value = [], False
+    args, skip_value, path_value = [], False, False
     for arg in argv[1:]:
         if skip_value:
             skip_value = False
+            continue
+        if path_value:
+            path_value = False
+            args.append(os.path.abspath(arg))
             continue
         match = _NOT_REPEATED.match(arg)
         if match:
             skip_value = match.group(2) == "run_dir" and match.group(3) is None
             continue
+        path = _PATH_FLAG.match(arg)
+        if path and path.group(2) is None:
+            path_value = True  # "--data_dir DIR": the value follows
+        elif path and path.group(2):
+            arg = f"{path.group(1)}={os.path.abspath(path.group(2))}"
         args.append(arg)
     return " ".join(_program(argv[0] if argv else "")
-                    + [shlex.quote(a) for a in args + [f"--run_dir={run_dir}"]])
+                    + [shlex.quote(a) for a in args + [f"--run_dir={os.path.abspath(run_dir)}"]])
 
 
 def _program(argv0: str) -> list[str]:
@@ -88,8 +105,7 @@ def _program(argv0: str) -> list[str]:
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
     if spec is not None and spec.name:
         module = spec.name[:-len(".__main__")] if spec.name.endswith(".__main__") else spec.name
-        python = "python" if _on_path_as("python", sys.executable) else sys.executable
-        return [shlex.quote(python), "-m", module]
+        return [shlex.quote(sys.executable or "python"), "-m", module]
     name = os.path.basename(argv0)
     return [name if _on_path_as(name, argv0) else shlex.quote(argv0 or "python")]
 

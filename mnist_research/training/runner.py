@@ -24,7 +24,7 @@ from absl import logging
 from mnist_research import interrupts
 from mnist_research.config import ExperimentConfig
 from mnist_research.data import pipeline, sources
-from mnist_research.errors import DamagedFileError, RunDirError
+from mnist_research.errors import ConfigError, DamagedFileError, RunDirError
 from mnist_research.rundir import layout, records
 from mnist_research.rundir.lock import RunDirLock
 from mnist_research.training import devices, epoch_loop, finish, preflight
@@ -82,17 +82,23 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
     set_seeds(config)
     info = devices.device_info(strategy)
     run_dir = run_dir or layout.default_run_dir(config.experiment, devices.device_tag(info))
+    _check_cluster(strategy)
     chief = devices.is_chief()
     layout.check_path(run_dir)
     finished = _check_run_dir(run_dir, config, overwrite, actions)
     if finished is not None:
         return finished
     datasets = _load_data(config, datasets)
+    info = {**info, "data_sha256": sources.fingerprint(datasets)}
+    if not overwrite:
+        records.check_same_run(run_dir, info)
     train_input, steps_per_epoch = _train_input(config, datasets, strategy)
     trainer = preflight.build_trainer(config, strategy, steps_per_epoch,
                                       on_gpu=info["device_kind"] == "gpu")
 
     layout.ensure_writable(run_dir)
+    if chief:
+        layout.claim(run_dir)
     with RunDirLock(run_dir) if chief else contextlib.nullcontext():
         if overwrite and chief:
             logging.info("--overwrite: deleting the contents of %s", run_dir)
@@ -105,6 +111,23 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, 
         with preflight.out_of_memory_as_error(config), interrupts.deferred():
             epoch_loop.run_epochs(run, train_input, steps_per_epoch, verbose)
         return finish.finish_run(run, actions)
+
+
+def _check_cluster(strategy: tf.distribute.Strategy) -> None:
+    """Refuses a TF_CONFIG cluster of several workers under a single-process strategy.
+
+    Only worker 0 (or the chief) of a cluster writes the run dir: under another
+    strategy each process would train alone, and every other worker would
+    write nothing while reporting success.
+
+    Raises:
+      ConfigError: naming the cluster size and the strategy.
+    """
+    workers = devices.num_workers()
+    if workers > 1 and not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        raise ConfigError(f"TF_CONFIG names a cluster of {workers} workers, but "
+                          f"{devices.strategy_name(strategy)} trains in this process alone; "
+                          f"use --strategy=multi_worker, or unset TF_CONFIG")
 
 
 def _create_strategy(config: ExperimentConfig) -> tf.distribute.Strategy:
@@ -133,8 +156,11 @@ def _check_run_dir(run_dir: str, config: ExperimentConfig, overwrite: bool,
         with other settings; a finished run with more epochs than ``config``.
     """
     if overwrite:
+        if records.ownership(run_dir) == "foreign":
+            records.check_ours(run_dir)  # refuses, naming what a run dir holds
         layout.check_overwritable(run_dir)
         return None
+    records.check_ours(run_dir)
     damaged_config = records.check_settings(run_dir, config)
     try:
         finished = records.finished_metrics(run_dir)

@@ -134,6 +134,9 @@ class Summaries:
             writer.close()
 
 
+_EVENT_FOLDERS = ("train", "validation")
+
+
 def prune_after(run_dir: str, epoch: int, step: int) -> int:
     """Drops events written after the checkpoint a resumed run restarts from.
 
@@ -150,8 +153,10 @@ def prune_after(run_dir: str, epoch: int, step: int) -> int:
       The number of events dropped.
     """
     dropped = 0
-    pattern = os.path.join(glob.escape(run_dir), "*", "events.out.tfevents.*")
-    for path in sorted(glob.glob(pattern)):
+    # Only the folders the run's writers write: event files anywhere else are not its own.
+    paths = [path for folder in _EVENT_FOLDERS for path in glob.glob(
+        os.path.join(glob.escape(run_dir), folder, "events.out.tfevents.*"))]
+    for path in sorted(paths):
         if not os.path.isfile(path) or os.path.islink(path):
             logging.warning("%s: not a regular file, so not an event file of this run; left "
                             "as it is (TensorBoard ignores it once you remove it)", path)
@@ -188,9 +193,16 @@ def _read_records(path: str) -> tuple[list[bytes], Optional[str]]:
     return records, None
 
 
+def _keyed_by_step(value) -> bool:
+    """``step/*`` scalars and the graph (``trace_export`` at an optimizer step) are keyed
+    by optimizer step; everything else by epoch."""
+    return (value.tag.startswith("step/")
+            or value.metadata.plugin_data.plugin_name.startswith("graph"))
+
+
 def _after(record: bytes, epoch: int, step: int) -> bool:
     event = event_pb2.Event.FromString(record)
-    return any(event.step > (step if v.tag.startswith("step/") else epoch)
+    return any(event.step > (step if _keyed_by_step(v) else epoch)
                for v in event.summary.value)
 
 

@@ -26,15 +26,27 @@ def _args(command: str) -> list[str]:
 
 @pytest.mark.parametrize("argv, expected", [
     (["train.py", "--flagfile=experiments/baseline.flags", "--epochs=3"],
-     ["--flagfile=experiments/baseline.flags", "--epochs=3", "--run_dir=runs/x y"]),
+     ["--flagfile={cwd}/experiments/baseline.flags", "--epochs=3", "--run_dir={cwd}/runs/x y"]),
     (["train.py", "--run_dir", "old", "--overwrite", "--seed=1", "--resume", "--noresume"],
-     ["--seed=1", "--run_dir=runs/x y"]),
+     ["--seed=1", "--run_dir={cwd}/runs/x y"]),
     (["train.py", "--run_dir=old", "--nooverwrite", "-run_dir=older", "--data_dir=a b"],
-     ["--data_dir=a b", "--run_dir=runs/x y"]),
+     ["--data_dir={cwd}/a b", "--run_dir={cwd}/runs/x y"]),
+    (["train.py", "--data_dir", "/abs/d", "--logdir=r"],
+     ["--data_dir", "/abs/d", "--logdir={cwd}/r", "--run_dir={cwd}/runs/x y"]),
 ])
 def test_resume_command_is_argv_with_the_run_dir(argv, expected):
+    """Paths made absolute (issue 26): the printed command works from any folder."""
     command = resume.resume_command("runs/x y", argv)
-    assert _args(command) == expected
+    assert _args(command) == [e.format(cwd=os.getcwd()) for e in expected]
+
+
+def test_resume_command_runs_the_interpreter_that_runs(monkeypatch):
+    import types
+    monkeypatch.setitem(sys.modules, "__main__", types.SimpleNamespace(
+        __spec__=types.SimpleNamespace(name="mnist_research.train")))
+    monkeypatch.setattr(sys, "executable", "/opt/venv/bin/python")
+    words = shlex.split(resume.resume_command("r", ["x"]))
+    assert words[:3] == ["/opt/venv/bin/python", "-m", "mnist_research.train"]
 
 
 def _write_run(logdir, name, config, finished, mtime):

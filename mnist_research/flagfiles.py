@@ -1,0 +1,90 @@
+"""Flagfiles that work from any folder: nested ``--flagfile=`` lines found from the including file.
+
+absl reads a ``--flagfile=`` line inside a flagfile relative to the working
+directory, so ``experiments/smoke.flags`` (which includes
+``--flagfile=experiments/baseline.flags``) works only from the repository
+root. :func:`expand` reads the flagfiles of a command line itself and puts
+their flags in place, resolving a relative nested path against the folder of
+the file that includes it, then each folder above that one (so a path written
+relative to the repository root, as in ``experiments/``, is found), then the
+working directory. Top-level ``--flagfile`` arguments are relative to the
+working directory, as a shell user expects.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Optional
+
+from absl import flags
+
+_FLAGFILE = re.compile(r"^--?flagfile(?:=(.*))?$")
+
+
+def expand(argv: list[str]) -> list[str]:
+    """``argv`` with every ``--flagfile`` replaced by the flags its file holds.
+
+    Arguments after ``--`` are left as they are.
+
+    Raises:
+      absl.flags.Error: a flagfile cannot be read, or includes itself.
+    """
+    out: list[str] = [argv[0]] if argv else []
+    rest = list(argv[1:])
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--":
+            out += [arg] + rest
+            break
+        match = _FLAGFILE.match(arg)
+        if not match:
+            out.append(arg)
+            continue
+        path = match.group(1)
+        if path is None:
+            if not rest:
+                raise flags.Error("--flagfile needs a file name")
+            path = rest.pop(0)
+        out += _read(os.path.abspath(path), ())
+    return out
+
+
+def _read(path: str, including: tuple[str, ...]) -> list[str]:
+    """The flags of one flagfile, nested flagfiles expanded."""
+    if path in including:
+        raise flags.Error(f"{path}: the flagfile includes itself")
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise flags.Error(f"{path}: cannot read the flagfile "
+                          f"({getattr(e, 'strerror', None) or e})") from None
+    out = []
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#") or line.startswith("//"):
+            continue
+        match = _FLAGFILE.match(line)
+        if match and match.group(1):
+            out += _read(_nested(match.group(1), path), including + (path,))
+        else:
+            out.append(line)
+    return out
+
+
+def _nested(name: str, including_file: str) -> str:
+    """Where a nested flagfile is: see the module docstring for the order tried."""
+    if os.path.isabs(name):
+        return name
+    folder = os.path.dirname(including_file)
+    while True:
+        candidate = os.path.join(folder, name)
+        if os.path.isfile(candidate):
+            return candidate
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    found: Optional[str] = os.path.abspath(name)
+    return found

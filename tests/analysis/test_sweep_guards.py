@@ -1,0 +1,46 @@
+"""Issue 26 class 4: a sweep reuses a run only with the same settings; bad lists in one line."""
+
+import os
+
+import pytest
+
+from mnist_research.analysis import sweep_runs
+from mnist_research.config import ExperimentConfig
+from mnist_research.errors import MnistResearchError
+from mnist_research.files import write_json
+from mnist_research.rundir import layout, records
+from tests.helpers import REPO, run_module
+
+SMOKE = os.path.join(REPO, "experiments", "smoke.flags")
+
+
+def _finished(run_dir, config):
+    os.makedirs(run_dir)
+    records.save_config(run_dir, config, "")
+    history = {k: [0.5] * config.train.epochs for k in records.HISTORY_KEYS}
+    write_json(os.path.join(run_dir, layout.METRICS_FILE),
+               {"finished": True, "epochs_completed": config.train.epochs, "history": history,
+                "test_accuracy": 0.5, "test_loss": 1.0})
+
+
+def test_a_finished_run_with_other_settings_is_not_reused(tmp_path):
+    config = sweep_runs._command_config(SMOKE, 1, None, [])
+    run_dir = str(tmp_path / "smoke-seed1")
+    _finished(run_dir, config)
+    assert sweep_runs.run_one(SMOKE, 1, run_dir, None, [])["test_accuracy"] == 0.5  # same
+    with pytest.raises(MnistResearchError, match=r"hidden_units: \(256, 128, 64\) -> \(32, 16"):
+        sweep_runs.run_one(SMOKE, 1, run_dir, None, ["--hidden_units=32,16,8",
+                                                     "--dropout_rates=0,0,0"])
+    assert isinstance(config, ExperimentConfig)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--seeds=1,1,2"], "--seeds names 1 more than once"),
+    (["--seeds="], "--seeds is empty"),
+    (["--experiments="], "--experiments is empty"),
+    (["--experiments=../experiments/smoke"], "is not a flagfile name"),
+])
+def test_bad_sweep_lists_are_one_line(tmp_path, flags, message):
+    result = run_module("mnist_research.sweep", *flags, f"--output={tmp_path}/out", timeout=120)
+    assert result.returncode != 0 and message in result.stderr
+    assert "Traceback" not in result.stderr and not os.path.exists(tmp_path / "out")
