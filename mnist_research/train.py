@@ -21,11 +21,13 @@ if __name__ == "__main__":  # before TensorFlow's import, which takes seconds
 
 from absl import app, flags, logging  # noqa: E402
 
-from mnist_research import command, run_outputs  # noqa: E402
+from mnist_research import command  # noqa: E402
 from mnist_research.config import flags as experiment_flags  # noqa: E402
 from mnist_research.errors import RunDirError  # noqa: E402
-from mnist_research.rundir import checkpoint_files, layout, records  # noqa: E402
-from mnist_research.training import devices, resume, runner  # noqa: E402
+from mnist_research.rundir import layout, records  # noqa: E402
+
+# The training library (and so TensorFlow, whose import takes seconds) is imported inside
+# the functions below, after the flags are parsed and checked: a bad argument fails at once.
 
 FLAGS = flags.FLAGS
 
@@ -52,6 +54,10 @@ def _train() -> int:
     try:
         with interrupts.handle_signals():
             config = experiment_flags.config_from_flags()
+            _check_run_dir_flags()
+            from mnist_research import run_outputs  # noqa: PLC0415
+            from mnist_research.training import devices, resume, runner  # noqa: PLC0415
+
             # Logical devices and the precision policy must be set before any TF op.
             devices.configure_devices(config.distribute)
             strategy = devices.create_strategy(config.distribute)
@@ -81,14 +87,20 @@ def _train() -> int:
     return 0
 
 
-def _choose_run_dir(config, strategy) -> str:
-    """--run_dir; with --resume the newest unfinished run; else a new timestamped one."""
+def _check_run_dir_flags() -> None:
+    """--resume with --run_dir or --overwrite is a usage error."""
     if FLAGS.resume and FLAGS.overwrite:
         raise app.UsageError("--resume continues a run and --overwrite deletes one; give only "
                              "one of them")
     if FLAGS.resume and FLAGS.run_dir:
         raise app.UsageError("--resume picks the run dir itself; give either --run_dir or "
                              "--resume")
+
+
+def _choose_run_dir(config, strategy) -> str:
+    """--run_dir; with --resume the newest unfinished run; else a new timestamped one."""
+    from mnist_research.training import devices, resume  # noqa: PLC0415
+
     if FLAGS.resume:
         found = resume.latest_unfinished(FLAGS.logdir, config)
         if found:
@@ -102,6 +114,9 @@ def _choose_run_dir(config, strategy) -> str:
 
 def _report_interrupted(error: interrupts.Interrupted, run_dir: str | None) -> None:
     """One line: what was kept and the exact command that resumes."""
+    from mnist_research.rundir import checkpoint_files  # noqa: PLC0415
+    from mnist_research.training import resume  # noqa: PLC0415
+
     if sys.stdout.isatty():
         print(file=sys.stdout, flush=True)  # end the progress bar's line
     latest = None

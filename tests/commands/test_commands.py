@@ -63,13 +63,14 @@ def test_console_script_help_lists_flags():
     assert "--epochs" in result.stdout and "Train the MNIST classifier" in result.stdout
 
 
-def test_commands_that_read_a_run_parse_their_flags_before_importing_tensorflow():
+def test_commands_parse_their_flags_before_importing_tensorflow():
     """A missing or bad argument fails in a second, not after TensorFlow's ~5 s import."""
     script = ("import sys\n"
               "from absl import flags\n"
               "import mnist_research.evaluate, mnist_research.predict, mnist_research.report\n"
-              "import mnist_research.compare, mnist_research.runs\n"
-              "for m in (mnist_research.evaluate, mnist_research.predict, mnist_research.report):\n"
+              "import mnist_research.compare, mnist_research.runs, mnist_research.train\n"
+              "for m in (mnist_research.evaluate, mnist_research.predict, mnist_research.report,\n"
+              "          mnist_research.train):\n"
               "    m.define_flags(flags.FlagValues())\n"
               "print('tensorflow' in sys.modules)\n")
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
