@@ -3,7 +3,7 @@
 Usage:
   python -m mnist_research.predict_robustness --run_dir=DIR [--data_dir=DIR]
       [--num=1000] [--seed=0] [--only=SUBSTRING] [--examples_dir=OUT_DIR]
-      [--from_checkpoint]
+      [--from_checkpoint]   (--run_dir=latest: the newest finished run under --logdir)
 
 Renders the first ``--num`` test digits of the run's dataset under each
 condition of ``inference/photo_conditions.py`` (noise, uneven lighting, JPEG,
@@ -17,34 +17,43 @@ the same digits as given.
 
 from __future__ import annotations
 
-from absl import app, flags
+from absl import flags
 
-from mnist_research.errors import ConfigError, run_guarded
-from mnist_research.inference import finished_run as restore
-from mnist_research.inference import photo_conditions as photos
-from mnist_research.inference import robustness
+from mnist_research import command, runs
+from mnist_research.errors import ConfigError
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("run_dir", None, "A finished run directory.", required=True)
-flags.DEFINE_string("data_dir", None, "Where the data is (default: the run's own --data_dir).")
-flags.DEFINE_integer("num", 1000, "How many test digits (the first ones) to render.",
-                     lower_bound=1)
-flags.DEFINE_integer("seed", 0, "Seed of the rendering (sizes, placement, noise, ...).")
-flags.DEFINE_string("only", None, "Run only the conditions whose name contains this text.")
-flags.DEFINE_string("examples_dir", None,
-                    "Also write the first 8 pictures of each condition here.")
-flags.DEFINE_boolean("from_checkpoint", False,
-                     "Load the latest checkpoint instead of the SavedModel export.")
+
+
+def define_flags(fv: flags.FlagValues) -> None:
+    """A finished run, and which digits and conditions to render."""
+    command.define_finished_run_flags(fv)
+    runs.define_latest_flag(fv)
+    flags.DEFINE_integer("num", 1000, "How many test digits (the first ones) to render.",
+                         lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer("seed", 0, "Seed of the rendering (sizes, placement, noise, ...).",
+                         flag_values=fv)
+    flags.DEFINE_string("only", None, "Run only the conditions whose name contains this text.",
+                        flag_values=fv)
+    flags.DEFINE_string("examples_dir", None,
+                        "Also write the first 8 pictures of each condition here.",
+                        flag_values=fv)
 
 
 def _measure() -> int:
+    # TensorFlow is imported here, after the flags are parsed: a bad argument fails at once.
+    from mnist_research.inference import finished_run as restore  # noqa: PLC0415
+    from mnist_research.inference import photo_conditions as photos  # noqa: PLC0415
+    from mnist_research.inference import robustness  # noqa: PLC0415
+
     conditions = {name: capture for name, capture in photos.CONDITIONS.items()
                   if FLAGS.only is None or FLAGS.only.lower() in name.lower()}
     if not conditions:
         raise ConfigError(f"--only={FLAGS.only}: matches none of: "
                           f"{', '.join(photos.CONDITIONS)}")
-    config = restore.load_config(FLAGS.run_dir)
-    logits_fn, source = restore.load_logits_fn(FLAGS.run_dir, FLAGS.from_checkpoint)
+    run_dir = runs.chosen_run_dir()
+    config = restore.load_config(run_dir)
+    logits_fn, source = restore.load_logits_fn(run_dir, FLAGS.from_checkpoint)
     images, labels = restore.load_split(config, "test", FLAGS.data_dir)
     images, labels = images[:FLAGS.num], labels[:FLAGS.num]
     results = robustness.measure(logits_fn, images, labels, conditions, FLAGS.seed,
@@ -54,14 +63,11 @@ def _measure() -> int:
     return 0
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    return run_guarded(_measure)
+main = command.main_without_arguments(_measure)
 
 
 def run():
-    app.run(main)
+    command.run(main, define_flags, __doc__)
 
 
 if __name__ == "__main__":

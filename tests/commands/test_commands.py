@@ -20,6 +20,8 @@ COMMANDS = {
     "sweep": ["experiments", "seeds", "experiments_dir", "output", "data_dir"],
     "compare": ["output"],
     "benchmark": ["data_dir", "epochs", "repeats", "smoke", "output"],
+    "predict_robustness": ["run_dir", "data_dir", "num", "seed", "only", "examples_dir"],
+    "runs": ["logdir", "json"],
 }
 
 
