@@ -108,6 +108,17 @@ def main_with_arguments(body: Callable[[list[str]], int],
     return main
 
 
+def define_json_flag(fv: flags.FlagValues, instead_of: str) -> None:
+    """``--json``: print one JSON document instead of ``instead_of`` (predict, runs, compare)."""
+    flags.DEFINE_boolean("json", False, f"Print one JSON document instead of {instead_of}.",
+                         flag_values=fv)
+
+
+def define_logdir_flag(fv: flags.FlagValues, help_text: str) -> None:
+    """``--logdir`` (default ``runs``), the folder that holds the run dirs."""
+    flags.DEFINE_string("logdir", "runs", help_text, flag_values=fv)
+
+
 def define_finished_run_flags(fv: flags.FlagValues, data: bool = True) -> None:
     """``--run_dir`` (required), ``--from_checkpoint`` and, with ``data``, ``--data_dir``.
 

@@ -31,8 +31,7 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_string("output", os.path.join("runs", "compare"),
                         "Where compare.md, compare.json and compare.png are written.",
                         flag_values=fv)
-    flags.DEFINE_boolean("json", False, "Print the table as one JSON document instead of "
-                         "markdown (the paths written go to stderr).", flag_values=fv)
+    command.define_json_flag(fv, "markdown (the paths written go to stderr)")
 
 
 def _compare(run_dirs: list[str]) -> int:

@@ -36,8 +36,7 @@ def define_flags(fv: flags.FlagValues) -> None:
     """A finished run and how to report its predictions."""
     command.define_finished_run_flags(fv, data=False)
     runs.define_latest_flag(fv)
-    flags.DEFINE_boolean("json", False, "Print one JSON document instead of text.",
-                         flag_values=fv)
+    command.define_json_flag(fv, "text")
     flags.DEFINE_string("save_preprocessed", None,
                         "Write the 28x28 images the model saw here (<name>.28x28.png; "
                         "<name>-2.28x28.png, ... when inputs share a name).",

@@ -28,15 +28,14 @@ FLAGS = flags.FLAGS
 
 def define_flags(fv: flags.FlagValues) -> None:
     """The folder to list, and the format."""
-    flags.DEFINE_string("logdir", "runs", "The folder that holds the run dirs.", flag_values=fv)
-    flags.DEFINE_boolean("json", False, "Print one JSON document instead of the table.",
-                         flag_values=fv)
+    command.define_logdir_flag(fv, "The folder that holds the run dirs.")
+    command.define_json_flag(fv, "the table")
 
 
 def define_latest_flag(fv: flags.FlagValues) -> None:
     """``--logdir``, where ``--run_dir=latest`` looks (evaluate, predict, report)."""
-    flags.DEFINE_string("logdir", "runs", "Where --run_dir=latest looks: it names the newest "
-                        "finished run under this folder.", flag_values=fv)
+    command.define_logdir_flag(fv, "Where --run_dir=latest looks: it names the newest finished "
+                                   "run under this folder.")
 
 
 def chosen_run_dir() -> str:

@@ -38,7 +38,7 @@ def define_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_string("run_dir", None,
                         "Run directory. Default: <logdir>/<experiment>-<device>-<timestamp>. "
                         "An existing run dir is resumed.", flag_values=fv)
-    flags.DEFINE_string("logdir", "runs", "Parent of default run directories.", flag_values=fv)
+    command.define_logdir_flag(fv, "Parent of default run directories.")
     flags.DEFINE_boolean("overwrite", False,
                          "Delete an existing --run_dir's contents and start afresh (only a run "
                          "dir of this project, or an empty directory, is deleted).",
