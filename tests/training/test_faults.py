@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from mnist_research import config as config_lib
 from mnist_research.errors import run_guarded
+from mnist_research.rundir import layout
 from mnist_research.training import runner as train_lib
 from tests.helpers import REPO, TESTS, make_digits, run_module, scalars, write_idx_dir
 
@@ -249,6 +250,8 @@ def test_bad_data_is_one_line_and_touches_nothing(case, tmp_path, capsys):
         make(str(data_dir))
     run_dir = tmp_path / "run"
     run_dir.mkdir()
+    # An earlier run of this project (its marker), whose files bad data must leave untouched.
+    (run_dir / layout.MARKER_FILE).write_text("an earlier run\n")
     (run_dir / "metrics.json").write_text('{"finished": false, "note": "from an earlier run"}')
     before = _tree_digest(run_dir)
     config = config_lib.ExperimentConfig(
