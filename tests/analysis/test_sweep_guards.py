@@ -1,7 +1,13 @@
 """Issue 26 class 4: a sweep reuses a run only with the same settings; bad lists in one line."""
 
+import glob
 import os
+import signal
+import subprocess
+import sys
+import time
 
+import numpy as np
 import pytest
 
 from mnist_research.analysis import sweep_runs
@@ -9,7 +15,7 @@ from mnist_research.config import ExperimentConfig
 from mnist_research.errors import MnistResearchError
 from mnist_research.files import write_json
 from mnist_research.rundir import layout, records
-from tests.helpers import REPO, run_module
+from tests.helpers import REPO, make_digits, run_module
 
 SMOKE = os.path.join(REPO, "experiments", "smoke.flags")
 
@@ -44,3 +50,30 @@ def test_bad_sweep_lists_are_one_line(tmp_path, flags, message):
     result = run_module("mnist_research.sweep", *flags, f"--output={tmp_path}/out", timeout=120)
     assert result.returncode != 0 and message in result.stderr
     assert "Traceback" not in result.stderr and not os.path.exists(tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_sweep_and_its_training_child_resumably(tmp_path):
+    """The sweep passes SIGTERM on, waits for its child, says so in one line and exits 143."""
+    x, y = make_digits(1000, seed=3)
+    np.savez(tmp_path / "mnist.npz", x_train=x, y_train=y, x_test=x[:100], y_test=y[:100])
+    output = tmp_path / "out"
+    command = [sys.executable, "-m", "mnist_research.sweep", "--experiments=smoke", "--seeds=1",
+               f"--data_dir={tmp_path}", f"--output={output}", "--", "--epochs=500",
+               "--batch_size=32", "--steps_per_loop=1", "--nohistograms"]
+    sweep = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 180
+    while not glob.glob(str(output / "**" / "ckpt-1.index"), recursive=True):
+        assert sweep.poll() is None, sweep.stderr.read()[-3000:]
+        assert time.time() < deadline, "no checkpoint within 180 s"
+        time.sleep(0.1)
+    sweep.send_signal(signal.SIGTERM)
+    _, stderr = sweep.communicate(timeout=150)
+    assert sweep.returncode == 143, stderr[-3000:]
+    lines = [line for line in stderr.splitlines() if line.startswith("SIGTERM: sweep stopped")]
+    assert len(lines) == 1 and "rerun the same sweep command to resume" in lines[0], stderr
+    run_dir = os.path.dirname(os.path.dirname(
+        glob.glob(str(output / "**" / "ckpt-1.index"), recursive=True)[0]))
+    alive = subprocess.run(["pgrep", "-f", "--", f"--run_dir={run_dir}"], capture_output=True)
+    assert alive.returncode == 1, "the training child outlived the sweep"
