@@ -8,11 +8,19 @@
 2. Polarity: after removing a fitted plane (the overall lighting gradient),
    the ink is on the side whose extreme values lie further from the median:
    the paper is the bulk of the picture, the ink its tail.
+   When the border's median lies clearly on one side of the picture's range,
+   the border (mostly paper even in a tight crop) decides instead.
 3. Illumination is flattened with a local background: a low percentile of
    each of ``GRID``×``GRID`` blocks, then a grey-level opening over
    ``OPENING``×``OPENING`` blocks (wider than any stroke of a digit that fits
    in the picture, so the ink is removed from it), smoothed and interpolated.
-4. Denoising: a Gaussian blur whose width follows the measured noise level.
+   A dense picture (a first guess at the ink covers more than ``DENSE`` of it,
+   with strokes at least ``MIN_STROKE`` wide: a tight crop, a filled canvas, a
+   low-resolution scan) widens the window to ``STROKE_WINDOW`` measured stroke
+   widths, or, with no room for such a window, uses one level; its paper level
+   is the class below Otsu's cut, and its regions grow by hysteresis.
+4. Denoising: a Gaussian blur whose width follows the noise level measured on
+   paper away from the first guess at the ink.
 5. Threshold: Otsu's, but never below a noise floor (a multiple of the robust
    noise level), so a small digit among much paper still separates.
 6. The digit is the 8-connected ink region holding the most ink (area times
