@@ -16,7 +16,7 @@ module from a running command silences TensorFlow before it is imported, and
 from __future__ import annotations
 
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from absl import app, flags
 

@@ -6,7 +6,7 @@ Entry points catch :class:`MnistResearchError` and print its one-line message
 
 import re
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from absl import logging
 

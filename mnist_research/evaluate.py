@@ -32,8 +32,8 @@ def define_flags(fv: flags.FlagValues) -> None:
 
 def _evaluate() -> int:
     # TensorFlow is imported here, after the flags are parsed: a bad argument fails at once.
-    from mnist_research.analysis import run_analysis  # noqa: PLC0415
-    from mnist_research.analysis.metrics import format_summary  # noqa: PLC0415
+    from mnist_research.analysis import run_analysis
+    from mnist_research.analysis.metrics import format_summary
 
     summary, path = run_analysis.evaluate_split(runs.chosen_run_dir(), FLAGS.split,
                                                 FLAGS.data_dir,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from typing import Any, Optional
+from typing import Any
 
 # Temporary files of atomic_write_bytes start with this; a resumed run removes leftovers.
 TEMP_PREFIX = ".tmp-"
@@ -52,7 +52,7 @@ def write_json(path: str, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def read_json(path: str) -> Optional[Any]:
+def read_json(path: str) -> Any | None:
     """The parsed file, or ``None`` when it does not exist.
 
     Raises:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Optional
 
 from absl import flags
 
@@ -86,5 +85,5 @@ def _nested(name: str, including_file: str) -> str:
         if parent == folder:
             break
         folder = parent
-    found: Optional[str] = os.path.abspath(name)
+    found: str | None = os.path.abspath(name)
     return found

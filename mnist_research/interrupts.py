@@ -19,11 +19,11 @@ import os
 import signal
 import sys
 import threading
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
 
-_requested: Optional[int] = None
+_requested: int | None = None
 _deferring = 0
 
 

@@ -41,7 +41,7 @@ import re
 import sys
 import tempfile
 import warnings
-from typing import Iterator, Optional, Sequence
+from collections.abc import Iterator, Sequence
 
 from absl import flags, logging
 
@@ -264,7 +264,7 @@ class PlainFormatter(std_logging.Formatter):
         return message
 
 
-def configure(verbosity: Optional[int] = None) -> None:
+def configure(verbosity: int | None = None) -> None:
     """Sets what reaches the terminal for a command's (or a notebook's) verbosity.
 
     Args:

@@ -45,8 +45,8 @@ def define_flags(fv: flags.FlagValues) -> None:
 
 def _predict(paths: list[str]) -> int:
     # TensorFlow is imported here, after the flags are parsed: a bad argument fails at once.
-    from mnist_research.inference import finished_run as restore  # noqa: PLC0415
-    from mnist_research.inference import recognize  # noqa: PLC0415
+    from mnist_research.inference import finished_run as restore
+    from mnist_research.inference import recognize
 
     if FLAGS.save_preprocessed:
         try:

@@ -42,9 +42,9 @@ def define_flags(fv: flags.FlagValues) -> None:
 
 def _measure() -> int:
     # TensorFlow is imported here, after the flags are parsed: a bad argument fails at once.
-    from mnist_research.inference import finished_run as restore  # noqa: PLC0415
-    from mnist_research.inference import photo_conditions as photos  # noqa: PLC0415
-    from mnist_research.inference import robustness  # noqa: PLC0415
+    from mnist_research.inference import finished_run as restore
+    from mnist_research.inference import photo_conditions as photos
+    from mnist_research.inference import robustness
 
     conditions = {name: capture for name, capture in photos.CONDITIONS.items()
                   if FLAGS.only is None or FLAGS.only.lower() in name.lower()}

@@ -30,7 +30,7 @@ def define_flags(fv: flags.FlagValues) -> None:
 
 def _report() -> int:
     # TensorFlow is imported here, after the flags are parsed: a bad argument fails at once.
-    from mnist_research.analysis import run_analysis  # noqa: PLC0415
+    from mnist_research.analysis import run_analysis
 
     paths = run_analysis.regenerate_reports(runs.chosen_run_dir(), FLAGS.data_dir,
                                             FLAGS.from_checkpoint)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Any, Optional
+from typing import Any
 
 import tensorflow as tf
 
@@ -49,7 +49,7 @@ def export_model(run: RunContext, metrics: dict[str, Any], test: Totals) -> None
     export(run.trainer.model, run.run_dir, run.chief)
 
 
-def export_problem(run_dir: str) -> Optional[str]:
+def export_problem(run_dir: str) -> str | None:
     """Why a finished run's SavedModel cannot serve (one line), or ``None``."""
     return export_lib.problem(os.path.join(run_dir, export_lib.EXPORT_DIR))
 
@@ -57,7 +57,7 @@ def export_problem(run_dir: str) -> Optional[str]:
 def write_reports(run: RunContext, metrics: dict[str, Any], test: Totals) -> None:
     """Figures and report.html; per-class scores into ``metrics``; images and test scalars."""
     # Matplotlib and Seaborn load here, not at start-up: only the reports need them.
-    from mnist_research.analysis import figures  # noqa: PLC0415
+    from mnist_research.analysis import figures
 
     datasets, config = run.datasets, run.config
     logits = run.trainer.predict_logits(datasets.x_test)

@@ -19,12 +19,12 @@ from mnist_research import interrupts
 if __name__ == "__main__":  # before TensorFlow's import, which takes seconds
     interrupts.exit_while_starting()
 
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags, logging
 
-from mnist_research import command  # noqa: E402
-from mnist_research.config import flags as experiment_flags  # noqa: E402
-from mnist_research.errors import RunDirError  # noqa: E402
-from mnist_research.rundir import layout, records  # noqa: E402
+from mnist_research import command
+from mnist_research.config import flags as experiment_flags
+from mnist_research.errors import RunDirError
+from mnist_research.rundir import layout, records
 
 # The training library (and so TensorFlow, whose import takes seconds) is imported inside
 # the functions below, after the flags are parsed and checked: a bad argument fails at once.
@@ -55,8 +55,8 @@ def _train() -> int:
         with interrupts.handle_signals():
             config = experiment_flags.config_from_flags()
             _check_run_dir_flags()
-            from mnist_research import run_outputs  # noqa: PLC0415
-            from mnist_research.training import devices, resume, runner  # noqa: PLC0415
+            from mnist_research import run_outputs
+            from mnist_research.training import devices, resume, runner
 
             # Logical devices and the precision policy must be set before any TF op.
             devices.configure_devices(config.distribute)
@@ -99,7 +99,7 @@ def _check_run_dir_flags() -> None:
 
 def _choose_run_dir(config, strategy) -> str:
     """--run_dir; with --resume the newest unfinished run; else a new timestamped one."""
-    from mnist_research.training import devices, resume  # noqa: PLC0415
+    from mnist_research.training import devices, resume
 
     if FLAGS.resume:
         found = resume.latest_unfinished(FLAGS.logdir, config)
@@ -114,8 +114,8 @@ def _choose_run_dir(config, strategy) -> str:
 
 def _report_interrupted(error: interrupts.Interrupted, run_dir: str | None) -> None:
     """One line: what was kept and the exact command that resumes."""
-    from mnist_research.rundir import checkpoint_files  # noqa: PLC0415
-    from mnist_research.training import resume  # noqa: PLC0415
+    from mnist_research.rundir import checkpoint_files
+    from mnist_research.training import resume
 
     if sys.stdout.isatty():
         print(file=sys.stdout, flush=True)  # end the progress bar's line

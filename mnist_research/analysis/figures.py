@@ -16,13 +16,13 @@ import matplotlib
 
 if "ipykernel" not in sys.modules:
     matplotlib.use("Agg")  # PNG files only, no windows; a notebook keeps its inline backend
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
 
-from mnist_research import config as config_lib  # noqa: E402
-from mnist_research.config.registry import DIGITS  # noqa: E402
-from mnist_research.files import atomic_write_bytes  # noqa: E402
+from mnist_research import config as config_lib
+from mnist_research.config.registry import DIGITS
+from mnist_research.files import atomic_write_bytes
 
 sns.set_theme(style="whitegrid")
 
@@ -240,7 +240,7 @@ def write_reports(report_dir: str, history: dict[str, list[float]], test_images:
 
     ``test_summary`` is :func:`mnist_research.analysis.metrics.summarize` of the test set.
     """
-    from mnist_research.analysis import html_report  # noqa: PLC0415 (keeps imports light
+    from mnist_research.analysis import html_report
     from mnist_research.analysis import metrics as evaluation
 
     os.makedirs(report_dir, exist_ok=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any
 
 from mnist_research import files
 from mnist_research.analysis import figures
@@ -13,7 +13,7 @@ from mnist_research.inference import finished_run
 from mnist_research.rundir import layout, records
 
 
-def evaluate_split(run_dir: str, split: str, data_dir: Optional[str] = None,
+def evaluate_split(run_dir: str, split: str, data_dir: str | None = None,
                    from_checkpoint: bool = False) -> tuple[dict[str, Any], str]:
     """Scores the run's model on ``split``; writes ``RUN_DIR/evaluation-<split>.json``.
 
@@ -31,7 +31,7 @@ def evaluate_split(run_dir: str, split: str, data_dir: Optional[str] = None,
     return summary, path
 
 
-def regenerate_reports(run_dir: str, data_dir: Optional[str] = None,
+def regenerate_reports(run_dir: str, data_dir: str | None = None,
                        from_checkpoint: bool = False) -> dict[str, str]:
     """Rewrites the run's figures and report.html from its history and test split.
 

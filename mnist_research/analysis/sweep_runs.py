@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from typing import Any, Optional
+from typing import Any
 
 from absl import app, flags, logging
 
@@ -33,7 +33,7 @@ class SweepStopped(interrupts.Interrupted):
       child_status: the child's exit status once stopped.
     """
 
-    def __init__(self, signum: int, run_dir: str, child_status: Optional[int]):
+    def __init__(self, signum: int, run_dir: str, child_status: int | None):
         super().__init__(signum)
         self.run_dir, self.child_status = run_dir, child_status
 
@@ -54,7 +54,7 @@ def _stop_child(process: subprocess.Popen, signum: int) -> None:
     process.wait()
 
 
-def run_one(flagfile: str, seed: int, run_dir: str, data_dir: Optional[str],
+def run_one(flagfile: str, seed: int, run_dir: str, data_dir: str | None,
             extra: list[str]) -> dict[str, Any]:
     """Trains (or reuses a finished) run; returns its final metrics with the seed added.
 
@@ -100,7 +100,7 @@ def run_one(flagfile: str, seed: int, run_dir: str, data_dir: Optional[str],
     return {**metrics, "seed": seed}
 
 
-def _command_config(flagfile: str, seed: int, data_dir: Optional[str],
+def _command_config(flagfile: str, seed: int, data_dir: str | None,
                     extra: list[str]) -> ExperimentConfig:
     """The settings the training command of one run would resolve (its flags parsed here)."""
     fv = flags.FlagValues()
@@ -127,7 +127,7 @@ def _setting_differences(run_dir: str, wanted: ExperimentConfig) -> list[str]:
 
 
 def run_sweep(experiments: list[str], seeds: list[int], experiments_dir: str, output: str,
-              data_dir: Optional[str] = None, extra: Optional[list[str]] = None
+              data_dir: str | None = None, extra: list[str] | None = None
               ) -> dict[str, list[dict[str, Any]]]:
     """Every (experiment, seed) run into ``OUTPUT/<experiment>-seed<S>``.
 

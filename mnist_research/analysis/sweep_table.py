@@ -93,7 +93,7 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
 def plot(rows: list[dict[str, Any]], runs: dict[str, list[dict]], path: str) -> str:
     """Per-experiment test accuracy: each seed a dot on its experiment's tick, the mean a
     line across it and ±1 std a band around the mean."""
-    from mnist_research.analysis import figures as reports  # noqa: PLC0415 (matplotlib only when plotting
+    from mnist_research.analysis import figures as reports
     plt = reports.plt
     fig, ax = plt.subplots(figsize=(max(6.0, 1.8 * len(rows)), 5))
     for i, r in enumerate(rows):

@@ -74,8 +74,14 @@ class PhaseTimer:
 def instrument(timer: PhaseTimer) -> None:
     """Wraps the phase functions of the training lifecycle in ``timer``."""
     from mnist_research import run_outputs
-    from mnist_research.training import checkpoint_state, epoch_loop, finish, runner
-    from mnist_research.training import summaries, trainer
+    from mnist_research.training import (
+        checkpoint_state,
+        epoch_loop,
+        finish,
+        runner,
+        summaries,
+        trainer,
+    )
 
     runner._load_data = timer.wrap("data", runner._load_data)
     runner._start_run = timer.wrap("setup", runner._start_run)

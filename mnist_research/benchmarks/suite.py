@@ -24,7 +24,7 @@ import platform
 import resource
 import statistics
 import tempfile
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
 
@@ -124,7 +124,7 @@ def _whole(data_dir: str, epochs: int, repeats: int, log: Callable) -> dict:
             "phases": phases}
 
 
-def run(data_dir: Optional[str], epochs: int, repeats: int, steps_per_loop: int,
+def run(data_dir: str | None, epochs: int, repeats: int, steps_per_loop: int,
         parts=PARTS, log: Callable = print) -> dict:
     """Runs the ``parts`` and returns every figure (see the module docstring)."""
     import tensorflow as tf

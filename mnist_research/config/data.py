@@ -8,7 +8,6 @@ from mnist_research.config.checks import check
 from mnist_research.config.fields import check_declared, setting
 from mnist_research.config.registry import DATASETS
 
-
 # The splits a DataConfig yields: the test set, and the training set's two parts.
 SPLITS = ("test", "validation", "train")
 

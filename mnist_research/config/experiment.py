@@ -6,9 +6,9 @@ import dataclasses
 from typing import Any
 
 from mnist_research.config.checks import check
-from mnist_research.config.fields import declared_fields, setting
 from mnist_research.config.data import DataConfig
 from mnist_research.config.distribute import DistributeConfig
+from mnist_research.config.fields import declared_fields, setting
 from mnist_research.config.model import ModelConfig
 from mnist_research.config.train import TrainConfig
 
@@ -38,7 +38,7 @@ class ExperimentConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: Any) -> "ExperimentConfig":
+    def from_dict(cls, raw: Any) -> ExperimentConfig:
         """Inverse of :meth:`to_dict`.
 
         Fields missing from a section take their defaults (config files written

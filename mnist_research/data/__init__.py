@@ -1,1 +1,1 @@
-"""Data: sources (Keras, npz, IDX), validation, the split, tf.data pipelines, the model-input contract."""
+"""Data: sources (Keras, npz, IDX), validation, the split, tf.data pipelines, model input."""

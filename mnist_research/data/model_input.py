@@ -8,7 +8,7 @@ into the uint8-in, logits-out function that evaluation and predict use.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf

@@ -16,7 +16,6 @@ import math
 import os
 import zipfile
 import zlib
-from typing import Optional
 
 import numpy as np
 
@@ -101,7 +100,8 @@ def read_npz(path: str) -> dict[str, np.ndarray]:
         raise
     except _ZIP_ERRORS as e:
         if "allow_pickle" in str(e) or "Object arrays" in str(e):
-            raise DataError(f"{path}: holds object (pickled) arrays; refusing to unpickle") from None
+            raise DataError(f"{path}: holds object (pickled) arrays; refusing to "
+                            f"unpickle") from None
         raise DataError(f"{path}: not a readable .npz file ({type(e).__name__}: "
                         f"{str(e).splitlines()[0] if str(e) else ''})") from None
     for key, value in arrays.items():
@@ -168,7 +168,7 @@ def read_idx(path: str) -> np.ndarray:
     return parse_idx(payload, path)
 
 
-def _find_idx_files(folder: str, names: dict[str, str]) -> Optional[dict[str, str]]:
+def _find_idx_files(folder: str, names: dict[str, str]) -> dict[str, str] | None:
     found = {}
     for key, stem in names.items():
         for candidate in (stem, stem + ".gz", stem.replace("-idx", ".idx"),
@@ -181,7 +181,7 @@ def _find_idx_files(folder: str, names: dict[str, str]) -> Optional[dict[str, st
 
 
 def read_data_dir(data_dir: str, dataset: Dataset) -> tuple[dict[str, np.ndarray], str]:
-    """Reads a dataset from a folder (npz or IDX, by its registry entry's names) or an ``.npz`` path.
+    """Reads a dataset from a folder (npz or IDX files named by its entry) or an ``.npz`` path.
 
     Returns:
       The four arrays by Keras name and a description of the source.

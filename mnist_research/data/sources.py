@@ -1,7 +1,8 @@
 """Loading, validating, splitting and describing MNIST-shaped datasets.
 
 Three sources (``readers``: Keras downloader, ``.npz``, IDX files), one
-result (:class:`RawData`, uint8 images and labels). Everything read is validated (shapes, dtype, label range, matching counts) and
+result (:class:`RawData`, uint8 images and labels). Everything read is validated
+(shapes, dtype, label range, matching counts) and
 any problem raises :class:`DataError` with one line that names the file.
 """
 
@@ -132,7 +133,8 @@ def describe(splits: Splits, source: str) -> str:
         counts = np.bincount(y.astype(np.int64), minlength=NUM_CLASSES)
         lines.append(
             f"  {name:<5} images {tuple(x.shape)} {x.dtype} range [{x.min()}, {x.max()}] "
-            f"-> inputs ({len(x)}, {NUM_PIXELS}) float32 in [{x.min() / 255:.1f}, {x.max() / 255:.1f}], "
+            f"-> inputs ({len(x)}, {NUM_PIXELS}) float32 in "
+            f"[{x.min() / 255:.1f}, {x.max() / 255:.1f}], "
             f"labels ({len(y)}, {NUM_CLASSES}) one-hot")
         lines.append(f"        class counts: {' '.join(str(int(c)) for c in counts)}")
     return "\n".join(lines)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -132,7 +131,7 @@ class ExportedClassifier:
             raise self._damaged(e) from None
 
 
-def problem(export_dir: str) -> Optional[str]:
+def problem(export_dir: str) -> str | None:
     """Why the SavedModel in ``export_dir`` cannot serve (one line), or ``None``."""
     try:
         ExportedClassifier(export_dir)

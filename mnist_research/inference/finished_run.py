@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Optional
 
 import numpy as np
 from absl import logging
 
 from mnist_research.config import ExperimentConfig
-from mnist_research.config.data import SPLITS
 from mnist_research.data import sources as data_lib
 from mnist_research.data.model_input import LogitsFn, logits_function
 from mnist_research.errors import DamagedFileError, RunDirError
 from mnist_research.inference import export as export_lib
 from mnist_research.model import registry
 from mnist_research.rundir import checkpoint_files, layout, records
-
 
 
 def load_config(run_dir: str) -> ExperimentConfig:
@@ -49,7 +46,7 @@ def load_config(run_dir: str) -> ExperimentConfig:
     return config
 
 
-def _settings_from_checkpoint(run_dir: str) -> Optional[tuple[ExperimentConfig, str]]:
+def _settings_from_checkpoint(run_dir: str) -> tuple[ExperimentConfig, str] | None:
     def load(prefix: str, number: int) -> tuple[ExperimentConfig, str]:
         settings = checkpoint_files.stored_settings(checkpoint_files.verify(prefix))
         if settings is None:
@@ -67,7 +64,7 @@ def _checkpoint_dir(run_dir: str) -> str:
     return os.path.join(run_dir, checkpoint_files.CHECKPOINT_DIR)
 
 
-def load_split(config: ExperimentConfig, split: str, data_dir: Optional[str] = None
+def load_split(config: ExperimentConfig, split: str, data_dir: str | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
     """uint8 images and labels of one split, as the run saw them.
 

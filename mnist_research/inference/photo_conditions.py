@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from typing import Optional
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -59,7 +58,7 @@ class Capture:
     perspective: float = 0.0
     blur: float = 0.0
     noise: float = 0.0
-    jpeg: Optional[int] = None
+    jpeg: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +85,7 @@ class Framing:
     margin: int = 0
     scale: int = 1
     page: tuple[int, int] = (200, 160)
-    jpeg: Optional[int] = None  # always PNG; the attribute lets callers name the format
+    jpeg: int | None = None  # always PNG; the attribute lets callers name the format
 
 
 INK_LEVEL = 32  # of 255: MNIST pixels above this are the digit's ink box

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image
@@ -42,7 +42,7 @@ def save_preprocessed(folder: str, name: str, image: np.ndarray) -> str:
 
 
 def classify(paths: list[str], logits_fn: Callable[[np.ndarray], np.ndarray],
-             save_dir: Optional[str] = None) -> list[dict]:
+             save_dir: str | None = None) -> list[dict]:
     """One result dict per path: ``digit``, ``probability``, ``top3`` or ``error``.
 
     A picture holding several digit-sized ink regions also gets ``digits`` (how

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
-from typing import Callable, Iterable, Optional
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -37,7 +37,7 @@ class ConditionResult:
 
 
 def preprocess_condition(digits: np.ndarray, capture: photos.Capture, seed: int,
-                         examples_dir: Optional[str] = None, num_examples: int = 0
+                         examples_dir: str | None = None, num_examples: int = 0
                          ) -> tuple[np.ndarray, np.ndarray]:
     """Renders ``digits`` under ``capture`` and preprocesses them like ``predict``.
 
@@ -63,7 +63,7 @@ def preprocess_condition(digits: np.ndarray, capture: photos.Capture, seed: int,
 
 def measure(logits_fn: LogitsFn, digits: np.ndarray, labels: np.ndarray,
             conditions: dict[str, photos.Capture], seed: int = 0,
-            examples_dir: Optional[str] = None, num_examples: int = 8
+            examples_dir: str | None = None, num_examples: int = 8
             ) -> list[ConditionResult]:
     """The clean accuracy (the digits as given) followed by one result per condition.
 

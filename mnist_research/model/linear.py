@@ -19,7 +19,7 @@ class LinearClassifier(tf.keras.Model):
 
     @classmethod
     def from_config_object(cls, config: ModelConfig, synchronized_bn: bool = False
-                           ) -> "LinearClassifier":
+                           ) -> LinearClassifier:
         return cls(num_classes=config.num_classes, name="linear_classifier")
 
     def call(self, inputs, training=False, return_logits=False, dropout_seed=None):

@@ -53,7 +53,7 @@ class MLPClassifier(tf.keras.Model):
 
     @classmethod
     def from_config_object(cls, config: ModelConfig, synchronized_bn: bool = False
-                           ) -> "MLPClassifier":
+                           ) -> MLPClassifier:
         """Builds the model a :class:`ModelConfig` describes."""
         return cls(hidden_units=config.hidden_units, dropout_rates=config.dropout_rates,
                    batch_norm=config.batch_norm, num_classes=config.num_classes,

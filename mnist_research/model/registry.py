@@ -14,7 +14,8 @@ import importlib
 
 import tensorflow as tf
 
-from mnist_research.config import MODEL_FAMILIES, ModelConfig, registry as config_registry
+from mnist_research.config import MODEL_FAMILIES, ModelConfig
+from mnist_research.config import registry as config_registry
 from mnist_research.errors import ConfigError
 from mnist_research.model import variables
 

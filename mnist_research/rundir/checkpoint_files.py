@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Callable, Optional, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import tensorflow as tf
 from absl import logging
@@ -50,7 +51,7 @@ def numbers_on_disk(checkpoint_dir: str) -> list[int]:
     return sorted(found, reverse=True)
 
 
-def read_state(checkpoint_dir: str) -> tuple[Optional[int], str]:
+def read_state(checkpoint_dir: str) -> tuple[int | None, str]:
     """The N the ``checkpoint`` state file names, or ``None`` and what is wrong with it."""
     path = os.path.join(checkpoint_dir, STATE_FILE)
     if not os.path.exists(path):
@@ -79,7 +80,7 @@ def verify(prefix: str) -> tf.train.CheckpointReader:
     return reader
 
 
-def stored_settings(reader: tf.train.CheckpointReader) -> Optional[ExperimentConfig]:
+def stored_settings(reader: tf.train.CheckpointReader) -> ExperimentConfig | None:
     """The settings a checkpoint was trained with (``None`` for checkpoints older than that)."""
     if not reader.has_tensor(SETTINGS_KEY):
         return None
@@ -90,7 +91,7 @@ def stored_settings(reader: tf.train.CheckpointReader) -> Optional[ExperimentCon
 
 
 def newest_usable(checkpoint_dir: str, load: Callable[[str, int], T]
-                  ) -> Optional[tuple[T, int]]:
+                  ) -> tuple[T, int] | None:
     """Calls ``load(prefix, N)`` on the state file's checkpoint, then the others newest first.
 
     ``load`` raises :class:`Damaged` to fall back to the next one; anything else

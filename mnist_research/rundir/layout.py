@@ -51,7 +51,8 @@ _MARKER_TEXT = "A run directory of mnist_research (do not delete: it marks the f
 _EXPORT_FILES = ("saved_model.pb", "fingerprint.pb", "assets", "variables",
                  "variables/variables.*")
 _RUN_PATHS = (
-    CONFIG_FILE, METRICS_FILE, FLAGS_FILE, LOCK_FILE, MARKER_FILE, "model.keras", "events.out.tfevents.*",
+    CONFIG_FILE, METRICS_FILE, FLAGS_FILE, LOCK_FILE, MARKER_FILE, "model.keras",
+    "events.out.tfevents.*",
     "evaluation-*.json", ".tmp-*", ".probe-*", ".export-tmp-*", ".export-tmp-*/**",
     ".export-*-tmp", ".export-*-tmp/**",
     "checkpoints", "checkpoints/checkpoint", "checkpoints/ckpt-*", "checkpoints/ckpt-*_temp/part-*",

@@ -35,7 +35,7 @@ class RunDirLock:
         self.path = os.path.join(run_dir, LOCK_FILE)
         self._fd = None
 
-    def __enter__(self) -> "RunDirLock":
+    def __enter__(self) -> RunDirLock:
         try:
             # Never through a link: a .lock replaced by a link to a file elsewhere
             # would have that file truncated and a PID written into it.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Optional
+from typing import Any
 
 from absl import logging
 
@@ -24,7 +24,7 @@ HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds",
                 "examples_per_second")
 
 
-def load_config(run_dir: str) -> Optional[ExperimentConfig]:
+def load_config(run_dir: str) -> ExperimentConfig | None:
     """The run's saved configuration, or ``None`` when it has none.
 
     Raises:
@@ -99,7 +99,7 @@ def check_ours(run_dir: str) -> str:
     return owner
 
 
-def check_settings(run_dir: str, config: ExperimentConfig) -> Optional[DamagedFileError]:
+def check_settings(run_dir: str, config: ExperimentConfig) -> DamagedFileError | None:
     """Refuses a run dir that holds a run with a different model or recipe.
 
     Returns:
@@ -157,7 +157,7 @@ def check_same_run(run_dir: str, info: dict[str, Any]) -> None:
                         "of this resume cannot be checked against its earlier epochs", run_dir)
 
 
-def finished_metrics(run_dir: str) -> Optional[dict[str, Any]]:
+def finished_metrics(run_dir: str) -> dict[str, Any] | None:
     """The final ``metrics.json`` of a finished run, or ``None`` while it is unfinished.
 
     This is the one place that decides whether a run is finished: the run
@@ -210,14 +210,15 @@ def _is_number(value: Any) -> bool:
         return False
 
 
-def _first_non_finite(value: Any, where: str = "") -> Optional[str]:
+def _first_non_finite(value: Any, where: str = "") -> str | None:
     """The path of the first NaN, Infinity or float-overflowing integer in a JSON document."""
     if isinstance(value, dict):
         items = value.items()
     elif isinstance(value, list):
         items = enumerate(value)
     else:
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and not _is_number(value):
+        if (isinstance(value, (int, float)) and not isinstance(value, bool)
+                and not _is_number(value)):
             return where or "the document"
         return None
     for key, item in items:
@@ -227,7 +228,7 @@ def _first_non_finite(value: Any, where: str = "") -> Optional[str]:
     return None
 
 
-def metrics_problem(document: Any) -> Optional[str]:
+def metrics_problem(document: Any) -> str | None:
     """What makes a ``metrics.json`` document unusable, or ``None`` when it is sound.
 
     A finished document must hold ``epochs_completed`` epochs of every history

@@ -14,7 +14,6 @@ import glob
 import json
 import os
 import shutil
-from typing import Optional
 
 import tensorflow as tf
 from absl import logging
@@ -71,8 +70,8 @@ class CheckpointState:
         self.chief_dir = checkpoint_dir
         self.chief = chief
         self.max_to_keep = max_to_keep
-        self.manager: Optional[tf.train.CheckpointManager] = None
-        self.restored: Optional[int] = None
+        self.manager: tf.train.CheckpointManager | None = None
+        self.restored: int | None = None
         # Whether the restored checkpoint held the settings it was trained with.
         self.settings_checked = False
 

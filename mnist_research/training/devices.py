@@ -77,7 +77,8 @@ def create_strategy(config: DistributeConfig) -> tf.distribute.Strategy:
             return tf.distribute.MirroredStrategy()
         cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices=cpus)
-    raise ValueError(f"unknown strategy {config.strategy!r}; expected one of {', '.join(STRATEGIES)}")
+    raise ValueError(f"unknown strategy {config.strategy!r}; expected one of "
+                     f"{', '.join(STRATEGIES)}")
 
 
 def _existing_device(name: str) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Optional
 
 import tensorflow as tf
 from absl import logging
@@ -122,7 +121,7 @@ def training_batches(trainer: Trainer, train_input: pipeline.TrainInput, first_e
 
 def train_epoch(trainer: Trainer, batches, steps_per_epoch: int,
                 summaries: summaries_lib.Summaries, verbose: bool,
-                profiler: Optional[summaries_lib.Profiler] = None, trace: bool = False
+                profiler: summaries_lib.Profiler | None = None, trace: bool = False
                 ) -> tuple[Totals, float]:
     """One pass over the training data: the next ``steps_per_epoch`` steps of ``batches``.
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, Optional
+from typing import Any
 
 from absl import logging
 
@@ -48,10 +48,10 @@ class EndOfRunAction:
     name: str
     write: Callable[[RunContext, dict[str, Any], Totals], None]
     every_worker: bool = False
-    problem: Optional[Callable[[str], Optional[str]]] = None
+    problem: Callable[[str], str | None] | None = None
 
 
-def outputs_problem(run_dir: str, actions: Sequence[EndOfRunAction]) -> Optional[str]:
+def outputs_problem(run_dir: str, actions: Sequence[EndOfRunAction]) -> str | None:
     """The first unusable output of a finished run, as a log line, or ``None``."""
     for action in actions:
         problem = action.problem(run_dir) if action.problem is not None else None

@@ -7,7 +7,7 @@ What makes a ``metrics.json`` document sound is checked where it is read back
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,7 +35,7 @@ def append(history: History, train: Totals, val: Totals, seconds: float) -> None
     history["examples_per_second"].append(train.count / seconds)
 
 
-def run_metrics(history: History, info: dict[str, Any], test: Optional[Totals],
+def run_metrics(history: History, info: dict[str, Any], test: Totals | None,
                 finished: bool) -> dict[str, Any]:
     """The ``metrics.json`` document: history, totals, device ``info`` and test scores.
 

@@ -20,7 +20,7 @@ class Totals:
     correct: float = 0.0
     count: float = 0.0
 
-    def add(self, other: "Totals") -> None:
+    def add(self, other: Totals) -> None:
         self.loss_sum += other.loss_sum
         self.correct += other.correct
         self.count += other.count

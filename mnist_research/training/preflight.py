@@ -10,7 +10,7 @@ when the estimate passes and memory still runs out, TensorFlow's
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 import tensorflow as tf
 
@@ -33,7 +33,7 @@ def num_parameters(model: ModelConfig) -> int:
     return total + width * model.num_classes + model.num_classes
 
 
-def available_memory() -> Optional[int]:
+def available_memory() -> int | None:
     """Bytes the kernel reports available (``MemAvailable``), or ``None`` if unknown."""
     try:
         with open("/proc/meminfo", encoding="ascii") as f:

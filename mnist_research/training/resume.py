@@ -8,7 +8,6 @@ import re
 import shlex
 import shutil
 import sys
-from typing import Optional
 
 from mnist_research.config import ExperimentConfig
 from mnist_research.errors import MnistResearchError
@@ -24,7 +23,7 @@ def _finished_or_damaged(run_dir: str) -> bool:
         return True
 
 
-def latest_unfinished(logdir: str, config: ExperimentConfig) -> Optional[str]:
+def latest_unfinished(logdir: str, config: ExperimentConfig) -> str | None:
     """The most recently active unfinished run of ``config``'s experiment under ``logdir``.
 
     A candidate is a direct sub-directory holding a ``config.json`` with the
@@ -42,8 +41,8 @@ def latest_unfinished(logdir: str, config: ExperimentConfig) -> Optional[str]:
             saved = records.load_config(run_dir)
         except MnistResearchError:
             continue  # damaged: resuming it needs an explicit --run_dir
-        if (saved is None or saved.experiment != config.experiment or saved.identity() != config.identity()
-                or _finished_or_damaged(run_dir)):
+        if (saved is None or saved.experiment != config.experiment
+                or saved.identity() != config.identity() or _finished_or_damaged(run_dir)):
             continue
         touched = [os.path.getmtime(p) for p in (path, os.path.join(run_dir, layout.METRICS_FILE),
                                                   os.path.join(run_dir, CHECKPOINT_DIR))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any
 
 import tensorflow as tf
 from absl import logging
@@ -42,9 +42,9 @@ def set_seeds(config: ExperimentConfig) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def train_and_evaluate(config: ExperimentConfig, run_dir: Optional[str] = None, *,
-                       datasets: Optional[sources.Splits] = None,
-                       strategy: Optional[tf.distribute.Strategy] = None,
+def train_and_evaluate(config: ExperimentConfig, run_dir: str | None = None, *,
+                       datasets: sources.Splits | None = None,
+                       strategy: tf.distribute.Strategy | None = None,
                        flagfile_text: str = "", verbose: bool = True,
                        overwrite: bool = False, resume_hint: str = "",
                        actions: Sequence[finish.EndOfRunAction] = ()) -> dict[str, Any]:
@@ -148,7 +148,7 @@ def _train_input(config: ExperimentConfig, datasets: sources.Splits,
 
 
 def _check_run_dir(run_dir: str, config: ExperimentConfig, overwrite: bool,
-                   actions: Sequence[finish.EndOfRunAction]) -> Optional[dict[str, Any]]:
+                   actions: Sequence[finish.EndOfRunAction]) -> dict[str, Any] | None:
     """Read-only checks of an existing run dir; its final metrics when nothing is left to do.
 
     Raises:
@@ -191,7 +191,7 @@ def _too_many_epochs(run_dir: str, done: int, wanted: int) -> str:
             f"--epochs={done} (or more to extend the run), or use a new --run_dir")
 
 
-def _load_data(config: ExperimentConfig, datasets: Optional[sources.Splits]) -> sources.Splits:
+def _load_data(config: ExperimentConfig, datasets: sources.Splits | None) -> sources.Splits:
     """The given splits, or the data ``config.data`` names, split; logs their description."""
     source = "data given in memory"
     if datasets is None:

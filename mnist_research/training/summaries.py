@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import glob
 import os
-from typing import Any, Iterable, Optional
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -42,7 +43,7 @@ class Summaries:
         and runs, and nothing is written.
     """
 
-    def __init__(self, run_dir: Optional[str]):
+    def __init__(self, run_dir: str | None):
         self.run_dir = run_dir
         self.enabled = run_dir is not None
         if self.enabled:
@@ -179,7 +180,7 @@ def prune_after(run_dir: str, epoch: int, step: int) -> int:
     return dropped
 
 
-def _read_records(path: str) -> tuple[list[bytes], Optional[str]]:
+def _read_records(path: str) -> tuple[list[bytes], str | None]:
     """The records of an event file up to the first damaged one, and what the damage is."""
     records = []
     try:
