@@ -1,4 +1,4 @@
-"""Research workflow: bit-identical reruns with --deterministic, and the seed sweep."""
+"""Research workflow: bit-identical reruns with --deterministic, and the sweep over seeds."""
 
 import csv
 import json
