@@ -113,6 +113,9 @@ def run_main(module: str, *args: str) -> CommandResult:
 
     target = importlib.import_module(module)
     before = set(flags.FLAGS)
+    registries = (flags.FLAGS.flags_by_module_dict(), flags.FLAGS.flags_by_module_id_dict(),
+                  flags.FLAGS.key_flags_by_module_dict())
+    modules_before = [set(registry) for registry in registries]
     target.define_flags(flags.FLAGS)
     added = sorted(set(flags.FLAGS) - before)
     handler = absl_logging.get_absl_handler()
@@ -134,6 +137,9 @@ def run_main(module: str, *args: str) -> CommandResult:
     finally:
         for name in added:
             delattr(flags.FLAGS, name)
+        for registry, known in zip(registries, modules_before):
+            for module_key in set(registry) - known:  # absl keeps an empty entry
+                del registry[module_key]
         flags.FLAGS.unparse_flags()
         if was_parsed:
             flags.FLAGS.mark_as_parsed()
