@@ -80,3 +80,73 @@ def scalars(folder):
                 number = float(value) if value.dtype.kind == "f" and value.ndim == 0 else None
                 values.setdefault(tag, []).append((event.step, number))
     return values
+
+
+class CommandResult:
+    """What :func:`run_main` gives back: the fields of a ``CompletedProcess`` it uses."""
+
+    def __init__(self, returncode: int, stdout: str, stderr: str):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def run_main(module: str, *args: str) -> CommandResult:
+    """Runs a command's ``main`` in this process, as ``python -m module args`` would.
+
+    The command's flags are defined on absl's ``FLAGS`` for the call and removed
+    after it, the command line is parsed and ``main`` run as :func:`mnist_research.command.run`
+    does (a bad value is its one ``error:`` line and exit status 1), and what it
+    writes to ``sys.stdout``/``sys.stderr`` and through absl logging is captured.
+    For what needs no process of its own: an error line, files a command writes.
+    TensorFlow's own terminal output (C++ lines, the import filter) needs a real
+    process: :func:`run_module`.
+    """
+    import contextlib
+    import importlib
+    import io
+    import logging as std_logging
+    import warnings
+
+    from absl import flags
+    from absl import logging as absl_logging
+
+    from mnist_research import command
+
+    target = importlib.import_module(module)
+    before = set(flags.FLAGS)
+    registries = (flags.FLAGS.flags_by_module_dict(), flags.FLAGS.flags_by_module_id_dict(),
+                  flags.FLAGS.key_flags_by_module_dict())
+    modules_before = [set(registry) for registry in registries]
+    target.define_flags(flags.FLAGS)
+    added = sorted(set(flags.FLAGS) - before)
+    handler = absl_logging.get_absl_handler()
+    saved = (handler.python_handler.stream, handler.python_handler.formatter,
+             list(handler.filters), std_logging.getLogger("tensorflow").level,
+             absl_logging.get_verbosity(), sys.argv)
+    was_parsed = flags.FLAGS.is_parsed()
+    out, err = io.StringIO(), io.StringIO()
+    handler.python_handler.stream = err
+    sys.argv = [module, *args]
+    try:
+        with (contextlib.redirect_stdout(out), contextlib.redirect_stderr(err),
+              warnings.catch_warnings()):
+            try:
+                argv = command._parse_flags(list(sys.argv))
+                code = command._configure_logs_then(target.main, argv)
+            except SystemExit as e:
+                code = e.code
+    finally:
+        for name in added:
+            delattr(flags.FLAGS, name)
+        for registry, known in zip(registries, modules_before):
+            for module_key in set(registry) - known:  # absl keeps an empty entry
+                del registry[module_key]
+        flags.FLAGS.unparse_flags()
+        if was_parsed:
+            flags.FLAGS.mark_as_parsed()
+        stream, formatter, filters, tf_level, verbosity, sys.argv = saved
+        handler.python_handler.stream = stream
+        handler.setFormatter(formatter)
+        handler.filters[:] = filters
+        std_logging.getLogger("tensorflow").setLevel(tf_level)
+        absl_logging.set_verbosity(verbosity)
+    return CommandResult(0 if code is None else int(code), out.getvalue(), err.getvalue())

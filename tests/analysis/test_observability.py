@@ -15,9 +15,7 @@ from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 from tensorboard.util import tensor_util
 
-from tests.helpers import find_chromium, run_module
-
-pytestmark = pytest.mark.slow
+from tests.helpers import find_chromium, run_main, run_module
 
 REPORT_PNGS = ("curves", "samples", "confusion_matrix", "per_class", "mistakes")
 
@@ -28,6 +26,7 @@ def accumulator(folder):
     return acc
 
 
+@pytest.mark.slow  # reads the finished run the session trains once
 def test_histograms_images_and_graph_in_train_events(finished_run):
     run_dir, _ = finished_run
     acc = accumulator(os.path.join(run_dir, "train"))
@@ -60,6 +59,7 @@ def test_histograms_images_and_graph_in_train_events(finished_run):
     assert "train_steps" in graph_tags
 
 
+@pytest.mark.slow  # reads the finished run the session trains once
 def test_scalars_include_learning_rate_and_throughput(finished_run):
     run_dir, _ = finished_run
     acc = accumulator(os.path.join(run_dir, "train"))
@@ -71,6 +71,7 @@ def test_scalars_include_learning_rate_and_throughput(finished_run):
     assert all(v > 0 for v in eps)
 
 
+@pytest.mark.slow  # reads the finished run the session trains once
 def test_hparams_session_with_final_metrics(finished_run):
     run_dir, _ = finished_run
     acc = accumulator(run_dir)
@@ -94,6 +95,7 @@ def test_hparams_session_with_final_metrics(finished_run):
     assert accuracy == pytest.approx(metrics["test_accuracy"], abs=1e-6)
 
 
+@pytest.mark.slow  # reads the finished run the session trains once
 def test_every_report_is_a_real_image_and_metrics_have_per_class(finished_run):
     run_dir, _ = finished_run
     from matplotlib import image
@@ -111,6 +113,7 @@ def test_every_report_is_a_real_image_and_metrics_have_per_class(finished_run):
     assert metrics["per_class"]["support"] == matrix.sum(axis=1).tolist()
 
 
+@pytest.mark.slow  # reads the finished run the session trains once
 def test_report_html_is_self_contained_with_the_runs_numbers(finished_run):
     run_dir, _ = finished_run
     page = open(os.path.join(run_dir, "reports", "report.html"), encoding="utf-8").read()
@@ -126,6 +129,7 @@ def test_report_html_is_self_contained_with_the_runs_numbers(finished_run):
             in page)
 
 
+@pytest.mark.slow  # reads the finished run the session trains once
 @pytest.mark.skipif(find_chromium() is None, reason="no Chromium on this machine")
 def test_report_html_renders_in_headless_chromium(finished_run, tmp_path):
     run_dir, _ = finished_run
@@ -147,12 +151,13 @@ def test_report_html_renders_in_headless_chromium(finished_run, tmp_path):
     assert (pixels.mean(axis=2) < 0.2).mean() > 0.001
 
 
+@pytest.mark.slow  # reads the finished run the session trains once
 def test_report_command_regenerates_every_report(finished_run, tmp_path):
     run_dir, _ = finished_run
     copy = str(tmp_path / "copy")
     shutil.copytree(run_dir, copy)
     shutil.rmtree(os.path.join(copy, "reports"))
-    result = run_module("mnist_research.report", f"--run_dir={copy}")
+    result = run_main("mnist_research.report", f"--run_dir={copy}")
     assert result.returncode == 0, result.stderr[-2000:]
     made = sorted(os.path.basename(p) for p in glob.glob(os.path.join(copy, "reports", "*")))
     assert made == sorted([f"{n}.png" for n in REPORT_PNGS] + ["report.html"])
@@ -162,11 +167,12 @@ def test_report_command_regenerates_every_report(finished_run, tmp_path):
 
 
 def test_report_command_refuses_an_unfinished_run(tmp_path):
-    result = run_module("mnist_research.report", f"--run_dir={tmp_path}")
+    result = run_main("mnist_research.report", f"--run_dir={tmp_path}")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
 
 
+@pytest.mark.slow  # trains
 def test_profile_steps_write_a_profile(npz_dir, tmp_path):
     run_dir = str(tmp_path / "profiled")
     result = run_module("mnist_research.train", "--flagfile=experiments/smoke.flags",
@@ -174,7 +180,7 @@ def test_profile_steps_write_a_profile(npz_dir, tmp_path):
                         "--profile_steps=2,4", "--histograms=false")
     assert result.returncode == 0, result.stderr[-2000:]
     assert glob.glob(os.path.join(run_dir, "train", "plugins", "profile", "*", "*.xplane.pb"))
-    bad = run_module("mnist_research.train", "--flagfile=experiments/smoke.flags",
-                     f"--data_dir={npz_dir}", f"--run_dir={tmp_path / 'x'}",
-                     "--profile_steps=5,2")
+    bad = run_main("mnist_research.train", "--flagfile=experiments/smoke.flags",
+                   f"--data_dir={npz_dir}", f"--run_dir={tmp_path / 'x'}", "--profile_steps=5,2")
+    assert not os.path.exists(tmp_path / "x")
     assert bad.returncode != 0 and "profile_steps" in bad.stderr

@@ -3,22 +3,36 @@
 import csv
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from mnist_research.analysis import sweep_table as sweep_lib
-from tests.helpers import run_module
+from tests.helpers import REPO, run_main, run_module
 
 TIMING_KEYS = ("epoch_seconds", "examples_per_second")
 
 
-def _run(npz_dir, run_dir, *extra):
-    result = run_module("mnist_research.train", "--flagfile=experiments/smoke.flags",
-                        f"--data_dir={npz_dir}", f"--run_dir={run_dir}", "--histograms=false",
-                        *extra, timeout=900)  # the CNN runs under --deterministic are slow
-    assert result.returncode == 0, result.stderr[-2000:]
+def _start(npz_dir, run_dir, *extra):
+    """Starts a smoke training run; :func:`_finish` waits for it and reads what it saved."""
+    args = ("--flagfile=experiments/smoke.flags", f"--data_dir={npz_dir}",
+            f"--run_dir={run_dir}", "--histograms=false", *extra)
+    return run_dir, subprocess.Popen([sys.executable, "-m", "mnist_research.train", *args],
+                                     cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(started):
+    run_dir, process = started
+    try:
+        _, stderr = process.communicate(timeout=900)  # CNN runs under --deterministic are slow
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    assert process.returncode == 0, stderr[-2000:]
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
     reader = tf.train.load_checkpoint(os.path.join(run_dir, "checkpoints"))
     # Every saved tensor (weights, BN statistics, Adam moments, RNG states, counters)
@@ -28,11 +42,29 @@ def _run(npz_dir, run_dir, *extra):
     return metrics, weights
 
 
+def _run(npz_dir, run_dir, *extra):
+    return _finish(_start(npz_dir, run_dir, *extra))
+
+
+def _together(npz_dir, runs):
+    """Independent runs side by side (separate processes, separate run dirs): their
+    results do not depend on it, and the 2 cores are busier than with one at a time."""
+    started = [_start(npz_dir, run_dir, *extra) for run_dir, *extra in runs]
+    return [_finish(one) for one in started]
+
+
+@pytest.fixture(scope="module")
+def seed_runs(npz_dir, tmp_path_factory):
+    """Three --deterministic smoke runs: seed 3 twice, seed 4 once (shared, only read)."""
+    folder = tmp_path_factory.mktemp("seed_runs")
+    return _together(npz_dir, [(folder / "a", "--deterministic", "--seed=3"),
+                               (folder / "b", "--deterministic", "--seed=3"),
+                               (folder / "c", "--deterministic", "--seed=4")])
+
+
 @pytest.mark.slow
-def test_deterministic_same_seed_is_bit_identical_and_seeds_differ(npz_dir, tmp_path):
-    a, weights_a = _run(npz_dir, tmp_path / "a", "--deterministic", "--seed=3")
-    b, weights_b = _run(npz_dir, tmp_path / "b", "--deterministic", "--seed=3")
-    c, weights_c = _run(npz_dir, tmp_path / "c", "--deterministic", "--seed=4")
+def test_deterministic_same_seed_is_bit_identical_and_seeds_differ(seed_runs):
+    (a, weights_a), (b, weights_b), (c, weights_c) = seed_runs
     for key, values in a["history"].items():
         if key not in TIMING_KEYS:
             assert values == b["history"][key], key  # exact float equality
@@ -47,13 +79,13 @@ def test_deterministic_same_seed_is_bit_identical_and_seeds_differ(npz_dir, tmp_
 
 
 @pytest.mark.slow
-def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(npz_dir, tmp_path):
+def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(seed_runs, npz_dir, tmp_path):
     """Stopped after epoch 1 and resumed, a run ends where one that never stopped ends.
 
     With the XLA step on (the default): the dropout masks are a function of (seed,
     step), so nothing random is lost with the process; the checkpoint holds no RNG state.
     """
-    whole, weights_whole = _run(npz_dir, tmp_path / "whole", "--deterministic", "--seed=3")
+    whole, weights_whole = seed_runs[0]  # --deterministic --seed=3, never stopped
     _run(npz_dir, tmp_path / "resumed", "--deterministic", "--seed=3", "--epochs=1")
     resumed, weights_resumed = _run(npz_dir, tmp_path / "resumed", "--deterministic",
                                     "--seed=3")
@@ -99,7 +131,7 @@ def test_sweep_tabulates_runs_and_reuses_finished_ones(npz_dir, tmp_path):
 
 
 def test_sweep_rejects_unknown_experiment(tmp_path):
-    result = run_module("mnist_research.sweep", "--experiments=nope", f"--output={tmp_path}")
+    result = run_main("mnist_research.sweep", "--experiments=nope", f"--output={tmp_path}")
     assert result.returncode == 1
     assert "nope.flags: no such experiment flagfile" in result.stderr.strip().splitlines()[-1]
 
@@ -135,8 +167,9 @@ def test_resumed_augmented_cnn_is_bit_identical_under_deterministic(npz_dir, tmp
     """Stopped after epoch 1 and resumed to 2 == 2 epochs straight: same augmented batches,
     dropout masks, weights, BN statistics, Adam moments and best-epoch weights."""
     common = (*SMALL_CNN, "--augment", "--deterministic", "--seed=5")
-    straight, weights_straight = _run(npz_dir, tmp_path / "straight", *common, "--epochs=2")
-    first, _ = _run(npz_dir, tmp_path / "resumed", *common, "--epochs=1")
+    (straight, weights_straight), (first, _) = _together(npz_dir, [
+        (tmp_path / "straight", *common, "--epochs=2"),
+        (tmp_path / "resumed", *common, "--epochs=1")])
     resumed, weights_resumed = _run(npz_dir, tmp_path / "resumed", *common, "--epochs=2")
     assert first["epochs_completed"] == 1 and resumed["epochs_completed"] == 2
     for key, values in straight["history"].items():

@@ -15,7 +15,7 @@ from mnist_research.config import DataConfig, ExperimentConfig, TrainConfig
 from mnist_research.files import write_json
 from mnist_research.rundir import layout, records
 from mnist_research.training import resume
-from tests.helpers import REPO, make_digits
+from tests.helpers import REPO, make_digits, run_main
 
 
 def _args(command: str) -> list[str]:
@@ -107,7 +107,8 @@ def _interrupt_when(path, command, env):
 
 
 @pytest.mark.slow
-def test_interrupt_prints_the_command_that_resumes_and_resume_finds_the_run(tmp_path):
+def test_interrupt_prints_the_command_that_resumes_and_resume_finds_the_run(tmp_path,
+                                                                          monkeypatch):
     x, y = make_digits(4000, seed=5)
     np.savez(tmp_path / "mnist.npz", x_train=x, y_train=y, x_test=x[:300], y_test=y[:300])
     logdir = tmp_path / "runs"
@@ -152,8 +153,7 @@ def test_interrupt_prints_the_command_that_resumes_and_resume_finds_the_run(tmp_
     # The run's config holds an absolute data path: evaluate works from anywhere.
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    evaluated = subprocess.run([sys.executable, "-m", "mnist_research.evaluate",
-                                f"--run_dir={run_dir}"], cwd=elsewhere, env=env,
-                               capture_output=True, text=True, timeout=300)
+    monkeypatch.chdir(elsewhere)
+    evaluated = run_main("mnist_research.evaluate", f"--run_dir={run_dir}")
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     assert f"accuracy {metrics['test_accuracy']:.4f}" in evaluated.stdout
