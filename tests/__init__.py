@@ -1,1 +1,1 @@
-"""The test suite, laid out like the package; shared helpers in helpers.py, fixtures in conftest.py."""
+"""The test suite, laid out like the package; helpers in helpers.py, fixtures in conftest.py."""

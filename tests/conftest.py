@@ -4,10 +4,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
-from tests.helpers import make_digits, run_module  # noqa: E402
+from tests.helpers import make_digits, run_module
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ fault, sys.argv = sys.argv[1], [sys.argv[0], *sys.argv[2:]]
 from tensorflow.python.checkpoint import checkpoint_management  # noqa: E402
 
 from mnist_research import train  # noqa: E402
-from mnist_research.analysis import figures as reports
+from mnist_research.analysis import figures as reports  # noqa: E402
 
 
 def die():

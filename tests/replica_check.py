@@ -14,13 +14,13 @@ import tensorflow as tf
 
 sys.path.insert(0, sys.argv[1])  # the repository root, for tests.helpers
 
-from mnist_research import config as config_lib  # noqa: E402
-from mnist_research.data import pipeline as input_pipeline  # noqa: E402
-from mnist_research.model import dropout as dropout_lib  # noqa: E402
-from mnist_research.training import devices as distribute  # noqa: E402
-from mnist_research.training.runner import set_seeds  # noqa: E402
-from mnist_research.training.trainer import Trainer  # noqa: E402
-from tests.helpers import make_digits  # noqa: E402
+from mnist_research import config as config_lib
+from mnist_research.data import pipeline as input_pipeline
+from mnist_research.model import dropout as dropout_lib
+from mnist_research.training import devices as distribute
+from mnist_research.training.runner import set_seeds
+from mnist_research.training.trainer import Trainer
+from tests.helpers import make_digits
 
 STEPS = 20
 

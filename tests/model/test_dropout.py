@@ -5,7 +5,6 @@ import pytest
 import tensorflow as tf
 
 from mnist_research.model import mlp as model_lib
-
 from mnist_research.model import variables
 from mnist_research.model.dropout import StatelessDropout, replica_seed
 

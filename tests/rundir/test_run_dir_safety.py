@@ -28,7 +28,8 @@ def _make_run_dir(folder):
         (folder / name).write_text("x")
     for relative in ("checkpoints/checkpoint", "checkpoints/ckpt-2.index",
                      "checkpoints/best/ckpt-1.data-00000-of-00001",
-                     "train/events.out.tfevents.1.host.3.v2", "validation/events.out.tfevents.1.h.v2",
+                     "train/events.out.tfevents.1.host.3.v2",
+                     "validation/events.out.tfevents.1.h.v2",
                      "export/saved_model.pb", "export/variables/variables.index",
                      "reports/curves.png", "reports/report.html",
                      "train/plugins/profile/2026_11_25_17_00_00/host.xplane.pb"):

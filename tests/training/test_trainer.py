@@ -174,7 +174,7 @@ def test_label_smoothing_trains_on_smoothed_targets():
         trainer = Trainer(config, tf.distribute.get_strategy())
         train = input_pipeline.TrainInput(images, labels, 64, seed=0)
         iterator = iter(trainer.strategy.distribute_datasets_from_function(
-            lambda ctx: train.dataset(1, ctx)))
+            lambda ctx, train=train: train.dataset(1, ctx)))
         losses[smoothing] = trainer.train_steps(iterator, 1).loss
     # The first step's loss is of the same initial weights: smoothed targets give a different one.
     assert not np.isclose(losses[0.0], losses[0.5])
