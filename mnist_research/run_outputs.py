@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from mnist_research.analysis import metrics as metrics_lib
 from mnist_research.inference import export as export_lib
+from mnist_research.inference import finished_run
 from mnist_research.training import devices
 from mnist_research.training.finish import EndOfRunAction
 from mnist_research.training.metric_sums import Totals
@@ -44,14 +45,22 @@ def export(model: tf.keras.Model, run_dir: str, chief: bool) -> None:
 
 
 def export_model(run: RunContext, metrics: dict[str, Any], test: Totals) -> None:
-    """The end-of-run export of the run's model (see :func:`export`)."""
-    del metrics, test  # the export needs only the trained model
+    """The end-of-run export of the run's model (see :func:`export`).
+
+    Records ``export_sha256`` (the export's variables) in ``metrics``, so a
+    later ``export/`` holding other weights is refused rather than evaluated.
+    """
+    del test  # the export needs only the trained model
     export(run.trainer.model, run.run_dir, run.chief)
+    if run.chief:
+        metrics["export_sha256"] = export_lib.weights_sha256(
+            os.path.join(run.run_dir, export_lib.EXPORT_DIR))
 
 
 def export_problem(run_dir: str) -> str | None:
-    """Why a finished run's SavedModel cannot serve (one line), or ``None``."""
-    return export_lib.problem(os.path.join(run_dir, export_lib.EXPORT_DIR))
+    """Why a finished run's SavedModel cannot serve or is not its own (one line), or ``None``."""
+    export_dir = os.path.join(run_dir, export_lib.EXPORT_DIR)
+    return export_lib.problem(export_dir) or finished_run.foreign_export(run_dir)
 
 
 def write_reports(run: RunContext, metrics: dict[str, Any], test: Totals) -> None:

@@ -16,6 +16,7 @@ export that is interrupted never replaces a good one with half a directory.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -129,6 +130,26 @@ class ExportedClassifier:
                            images, batch_size)
         except (tf.errors.OpError, KeyError, ValueError) as e:
             raise self._damaged(e) from None
+
+
+def weights_sha256(export_dir: str) -> str | None:
+    """SHA-256 of the SavedModel's variables (index and data files), or ``None`` if absent.
+
+    Recorded in ``metrics.json`` as ``export_sha256`` when a run exports, so an
+    ``export/`` that holds another model's weights is told apart from the run's own.
+    """
+    folder = os.path.join(export_dir, "variables")
+    try:
+        names = sorted(n for n in os.listdir(folder) if n.startswith("variables."))
+    except OSError:
+        return None
+    digest = hashlib.sha256()
+    for name in names:
+        digest.update(name.encode("utf-8"))
+        with open(os.path.join(folder, name), "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest() if names else None
 
 
 def problem(export_dir: str) -> str | None:

@@ -20,6 +20,7 @@ from mnist_research.errors import DamagedFileError, RunDirError
 from mnist_research.inference import export as export_lib
 from mnist_research.model import registry
 from mnist_research.rundir import checkpoint_files, layout, records
+from mnist_research.training import best_epoch
 
 
 def load_config(run_dir: str) -> ExperimentConfig:
@@ -54,14 +55,39 @@ def _settings_from_checkpoint(run_dir: str) -> tuple[ExperimentConfig, str] | No
         return settings, prefix
 
     try:
-        found = checkpoint_files.newest_usable(_checkpoint_dir(run_dir), load)
+        found = checkpoint_files.newest_usable(
+            os.path.join(run_dir, checkpoint_files.CHECKPOINT_DIR), load)
     except RunDirError:
         return None
     return found[0] if found else None
 
 
-def _checkpoint_dir(run_dir: str) -> str:
-    return os.path.join(run_dir, checkpoint_files.CHECKPOINT_DIR)
+def _checkpoint_dir(run_dir: str, config: ExperimentConfig) -> str:
+    """The checkpoints of the epoch the run exported.
+
+    A ``--restore_best`` run tests and exports its best epoch, kept in
+    ``checkpoints/best/``; any other run, its last epoch.
+    """
+    folder = os.path.join(run_dir, checkpoint_files.CHECKPOINT_DIR)
+    best = os.path.join(folder, best_epoch.BEST_DIR)
+    if config.train.restore_best and checkpoint_files.read_state(best)[0]:
+        return best
+    return folder
+
+
+def foreign_export(run_dir: str) -> str | None:
+    """One line when ``export/`` holds other weights than the run recorded, else ``None``.
+
+    Runs finished before ``export_sha256`` was recorded in ``metrics.json`` are
+    not checked.
+    """
+    metrics = records.finished_metrics(run_dir) or {}
+    recorded = metrics.get("export_sha256")
+    export_dir = os.path.join(run_dir, export_lib.EXPORT_DIR)
+    if recorded and export_lib.weights_sha256(export_dir) != recorded:
+        return (f"{export_dir}: holds other weights than this run exported (their sha256 "
+                f"differs from metrics.json's export_sha256)")
+    return None
 
 
 def load_split(config: ExperimentConfig, split: str, data_dir: str | None = None
@@ -95,9 +121,13 @@ def load_logits_fn(run_dir: str, from_checkpoint: bool = False) -> tuple[LogitsF
         if not os.path.exists(os.path.join(export_dir, "saved_model.pb")):
             raise RunDirError(f"{export_dir}: no SavedModel (the run has not finished?); "
                               f"use --from_checkpoint to load the latest checkpoint")
+        foreign = foreign_export(run_dir)
+        if foreign:
+            raise RunDirError(f"{foreign}; rerun train with this --run_dir to export again, "
+                              f"or use --from_checkpoint")
         return export_lib.ExportedClassifier(export_dir).logits, export_dir
 
     config = load_config(run_dir)
     model = registry.create(config.model)
-    prefix = checkpoint_files.restore_model(model, _checkpoint_dir(run_dir), config)
+    prefix = checkpoint_files.restore_model(model, _checkpoint_dir(run_dir, config), config)
     return logits_function(model), prefix

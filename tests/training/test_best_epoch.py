@@ -12,6 +12,7 @@ from mnist_research import run_outputs
 from mnist_research.config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
 from mnist_research.data import sources
 from mnist_research.inference import export as export_lib
+from mnist_research.inference import finished_run
 from mnist_research.model import registry
 from mnist_research.training import best_epoch, runner
 from mnist_research.training.trainer import Totals, Trainer
@@ -118,6 +119,10 @@ def test_run_stops_resumes_and_exports_the_best_epoch(monkeypatch, tmp_path, tin
     expected = epoch3(images.reshape(-1, 784).astype("float32") / 255.0,
                       return_logits=True).numpy()
     np.testing.assert_allclose(exported, expected, rtol=1e-5, atol=1e-5)
+    # --from_checkpoint loads the exported (best) epoch too, not the last one.
+    logits_fn, prefix = finished_run.load_logits_fn(run_dir, from_checkpoint=True)
+    assert prefix.endswith(os.path.join("best", "ckpt-3")), prefix
+    np.testing.assert_allclose(logits_fn(images), expected, rtol=1e-5, atol=1e-5)
     assert metrics["test_accuracy"] == pytest.approx(
         float((expected.argmax(1) == splits.y_test).mean()))
 
