@@ -166,21 +166,31 @@ def _plane(gray: np.ndarray) -> np.ndarray:
     return row_slope * rows[:, None] + col_slope * cols[None, :]
 
 
+def _border_side(level: np.ndarray) -> tuple[float, float]:
+    """Where the border's median lies in ``level``'s range (-0.5 .. 0.5), and that range."""
+    low, high = np.quantile(level, [0.01, 0.99])
+    border = np.concatenate([level[0], level[-1], level[1:-1, 0], level[1:-1, -1]])
+    return (float(np.median(border)) - (low + high) / 2) / max(high - low, 1e-6), high - low
+
+
 def ink_is_dark(gray: np.ndarray) -> bool:
     """Whether the ink is darker than the paper (the usual scan) or lighter (MNIST itself).
 
     The paper is what most of the picture's border is, when the border's median
     lies clearly on one side of the picture's range (a tight crop, a filled
     canvas and a page all have mostly paper at their border, even where the ink
-    touches it). Otherwise the ink is the side whose extreme values lie further
-    from the median: the paper is the bulk of the picture, the ink its tail.
+    touches it): first after removing the fitted lighting plane, then, if that
+    is not clear, on the picture as it is (where ink covers one side of a
+    dense picture, the least-squares plane is the ink's tilt, not the
+    lighting's, and removing it pulls the border towards the middle).
+    Otherwise the ink is the side whose extreme values lie further from the
+    median: the paper is the bulk of the picture, the ink its tail.
     """
     level = gaussian_blur(gray - _plane(gray), 1.0)
-    low, high = np.quantile(level, [0.01, 0.99])
-    border = np.concatenate([level[0], level[-1], level[1:-1, 0], level[1:-1, -1]])
-    side = (float(np.median(border)) - (low + high) / 2) / max(high - low, 1e-6)
-    if abs(side) > BORDER_SIDE and high - low >= MIN_CONTRAST:
-        return side > 0
+    for picture in (level, gaussian_blur(gray, 1.0)):
+        side, contrast = _border_side(picture)
+        if abs(side) > BORDER_SIDE and contrast >= MIN_CONTRAST:
+            return side > 0
     tail = max(1e-4, min(0.01, 20.0 / level.size))
     median = float(np.median(level))
     low, high = np.quantile(level, [tail, 1.0 - tail])
@@ -251,7 +261,13 @@ def _paper_noise(flat: np.ndarray, rough: np.ndarray) -> float:
     if diffs.size < 64:
         diffs = np.diff(flat, axis=1)[away[:, 1:] & away[:, :-1]]
     if diffs.size < 16:
-        diffs = np.diff(flat, axis=1)
+        # A small picture the ink fills: only pairs both in the lower half of the paper
+        # class are paper for sure (the upper half holds the strokes' soft edges).
+        paper = flat < np.median(flat[~rough]) if (~rough).any() else ~rough
+        pairs = paper[:, 1:] & paper[:, :-1]
+        diffs = np.diff(flat, axis=1)[pairs]
+    if diffs.size < 16:
+        return 0.0  # no paper to measure the noise on
     return robust_sigma(diffs) / math.sqrt(2)
 
 
