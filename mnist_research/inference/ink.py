@@ -65,9 +65,9 @@ LEVEL_PERCENTILE = 65
 BORDER_SIDE = 0.25  # of the picture's range: the border's median decides the polarity
 MIN_STROKE = 2.0  # pixels: a first guess at the ink with narrower "strokes" is grain
 DENSE = 0.2  # a first guess at the ink above this fraction of the picture: a dense picture
-STROKE_WINDOW = 3.0
+STROKE_WINDOW = 3.0  # a dense picture's background window spans this many stroke widths
 HYSTERESIS = 0.5  # of the threshold: fainter ink joined to ink above the threshold counts
-ROOM = 3  # a local background needs a picture this many background windows across  # the background window spans this many measured stroke widths
+ROOM = 3  # a local background needs a picture this many background windows across
 
 @dataclasses.dataclass(frozen=True)
 class Ink:
