@@ -9,7 +9,9 @@
    the ink is on the side whose extreme values lie further from the median:
    the paper is the bulk of the picture, the ink its tail.
    When the border's median lies clearly on one side of the picture's range,
-   the border (mostly paper even in a tight crop) decides instead.
+   the border (mostly paper even in a tight crop) decides instead: after
+   removing the plane, else on the picture as it is (in a dense picture with
+   its ink on one side the fitted plane is the ink's tilt, not the lighting's).
 3. Illumination is flattened with a local background: a low percentile of
    each of ``GRID``×``GRID`` blocks, then a grey-level opening over
    ``OPENING``×``OPENING`` blocks (wider than any stroke of a digit that fits
@@ -20,7 +22,8 @@
    widths, or, with no room for such a window, uses one level; its paper level
    is the class below Otsu's cut, and its regions grow by hysteresis.
 4. Denoising: a Gaussian blur whose width follows the noise level measured on
-   paper away from the first guess at the ink.
+   paper away from the first guess at the ink (in a picture a few strokes
+   across, where little paper is away from the ink, on the paper's lower half).
 5. Threshold: Otsu's, but never below a noise floor (a multiple of the robust
    noise level), so a small digit among much paper still separates.
 6. The digit is the 8-connected ink region holding the most ink (area times

@@ -89,7 +89,8 @@ def test_extreme_aspect_is_refused_in_one_line_and_others_still_classified(tmp_p
     page = _page()
     _four(ImageDraw.Draw(page))
     page.save(good)
-    results = recognize.classify([str(strip), str(good)], lambda images: np.eye(10)[[4] * len(images)])
+    results = recognize.classify([str(strip), str(good)],
+                                 lambda images: np.eye(10)[[4] * len(images)])
     assert results[0]["error"] == (f"{strip}: {width}x{height} pixels is a strip, not a digit "
                                    f"picture (sides more than 40:1 apart)")
     assert results[1]["digit"] == 4
