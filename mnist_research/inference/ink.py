@@ -9,7 +9,9 @@
    the ink is on the side whose extreme values lie further from the median:
    the paper is the bulk of the picture, the ink its tail.
    When the border's median lies clearly on one side of the picture's range,
-   the border (mostly paper even in a tight crop) decides instead.
+   the border (mostly paper even in a tight crop) decides instead: after
+   removing the plane, else on the picture as it is (in a dense picture with
+   its ink on one side the fitted plane is the ink's tilt, not the lighting's).
 3. Illumination is flattened with a local background: a low percentile of
    each of ``GRID``×``GRID`` blocks, then a grey-level opening over
    ``OPENING``×``OPENING`` blocks (wider than any stroke of a digit that fits
@@ -20,7 +22,8 @@
    widths, or, with no room for such a window, uses one level; its paper level
    is the class below Otsu's cut, and its regions grow by hysteresis.
 4. Denoising: a Gaussian blur whose width follows the noise level measured on
-   paper away from the first guess at the ink.
+   paper away from the first guess at the ink (in a picture a few strokes
+   across, where little paper is away from the ink, on the paper's lower half).
 5. Threshold: Otsu's, but never below a noise floor (a multiple of the robust
    noise level), so a small digit among much paper still separates.
 6. The digit is the 8-connected ink region holding the most ink (area times
@@ -65,9 +68,9 @@ LEVEL_PERCENTILE = 65
 BORDER_SIDE = 0.25  # of the picture's range: the border's median decides the polarity
 MIN_STROKE = 2.0  # pixels: a first guess at the ink with narrower "strokes" is grain
 DENSE = 0.2  # a first guess at the ink above this fraction of the picture: a dense picture
-STROKE_WINDOW = 3.0
+STROKE_WINDOW = 3.0  # a dense picture's background window spans this many stroke widths
 HYSTERESIS = 0.5  # of the threshold: fainter ink joined to ink above the threshold counts
-ROOM = 3  # a local background needs a picture this many background windows across  # the background window spans this many measured stroke widths
+ROOM = 3  # a local background needs a picture this many background windows across
 
 @dataclasses.dataclass(frozen=True)
 class Ink:
@@ -166,21 +169,33 @@ def _plane(gray: np.ndarray) -> np.ndarray:
     return row_slope * rows[:, None] + col_slope * cols[None, :]
 
 
+def _border_side(level: np.ndarray) -> tuple[float, float]:
+    """Where the border's median lies in ``level``'s range (-0.5 .. 0.5), and that range."""
+    low, high = np.quantile(level, [0.01, 0.99])
+    border = np.concatenate([level[0], level[-1], level[1:-1, 0], level[1:-1, -1]])
+    return (float(np.median(border)) - (low + high) / 2) / max(high - low, 1e-6), high - low
+
+
 def ink_is_dark(gray: np.ndarray) -> bool:
     """Whether the ink is darker than the paper (the usual scan) or lighter (MNIST itself).
 
     The paper is what most of the picture's border is, when the border's median
     lies clearly on one side of the picture's range (a tight crop, a filled
     canvas and a page all have mostly paper at their border, even where the ink
-    touches it). Otherwise the ink is the side whose extreme values lie further
-    from the median: the paper is the bulk of the picture, the ink its tail.
+    touches it): first after removing the fitted lighting plane and blurring
+    by 1 px (against noise), then, if that is not clear, on the picture as it
+    is: where ink covers one side of a dense picture, the least-squares plane
+    is the ink's tilt, not the lighting's, and removing it pulls the border
+    towards the middle; in a picture a few strokes across, the blur mixes the
+    border with the ink next to it.
+    Otherwise the ink is the side whose extreme values lie further from the
+    median: the paper is the bulk of the picture, the ink its tail.
     """
     level = gaussian_blur(gray - _plane(gray), 1.0)
-    low, high = np.quantile(level, [0.01, 0.99])
-    border = np.concatenate([level[0], level[-1], level[1:-1, 0], level[1:-1, -1]])
-    side = (float(np.median(border)) - (low + high) / 2) / max(high - low, 1e-6)
-    if abs(side) > BORDER_SIDE and high - low >= MIN_CONTRAST:
-        return side > 0
+    for picture in (level, gray):
+        side, contrast = _border_side(picture)
+        if abs(side) > BORDER_SIDE and contrast >= MIN_CONTRAST:
+            return side > 0
     tail = max(1e-4, min(0.01, 20.0 / level.size))
     median = float(np.median(level))
     low, high = np.quantile(level, [tail, 1.0 - tail])
@@ -244,14 +259,26 @@ def _paper_noise(flat: np.ndarray, rough: np.ndarray) -> float:
     """The noise level (grey levels) from neighbouring pixels of paper away from the ink.
 
     Differences across the soft edge of a stroke are signal, not noise; in a small
-    or low-resolution picture they are most of the differences.
+    or low-resolution picture they are most of the differences. So the pairs are
+    taken 2 pixels away from the first guess at the ink, else 1 pixel away; in a
+    small picture the ink fills (fewer than 16 such pairs) only pairs in the lower
+    half of the paper's levels are sure to be paper (the upper half holds the soft
+    edges), which underestimates the noise rather than mistake edges for it; with
+    no such pairs the noise is taken as 0.
     """
     away = ~dilate(rough, 2)
     diffs = np.diff(flat[::3], axis=1)[away[::3, 1:] & away[::3, :-1]]  # every 3rd row will do
     if diffs.size < 64:
-        diffs = np.diff(flat, axis=1)[away[:, 1:] & away[:, :-1]]
+        for radius in (2, 1):
+            away = ~dilate(rough, radius)
+            diffs = np.diff(flat, axis=1)[away[:, 1:] & away[:, :-1]]
+            if diffs.size >= 16:
+                break
+    if diffs.size < 16 and (~rough).any():
+        paper = flat < np.median(flat[~rough])
+        diffs = np.diff(flat, axis=1)[paper[:, 1:] & paper[:, :-1]]
     if diffs.size < 16:
-        diffs = np.diff(flat, axis=1)
+        return 0.0
     return robust_sigma(diffs) / math.sqrt(2)
 
 

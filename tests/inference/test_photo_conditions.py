@@ -86,10 +86,10 @@ def test_the_stand_in_model_reads_the_clean_drawings(nearest_neighbour, test_dig
     assert (nearest_neighbour(images).argmax(axis=1) == labels).mean() == 1.0
 
 
-# A digit shown at 8x8 has lost detail (docs/predict.md gives the model's numbers): the
-# stand-in may make 2 more mistakes there, and the images may differ by up to 20 %.
 # A stretched digit has lost its aspect ratio: only its refusals are checked (at most 2).
-LOW_DETAIL = ("low-res 8×8",)
+# The 8x8 scans are held to the same bounds as the rest: on these drawings the stand-in
+# reads all of them, the images differing from the clean ones by about 5 % (the model's
+# loss on real 8x8 digits, from the detail they lack, is in docs/predict.md).
 
 
 @pytest.mark.parametrize("name", list(photos.CONDITIONS))
@@ -100,14 +100,11 @@ def test_condition_stays_close_to_clean(name, nearest_neighbour, test_digits):
         assert refused.sum() <= 2
         return
     assert not refused.any()
-    low_detail = name.startswith(LOW_DETAIL)
     clean = (nearest_neighbour(images).argmax(axis=1) == labels).sum()
     rendered = (nearest_neighbour(inputs).argmax(axis=1) == labels).sum()
-    allowed = 2 if low_detail else 1
-    assert rendered >= clean - allowed, f"{rendered} right against {clean} clean, of {len(labels)}"
+    assert rendered >= clean - 1, f"{rendered} right against {clean} clean, of {len(labels)}"
     diff = np.abs(inputs.astype(float) - images.astype(float)).mean(axis=(1, 2))
-    limit = 0.20 if low_detail else 0.12
-    assert np.median(diff) < limit * 255, f"median |diff| {np.median(diff):.1f} grey levels"
+    assert np.median(diff) < 0.12 * 255, f"median |diff| {np.median(diff):.1f} grey levels"
 
 
 def test_framings_frame_the_digit_as_named():

@@ -1,10 +1,15 @@
 """What predict says about a picture: several digits, why no ink, extreme shapes (issue 25/26)."""
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
 from mnist_research.inference import imaging, recognize
+from mnist_research.inference import ink as ink_lib
+from mnist_research.inference import photo_conditions as photos
+from tests.inference.test_photo_conditions import drawings
 
 INK = (20, 20, 20)
 
@@ -84,7 +89,8 @@ def test_extreme_aspect_is_refused_in_one_line_and_others_still_classified(tmp_p
     page = _page()
     _four(ImageDraw.Draw(page))
     page.save(good)
-    results = recognize.classify([str(strip), str(good)], lambda images: np.eye(10)[[4] * len(images)])
+    results = recognize.classify([str(strip), str(good)],
+                                 lambda images: np.eye(10)[[4] * len(images)])
     assert results[0]["error"] == (f"{strip}: {width}x{height} pixels is a strip, not a digit "
                                    f"picture (sides more than 40:1 apart)")
     assert results[1]["digit"] == 4
@@ -97,3 +103,28 @@ def test_strips_up_to_the_limit_are_read_in_bounded_work():
     assert image.max() > 200 and (image > 128).any(axis=1).sum() >= 18
     with pytest.raises(imaging.ImageError, match="is a strip"):
         imaging.preprocess(np.full((40, 1641), 230.0), "longer")
+
+
+def test_a_tiny_enlarged_scan_is_dark_ink_found_whole():
+    """A digit scanned at 8x8 and enlarged x2 (bicubic): a 16-pixel picture whose strokes
+    are 1-3 px of grey, mostly anti-aliasing, and whose ink covers one side. Its ink is
+    dark (the least-squares lighting plane there is the ink's tilt) and the box holds all
+    of it, not a fragment."""
+    images, labels = drawings(10, seed=5)
+    framing = photos.Framing("lowres", side=8, scale=2)
+    wrong = []
+    for digit, label in zip(images, labels):
+        gray = imaging.decode(io.BytesIO(photos.render_framing(digit, framing, None)), "tiny")
+        assert gray.shape == (16, 16)
+        dark = gray < (gray.min() + gray.max()) / 2  # the strokes' cores
+        rows, cols = np.flatnonzero(dark.any(axis=1)), np.flatnonzero(dark.any(axis=0))
+        try:
+            top, bottom, left, right = ink_lib.find_ink(gray, "tiny").box
+        except imaging.ImageError as e:
+            wrong.append((int(label), str(e)))
+            continue
+        if not (ink_lib.ink_is_dark(gray) and top <= rows[0] and bottom > rows[-1]
+                and left <= cols[0] and right > cols[-1]):
+            wrong.append((int(label), (top, bottom, left, right),
+                          (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1)))
+    assert not wrong, f"{len(wrong)} of {len(images)} not found whole: {wrong}"
