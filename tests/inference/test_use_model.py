@@ -1,4 +1,4 @@
-"""Using a finished run: SavedModel export, .keras file, evaluate, predict (issue: use the model)."""
+"""Using a finished run: the SavedModel export, the .keras file, evaluate and predict."""
 
 import json
 import os
@@ -29,7 +29,8 @@ def test_saved_model_in_fresh_process_matches_in_process_model(finished_run, tmp
     result = subprocess.run(
         [sys.executable, "-c", script, os.path.join(run_dir, "export"),
          str(tmp_path / "images.npy"), str(tmp_path / "out.npz")],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert result.returncode == 0, result.stderr[-2000:]
     served = np.load(tmp_path / "out.npz", allow_pickle=False)
 
