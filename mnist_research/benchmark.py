@@ -31,20 +31,33 @@ def define_flags(fv: flags.FlagValues) -> None:
     """Data, parts, repetitions and where the JSON goes."""
     from mnist_research.benchmarks import suite
 
-    flags.DEFINE_string("data_dir", None,
-                        "Real data (npz or IDX); default: synthetic MNIST-shaped data.",
-                        flag_values=fv)
-    flags.DEFINE_list("parts", list(suite.PARTS), "Which parts to run: steady, peers, whole.",
-                      flag_values=fv)
+    flags.DEFINE_string(
+        "data_dir",
+        None,
+        "Real data (npz or IDX); default: synthetic MNIST-shaped data.",
+        flag_values=fv,
+    )
+    flags.DEFINE_list(
+        "parts", list(suite.PARTS), "Which parts to run: steady, peers, whole.", flag_values=fv
+    )
     flags.DEFINE_integer("epochs", 15, "Epochs of every run.", lower_bound=1, flag_values=fv)
-    flags.DEFINE_integer("repeats", 2, "Repetitions of every run.", lower_bound=1,
-                         flag_values=fv)
-    flags.DEFINE_integer("steps_per_loop", 50, "Steps per tf.function call of the project loop.",
-                         lower_bound=1, flag_values=fv)
-    flags.DEFINE_boolean("smoke", False, "Tiny synthetic data, 2 epochs, 1 repetition.",
-                         flag_values=fv)
-    flags.DEFINE_string("output", os.path.join("runs", "benchmark.json"),
-                        "Where to write the JSON results.", flag_values=fv)
+    flags.DEFINE_integer("repeats", 2, "Repetitions of every run.", lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer(
+        "steps_per_loop",
+        50,
+        "Steps per tf.function call of the project loop.",
+        lower_bound=1,
+        flag_values=fv,
+    )
+    flags.DEFINE_boolean(
+        "smoke", False, "Tiny synthetic data, 2 epochs, 1 repetition.", flag_values=fv
+    )
+    flags.DEFINE_string(
+        "output",
+        os.path.join("runs", "benchmark.json"),
+        "Where to write the JSON results.",
+        flag_values=fv,
+    )
 
 
 def main(argv):
@@ -58,12 +71,17 @@ def main(argv):
     def body() -> int:
         unknown = sorted(set(FLAGS.parts) - set(suite.PARTS))
         if unknown:
-            raise ConfigError(f"--parts: unknown {', '.join(unknown)}; expected some of "
-                              f"{', '.join(suite.PARTS)}")
-        results = suite.run(None if FLAGS.smoke else FLAGS.data_dir,
-                            2 if FLAGS.smoke else FLAGS.epochs,
-                            1 if FLAGS.smoke else FLAGS.repeats, FLAGS.steps_per_loop,
-                            FLAGS.parts, log=logging.info)
+            raise ConfigError(
+                f"--parts: unknown {', '.join(unknown)}; expected some of {', '.join(suite.PARTS)}"
+            )
+        results = suite.run(
+            None if FLAGS.smoke else FLAGS.data_dir,
+            2 if FLAGS.smoke else FLAGS.epochs,
+            1 if FLAGS.smoke else FLAGS.repeats,
+            FLAGS.steps_per_loop,
+            FLAGS.parts,
+            log=logging.info,
+        )
         results["targets"] = report.targets(results)
         print(report.format_tables(results))
         os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
@@ -76,6 +94,7 @@ def main(argv):
 
 def run():
     from mnist_research import command
+
     command.run(main, define_flags, __doc__)
 
 

@@ -29,8 +29,11 @@ if logs.running_a_command():
     logs.quiet_tensorflow(sys.argv)
 
 
-def run(main: Callable[[list[str]], int], define_flags: Callable[[flags.FlagValues], None],
-        doc: str | None) -> None:
+def run(
+    main: Callable[[list[str]], int],
+    define_flags: Callable[[flags.FlagValues], None],
+    doc: str | None,
+) -> None:
     """Defines the command's flags as key flags of the program, then runs ``main``.
 
     Args:
@@ -56,7 +59,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
     except flags.Error as e:
         _usage_error(str(e))
     except SystemExit as e:  # absl's --help exits 1 after printing the help it was asked for
-        asked = set(argv[1:argv.index("--") if "--" in argv else len(argv)])
+        asked = set(argv[1 : argv.index("--") if "--" in argv else len(argv)])
         sys.exit(0 if e.code == 1 and asked & _HELP else e.code)
 
 
@@ -88,30 +91,36 @@ def main_without_arguments(body: Callable[[], int]) -> Callable[[list[str]], int
     It refuses positional arguments, then runs ``body`` under
     :func:`~mnist_research.errors.run_guarded` (a project error becomes one line).
     """
+
     def main(argv: list[str]) -> int:
         no_arguments(argv)
         return run_guarded(body)
+
     return main
 
 
-def main_with_arguments(body: Callable[[list[str]], int],
-                        missing: str) -> Callable[[list[str]], int]:
+def main_with_arguments(
+    body: Callable[[list[str]], int], missing: str
+) -> Callable[[list[str]], int]:
     """``main(argv)`` of a command that takes one or more positional arguments.
 
     Without any it is a usage error saying ``missing``; otherwise it runs
     ``body(arguments)`` under :func:`~mnist_research.errors.run_guarded`.
     """
+
     def main(argv: list[str]) -> int:
         if len(argv) < 2:
             raise app.UsageError(missing)
         return run_guarded(lambda: body(argv[1:]))
+
     return main
 
 
 def define_json_flag(fv: flags.FlagValues, instead_of: str) -> None:
     """``--json``: print one JSON document instead of ``instead_of`` (predict, runs, compare)."""
-    flags.DEFINE_boolean("json", False, f"Print one JSON document instead of {instead_of}.",
-                         flag_values=fv)
+    flags.DEFINE_boolean(
+        "json", False, f"Print one JSON document instead of {instead_of}.", flag_values=fv
+    )
 
 
 def define_logdir_flag(fv: flags.FlagValues, help_text: str) -> None:
@@ -124,12 +133,23 @@ def define_finished_run_flags(fv: flags.FlagValues, data: bool = True) -> None:
 
     The flags of the commands that use a finished run: evaluate, report, predict.
     """
-    flags.DEFINE_string("run_dir", None, "A finished run directory, or latest (the newest "
-                        "finished run under --logdir).", required=True, flag_values=fv)
-    flags.DEFINE_boolean("from_checkpoint", False,
-                         "Load the latest checkpoint instead of the SavedModel export.",
-                         flag_values=fv)
+    flags.DEFINE_string(
+        "run_dir",
+        None,
+        "A finished run directory, or latest (the newest finished run under --logdir).",
+        required=True,
+        flag_values=fv,
+    )
+    flags.DEFINE_boolean(
+        "from_checkpoint",
+        False,
+        "Load the latest checkpoint instead of the SavedModel export.",
+        flag_values=fv,
+    )
     if data:
-        flags.DEFINE_string("data_dir", None,
-                            "Where the data is (default: the run's own --data_dir).",
-                            flag_values=fv)
+        flags.DEFINE_string(
+            "data_dir",
+            None,
+            "Where the data is (default: the run's own --data_dir).",
+            flag_values=fv,
+        )

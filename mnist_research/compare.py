@@ -28,9 +28,12 @@ FLAGS = flags.FLAGS
 
 def define_flags(fv: flags.FlagValues) -> None:
     """Where the comparison is written, and in which format it is printed."""
-    flags.DEFINE_string("output", os.path.join("runs", "compare"),
-                        "Where compare.md, compare.json and compare.png are written.",
-                        flag_values=fv)
+    flags.DEFINE_string(
+        "output",
+        os.path.join("runs", "compare"),
+        "Where compare.md, compare.json and compare.png are written.",
+        flag_values=fv,
+    )
     command.define_json_flag(fv, "markdown (the paths written go to stderr)")
 
 
@@ -39,8 +42,10 @@ def _compare(run_dirs: list[str]) -> int:
     rows = compare_lib.rows(runs)
     paths = compare_lib.write(FLAGS.output, runs, rows)
     print(compare_lib.to_json(rows) if FLAGS.json else compare_lib.to_markdown(rows), end="")
-    print("\n".join(f"{name}: {path}" for name, path in paths.items()),
-          file=sys.stderr if FLAGS.json else sys.stdout)
+    print(
+        "\n".join(f"{name}: {path}" for name, path in paths.items()),
+        file=sys.stderr if FLAGS.json else sys.stdout,
+    )
     return 0
 
 

@@ -35,9 +35,9 @@ def _evaluate() -> int:
     from mnist_research.analysis import run_analysis
     from mnist_research.analysis.metrics import format_summary
 
-    summary, path = run_analysis.evaluate_split(runs.chosen_run_dir(), FLAGS.split,
-                                                FLAGS.data_dir,
-                                                FLAGS.from_checkpoint)
+    summary, path = run_analysis.evaluate_split(
+        runs.chosen_run_dir(), FLAGS.split, FLAGS.data_dir, FLAGS.from_checkpoint
+    )
     print(f"{FLAGS.split} split, model {summary['model']}")
     print(format_summary(summary))
     print(f"written to {path}")

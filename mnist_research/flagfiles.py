@@ -57,8 +57,9 @@ def _read(path: str, including: tuple[str, ...]) -> list[str]:
         with open(path, encoding="utf-8") as f:
             lines = f.read().splitlines()
     except (OSError, UnicodeDecodeError) as e:
-        raise flags.Error(f"{path}: cannot read the flagfile "
-                          f"({getattr(e, 'strerror', None) or e})") from None
+        raise flags.Error(
+            f"{path}: cannot read the flagfile ({getattr(e, 'strerror', None) or e})"
+        ) from None
     out = []
     for line in lines:
         line = line.strip()

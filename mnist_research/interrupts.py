@@ -57,8 +57,11 @@ def _handler(signum, frame) -> None:
 
 
 def _exit_now(signum, frame) -> None:
-    print(f"{signal.Signals(signum).name}: stopped while starting; nothing was written",
-          file=sys.stderr, flush=True)
+    print(
+        f"{signal.Signals(signum).name}: stopped while starting; nothing was written",
+        file=sys.stderr,
+        flush=True,
+    )
     os._exit(128 + signum)  # mid-import: no cleanup to run, and none that could fail
 
 

@@ -50,15 +50,18 @@ QUIET_TF_LOG_LEVEL = "3"  # C++ FATAL only; errors that matter reach Python as e
 
 # Lines each TensorFlow native library writes to stderr as it is loaded, whatever
 # TF_CPP_MIN_LOG_LEVEL says (TensorFlow 2.21 loads two while it is imported: two of each).
-LIBRARY_LOAD_NOISE = tuple(re.compile(pattern) for pattern in (
-    r"^WARNING: All log messages before absl::InitializeLog\(\) is called are written to "
-    r"STDERR$",
-    r"cudart_stub\.cc:\d+\] Could not find cuda drivers on your machine",
-    r"cpu_feature_guard\.cc:\d+\] This TensorFlow binary is optimized",
-    r"^To enable the following instructions: .* with the appropriate compiler flags\.$",
-    # On CPUs with AVX512_VNNI or AVX512_BF16, or with TF_ENABLE_ONEDNN_OPTS=1.
-    r"port\.cc:\d+\] oneDNN custom operations are on\. ",
-))
+LIBRARY_LOAD_NOISE = tuple(
+    re.compile(pattern)
+    for pattern in (
+        r"^WARNING: All log messages before absl::InitializeLog\(\) is called are written to "
+        r"STDERR$",
+        r"cudart_stub\.cc:\d+\] Could not find cuda drivers on your machine",
+        r"cpu_feature_guard\.cc:\d+\] This TensorFlow binary is optimized",
+        r"^To enable the following instructions: .* with the appropriate compiler flags\.$",
+        # On CPUs with AVX512_VNNI or AVX512_BF16, or with TF_ENABLE_ONEDNN_OPTS=1.
+        r"port\.cc:\d+\] oneDNN custom operations are on\. ",
+    )
+)
 
 # The TF_CPP_MIN_LOG_LEVEL value quiet_tensorflow put in os.environ (None: it set none).
 _level_set_here: str | None = None
@@ -99,8 +102,11 @@ def quiet_tensorflow(argv: Sequence[str] = ()) -> bool:
       the user set ``TF_CPP_MIN_LOG_LEVEL``, or ``--verbosity`` is 1 or more).
     """
     global _level_set_here
-    if ("tensorflow" in sys.modules or TF_LOG_LEVEL_VARIABLE in os.environ
-            or requested_verbosity(argv) >= 1):
+    if (
+        "tensorflow" in sys.modules
+        or TF_LOG_LEVEL_VARIABLE in os.environ
+        or requested_verbosity(argv) >= 1
+    ):
         return False
     os.environ[TF_LOG_LEVEL_VARIABLE] = QUIET_TF_LOG_LEVEL
     _level_set_here = QUIET_TF_LOG_LEVEL
@@ -148,8 +154,7 @@ class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
         spec = self._spec_from_other_finders(name, path, target)
         if spec is None or spec.loader is None:
             return None
-        if name == "tensorflow" or isinstance(spec.loader,
-                                              importlib.machinery.ExtensionFileLoader):
+        if name == "tensorflow" or isinstance(spec.loader, importlib.machinery.ExtensionFileLoader):
             spec.loader = _QuietLoader(spec.loader, self)
         return spec
 
@@ -215,8 +220,9 @@ def stderr_without(patterns: Sequence[re.Pattern]) -> Iterator[None]:
             os.close(saved)
             capture.seek(0)
             lines = capture.read().decode("utf-8", "replace").splitlines(keepends=True)
-            kept = [line for line in lines
-                    if not any(p.search(line.rstrip("\n")) for p in patterns)]
+            kept = [
+                line for line in lines if not any(p.search(line.rstrip("\n")) for p in patterns)
+            ]
             if kept:
                 sys.stderr.write("".join(kept))
                 sys.stderr.flush()
@@ -294,8 +300,9 @@ def configure(verbosity: int | None = None) -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module=r"keras(\.|$)")
     # tf.data's note that distributed datasets cannot carry their options across
     # serialization: printed on every multi-replica run, nothing for the user to act on.
-    warnings.filterwarnings("ignore", category=UserWarning,
-                            message="To make it possible to preserve tf.data options")
+    warnings.filterwarnings(
+        "ignore", category=UserWarning, message="To make it possible to preserve tf.data options"
+    )
 
 
 def running_a_command() -> bool:

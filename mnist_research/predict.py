@@ -37,10 +37,13 @@ def define_flags(fv: flags.FlagValues) -> None:
     command.define_finished_run_flags(fv, data=False)
     runs.define_latest_flag(fv)
     command.define_json_flag(fv, "text")
-    flags.DEFINE_string("save_preprocessed", None,
-                        "Write the 28x28 images the model saw here (<name>.28x28.png; "
-                        "<name>-2.28x28.png, ... when inputs share a name).",
-                        flag_values=fv)
+    flags.DEFINE_string(
+        "save_preprocessed",
+        None,
+        "Write the 28x28 images the model saw here (<name>.28x28.png; "
+        "<name>-2.28x28.png, ... when inputs share a name).",
+        flag_values=fv,
+    )
 
 
 def _predict(paths: list[str]) -> int:
@@ -52,8 +55,9 @@ def _predict(paths: list[str]) -> int:
         try:
             os.makedirs(FLAGS.save_preprocessed, exist_ok=True)
         except OSError as e:
-            raise MnistResearchError(f"--save_preprocessed={FLAGS.save_preprocessed}: "
-                                     f"cannot create ({e.strerror or e})") from None
+            raise MnistResearchError(
+                f"--save_preprocessed={FLAGS.save_preprocessed}: cannot create ({e.strerror or e})"
+            ) from None
     logits_fn, source = restore.load_logits_fn(runs.chosen_run_dir(), FLAGS.from_checkpoint)
     results = recognize.classify(paths, logits_fn, FLAGS.save_preprocessed)
     if FLAGS.json:

@@ -29,15 +29,25 @@ def define_flags(fv: flags.FlagValues) -> None:
     """A finished run, and which digits and conditions to render."""
     command.define_finished_run_flags(fv)
     runs.define_latest_flag(fv)
-    flags.DEFINE_integer("num", 1000, "How many test digits (the first ones) to render.",
-                         lower_bound=1, flag_values=fv)
-    flags.DEFINE_integer("seed", 0, "Seed of the rendering (sizes, placement, noise, ...).",
-                         flag_values=fv)
-    flags.DEFINE_string("only", None, "Run only the conditions whose name contains this text.",
-                        flag_values=fv)
-    flags.DEFINE_string("examples_dir", None,
-                        "Also write the first 8 pictures of each condition here.",
-                        flag_values=fv)
+    flags.DEFINE_integer(
+        "num",
+        1000,
+        "How many test digits (the first ones) to render.",
+        lower_bound=1,
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "seed", 0, "Seed of the rendering (sizes, placement, noise, ...).", flag_values=fv
+    )
+    flags.DEFINE_string(
+        "only", None, "Run only the conditions whose name contains this text.", flag_values=fv
+    )
+    flags.DEFINE_string(
+        "examples_dir",
+        None,
+        "Also write the first 8 pictures of each condition here.",
+        flag_values=fv,
+    )
 
 
 def _measure() -> int:
@@ -46,18 +56,21 @@ def _measure() -> int:
     from mnist_research.inference import photo_conditions as photos
     from mnist_research.inference import robustness
 
-    conditions = {name: capture for name, capture in photos.CONDITIONS.items()
-                  if FLAGS.only is None or FLAGS.only.lower() in name.lower()}
+    conditions = {
+        name: capture
+        for name, capture in photos.CONDITIONS.items()
+        if FLAGS.only is None or FLAGS.only.lower() in name.lower()
+    }
     if not conditions:
-        raise ConfigError(f"--only={FLAGS.only}: matches none of: "
-                          f"{', '.join(photos.CONDITIONS)}")
+        raise ConfigError(f"--only={FLAGS.only}: matches none of: {', '.join(photos.CONDITIONS)}")
     run_dir = runs.chosen_run_dir()
     config = restore.load_config(run_dir)
     logits_fn, source = restore.load_logits_fn(run_dir, FLAGS.from_checkpoint)
     images, labels = restore.load_split(config, "test", FLAGS.data_dir)
-    images, labels = images[:FLAGS.num], labels[:FLAGS.num]
-    results = robustness.measure(logits_fn, images, labels, conditions, FLAGS.seed,
-                                 FLAGS.examples_dir)
+    images, labels = images[: FLAGS.num], labels[: FLAGS.num]
+    results = robustness.measure(
+        logits_fn, images, labels, conditions, FLAGS.seed, FLAGS.examples_dir
+    )
     print(f"{len(labels)} test digits, rendering seed {FLAGS.seed}, model {source}\n")
     print(robustness.markdown_table(results))
     return 0

@@ -32,8 +32,9 @@ def _report() -> int:
     # TensorFlow is imported here, after the flags are parsed: a bad argument fails at once.
     from mnist_research.analysis import run_analysis
 
-    paths = run_analysis.regenerate_reports(runs.chosen_run_dir(), FLAGS.data_dir,
-                                            FLAGS.from_checkpoint)
+    paths = run_analysis.regenerate_reports(
+        runs.chosen_run_dir(), FLAGS.data_dir, FLAGS.from_checkpoint
+    )
     for name, path in paths.items():
         print(f"{name:>17}: {path}")
     return 0

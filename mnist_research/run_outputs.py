@@ -54,7 +54,8 @@ def export_model(run: RunContext, metrics: dict[str, Any], test: Totals) -> None
     export(run.trainer.model, run.run_dir, run.chief)
     if run.chief:
         metrics["export_sha256"] = export_lib.weights_sha256(
-            os.path.join(run.run_dir, export_lib.EXPORT_DIR))
+            os.path.join(run.run_dir, export_lib.EXPORT_DIR)
+        )
 
 
 def export_problem(run_dir: str) -> str | None:
@@ -71,16 +72,24 @@ def write_reports(run: RunContext, metrics: dict[str, Any], test: Totals) -> Non
     datasets, config = run.datasets, run.config
     logits = run.trainer.predict_logits(datasets.x_test)
     test_summary = metrics_lib.summarize(datasets.y_test, logits, config.model.num_classes)
-    metrics.update(per_class=test_summary["per_class"],
-                   confusion_matrix=test_summary["confusion_matrix"])
-    paths = figures.write_reports(os.path.join(run.run_dir, "reports"), run.history,
-                                  datasets.x_test, datasets.y_test,
-                                  metrics_lib.softmax(logits), test_summary,
-                                  config.to_dict(), metrics)
-    run.summaries.png_images(config.train.epochs, {
-        name: paths[name] for name in ("samples", "confusion_matrix", "mistakes")})
-    run.summaries.final_scalars(config.train.epochs, {"accuracy": test.accuracy,
-                                                      "loss": test.loss})
+    metrics.update(
+        per_class=test_summary["per_class"], confusion_matrix=test_summary["confusion_matrix"]
+    )
+    paths = figures.write_reports(
+        os.path.join(run.run_dir, "reports"),
+        run.history,
+        datasets.x_test,
+        datasets.y_test,
+        metrics_lib.softmax(logits),
+        test_summary,
+        config.to_dict(),
+        metrics,
+    )
+    run.summaries.png_images(
+        config.train.epochs,
+        {name: paths[name] for name in ("samples", "confusion_matrix", "mistakes")},
+    )
+    run.summaries.final_scalars(config.train.epochs, {"accuracy": test.accuracy, "loss": test.loss})
 
 
 def end_of_run_actions() -> tuple[EndOfRunAction, ...]:
@@ -90,6 +99,7 @@ def end_of_run_actions() -> tuple[EndOfRunAction, ...]:
     :func:`export_model` or :func:`write_reports` (the benchmark's phase
     timers) gets its wrappers run.
     """
-    return (EndOfRunAction("exporting", export_model, every_worker=True,
-                           problem=export_problem),
-            EndOfRunAction("writing the reports", write_reports))
+    return (
+        EndOfRunAction("exporting", export_model, every_worker=True, problem=export_problem),
+        EndOfRunAction("writing the reports", write_reports),
+    )

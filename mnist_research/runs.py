@@ -34,8 +34,9 @@ def define_flags(fv: flags.FlagValues) -> None:
 
 def define_latest_flag(fv: flags.FlagValues) -> None:
     """``--logdir``, where ``--run_dir=latest`` looks (evaluate, predict, report)."""
-    command.define_logdir_flag(fv, "Where --run_dir=latest looks: it names the newest finished "
-                                   "run under this folder.")
+    command.define_logdir_flag(
+        fv, "Where --run_dir=latest looks: it names the newest finished run under this folder."
+    )
 
 
 def chosen_run_dir() -> str:
@@ -53,8 +54,17 @@ def _list() -> int:
     listing = run_list.find_runs(FLAGS.logdir)
     rows = run_list.rows(listing.runs)
     if FLAGS.json:
-        print(json.dumps({"logdir": os.path.abspath(FLAGS.logdir), "runs": rows,
-                          "foreign": listing.foreign, "damaged": listing.damaged}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "logdir": os.path.abspath(FLAGS.logdir),
+                    "runs": rows,
+                    "foreign": listing.foreign,
+                    "damaged": listing.damaged,
+                },
+                indent=2,
+            )
+        )
         return 0
     print(run_list.to_text(rows) if rows else f"no runs under {FLAGS.logdir}")
     skipped = listing.skipped_line()

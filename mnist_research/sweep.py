@@ -29,17 +29,25 @@ FLAGS = flags.FLAGS
 
 def define_flags(fv: flags.FlagValues) -> None:
     """Which experiments and seeds, and where the runs and tables go."""
-    flags.DEFINE_list("experiments", ["baseline"], "Flagfile names in --experiments_dir.",
-                      flag_values=fv)
-    flags.DEFINE_list("seeds", ["1", "2", "3"], "Seeds to run each experiment with.",
-                      flag_values=fv)
-    flags.DEFINE_string("experiments_dir", "experiments", "Where <experiment>.flags live.",
-                        flag_values=fv)
-    flags.DEFINE_string("data_dir", None,
-                        "Passed to every run (overrides the flagfiles' --data_dir); sweep "
-                        "experiments on other datasets in a separate call.", flag_values=fv)
-    flags.DEFINE_string("output", os.path.join("runs", "sweep"),
-                        "Parent of the runs and results.", flag_values=fv)
+    flags.DEFINE_list(
+        "experiments", ["baseline"], "Flagfile names in --experiments_dir.", flag_values=fv
+    )
+    flags.DEFINE_list(
+        "seeds", ["1", "2", "3"], "Seeds to run each experiment with.", flag_values=fv
+    )
+    flags.DEFINE_string(
+        "experiments_dir", "experiments", "Where <experiment>.flags live.", flag_values=fv
+    )
+    flags.DEFINE_string(
+        "data_dir",
+        None,
+        "Passed to every run (overrides the flagfiles' --data_dir); sweep "
+        "experiments on other datasets in a separate call.",
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        "output", os.path.join("runs", "sweep"), "Parent of the runs and results.", flag_values=fv
+    )
 
 
 def _seeds() -> list[int]:
@@ -65,9 +73,11 @@ def _experiments() -> list[str]:
     _check_list("experiments", names)
     for name in names:
         if not _NAME.fullmatch(name) or name.startswith("."):
-            raise app.UsageError(f"--experiments: {name!r} is not a flagfile name (letters, "
-                                 f"digits, '_', '-', '.'; no folders: put the flagfile in "
-                                 f"--experiments_dir)")
+            raise app.UsageError(
+                f"--experiments: {name!r} is not a flagfile name (letters, "
+                f"digits, '_', '-', '.'; no folders: put the flagfile in "
+                f"--experiments_dir)"
+            )
     return names
 
 
@@ -79,16 +89,24 @@ def _sweep(extra: list[str]) -> int:
     experiments, seeds = _experiments(), _seeds()
     try:
         with interrupts.handle_signals():
-            runs = sweep_runs.run_sweep(experiments, seeds, FLAGS.experiments_dir,
-                                        FLAGS.output, FLAGS.data_dir, extra)
+            runs = sweep_runs.run_sweep(
+                experiments, seeds, FLAGS.experiments_dir, FLAGS.output, FLAGS.data_dir, extra
+            )
     except sweep_runs.SweepStopped as e:
-        print(f"{e.name}: sweep stopped; the training of {e.run_dir} was stopped too (exit "
-              f"{e.child_status}), its last checkpoint kept; rerun the same sweep command to "
-              f"resume", file=sys.stderr, flush=True)
+        print(
+            f"{e.name}: sweep stopped; the training of {e.run_dir} was stopped too (exit "
+            f"{e.child_status}), its last checkpoint kept; rerun the same sweep command to "
+            f"resume",
+            file=sys.stderr,
+            flush=True,
+        )
         return e.exit_status
     except interrupts.Interrupted as e:
-        print(f"{e.name}: sweep stopped between runs; rerun the same sweep command to resume",
-              file=sys.stderr, flush=True)
+        print(
+            f"{e.name}: sweep stopped between runs; rerun the same sweep command to resume",
+            file=sys.stderr,
+            flush=True,
+        )
         return e.exit_status
     paths = sweep_table.write(FLAGS.output, runs)
     with open(paths["markdown"], encoding="utf-8") as f:

@@ -35,18 +35,28 @@ FLAGS = flags.FLAGS
 def define_flags(fv: flags.FlagValues) -> None:
     """The experiment flags, plus where the run goes."""
     experiment_flags.define_experiment_flags(fv)
-    flags.DEFINE_string("run_dir", None,
-                        "Run directory. Default: <logdir>/<experiment>-<device>-<timestamp>. "
-                        "An existing run dir is resumed.", flag_values=fv)
+    flags.DEFINE_string(
+        "run_dir",
+        None,
+        "Run directory. Default: <logdir>/<experiment>-<device>-<timestamp>. "
+        "An existing run dir is resumed.",
+        flag_values=fv,
+    )
     command.define_logdir_flag(fv, "Parent of default run directories.")
-    flags.DEFINE_boolean("overwrite", False,
-                         "Delete an existing --run_dir's contents and start afresh (only a run "
-                         "dir of this project, or an empty directory, is deleted).",
-                         flag_values=fv)
-    flags.DEFINE_boolean("resume", False,
-                         "Continue the newest unfinished run of this experiment (same model and "
-                         "recipe) under --logdir; start a new run if there is none.",
-                         flag_values=fv)
+    flags.DEFINE_boolean(
+        "overwrite",
+        False,
+        "Delete an existing --run_dir's contents and start afresh (only a run "
+        "dir of this project, or an empty directory, is deleted).",
+        flag_values=fv,
+    )
+    flags.DEFINE_boolean(
+        "resume",
+        False,
+        "Continue the newest unfinished run of this experiment (same model and "
+        "recipe) under --logdir; start a new run if there is none.",
+        flag_values=fv,
+    )
 
 
 def _train() -> int:
@@ -63,10 +73,14 @@ def _train() -> int:
             strategy = devices.create_strategy(config.distribute)
             run_dir = _choose_run_dir(config, strategy)
             metrics = runner.train_and_evaluate(
-                config, run_dir, strategy=strategy, overwrite=FLAGS.overwrite,
+                config,
+                run_dir,
+                strategy=strategy,
+                overwrite=FLAGS.overwrite,
                 flagfile_text=experiment_flags.flagfile_text(config),
                 resume_hint=resume.resume_command(run_dir, sys.argv),
-                actions=run_outputs.end_of_run_actions())
+                actions=run_outputs.end_of_run_actions(),
+            )
     except interrupts.Interrupted as e:
         _report_interrupted(e, run_dir)
         return e.exit_status
@@ -74,27 +88,36 @@ def _train() -> int:
     if not devices.is_chief():
         print(f"{devices.worker_id()}: done; the chief writes {run_dir}")
         return 0
-    missing = [path for path in (os.path.join(run_dir, layout.METRICS_FILE),
-                                 os.path.join(run_dir, "reports", "report.html"),
-                                 os.path.join(run_dir, "export"))
-               if not os.path.exists(path)]
+    missing = [
+        path
+        for path in (
+            os.path.join(run_dir, layout.METRICS_FILE),
+            os.path.join(run_dir, "reports", "report.html"),
+            os.path.join(run_dir, "export"),
+        )
+        if not os.path.exists(path)
+    ]
     if missing or records.finished_metrics(run_dir) is None:
-        raise RunDirError(f"{run_dir}: the run ended but {', '.join(missing) or 'metrics.json'} "
-                          f"is missing or unfinished; rerun the command to finish it")
-    print(f"Written to {run_dir}: report {os.path.join(run_dir, 'reports', 'report.html')}, "
-          f"model {os.path.join(run_dir, 'export')}; "
-          f"tensorboard --logdir {os.path.dirname(os.path.normpath(run_dir)) or '.'}")
+        raise RunDirError(
+            f"{run_dir}: the run ended but {', '.join(missing) or 'metrics.json'} "
+            f"is missing or unfinished; rerun the command to finish it"
+        )
+    print(
+        f"Written to {run_dir}: report {os.path.join(run_dir, 'reports', 'report.html')}, "
+        f"model {os.path.join(run_dir, 'export')}; "
+        f"tensorboard --logdir {os.path.dirname(os.path.normpath(run_dir)) or '.'}"
+    )
     return 0
 
 
 def _check_run_dir_flags() -> None:
     """--resume with --run_dir or --overwrite is a usage error."""
     if FLAGS.resume and FLAGS.overwrite:
-        raise app.UsageError("--resume continues a run and --overwrite deletes one; give only "
-                             "one of them")
+        raise app.UsageError(
+            "--resume continues a run and --overwrite deletes one; give only one of them"
+        )
     if FLAGS.resume and FLAGS.run_dir:
-        raise app.UsageError("--resume picks the run dir itself; give either --run_dir or "
-                             "--resume")
+        raise app.UsageError("--resume picks the run dir itself; give either --run_dir or --resume")
 
 
 def _choose_run_dir(config, strategy) -> str:
@@ -106,10 +129,14 @@ def _choose_run_dir(config, strategy) -> str:
         if found:
             logging.info("--resume: continuing %s", found)
             return found
-        logging.info("--resume: no unfinished %s run under %s; starting a new one",
-                     config.experiment, FLAGS.logdir)
+        logging.info(
+            "--resume: no unfinished %s run under %s; starting a new one",
+            config.experiment,
+            FLAGS.logdir,
+        )
     return FLAGS.run_dir or layout.default_run_dir(
-        config.experiment, devices.device_tag(devices.device_info(strategy)), FLAGS.logdir)
+        config.experiment, devices.device_tag(devices.device_info(strategy)), FLAGS.logdir
+    )
 
 
 def _report_interrupted(error: interrupts.Interrupted, run_dir: str | None) -> None:
@@ -122,10 +149,14 @@ def _report_interrupted(error: interrupts.Interrupted, run_dir: str | None) -> N
     latest = None
     if run_dir:
         folder = os.path.join(run_dir, checkpoint_files.CHECKPOINT_DIR)
-        latest = (checkpoint_files.read_state(folder)[0]
-                  or max(checkpoint_files.numbers_on_disk(folder), default=None))
-    kept = (f"the checkpoint of epoch {latest} is kept" if latest
-            else "no epoch had finished, so there is no checkpoint yet")
+        latest = checkpoint_files.read_state(folder)[0] or max(
+            checkpoint_files.numbers_on_disk(folder), default=None
+        )
+    kept = (
+        f"the checkpoint of epoch {latest} is kept"
+        if latest
+        else "no epoch had finished, so there is no checkpoint yet"
+    )
     again = resume.resume_command(run_dir, sys.argv) if run_dir else "the same command"
     print(f"{error.name}: stopped; {kept}. Resume with: {again}", file=sys.stderr, flush=True)
 

@@ -28,7 +28,11 @@ def npz_dir(tmp_path_factory, tiny_arrays):
 def finished_run(npz_dir, tmp_path_factory):
     """One finished smoke run on the tiny data, shared by the tests that only read it."""
     run_dir = str(tmp_path_factory.mktemp("runs") / "smoke")
-    result = run_module("mnist_research.train", "--flagfile=experiments/smoke.flags",
-                        f"--data_dir={npz_dir}", f"--run_dir={run_dir}")
+    result = run_module(
+        "mnist_research.train",
+        "--flagfile=experiments/smoke.flags",
+        f"--data_dir={npz_dir}",
+        f"--run_dir={run_dir}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir, result

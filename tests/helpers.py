@@ -24,18 +24,20 @@ def make_digits(num: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     for i, label in enumerate(labels):
         row, col = divmod(int(label), 5)
         r, c = 3 + row * 12, 1 + col * 5
-        images[i, r:r + 6, c:c + 5] = 255
+        images[i, r : r + 6, c : c + 5] = 255
     return images, labels.astype(np.uint8)
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
     header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
-        int(d).to_bytes(4, "big") for d in array.shape)
+        int(d).to_bytes(4, "big") for d in array.shape
+    )
     return header + array.astype(np.uint8).tobytes()
 
 
 def write_idx_dir(folder, arrays, gz: bool) -> str:
     from mnist_research.data.readers import IDX_NAMES
+
     for key, stem in IDX_NAMES.items():
         payload = idx_bytes(arrays[key])
         if gz:
@@ -50,8 +52,14 @@ def write_idx_dir(folder, arrays, gz: bool) -> str:
 def run_module(module: str, *args: str, env=None, timeout: int = 300, cwd=REPO):
     """Runs ``python -m module args`` and returns the CompletedProcess."""
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def find_chromium():
@@ -113,22 +121,33 @@ def run_main(module: str, *args: str) -> CommandResult:
 
     target = importlib.import_module(module)
     before = set(flags.FLAGS)
-    registries = (flags.FLAGS.flags_by_module_dict(), flags.FLAGS.flags_by_module_id_dict(),
-                  flags.FLAGS.key_flags_by_module_dict())
+    registries = (
+        flags.FLAGS.flags_by_module_dict(),
+        flags.FLAGS.flags_by_module_id_dict(),
+        flags.FLAGS.key_flags_by_module_dict(),
+    )
     modules_before = [set(registry) for registry in registries]
     target.define_flags(flags.FLAGS)
     added = sorted(set(flags.FLAGS) - before)
     handler = absl_logging.get_absl_handler()
-    saved = (handler.python_handler.stream, handler.python_handler.formatter,
-             list(handler.filters), std_logging.getLogger("tensorflow").level,
-             absl_logging.get_verbosity(), sys.argv)
+    saved = (
+        handler.python_handler.stream,
+        handler.python_handler.formatter,
+        list(handler.filters),
+        std_logging.getLogger("tensorflow").level,
+        absl_logging.get_verbosity(),
+        sys.argv,
+    )
     was_parsed = flags.FLAGS.is_parsed()
     out, err = io.StringIO(), io.StringIO()
     handler.python_handler.stream = err
     sys.argv = [module, *args]
     try:
-        with (contextlib.redirect_stdout(out), contextlib.redirect_stderr(err),
-              warnings.catch_warnings()):
+        with (
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+            warnings.catch_warnings(),
+        ):
             try:
                 argv = command._parse_flags(list(sys.argv))
                 code = command._configure_logs_then(target.main, argv)

@@ -27,7 +27,8 @@ STEPS = 20
 config = config_lib.ExperimentConfig(
     model=config_lib.ModelConfig(dropout_rates=(0.0, 0.0, 0.0)),
     train=config_lib.TrainConfig(batch_size=64, seed=7, steps_per_loop=STEPS),
-    distribute=config_lib.DistributeConfig(strategy="mirrored", num_cpu_devices=2))
+    distribute=config_lib.DistributeConfig(strategy="mirrored", num_cpu_devices=2),
+)
 distribute.configure_devices(config.distribute)
 images, labels = make_digits(64 * STEPS, seed=3)
 
@@ -36,8 +37,9 @@ def train(strategy):
     set_seeds(config)
     trainer = Trainer(config, strategy)
     train_input = input_pipeline.TrainInput(images, labels, 64, seed=7)
-    iterator = iter(strategy.distribute_datasets_from_function(
-        lambda ctx: train_input.dataset(1, ctx)))
+    iterator = iter(
+        strategy.distribute_datasets_from_function(lambda ctx: train_input.dataset(1, ctx))
+    )
     losses = [trainer.train_steps(iterator, 1).loss for _ in range(STEPS)]
     return trainer, losses
 
@@ -53,43 +55,70 @@ x = tf.ones((64, 784))
 
 def masked(seed):
     layer = dropout_lib.StatelessDropout(0.3)
-    return strategy.experimental_local_results(strategy.run(
-        lambda: layer(x, training=True, seed=dropout_lib.replica_seed(seed))))
+    return strategy.experimental_local_results(
+        strategy.run(lambda: layer(x, training=True, seed=dropout_lib.replica_seed(seed)))
+    )
 
 
 per_replica = [v.numpy() != 0 for v in masked(tf.constant([7, 1], tf.int64))]
 again = [v.numpy() != 0 for v in masked(tf.constant([7, 1], tf.int64))]
-dropout_report = {"mask_overlap_across_replicas": float((per_replica[0] == per_replica[1]).mean()),
-                  "masks_repeat": all(np.array_equal(a, b) for a, b in zip(per_replica, again)),
-                  "drop_fractions": [float(1 - m.mean()) for m in per_replica]}
+dropout_report = {
+    "mask_overlap_across_replicas": float((per_replica[0] == per_replica[1]).mean()),
+    "masks_repeat": all(np.array_equal(a, b) for a, b in zip(per_replica, again)),
+    "drop_fractions": [float(1 - m.mean()) for m in per_replica],
+}
 
 
 # Weights and BN moving statistics.
 def checked(model):
-    return model.trainable_variables + [v for v in model.non_trainable_variables
-                                        if "moving" in v.path]
+    return model.trainable_variables + [
+        v for v in model.non_trainable_variables if "moving" in v.path
+    ]
 
 
 replica_max_diff, mirrored = 0.0, 0
 for variable in checked(two_trainer.model):
-    values = [v.numpy() for v in two_trainer.strategy.experimental_local_results(
-        getattr(variable, "value", variable))]
+    values = [
+        v.numpy()
+        for v in two_trainer.strategy.experimental_local_results(
+            getattr(variable, "value", variable)
+        )
+    ]
     mirrored += len(values) == 2
     replica_max_diff = max(replica_max_diff, float(np.max(np.abs(values[0] - values[-1]))))
-weight_max_diff = max(float(np.max(np.abs(a.numpy() - b.numpy())))
-                      for a, b in zip(checked(one_trainer.model), checked(two_trainer.model)))
+weight_max_diff = max(
+    float(np.max(np.abs(a.numpy() - b.numpy())))
+    for a, b in zip(checked(one_trainer.model), checked(two_trainer.model))
+)
 # Evaluation over sizes whose last batch splits unevenly (101: 37 = 19 + 18) or leaves
 # one replica without examples (65: a last batch of 1).
 eval_images, eval_labels = make_digits(101, seed=5)
 evaluation = {}
 for size in (65, 101):
     dataset = input_pipeline.eval_dataset(eval_images[:size], eval_labels[:size], 64)
-    evaluation[size] = [vars(trainer.make_evaluator(dataset)())
-                        for trainer in (one_trainer, two_trainer)]
-print(json.dumps({"evaluation": evaluation,
-                  "eval_traces": two_trainer._evaluate.experimental_get_tracing_count()}))
-print(json.dumps({"replicas": two_trainer.strategy.num_replicas_in_sync,
-                  "checked": len(checked(two_trainer.model)), "mirrored": mirrored,
-                  "replica_max_diff": replica_max_diff, "weight_max_diff": weight_max_diff,
-                  "one_losses": one_losses, "two_losses": two_losses,
-                  "jit_compile": two_trainer.jit_compile, **dropout_report}))
+    evaluation[size] = [
+        vars(trainer.make_evaluator(dataset)()) for trainer in (one_trainer, two_trainer)
+    ]
+print(
+    json.dumps(
+        {
+            "evaluation": evaluation,
+            "eval_traces": two_trainer._evaluate.experimental_get_tracing_count(),
+        }
+    )
+)
+print(
+    json.dumps(
+        {
+            "replicas": two_trainer.strategy.num_replicas_in_sync,
+            "checked": len(checked(two_trainer.model)),
+            "mirrored": mirrored,
+            "replica_max_diff": replica_max_diff,
+            "weight_max_diff": weight_max_diff,
+            "one_losses": one_losses,
+            "two_losses": two_losses,
+            "jit_compile": two_trainer.jit_compile,
+            **dropout_report,
+        }
+    )
+)

@@ -27,10 +27,12 @@ __all__ = ["Run", "differing_settings", "load_run", "rows", "to_json", "to_markd
 # actually ran (device, strategy, replicas, precision from metrics.json).
 _NOT_COMPARED = ("data.data_dir", "model.family", "distribute.")
 
-STEADY_NOTE = ("Speed is the steady state: epochs 2..N of each run (the first epoch also "
-               "traces and compiles the step); a one-epoch run is timed on its only epoch (†). "
-               "Speed-up: training examples/s over the first run's; Δ accuracy: test accuracy "
-               "minus the first run's, in percentage points.")
+STEADY_NOTE = (
+    "Speed is the steady state: epochs 2..N of each run (the first epoch also "
+    "traces and compiles the step); a one-epoch run is timed on its only epoch (†). "
+    "Speed-up: training examples/s over the first run's; Δ accuracy: test accuracy "
+    "minus the first run's, in percentage points."
+)
 
 
 def load_run(run_dir: str) -> Run:
@@ -56,8 +58,12 @@ def differing_settings(configs: list[dict[str, Any]]) -> dict[str, str]:
     """
     flat = [_flatten(c) for c in configs]
     keys = sorted(set().union(*flat)) if flat else []
-    differing = [k for k in keys if not k.startswith(_NOT_COMPARED)
-                 and len({json.dumps(f.get(k), sort_keys=True) for f in flat}) > 1]
+    differing = [
+        k
+        for k in keys
+        if not k.startswith(_NOT_COMPARED)
+        and len({json.dumps(f.get(k), sort_keys=True) for f in flat}) > 1
+    ]
     leaves = [k.rsplit(".", 1)[-1] for k in differing]
     return {k: (leaf if leaves.count(leaf) == 1 else k) for k, leaf in zip(differing, leaves)}
 
@@ -74,8 +80,11 @@ def _steady(history: dict[str, list[float]]) -> tuple[float, float, bool]:
     examples = seconds * np.asarray(history["examples_per_second"], np.float64)
     timed = slice(1, None) if len(seconds) > 1 else slice(0, None)
     total = float(seconds[timed].sum())
-    return (float(seconds[timed].mean()), float(examples[timed].sum()) / total if total else 0.0,
-            len(seconds) == 1)
+    return (
+        float(seconds[timed].mean()),
+        float(examples[timed].sum()) / total if total else 0.0,
+        len(seconds) == 1,
+    )
 
 
 def _unique_names(runs: list[Run]) -> list[str]:
@@ -103,21 +112,34 @@ def rows(runs: list[Run]) -> list[dict[str, Any]]:
     for run, name in zip(runs, _unique_names(runs)):
         m, flat = run.metrics, _flatten(run.config)
         seconds, throughput, epoch1_only = _steady(m["history"])
-        out.append({
-            "run": name, "path": run.path, "model": flat.get("model.family", "?"),
-            "settings": {label: flat.get(key) for key, label in settings.items()},
-            "device": m.get("device_name", "?"), "device_kind": m.get("device_kind", "?"),
-            "strategy": m.get("strategy", "?"), "replicas": m.get("num_replicas", 1),
-            "precision": _precision(flat.get("distribute.mixed_precision")),
-            "epochs": m["epochs_completed"], "epoch_seconds": seconds,
-            "examples_per_second": throughput, "epoch1_only": epoch1_only,
-            "test_accuracy": m["test_accuracy"], "test_loss": m["test_loss"],
-            "best_val_accuracy": run.best_val_accuracy,
-            "tensorflow": m.get("tensorflow_version", "?")})
+        out.append(
+            {
+                "run": name,
+                "path": run.path,
+                "model": flat.get("model.family", "?"),
+                "settings": {label: flat.get(key) for key, label in settings.items()},
+                "device": m.get("device_name", "?"),
+                "device_kind": m.get("device_kind", "?"),
+                "strategy": m.get("strategy", "?"),
+                "replicas": m.get("num_replicas", 1),
+                "precision": _precision(flat.get("distribute.mixed_precision")),
+                "epochs": m["epochs_completed"],
+                "epoch_seconds": seconds,
+                "examples_per_second": throughput,
+                "epoch1_only": epoch1_only,
+                "test_accuracy": m["test_accuracy"],
+                "test_loss": m["test_loss"],
+                "best_val_accuracy": run.best_val_accuracy,
+                "tensorflow": m.get("tensorflow_version", "?"),
+            }
+        )
     base = out[0]
     for row in out:
-        row["speedup"] = (row["examples_per_second"] / base["examples_per_second"]
-                          if base["examples_per_second"] else float("nan"))
+        row["speedup"] = (
+            row["examples_per_second"] / base["examples_per_second"]
+            if base["examples_per_second"]
+            else float("nan")
+        )
         row["accuracy_delta"] = 100 * (row["test_accuracy"] - base["test_accuracy"])
     return out
 
@@ -132,28 +154,51 @@ def _device(row: dict[str, Any]) -> str:
 
 
 def _speed_line(row: dict[str, Any], base: dict[str, Any]) -> str:
-    return (f"- {row['run']} ({_device(row)}, {row['precision']}) vs {base['run']} "
-            f"({_device(base)}, {base['precision']}): {row['speedup']:.2f}× the training "
-            f"examples/s, {row['epoch_seconds']:.2f} vs {base['epoch_seconds']:.2f} s/epoch, "
-            f"test accuracy {row['accuracy_delta']:+.2f} pp")
+    return (
+        f"- {row['run']} ({_device(row)}, {row['precision']}) vs {base['run']} "
+        f"({_device(base)}, {base['precision']}): {row['speedup']:.2f}× the training "
+        f"examples/s, {row['epoch_seconds']:.2f} vs {base['epoch_seconds']:.2f} s/epoch, "
+        f"test accuracy {row['accuracy_delta']:+.2f} pp"
+    )
 
 
 def to_markdown(table: list[dict[str, Any]]) -> str:
     """The table, a line per run against the first, and what the speed columns mean."""
     labels = list(table[0]["settings"]) if table else []
     strategies = len({r["strategy"] for r in table}) > 1
-    header = ["run", "model", *labels, "device", *(["strategy"] if strategies else []),
-              "replicas", "precision", "epochs", "s/epoch", "examples/s", "speed-up",
-              "test acc", "Δ acc"]
+    header = [
+        "run",
+        "model",
+        *labels,
+        "device",
+        *(["strategy"] if strategies else []),
+        "replicas",
+        "precision",
+        "epochs",
+        "s/epoch",
+        "examples/s",
+        "speed-up",
+        "test acc",
+        "Δ acc",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for i, r in enumerate(table):
         mark = " †" if r["epoch1_only"] else ""
-        cells = [r["run"], r["model"], *(_format_setting(r["settings"][k]) for k in labels),
-                 _device(r), *([r["strategy"]] if strategies else []), str(r["replicas"]),
-                 r["precision"], str(r["epochs"]), f"{r['epoch_seconds']:.3f}{mark}",
-                 f"{r['examples_per_second']:,.0f}{mark}", f"{r['speedup']:.2f}×",
-                 f"{100 * r['test_accuracy']:.2f} %",
-                 "(reference)" if i == 0 else f"{r['accuracy_delta']:+.2f} pp"]
+        cells = [
+            r["run"],
+            r["model"],
+            *(_format_setting(r["settings"][k]) for k in labels),
+            _device(r),
+            *([r["strategy"]] if strategies else []),
+            str(r["replicas"]),
+            r["precision"],
+            str(r["epochs"]),
+            f"{r['epoch_seconds']:.3f}{mark}",
+            f"{r['examples_per_second']:,.0f}{mark}",
+            f"{r['speedup']:.2f}×",
+            f"{100 * r['test_accuracy']:.2f} %",
+            "(reference)" if i == 0 else f"{r['accuracy_delta']:+.2f} pp",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     if not labels and len(table) > 1:
         lines += ["", "The runs' configurations are the same (besides devices and data paths)."]
@@ -164,13 +209,23 @@ def to_markdown(table: list[dict[str, Any]]) -> str:
 
 def to_json(table: list[dict[str, Any]]) -> str:
     """The rows as one JSON document: ``{"reference", "settings", "note", "runs"}``."""
-    return json.dumps({"reference": table[0]["run"] if table else None,
-                       "settings": list(table[0]["settings"]) if table else [],
-                       "note": STEADY_NOTE, "runs": table}, indent=2) + "\n"
+    return (
+        json.dumps(
+            {
+                "reference": table[0]["run"] if table else None,
+                "settings": list(table[0]["settings"]) if table else [],
+                "note": STEADY_NOTE,
+                "runs": table,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
-def _zoomed(axis: Any, runs: list[Run], names: list[str], key: str,
-            upper: float | None, title: str) -> None:
+def _zoomed(
+    axis: Any, runs: list[Run], names: list[str], key: str, upper: float | None, title: str
+) -> None:
     """Every run's ``key`` curve over the last epochs, axis fitted the way ``curves.png`` zooms."""
     from mnist_research.analysis import figures  # matplotlib only when plotting
 
@@ -183,11 +238,14 @@ def _zoomed(axis: Any, runs: list[Run], names: list[str], key: str,
         best = int(np.argmax(values) if upper is not None else np.argmin(values))
         axis.plot(epochs[first:], values[first:], "o-", color=f"C{i}", label=name)
         axis.plot(epochs[best], values[best], "*", markersize=14, color=f"C{i}", zorder=4)
-        shown += [values[first:], values[best:best + 1]]
+        shown += [values[first:], values[best : best + 1]]
         left = min(left, best + 1)
-    axis.set(title=f"{title}, epochs {first + 1}–{longest} (zoomed; ★ best)", xlabel="epoch",
-             ylim=figures.zoomed_limits(np.concatenate(shown), upper),
-             xlim=(left - 0.5, longest + 0.5))
+    axis.set(
+        title=f"{title}, epochs {first + 1}–{longest} (zoomed; ★ best)",
+        xlabel="epoch",
+        ylim=figures.zoomed_limits(np.concatenate(shown), upper),
+        xlim=(left - 0.5, longest + 0.5),
+    )
     if longest - left < 20:
         axis.set_xticks(np.arange(left, longest + 1))
     axis.legend(fontsize=8)
@@ -207,23 +265,32 @@ def plot(runs: list[Run], table: list[dict[str, Any]], path: str) -> str:
     speeds = [r["examples_per_second"] for r in table]
     bars = ax_speed.barh(positions, speeds, color=[f"C{i}" for i in range(len(table))])
     for bar, r in zip(bars, table):
-        ax_speed.annotate(f" {r['examples_per_second']:,.0f}/s ({r['speedup']:.2f}×)",
-                          (bar.get_width(), bar.get_y() + bar.get_height() / 2),
-                          va="center", ha="left", fontsize=9)
-    ax_speed.set_yticks(positions, [f"{r['run']}\n{_device(r)}, {r['precision']}"
-                                    for r in table], fontsize=8)
+        ax_speed.annotate(
+            f" {r['examples_per_second']:,.0f}/s ({r['speedup']:.2f}×)",
+            (bar.get_width(), bar.get_y() + bar.get_height() / 2),
+            va="center",
+            ha="left",
+            fontsize=9,
+        )
+    ax_speed.set_yticks(
+        positions, [f"{r['run']}\n{_device(r)}, {r['precision']}" for r in table], fontsize=8
+    )
     ax_speed.set_xlim(0, max(speeds) * 1.45 if max(speeds) > 0 else 1)
-    ax_speed.set(title="Training speed, epochs 2..N",
-                 xlabel=f"training examples / second (×: relative to {names[0]})")
+    ax_speed.set(
+        title="Training speed, epochs 2..N",
+        xlabel=f"training examples / second (×: relative to {names[0]})",
+    )
     ax_speed.grid(axis="y", visible=False)
     return figures.save_figure(fig, path)
 
 
 def write(output: str, runs: list[Run], table: list[dict[str, Any]]) -> dict[str, str]:
     """Writes ``compare.md``, ``compare.json`` and ``compare.png`` under ``output``."""
-    paths = {"markdown": os.path.join(output, "compare.md"),
-             "json": os.path.join(output, "compare.json"),
-             "figure": os.path.join(output, "compare.png")}
+    paths = {
+        "markdown": os.path.join(output, "compare.md"),
+        "json": os.path.join(output, "compare.json"),
+        "figure": os.path.join(output, "compare.png"),
+    }
     try:
         os.makedirs(output, exist_ok=True)
     except OSError as e:

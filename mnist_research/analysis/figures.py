@@ -98,13 +98,23 @@ def _plot_last_epochs(ax: plt.Axes, epochs: np.ndarray, history: dict[str, list[
     ax.plot(shown, train, "o-", label="training")
     ax.plot(shown, val, "s-", label="validation")
     best = int(np.argmax(history["val_accuracy"]))
-    ax.plot(epochs[best], history["val_accuracy"][best], "*", markersize=16, color="crimson",
-            label=f"best validation {history['val_accuracy'][best]:.4f} (epoch {epochs[best]})",
-            zorder=4)
+    ax.plot(
+        epochs[best],
+        history["val_accuracy"][best],
+        "*",
+        markersize=16,
+        color="crimson",
+        label=f"best validation {history['val_accuracy'][best]:.4f} (epoch {epochs[best]})",
+        zorder=4,
+    )
     values = np.concatenate([train, val, [history["val_accuracy"][best]]])
-    ax.set(title=f"Accuracy, epochs {shown[0]}–{shown[-1]} (zoomed)", xlabel="epoch",
-           ylabel="accuracy", ylim=zoomed_limits(values),
-           xlim=(min(shown[0], epochs[best]) - 0.5, shown[-1] + 0.5))
+    ax.set(
+        title=f"Accuracy, epochs {shown[0]}–{shown[-1]} (zoomed)",
+        xlabel="epoch",
+        ylabel="accuracy",
+        ylim=zoomed_limits(values),
+        xlim=(min(shown[0], epochs[best]) - 0.5, shown[-1] + 0.5),
+    )
     ax.set_xticks(np.arange(min(shown[0], epochs[best]), shown[-1] + 1))
 
 
@@ -113,8 +123,14 @@ def least_confident(probabilities: np.ndarray, count: int) -> np.ndarray:
     return np.argsort(np.asarray(probabilities).max(axis=1), kind="stable")[:count]
 
 
-def plot_samples(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
-                 path: str, count: int = 5, class_names: Sequence[str] = DIGITS) -> str:
+def plot_samples(
+    images: np.ndarray,
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    path: str,
+    count: int = 5,
+    class_names: Sequence[str] = DIGITS,
+) -> str:
     """Two rows of test images with predicted vs true label and a confidence bar under each.
 
     The first row is the first ``count`` test images (the original notebook's figure); the
@@ -124,31 +140,43 @@ def plot_samples(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarr
     the next row's captions.
     """
     count = min(count, len(images))
-    rows = {"first test images": np.arange(count),
-            "least confident": least_confident(probabilities, count)}
+    rows = {
+        "first test images": np.arange(count),
+        "least confident": least_confident(probabilities, count),
+    }
     fig = plt.figure(figsize=(3 * count, 8.4))  # square images at count=5
     grid = fig.add_gridspec(4, count, height_ratios=(1, 0.07, 1, 0.07))
     for r, (row_name, indices) in enumerate(rows.items()):
         for c, i in enumerate(indices):
             ax_image, ax_bar = fig.add_subplot(grid[2 * r, c]), fig.add_subplot(grid[2 * r + 1, c])
-            _plot_sample(ax_image, ax_bar, images[i], int(labels[i]), probabilities[i], int(i),
-                         class_names)
+            _plot_sample(
+                ax_image, ax_bar, images[i], int(labels[i]), probabilities[i], int(i), class_names
+            )
             if c == 0:
                 ax_image.set_ylabel(row_name, fontsize=12)
     fig.suptitle("Test images: predicted vs true (bar: the model's confidence)")
     return save_figure(fig, path)
 
 
-def _plot_sample(ax_image: plt.Axes, ax_bar: plt.Axes, image: np.ndarray, label: int,
-                 probabilities: np.ndarray, index: int, class_names: Sequence[str]) -> None:
+def _plot_sample(
+    ax_image: plt.Axes,
+    ax_bar: plt.Axes,
+    image: np.ndarray,
+    label: int,
+    probabilities: np.ndarray,
+    index: int,
+    class_names: Sequence[str],
+) -> None:
     """One image with its caption, and a bar filled to the predicted class's probability."""
     predicted = int(np.argmax(probabilities))
     confidence = float(probabilities[predicted])
     right = predicted == label
     ax_image.imshow(np.asarray(image).reshape(28, 28), cmap="gray_r", aspect="auto")
-    ax_image.set_title(f"#{index}: pred {class_names[predicted]} ({confidence:.0%})\n"
-                       f"true {class_names[label]}"
-                       + ("" if right else "  ✗"), color="black" if right else "crimson")
+    ax_image.set_title(
+        f"#{index}: pred {class_names[predicted]} ({confidence:.0%})\n"
+        f"true {class_names[label]}" + ("" if right else "  ✗"),
+        color="black" if right else "crimson",
+    )
     ax_image.set(xticks=[], yticks=[])
     ax_image.grid(False)
     for spine in ax_image.spines.values():
@@ -159,40 +187,71 @@ def _plot_sample(ax_image: plt.Axes, ax_bar: plt.Axes, image: np.ndarray, label:
     ax_bar.axis("off")
 
 
-def plot_confusion_matrix(matrix: np.ndarray, path: str,
-                          class_names: Sequence[str] = DIGITS) -> str:
+def plot_confusion_matrix(
+    matrix: np.ndarray, path: str, class_names: Sequence[str] = DIGITS
+) -> str:
     """Seaborn heatmaps of the confusion matrix: counts, and rows normalized to 1."""
     matrix = np.asarray(matrix)
     totals = matrix.sum(axis=1, keepdims=True)
     normalized = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
     fig, (ax_counts, ax_norm) = plt.subplots(1, 2, figsize=(18, 7.5))
     names = list(class_names)
-    sns.heatmap(matrix, annot=True, fmt="d", cmap="Blues", cbar=False, ax=ax_counts,
-                annot_kws={"size": 8}, xticklabels=names, yticklabels=names)
-    sns.heatmap(normalized, annot=True, fmt=".2f", cmap="Blues", vmin=0, vmax=1,
-                ax=ax_norm, annot_kws={"size": 8}, xticklabels=names, yticklabels=names)
-    ax_counts.set(title=f"Confusion matrix (counts, {int(matrix.sum())} test images)",
-                  xlabel="predicted", ylabel="true")
-    ax_norm.set(title="Confusion matrix (each true class sums to 1 = recall on the diagonal)",
-                xlabel="predicted", ylabel="true")
+    sns.heatmap(
+        matrix,
+        annot=True,
+        fmt="d",
+        cmap="Blues",
+        cbar=False,
+        ax=ax_counts,
+        annot_kws={"size": 8},
+        xticklabels=names,
+        yticklabels=names,
+    )
+    sns.heatmap(
+        normalized,
+        annot=True,
+        fmt=".2f",
+        cmap="Blues",
+        vmin=0,
+        vmax=1,
+        ax=ax_norm,
+        annot_kws={"size": 8},
+        xticklabels=names,
+        yticklabels=names,
+    )
+    ax_counts.set(
+        title=f"Confusion matrix (counts, {int(matrix.sum())} test images)",
+        xlabel="predicted",
+        ylabel="true",
+    )
+    ax_norm.set(
+        title="Confusion matrix (each true class sums to 1 = recall on the diagonal)",
+        xlabel="predicted",
+        ylabel="true",
+    )
     return save_figure(fig, path)
 
 
-def plot_per_class(per_class: dict[str, list[float]], path: str,
-                   class_names: Sequence[str] = DIGITS) -> str:
+def plot_per_class(
+    per_class: dict[str, list[float]], path: str, class_names: Sequence[str] = DIGITS
+) -> str:
     """Per-class precision, recall and F1 as dots (a dot, unlike a bar, does not claim the
     axis starts at zero, so the axis can show the differences: it starts at 0.9, or lower
     when a score is below that). The legend sits above the axes, clear of every class."""
     classes = np.arange(len(per_class["f1"]))
     fig, ax = plt.subplots(figsize=(18, 5))
     for offset, key, marker in zip((-0.2, 0.0, 0.2), ("precision", "recall", "f1"), "o^s"):
-        ax.plot(classes + offset, per_class[key], marker, markersize=9, linestyle="none",
-                label=key)
+        ax.plot(classes + offset, per_class[key], marker, markersize=9, linestyle="none", label=key)
     low = min(min(per_class[k]) for k in ("precision", "recall", "f1"))
     bottom = min(0.9, np.floor((low - 0.02) * 20) / 20)
-    ax.set(xlabel="class", ylabel="score", xticks=classes, ylim=(max(0.0, bottom), 1.0),
-           xlim=(-0.6, len(classes) - 0.4))
-    ax.set_xticklabels(list(class_names)[:len(classes)])
+    ax.set(
+        xlabel="class",
+        ylabel="score",
+        xticks=classes,
+        ylim=(max(0.0, bottom), 1.0),
+        xlim=(-0.6, len(classes) - 0.4),
+    )
+    ax.set_xticklabels(list(class_names)[: len(classes)])
     ax.set_title("Per-class precision, recall and F1 (test set)", pad=30)
     for boundary in classes[:-1] + 0.5:
         ax.axvline(boundary, color="0.85", linewidth=0.8)
@@ -201,9 +260,15 @@ def plot_per_class(per_class: dict[str, list[float]], path: str,
     return save_figure(fig, path)
 
 
-def plot_mistakes(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
-                  indices: np.ndarray, path: str, columns: int = 8,
-                  class_names: Sequence[str] = DIGITS) -> str:
+def plot_mistakes(
+    images: np.ndarray,
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    indices: np.ndarray,
+    path: str,
+    columns: int = 8,
+    class_names: Sequence[str] = DIGITS,
+) -> str:
     """A grid of the most confident wrong predictions (``indices``, most confident first).
 
     The digits are tiled into one image on one axes, each captioned above: it looks
@@ -220,22 +285,40 @@ def plot_mistakes(images: np.ndarray, labels: np.ndarray, probabilities: np.ndar
     for k, i in enumerate(indices):
         row, col = divmod(k, columns)
         top, left = row * cell_h + caption, col * cell_w + 2
-        canvas[top:top + 28, left:left + 28] = np.asarray(images[i]).reshape(28, 28)
+        canvas[top : top + 28, left : left + 28] = np.asarray(images[i]).reshape(28, 28)
         predicted = int(probabilities[i].argmax())
-        ax.text(left + 14, top - 1,
-                f"#{i}: pred {class_names[predicted]} ({probabilities[i, predicted]:.0%})\n"
-                f"true {class_names[labels[i]]} ({probabilities[i, labels[i]]:.0%})", ha="center",
-                va="bottom", fontsize=9, color="crimson")
+        ax.text(
+            left + 14,
+            top - 1,
+            f"#{i}: pred {class_names[predicted]} ({probabilities[i, predicted]:.0%})\n"
+            f"true {class_names[labels[i]]} ({probabilities[i, labels[i]]:.0%})",
+            ha="center",
+            va="bottom",
+            fontsize=9,
+            color="crimson",
+        )
     ax.imshow(canvas, cmap="gray_r", interpolation="nearest", vmin=0, vmax=255)
     ax.axis("off")
-    ax.set_title("Most confident mistakes on the test set" if len(indices)
-                 else "No mistakes on the test set", fontsize=13)
+    ax.set_title(
+        "Most confident mistakes on the test set"
+        if len(indices)
+        else "No mistakes on the test set",
+        fontsize=13,
+    )
     return save_figure(fig, path)
 
 
-def write_reports(report_dir: str, history: dict[str, list[float]], test_images: np.ndarray,
-                  test_labels: np.ndarray, probabilities: np.ndarray, test_summary: dict,
-                  config: dict, metrics: dict, mistakes: int = 24) -> dict[str, str]:
+def write_reports(
+    report_dir: str,
+    history: dict[str, list[float]],
+    test_images: np.ndarray,
+    test_labels: np.ndarray,
+    probabilities: np.ndarray,
+    test_summary: dict,
+    config: dict,
+    metrics: dict,
+    mistakes: int = 24,
+) -> dict[str, str]:
     """Writes every figure of a finished run and ``report.html``; returns name → path.
 
     ``test_summary`` is :func:`mnist_research.analysis.metrics.summarize` of the test set.
@@ -249,16 +332,31 @@ def write_reports(report_dir: str, history: dict[str, list[float]], test_images:
     worst = evaluation.most_confident_mistakes(test_labels, probabilities, mistakes)
     paths = {
         "curves": plot_curves(history, os.path.join(report_dir, "curves.png")),
-        "samples": plot_samples(test_images, test_labels, probabilities,
-                                os.path.join(report_dir, "samples.png"), class_names=names),
-        "confusion_matrix": plot_confusion_matrix(test_summary["confusion_matrix"],
-                                                  os.path.join(report_dir,
-                                                               "confusion_matrix.png"), names),
-        "per_class": plot_per_class(test_summary["per_class"],
-                                    os.path.join(report_dir, "per_class.png"), names),
-        "mistakes": plot_mistakes(test_images, test_labels, probabilities, worst,
-                                  os.path.join(report_dir, "mistakes.png"), class_names=names),
+        "samples": plot_samples(
+            test_images,
+            test_labels,
+            probabilities,
+            os.path.join(report_dir, "samples.png"),
+            class_names=names,
+        ),
+        "confusion_matrix": plot_confusion_matrix(
+            test_summary["confusion_matrix"],
+            os.path.join(report_dir, "confusion_matrix.png"),
+            names,
+        ),
+        "per_class": plot_per_class(
+            test_summary["per_class"], os.path.join(report_dir, "per_class.png"), names
+        ),
+        "mistakes": plot_mistakes(
+            test_images,
+            test_labels,
+            probabilities,
+            worst,
+            os.path.join(report_dir, "mistakes.png"),
+            class_names=names,
+        ),
     }
-    paths["report"] = html_report.write(os.path.join(report_dir, "report.html"), config,
-                                        metrics, test_summary, paths)
+    paths["report"] = html_report.write(
+        os.path.join(report_dir, "report.html"), config, metrics, test_summary, paths
+    )
     return paths

@@ -26,9 +26,13 @@ text-align:right} th{background:#f3f3f3} td.k{text-align:left;font-family:monosp
 img{max-width:100%;border:1px solid #eee;margin:.4em 0}
 """
 
-_FIGURES = (("curves", "Training vs validation"), ("samples", "Sample predictions"),
-            ("confusion_matrix", "Confusion matrix"), ("per_class", "Per-class scores"),
-            ("mistakes", "Most confident mistakes"))
+_FIGURES = (
+    ("curves", "Training vs validation"),
+    ("samples", "Sample predictions"),
+    ("confusion_matrix", "Confusion matrix"),
+    ("per_class", "Per-class scores"),
+    ("mistakes", "Most confident mistakes"),
+)
 
 
 def _img(path: str, alt: str) -> str:
@@ -55,46 +59,59 @@ def _fmt(value) -> str:
 
 def _cards(metrics: dict) -> list[tuple[str, str]]:
     """The headline numbers, ``(label, value)``; best and exported epoch where one was chosen."""
-    cards = [("test accuracy", f"{metrics.get('test_accuracy', float('nan')):.4f}"),
-             ("test loss", f"{metrics.get('test_loss', float('nan')):.4f}"),
-             ("epochs", str(metrics.get("epochs_completed", ""))),
-             ("training time", f"{metrics.get('train_seconds', 0.0):.1f} s"),
-             ("examples/s", f"{metrics.get('examples_per_second', 0.0):,.0f}"),
-             ("device", f"{metrics.get('device_name', '')} ×{metrics.get('num_replicas', '')}")]
+    cards = [
+        ("test accuracy", f"{metrics.get('test_accuracy', float('nan')):.4f}"),
+        ("test loss", f"{metrics.get('test_loss', float('nan')):.4f}"),
+        ("epochs", str(metrics.get("epochs_completed", ""))),
+        ("training time", f"{metrics.get('train_seconds', 0.0):.1f} s"),
+        ("examples/s", f"{metrics.get('examples_per_second', 0.0):,.0f}"),
+        ("device", f"{metrics.get('device_name', '')} ×{metrics.get('num_replicas', '')}"),
+    ]
     if metrics.get("best_epoch"):
         stopped = " (stopped early)" if metrics.get("stopped_early") else ""
-        cards[3:3] = [("best epoch",
-                       f"{metrics['best_epoch']} (val {metrics['best_val_accuracy']:.4f})"),
-                      ("exported epoch", f"{metrics.get('exported_epoch', '')}{stopped}")]
+        cards[3:3] = [
+            ("best epoch", f"{metrics['best_epoch']} (val {metrics['best_val_accuracy']:.4f})"),
+            ("exported epoch", f"{metrics.get('exported_epoch', '')}{stopped}"),
+        ]
     return cards
 
 
 def _head(name: str, metrics: dict) -> list[str]:
     """The document head, the title line and the final-metrics cards."""
     esc = html.escape
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-             f"<title>{esc(name)} — mnist_research report</title><style>{_STYLE}</style>"
-             f"</head><body>",
-             f"<h1>{esc(name)}</h1><p>Generated {esc(time.strftime('%Y-%m-%d %H:%M:%S'))} · "
-             f"strategy {esc(str(metrics.get('strategy', '')))} · TensorFlow "
-             f"{esc(str(metrics.get('tensorflow_version', '')))}</p>",
-             "<h2>Final metrics</h2><div class='cards'>"]
-    parts += [f"<div class='card'><div>{esc(k)}</div>"
-              f"<div class='big' id='{esc(k.replace(' ', '_'))}'>{esc(v)}</div></div>"
-              for k, v in _cards(metrics)]
+    parts = [
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{esc(name)} — mnist_research report</title><style>{_STYLE}</style>"
+        f"</head><body>",
+        f"<h1>{esc(name)}</h1><p>Generated {esc(time.strftime('%Y-%m-%d %H:%M:%S'))} · "
+        f"strategy {esc(str(metrics.get('strategy', '')))} · TensorFlow "
+        f"{esc(str(metrics.get('tensorflow_version', '')))}</p>",
+        "<h2>Final metrics</h2><div class='cards'>",
+    ]
+    parts += [
+        f"<div class='card'><div>{esc(k)}</div>"
+        f"<div class='big' id='{esc(k.replace(' ', '_'))}'>{esc(v)}</div></div>"
+        for k, v in _cards(metrics)
+    ]
     parts.append("</div>")
     return parts
 
 
 def _per_class_table(per_class: dict, class_names) -> list[str]:
-    parts = [("<h2>Per-class metrics (test set)</h2><table id='per_class'><tr><th>class</th>"
-              "<th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>")]
+    parts = [
+        (
+            "<h2>Per-class metrics (test set)</h2><table id='per_class'><tr><th>class</th>"
+            "<th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>"
+        )
+    ]
     for c in range(len(per_class["f1"])):
         name = class_names[c] if c < len(class_names) else str(c)
         label = name if name == str(c) else f"{c} {name}"
-        parts.append(f"<tr><td>{html.escape(label)}</td><td>{per_class['precision'][c]:.4f}</td>"
-                     f"<td>{per_class['recall'][c]:.4f}</td><td>{per_class['f1'][c]:.4f}</td>"
-                     f"<td>{per_class['support'][c]}</td></tr>")
+        parts.append(
+            f"<tr><td>{html.escape(label)}</td><td>{per_class['precision'][c]:.4f}</td>"
+            f"<td>{per_class['recall'][c]:.4f}</td><td>{per_class['f1'][c]:.4f}</td>"
+            f"<td>{per_class['support'][c]}</td></tr>"
+        )
     parts.append("</table>")
     return parts
 
@@ -113,16 +130,22 @@ def _history_table(metrics: dict) -> list[str]:
     history = metrics.get("history", {})
     if not history.get("loss"):
         return []
-    parts = [("<h2>History</h2><table><tr><th>epoch</th><th>loss</th><th>accuracy</th>"
-              "<th>val_loss</th><th>val_accuracy</th><th>seconds</th></tr>")]
+    parts = [
+        (
+            "<h2>History</h2><table><tr><th>epoch</th><th>loss</th><th>accuracy</th>"
+            "<th>val_loss</th><th>val_accuracy</th><th>seconds</th></tr>"
+        )
+    ]
     best = metrics.get("best_epoch")
     for i in range(len(history["loss"])):
         mark = " class='best'" if i + 1 == best else ""
-        parts.append(f"<tr{mark}><td>{i + 1}</td><td>{history['loss'][i]:.4f}</td>"
-                     f"<td>{history['accuracy'][i]:.4f}</td>"
-                     f"<td>{history['val_loss'][i]:.4f}</td>"
-                     f"<td>{history['val_accuracy'][i]:.4f}</td>"
-                     f"<td>{history['epoch_seconds'][i]:.2f}</td></tr>")
+        parts.append(
+            f"<tr{mark}><td>{i + 1}</td><td>{history['loss'][i]:.4f}</td>"
+            f"<td>{history['accuracy'][i]:.4f}</td>"
+            f"<td>{history['val_loss'][i]:.4f}</td>"
+            f"<td>{history['val_accuracy'][i]:.4f}</td>"
+            f"<td>{history['epoch_seconds'][i]:.2f}</td></tr>"
+        )
     parts.append("</table>")
     return parts
 
@@ -133,13 +156,16 @@ def _tail(config: dict, metrics: dict) -> list[str]:
     rows = []
     _flat("", config, rows)
     parts = ["<h2>Configuration</h2><table>"]
-    parts += [f"<tr><td class='k'>{esc(k)}</td><td class='k'>{esc(_fmt(v))}</td></tr>"
-              for k, v in rows]
+    parts += [
+        f"<tr><td class='k'>{esc(k)}</td><td class='k'>{esc(_fmt(v))}</td></tr>" for k, v in rows
+    ]
     parts.append("</table>")
     summary = {k: v for k, v in metrics.items() if k != "history"}
-    parts.append(f"<details><summary>metrics.json</summary><pre>"
-                 f"{esc(json.dumps(summary, indent=1, sort_keys=True))}</pre></details>"
-                 f"</body></html>")
+    parts.append(
+        f"<details><summary>metrics.json</summary><pre>"
+        f"{esc(json.dumps(summary, indent=1, sort_keys=True))}</pre></details>"
+        f"</body></html>"
+    )
     return parts
 
 
@@ -147,15 +173,20 @@ def render(config: dict, metrics: dict, test_summary: dict, figures: dict[str, s
     """The page as a string."""
     name = config.get("experiment", "run")
     dataset = config.get("data", {}).get("dataset")
-    class_names = (config_lib.DATASETS[dataset].class_names if dataset in config_lib.DATASETS
-                   else ())
-    parts = (_head(name, metrics) + _per_class_table(test_summary["per_class"], class_names)
-             + _figures(figures) + _history_table(metrics) + _tail(config, metrics))
+    class_names = config_lib.DATASETS[dataset].class_names if dataset in config_lib.DATASETS else ()
+    parts = (
+        _head(name, metrics)
+        + _per_class_table(test_summary["per_class"], class_names)
+        + _figures(figures)
+        + _history_table(metrics)
+        + _tail(config, metrics)
+    )
     return "\n".join(parts)
 
 
-def write(path: str, config: dict, metrics: dict, test_summary: dict,
-          figures: dict[str, str]) -> str:
+def write(
+    path: str, config: dict, metrics: dict, test_summary: dict, figures: dict[str, str]
+) -> str:
     """Renders and writes the page atomically; returns ``path``."""
     atomic_write_text(path, render(config, metrics, test_summary, figures))
     return path

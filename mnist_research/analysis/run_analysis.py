@@ -13,8 +13,9 @@ from mnist_research.inference import finished_run
 from mnist_research.rundir import layout, records
 
 
-def evaluate_split(run_dir: str, split: str, data_dir: str | None = None,
-                   from_checkpoint: bool = False) -> tuple[dict[str, Any], str]:
+def evaluate_split(
+    run_dir: str, split: str, data_dir: str | None = None, from_checkpoint: bool = False
+) -> tuple[dict[str, Any], str]:
     """Scores the run's model on ``split``; writes ``RUN_DIR/evaluation-<split>.json``.
 
     Returns:
@@ -31,8 +32,9 @@ def evaluate_split(run_dir: str, split: str, data_dir: str | None = None,
     return summary, path
 
 
-def regenerate_reports(run_dir: str, data_dir: str | None = None,
-                       from_checkpoint: bool = False) -> dict[str, str]:
+def regenerate_reports(
+    run_dir: str, data_dir: str | None = None, from_checkpoint: bool = False
+) -> dict[str, str]:
     """Rewrites the run's figures and report.html from its history and test split.
 
     ``metrics.json`` gains per-class fields it lacks.
@@ -52,9 +54,15 @@ def regenerate_reports(run_dir: str, data_dir: str | None = None,
     logits = logits_fn(images)
     summary = metrics_lib.summarize(labels, logits, config.model.num_classes)
     if "per_class" not in metrics:
-        metrics.update(per_class=summary["per_class"],
-                       confusion_matrix=summary["confusion_matrix"])
+        metrics.update(per_class=summary["per_class"], confusion_matrix=summary["confusion_matrix"])
         files.write_json(os.path.join(run_dir, layout.METRICS_FILE), metrics)
-    return figures.write_reports(os.path.join(run_dir, "reports"), metrics["history"], images,
-                                 labels, metrics_lib.softmax(logits), summary,
-                                 config.to_dict(), metrics)
+    return figures.write_reports(
+        os.path.join(run_dir, "reports"),
+        metrics["history"],
+        images,
+        labels,
+        metrics_lib.softmax(logits),
+        summary,
+        config.to_dict(),
+        metrics,
+    )

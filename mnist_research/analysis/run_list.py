@@ -8,8 +8,17 @@ from mnist_research.analysis.run_records import Listing, RunRecord, find_runs
 
 __all__ = ["Listing", "find_runs", "row", "rows", "to_text"]
 
-COLUMNS = ("name", "experiment", "model", "dataset", "epochs", "status", "best val acc",
-           "test acc", "device")
+COLUMNS = (
+    "name",
+    "experiment",
+    "model",
+    "dataset",
+    "epochs",
+    "status",
+    "best val acc",
+    "test acc",
+    "device",
+)
 
 
 def _percent(value: float | None) -> str:
@@ -26,14 +35,20 @@ def row(record: RunRecord) -> dict[str, Any]:
         status = "unfinished" if record.epochs_done else "not started"
     test = metrics.get("test_accuracy")
     kind, device = metrics.get("device_kind"), metrics.get("device_name")
-    return {"name": record.name, "path": record.path, "experiment": config.get("experiment"),
-            "model": config.get("model", {}).get("family"),
-            "dataset": config.get("data", {}).get("dataset"),
-            "epochs_done": record.epochs_done, "epochs_planned": planned,
-            "finished": record.finished, "status": status,
-            "best_val_accuracy": record.best_val_accuracy,
-            "test_accuracy": float(test) if isinstance(test, (int, float)) else None,
-            "device": f"{str(kind).upper()} ({device})" if kind and device else None}
+    return {
+        "name": record.name,
+        "path": record.path,
+        "experiment": config.get("experiment"),
+        "model": config.get("model", {}).get("family"),
+        "dataset": config.get("data", {}).get("dataset"),
+        "epochs_done": record.epochs_done,
+        "epochs_planned": planned,
+        "finished": record.finished,
+        "status": status,
+        "best_val_accuracy": record.best_val_accuracy,
+        "test_accuracy": float(test) if isinstance(test, (int, float)) else None,
+        "device": f"{str(kind).upper()} ({device})" if kind and device else None,
+    }
 
 
 def rows(records: list[RunRecord]) -> list[dict[str, Any]]:
@@ -42,11 +57,22 @@ def rows(records: list[RunRecord]) -> list[dict[str, Any]]:
 
 def to_text(table: list[dict[str, Any]]) -> str:
     """A fixed-width table with a header line, one line per run."""
-    cells = [[r["name"], str(r["experiment"]), str(r["model"]), str(r["dataset"]),
-              f"{r['epochs_done']}/{r['epochs_planned']}", r["status"],
-              _percent(r["best_val_accuracy"]), _percent(r["test_accuracy"]),
-              r["device"] or "-"] for r in table]
+    cells = [
+        [
+            r["name"],
+            str(r["experiment"]),
+            str(r["model"]),
+            str(r["dataset"]),
+            f"{r['epochs_done']}/{r['epochs_planned']}",
+            r["status"],
+            _percent(r["best_val_accuracy"]),
+            _percent(r["test_accuracy"]),
+            r["device"] or "-",
+        ]
+        for r in table
+    ]
     widths = [max(len(c) for c in column) for column in zip(COLUMNS, *cells)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip()
-             for line in (COLUMNS, *cells)]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in (COLUMNS, *cells)
+    ]
     return "\n".join(lines)

@@ -54,8 +54,11 @@ class RunRecord:
     def best_val_accuracy(self) -> float | None:
         best = self.metrics.get("best_val_accuracy")
         values = self.history.get("val_accuracy") or []
-        return float(best) if isinstance(best, (int, float)) else (
-            float(max(values)) if values else None)
+        return (
+            float(best)
+            if isinstance(best, (int, float))
+            else (float(max(values)) if values else None)
+        )
 
     @property
     def started(self) -> float:
@@ -72,16 +75,21 @@ def read_run(run_dir: str, name: str | None = None) -> RunRecord:
     """
     config = records.load_config(run_dir)
     if config is None:
-        raise RunDirError(f"{os.path.join(run_dir, layout.CONFIG_FILE)}: not found; "
-                          f"is {run_dir} a run directory?")
+        raise RunDirError(
+            f"{os.path.join(run_dir, layout.CONFIG_FILE)}: not found; is {run_dir} a run directory?"
+        )
     finished = records.finished_metrics(run_dir)
     if finished is None:
         metrics = read_json(os.path.join(run_dir, layout.METRICS_FILE)) or {}
         if not isinstance(metrics, dict):
             raise RunDirError(f"{run_dir}: metrics.json is not a JSON object")
-    return RunRecord(run_dir, name or os.path.basename(os.path.normpath(run_dir)),
-                     config.to_dict(), finished if finished is not None else metrics,
-                     finished is not None)
+    return RunRecord(
+        run_dir,
+        name or os.path.basename(os.path.normpath(run_dir)),
+        config.to_dict(),
+        finished if finished is not None else metrics,
+        finished is not None,
+    )
 
 
 def read_finished_run(run_dir: str) -> RunRecord:
@@ -114,11 +122,15 @@ class Listing:
         """One line about what is not listed, or ``None`` when everything was a run."""
         parts = []
         if self.damaged:
-            parts.append(f"{len(self.damaged)} damaged ({'; '.join(self.damaged[:3])}"
-                         f"{'; ...' if len(self.damaged) > 3 else ''})")
+            parts.append(
+                f"{len(self.damaged)} damaged ({'; '.join(self.damaged[:3])}"
+                f"{'; ...' if len(self.damaged) > 3 else ''})"
+            )
         if self.foreign:
-            parts.append(f"{len(self.foreign)} not runs ({', '.join(self.foreign[:5])}"
-                         f"{', ...' if len(self.foreign) > 5 else ''})")
+            parts.append(
+                f"{len(self.foreign)} not runs ({', '.join(self.foreign[:5])}"
+                f"{', ...' if len(self.foreign) > 5 else ''})"
+            )
         return f"skipped: {', '.join(parts)}" if parts else None
 
 
@@ -133,8 +145,9 @@ def find_runs(logdir: str, depth: int = 2) -> Listing:
       RunDirError: ``logdir`` is not a readable folder.
     """
     if not os.path.isdir(logdir):
-        raise RunDirError(f"{logdir}: no such folder (--logdir names the folder that holds "
-                          f"the run dirs)")
+        raise RunDirError(
+            f"{logdir}: no such folder (--logdir names the folder that holds the run dirs)"
+        )
     listing = Listing([], [], [])
     _scan(logdir, "", depth, listing)
     listing.runs.sort(key=lambda r: (_started_or_zero(r), r.name))
@@ -172,8 +185,11 @@ def _scan(root: str, relative: str, depth: int, listing: Listing) -> bool:
 
 def _reason(error: BaseException) -> str:
     path, reason = getattr(error, "path", None), getattr(error, "reason", None)
-    text = f"{os.path.basename(path)} {reason}" if path and reason else (
-        str(error) or type(error).__name__)
+    text = (
+        f"{os.path.basename(path)} {reason}"
+        if path and reason
+        else (str(error) or type(error).__name__)
+    )
     return text.splitlines()[0][:120]
 
 
@@ -196,8 +212,10 @@ def latest_finished(logdir: str) -> str:
         return os.path.getmtime(os.path.join(record.path, layout.METRICS_FILE))
 
     if not finished:
-        raise RunDirError(f"--run_dir={LATEST}: no finished run under {logdir} "
-                          f"(python -m mnist_research.runs --logdir={logdir} lists them)")
+        raise RunDirError(
+            f"--run_dir={LATEST}: no finished run under {logdir} "
+            f"(python -m mnist_research.runs --logdir={logdir} lists them)"
+        )
     return max(finished, key=written).path
 
 

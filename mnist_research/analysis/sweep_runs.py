@@ -54,8 +54,9 @@ def _stop_child(process: subprocess.Popen, signum: int) -> None:
     process.wait()
 
 
-def run_one(flagfile: str, seed: int, run_dir: str, data_dir: str | None,
-            extra: list[str]) -> dict[str, Any]:
+def run_one(
+    flagfile: str, seed: int, run_dir: str, data_dir: str | None, extra: list[str]
+) -> dict[str, Any]:
     """Trains (or reuses a finished) run; returns its final metrics with the seed added.
 
     An interrupted run is resumed: the training command resumes any run dir.
@@ -71,20 +72,29 @@ def run_one(flagfile: str, seed: int, run_dir: str, data_dir: str | None,
             logging.info("Reusing finished run %s (same settings)", run_dir)
             return {**metrics, "seed": seed}
         if any(not d.startswith("train.epochs:") for d in diffs):
-            raise MnistResearchError(f"{run_dir} finished with other settings "
-                                     f"({'; '.join(diffs)}); its results are not this sweep's. "
-                                     f"Use another --output, or delete that run")
+            raise MnistResearchError(
+                f"{run_dir} finished with other settings "
+                f"({'; '.join(diffs)}); its results are not this sweep's. "
+                f"Use another --output, or delete that run"
+            )
         # Only --epochs differs: the training command extends the run (or refuses fewer).
-    command = [sys.executable, "-m", "mnist_research.train", f"--flagfile={flagfile}",
-               f"--seed={seed}", f"--run_dir={run_dir}"]
+    command = [
+        sys.executable,
+        "-m",
+        "mnist_research.train",
+        f"--flagfile={flagfile}",
+        f"--seed={seed}",
+        f"--run_dir={run_dir}",
+    ]
     if data_dir:
         command.append(f"--data_dir={data_dir}")
     command += extra
     logging.info("Running %s", " ".join(command))
     # The user's environment, not this process's TF_CPP_MIN_LOG_LEVEL: the run quiets
     # TensorFlow itself from its --verbosity (the sweep passes its own in ``extra``).
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,
-                               env=logs.child_environment())
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, text=True, env=logs.child_environment()
+    )
     try:
         process.communicate()
     except interrupts.Interrupted as e:
@@ -92,16 +102,18 @@ def run_one(flagfile: str, seed: int, run_dir: str, data_dir: str | None,
         raise SweepStopped(e.signum, run_dir, process.returncode) from None
     result = process
     if result.returncode != 0:
-        raise MnistResearchError(f"{run_dir}: training failed (exit {result.returncode}); "
-                                 f"rerun the sweep to resume")
+        raise MnistResearchError(
+            f"{run_dir}: training failed (exit {result.returncode}); rerun the sweep to resume"
+        )
     metrics = records.finished_metrics(run_dir)
     if metrics is None:
         raise MnistResearchError(f"{run_dir}: training exited 0 but left no final metrics.json")
     return {**metrics, "seed": seed}
 
 
-def _command_config(flagfile: str, seed: int, data_dir: str | None,
-                    extra: list[str]) -> ExperimentConfig:
+def _command_config(
+    flagfile: str, seed: int, data_dir: str | None, extra: list[str]
+) -> ExperimentConfig:
     """The settings the training command of one run would resolve (its flags parsed here)."""
     fv = flags.FlagValues()
     experiment_flags.define_experiment_flags(fv)
@@ -126,9 +138,14 @@ def _setting_differences(run_dir: str, wanted: ExperimentConfig) -> list[str]:
     return differences(old, new)
 
 
-def run_sweep(experiments: list[str], seeds: list[int], experiments_dir: str, output: str,
-              data_dir: str | None = None, extra: list[str] | None = None
-              ) -> dict[str, list[dict[str, Any]]]:
+def run_sweep(
+    experiments: list[str],
+    seeds: list[int],
+    experiments_dir: str,
+    output: str,
+    data_dir: str | None = None,
+    extra: list[str] | None = None,
+) -> dict[str, list[dict[str, Any]]]:
     """Every (experiment, seed) run into ``OUTPUT/<experiment>-seed<S>``.
 
     All flagfiles are checked before the first run starts.
@@ -137,7 +154,16 @@ def run_sweep(experiments: list[str], seeds: list[int], experiments_dir: str, ou
       Experiment → the final metrics of its runs, one per seed.
     """
     flagfiles = {name: flagfile_path(experiments_dir, name) for name in experiments}
-    return {name: [run_one(flagfiles[name], seed,
-                           os.path.join(output, f"{name}-seed{seed}"), data_dir, extra or [])
-                   for seed in seeds]
-            for name in experiments}
+    return {
+        name: [
+            run_one(
+                flagfiles[name],
+                seed,
+                os.path.join(output, f"{name}-seed{seed}"),
+                data_dir,
+                extra or [],
+            )
+            for seed in seeds
+        ]
+        for name in experiments
+    }

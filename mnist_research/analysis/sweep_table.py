@@ -24,18 +24,25 @@ def aggregate(runs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """
     rows = []
     for experiment, metrics in runs.items():
-        row: dict[str, Any] = {"experiment": experiment, "runs": len(metrics),
-                               "seeds": ",".join(str(m.get("seed", "?")) for m in metrics)}
+        row: dict[str, Any] = {
+            "experiment": experiment,
+            "runs": len(metrics),
+            "seeds": ",".join(str(m.get("seed", "?")) for m in metrics),
+        }
         for column in COLUMNS:
             values = np.array([float(m[column]) for m in metrics])
             row[f"{column}_mean"] = float(values.mean())
             row[f"{column}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
             row[f"{column}_min"] = float(values.min())
             row[f"{column}_max"] = float(values.max())
-        per_epoch = [float(m["train_seconds"]) / m["epochs_completed"]
-                     for m in metrics if m.get("epochs_completed")]
-        row["epoch_seconds_mean"] = (float(np.mean(per_epoch)) if len(per_epoch) == len(metrics)
-                                     else float("nan"))
+        per_epoch = [
+            float(m["train_seconds"]) / m["epochs_completed"]
+            for m in metrics
+            if m.get("epochs_completed")
+        ]
+        row["epoch_seconds_mean"] = (
+            float(np.mean(per_epoch)) if len(per_epoch) == len(metrics) else float("nan")
+        )
         rows.append(row)
     _add_differences(rows, runs)
     return rows
@@ -74,19 +81,30 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 def to_markdown(rows: list[dict[str, Any]]) -> str:
     """A Markdown table: accuracy in %, loss, and training seconds, mean ± std [min–max],
     and each experiment's accuracy difference from the first one with Welch's t."""
-    lines = [f"| experiment | runs | test accuracy (%) | Δ vs {rows[0]['experiment']} "
-             f"(Welch t) | test loss | training time (s) | s/epoch |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"| experiment | runs | test accuracy (%) | Δ vs {rows[0]['experiment']} "
+        f"(Welch t) | test loss | training time (s) | s/epoch |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        acc = (f"{100 * r['test_accuracy_mean']:.2f} ± {100 * r['test_accuracy_std']:.2f} "
-               f"[{100 * r['test_accuracy_min']:.2f}–{100 * r['test_accuracy_max']:.2f}]")
-        loss = (f"{r['test_loss_mean']:.4f} ± {r['test_loss_std']:.4f} "
-                f"[{r['test_loss_min']:.4f}–{r['test_loss_max']:.4f}]")
+        acc = (
+            f"{100 * r['test_accuracy_mean']:.2f} ± {100 * r['test_accuracy_std']:.2f} "
+            f"[{100 * r['test_accuracy_min']:.2f}–{100 * r['test_accuracy_max']:.2f}]"
+        )
+        loss = (
+            f"{r['test_loss_mean']:.4f} ± {r['test_loss_std']:.4f} "
+            f"[{r['test_loss_min']:.4f}–{r['test_loss_max']:.4f}]"
+        )
         seconds = f"{r['train_seconds_mean']:.1f} ± {r['train_seconds_std']:.1f}"
-        diff = ("–" if r is rows[0] else
-                f"{100 * r['test_accuracy_diff']:+.2f} ({r['test_accuracy_welch_t']:+.1f})")
-        lines.append(f"| {r['experiment']} | {r['runs']} | {acc} | {diff} | {loss} "
-                     f"| {seconds} | {r['epoch_seconds_mean']:.1f} |")
+        diff = (
+            "–"
+            if r is rows[0]
+            else f"{100 * r['test_accuracy_diff']:+.2f} ({r['test_accuracy_welch_t']:+.1f})"
+        )
+        lines.append(
+            f"| {r['experiment']} | {r['runs']} | {acc} | {diff} | {loss} "
+            f"| {seconds} | {r['epoch_seconds_mean']:.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -94,17 +112,36 @@ def plot(rows: list[dict[str, Any]], runs: dict[str, list[dict]], path: str) -> 
     """Per-experiment test accuracy: each seed a dot on its experiment's tick, the mean a
     line across it and ±1 std a band around the mean."""
     from mnist_research.analysis import figures as reports
+
     plt = reports.plt
     fig, ax = plt.subplots(figsize=(max(6.0, 1.8 * len(rows)), 5))
     for i, r in enumerate(rows):
         mean, std = 100 * r["test_accuracy_mean"], 100 * r["test_accuracy_std"]
-        ax.fill_between([i - 0.25, i + 0.25], mean - std, mean + std, color="C0", alpha=0.2,
-                        linewidth=0, label="± 1 std" if i == 0 else None)
-        ax.plot([i - 0.25, i + 0.25], [mean, mean], color="C0", linewidth=2.5,
-                label="mean" if i == 0 else None)
+        ax.fill_between(
+            [i - 0.25, i + 0.25],
+            mean - std,
+            mean + std,
+            color="C0",
+            alpha=0.2,
+            linewidth=0,
+            label="± 1 std" if i == 0 else None,
+        )
+        ax.plot(
+            [i - 0.25, i + 0.25],
+            [mean, mean],
+            color="C0",
+            linewidth=2.5,
+            label="mean" if i == 0 else None,
+        )
         seeds = [100 * float(m["test_accuracy"]) for m in runs[r["experiment"]]]
-        ax.scatter(i + _tie_offsets(seeds), seeds, s=30, color="0.2", zorder=3,
-                   label="one seed" if i == 0 else None)
+        ax.scatter(
+            i + _tie_offsets(seeds),
+            seeds,
+            s=30,
+            color="0.2",
+            zorder=3,
+            label="one seed" if i == 0 else None,
+        )
     ax.set_xticks(np.arange(len(rows)), [r["experiment"] for r in rows])
     ax.set_xlim(-0.6, len(rows) - 0.4)
     ax.margins(y=0.15)
@@ -126,9 +163,11 @@ def _tie_offsets(values: list[float], step: float = 0.07) -> np.ndarray:
 def write(output: str, runs: dict[str, list[dict]]) -> dict[str, str]:
     """Writes ``results.md``, ``results.csv`` and ``sweep.png`` under ``output``."""
     rows = aggregate(runs)
-    paths = {"markdown": os.path.join(output, "results.md"),
-             "csv": os.path.join(output, "results.csv"),
-             "figure": os.path.join(output, "sweep.png")}
+    paths = {
+        "markdown": os.path.join(output, "results.md"),
+        "csv": os.path.join(output, "results.csv"),
+        "figure": os.path.join(output, "sweep.png"),
+    }
     files.atomic_write_text(paths["markdown"], to_markdown(rows))
     files.atomic_write_text(paths["csv"], to_csv(rows))
     plot(rows, runs, paths["figure"])

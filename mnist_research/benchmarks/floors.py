@@ -42,9 +42,16 @@ def _raw_model(hidden_units, seed):
     return kernels, gammas, betas, bias
 
 
-def raw_floor_seconds(x_train, y_train, epochs: int, jit_compile: bool,
-                      hidden_units=(256, 128, 64), rates=(0.3, 0.3, 0.2), batch: int = 128,
-                      steps_per_call: int = 50) -> list[float]:
+def raw_floor_seconds(
+    x_train,
+    y_train,
+    epochs: int,
+    jit_compile: bool,
+    hidden_units=(256, 128, 64),
+    rates=(0.3, 0.3, 0.2),
+    batch: int = 128,
+    steps_per_call: int = 50,
+) -> list[float]:
     """Seconds per epoch of the raw-TF step (after one warm-up epoch)."""
     import tensorflow as tf
 
@@ -65,12 +72,12 @@ def raw_floor_seconds(x_train, y_train, epochs: int, jit_compile: bool,
             for i, rate in enumerate(rates):
                 h = h @ kernels[i]
                 mean, var = tf.nn.moments(h, [0])
-                h = tf.nn.relu(tf.nn.batch_normalization(h, mean, var, betas[i], gammas[i],
-                                                         1e-3))
+                h = tf.nn.relu(tf.nn.batch_normalization(h, mean, var, betas[i], gammas[i], 1e-3))
                 keep = tf.random.stateless_uniform(tf.shape(h), seed + i, alg="philox") >= rate
                 h = tf.where(keep, h / (1.0 - rate), 0.0)
-            loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(
-                yb, h @ kernels[-1] + bias))
+            loss = tf.reduce_mean(
+                tf.nn.softmax_cross_entropy_with_logits(yb, h @ kernels[-1] + bias)
+            )
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
 
     compiled = tf.function(step, jit_compile=True) if jit_compile else step
@@ -82,11 +89,13 @@ def raw_floor_seconds(x_train, y_train, epochs: int, jit_compile: bool,
 
     def epoch(number):
         order = np.random.default_rng([0, number]).permutation(len(x_train))
-        indices = order[:steps * batch].reshape(steps, batch).astype(np.int32)
+        indices = order[: steps * batch].reshape(steps, batch).astype(np.int32)
         start = time.perf_counter()
         for s in range(0, steps, steps_per_call):
-            run_steps(tf.constant(indices[s:s + steps_per_call]),
-                      tf.constant(number * steps + s, tf.int64))
+            run_steps(
+                tf.constant(indices[s : s + steps_per_call]),
+                tf.constant(number * steps + s, tf.int64),
+            )
         float(bias[0])  # Waits for the last step.
         return time.perf_counter() - start
 

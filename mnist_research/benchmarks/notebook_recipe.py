@@ -32,12 +32,19 @@ def build_model():
 
     layers = [tf.keras.Input((784,))]
     for units, rate in ((256, 0.3), (128, 0.3), (64, 0.2)):
-        layers += [tf.keras.layers.Dense(units), tf.keras.layers.BatchNormalization(),
-                   tf.keras.layers.Activation("relu"), tf.keras.layers.Dropout(rate)]
+        layers += [
+            tf.keras.layers.Dense(units),
+            tf.keras.layers.BatchNormalization(),
+            tf.keras.layers.Activation("relu"),
+            tf.keras.layers.Dropout(rate),
+        ]
     layers.append(tf.keras.layers.Dense(10, activation="softmax"))
     model = tf.keras.Sequential(layers)
-    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3), loss="categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(1e-3),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     return model
 
 
@@ -71,8 +78,15 @@ def epoch_timer():
 def fit(x_train, y_train, epochs: int, timer=None):
     """The original notebook's ``model.fit``: NumPy arrays, ``validation_split=0.2``, batch 128."""
     model = build_model()
-    history = model.fit(x_train, y_train, validation_split=0.2, epochs=epochs, batch_size=128,
-                        verbose=0, callbacks=[timer] if timer is not None else [])
+    history = model.fit(
+        x_train,
+        y_train,
+        validation_split=0.2,
+        epochs=epochs,
+        batch_size=128,
+        verbose=0,
+        callbacks=[timer] if timer is not None else [],
+    )
     return model, history
 
 
@@ -111,9 +125,11 @@ def main(argv: list[str]) -> int:
 
     with np.load(os.path.join(data_dir, "mnist.npz"), allow_pickle=False) as data:
         arrays = {k: data[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-    print(f"train {arrays['x_train'].shape}, test {arrays['x_test'].shape}, values "
-          f"{arrays['x_train'].min()}-{arrays['x_train'].max()}, classes "
-          f"{np.bincount(arrays['y_train']).tolist()}")
+    print(
+        f"train {arrays['x_train'].shape}, test {arrays['x_test'].shape}, values "
+        f"{arrays['x_train'].min()}-{arrays['x_train'].max()}, classes "
+        f"{np.bincount(arrays['y_train']).tolist()}"
+    )
     x_train, y_train = preprocess(arrays["x_train"], arrays["y_train"])
     x_test, y_test = preprocess(arrays["x_test"], arrays["y_test"])
     timer = epoch_timer()
@@ -123,10 +139,16 @@ def main(argv: list[str]) -> int:
     os.makedirs(output_dir, exist_ok=True)
     _plots(history.history, x_test, y_test, model.predict(x_test[:5], verbose=0), output_dir)
     with open(os.path.join(output_dir, "notebook_recipe.json"), "w") as f:
-        json.dump({"epoch_seconds": timer.seconds, "test_accuracy": float(test_accuracy),
-                   "test_loss": float(test_loss),
-                   "history": {k: [float(v) for v in vs]
-                               for k, vs in history.history.items()}}, f, indent=2)
+        json.dump(
+            {
+                "epoch_seconds": timer.seconds,
+                "test_accuracy": float(test_accuracy),
+                "test_loss": float(test_loss),
+                "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+            },
+            f,
+            indent=2,
+        )
     return 0
 
 

@@ -27,8 +27,7 @@ import time
 import numpy as np
 
 RUNNERS = ("project", "torch", "jax")
-REQUIREMENTS = {"project": ("tensorflow",), "torch": ("torch",),
-                "jax": ("jax", "optax")}
+REQUIREMENTS = {"project": ("tensorflow",), "torch": ("torch",), "jax": ("jax", "optax")}
 HIDDEN, RATES, BATCH, SEED = (256, 128, 64), (0.3, 0.3, 0.2), 128, 42
 EVAL_BATCH = 2000  # Every side evaluates 2,000 images per batch, as the project does.
 
@@ -53,8 +52,12 @@ def _floats(images):
 
 
 def _result(epoch_seconds, total, val_accuracy, test_accuracy):
-    return {"epoch_seconds": epoch_seconds, "total_seconds": total,
-            "val_accuracy": val_accuracy, "test_accuracy": test_accuracy}
+    return {
+        "epoch_seconds": epoch_seconds,
+        "total_seconds": total,
+        "val_accuracy": val_accuracy,
+        "test_accuracy": test_accuracy,
+    }
 
 
 def run_project(data_dir: str, epochs: int) -> dict:
@@ -99,8 +102,12 @@ def run_torch(data_dir: str, epochs: int) -> dict:
     start = time.perf_counter()
     layers, width = [], 784
     for units, rate in zip(HIDDEN, RATES):
-        layers += [nn.Linear(width, units, bias=False),
-                   nn.BatchNorm1d(units, eps=1e-3, momentum=0.01), nn.ReLU(), nn.Dropout(rate)]
+        layers += [
+            nn.Linear(width, units, bias=False),
+            nn.BatchNorm1d(units, eps=1e-3, momentum=0.01),
+            nn.ReLU(),
+            nn.Dropout(rate),
+        ]
         width = units
     model = nn.Sequential(*layers, nn.Linear(width, 10))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
@@ -109,9 +116,14 @@ def run_torch(data_dir: str, epochs: int) -> dict:
     def accuracy(images, labels):
         model.eval()
         with torch.no_grad():
-            correct = sum(int((model(images[i:i + EVAL_BATCH]).argmax(1)
-                               == labels[i:i + EVAL_BATCH]).sum())
-                          for i in range(0, len(images), EVAL_BATCH))
+            correct = sum(
+                int(
+                    (
+                        model(images[i : i + EVAL_BATCH]).argmax(1) == labels[i : i + EVAL_BATCH]
+                    ).sum()
+                )
+                for i in range(0, len(images), EVAL_BATCH)
+            )
         return correct / len(images)
 
     seconds, val = [], []
@@ -120,7 +132,7 @@ def run_torch(data_dir: str, epochs: int) -> dict:
         model.train()
         order = torch.from_numpy(np.random.default_rng([SEED, epoch]).permutation(len(x)))
         for i in range(len(x) // BATCH):
-            index = order[i * BATCH:(i + 1) * BATCH]
+            index = order[i * BATCH : (i + 1) * BATCH]
             optimizer.zero_grad(set_to_none=True)
             loss_fn(model(x[index]), y[index]).backward()
             optimizer.step()
@@ -139,8 +151,9 @@ def _jax_functions(jax, jnp, optax, optimizer):
             h = h @ params["kernels"][i]
             if key is not None:  # Training: batch statistics, moving averages, dropout.
                 mean, var = h.mean(0), h.var(0)
-                new_stats.append((0.99 * stats[i][0] + 0.01 * mean,
-                                  0.99 * stats[i][1] + 0.01 * var))
+                new_stats.append(
+                    (0.99 * stats[i][0] + 0.01 * mean, 0.99 * stats[i][1] + 0.01 * var)
+                )
             else:
                 mean, var = stats[i]
             h = (h - mean) * jax.lax.rsqrt(var + 1e-3) * params["gammas"][i] + params["betas"][i]
@@ -178,9 +191,13 @@ def run_jax(data_dir: str, epochs: int) -> dict:
     glorot = jax.nn.initializers.glorot_uniform()
     dims = (784, *HIDDEN)
     keys = jax.random.split(key, len(HIDDEN) + 2)
-    params = {"kernels": [glorot(keys[i], (dims[i], dims[i + 1])) for i in range(len(HIDDEN))],
-              "gammas": [jnp.ones(u) for u in HIDDEN], "betas": [jnp.zeros(u) for u in HIDDEN],
-              "head": glorot(keys[-2], (HIDDEN[-1], 10)), "bias": jnp.zeros(10)}
+    params = {
+        "kernels": [glorot(keys[i], (dims[i], dims[i + 1])) for i in range(len(HIDDEN))],
+        "gammas": [jnp.ones(u) for u in HIDDEN],
+        "betas": [jnp.zeros(u) for u in HIDDEN],
+        "head": glorot(keys[-2], (HIDDEN[-1], 10)),
+        "bias": jnp.zeros(10),
+    }
     stats = [(jnp.zeros(u), jnp.ones(u)) for u in HIDDEN]
     optimizer = optax.adam(1e-3, eps=1e-7)
     opt_state = optimizer.init(params)
@@ -188,9 +205,15 @@ def run_jax(data_dir: str, epochs: int) -> dict:
 
     def accuracy(imgs, lbls):
         floats = _floats(imgs)
-        correct = sum(int((np.asarray(logits(params, stats, floats[i:i + EVAL_BATCH])).argmax(1)
-                           == lbls[i:i + EVAL_BATCH]).sum())
-                      for i in range(0, len(floats), EVAL_BATCH))
+        correct = sum(
+            int(
+                (
+                    np.asarray(logits(params, stats, floats[i : i + EVAL_BATCH])).argmax(1)
+                    == lbls[i : i + EVAL_BATCH]
+                ).sum()
+            )
+            for i in range(0, len(floats), EVAL_BATCH)
+        )
         return correct / len(floats)
 
     seconds, val, step = [], [], 0
@@ -198,9 +221,15 @@ def run_jax(data_dir: str, epochs: int) -> dict:
         epoch_start = time.perf_counter()
         order = np.random.default_rng([SEED, epoch]).permutation(len(x)).astype(np.int32)
         for i in range(len(x) // BATCH):
-            params, stats, opt_state = train_step(params, stats, opt_state, images, labels,
-                                                  order[i * BATCH:(i + 1) * BATCH],
-                                                  jax.random.fold_in(keys[-1], step))
+            params, stats, opt_state = train_step(
+                params,
+                stats,
+                opt_state,
+                images,
+                labels,
+                order[i * BATCH : (i + 1) * BATCH],
+                jax.random.fold_in(keys[-1], step),
+            )
             step += 1
         val.append(accuracy(xv, yv))
         seconds.append(time.perf_counter() - epoch_start)
@@ -210,8 +239,7 @@ def run_jax(data_dir: str, epochs: int) -> dict:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 5 or argv[1] not in RUNNERS:
-        print(f"usage: {argv[0]} {{{','.join(RUNNERS)}}} DATA_DIR EPOCHS OUT.json",
-              file=sys.stderr)
+        print(f"usage: {argv[0]} {{{','.join(RUNNERS)}}} DATA_DIR EPOCHS OUT.json", file=sys.stderr)
         return 2
     runner, data_dir, epochs, output = argv[1], argv[2], int(argv[3]), argv[4]
     absent = missing(runner)
@@ -219,7 +247,8 @@ def main(argv: list[str]) -> int:
         result = {"skipped": f"{', '.join(absent)} not importable"}
     else:
         result = {"project": run_project, "torch": run_torch, "jax": run_jax}[runner](
-            data_dir, epochs)
+            data_dir, epochs
+        )
     with open(output, "w") as f:
         json.dump(result, f, indent=2)
     return 0

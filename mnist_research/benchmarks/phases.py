@@ -25,9 +25,22 @@ import json  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
 
-PHASES = ("startup", "data", "setup", "first_epoch", "epochs", "validation", "histograms",
-          "checkpoint", "between_other", "test_evaluation", "export", "reports",
-          "finish_other", "exit")
+PHASES = (
+    "startup",
+    "data",
+    "setup",
+    "first_epoch",
+    "epochs",
+    "validation",
+    "histograms",
+    "checkpoint",
+    "between_other",
+    "test_evaluation",
+    "export",
+    "reports",
+    "finish_other",
+    "exit",
+)
 
 
 def process_start() -> float:
@@ -87,24 +100,28 @@ def instrument(timer: PhaseTimer) -> None:
     runner._start_run = timer.wrap("setup", runner._start_run)
     runner.epoch_loop.run_epochs = timer.wrap("run_epochs", epoch_loop.run_epochs)
     epoch_loop.train_epoch = timer.wrap(
-        lambda calls: "epochs" if calls["first_epoch"] else "first_epoch", epoch_loop.train_epoch)
-    checkpoint_state.CheckpointState.save = timer.wrap("checkpoint",
-                                                         checkpoint_state.CheckpointState.save)
-    summaries.Summaries.histograms = timer.wrap("histograms_write",
-                                                summaries.Summaries.histograms)
+        lambda calls: "epochs" if calls["first_epoch"] else "first_epoch", epoch_loop.train_epoch
+    )
+    checkpoint_state.CheckpointState.save = timer.wrap(
+        "checkpoint", checkpoint_state.CheckpointState.save
+    )
+    summaries.Summaries.histograms = timer.wrap("histograms_write", summaries.Summaries.histograms)
     run_outputs.export_model = timer.wrap("export", run_outputs.export_model)
     run_outputs.write_reports = timer.wrap("reports", run_outputs.write_reports)
 
     def timed_factory(factory, phase):
         def make(self, *args, **kwargs):
             return timer.wrap(phase, factory(self, *args, **kwargs))
+
         return make
 
     trainer.Trainer.make_evaluator = timed_factory(
         trainer.Trainer.make_evaluator,
-        lambda calls: "test_evaluation" if calls["finish_started"] else "validation")
-    trainer.Trainer.make_gradient_fn = timed_factory(trainer.Trainer.make_gradient_fn,
-                                                     "histograms_gradients")
+        lambda calls: "test_evaluation" if calls["finish_started"] else "validation",
+    )
+    trainer.Trainer.make_gradient_fn = timed_factory(
+        trainer.Trainer.make_gradient_fn, "histograms_gradients"
+    )
     original_finish = finish.finish_run
 
     def finish_run(run, actions=()):
@@ -120,26 +137,36 @@ def report(timer: PhaseTimer, t0: float, exit_time: float) -> dict:
     epochs_start = timer.first_start.get("run_epochs", exit_time)
     phases = {
         "startup": timer.first_start.get("data", epochs_start) - t0,
-        "data": s["data"], "setup": s["setup"],
-        "first_epoch": s["first_epoch"], "epochs": s["epochs"],
+        "data": s["data"],
+        "setup": s["setup"],
+        "first_epoch": s["first_epoch"],
+        "epochs": s["epochs"],
         "validation": s["validation"],
         "histograms": s["histograms_write"] + s["histograms_gradients"],
         "checkpoint": s["checkpoint"],
-        "test_evaluation": s["test_evaluation"], "export": s["export"], "reports": s["reports"],
+        "test_evaluation": s["test_evaluation"],
+        "export": s["export"],
+        "reports": s["reports"],
     }
     phases["between_other"] = s["run_epochs"] - sum(
-        phases[k] for k in ("first_epoch", "epochs", "validation", "histograms", "checkpoint"))
+        phases[k] for k in ("first_epoch", "epochs", "validation", "histograms", "checkpoint")
+    )
     phases["finish_other"] = s["finish"] - sum(
-        phases[k] for k in ("test_evaluation", "export", "reports"))
+        phases[k] for k in ("test_evaluation", "export", "reports")
+    )
     accounted = sum(phases.values())
     phases["exit"] = exit_time - t0 - accounted  # Between the phases, and interpreter exit.
     whole = exit_time - t0
     outside = whole - phases["first_epoch"] - phases["epochs"]
-    return {"phases": {k: phases[k] for k in PHASES}, "whole_seconds": whole,
-            "outside_epochs_seconds": outside, "outside_epochs_fraction": outside / whole,
-            "epochs_trained": timer.calls["first_epoch"] + timer.calls["epochs"],
-            "imported_at": _IMPORTED - t0,
-            "cpu_seconds": {**dict(timer.cpu_seconds), "process": time.process_time()}}
+    return {
+        "phases": {k: phases[k] for k in PHASES},
+        "whole_seconds": whole,
+        "outside_epochs_seconds": outside,
+        "outside_epochs_fraction": outside / whole,
+        "epochs_trained": timer.calls["first_epoch"] + timer.calls["epochs"],
+        "imported_at": _IMPORTED - t0,
+        "cpu_seconds": {**dict(timer.cpu_seconds), "process": time.process_time()},
+    }
 
 
 def main() -> None:
@@ -154,6 +181,7 @@ def main() -> None:
 
     atexit.register(write)
     from mnist_research import train
+
     train.run()
 
 

@@ -26,8 +26,9 @@ import numpy as np
 RUNNERS = ("project", "project_plain", "identical_fit", "identical_fit_xla", "notebook_fit")
 
 
-def project(data, epochs: int, seed: int, steps_per_loop: int, jit_compile: bool = True
-            ) -> list[float]:
+def project(
+    data, epochs: int, seed: int, steps_per_loop: int, jit_compile: bool = True
+) -> list[float]:
     """Per-epoch seconds (validation included) of the project's trainer."""
     import tensorflow as tf
 
@@ -37,15 +38,19 @@ def project(data, epochs: int, seed: int, steps_per_loop: int, jit_compile: bool
     from mnist_research.training.trainer import Trainer
 
     tf.keras.utils.set_random_seed(seed)
-    config = config_lib.ExperimentConfig(train=config_lib.TrainConfig(
-        seed=seed, steps_per_loop=steps_per_loop, jit_compile=jit_compile))
+    config = config_lib.ExperimentConfig(
+        train=config_lib.TrainConfig(
+            seed=seed, steps_per_loop=steps_per_loop, jit_compile=jit_compile
+        )
+    )
     train_input = pipeline.TrainInput(data.x_train, data.y_train, config.train.batch_size, seed)
     steps = train_input.steps_per_epoch()
     seconds = []
     start = time.perf_counter()
     trainer = Trainer(config, tf.distribute.get_strategy(), steps)
-    validate = trainer.make_evaluator(pipeline.eval_dataset(data.x_val, data.y_val,
-                                                            config.train.eval_batch_size))
+    validate = trainer.make_evaluator(
+        pipeline.eval_dataset(data.x_val, data.y_val, config.train.eval_batch_size)
+    )
     batches = epoch_loop.training_batches(trainer, train_input, 1, epochs, steps)
     for _ in range(epochs):
         epoch_loop.train_epoch(trainer, batches, steps, summaries.Summaries(None), verbose=False)
@@ -69,13 +74,22 @@ def identical_fit(data, epochs: int, seed: int, jit_compile) -> list[float]:
     train_input = pipeline.TrainInput(data.x_train, data.y_train, 128, seed)
     timer = notebook_recipe.epoch_timer()
     model = mlp.MLPClassifier.from_config_object(config_lib.ModelConfig())
-    model.compile(optimizer=FusedAdam(1e-3), loss="categorical_crossentropy",
-                  metrics=["accuracy"], jit_compile=jit_compile)
-    model.fit(train_input.dataset(0).repeat(), epochs=epochs,
-              steps_per_epoch=train_input.steps_per_epoch(),
-              validation_data=pipeline.eval_dataset(data.x_val, data.y_val,
-                                                    config_lib.TrainConfig().eval_batch_size),
-              verbose=0, callbacks=[timer])
+    model.compile(
+        optimizer=FusedAdam(1e-3),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=jit_compile,
+    )
+    model.fit(
+        train_input.dataset(0).repeat(),
+        epochs=epochs,
+        steps_per_epoch=train_input.steps_per_epoch(),
+        validation_data=pipeline.eval_dataset(
+            data.x_val, data.y_val, config_lib.TrainConfig().eval_batch_size
+        ),
+        verbose=0,
+        callbacks=[timer],
+    )
     return timer.seconds
 
 
@@ -97,8 +111,7 @@ def notebook_fit(data, epochs: int, seed: int) -> list[float]:
     return timer.seconds
 
 
-def run(runner: str, data, epochs: int, seed: int = 42, steps_per_loop: int = 50
-        ) -> list[float]:
+def run(runner: str, data, epochs: int, seed: int = 42, steps_per_loop: int = 50) -> list[float]:
     """Per-epoch seconds of one runner (see the module docstring)."""
     if runner in ("project", "project_plain"):
         return project(data, epochs, seed, steps_per_loop, jit_compile=runner == "project")

@@ -55,18 +55,26 @@ def summarize(path: str, steps: int, top: int = 8) -> dict:
             data_threads += micros
         elif thread.startswith("tf_numa") and not name.startswith(("Thunk", "Executor")):
             kernels[name.split(".")[0]] += micros
-    per_step = {"loop": loop / steps, "xla_program": xla / steps,
-                "iterator_get_next": get_next / steps}
-    per_step["loop_other"] = per_step["loop"] - per_step["xla_program"] - per_step[
-        "iterator_get_next"]
+    per_step = {
+        "loop": loop / steps,
+        "xla_program": xla / steps,
+        "iterator_get_next": get_next / steps,
+    }
+    per_step["loop_other"] = (
+        per_step["loop"] - per_step["xla_program"] - per_step["iterator_get_next"]
+    )
     per_step["tf_data_threads_cpu"] = data_threads / steps
-    return {"microseconds_per_step": per_step,
-            "xla_kernels_microseconds_per_step": {
-                name: micros / steps for name, micros in kernels.most_common(top)}}
+    return {
+        "microseconds_per_step": per_step,
+        "xla_kernels_microseconds_per_step": {
+            name: micros / steps for name, micros in kernels.most_common(top)
+        },
+    }
 
 
-def profile(data_dir: str, jit_compile: bool = True, calls: int = 4,
-            steps_per_loop: int = 50) -> dict:
+def profile(
+    data_dir: str, jit_compile: bool = True, calls: int = 4, steps_per_loop: int = 50
+) -> dict:
     """Profiles ``calls`` calls of the project's loop on real data; see :func:`summarize`."""
     import tensorflow as tf
 
@@ -77,8 +85,9 @@ def profile(data_dir: str, jit_compile: bool = True, calls: int = 4,
 
     data_config = config_lib.DataConfig(data_dir=data_dir)
     data = sources.split(sources.load(data_config), data_config)
-    config = config_lib.ExperimentConfig(train=config_lib.TrainConfig(
-        jit_compile=jit_compile, steps_per_loop=steps_per_loop))
+    config = config_lib.ExperimentConfig(
+        train=config_lib.TrainConfig(jit_compile=jit_compile, steps_per_loop=steps_per_loop)
+    )
     strategy = tf.distribute.get_strategy()
     train_input = pipeline.TrainInput(data.x_train, data.y_train, 128, seed=0)
     steps = train_input.steps_per_epoch()

@@ -35,8 +35,12 @@ PARTS = ("steady", "peers", "whole")
 
 def summary(samples: list[float]) -> dict:
     """Median, min, max and the samples."""
-    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples),
-            "samples": list(samples)}
+    return {
+        "median": statistics.median(samples),
+        "min": min(samples),
+        "max": max(samples),
+        "samples": list(samples),
+    }
 
 
 def steady_seconds(epoch_seconds: list[float]) -> float:
@@ -47,10 +51,12 @@ def steady_seconds(epoch_seconds: list[float]) -> float:
 def write_synthetic(folder: str, num_train: int, num_test: int) -> str:
     """Random MNIST-shaped ``mnist.npz`` (timing only, not learnable); returns ``folder``."""
     rng = np.random.default_rng(0)
-    arrays = {"x_train": rng.integers(0, 256, (num_train, 28, 28), dtype=np.uint8),
-              "y_train": (np.arange(num_train) % 10).astype(np.uint8),
-              "x_test": rng.integers(0, 256, (num_test, 28, 28), dtype=np.uint8),
-              "y_test": (np.arange(num_test) % 10).astype(np.uint8)}
+    arrays = {
+        "x_train": rng.integers(0, 256, (num_train, 28, 28), dtype=np.uint8),
+        "y_train": (np.arange(num_train) % 10).astype(np.uint8),
+        "x_test": rng.integers(0, 256, (num_test, 28, 28), dtype=np.uint8),
+        "y_test": (np.arange(num_test) % 10).astype(np.uint8),
+    }
     np.savez(os.path.join(folder, "mnist.npz"), **arrays)
     return folder
 
@@ -60,17 +66,25 @@ def _steady(data, epochs: int, repeats: int, steps_per_loop: int, log: Callable)
     for repeat in range(repeats):
         for runner in steady.RUNNERS:
             runs[runner].append(steady.run(runner, data, epochs, steps_per_loop=steps_per_loop))
-            log(f"steady {repeat + 1}/{repeats} {runner}: "
-                f"{steady_seconds(runs[runner][-1]):.3f} s/epoch")
-    results = {runner: {"epoch_seconds": samples,
-                        "steady_seconds": summary([steady_seconds(s) for s in samples]),
-                        "first_epoch_seconds": summary([s[0] for s in samples]),
-                        "total_seconds": summary([sum(s) for s in samples])}
-               for runner, samples in runs.items()}
+            log(
+                f"steady {repeat + 1}/{repeats} {runner}: "
+                f"{steady_seconds(runs[runner][-1]):.3f} s/epoch"
+            )
+    results = {
+        runner: {
+            "epoch_seconds": samples,
+            "steady_seconds": summary([steady_seconds(s) for s in samples]),
+            "first_epoch_seconds": summary([s[0] for s in samples]),
+            "total_seconds": summary([sum(s) for s in samples]),
+        }
+        for runner, samples in runs.items()
+    }
     project = [steady_seconds(s) for s in runs["project"]]
-    results["speedup"] = {runner: summary([steady_seconds(s) / p for s, p in
-                                           zip(runs[runner], project)])
-                          for runner in steady.RUNNERS if runner != "project"}
+    results["speedup"] = {
+        runner: summary([steady_seconds(s) / p for s, p in zip(runs[runner], project)])
+        for runner in steady.RUNNERS
+        if runner != "project"
+    }
     return results
 
 
@@ -78,11 +92,15 @@ def _floors(data, epochs: int, repeats: int) -> dict:
     from mnist_research.data import pipeline
 
     train_input = pipeline.TrainInput(data.x_train, data.y_train, 128, seed=0)
-    return {"pipeline_seconds": summary(floors.pipeline_seconds(train_input, repeats)),
-            "raw_tf_seconds": summary(floors.raw_floor_seconds(
-                data.x_train, data.y_train, epochs, jit_compile=False)),
-            "raw_tf_xla_seconds": summary(floors.raw_floor_seconds(
-                data.x_train, data.y_train, epochs, jit_compile=True))}
+    return {
+        "pipeline_seconds": summary(floors.pipeline_seconds(train_input, repeats)),
+        "raw_tf_seconds": summary(
+            floors.raw_floor_seconds(data.x_train, data.y_train, epochs, jit_compile=False)
+        ),
+        "raw_tf_xla_seconds": summary(
+            floors.raw_floor_seconds(data.x_train, data.y_train, epochs, jit_compile=True)
+        ),
+    }
 
 
 def _peers(data_dir: str, epochs: int, repeats: int, log: Callable) -> dict:
@@ -91,17 +109,24 @@ def _peers(data_dir: str, epochs: int, repeats: int, log: Callable) -> dict:
         for runner in peers.RUNNERS:
             result = whole.peer(runner, data_dir, epochs)
             runs[runner].append(result)
-            log(f"peers {repeat + 1}/{repeats} {runner}: "
-                + (result["skipped"] if "skipped" in result
-                   else f"{result['total_seconds']:.1f} s, test {result['test_accuracy']:.4f}"))
+            log(
+                f"peers {repeat + 1}/{repeats} {runner}: "
+                + (
+                    result["skipped"]
+                    if "skipped" in result
+                    else f"{result['total_seconds']:.1f} s, test {result['test_accuracy']:.4f}"
+                )
+            )
     results = {}
     for runner, samples in runs.items():
         if any("skipped" in s for s in samples):
             results[runner] = {"skipped": samples[0].get("skipped", "failed")}
             continue
-        results[runner] = {"runs": samples,
-                           "total_seconds": summary([s["total_seconds"] for s in samples]),
-                           "test_accuracy": summary([s["test_accuracy"] for s in samples])}
+        results[runner] = {
+            "runs": samples,
+            "total_seconds": summary([s["total_seconds"] for s in samples]),
+            "test_accuracy": summary([s["test_accuracy"] for s in samples]),
+        }
     return results
 
 
@@ -110,22 +135,37 @@ def _whole(data_dir: str, epochs: int, repeats: int, log: Callable) -> dict:
     for repeat in range(repeats):
         notebook.append(whole.notebook_script(data_dir, epochs))
         train.append(whole.train(data_dir, epochs))
-        log(f"whole {repeat + 1}/{repeats}: notebook script "
+        log(
+            f"whole {repeat + 1}/{repeats}: notebook script "
             f"{notebook[-1]['whole_seconds']:.1f} s, "
-            f"train {train[-1]['whole_seconds']:.1f} s")
+            f"train {train[-1]['whole_seconds']:.1f} s"
+        )
         phases.append(whole.train_phases(data_dir, epochs))
-    return {"notebook_script": {"runs": notebook,
-                                "whole_seconds": summary([s["whole_seconds"] for s in notebook])},
-            "train": {"runs": train,
-                      "whole_seconds": summary([t["whole_seconds"] for t in train]),
-                      "test_accuracy": summary([t["test_accuracy"] for t in train])},
-            "train_vs_notebook": summary([t["whole_seconds"] / s["whole_seconds"]
-                                          for t, s in zip(train, notebook)]),
-            "phases": phases}
+    return {
+        "notebook_script": {
+            "runs": notebook,
+            "whole_seconds": summary([s["whole_seconds"] for s in notebook]),
+        },
+        "train": {
+            "runs": train,
+            "whole_seconds": summary([t["whole_seconds"] for t in train]),
+            "test_accuracy": summary([t["test_accuracy"] for t in train]),
+        },
+        "train_vs_notebook": summary(
+            [t["whole_seconds"] / s["whole_seconds"] for t, s in zip(train, notebook)]
+        ),
+        "phases": phases,
+    }
 
 
-def run(data_dir: str | None, epochs: int, repeats: int, steps_per_loop: int,
-        parts=PARTS, log: Callable = print) -> dict:
+def run(
+    data_dir: str | None,
+    epochs: int,
+    repeats: int,
+    steps_per_loop: int,
+    parts=PARTS,
+    log: Callable = print,
+) -> dict:
     """Runs the ``parts`` and returns every figure (see the module docstring)."""
     import tensorflow as tf
 
@@ -138,11 +178,19 @@ def run(data_dir: str | None, epochs: int, repeats: int, steps_per_loop: int,
         data_config = config_lib.DataConfig(data_dir=source)
         data = sources.split(sources.load(data_config), data_config)
         results = {
-            "data": data_dir or "synthetic", "train_examples": len(data.x_train),
-            "epochs": epochs, "repeats": repeats, "steps_per_loop": steps_per_loop,
-            "machine": {"processor": cpu_name(), "cores": len(os.sched_getaffinity(0)),
-                        "python": platform.python_version(), "tensorflow": tf.__version__,
-                        "load_average_at_start": os.getloadavg()}}
+            "data": data_dir or "synthetic",
+            "train_examples": len(data.x_train),
+            "epochs": epochs,
+            "repeats": repeats,
+            "steps_per_loop": steps_per_loop,
+            "machine": {
+                "processor": cpu_name(),
+                "cores": len(os.sched_getaffinity(0)),
+                "python": platform.python_version(),
+                "tensorflow": tf.__version__,
+                "load_average_at_start": os.getloadavg(),
+            },
+        }
         if "steady" in parts:
             results["steady"] = _steady(data, epochs, repeats, steps_per_loop, log)
             results["floors"] = _floors(data, min(epochs, 3), repeats)

@@ -31,29 +31,40 @@ def _run(args: list[str], env_extra: dict | None = None) -> float:
     """Runs ``python args`` from the repository root; returns its wall seconds."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env_extra or {})}
     start = time.time()
-    result = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True,
-                            text=True)
+    result = subprocess.run(
+        [sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True
+    )
     seconds = time.time() - start
     if result.returncode != 0:
-        raise CommandFailed(f"{' '.join(args[:3])} exited with {result.returncode}: "
-                            f"{result.stderr.strip().splitlines()[-1:] or ''}")
+        raise CommandFailed(
+            f"{' '.join(args[:3])} exited with {result.returncode}: "
+            f"{result.stderr.strip().splitlines()[-1:] or ''}"
+        )
     return seconds
 
 
 def notebook_script(data_dir: str, epochs: int) -> dict:
     """The notebook script's wall seconds and what it wrote (per-epoch seconds, test accuracy)."""
     with tempfile.TemporaryDirectory() as out:
-        seconds = _run(["-m", "mnist_research.benchmarks.notebook_recipe", data_dir, out,
-                        str(epochs)])
+        seconds = _run(
+            ["-m", "mnist_research.benchmarks.notebook_recipe", data_dir, out, str(epochs)]
+        )
         with open(os.path.join(out, "notebook_recipe.json")) as f:
             result = json.load(f)
-    return {"whole_seconds": seconds, "epoch_seconds": result["epoch_seconds"],
-            "test_accuracy": result["test_accuracy"]}
+    return {
+        "whole_seconds": seconds,
+        "epoch_seconds": result["epoch_seconds"],
+        "test_accuracy": result["test_accuracy"],
+    }
 
 
 def _train_flags(data_dir: str, run_dir: str, epochs: int) -> list[str]:
-    return [f"--flagfile={BASELINE}", f"--data_dir={data_dir}", f"--run_dir={run_dir}",
-            f"--epochs={epochs}"]
+    return [
+        f"--flagfile={BASELINE}",
+        f"--data_dir={data_dir}",
+        f"--run_dir={run_dir}",
+        f"--epochs={epochs}",
+    ]
 
 
 def train(data_dir: str, epochs: int) -> dict:
@@ -63,17 +74,26 @@ def train(data_dir: str, epochs: int) -> dict:
         seconds = _run(["-m", "mnist_research.train", *_train_flags(data_dir, run_dir, epochs)])
         with open(os.path.join(run_dir, "metrics.json")) as f:
             metrics = json.load(f)
-    return {"whole_seconds": seconds, "test_accuracy": metrics["test_accuracy"],
-            "epoch_seconds": metrics["history"]["epoch_seconds"]}
+    return {
+        "whole_seconds": seconds,
+        "test_accuracy": metrics["test_accuracy"],
+        "epoch_seconds": metrics["history"]["epoch_seconds"],
+    }
 
 
 def train_phases(data_dir: str, epochs: int) -> dict:
     """The baseline train command with its phases timed (``benchmarks.phases``)."""
     with tempfile.TemporaryDirectory() as parent:
         output = os.path.join(parent, "phases.json")
-        seconds = _run(["-m", "mnist_research.benchmarks.phases", output,
-                        *_train_flags(data_dir, os.path.join(parent, "run"), epochs)],
-                       {"MNIST_BENCHMARK_T0": repr(time.time())})
+        seconds = _run(
+            [
+                "-m",
+                "mnist_research.benchmarks.phases",
+                output,
+                *_train_flags(data_dir, os.path.join(parent, "run"), epochs),
+            ],
+            {"MNIST_BENCHMARK_T0": repr(time.time())},
+        )
         with open(output) as f:
             phases = json.load(f)
     phases["whole_seconds_outside"] = seconds

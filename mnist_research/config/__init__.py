@@ -23,7 +23,21 @@ from mnist_research.config.registry import DATASETS, MODEL_FAMILIES, dataset, mo
 from mnist_research.config.train import LR_SCHEDULES, MAX_SEED, TrainConfig
 
 __all__ = [
-    "CONV_POOLING", "DATASETS", "LR_SCHEDULES", "MAX_CONV_BLOCKS", "MAX_SEED", "MIXED_PRECISION",
-    "MODEL_FAMILIES", "STRATEGIES", "DataConfig", "DistributeConfig", "ExperimentConfig",
-    "ModelConfig", "TrainConfig", "dataset", "differences", "is_device_name", "model_family",
+    "CONV_POOLING",
+    "DATASETS",
+    "LR_SCHEDULES",
+    "MAX_CONV_BLOCKS",
+    "MAX_SEED",
+    "MIXED_PRECISION",
+    "MODEL_FAMILIES",
+    "STRATEGIES",
+    "DataConfig",
+    "DistributeConfig",
+    "ExperimentConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "dataset",
+    "differences",
+    "is_device_name",
+    "model_family",
 ]

@@ -13,8 +13,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 # A TensorFlow device name: [/job:J[/replica:R][/task:T]]/[device:]CPU|GPU|TPU:N.
-_DEVICE = re.compile(r"^(/job:[\w-]+(/replica:\d+)?(/task:\d+)?)?/?(device:)?(cpu|gpu|tpu):\d+$",
-                     re.IGNORECASE)
+_DEVICE = re.compile(
+    r"^(/job:[\w-]+(/replica:\d+)?(/task:\d+)?)?/?(device:)?(cpu|gpu|tpu):\d+$", re.IGNORECASE
+)
 
 
 def is_device_name(name: str | None) -> bool:
@@ -35,7 +36,7 @@ def is_int(value: Any) -> bool:
 
 def fits_int64(value: Any) -> bool:
     """An integer TensorFlow can hold: a wider one fails deep inside a run, not here."""
-    return is_int(value) and -2**63 <= value < 2**63
+    return is_int(value) and -(2**63) <= value < 2**63
 
 
 def is_number(value: Any) -> bool:
@@ -69,16 +70,23 @@ def check_types(obj: Any) -> None:
             ok = value is None or isinstance(value, str)
         elif kind.startswith("tuple["):
             element = is_int if "int" in kind else is_number
-            ok = (isinstance(value, (list, tuple)) and all(element(v) for v in value)
-                  and all(math.isfinite(v) for v in value))
+            ok = (
+                isinstance(value, (list, tuple))
+                and all(element(v) for v in value)
+                and all(math.isfinite(v) for v in value)
+            )
         else:
             ok = True  # nested configs check themselves
-        expected = ("a finite number" if kind == "float" else
-                    kind.replace("tuple[", "a list of ").replace(", ...]", "s"))
+        expected = (
+            "a finite number"
+            if kind == "float"
+            else kind.replace("tuple[", "a list of ").replace(", ...]", "s")
+        )
         check(ok, f"{field.name} must be {expected}, got {value!r}")
         integers = {"int": [value], "tuple[int, ...]": value}.get(kind, [])
-        check(all(fits_int64(v) for v in integers),
-              f"{field.name} must be below 2**63, got {value!r}")
+        check(
+            all(fits_int64(v) for v in integers), f"{field.name} must be below 2**63, got {value!r}"
+        )
 
 
 def check_choice(label: str, value: str, choices: Sequence[str]) -> None:
@@ -117,5 +125,7 @@ def check_rates(obj: Any, name: str) -> None:
 def check_same_length(obj: Any, first: str, second: str) -> None:
     """The sequence fields ``first`` and ``second`` have as many values each."""
     a, b = getattr(obj, first), getattr(obj, second)
-    check(len(a) == len(b), f"{first} ({len(a)} values) and {second} ({len(b)} values) "
-                            f"must have the same length")
+    check(
+        len(a) == len(b),
+        f"{first} ({len(a)} values) and {second} ({len(b)} values) must have the same length",
+    )

@@ -23,17 +23,35 @@ class DistributeConfig:
     """
 
     strategy: str = setting(
-        "auto", "auto: mirrored if GPUs are visible, else default; one_device; mirrored; "
-                "multi_worker (TF_CONFIG).", choices=STRATEGIES, hparam=None, identity=False)
+        "auto",
+        "auto: mirrored if GPUs are visible, else default; one_device; mirrored; "
+        "multi_worker (TF_CONFIG).",
+        choices=STRATEGIES,
+        hparam=None,
+        identity=False,
+    )
     device: str | None = setting(
-        None, "Device for --strategy=one_device (/cpu:0, /gpu:0).", hparam=None, identity=False,
-        valid=(is_device_name, "must name a device such as /cpu:0 or /gpu:1"))
+        None,
+        "Device for --strategy=one_device (/cpu:0, /gpu:0).",
+        hparam=None,
+        identity=False,
+        valid=(is_device_name, "must name a device such as /cpu:0 or /gpu:1"),
+    )
     num_cpu_devices: int = setting(
-        1, "Split the CPU into N logical devices (lets --strategy=mirrored run on a CPU).",
-        minimum=1, maximum=64, hparam=None, identity=False)
-    mixed_precision: str = setting("none", "Keras mixed-precision policy (GPUs).",
-                                   choices=MIXED_PRECISION, hparam="system/precision",
-                                   identity=True)
+        1,
+        "Split the CPU into N logical devices (lets --strategy=mirrored run on a CPU).",
+        minimum=1,
+        maximum=64,
+        hparam=None,
+        identity=False,
+    )
+    mixed_precision: str = setting(
+        "none",
+        "Keras mixed-precision policy (GPUs).",
+        choices=MIXED_PRECISION,
+        hparam="system/precision",
+        identity=True,
+    )
 
     def __post_init__(self):
         check_declared(self)

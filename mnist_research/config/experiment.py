@@ -12,26 +12,36 @@ from mnist_research.config.fields import declared_fields, setting
 from mnist_research.config.model import ModelConfig
 from mnist_research.config.train import TrainConfig
 
-_SECTIONS = (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig),
-             ("distribute", DistributeConfig))
+_SECTIONS = (
+    ("data", DataConfig),
+    ("model", ModelConfig),
+    ("train", TrainConfig),
+    ("distribute", DistributeConfig),
+)
 
 
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
     """Everything one training run needs."""
 
-    experiment: str = setting("baseline", "Experiment name (used in run dir names).",
-                              hparam="experiment/name",
-                              identity=False)
+    experiment: str = setting(
+        "baseline",
+        "Experiment name (used in run dir names).",
+        hparam="experiment/name",
+        identity=False,
+    )
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     distribute: DistributeConfig = dataclasses.field(default_factory=DistributeConfig)
 
     def __post_init__(self):
-        check(isinstance(self.experiment, str) and bool(self.experiment)
-              and "/" not in self.experiment,
-              f"experiment must be a non-empty name without '/', got {self.experiment!r}")
+        check(
+            isinstance(self.experiment, str)
+            and bool(self.experiment)
+            and "/" not in self.experiment,
+            f"experiment must be a non-empty name without '/', got {self.experiment!r}",
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly nested dict (tuples become lists)."""
@@ -76,9 +86,14 @@ class ExperimentConfig:
         loop, the evaluation batch, when to stop, which epoch to export and the
         device placement may differ.
         """
-        return {name: {field.name: getattr(section, field.name)
-                       for field, declared in declared_fields(section) if declared.identity}
-                for name, section in self.sections().items()}
+        return {
+            name: {
+                field.name: getattr(section, field.name)
+                for field, declared in declared_fields(section)
+                if declared.identity
+            }
+            for name, section in self.sections().items()
+        }
 
 
 def differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:

@@ -63,10 +63,16 @@ class Declaration:
 
     def bounds_text(self) -> str:
         """``in [0, 1)``, ``>= 1``, ``> 0``… or ``""`` when unbounded."""
-        low = ("[", self.minimum) if self.minimum is not None else (
-            ("(", self.above) if self.above is not None else None)
-        high = ("]", self.maximum) if self.maximum is not None else (
-            (")", self.below) if self.below is not None else None)
+        low = (
+            ("[", self.minimum)
+            if self.minimum is not None
+            else (("(", self.above) if self.above is not None else None)
+        )
+        high = (
+            ("]", self.maximum)
+            if self.maximum is not None
+            else ((")", self.below) if self.below is not None else None)
+        )
         if low and high:
             return f"in {low[0]}{_num(low[1])}, {_num(high[1])}{high[0]}"
         if low:
@@ -77,21 +83,34 @@ class Declaration:
 
     def within(self, value: float) -> bool:
         """Whether ``value`` satisfies the bounds."""
-        return ((self.minimum is None or value >= self.minimum)
-                and (self.maximum is None or value <= self.maximum)
-                and (self.above is None or value > self.above)
-                and (self.below is None or value < self.below))
+        return (
+            (self.minimum is None or value >= self.minimum)
+            and (self.maximum is None or value <= self.maximum)
+            and (self.above is None or value > self.above)
+            and (self.below is None or value < self.below)
+        )
 
 
 def _num(value: float) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def setting(default: Any, help: str, *, hparam: str | None, identity: bool,
-            flag: str | None | bool = True, minimum: float | None = None,
-            maximum: float | None = None, above: float | None = None,
-            below: float | None = None, choices: Any = None,
-            group: str | None = None, valid: Any = None, path: bool = False) -> Any:
+def setting(
+    default: Any,
+    help: str,
+    *,
+    hparam: str | None,
+    identity: bool,
+    flag: str | None | bool = True,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+    choices: Any = None,
+    group: str | None = None,
+    valid: Any = None,
+    path: bool = False,
+) -> Any:
     """A dataclass field declared with everything the project derives from it.
 
     ``hparam`` and ``identity`` have no default: whether a setting is a
@@ -99,9 +118,20 @@ def setting(default: Any, help: str, *, hparam: str | None, identity: bool,
     every setting, never by omission. ``flag=True`` names the flag after the
     field, a string names it otherwise, ``False`` gives the field no flag.
     """
-    declaration = Declaration(help=help, hparam=hparam, identity=identity, flag=None,
-                              minimum=minimum, maximum=maximum, above=above, below=below,
-                              choices=choices, group=group, valid=valid, path=path)
+    declaration = Declaration(
+        help=help,
+        hparam=hparam,
+        identity=identity,
+        flag=None,
+        minimum=minimum,
+        maximum=maximum,
+        above=above,
+        below=below,
+        choices=choices,
+        group=group,
+        valid=valid,
+        path=path,
+    )
     return dataclasses.field(default=default, metadata={_KEY: (declaration, flag)})
 
 
@@ -149,7 +179,9 @@ def check_declared(obj: Any, skip: tuple[str, ...] = ()) -> None:
         if not bounds:
             continue
         if isinstance(value, tuple):
-            check(all(declared.within(v) for v in value),
-                  f"{name} must all be {bounds}, got {list(value)}")
+            check(
+                all(declared.within(v) for v in value),
+                f"{name} must all be {bounds}, got {list(value)}",
+            )
         elif value is not None and not (isinstance(value, float) and math.isnan(value)):
             check(declared.within(value), f"{name} must be {bounds}, got {value}")

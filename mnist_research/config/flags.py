@@ -30,8 +30,11 @@ _SECTIONS = ("data", "model", "train", "distribute")
 
 
 def _section_classes() -> dict[str, type]:
-    return {field.name: field.default_factory for field in dataclasses.fields(ExperimentConfig)
-            if not is_declared(field)}
+    return {
+        field.name: field.default_factory
+        for field in dataclasses.fields(ExperimentConfig)
+        if not is_declared(field)
+    }
 
 
 def experiment_settings() -> Iterator[tuple[str | None, dataclasses.Field, Declaration]]:
@@ -52,8 +55,9 @@ def experiment_flag_names() -> list[str]:
 
 
 def _families_reading(group: str | None) -> list[str]:
-    return [name for name, family in MODEL_FAMILIES.items()
-            if group is None or group in family.reads]
+    return [
+        name for name, family in MODEL_FAMILIES.items() if group is None or group in family.reads
+    ]
 
 
 def _help(field: dataclasses.Field, declared: Declaration) -> str:
@@ -105,8 +109,9 @@ def _value(fv: flags.FlagValues, field: dataclasses.Field, name: str):
     try:
         return tuple(cast(v) for v in value)
     except ValueError:
-        raise app.UsageError(f"--{name}: expected a comma-separated list of numbers, "
-                             f"got {','.join(value)}") from None
+        raise app.UsageError(
+            f"--{name}: expected a comma-separated list of numbers, got {','.join(value)}"
+        ) from None
 
 
 def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> ExperimentConfig:
@@ -121,30 +126,39 @@ def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> ExperimentConfig:
     for section, field, declared in experiment_settings():
         values[section][field.name] = _value(fv, field, declared.flag)
     reads = MODEL_FAMILIES[fv[_family_flag()].value].reads
-    unread = [declared.flag for _, field, declared in experiment_settings()
-              if declared.group is not None and declared.group not in reads
-              and _value(fv, field, declared.flag) != field.default]
+    unread = [
+        declared.flag
+        for _, field, declared in experiment_settings()
+        if declared.group is not None
+        and declared.group not in reads
+        and _value(fv, field, declared.flag) != field.default
+    ]
     if unread:
         readers = _families_reading(_group_of(unread[0]))
         raise app.UsageError(
             f"{', '.join('--' + n for n in unread)} apply only to "
-            f"--model={' or --model='.join(readers)}, not --model={fv[_family_flag()].value}")
+            f"--model={' or --model='.join(readers)}, not --model={fv[_family_flag()].value}"
+        )
     try:
         classes = _section_classes()
-        return ExperimentConfig(**values[None], **{section: classes[section](**values[section])
-                                                   for section in _SECTIONS})
+        return ExperimentConfig(
+            **values[None],
+            **{section: classes[section](**values[section]) for section in _SECTIONS},
+        )
     except ValueError as e:
         raise app.UsageError(str(e)) from None
 
 
 def _family_flag() -> str:
-    return next(declared.flag for section, field, declared in experiment_settings()
-                if section == "model" and field.name == "family")
+    return next(
+        declared.flag
+        for section, field, declared in experiment_settings()
+        if section == "model" and field.name == "family"
+    )
 
 
 def _group_of(flag: str) -> str | None:
-    return next(declared.group for _, _, declared in experiment_settings()
-                if declared.flag == flag)
+    return next(declared.group for _, _, declared in experiment_settings() if declared.flag == flag)
 
 
 def _serialize(name: str, value) -> str | None:

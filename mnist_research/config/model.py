@@ -25,30 +25,75 @@ class ModelConfig:
     has ``conv_filters: []``.
     """
 
-    family: str = setting("mlp", "Model family.", flag="model", choices=MODEL_FAMILIES,
-                          hparam="model", identity=True)
+    family: str = setting(
+        "mlp", "Model family.", flag="model", choices=MODEL_FAMILIES, hparam="model", identity=True
+    )
     hidden_units: tuple[int, ...] = setting(
-        (256, 128, 64), "Widths of the dense hidden blocks (for --model=cnn: those after the "
-                        "conv blocks).", minimum=1, group="dense", hparam="model", identity=True)
+        (256, 128, 64),
+        "Widths of the dense hidden blocks (for --model=cnn: those after the conv blocks).",
+        minimum=1,
+        group="dense",
+        hparam="model",
+        identity=True,
+    )
     dropout_rates: tuple[float, ...] = setting(
-        (0.3, 0.3, 0.2), "Dropout after each dense block.", minimum=0.0, below=1.0,
-        group="dense", hparam="model", identity=True)
-    batch_norm: bool = setting(True, "BatchNormalization in every block.", group="batch_norm",
-                               hparam="model", identity=True)
-    num_classes: int = setting(10, "Size of the softmax output (the dataset's classes).",
-                               flag=False, minimum=2, hparam=None, identity=True)
+        (0.3, 0.3, 0.2),
+        "Dropout after each dense block.",
+        minimum=0.0,
+        below=1.0,
+        group="dense",
+        hparam="model",
+        identity=True,
+    )
+    batch_norm: bool = setting(
+        True,
+        "BatchNormalization in every block.",
+        group="batch_norm",
+        hparam="model",
+        identity=True,
+    )
+    num_classes: int = setting(
+        10,
+        "Size of the softmax output (the dataset's classes).",
+        flag=False,
+        minimum=2,
+        hparam=None,
+        identity=True,
+    )
     conv_filters: tuple[int, ...] = setting(
-        (32, 64), "Filters of each conv block (each halves the resolution).", minimum=1,
-        group="conv", hparam="topology", identity=True)
+        (32, 64),
+        "Filters of each conv block (each halves the resolution).",
+        minimum=1,
+        group="conv",
+        hparam="topology",
+        identity=True,
+    )
     conv_dropout_rates: tuple[float, ...] = setting(
-        (0.1, 0.1), "Dropout after each conv block.", minimum=0.0, below=1.0, group="conv",
-        hparam="topology", identity=True)
-    conv_kernel_size: int = setting(3, "Kernel side of every convolution (odd).", minimum=1,
-                                    group="conv", hparam="topology", identity=True)
+        (0.1, 0.1),
+        "Dropout after each conv block.",
+        minimum=0.0,
+        below=1.0,
+        group="conv",
+        hparam="topology",
+        identity=True,
+    )
+    conv_kernel_size: int = setting(
+        3,
+        "Kernel side of every convolution (odd).",
+        minimum=1,
+        group="conv",
+        hparam="topology",
+        identity=True,
+    )
     conv_pooling: str = setting(
-        "stride", "How a conv block halves the resolution: stride (stride-2 conv; fast on "
-                  "CPUs) or max (stride-1 conv, then 2x2 max-pool).", choices=CONV_POOLING,
-        group="conv", hparam="topology", identity=True)
+        "stride",
+        "How a conv block halves the resolution: stride (stride-2 conv; fast on "
+        "CPUs) or max (stride-1 conv, then 2x2 max-pool).",
+        choices=CONV_POOLING,
+        group="conv",
+        hparam="topology",
+        identity=True,
+    )
 
     def __post_init__(self):
         for field, _ in declared_fields(self):
@@ -62,20 +107,27 @@ class ModelConfig:
             check(len(self.hidden_units) > 0, "hidden_units must name at least one layer")
             check_same_length(self, "hidden_units", "dropout_rates")
         if model_family(self.family).has_conv_blocks:
-            check(0 < len(self.conv_filters) <= MAX_CONV_BLOCKS,
-                  f"conv_filters must name 1 to {MAX_CONV_BLOCKS} conv blocks for model cnn, "
-                  f"got {list(self.conv_filters)}")
+            check(
+                0 < len(self.conv_filters) <= MAX_CONV_BLOCKS,
+                f"conv_filters must name 1 to {MAX_CONV_BLOCKS} conv blocks for model cnn, "
+                f"got {list(self.conv_filters)}",
+            )
             check_same_length(self, "conv_filters", "conv_dropout_rates")
-            check(self.conv_kernel_size % 2 == 1,
-                  f"conv_kernel_size must be a positive odd number, got {self.conv_kernel_size}")
+            check(
+                self.conv_kernel_size % 2 == 1,
+                f"conv_kernel_size must be a positive odd number, got {self.conv_kernel_size}",
+            )
 
     def _unread(self) -> tuple[str, ...]:
         """Fields of the groups this family does not read (none if the family is unknown)."""
         if self.family not in MODEL_FAMILIES:
             return ()
         reads = model_family(self.family).reads
-        return tuple(field.name for field, declared in declared_fields(self)
-                     if declared.group is not None and declared.group not in reads)
+        return tuple(
+            field.name
+            for field, declared in declared_fields(self)
+            if declared.group is not None and declared.group not in reads
+        )
 
     def _store_unread_groups(self) -> None:
         """Unread fields must hold their default or unused form; they become the unused form."""
@@ -89,14 +141,20 @@ class ModelConfig:
             object.__setattr__(self, field.name, unused)
         if given:
             users = [f.name for f in MODEL_FAMILIES.values() if given[0][0].group in f.reads]
-            check(False, f"{', '.join(d.flag for d, _ in given)} apply to model "
-                         f"{' or '.join(users)} only, not {self.family} (got "
-                         f"{'; '.join(_show(v) for _, v in given)})")
+            check(
+                False,
+                f"{', '.join(d.flag for d, _ in given)} apply to model "
+                f"{' or '.join(users)} only, not {self.family} (got "
+                f"{'; '.join(_show(v) for _, v in given)})",
+            )
 
 
 def _unused_form(field: dataclasses.Field):
-    return () if field.type.startswith("tuple[") else (False if field.type == "bool"
-                                                          else field.default)
+    return (
+        ()
+        if field.type.startswith("tuple[")
+        else (False if field.type == "bool" else field.default)
+    )
 
 
 def _show(value) -> str:

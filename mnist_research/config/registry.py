@@ -17,8 +17,10 @@ import dataclasses
 
 # The IDX file names every MNIST-format dataset uses (each raw or ``.gz``).
 MNIST_IDX_FILES = {
-    "x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
-    "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte",
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
 }
 
 
@@ -75,25 +77,61 @@ class Dataset:
         return self.class_names[label]
 
 
-MODEL_FAMILIES: dict[str, ModelFamily] = {family.name: family for family in (
-    ModelFamily("mlp", "mnist_research.model.mlp:MLPClassifier", ("dense", "batch_norm"),
-                "dense blocks (the original notebook's recipe)"),
-    ModelFamily("cnn", "mnist_research.model.cnn:CNNClassifier",
-                ("conv", "dense", "batch_norm"), "conv blocks, then dense blocks"),
-    ModelFamily("linear", "mnist_research.model.linear:LinearClassifier", (),
-                "one Dense layer (multinomial logistic regression)"),
-)}
+MODEL_FAMILIES: dict[str, ModelFamily] = {
+    family.name: family
+    for family in (
+        ModelFamily(
+            "mlp",
+            "mnist_research.model.mlp:MLPClassifier",
+            ("dense", "batch_norm"),
+            "dense blocks (the original notebook's recipe)",
+        ),
+        ModelFamily(
+            "cnn",
+            "mnist_research.model.cnn:CNNClassifier",
+            ("conv", "dense", "batch_norm"),
+            "conv blocks, then dense blocks",
+        ),
+        ModelFamily(
+            "linear",
+            "mnist_research.model.linear:LinearClassifier",
+            (),
+            "one Dense layer (multinomial logistic regression)",
+        ),
+    )
+}
 
 DIGITS = tuple(str(d) for d in range(10))
 
-DATASETS: dict[str, Dataset] = {dataset.name: dataset for dataset in (
-    Dataset("mnist", "mnist", ("mnist.npz",), DIGITS),
-    Dataset("fashion_mnist", "fashion_mnist", ("fashion_mnist.npz",),
-            ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-             "Sneaker", "Bag", "Ankle boot")),
-    Dataset("kmnist", None, ("kmnist.npz",),
-            ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")),
-)}
+DATASETS: dict[str, Dataset] = {
+    dataset.name: dataset
+    for dataset in (
+        Dataset("mnist", "mnist", ("mnist.npz",), DIGITS),
+        Dataset(
+            "fashion_mnist",
+            "fashion_mnist",
+            ("fashion_mnist.npz",),
+            (
+                "T-shirt/top",
+                "Trouser",
+                "Pullover",
+                "Dress",
+                "Coat",
+                "Sandal",
+                "Shirt",
+                "Sneaker",
+                "Bag",
+                "Ankle boot",
+            ),
+        ),
+        Dataset(
+            "kmnist",
+            None,
+            ("kmnist.npz",),
+            ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+        ),
+    )
+}
 
 
 def dataset(name: str) -> Dataset:

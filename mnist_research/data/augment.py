@@ -60,16 +60,20 @@ def augment_batch(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     """
     batch = tf.cast(images, tf.float32)[..., tf.newaxis]
     moved = tf.raw_ops.ImageProjectiveTransformV3(
-        images=batch, transforms=transforms(tf.shape(images)[0], seed),
-        output_shape=tf.constant(IMAGE_SHAPE, tf.int32), fill_value=0.0,
-        interpolation="BILINEAR", fill_mode="CONSTANT")
+        images=batch,
+        transforms=transforms(tf.shape(images)[0], seed),
+        output_shape=tf.constant(IMAGE_SHAPE, tf.int32),
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+    )
     return tf.cast(tf.clip_by_value(tf.round(moved[..., 0]), 0.0, 255.0), tf.uint8)
 
 
-def batch_seed(seed: int, epoch: int | tf.Tensor, pipeline_id: int,
-               batch_index: tf.Tensor) -> tf.Tensor:
+def batch_seed(
+    seed: int, epoch: int | tf.Tensor, pipeline_id: int, batch_index: tf.Tensor
+) -> tf.Tensor:
     """The stateless seed of one batch: a pure function of its four coordinates."""
     base = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
     per_pipeline = tf.random.experimental.stateless_fold_in(base, pipeline_id)
-    return tf.random.experimental.stateless_fold_in(per_pipeline,
-                                                    tf.cast(batch_index, tf.int64))
+    return tf.random.experimental.stateless_fold_in(per_pipeline, tf.cast(batch_index, tf.int64))

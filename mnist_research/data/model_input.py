@@ -25,12 +25,14 @@ def to_model_input(images) -> tf.Tensor:
     return tf.reshape(tf.cast(images, tf.float32) / 255.0, [-1, NUM_PIXELS])
 
 
-def batched(logits_fn: Callable[[np.ndarray], object], images: np.ndarray,
-            batch_size: int = 2048) -> np.ndarray:
+def batched(
+    logits_fn: Callable[[np.ndarray], object], images: np.ndarray, batch_size: int = 2048
+) -> np.ndarray:
     """Runs ``logits_fn`` over uint8 images in batches (bounded memory); returns ``[N, C]``."""
     images = np.asarray(images, np.uint8).reshape(-1, *IMAGE_SHAPE)
-    chunks = [np.asarray(logits_fn(images[i:i + batch_size]))
-              for i in range(0, len(images), batch_size)]
+    chunks = [
+        np.asarray(logits_fn(images[i : i + batch_size])) for i in range(0, len(images), batch_size)
+    ]
     return np.concatenate(chunks) if chunks else np.zeros((0, NUM_CLASSES), np.float32)
 
 
@@ -39,7 +41,8 @@ def logits_function(model: tf.keras.Model, batch_size: int = 2048) -> LogitsFn:
 
     @tf.function(reduce_retracing=True)
     def logits(images):
-        return tf.cast(model(to_model_input(images), training=False, return_logits=True),
-                       tf.float32)
+        return tf.cast(
+            model(to_model_input(images), training=False, return_logits=True), tf.float32
+        )
 
     return lambda images: batched(lambda chunk: logits(tf.constant(chunk)), images, batch_size)

@@ -47,11 +47,18 @@ class TrainInput:
       augment: randomly transform every training image (``data.augment``).
     """
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, global_batch_size: int,
-                 seed: int, augment: bool = False):
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        global_batch_size: int,
+        seed: int,
+        augment: bool = False,
+    ):
         if len(images) < global_batch_size:
-            raise ConfigError(f"batch_size {global_batch_size} is larger than the "
-                              f"{len(images)} training examples")
+            raise ConfigError(
+                f"batch_size {global_batch_size} is larger than the {len(images)} training examples"
+            )
         self.num_examples = len(images)
         self.global_batch_size = global_batch_size
         self.seed = seed
@@ -72,8 +79,12 @@ class TrainInput:
         """The order of examples in ``epoch``: a pure function of (seed, epoch)."""
         return np.random.default_rng([self.seed, epoch]).permutation(self.num_examples)
 
-    def dataset(self, epoch: int, input_context: tf.distribute.InputContext | None = None,
-                last_epoch: int | None = None) -> tf.data.Dataset:
+    def dataset(
+        self,
+        epoch: int,
+        input_context: tf.distribute.InputContext | None = None,
+        last_epoch: int | None = None,
+    ) -> tf.data.Dataset:
         """The shuffled, batched, preprocessed dataset of ``epoch`` .. ``last_epoch``.
 
         Epochs follow each other in one dataset (``last_epoch`` defaults to
@@ -98,16 +109,23 @@ class TrainInput:
         # Exactly what an epoch's steps consume (each step takes one batch per local replica),
         # so the next epoch starts where the trainer expects it.
         num_batches = self.steps_per_epoch(num_pipelines) * local_replicas
-        index_batches = np.concatenate([
-            self.permutation(e)[pipeline_id::num_pipelines][:num_batches * batch_size]
-            for e in range(epoch, last_epoch + 1)]).reshape(-1, batch_size)
+        index_batches = np.concatenate(
+            [
+                self.permutation(e)[pipeline_id::num_pipelines][: num_batches * batch_size]
+                for e in range(epoch, last_epoch + 1)
+            ]
+        ).reshape(-1, batch_size)
         images, labels, augment, seed = self._images, self._labels, self.augment, self.seed
 
         def load(position, index):
             batch = tf.gather(images, index)
             if augment:
-                batch = augment_lib.augment_batch(batch, augment_lib.batch_seed(
-                    seed, epoch + position // num_batches, pipeline_id, position % num_batches))
+                batch = augment_lib.augment_batch(
+                    batch,
+                    augment_lib.batch_seed(
+                        seed, epoch + position // num_batches, pipeline_id, position % num_batches
+                    ),
+                )
             return preprocess_batch(batch, tf.gather(labels, index))
 
         ds = tf.data.Dataset.from_tensor_slices(index_batches).enumerate()

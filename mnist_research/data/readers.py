@@ -33,8 +33,16 @@ MAX_ARRAY_BYTES = 1 << 31
 # What zipfile and numpy raise on a damaged or crafted archive: encrypted members
 # (RuntimeError), unsupported compression (NotImplementedError), bad CRCs
 # (BadZipFile), truncated streams (EOFError, zlib.error), short array data (ValueError).
-_ZIP_ERRORS = (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, RuntimeError,
-               NotImplementedError, ValueError)
+_ZIP_ERRORS = (
+    OSError,
+    EOFError,
+    zipfile.BadZipFile,
+    zlib.error,
+    KeyError,
+    RuntimeError,
+    NotImplementedError,
+    ValueError,
+)
 
 
 def _npz_member(path: str, archive: zipfile.ZipFile, key: str) -> None:
@@ -50,8 +58,10 @@ def _npz_member(path: str, archive: zipfile.ZipFile, key: str) -> None:
     with archive.open(info) as member:
         try:
             version = np.lib.format.read_magic(member)
-            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
-                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            read_header = {
+                (1, 0): np.lib.format.read_array_header_1_0,
+                (2, 0): np.lib.format.read_array_header_2_0,
+            }.get(version)
             if read_header is None:
                 raise DataError(f"{where}: unsupported .npy format version {version}")
             shape, _, dtype = read_header(member)
@@ -64,11 +74,15 @@ def _npz_member(path: str, archive: zipfile.ZipFile, key: str) -> None:
         raise DataError(f"{where}: header declares a negative shape {shape}")
     declared = math.prod(shape) * dtype.itemsize
     if declared > MAX_ARRAY_BYTES:
-        raise DataError(f"{where}: header declares shape {shape} ({declared:,} bytes), more "
-                        f"than the {MAX_ARRAY_BYTES:,} this loader accepts")
+        raise DataError(
+            f"{where}: header declares shape {shape} ({declared:,} bytes), more "
+            f"than the {MAX_ARRAY_BYTES:,} this loader accepts"
+        )
     if info.file_size - header_size != declared:
-        raise DataError(f"{where}: header declares shape {shape} ({declared:,} bytes) but the "
-                        f"member holds {info.file_size - header_size:,}; truncated or corrupt")
+        raise DataError(
+            f"{where}: header declares shape {shape} ({declared:,} bytes) but the "
+            f"member holds {info.file_size - header_size:,}; truncated or corrupt"
+        )
 
 
 def read_npz(path: str) -> dict[str, np.ndarray]:
@@ -89,8 +103,10 @@ def read_npz(path: str) -> dict[str, np.ndarray]:
             names = {n[:-4] if n.endswith(".npy") else n for n in archive.namelist()}
             missing = [k for k in IDX_NAMES if k not in names]
             if missing:
-                raise DataError(f"{path}: missing array(s) {', '.join(missing)}; "
-                                f"expected keys x_train, y_train, x_test, y_test")
+                raise DataError(
+                    f"{path}: missing array(s) {', '.join(missing)}; "
+                    f"expected keys x_train, y_train, x_test, y_test"
+                )
             for key in IDX_NAMES:
                 _npz_member(path, archive, key)
         with np.load(path, allow_pickle=False) as archive:
@@ -100,10 +116,13 @@ def read_npz(path: str) -> dict[str, np.ndarray]:
         raise
     except _ZIP_ERRORS as e:
         if "allow_pickle" in str(e) or "Object arrays" in str(e):
-            raise DataError(f"{path}: holds object (pickled) arrays; refusing to "
-                            f"unpickle") from None
-        raise DataError(f"{path}: not a readable .npz file ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0] if str(e) else ''})") from None
+            raise DataError(
+                f"{path}: holds object (pickled) arrays; refusing to unpickle"
+            ) from None
+        raise DataError(
+            f"{path}: not a readable .npz file ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''})"
+        ) from None
     for key, value in arrays.items():
         if not isinstance(value, np.ndarray):
             raise DataError(f"{path}: member {key} is not a .npy array")
@@ -120,15 +139,19 @@ def _idx_dims(header: bytes, name: str) -> tuple[tuple[int, ...], int]:
         raise DataError(f"{name}: too short to be an IDX file ({len(header)} bytes)")
     zero, dtype_code, ndim = header[0:2], header[2], header[3]
     if zero != b"\x00\x00" or dtype_code != _IDX_UBYTE or not 1 <= ndim <= 4:
-        raise DataError(f"{name}: wrong IDX magic number 0x{header[:4].hex()} "
-                        f"(expected 0x000008 followed by 1-4 dimensions)")
+        raise DataError(
+            f"{name}: wrong IDX magic number 0x{header[:4].hex()} "
+            f"(expected 0x000008 followed by 1-4 dimensions)"
+        )
     if len(header) < 4 + 4 * ndim:
         raise DataError(f"{name}: truncated IDX header")
-    dims = tuple(int.from_bytes(header[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    dims = tuple(int.from_bytes(header[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = math.prod(dims)  # Python ints: no overflow
     if expected > MAX_ARRAY_BYTES:
-        raise DataError(f"{name}: header declares shape {dims} ({expected:,} bytes), more than "
-                        f"the {MAX_ARRAY_BYTES:,} this loader accepts")
+        raise DataError(
+            f"{name}: header declares shape {dims} ({expected:,} bytes), more than "
+            f"the {MAX_ARRAY_BYTES:,} this loader accepts"
+        )
     return dims, expected
 
 
@@ -149,8 +172,10 @@ def parse_idx(payload: bytes, name: str) -> np.ndarray:
     header = 4 + 4 * len(dims)
     actual = len(payload) - header
     if actual != expected:
-        raise DataError(f"{name}: header declares shape {dims} ({expected} bytes of data) "
-                        f"but the file holds {actual}; truncated or corrupt")
+        raise DataError(
+            f"{name}: header declares shape {dims} ({expected} bytes of data) "
+            f"but the file holds {actual}; truncated or corrupt"
+        )
     return np.frombuffer(payload, dtype=np.uint8, offset=header).reshape(dims)
 
 
@@ -171,8 +196,12 @@ def read_idx(path: str) -> np.ndarray:
 def _find_idx_files(folder: str, names: dict[str, str]) -> dict[str, str] | None:
     found = {}
     for key, stem in names.items():
-        for candidate in (stem, stem + ".gz", stem.replace("-idx", ".idx"),
-                          stem.replace("-idx", ".idx") + ".gz"):
+        for candidate in (
+            stem,
+            stem + ".gz",
+            stem.replace("-idx", ".idx"),
+            stem.replace("-idx", ".idx") + ".gz",
+        ):
             path = os.path.join(folder, candidate)
             if os.path.isfile(path):
                 found[key] = path
@@ -200,8 +229,10 @@ def read_data_dir(data_dir: str, dataset: Dataset) -> tuple[dict[str, np.ndarray
         if missing:
             raise DataError(f"{data_dir}: IDX file(s) missing: {', '.join(missing)} (.gz or raw)")
         return {k: read_idx(p) for k, p in found.items()}, data_dir
-    raise DataError(f"{data_dir}: found neither {' nor '.join(dataset.npz_names)} nor the four "
-                    f"IDX files ({', '.join(dataset.idx_files.values())}, optionally .gz)")
+    raise DataError(
+        f"{data_dir}: found neither {' nor '.join(dataset.npz_names)} nor the four "
+        f"IDX files ({', '.join(dataset.idx_files.values())}, optionally .gz)"
+    )
 
 
 def download(dataset: Dataset) -> dict[str, np.ndarray]:
@@ -211,8 +242,10 @@ def download(dataset: Dataset) -> dict[str, np.ndarray]:
       DataError: the dataset has no Keras downloader, or the download failed.
     """
     if dataset.keras_name is None:
-        raise DataError(f"{dataset.name} has no Keras downloader: pass --data_dir=DIR where DIR "
-                        f"holds {' or '.join(dataset.npz_names)} or the four IDX files")
+        raise DataError(
+            f"{dataset.name} has no Keras downloader: pass --data_dir=DIR where DIR "
+            f"holds {' or '.join(dataset.npz_names)} or the four IDX files"
+        )
     import tensorflow as tf  # Imported here: reading local files needs no TF.
 
     loader = getattr(tf.keras.datasets, dataset.keras_name)
@@ -223,5 +256,6 @@ def download(dataset: Dataset) -> dict[str, np.ndarray]:
             f"could not download {dataset.name} through tf.keras.datasets ({type(e).__name__}: "
             f"{str(e).splitlines()[0] if str(e) else ''}); without network access, pass "
             f"--data_dir=DIR where DIR holds {' or '.join(dataset.npz_names)} or the four IDX "
-            f"files") from None
+            f"files"
+        ) from None
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}

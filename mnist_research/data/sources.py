@@ -60,18 +60,25 @@ def validate(arrays: dict[str, np.ndarray], source: str) -> RawData:
         if x.ndim != 3 or x.shape[1:] != IMAGE_SHAPE:
             raise DataError(f"{source}: x_{split} has shape {x.shape}, expected (N, 28, 28)")
         if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-            raise DataError(f"{source}: y_{split} has shape {y.shape} and dtype {y.dtype}, "
-                            f"expected integer labels of shape (N,)")
+            raise DataError(
+                f"{source}: y_{split} has shape {y.shape} and dtype {y.dtype}, "
+                f"expected integer labels of shape (N,)"
+            )
         if len(x) != len(y):
             raise DataError(f"{source}: {len(x)} {split} images but {len(y)} {split} labels")
         if len(x) == 0:
             raise DataError(f"{source}: the {split} split is empty")
         if y.min() < 0 or y.max() >= NUM_CLASSES:
-            raise DataError(f"{source}: y_{split} has labels in [{y.min()}, {y.max()}], "
-                            f"expected 0-9")
-    return RawData(x_train=arrays["x_train"], y_train=arrays["y_train"].astype(np.uint8),
-                   x_test=arrays["x_test"], y_test=arrays["y_test"].astype(np.uint8),
-                   source=source)
+            raise DataError(
+                f"{source}: y_{split} has labels in [{y.min()}, {y.max()}], expected 0-9"
+            )
+    return RawData(
+        x_train=arrays["x_train"],
+        y_train=arrays["y_train"].astype(np.uint8),
+        x_test=arrays["x_test"],
+        y_test=arrays["y_test"].astype(np.uint8),
+        source=source,
+    )
 
 
 def load(config: DataConfig) -> RawData:
@@ -97,18 +104,25 @@ def split(raw: RawData, config: DataConfig) -> Splits:
     """
     x, y = raw.x_train, raw.y_train
     if config.limit_train:
-        x, y = x[:config.limit_train], y[:config.limit_train]
+        x, y = x[: config.limit_train], y[: config.limit_train]
     x_test, y_test = raw.x_test, raw.y_test
     if config.limit_test:
-        x_test, y_test = x_test[:config.limit_test], y_test[:config.limit_test]
+        x_test, y_test = x_test[: config.limit_test], y_test[: config.limit_test]
     num_val = int(round(len(x) * config.validation_split))
     num_train = len(x) - num_val
     if num_val == 0 or num_train == 0:
-        raise DataError(f"validation_split={config.validation_split} of {len(x)} training "
-                        f"examples leaves an empty training or validation set")
-    return Splits(x_train=x[:num_train], y_train=y[:num_train],
-                  x_val=x[num_train:], y_val=y[num_train:],
-                  x_test=x_test, y_test=y_test)
+        raise DataError(
+            f"validation_split={config.validation_split} of {len(x)} training "
+            f"examples leaves an empty training or validation set"
+        )
+    return Splits(
+        x_train=x[:num_train],
+        y_train=y[:num_train],
+        x_val=x[num_train:],
+        y_val=y[num_train:],
+        x_test=x_test,
+        y_test=y_test,
+    )
 
 
 def fingerprint(splits: Splits) -> str:
@@ -135,7 +149,8 @@ def describe(splits: Splits, source: str) -> str:
             f"  {name:<5} images {tuple(x.shape)} {x.dtype} range [{x.min()}, {x.max()}] "
             f"-> inputs ({len(x)}, {NUM_PIXELS}) float32 in "
             f"[{x.min() / 255:.1f}, {x.max() / 255:.1f}], "
-            f"labels ({len(y)}, {NUM_CLASSES}) one-hot")
+            f"labels ({len(y)}, {NUM_CLASSES}) one-hot"
+        )
         lines.append(f"        class counts: {' '.join(str(int(c)) for c in counts)}")
     return "\n".join(lines)
 

@@ -66,8 +66,9 @@ def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return start_rows, starts, stops
 
 
-def _join_touching(row: np.ndarray, start: np.ndarray, stop: np.ndarray, width: int
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def _join_touching(
+    row: np.ndarray, start: np.ndarray, stop: np.ndarray, width: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Pairs (run, run on the row above) that overlap or touch diagonally."""
     stride = width + 2  # keys order runs by (row, column) without collisions
     start_key = row * stride + start

@@ -46,8 +46,11 @@ class ServingModule(tf.Module):
 
     def _outputs(self, pixels):
         logits = tf.cast(self.model(pixels, training=False, return_logits=True), tf.float32)
-        return {"logits": logits, "probabilities": tf.nn.softmax(logits),
-                "classes": tf.argmax(logits, axis=-1)}
+        return {
+            "logits": logits,
+            "probabilities": tf.nn.softmax(logits),
+            "classes": tf.argmax(logits, axis=-1),
+        }
 
     @tf.function(input_signature=[tf.TensorSpec([None, *IMAGE_SHAPE], tf.uint8, name="images")])
     def serve(self, images):
@@ -77,8 +80,11 @@ def export_saved_model(model: tf.keras.Model, export_dir: str) -> str:
     os.chmod(temp, 0o777 & ~files.UMASK)  # mkdtemp's 0700 would hide the export from others
     try:
         module = ServingModule(model)
-        tf.saved_model.save(module, temp, signatures={
-            "serving_default": module.serve, "serve_flat": module.serve_flat})
+        tf.saved_model.save(
+            module,
+            temp,
+            signatures={"serving_default": module.serve, "serve_flat": module.serve_flat},
+        )
         _replace_dir(temp, export_dir)
     finally:
         shutil.rmtree(temp, ignore_errors=True)
@@ -118,16 +124,19 @@ class ExportedClassifier:
             raise self._damaged(e) from None
 
     def _damaged(self, error: Exception) -> RunDirError:
-        return RunDirError(f"{self.path}: the SavedModel is damaged ({one_line(error)[:200]}); "
-                           f"use --from_checkpoint, or rerun the train command with "
-                           f"--run_dir={os.path.dirname(os.path.normpath(self.path))} to "
-                           f"export it again")
+        return RunDirError(
+            f"{self.path}: the SavedModel is damaged ({one_line(error)[:200]}); "
+            f"use --from_checkpoint, or rerun the train command with "
+            f"--run_dir={os.path.dirname(os.path.normpath(self.path))} to "
+            f"export it again"
+        )
 
     def logits(self, images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
         """Logits ``[N, 10]`` for uint8 images ``[N, 28, 28]``."""
         try:
-            return batched(lambda chunk: self._serve(images=tf.constant(chunk))["logits"],
-                           images, batch_size)
+            return batched(
+                lambda chunk: self._serve(images=tf.constant(chunk))["logits"], images, batch_size
+            )
         except (tf.errors.OpError, KeyError, ValueError) as e:
             raise self._damaged(e) from None
 

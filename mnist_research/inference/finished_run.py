@@ -56,7 +56,8 @@ def _settings_from_checkpoint(run_dir: str) -> tuple[ExperimentConfig, str] | No
 
     try:
         found = checkpoint_files.newest_usable(
-            os.path.join(run_dir, checkpoint_files.CHECKPOINT_DIR), load)
+            os.path.join(run_dir, checkpoint_files.CHECKPOINT_DIR), load
+        )
     except RunDirError:
         return None
     return found[0] if found else None
@@ -85,13 +86,16 @@ def foreign_export(run_dir: str) -> str | None:
     recorded = metrics.get("export_sha256")
     export_dir = os.path.join(run_dir, export_lib.EXPORT_DIR)
     if recorded and export_lib.weights_sha256(export_dir) != recorded:
-        return (f"{export_dir}: holds other weights than this run exported (their sha256 "
-                f"differs from metrics.json's export_sha256)")
+        return (
+            f"{export_dir}: holds other weights than this run exported (their sha256 "
+            f"differs from metrics.json's export_sha256)"
+        )
     return None
 
 
-def load_split(config: ExperimentConfig, split: str, data_dir: str | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
+def load_split(
+    config: ExperimentConfig, split: str, data_dir: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """uint8 images and labels of one split, as the run saw them.
 
     ``data_dir`` overrides where the data is read from (the split itself, the
@@ -101,9 +105,11 @@ def load_split(config: ExperimentConfig, split: str, data_dir: str | None = None
     if data_dir is not None:
         data_config = dataclasses.replace(data_config, data_dir=data_dir)
     splits = data_lib.split(data_lib.load(data_config), data_config)
-    return {"test": (splits.x_test, splits.y_test),
-            "validation": (splits.x_val, splits.y_val),
-            "train": (splits.x_train, splits.y_train)}[split]
+    return {
+        "test": (splits.x_test, splits.y_test),
+        "validation": (splits.x_val, splits.y_val),
+        "train": (splits.x_train, splits.y_train),
+    }[split]
 
 
 def load_logits_fn(run_dir: str, from_checkpoint: bool = False) -> tuple[LogitsFn, str]:
@@ -119,12 +125,16 @@ def load_logits_fn(run_dir: str, from_checkpoint: bool = False) -> tuple[LogitsF
     if not from_checkpoint:
         export_dir = os.path.join(run_dir, export_lib.EXPORT_DIR)
         if not os.path.exists(os.path.join(export_dir, "saved_model.pb")):
-            raise RunDirError(f"{export_dir}: no SavedModel (the run has not finished?); "
-                              f"use --from_checkpoint to load the latest checkpoint")
+            raise RunDirError(
+                f"{export_dir}: no SavedModel (the run has not finished?); "
+                f"use --from_checkpoint to load the latest checkpoint"
+            )
         foreign = foreign_export(run_dir)
         if foreign:
-            raise RunDirError(f"{foreign}; rerun train with this --run_dir to export again, "
-                              f"or use --from_checkpoint")
+            raise RunDirError(
+                f"{foreign}; rerun train with this --run_dir to export again, "
+                f"or use --from_checkpoint"
+            )
         return export_lib.ExportedClassifier(export_dir).logits, export_dir
 
     config = load_config(run_dir)

@@ -63,12 +63,16 @@ def decode(source: BinaryIO, name: str, max_pixels: int = MAX_PIXELS) -> np.ndar
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source) as image:
                 if image.format not in FORMATS:
-                    raise ImageError(f"{name}: {image.format} images are not supported "
-                                     f"(use {', '.join(FORMATS)})")
+                    raise ImageError(
+                        f"{name}: {image.format} images are not supported "
+                        f"(use {', '.join(FORMATS)})"
+                    )
                 width, height = image.size
                 if width * height > max_pixels:
-                    raise ImageError(f"{name}: {width}x{height} pixels is larger than the "
-                                     f"{max_pixels:,}-pixel limit")
+                    raise ImageError(
+                        f"{name}: {width}x{height} pixels is larger than the "
+                        f"{max_pixels:,}-pixel limit"
+                    )
                 ink_lib.check_aspect(width, height, name)  # before decoding a long strip
                 image.seek(0)
                 image.load()
@@ -119,8 +123,10 @@ class Digit:
         """A one-line warning when the picture held several digits, else ``""``."""
         if self.digits <= 1:
             return ""
-        return (f"{self.digits} digit-sized ink regions; classified the one with the most "
-                f"ink (crop the picture to one digit to choose)")
+        return (
+            f"{self.digits} digit-sized ink regions; classified the one with the most "
+            f"ink (crop the picture to one digit to choose)"
+        )
 
 
 def to_mnist(gray: np.ndarray, name: str = "image") -> np.ndarray:
@@ -146,14 +152,18 @@ def preprocess(gray: np.ndarray, name: str = "image") -> Digit:
     height, width = bottom - top, right - left
     scale = BOX / max(height, width)
     new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    resized = np.asarray(Image.fromarray(ink.coverage * 255.0).resize(
-        new_size, Image.Resampling.LANCZOS, box=(left, top, right, bottom)), dtype=np.float32)
+    resized = np.asarray(
+        Image.fromarray(ink.coverage * 255.0).resize(
+            new_size, Image.Resampling.LANCZOS, box=(left, top, right, bottom)
+        ),
+        dtype=np.float32,
+    )
     resized = np.clip(resized, 0.0, None)
     resized *= 255.0 / max(float(resized.max()), 1e-6)
 
     canvas = np.zeros((SIZE, SIZE), np.float32)
     top, left = (SIZE - new_size[1]) // 2, (SIZE - new_size[0]) // 2
-    canvas[top:top + new_size[1], left:left + new_size[0]] = resized
+    canvas[top : top + new_size[1], left : left + new_size[0]] = resized
     image = center_of_mass_shift(canvas).round().clip(0, 255).astype(np.uint8)
     return Digit(image, ink.digits)
 
@@ -171,8 +181,12 @@ def center_of_mass_shift(image: np.ndarray) -> np.ndarray:
     d_row = (image.shape[0] - 1) / 2 - row
     d_col = (image.shape[1] - 1) / 2 - col
     shifted = Image.fromarray(np.asarray(image, np.float32)).transform(
-        (image.shape[1], image.shape[0]), Image.Transform.AFFINE,
-        (1, 0, -d_col, 0, 1, -d_row), resample=Image.Resampling.BILINEAR, fillcolor=0.0)
+        (image.shape[1], image.shape[0]),
+        Image.Transform.AFFINE,
+        (1, 0, -d_col, 0, 1, -d_row),
+        resample=Image.Resampling.BILINEAR,
+        fillcolor=0.0,
+    )
     return np.asarray(shifted, np.float32)
 
 

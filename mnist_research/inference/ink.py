@@ -72,6 +72,7 @@ STROKE_WINDOW = 3.0  # a dense picture's background window spans this many strok
 HYSTERESIS = 0.5  # of the threshold: fainter ink joined to ink above the threshold counts
 ROOM = 3  # a local background needs a picture this many background windows across
 
+
 @dataclasses.dataclass(frozen=True)
 class Ink:
     """``coverage``: float32 ``[H, W]`` in [0, 1]; ``box``: top, bottom, left, right (exclusive).
@@ -98,7 +99,7 @@ def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
         width = out.shape[1]
         blurred = taps[0] * padded[:, :width]
         for k in range(1, len(taps)):
-            blurred += taps[k] * padded[:, k:k + width]
+            blurred += taps[k] * padded[:, k : k + width]
         out = np.ascontiguousarray(blurred.T)
     return out
 
@@ -111,7 +112,7 @@ def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
         width = out.shape[1]
         grown = padded[:, :width].copy()
         for k in range(1, 2 * radius + 1):
-            grown |= padded[:, k:k + width]
+            grown |= padded[:, k : k + width]
         out = np.ascontiguousarray(grown.T)
     return out
 
@@ -205,8 +206,7 @@ def ink_is_dark(gray: np.ndarray) -> bool:
 def _block_filter(grid: np.ndarray, size: int, reduce) -> np.ndarray:
     """``reduce`` (np.min, np.max, np.mean) over ``size``×``size`` windows (edges repeated)."""
     pad = size // 2
-    windows = np.lib.stride_tricks.sliding_window_view(np.pad(grid, pad, mode="edge"),
-                                                       (size, size))
+    windows = np.lib.stride_tricks.sliding_window_view(np.pad(grid, pad, mode="edge"), (size, size))
     return reduce(windows, axis=(-2, -1))
 
 
@@ -282,8 +282,9 @@ def _paper_noise(flat: np.ndarray, rough: np.ndarray) -> float:
     return robust_sigma(diffs) / math.sqrt(2)
 
 
-def _select(regions: components.Regions, contrast: np.ndarray, threshold: float
-            ) -> tuple[np.ndarray, int]:
+def _select(
+    regions: components.Regions, contrast: np.ndarray, threshold: float
+) -> tuple[np.ndarray, int]:
     """Indices of the digit's regions (see the module docstring), empty if none is ink;
     and how many other digit-sized regions there are.
 
@@ -359,19 +360,26 @@ def _segment(gray: np.ndarray, name: str) -> Ink:
     coverage = np.clip((smooth - base) / max(level - base, 1e-6), 0.0, 1.0)
     coverage[~dilate(mask, radius)] = 0.0
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    return Ink(coverage.astype(np.float32),
-               (int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1), 1 + others)
+    return Ink(
+        coverage.astype(np.float32),
+        (int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1),
+        1 + others,
+    )
 
 
 def _why_no_ink(smooth: np.ndarray) -> str:
     """Why no region is ink: a blank page, or ink the paper's own variations hide."""
     low, high = np.percentile(smooth, [0.5, 99.5])
     if high - low < MIN_CONTRAST:
-        return (f"no ink found: a blank page (after denoising, its grey levels vary by "
-                f"{high - low:.0f}, less than the {MIN_CONTRAST:.0f} between paper and ink)")
-    return (f"no ink found: the ink is not separable from the background (grey levels vary "
-            f"by {high - low:.0f}, but no stroke stands out from the paper's own variations: "
-            f"shadows, lines or texture as strong as the ink)")
+        return (
+            f"no ink found: a blank page (after denoising, its grey levels vary by "
+            f"{high - low:.0f}, less than the {MIN_CONTRAST:.0f} between paper and ink)"
+        )
+    return (
+        f"no ink found: the ink is not separable from the background (grey levels vary "
+        f"by {high - low:.0f}, but no stroke stands out from the paper's own variations: "
+        f"shadows, lines or texture as strong as the ink)"
+    )
 
 
 def find_ink(gray: np.ndarray, name: str = "image") -> Ink:
@@ -383,8 +391,10 @@ def find_ink(gray: np.ndarray, name: str = "image") -> Ink:
         pixels wide or high, or sides more than ``MAX_ASPECT``:1 apart.
     """
     if min(gray.shape) < MIN_SIDE:
-        raise ImageError(f"{name}: {gray.shape[1]}x{gray.shape[0]} pixels is too small to hold "
-                         f"a digit (at least {MIN_SIDE} pixels a side)")
+        raise ImageError(
+            f"{name}: {gray.shape[1]}x{gray.shape[0]} pixels is too small to hold "
+            f"a digit (at least {MIN_SIDE} pixels a side)"
+        )
     check_aspect(gray.shape[1], gray.shape[0], name)
     small, factor = shrink(gray)
     ink = _segment(small, name)
@@ -414,5 +424,7 @@ def check_aspect(width: int, height: int, name: str) -> None:
     short side at least ``MIN_SIDE``, so time and memory would grow with the long side.
     """
     if max(width, height) > MAX_ASPECT * min(width, height):
-        raise ImageError(f"{name}: {width}x{height} pixels is a strip, not a digit picture "
-                         f"(sides more than {MAX_ASPECT}:1 apart)")
+        raise ImageError(
+            f"{name}: {width}x{height} pixels is a strip, not a digit picture "
+            f"(sides more than {MAX_ASPECT}:1 apart)"
+        )

@@ -25,8 +25,12 @@ from mnist_research.inference import ink as ink_lib
 RGB = tuple[int, int, int]
 WHITE_PAPER: RGB = (222, 220, 214)
 BLACK_INK: RGB = (28, 28, 34)
-TINTED_PAPERS: tuple[RGB, ...] = ((226, 214, 170), (190, 205, 225), (165, 165, 160),
-                                  (232, 200, 205))
+TINTED_PAPERS: tuple[RGB, ...] = (
+    (226, 214, 170),
+    (190, 205, 225),
+    (165, 165, 160),
+    (232, 200, 205),
+)
 COLOURED_INKS: tuple[RGB, ...] = ((30, 50, 150), (150, 30, 35), (95, 95, 100), (20, 90, 40))
 
 
@@ -112,9 +116,18 @@ CONDITIONS: dict[str, Capture | Framing] = {
     "small (20-34 px digits in 640×480)": Capture(field=(28, 48), page=(640, 480)),
     "large, off-centre (640×480)": Capture(field=(250, 420), page=(640, 480)),
     "phone photo (all at once)": Capture(
-        field=(70, 220), page=(480, 360), papers=TINTED_PAPERS + (WHITE_PAPER,),
-        inks=COLOURED_INKS + (BLACK_INK,), texture=6, lighting=40, rotation=6,
-        perspective=0.05, blur=1.0, noise=10, jpeg=70),
+        field=(70, 220),
+        page=(480, 360),
+        papers=TINTED_PAPERS + (WHITE_PAPER,),
+        inks=COLOURED_INKS + (BLACK_INK,),
+        texture=6,
+        lighting=40,
+        rotation=6,
+        perspective=0.05,
+        blur=1.0,
+        noise=10,
+        jpeg=70,
+    ),
     "tight crop (96 px high, 2 px margin)": Framing("tight", side=96, margin=2),
     "filled canvas (64×64, edge to edge)": Framing("fill", side=64),
     "touching a border (100 px high)": Framing("border", side=100),
@@ -135,7 +148,7 @@ def ink_crop(digit: np.ndarray) -> np.ndarray:
     cols = np.flatnonzero(digit.max(axis=0) > INK_LEVEL)
     if rows.size == 0:
         return digit
-    return digit[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    return digit[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
 def _fit(height: int, width: int, side: int) -> tuple[int, int]:
@@ -164,8 +177,10 @@ def render_framing(digit: np.ndarray, framing: Framing, rng: np.random.Generator
         size = _fit(height, width, framing.side)
         resample = Image.Resampling.BOX if framing.kind == "lowres" else bicubic
         canvas = Image.new("L", (framing.side, framing.side), 0)
-        canvas.paste(crop.resize(size, resample), ((framing.side - size[0]) // 2,
-                                                   (framing.side - size[1]) // 2))
+        canvas.paste(
+            crop.resize(size, resample),
+            ((framing.side - size[0]) // 2, (framing.side - size[1]) // 2),
+        )
         if framing.kind == "lowres":
             big = framing.side * framing.scale
             canvas = canvas.resize((big, big), bicubic)
@@ -180,15 +195,16 @@ def render_framing(digit: np.ndarray, framing: Framing, rng: np.random.Generator
         side = int(rng.integers(4))  # 0 top, 1 bottom, 2 left, 3 right
         top = {0: 0, 1: page_h - size[1]}.get(side, int(rng.integers(0, page_h - size[1] + 1)))
         left = {2: 0, 3: page_w - size[0]}.get(side, int(rng.integers(0, page_w - size[0] + 1)))
-        canvas[top:top + size[1], left:left + size[0]] = ink
+        canvas[top : top + size[1], left : left + size[0]] = ink
         return _on_paper(canvas)
     raise ValueError(f"unknown framing {framing.kind!r}")
 
 
 def _ink_alpha(digit: np.ndarray, side: int, angle: float) -> Image.Image:
     """The digit's coverage (0..255) enlarged to ``side`` pixels and rotated by ``angle``."""
-    alpha = Image.fromarray(np.asarray(digit, np.uint8)).resize((side, side),
-                                                                Image.Resampling.BICUBIC)
+    alpha = Image.fromarray(np.asarray(digit, np.uint8)).resize(
+        (side, side), Image.Resampling.BICUBIC
+    )
     return alpha.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=0)
 
 
@@ -198,9 +214,9 @@ def _paper(capture: Capture, rng: np.random.Generator, colour: RGB) -> np.ndarra
     sheet = np.empty((height, width, 3), np.float32)
     sheet[:] = colour
     if capture.texture:
-        blotches = Image.fromarray(rng.normal(0, 1, (height // 24 + 2, width // 24 + 2))
-                                   .astype(np.float32)).resize((width, height),
-                                                               Image.Resampling.BICUBIC)
+        blotches = Image.fromarray(
+            rng.normal(0, 1, (height // 24 + 2, width // 24 + 2)).astype(np.float32)
+        ).resize((width, height), Image.Resampling.BICUBIC)
         grain = ink_lib.gaussian_blur(rng.normal(0, 1, (height, width)), 0.8)
         pattern = 0.7 * np.asarray(blotches) + 1.5 * grain
         sheet += (capture.texture / 2.0) * pattern[..., None]
@@ -242,9 +258,9 @@ def render(digit: np.ndarray, capture: Capture | Framing, rng: np.random.Generat
     margin_x, margin_y = (round(capture.perspective * side) for side in (width, height))
     left = int(rng.integers(margin_x, max(margin_x + 1, width - margin_x - alpha.width + 1)))
     top = int(rng.integers(margin_y, max(margin_y + 1, height - margin_y - alpha.height + 1)))
-    coverage = np.asarray(alpha, np.float32)[:height - top, :width - left, None] / 255.0
+    coverage = np.asarray(alpha, np.float32)[: height - top, : width - left, None] / 255.0
     page = _paper(capture, rng, tuple(paper))
-    region = page[top:top + coverage.shape[0], left:left + coverage.shape[1]]
+    region = page[top : top + coverage.shape[0], left : left + coverage.shape[1]]
     region += (ink - region) * coverage  # ink laid over the paper where the digit is
     if capture.lighting:
         page *= _lighting(capture, rng, float(paper.mean()))
@@ -252,16 +268,21 @@ def render(digit: np.ndarray, capture: Capture | Framing, rng: np.random.Generat
     if capture.perspective:
         # Corners move inwards only: the camera sees paper everywhere, as in a close-up.
         inwards = np.array([[1, 1], [-1, 1], [-1, -1], [1, -1]])
-        shift = inwards * rng.uniform(0, 1, (4, 2)) * capture.perspective * np.array(
-            [width, height])
-        picture = picture.transform(picture.size, Image.Transform.PERSPECTIVE,
-                                    _perspective_coefficients(picture.size, shift),
-                                    resample=Image.Resampling.BICUBIC)
+        shift = (
+            inwards * rng.uniform(0, 1, (4, 2)) * capture.perspective * np.array([width, height])
+        )
+        picture = picture.transform(
+            picture.size,
+            Image.Transform.PERSPECTIVE,
+            _perspective_coefficients(picture.size, shift),
+            resample=Image.Resampling.BICUBIC,
+        )
     if capture.blur:
         picture = picture.filter(ImageFilter.GaussianBlur(capture.blur))
     if capture.noise:
         noisy = np.asarray(picture, np.float32) + rng.normal(
-            0, capture.noise, (height, width, 1)).astype(np.float32)
+            0, capture.noise, (height, width, 1)
+        ).astype(np.float32)
         picture = Image.fromarray(np.clip(noisy, 0, 255).round().astype(np.uint8), "RGB")
     buffer = io.BytesIO()
     if capture.jpeg is None:

@@ -41,8 +41,9 @@ def save_preprocessed(folder: str, name: str, image: np.ndarray) -> str:
     return out
 
 
-def classify(paths: list[str], logits_fn: Callable[[np.ndarray], np.ndarray],
-             save_dir: str | None = None) -> list[dict]:
+def classify(
+    paths: list[str], logits_fn: Callable[[np.ndarray], np.ndarray], save_dir: str | None = None
+) -> list[dict]:
     """One result dict per path: ``digit``, ``probability``, ``top3`` or ``error``.
 
     A picture holding several digit-sized ink regions also gets ``digits`` (how
@@ -71,6 +72,9 @@ def classify(paths: list[str], logits_fn: Callable[[np.ndarray], np.ndarray],
         probabilities = evaluation.softmax(logits_fn(np.stack(images)))
         for result, probs in zip(ok, probabilities):
             top = np.argsort(-probs)[:3]
-            result.update(digit=int(top[0]), probability=float(probs[top[0]]),
-                          top3=[[int(d), float(probs[d])] for d in top])
+            result.update(
+                digit=int(top[0]),
+                probability=float(probs[top[0]]),
+                top3=[[int(d), float(probs[d])] for d in top],
+            )
     return results

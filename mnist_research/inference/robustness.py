@@ -36,9 +36,13 @@ class ConditionResult:
         return self.correct / max(self.total, 1)
 
 
-def preprocess_condition(digits: np.ndarray, capture: photos.Capture, seed: int,
-                         examples_dir: str | None = None, num_examples: int = 0
-                         ) -> tuple[np.ndarray, np.ndarray]:
+def preprocess_condition(
+    digits: np.ndarray,
+    capture: photos.Capture,
+    seed: int,
+    examples_dir: str | None = None,
+    num_examples: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Renders ``digits`` under ``capture`` and preprocesses them like ``predict``.
 
     Returns:
@@ -61,10 +65,15 @@ def preprocess_condition(digits: np.ndarray, capture: photos.Capture, seed: int,
     return inputs, refused
 
 
-def measure(logits_fn: LogitsFn, digits: np.ndarray, labels: np.ndarray,
-            conditions: dict[str, photos.Capture], seed: int = 0,
-            examples_dir: str | None = None, num_examples: int = 8
-            ) -> list[ConditionResult]:
+def measure(
+    logits_fn: LogitsFn,
+    digits: np.ndarray,
+    labels: np.ndarray,
+    conditions: dict[str, photos.Capture],
+    seed: int = 0,
+    examples_dir: str | None = None,
+    num_examples: int = 8,
+) -> list[ConditionResult]:
     """The clean accuracy (the digits as given) followed by one result per condition.
 
     Every condition renders with ``seed`` (so the same digits get the same sizes and

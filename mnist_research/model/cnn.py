@@ -40,9 +40,17 @@ class ConvBlock(tf.keras.layers.Layer):
       index: folded into the block's dropout seed so blocks draw independent masks.
     """
 
-    def __init__(self, filters: int, kernel_size: int, dropout_rate: float,
-                 pooling: str = "stride", batch_norm: bool = True,
-                 synchronized_bn: bool = False, index: int = 0, **kwargs):
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int,
+        dropout_rate: float,
+        pooling: str = "stride",
+        batch_norm: bool = True,
+        synchronized_bn: bool = False,
+        index: int = 0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.filters = filters
         self.kernel_size = kernel_size
@@ -51,21 +59,34 @@ class ConvBlock(tf.keras.layers.Layer):
         self.batch_norm = batch_norm
         self.synchronized_bn = synchronized_bn
         self.index = index
-        self.conv = tf.keras.layers.Conv2D(filters, kernel_size,
-                                           strides=2 if pooling == "stride" else 1,
-                                           padding="same", use_bias=not batch_norm, name="conv")
-        self.norm = (tf.keras.layers.BatchNormalization(synchronized=synchronized_bn,
-                                                        name="batch_norm")
-                     if batch_norm else None)
+        self.conv = tf.keras.layers.Conv2D(
+            filters,
+            kernel_size,
+            strides=2 if pooling == "stride" else 1,
+            padding="same",
+            use_bias=not batch_norm,
+            name="conv",
+        )
+        self.norm = (
+            tf.keras.layers.BatchNormalization(synchronized=synchronized_bn, name="batch_norm")
+            if batch_norm
+            else None
+        )
         self.activation = tf.keras.layers.ReLU(name="relu")
-        self.pool = (tf.keras.layers.MaxPooling2D(2, padding="same", name="max_pool")
-                     if pooling == "max" else None)
+        self.pool = (
+            tf.keras.layers.MaxPooling2D(2, padding="same", name="max_pool")
+            if pooling == "max"
+            else None
+        )
         self.dropout = StatelessDropout(dropout_rate, salt=index, name="dropout")
 
     def sublayers(self) -> list[tf.keras.layers.Layer]:
         """The block's layers in the order they are applied."""
-        return [layer for layer in (self.conv, self.norm, self.activation, self.pool,
-                                    self.dropout) if layer is not None]
+        return [
+            layer
+            for layer in (self.conv, self.norm, self.activation, self.pool, self.dropout)
+            if layer is not None
+        ]
 
     def call(self, inputs, training=False, seed=None):
         """``seed``: the ``[2]`` dropout seed of this step (``None``: a fresh one)."""
@@ -78,10 +99,16 @@ class ConvBlock(tf.keras.layers.Layer):
         return self.dropout(x, training=training, seed=seed)
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters,
-                "kernel_size": self.kernel_size, "dropout_rate": self.dropout_rate,
-                "pooling": self.pooling, "batch_norm": self.batch_norm,
-                "synchronized_bn": self.synchronized_bn, "index": self.index}
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "dropout_rate": self.dropout_rate,
+            "pooling": self.pooling,
+            "batch_norm": self.batch_norm,
+            "synchronized_bn": self.synchronized_bn,
+            "index": self.index,
+        }
 
 
 @tf.keras.utils.register_keras_serializable(package="mnist_research")
@@ -104,10 +131,19 @@ class CNNClassifier(tf.keras.Model):
       synchronized_bn: synchronise BN across replicas (multi-replica training).
     """
 
-    def __init__(self, conv_filters=(32, 64), conv_dropout_rates=(0.1, 0.1),
-                 conv_kernel_size=3, conv_pooling="stride", hidden_units=(128,),
-                 dropout_rates=(0.4,), batch_norm=True, num_classes=10,
-                 synchronized_bn=False, **kwargs):
+    def __init__(
+        self,
+        conv_filters=(32, 64),
+        conv_dropout_rates=(0.1, 0.1),
+        conv_kernel_size=3,
+        conv_pooling="stride",
+        hidden_units=(128,),
+        dropout_rates=(0.4,),
+        batch_norm=True,
+        num_classes=10,
+        synchronized_bn=False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.conv_filters = tuple(conv_filters)
         self.conv_dropout_rates = tuple(conv_dropout_rates)
@@ -120,27 +156,54 @@ class CNNClassifier(tf.keras.Model):
         self.synchronized_bn = synchronized_bn
         self.to_image = tf.keras.layers.Reshape((*IMAGE_SHAPE, 1), name="to_image")
         for i, (filters, rate) in enumerate(zip(self.conv_filters, self.conv_dropout_rates)):
-            setattr(self, f"conv_block_{i}", ConvBlock(
-                filters, conv_kernel_size, rate, conv_pooling, batch_norm, synchronized_bn,
-                index=i, name=f"conv_block_{i}"))
+            setattr(
+                self,
+                f"conv_block_{i}",
+                ConvBlock(
+                    filters,
+                    conv_kernel_size,
+                    rate,
+                    conv_pooling,
+                    batch_norm,
+                    synchronized_bn,
+                    index=i,
+                    name=f"conv_block_{i}",
+                ),
+            )
         self.flatten = tf.keras.layers.Flatten(name="flatten")
         for i, (units, rate) in enumerate(zip(self.hidden_units, self.dropout_rates)):
-            setattr(self, f"dense_block_{i}", DenseBlock(
-                units, rate, batch_norm, synchronized_bn, index=len(self.conv_filters) + i,
-                name=f"dense_block_{i}"))
+            setattr(
+                self,
+                f"dense_block_{i}",
+                DenseBlock(
+                    units,
+                    rate,
+                    batch_norm,
+                    synchronized_bn,
+                    index=len(self.conv_filters) + i,
+                    name=f"dense_block_{i}",
+                ),
+            )
         self.head = tf.keras.layers.Dense(num_classes, dtype="float32", name="logits")
         self.softmax = tf.keras.layers.Softmax(dtype="float32", name="probabilities")
 
     @classmethod
-    def from_config_object(cls, config: ModelConfig, synchronized_bn: bool = False
-                           ) -> CNNClassifier:
+    def from_config_object(
+        cls, config: ModelConfig, synchronized_bn: bool = False
+    ) -> CNNClassifier:
         """Builds the model a :class:`ModelConfig` with ``family="cnn"`` describes."""
-        return cls(conv_filters=config.conv_filters,
-                   conv_dropout_rates=config.conv_dropout_rates,
-                   conv_kernel_size=config.conv_kernel_size, conv_pooling=config.conv_pooling,
-                   hidden_units=config.hidden_units, dropout_rates=config.dropout_rates,
-                   batch_norm=config.batch_norm, num_classes=config.num_classes,
-                   synchronized_bn=synchronized_bn, name="cnn_classifier")
+        return cls(
+            conv_filters=config.conv_filters,
+            conv_dropout_rates=config.conv_dropout_rates,
+            conv_kernel_size=config.conv_kernel_size,
+            conv_pooling=config.conv_pooling,
+            hidden_units=config.hidden_units,
+            dropout_rates=config.dropout_rates,
+            batch_norm=config.batch_norm,
+            num_classes=config.num_classes,
+            synchronized_bn=synchronized_bn,
+            name="cnn_classifier",
+        )
 
     @property
     def conv_blocks(self) -> list[ConvBlock]:
@@ -169,9 +232,15 @@ class CNNClassifier(tf.keras.Model):
         return logits if return_logits else self.softmax(logits)
 
     def get_config(self):
-        return {**super().get_config(), "conv_filters": list(self.conv_filters),
-                "conv_dropout_rates": list(self.conv_dropout_rates),
-                "conv_kernel_size": self.conv_kernel_size, "conv_pooling": self.conv_pooling,
-                "hidden_units": list(self.hidden_units),
-                "dropout_rates": list(self.dropout_rates), "batch_norm": self.batch_norm,
-                "num_classes": self.num_classes, "synchronized_bn": self.synchronized_bn}
+        return {
+            **super().get_config(),
+            "conv_filters": list(self.conv_filters),
+            "conv_dropout_rates": list(self.conv_dropout_rates),
+            "conv_kernel_size": self.conv_kernel_size,
+            "conv_pooling": self.conv_pooling,
+            "hidden_units": list(self.hidden_units),
+            "dropout_rates": list(self.dropout_rates),
+            "batch_norm": self.batch_norm,
+            "num_classes": self.num_classes,
+            "synchronized_bn": self.synchronized_bn,
+        }

@@ -30,7 +30,8 @@ RNG_ALG = "philox"
 def fold_in(seed: tf.Tensor, data) -> tf.Tensor:
     """A new ``[2]`` int64 seed derived from ``seed`` and the integer ``data``."""
     return tf.random.experimental.stateless_fold_in(
-        tf.cast(seed, tf.int64), tf.cast(data, tf.int64), alg=RNG_ALG)
+        tf.cast(seed, tf.int64), tf.cast(data, tf.int64), alg=RNG_ALG
+    )
 
 
 def fresh_seed() -> tf.Tensor:

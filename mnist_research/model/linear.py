@@ -18,8 +18,9 @@ class LinearClassifier(tf.keras.Model):
         self.softmax = tf.keras.layers.Softmax(dtype="float32", name="probabilities")
 
     @classmethod
-    def from_config_object(cls, config: ModelConfig, synchronized_bn: bool = False
-                           ) -> LinearClassifier:
+    def from_config_object(
+        cls, config: ModelConfig, synchronized_bn: bool = False
+    ) -> LinearClassifier:
         return cls(num_classes=config.num_classes, name="linear_classifier")
 
     def call(self, inputs, training=False, return_logits=False, dropout_seed=None):

@@ -37,8 +37,15 @@ class MLPClassifier(tf.keras.Model):
       synchronized_bn: synchronise BN across replicas (multi-replica training).
     """
 
-    def __init__(self, hidden_units=(256, 128, 64), dropout_rates=(0.3, 0.3, 0.2),
-                 batch_norm=True, num_classes=10, synchronized_bn=False, **kwargs):
+    def __init__(
+        self,
+        hidden_units=(256, 128, 64),
+        dropout_rates=(0.3, 0.3, 0.2),
+        batch_norm=True,
+        num_classes=10,
+        synchronized_bn=False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.hidden_units = tuple(hidden_units)
         self.dropout_rates = tuple(dropout_rates)
@@ -46,18 +53,27 @@ class MLPClassifier(tf.keras.Model):
         self.num_classes = num_classes
         self.synchronized_bn = synchronized_bn
         for i, (units, rate) in enumerate(zip(self.hidden_units, self.dropout_rates)):
-            setattr(self, f"block_{i}", DenseBlock(units, rate, batch_norm, synchronized_bn,
-                                                   index=i, name=f"block_{i}"))
+            setattr(
+                self,
+                f"block_{i}",
+                DenseBlock(units, rate, batch_norm, synchronized_bn, index=i, name=f"block_{i}"),
+            )
         self.head = tf.keras.layers.Dense(num_classes, dtype="float32", name="logits")
         self.softmax = tf.keras.layers.Softmax(dtype="float32", name="probabilities")
 
     @classmethod
-    def from_config_object(cls, config: ModelConfig, synchronized_bn: bool = False
-                           ) -> MLPClassifier:
+    def from_config_object(
+        cls, config: ModelConfig, synchronized_bn: bool = False
+    ) -> MLPClassifier:
         """Builds the model a :class:`ModelConfig` describes."""
-        return cls(hidden_units=config.hidden_units, dropout_rates=config.dropout_rates,
-                   batch_norm=config.batch_norm, num_classes=config.num_classes,
-                   synchronized_bn=synchronized_bn, name="mlp_classifier")
+        return cls(
+            hidden_units=config.hidden_units,
+            dropout_rates=config.dropout_rates,
+            batch_norm=config.batch_norm,
+            num_classes=config.num_classes,
+            synchronized_bn=synchronized_bn,
+            name="mlp_classifier",
+        )
 
     @property
     def blocks(self) -> list[DenseBlock]:
@@ -72,6 +88,11 @@ class MLPClassifier(tf.keras.Model):
         return logits if return_logits else self.softmax(logits)
 
     def get_config(self):
-        return {**super().get_config(), "hidden_units": list(self.hidden_units),
-                "dropout_rates": list(self.dropout_rates), "batch_norm": self.batch_norm,
-                "num_classes": self.num_classes, "synchronized_bn": self.synchronized_bn}
+        return {
+            **super().get_config(),
+            "hidden_units": list(self.hidden_units),
+            "dropout_rates": list(self.dropout_rates),
+            "batch_norm": self.batch_norm,
+            "num_classes": self.num_classes,
+            "synchronized_bn": self.synchronized_bn,
+        }

@@ -90,8 +90,7 @@ def stored_settings(reader: tf.train.CheckpointReader) -> ExperimentConfig | Non
         raise Damaged(f"its stored settings do not parse: {e}") from None
 
 
-def newest_usable(checkpoint_dir: str, load: Callable[[str, int], T]
-                  ) -> tuple[T, int] | None:
+def newest_usable(checkpoint_dir: str, load: Callable[[str, int], T]) -> tuple[T, int] | None:
     """Calls ``load(prefix, N)`` on the state file's checkpoint, then the others newest first.
 
     ``load`` raises :class:`Damaged` to fall back to the next one; anything else
@@ -115,15 +114,16 @@ def newest_usable(checkpoint_dir: str, load: Callable[[str, int], T]
         except Damaged as e:
             problems.append(f"ckpt-{number}: {e}")
             continue
-        notes = problems + ([f"the state file {state_problem}"] if state_problem and order
-                            else [])
+        notes = problems + ([f"the state file {state_problem}"] if state_problem and order else [])
         if notes:
             logging.warning("%s: %s; using ckpt-%d", checkpoint_dir, "; ".join(notes), number)
         return result, number
     if not problems:
         return None
-    raise RunDirError(f"{checkpoint_dir}: no usable checkpoint ({'; '.join(problems)}); "
-                      f"nothing was changed; {START_AFRESH}")
+    raise RunDirError(
+        f"{checkpoint_dir}: no usable checkpoint ({'; '.join(problems)}); "
+        f"nothing was changed; {START_AFRESH}"
+    )
 
 
 def restore_model(model: tf.keras.Model, checkpoint_dir: str, config: ExperimentConfig) -> str:
@@ -136,18 +136,22 @@ def restore_model(model: tf.keras.Model, checkpoint_dir: str, config: Experiment
     Raises:
       RunDirError: no usable checkpoint, or one that holds a different model.
     """
+
     def load(prefix: str, number: int) -> str:
         stored = stored_settings(verify(prefix))
         if stored is not None and stored.model != config.model:
             diffs = differences(stored.to_dict()["model"], config.to_dict()["model"], "model.")
-            raise RunDirError(f"{prefix} was trained with a different model than "
-                              f"config.json describes ({'; '.join(diffs)})")
+            raise RunDirError(
+                f"{prefix} was trained with a different model than "
+                f"config.json describes ({'; '.join(diffs)})"
+            )
         try:
             status = tf.train.Checkpoint(model=model).restore(prefix)
             status.assert_existing_objects_matched().expect_partial()
         except (AssertionError, ValueError) as e:
-            raise RunDirError(f"{prefix} does not hold the model config.json describes "
-                              f"({one_line(e)[:200]})") from None
+            raise RunDirError(
+                f"{prefix} does not hold the model config.json describes ({one_line(e)[:200]})"
+            ) from None
         return prefix
 
     found = newest_usable(checkpoint_dir, load)

@@ -48,21 +48,47 @@ _MARKER_TEXT = "A run directory of mnist_research (do not delete: it marks the f
 # Every path a run writes, relative to its run dir ("*" stays within one path
 # segment, "**" spans segments). --overwrite deletes a directory only when every
 # file and folder in it matches one of these, and one of _MARKERS is present.
-_EXPORT_FILES = ("saved_model.pb", "fingerprint.pb", "assets", "variables",
-                 "variables/variables.*")
+_EXPORT_FILES = ("saved_model.pb", "fingerprint.pb", "assets", "variables", "variables/variables.*")
 _RUN_PATHS = (
-    CONFIG_FILE, METRICS_FILE, FLAGS_FILE, LOCK_FILE, MARKER_FILE, "model.keras",
+    CONFIG_FILE,
+    METRICS_FILE,
+    FLAGS_FILE,
+    LOCK_FILE,
+    MARKER_FILE,
+    "model.keras",
     "events.out.tfevents.*",
-    "evaluation-*.json", ".tmp-*", ".probe-*", ".export-tmp-*", ".export-tmp-*/**",
-    ".export-*-tmp", ".export-*-tmp/**",
-    "checkpoints", "checkpoints/checkpoint", "checkpoints/ckpt-*", "checkpoints/ckpt-*_temp/part-*",
-    "checkpoints/.*-tmp", "checkpoints/.*-tmp/*", "checkpoints/best", "checkpoints/best/checkpoint",
-    "checkpoints/best/ckpt-*", "checkpoints/best/ckpt-*_temp/part-*", "checkpoints/.tmp-*",
-    "train", "validation", "*/events.out.tfevents.*", "*/events.out.tfevents.*.pruning",
-    "train/plugins", "train/plugins/**",
-    "reports", "reports/*.png", "reports/report.html", "reports/.tmp-*",
-    "export", "export.old", *(f"{folder}/{name}" for folder in ("export", "export.old")
-                              for name in _EXPORT_FILES))
+    "evaluation-*.json",
+    ".tmp-*",
+    ".probe-*",
+    ".export-tmp-*",
+    ".export-tmp-*/**",
+    ".export-*-tmp",
+    ".export-*-tmp/**",
+    "checkpoints",
+    "checkpoints/checkpoint",
+    "checkpoints/ckpt-*",
+    "checkpoints/ckpt-*_temp/part-*",
+    "checkpoints/.*-tmp",
+    "checkpoints/.*-tmp/*",
+    "checkpoints/best",
+    "checkpoints/best/checkpoint",
+    "checkpoints/best/ckpt-*",
+    "checkpoints/best/ckpt-*_temp/part-*",
+    "checkpoints/.tmp-*",
+    "train",
+    "validation",
+    "*/events.out.tfevents.*",
+    "*/events.out.tfevents.*.pruning",
+    "train/plugins",
+    "train/plugins/**",
+    "reports",
+    "reports/*.png",
+    "reports/report.html",
+    "reports/.tmp-*",
+    "export",
+    "export.old",
+    *(f"{folder}/{name}" for folder in ("export", "export.old") for name in _EXPORT_FILES),
+)
 _MARKERS = (MARKER_FILE, CONFIG_FILE, FLAGS_FILE, "checkpoints")
 
 
@@ -91,15 +117,19 @@ def check_path(run_dir: str) -> None:
     try:
         run_dir.encode("utf-8")
     except UnicodeEncodeError:
-        raise RunDirError(f"{ascii(run_dir)}: a run dir path must be valid UTF-8 (TensorFlow's "
-                          f"summaries and checkpoints cannot name it); nothing was written; "
-                          f"choose another --run_dir") from None
+        raise RunDirError(
+            f"{ascii(run_dir)}: a run dir path must be valid UTF-8 (TensorFlow's "
+            f"summaries and checkpoints cannot name it); nothing was written; "
+            f"choose another --run_dir"
+        ) from None
     found = sorted({c for c in run_dir if c in _GLOB_CHARACTERS})
     if found:
-        raise RunDirError(f"{run_dir}: a run dir path cannot contain {' '.join(found)} "
-                          f"(TensorFlow finds and deletes checkpoint files through glob "
-                          f"patterns, so it could miss this run's checkpoints or delete another "
-                          f"run's); choose another --run_dir")
+        raise RunDirError(
+            f"{run_dir}: a run dir path cannot contain {' '.join(found)} "
+            f"(TensorFlow finds and deletes checkpoint files through glob "
+            f"patterns, so it could miss this run's checkpoints or delete another "
+            f"run's); choose another --run_dir"
+        )
 
 
 def ensure_writable(run_dir: str) -> None:
@@ -113,14 +143,16 @@ def ensure_writable(run_dir: str) -> None:
         probe = tempfile.NamedTemporaryFile(dir=run_dir, prefix=".probe-", delete=True)
         probe.close()
     except OSError as e:
-        raise RunDirError(f"{run_dir}: cannot write to the run directory "
-                          f"({e.strerror or e})") from None
+        raise RunDirError(
+            f"{run_dir}: cannot write to the run directory ({e.strerror or e})"
+        ) from None
 
 
 def has_marker(run_dir: str) -> bool:
     """Whether ``run_dir`` holds the marker a run writes first (a regular file, not a link)."""
     return os.path.isfile(os.path.join(run_dir, MARKER_FILE)) and not os.path.islink(
-        os.path.join(run_dir, MARKER_FILE))
+        os.path.join(run_dir, MARKER_FILE)
+    )
 
 
 def claim(run_dir: str) -> None:
@@ -148,14 +180,19 @@ def check_overwritable(run_dir: str) -> None:
     names = sorted(os.listdir(run_dir))
     foreign = _foreign_paths(run_dir)
     if foreign:
-        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5
-                                          else "")
-        raise RunDirError(f"{run_dir}: --overwrite refused: it holds {shown}, which a training "
-                          f"run does not write; nothing was deleted. Delete it yourself or "
-                          f"pick another --run_dir")
+        shown = ", ".join(foreign[:5]) + (
+            f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        )
+        raise RunDirError(
+            f"{run_dir}: --overwrite refused: it holds {shown}, which a training "
+            f"run does not write; nothing was deleted. Delete it yourself or "
+            f"pick another --run_dir"
+        )
     if names and not any(n in names for n in _MARKERS):
-        raise RunDirError(f"{run_dir}: --overwrite refused: it does not look like a run "
-                          f"directory (no {', '.join(_MARKERS)}); nothing was deleted")
+        raise RunDirError(
+            f"{run_dir}: --overwrite refused: it does not look like a run "
+            f"directory (no {', '.join(_MARKERS)}); nothing was deleted"
+        )
 
 
 def _foreign_paths(run_dir: str) -> list[str]:
@@ -165,8 +202,9 @@ def _foreign_paths(run_dir: str) -> list[str]:
     for folder, dirs, files in os.walk(run_dir):
         prefix = os.path.relpath(folder, run_dir).replace(os.sep, "/")
         prefix = "" if prefix == "." else prefix + "/"
-        unknown = {name for name in dirs + files
-                   if not any(p.fullmatch(prefix + name) for p in patterns)}
+        unknown = {
+            name for name in dirs + files if not any(p.fullmatch(prefix + name) for p in patterns)
+        }
         foreign += [prefix + name for name in unknown]
         dirs[:] = [d for d in dirs if d not in unknown]  # a foreign folder is named once
     return sorted(foreign)
@@ -174,8 +212,9 @@ def _foreign_paths(run_dir: str) -> list[str]:
 
 def _path_regex(pattern: str) -> str:
     """``*`` within one path segment, ``**`` across segments; the rest literal."""
-    return ".*".join("[^/]*".join(re.escape(piece) for piece in part.split("*"))
-                     for part in pattern.split("**"))
+    return ".*".join(
+        "[^/]*".join(re.escape(piece) for piece in part.split("*")) for part in pattern.split("**")
+    )
 
 
 def clear(run_dir: str) -> None:
@@ -196,12 +235,19 @@ def clear(run_dir: str) -> None:
 # event files being pruned (train/, validation/), and TensorFlow's temporary directory
 # of a checkpoint being saved (checkpoints/ and checkpoints/best/).
 _TEMP = ".tmp-*"
-STALE_PATTERNS = (_TEMP, os.path.join("reports", _TEMP), os.path.join("checkpoints", _TEMP),
-                  os.path.join("checkpoints", "best", _TEMP), ".export-tmp-*", ".export-*-tmp",
-                  "export.old", os.path.join("train", "*.pruning"),
-                  os.path.join("validation", "*.pruning"),
-                  os.path.join("checkpoints", "ckpt-*_temp"),
-                  os.path.join("checkpoints", "best", "ckpt-*_temp"))
+STALE_PATTERNS = (
+    _TEMP,
+    os.path.join("reports", _TEMP),
+    os.path.join("checkpoints", _TEMP),
+    os.path.join("checkpoints", "best", _TEMP),
+    ".export-tmp-*",
+    ".export-*-tmp",
+    "export.old",
+    os.path.join("train", "*.pruning"),
+    os.path.join("validation", "*.pruning"),
+    os.path.join("checkpoints", "ckpt-*_temp"),
+    os.path.join("checkpoints", "best", "ckpt-*_temp"),
+)
 
 
 def remove_stale_temporaries(run_dir: str) -> list[str]:

@@ -39,27 +39,32 @@ class RunDirLock:
         try:
             # Never through a link: a .lock replaced by a link to a file elsewhere
             # would have that file truncated and a PID written into it.
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK,
-                         0o666)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666)
         except OSError as e:
             if e.errno == errno.ELOOP:
-                raise RunDirError(f"{self.path}: a symbolic link, not this project's lock; "
-                                  f"nothing was written through it; remove it "
-                                  f"yourself") from None
-            raise RunDirError(f"{self.path}: cannot create the run-dir lock "
-                              f"({e.strerror or e})") from None
+                raise RunDirError(
+                    f"{self.path}: a symbolic link, not this project's lock; "
+                    f"nothing was written through it; remove it "
+                    f"yourself"
+                ) from None
+            raise RunDirError(
+                f"{self.path}: cannot create the run-dir lock ({e.strerror or e})"
+            ) from None
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
-            raise RunDirError(f"{self.path}: not a regular file, so not this project's lock; "
-                              f"remove it yourself") from None
+            raise RunDirError(
+                f"{self.path}: not a regular file, so not this project's lock; remove it yourself"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
             os.close(fd)
-            raise RunDirError(f"{self.run_dir} is in use by another training process "
-                              f"({holder}); wait for it to finish (or stop it), or use "
-                              f"another --run_dir") from None
+            raise RunDirError(
+                f"{self.run_dir} is in use by another training process "
+                f"({holder}); wait for it to finish (or stop it), or use "
+                f"another --run_dir"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"PID {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
         self._fd = fd

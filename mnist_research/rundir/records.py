@@ -20,8 +20,14 @@ from mnist_research.rundir import layout
 from mnist_research.rundir.layout import CONFIG_FILE, FLAGS_FILE, METRICS_FILE
 
 # The per-epoch history ``metrics.json`` records, one value per epoch under each key.
-HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds",
-                "examples_per_second")
+HISTORY_KEYS = (
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "epoch_seconds",
+    "examples_per_second",
+)
 
 
 def load_config(run_dir: str) -> ExperimentConfig | None:
@@ -63,8 +69,9 @@ def ownership(run_dir: str) -> str:
     if layout.has_marker(run_dir):
         return "ours"
     config_path = os.path.join(run_dir, CONFIG_FILE)
-    companions = (os.path.isfile(os.path.join(run_dir, FLAGS_FILE))
-                  or os.path.isdir(os.path.join(run_dir, "checkpoints")))
+    companions = os.path.isfile(os.path.join(run_dir, FLAGS_FILE)) or os.path.isdir(
+        os.path.join(run_dir, "checkpoints")
+    )
     if os.path.isfile(config_path) and not os.path.islink(config_path) and companions:
         try:
             if load_config(run_dir) is not None:
@@ -85,17 +92,21 @@ def check_ours(run_dir: str) -> str:
     """
     owner = ownership(run_dir)
     if owner == "foreign":
-        raise RunDirError(f"{run_dir}: not empty and not a run directory of this project (no "
-                          f"{layout.MARKER_FILE} marker, nor a config.json of this project with "
-                          f"its flags.txt or checkpoints/); nothing was written. Choose a new or "
-                          f"empty --run_dir")
+        raise RunDirError(
+            f"{run_dir}: not empty and not a run directory of this project (no "
+            f"{layout.MARKER_FILE} marker, nor a config.json of this project with "
+            f"its flags.txt or checkpoints/); nothing was written. Choose a new or "
+            f"empty --run_dir"
+        )
     if owner == "ours":
         for folder in ("export", "export.old"):
             foreign = layout.foreign_under(run_dir, folder)
             if foreign:
-                raise RunDirError(f"{run_dir}: {', '.join(foreign[:3])} is not a file a run "
-                                  f"writes, and the run replaces {folder}/; move it out "
-                                  f"first. Nothing was written")
+                raise RunDirError(
+                    f"{run_dir}: {', '.join(foreign[:3])} is not a file a run "
+                    f"writes, and the run replaces {folder}/; move it out "
+                    f"first. Nothing was written"
+                )
     return owner
 
 
@@ -115,17 +126,21 @@ def check_settings(run_dir: str, config: ExperimentConfig) -> DamagedFileError |
         return e
     if saved is not None and saved.identity() != config.identity():
         diffs = differences(saved.identity(), config.identity())
-        raise RunDirError(f"{run_dir} holds a run with different settings ({'; '.join(diffs)}); "
-                          f"use a new --run_dir or --overwrite")
+        raise RunDirError(
+            f"{run_dir} holds a run with different settings ({'; '.join(diffs)}); "
+            f"use a new --run_dir or --overwrite"
+        )
     return None
 
 
 # What a resumed run must share with the epochs ``metrics.json`` records besides its
 # settings: the data it read, and the placement that decides the dropout masks (each
 # replica draws its own stream, so another replica count trains another experiment).
-SAME_RUN_KEYS = {"data_sha256": "the data read (sha256 of the uint8 train/validation "
-                                "arrays after the split)",
-                 "strategy": "--strategy", "num_replicas": "the replica count"}
+SAME_RUN_KEYS = {
+    "data_sha256": "the data read (sha256 of the uint8 train/validation arrays after the split)",
+    "strategy": "--strategy",
+    "num_replicas": "the replica count",
+}
 
 
 def check_same_run(run_dir: str, info: dict[str, Any]) -> None:
@@ -146,15 +161,23 @@ def check_same_run(run_dir: str, info: dict[str, Any]) -> None:
         return
     if not isinstance(recorded, dict) or not recorded.get("epochs_completed"):
         return
-    diffs = [f"{what}: {recorded[key]} -> {info[key]}" for key, what in SAME_RUN_KEYS.items()
-             if key in recorded and key in info and recorded[key] != info[key]]
+    diffs = [
+        f"{what}: {recorded[key]} -> {info[key]}"
+        for key, what in SAME_RUN_KEYS.items()
+        if key in recorded and key in info and recorded[key] != info[key]
+    ]
     if diffs:
-        raise RunDirError(f"{run_dir} was trained with other {'; '.join(diffs)}; resuming would "
-                          f"train another experiment under its name. Use the run's own data and "
-                          f"placement, a new --run_dir, or --overwrite")
+        raise RunDirError(
+            f"{run_dir} was trained with other {'; '.join(diffs)}; resuming would "
+            f"train another experiment under its name. Use the run's own data and "
+            f"placement, a new --run_dir, or --overwrite"
+        )
     if "data_sha256" not in recorded and "data_sha256" in info:
-        logging.warning("%s records no data fingerprint (written before they existed): the data "
-                        "of this resume cannot be checked against its earlier epochs", run_dir)
+        logging.warning(
+            "%s records no data fingerprint (written before they existed): the data "
+            "of this resume cannot be checked against its earlier epochs",
+            run_dir,
+        )
 
 
 def finished_metrics(run_dir: str) -> dict[str, Any] | None:
@@ -217,8 +240,11 @@ def _first_non_finite(value: Any, where: str = "") -> str | None:
     elif isinstance(value, list):
         items = enumerate(value)
     else:
-        if (isinstance(value, (int, float)) and not isinstance(value, bool)
-                and not _is_number(value)):
+        if (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and not _is_number(value)
+        ):
             return where or "the document"
         return None
     for key, item in items:

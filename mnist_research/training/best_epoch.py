@@ -43,16 +43,17 @@ def should_stop(val_accuracy: Sequence[float], patience: int) -> bool:
     return patience > 0 and len(val_accuracy) - best_epoch(val_accuracy) >= patience
 
 
-def summary(val_accuracy: Sequence[float], patience: int, epochs: int,
-            restore_best: bool) -> dict:
+def summary(val_accuracy: Sequence[float], patience: int, epochs: int, restore_best: bool) -> dict:
     """What ``metrics.json`` records about epoch selection."""
     best = best_epoch(val_accuracy)
     done = len(val_accuracy)
-    return {"best_epoch": best,
-            "best_val_accuracy": float(val_accuracy[best - 1]) if best else None,
-            "stopped_early": done < epochs and should_stop(val_accuracy, patience),
-            "early_stopping_patience": patience,
-            "exported_epoch": best if restore_best else done}
+    return {
+        "best_epoch": best,
+        "best_val_accuracy": float(val_accuracy[best - 1]) if best else None,
+        "stopped_early": done < epochs and should_stop(val_accuracy, patience),
+        "early_stopping_patience": patience,
+        "exported_epoch": best if restore_best else done,
+    }
 
 
 class BestWeights:
@@ -66,8 +67,9 @@ class BestWeights:
 
     def __init__(self, model: tf.keras.Model):
         self.model = model
-        self.variables = [tf.Variable(v, trainable=False, name=f"best/{i}")
-                          for i, v in enumerate(model.variables)]
+        self.variables = [
+            tf.Variable(v, trainable=False, name=f"best/{i}") for i, v in enumerate(model.variables)
+        ]
 
     def capture(self) -> None:
         """Copies the model's current weights (BN statistics included) in."""

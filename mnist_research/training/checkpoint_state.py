@@ -59,11 +59,16 @@ class CheckpointState:
         self.history_json = tf.Variable("{}", dtype=tf.string, trainable=False)
         with trainer.strategy.scope():
             self.best = BestWeights(trainer.model)
-        settings = tf.Variable(json.dumps(trainer.config.to_dict()), dtype=tf.string,
-                               trainable=False)
-        objects = dict(optimizer=trainer.optimizer, epoch=trainer.epoch,
-                       history=self.history_json, best_weights=self.best.variables,
-                       model=trainer.model)
+        settings = tf.Variable(
+            json.dumps(trainer.config.to_dict()), dtype=tf.string, trainable=False
+        )
+        objects = dict(
+            optimizer=trainer.optimizer,
+            epoch=trainer.epoch,
+            history=self.history_json,
+            best_weights=self.best.variables,
+            model=trainer.model,
+        )
         self.checkpoint = tf.train.Checkpoint(settings=settings, **objects)
         # Restores without ``settings``: checkpoints written before it existed still load.
         self._restorer = tf.train.Checkpoint(**objects)
@@ -88,8 +93,10 @@ class CheckpointState:
         found = newest_usable(self.chief_dir, self._load)
         if found is None:
             if required:
-                raise RunDirError(f"{self.chief_dir}: no checkpoint, although the run records "
-                                  f"finished epochs; nothing was changed; {START_AFRESH}")
+                raise RunDirError(
+                    f"{self.chief_dir}: no checkpoint, although the run records "
+                    f"finished epochs; nothing was changed; {START_AFRESH}"
+                )
             return history_lib.from_json("{}")
         history, self.restored = found
         logging.info("Restored %s", os.path.join(self.chief_dir, f"ckpt-{self.restored}"))
@@ -101,21 +108,22 @@ class CheckpointState:
         self.settings_checked = stored is not None
         if stored is not None and stored.identity() != self.config.identity():
             diffs = differences(stored.identity(), self.config.identity())
-            raise RunDirError(f"{prefix} was trained with different settings "
-                              f"({'; '.join(diffs)}); {START_AFRESH}")
+            raise RunDirError(
+                f"{prefix} was trained with different settings ({'; '.join(diffs)}); {START_AFRESH}"
+            )
         try:
             self._restorer.restore(prefix).assert_existing_objects_matched().expect_partial()
         except (AssertionError, ValueError) as e:
-            raise RunDirError(f"{prefix} does not hold this model ({one_line(e)[:200]}); "
-                              f"{START_AFRESH}") from None
+            raise RunDirError(
+                f"{prefix} does not hold this model ({one_line(e)[:200]}); {START_AFRESH}"
+            ) from None
         try:
             history = history_lib.from_json(reader.get_tensor(HISTORY_KEY).decode("utf-8"))
         except (ValueError, TypeError, AttributeError) as e:
             raise Damaged(f"its history does not parse ({e})") from None
         epoch = int(self.epoch.numpy())
         if epoch != number or len(history["loss"]) != epoch:
-            raise Damaged(f"it holds epoch {epoch} with {len(history['loss'])} history "
-                           f"entries")
+            raise Damaged(f"it holds epoch {epoch} with {len(history['loss'])} history entries")
         return history
 
     def save(self, epoch: int, history: history_lib.History) -> None:
@@ -133,7 +141,8 @@ class CheckpointState:
                 if self.manager is None:
                     self._repair_state()
                     self.manager = tf.train.CheckpointManager(
-                        self.checkpoint, self.chief_dir, max_to_keep=self.max_to_keep)
+                        self.checkpoint, self.chief_dir, max_to_keep=self.max_to_keep
+                    )
                 self.manager.save(checkpoint_number=epoch)
             else:
                 self.checkpoint.write(os.path.join(temp_dir, "ckpt"))
@@ -142,9 +151,11 @@ class CheckpointState:
             self._remove_partial(epoch, temp_dir)
             named, _ = read_state(self.chief_dir)
             latest = f"ckpt-{named}" if named is not None else "none"
-            raise RunDirError(f"{self.chief_dir}: could not save the checkpoint of epoch "
-                              f"{epoch} ({one_line(e)}); the latest checkpoint is "
-                              f"still {latest}") from None
+            raise RunDirError(
+                f"{self.chief_dir}: could not save the checkpoint of epoch "
+                f"{epoch} ({one_line(e)}); the latest checkpoint is "
+                f"still {latest}"
+            ) from None
 
     def _repair_state(self) -> None:
         """Rewrites a state file that does not name the restored checkpoint.
@@ -183,8 +194,11 @@ class CheckpointState:
             shutil.rmtree(temp_dir, ignore_errors=True)
 
     def _remove_partial(self, epoch: int, temp_dir: str) -> None:
-        partial = (glob.glob(os.path.join(glob.escape(self.chief_dir), f"ckpt-{epoch}[._]*"))
-                   if self.chief else [temp_dir])
+        partial = (
+            glob.glob(os.path.join(glob.escape(self.chief_dir), f"ckpt-{epoch}[._]*"))
+            if self.chief
+            else [temp_dir]
+        )
         for path in partial:
             if os.path.isdir(path):  # TF's sharded save writes into ckpt-N_temp/
                 shutil.rmtree(path, ignore_errors=True)

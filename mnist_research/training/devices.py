@@ -41,7 +41,8 @@ def configure_devices(config: DistributeConfig) -> None:
         existing = tf.config.get_logical_device_configuration(cpu)
         if not existing or len(existing) != config.num_cpu_devices:
             tf.config.set_logical_device_configuration(
-                cpu, [tf.config.LogicalDeviceConfiguration()] * config.num_cpu_devices)
+                cpu, [tf.config.LogicalDeviceConfiguration()] * config.num_cpu_devices
+            )
     if config.mixed_precision != "none":
         tf.keras.mixed_precision.set_global_policy(config.mixed_precision)
     else:
@@ -60,8 +61,10 @@ def create_strategy(config: DistributeConfig) -> tf.distribute.Strategy:
     if name == "multi_worker":  # Before anything initialises the TF runtime (listing
         # logical devices does): collective ops must be configured at program start.
         if "TF_CONFIG" not in os.environ:
-            raise ConfigError("strategy=multi_worker needs the TF_CONFIG environment variable "
-                             "(see docs/devices.md)")
+            raise ConfigError(
+                "strategy=multi_worker needs the TF_CONFIG environment variable "
+                "(see docs/devices.md)"
+            )
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
@@ -70,15 +73,16 @@ def create_strategy(config: DistributeConfig) -> tf.distribute.Strategy:
         return tf.distribute.get_strategy()
     if name == "one_device":
         return tf.distribute.OneDeviceStrategy(
-            _existing_device(config.device) if config.device else
-            ("/gpu:0" if gpus else "/cpu:0"))
+            _existing_device(config.device) if config.device else ("/gpu:0" if gpus else "/cpu:0")
+        )
     if name == "mirrored":
         if gpus:
             return tf.distribute.MirroredStrategy()
         cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices=cpus)
-    raise ValueError(f"unknown strategy {config.strategy!r}; expected one of "
-                     f"{', '.join(STRATEGIES)}")
+    raise ValueError(
+        f"unknown strategy {config.strategy!r}; expected one of {', '.join(STRATEGIES)}"
+    )
 
 
 def _existing_device(name: str) -> str:
@@ -87,8 +91,9 @@ def _existing_device(name: str) -> str:
     available = tf.config.list_logical_devices()
     for device in available:
         found = tf.DeviceSpec.from_string(device.name)
-        if (found.device_type.upper() == (spec.device_type or "").upper()
-                and found.device_index == (spec.device_index or 0)):
+        if found.device_type.upper() == (spec.device_type or "").upper() and found.device_index == (
+            spec.device_index or 0
+        ):
             return name
     names = ", ".join(d.name.replace("/device:", "/").lower() for d in available)
     raise ConfigError(f"--device={name}: no such device on this machine (it has {names})")
@@ -110,16 +115,23 @@ def tf_config() -> dict:
         raise ConfigError(f"TF_CONFIG must be a JSON object, got {type(parsed).__name__}")
     cluster, task = parsed.get("cluster", {}), parsed.get("task", {})
     if not isinstance(cluster, dict) or not all(
-            isinstance(v, list) and all(isinstance(a, str) for a in v) for v in cluster.values()):
+        isinstance(v, list) and all(isinstance(a, str) for a in v) for v in cluster.values()
+    ):
         raise ConfigError('TF_CONFIG "cluster" must map job names to lists of "host:port"')
     if not isinstance(task, dict):
         raise ConfigError('TF_CONFIG "task" must be {"type": ..., "index": N}')
     if task:
         kind, index = task.get("type"), task.get("index", 0)
-        if (not isinstance(index, int) or isinstance(index, bool)
-                or kind not in cluster or not 0 <= index < len(cluster[kind])):
-            raise ConfigError(f'TF_CONFIG task {task} is not in its cluster '
-                              f'({", ".join(f"{k}: {len(v)}" for k, v in cluster.items())})')
+        if (
+            not isinstance(index, int)
+            or isinstance(index, bool)
+            or kind not in cluster
+            or not 0 <= index < len(cluster[kind])
+        ):
+            raise ConfigError(
+                f"TF_CONFIG task {task} is not in its cluster "
+                f"({', '.join(f'{k}: {len(v)}' for k, v in cluster.items())})"
+            )
     return parsed
 
 
@@ -168,10 +180,14 @@ def device_info(strategy: tf.distribute.Strategy) -> dict:
         kind, count = "gpu", len(gpus)
     else:
         name, kind, count = cpu_name(), "cpu", 1
-    return {"device_kind": kind, "device_name": name, "device_count": count,
-            "num_replicas": strategy.num_replicas_in_sync,
-            "strategy": strategy_name(strategy),
-            "tensorflow_version": tf.__version__}
+    return {
+        "device_kind": kind,
+        "device_name": name,
+        "device_count": count,
+        "num_replicas": strategy.num_replicas_in_sync,
+        "strategy": strategy_name(strategy),
+        "tensorflow_version": tf.__version__,
+    }
 
 
 def strategy_name(strategy: tf.distribute.Strategy) -> str:

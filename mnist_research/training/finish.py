@@ -80,27 +80,39 @@ def finish_run(run: RunContext, actions: Sequence[EndOfRunAction] = ()) -> dict[
       The final metrics.
     """
     config, trainer, datasets = run.config, run.trainer, run.datasets
-    selection = best_epoch.summary(run.history["val_accuracy"],
-                                   config.train.early_stopping_patience, config.train.epochs,
-                                   config.train.restore_best)
+    selection = best_epoch.summary(
+        run.history["val_accuracy"],
+        config.train.early_stopping_patience,
+        config.train.epochs,
+        config.train.restore_best,
+    )
     run.state.save_best(selection["best_epoch"])
     if config.train.restore_best:
         run.state.best.restore_into_model()
-        logging.info("Testing and exporting epoch %d (best validation accuracy %.4f)",
-                     selection["best_epoch"], selection["best_val_accuracy"])
-    test = trainer.make_evaluator(pipeline.eval_dataset(
-        datasets.x_test, datasets.y_test, config.train.eval_batch_size))()
+        logging.info(
+            "Testing and exporting epoch %d (best validation accuracy %.4f)",
+            selection["best_epoch"],
+            selection["best_val_accuracy"],
+        )
+    test = trainer.make_evaluator(
+        pipeline.eval_dataset(datasets.x_test, datasets.y_test, config.train.eval_batch_size)
+    )()
     metrics = history_lib.run_metrics(run.history, run.info, test, finished=True)
     metrics.update(selection)
     metrics["weights_sha256"] = variables.weights_fingerprint(trainer.model)
-    logging.debug("Final weights sha256 %s (worker %s)", metrics["weights_sha256"],
-                 devices.worker_id())
+    logging.debug(
+        "Final weights sha256 %s (worker %s)", metrics["weights_sha256"], devices.worker_id()
+    )
     for action in actions:
         if action.every_worker or run.chief:
             action.write(run, metrics, test)
     if run.chief:
         files.write_json(os.path.join(run.run_dir, layout.METRICS_FILE), metrics)
     run.summaries.close()
-    logging.debug("Test accuracy %.4f, test loss %.4f (%d examples)", test.accuracy, test.loss,
-                 int(test.count))
+    logging.debug(
+        "Test accuracy %.4f, test loss %.4f (%d examples)",
+        test.accuracy,
+        test.loss,
+        int(test.count),
+    )
     return metrics

@@ -35,8 +35,9 @@ def append(history: History, train: Totals, val: Totals, seconds: float) -> None
     history["examples_per_second"].append(train.count / seconds)
 
 
-def run_metrics(history: History, info: dict[str, Any], test: Totals | None,
-                finished: bool) -> dict[str, Any]:
+def run_metrics(
+    history: History, info: dict[str, Any], test: Totals | None, finished: bool
+) -> dict[str, Any]:
     """The ``metrics.json`` document: history, totals, device ``info`` and test scores.
 
     Args:
@@ -46,8 +47,7 @@ def run_metrics(history: History, info: dict[str, Any], test: Totals | None,
       finished: whether the run is complete (export and reports written).
     """
     train_seconds = float(np.sum(history["epoch_seconds"]))
-    examples = float(np.sum(np.multiply(history["epoch_seconds"],
-                                        history["examples_per_second"])))
+    examples = float(np.sum(np.multiply(history["epoch_seconds"], history["examples_per_second"])))
     metrics = {
         "finished": finished,
         "epochs_completed": len(history["loss"]),
@@ -57,6 +57,7 @@ def run_metrics(history: History, info: dict[str, Any], test: Totals | None,
         **info,
     }
     if test is not None:
-        metrics.update(test_accuracy=test.accuracy, test_loss=test.loss,
-                       test_examples=int(test.count))
+        metrics.update(
+            test_accuracy=test.accuracy, test_loss=test.loss, test_examples=int(test.count)
+        )
     return metrics

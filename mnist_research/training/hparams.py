@@ -61,16 +61,25 @@ def _declared_hparams() -> list[tuple[str, str, str, hp.HParam]]:
     """``(section, field name, hparam name, HParam)`` for every config field that is one."""
     out = []
     sections = [(None, ExperimentConfig)] + [
-        (field.name, field.default_factory) for field in dataclasses.fields(ExperimentConfig)
-        if field.default_factory is not dataclasses.MISSING]
+        (field.name, field.default_factory)
+        for field in dataclasses.fields(ExperimentConfig)
+        if field.default_factory is not dataclasses.MISSING
+    ]
     for section, cls in sections:
         for field, declared in declared_fields(cls):
             if declared.hparam is None:
                 continue
-            name = declared.hparam if "/" in declared.hparam else (
-                f"{declared.hparam}/{field.name}")
-            out.append((section, field.name, name,
-                        hp.HParam(name, _domain(field, declared), description=declared.help)))
+            name = (
+                declared.hparam if "/" in declared.hparam else (f"{declared.hparam}/{field.name}")
+            )
+            out.append(
+                (
+                    section,
+                    field.name,
+                    name,
+                    hp.HParam(name, _domain(field, declared), description=declared.help),
+                )
+            )
     return out
 
 
@@ -84,23 +93,37 @@ _SYSTEM = (
 )
 
 HPARAMS = tuple(entry[3] for entry in _declared_hparams()) + tuple(
-    hp.HParam(name, hp.Discrete(["cpu", "gpu"]) if key == "device_kind" else Text(),
-              description=description)
-    for name, key, description in _SYSTEM)
+    hp.HParam(
+        name,
+        hp.Discrete(["cpu", "gpu"]) if key == "device_kind" else Text(),
+        description=description,
+    )
+    for name, key, description in _SYSTEM
+)
 
 # The final test scalars (the run dir's own event file) and the last epoch's scalars.
 _TRAINING, _VALIDATION = api_pb2.DATASET_TRAINING, api_pb2.DATASET_VALIDATION
 METRICS = (
     hp.Metric("test/accuracy", display_name="test accuracy"),
     hp.Metric("test/loss", display_name="test loss"),
-    hp.Metric("epoch/accuracy", group="validation", display_name="validation accuracy",
-              dataset_type=_VALIDATION),
-    hp.Metric("epoch/loss", group="validation", display_name="validation loss",
-              dataset_type=_VALIDATION),
-    hp.Metric("epoch/accuracy", group="train", display_name="train accuracy",
-              dataset_type=_TRAINING),
-    hp.Metric("epoch/examples_per_second", group="train", display_name="train examples/s",
-              dataset_type=_TRAINING),
+    hp.Metric(
+        "epoch/accuracy",
+        group="validation",
+        display_name="validation accuracy",
+        dataset_type=_VALIDATION,
+    ),
+    hp.Metric(
+        "epoch/loss", group="validation", display_name="validation loss", dataset_type=_VALIDATION
+    ),
+    hp.Metric(
+        "epoch/accuracy", group="train", display_name="train accuracy", dataset_type=_TRAINING
+    ),
+    hp.Metric(
+        "epoch/examples_per_second",
+        group="train",
+        display_name="train examples/s",
+        dataset_type=_TRAINING,
+    ),
 )
 
 
@@ -124,9 +147,9 @@ def hparams_of(config: ExperimentConfig, info: dict) -> dict[str, Any]:
     return values
 
 
-def write(values: dict[str, Any], trial_id: str, time_created_secs: float | None = None
-          ) -> None:
+def write(values: dict[str, Any], trial_id: str, time_created_secs: float | None = None) -> None:
     """Writes the experiment definition and this run's session to the default writer."""
-    hp.hparams_config(hparams=list(HPARAMS), metrics=list(METRICS),
-                      time_created_secs=time_created_secs)
+    hp.hparams_config(
+        hparams=list(HPARAMS), metrics=list(METRICS), time_created_secs=time_created_secs
+    )
     hp.hparams(values, trial_id=trial_id)

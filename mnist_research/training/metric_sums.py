@@ -37,10 +37,12 @@ class Totals:
 def batch_stats(labels, logits):
     """``(loss_sum, correct, count)`` of one batch (float32 scalars)."""
     per_example = tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-    correct = tf.cast(tf.equal(tf.argmax(logits, axis=-1), tf.argmax(labels, axis=-1)),
-                      tf.float32)
-    return (tf.reduce_sum(per_example), tf.reduce_sum(correct),
-            tf.cast(tf.shape(labels)[0], tf.float32)), per_example
+    correct = tf.cast(tf.equal(tf.argmax(logits, axis=-1), tf.argmax(labels, axis=-1)), tf.float32)
+    return (
+        tf.reduce_sum(per_example),
+        tf.reduce_sum(correct),
+        tf.cast(tf.shape(labels)[0], tf.float32),
+    ), per_example
 
 
 class ReplicaSums:
@@ -53,14 +55,21 @@ class ReplicaSums:
 
     def __init__(self, name: str):
         def variable(suffix, dtype, aggregation):
-            return tf.Variable(tf.zeros([], dtype), trainable=False, name=f"{name}_{suffix}",
-                               synchronization=tf.VariableSynchronization.ON_READ,
-                               aggregation=aggregation)
+            return tf.Variable(
+                tf.zeros([], dtype),
+                trainable=False,
+                name=f"{name}_{suffix}",
+                synchronization=tf.VariableSynchronization.ON_READ,
+                aggregation=aggregation,
+            )
 
-        self.values = [variable(n, tf.float32, tf.VariableAggregation.SUM)
-                       for n in ("loss_sum", "correct", "count")]
-        self.first_bad_step = variable("first_bad_step", tf.int64,
-                                       tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self.values = [
+            variable(n, tf.float32, tf.VariableAggregation.SUM)
+            for n in ("loss_sum", "correct", "count")
+        ]
+        self.first_bad_step = variable(
+            "first_bad_step", tf.int64, tf.VariableAggregation.ONLY_FIRST_REPLICA
+        )
 
     def reset(self) -> None:
         for value in self.values:
@@ -72,15 +81,18 @@ class ReplicaSums:
         for value, stat in zip(self.values, stats):
             value.assign_add(stat)
         if step is not None:
-            bad = tf.logical_and(self.first_bad_step < 0,
-                                 tf.logical_not(tf.math.is_finite(stats[0])))
+            bad = tf.logical_and(
+                self.first_bad_step < 0, tf.logical_not(tf.math.is_finite(stats[0]))
+            )
             self.first_bad_step.assign(tf.where(bad, step, self.first_bad_step))
 
     def read(self, strategy: tf.distribute.Strategy) -> list[tf.Tensor]:
         """The three sums over all replicas, and the first bad step of any local one (-1: none)."""
-        local = [tf.where(v < 0, tf.int64.max, v)
-                 for v in strategy.experimental_local_results(self.first_bad_step)]
+        local = [
+            tf.where(v < 0, tf.int64.max, v)
+            for v in strategy.experimental_local_results(self.first_bad_step)
+        ]
         first = tf.reduce_min(tf.stack(local))
         return [v.read_value() for v in self.values] + [
-            tf.where(first == tf.int64.max, tf.constant(-1, tf.int64), first)]
-
+            tf.where(first == tf.int64.max, tf.constant(-1, tf.int64), first)
+        ]

@@ -32,11 +32,18 @@ class FusedAdam(tf.keras.optimizers.Adam):
         beta_1 = tf.cast(self.beta_1, dtype)
         beta_2 = tf.cast(self.beta_2, dtype)
         return tf.raw_ops.ResourceApplyAdam(
-            var=variable.handle, m=m.value.handle, v=v.value.handle,
-            beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step),
-            lr=tf.cast(learning_rate, dtype), beta1=beta_1, beta2=beta_2,
-            epsilon=tf.cast(self.epsilon, dtype), grad=tf.cast(gradient, dtype),
-            use_locking=False)
+            var=variable.handle,
+            m=m.value.handle,
+            v=v.value.handle,
+            beta1_power=tf.pow(beta_1, step),
+            beta2_power=tf.pow(beta_2, step),
+            lr=tf.cast(learning_rate, dtype),
+            beta1=beta_1,
+            beta2=beta_2,
+            epsilon=tf.cast(self.epsilon, dtype),
+            grad=tf.cast(gradient, dtype),
+            use_locking=False,
+        )
 
 
 def learning_rate(config, steps_per_epoch: int):
@@ -52,5 +59,6 @@ def learning_rate(config, steps_per_epoch: int):
     if config.lr_schedule == "step":
         return tf.keras.optimizers.schedules.PiecewiseConstantDecay(
             [total // 2, (3 * total) // 4],
-            [config.learning_rate, config.learning_rate * 0.1, config.learning_rate * 0.01])
+            [config.learning_rate, config.learning_rate * 0.1, config.learning_rate * 0.01],
+        )
     return config.learning_rate

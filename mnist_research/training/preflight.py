@@ -59,9 +59,11 @@ def check_model_fits(config: ExperimentConfig, on_gpu: bool) -> None:
     params = num_parameters(config.model)
     needed = params * _BYTES * _COPIES
     if not on_gpu and available is not None and needed > available:
-        raise ConfigError(f"the model has {params:,} parameters, about {_gib(needed)} to train "
-                          f"with Adam, but only {_gib(available)} of memory is available; "
-                          f"use smaller --hidden_units")
+        raise ConfigError(
+            f"the model has {params:,} parameters, about {_gib(needed)} to train "
+            f"with Adam, but only {_gib(available)} of memory is available; "
+            f"use smaller --hidden_units"
+        )
 
 
 @contextlib.contextmanager
@@ -71,14 +73,17 @@ def out_of_memory_as_error(config: ExperimentConfig) -> Iterator[None]:
         yield
     except (tf.errors.ResourceExhaustedError, MemoryError) as e:
         params = num_parameters(config.model)
-        raise ConfigError(f"out of memory with a {params:,}-parameter model, batch size "
-                          f"{config.train.batch_size} and evaluation batch size "
-                          f"{config.train.eval_batch_size} ({one_line(e)[:160]}); use smaller "
-                          f"--hidden_units, --batch_size or --eval_batch_size") from None
+        raise ConfigError(
+            f"out of memory with a {params:,}-parameter model, batch size "
+            f"{config.train.batch_size} and evaluation batch size "
+            f"{config.train.eval_batch_size} ({one_line(e)[:160]}); use smaller "
+            f"--hidden_units, --batch_size or --eval_batch_size"
+        ) from None
 
 
-def build_trainer(config: ExperimentConfig, strategy: tf.distribute.Strategy,
-                  steps_per_epoch: int, on_gpu: bool) -> Trainer:
+def build_trainer(
+    config: ExperimentConfig, strategy: tf.distribute.Strategy, steps_per_epoch: int, on_gpu: bool
+) -> Trainer:
     """The :class:`Trainer`, or a :class:`ConfigError` when the model does not fit."""
     check_model_fits(config, on_gpu)
     with out_of_memory_as_error(config):

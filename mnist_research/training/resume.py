@@ -41,12 +41,22 @@ def latest_unfinished(logdir: str, config: ExperimentConfig) -> str | None:
             saved = records.load_config(run_dir)
         except MnistResearchError:
             continue  # damaged: resuming it needs an explicit --run_dir
-        if (saved is None or saved.experiment != config.experiment
-                or saved.identity() != config.identity() or _finished_or_damaged(run_dir)):
+        if (
+            saved is None
+            or saved.experiment != config.experiment
+            or saved.identity() != config.identity()
+            or _finished_or_damaged(run_dir)
+        ):
             continue
-        touched = [os.path.getmtime(p) for p in (path, os.path.join(run_dir, layout.METRICS_FILE),
-                                                  os.path.join(run_dir, CHECKPOINT_DIR))
-                   if os.path.exists(p)]
+        touched = [
+            os.path.getmtime(p)
+            for p in (
+                path,
+                os.path.join(run_dir, layout.METRICS_FILE),
+                os.path.join(run_dir, CHECKPOINT_DIR),
+            )
+            if os.path.exists(p)
+        ]
         candidates.append((max(touched), run_dir))
     return max(candidates)[1] if candidates else None
 
@@ -95,15 +105,17 @@ def resume_command(run_dir: str, argv: list[str]) -> str:
         elif path and path.group(2):
             arg = f"{path.group(1)}={os.path.abspath(path.group(2))}"
         args.append(arg)
-    return " ".join(_program(argv[0] if argv else "")
-                    + [shlex.quote(a) for a in args + [f"--run_dir={os.path.abspath(run_dir)}"]])
+    return " ".join(
+        _program(argv[0] if argv else "")
+        + [shlex.quote(a) for a in args + [f"--run_dir={os.path.abspath(run_dir)}"]]
+    )
 
 
 def _program(argv0: str) -> list[str]:
     """How to start the running command again: ``python -m <module>`` or its script."""
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
     if spec is not None and spec.name:
-        module = spec.name[:-len(".__main__")] if spec.name.endswith(".__main__") else spec.name
+        module = spec.name[: -len(".__main__")] if spec.name.endswith(".__main__") else spec.name
         return [shlex.quote(sys.executable or "python"), "-m", module]
     name = os.path.basename(argv0)
     return [name if _on_path_as(name, argv0) else shlex.quote(argv0 or "python")]

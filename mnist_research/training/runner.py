@@ -42,12 +42,18 @@ def set_seeds(config: ExperimentConfig) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def train_and_evaluate(config: ExperimentConfig, run_dir: str | None = None, *,
-                       datasets: sources.Splits | None = None,
-                       strategy: tf.distribute.Strategy | None = None,
-                       flagfile_text: str = "", verbose: bool = True,
-                       overwrite: bool = False, resume_hint: str = "",
-                       actions: Sequence[finish.EndOfRunAction] = ()) -> dict[str, Any]:
+def train_and_evaluate(
+    config: ExperimentConfig,
+    run_dir: str | None = None,
+    *,
+    datasets: sources.Splits | None = None,
+    strategy: tf.distribute.Strategy | None = None,
+    flagfile_text: str = "",
+    verbose: bool = True,
+    overwrite: bool = False,
+    resume_hint: str = "",
+    actions: Sequence[finish.EndOfRunAction] = (),
+) -> dict[str, Any]:
     """Trains (or resumes), evaluates and writes everything a run produces.
 
     Everything that can refuse the settings (the run dir's own settings and
@@ -93,8 +99,9 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: str | None = None, *,
     if not overwrite:
         records.check_same_run(run_dir, info)
     train_input, steps_per_epoch = _train_input(config, datasets, strategy)
-    trainer = preflight.build_trainer(config, strategy, steps_per_epoch,
-                                      on_gpu=info["device_kind"] == "gpu")
+    trainer = preflight.build_trainer(
+        config, strategy, steps_per_epoch, on_gpu=info["device_kind"] == "gpu"
+    )
 
     layout.ensure_writable(run_dir)
     if chief:
@@ -104,8 +111,14 @@ def train_and_evaluate(config: ExperimentConfig, run_dir: str | None = None, *,
             logging.info("--overwrite: deleting the contents of %s", run_dir)
             layout.clear(run_dir)
         run = _start_run(config, run_dir, trainer, datasets, info, chief, flagfile_text)
-        logging.info("Run dir: %s | %s x%d, %s (%s)", run_dir, info["strategy"],
-                     info["num_replicas"], info["device_name"], info["device_kind"])
+        logging.info(
+            "Run dir: %s | %s x%d, %s (%s)",
+            run_dir,
+            info["strategy"],
+            info["num_replicas"],
+            info["device_name"],
+            info["device_kind"],
+        )
         if resume_hint and chief:
             logging.info("To resume this run if it stops: %s", resume_hint)
         with preflight.out_of_memory_as_error(config), interrupts.deferred():
@@ -125,9 +138,11 @@ def _check_cluster(strategy: tf.distribute.Strategy) -> None:
     """
     workers = devices.num_workers()
     if workers > 1 and not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        raise ConfigError(f"TF_CONFIG names a cluster of {workers} workers, but "
-                          f"{devices.strategy_name(strategy)} trains in this process alone; "
-                          f"use --strategy=multi_worker, or unset TF_CONFIG")
+        raise ConfigError(
+            f"TF_CONFIG names a cluster of {workers} workers, but "
+            f"{devices.strategy_name(strategy)} trains in this process alone; "
+            f"use --strategy=multi_worker, or unset TF_CONFIG"
+        )
 
 
 def _create_strategy(config: ExperimentConfig) -> tf.distribute.Strategy:
@@ -136,19 +151,31 @@ def _create_strategy(config: ExperimentConfig) -> tf.distribute.Strategy:
     return devices.create_strategy(config.distribute)
 
 
-def _train_input(config: ExperimentConfig, datasets: sources.Splits,
-                 strategy: tf.distribute.Strategy) -> tuple[pipeline.TrainInput, int]:
+def _train_input(
+    config: ExperimentConfig, datasets: sources.Splits, strategy: tf.distribute.Strategy
+) -> tuple[pipeline.TrainInput, int]:
     """The training input and its optimizer steps per epoch across the strategy's workers."""
-    train_input = pipeline.TrainInput(datasets.x_train, datasets.y_train,
-                                      config.train.batch_size, config.train.seed,
-                                      augment=config.train.augment)
-    workers = devices.num_workers() if isinstance(
-        strategy, tf.distribute.MultiWorkerMirroredStrategy) else 1
+    train_input = pipeline.TrainInput(
+        datasets.x_train,
+        datasets.y_train,
+        config.train.batch_size,
+        config.train.seed,
+        augment=config.train.augment,
+    )
+    workers = (
+        devices.num_workers()
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        else 1
+    )
     return train_input, train_input.steps_per_epoch(workers)
 
 
-def _check_run_dir(run_dir: str, config: ExperimentConfig, overwrite: bool,
-                   actions: Sequence[finish.EndOfRunAction]) -> dict[str, Any] | None:
+def _check_run_dir(
+    run_dir: str,
+    config: ExperimentConfig,
+    overwrite: bool,
+    actions: Sequence[finish.EndOfRunAction],
+) -> dict[str, Any] | None:
     """Read-only checks of an existing run dir; its final metrics when nothing is left to do.
 
     Raises:
@@ -178,17 +205,22 @@ def _check_run_dir(run_dir: str, config: ExperimentConfig, overwrite: bool,
             return None
         # A run that stopped early stays stopped: more epochs would change nothing.
         stopped = finished.get("stopped_early")
-        logging.info("%s is complete (%s); nothing to do. Use a new --run_dir or --overwrite to "
-                     "train again%s.", run_dir,
-                     f"it stopped early after {done} epochs" if stopped else f"{done} epochs",
-                     "" if stopped else ", or a larger --epochs to extend it")
+        logging.info(
+            "%s is complete (%s); nothing to do. Use a new --run_dir or --overwrite to "
+            "train again%s.",
+            run_dir,
+            f"it stopped early after {done} epochs" if stopped else f"{done} epochs",
+            "" if stopped else ", or a larger --epochs to extend it",
+        )
         return finished
     return None
 
 
 def _too_many_epochs(run_dir: str, done: int, wanted: int) -> str:
-    return (f"{run_dir} has completed {done} epochs, more than --epochs={wanted}; pass "
-            f"--epochs={done} (or more to extend the run), or use a new --run_dir")
+    return (
+        f"{run_dir} has completed {done} epochs, more than --epochs={wanted}; pass "
+        f"--epochs={done} (or more to extend the run), or use a new --run_dir"
+    )
 
 
 def _load_data(config: ExperimentConfig, datasets: sources.Splits | None) -> sources.Splits:
@@ -201,9 +233,15 @@ def _load_data(config: ExperimentConfig, datasets: sources.Splits | None) -> sou
     return datasets
 
 
-def _start_run(config: ExperimentConfig, run_dir: str, trainer: Trainer,
-               datasets: sources.Splits, info: dict, chief: bool,
-               flagfile_text: str) -> RunContext:
+def _start_run(
+    config: ExperimentConfig,
+    run_dir: str,
+    trainer: Trainer,
+    datasets: sources.Splits,
+    info: dict,
+    chief: bool,
+    flagfile_text: str,
+) -> RunContext:
     """Restores the newest usable checkpoint, saves the settings, opens the summary writers.
 
     Raises:
@@ -211,31 +249,45 @@ def _start_run(config: ExperimentConfig, run_dir: str, trainer: Trainer,
         other settings, or it holds more epochs than ``config``.
     """
     damaged_config = records.check_settings(run_dir, config)
-    state = CheckpointState(trainer, os.path.join(run_dir, CHECKPOINT_DIR), chief,
-                            config.train.max_to_keep)
+    state = CheckpointState(
+        trainer, os.path.join(run_dir, CHECKPOINT_DIR), chief, config.train.max_to_keep
+    )
     history = state.restore(required=records.records_progress(run_dir))
     done = int(trainer.epoch.numpy())
     if done > config.train.epochs:
         raise RunDirError(_too_many_epochs(run_dir, done, config.train.epochs))
     if damaged_config is not None:
         if done and not state.settings_checked:
-            raise RunDirError(f"{damaged_config}, and ckpt-{done} predates stored settings, so "
-                              f"this command cannot be checked against the run; use "
-                              f"--overwrite to start afresh, or a new --run_dir")
-        logging.warning("%s; rewritten from this command's settings%s", damaged_config,
-                        f" (they match ckpt-{done})" if done else "")
+            raise RunDirError(
+                f"{damaged_config}, and ckpt-{done} predates stored settings, so "
+                f"this command cannot be checked against the run; use "
+                f"--overwrite to start afresh, or a new --run_dir"
+            )
+        logging.warning(
+            "%s; rewritten from this command's settings%s",
+            damaged_config,
+            f" (they match ckpt-{done})" if done else "",
+        )
     if chief:
         for path in layout.remove_stale_temporaries(run_dir):
             logging.info("Removed %s, left half-written by an interrupted run", path)
         records.save_config(run_dir, config, flagfile_text)
         dropped = summaries_lib.prune_after(run_dir, done, trainer.step)
         if dropped:
-            logging.info("Dropped %d TensorBoard events written after the last checkpoint",
-                         dropped)
+            logging.info("Dropped %d TensorBoard events written after the last checkpoint", dropped)
     summaries = summaries_lib.Summaries(run_dir if chief else None)
     if not history["loss"]:
         summaries.text("config/flags", "```\n" + (flagfile_text or "(none)") + "\n```")
         summaries.hparams(hparams_of(config, info))
-    return RunContext(config=config, run_dir=run_dir, chief=chief, info=info,
-                      datasets=datasets, trainer=trainer, state=state, summaries=summaries,
-                      history=history, flagfile_text=flagfile_text)
+    return RunContext(
+        config=config,
+        run_dir=run_dir,
+        chief=chief,
+        info=info,
+        datasets=datasets,
+        trainer=trainer,
+        state=state,
+        summaries=summaries,
+        history=history,
+        flagfile_text=flagfile_text,
+    )

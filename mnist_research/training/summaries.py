@@ -28,8 +28,9 @@ from tensorboard.plugins.histogram import metadata as histogram_metadata
 from mnist_research.errors import one_line
 from mnist_research.training import hparams as hparams_lib
 
-_HISTOGRAM_METADATA = histogram_metadata.create_summary_metadata(display_name=None,
-                                                                description=None)
+_HISTOGRAM_METADATA = histogram_metadata.create_summary_metadata(
+    display_name=None, description=None
+)
 HISTOGRAM_BUCKETS = 30
 
 
@@ -59,8 +60,9 @@ class Summaries:
             for name, value in values.items():
                 tf.summary.scalar(f"step/{name}", value)
 
-    def epoch_scalars(self, epoch: int, train: dict[str, float],
-                      validation: dict[str, float]) -> None:
+    def epoch_scalars(
+        self, epoch: int, train: dict[str, float], validation: dict[str, float]
+    ) -> None:
         """Per-epoch scalars (``epoch/<name>``) in both writers."""
         for writer, values in ((self.train, train), (self.validation, validation)):
             with writer.as_default(step=epoch):
@@ -85,8 +87,11 @@ class Summaries:
             return
         with self.train.as_default(step=step):
             for tag, value in named_values:
-                tf.summary.write(tag, tf.constant(histogram_buckets(np.asarray(value))),
-                                 metadata=_HISTOGRAM_METADATA)
+                tf.summary.write(
+                    tag,
+                    tf.constant(histogram_buckets(np.asarray(value))),
+                    metadata=_HISTOGRAM_METADATA,
+                )
         self.train.flush()
 
     def png_images(self, step: int, paths: dict[str, str]) -> None:
@@ -155,12 +160,18 @@ def prune_after(run_dir: str, epoch: int, step: int) -> int:
     """
     dropped = 0
     # Only the folders the run's writers write: event files anywhere else are not its own.
-    paths = [path for folder in _EVENT_FOLDERS for path in glob.glob(
-        os.path.join(glob.escape(run_dir), folder, "events.out.tfevents.*"))]
+    paths = [
+        path
+        for folder in _EVENT_FOLDERS
+        for path in glob.glob(os.path.join(glob.escape(run_dir), folder, "events.out.tfevents.*"))
+    ]
     for path in sorted(paths):
         if not os.path.isfile(path) or os.path.islink(path):
-            logging.warning("%s: not a regular file, so not an event file of this run; left "
-                            "as it is (TensorBoard ignores it once you remove it)", path)
+            logging.warning(
+                "%s: not a regular file, so not an event file of this run; left "
+                "as it is (TensorBoard ignores it once you remove it)",
+                path,
+            )
             continue
         records, damage = _read_records(path)
         kept = [r for r in records if not _after(r, epoch, step)]
@@ -197,14 +208,14 @@ def _read_records(path: str) -> tuple[list[bytes], str | None]:
 def _keyed_by_step(value) -> bool:
     """``step/*`` scalars and the graph (``trace_export`` at an optimizer step) are keyed
     by optimizer step; everything else by epoch."""
-    return (value.tag.startswith("step/")
-            or value.metadata.plugin_data.plugin_name.startswith("graph"))
+    return value.tag.startswith("step/") or value.metadata.plugin_data.plugin_name.startswith(
+        "graph"
+    )
 
 
 def _after(record: bytes, epoch: int, step: int) -> bool:
     event = event_pb2.Event.FromString(record)
-    return any(event.step > (step if _keyed_by_step(v) else epoch)
-               for v in event.summary.value)
+    return any(event.step > (step if _keyed_by_step(v) else epoch) for v in event.summary.value)
 
 
 def model_histograms(model: tf.keras.Model, gradients) -> list[tuple[str, Any]]:
@@ -215,8 +226,11 @@ def model_histograms(model: tf.keras.Model, gradients) -> list[tuple[str, Any]]:
     ``epoch/`` (accuracy, loss) comes first and every histogram after it.
     """
     named = [(f"histograms/weights/{v.path}", v) for v in model.trainable_variables]
-    named += [(f"histograms/batch_norm/{v.path}", v) for v in model.non_trainable_variables
-              if "moving" in v.path]
+    named += [
+        (f"histograms/batch_norm/{v.path}", v)
+        for v in model.non_trainable_variables
+        if "moving" in v.path
+    ]
     named += [(f"histograms/gradients/{v.path}", g) for v, g in gradients if g is not None]
     return named
 

@@ -50,11 +50,15 @@ def jit_plan(config: ExperimentConfig, replicas: int) -> tuple[str, str]:
     if replicas == 1:
         return "step", "jit_compile: XLA compiles the whole replica train step"
     if config.model.batch_norm:
-        return "none", (f"jit_compile falls back to the plain step: BatchNormalization "
-                        f"synchronizes statistics across the {replicas} replicas inside the "
-                        f"forward pass, which XLA cannot compile")
-    return "gradients", (f"jit_compile: XLA compiles the forward/backward pass; the gradients "
-                         f"are all-reduced and applied outside it ({replicas} replicas)")
+        return "none", (
+            f"jit_compile falls back to the plain step: BatchNormalization "
+            f"synchronizes statistics across the {replicas} replicas inside the "
+            f"forward pass, which XLA cannot compile"
+        )
+    return "gradients", (
+        f"jit_compile: XLA compiles the forward/backward pass; the gradients "
+        f"are all-reduced and applied outside it ({replicas} replicas)"
+    )
 
 
 class Trainer:
@@ -67,15 +71,17 @@ class Trainer:
         need to span the whole run.
     """
 
-    def __init__(self, config: ExperimentConfig, strategy: tf.distribute.Strategy,
-                 steps_per_epoch: int = 1):
+    def __init__(
+        self, config: ExperimentConfig, strategy: tf.distribute.Strategy, steps_per_epoch: int = 1
+    ):
         self.config = config
         self.strategy = strategy
         self.global_batch_size = config.train.batch_size
         replicas = strategy.num_replicas_in_sync
         if self.global_batch_size % replicas:
-            raise ConfigError(f"batch_size {self.global_batch_size} is not divisible by the "
-                             f"{replicas} replicas")
+            raise ConfigError(
+                f"batch_size {self.global_batch_size} is not divisible by the {replicas} replicas"
+            )
         with strategy.scope():
             self.model = registry.create(config.model, synchronized_bn=replicas > 1)
             adam = FusedAdam if config.train.fused_adam else tf.keras.optimizers.Adam
@@ -84,8 +90,13 @@ class Trainer:
                 optimizer = tf.keras.mixed_precision.LossScaleOptimizer(optimizer)
             self.optimizer = optimizer
             self.optimizer.build(self.model.trainable_variables)
-            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch",
-                                     aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+            self.epoch = tf.Variable(
+                0,
+                dtype=tf.int64,
+                trainable=False,
+                name="epoch",
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+            )
             self._train_sums = ReplicaSums("train")
             self._eval_sums = ReplicaSums("eval")
         self.jit_compile, reason = jit_plan(config, replicas)
@@ -125,13 +136,13 @@ class Trainer:
         """Gradients of the global-batch-scaled loss, and the batch's sums."""
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
-            logits = self.model(images, training=True, return_logits=True,
-                                dropout_seed=dropout_seed)
+            logits = self.model(
+                images, training=True, return_logits=True, dropout_seed=dropout_seed
+            )
             smoothing = self.config.train.label_smoothing
             targets = labels * (1.0 - smoothing) + smoothing / labels.shape[-1]
             stats, per_example = batch_stats(targets, logits)
-            loss = tf.nn.compute_average_loss(per_example,
-                                              global_batch_size=self.global_batch_size)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
             if isinstance(self.optimizer, tf.keras.mixed_precision.LossScaleOptimizer):
                 loss = self.optimizer.scale_loss(loss)
         return tape.gradient(loss, variables), stats
@@ -140,8 +151,12 @@ class Trainer:
         images, labels = batch
         # Dropout masks are a function of (run seed, step); the model folds in
         # the replica and the layer, so a resumed run replays them exactly.
-        seed = tf.stack([tf.constant(self.config.train.seed, tf.int64),
-                         tf.cast(self.optimizer.iterations, tf.int64)])
+        seed = tf.stack(
+            [
+                tf.constant(self.config.train.seed, tf.int64),
+                tf.cast(self.optimizer.iterations, tf.int64),
+            ]
+        )
         grads, stats = self._gradients(images, labels, seed)
         self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
         self._train_sums.add(stats, step=self.optimizer.iterations)
@@ -161,12 +176,14 @@ class Trainer:
           NonFiniteLossError: naming the first step whose loss was NaN or Inf.
         """
         loss_sum, correct, count, bad_step = self._train_loop(
-            iterator, tf.constant(num_steps, dtype=tf.int32))
+            iterator, tf.constant(num_steps, dtype=tf.int32)
+        )
         bad_step = int(bad_step)
         if bad_step >= 0 or not math.isfinite(float(loss_sum)):
             raise NonFiniteLossError(
                 f"loss became NaN or Inf at step {bad_step if bad_step >= 0 else self.step}; "
-                f"lower --learning_rate or check the data")
+                f"lower --learning_rate or check the data"
+            )
         return Totals(float(loss_sum), float(correct), float(count))
 
     def _replica_eval(self, batch):
@@ -209,8 +226,9 @@ class Trainer:
         """
         cardinality = int(dataset.cardinality())
         if cardinality in (0, tf.data.INFINITE_CARDINALITY):
-            raise ValueError(f"cannot evaluate an {'empty' if cardinality == 0 else 'infinite'} "
-                             f"dataset")
+            raise ValueError(
+                f"cannot evaluate an {'empty' if cardinality == 0 else 'infinite'} dataset"
+            )
         dist_dataset = self.strategy.experimental_distribute_dataset(dataset.cache())
 
         def evaluate() -> Totals:

@@ -26,9 +26,15 @@ def _table_lines(markdown):
 def test_compare_two_runs_table_json_and_png(finished_run, npz_dir, tmp_path):
     first, _ = finished_run
     second = str(tmp_path / "second-2cpu")
-    result = run_module("mnist_research.train", "--flagfile=experiments/smoke.flags",
-                        f"--data_dir={npz_dir}", f"--run_dir={second}", "--strategy=mirrored",
-                        "--num_cpu_devices=2", "--histograms=false")
+    result = run_module(
+        "mnist_research.train",
+        "--flagfile=experiments/smoke.flags",
+        f"--data_dir={npz_dir}",
+        f"--run_dir={second}",
+        "--strategy=mirrored",
+        "--num_cpu_devices=2",
+        "--histograms=false",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     output = tmp_path / "cmp"
     result = run_module("mnist_research.compare", first, second, f"--output={output}")
@@ -56,20 +62,30 @@ def test_compare_two_runs_table_json_and_png(finished_run, npz_dir, tmp_path):
     assert [r["replicas"] for r in printed["runs"]] == [1, 2]
     assert printed["runs"][1]["examples_per_second"] == pytest.approx(steady[1][1])
     from matplotlib import image
+
     height, width = image.imread(str(output / "compare.png")).shape[:2]
     assert width > 1000 and width / height == pytest.approx(18 / 5, rel=0.25)
 
 
 @pytest.mark.slow
 def test_compare_of_an_mlp_and_a_cnn_names_both_families_and_the_differing_settings(
-        finished_run, npz_dir, tmp_path):
+    finished_run, npz_dir, tmp_path
+):
     mlp, _ = finished_run
     cnn = str(tmp_path / "cnn-run")
-    result = run_module("mnist_research.train", "--flagfile=experiments/smoke.flags",
-                        f"--data_dir={npz_dir}", f"--run_dir={cnn}", "--histograms=false",
-                        "--experiment=smoke_cnn", "--model=cnn", "--conv_filters=8,16",
-                        "--conv_dropout_rates=0.1,0.1", "--hidden_units=32",
-                        "--dropout_rates=0.2")
+    result = run_module(
+        "mnist_research.train",
+        "--flagfile=experiments/smoke.flags",
+        f"--data_dir={npz_dir}",
+        f"--run_dir={cnn}",
+        "--histograms=false",
+        "--experiment=smoke_cnn",
+        "--model=cnn",
+        "--conv_filters=8,16",
+        "--conv_dropout_rates=0.1,0.1",
+        "--hidden_units=32",
+        "--dropout_rates=0.2",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     output = tmp_path / "cmp"
     result = run_module("mnist_research.compare", mlp, cnn, f"--output={output}")
@@ -97,28 +113,47 @@ def _fake_run(folder, seconds, throughput, accuracy, val_accuracy=None, **config
         config[section][name] = value
     val_accuracy = val_accuracy or [0.5] * len(seconds)
     (folder / "config.json").write_text(json.dumps(config))
-    (folder / "metrics.json").write_text(json.dumps({
-        "finished": True, "epochs_completed": len(seconds), "test_accuracy": accuracy,
-        "test_loss": 0.1, "num_replicas": 1, "strategy": "X", "device_name": "D",
-        "device_kind": "cpu", "history": {
-            "epoch_seconds": seconds, "examples_per_second": throughput,
-            "val_accuracy": val_accuracy, "val_loss": [1.0 - v for v in val_accuracy],
-            "accuracy": [0.5] * len(seconds), "loss": [1.0] * len(seconds)}}))
+    (folder / "metrics.json").write_text(
+        json.dumps(
+            {
+                "finished": True,
+                "epochs_completed": len(seconds),
+                "test_accuracy": accuracy,
+                "test_loss": 0.1,
+                "num_replicas": 1,
+                "strategy": "X",
+                "device_name": "D",
+                "device_kind": "cpu",
+                "history": {
+                    "epoch_seconds": seconds,
+                    "examples_per_second": throughput,
+                    "val_accuracy": val_accuracy,
+                    "val_loss": [1.0 - v for v in val_accuracy],
+                    "accuracy": [0.5] * len(seconds),
+                    "loss": [1.0] * len(seconds),
+                },
+            }
+        )
+    )
     return compare_lib.load_run(str(folder))
 
 
 def test_compare_rows_time_the_steady_state(tmp_path):
     # b's epochs hold half as many examples: shorter epochs, but twice the throughput.
-    rows = compare_lib.rows([
-        _fake_run(tmp_path / "a", [9.0, 2.0, 2.2], [100.0, 500.0, 550.0], 0.9),
-        _fake_run(tmp_path / "b", [5.0, 0.5, 0.6], [200.0, 1000.0, 1100.0], 0.8),
-        _fake_run(tmp_path / "c", [3.0], [300.0], 0.95)])
+    rows = compare_lib.rows(
+        [
+            _fake_run(tmp_path / "a", [9.0, 2.0, 2.2], [100.0, 500.0, 550.0], 0.9),
+            _fake_run(tmp_path / "b", [5.0, 0.5, 0.6], [200.0, 1000.0, 1100.0], 0.8),
+            _fake_run(tmp_path / "c", [3.0], [300.0], 0.95),
+        ]
+    )
     assert rows[0]["epoch_seconds"] == pytest.approx(2.1), "epoch 1 (compilation) is left out"
     assert rows[0]["examples_per_second"] == pytest.approx((2.0 * 500 + 2.2 * 550) / 4.2)
     assert rows[1]["examples_per_second"] == pytest.approx((0.5 * 1000 + 0.6 * 1100) / 1.1)
     assert rows[0]["speedup"] == 1.0
-    assert rows[1]["speedup"] == pytest.approx(rows[1]["examples_per_second"]
-                                               / rows[0]["examples_per_second"])
+    assert rows[1]["speedup"] == pytest.approx(
+        rows[1]["examples_per_second"] / rows[0]["examples_per_second"]
+    )
     assert rows[1]["accuracy_delta"] == pytest.approx(-10.0)
     assert rows[2]["epoch1_only"] and rows[2]["examples_per_second"] == 300.0
     markdown = compare_lib.to_markdown(rows).splitlines()
@@ -134,9 +169,10 @@ def test_differing_settings_leave_out_paths_and_devices_and_name_clashes_fully()
     other["distribute"]["mixed_precision"] = "mixed_float16"
     other["train"]["seed"] = 7
     other["model"]["dropout_rates"] = [0.1]
-    assert compare_lib.differing_settings([base, other]) == {"model.dropout_rates":
-                                                              "dropout_rates",
-                                                              "train.seed": "seed"}
+    assert compare_lib.differing_settings([base, other]) == {
+        "model.dropout_rates": "dropout_rates",
+        "train.seed": "seed",
+    }
     other["model"]["family"] = "cnn"
     assert "model.family" not in compare_lib.differing_settings([base, other])
     clash = json.loads(json.dumps(base))
@@ -151,8 +187,10 @@ def test_compare_figure_zooms_on_where_the_runs_differ(tmp_path, monkeypatch):
     monkeypatch.setattr(figures, "save_figure", lambda fig, path, dpi=100: kept.append(fig))
     curve_a = [0.90, 0.95, 0.970, 0.975, 0.978, 0.980]
     curve_b = [0.91, 0.96, 0.972, 0.979, 0.983, 0.982]
-    runs = [_fake_run(tmp_path / "a", [2.0] * 6, [100.0] * 6, 0.98, curve_a),
-            _fake_run(tmp_path / "b", [1.0] * 6, [200.0] * 6, 0.98, curve_b)]
+    runs = [
+        _fake_run(tmp_path / "a", [2.0] * 6, [100.0] * 6, 0.98, curve_a),
+        _fake_run(tmp_path / "b", [1.0] * 6, [200.0] * 6, 0.98, curve_b),
+    ]
     compare_lib.plot(runs, compare_lib.rows(runs), "compare.png")
     ax_acc, ax_loss, ax_speed = kept[0].axes
     low, high = ax_acc.get_ylim()

@@ -35,4 +35,5 @@ def test_most_confident_mistakes_order():
     probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.3, 0.7]])
     labels = np.array([0, 0, 0, 1])
     np.testing.assert_array_equal(
-        evaluation.most_confident_mistakes(labels, probabilities, 5), [1, 2])
+        evaluation.most_confident_mistakes(labels, probabilities, 5), [1, 2]
+    )

@@ -7,11 +7,42 @@ from mnist_research.analysis import figures, sweep_table
 
 # A 15-epoch history shaped like the baseline's (accuracy flat near 0.98 after epoch 3).
 HISTORY = {
-    "accuracy": [0.85, 0.93, 0.948, 0.956, 0.961, 0.965, 0.968, 0.9715, 0.9733, 0.9752,
-                 0.9765, 0.9783, 0.9791, 0.9806, 0.9806],
-    "val_accuracy": [0.954, 0.963, 0.969, 0.971, 0.974, 0.974, 0.976, 0.9765, 0.9799, 0.980,
-                     0.9776, 0.9799, 0.9803, 0.9809, 0.9812],
-    "loss": list(np.linspace(0.53, 0.06, 15)), "val_loss": list(np.linspace(0.16, 0.07, 15)),
+    "accuracy": [
+        0.85,
+        0.93,
+        0.948,
+        0.956,
+        0.961,
+        0.965,
+        0.968,
+        0.9715,
+        0.9733,
+        0.9752,
+        0.9765,
+        0.9783,
+        0.9791,
+        0.9806,
+        0.9806,
+    ],
+    "val_accuracy": [
+        0.954,
+        0.963,
+        0.969,
+        0.971,
+        0.974,
+        0.974,
+        0.976,
+        0.9765,
+        0.9799,
+        0.980,
+        0.9776,
+        0.9799,
+        0.9803,
+        0.9809,
+        0.9812,
+    ],
+    "loss": list(np.linspace(0.53, 0.06, 15)),
+    "val_loss": list(np.linspace(0.16, 0.07, 15)),
 }
 
 
@@ -46,8 +77,9 @@ def test_curves_keep_the_seed_panels_and_zoom_on_the_last_epochs(kept_figures):
     assert low <= min(last) and max(last) <= high
     assert high - low < 0.05, "the zoom must magnify what the 0-1 axis flattens"
     assert ax_zoom.get_xlim()[0] >= 7 and "epochs 8–15" in ax_zoom.get_title()
-    assert "best validation 0.9812 (epoch 15)" in [t.get_text() for t in
-                                                    ax_zoom.get_legend().get_texts()]
+    assert "best validation 0.9812 (epoch 15)" in [
+        t.get_text() for t in ax_zoom.get_legend().get_texts()
+    ]
 
 
 def test_curves_of_a_one_epoch_run(kept_figures):
@@ -58,8 +90,7 @@ def test_curves_of_a_one_epoch_run(kept_figures):
 
 def test_per_class_dots_legend_clear_of_every_class_and_honest_axis(kept_figures):
     scores = np.linspace(0.97, 0.99, 10)
-    per_class = {"precision": list(scores), "recall": list(scores[::-1]),
-                 "f1": [0.98] * 10}
+    per_class = {"precision": list(scores), "recall": list(scores[::-1]), "f1": [0.98] * 10}
     figures.plot_per_class(per_class, "per_class.png")
     (fig,) = kept_figures
     (ax,) = fig.axes
@@ -75,8 +106,12 @@ def test_per_class_dots_legend_clear_of_every_class_and_honest_axis(kept_figures
 
 
 def test_sweep_dots_sit_on_their_experiment_tick(kept_figures):
-    runs = {"baseline": [{"test_accuracy": a, "test_loss": 0.06, "train_seconds": 14.0,
-                          "seed": s} for s, a in ((1, 0.9801), (2, 0.9818), (3, 0.9812))]}
+    runs = {
+        "baseline": [
+            {"test_accuracy": a, "test_loss": 0.06, "train_seconds": 14.0, "seed": s}
+            for s, a in ((1, 0.9801), (2, 0.9818), (3, 0.9812))
+        ]
+    }
     sweep_table.plot(sweep_table.aggregate(runs), runs, "sweep.png")
     (ax,) = kept_figures[0].axes
     (dots,) = ax.collections[-1:]
@@ -123,8 +158,9 @@ def test_samples_keep_the_first_images_and_add_the_least_confident(kept_figures)
     figures.apply_layout(fig)
     renderer = fig.canvas.get_renderer()
     lowest_bar = min(ax.get_window_extent(renderer).y0 for ax in bars[:5])
-    highest_title = max(ax.title.get_window_extent(renderer).y1 for ax in fig.axes[10:]
-                        if ax.get_title())
+    highest_title = max(
+        ax.title.get_window_extent(renderer).y1 for ax in fig.axes[10:] if ax.get_title()
+    )
     assert highest_title < lowest_bar, "a second-row caption overlaps a first-row bar"
 
 

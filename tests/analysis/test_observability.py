@@ -63,11 +63,14 @@ def test_histograms_images_and_graph_in_train_events(finished_run):
 def test_scalars_include_learning_rate_and_throughput(finished_run):
     run_dir, _ = finished_run
     acc = accumulator(os.path.join(run_dir, "train"))
-    lr = [float(tensor_util.make_ndarray(e.tensor_proto))
-          for e in acc.Tensors("epoch/learning_rate")]
+    lr = [
+        float(tensor_util.make_ndarray(e.tensor_proto)) for e in acc.Tensors("epoch/learning_rate")
+    ]
     assert lr == pytest.approx([1e-3, 1e-3])
-    eps = [float(tensor_util.make_ndarray(e.tensor_proto))
-           for e in acc.Tensors("epoch/examples_per_second")]
+    eps = [
+        float(tensor_util.make_ndarray(e.tensor_proto))
+        for e in acc.Tensors("epoch/examples_per_second")
+    ]
     assert all(v > 0 for v in eps)
 
 
@@ -78,13 +81,22 @@ def test_hparams_session_with_final_metrics(finished_run):
     content = acc.PluginTagToContent("hparams")
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
     names = {h.name for h in experiment.experiment.hparam_infos}
-    assert {"model/hidden_units", "model/dropout_rates", "model/batch_norm",
-            "optimizer/learning_rate", "optimizer/batch_size", "run/epochs", "system/strategy",
-            "system/device", "experiment/seed"} <= names
+    assert {
+        "model/hidden_units",
+        "model/dropout_rates",
+        "model/batch_norm",
+        "optimizer/learning_rate",
+        "optimizer/batch_size",
+        "run/epochs",
+        "system/strategy",
+        "system/device",
+        "experiment/seed",
+    } <= names
     metric_tags = {m.name.tag for m in experiment.experiment.metric_infos}
     assert {"test/accuracy", "test/loss", "epoch/accuracy"} <= metric_tags
     session = plugin_data_pb2.HParamsPluginData.FromString(
-        content["_hparams_/session_start_info"]).session_start_info
+        content["_hparams_/session_start_info"]
+    ).session_start_info
     assert session.hparams["model/hidden_units"].string_value == "256,128,64"
     assert session.hparams["run/epochs"].string_value == "2"
     assert session.hparams["optimizer/learning_rate"].number_value == 1e-3
@@ -99,6 +111,7 @@ def test_hparams_session_with_final_metrics(finished_run):
 def test_every_report_is_a_real_image_and_metrics_have_per_class(finished_run):
     run_dir, _ = finished_run
     from matplotlib import image
+
     for name in REPORT_PNGS:
         pixels = image.imread(os.path.join(run_dir, "reports", f"{name}.png"))
         assert pixels.shape[0] > 200 and pixels.shape[1] > 500, name
@@ -125,8 +138,9 @@ def test_report_html_is_self_contained_with_the_runs_numbers(finished_run):
     assert not re.search(r'(src|href)="(https?:)?//', page), "page must not fetch anything"
     for value in metrics["per_class"]["recall"]:
         assert f"{value:.4f}" in page
-    assert (f"id='best_epoch'>{metrics['best_epoch']} (val {metrics['best_val_accuracy']:.4f})"
-            in page)
+    assert (
+        f"id='best_epoch'>{metrics['best_epoch']} (val {metrics['best_val_accuracy']:.4f})" in page
+    )
 
 
 @pytest.mark.slow  # reads the finished run the session trains once
@@ -136,14 +150,28 @@ def test_report_html_renders_in_headless_chromium(finished_run, tmp_path):
     shot = tmp_path / "report.png"
     profile = tempfile.mkdtemp(dir=tmp_path)
     result = subprocess.run(
-        [find_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={profile}", "--window-size=1400,2400",
-         f"--screenshot={shot}", "file://" + os.path.abspath(
-             os.path.join(run_dir, "reports", "report.html"))],
-        capture_output=True, text=True, timeout=120)
+        [
+            find_chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--window-size=1400,2400",
+            f"--screenshot={shot}",
+            "file://" + os.path.abspath(os.path.join(run_dir, "reports", "report.html")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     from matplotlib import image
+
     pixels = image.imread(str(shot))[..., :3]
     assert pixels.shape[:2] == (2400, 1400)
     # Rendered, not blank: the figures give many distinct colours and dark text.
@@ -175,12 +203,23 @@ def test_report_command_refuses_an_unfinished_run(tmp_path):
 @pytest.mark.slow  # trains
 def test_profile_steps_write_a_profile(npz_dir, tmp_path):
     run_dir = str(tmp_path / "profiled")
-    result = run_module("mnist_research.train", "--flagfile=experiments/smoke.flags",
-                        f"--data_dir={npz_dir}", f"--run_dir={run_dir}", "--epochs=1",
-                        "--profile_steps=2,4", "--histograms=false")
+    result = run_module(
+        "mnist_research.train",
+        "--flagfile=experiments/smoke.flags",
+        f"--data_dir={npz_dir}",
+        f"--run_dir={run_dir}",
+        "--epochs=1",
+        "--profile_steps=2,4",
+        "--histograms=false",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert glob.glob(os.path.join(run_dir, "train", "plugins", "profile", "*", "*.xplane.pb"))
-    bad = run_main("mnist_research.train", "--flagfile=experiments/smoke.flags",
-                   f"--data_dir={npz_dir}", f"--run_dir={tmp_path / 'x'}", "--profile_steps=5,2")
+    bad = run_main(
+        "mnist_research.train",
+        "--flagfile=experiments/smoke.flags",
+        f"--data_dir={npz_dir}",
+        f"--run_dir={tmp_path / 'x'}",
+        "--profile_steps=5,2",
+    )
     assert not os.path.exists(tmp_path / "x")
     assert bad.returncode != 0 and "profile_steps" in bad.stderr

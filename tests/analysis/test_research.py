@@ -18,11 +18,21 @@ TIMING_KEYS = ("epoch_seconds", "examples_per_second")
 
 def _start(npz_dir, run_dir, *extra):
     """Starts a smoke training run; :func:`_finish` waits for it and reads what it saved."""
-    args = ("--flagfile=experiments/smoke.flags", f"--data_dir={npz_dir}",
-            f"--run_dir={run_dir}", "--histograms=false", *extra)
-    return run_dir, subprocess.Popen([sys.executable, "-m", "mnist_research.train", *args],
-                                     cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = (
+        "--flagfile=experiments/smoke.flags",
+        f"--data_dir={npz_dir}",
+        f"--run_dir={run_dir}",
+        "--histograms=false",
+        *extra,
+    )
+    return run_dir, subprocess.Popen(
+        [sys.executable, "-m", "mnist_research.train", *args],
+        cwd=REPO,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _finish(started):
@@ -37,8 +47,11 @@ def _finish(started):
     reader = tf.train.load_checkpoint(os.path.join(run_dir, "checkpoints"))
     # Every saved tensor (weights, BN statistics, Adam moments, RNG states, counters)
     # but the history, which holds the epoch timings.
-    weights = {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-               if not name.startswith(("history/", "_CHECKPOINTABLE"))}
+    weights = {
+        name: reader.get_tensor(name)
+        for name in reader.get_variable_to_shape_map()
+        if not name.startswith(("history/", "_CHECKPOINTABLE"))
+    }
     return metrics, weights
 
 
@@ -57,9 +70,14 @@ def _together(npz_dir, runs):
 def seed_runs(npz_dir, tmp_path_factory):
     """Three --deterministic smoke runs: seed 3 twice, seed 4 once (shared, only read)."""
     folder = tmp_path_factory.mktemp("seed_runs")
-    return _together(npz_dir, [(folder / "a", "--deterministic", "--seed=3"),
-                               (folder / "b", "--deterministic", "--seed=3"),
-                               (folder / "c", "--deterministic", "--seed=4")])
+    return _together(
+        npz_dir,
+        [
+            (folder / "a", "--deterministic", "--seed=3"),
+            (folder / "b", "--deterministic", "--seed=3"),
+            (folder / "c", "--deterministic", "--seed=4"),
+        ],
+    )
 
 
 @pytest.mark.slow
@@ -87,8 +105,7 @@ def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(seed_runs, npz_dir
     """
     whole, weights_whole = seed_runs[0]  # --deterministic --seed=3, never stopped
     _run(npz_dir, tmp_path / "resumed", "--deterministic", "--seed=3", "--epochs=1")
-    resumed, weights_resumed = _run(npz_dir, tmp_path / "resumed", "--deterministic",
-                                    "--seed=3")
+    resumed, weights_resumed = _run(npz_dir, tmp_path / "resumed", "--deterministic", "--seed=3")
     assert resumed["epochs_completed"] == whole["epochs_completed"] == 2
     for key, values in whole["history"].items():
         if key not in TIMING_KEYS:
@@ -98,15 +115,21 @@ def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(seed_runs, npz_dir
     assert not any("seed" in name for name in weights_whole)  # no RNG state saved
     for name in weights_whole:
         if not name.startswith("save_counter"):  # How many saves this process made.
-            np.testing.assert_array_equal(weights_whole[name], weights_resumed[name],
-                                          err_msg=name)
+            np.testing.assert_array_equal(weights_whole[name], weights_resumed[name], err_msg=name)
 
 
 @pytest.mark.slow
 def test_sweep_tabulates_runs_and_reuses_finished_ones(npz_dir, tmp_path):
     output = tmp_path / "sweep"
-    args = ("mnist_research.sweep", "--experiments=smoke", "--seeds=1,2",
-            f"--data_dir={npz_dir}", f"--output={output}", "--", "--histograms=false")
+    args = (
+        "mnist_research.sweep",
+        "--experiments=smoke",
+        "--seeds=1,2",
+        f"--data_dir={npz_dir}",
+        f"--output={output}",
+        "--",
+        "--histograms=false",
+    )
     first = run_module(*args)
     assert first.returncode == 0, first.stderr[-3000:]
     runs = [json.load(open(output / f"smoke-seed{s}" / "metrics.json")) for s in (1, 2)]
@@ -137,10 +160,24 @@ def test_sweep_rejects_unknown_experiment(tmp_path):
 
 
 def test_aggregate_by_hand():
-    runs = {"a": [{"test_accuracy": 0.9, "test_loss": 0.3, "train_seconds": 10, "seed": 1,
-                   "epochs_completed": 5},
-                  {"test_accuracy": 0.8, "test_loss": 0.5, "train_seconds": 12, "seed": 2,
-                   "epochs_completed": 4}]}
+    runs = {
+        "a": [
+            {
+                "test_accuracy": 0.9,
+                "test_loss": 0.3,
+                "train_seconds": 10,
+                "seed": 1,
+                "epochs_completed": 5,
+            },
+            {
+                "test_accuracy": 0.8,
+                "test_loss": 0.5,
+                "train_seconds": 12,
+                "seed": 2,
+                "epochs_completed": 4,
+            },
+        ]
+    }
     (row,) = sweep_lib.aggregate(runs)
     assert row["epoch_seconds_mean"] == pytest.approx((10 / 5 + 12 / 4) / 2)
     assert "| 2.5 |" in sweep_lib.to_markdown([row])
@@ -158,8 +195,13 @@ def test_welch_t_by_hand():
     assert np.isnan(sweep_lib.welch_t(a[:1], b))
 
 
-SMALL_CNN = ("--model=cnn", "--conv_filters=8,16", "--conv_dropout_rates=0.1,0.1",
-             "--hidden_units=32", "--dropout_rates=0.2")
+SMALL_CNN = (
+    "--model=cnn",
+    "--conv_filters=8,16",
+    "--conv_dropout_rates=0.1,0.1",
+    "--hidden_units=32",
+    "--dropout_rates=0.2",
+)
 
 
 @pytest.mark.slow
@@ -167,9 +209,13 @@ def test_resumed_augmented_cnn_is_bit_identical_under_deterministic(npz_dir, tmp
     """Stopped after epoch 1 and resumed to 2 == 2 epochs straight: same augmented batches,
     dropout masks, weights, BN statistics, Adam moments and best-epoch weights."""
     common = (*SMALL_CNN, "--augment", "--deterministic", "--seed=5")
-    (straight, weights_straight), (first, _) = _together(npz_dir, [
-        (tmp_path / "straight", *common, "--epochs=2"),
-        (tmp_path / "resumed", *common, "--epochs=1")])
+    (straight, weights_straight), (first, _) = _together(
+        npz_dir,
+        [
+            (tmp_path / "straight", *common, "--epochs=2"),
+            (tmp_path / "resumed", *common, "--epochs=1"),
+        ],
+    )
     resumed, weights_resumed = _run(npz_dir, tmp_path / "resumed", *common, "--epochs=2")
     assert first["epochs_completed"] == 1 and resumed["epochs_completed"] == 2
     for key, values in straight["history"].items():
@@ -180,7 +226,8 @@ def test_resumed_augmented_cnn_is_bit_identical_under_deterministic(npz_dir, tmp
     assert weights_straight.keys() == weights_resumed.keys()
     for name in weights_straight:
         if "save_counter" not in name:  # How many saves each checkpoint object made.
-            np.testing.assert_array_equal(weights_straight[name], weights_resumed[name],
-                                          err_msg=name)
+            np.testing.assert_array_equal(
+                weights_straight[name], weights_resumed[name], err_msg=name
+            )
     config = json.load(open(tmp_path / "resumed" / "config.json"))
     assert config["model"]["family"] == "cnn" and config["train"]["augment"]

@@ -11,8 +11,16 @@ from mnist_research.errors import RunDirError
 from tests.helpers import run_module
 
 
-def _run_dir(folder, experiment="baseline", family="mlp", epochs=3, done=3, finished=True,
-             test_accuracy=0.97, mtime=None):
+def _run_dir(
+    folder,
+    experiment="baseline",
+    family="mlp",
+    epochs=3,
+    done=3,
+    finished=True,
+    test_accuracy=0.97,
+    mtime=None,
+):
     folder.mkdir(parents=True)
     config = ExperimentConfig().to_dict()
     config["experiment"], config["model"]["family"] = experiment, family
@@ -20,11 +28,24 @@ def _run_dir(folder, experiment="baseline", family="mlp", epochs=3, done=3, fini
     if family == "cnn":
         config["model"].update(conv_filters=[8, 16], conv_dropout_rates=[0.1, 0.1])
     (folder / "config.json").write_text(json.dumps(config))
-    history = {key: [0.5 + 0.1 * i for i in range(done)]
-               for key in ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds",
-                           "examples_per_second")}
-    metrics = {"finished": finished, "epochs_completed": done, "history": history,
-               "device_kind": "gpu", "device_name": "NVIDIA H200"}
+    history = {
+        key: [0.5 + 0.1 * i for i in range(done)]
+        for key in (
+            "loss",
+            "accuracy",
+            "val_loss",
+            "val_accuracy",
+            "epoch_seconds",
+            "examples_per_second",
+        )
+    }
+    metrics = {
+        "finished": finished,
+        "epochs_completed": done,
+        "history": history,
+        "device_kind": "gpu",
+        "device_name": "NVIDIA H200",
+    }
     if finished:
         metrics.update(test_accuracy=test_accuracy, test_loss=0.1)
     if done or finished:
@@ -38,8 +59,15 @@ def _run_dir(folder, experiment="baseline", family="mlp", epochs=3, done=3, fini
 def logdir(tmp_path):
     root = tmp_path / "runs"
     _run_dir(root / "old", mtime=1_000_000)
-    _run_dir(root / "new-cnn", experiment="cnn", family="cnn", epochs=15, done=15,
-             test_accuracy=0.9931, mtime=2_000_000)
+    _run_dir(
+        root / "new-cnn",
+        experiment="cnn",
+        family="cnn",
+        epochs=15,
+        done=15,
+        test_accuracy=0.9931,
+        mtime=2_000_000,
+    )
     _run_dir(root / "stopped", epochs=15, done=4, finished=False)
     _run_dir(root / "sweep" / "baseline-seed1", mtime=1_500_000)
     (root / "notes").mkdir()
@@ -89,8 +117,7 @@ def test_runs_command_lists_and_never_shows_a_traceback(logdir, tmp_path):
     assert lines[0].split()[:4] == ["name", "experiment", "model", "dataset"]
     assert len(lines) == 1 + 4 + 1 and lines[-1].startswith("skipped: ")
     assert "Traceback" not in result.stderr
-    as_json = json.loads(run_module("mnist_research.runs", f"--logdir={logdir}",
-                                    "--json").stdout)
+    as_json = json.loads(run_module("mnist_research.runs", f"--logdir={logdir}", "--json").stdout)
     assert len(as_json["runs"]) == 4 and len(as_json["damaged"]) == 2
     missing = run_module("mnist_research.runs", f"--logdir={tmp_path / 'nowhere'}")
     assert missing.returncode == 1 and missing.stderr.strip().startswith("error: ")
@@ -108,8 +135,10 @@ def test_evaluate_and_report_take_run_dir_latest(finished_run, tmp_path):
     for command in ("evaluate", "predict", "report"):
         help_text = run_module(f"mnist_research.{command}", "--help").stdout
         assert "--run_dir=latest" in help_text and "--logdir" in help_text, command
-    nothing = run_module("mnist_research.report", "--run_dir=latest",
-                         f"--logdir={tmp_path}")
+    nothing = run_module("mnist_research.report", "--run_dir=latest", f"--logdir={tmp_path}")
     assert nothing.returncode == 1
-    assert nothing.stderr.strip().splitlines()[-1].startswith("error: --run_dir=latest: no "
-                                                               "finished run under")
+    assert (
+        nothing.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: --run_dir=latest: no finished run under")
+    )

@@ -24,9 +24,16 @@ def _finished(run_dir, config):
     os.makedirs(run_dir)
     records.save_config(run_dir, config, "")
     history = {k: [0.5] * config.train.epochs for k in records.HISTORY_KEYS}
-    write_json(os.path.join(run_dir, layout.METRICS_FILE),
-               {"finished": True, "epochs_completed": config.train.epochs, "history": history,
-                "test_accuracy": 0.5, "test_loss": 1.0})
+    write_json(
+        os.path.join(run_dir, layout.METRICS_FILE),
+        {
+            "finished": True,
+            "epochs_completed": config.train.epochs,
+            "history": history,
+            "test_accuracy": 0.5,
+            "test_loss": 1.0,
+        },
+    )
 
 
 def test_a_finished_run_with_other_settings_is_not_reused(tmp_path):
@@ -35,17 +42,21 @@ def test_a_finished_run_with_other_settings_is_not_reused(tmp_path):
     _finished(run_dir, config)
     assert sweep_runs.run_one(SMOKE, 1, run_dir, None, [])["test_accuracy"] == 0.5  # same
     with pytest.raises(MnistResearchError, match=r"hidden_units: \(256, 128, 64\) -> \(32, 16"):
-        sweep_runs.run_one(SMOKE, 1, run_dir, None, ["--hidden_units=32,16,8",
-                                                     "--dropout_rates=0,0,0"])
+        sweep_runs.run_one(
+            SMOKE, 1, run_dir, None, ["--hidden_units=32,16,8", "--dropout_rates=0,0,0"]
+        )
     assert isinstance(config, ExperimentConfig)
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--seeds=1,1,2"], "--seeds names 1 more than once"),
-    (["--seeds="], "--seeds is empty"),
-    (["--experiments="], "--experiments is empty"),
-    (["--experiments=../experiments/smoke"], "is not a flagfile name"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--seeds=1,1,2"], "--seeds names 1 more than once"),
+        (["--seeds="], "--seeds is empty"),
+        (["--experiments="], "--experiments is empty"),
+        (["--experiments=../experiments/smoke"], "is not a flagfile name"),
+    ],
+)
 def test_bad_sweep_lists_are_one_line(tmp_path, flags, message):
     result = run_module("mnist_research.sweep", *flags, f"--output={tmp_path}/out", timeout=120)
     assert result.returncode != 0 and message in result.stderr
@@ -58,11 +69,23 @@ def test_sigterm_stops_the_sweep_and_its_training_child_resumably(tmp_path):
     x, y = make_digits(1000, seed=3)
     np.savez(tmp_path / "mnist.npz", x_train=x, y_train=y, x_test=x[:100], y_test=y[:100])
     output = tmp_path / "out"
-    command = [sys.executable, "-m", "mnist_research.sweep", "--experiments=smoke", "--seeds=1",
-               f"--data_dir={tmp_path}", f"--output={output}", "--", "--epochs=500",
-               "--batch_size=32", "--steps_per_loop=1", "--nohistograms"]
-    sweep = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "mnist_research.sweep",
+        "--experiments=smoke",
+        "--seeds=1",
+        f"--data_dir={tmp_path}",
+        f"--output={output}",
+        "--",
+        "--epochs=500",
+        "--batch_size=32",
+        "--steps_per_loop=1",
+        "--nohistograms",
+    ]
+    sweep = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.time() + 180
     while not glob.glob(str(output / "**" / "ckpt-1.index"), recursive=True):
         assert sweep.poll() is None, sweep.stderr.read()[-3000:]
@@ -73,7 +96,8 @@ def test_sigterm_stops_the_sweep_and_its_training_child_resumably(tmp_path):
     assert sweep.returncode == 143, stderr[-3000:]
     lines = [line for line in stderr.splitlines() if line.startswith("SIGTERM: sweep stopped")]
     assert len(lines) == 1 and "rerun the same sweep command to resume" in lines[0], stderr
-    run_dir = os.path.dirname(os.path.dirname(
-        glob.glob(str(output / "**" / "ckpt-1.index"), recursive=True)[0]))
+    run_dir = os.path.dirname(
+        os.path.dirname(glob.glob(str(output / "**" / "ckpt-1.index"), recursive=True)[0])
+    )
     alive = subprocess.run(["pgrep", "-f", "--", f"--run_dir={run_dir}"], capture_output=True)
     assert alive.returncode == 1, "the training child outlived the sweep"

@@ -13,18 +13,36 @@ SCRIPT = os.path.join(REPO, "benchmarks", "gpu_check.sh")
 
 
 def _run(*args, cwd, env=None, timeout=900):
-    full_env = {**os.environ, "PYTHON": sys.executable, "TF_CPP_MIN_LOG_LEVEL": "2",
-                "PYTHONPATH": REPO, **(env or {})}
-    return subprocess.run(["bash", SCRIPT, *args], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=timeout, check=False)
+    full_env = {
+        **os.environ,
+        "PYTHON": sys.executable,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONPATH": REPO,
+        **(env or {}),
+    }
+    return subprocess.run(
+        ["bash", SCRIPT, *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @pytest.mark.slow
 def test_gpu_check_cpu_only_tiny_writes_the_compare_table(npz_dir, tmp_path):
     output = tmp_path / "check"
     # Run from another folder: --data_dir and --output are the caller's relative paths.
-    result = _run("--cpu_only", "--tiny", f"--data_dir={os.path.relpath(npz_dir, tmp_path)}",
-                  "--output=check", cwd=tmp_path, env={"RUN_TIMEOUT": "600"})
+    result = _run(
+        "--cpu_only",
+        "--tiny",
+        f"--data_dir={os.path.relpath(npz_dir, tmp_path)}",
+        "--output=check",
+        cwd=tmp_path,
+        env={"RUN_TIMEOUT": "600"},
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     markdown = (output / "compare" / "compare.md").read_text()
     rows = [line for line in markdown.splitlines() if line.startswith("| ")][1:]
@@ -41,8 +59,12 @@ def test_gpu_check_cpu_only_tiny_writes_the_compare_table(npz_dir, tmp_path):
 
 @pytest.mark.slow
 def test_gpu_check_without_a_gpu_fails_in_one_line_and_writes_nothing(tmp_path):
-    result = _run(f"--output={tmp_path / 'out'}", cwd=tmp_path,
-                  env={"CUDA_VISIBLE_DEVICES": "-1"}, timeout=300)
+    result = _run(
+        f"--output={tmp_path / 'out'}",
+        cwd=tmp_path,
+        env={"CUDA_VISIBLE_DEVICES": "-1"},
+        timeout=300,
+    )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert result.stderr.startswith("error: TensorFlow sees no GPU")
@@ -52,9 +74,12 @@ def test_gpu_check_without_a_gpu_fails_in_one_line_and_writes_nothing(tmp_path):
 def test_gpu_check_refuses_bad_arguments_before_anything_runs(tmp_path):
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("x")
-    for args, message in (((f"--output={tmp_path / 'full'}",), "exists and is not empty"),
-                          (("--epochs=0",), "--epochs=0"), (("--bogus",), "unknown argument"),
-                          ((f"--data_dir={tmp_path / 'nowhere'}",), "no such folder")):
+    for args, message in (
+        ((f"--output={tmp_path / 'full'}",), "exists and is not empty"),
+        (("--epochs=0",), "--epochs=0"),
+        (("--bogus",), "unknown argument"),
+        ((f"--data_dir={tmp_path / 'nowhere'}",), "no such folder"),
+    ):
         result = _run(*args, cwd=tmp_path, timeout=60)
         assert result.returncode == 1, args
         assert result.stderr.startswith("error: ") and message in result.stderr, args

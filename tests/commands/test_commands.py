@@ -12,8 +12,18 @@ from tests.helpers import REPO
 
 # Each command and flags its --help must list (its own, with help text).
 COMMANDS = {
-    "train": ["epochs", "batch_size", "hidden_units", "dropout_rates", "learning_rate", "seed",
-              "strategy", "data_dir", "run_dir", "overwrite"],
+    "train": [
+        "epochs",
+        "batch_size",
+        "hidden_units",
+        "dropout_rates",
+        "learning_rate",
+        "seed",
+        "strategy",
+        "data_dir",
+        "run_dir",
+        "overwrite",
+    ],
     "evaluate": ["run_dir", "split", "from_checkpoint", "data_dir"],
     "predict": ["run_dir", "json", "save_preprocessed", "from_checkpoint"],
     "report": ["run_dir", "data_dir", "from_checkpoint"],
@@ -27,8 +37,9 @@ COMMANDS = {
 
 def test_all_commands_import_in_one_process_and_define_their_flags():
     modules = {name: importlib.import_module(f"mnist_research.{name}") for name in COMMANDS}
-    defined_by_project = [module for module in flags.FLAGS.flags_by_module_dict()
-                          if "mnist_research" in module]
+    defined_by_project = [
+        module for module in flags.FLAGS.flags_by_module_dict() if "mnist_research" in module
+    ]
     assert not defined_by_project, "a command defined flags at import time"
     for name, module in modules.items():
         fv = flags.FlagValues()
@@ -45,8 +56,14 @@ def test_all_commands_import_in_one_process_and_define_their_flags():
 @pytest.mark.parametrize("name", ["train", "predict", "benchmark"])
 def test_help_lists_the_command_flags(name):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([sys.executable, "-m", f"mnist_research.{name}", "--help"],
-                            cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    result = subprocess.run(
+        [sys.executable, "-m", f"mnist_research.{name}", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert "Traceback" not in result.stderr, result.stderr[-2000:]  # absl exits 1 after --help
     for flag in COMMANDS[name]:
         assert f"--{flag}" in result.stdout or f"--[no]{flag}" in result.stdout, flag
@@ -59,23 +76,31 @@ def test_console_script_help_lists_flags():
     script = os.path.join(os.path.dirname(sys.executable), "mnist-train")
     if not os.path.exists(script):
         pytest.skip("console scripts not installed in this environment")
-    result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    result = subprocess.run(
+        [script, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert "Traceback" not in result.stderr
     assert "--epochs" in result.stdout and "Train the MNIST classifier" in result.stdout
 
 
 def test_commands_parse_their_flags_before_importing_tensorflow():
     """A missing or bad argument fails in a second, not after TensorFlow's ~5 s import."""
-    script = ("import sys\n"
-              "from absl import flags\n"
-              "import mnist_research.evaluate, mnist_research.predict, mnist_research.report\n"
-              "import mnist_research.compare, mnist_research.runs, mnist_research.train\n"
-              "for m in (mnist_research.evaluate, mnist_research.predict, mnist_research.report,\n"
-              "          mnist_research.train):\n"
-              "    m.define_flags(flags.FlagValues())\n"
-              "print('tensorflow' in sys.modules)\n")
-    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
-                            text=True, timeout=120)
+    script = (
+        "import sys\n"
+        "from absl import flags\n"
+        "import mnist_research.evaluate, mnist_research.predict, mnist_research.report\n"
+        "import mnist_research.compare, mnist_research.runs, mnist_research.train\n"
+        "for m in (mnist_research.evaluate, mnist_research.predict, mnist_research.report,\n"
+        "          mnist_research.train):\n"
+        "    m.define_flags(flags.FlagValues())\n"
+        "print('tensorflow' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "False"

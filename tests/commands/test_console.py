@@ -24,8 +24,10 @@ SHOWN = re.compile(r"(\d+)/\d+.*?loss: ([\d.]+) - accuracy: ([\d.]+)")
 def _epoch(monkeypatch, interactive: bool):
     """One epoch of 10 steps, 2 per call; returns (totals, recorded bar updates)."""
     tf.keras.utils.set_random_seed(0)
-    config = ExperimentConfig(model=ModelConfig(hidden_units=(32,), dropout_rates=(0.1,)),
-                              train=TrainConfig(batch_size=32, steps_per_loop=2))
+    config = ExperimentConfig(
+        model=ModelConfig(hidden_units=(32,), dropout_rates=(0.1,)),
+        train=TrainConfig(batch_size=32, steps_per_loop=2),
+    )
     trainer = Trainer(config, tf.distribute.get_strategy())
     images, labels = make_digits(320)
     train_input = pipeline.TrainInput(images, labels, 32, seed=0)
@@ -40,6 +42,7 @@ def _epoch(monkeypatch, interactive: bool):
         def update(current, values=None, finalize=None):
             updates.append((current, dict(values)))
             real_update(current, values, finalize)
+
         bar.update = update
         return bar
 
@@ -73,26 +76,47 @@ def test_no_bar_and_no_control_characters_when_stdout_is_not_a_terminal(monkeypa
     assert capsys.readouterr().out == ""
 
 
-@pytest.mark.parametrize("argv, expected", [
-    ([], 0), (["--verbosity=1"], 1), (["-v", "2"], 2), (["--verbosity", "-1"], -1),
-    (["-v=1", "--epochs=3"], 1), (["--verbosityx=1"], 0), (["--verbosity=x"], 0)])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        ([], 0),
+        (["--verbosity=1"], 1),
+        (["-v", "2"], 2),
+        (["--verbosity", "-1"], -1),
+        (["-v=1", "--epochs=3"], 1),
+        (["--verbosityx=1"], 0),
+        (["--verbosity=x"], 0),
+    ],
+)
 def test_requested_verbosity(argv, expected):
     assert logs.requested_verbosity(["prog", *argv]) == expected
 
 
 def test_stderr_filter_drops_only_the_listed_lines(capfd):
     with logs.stderr_without(logs.LIBRARY_LOAD_NOISE):
-        os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are "
-                    b"written to STDERR\n")
-        os.write(2, b"I0000 00:00:1.2 15 cudart_stub.cc:31] Could not find cuda drivers on your "
-                    b"machine, GPU will not be used.\n")
+        os.write(
+            2,
+            b"WARNING: All log messages before absl::InitializeLog() is called are "
+            b"written to STDERR\n",
+        )
+        os.write(
+            2,
+            b"I0000 00:00:1.2 15 cudart_stub.cc:31] Could not find cuda drivers on your "
+            b"machine, GPU will not be used.\n",
+        )
         os.write(2, b"a real problem\n")
-        os.write(2, b"I0000 00:00:1796398565.596645    3871 port.cc:153] oneDNN custom operations "
-                    b"are on. You may see slightly different numerical results due to "
-                    b"floating-point round-off errors from different computation orders. To turn "
-                    b"them off, set the environment variable `TF_ENABLE_ONEDNN_OPTS=0`.\n")
-        os.write(2, b"To enable the following instructions: AVX2 FMA, in other operations, "
-                    b"rebuild TensorFlow with the appropriate compiler flags.\n")
+        os.write(
+            2,
+            b"I0000 00:00:1796398565.596645    3871 port.cc:153] oneDNN custom operations "
+            b"are on. You may see slightly different numerical results due to "
+            b"floating-point round-off errors from different computation orders. To turn "
+            b"them off, set the environment variable `TF_ENABLE_ONEDNN_OPTS=0`.\n",
+        )
+        os.write(
+            2,
+            b"To enable the following instructions: AVX2 FMA, in other operations, "
+            b"rebuild TensorFlow with the appropriate compiler flags.\n",
+        )
         os.write(2, b"and another\n")
     assert capfd.readouterr().err == "a real problem\nand another\n"
 
@@ -104,12 +128,11 @@ def test_configure_drops_framework_info_and_keeps_warnings():
     try:
         logs.configure(0)
         tf_file = os.path.join(os.path.dirname(tf.__file__), "python", "x.py")
-        record = std_logging.LogRecord("absl", std_logging.INFO, tf_file, 1, "Sharding", (),
-                                       None)
-        ours = std_logging.LogRecord("absl", std_logging.INFO, __file__, 1, "epoch 1/2", (),
-                                     None)
-        warning = std_logging.LogRecord("absl", std_logging.WARNING, tf_file, 1, "careful", (),
-                                        None)
+        record = std_logging.LogRecord("absl", std_logging.INFO, tf_file, 1, "Sharding", (), None)
+        ours = std_logging.LogRecord("absl", std_logging.INFO, __file__, 1, "epoch 1/2", (), None)
+        warning = std_logging.LogRecord(
+            "absl", std_logging.WARNING, tf_file, 1, "careful", (), None
+        )
         assert not handler.filter(record)
         assert handler.filter(ours) and handler.filter(warning)
         assert handler.format(ours) == "epoch 1/2"
@@ -128,22 +151,41 @@ def test_configure_drops_framework_info_and_keeps_warnings():
 # only CPUs with AVX512_VNNI or AVX512_BF16 do); =0 is a machine without it.
 ONEDNN = pytest.mark.parametrize("onednn", ["0", "1"])
 ONEDNN_BANNER = "oneDNN custom operations are on"
-NOISE = ("cuda", "cpu_feature_guard", "oneDNN", "I0000", "W0000", "E0000", "absl::",
-         "Sharding callback", "UserWarning")
+NOISE = (
+    "cuda",
+    "cpu_feature_guard",
+    "oneDNN",
+    "I0000",
+    "W0000",
+    "E0000",
+    "absl::",
+    "Sharding callback",
+    "UserWarning",
+)
 
 
 def _python_as_a_user(onednn, *args, **env):
     """``python args`` without the test suite's TF_CPP_MIN_LOG_LEVEL, as a user runs it."""
     full_env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     full_env.update(TF_ENABLE_ONEDNN_OPTS=onednn, **env)
-    return subprocess.run([sys.executable, *args], cwd=REPO, env=full_env,
-                          capture_output=True, text=True, timeout=600, check=False)
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 def _tensorflow_lines(stderr):
     """TensorFlow's lines, and any glog/absl-prefixed one ("I1125 17:00:00.123 ...")."""
-    return [line for line in stderr.splitlines()
-            if any(n in line for n in NOISE) or re.match(r"[IWEF]\d{4} ", line)]
+    return [
+        line
+        for line in stderr.splitlines()
+        if any(n in line for n in NOISE) or re.match(r"[IWEF]\d{4} ", line)
+    ]
 
 
 @pytest.mark.slow
@@ -152,8 +194,15 @@ def test_a_command_and_its_runs_show_no_tensorflow_noise_unless_asked(npz_dir, t
     # A sweep imports no TensorFlow; the training run it starts does (XLA, checkpoints,
     # SavedModel export, report) and must not take the sweep's quiet settings for the user's.
     output = tmp_path / "sweep"
-    quiet = _python_as_a_user(onednn, "-m", "mnist_research.sweep", "--experiments=smoke",
-                              "--seeds=1", f"--data_dir={npz_dir}", f"--output={output}")
+    quiet = _python_as_a_user(
+        onednn,
+        "-m",
+        "mnist_research.sweep",
+        "--experiments=smoke",
+        "--seeds=1",
+        f"--data_dir={npz_dir}",
+        f"--output={output}",
+    )
     assert quiet.returncode == 0, quiet.stderr[-3000:]
     lines = quiet.stderr.splitlines()
     assert lines[0].startswith("Running ") and "--verbosity=0" in lines[0]
@@ -162,10 +211,16 @@ def test_a_command_and_its_runs_show_no_tensorflow_noise_unless_asked(npz_dir, t
     if onednn == "0":
         return
     # --verbosity=1 brings back absl's prefix and everything TensorFlow says, its banner too.
-    loud = _python_as_a_user(onednn, "-m", "mnist_research.train",
-                             "--flagfile=experiments/smoke.flags", "--seed=1",
-                             f"--data_dir={npz_dir}", f"--run_dir={output / 'smoke-seed1'}",
-                             "--verbosity=1")
+    loud = _python_as_a_user(
+        onednn,
+        "-m",
+        "mnist_research.train",
+        "--flagfile=experiments/smoke.flags",
+        "--seed=1",
+        f"--data_dir={npz_dir}",
+        f"--run_dir={output / 'smoke-seed1'}",
+        "--verbosity=1",
+    )
     assert loud.returncode == 0, loud.stderr[-3000:]
     assert re.search(r"\.py:\d+\] .*smoke-seed1 is complete", loud.stderr), loud.stderr[-3000:]
     assert loud.stderr.count(ONEDNN_BANNER) == 2, loud.stderr[-3000:]
@@ -175,33 +230,43 @@ def test_a_command_and_its_runs_show_no_tensorflow_noise_unless_asked(npz_dir, t
 @ONEDNN
 def test_tensorflow_is_quiet_from_its_import_to_its_first_op(onednn):
     # An extension module imported after TensorFlow loads a native library too: filtered.
-    script = ("from mnist_research import logs; assert logs.quiet_tensorflow();"
-              "import tensorflow as tf; tf.constant(1) + 1;"
-              "from tensorflow.python.util import _pywrap_stat_summarizer as lazy;"
-              "assert type(lazy.__spec__.loader).__name__ == '_QuietLoader'")
+    script = (
+        "from mnist_research import logs; assert logs.quiet_tensorflow();"
+        "import tensorflow as tf; tf.constant(1) + 1;"
+        "from tensorflow.python.util import _pywrap_stat_summarizer as lazy;"
+        "assert type(lazy.__spec__.loader).__name__ == '_QuietLoader'"
+    )
     quiet = _python_as_a_user(onednn, "-c", script)
     assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
 
 
 @pytest.mark.slow
 def test_a_users_own_tf_log_level_shows_tensorflow_s_lines():
-    shown = _python_as_a_user("1", "-c", "from mnist_research import logs;"
-                              "assert not logs.quiet_tensorflow();"
-                              "import tensorflow as tf; tf.constant(1) + 1",
-                              TF_CPP_MIN_LOG_LEVEL="0")
+    shown = _python_as_a_user(
+        "1",
+        "-c",
+        "from mnist_research import logs;"
+        "assert not logs.quiet_tensorflow();"
+        "import tensorflow as tf; tf.constant(1) + 1",
+        TF_CPP_MIN_LOG_LEVEL="0",
+    )
     assert shown.returncode == 0 and shown.stderr.count(ONEDNN_BANNER) == 2, shown.stderr
 
 
 @pytest.mark.parametrize("user_level, child_level", [(None, "None"), ("1", "1")])
 def test_sweep_imports_no_tensorflow_and_gives_its_runs_the_user_s_environment(
-        user_level, child_level):
+    user_level, child_level
+):
     # The sweep quiets TensorFlow for itself (TF_CPP_MIN_LOG_LEVEL=3 in its own environment);
     # its runs get the user's setting, or none, and decide for themselves.
     env = {} if user_level is None else {"TF_CPP_MIN_LOG_LEVEL": user_level}
     sweep = _python_as_a_user(
-        "1", "-c",
+        "1",
+        "-c",
         "import os, sys; sys.argv = ['mnist-sweep']; import mnist_research.sweep;"
         "from mnist_research import logs;"
         "print('tensorflow' in sys.modules, os.environ.get('TF_CPP_MIN_LOG_LEVEL'),"
-        "      logs.child_environment().get('TF_CPP_MIN_LOG_LEVEL'))", **env)
+        "      logs.child_environment().get('TF_CPP_MIN_LOG_LEVEL'))",
+        **env,
+    )
     assert sweep.stdout.split() == ["False", user_level or "3", child_level], sweep.stderr

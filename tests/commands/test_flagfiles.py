@@ -11,8 +11,9 @@ from tests.helpers import REPO, run_module
 
 def test_nested_flagfiles_work_from_any_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    expanded = flagfiles.expand(["prog", f"--flagfile={REPO}/experiments/smoke.flags",
-                                 "--seed=3", "--", "--flagfile=x"])
+    expanded = flagfiles.expand(
+        ["prog", f"--flagfile={REPO}/experiments/smoke.flags", "--seed=3", "--", "--flagfile=x"]
+    )
     assert "--hidden_units=256,128,64" in expanded  # from the nested baseline.flags
     assert expanded.index("--experiment=baseline") < expanded.index("--experiment=smoke")
     assert expanded[-3:] == ["--seed=3", "--", "--flagfile=x"]
@@ -22,7 +23,10 @@ def test_a_nested_flagfile_next_to_its_includer_and_a_cycle(tmp_path):
     (tmp_path / "a.flags").write_text("# comment\n--flagfile=b.flags\n--seed=1\n")
     (tmp_path / "b.flags").write_text("--epochs=2\n")
     assert flagfiles.expand(["p", f"--flagfile={tmp_path}/a.flags"]) == [
-        "p", "--epochs=2", "--seed=1"]
+        "p",
+        "--epochs=2",
+        "--seed=1",
+    ]
     (tmp_path / "b.flags").write_text("--flagfile=a.flags\n")
     with pytest.raises(flags.Error, match="includes itself"):
         flagfiles.expand(["p", f"--flagfile={tmp_path}/a.flags"])

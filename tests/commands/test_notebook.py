@@ -17,17 +17,20 @@ NOTEBOOK = os.path.join(REPO, "notebooks", "mnist_research.ipynb")
 
 def _parameters(npz_dir, run_dir, show_tensorboard):
     """Assignments in a cell after the one tagged "parameters" (papermill's convention)."""
-    return "\n".join([
-        f"DATA_DIR = {npz_dir!r}",
-        f"RUN_DIR = {str(run_dir)!r}",
-        "QUICK_EPOCHS = 2",
-        'EXTRA_FLAGS = ["--steps_per_loop=5", "--summary_every_steps=5", "--nohistograms"]',
-        f"SHOW_TENSORBOARD = {show_tensorboard}",
-    ])
+    return "\n".join(
+        [
+            f"DATA_DIR = {npz_dir!r}",
+            f"RUN_DIR = {str(run_dir)!r}",
+            "QUICK_EPOCHS = 2",
+            'EXTRA_FLAGS = ["--steps_per_loop=5", "--summary_every_steps=5", "--nohistograms"]',
+            f"SHOW_TENSORBOARD = {show_tensorboard}",
+        ]
+    )
 
 
 def _stop_tensorboards(logdir):
     from tensorboard import manager
+
     for info in manager.get_all():
         if os.path.realpath(info.logdir) == os.path.realpath(logdir):
             try:
@@ -43,13 +46,19 @@ def _text(cell):
 @pytest.mark.slow
 def test_notebook_runs_top_to_bottom(npz_dir, tmp_path):
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    (index,) = [i for i, c in enumerate(notebook.cells)
-                if "parameters" in c.metadata.get("tags", [])]
+    (index,) = [
+        i for i, c in enumerate(notebook.cells) if "parameters" in c.metadata.get("tags", [])
+    ]
     run_dir = tmp_path / "runs" / "notebook"
-    notebook.cells.insert(index + 1, nbformat.v4.new_code_cell(
-        _parameters(npz_dir, run_dir, show_tensorboard=True)))
-    client = nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
-                                     resources={"metadata": {"path": os.path.dirname(NOTEBOOK)}})
+    notebook.cells.insert(
+        index + 1, nbformat.v4.new_code_cell(_parameters(npz_dir, run_dir, show_tensorboard=True))
+    )
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": os.path.dirname(NOTEBOOK)}},
+    )
     start = time.time()
     try:
         # As a user's kernel starts: no TF_CPP_MIN_LOG_LEVEL (the test suite sets one).
@@ -64,8 +73,15 @@ def test_notebook_runs_top_to_bottom(npz_dir, tmp_path):
     code = [c for c in notebook.cells if c.cell_type == "code"]
     everything = "".join(_text(c) for c in code)
     assert "epoch 2/2" in everything  # the per-epoch lines reach the notebook
-    for noise in ("Sharding callback", "UserWarning", "cudart_stub", "cuInit",
-                  "cpu_feature_guard", "absl::InitializeLog", "Logging before flag parsing"):
+    for noise in (
+        "Sharding callback",
+        "UserWarning",
+        "cudart_stub",
+        "cuInit",
+        "cpu_feature_guard",
+        "absl::InitializeLog",
+        "Logging before flag parsing",
+    ):
         assert noise not in everything, noise
     assert f"test accuracy {metrics['test_accuracy']:.4f}" in everything
     assert f"accuracy {metrics['test_accuracy']:.4f}" in everything  # evaluate

@@ -12,20 +12,33 @@ from tests.helpers import REPO, run_module, scalars
 
 pytestmark = pytest.mark.slow
 
-METRIC_KEYS = {"test_accuracy", "test_loss", "epochs_completed", "history", "train_seconds",
-               "examples_per_second", "device_name", "strategy", "num_replicas",
-               "tensorflow_version"}
+METRIC_KEYS = {
+    "test_accuracy",
+    "test_loss",
+    "epochs_completed",
+    "history",
+    "train_seconds",
+    "examples_per_second",
+    "device_name",
+    "strategy",
+    "num_replicas",
+    "tensorflow_version",
+}
 
 
 def train(npz_dir, run_dir, *extra):
-    return run_module("mnist_research.train", "--flagfile=experiments/smoke.flags",
-                      f"--data_dir={npz_dir}", f"--run_dir={run_dir}", *extra)
-
-
+    return run_module(
+        "mnist_research.train",
+        "--flagfile=experiments/smoke.flags",
+        f"--data_dir={npz_dir}",
+        f"--run_dir={run_dir}",
+        *extra,
+    )
 
 
 def png_size(path):
     from matplotlib import image
+
     return image.imread(path).shape
 
 
@@ -67,14 +80,22 @@ def test_event_files_have_overlaid_train_and_validation_scalars(finished_run):
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
     train = scalars(os.path.join(run_dir, "train"))
     val = scalars(os.path.join(run_dir, "validation"))
-    for tag in ("epoch/loss", "epoch/accuracy", "epoch/learning_rate",
-                "epoch/examples_per_second", "step/loss", "config/flags"):
+    for tag in (
+        "epoch/loss",
+        "epoch/accuracy",
+        "epoch/learning_rate",
+        "epoch/examples_per_second",
+        "step/loss",
+        "config/flags",
+    ):
         assert tag in train, tag
     assert [s for s, _ in val["epoch/accuracy"]] == [1, 2]
-    np.testing.assert_allclose([v for _, v in val["epoch/accuracy"]],
-                               metrics["history"]["val_accuracy"], rtol=1e-5)
-    np.testing.assert_allclose([v for _, v in train["epoch/loss"]],
-                               metrics["history"]["loss"], rtol=1e-5)
+    np.testing.assert_allclose(
+        [v for _, v in val["epoch/accuracy"]], metrics["history"]["val_accuracy"], rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        [v for _, v in train["epoch/loss"]], metrics["history"]["loss"], rtol=1e-5
+    )
 
 
 def test_resume_and_finished_run(finished_run, npz_dir, tmp_path):
@@ -88,6 +109,7 @@ def test_resume_and_finished_run(finished_run, npz_dir, tmp_path):
 
     # Extending the same run dir to 3 epochs restores epoch 2 and trains one more.
     import shutil
+
     extended = str(tmp_path / "extended")
     shutil.copytree(run_dir, extended)
     more = train(npz_dir, extended, "--epochs=3")
@@ -118,12 +140,15 @@ def test_bad_data_dir_is_one_line_error(tmp_path):
     assert not os.path.exists(tmp_path / "run" / "metrics.json")
 
 
-@pytest.mark.parametrize("flag, message", [
-    ("--epochs=0", "epochs"),
-    ("--dropout_rates=0.3,0.3", "same length"),
-    ("--strategy=tpu", "strategy"),
-    ("--validation_split=1.5", "validation_split"),
-])
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("--epochs=0", "epochs"),
+        ("--dropout_rates=0.3,0.3", "same length"),
+        ("--strategy=tpu", "strategy"),
+        ("--validation_split=1.5", "validation_split"),
+    ],
+)
 def test_bad_flags_fail_before_training(tmp_path, npz_dir, flag, message):
     result = train(npz_dir, str(tmp_path / "run"), flag)
     assert result.returncode != 0
@@ -164,49 +189,76 @@ def test_nan_loss_stops_with_step_and_nonzero_exit(npz_dir, tmp_path):
 
 
 def test_batch_not_divisible_by_replicas(npz_dir, tmp_path):
-    result = train(npz_dir, str(tmp_path / "run"), "--strategy=mirrored",
-                   "--num_cpu_devices=2", "--batch_size=33")
+    result = train(
+        npz_dir,
+        str(tmp_path / "run"),
+        "--strategy=mirrored",
+        "--num_cpu_devices=2",
+        "--batch_size=33",
+    )
     assert result.returncode == 1
     assert "batch_size 33 is not divisible by the 2 replicas" in result.stderr
     assert not (tmp_path / "run").exists()  # refused before anything is written
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--flagfile=experiments/missing.flags"], "missing.flags"),
-    (["--no_such_flag=1"], "no_such_flag"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--flagfile=experiments/missing.flags"], "missing.flags"),
+        (["--no_such_flag=1"], "no_such_flag"),
+    ],
+)
 def test_flagfile_and_unknown_flag_errors(npz_dir, tmp_path, args, message):
-    result = run_module("mnist_research.train", *args, f"--data_dir={npz_dir}",
-                        f"--run_dir={tmp_path / 'run'}")
+    result = run_module(
+        "mnist_research.train", *args, f"--data_dir={npz_dir}", f"--run_dir={tmp_path / 'run'}"
+    )
     assert result.returncode != 0 and message in result.stderr
     assert not (tmp_path / "run").exists()
 
 
 # TF_ENABLE_ONEDNN_OPTS=1 makes TensorFlow print oneDNN's banner on any x86 CPU, =0 on none;
 # the banner comes at import, before any flag is read, so each value is checked under one.
-@pytest.mark.parametrize("flag, message, onednn", [
-    ("--learning_rate=nan", "learning_rate must be a finite number, got nan", "1"),
-    ("--hidden_units=a,b,c", "--hidden_units: expected a comma-separated list", "0"),
-    ("--seed=-1", "--seed", "1"),
-    ("--device=banana", "--device", "0"),
-])
+@pytest.mark.parametrize(
+    "flag, message, onednn",
+    [
+        ("--learning_rate=nan", "learning_rate must be a finite number, got nan", "1"),
+        ("--hidden_units=a,b,c", "--hidden_units: expected a comma-separated list", "0"),
+        ("--seed=-1", "--seed", "1"),
+        ("--device=banana", "--device", "0"),
+    ],
+)
 def test_a_bad_value_is_one_error_line_not_the_help(npz_dir, tmp_path, flag, message, onednn):
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user has it
     env["TF_ENABLE_ONEDNN_OPTS"] = onednn
-    result = subprocess.run([sys.executable, "-m", "mnist_research.train",
-                             "--flagfile=experiments/smoke.flags", f"--data_dir={npz_dir}",
-                             f"--run_dir={tmp_path / 'run'}", flag], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mnist_research.train",
+            "--flagfile=experiments/smoke.flags",
+            f"--data_dir={npz_dir}",
+            f"--run_dir={tmp_path / 'run'}",
+            flag,
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 1
-    assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1, \
+    assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1, (
         result.stderr[-2000:]
+    )
     assert message in result.stderr and "(--help lists the flags)" in result.stderr
     assert not (tmp_path / "run").exists()
 
 
-def test_a_finished_run_with_garbage_metrics_is_rebuilt_by_the_command(finished_run, npz_dir,
-                                                                       tmp_path):
+def test_a_finished_run_with_garbage_metrics_is_rebuilt_by_the_command(
+    finished_run, npz_dir, tmp_path
+):
     import shutil
+
     run_dir = str(tmp_path / "run")
     shutil.copytree(finished_run[0], run_dir)
     open(os.path.join(run_dir, "metrics.json"), "w").write("garbage{")

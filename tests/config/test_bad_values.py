@@ -10,23 +10,28 @@ from mnist_research.errors import ConfigError
 from mnist_research.training import devices, preflight
 
 
-@pytest.mark.parametrize("factory, message", [
-    (lambda: TrainConfig(seed=-1), "seed must be in"),
-    (lambda: TrainConfig(seed=2**32), "seed must be in"),
-    (lambda: TrainConfig(epochs=2.5), "epochs must be int"),
-    (lambda: TrainConfig(epochs=True), "epochs must be int"),
-    (lambda: TrainConfig(eval_batch_size=2**63), "eval_batch_size must be below 2[*][*]63"),
-    (lambda: ModelConfig(hidden_units=(256, 10**20)), "hidden_units must be below 2[*][*]63"),
-    (lambda: TrainConfig(learning_rate="fast"), "learning_rate must be a finite number"),
-    (lambda: TrainConfig(learning_rate=float("inf")), "learning_rate must be a finite number"),
-    (lambda: TrainConfig(learning_rate=float("nan")),
-     "learning_rate must be a finite number, got nan"),
-    (lambda: ModelConfig(hidden_units=(256, 12.5)), "hidden_units must be a list of ints"),
-    (lambda: ModelConfig(batch_norm="yes"), "batch_norm must be bool"),
-    (lambda: DistributeConfig(device="banana"), "device must name a device"),
-    (lambda: DistributeConfig(device="/gpu:x"), "device must name a device"),
-    (lambda: ExperimentConfig(experiment=""), "experiment must be"),
-])
+@pytest.mark.parametrize(
+    "factory, message",
+    [
+        (lambda: TrainConfig(seed=-1), "seed must be in"),
+        (lambda: TrainConfig(seed=2**32), "seed must be in"),
+        (lambda: TrainConfig(epochs=2.5), "epochs must be int"),
+        (lambda: TrainConfig(epochs=True), "epochs must be int"),
+        (lambda: TrainConfig(eval_batch_size=2**63), "eval_batch_size must be below 2[*][*]63"),
+        (lambda: ModelConfig(hidden_units=(256, 10**20)), "hidden_units must be below 2[*][*]63"),
+        (lambda: TrainConfig(learning_rate="fast"), "learning_rate must be a finite number"),
+        (lambda: TrainConfig(learning_rate=float("inf")), "learning_rate must be a finite number"),
+        (
+            lambda: TrainConfig(learning_rate=float("nan")),
+            "learning_rate must be a finite number, got nan",
+        ),
+        (lambda: ModelConfig(hidden_units=(256, 12.5)), "hidden_units must be a list of ints"),
+        (lambda: ModelConfig(batch_norm="yes"), "batch_norm must be bool"),
+        (lambda: DistributeConfig(device="banana"), "device must name a device"),
+        (lambda: DistributeConfig(device="/gpu:x"), "device must name a device"),
+        (lambda: ExperimentConfig(experiment=""), "experiment must be"),
+    ],
+)
 def test_bad_values_are_refused_naming_the_field(factory, message):
     with pytest.raises(ValueError, match=message):
         factory()
@@ -35,37 +40,55 @@ def test_bad_values_are_refused_naming_the_field(factory, message):
 def test_good_edge_values_pass():
     assert TrainConfig(seed=0).seed == 0 and TrainConfig(seed=2**32 - 1).seed == 2**32 - 1
     assert TrainConfig(learning_rate=1).learning_rate == 1.0
-    for name in ("/cpu:0", "/GPU:1", "gpu:0", "/device:CPU:0",
-                 "/job:worker/replica:0/task:1/device:GPU:0"):
+    for name in (
+        "/cpu:0",
+        "/GPU:1",
+        "gpu:0",
+        "/device:CPU:0",
+        "/job:worker/replica:0/task:1/device:GPU:0",
+    ):
         assert DistributeConfig(device=name).device == name
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--seed=-1"], "not an integer in the range [0, 4294967295]"),
-    (["--seed=4294967296"], "not an integer in the range [0, 4294967295]"),
-    (["--device=banana"], "must name a device"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--seed=-1"], "not an integer in the range [0, 4294967295]"),
+        (["--seed=4294967296"], "not an integer in the range [0, 4294967295]"),
+        (["--device=banana"], "must name a device"),
+    ],
+)
 def test_bad_flag_values_fail_at_parse_time(argv, message):
     from mnist_research import train
+
     values = flags.FlagValues()
     train.define_flags(values)
     with pytest.raises(flags.IllegalFlagValueError, match=message.replace("[", r"\[")):
         values(["prog", *argv])
 
 
-@pytest.mark.parametrize("tf_config, message", [
-    ("{not json", "not valid JSON"),
-    ("[1, 2]", "must be a JSON object"),
-    ('{"cluster": ["a:1"]}', "cluster"),
-    ('{"cluster": {"worker": "a:1"}}', "cluster"),
-    ('{"cluster": {"worker": ["a:1"]}, "task": "worker"}', "task"),
-    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}',
-     "not in its cluster"),
-    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}',
-     "not in its cluster"),
-    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": "0"}}',
-     "not in its cluster"),
-])
+@pytest.mark.parametrize(
+    "tf_config, message",
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "must be a JSON object"),
+        ('{"cluster": ["a:1"]}', "cluster"),
+        ('{"cluster": {"worker": "a:1"}}', "cluster"),
+        ('{"cluster": {"worker": ["a:1"]}, "task": "worker"}', "task"),
+        (
+            '{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 1}}',
+            "not in its cluster",
+        ),
+        (
+            '{"cluster": {"worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}',
+            "not in its cluster",
+        ),
+        (
+            '{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": "0"}}',
+            "not in its cluster",
+        ),
+    ],
+)
 def test_malformed_tf_config_is_a_config_error(monkeypatch, tf_config, message):
     monkeypatch.setenv("TF_CONFIG", tf_config)
     for read in (devices.tf_config, devices.is_chief, devices.num_workers, devices.worker_id):
@@ -76,8 +99,10 @@ def test_malformed_tf_config_is_a_config_error(monkeypatch, tf_config, message):
 
 
 def test_well_formed_tf_config_reads(monkeypatch):
-    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1", "b:1"]}, '
-                                    '"task": {"type": "worker", "index": 1}}')
+    monkeypatch.setenv(
+        "TF_CONFIG",
+        '{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}',
+    )
     assert not devices.is_chief() and devices.num_workers() == 2
     assert devices.worker_id() == "worker_1"
     monkeypatch.setenv("TF_CONFIG", "")
@@ -85,21 +110,29 @@ def test_well_formed_tf_config_reads(monkeypatch):
 
 
 def test_a_device_the_machine_lacks_is_refused():
-    with pytest.raises(ConfigError, match=r"--device=/gpu:7: no such device on this machine "
-                                          r"\(it has /cpu:0"):
+    with pytest.raises(
+        ConfigError,
+        match=r"--device=/gpu:7: no such device on this machine "
+        r"\(it has /cpu:0",
+    ):
         devices.create_strategy(DistributeConfig(strategy="one_device", device="/gpu:7"))
     strategy = devices.create_strategy(DistributeConfig(strategy="one_device", device="/cpu:0"))
     assert isinstance(strategy, tf.distribute.OneDeviceStrategy)
 
 
 def test_a_model_too_large_for_memory_is_refused_before_allocating(monkeypatch):
-    config = ExperimentConfig(model=ModelConfig(hidden_units=(50_000, 50_000),
-                                                dropout_rates=(0.1, 0.1)))
+    config = ExperimentConfig(
+        model=ModelConfig(hidden_units=(50_000, 50_000), dropout_rates=(0.1, 0.1))
+    )
     assert preflight.num_parameters(config.model) == (
-        784 * 50_000 + 4 * 50_000 + 50_000 * 50_000 + 4 * 50_000 + 50_000 * 10 + 10)
+        784 * 50_000 + 4 * 50_000 + 50_000 * 50_000 + 4 * 50_000 + 50_000 * 10 + 10
+    )
     monkeypatch.setattr(preflight, "available_memory", lambda: 8 * 2**30)
-    with pytest.raises(ConfigError, match=r"2,540,100,010 parameters, about 37.9 GiB .* only "
-                                          r"8.0 GiB of memory is available"):
+    with pytest.raises(
+        ConfigError,
+        match=r"2,540,100,010 parameters, about 37.9 GiB .* only "
+        r"8.0 GiB of memory is available",
+    ):
         preflight.check_model_fits(config, on_gpu=False)
     preflight.check_model_fits(config, on_gpu=True)  # the GPU's memory is TF's to judge
     preflight.check_model_fits(ExperimentConfig(), on_gpu=False)
@@ -108,8 +141,11 @@ def test_a_model_too_large_for_memory_is_refused_before_allocating(monkeypatch):
 def test_parameter_count_matches_keras():
     from mnist_research.model import mlp as model_lib
     from mnist_research.model import variables
-    for model in (ModelConfig(), ModelConfig(hidden_units=(7, 5), dropout_rates=(0, 0),
-                                             batch_norm=False)):
+
+    for model in (
+        ModelConfig(),
+        ModelConfig(hidden_units=(7, 5), dropout_rates=(0, 0), batch_norm=False),
+    ):
         built = variables.build(model_lib.MLPClassifier.from_config_object(model))
         assert preflight.num_parameters(model) == built.count_params()
 

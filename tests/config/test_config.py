@@ -10,34 +10,60 @@ from mnist_research import config as config_lib
 from tests.helpers import REPO
 
 
-@pytest.mark.parametrize("factory, message", [
-    (lambda: config_lib.DataConfig(validation_split=0.0), "validation_split"),
-    (lambda: config_lib.DataConfig(dataset="cifar"), "dataset"),
-    (lambda: config_lib.ModelConfig(hidden_units=(10,), dropout_rates=(0.1, 0.2)), "same length"),
-    (lambda: config_lib.ModelConfig(dropout_rates=(0.3, 1.0, 0.2)), "dropout_rates"),
-    (lambda: config_lib.ModelConfig(hidden_units=(0, 1, 2)), "hidden_units"),
-    (lambda: config_lib.ModelConfig(family="resnet"), "model must be one of mlp, cnn"),
-    (lambda: config_lib.ModelConfig(conv_filters=(8,), conv_dropout_rates=(0.1,)),
-     "apply to model cnn only"),
-    (lambda: config_lib.ModelConfig(family="cnn", conv_filters=(), conv_dropout_rates=()),
-     "conv_filters must name 1 to 4"),
-    (lambda: config_lib.ModelConfig(family="cnn", conv_filters=(8, 8, 8, 8, 8),
-                                    conv_dropout_rates=(0.1,) * 5), "1 to 4 conv blocks"),
-    (lambda: config_lib.ModelConfig(family="cnn", conv_filters=(8, 16),
-                                    conv_dropout_rates=(0.1,)), "same length"),
-    (lambda: config_lib.ModelConfig(family="cnn", conv_filters=(8,), conv_dropout_rates=(0.1,),
-                                    conv_kernel_size=4), "positive odd"),
-    (lambda: config_lib.ModelConfig(family="cnn", conv_filters=(8,), conv_dropout_rates=(0.1,),
-                                    conv_pooling="avg"), "conv_pooling"),
-    (lambda: config_lib.TrainConfig(early_stopping_patience=-1), "early_stopping_patience"),
-    (lambda: config_lib.TrainConfig(epochs=0), "epochs"),
-    (lambda: config_lib.TrainConfig(batch_size=-1), "batch_size"),
-    (lambda: config_lib.TrainConfig(eval_batch_size=0), "eval_batch_size"),
-    (lambda: config_lib.TrainConfig(learning_rate=0), "learning_rate"),
-    (lambda: config_lib.TrainConfig(histogram_every_epochs=0), "histogram_every_epochs"),
-    (lambda: config_lib.DistributeConfig(strategy="tpu"), "strategy"),
-    (lambda: config_lib.DistributeConfig(mixed_precision="fp8"), "mixed_precision"),
-])
+@pytest.mark.parametrize(
+    "factory, message",
+    [
+        (lambda: config_lib.DataConfig(validation_split=0.0), "validation_split"),
+        (lambda: config_lib.DataConfig(dataset="cifar"), "dataset"),
+        (
+            lambda: config_lib.ModelConfig(hidden_units=(10,), dropout_rates=(0.1, 0.2)),
+            "same length",
+        ),
+        (lambda: config_lib.ModelConfig(dropout_rates=(0.3, 1.0, 0.2)), "dropout_rates"),
+        (lambda: config_lib.ModelConfig(hidden_units=(0, 1, 2)), "hidden_units"),
+        (lambda: config_lib.ModelConfig(family="resnet"), "model must be one of mlp, cnn"),
+        (
+            lambda: config_lib.ModelConfig(conv_filters=(8,), conv_dropout_rates=(0.1,)),
+            "apply to model cnn only",
+        ),
+        (
+            lambda: config_lib.ModelConfig(family="cnn", conv_filters=(), conv_dropout_rates=()),
+            "conv_filters must name 1 to 4",
+        ),
+        (
+            lambda: config_lib.ModelConfig(
+                family="cnn", conv_filters=(8, 8, 8, 8, 8), conv_dropout_rates=(0.1,) * 5
+            ),
+            "1 to 4 conv blocks",
+        ),
+        (
+            lambda: config_lib.ModelConfig(
+                family="cnn", conv_filters=(8, 16), conv_dropout_rates=(0.1,)
+            ),
+            "same length",
+        ),
+        (
+            lambda: config_lib.ModelConfig(
+                family="cnn", conv_filters=(8,), conv_dropout_rates=(0.1,), conv_kernel_size=4
+            ),
+            "positive odd",
+        ),
+        (
+            lambda: config_lib.ModelConfig(
+                family="cnn", conv_filters=(8,), conv_dropout_rates=(0.1,), conv_pooling="avg"
+            ),
+            "conv_pooling",
+        ),
+        (lambda: config_lib.TrainConfig(early_stopping_patience=-1), "early_stopping_patience"),
+        (lambda: config_lib.TrainConfig(epochs=0), "epochs"),
+        (lambda: config_lib.TrainConfig(batch_size=-1), "batch_size"),
+        (lambda: config_lib.TrainConfig(eval_batch_size=0), "eval_batch_size"),
+        (lambda: config_lib.TrainConfig(learning_rate=0), "learning_rate"),
+        (lambda: config_lib.TrainConfig(histogram_every_epochs=0), "histogram_every_epochs"),
+        (lambda: config_lib.DistributeConfig(strategy="tpu"), "strategy"),
+        (lambda: config_lib.DistributeConfig(mixed_precision="fp8"), "mixed_precision"),
+    ],
+)
 def test_invalid_values_are_rejected(factory, message):
     with pytest.raises(ValueError, match=message):
         factory()
@@ -59,15 +85,17 @@ def test_round_trip_and_identity():
     assert longer.identity() == config.identity()  # A run may be extended.
     other = config_lib.ExperimentConfig(model=config_lib.ModelConfig(batch_norm=False))
     assert other.identity() != config.identity()
-    stopping = config_lib.ExperimentConfig(train=config_lib.TrainConfig(
-        early_stopping_patience=3, restore_best=True))
+    stopping = config_lib.ExperimentConfig(
+        train=config_lib.TrainConfig(early_stopping_patience=3, restore_best=True)
+    )
     assert stopping.identity() == config.identity()  # When to stop is not what is trained.
     evaluated = config_lib.ExperimentConfig(train=config_lib.TrainConfig(eval_batch_size=128))
     assert evaluated.identity() == config.identity()  # Evaluation batches train nothing.
     augmented = config_lib.ExperimentConfig(train=config_lib.TrainConfig(augment=True))
     assert augmented.identity() != config.identity()
-    cnn = config_lib.ExperimentConfig(model=config_lib.ModelConfig(
-        family="cnn", conv_filters=(8,), conv_dropout_rates=(0.0,)))
+    cnn = config_lib.ExperimentConfig(
+        model=config_lib.ModelConfig(family="cnn", conv_filters=(8,), conv_dropout_rates=(0.0,))
+    )
     assert config_lib.ExperimentConfig.from_dict(cnn.to_dict()) == cnn
     assert cnn.identity() != config.identity()
 
@@ -75,8 +103,7 @@ def test_round_trip_and_identity():
 def test_config_json_of_earlier_runs_still_loads():
     """A config.json written before model families existed is an MLP run."""
     raw = config_lib.ExperimentConfig().to_dict()
-    for key in ("family", "conv_filters", "conv_dropout_rates", "conv_kernel_size",
-                "conv_pooling"):
+    for key in ("family", "conv_filters", "conv_dropout_rates", "conv_kernel_size", "conv_pooling"):
         del raw["model"][key]
     for key in ("augment", "early_stopping_patience", "restore_best", "eval_batch_size"):
         del raw["train"][key]
@@ -87,6 +114,7 @@ def test_config_json_of_earlier_runs_still_loads():
 def _parse(*argv):
     from mnist_research import train
     from mnist_research.config import flags as experiment_flags
+
     values = flags.FlagValues()
     train.define_flags(values)
     values(["prog", *argv])
@@ -95,17 +123,24 @@ def _parse(*argv):
 
 def test_conv_flags_with_the_mlp_are_a_usage_error():
     from absl import app
+
     values, experiment_flags = _parse("--conv_filters=8,16", "--conv_kernel_size=5")
-    with pytest.raises(app.UsageError, match="--conv_filters, --conv_kernel_size apply only "
-                                             "to --model=cnn"):
+    with pytest.raises(
+        app.UsageError, match="--conv_filters, --conv_kernel_size apply only to --model=cnn"
+    ):
         experiment_flags.config_from_flags(values)
 
 
 def test_model_flags_reach_the_config_and_the_flagfile():
-    values, experiment_flags = _parse("--model=cnn", "--conv_filters=8,16",
-                                      "--conv_dropout_rates=0,0.2", "--hidden_units=32",
-                                      "--dropout_rates=0.5", "--augment",
-                                      "--early_stopping_patience=3")
+    values, experiment_flags = _parse(
+        "--model=cnn",
+        "--conv_filters=8,16",
+        "--conv_dropout_rates=0,0.2",
+        "--hidden_units=32",
+        "--dropout_rates=0.5",
+        "--augment",
+        "--early_stopping_patience=3",
+    )
     config = experiment_flags.config_from_flags(values)
     assert (config.model.family, config.model.conv_filters) == ("cnn", (8, 16))
     assert config.model.conv_dropout_rates == (0.0, 0.2) and config.model.hidden_units == (32,)
@@ -122,11 +157,12 @@ def test_model_flags_reach_the_config_and_the_flagfile():
 def test_every_flagfile_parses_into_a_config(path, monkeypatch):
     from mnist_research import train
     from mnist_research.config import flags as experiment_flags
+
     monkeypatch.chdir(REPO)
     values = flags.FlagValues()
     train.define_flags(values)
     values(["prog", f"--flagfile={path}"])
     config = experiment_flags.config_from_flags(values)
-    assert config.experiment == os.path.basename(path)[:-len(".flags")]
+    assert config.experiment == os.path.basename(path)[: -len(".flags")]
     header = open(path).read().splitlines()[0]
     assert header.startswith("#")

@@ -14,14 +14,20 @@ from mnist_research.config.fields import declaration, declared_fields, is_declar
 from mnist_research.training import hparams
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SECTIONS = {f.name: f.default_factory for f in dataclasses.fields(ExperimentConfig)
-            if f.default_factory is not dataclasses.MISSING}
+SECTIONS = {
+    f.name: f.default_factory
+    for f in dataclasses.fields(ExperimentConfig)
+    if f.default_factory is not dataclasses.MISSING
+}
 
 
 def _all_fields():
     """(owner class, field) for the experiment's own fields and every section's."""
-    yield from ((ExperimentConfig, f) for f in dataclasses.fields(ExperimentConfig)
-                if f.name not in SECTIONS)
+    yield from (
+        (ExperimentConfig, f)
+        for f in dataclasses.fields(ExperimentConfig)
+        if f.name not in SECTIONS
+    )
     for cls in SECTIONS.values():
         yield from ((cls, f) for f in dataclasses.fields(cls))
 
@@ -57,32 +63,59 @@ def test_every_flag_maps_to_exactly_one_field_and_back():
 
 
 def test_every_hparam_comes_from_a_declaration_or_the_system_list():
-    declared = {(d.hparam if "/" in d.hparam else f"{d.hparam}/{f.name}")
-                for _, f in _all_fields() if (d := declaration(f)).hparam}
+    declared = {
+        (d.hparam if "/" in d.hparam else f"{d.hparam}/{f.name}")
+        for _, f in _all_fields()
+        if (d := declaration(f)).hparam
+    }
     names = {h.name for h in hparams.HPARAMS}
     assert declared <= names
-    assert names - declared == {f"system/{key}" for key in (
-        "strategy", "replicas", "device", "device_kind", "tensorflow")}  # from device_info
+    assert names - declared == {
+        f"system/{key}" for key in ("strategy", "replicas", "device", "device_kind", "tensorflow")
+    }  # from device_info
 
 
 def test_flag_defaults_are_the_config_defaults():
     assert experiment_flags.config_from_flags(_parse()) == ExperimentConfig()
 
 
-@pytest.mark.parametrize("argv", [
-    [],
-    ["--model=cnn", "--conv_filters=8,16", "--conv_dropout_rates=0,0.25", "--conv_pooling=max",
-     "--hidden_units=32", "--dropout_rates=0.5", "--batch_norm=false"],
-    ["--learning_rate=0.0003", "--lr_schedule=cosine", "--seed=0", "--augment",
-     "--profile_steps=3,9", "--data_dir=some/where", "--validation_split=0.125",
-     "--mixed_precision=mixed_bfloat16", "--device=/cpu:0", "--nojit_compile"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        [
+            "--model=cnn",
+            "--conv_filters=8,16",
+            "--conv_dropout_rates=0,0.25",
+            "--conv_pooling=max",
+            "--hidden_units=32",
+            "--dropout_rates=0.5",
+            "--batch_norm=false",
+        ],
+        [
+            "--learning_rate=0.0003",
+            "--lr_schedule=cosine",
+            "--seed=0",
+            "--augment",
+            "--profile_steps=3,9",
+            "--data_dir=some/where",
+            "--validation_split=0.125",
+            "--mixed_precision=mixed_bfloat16",
+            "--device=/cpu:0",
+            "--nojit_compile",
+        ],
+    ],
+)
 def test_flags_to_config_to_flags_txt_to_config_is_the_identity(argv):
     config = experiment_flags.config_from_flags(_parse(*argv))
     again, text = _round_trip(config)
-    assert again.to_dict() == {**config.to_dict(), "data": {
-        **config.to_dict()["data"],
-        "data_dir": os.path.abspath(config.data.data_dir) if config.data.data_dir else None}}
+    assert again.to_dict() == {
+        **config.to_dict(),
+        "data": {
+            **config.to_dict()["data"],
+            "data_dir": os.path.abspath(config.data.data_dir) if config.data.data_dir else None,
+        },
+    }
     assert again.identity() == config.identity()
     assert _round_trip(again)[1] == text
 

@@ -16,8 +16,10 @@ def digits():
 
 def _epoch(train, epoch):
     batches = list(train.dataset(epoch))
-    return (np.concatenate([x.numpy() for x, _ in batches]),
-            np.concatenate([y.numpy().argmax(1) for _, y in batches]))
+    return (
+        np.concatenate([x.numpy() for x, _ in batches]),
+        np.concatenate([y.numpy().argmax(1) for _, y in batches]),
+    )
 
 
 def test_augmented_batches_are_seeded_per_seed_and_epoch(digits):
@@ -52,8 +54,9 @@ def test_augmentation_changes_images_but_not_labels_or_order(digits):
 def _centre_of_mass(images):
     rows, cols = np.mgrid[0:28, 0:28]
     mass = images.astype(np.float64).sum(axis=(1, 2))
-    return np.stack([(images * rows).sum(axis=(1, 2)) / mass,
-                     (images * cols).sum(axis=(1, 2)) / mass], axis=1)
+    return np.stack(
+        [(images * rows).sum(axis=(1, 2)) / mass, (images * cols).sum(axis=(1, 2)) / mass], axis=1
+    )
 
 
 def _blobs(count=64):

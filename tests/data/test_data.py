@@ -38,7 +38,8 @@ def test_idx_dir_loads(tmp_path, tiny_arrays, gz):
 
 @pytest.mark.parametrize("name", sorted(config_lib.DATASETS))
 def test_every_registered_dataset_reads_its_idx_files_through_the_same_code(
-        tmp_path, tiny_arrays, name):
+    tmp_path, tiny_arrays, name
+):
     folder = write_idx_dir(tmp_path, tiny_arrays, gz=True)
     raw = data.load(DataConfig(dataset=name, data_dir=folder))
     assert raw.x_test.shape == (200, 28, 28)
@@ -48,13 +49,15 @@ def test_every_registered_dataset_reads_its_idx_files_through_the_same_code(
 def test_a_dataset_without_a_downloader_needs_data_dir_in_one_line():
     offline = [n for n, entry in config_lib.DATASETS.items() if entry.keras_name is None]
     assert offline  # kmnist: Keras has no downloader for it
-    with pytest.raises(ValueError, match=f"--dataset={offline[0]} has no downloader: pass "
-                                         f"--data_dir=DIR"):
+    with pytest.raises(
+        ValueError, match=f"--dataset={offline[0]} has no downloader: pass --data_dir=DIR"
+    ):
         DataConfig(dataset=offline[0])
 
 
 def _npz(tmp_path, **overrides):
     from tests.helpers import make_digits
+
     x, y = make_digits(50)
     arrays = {"x_train": x, "y_train": y, "x_test": x[:20], "y_test": y[:20], **overrides}
     arrays = {k: v for k, v in arrays.items() if v is not None}
@@ -62,14 +65,17 @@ def _npz(tmp_path, **overrides):
     return str(tmp_path)
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"x_train": np.zeros((50, 28, 28), np.float32)}, "dtype float32, expected uint8"),
-    ({"x_train": np.zeros((50, 32, 32), np.uint8)}, "expected (N, 28, 28)"),
-    ({"y_train": np.full(50, 10, np.uint8)}, "expected 0-9"),
-    ({"y_train": np.zeros(49, np.uint8)}, "50 train images but 49 train labels"),
-    ({"x_test": np.zeros((0, 28, 28), np.uint8), "y_test": np.zeros(0, np.uint8)}, "empty"),
-    ({"y_test": None}, "missing array(s) y_test"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"x_train": np.zeros((50, 28, 28), np.float32)}, "dtype float32, expected uint8"),
+        ({"x_train": np.zeros((50, 32, 32), np.uint8)}, "expected (N, 28, 28)"),
+        ({"y_train": np.full(50, 10, np.uint8)}, "expected 0-9"),
+        ({"y_train": np.zeros(49, np.uint8)}, "50 train images but 49 train labels"),
+        ({"x_test": np.zeros((0, 28, 28), np.uint8), "y_test": np.zeros(0, np.uint8)}, "empty"),
+        ({"y_test": None}, "missing array(s) y_test"),
+    ],
+)
 def test_invalid_npz_contents_are_rejected(tmp_path, overrides, message):
     folder = _npz(tmp_path, **overrides)
     with pytest.raises(DataError, match="mnist.npz") as info:
@@ -93,11 +99,14 @@ def test_object_array_is_refused_without_unpickling(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("payload, message", [
-    (b"", "not an .npz"),
-    (b"PK\x03\x04 truncated zip", "not an .npz"),
-    (b"\x93NUMPY plain npy", "not an .npz"),
-])
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        (b"", "not an .npz"),
+        (b"PK\x03\x04 truncated zip", "not an .npz"),
+        (b"\x93NUMPY plain npy", "not an .npz"),
+    ],
+)
 def test_corrupt_npz_is_rejected(tmp_path, payload, message):
     (tmp_path / "mnist.npz").write_bytes(payload)
     with pytest.raises(DataError, match=message):
@@ -191,8 +200,12 @@ def test_split_refuses_empty_side(tiny_arrays):
 
 
 def test_preprocess_scales_flattens_one_hots(tiny_arrays):
-    x, y = (t.numpy() for t in input_pipeline.preprocess_batch(tiny_arrays["x_test"][:7],
-                                                                tiny_arrays["y_test"][:7]))
+    x, y = (
+        t.numpy()
+        for t in input_pipeline.preprocess_batch(
+            tiny_arrays["x_test"][:7], tiny_arrays["y_test"][:7]
+        )
+    )
     assert x.shape == (7, 784) and x.dtype == np.float32
     np.testing.assert_array_equal(x, model_input.to_model_input(tiny_arrays["x_test"][:7]))
     assert 0.0 <= x.min() and x.max() == 1.0
@@ -209,11 +222,22 @@ def test_describe_reports_shapes_ranges_counts(tiny_arrays):
     assert "class counts: " + " ".join(str(c) for c in counts) in text
 
 
-@pytest.mark.skipif(not os.path.exists(os.path.join(REAL_MNIST, "mnist.npz")),
-                    reason="real MNIST not available")
+@pytest.mark.skipif(
+    not os.path.exists(os.path.join(REAL_MNIST, "mnist.npz")), reason="real MNIST not available"
+)
 def test_real_mnist_is_canonical():
     raw = data.load(DataConfig(data_dir=REAL_MNIST))
     assert raw.x_train.shape == (60000, 28, 28) and raw.x_test.shape == (10000, 28, 28)
     assert abs(raw.x_train.mean() - 33.3184214498) < 1e-6
-    assert list(np.bincount(raw.y_train)) == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265,
-                                              5851, 5949]
+    assert list(np.bincount(raw.y_train)) == [
+        5923,
+        6742,
+        5958,
+        6131,
+        5842,
+        5421,
+        5918,
+        6265,
+        5851,
+        5949,
+    ]

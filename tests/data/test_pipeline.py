@@ -59,8 +59,9 @@ def test_one_dataset_of_several_epochs_is_those_epochs_back_to_back(digits, augm
 
 
 @pytest.mark.parametrize("pipelines, pipeline_id, replicas", [(1, 0, 2), (2, 1, 4)])
-def test_each_epoch_holds_one_batch_per_step_and_local_replica(digits, pipelines,
-                                                               pipeline_id, replicas):
+def test_each_epoch_holds_one_batch_per_step_and_local_replica(
+    digits, pipelines, pipeline_id, replicas
+):
     """Several replicas per input pipeline: an epoch is steps x local replicas batches.
 
     Expected batches are computed here from the documented rule: pipeline ``p`` of
@@ -69,9 +70,9 @@ def test_each_epoch_holds_one_batch_per_step_and_local_replica(digits, pipelines
     the next epoch starts at its own permutation.
     """
     train = input_pipeline.TrainInput(*digits, global_batch_size=64, seed=1, augment=True)
-    context = tf.distribute.InputContext(num_input_pipelines=pipelines,
-                                         input_pipeline_id=pipeline_id,
-                                         num_replicas_in_sync=replicas)
+    context = tf.distribute.InputContext(
+        num_input_pipelines=pipelines, input_pipeline_id=pipeline_id, num_replicas_in_sync=replicas
+    )
     per_replica = 64 // replicas
     per_epoch = train.steps_per_epoch(pipelines) * (replicas // pipelines)
     batches = _batches(train.dataset(1, context, last_epoch=2))
@@ -80,7 +81,7 @@ def test_each_epoch_holds_one_batch_per_step_and_local_replica(digits, pipelines
         shard = train.permutation(epoch)[pipeline_id::pipelines]
         for i in range(per_epoch):
             x, y = batches[(epoch - 1) * per_epoch + i]
-            index = shard[i * per_replica:(i + 1) * per_replica]
+            index = shard[i * per_replica : (i + 1) * per_replica]
             np.testing.assert_array_equal(y.argmax(1), digits[1][index])
             seed = augment.batch_seed(1, epoch, pipeline_id, i)
             expected = augment.augment_batch(tf.constant(digits[0][index]), seed)

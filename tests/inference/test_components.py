@@ -23,8 +23,12 @@ def flood_fill_regions(mask: np.ndarray) -> list[set]:
             for dr in (-1, 0, 1):
                 for dc in (-1, 0, 1):
                     rr, cc = r + dr, c + dc
-                    if (0 <= rr < mask.shape[0] and 0 <= cc < mask.shape[1]
-                            and mask[rr, cc] and not seen[rr, cc]):
+                    if (
+                        0 <= rr < mask.shape[0]
+                        and 0 <= cc < mask.shape[1]
+                        and mask[rr, cc]
+                        and not seen[rr, cc]
+                    ):
                         seen[rr, cc] = True
                         queue.append((rr, cc))
         regions.append(region)
@@ -55,8 +59,8 @@ def test_regions_match_flood_fill(density, seed):
 def test_diagonal_touch_joins_and_a_gap_separates():
     mask = np.zeros((6, 8), bool)
     mask[0, 0:3] = True
-    mask[1, 3] = True          # touches the run above only at a corner: same region
-    mask[4, 0:8] = True        # a row of gap below: a separate region
+    mask[1, 3] = True  # touches the run above only at a corner: same region
+    mask[4, 0:8] = True  # a row of gap below: a separate region
     regions = components.label(mask)
     assert regions.count == 2 and sorted(regions.area) == [4, 8]
     assert components.label(np.zeros((5, 5), bool)).count == 0

@@ -30,8 +30,12 @@ def test_a_swapped_export_is_refused_and_train_exports_again(finished_run, npz_d
         restore.load_logits_fn(run_dir)
     restore.load_logits_fn(run_dir, from_checkpoint=True)  # the checkpoint still serves
 
-    result = run_module("mnist_research.train", "--flagfile=experiments/smoke.flags",
-                        f"--data_dir={npz_dir}", f"--run_dir={run_dir}")
+    result = run_module(
+        "mnist_research.train",
+        "--flagfile=experiments/smoke.flags",
+        f"--data_dir={npz_dir}",
+        f"--run_dir={run_dir}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "holds other weights" in result.stderr
     restore.load_logits_fn(run_dir)  # exported again from the checkpoint

@@ -11,8 +11,8 @@ from mnist_research.inference import imaging
 
 # A re-rendered digit may differ from the original by resampling twice (up, then down to
 # 20x20) and by JPEG artefacts. Tolerances, in 0-255 grey levels and pixels:
-MEAN_ABS_TOL = 0.06 * 255   # mean |difference| over the 28x28 image (measured: 4-7.5)
-CENTER_TOL = 0.25           # centre of mass, pixels (measured: < 0.01)
+MEAN_ABS_TOL = 0.06 * 255  # mean |difference| over the 28x28 image (measured: 4-7.5)
+CENTER_TOL = 0.25  # centre of mass, pixels (measured: < 0.01)
 
 
 def mnist_style_digit(kind: str = "zero") -> np.ndarray:
@@ -47,8 +47,9 @@ def test_reference_digit_is_mnist_shaped():
 
 
 @pytest.mark.parametrize("kind", ["zero", "seven"])
-@pytest.mark.parametrize("fmt,suffix", [("PNG", ".png"), ("JPEG", ".jpg"), ("BMP", ".bmp"),
-                                        ("GIF", ".gif")])
+@pytest.mark.parametrize(
+    "fmt,suffix", [("PNG", ".png"), ("JPEG", ".jpg"), ("BMP", ".bmp"), ("GIF", ".gif")]
+)
 def test_rerendered_digit_comes_back_close(tmp_path, kind, fmt, suffix):
     original = mnist_style_digit(kind)
     path = tmp_path / f"digit{suffix}"
@@ -57,8 +58,10 @@ def test_rerendered_digit_comes_back_close(tmp_path, kind, fmt, suffix):
     assert recovered.shape == (28, 28) and recovered.dtype == np.uint8
     diff = np.abs(recovered.astype(float) - original.astype(float)).mean()
     assert diff < MEAN_ABS_TOL, f"mean |diff| {diff:.1f} grey levels"
-    for a, b in zip(imaging.center_of_mass(recovered.astype(float)),
-                    imaging.center_of_mass(original.astype(float))):
+    for a, b in zip(
+        imaging.center_of_mass(recovered.astype(float)),
+        imaging.center_of_mass(original.astype(float)),
+    ):
         assert abs(a - b) <= CENTER_TOL
 
 
@@ -102,15 +105,17 @@ BAD_INPUTS = {
     "missing": (lambda p: p / "nope.png", "no such file"),
     "empty": (lambda p: _write(p / "empty.png", b""), "empty file"),
     "not an image": (lambda p: _write(p / "notes.png", "hello, not pixels"), "not an image"),
-    "truncated": (lambda p: _write(p / "cut.png",
-                                   render_on_paper(mnist_style_digit(), "PNG")[:300]),
-                  "truncated or corrupt"),
+    "truncated": (
+        lambda p: _write(p / "cut.png", render_on_paper(mnist_style_digit(), "PNG")[:300]),
+        "truncated or corrupt",
+    ),
     "blank": (lambda p: _png(p, np.full((50, 60), 240, np.uint8), "blank.png"), "no ink"),
-    "huge": (lambda p: _png(p, np.zeros((8000, 8000), np.uint8), "huge.png"),
-             "larger than"),
+    "huge": (lambda p: _png(p, np.zeros((8000, 8000), np.uint8), "huge.png"), "larger than"),
     "a directory": (lambda p: (p / "digits").mkdir() or p / "digits", "a directory"),
-    "unsupported format": (lambda p: (Image.fromarray(np.zeros((30, 30), np.uint8)).save(
-        p / "x.tiff") or p / "x.tiff"), "not supported"),
+    "unsupported format": (
+        lambda p: Image.fromarray(np.zeros((30, 30), np.uint8)).save(p / "x.tiff") or p / "x.tiff",
+        "not supported",
+    ),
 }
 
 
@@ -125,14 +130,17 @@ def test_bad_inputs_raise_image_error(tmp_path, case):
 
 # Pictures as a camera, scanner or phone delivers them (issue: digits from the real world).
 
-def photo_of(digit: np.ndarray, size=(600, 600), field=420, offset=(90, 60), paper=230.0,
-             ink=30.0) -> np.ndarray:
+
+def photo_of(
+    digit: np.ndarray, size=(600, 600), field=420, offset=(90, 60), paper=230.0, ink=30.0
+) -> np.ndarray:
     """A float [H, W] grey picture: ``digit`` enlarged to ``field`` px, dark ink on paper."""
-    alpha = np.asarray(Image.fromarray(digit).resize((field, field), Image.BICUBIC),
-                       np.float32) / 255.0
+    alpha = (
+        np.asarray(Image.fromarray(digit).resize((field, field), Image.BICUBIC), np.float32) / 255.0
+    )
     page = np.full((size[1], size[0]), paper, np.float32)
     left, top = offset
-    region = page[top:top + field, left:left + field]
+    region = page[top : top + field, left : left + field]
     region += (ink - region) * alpha
     return page
 
@@ -146,8 +154,10 @@ def saved(tmp_path, page: np.ndarray, name: str, **options) -> str:
 def assert_close(recovered: np.ndarray, original: np.ndarray, tol=MEAN_ABS_TOL):
     diff = np.abs(recovered.astype(float) - original.astype(float)).mean()
     assert diff < tol, f"mean |diff| {diff:.1f} grey levels"
-    for a, b in zip(imaging.center_of_mass(recovered.astype(float)),
-                    imaging.center_of_mass(original.astype(float))):
+    for a, b in zip(
+        imaging.center_of_mass(recovered.astype(float)),
+        imaging.center_of_mass(original.astype(float)),
+    ):
         assert abs(a - b) <= 2 * CENTER_TOL
 
 
@@ -172,15 +182,16 @@ def test_specks_and_a_distant_mark_are_ignored(tmp_path):
     page = photo_of(original, size=(500, 400), field=224, offset=(40, 100))
     rng = np.random.default_rng(0)
     for row, col in rng.integers(0, 400, size=(25, 2)):  # dust: 2x2 dark specks
-        page[row:row + 2, 300 + col // 4:302 + col // 4] = 60
+        page[row : row + 2, 300 + col // 4 : 302 + col // 4] = 60
     page[20:30, 400:480] = 90  # a pencil mark far from the digit
     assert_close(imaging.load_digit(saved(tmp_path, page, "dusty.png")), original)
 
 
 def test_exif_orientation_is_applied(tmp_path):
     original = mnist_style_digit("seven")
-    upright = Image.fromarray(photo_of(original, size=(300, 400), field=200,
-                                       offset=(50, 100)).round().astype(np.uint8))
+    upright = Image.fromarray(
+        photo_of(original, size=(300, 400), field=200, offset=(50, 100)).round().astype(np.uint8)
+    )
     stored = upright.transpose(Image.Transpose.ROTATE_270)  # as the phone's sensor saw it
     exif = Image.Exif()
     exif[0x0112] = 8  # orientation 8: turn 90 degrees counter-clockwise to view
@@ -200,8 +211,11 @@ MODES = {
     "16-bit grey PNG": (_sixteen_bit, "png", {}),
     "palette GIF": (lambda p: Image.fromarray(p.astype(np.uint8)).convert("P"), "gif", {}),
     "bilevel BMP": (lambda p: Image.fromarray(p.astype(np.uint8)).convert("1"), "bmp", {}),
-    "CMYK JPEG": (lambda p: Image.fromarray(p.astype(np.uint8)).convert("CMYK"), "jpg",
-                  {"quality": 95}),
+    "CMYK JPEG": (
+        lambda p: Image.fromarray(p.astype(np.uint8)).convert("CMYK"),
+        "jpg",
+        {"quality": 95},
+    ),
     "grey+alpha PNG": (lambda p: Image.fromarray(p.astype(np.uint8)).convert("LA"), "png", {}),
     "RGB JPEG": (lambda p: Image.fromarray(p.astype(np.uint8)).convert("RGB"), "jpg", {}),
 }
@@ -233,6 +247,7 @@ def test_noisy_blank_page_and_tiny_pictures_are_refused(tmp_path):
 
 def test_preprocessed_names_are_unique(tmp_path):
     from mnist_research.inference import recognize
+
     (tmp_path / "x").mkdir()
     (tmp_path / "y").mkdir()
     paths = []
@@ -246,7 +261,11 @@ def test_preprocessed_names_are_unique(tmp_path):
     results = recognize.classify(paths, lambda images: np.zeros((len(images), 10)), str(out))
     written = [r["preprocessed"] for r in results]
     assert [os.path.basename(p) for p in written] == [
-        "same.28x28.png", "same-2.28x28.png", "same-3.28x28.png"]
+        "same.28x28.png",
+        "same-2.28x28.png",
+        "same-3.28x28.png",
+    ]
     for path, result in zip(paths, results):
-        assert np.array_equal(np.asarray(Image.open(result["preprocessed"])),
-                              imaging.load_digit(path))
+        assert np.array_equal(
+            np.asarray(Image.open(result["preprocessed"])), imaging.load_digit(path)
+        )

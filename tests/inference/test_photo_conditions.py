@@ -112,12 +112,17 @@ def test_framings_frame_the_digit_as_named():
     rng = np.random.default_rng(0)
 
     def ink_box(name):
-        page = np.asarray(Image.open(io.BytesIO(photos.render(digit, photos.CONDITIONS[name],
-                                                               rng))))
+        page = np.asarray(
+            Image.open(io.BytesIO(photos.render(digit, photos.CONDITIONS[name], rng)))
+        )
         rows = np.flatnonzero((page < 128).any(axis=1))
         cols = np.flatnonzero((page < 128).any(axis=0))
-        return page.shape, (rows[0], page.shape[0] - 1 - rows[-1], cols[0],
-                            page.shape[1] - 1 - cols[-1])
+        return page.shape, (
+            rows[0],
+            page.shape[0] - 1 - rows[-1],
+            cols[0],
+            page.shape[1] - 1 - cols[-1],
+        )
 
     shape, margins = ink_box("tight crop (96 px high, 2 px margin)")
     assert shape[0] == 100 and min(margins) <= 3
@@ -144,8 +149,10 @@ def test_rendering_is_reproducible_and_encodes_as_asked():
 
 
 def test_markdown_table_rows():
-    results = [robustness.ConditionResult("clean", 98, 100, 0),
-               robustness.ConditionResult("noisy", 95, 100, 2)]
+    results = [
+        robustness.ConditionResult("clean", 98, 100, 0),
+        robustness.ConditionResult("noisy", 95, 100, 2),
+    ]
     lines = robustness.markdown_table(results).splitlines()
     assert lines[2] == "| clean | 98.0 % | +0.0 | 0 |"
     assert lines[3] == "| noisy | 95.0 % | -3.0 | 2 |"

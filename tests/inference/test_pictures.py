@@ -89,10 +89,13 @@ def test_extreme_aspect_is_refused_in_one_line_and_others_still_classified(tmp_p
     page = _page()
     _four(ImageDraw.Draw(page))
     page.save(good)
-    results = recognize.classify([str(strip), str(good)],
-                                 lambda images: np.eye(10)[[4] * len(images)])
-    assert results[0]["error"] == (f"{strip}: {width}x{height} pixels is a strip, not a digit "
-                                   f"picture (sides more than 40:1 apart)")
+    results = recognize.classify(
+        [str(strip), str(good)], lambda images: np.eye(10)[[4] * len(images)]
+    )
+    assert results[0]["error"] == (
+        f"{strip}: {width}x{height} pixels is a strip, not a digit "
+        f"picture (sides more than 40:1 apart)"
+    )
     assert results[1]["digit"] == 4
 
 
@@ -123,8 +126,18 @@ def test_a_tiny_enlarged_scan_is_dark_ink_found_whole():
         except imaging.ImageError as e:
             wrong.append((int(label), str(e)))
             continue
-        if not (ink_lib.ink_is_dark(gray) and top <= rows[0] and bottom > rows[-1]
-                and left <= cols[0] and right > cols[-1]):
-            wrong.append((int(label), (top, bottom, left, right),
-                          (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1)))
+        if not (
+            ink_lib.ink_is_dark(gray)
+            and top <= rows[0]
+            and bottom > rows[-1]
+            and left <= cols[0]
+            and right > cols[-1]
+        ):
+            wrong.append(
+                (
+                    int(label),
+                    (top, bottom, left, right),
+                    (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1),
+                )
+            )
     assert not wrong, f"{len(wrong)} of {len(images)} not found whole: {wrong}"

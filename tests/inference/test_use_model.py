@@ -25,12 +25,22 @@ def test_saved_model_in_fresh_process_matches_in_process_model(finished_run, tmp
         "flat = served.signatures['serve_flat'](pixels=tf.constant("
         "images.reshape(-1, 784).astype('float32') / 255.0))\n"
         "np.savez(sys.argv[3], probabilities=out['probabilities'].numpy(), "
-        "classes=out['classes'].numpy(), flat=flat['probabilities'].numpy())\n")
+        "classes=out['classes'].numpy(), flat=flat['probabilities'].numpy())\n"
+    )
     result = subprocess.run(
-        [sys.executable, "-c", script, os.path.join(run_dir, "export"),
-         str(tmp_path / "images.npy"), str(tmp_path / "out.npz")],
-        capture_output=True, text=True, timeout=120,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        [
+            sys.executable,
+            "-c",
+            script,
+            os.path.join(run_dir, "export"),
+            str(tmp_path / "images.npy"),
+            str(tmp_path / "out.npz"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     served = np.load(tmp_path / "out.npz", allow_pickle=False)
 
@@ -38,6 +48,7 @@ def test_saved_model_in_fresh_process_matches_in_process_model(finished_run, tmp
 
     import mnist_research.model.mlp  # noqa: F401  (registers the Keras classes)
     from mnist_research.inference import finished_run as restore
+
     keras_model = tf.keras.models.load_model(os.path.join(run_dir, "model.keras"))
     expected = keras_model(images.reshape(-1, 784).astype("float32") / 255.0).numpy()
     np.testing.assert_allclose(served["probabilities"], expected, atol=1e-5)
@@ -77,6 +88,7 @@ def test_evaluate_validation_split_and_errors(finished_run, tmp_path):
 
 def _write_digit_png(path, image, background=230):
     from PIL import Image
+
     big = Image.fromarray(255 - image).resize((140, 140), Image.BILINEAR)
     canvas = Image.new("L", (300, 200), background)
     canvas.paste(big, (20, 30))
@@ -94,8 +106,15 @@ def test_predict_classifies_good_files_and_reports_bad_ones(finished_run, tmp_pa
     (tmp_path / "empty.png").write_bytes(b"")
     bad = [str(tmp_path / "missing.png"), str(tmp_path / "notes.txt"), str(tmp_path / "empty.png")]
     out_dir = tmp_path / "seen"
-    result = run_module("mnist_research.predict", f"--run_dir={run_dir}", "--json",
-                        f"--save_preprocessed={out_dir}", *good[:2], *bad, *good[2:])
+    result = run_module(
+        "mnist_research.predict",
+        f"--run_dir={run_dir}",
+        "--json",
+        f"--save_preprocessed={out_dir}",
+        *good[:2],
+        *bad,
+        *good[2:],
+    )
     assert result.returncode == 1, result.stderr[-2000:]
     report = json.loads(result.stdout)
     by_path = {r["path"]: r for r in report["results"]}
@@ -122,18 +141,27 @@ def test_predict_without_export_says_so(tmp_path):
     assert "no SavedModel" in result.stderr.strip().splitlines()[-1]
 
 
-@pytest.mark.skipif(not os.path.exists(os.path.join(REAL_MNIST, "mnist.npz")),
-                    reason="real MNIST (../shared/datasets/mnist) not present")
+@pytest.mark.skipif(
+    not os.path.exists(os.path.join(REAL_MNIST, "mnist.npz")),
+    reason="real MNIST (../shared/datasets/mnist) not present",
+)
 def test_real_mnist_rerendered_digits_are_recognised(tmp_path):
     run_dir = str(tmp_path / "real")
-    result = run_module("mnist_research.train", "--flagfile=experiments/baseline.flags",
-                        f"--data_dir={REAL_MNIST}", f"--run_dir={run_dir}", "--epochs=3",
-                        "--histograms=false", timeout=600)
+    result = run_module(
+        "mnist_research.train",
+        "--flagfile=experiments/baseline.flags",
+        f"--data_dir={REAL_MNIST}",
+        f"--run_dir={run_dir}",
+        "--epochs=3",
+        "--histograms=false",
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
 
     from mnist_research.inference import finished_run as restore
     from mnist_research.inference import recognize
+
     with np.load(os.path.join(REAL_MNIST, "mnist.npz"), allow_pickle=False) as f:
         x_test, y_test = f["x_test"][:300], f["y_test"][:300]
     paths = []
@@ -149,18 +177,37 @@ def test_real_mnist_rerendered_digits_are_recognised(tmp_path):
 def test_predict_robustness_prints_a_table_per_condition(finished_run, tmp_path):
     run_dir, _ = finished_run
     examples = tmp_path / "examples"
-    result = run_module("mnist_research.predict_robustness", f"--run_dir={run_dir}", "--num=12",
-                        "--only=JPEG", f"--examples_dir={examples}")
+    result = run_module(
+        "mnist_research.predict_robustness",
+        f"--run_dir={run_dir}",
+        "--num=12",
+        "--only=JPEG",
+        f"--examples_dir={examples}",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| condition |")
     names = [row.split(" | ")[0][2:] for row in rows[1:]]
-    assert names == ["clean 28×28 test digits (no rendering)", "JPEG quality 75",
-                     "JPEG quality 50", "JPEG quality 25"]
+    assert names == [
+        "clean 28×28 test digits (no rendering)",
+        "JPEG quality 75",
+        "JPEG quality 50",
+        "JPEG quality 25",
+    ]
     assert "12 test digits" in result.stdout
-    assert sorted(os.listdir(examples / "00")) == ["0.jpg", "1.jpg", "2.jpg", "3.jpg", "4.jpg",
-                                                   "5.jpg", "6.jpg", "7.jpg", "condition.txt"]
-    wrong = run_module("mnist_research.predict_robustness", f"--run_dir={run_dir}",
-                       "--only=underwater")
+    assert sorted(os.listdir(examples / "00")) == [
+        "0.jpg",
+        "1.jpg",
+        "2.jpg",
+        "3.jpg",
+        "4.jpg",
+        "5.jpg",
+        "6.jpg",
+        "7.jpg",
+        "condition.txt",
+    ]
+    wrong = run_module(
+        "mnist_research.predict_robustness", f"--run_dir={run_dir}", "--only=underwater"
+    )
     assert wrong.returncode == 1
     assert "--only=underwater: matches none of" in wrong.stderr.strip().splitlines()[-1]

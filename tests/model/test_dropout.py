@@ -15,8 +15,9 @@ def _mask(layer, seed, shape=(1000, 1000)):
 
 @pytest.mark.parametrize("rate", [0.2, 0.3, 0.5])
 def test_drops_the_configured_fraction_and_rescales(rate):
-    out = StatelessDropout(rate)(tf.ones((1000, 1000)), training=True,
-                                 seed=tf.constant([42, 1], tf.int64)).numpy()
+    out = StatelessDropout(rate)(
+        tf.ones((1000, 1000)), training=True, seed=tf.constant([42, 1], tf.int64)
+    ).numpy()
     assert abs((out == 0).mean() - rate) < 0.01
     np.testing.assert_allclose(out[out != 0], 1.0 / (1.0 - rate), rtol=1e-6)
     assert out.mean() == pytest.approx(1.0, abs=0.01)  # expectation preserved
@@ -28,7 +29,8 @@ def test_identity_at_inference_and_at_rate_zero():
     np.testing.assert_array_equal(StatelessDropout(0.3)(x).numpy(), x.numpy())
     np.testing.assert_array_equal(
         StatelessDropout(0.0)(x, training=True, seed=tf.constant([1, 2], tf.int64)).numpy(),
-        x.numpy())
+        x.numpy(),
+    )
 
 
 def test_mask_is_a_pure_function_of_the_seed():
@@ -51,9 +53,12 @@ def test_masks_differ_across_steps_layers_and_replicas():
         assert overlap(base, mask) == pytest.approx(0.58, abs=0.01)
     # The replica id is folded into the step's seed (0 outside a replica function).
     seed = tf.constant([42, 5], tf.int64)
-    np.testing.assert_array_equal(replica_seed(seed).numpy(),
-                                  tf.random.experimental.stateless_fold_in(
-                                      seed, tf.constant(0, tf.int64), alg="philox").numpy())
+    np.testing.assert_array_equal(
+        replica_seed(seed).numpy(),
+        tf.random.experimental.stateless_fold_in(
+            seed, tf.constant(0, tf.int64), alg="philox"
+        ).numpy(),
+    )
 
 
 def test_xla_compiled_dropout_keeps_the_fraction_and_is_deterministic():

@@ -66,8 +66,11 @@ def test_checkpoint_round_trip_restores_every_variable(tmp_path):
     y = tf.one_hot(tf.range(32) % 10, 10)
     for _ in range(3):  # Move weights, BN moving statistics and Adam slots off their init.
         with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(
-                y, source(x, training=True, return_logits=True)))
+            loss = tf.reduce_mean(
+                tf.nn.softmax_cross_entropy_with_logits(
+                    y, source(x, training=True, return_logits=True)
+                )
+            )
         grads = tape.gradient(loss, source.trainable_variables)
         optimizer.apply_gradients(zip(grads, source.trainable_variables))
     path = tf.train.Checkpoint(optimizer=optimizer, model=source).write(str(tmp_path / "ckpt"))

@@ -16,15 +16,18 @@ from mnist_research.training.trainer import Trainer
 from tests.helpers import make_digits
 
 # Small sizes for each part a family may read, so the tests stay fast on 2 CPU cores.
-_SMALL_PARTS = {"dense": dict(hidden_units=(32,), dropout_rates=(0.2,)),
-                "conv": dict(conv_filters=(8, 16), conv_dropout_rates=(0.1, 0.1))}
+_SMALL_PARTS = {
+    "dense": dict(hidden_units=(32,), dropout_rates=(0.2,)),
+    "conv": dict(conv_filters=(8, 16), conv_dropout_rates=(0.1, 0.1)),
+}
 
 
 def _small(name: str) -> ModelConfig:
     """A small member of the family ``name``: only the parts its registry entry reads are set."""
     reads = config_lib.model_family(name).reads
-    sizes = {k: v for part, values in _SMALL_PARTS.items() if part in reads
-             for k, v in values.items()}
+    sizes = {
+        k: v for part, values in _SMALL_PARTS.items() if part in reads for k, v in values.items()
+    }
     return ModelConfig(family=name, **sizes)
 
 
@@ -48,8 +51,11 @@ def _trained(family, steps=3):
     y = tf.one_hot(labels, 10)
     for _ in range(steps):
         with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(
-                y, model(x, training=True, return_logits=True)))
+            loss = tf.reduce_mean(
+                tf.nn.softmax_cross_entropy_with_logits(
+                    y, model(x, training=True, return_logits=True)
+                )
+            )
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
     return model, optimizer, images
@@ -76,14 +82,26 @@ def test_cnn_blocks_are_conv_bn_relu_pool_dropout():
     stride = registry.create(SMALL["cnn"])
     kinds = [[type(layer).__name__ for layer in block.sublayers()] for block in stride.blocks]
     assert kinds == [["Conv2D", "BatchNormalization", "ReLU", "StatelessDropout"]] * 2 + [
-        ["Dense", "BatchNormalization", "ReLU", "StatelessDropout"]]
+        ["Dense", "BatchNormalization", "ReLU", "StatelessDropout"]
+    ]
     assert [block.conv.strides for block in stride.conv_blocks] == [(2, 2)] * 2
-    pooled = registry.create(ModelConfig(family="cnn", conv_filters=(4,),
-                                         conv_dropout_rates=(0.0,), conv_pooling="max",
-                                         hidden_units=(8,), dropout_rates=(0.0,),
-                                         batch_norm=False))
+    pooled = registry.create(
+        ModelConfig(
+            family="cnn",
+            conv_filters=(4,),
+            conv_dropout_rates=(0.0,),
+            conv_pooling="max",
+            hidden_units=(8,),
+            dropout_rates=(0.0,),
+            batch_norm=False,
+        )
+    )
     assert [type(layer).__name__ for layer in pooled.conv_blocks[0].sublayers()] == [
-        "Conv2D", "ReLU", "MaxPooling2D", "StatelessDropout"]
+        "Conv2D",
+        "ReLU",
+        "MaxPooling2D",
+        "StatelessDropout",
+    ]
     # 28x28 -> 14x14 after one halving: the dense block sees 14 * 14 * 4 features.
     assert pooled.dense_blocks[0].dense.kernel.shape == (14 * 14 * 4, 8)
 
@@ -106,21 +124,22 @@ def test_loss_halves_on_a_tiny_learnable_set(family):
     train = pipeline.TrainInput(images, labels, 32, seed=0)
     losses = []
     for epoch in range(1, 6):
-        iterator = iter(trainer.strategy.distribute_datasets_from_function(
-            lambda ctx, epoch=epoch: train.dataset(epoch, ctx)))
+        iterator = iter(
+            trainer.strategy.distribute_datasets_from_function(
+                lambda ctx, epoch=epoch: train.dataset(epoch, ctx)
+            )
+        )
         losses.append(trainer.train_steps(iterator, train.steps_per_epoch()).loss)
     assert losses[-1] < losses[0] / 2, losses
 
 
 def test_checkpoint_round_trip_restores_every_variable(trained, tmp_path):
     family, source, optimizer, images = trained
-    path = tf.train.Checkpoint(optimizer=optimizer, model=source).write(
-        str(tmp_path / "ckpt"))
+    path = tf.train.Checkpoint(optimizer=optimizer, model=source).write(str(tmp_path / "ckpt"))
     target = registry.create(SMALL[family])
     target_opt = tf.keras.optimizers.Adam()
     target_opt.build(target.trainable_variables)
-    tf.train.Checkpoint(optimizer=target_opt, model=target).read(
-        path).assert_consumed()
+    tf.train.Checkpoint(optimizer=target_opt, model=target).read(path).assert_consumed()
     moving = [v for v in source.variables if "moving" in v.path]
     if registry.family(family).entry.has_batch_norm:  # BN's moving statistics moved and came back
         assert moving and not np.allclose(moving[0].numpy(), 0.0)
@@ -149,6 +168,7 @@ def test_export_serves_uint8_and_keras_file_keeps_every_variable(trained, tmp_pa
     for a, b in zip(model.variables, loaded.variables):
         if "seed_generator" not in a.path:  # Dropout RNG state, which .keras does not keep.
             np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
-    np.testing.assert_allclose(loaded(to_model_input(images), return_logits=True).numpy(),
-                               expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        loaded(to_model_input(images), return_logits=True).numpy(), expected, rtol=1e-5, atol=1e-5
+    )
     assert os.path.getsize(keras_path) > 0

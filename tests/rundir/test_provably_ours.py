@@ -27,10 +27,13 @@ pytestmark = pytest.mark.slow  # trains in process: a few seconds each
 
 def _config(epochs=1, **train):
     return ExperimentConfig(
-        experiment="ours", data=DataConfig(validation_split=0.2),
+        experiment="ours",
+        data=DataConfig(validation_split=0.2),
         model=ModelConfig(hidden_units=(16,), dropout_rates=(0.0,)),
-        train=TrainConfig(epochs=epochs, batch_size=64, steps_per_loop=4, histograms=False,
-                          **train))
+        train=TrainConfig(
+            epochs=epochs, batch_size=64, steps_per_loop=4, histograms=False, **train
+        ),
+    )
 
 
 def _splits(arrays):
@@ -38,24 +41,33 @@ def _splits(arrays):
 
 
 def _train(run_dir, arrays, epochs=1, **train):
-    return runner.train_and_evaluate(_config(epochs, **train), str(run_dir),
-                                     datasets=_splits(arrays), verbose=False,
-                                     strategy=tf.distribute.get_strategy())
+    return runner.train_and_evaluate(
+        _config(epochs, **train),
+        str(run_dir),
+        datasets=_splits(arrays),
+        verbose=False,
+        strategy=tf.distribute.get_strategy(),
+    )
 
 
 def _snapshot(folder):
-    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None)
-            for p in sorted(folder.rglob("*"))}
+    return {
+        str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None)
+        for p in sorted(folder.rglob("*"))
+    }
 
 
 # --------------------------------------------------------------------------- class 1
 
 
-@pytest.mark.parametrize("contents", [
-    {"config.json": '{"name": "another program"}'},
-    {"notes.txt": "mine"},
-    {"config.json": '{"name": "x"}', "checkpoints/model.pt": "w"},
-])
+@pytest.mark.parametrize(
+    "contents",
+    [
+        {"config.json": '{"name": "another program"}'},
+        {"notes.txt": "mine"},
+        {"config.json": '{"name": "x"}', "checkpoints/model.pt": "w"},
+    ],
+)
 def test_a_folder_that_is_not_a_run_dir_is_refused_untouched(tmp_path, tiny_arrays, contents):
     folder = tmp_path / "theirs"
     for relative, text in contents.items():
@@ -85,13 +97,21 @@ def test_an_empty_folder_is_used_and_marked(tmp_path, tiny_arrays):
 def test_clean_up_touches_only_the_projects_names_at_its_places(tmp_path, tiny_arrays):
     run = tmp_path / "run"
     _train(run, tiny_arrays, epochs=1)
-    mine = {"sub/.tmp-x": "mine", "reports/sub/.tmp-y": "mine", "train/sub/a.pruning": "mine",
-            "export.old/mine.txt": "mine", "checkpoints/ckpt-9_temp/notes.md": "mine"}
+    mine = {
+        "sub/.tmp-x": "mine",
+        "reports/sub/.tmp-y": "mine",
+        "train/sub/a.pruning": "mine",
+        "export.old/mine.txt": "mine",
+        "checkpoints/ckpt-9_temp/notes.md": "mine",
+    }
     for relative, text in mine.items():
         (run / relative).parent.mkdir(parents=True, exist_ok=True)
         (run / relative).write_text(text)
-    ours = ["checkpoints/best/ckpt-3_temp/part-00000-of-00001.data-00000-of-00001",
-            "reports/.tmp-abc-curves.png", "train/events.out.tfevents.1.h.v2.pruning"]
+    ours = [
+        "checkpoints/best/ckpt-3_temp/part-00000-of-00001.data-00000-of-00001",
+        "reports/.tmp-abc-curves.png",
+        "train/events.out.tfevents.1.h.v2.pruning",
+    ]
     for relative in ours:
         (run / relative).parent.mkdir(parents=True, exist_ok=True)
         (run / relative).write_text("half")
@@ -115,7 +135,8 @@ def test_a_foreign_file_in_export_is_refused_before_anything_is_written(tmp_path
 
 
 def test_a_damaged_config_of_a_marked_run_is_rewritten_but_an_unmarked_one_refused(
-        tmp_path, tiny_arrays):
+    tmp_path, tiny_arrays
+):
     run = tmp_path / "run"
     _train(run, tiny_arrays, epochs=1)
     (run / "config.json").write_text("{damaged")
@@ -154,9 +175,14 @@ def test_overwrite_refuses_another_programs_config(tmp_path, tiny_arrays):
     folder.mkdir()
     (folder / "config.json").write_text('{"name": "another program"}')
     with pytest.raises(RunDirError, match="not a run directory of this project"):
-        runner.train_and_evaluate(_config(), str(folder), datasets=_splits(tiny_arrays),
-                                  verbose=False, strategy=tf.distribute.get_strategy(),
-                                  overwrite=True)
+        runner.train_and_evaluate(
+            _config(),
+            str(folder),
+            datasets=_splits(tiny_arrays),
+            verbose=False,
+            strategy=tf.distribute.get_strategy(),
+            overwrite=True,
+        )
     assert (folder / "config.json").read_text() == '{"name": "another program"}'
 
 
@@ -176,8 +202,7 @@ def test_a_resume_on_other_data_is_refused(tmp_path, tiny_arrays):
     assert _train(run, tiny_arrays, epochs=2)["epochs_completed"] == 2
 
 
-def test_a_run_without_a_fingerprint_resumes_with_a_warning_and_records_it(tmp_path,
-                                                                           tiny_arrays):
+def test_a_run_without_a_fingerprint_resumes_with_a_warning_and_records_it(tmp_path, tiny_arrays):
     run = tmp_path / "run"
     _train(run, tiny_arrays, epochs=1)
     metrics = json.loads((run / "metrics.json").read_text())
@@ -213,6 +238,7 @@ def test_a_non_utf8_run_dir_is_refused_before_anything_is_written(tmp_path, tiny
 
 def _graph_events(run):
     from tensorboard.backend.event_processing import event_accumulator
+
     count = 0
     for path in (run / "train").glob("events.out.tfevents.*"):
         acc = event_accumulator.EventAccumulator(str(path))
@@ -236,12 +262,17 @@ def test_a_resume_keeps_the_graph(tmp_path, tiny_arrays):
 # --------------------------------------------------------------------------- class 6 (metrics)
 
 
-@pytest.mark.parametrize("text", ['{"finished": true, "epochs_completed": 1, "x": NaN}',
-                                  '{"finished": true, "epochs_completed": 1, "x": Infinity}',
-                                  '{"finished": true, "epochs_completed": 1, "x": 1' + "0" * 400
-                                  + "}"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"finished": true, "epochs_completed": 1, "x": NaN}',
+        '{"finished": true, "epochs_completed": 1, "x": Infinity}',
+        '{"finished": true, "epochs_completed": 1, "x": 1' + "0" * 400 + "}",
+    ],
+)
 def test_report_and_compare_refuse_non_finite_metrics_in_one_line(tmp_path, text):
     from tests.helpers import run_module
+
     run = tmp_path / "run"
     run.mkdir()
     records.save_config(str(run), ExperimentConfig(), "")

@@ -23,16 +23,27 @@ from mnist_research.rundir.lock import RunDirLock
 
 def _make_run_dir(folder):
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("config.json", "flags.txt", "metrics.json", "model.keras",
-                 "events.out.tfevents.1.host.2.v2", "evaluation-test.json"):
+    for name in (
+        "config.json",
+        "flags.txt",
+        "metrics.json",
+        "model.keras",
+        "events.out.tfevents.1.host.2.v2",
+        "evaluation-test.json",
+    ):
         (folder / name).write_text("x")
-    for relative in ("checkpoints/checkpoint", "checkpoints/ckpt-2.index",
-                     "checkpoints/best/ckpt-1.data-00000-of-00001",
-                     "train/events.out.tfevents.1.host.3.v2",
-                     "validation/events.out.tfevents.1.h.v2",
-                     "export/saved_model.pb", "export/variables/variables.index",
-                     "reports/curves.png", "reports/report.html",
-                     "train/plugins/profile/2026_11_25_17_00_00/host.xplane.pb"):
+    for relative in (
+        "checkpoints/checkpoint",
+        "checkpoints/ckpt-2.index",
+        "checkpoints/best/ckpt-1.data-00000-of-00001",
+        "train/events.out.tfevents.1.host.3.v2",
+        "validation/events.out.tfevents.1.h.v2",
+        "export/saved_model.pb",
+        "export/variables/variables.index",
+        "reports/curves.png",
+        "reports/report.html",
+        "train/plugins/profile/2026_11_25_17_00_00/host.xplane.pb",
+    ):
         (folder / relative).parent.mkdir(parents=True, exist_ok=True)
         (folder / relative).write_text("x")
     (folder / "export" / "assets").mkdir()
@@ -40,20 +51,31 @@ def _make_run_dir(folder):
 
 
 NOT_RUN_DIRS = {
-    "a thesis folder": ({"notes.txt": "my notes", "thesis/chapter1.tex": "text"},
-                        "notes.txt, thesis"),
+    "a thesis folder": (
+        {"notes.txt": "my notes", "thesis/chapter1.tex": "text"},
+        "notes.txt, thesis",
+    ),
     "a run dir with the user's notes": ({"config.json": "{}", "NOTES.md": "keep me"}, "NOTES.md"),
     "only unrelated hidden files": ({".bashrc": "x"}, ".bashrc"),
     "a source tree": ({"setup.cfg": "x", "mnist_research/__init__.py": ""}, "mnist_research"),
-    "run files but no marker": ({"metrics.json": "{}", "reports/a.png": "x"},
-                                "does not look like a run directory"),
+    "run files but no marker": (
+        {"metrics.json": "{}", "reports/a.png": "x"},
+        "does not look like a run directory",
+    ),
     "user files inside folders named like a run's": (
-        {"config.json": "{}", "checkpoints/resnet50_epoch90.pt": "weights",
-         "train/cat001.jpg": "x", "reports/thesis.docx": "x", "export/data/table.csv": "x"},
-        "checkpoints/resnet50_epoch90.pt, export/data, reports/thesis.docx, train/cat001.jpg"),
+        {
+            "config.json": "{}",
+            "checkpoints/resnet50_epoch90.pt": "weights",
+            "train/cat001.jpg": "x",
+            "reports/thesis.docx": "x",
+            "export/data/table.csv": "x",
+        },
+        "checkpoints/resnet50_epoch90.pt, export/data, reports/thesis.docx, train/cat001.jpg",
+    ),
     "an empty folder of the user's inside a run's": (
         {"config.json": "{}", "checkpoints/ckpt-1.index": "x", "checkpoints/mine/.keep": ""},
-        "checkpoints/mine"),
+        "checkpoints/mine",
+    ),
 }
 
 
@@ -73,6 +95,7 @@ def test_overwrite_refuses_anything_but_a_run_dir(case, tmp_path):
 
 def test_overwrite_refuses_the_working_directory_and_a_file(tmp_path, monkeypatch):
     from tests.helpers import REPO
+
     with pytest.raises(RunDirError, match="--overwrite refused"):
         layout.check_overwritable(REPO)
     monkeypatch.chdir(REPO)
@@ -116,8 +139,9 @@ time.sleep(60)
 
 def test_a_second_process_is_refused_naming_the_holder(tmp_path):
     with RunDirLock(str(tmp_path)):
-        with pytest.raises(RunDirError, match=f"in use by another training process "
-                                              f"\\(PID {os.getpid()} on "):
+        with pytest.raises(
+            RunDirError, match=f"in use by another training process \\(PID {os.getpid()} on "
+        ):
             with RunDirLock(str(tmp_path)):
                 pass
     with RunDirLock(str(tmp_path)):  # released at the end of the block
@@ -125,8 +149,9 @@ def test_a_second_process_is_refused_naming_the_holder(tmp_path):
 
 
 def test_the_lock_of_a_killed_process_is_released(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(tmp_path / ".lock")],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(tmp_path / ".lock")], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(RunDirError, match=f"PID {holder.pid} on testhost"):
@@ -142,8 +167,9 @@ def test_the_lock_of_a_killed_process_is_released(tmp_path):
 # --------------------------------------------------------------------------- globs
 
 
-@pytest.mark.parametrize("name, shown", [("exp[1]", "[ ]"), ("exp*", "*"), ("exp?", "?"),
-                                         ("a\\b", "\\")])
+@pytest.mark.parametrize(
+    "name, shown", [("exp[1]", "[ ]"), ("exp*", "*"), ("exp?", "?"), ("a\\b", "\\")]
+)
 def test_run_dir_with_glob_characters_is_refused(tmp_path, name, shown):
     with pytest.raises(RunDirError, match=f"cannot contain {re.escape(shown)} "):
         layout.check_path(str(tmp_path / name))
@@ -182,8 +208,11 @@ def test_written_files_and_export_dirs_have_ordinary_permissions(tmp_path):
     previous = os.umask(0o022)
     try:
         files.write_json(str(tmp_path / "metrics.json"), {"a": 1})
-        model = variables.build(model_lib.MLPClassifier.from_config_object(
-            ModelConfig(hidden_units=(8,), dropout_rates=(0.0,))))
+        model = variables.build(
+            model_lib.MLPClassifier.from_config_object(
+                ModelConfig(hidden_units=(8,), dropout_rates=(0.0,))
+            )
+        )
         export_lib.export_saved_model(model, str(tmp_path / "export"))
     finally:
         os.umask(previous)

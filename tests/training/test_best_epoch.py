@@ -34,10 +34,23 @@ def test_best_epoch_and_improvement():
     assert best_epoch.best_epoch([]) == 0 and not best_epoch.improved([])
     assert [best_epoch.best_epoch(CURVE[:n]) for n in range(1, 9)] == [1, 2, 3, 3, 3, 3, 7, 7]
     assert [best_epoch.improved(CURVE[:n]) for n in range(1, 9)] == [
-        True, True, True, False, False, False, True, False]
+        True,
+        True,
+        True,
+        False,
+        False,
+        False,
+        True,
+        False,
+    ]
     summary = best_epoch.summary(CURVE[:5], patience=2, epochs=10, restore_best=True)
-    assert summary == {"best_epoch": 3, "best_val_accuracy": 0.9, "stopped_early": True,
-                       "early_stopping_patience": 2, "exported_epoch": 3}
+    assert summary == {
+        "best_epoch": 3,
+        "best_val_accuracy": 0.9,
+        "stopped_early": True,
+        "early_stopping_patience": 2,
+        "exported_epoch": 3,
+    }
     assert best_epoch.summary(CURVE, 0, 8, False)["exported_epoch"] == 8
 
 
@@ -56,6 +69,7 @@ def _scripted_validation(monkeypatch, curve):
             totals = evaluate()
             epoch = int(self.epoch.numpy())  # Epochs completed before this validation.
             return Totals(totals.loss_sum, curve[epoch] * totals.count, totals.count)
+
         return scripted
 
     monkeypatch.setattr(Trainer, "make_evaluator", make_evaluator)
@@ -64,33 +78,41 @@ def _scripted_validation(monkeypatch, curve):
 
 def _config(epochs, patience):
     return ExperimentConfig(
-        experiment="early", data=DataConfig(validation_split=0.2),
+        experiment="early",
+        data=DataConfig(validation_split=0.2),
         model=ModelConfig(hidden_units=(32,), dropout_rates=(0.1,)),
-        train=TrainConfig(epochs=epochs, batch_size=32, steps_per_loop=4, histograms=False,
-                          early_stopping_patience=patience, restore_best=True,
-                          max_to_keep=10))
+        train=TrainConfig(
+            epochs=epochs,
+            batch_size=32,
+            steps_per_loop=4,
+            histograms=False,
+            early_stopping_patience=patience,
+            restore_best=True,
+            max_to_keep=10,
+        ),
+    )
 
 
 def _weights(checkpoint_prefix):
     model = registry.create(_config(1, 0).model)
-    tf.train.Checkpoint(model=model).read(
-        checkpoint_prefix).expect_partial()
+    tf.train.Checkpoint(model=model).read(checkpoint_prefix).expect_partial()
     return model
 
 
 @pytest.mark.slow
-def test_run_stops_resumes_and_exports_the_best_epoch(monkeypatch, tmp_path, tiny_arrays,
-                                                     caplog):
+def test_run_stops_resumes_and_exports_the_best_epoch(monkeypatch, tmp_path, tiny_arrays, caplog):
     splits = sources.split(sources.RawData(**tiny_arrays, source="tiny"), DataConfig())
     run_dir = str(tmp_path / "run")
     _scripted_validation(monkeypatch, CURVE)
     # Killed-and-resumed: the first process gets through epoch 4 only.
-    first = runner.train_and_evaluate(_config(4, 2), run_dir, datasets=splits,
-                                      verbose=False, actions=ACTIONS)
+    first = runner.train_and_evaluate(
+        _config(4, 2), run_dir, datasets=splits, verbose=False, actions=ACTIONS
+    )
     assert first["epochs_completed"] == 4 and not first["stopped_early"]
     _scripted_validation(monkeypatch, CURVE)
-    metrics = runner.train_and_evaluate(_config(8, 2), run_dir, datasets=splits,
-                                        verbose=False, actions=ACTIONS)
+    metrics = runner.train_and_evaluate(
+        _config(8, 2), run_dir, datasets=splits, verbose=False, actions=ACTIONS
+    )
     assert metrics["epochs_completed"] == 5 and metrics["stopped_early"]
     assert (metrics["best_epoch"], metrics["exported_epoch"]) == (3, 3)
     assert metrics["best_val_accuracy"] == pytest.approx(0.9)
@@ -98,8 +120,9 @@ def test_run_stops_resumes_and_exports_the_best_epoch(monkeypatch, tmp_path, tin
         assert json.load(f)["best_epoch"] == 3
     # More epochs change nothing once a run has stopped early, and the log says so.
     with caplog.at_level(std_logging.INFO, logger="absl"):
-        again = runner.train_and_evaluate(_config(10, 2), run_dir, datasets=splits,
-                                          verbose=False, actions=ACTIONS)
+        again = runner.train_and_evaluate(
+            _config(10, 2), run_dir, datasets=splits, verbose=False, actions=ACTIONS
+        )
     assert again["epochs_completed"] == 5
     assert "stopped early after 5 epochs" in caplog.text
     assert "larger --epochs" not in caplog.text
@@ -111,18 +134,19 @@ def test_run_stops_resumes_and_exports_the_best_epoch(monkeypatch, tmp_path, tin
     last = _weights(os.path.join(checkpoints, "ckpt-5"))
     for a, b in zip(epoch3.variables, best.variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
-    assert any(not np.array_equal(a.numpy(), c.numpy())
-               for a, c in zip(epoch3.trainable_variables, last.trainable_variables))
+    assert any(
+        not np.array_equal(a.numpy(), c.numpy())
+        for a, c in zip(epoch3.trainable_variables, last.trainable_variables)
+    )
 
     images = splits.x_test
     exported = export_lib.ExportedClassifier(os.path.join(run_dir, "export")).logits(images)
-    expected = epoch3(images.reshape(-1, 784).astype("float32") / 255.0,
-                      return_logits=True).numpy()
+    expected = epoch3(images.reshape(-1, 784).astype("float32") / 255.0, return_logits=True).numpy()
     np.testing.assert_allclose(exported, expected, rtol=1e-5, atol=1e-5)
     # --from_checkpoint loads the exported (best) epoch too, not the last one.
     logits_fn, prefix = finished_run.load_logits_fn(run_dir, from_checkpoint=True)
     assert prefix.endswith(os.path.join("best", "ckpt-3")), prefix
     np.testing.assert_allclose(logits_fn(images), expected, rtol=1e-5, atol=1e-5)
     assert metrics["test_accuracy"] == pytest.approx(
-        float((expected.argmax(1) == splits.y_test).mean()))
-
+        float((expected.argmax(1) == splits.y_test).mean())
+    )

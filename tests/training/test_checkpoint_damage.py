@@ -18,8 +18,10 @@ from mnist_research.training import history as history_lib
 from mnist_research.training.checkpoint_state import CheckpointState
 from mnist_research.training.trainer import Totals, Trainer
 
-CONFIG = ExperimentConfig(model=ModelConfig(hidden_units=(16, 8), dropout_rates=(0.1, 0.1)),
-                          train=TrainConfig(batch_size=8, max_to_keep=3))
+CONFIG = ExperimentConfig(
+    model=ModelConfig(hidden_units=(16, 8), dropout_rates=(0.1, 0.1)),
+    train=TrainConfig(batch_size=8, max_to_keep=3),
+)
 DATA = "ckpt-{}.data-00000-of-00001"
 
 
@@ -64,7 +66,7 @@ def _flip(path, offset):
 
 def _truncate(path, fraction):
     payload = open(path, "rb").read()
-    open(path, "wb").write(payload[:int(len(payload) * fraction)])
+    open(path, "wb").write(payload[: int(len(payload) * fraction)])
 
 
 def _write(path, payload):
@@ -84,8 +86,9 @@ LATEST_DAMAGED = {
     "index bit flip": lambda d: _flip(os.path.join(d, "ckpt-3.index"), 200),
     "index deleted": lambda d: os.remove(os.path.join(d, "ckpt-3.index")),
     "index replaced by garbage": lambda d: _write(os.path.join(d, "ckpt-3.index"), b"x" * 900),
-    "data of another epoch": lambda d: shutil.copy(os.path.join(d, DATA.format(1)),
-                                                   os.path.join(d, DATA.format(3))),
+    "data of another epoch": lambda d: shutil.copy(
+        os.path.join(d, DATA.format(1)), os.path.join(d, DATA.format(3))
+    ),
 }
 # Damage to the state file while ckpt-3 is good: every case must use ckpt-3.
 STATE_DAMAGED = {
@@ -94,9 +97,11 @@ STATE_DAMAGED = {
     "state file garbage": lambda d: _write(os.path.join(d, "checkpoint"), b"\xff\xfe{{garbage"),
     "state file text garbage": lambda d: _write(os.path.join(d, "checkpoint"), b"hello: world"),
     "state file names a missing ckpt": lambda d: _write(
-        os.path.join(d, "checkpoint"), b'model_checkpoint_path: "ckpt-9"\n'),
+        os.path.join(d, "checkpoint"), b'model_checkpoint_path: "ckpt-9"\n'
+    ),
     "state file names a directory": lambda d: _write(
-        os.path.join(d, "checkpoint"), b'model_checkpoint_path: "/etc"\n'),
+        os.path.join(d, "checkpoint"), b'model_checkpoint_path: "/etc"\n'
+    ),
 }
 
 
@@ -119,8 +124,9 @@ def _restore(folder, required=False):
 @pytest.mark.parametrize("case", sorted(LATEST_DAMAGED))
 def test_damaged_latest_checkpoint_falls_back_to_the_previous(case, saved, tmp_path, caplog):
     weights = saved[1]
-    _, trainer, state, history = _restore_damaged_copy(saved, tmp_path, LATEST_DAMAGED[case],
-                                                       caplog)
+    _, trainer, state, history = _restore_damaged_copy(
+        saved, tmp_path, LATEST_DAMAGED[case], caplog
+    )
     assert state.restored == 2 and int(trainer.epoch.numpy()) == 2
     assert history["loss"] == [0.5, 1.0]
     for restored, expected in zip(_weights(trainer), weights[2]):
@@ -132,8 +138,9 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous(case, saved, tmp_p
 @pytest.mark.parametrize("case", sorted(STATE_DAMAGED))
 def test_bad_state_file_never_restarts_from_scratch(case, saved, tmp_path, caplog):
     weights = saved[1]
-    folder, trainer, state, history = _restore_damaged_copy(saved, tmp_path,
-                                                            STATE_DAMAGED[case], caplog)
+    folder, trainer, state, history = _restore_damaged_copy(
+        saved, tmp_path, STATE_DAMAGED[case], caplog
+    )
     assert state.restored == 3 and len(history["loss"]) == 3
     for restored, expected in zip(_weights(trainer), weights[3]):
         np.testing.assert_array_equal(restored, expected)
@@ -198,10 +205,13 @@ def test_checkpoint_files_in_a_folder_with_glob_characters(saved, tmp_path):
     assert _restore(folder)[1].restored == 3
 
 
-@pytest.mark.parametrize("edit, message", [
-    ({"hidden_units": (32, 8)}, "model.hidden_units"),
-    ({"batch_norm": False}, "model.batch_norm"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        ({"hidden_units": (32, 8)}, "model.hidden_units"),
+        ({"batch_norm": False}, "model.batch_norm"),
+    ],
+)
 def test_restore_model_checks_the_config(saved, edit, message):
     folder, _ = saved
     config = ExperimentConfig(model=ModelConfig(**{**CONFIG.to_dict()["model"], **edit}))
@@ -210,8 +220,9 @@ def test_restore_model_checks_the_config(saved, edit, message):
         checkpoint_files.restore_model(model, folder, config)
 
 
-@pytest.mark.parametrize("edit", [{"hidden_units": (32, 8)}, {"batch_norm": False},
-                                  {"num_classes": 4}])
+@pytest.mark.parametrize(
+    "edit", [{"hidden_units": (32, 8)}, {"batch_norm": False}, {"num_classes": 4}]
+)
 def test_restore_model_checks_objects_and_shapes_without_stored_settings(tmp_path, edit):
     """Checkpoints written before settings were stored: assert_existing_objects_matched
     and the shapes still catch a config.json that no longer describes the model."""

@@ -36,8 +36,9 @@ DAMAGED_CONFIGS = {
     "a string": b'"baseline"',
     "null": b"null",
     "an empty object": b"{}",
-    "a section missing": json.dumps({k: v for k, v in GOOD_CONFIG.items()
-                                     if k != "train"}).encode(),
+    "a section missing": json.dumps(
+        {k: v for k, v in GOOD_CONFIG.items() if k != "train"}
+    ).encode(),
     "a section of the wrong type": json.dumps(_with("model", [1, 2])).encode(),
     "an unknown field": json.dumps(_with("train.speed", 3)).encode(),
     "a negative batch size": json.dumps(_with("train.batch_size", -5)).encode(),
@@ -70,8 +71,14 @@ def test_config_with_other_settings_is_refused_with_the_differences(tmp_path):
 
 def _finished(**changes):
     history = {key: [0.5, 0.6] for key in records.HISTORY_KEYS}
-    return {"finished": True, "epochs_completed": 2, "history": history,
-            "test_accuracy": 0.9, "test_loss": 0.3, **changes}
+    return {
+        "finished": True,
+        "epochs_completed": 2,
+        "history": history,
+        "test_accuracy": 0.9,
+        "test_loss": 0.3,
+        **changes,
+    }
 
 
 DAMAGED_METRICS = {
@@ -81,17 +88,20 @@ DAMAGED_METRICS = {
     "a list": b"[]",
     "a number": b"3",
     "finished is a string": json.dumps(_finished(finished="yes")).encode(),
-    "epochs missing": json.dumps({k: v for k, v in _finished().items()
-                                  if k != "epochs_completed"}).encode(),
+    "epochs missing": json.dumps(
+        {k: v for k, v in _finished().items() if k != "epochs_completed"}
+    ).encode(),
     "epochs a string": json.dumps(_finished(epochs_completed="2")).encode(),
     "epochs zero": json.dumps(_finished(epochs_completed=0)).encode(),
     "history missing": json.dumps(_finished(history=None)).encode(),
     "history too short": json.dumps(_finished(epochs_completed=3)).encode(),
-    "history with a string": json.dumps(_finished(history={
-        **_finished()["history"], "loss": [0.5, "x"]})).encode(),
-    "test accuracy missing": json.dumps({k: v for k, v in _finished().items()
-                                         if k != "test_accuracy"}).encode(),
-    "nested too deeply": b"{\"a\":" * 50000 + b"1" + b"}" * 50000,
+    "history with a string": json.dumps(
+        _finished(history={**_finished()["history"], "loss": [0.5, "x"]})
+    ).encode(),
+    "test accuracy missing": json.dumps(
+        {k: v for k, v in _finished().items() if k != "test_accuracy"}
+    ).encode(),
+    "nested too deeply": b'{"a":' * 50000 + b"1" + b"}" * 50000,
 }
 
 
@@ -127,8 +137,12 @@ def _event_file(folder, steps, tag="epoch/loss"):
 
 def _steps(path):
     from tensorboard.compat.proto import event_pb2
-    return [event_pb2.Event.FromString(r.numpy()).step for r in tf.data.TFRecordDataset(path)
-            if event_pb2.Event.FromString(r.numpy()).summary.value]
+
+    return [
+        event_pb2.Event.FromString(r.numpy()).step
+        for r in tf.data.TFRecordDataset(path)
+        if event_pb2.Event.FromString(r.numpy()).summary.value
+    ]
 
 
 def _cut_last_record(path):
@@ -147,8 +161,9 @@ def _append_garbage(path):
         f.write(b"\x13\x00\x00\x00\x00\x00\x00\x00garbage")
 
 
-@pytest.mark.parametrize("damage, dropped", [
-    (_cut_last_record, 1), (_flip_in_last_record, 1), (_append_garbage, 2)])
+@pytest.mark.parametrize(
+    "damage, dropped", [(_cut_last_record, 1), (_flip_in_last_record, 1), (_append_garbage, 2)]
+)
 def test_damaged_event_file_is_cut_at_its_last_good_record(damage, dropped, tmp_path, caplog):
     run = tmp_path / "exp*?"  # a glob pattern that matches the sibling below, if unescaped
     sibling = tmp_path / "exp12"

@@ -25,16 +25,24 @@ pytestmark = pytest.mark.slow  # trains in process: about 40 s on 2 cores
 
 def _config(npz_dir, **train):
     return ExperimentConfig(
-        experiment="tiny", data=DataConfig(data_dir=npz_dir),
+        experiment="tiny",
+        data=DataConfig(data_dir=npz_dir),
         model=ModelConfig(hidden_units=(32, 16), dropout_rates=(0.1, 0.1)),
-        train=TrainConfig(**{"epochs": 2, "batch_size": 32, "steps_per_loop": 4,
-                             "histograms": False, **train}))
+        train=TrainConfig(
+            **{"epochs": 2, "batch_size": 32, "steps_per_loop": 4, "histograms": False, **train}
+        ),
+    )
 
 
 def _train(config, run_dir, **kwargs):
-    return runner.train_and_evaluate(config, str(run_dir), verbose=False,
-                                     strategy=tf.distribute.get_strategy(),
-                                     actions=run_outputs.end_of_run_actions(), **kwargs)
+    return runner.train_and_evaluate(
+        config,
+        str(run_dir),
+        verbose=False,
+        strategy=tf.distribute.get_strategy(),
+        actions=run_outputs.end_of_run_actions(),
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -57,12 +65,16 @@ def _messages(caplog):
 
 
 def _digest(folder):
-    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_lost_state_file_then_extended_resumes_instead_of_restarting(
-        npz_dir, tiny_run, copy, caplog):
+    npz_dir, tiny_run, copy, caplog
+):
     os.remove(copy / "checkpoints" / "checkpoint")
     with caplog.at_level(logging.INFO, logger="absl"):
         metrics = _train(_config(npz_dir, epochs=3), copy)
@@ -76,7 +88,8 @@ def test_lost_state_file_then_extended_resumes_instead_of_restarting(
 
 
 def test_damaged_latest_checkpoint_then_extended_falls_back_one_epoch(
-        npz_dir, tiny_run, copy, caplog):
+    npz_dir, tiny_run, copy, caplog
+):
     data = copy / "checkpoints" / "ckpt-2.data-00000-of-00001"
     data.write_bytes(data.read_bytes()[:1000])
     with caplog.at_level(logging.INFO, logger="absl"):
@@ -97,18 +110,21 @@ def test_damaged_metrics_json_is_rebuilt_without_retraining(npz_dir, tiny_run, c
     with caplog.at_level(logging.INFO, logger="absl"):
         metrics = _train(_config(npz_dir), copy)
     messages = _messages(caplog)
-    assert any("metrics.json: damaged" in m and "rebuilt from the checkpoint" in m
-               for m in messages)
+    assert any(
+        "metrics.json: damaged" in m and "rebuilt from the checkpoint" in m for m in messages
+    )
     assert not any(m.startswith("epoch ") for m in messages)  # nothing retrained
     assert metrics["test_accuracy"] == tiny_run[1]["test_accuracy"]
     assert json.loads((copy / "metrics.json").read_text())["finished"] is True
 
 
-def test_damaged_config_json_is_checked_against_the_checkpoint_and_rewritten(
-        npz_dir, copy, caplog):
+def test_damaged_config_json_is_checked_against_the_checkpoint_and_rewritten(npz_dir, copy, caplog):
     (copy / "config.json").write_text("{}")
-    with pytest.raises(RunDirError, match=r"ckpt-2 was trained with different settings "
-                                          r"\(train.seed: 42 -> 7\)"):
+    with pytest.raises(
+        RunDirError,
+        match=r"ckpt-2 was trained with different settings "
+        r"\(train.seed: 42 -> 7\)",
+    ):
         _train(_config(npz_dir, seed=7), copy)
     assert (copy / "config.json").read_text() == "{}"  # refused: nothing written
     with caplog.at_level(logging.INFO, logger="absl"):
@@ -132,18 +148,27 @@ def test_nothing_usable_is_one_error_and_nothing_is_touched(npz_dir, copy):
 
 
 def _too_large(npz_dir, run_dir):
-    _train(ExperimentConfig(
-        experiment="tiny", data=DataConfig(data_dir=npz_dir),
-        model=ModelConfig(hidden_units=(1_000_000,) * 3, dropout_rates=(0.1,) * 3),
-        train=TrainConfig(epochs=1, batch_size=32)), run_dir)
+    _train(
+        ExperimentConfig(
+            experiment="tiny",
+            data=DataConfig(data_dir=npz_dir),
+            model=ModelConfig(hidden_units=(1_000_000,) * 3, dropout_rates=(0.1,) * 3),
+            train=TrainConfig(epochs=1, batch_size=32),
+        ),
+        run_dir,
+    )
 
 
 REFUSED = {
     "batch larger than the data": (
-        lambda d, r: _train(_config(d, batch_size=4096), r), "larger than the 512"),
+        lambda d, r: _train(_config(d, batch_size=4096), r),
+        "larger than the 512",
+    ),
     "model too large for memory": (_too_large, "2,000,806,000,010 parameters, about"),
     "glob characters in the run dir": (
-        lambda d, r: _train(_config(d), r.parent / "exp[1]*"), "cannot contain * [ ]"),
+        lambda d, r: _train(_config(d), r.parent / "exp[1]*"),
+        "cannot contain * [ ]",
+    ),
 }
 
 
@@ -163,8 +188,9 @@ def test_refusals_on_an_existing_run_dir_change_nothing(npz_dir, copy):
     with pytest.raises(MnistResearchError, match="larger than the 512"):
         _train(_config(npz_dir, batch_size=4096), copy, overwrite=True)
     with RunDirLock(str(copy)):
-        with pytest.raises(RunDirError, match=f"in use by another training process "
-                                              f"\\(PID {os.getpid()}"):
+        with pytest.raises(
+            RunDirError, match=f"in use by another training process \\(PID {os.getpid()}"
+        ):
             _train(_config(npz_dir, epochs=3), copy, overwrite=True)
     assert _digest(copy) == before
 
@@ -195,8 +221,7 @@ def test_evaluate_and_report_give_one_line_on_damaged_files(copy, capsys):
     assert "--from_checkpoint" in err[0]
 
 
-def test_a_finished_run_with_a_damaged_export_is_exported_again(npz_dir, tiny_run, copy,
-                                                                 caplog):
+def test_a_finished_run_with_a_damaged_export_is_exported_again(npz_dir, tiny_run, copy, caplog):
     (copy / "export" / "saved_model.pb").write_bytes(b"")
     with caplog.at_level(logging.INFO, logger="absl"):
         metrics = _train(_config(npz_dir), copy)
@@ -219,8 +244,11 @@ def test_from_checkpoint_refuses_an_edited_config(copy):
     config = json.loads((copy / "config.json").read_text())
     config["model"]["hidden_units"] = [64, 16]
     (copy / "config.json").write_text(json.dumps(config))
-    with pytest.raises(RunDirError, match=r"different model than config.json describes "
-                                          r"\(model.hidden_units: \(32, 16\) -> \(64, 16\)\)"):
+    with pytest.raises(
+        RunDirError,
+        match=r"different model than config.json describes "
+        r"\(model.hidden_units: \(32, 16\) -> \(64, 16\)\)",
+    ):
         finished_run.load_logits_fn(str(copy), from_checkpoint=True)
 
 

@@ -16,9 +16,14 @@ pytestmark = pytest.mark.slow
 
 
 def test_two_replicas_identical_and_agree_with_one_replica():
-    result = subprocess.run([sys.executable, os.path.join(TESTS, "replica_check.py"), REPO],
-                            cwd=REPO, capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    result = subprocess.run(
+        [sys.executable, os.path.join(TESTS, "replica_check.py"), REPO],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["replicas"] == 2
@@ -67,15 +72,38 @@ def run_workers(npz_dir, run_dir, *extra, limit=240):
     cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
     procs = []
     for index in range(2):
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-               "TF_CONFIG": json.dumps({"cluster": cluster,
-                                        "task": {"type": "worker", "index": index}})}
-        command = ["timeout", "-s", "KILL", str(limit), sys.executable, "-m",
-                   "mnist_research.train", "--flagfile=experiments/smoke.flags",
-                   f"--data_dir={npz_dir}", f"--run_dir={run_dir}", "--strategy=multi_worker",
-                   "--verbosity=1", *extra]  # the weights fingerprint is a --verbosity=1 line
-        procs.append(subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True))
+        env = {
+            **os.environ,
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "TF_CONFIG": json.dumps(
+                {"cluster": cluster, "task": {"type": "worker", "index": index}}
+            ),
+        }
+        command = [
+            "timeout",
+            "-s",
+            "KILL",
+            str(limit),
+            sys.executable,
+            "-m",
+            "mnist_research.train",
+            "--flagfile=experiments/smoke.flags",
+            f"--data_dir={npz_dir}",
+            f"--run_dir={run_dir}",
+            "--strategy=multi_worker",
+            "--verbosity=1",
+            *extra,
+        ]  # the weights fingerprint is a --verbosity=1 line
+        procs.append(
+            subprocess.Popen(
+                command,
+                cwd=REPO,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     outputs = []
     for proc in procs:
         try:
@@ -107,8 +135,14 @@ def test_multi_worker_two_processes_on_loopback_and_resume(npz_dir, tmp_path):
     assert metrics["weights_sha256"] == chief
     assert metrics["test_examples"] == 200  # each worker evaluated its shard; sums reduced
     assert metrics["history"]["loss"][1] < metrics["history"]["loss"][0]
-    for path in ("checkpoints/ckpt-2.index", "export/saved_model.pb", "model.keras",
-                 "reports/report.html", "flags.txt", "config.json"):
+    for path in (
+        "checkpoints/ckpt-2.index",
+        "export/saved_model.pb",
+        "model.keras",
+        "reports/report.html",
+        "flags.txt",
+        "config.json",
+    ):
         assert os.path.exists(os.path.join(run_dir, path)), path
     leftovers = [n for n in os.listdir(run_dir) if "tmp" in n]
     leftovers += [n for n in os.listdir(os.path.join(run_dir, "checkpoints")) if "tmp" in n]
@@ -116,6 +150,7 @@ def test_multi_worker_two_processes_on_loopback_and_resume(npz_dir, tmp_path):
     assert outputs[1][1].count("Test accuracy") == 1  # every worker reports...
     assert not os.path.exists(os.path.join(run_dir, "train", "worker_1"))  # ...chief writes
     from tensorboard.backend.event_processing import event_accumulator
+
     acc = event_accumulator.EventAccumulator(os.path.join(run_dir, "train"))
     acc.Reload()  # gradient histograms need both workers (the gradient is all-reduced)
     assert any(t.startswith("histograms/gradients/") for t in acc.Tags()["tensors"])
@@ -152,9 +187,16 @@ def test_mixed_precision_trains_with_float32_head(npz_dir, tmp_path, policy):
         "    losses.append(trainer.train_steps(it, inp.steps_per_epoch()).loss)\n"
         "m = trainer.model\n"
         "print(m.block_0.dense.compute_dtype, m.head.compute_dtype, m.head.kernel.dtype,"
-        " type(trainer.optimizer).__name__, trainer.predict_logits(x[:5]).dtype, *losses)\n")
-    result = subprocess.run([sys.executable, "-c", script, REPO], cwd=REPO, capture_output=True,
-                            text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        " type(trainer.optimizer).__name__, trainer.predict_logits(x[:5]).dtype, *losses)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, REPO],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     hidden, head, head_var, optimizer, probs, *losses = result.stdout.split()
     assert hidden == policy.split("_")[1] and head == "float32" and head_var == "float32"

@@ -20,9 +20,11 @@ pytestmark = pytest.mark.slow  # trains in process: a few seconds
 
 def _config():
     return ExperimentConfig(
-        experiment="actions", data=DataConfig(validation_split=0.2),
+        experiment="actions",
+        data=DataConfig(validation_split=0.2),
         model=ModelConfig(hidden_units=(16,), dropout_rates=(0.0,)),
-        train=TrainConfig(epochs=1, batch_size=64, steps_per_loop=4, histograms=False))
+        train=TrainConfig(epochs=1, batch_size=64, steps_per_loop=4, histograms=False),
+    )
 
 
 class Recorder:
@@ -44,20 +46,26 @@ class Recorder:
         return "second.txt is stale" if self.stale else None
 
     def actions(self):
-        return (EndOfRunAction("noting", self.first, every_worker=True),
-                EndOfRunAction("rewriting second.txt", self.second, problem=self.problem))
+        return (
+            EndOfRunAction("noting", self.first, every_worker=True),
+            EndOfRunAction("rewriting second.txt", self.second, problem=self.problem),
+        )
 
 
-def test_actions_run_in_order_and_rebuild_a_finished_runs_outputs(tiny_arrays, tmp_path,
-                                                                  caplog):
+def test_actions_run_in_order_and_rebuild_a_finished_runs_outputs(tiny_arrays, tmp_path, caplog):
     splits = sources.split(sources.RawData(**tiny_arrays, source="tiny"), DataConfig())
     run_dir = str(tmp_path / "run")
     recorder = Recorder()
 
     def train():
-        return runner.train_and_evaluate(_config(), run_dir, datasets=splits, verbose=False,
-                                         strategy=tf.distribute.get_strategy(),
-                                         actions=recorder.actions())
+        return runner.train_and_evaluate(
+            _config(),
+            run_dir,
+            datasets=splits,
+            verbose=False,
+            strategy=tf.distribute.get_strategy(),
+            actions=recorder.actions(),
+        )
 
     metrics = train()
     (first, keys, count), second = recorder.calls
@@ -67,8 +75,9 @@ def test_actions_run_in_order_and_rebuild_a_finished_runs_outputs(tiny_arrays, t
         written = json.load(f)
     assert written["first_note"] == metrics["first_note"] == 1 and written["finished"]
     # Training alone writes neither an export nor reports: those are run_outputs' actions.
-    assert not any(os.path.exists(os.path.join(run_dir, name))
-                   for name in ("export", "model.keras", "reports"))
+    assert not any(
+        os.path.exists(os.path.join(run_dir, name)) for name in ("export", "model.keras", "reports")
+    )
 
     # A finished run whose outputs are sound: nothing to do, no action runs.
     with caplog.at_level(logging.INFO, logger="absl"):

@@ -20,14 +20,24 @@ from tests.helpers import REPO, TESTS, make_digits, run_module, scalars, write_i
 
 
 def train_args(npz_dir, run_dir, *extra):
-    return ["--flagfile=experiments/smoke.flags", f"--data_dir={npz_dir}",
-            f"--run_dir={run_dir}", "--histograms=false", *extra]
+    return [
+        "--flagfile=experiments/smoke.flags",
+        f"--data_dir={npz_dir}",
+        f"--run_dir={run_dir}",
+        "--histograms=false",
+        *extra,
+    ]
 
 
 def run_with_fault(fault, *args):
-    return subprocess.run([sys.executable, os.path.join(TESTS, "fault_runner.py"), fault, *args],
-                          cwd=REPO, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    return subprocess.run(
+        [sys.executable, os.path.join(TESTS, "fault_runner.py"), fault, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
 
 
 def assert_clean_history(run_dir, epochs):
@@ -79,8 +89,11 @@ def small_disk(tmp_path):
     the best epoch's weights) and the small files, not a second."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=5m", "tmpfs", str(mount)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=5m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
     yield mount
@@ -110,14 +123,16 @@ def _write_npz(folder, **overrides):
 
 def _object_npz(folder):
     evil = np.empty(1, dtype=object)
-    np.savez(os.path.join(folder, "mnist.npz"), x_train=evil, y_train=evil, x_test=evil,
-             y_test=evil)
+    np.savez(
+        os.path.join(folder, "mnist.npz"), x_train=evil, y_train=evil, x_test=evil, y_test=evil
+    )
 
 
 def _idx(folder, mutate):
     x, y = make_digits(60)
-    write_idx_dir(folder, {"x_train": x, "y_train": y, "x_test": x[:20], "y_test": y[:20]},
-                  gz=mutate == "gz")
+    write_idx_dir(
+        folder, {"x_train": x, "y_train": y, "x_test": x[:20], "y_test": y[:20]}, gz=mutate == "gz"
+    )
     name = "train-labels-idx1-ubyte"
     path = os.path.join(folder, name)
     if mutate == "magic":
@@ -142,6 +157,7 @@ def _crafted_npz(folder, member="x_train.npy", payload=None, patch=None):
     """
     import io
     import zipfile
+
     x, y = make_digits(60)
     arrays = {"x_train": x, "y_train": y, "x_test": x[:20], "y_test": y[:20]}
     path = os.path.join(folder, "mnist.npz")
@@ -151,8 +167,10 @@ def _crafted_npz(folder, member="x_train.npy", payload=None, patch=None):
             np.save(buffer, array)
             name = f"{key}.npy"
             if name == member and payload is not None:
-                archive.writestr(name.replace(".npy", "") if payload == b"raw" else name,
-                                 b"raw bytes, not an array" if payload == b"raw" else payload)
+                archive.writestr(
+                    name.replace(".npy", "") if payload == b"raw" else name,
+                    b"raw bytes, not an array" if payload == b"raw" else payload,
+                )
             else:
                 archive.writestr(name, buffer.getvalue())
     if patch:
@@ -160,7 +178,7 @@ def _crafted_npz(folder, member="x_train.npy", payload=None, patch=None):
         name = member.encode()
         local = raw.index(name) - 30  # the name follows the 30-byte local header
         central = raw.index(b"PK\x01\x02")
-        while raw[central + 46: central + 46 + len(name)] != name:
+        while raw[central + 46 : central + 46 + len(name)] != name:
             central = raw.index(b"PK\x01\x02", central + 4)
         patch(raw, local, central)
         open(path, "wb").write(bytes(raw))
@@ -188,8 +206,9 @@ def _npy_header(shape, dtype="|u1"):
 def _idx_overflow(folder):
     """Four dimensions of 65536: their product, 2**64, wraps an int64 to 0 == the data size."""
     x, y = make_digits(60)
-    write_idx_dir(folder, {"x_train": x, "y_train": y, "x_test": x[:20], "y_test": y[:20]},
-                  gz=False)
+    write_idx_dir(
+        folder, {"x_train": x, "y_train": y, "x_test": x[:20], "y_test": y[:20]}, gz=False
+    )
     path = os.path.join(folder, "train-images-idx3-ubyte")
     open(path, "wb").write(bytes([0, 0, 8, 4]) + (65536).to_bytes(4, "big") * 4)
 
@@ -197,38 +216,61 @@ def _idx_overflow(folder):
 BAD_DATA = {
     "missing dir": (None, "does not exist"),
     "empty dir": (lambda d: None, "found neither mnist.npz nor the four IDX files"),
-    "truncated npz": (lambda d: open(os.path.join(d, "mnist.npz"), "wb").write(b"PK\x03\x04zz"),
-                      "not an .npz"),
+    "truncated npz": (
+        lambda d: open(os.path.join(d, "mnist.npz"), "wb").write(b"PK\x03\x04zz"),
+        "not an .npz",
+    ),
     "object arrays": (_object_npz, "refusing to unpickle"),
-    "wrong shape": (lambda d: _write_npz(d, x_train=np.zeros((60, 32, 32), np.uint8)),
-                    "expected (N, 28, 28)"),
-    "wrong dtype": (lambda d: _write_npz(d, x_train=np.zeros((60, 28, 28), np.int32)),
-                    "expected uint8"),
-    "float with NaN": (lambda d: _write_npz(d, x_train=np.full((60, 28, 28), np.nan,
-                                                               np.float32)), "expected uint8"),
-    "count mismatch": (lambda d: _write_npz(d, y_train=np.zeros(59, np.uint8)),
-                       "60 train images but 59 train labels"),
-    "label out of range": (lambda d: _write_npz(d, y_test=np.full(20, 11, np.uint8)),
-                           "expected 0-9"),
+    "wrong shape": (
+        lambda d: _write_npz(d, x_train=np.zeros((60, 32, 32), np.uint8)),
+        "expected (N, 28, 28)",
+    ),
+    "wrong dtype": (
+        lambda d: _write_npz(d, x_train=np.zeros((60, 28, 28), np.int32)),
+        "expected uint8",
+    ),
+    "float with NaN": (
+        lambda d: _write_npz(d, x_train=np.full((60, 28, 28), np.nan, np.float32)),
+        "expected uint8",
+    ),
+    "count mismatch": (
+        lambda d: _write_npz(d, y_train=np.zeros(59, np.uint8)),
+        "60 train images but 59 train labels",
+    ),
+    "label out of range": (
+        lambda d: _write_npz(d, y_test=np.full(20, 11, np.uint8)),
+        "expected 0-9",
+    ),
     "IDX wrong magic": (lambda d: _idx(d, "magic"), "wrong IDX magic"),
     "IDX truncated": (lambda d: _idx(d, "truncated"), "truncated or corrupt"),
     "IDX file missing": (lambda d: _idx(d, "missing"), "missing: train-labels-idx1-ubyte"),
     "corrupt gzip": (lambda d: _idx(d, "gz"), "train-labels-idx1-ubyte.gz"),
-    "npz member not .npy": (lambda d: _crafted_npz(d, payload=b"PK not an array"),
-                            "member x_train.npy: not a .npy array"),
-    "npz member raw bytes": (lambda d: _crafted_npz(d, payload=b"raw"),
-                             "member x_train: not a .npy array"),
+    "npz member not .npy": (
+        lambda d: _crafted_npz(d, payload=b"PK not an array"),
+        "member x_train.npy: not a .npy array",
+    ),
+    "npz member raw bytes": (
+        lambda d: _crafted_npz(d, payload=b"raw"),
+        "member x_train: not a .npy array",
+    ),
     "npz member encrypted": (lambda d: _crafted_npz(d, patch=_encrypted), "encrypted"),
-    "npz member deflate64": (lambda d: _crafted_npz(d, patch=_deflate64),
-                             "compression method is not supported"),
+    "npz member deflate64": (
+        lambda d: _crafted_npz(d, patch=_deflate64),
+        "compression method is not supported",
+    ),
     "npz member bad CRC": (lambda d: _crafted_npz(d, patch=_bad_crc), "Bad CRC-32"),
-    "npy header 7 PiB": (lambda d: _crafted_npz(d, payload=_npy_header((2**40, 2**13))),
-                         "more than the 2,147,483,648 this loader accepts"),
+    "npy header 7 PiB": (
+        lambda d: _crafted_npz(d, payload=_npy_header((2**40, 2**13))),
+        "more than the 2,147,483,648 this loader accepts",
+    ),
     "npy header larger than data": (
         lambda d: _crafted_npz(d, payload=_npy_header((61, 28, 28)) + bytes(60 * 784)),
-        "(47,824 bytes) but the member holds 47,040; truncated or corrupt"),
-    "npy header object dtype": (lambda d: _crafted_npz(d, payload=_npy_header((2,), "|O")),
-                                "refusing to unpickle"),
+        "(47,824 bytes) but the member holds 47,040; truncated or corrupt",
+    ),
+    "npy header object dtype": (
+        lambda d: _crafted_npz(d, payload=_npy_header((2,), "|O")),
+        "refusing to unpickle",
+    ),
     "IDX dims overflow int64": (_idx_overflow, "more than the 2,147,483,648"),
 }
 
@@ -256,9 +298,13 @@ def test_bad_data_is_one_line_and_touches_nothing(case, tmp_path, capsys):
     before = _tree_digest(run_dir)
     config = config_lib.ExperimentConfig(
         data=config_lib.DataConfig(data_dir=str(data_dir)),
-        train=config_lib.TrainConfig(epochs=1, batch_size=16))
-    status = run_guarded(lambda: train_lib.train_and_evaluate(
-        config, str(run_dir), strategy=tf.distribute.get_strategy(), verbose=False))
+        train=config_lib.TrainConfig(epochs=1, batch_size=16),
+    )
+    status = run_guarded(
+        lambda: train_lib.train_and_evaluate(
+            config, str(run_dir), strategy=tf.distribute.get_strategy(), verbose=False
+        )
+    )
     assert status == 1
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(lines) == 1, lines

@@ -10,11 +10,18 @@ from mnist_research.config import ExperimentConfig, ModelConfig, TrainConfig
 from mnist_research.training import hparams
 from mnist_research.training.summaries import Summaries
 
-INFO = {"strategy": "MirroredStrategy", "device_name": "NVIDIA H100", "device_kind": "gpu",
-        "num_replicas": 2, "tensorflow_version": "2.21.0"}
-WIDE = ExperimentConfig(experiment="wide", model=ModelConfig(hidden_units=(1024, 512, 256)),
-                        train=TrainConfig(batch_size=256, epochs=40, learning_rate=3e-4,
-                                          lr_schedule="cosine", seed=7))
+INFO = {
+    "strategy": "MirroredStrategy",
+    "device_name": "NVIDIA H100",
+    "device_kind": "gpu",
+    "num_replicas": 2,
+    "tensorflow_version": "2.21.0",
+}
+WIDE = ExperimentConfig(
+    experiment="wide",
+    model=ModelConfig(hidden_units=(1024, 512, 256)),
+    train=TrainConfig(batch_size=256, epochs=40, learning_rate=3e-4, lr_schedule="cosine", seed=7),
+)
 
 
 def _written(run_dir, config):
@@ -25,9 +32,11 @@ def _written(run_dir, config):
     acc.Reload()
     content = acc.PluginTagToContent("hparams")
     experiment = plugin_data_pb2.HParamsPluginData.FromString(
-        content["_hparams_/experiment"]).experiment
+        content["_hparams_/experiment"]
+    ).experiment
     session = plugin_data_pb2.HParamsPluginData.FromString(
-        content["_hparams_/session_start_info"]).session_start_info
+        content["_hparams_/session_start_info"]
+    ).session_start_info
     return experiment, session
 
 
@@ -37,8 +46,12 @@ def test_every_hparam_is_typed_and_the_ones_researchers_vary_are_shown_first(tmp
     assert all(info.type != api_pb2.DATA_TYPE_UNSET for info in infos)
     # TensorBoard sorts by name and shows the first five by default.
     assert sorted(info.name for info in infos)[:5] == [
-        "experiment/name", "experiment/seed", "model/batch_norm", "model/dropout_rates",
-        "model/family"]
+        "experiment/name",
+        "experiment/seed",
+        "model/batch_norm",
+        "model/dropout_rates",
+        "model/family",
+    ]
     types = {info.name: info.type for info in infos}
     assert types["model/batch_norm"] == api_pb2.DATA_TYPE_BOOL
     assert types["optimizer/learning_rate"] == api_pb2.DATA_TYPE_FLOAT64

@@ -20,17 +20,27 @@ EPOCHS = 6
 
 
 def _command(data_dir, run_dir):
-    return [sys.executable, "-m", "mnist_research.train", "--flagfile=experiments/smoke.flags",
-            f"--data_dir={data_dir}", f"--run_dir={run_dir}", f"--epochs={EPOCHS}",
-            "--batch_size=32", "--steps_per_loop=1", "--summary_every_steps=10",
-            "--limit_train=0"]
+    return [
+        sys.executable,
+        "-m",
+        "mnist_research.train",
+        "--flagfile=experiments/smoke.flags",
+        f"--data_dir={data_dir}",
+        f"--run_dir={run_dir}",
+        f"--epochs={EPOCHS}",
+        "--batch_size=32",
+        "--steps_per_loop=1",
+        "--summary_every_steps=10",
+        "--limit_train=0",
+    ]
 
 
 def _event_steps(folder, prefix):
     steps = {}
     for path in sorted(glob.glob(os.path.join(folder, "events.out.tfevents.*"))):
-        acc = event_accumulator.EventAccumulator(path, size_guidance={"tensors": 0},
-                                                 purge_orphaned_data=False)
+        acc = event_accumulator.EventAccumulator(
+            path, size_guidance={"tensors": 0}, purge_orphaned_data=False
+        )
         acc.Reload()
         for tag in acc.Tags()["tensors"]:
             if tag.startswith(prefix):
@@ -43,8 +53,13 @@ def test_sigkill_mid_epoch_then_resume(tmp_path):
     np.savez(tmp_path / "mnist.npz", x_train=x, y_train=y, x_test=x[:300], y_test=y[:300])
     run_dir = tmp_path / "run"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    process = subprocess.Popen(_command(tmp_path, run_dir), cwd=REPO, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        _command(tmp_path, run_dir),
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while not (run_dir / "checkpoints" / "ckpt-2.index").exists():
         assert process.poll() is None, "training ended before it could be killed"
@@ -56,8 +71,9 @@ def test_sigkill_mid_epoch_then_resume(tmp_path):
     killed = json.loads((run_dir / "metrics.json").read_text())
     assert not killed["finished"] and 2 <= killed["epochs_completed"] < EPOCHS
 
-    result = subprocess.run(_command(tmp_path, run_dir), cwd=REPO, env=env, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        _command(tmp_path, run_dir), cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Restored" in result.stderr
     metrics = json.loads((run_dir / "metrics.json").read_text())

@@ -24,16 +24,31 @@ def _args(command: str) -> list[str]:
     return words[3:] if "-m" in words[1:3] else words[1:]
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["train.py", "--flagfile=experiments/baseline.flags", "--epochs=3"],
-     ["--flagfile={cwd}/experiments/baseline.flags", "--epochs=3", "--run_dir={cwd}/runs/x y"]),
-    (["train.py", "--run_dir", "old", "--overwrite", "--seed=1", "--resume", "--noresume"],
-     ["--seed=1", "--run_dir={cwd}/runs/x y"]),
-    (["train.py", "--run_dir=old", "--nooverwrite", "-run_dir=older", "--data_dir=a b"],
-     ["--data_dir={cwd}/a b", "--run_dir={cwd}/runs/x y"]),
-    (["train.py", "--data_dir", "/abs/d", "--logdir=r"],
-     ["--data_dir", "/abs/d", "--logdir={cwd}/r", "--run_dir={cwd}/runs/x y"]),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (
+            ["train.py", "--flagfile=experiments/baseline.flags", "--epochs=3"],
+            [
+                "--flagfile={cwd}/experiments/baseline.flags",
+                "--epochs=3",
+                "--run_dir={cwd}/runs/x y",
+            ],
+        ),
+        (
+            ["train.py", "--run_dir", "old", "--overwrite", "--seed=1", "--resume", "--noresume"],
+            ["--seed=1", "--run_dir={cwd}/runs/x y"],
+        ),
+        (
+            ["train.py", "--run_dir=old", "--nooverwrite", "-run_dir=older", "--data_dir=a b"],
+            ["--data_dir={cwd}/a b", "--run_dir={cwd}/runs/x y"],
+        ),
+        (
+            ["train.py", "--data_dir", "/abs/d", "--logdir=r"],
+            ["--data_dir", "/abs/d", "--logdir={cwd}/r", "--run_dir={cwd}/runs/x y"],
+        ),
+    ],
+)
 def test_resume_command_is_argv_with_the_run_dir(argv, expected):
     """Paths made absolute (issue 26): the printed command works from any folder."""
     command = resume.resume_command("runs/x y", argv)
@@ -42,8 +57,12 @@ def test_resume_command_is_argv_with_the_run_dir(argv, expected):
 
 def test_resume_command_runs_the_interpreter_that_runs(monkeypatch):
     import types
-    monkeypatch.setitem(sys.modules, "__main__", types.SimpleNamespace(
-        __spec__=types.SimpleNamespace(name="mnist_research.train")))
+
+    monkeypatch.setitem(
+        sys.modules,
+        "__main__",
+        types.SimpleNamespace(__spec__=types.SimpleNamespace(name="mnist_research.train")),
+    )
     monkeypatch.setattr(sys, "executable", "/opt/venv/bin/python")
     words = shlex.split(resume.resume_command("r", ["x"]))
     assert words[:3] == ["/opt/venv/bin/python", "-m", "mnist_research.train"]
@@ -53,8 +72,9 @@ def _write_run(logdir, name, config, finished, mtime):
     run_dir = os.path.join(logdir, name)
     os.makedirs(run_dir)
     records.save_config(run_dir, config, "")
-    write_json(os.path.join(run_dir, layout.METRICS_FILE),
-               {"finished": finished, "epochs_completed": 1})
+    write_json(
+        os.path.join(run_dir, layout.METRICS_FILE), {"finished": finished, "epochs_completed": 1}
+    )
     for path in (layout.CONFIG_FILE, layout.METRICS_FILE):
         os.utime(os.path.join(run_dir, path), (mtime, mtime))
     return run_dir
@@ -97,8 +117,9 @@ def _wait_for(path, process, seconds=180):
 
 
 def _interrupt_when(path, command, env):
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     _wait_for(path, process)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
@@ -107,19 +128,26 @@ def _interrupt_when(path, command, env):
 
 
 @pytest.mark.slow
-def test_interrupt_prints_the_command_that_resumes_and_resume_finds_the_run(tmp_path,
-                                                                          monkeypatch):
+def test_interrupt_prints_the_command_that_resumes_and_resume_finds_the_run(tmp_path, monkeypatch):
     x, y = make_digits(4000, seed=5)
     np.savez(tmp_path / "mnist.npz", x_train=x, y_train=y, x_test=x[:300], y_test=y[:300])
     logdir = tmp_path / "runs"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO}
-    args = ["--flagfile=experiments/smoke.flags", f"--data_dir={os.path.relpath(tmp_path, REPO)}",
-            f"--logdir={logdir}", f"--epochs={EPOCHS}", "--batch_size=32", "--steps_per_loop=1",
-            "--limit_train=0", "--nohistograms"]
+    args = [
+        "--flagfile=experiments/smoke.flags",
+        f"--data_dir={os.path.relpath(tmp_path, REPO)}",
+        f"--logdir={logdir}",
+        f"--epochs={EPOCHS}",
+        "--batch_size=32",
+        "--steps_per_loop=1",
+        "--limit_train=0",
+        "--nohistograms",
+    ]
     train = [sys.executable, "-m", "mnist_research.train"]
 
-    process = subprocess.Popen(train + args, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        train + args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.time() + 180
     while not list(logdir.glob("*/checkpoints/ckpt-1.index")):
         assert process.poll() is None and time.time() < deadline
@@ -134,16 +162,20 @@ def test_interrupt_prints_the_command_that_resumes_and_resume_finds_the_run(tmp_
     assert _args(printed) == args + [f"--run_dir={run_dir}"]
 
     # The printed command, run as printed, continues the same run.
-    saved = max(int(p.name[len("ckpt-"):-len(".index")])
-                for p in (run_dir / "checkpoints").glob("ckpt-*.index"))
+    saved = max(
+        int(p.name[len("ckpt-") : -len(".index")])
+        for p in (run_dir / "checkpoints").glob("ckpt-*.index")
+    )
     assert saved < EPOCHS
-    err = _interrupt_when(run_dir / "checkpoints" / f"ckpt-{saved + 1}.index",
-                          train + _args(printed), env)
+    err = _interrupt_when(
+        run_dir / "checkpoints" / f"ckpt-{saved + 1}.index", train + _args(printed), env
+    )
     assert f"Restored {run_dir}" in err, err[-3000:]
 
     # --resume finds it again, and finishes it.
-    result = subprocess.run(train + args + ["--resume"], cwd=REPO, env=env, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        train + args + ["--resume"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"--resume: continuing {run_dir}" in result.stderr
     assert list(logdir.iterdir()) == [run_dir]

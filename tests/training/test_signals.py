@@ -15,11 +15,27 @@ from tests.helpers import REPO, make_digits
 
 
 def _start(data_dir, run_dir):
-    command = [sys.executable, "-m", "mnist_research.train", "--flagfile=experiments/smoke.flags",
-               f"--data_dir={data_dir}", f"--run_dir={run_dir}", "--epochs=500",
-               "--batch_size=32", "--steps_per_loop=1", "--histograms=false", "--overwrite"]
-    return subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    command = [
+        sys.executable,
+        "-m",
+        "mnist_research.train",
+        "--flagfile=experiments/smoke.flags",
+        f"--data_dir={data_dir}",
+        f"--run_dir={run_dir}",
+        "--epochs=500",
+        "--batch_size=32",
+        "--steps_per_loop=1",
+        "--histograms=false",
+        "--overwrite",
+    ]
+    return subprocess.Popen(
+        command,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
 
 
 @pytest.mark.slow
@@ -55,16 +71,20 @@ def test_signal_stops_with_one_line_that_resumes(tmp_path, signum, status):
     # The printed command resumes the run (here shortened to one more epoch).
     words = shlex.split(lines[0].split("Resume with: ", 1)[1])
     assert words[1:3] == ["-m", "mnist_research.train"]  # python, or its full path
-    resumed = subprocess.run([sys.executable, *words[1:], f"--epochs={last + 1}"], cwd=REPO,
-                             capture_output=True, text=True, timeout=300,
-                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    resumed = subprocess.run(
+        [sys.executable, *words[1:], f"--epochs={last + 1}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"Restored {folder}/ckpt-{last}" in resumed.stderr
     assert f"epoch {last + 1}/{last + 1}" in resumed.stderr and "epoch 1/" not in resumed.stderr
 
 
-def test_sigterm_during_a_save_stops_after_it_with_exit_status_143(npz_dir, tmp_path,
-                                                                    monkeypatch):
+def test_sigterm_during_a_save_stops_after_it_with_exit_status_143(npz_dir, tmp_path, monkeypatch):
     """A signal inside the epoch loop waits for the checkpoint being saved, then stops."""
     import tensorflow as tf
 
@@ -80,13 +100,16 @@ def test_sigterm_during_a_save_stops_after_it_with_exit_status_143(npz_dir, tmp_
         original_save(self, epoch, history)
 
     monkeypatch.setattr(CheckpointState, "save", save_then_signal)
-    config = ExperimentConfig(data=DataConfig(data_dir=npz_dir),
-                              model=ModelConfig(hidden_units=(8,), dropout_rates=(0.0,)),
-                              train=TrainConfig(epochs=3, batch_size=64, histograms=False))
+    config = ExperimentConfig(
+        data=DataConfig(data_dir=npz_dir),
+        model=ModelConfig(hidden_units=(8,), dropout_rates=(0.0,)),
+        train=TrainConfig(epochs=3, batch_size=64, histograms=False),
+    )
     with pytest.raises(interrupts.Interrupted) as stopped:
         with interrupts.handle_signals():
-            runner.train_and_evaluate(config, str(tmp_path / "run"), verbose=False,
-                                      strategy=tf.distribute.get_strategy())
+            runner.train_and_evaluate(
+                config, str(tmp_path / "run"), verbose=False, strategy=tf.distribute.get_strategy()
+            )
     assert stopped.value.exit_status == 143 and stopped.value.name == "SIGTERM"
     folder = str(tmp_path / "run" / "checkpoints")
     assert checkpoint_files.read_state(folder)[0] == 1  # epoch 1 saved whole, epoch 2 not run
@@ -94,16 +117,18 @@ def test_sigterm_during_a_save_stops_after_it_with_exit_status_143(npz_dir, tmp_
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
 
 
-def test_the_interrupted_line_names_the_checkpoint_and_the_command(tmp_path, capsys,
-                                                                   monkeypatch):
+def test_the_interrupted_line_names_the_checkpoint_and_the_command(tmp_path, capsys, monkeypatch):
     from mnist_research import interrupts, train
+
     folder = tmp_path / "run" / "checkpoints"
     folder.mkdir(parents=True)
     (folder / "checkpoint").write_text('model_checkpoint_path: "ckpt-4"\n')
     monkeypatch.setattr(sys, "argv", ["/x/train.py", "--epochs=9"])
     train._report_interrupted(interrupts.Interrupted(signal.SIGTERM), str(tmp_path / "run"))
     from mnist_research.training import resume
+
     again = resume.resume_command(str(tmp_path / "run"), sys.argv)  # its own tests: test_run_dir
     assert again.endswith(f" --epochs=9 --run_dir={tmp_path / 'run'}")
     assert capsys.readouterr().err == (
-        f"SIGTERM: stopped; the checkpoint of epoch 4 is kept. Resume with: {again}\n")
+        f"SIGTERM: stopped; the checkpoint of epoch 4 is kept. Resume with: {again}\n"
+    )

@@ -10,13 +10,16 @@ from tensorboard.util import tensor_util
 from mnist_research.training import summaries
 
 
-@pytest.mark.parametrize("values", [
-    np.random.default_rng(0).normal(size=(784, 256)).astype(np.float32),
-    np.random.default_rng(1).uniform(-3, 5, size=1000),
-    np.arange(7, dtype=np.float32),
-    np.full(50, 2.5, np.float32),
-    np.zeros(0, np.float32),
-])
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.random.default_rng(0).normal(size=(784, 256)).astype(np.float32),
+        np.random.default_rng(1).uniform(-3, 5, size=1000),
+        np.arange(7, dtype=np.float32),
+        np.full(50, 2.5, np.float32),
+        np.zeros(0, np.float32),
+    ],
+)
 def test_buckets_match_tensorboard(values):
     ours = summaries.histogram_buckets(values)
     theirs = summary_v2._buckets(tf.constant(values), 30).numpy()
@@ -31,8 +34,7 @@ def test_histograms_are_written_for_tensorboard(tmp_path):
     kernel = tf.Variable(tf.random.normal((20, 10)))
     writer.histograms(3, [("weights/kernel", kernel), ("gradients/kernel", kernel * 2.0)])
     writer.close()
-    acc = event_accumulator.EventAccumulator(str(tmp_path / "train"),
-                                             size_guidance={"tensors": 0})
+    acc = event_accumulator.EventAccumulator(str(tmp_path / "train"), size_guidance={"tensors": 0})
     acc.Reload()
     assert set(acc.Tags()["tensors"]) == {"weights/kernel", "gradients/kernel"}
     assert acc.PluginTagToContent("histograms").keys() == {"weights/kernel", "gradients/kernel"}

@@ -14,15 +14,18 @@ from tests.helpers import make_digits
 
 def _trainer(**train_kwargs):
     tf.keras.utils.set_random_seed(0)
-    config = ExperimentConfig(model=ModelConfig(hidden_units=(64, 32), dropout_rates=(0.1, 0.1)),
-                              train=TrainConfig(batch_size=32, **train_kwargs))
+    config = ExperimentConfig(
+        model=ModelConfig(hidden_units=(64, 32), dropout_rates=(0.1, 0.1)),
+        train=TrainConfig(batch_size=32, **train_kwargs),
+    )
     return Trainer(config, tf.distribute.get_strategy())
 
 
 def _iterator(trainer, images, labels, epoch=1):
     train = input_pipeline.TrainInput(images, labels, 32, seed=0)
-    return iter(trainer.strategy.distribute_datasets_from_function(
-        lambda ctx: train.dataset(epoch, ctx))), train.steps_per_epoch()
+    return iter(
+        trainer.strategy.distribute_datasets_from_function(lambda ctx: train.dataset(epoch, ctx))
+    ), train.steps_per_epoch()
 
 
 def test_loss_halves_and_eval_counts_everything():
@@ -61,8 +64,7 @@ def test_validation_and_test_evaluators_share_one_trace():
     # evaluator counts its own examples, and the second one is not traced again.
     images, labels = make_digits(250)
     trainer = _trainer()
-    validate = trainer.make_evaluator(input_pipeline.eval_dataset(images[:150], labels[:150],
-                                                                  64))
+    validate = trainer.make_evaluator(input_pipeline.eval_dataset(images[:150], labels[:150], 64))
     test = trainer.make_evaluator(input_pipeline.eval_dataset(images[150:], labels[150:], 64))
     assert [validate().count, test().count, validate().count] == [150, 100, 150]
     assert trainer._evaluate.experimental_get_tracing_count() == 1
@@ -82,8 +84,10 @@ def test_evaluation_does_not_depend_on_the_eval_batch_size():
     trainer = _trainer()
     iterator, steps = _iterator(trainer, images, labels)
     trainer.train_steps(iterator, steps)
-    results = [trainer.make_evaluator(input_pipeline.eval_dataset(images, labels, size))()
-               for size in (32, 100, 2000)]
+    results = [
+        trainer.make_evaluator(input_pipeline.eval_dataset(images, labels, size))()
+        for size in (32, 100, 2000)
+    ]
     assert [r.count for r in results] == [250, 250, 250]
     assert results[0].correct == results[1].correct == results[2].correct
     assert results[1].loss == pytest.approx(results[0].loss, rel=1e-5)
@@ -121,8 +125,9 @@ def test_fast_path_matches_plain_path():
     results = {}
     for steps_per_loop in (1, 7):
         tf.keras.utils.set_random_seed(11)
-        config = ExperimentConfig(train=TrainConfig(batch_size=32, seed=11,
-                                                    steps_per_loop=steps_per_loop))
+        config = ExperimentConfig(
+            train=TrainConfig(batch_size=32, seed=11, steps_per_loop=steps_per_loop)
+        )
         trainer = Trainer(config, tf.distribute.get_strategy())
         losses = []
         for epoch in range(1, 3):
@@ -157,7 +162,8 @@ def test_xla_and_plain_steps_train_equally_well():
             iterator, steps = _iterator(trainer, images, labels, epoch)
             trainer.train_steps(iterator, steps)
         results[jit] = trainer.make_evaluator(
-            input_pipeline.eval_dataset(test_images, test_labels, 64))()
+            input_pipeline.eval_dataset(test_images, test_labels, 64)
+        )()
     assert results[True].accuracy > 0.9 and results[False].accuracy > 0.9
     assert abs(results[True].accuracy - results[False].accuracy) <= 0.03
     assert results[True].loss == pytest.approx(results[False].loss, rel=0.3)
@@ -169,12 +175,16 @@ def test_label_smoothing_trains_on_smoothed_targets():
     losses = {}
     for smoothing in (0.0, 0.5):
         tf.keras.utils.set_random_seed(0)
-        config = ExperimentConfig(train=TrainConfig(batch_size=64, label_smoothing=smoothing,
-                                                    jit_compile=False))
+        config = ExperimentConfig(
+            train=TrainConfig(batch_size=64, label_smoothing=smoothing, jit_compile=False)
+        )
         trainer = Trainer(config, tf.distribute.get_strategy())
         train = input_pipeline.TrainInput(images, labels, 64, seed=0)
-        iterator = iter(trainer.strategy.distribute_datasets_from_function(
-            lambda ctx, train=train: train.dataset(1, ctx)))
+        iterator = iter(
+            trainer.strategy.distribute_datasets_from_function(
+                lambda ctx, train=train: train.dataset(1, ctx)
+            )
+        )
         losses[smoothing] = trainer.train_steps(iterator, 1).loss
     # The first step's loss is of the same initial weights: smoothed targets give a different one.
     assert not np.isclose(losses[0.0], losses[0.5])
