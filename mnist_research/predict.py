@@ -27,6 +27,7 @@ import sys
 from absl import flags
 
 from mnist_research import command, runs
+from mnist_research import config as config_lib
 from mnist_research.errors import MnistResearchError
 
 FLAGS = flags.FLAGS
@@ -58,8 +59,13 @@ def _predict(paths: list[str]) -> int:
             raise MnistResearchError(
                 f"--save_preprocessed={FLAGS.save_preprocessed}: cannot create ({e.strerror or e})"
             ) from None
-    logits_fn, source = restore.load_logits_fn(runs.chosen_run_dir(), FLAGS.from_checkpoint)
+    run_dir = runs.chosen_run_dir()
+    logits_fn, source = restore.load_logits_fn(run_dir, FLAGS.from_checkpoint)
+    names = config_lib.dataset(restore.load_config(run_dir).data.dataset).class_names
     results = recognize.classify(paths, logits_fn, FLAGS.save_preprocessed)
+    for r in results:
+        if "digit" in r:
+            r["class_name"] = names[r["digit"]]
     if FLAGS.json:
         print(json.dumps({"model": source, "results": results}, indent=2))
     else:
@@ -69,9 +75,17 @@ def _predict(paths: list[str]) -> int:
             else:
                 if "warning" in r:
                     print(f"warning: {r['warning']}", file=sys.stderr)
-                top3 = ", ".join(f"{d} {p:.1%}" for d, p in r["top3"])
-                print(f"{r['path']}: {r['digit']} ({r['probability']:.1%})  top-3: {top3}")
+                top3 = ", ".join(f"{_label(d, names)} {p:.1%}" for d, p in r["top3"])
+                print(
+                    f"{r['path']}: {_label(r['digit'], names)} ({r['probability']:.1%})  "
+                    f"top-3: {top3}"
+                )
     return 1 if any("error" in r for r in results) else 0
+
+
+def _label(index: int, names: tuple[str, ...]) -> str:
+    """``7`` for a digit dataset; ``3 Dress`` where the classes have names of their own."""
+    return names[index] if names[index] == str(index) else f"{index} {names[index]}"
 
 
 main = command.main_with_arguments(_predict, "give at least one image file")

@@ -18,8 +18,8 @@ class DistributeConfig:
     The mixed-precision policy is part of the resume identity: a checkpoint
     holds the optimizer state of one policy (the loss-scale variables of
     ``mixed_float16`` exist only under it), so a run is continued under the
-    policy it started with. Strategy, device and replica count may change on
-    resume (their effect is documented in docs/).
+    policy it started with. The strategy and replica count a run recorded are
+    checked on resume too (``rundir.records``): dropout masks depend on them.
     """
 
     strategy: str = setting(

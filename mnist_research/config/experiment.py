@@ -83,10 +83,13 @@ class ExperimentConfig:
         Every field declared with ``identity=True`` (``config.fields``), by
         section: model shape, the training recipe, the dataset and its split,
         the precision policy. Where the data lives, how many steps run per
-        loop, the evaluation batch, when to stop, which epoch to export and the
-        device placement may differ.
+        loop, the evaluation batch, when to stop and which epoch to export may
+        differ; so may ``epochs`` (a run is extended) unless the learning rate
+        follows a schedule, whose length is the number of epochs: extending a
+        cosine or step schedule would restart it part-way. The device placement
+        is checked against what the run recorded (``rundir.records``).
         """
-        return {
+        identity = {
             name: {
                 field.name: getattr(section, field.name)
                 for field, declared in declared_fields(section)
@@ -94,6 +97,9 @@ class ExperimentConfig:
             }
             for name, section in self.sections().items()
         }
+        if self.train.lr_schedule != "constant":
+            identity["train"]["epochs"] = self.train.epochs
+        return identity
 
 
 def differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:

@@ -134,11 +134,14 @@ def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> ExperimentConfig:
         and _value(fv, field, declared.flag) != field.default
     ]
     if unread:
-        readers = _families_reading(_group_of(unread[0]))
-        raise app.UsageError(
-            f"{', '.join('--' + n for n in unread)} apply only to "
-            f"--model={' or --model='.join(readers)}, not --model={fv[_family_flag()].value}"
-        )
+        by_readers: dict[str, list[str]] = {}
+        for name in unread:
+            readers = " or ".join(f"--model={f}" for f in _families_reading(_group_of(name)))
+            by_readers.setdefault(readers, []).append(f"--{name}")
+        parts = [
+            f"{', '.join(names)} apply only to {readers}" for readers, names in by_readers.items()
+        ]
+        raise app.UsageError(f"{'; '.join(parts)}, not --model={fv[_family_flag()].value}")
     try:
         classes = _section_classes()
         return ExperimentConfig(

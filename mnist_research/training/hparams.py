@@ -8,9 +8,9 @@ What TensorBoard 2.21's dashboard does with it, checked in its code and in
 screenshots:
 
 - It lists hyperparameters sorted by name and shows the first five by
-  default, so the names carry a group prefix chosen to make those five the
-  ones a researcher varies: ``model/batch_norm``, ``model/dropout_rates``,
-  ``model/hidden_units``, ``optimizer/batch_size``, ``optimizer/learning_rate``.
+  default, so the names carry a group prefix chosen to make those five tell
+  runs apart: ``experiment/name``, ``experiment/seed``, ``model/batch_norm``,
+  ``model/dropout_rates``, ``model/family``.
 - It prints every number with 5 significant digits (``128.00``), so integer
   settings (batch size, epochs, seed, replicas) are declared as text and
   shown as written (``128``); the learning rate stays a number (interval

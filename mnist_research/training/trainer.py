@@ -139,9 +139,13 @@ class Trainer:
             logits = self.model(
                 images, training=True, return_logits=True, dropout_seed=dropout_seed
             )
+            # The logged sums are cross-entropy against the true labels (comparable with
+            # validation); the gradient, against the smoothed targets when smoothing is on.
+            stats, per_example = batch_stats(labels, logits)
             smoothing = self.config.train.label_smoothing
-            targets = labels * (1.0 - smoothing) + smoothing / labels.shape[-1]
-            stats, per_example = batch_stats(targets, logits)
+            if smoothing:
+                targets = labels * (1.0 - smoothing) + smoothing / labels.shape[-1]
+                per_example = tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits)
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
             if isinstance(self.optimizer, tf.keras.mixed_precision.LossScaleOptimizer):
                 loss = self.optimizer.scale_loss(loss)

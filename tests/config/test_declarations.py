@@ -152,3 +152,23 @@ def test_identity_is_every_field_declared_part_of_it():
         assert set(identity[name]) == expected
     assert "epochs" not in identity["train"] and "seed" in identity["train"]
     assert identity["distribute"] == {"mixed_precision": "none"}
+
+
+def test_extending_a_run_is_allowed_only_where_no_schedule_depends_on_its_length():
+    constant = ExperimentConfig()
+    longer = ExperimentConfig(train=config_lib.TrainConfig(epochs=30))
+    assert constant.identity() == longer.identity()
+    cosine = ExperimentConfig(train=config_lib.TrainConfig(lr_schedule="cosine"))
+    cosine_longer = ExperimentConfig(train=config_lib.TrainConfig(lr_schedule="cosine", epochs=30))
+    assert cosine.identity() != cosine_longer.identity()
+
+
+def test_each_refused_flag_names_the_families_that_read_it():
+    with pytest.raises(app.UsageError) as refused:
+        experiment_flags.config_from_flags(
+            _parse("--model=linear", "--hidden_units=32", "--conv_filters=8")
+        )
+    assert str(refused.value) == (
+        "--hidden_units apply only to --model=mlp or --model=cnn; --conv_filters apply only "
+        "to --model=cnn, not --model=linear"
+    )

@@ -123,6 +123,7 @@ def test_predict_classifies_good_files_and_reports_bad_ones(finished_run, tmp_pa
         r = by_path[path]
         assert 0 <= r["digit"] <= 9 and 0.0 < r["probability"] <= 1.0
         assert [d for d, _ in r["top3"]][0] == r["digit"] and len(r["top3"]) == 3
+        assert r["class_name"] == str(r["digit"])  # MNIST's classes are the digits
         assert os.path.exists(r["preprocessed"])
     assert "no such file" in by_path[bad[0]]["error"]
     assert "not an image" in by_path[bad[1]]["error"]
@@ -211,3 +212,11 @@ def test_predict_robustness_prints_a_table_per_condition(finished_run, tmp_path)
     )
     assert wrong.returncode == 1
     assert "--only=underwater: matches none of" in wrong.stderr.strip().splitlines()[-1]
+
+
+def test_predictions_name_the_classes_of_the_run_dataset():
+    from mnist_research import config as config_lib
+    from mnist_research import predict
+
+    assert predict._label(3, config_lib.dataset("fashion_mnist").class_names) == "3 Dress"
+    assert predict._label(7, config_lib.dataset("mnist").class_names) == "7"
