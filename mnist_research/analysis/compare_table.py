@@ -23,9 +23,9 @@ from mnist_research.errors import RunDirError
 __all__ = ["Run", "differing_settings", "load_run", "rows", "to_json", "to_markdown", "write"]
 
 # Settings never compared: where the data was read from says nothing about the run,
-# the model family has its own column, and the distribute section is shown as what
-# actually ran (device, strategy, replicas, precision from metrics.json).
-_NOT_COMPARED = ("data.data_dir", "model.family", "distribute.")
+# the model family and the epochs have their own columns, and the distribute section is
+# shown as what actually ran (device, strategy, replicas, precision from metrics.json).
+_NOT_COMPARED = ("data.data_dir", "model.family", "distribute.", "train.epochs")
 
 STEADY_NOTE = (
     "Speed is the steady state: epochs 2..N of each run (the first epoch also "
@@ -156,7 +156,7 @@ def _device(row: dict[str, Any]) -> str:
 def _speed_line(row: dict[str, Any], base: dict[str, Any]) -> str:
     return (
         f"- {row['run']} ({_device(row)}, {row['precision']}) vs {base['run']} "
-        f"({_device(base)}, {base['precision']}): {row['speedup']:.2f}× the training "
+        f"({_device(base)}, {base['precision']}): {_times(row['speedup'])} the training "
         f"examples/s, {row['epoch_seconds']:.2f} vs {base['epoch_seconds']:.2f} s/epoch, "
         f"test accuracy {row['accuracy_delta']:+.2f} pp"
     )
@@ -195,7 +195,7 @@ def to_markdown(table: list[dict[str, Any]]) -> str:
             str(r["epochs"]),
             f"{r['epoch_seconds']:.3f}{mark}",
             f"{r['examples_per_second']:,.0f}{mark}",
-            f"{r['speedup']:.2f}×",
+            _times(r["speedup"]),
             f"{100 * r['test_accuracy']:.2f} %",
             "(reference)" if i == 0 else f"{r['accuracy_delta']:+.2f} pp",
         ]
@@ -266,7 +266,7 @@ def plot(runs: list[Run], table: list[dict[str, Any]], path: str) -> str:
     bars = ax_speed.barh(positions, speeds, color=[f"C{i}" for i in range(len(table))])
     for bar, r in zip(bars, table):
         ax_speed.annotate(
-            f" {r['examples_per_second']:,.0f}/s ({r['speedup']:.2f}×)",
+            f" {r['examples_per_second']:,.0f}/s ({_times(r['speedup'])})",
             (bar.get_width(), bar.get_y() + bar.get_height() / 2),
             va="center",
             ha="left",
@@ -299,3 +299,10 @@ def write(output: str, runs: list[Run], table: list[dict[str, Any]]) -> dict[str
     files.atomic_write_text(paths["json"], to_json(table))
     plot(runs, table, paths["figure"])
     return paths
+
+
+def _times(ratio: float) -> str:
+    """A speed ratio readable at any size: ``1.00×``, ``0.0029×`` (not ``0.00×``), ``347×``."""
+    if ratio >= 100:
+        return f"{ratio:.0f}×"
+    return f"{ratio:.2f}×" if ratio >= 0.01 else f"{ratio:.2g}×"

@@ -175,11 +175,14 @@ def test_differing_settings_leave_out_paths_and_devices_and_name_clashes_fully()
     }
     other["model"]["family"] = "cnn"
     assert "model.family" not in compare_lib.differing_settings([base, other])
+    longer = json.loads(json.dumps(base))
+    longer["train"]["epochs"] = 30
+    assert "train.epochs" not in compare_lib.differing_settings([base, longer])  # own column
     clash = json.loads(json.dumps(base))
-    clash["train"]["epochs"], clash["data"]["epochs"] = 3, 1  # two sections, one name
-    base["data"]["epochs"] = 2
+    clash["train"]["seed"], clash["data"]["seed"] = 3, 1  # two sections, one name
+    base["data"]["seed"] = 2
     labels = compare_lib.differing_settings([base, clash])
-    assert labels == {"data.epochs": "data.epochs", "train.epochs": "train.epochs"}
+    assert labels == {"data.seed": "data.seed", "train.seed": "train.seed"}
 
 
 def test_compare_figure_zooms_on_where_the_runs_differ(tmp_path, monkeypatch):
