@@ -201,7 +201,7 @@ def test_overwrite_of_a_folder_that_is_not_a_run_dir_deletes_nothing(npz_dir, tm
     (folder / "notes.txt").write_text("precious")
     (folder / "thesis" / "chapter.tex").write_text("precious")
     before = _digest(folder)
-    with pytest.raises(RunDirError, match="--overwrite refused: it holds notes.txt, thesis"):
+    with pytest.raises(RunDirError, match="not empty and not a run directory of this project"):
         _train(_config(npz_dir), folder, overwrite=True)
     assert _digest(folder) == before
 

@@ -159,7 +159,12 @@ def test_interrupt_prints_the_command_that_resumes_and_resume_finds_the_run(tmp_
     started = err.split("To resume this run if it stops: ")[1].splitlines()[0]
     printed = err.split("Resume with: ")[1].splitlines()[0]
     assert printed == started
-    assert _args(printed) == args + [f"--run_dir={run_dir}"]
+    # The printed command names every path absolute (issue 26), so it works from any folder.
+    absolute = [
+        f"--flagfile={os.path.join(REPO, 'experiments', 'smoke.flags')}",
+        f"--data_dir={os.path.abspath(tmp_path)}",
+    ]
+    assert _args(printed) == absolute + args[2:] + [f"--run_dir={run_dir}"]
 
     # The printed command, run as printed, continues the same run.
     saved = max(
