@@ -9,7 +9,6 @@ import dataclasses
 import math
 import numbers
 import re
-from collections.abc import Callable, Sequence
 from typing import Any
 
 # A TensorFlow device name: [/job:J[/replica:R][/task:T]]/[device:]CPU|GPU|TPU:N.
@@ -87,39 +86,6 @@ def check_types(obj: Any) -> None:
         check(
             all(fits_int64(v) for v in integers), f"{field.name} must be below 2**63, got {value!r}"
         )
-
-
-def check_choice(label: str, value: str, choices: Sequence[str]) -> None:
-    """``value`` is one of ``choices``; the message calls the setting ``label``."""
-    check(value in choices, f"{label} must be one of {', '.join(choices)}, got {value!r}")
-
-
-def check_positive(obj: Any, *names: str) -> None:
-    """Each named field of ``obj`` is > 0, checked in the order given."""
-    for name in names:
-        value = getattr(obj, name)
-        check(value > 0, f"{name} must be > 0, got {value}")
-
-
-def check_at_least(obj: Any, name: str, minimum: int) -> None:
-    """The field ``name`` of ``obj`` is >= ``minimum``."""
-    value = getattr(obj, name)
-    check(value >= minimum, f"{name} must be >= {minimum}, got {value}")
-
-
-def _check_each(obj: Any, name: str, test: Callable[[Any], bool], requirement: str) -> None:
-    values = list(getattr(obj, name))
-    check(all(test(v) for v in values), f"{name} must all be {requirement}, got {values}")
-
-
-def check_all_positive(obj: Any, name: str) -> None:
-    """Every value of the sequence field ``name`` is > 0."""
-    _check_each(obj, name, lambda v: v > 0, "> 0")
-
-
-def check_rates(obj: Any, name: str) -> None:
-    """Every value of the sequence field ``name`` is a dropout rate in [0, 1)."""
-    _check_each(obj, name, lambda r: 0.0 <= r < 1.0, "in [0, 1)")
 
 
 def check_same_length(obj: Any, first: str, second: str) -> None:

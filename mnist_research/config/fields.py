@@ -15,7 +15,6 @@ stay in each dataclass's ``__post_init__``.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -153,11 +152,6 @@ def declared_fields(cls_or_obj: Any) -> Iterator[tuple[dataclasses.Field, Declar
             yield field, declaration(field)
 
 
-def label(field: dataclasses.Field) -> str:
-    """The name a user knows a setting by: its flag's, else the field's."""
-    return declaration(field).flag or field.name
-
-
 def check_declared(obj: Any, skip: tuple[str, ...] = ()) -> None:
     """Checks types, choices and bounds of every declared field of ``obj``.
 
@@ -183,5 +177,5 @@ def check_declared(obj: Any, skip: tuple[str, ...] = ()) -> None:
                 all(declared.within(v) for v in value),
                 f"{name} must all be {bounds}, got {list(value)}",
             )
-        elif value is not None and not (isinstance(value, float) and math.isnan(value)):
+        elif value is not None:  # check_types has refused NaN and infinities
             check(declared.within(value), f"{name} must be {bounds}, got {value}")

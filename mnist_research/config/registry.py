@@ -73,9 +73,6 @@ class Dataset:
     class_names: tuple[str, ...]
     idx_files: dict[str, str] = dataclasses.field(default_factory=lambda: dict(MNIST_IDX_FILES))
 
-    def class_name(self, label: int) -> str:
-        return self.class_names[label]
-
 
 MODEL_FAMILIES: dict[str, ModelFamily] = {
     family.name: family
