@@ -16,7 +16,7 @@ from absl import logging
 from mnist_research.config import ExperimentConfig
 from mnist_research.data import sources as data_lib
 from mnist_research.data.model_input import LogitsFn, logits_function
-from mnist_research.errors import DamagedFileError, RunDirError
+from mnist_research.errors import DamagedFileError, MnistResearchError, RunDirError
 from mnist_research.inference import export as export_lib
 from mnist_research.model import registry
 from mnist_research.rundir import checkpoint_files, layout, records
@@ -82,7 +82,10 @@ def foreign_export(run_dir: str) -> str | None:
     Runs finished before ``export_sha256`` was recorded in ``metrics.json`` are
     not checked.
     """
-    metrics = records.finished_metrics(run_dir) or {}
+    try:
+        metrics = records.finished_metrics(run_dir) or {}
+    except MnistResearchError:  # a damaged metrics.json is reported where it is read
+        return None
     recorded = metrics.get("export_sha256")
     export_dir = os.path.join(run_dir, export_lib.EXPORT_DIR)
     if recorded and export_lib.weights_sha256(export_dir) != recorded:
@@ -129,13 +132,14 @@ def load_logits_fn(run_dir: str, from_checkpoint: bool = False) -> tuple[LogitsF
                 f"{export_dir}: no SavedModel (the run has not finished?); "
                 f"use --from_checkpoint to load the latest checkpoint"
             )
+        classifier = export_lib.ExportedClassifier(export_dir)  # a damaged one fails here
         foreign = foreign_export(run_dir)
         if foreign:
             raise RunDirError(
                 f"{foreign}; rerun train with this --run_dir to export again, "
                 f"or use --from_checkpoint"
             )
-        return export_lib.ExportedClassifier(export_dir).logits, export_dir
+        return classifier.logits, export_dir
 
     config = load_config(run_dir)
     model = registry.create(config.model)
