@@ -8,6 +8,7 @@ import pytest
 from mnist_research.analysis import run_list, run_records
 from mnist_research.config import ExperimentConfig
 from mnist_research.errors import RunDirError
+from mnist_research.rundir import records
 from tests.helpers import run_module
 
 
@@ -28,17 +29,7 @@ def _run_dir(
     if family == "cnn":
         config["model"].update(conv_filters=[8, 16], conv_dropout_rates=[0.1, 0.1])
     (folder / "config.json").write_text(json.dumps(config))
-    history = {
-        key: [0.5 + 0.1 * i for i in range(done)]
-        for key in (
-            "loss",
-            "accuracy",
-            "val_loss",
-            "val_accuracy",
-            "epoch_seconds",
-            "examples_per_second",
-        )
-    }
+    history = {key: [0.5 + 0.1 * i for i in range(done)] for key in records.HISTORY_KEYS}
     metrics = {
         "finished": finished,
         "epochs_completed": done,
