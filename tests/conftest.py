@@ -5,6 +5,13 @@ import os
 import shutil
 import tempfile
 
+import numpy as np
+import pytest
+
+from tests.helpers import make_digits, run_module
+
+# TensorFlow is first imported after this module runs (nothing above imports it), so the
+# variables below reach it and every command the tests start.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # One XLA compilation cache for the whole session, in this process and every command it
@@ -18,11 +25,6 @@ os.environ["TF_XLA_FLAGS"] = " ".join(
         None, [os.environ.get("TF_XLA_FLAGS"), f"--tf_xla_persistent_cache_directory={_XLA_CACHE}"]
     )
 )
-
-import numpy as np
-import pytest
-
-from tests.helpers import make_digits, run_module
 
 
 @pytest.fixture(scope="session")
