@@ -74,17 +74,19 @@ def run_guarded(body: Callable[[], int]) -> int:
     """
     try:
         return body()
-    except MnistResearchError as e:
-        message = str(e)
-    except OSError as e:  # e.g. the disk filled up while writing a report or metrics.json
-        where = f"{e.filename}: " if e.filename else ""
-        message = f"{where}{e.strerror or e}"
-    except _tensorflow_errors() as e:  # a file or device failed inside a TensorFlow op
-        message = one_line(e)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (MnistResearchError, OSError, *_tensorflow_errors()) as e:
+        error = e
+    if isinstance(error, MnistResearchError):
+        message = str(error)
+    elif isinstance(error, OSError):  # e.g. the disk filled up while writing a report
+        where = f"{error.filename}: " if error.filename else ""
+        message = f"{where}{error.strerror or error}"
+    else:  # a file or device failed inside a TensorFlow op
+        message = one_line(error)
     if logging.get_verbosity() >= logging.DEBUG:
-        logging.exception("Traceback")
+        logging.error("Traceback", exc_info=error)
     print(f"error: {message}", file=sys.stderr)
     return 1

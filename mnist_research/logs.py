@@ -289,6 +289,11 @@ def configure(verbosity: int | None = None) -> None:
     handler = logging.get_absl_handler()
     for old in [f for f in handler.filters if isinstance(f, FrameworkInfoFilter)]:
         handler.removeFilter(old)
+    # Matplotlib's font search and Pillow's PNG chunks log hundreds of DEBUG lines
+    # (findfont scores) when absl's verbosity opens the root logger to DEBUG; they
+    # say nothing about the run, at any verbosity.
+    for library in ("matplotlib", "PIL"):
+        std_logging.getLogger(library).setLevel(std_logging.INFO)
     tf_logger = std_logging.getLogger("tensorflow")
     if verbosity >= 1:
         tf_logger.setLevel(std_logging.DEBUG)

@@ -1,0 +1,55 @@
+"""``--verbosity=1``: the traceback of a failure, TensorFlow's lines, not other libraries' debug."""
+
+import logging as std_logging
+
+from absl import flags, logging
+
+from mnist_research import logs
+from mnist_research.errors import RunDirError, run_guarded
+
+
+def _at_verbosity(verbosity, body):
+    handler = logging.get_absl_handler()
+    saved_formatter, saved_level = handler.formatter, logging.get_verbosity()
+    was_parsed = flags.FLAGS.is_parsed()
+    try:
+        logs.configure(verbosity)
+        return body()
+    finally:
+        logs.configure(saved_level)
+        handler.setFormatter(saved_formatter)
+        if not was_parsed:
+            flags.FLAGS.unparse_flags()
+
+
+def _fail():
+    raise RunDirError("the run directory is damaged")
+
+
+def test_a_failure_logs_its_own_traceback_at_verbosity_1(capsys, caplog):
+    with caplog.at_level(std_logging.DEBUG):
+        status = _at_verbosity(1, lambda: run_guarded(_fail))
+    assert status == 1
+    assert capsys.readouterr().err == "error: the run directory is damaged\n"
+    (record,) = [r for r in caplog.records if r.getMessage() == "Traceback"]
+    assert record.exc_info is not None and record.exc_info[0] is RunDirError
+    assert "in _fail" in caplog.text and "NoneType: None" not in caplog.text
+
+
+def test_no_traceback_at_the_default_verbosity(capsys, caplog):
+    with caplog.at_level(std_logging.DEBUG):
+        assert _at_verbosity(0, lambda: run_guarded(_fail)) == 1
+    assert capsys.readouterr().err == "error: the run directory is damaged\n"
+    assert "Traceback" not in caplog.text
+
+
+def test_verbosity_1_opens_tensorflow_but_not_matplotlib_font_debug():
+    def levels():
+        return (
+            std_logging.getLogger("tensorflow").isEnabledFor(std_logging.DEBUG),
+            std_logging.getLogger("matplotlib.font_manager").isEnabledFor(std_logging.DEBUG),
+            std_logging.getLogger("PIL.PngImagePlugin").isEnabledFor(std_logging.DEBUG),
+            std_logging.getLogger("matplotlib.font_manager").isEnabledFor(std_logging.INFO),
+        )
+
+    assert _at_verbosity(1, levels) == (True, False, False, True)
