@@ -8,7 +8,8 @@ import pytest
 from mnist_research.analysis import compare_table as compare_lib
 from mnist_research.analysis import figures
 from mnist_research.config import ExperimentConfig
-from tests.helpers import run_module
+from tests.commands.test_train_e2e import SMOKE, mirrored_smoke_run
+from tests.helpers import run_main, run_module
 
 
 def _steady(metrics):
@@ -22,21 +23,18 @@ def _table_lines(markdown):
     return [line for line in markdown.splitlines() if line.startswith("| ")]
 
 
-@pytest.mark.slow
-def test_compare_two_runs_table_json_and_png(finished_run, npz_dir, tmp_path):
+@pytest.fixture(scope="session")
+def mirrored_run(npz_dir, tmp_path_factory):
+    """The session's smoke run on two logical CPUs (tests/commands/test_train_e2e.py)."""
+    return mirrored_smoke_run(npz_dir, tmp_path_factory)
+
+
+@pytest.mark.slow  # reads the finished 1-replica and 2-replica runs the session trains once
+def test_compare_two_runs_table_json_and_png(finished_run, mirrored_run, tmp_path):
     first, _ = finished_run
-    second = str(tmp_path / "second-2cpu")
-    result = run_module(
-        "mnist_research.train",
-        "--flagfile=experiments/smoke.flags",
-        f"--data_dir={npz_dir}",
-        f"--run_dir={second}",
-        "--strategy=mirrored",
-        "--num_cpu_devices=2",
-        "--histograms=false",
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    second, _ = mirrored_run
     output = tmp_path / "cmp"
+    # One real process: the table a user sees on the terminal.
     result = run_module("mnist_research.compare", first, second, f"--output={output}")
     assert result.returncode == 0, result.stderr[-2000:]
 
@@ -55,7 +53,7 @@ def test_compare_two_runs_table_json_and_png(finished_run, npz_dir, tmp_path):
     assert f"| {delta:+.2f} pp |" in lines[1]
     assert "MirroredStrategy" in lines[1] and markdown in result.stdout
 
-    result = run_module("mnist_research.compare", first, second, f"--output={output}", "--json")
+    result = run_main("mnist_research.compare", first, second, f"--output={output}", "--json")
     assert result.returncode == 0, result.stderr[-2000:]
     printed = json.loads(result.stdout)
     assert printed == json.loads((output / "compare.json").read_text())
@@ -67,15 +65,15 @@ def test_compare_two_runs_table_json_and_png(finished_run, npz_dir, tmp_path):
     assert width > 1000 and width / height == pytest.approx(18 / 5, rel=0.25)
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # trains a CNN (in this process)
 def test_compare_of_an_mlp_and_a_cnn_names_both_families_and_the_differing_settings(
     finished_run, npz_dir, tmp_path
 ):
     mlp, _ = finished_run
     cnn = str(tmp_path / "cnn-run")
-    result = run_module(
+    result = run_main(
         "mnist_research.train",
-        "--flagfile=experiments/smoke.flags",
+        SMOKE,
         f"--data_dir={npz_dir}",
         f"--run_dir={cnn}",
         "--histograms=false",
@@ -88,7 +86,7 @@ def test_compare_of_an_mlp_and_a_cnn_names_both_families_and_the_differing_setti
     )
     assert result.returncode == 0, result.stderr[-2000:]
     output = tmp_path / "cmp"
-    result = run_module("mnist_research.compare", mlp, cnn, f"--output={output}")
+    result = run_main("mnist_research.compare", mlp, cnn, f"--output={output}")
     assert result.returncode == 0, result.stderr[-2000:]
     header, mlp_line, cnn_line = _table_lines((output / "compare.md").read_text())
     columns = [c.strip() for c in header.strip("|").split("|")]
@@ -206,7 +204,7 @@ def test_compare_figure_zooms_on_where_the_runs_differ(tmp_path, monkeypatch):
 
 
 def test_compare_refuses_unfinished_run(tmp_path):
-    result = run_module("mnist_research.compare", str(tmp_path), f"--output={tmp_path / 'o'}")
+    result = run_main("mnist_research.compare", str(tmp_path), f"--output={tmp_path / 'o'}")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
     assert not (tmp_path / "o").exists(), "nothing half-written"

@@ -15,7 +15,9 @@ from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 from tensorboard.util import tensor_util
 
-from tests.helpers import find_chromium, run_main, run_module
+from tests.helpers import REPO, find_chromium, run_main
+
+SMOKE = f"--flagfile={os.path.join(REPO, 'experiments', 'smoke.flags')}"  # from any folder
 
 REPORT_PNGS = ("curves", "samples", "confusion_matrix", "per_class", "mistakes")
 
@@ -200,12 +202,12 @@ def test_report_command_refuses_an_unfinished_run(tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
 
 
-@pytest.mark.slow  # trains
+@pytest.mark.slow  # trains (in this process)
 def test_profile_steps_write_a_profile(npz_dir, tmp_path):
     run_dir = str(tmp_path / "profiled")
-    result = run_module(
+    result = run_main(
         "mnist_research.train",
-        "--flagfile=experiments/smoke.flags",
+        SMOKE,
         f"--data_dir={npz_dir}",
         f"--run_dir={run_dir}",
         "--epochs=1",
@@ -216,7 +218,7 @@ def test_profile_steps_write_a_profile(npz_dir, tmp_path):
     assert glob.glob(os.path.join(run_dir, "train", "plugins", "profile", "*", "*.xplane.pb"))
     bad = run_main(
         "mnist_research.train",
-        "--flagfile=experiments/smoke.flags",
+        SMOKE,
         f"--data_dir={npz_dir}",
         f"--run_dir={tmp_path / 'x'}",
         "--profile_steps=5,2",

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import pytest
 
@@ -9,7 +10,7 @@ from mnist_research.analysis import run_list, run_records
 from mnist_research.config import ExperimentConfig
 from mnist_research.errors import RunDirError
 from mnist_research.rundir import records
-from tests.helpers import run_module
+from tests.helpers import run_main, run_module
 
 
 def _run_dir(
@@ -100,33 +101,35 @@ def test_latest_is_the_newest_finished_run(logdir, tmp_path):
         run_records.latest_finished(str(tmp_path / "missing"))
 
 
-@pytest.mark.slow
 def test_runs_command_lists_and_never_shows_a_traceback(logdir, tmp_path):
-    result = run_module("mnist_research.runs", f"--logdir={logdir}")
+    result = run_main("mnist_research.runs", f"--logdir={logdir}")
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.strip().splitlines()
     assert lines[0].split()[:4] == ["name", "experiment", "model", "dataset"]
     assert len(lines) == 1 + 4 + 1 and lines[-1].startswith("skipped: ")
     assert "Traceback" not in result.stderr
-    as_json = json.loads(run_module("mnist_research.runs", f"--logdir={logdir}", "--json").stdout)
+    as_json = json.loads(run_main("mnist_research.runs", f"--logdir={logdir}", "--json").stdout)
     assert len(as_json["runs"]) == 4 and len(as_json["damaged"]) == 2
-    missing = run_module("mnist_research.runs", f"--logdir={tmp_path / 'nowhere'}")
+    missing = run_main("mnist_research.runs", f"--logdir={tmp_path / 'nowhere'}")
     assert missing.returncode == 1 and missing.stderr.strip().startswith("error: ")
     assert len(missing.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.slow
+@pytest.mark.slow  # evaluates (a copy of) the finished run the session trains once
 def test_evaluate_and_report_take_run_dir_latest(finished_run, tmp_path):
-    run_dir, _ = finished_run
-    logdir = os.path.dirname(run_dir)
-    result = run_module("mnist_research.evaluate", "--run_dir=latest", f"--logdir={logdir}")
+    logdir = tmp_path / "runs"
+    run_dir = str(logdir / "smoke")
+    shutil.copytree(finished_run[0], run_dir)  # evaluate writes into the run it finds
+    result = run_main("mnist_research.evaluate", "--run_dir=latest", f"--logdir={logdir}")
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"--run_dir=latest: {run_dir}" in result.stderr
     assert os.path.exists(os.path.join(run_dir, "evaluation-test.json"))
-    for command in ("evaluate", "predict", "report"):
+    for command in ("evaluate", "predict", "report"):  # --help: a process of its own
         help_text = run_module(f"mnist_research.{command}", "--help").stdout
         assert "--run_dir=latest" in help_text and "--logdir" in help_text, command
-    nothing = run_module("mnist_research.report", "--run_dir=latest", f"--logdir={tmp_path}")
+    no_runs = tmp_path / "no-runs"
+    no_runs.mkdir()
+    nothing = run_main("mnist_research.report", "--run_dir=latest", f"--logdir={no_runs}")
     assert nothing.returncode == 1
     assert (
         nothing.stderr.strip()

@@ -1,16 +1,24 @@
-"""The real entry point, end to end, on tiny data in tmp_path (subprocesses)."""
+"""The train command end to end on tiny data in tmp_path.
 
+Real processes where the process is the point: the session's `finished_run` (what a run
+prints), the run on two logical CPUs (devices split before TensorFlow starts, no Python
+warning on the terminal) and the one-line errors with and without oneDNN's banner. The
+rest calls the command's `main` in this process (`run_command`): its error lines, its
+logged lines and the files it writes are the same.
+"""
+
+import contextlib
 import json
+import logging as std_logging
 import os
+import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from tests.helpers import REPO, run_module, scalars
-
-pytestmark = pytest.mark.slow
+from tests.helpers import REPO, run_main, run_module, scalars
 
 METRIC_KEYS = {
     "test_accuracy",
@@ -26,14 +34,113 @@ METRIC_KEYS = {
 }
 
 
-def train(npz_dir, run_dir, *extra):
+SMOKE = f"--flagfile={os.path.join(REPO, 'experiments', 'smoke.flags')}"  # from any folder
+
+
+@contextlib.contextmanager
+def _absl_logging_as_app_run(monkeypatch):
+    """absl's handler on the root logger and INFO verbosity, as ``absl.app.run`` sets them.
+
+    ``run_main`` captures what absl's handler writes, but only ``app.run`` puts the
+    handler on the root logger and raises the default verbosity to INFO: without both,
+    the command's INFO lines ("Restored ...", "epoch 1/2") would go nowhere.
+    """
+    from absl import flags
+    from absl import logging as absl_logging
+
+    from mnist_research import command
+
+    parse = command._parse_flags
+
+    def parse_as_app_run(argv):
+        flags.FLAGS["verbosity"].unparse()  # unset, as in a fresh process
+        parsed = parse(argv)
+        if flags.FLAGS["verbosity"].using_default_value:
+            flags.FLAGS.verbosity = 0  # what app.run does right after parsing
+        return parsed
+
+    root, absl_logger = std_logging.getLogger(), std_logging.getLogger("absl")
+    handler = absl_logging.get_absl_handler()
+    saved = root.level, absl_logger.level, handler in root.handlers
+    monkeypatch.setattr(command, "_parse_flags", parse_as_app_run)
+    if not saved[2]:
+        root.addHandler(handler)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(command, "_parse_flags", parse)
+        if not saved[2]:
+            root.removeHandler(handler)
+        root.setLevel(saved[0])
+        absl_logger.setLevel(saved[1])
+
+
+@pytest.fixture
+def run_command(monkeypatch):
+    """``run_main`` that also captures the command's logged lines (INFO and up)."""
+
+    def run(module, *args):
+        with _absl_logging_as_app_run(monkeypatch):
+            return run_main(module, *args)
+
+    return run
+
+
+@pytest.fixture
+def train(run_command):
+    """The train command on the smoke flags, in this process."""
+    import tensorflow as tf
+
+    def run(npz_dir, run_dir, *extra):
+        try:
+            return run_command(
+                "mnist_research.train",
+                SMOKE,
+                f"--data_dir={npz_dir}",
+                f"--run_dir={run_dir}",
+                *extra,
+            )
+        finally:
+            # A run stopped by an error before its first step (a NaN loss) leaves the
+            # graph trace it started on; in a process of its own that ends with it.
+            tf.summary.trace_off()
+
+    return run
+
+
+def train_process(npz_dir, run_dir, *extra):
+    """The train command in a process of its own."""
     return run_module(
-        "mnist_research.train",
-        "--flagfile=experiments/smoke.flags",
-        f"--data_dir={npz_dir}",
-        f"--run_dir={run_dir}",
-        *extra,
+        "mnist_research.train", SMOKE, f"--data_dir={npz_dir}", f"--run_dir={run_dir}", *extra
     )
+
+
+def copy_run(run_dir, tmp_path, name="run"):
+    """A copy of a run to change (the session's finished run is shared)."""
+    copy = str(tmp_path / name)
+    shutil.copytree(run_dir, copy)
+    return copy
+
+
+_MIRRORED_RUNS = {}
+
+
+def mirrored_smoke_run(npz_dir, tmp_path_factory):
+    """The smoke run on two logical CPUs (MirroredStrategy) in its own process, once a session.
+
+    Shared by this file and tests/analysis/test_compare.py, which only read it.
+    """
+    if npz_dir not in _MIRRORED_RUNS:
+        run_dir = str(tmp_path_factory.mktemp("mirrored") / "smoke-2cpu")
+        result = train_process(npz_dir, run_dir, "--strategy=mirrored", "--num_cpu_devices=2")
+        assert result.returncode == 0, result.stderr[-3000:]
+        _MIRRORED_RUNS[npz_dir] = run_dir, result
+    return _MIRRORED_RUNS[npz_dir]
+
+
+@pytest.fixture(scope="session")
+def mirrored_run(npz_dir, tmp_path_factory):
+    return mirrored_smoke_run(npz_dir, tmp_path_factory)
 
 
 def png_size(path):
@@ -42,6 +149,7 @@ def png_size(path):
     return image.imread(path).shape
 
 
+@pytest.mark.slow  # reads the finished run the session trains once
 def test_run_dir_holds_everything(finished_run):
     run_dir, result = finished_run
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
@@ -60,6 +168,7 @@ def test_run_dir_holds_everything(finished_run):
     assert png_size(os.path.join(run_dir, "reports", "samples.png"))[1] > 500
 
 
+@pytest.mark.slow  # reads the finished run the session trains once
 def test_run_dir_records_the_model_and_the_epoch_selection(finished_run):
     run_dir, _ = finished_run
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
@@ -75,6 +184,7 @@ def test_run_dir_records_the_model_and_the_epoch_selection(finished_run):
     assert os.path.exists(os.path.join(run_dir, "checkpoints", "best", f"ckpt-{best}.index"))
 
 
+@pytest.mark.slow  # reads the finished run the session trains once
 def test_event_files_have_overlaid_train_and_validation_scalars(finished_run):
     run_dir, _ = finished_run
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
@@ -98,8 +208,9 @@ def test_event_files_have_overlaid_train_and_validation_scalars(finished_run):
     )
 
 
-def test_resume_and_finished_run(finished_run, npz_dir, tmp_path):
-    run_dir, _ = finished_run
+@pytest.mark.slow  # trains an epoch on a copy of the session's finished run
+def test_resume_and_finished_run(finished_run, npz_dir, tmp_path, train):
+    run_dir = copy_run(finished_run[0], tmp_path)
     metrics_path = os.path.join(run_dir, "metrics.json")
     before = open(metrics_path).read()
     again = train(npz_dir, run_dir)
@@ -108,29 +219,26 @@ def test_resume_and_finished_run(finished_run, npz_dir, tmp_path):
     assert open(metrics_path).read() == before
 
     # Extending the same run dir to 3 epochs restores epoch 2 and trains one more.
-    import shutil
-
-    extended = str(tmp_path / "extended")
-    shutil.copytree(run_dir, extended)
-    more = train(npz_dir, extended, "--epochs=3")
+    more = train(npz_dir, run_dir, "--epochs=3")
     assert more.returncode == 0, more.stderr[-2000:]
     assert "Restored" in more.stderr and "epoch 3/3" in more.stderr
     assert "epoch 1/3" not in more.stderr
-    metrics = json.load(open(os.path.join(extended, "metrics.json")))
+    metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
     assert metrics["epochs_completed"] == 3
     assert len(metrics["history"]["val_accuracy"]) == 3
     old = json.loads(before)["history"]["val_accuracy"]
     assert metrics["history"]["val_accuracy"][:2] == old
 
 
-def test_mismatched_run_dir_is_refused(finished_run, npz_dir):
-    run_dir, _ = finished_run
+@pytest.mark.slow  # reads the finished run the session trains once
+def test_mismatched_run_dir_is_refused(finished_run, npz_dir, tmp_path, train):
+    run_dir = copy_run(finished_run[0], tmp_path)
     result = train(npz_dir, run_dir, "--hidden_units=32,16", "--dropout_rates=0.1,0.1")
     assert result.returncode == 1
     assert "different settings" in result.stderr and "hidden_units" in result.stderr
 
 
-def test_bad_data_dir_is_one_line_error(tmp_path):
+def test_bad_data_dir_is_one_line_error(tmp_path, train):
     (tmp_path / "mnist.npz").write_bytes(b"not a zip")
     result = train(str(tmp_path), str(tmp_path / "run"))
     assert result.returncode == 1
@@ -149,17 +257,16 @@ def test_bad_data_dir_is_one_line_error(tmp_path):
         ("--validation_split=1.5", "validation_split"),
     ],
 )
-def test_bad_flags_fail_before_training(tmp_path, npz_dir, flag, message):
+def test_bad_flags_fail_before_training(tmp_path, npz_dir, flag, message, train):
     result = train(npz_dir, str(tmp_path / "run"), flag)
     assert result.returncode != 0
     assert message in result.stderr
     assert not os.path.exists(tmp_path / "run")
 
 
-def test_mirrored_two_logical_cpus(npz_dir, tmp_path):
-    run_dir = str(tmp_path / "mirrored")
-    result = train(npz_dir, run_dir, "--strategy=mirrored", "--num_cpu_devices=2")
-    assert result.returncode == 0, result.stderr[-3000:]
+@pytest.mark.slow  # its own process: logical CPUs are split before TensorFlow starts
+def test_mirrored_two_logical_cpus(mirrored_run):
+    run_dir, result = mirrored_run
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
     assert metrics["num_replicas"] == 2 and metrics["strategy"] == "MirroredStrategy"
     assert "Warning" not in result.stderr + result.stdout  # no Python warnings leak out
@@ -170,7 +277,7 @@ def test_mirrored_two_logical_cpus(npz_dir, tmp_path):
     assert os.path.exists(os.path.join(run_dir, "reports", "curves.png"))
 
 
-def test_unwritable_run_dir_is_one_line_error(npz_dir, tmp_path):
+def test_unwritable_run_dir_is_one_line_error(npz_dir, tmp_path, train):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     result = train(npz_dir, str(blocker / "run"))
@@ -179,7 +286,8 @@ def test_unwritable_run_dir_is_one_line_error(npz_dir, tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_nan_loss_stops_with_step_and_nonzero_exit(npz_dir, tmp_path):
+@pytest.mark.slow  # compiles and runs train steps
+def test_nan_loss_stops_with_step_and_nonzero_exit(npz_dir, tmp_path, train):
     run_dir = tmp_path / "nan"
     result = train(npz_dir, str(run_dir), "--learning_rate=1e30")
     assert result.returncode == 1
@@ -188,8 +296,9 @@ def test_nan_loss_stops_with_step_and_nonzero_exit(npz_dir, tmp_path):
     assert not list((run_dir / "checkpoints").glob("ckpt-*"))
 
 
+@pytest.mark.slow  # its own process: logical CPUs are split before TensorFlow starts
 def test_batch_not_divisible_by_replicas(npz_dir, tmp_path):
-    result = train(
+    result = train_process(
         npz_dir,
         str(tmp_path / "run"),
         "--strategy=mirrored",
@@ -208,8 +317,8 @@ def test_batch_not_divisible_by_replicas(npz_dir, tmp_path):
         (["--no_such_flag=1"], "no_such_flag"),
     ],
 )
-def test_flagfile_and_unknown_flag_errors(npz_dir, tmp_path, args, message):
-    result = run_module(
+def test_flagfile_and_unknown_flag_errors(npz_dir, tmp_path, args, message, run_command):
+    result = run_command(
         "mnist_research.train", *args, f"--data_dir={npz_dir}", f"--run_dir={tmp_path / 'run'}"
     )
     assert result.returncode != 0 and message in result.stderr
@@ -218,6 +327,7 @@ def test_flagfile_and_unknown_flag_errors(npz_dir, tmp_path, args, message):
 
 # TF_ENABLE_ONEDNN_OPTS=1 makes TensorFlow print oneDNN's banner on any x86 CPU, =0 on none;
 # the banner comes at import, before any flag is read, so each value is checked under one.
+@pytest.mark.slow  # a process of its own: what the terminal shows around TensorFlow's import
 @pytest.mark.parametrize(
     "flag, message, onednn",
     [
@@ -254,13 +364,11 @@ def test_a_bad_value_is_one_error_line_not_the_help(npz_dir, tmp_path, flag, mes
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow  # rebuilds a copy of the session's finished run
 def test_a_finished_run_with_garbage_metrics_is_rebuilt_by_the_command(
-    finished_run, npz_dir, tmp_path
+    finished_run, npz_dir, tmp_path, train
 ):
-    import shutil
-
-    run_dir = str(tmp_path / "run")
-    shutil.copytree(finished_run[0], run_dir)
+    run_dir = copy_run(finished_run[0], tmp_path)
     open(os.path.join(run_dir, "metrics.json"), "w").write("garbage{")
     result = train(npz_dir, run_dir)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -268,10 +376,10 @@ def test_a_finished_run_with_garbage_metrics_is_rebuilt_by_the_command(
     assert json.load(open(os.path.join(run_dir, "metrics.json")))["finished"] is True
 
 
-def test_overwrite_starts_afresh(npz_dir, tmp_path):
+@pytest.mark.slow  # trains over a copy of the session's finished run
+def test_overwrite_starts_afresh(finished_run, npz_dir, tmp_path, train):
     run_dir = tmp_path / "run"
-    first = train(npz_dir, str(run_dir), "--epochs=1")
-    assert first.returncode == 0, first.stderr[-2000:]
+    copy_run(finished_run[0], tmp_path)  # a finished 2-epoch run of other settings
     again = train(npz_dir, str(run_dir), "--epochs=1", "--hidden_units=32,16,8", "--overwrite")
     assert again.returncode == 0, again.stderr[-2000:]
     assert "Restored" not in again.stderr and "epoch 1/1" in again.stderr
