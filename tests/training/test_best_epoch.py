@@ -77,6 +77,8 @@ def _scripted_validation(monkeypatch, curve):
 
 
 def _config(epochs, patience):
+    # The plain step (no XLA compilation: about half of each tiny run's training time): what
+    # is checked is which epoch is kept; the XLA step's own tests are in test_trainer.
     return ExperimentConfig(
         experiment="early",
         data=DataConfig(validation_split=0.2),
@@ -89,6 +91,7 @@ def _config(epochs, patience):
             early_stopping_patience=patience,
             restore_best=True,
             max_to_keep=10,
+            jit_compile=False,
         ),
     )
 
