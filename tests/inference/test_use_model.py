@@ -2,17 +2,28 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from tests.helpers import REAL_MNIST, make_digits, run_module
+from tests.helpers import REAL_MNIST, REPO, make_digits, run_main, run_module
 
-pytestmark = pytest.mark.slow
+# Commands run in this process (tests.helpers.run_main) unless the process is the point:
+# the export loaded by a fresh Python, and predict's lines on a terminal.
 
 
+@pytest.fixture
+def run_copy(finished_run, tmp_path):
+    """A copy of the shared finished run, for a command that writes into its run dir."""
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(finished_run[0], run_dir)
+    return run_dir
+
+
+@pytest.mark.slow
 def test_saved_model_in_fresh_process_matches_in_process_model(finished_run, tmp_path):
     run_dir, _ = finished_run
     images, _ = make_digits(37, seed=9)
@@ -58,11 +69,12 @@ def test_saved_model_in_fresh_process_matches_in_process_model(finished_run, tmp
     np.testing.assert_allclose(tf.nn.softmax(logits_fn(images)).numpy(), expected, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra", [[], ["--from_checkpoint"]])
-def test_evaluate_equals_the_runs_test_metrics(finished_run, npz_dir, extra):
-    run_dir, _ = finished_run
+def test_evaluate_equals_the_runs_test_metrics(run_copy, extra):
+    run_dir = run_copy
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
-    result = run_module("mnist_research.evaluate", f"--run_dir={run_dir}", *extra)
+    result = run_main("mnist_research.evaluate", f"--run_dir={run_dir}", *extra)
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"accuracy {metrics['test_accuracy']:.4f}" in result.stdout
     evaluation = json.load(open(os.path.join(run_dir, "evaluation-test.json")))
@@ -73,15 +85,17 @@ def test_evaluate_equals_the_runs_test_metrics(finished_run, npz_dir, extra):
     assert evaluation["confusion_matrix"] == metrics["confusion_matrix"]
 
 
-def test_evaluate_validation_split_and_errors(finished_run, tmp_path):
-    run_dir, _ = finished_run
-    result = run_module("mnist_research.evaluate", f"--run_dir={run_dir}", "--split=validation")
+@pytest.mark.slow
+def test_evaluate_validation_split_and_errors(run_copy, tmp_path):
+    run_dir = run_copy
+    result = run_main("mnist_research.evaluate", f"--run_dir={run_dir}", "--split=validation")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "(128 examples)" in result.stdout  # the last 20 % of the 640 tiny training images
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
     evaluation = json.load(open(os.path.join(run_dir, "evaluation-validation.json")))
     assert evaluation["accuracy"] == pytest.approx(metrics["history"]["val_accuracy"][-1])
-    missing = run_module("mnist_research.evaluate", f"--run_dir={tmp_path}")
+    (tmp_path / "empty").mkdir()
+    missing = run_main("mnist_research.evaluate", f"--run_dir={tmp_path / 'empty'}")
     assert missing.returncode == 1
     assert "config.json: not found" in missing.stderr.strip().splitlines()[-1]
 
@@ -95,6 +109,7 @@ def _write_digit_png(path, image, background=230):
     canvas.save(path)
 
 
+@pytest.mark.slow
 def test_predict_classifies_good_files_and_reports_bad_ones(finished_run, tmp_path):
     run_dir, _ = finished_run
     images, labels = make_digits(4, seed=5)
@@ -106,7 +121,7 @@ def test_predict_classifies_good_files_and_reports_bad_ones(finished_run, tmp_pa
     (tmp_path / "empty.png").write_bytes(b"")
     bad = [str(tmp_path / "missing.png"), str(tmp_path / "notes.txt"), str(tmp_path / "empty.png")]
     out_dir = tmp_path / "seen"
-    result = run_module(
+    result = run_main(
         "mnist_research.predict",
         f"--run_dir={run_dir}",
         "--json",
@@ -130,6 +145,7 @@ def test_predict_classifies_good_files_and_reports_bad_ones(finished_run, tmp_pa
     assert "empty file" in by_path[bad[2]]["error"]
     assert len(os.listdir(out_dir)) == 4
 
+    # What a user's terminal shows: a real process, predict's one of the file.
     text = run_module("mnist_research.predict", f"--run_dir={run_dir}", *good[:2])
     assert text.returncode == 0, text.stderr[-2000:]
     lines = text.stdout.strip().splitlines()
@@ -137,25 +153,26 @@ def test_predict_classifies_good_files_and_reports_bad_ones(finished_run, tmp_pa
 
 
 def test_predict_without_export_says_so(tmp_path):
-    result = run_module("mnist_research.predict", f"--run_dir={tmp_path}", "x.png")
+    result = run_main("mnist_research.predict", f"--run_dir={tmp_path}", "x.png")
     assert result.returncode == 1
     assert "no SavedModel" in result.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not os.path.exists(os.path.join(REAL_MNIST, "mnist.npz")),
     reason="real MNIST (../shared/datasets/mnist) not present",
 )
 def test_real_mnist_rerendered_digits_are_recognised(tmp_path):
     run_dir = str(tmp_path / "real")
-    result = run_module(
+    result = run_main(
         "mnist_research.train",
-        "--flagfile=experiments/baseline.flags",
+        f"--flagfile={os.path.join(REPO, 'experiments', 'baseline.flags')}",
         f"--data_dir={REAL_MNIST}",
         f"--run_dir={run_dir}",
         "--epochs=3",
         "--histograms=false",
-        timeout=600,
+        "--jit_compile=false",  # the plain step: no XLA compilation, the same model (~3 s less)
     )
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
@@ -175,10 +192,11 @@ def test_real_mnist_rerendered_digits_are_recognised(tmp_path):
     assert accuracy >= metrics["test_accuracy"] - 0.05, (accuracy, metrics["test_accuracy"])
 
 
+@pytest.mark.slow
 def test_predict_robustness_prints_a_table_per_condition(finished_run, tmp_path):
     run_dir, _ = finished_run
     examples = tmp_path / "examples"
-    result = run_module(
+    result = run_main(
         "mnist_research.predict_robustness",
         f"--run_dir={run_dir}",
         "--num=12",
@@ -207,7 +225,7 @@ def test_predict_robustness_prints_a_table_per_condition(finished_run, tmp_path)
         "7.jpg",
         "condition.txt",
     ]
-    wrong = run_module(
+    wrong = run_main(
         "mnist_research.predict_robustness", f"--run_dir={run_dir}", "--only=underwater"
     )
     assert wrong.returncode == 1

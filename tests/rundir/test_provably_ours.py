@@ -10,6 +10,7 @@ removes a half-written best checkpoint.
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -21,11 +22,19 @@ from mnist_research.errors import RunDirError
 from mnist_research.rundir import layout, records
 from mnist_research.rundir.lock import RunDirLock
 from mnist_research.training import runner, summaries
+from tests.helpers import run_main
 
-pytestmark = pytest.mark.slow  # trains in process: a few seconds each
+# The tests that train (a resume, in process: a second or two each) are slow; the others
+# are refused before training or only read or change files. The finished one-epoch run
+# they start from is trained once, into an empty folder (`ours`, under a second), and
+# copied by each test that changes it.
+slow = pytest.mark.slow
 
 
 def _config(epochs=1, **train):
+    # The plain step (no XLA compilation: about half of a tiny run's time here): what these
+    # tests check is the run dir; the XLA step's own tests are in tests/training.
+    train = {"jit_compile": False, **train}
     return ExperimentConfig(
         experiment="ours",
         data=DataConfig(validation_split=0.2),
@@ -48,6 +57,22 @@ def _train(run_dir, arrays, epochs=1, **train):
         verbose=False,
         strategy=tf.distribute.get_strategy(),
     )
+
+
+@pytest.fixture(scope="module")
+def ours(tmp_path_factory, tiny_arrays):
+    """A finished one-epoch run, trained into a folder that existed and was empty."""
+    folder = tmp_path_factory.mktemp("ours") / "empty"
+    folder.mkdir()
+    _train(folder, tiny_arrays, epochs=1)
+    return folder
+
+
+@pytest.fixture
+def run(ours, tmp_path):
+    """A copy of ``ours`` to change."""
+    shutil.copytree(ours, tmp_path / "run")
+    return tmp_path / "run"
 
 
 def _snapshot(folder):
@@ -79,24 +104,21 @@ def test_a_folder_that_is_not_a_run_dir_is_refused_untouched(tmp_path, tiny_arra
     assert _snapshot(folder) == before
 
 
-def test_the_parent_of_runs_is_refused_and_its_runs_untouched(tmp_path, tiny_arrays):
-    _train(tmp_path / "parent" / "run1", tiny_arrays)
+def test_the_parent_of_runs_is_refused_and_its_runs_untouched(ours, tmp_path, tiny_arrays):
+    shutil.copytree(ours, tmp_path / "parent" / "run1")
     before = _snapshot(tmp_path / "parent")
     with pytest.raises(RunDirError, match="not a run directory of this project"):
         _train(tmp_path / "parent", tiny_arrays)
     assert _snapshot(tmp_path / "parent") == before
 
 
-def test_an_empty_folder_is_used_and_marked(tmp_path, tiny_arrays):
-    (tmp_path / "empty").mkdir()
-    _train(tmp_path / "empty", tiny_arrays)
-    assert (tmp_path / "empty" / layout.MARKER_FILE).is_file()
-    assert records.ownership(str(tmp_path / "empty")) == "ours"
+def test_an_empty_folder_is_used_and_marked(ours):
+    # `ours` was an empty folder when the run started in it.
+    assert (ours / layout.MARKER_FILE).is_file()
+    assert records.ownership(str(ours)) == "ours"
 
 
-def test_clean_up_touches_only_the_projects_names_at_its_places(tmp_path, tiny_arrays):
-    run = tmp_path / "run"
-    _train(run, tiny_arrays, epochs=1)
+def test_clean_up_touches_only_the_projects_names_at_its_places(run):
     mine = {
         "sub/.tmp-x": "mine",
         "reports/sub/.tmp-y": "mine",
@@ -123,9 +145,7 @@ def test_clean_up_touches_only_the_projects_names_at_its_places(tmp_path, tiny_a
     assert len(removed) == len(ours)
 
 
-def test_a_foreign_file_in_export_is_refused_before_anything_is_written(tmp_path, tiny_arrays):
-    run = tmp_path / "run"
-    _train(run, tiny_arrays, epochs=1)
+def test_a_foreign_file_in_export_is_refused_before_anything_is_written(run, tiny_arrays):
     (run / "export").mkdir()
     (run / "export" / "mine.txt").write_text("mine")
     before = _snapshot(run)
@@ -135,10 +155,8 @@ def test_a_foreign_file_in_export_is_refused_before_anything_is_written(tmp_path
 
 
 def test_a_damaged_config_of_a_marked_run_is_rewritten_but_an_unmarked_one_refused(
-    tmp_path, tiny_arrays
+    run, tiny_arrays
 ):
-    run = tmp_path / "run"
-    _train(run, tiny_arrays, epochs=1)
     (run / "config.json").write_text("{damaged")
     _train(run, tiny_arrays, epochs=1)  # marked: rewritten from the command's settings
     assert json.loads((run / "config.json").read_text())["experiment"] == "ours"
@@ -149,9 +167,8 @@ def test_a_damaged_config_of_a_marked_run_is_rewritten_but_an_unmarked_one_refus
     assert (run / "config.json").read_text() == "{damaged"
 
 
-def test_a_run_dir_written_before_the_marker_still_resumes(tmp_path, tiny_arrays):
-    run = tmp_path / "run"
-    _train(run, tiny_arrays, epochs=1)
+@slow
+def test_a_run_dir_written_before_the_marker_still_resumes(run, tiny_arrays):
     (run / layout.MARKER_FILE).unlink()
     assert records.ownership(str(run)) == "ours"  # config.json of ours + checkpoints/
     metrics = _train(run, tiny_arrays, epochs=2)
@@ -189,9 +206,8 @@ def test_overwrite_refuses_another_programs_config(tmp_path, tiny_arrays):
 # --------------------------------------------------------------------------- class 2
 
 
-def test_a_resume_on_other_data_is_refused(tmp_path, tiny_arrays):
-    run = tmp_path / "run"
-    _train(run, tiny_arrays, epochs=1)
+@slow
+def test_a_resume_on_other_data_is_refused(run, tiny_arrays):
     recorded = json.loads((run / "metrics.json").read_text())
     assert len(recorded["data_sha256"]) == 64
     other = {**tiny_arrays, "x_train": np.ascontiguousarray(255 - tiny_arrays["x_train"])}
@@ -202,18 +218,16 @@ def test_a_resume_on_other_data_is_refused(tmp_path, tiny_arrays):
     assert _train(run, tiny_arrays, epochs=2)["epochs_completed"] == 2
 
 
-def test_a_run_without_a_fingerprint_resumes_with_a_warning_and_records_it(tmp_path, tiny_arrays):
-    run = tmp_path / "run"
-    _train(run, tiny_arrays, epochs=1)
+@slow
+def test_a_run_without_a_fingerprint_resumes_with_a_warning_and_records_it(run, tiny_arrays):
     metrics = json.loads((run / "metrics.json").read_text())
     del metrics["data_sha256"]
     (run / "metrics.json").write_text(json.dumps(metrics))
     assert "data_sha256" in _train(run, tiny_arrays, epochs=2)
 
 
-def test_a_resume_with_another_replica_count_or_xla_step_is_refused(tmp_path, tiny_arrays):
-    run = tmp_path / "run"
-    _train(run, tiny_arrays, epochs=1, jit_compile=False)
+def test_a_resume_with_another_replica_count_or_xla_step_is_refused(run, tiny_arrays):
+    assert json.loads((run / "config.json").read_text())["train"]["jit_compile"] is False
     with pytest.raises(RunDirError, match="jit_compile: False -> True"):
         _train(run, tiny_arrays, epochs=2, jit_compile=True)
     metrics = json.loads((run / "metrics.json").read_text())
@@ -248,9 +262,9 @@ def _graph_events(run):
     return count
 
 
-def test_a_resume_keeps_the_graph(tmp_path, tiny_arrays):
-    run = tmp_path / "run"
-    _train(run, tiny_arrays, epochs=1, profile_steps=())
+@slow
+def test_a_resume_keeps_the_graph(run, tiny_arrays):
+    # `ours` was trained without a profile (profile_steps=(), the default).
     graph_before = _graph_events(run)
     assert graph_before
     # The graph summary is keyed by optimizer step: it survives pruning after epoch 1.
@@ -271,13 +285,11 @@ def test_a_resume_keeps_the_graph(tmp_path, tiny_arrays):
     ],
 )
 def test_report_and_compare_refuse_non_finite_metrics_in_one_line(tmp_path, text):
-    from tests.helpers import run_module
-
     run = tmp_path / "run"
     run.mkdir()
     records.save_config(str(run), ExperimentConfig(), "")
     (run / "metrics.json").write_text(text)
     assert "not a finite number" in records.metrics_problem(json.loads(text))
-    result = run_module("mnist_research.compare", str(run), str(run), timeout=120)
+    result = run_main("mnist_research.compare", str(run), str(run))  # its process: test_compare
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "not a finite number" in result.stderr

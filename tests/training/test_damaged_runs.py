@@ -20,16 +20,28 @@ from mnist_research.inference import finished_run
 from mnist_research.rundir.lock import RunDirLock
 from mnist_research.training import runner
 
-pytestmark = pytest.mark.slow  # trains in process: about 40 s on 2 cores
+# The tests on the run trained below (in process, with its export and reports: a few
+# seconds each, 25 s in all on 2 cores) are slow; those refused before anything is written
+# are not.
+slow = pytest.mark.slow
 
 
 def _config(npz_dir, **train):
+    # The plain step (no XLA compilation: about half of each tiny run's training time):
+    # what these tests check is the run dir; the XLA step's own tests are in test_trainer.
     return ExperimentConfig(
         experiment="tiny",
         data=DataConfig(data_dir=npz_dir),
         model=ModelConfig(hidden_units=(32, 16), dropout_rates=(0.1, 0.1)),
         train=TrainConfig(
-            **{"epochs": 2, "batch_size": 32, "steps_per_loop": 4, "histograms": False, **train}
+            **{
+                "epochs": 2,
+                "batch_size": 32,
+                "steps_per_loop": 4,
+                "histograms": False,
+                "jit_compile": False,
+                **train,
+            }
         ),
     )
 
@@ -72,6 +84,7 @@ def _digest(folder):
     }
 
 
+@slow
 def test_lost_state_file_then_extended_resumes_instead_of_restarting(
     npz_dir, tiny_run, copy, caplog
 ):
@@ -87,6 +100,7 @@ def test_lost_state_file_then_extended_resumes_instead_of_restarting(
     assert metrics["history"]["val_loss"][:2] == original["val_loss"]
 
 
+@slow
 def test_damaged_latest_checkpoint_then_extended_falls_back_one_epoch(
     npz_dir, tiny_run, copy, caplog
 ):
@@ -104,6 +118,7 @@ def test_damaged_latest_checkpoint_then_extended_falls_back_one_epoch(
     assert metrics["history"]["val_loss"][1] == pytest.approx(original["val_loss"][1], rel=1e-4)
 
 
+@slow
 def test_damaged_metrics_json_is_rebuilt_without_retraining(npz_dir, tiny_run, copy, caplog):
     # Valid JSON without what a finished run records (garbage, lists...: test_run_dir_safety).
     (copy / "metrics.json").write_text('{"finished": true}')
@@ -118,6 +133,7 @@ def test_damaged_metrics_json_is_rebuilt_without_retraining(npz_dir, tiny_run, c
     assert json.loads((copy / "metrics.json").read_text())["finished"] is True
 
 
+@slow
 def test_damaged_config_json_is_checked_against_the_checkpoint_and_rewritten(npz_dir, copy, caplog):
     (copy / "config.json").write_text("{}")
     with pytest.raises(
@@ -133,6 +149,7 @@ def test_damaged_config_json_is_checked_against_the_checkpoint_and_rewritten(npz
     assert json.loads((copy / "config.json").read_text())["train"]["seed"] == 42
 
 
+@slow
 def test_nothing_usable_is_one_error_and_nothing_is_touched(npz_dir, copy):
     for name in ("ckpt-1", "ckpt-2"):
         path = copy / "checkpoints" / f"{name}.index"
@@ -181,6 +198,7 @@ def test_refused_settings_write_nothing(npz_dir, tmp_path, case):
     assert os.listdir(tmp_path) == []  # not even an empty run dir
 
 
+@slow
 def test_refusals_on_an_existing_run_dir_change_nothing(npz_dir, copy):
     before = _digest(copy)
     with pytest.raises(RunDirError, match="has completed 2 epochs, more than --epochs=1"):
@@ -206,6 +224,7 @@ def test_overwrite_of_a_folder_that_is_not_a_run_dir_deletes_nothing(npz_dir, tm
     assert _digest(folder) == before
 
 
+@slow
 def test_evaluate_and_report_give_one_line_on_damaged_files(copy, capsys):
     (copy / "metrics.json").write_text("[1, 2]")
     assert run_guarded(lambda: run_analysis.regenerate_reports(str(copy))) == 1
@@ -221,6 +240,7 @@ def test_evaluate_and_report_give_one_line_on_damaged_files(copy, capsys):
     assert "--from_checkpoint" in err[0]
 
 
+@slow
 def test_a_finished_run_with_a_damaged_export_is_exported_again(npz_dir, tiny_run, copy, caplog):
     (copy / "export" / "saved_model.pb").write_bytes(b"")
     with caplog.at_level(logging.INFO, logger="absl"):
@@ -233,6 +253,7 @@ def test_a_finished_run_with_a_damaged_export_is_exported_again(npz_dir, tiny_ru
     assert logits_fn(np.zeros((2, 28, 28), np.uint8)).shape == (2, 10)
 
 
+@slow
 def test_truncated_export_variables_are_one_line(copy):
     (variables,) = (copy / "export" / "variables").glob("variables.data-*")
     variables.write_bytes(variables.read_bytes()[:500])
@@ -240,6 +261,7 @@ def test_truncated_export_variables_are_one_line(copy):
         finished_run.load_logits_fn(str(copy))
 
 
+@slow
 def test_from_checkpoint_refuses_an_edited_config(copy):
     config = json.loads((copy / "config.json").read_text())
     config["model"]["hidden_units"] = [64, 16]
@@ -252,6 +274,7 @@ def test_from_checkpoint_refuses_an_edited_config(copy):
         finished_run.load_logits_fn(str(copy), from_checkpoint=True)
 
 
+@slow
 def test_from_checkpoint_with_a_damaged_config_uses_the_stored_settings(copy, caplog):
     (copy / "config.json").write_text("not json")
     with caplog.at_level(logging.WARNING, logger="absl"):
