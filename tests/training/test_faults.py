@@ -26,6 +26,9 @@ def train_args(npz_dir, run_dir, *extra):
         f"--data_dir={npz_dir}",
         f"--run_dir={run_dir}",
         "--histograms=false",
+        # The plain step: the resumes and reruns run in this process, where an XLA compile
+        # misses the session's cache (the traced function names differ from a fresh one's).
+        "--nojit_compile",
         *extra,
     ]
 

@@ -30,6 +30,9 @@ def _args(data_dir, run_dir):
         "--steps_per_loop=1",
         "--summary_every_steps=10",
         "--limit_train=0",
+        # The plain step: the resume runs in this process, where an XLA compile misses the
+        # session's cache (the traced function names differ from a fresh process's).
+        "--nojit_compile",
     ]
 
 

@@ -128,6 +128,9 @@ def test_interrupt_prints_the_command_that_resumes_and_resume_finds_the_run(tmp_
         "--steps_per_loop=1",
         "--limit_train=0",
         "--nohistograms",
+        # The plain step: an XLA compile in this process misses the session's cache (the
+        # traced function names differ from a fresh process's), seconds for each run below.
+        "--nojit_compile",
     ]
     train = [sys.executable, "-m", "mnist_research.train"]
 

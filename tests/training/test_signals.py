@@ -28,6 +28,9 @@ def _start(data_dir, run_dir):
         "--steps_per_loop=1",
         "--histograms=false",
         "--overwrite",
+        # The plain step: the resume runs in this process, where an XLA compile misses the
+        # session's cache (the traced function names differ from a fresh process's).
+        "--nojit_compile",
     ]
     return subprocess.Popen(
         command,
@@ -98,7 +101,7 @@ def test_sigterm_during_a_save_stops_after_it_with_exit_status_143(npz_dir, tmp_
     config = ExperimentConfig(
         data=DataConfig(data_dir=npz_dir),
         model=ModelConfig(hidden_units=(8,), dropout_rates=(0.0,)),
-        train=TrainConfig(epochs=3, batch_size=64, histograms=False),
+        train=TrainConfig(epochs=3, batch_size=64, histograms=False, jit_compile=False),
     )
     with pytest.raises(interrupts.Interrupted) as stopped:
         with interrupts.handle_signals():
