@@ -165,42 +165,46 @@ def test_multi_worker_two_processes_on_loopback_and_resume(npz_dir, tmp_path):
     assert metrics["epochs_completed"] == 3 and len(metrics["history"]["loss"]) == 3
 
 
+@pytest.fixture
+def global_policy_restored():
+    """Keras's precision policy is global: put back what the session had after the test."""
+    import tensorflow as tf
+
+    before = tf.keras.mixed_precision.global_policy().name
+    yield
+    tf.keras.mixed_precision.set_global_policy(before)
+
+
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-def test_mixed_precision_trains_with_float32_head(npz_dir, tmp_path, policy):
-    script = (
-        "import sys, numpy as np, tensorflow as tf\n"
-        "sys.path.insert(0, sys.argv[1])\n"
-        "from tests.helpers import make_digits\n"
-        "from mnist_research import config as c\n"
-        "from mnist_research.training import devices as distribute\n"
-        "from mnist_research.data import pipeline as input_pipeline\n"
-        "from mnist_research.training.trainer import Trainer\n"
-        f"cfg = c.ExperimentConfig(distribute=c.DistributeConfig(mixed_precision='{policy}'),"
-        " train=c.TrainConfig(batch_size=64))\n"
-        "distribute.configure_devices(cfg.distribute)\n"
-        "trainer = Trainer(cfg, tf.distribute.get_strategy())\n"
-        "x, y = make_digits(640)\n"
-        "inp = input_pipeline.TrainInput(x, y, 64, seed=0)\n"
-        "losses = []\n"
-        "for epoch in range(3):\n"
-        "    it = iter(inp.dataset(epoch))\n"
-        "    losses.append(trainer.train_steps(it, inp.steps_per_epoch()).loss)\n"
-        "m = trainer.model\n"
-        "print(m.block_0.dense.compute_dtype, m.head.compute_dtype, m.head.kernel.dtype,"
-        " type(trainer.optimizer).__name__, trainer.predict_logits(x[:5]).dtype, *losses)\n"
+def test_mixed_precision_trains_with_float32_head(policy, global_policy_restored):
+    """In this process: the policy is Keras's global setting, set and put back (no logical
+    devices to configure, which only a fresh process could)."""
+    import tensorflow as tf
+
+    from mnist_research import config as c
+    from mnist_research.data import pipeline as input_pipeline
+    from mnist_research.training import devices as distribute
+    from mnist_research.training.runner import set_seeds
+    from mnist_research.training.trainer import Trainer
+    from tests.helpers import make_digits
+
+    cfg = c.ExperimentConfig(
+        distribute=c.DistributeConfig(mixed_precision=policy), train=c.TrainConfig(batch_size=64)
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script, REPO],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    hidden, head, head_var, optimizer, probs, *losses = result.stdout.split()
-    assert hidden == policy.split("_")[1] and head == "float32" and head_var == "float32"
-    assert probs == "float32"
+    distribute.configure_devices(cfg.distribute)
+    assert tf.keras.mixed_precision.global_policy().name == policy
+    set_seeds(cfg)
+    trainer = Trainer(cfg, tf.distribute.get_strategy())
+    x, y = make_digits(640)
+    inp = input_pipeline.TrainInput(x, y, 64, seed=0)
+    losses = []
+    for epoch in range(3):
+        it = iter(inp.dataset(epoch))
+        losses.append(float(trainer.train_steps(it, inp.steps_per_epoch()).loss))
+    m = trainer.model
+    assert m.block_0.dense.compute_dtype == policy.split("_")[1]
+    assert m.head.compute_dtype == "float32" and m.head.kernel.dtype == "float32"
+    assert trainer.predict_logits(x[:5]).dtype == "float32"
+    optimizer = type(trainer.optimizer).__name__
     assert optimizer == ("LossScaleOptimizer" if policy == "mixed_float16" else "FusedAdam")
-    losses = [float(v) for v in losses]
     assert all(np.isfinite(losses)) and losses[-1] < losses[0] / 2

@@ -12,6 +12,7 @@ import pytest
 
 from mnist_research.rundir import checkpoint_files
 from tests.helpers import REPO, make_digits
+from tests.training.in_process import run_logged
 
 
 def _start(data_dir, run_dir):
@@ -27,6 +28,9 @@ def _start(data_dir, run_dir):
         "--steps_per_loop=1",
         "--histograms=false",
         "--overwrite",
+        # The plain step: the resume runs in this process, where an XLA compile misses the
+        # session's cache (the traced function names differ from a fresh process's).
+        "--nojit_compile",
     ]
     return subprocess.Popen(
         command,
@@ -68,17 +72,11 @@ def test_signal_stops_with_one_line_that_resumes(tmp_path, signum, status):
     checkpoint_files.verify(os.path.join(folder, f"ckpt-{last}"))  # whole, every checksum good
     if signum != signal.SIGINT:
         return
-    # The printed command resumes the run (here shortened to one more epoch).
+    # The printed command resumes the run (here shortened to one more epoch); the resume
+    # needs no process of its own.
     words = shlex.split(lines[0].split("Resume with: ", 1)[1])
     assert words[1:3] == ["-m", "mnist_research.train"]  # python, or its full path
-    resumed = subprocess.run(
-        [sys.executable, *words[1:], f"--epochs={last + 1}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-    )
+    resumed = run_logged("mnist_research.train", *words[3:], f"--epochs={last + 1}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"Restored {folder}/ckpt-{last}" in resumed.stderr
     assert f"epoch {last + 1}/{last + 1}" in resumed.stderr and "epoch 1/" not in resumed.stderr
@@ -103,7 +101,7 @@ def test_sigterm_during_a_save_stops_after_it_with_exit_status_143(npz_dir, tmp_
     config = ExperimentConfig(
         data=DataConfig(data_dir=npz_dir),
         model=ModelConfig(hidden_units=(8,), dropout_rates=(0.0,)),
-        train=TrainConfig(epochs=3, batch_size=64, histograms=False),
+        train=TrainConfig(epochs=3, batch_size=64, histograms=False, jit_compile=False),
     )
     with pytest.raises(interrupts.Interrupted) as stopped:
         with interrupts.handle_signals():
