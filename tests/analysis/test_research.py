@@ -16,6 +16,29 @@ from tests.helpers import REPO, run_main, run_module
 TIMING_KEYS = ("epoch_seconds", "examples_per_second")
 
 
+def _popen(module, *args):
+    """``python -m module args`` started, as :func:`tests.helpers.run_module` runs it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait(process):
+    """Waits for a started process; returns it with ``stdout``/``stderr`` set."""
+    try:
+        # CNN runs under --deterministic are slow
+        process.stdout, process.stderr = process.communicate(timeout=900)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    return process
+
+
 def _start(npz_dir, run_dir, *extra):
     """Starts a smoke training run; :func:`_finish` waits for it and reads what it saved."""
     args = (
@@ -25,24 +48,11 @@ def _start(npz_dir, run_dir, *extra):
         "--histograms=false",
         *extra,
     )
-    return run_dir, subprocess.Popen(
-        [sys.executable, "-m", "mnist_research.train", *args],
-        cwd=REPO,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return run_dir, _popen("mnist_research.train", *args)
 
 
-def _finish(started):
-    run_dir, process = started
-    try:
-        _, stderr = process.communicate(timeout=900)  # CNN runs under --deterministic are slow
-    except subprocess.TimeoutExpired:
-        process.kill()
-        raise
-    assert process.returncode == 0, stderr[-2000:]
+def _saved(run_dir):
+    """A finished run's metrics.json and every tensor of its last checkpoint."""
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
     reader = tf.train.load_checkpoint(os.path.join(run_dir, "checkpoints"))
     # Every saved tensor (weights, BN statistics, Adam moments, RNG states, counters)
@@ -53,6 +63,13 @@ def _finish(started):
         if not name.startswith(("history/", "_CHECKPOINTABLE"))
     }
     return metrics, weights
+
+
+def _finish(started):
+    run_dir, process = started
+    _wait(process)
+    assert process.returncode == 0, process.stderr[-2000:]
+    return _saved(run_dir)
 
 
 def _run(npz_dir, run_dir, *extra):
@@ -66,23 +83,53 @@ def _together(npz_dir, runs):
     return [_finish(one) for one in started]
 
 
-@pytest.fixture(scope="module")
-def seed_runs(npz_dir, tmp_path_factory):
-    """Three --deterministic smoke runs: seed 3 twice, seed 4 once (shared, only read)."""
-    folder = tmp_path_factory.mktemp("seed_runs")
-    return _together(
-        npz_dir,
-        [
-            (folder / "a", "--deterministic", "--seed=3"),
-            (folder / "b", "--deterministic", "--seed=3"),
-            (folder / "c", "--deterministic", "--seed=4"),
-        ],
+def _sweep_args(npz_dir, output):
+    """The seed sweep of the smoke experiment over seeds 3 and 4, --deterministic."""
+    return (
+        "--experiments=smoke",
+        "--seeds=3,4",
+        f"--data_dir={npz_dir}",
+        f"--output={output}",
+        "--",
+        "--histograms=false",
+        "--deterministic",
     )
 
 
+@pytest.fixture(scope="module")
+def mlp_runs(npz_dir, tmp_path_factory):
+    """The module's --deterministic smoke runs (shared, only read), side by side:
+
+    - a sweep over seeds 3 and 4 (``sweep/smoke-seed{3,4}``): the sweep test's runs,
+      and runs a (seed 3) and c (seed 4) of the same-seed test;
+    - b: seed 3 again, a run of its own (``train`` started directly, not by the sweep);
+    - seed 3 stopped after epoch 1 (``--epochs=1``), then resumed to epoch 2 by a
+      second process: the resume test's run.
+    """
+    folder = tmp_path_factory.mktemp("mlp_runs")
+    sweep = _popen("mnist_research.sweep", *_sweep_args(npz_dir, folder / "sweep"))
+    b = _start(npz_dir, folder / "b", "--deterministic", "--seed=3")
+    stopped = _finish(
+        _start(npz_dir, folder / "resumed", "--deterministic", "--seed=3", "--epochs=1")
+    )
+    resumed = _start(npz_dir, folder / "resumed", "--deterministic", "--seed=3")
+    resumed, b = _finish(resumed), _finish(b)
+    _wait(sweep)
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    return {
+        "sweep": sweep,
+        "sweep_dir": folder / "sweep",
+        "a": _saved(folder / "sweep" / "smoke-seed3"),
+        "b": b,
+        "c": _saved(folder / "sweep" / "smoke-seed4"),
+        "stopped": stopped,
+        "resumed": resumed,
+    }
+
+
 @pytest.mark.slow
-def test_deterministic_same_seed_is_bit_identical_and_seeds_differ(seed_runs):
-    (a, weights_a), (b, weights_b), (c, weights_c) = seed_runs
+def test_deterministic_same_seed_is_bit_identical_and_seeds_differ(mlp_runs):
+    (a, weights_a), (b, weights_b), (c, weights_c) = (mlp_runs[k] for k in "abc")
     for key, values in a["history"].items():
         if key not in TIMING_KEYS:
             assert values == b["history"][key], key  # exact float equality
@@ -97,15 +144,16 @@ def test_deterministic_same_seed_is_bit_identical_and_seeds_differ(seed_runs):
 
 
 @pytest.mark.slow
-def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(seed_runs, npz_dir, tmp_path):
+def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(mlp_runs):
     """Stopped after epoch 1 and resumed, a run ends where one that never stopped ends.
 
     With the XLA step on (the default): the dropout masks are a function of (seed,
     step), so nothing random is lost with the process; the checkpoint holds no RNG state.
     """
-    whole, weights_whole = seed_runs[0]  # --deterministic --seed=3, never stopped
-    _run(npz_dir, tmp_path / "resumed", "--deterministic", "--seed=3", "--epochs=1")
-    resumed, weights_resumed = _run(npz_dir, tmp_path / "resumed", "--deterministic", "--seed=3")
+    whole, weights_whole = mlp_runs["b"]  # --deterministic --seed=3, never stopped
+    stopped, _ = mlp_runs["stopped"]  # the same, --epochs=1
+    resumed, weights_resumed = mlp_runs["resumed"]  # then resumed by another process
+    assert stopped["epochs_completed"] == 1
     assert resumed["epochs_completed"] == whole["epochs_completed"] == 2
     for key, values in whole["history"].items():
         if key not in TIMING_KEYS:
@@ -119,20 +167,10 @@ def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(seed_runs, npz_dir
 
 
 @pytest.mark.slow
-def test_sweep_tabulates_runs_and_reuses_finished_ones(npz_dir, tmp_path):
-    output = tmp_path / "sweep"
-    args = (
-        "mnist_research.sweep",
-        "--experiments=smoke",
-        "--seeds=1,2",
-        f"--data_dir={npz_dir}",
-        f"--output={output}",
-        "--",
-        "--histograms=false",
-    )
-    first = run_module(*args)
+def test_sweep_tabulates_runs_and_reuses_finished_ones(mlp_runs, npz_dir):
+    output, first = mlp_runs["sweep_dir"], mlp_runs["sweep"]
     assert first.returncode == 0, first.stderr[-3000:]
-    runs = [json.load(open(output / f"smoke-seed{s}" / "metrics.json")) for s in (1, 2)]
+    runs = [json.load(open(output / f"smoke-seed{s}" / "metrics.json")) for s in (3, 4)]
     assert runs[0]["history"]["loss"] != runs[1]["history"]["loss"]  # the seeds took effect
     with open(output / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -146,11 +184,11 @@ def test_sweep_tabulates_runs_and_reuses_finished_ones(npz_dir, tmp_path):
     assert f"{100 * np.mean(accuracies):.2f} ±" in markdown
     assert (output / "sweep.png").stat().st_size > 5000
 
-    stamp = os.path.getmtime(output / "smoke-seed1" / "metrics.json")
-    second = run_module(*args)
+    stamp = os.path.getmtime(output / "smoke-seed3" / "metrics.json")
+    second = run_module("mnist_research.sweep", *_sweep_args(npz_dir, output))
     assert second.returncode == 0, second.stderr[-3000:]
     assert second.stderr.count("Reusing finished run") == 2
-    assert os.path.getmtime(output / "smoke-seed1" / "metrics.json") == stamp
+    assert os.path.getmtime(output / "smoke-seed3" / "metrics.json") == stamp
 
 
 def test_sweep_rejects_unknown_experiment(tmp_path):

@@ -12,7 +12,8 @@ from tests.helpers import REPO
 SCRIPT = os.path.join(REPO, "benchmarks", "gpu_check.sh")
 
 
-def _run(*args, cwd, env=None, timeout=900):
+def _start(*args, cwd, env=None):
+    """``bash benchmarks/gpu_check.sh args`` started from ``cwd``; :func:`_wait` waits."""
     full_env = {
         **os.environ,
         "PYTHON": sys.executable,
@@ -20,29 +21,59 @@ def _run(*args, cwd, env=None, timeout=900):
         "PYTHONPATH": REPO,
         **(env or {}),
     }
-    return subprocess.run(
+    return subprocess.Popen(
         ["bash", SCRIPT, *args],
         cwd=cwd,
         env=full_env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
-        check=False,
     )
+
+
+def _wait(process, timeout):
+    """The finished process, with ``stdout`` and ``stderr`` (as ``subprocess.run`` gives)."""
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def _run(*args, cwd, env=None, timeout=900):
+    return _wait(_start(*args, cwd=cwd, env=env), timeout)
+
+
+@pytest.fixture(scope="module")
+def scripts(npz_dir, tmp_path_factory):
+    """The two slow tests' scripts, started at once: --cpu_only --tiny (three trainings and
+    compare) and the check of a machine without a GPU (one TensorFlow start)."""
+    tiny_dir, no_gpu_dir = tmp_path_factory.mktemp("tiny"), tmp_path_factory.mktemp("no_gpu")
+    # Run from another folder: --data_dir and --output are the caller's relative paths.
+    tiny = _start(
+        "--cpu_only",
+        "--tiny",
+        f"--data_dir={os.path.relpath(npz_dir, tiny_dir)}",
+        "--output=check",
+        cwd=tiny_dir,
+        env={"RUN_TIMEOUT": "600"},
+    )
+    no_gpu = _start(
+        f"--output={no_gpu_dir / 'out'}", cwd=no_gpu_dir, env={"CUDA_VISIBLE_DEVICES": "-1"}
+    )
+    yield {"tiny": (tiny_dir, tiny), "no_gpu": (no_gpu_dir, no_gpu)}
+    for process in (tiny, no_gpu):  # one a deselected test did not wait for
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
 @pytest.mark.slow
-def test_gpu_check_cpu_only_tiny_writes_the_compare_table(npz_dir, tmp_path):
-    output = tmp_path / "check"
-    # Run from another folder: --data_dir and --output are the caller's relative paths.
-    result = _run(
-        "--cpu_only",
-        "--tiny",
-        f"--data_dir={os.path.relpath(npz_dir, tmp_path)}",
-        "--output=check",
-        cwd=tmp_path,
-        env={"RUN_TIMEOUT": "600"},
-    )
+def test_gpu_check_cpu_only_tiny_writes_the_compare_table(scripts):
+    folder, process = scripts["tiny"]
+    output = folder / "check"
+    result = _wait(process, timeout=900)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     markdown = (output / "compare" / "compare.md").read_text()
     rows = [line for line in markdown.splitlines() if line.startswith("| ")][1:]
@@ -58,13 +89,9 @@ def test_gpu_check_cpu_only_tiny_writes_the_compare_table(npz_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_gpu_check_without_a_gpu_fails_in_one_line_and_writes_nothing(tmp_path):
-    result = _run(
-        f"--output={tmp_path / 'out'}",
-        cwd=tmp_path,
-        env={"CUDA_VISIBLE_DEVICES": "-1"},
-        timeout=300,
-    )
+def test_gpu_check_without_a_gpu_fails_in_one_line_and_writes_nothing(scripts):
+    tmp_path, process = scripts["no_gpu"]
+    result = _wait(process, timeout=300)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert result.stderr.startswith("error: TensorFlow sees no GPU")

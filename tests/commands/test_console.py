@@ -164,19 +164,34 @@ NOISE = (
 )
 
 
-def _python_as_a_user(onednn, *args, **env):
-    """``python args`` without the test suite's TF_CPP_MIN_LOG_LEVEL, as a user runs it."""
+def _start_as_a_user(onednn, *args, **env):
+    """``python args`` started without the test suite's TF_CPP_MIN_LOG_LEVEL, as a user runs
+    it; :func:`_wait` waits for it."""
     full_env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     full_env.update(TF_ENABLE_ONEDNN_OPTS=onednn, **env)
-    return subprocess.run(
+    return subprocess.Popen(
         [sys.executable, *args],
         cwd=REPO,
         env=full_env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=600,
-        check=False,
     )
+
+
+def _wait(process):
+    """The finished process, with ``stdout`` and ``stderr`` (as ``subprocess.run`` gives)."""
+    try:
+        out, err = process.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def _python_as_a_user(onednn, *args, **env):
+    """``python args`` without the test suite's TF_CPP_MIN_LOG_LEVEL, as a user runs it."""
+    return _wait(_start_as_a_user(onednn, *args, **env))
 
 
 def _tensorflow_lines(stderr):
@@ -188,21 +203,34 @@ def _tensorflow_lines(stderr):
     ]
 
 
+@pytest.fixture(scope="module")
+def quiet_sweeps(npz_dir, tmp_path_factory):
+    """The noise test's sweep (one run), once per TF_ENABLE_ONEDNN_OPTS, both started at
+    once: onednn → (its --output, the finished sweep process)."""
+    folder = tmp_path_factory.mktemp("quiet_sweeps")
+    started = {
+        onednn: _start_as_a_user(
+            onednn,
+            "-m",
+            "mnist_research.sweep",
+            "--experiments=smoke",
+            "--seeds=1",
+            f"--data_dir={npz_dir}",
+            f"--output={folder / onednn}",
+        )
+        for onednn in ("0", "1")
+    }
+    return {onednn: (folder / onednn, _wait(process)) for onednn, process in started.items()}
+
+
 @pytest.mark.slow
 @ONEDNN
-def test_a_command_and_its_runs_show_no_tensorflow_noise_unless_asked(npz_dir, tmp_path, onednn):
+def test_a_command_and_its_runs_show_no_tensorflow_noise_unless_asked(
+    quiet_sweeps, npz_dir, onednn
+):
     # A sweep imports no TensorFlow; the training run it starts does (XLA, checkpoints,
     # SavedModel export, report) and must not take the sweep's quiet settings for the user's.
-    output = tmp_path / "sweep"
-    quiet = _python_as_a_user(
-        onednn,
-        "-m",
-        "mnist_research.sweep",
-        "--experiments=smoke",
-        "--seeds=1",
-        f"--data_dir={npz_dir}",
-        f"--output={output}",
-    )
+    output, quiet = quiet_sweeps[onednn]
     assert quiet.returncode == 0, quiet.stderr[-3000:]
     lines = quiet.stderr.splitlines()
     assert lines[0].startswith("Running ") and "--verbosity=0" in lines[0]
@@ -227,30 +255,44 @@ def test_a_command_and_its_runs_show_no_tensorflow_noise_unless_asked(npz_dir, t
     assert loud.stderr.count(ONEDNN_BANNER) == 2, loud.stderr[-3000:]
 
 
+# An extension module imported after TensorFlow loads a native library too: filtered.
+QUIET_IMPORT = (
+    "from mnist_research import logs; assert logs.quiet_tensorflow();"
+    "import tensorflow as tf; tf.constant(1) + 1;"
+    "from tensorflow.python.util import _pywrap_stat_summarizer as lazy;"
+    "assert type(lazy.__spec__.loader).__name__ == '_QuietLoader'"
+)
+
+
+@pytest.fixture(scope="module")
+def imports():
+    """The import tests' three Pythons, started at once (each pays TensorFlow's import):
+    the quiet import with oneDNN off and on, and a user's own TF_CPP_MIN_LOG_LEVEL=0."""
+    started = {
+        "quiet0": _start_as_a_user("0", "-c", QUIET_IMPORT),
+        "quiet1": _start_as_a_user("1", "-c", QUIET_IMPORT),
+        "users_level": _start_as_a_user(
+            "1",
+            "-c",
+            "from mnist_research import logs;"
+            "assert not logs.quiet_tensorflow();"
+            "import tensorflow as tf; tf.constant(1) + 1",
+            TF_CPP_MIN_LOG_LEVEL="0",
+        ),
+    }
+    return {name: _wait(process) for name, process in started.items()}
+
+
 @pytest.mark.slow
 @ONEDNN
-def test_tensorflow_is_quiet_from_its_import_to_its_first_op(onednn):
-    # An extension module imported after TensorFlow loads a native library too: filtered.
-    script = (
-        "from mnist_research import logs; assert logs.quiet_tensorflow();"
-        "import tensorflow as tf; tf.constant(1) + 1;"
-        "from tensorflow.python.util import _pywrap_stat_summarizer as lazy;"
-        "assert type(lazy.__spec__.loader).__name__ == '_QuietLoader'"
-    )
-    quiet = _python_as_a_user(onednn, "-c", script)
+def test_tensorflow_is_quiet_from_its_import_to_its_first_op(imports, onednn):
+    quiet = imports[f"quiet{onednn}"]
     assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
 
 
 @pytest.mark.slow
-def test_a_users_own_tf_log_level_shows_tensorflow_s_lines():
-    shown = _python_as_a_user(
-        "1",
-        "-c",
-        "from mnist_research import logs;"
-        "assert not logs.quiet_tensorflow();"
-        "import tensorflow as tf; tf.constant(1) + 1",
-        TF_CPP_MIN_LOG_LEVEL="0",
-    )
+def test_a_users_own_tf_log_level_shows_tensorflow_s_lines(imports):
+    shown = imports["users_level"]
     assert shown.returncode == 0 and shown.stderr.count(ONEDNN_BANNER) == 2, shown.stderr
 
 
