@@ -8,7 +8,7 @@ import tempfile
 import numpy as np
 import pytest
 
-from tests.helpers import make_digits, run_module
+from tests.helpers import SMOKE, make_digits, run_module
 
 # TensorFlow is first imported after this module runs (nothing above imports it), so the
 # variables below reach it and every command the tests start.
@@ -50,6 +50,23 @@ def finished_run(npz_dir, tmp_path_factory):
         "--flagfile=experiments/smoke.flags",
         f"--data_dir={npz_dir}",
         f"--run_dir={run_dir}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir, result
+
+
+@pytest.fixture(scope="session")
+def mirrored_run(npz_dir, tmp_path_factory):
+    """The smoke run on two logical CPUs (MirroredStrategy), in its own process (the devices
+    are split before TensorFlow starts), once a session for the tests that only read it."""
+    run_dir = str(tmp_path_factory.mktemp("mirrored") / "smoke-2cpu")
+    result = run_module(
+        "mnist_research.train",
+        SMOKE,
+        f"--data_dir={npz_dir}",
+        f"--run_dir={run_dir}",
+        "--strategy=mirrored",
+        "--num_cpu_devices=2",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir, result

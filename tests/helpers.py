@@ -13,6 +13,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The tests folder itself, where the scripts the tests run live (fault_runner.py, replica_check.py).
 TESTS = os.path.join(REPO, "tests")
 REAL_MNIST = os.path.join(REPO, "..", "shared", "datasets", "mnist")
+# The smoke experiment's flagfile as a flag that works from any folder.
+SMOKE = f"--flagfile={os.path.join(REPO, 'experiments', 'smoke.flags')}"
 
 
 def make_digits(num: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -49,17 +51,36 @@ def write_idx_dir(folder, arrays, gz: bool) -> str:
     return str(folder)
 
 
+def start(argv, *, env=None, cwd=REPO) -> subprocess.Popen:
+    """Starts ``argv`` with its stdout and stderr captured as text; :func:`finish` waits.
+
+    For independent processes a test runs side by side (the 2 cores are busier).
+    """
+    return subprocess.Popen(
+        argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def finish(process: subprocess.Popen, timeout: float) -> subprocess.CompletedProcess:
+    """Waits for a started process (killed past ``timeout``): what ``subprocess.run`` gives."""
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def start_module(module: str, *args: str, env=None, cwd=REPO) -> subprocess.Popen:
+    """Starts ``python -m module args`` (TensorFlow's C++ INFO/WARNING lines off)."""
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    return start([sys.executable, "-m", module, *args], env=full_env, cwd=cwd)
+
+
 def run_module(module: str, *args: str, env=None, timeout: int = 300, cwd=REPO):
     """Runs ``python -m module args`` and returns the CompletedProcess."""
-    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return finish(start_module(module, *args, env=env, cwd=cwd), timeout)
 
 
 def find_chromium():
@@ -102,8 +123,12 @@ def run_main(module: str, *args: str) -> CommandResult:
 
     The command's flags are defined on absl's ``FLAGS`` for the call and removed
     after it, the command line is parsed and ``main`` run as :func:`mnist_research.command.run`
-    does (a bad value is its one ``error:`` line and exit status 1), and what it
-    writes to ``sys.stdout``/``sys.stderr`` and through absl logging is captured.
+    does (a bad value is its one ``error:`` line and exit status 1), from the repository
+    root (relative ``--flagfile=experiments/...``), and what it writes to
+    ``sys.stdout``/``sys.stderr`` and logs ("epoch 1/2", "Restored ...") is captured.
+    Two things ``absl.app.run`` does in a real process are done for the call: absl's
+    handler on the root logger, and ``--verbosity`` 0 (INFO) when the command line
+    sets none (absl's own default is -1, warnings only).
     For what needs no process of its own: an error line, files a command writes.
     TensorFlow's own terminal output (C++ lines, the import filter) needs a real
     process: :func:`run_module`.
@@ -130,6 +155,9 @@ def run_main(module: str, *args: str) -> CommandResult:
     target.define_flags(flags.FLAGS)
     added = sorted(set(flags.FLAGS) - before)
     handler = absl_logging.get_absl_handler()
+    root, absl_logger = std_logging.getLogger(), std_logging.getLogger("absl")
+    attached = handler in root.handlers
+    saved_levels = root.level, absl_logger.level
     saved = (
         handler.python_handler.stream,
         handler.python_handler.formatter,
@@ -142,18 +170,28 @@ def run_main(module: str, *args: str) -> CommandResult:
     out, err = io.StringIO(), io.StringIO()
     handler.python_handler.stream = err
     sys.argv = [module, *args]
+    if not attached:
+        root.addHandler(handler)
     try:
         with (
+            contextlib.chdir(REPO),
             contextlib.redirect_stdout(out),
             contextlib.redirect_stderr(err),
             warnings.catch_warnings(),
         ):
             try:
+                flags.FLAGS["verbosity"].unparse()  # unset, as in a fresh process
                 argv = command._parse_flags(list(sys.argv))
+                if flags.FLAGS["verbosity"].using_default_value:
+                    flags.FLAGS.verbosity = 0  # what absl.app.run does after parsing
                 code = command._configure_logs_then(target.main, argv)
             except SystemExit as e:
                 code = e.code
     finally:
+        if not attached:
+            root.removeHandler(handler)
+        root.setLevel(saved_levels[0])
+        absl_logger.setLevel(saved_levels[1])
         for name in added:
             delattr(flags.FLAGS, name)
         for registry, known in zip(registries, modules_before):

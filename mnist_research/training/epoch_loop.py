@@ -192,11 +192,12 @@ def train_epoch(
         if profiler:
             profiler.before(trainer.step, num_steps)
         if trace:
-            summaries.trace_on()
-        chunk = trainer.train_steps(batches, num_steps)
-        if trace:
-            summaries.trace_export("train_steps", trainer.step)
+            chunk = summaries.record_graph(
+                "train_steps", lambda: trainer.step, trainer.train_steps, batches, num_steps
+            )
             trace = False
+        else:
+            chunk = trainer.train_steps(batches, num_steps)
         interrupts.check()  # SIGINT/SIGTERM: stop at this step boundary
         totals.add(chunk)
         done += num_steps

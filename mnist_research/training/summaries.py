@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import numpy as np
 import tensorflow as tf
@@ -27,6 +27,8 @@ from tensorboard.plugins.histogram import metadata as histogram_metadata
 
 from mnist_research.errors import one_line
 from mnist_research.training import hparams as hparams_lib
+
+T = TypeVar("T")
 
 _HISTOGRAM_METADATA = histogram_metadata.create_summary_metadata(
     display_name=None, description=None
@@ -120,19 +122,27 @@ class Summaries:
                 tf.summary.scalar(f"test/{name}", value)
         self.session.flush()
 
-    def trace_on(self) -> None:
-        """Starts recording the graph of the next tf.function call."""
-        if not self.enabled:
-            return
-        tf.summary.trace_on(graph=True, profiler=False)
+    def record_graph(
+        self, name: str, step: Callable[[], int], call: Callable[..., T], *args: Any
+    ) -> T:
+        """Runs ``call(*args)`` and writes the graph of the ``tf.function`` it runs (Graphs tab).
 
-    def trace_export(self, name: str, step: int) -> None:
-        """Writes the graph recorded since :meth:`trace_on`."""
+        The graph is written at ``step()`` after the call. Graph tracing is global
+        to TensorFlow: it is turned off also when ``call`` raises (a NaN loss), or
+        the next run in the same process (a notebook) would find it still on.
+        """
         if not self.enabled:
-            return
-        with self.train.as_default(step=step):
+            return call(*args)
+        tf.summary.trace_on(graph=True, profiler=False)
+        try:
+            result = call(*args)
+        except BaseException:
+            tf.summary.trace_off()
+            raise
+        with self.train.as_default(step=step()):
             tf.summary.trace_export(name)
         self.train.flush()
+        return result
 
     def close(self) -> None:
         for writer in (self.train, self.validation, self.session):

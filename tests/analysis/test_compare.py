@@ -8,8 +8,7 @@ import pytest
 from mnist_research.analysis import compare_table as compare_lib
 from mnist_research.analysis import figures
 from mnist_research.config import ExperimentConfig
-from tests.commands.test_train_e2e import SMOKE, mirrored_smoke_run
-from tests.helpers import run_main, run_module
+from tests.helpers import SMOKE, run_main, run_module
 
 
 def _steady(metrics):
@@ -21,12 +20,6 @@ def _steady(metrics):
 
 def _table_lines(markdown):
     return [line for line in markdown.splitlines() if line.startswith("| ")]
-
-
-@pytest.fixture(scope="session")
-def mirrored_run(npz_dir, tmp_path_factory):
-    """The session's smoke run on two logical CPUs (tests/commands/test_train_e2e.py)."""
-    return mirrored_smoke_run(npz_dir, tmp_path_factory)
 
 
 @pytest.mark.slow  # reads the finished 1-replica and 2-replica runs the session trains once

@@ -15,9 +15,7 @@ from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 from tensorboard.util import tensor_util
 
-from tests.helpers import REPO, find_chromium, run_main
-
-SMOKE = f"--flagfile={os.path.join(REPO, 'experiments', 'smoke.flags')}"  # from any folder
+from tests.helpers import SMOKE, find_chromium, run_main
 
 REPORT_PNGS = ("curves", "samples", "confusion_matrix", "per_class", "mistakes")
 

@@ -3,40 +3,15 @@
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from mnist_research.analysis import sweep_table as sweep_lib
-from tests.helpers import REPO, run_main, run_module
+from tests.helpers import finish, run_main, run_module, start_module
 
 TIMING_KEYS = ("epoch_seconds", "examples_per_second")
-
-
-def _popen(module, *args):
-    """``python -m module args`` started, as :func:`tests.helpers.run_module` runs it."""
-    return subprocess.Popen(
-        [sys.executable, "-m", module, *args],
-        cwd=REPO,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _wait(process):
-    """Waits for a started process; returns it with ``stdout``/``stderr`` set."""
-    try:
-        # CNN runs under --deterministic are slow
-        process.stdout, process.stderr = process.communicate(timeout=900)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        raise
-    return process
 
 
 def _start(npz_dir, run_dir, *extra):
@@ -48,7 +23,7 @@ def _start(npz_dir, run_dir, *extra):
         "--histograms=false",
         *extra,
     )
-    return run_dir, _popen("mnist_research.train", *args)
+    return run_dir, start_module("mnist_research.train", *args)
 
 
 def _saved(run_dir):
@@ -67,8 +42,8 @@ def _saved(run_dir):
 
 def _finish(started):
     run_dir, process = started
-    _wait(process)
-    assert process.returncode == 0, process.stderr[-2000:]
+    result = finish(process, timeout=900)  # CNN runs under --deterministic are slow
+    assert result.returncode == 0, result.stderr[-2000:]
     return _saved(run_dir)
 
 
@@ -107,14 +82,14 @@ def mlp_runs(npz_dir, tmp_path_factory):
       second process: the resume test's run.
     """
     folder = tmp_path_factory.mktemp("mlp_runs")
-    sweep = _popen("mnist_research.sweep", *_sweep_args(npz_dir, folder / "sweep"))
+    sweep = start_module("mnist_research.sweep", *_sweep_args(npz_dir, folder / "sweep"))
     b = _start(npz_dir, folder / "b", "--deterministic", "--seed=3")
     stopped = _finish(
         _start(npz_dir, folder / "resumed", "--deterministic", "--seed=3", "--epochs=1")
     )
     resumed = _start(npz_dir, folder / "resumed", "--deterministic", "--seed=3")
     resumed, b = _finish(resumed), _finish(b)
-    _wait(sweep)
+    sweep = finish(sweep, timeout=900)
     assert sweep.returncode == 0, sweep.stderr[-3000:]
     return {
         "sweep": sweep,

@@ -2,18 +2,17 @@
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import REPO, finish, start
 
 SCRIPT = os.path.join(REPO, "benchmarks", "gpu_check.sh")
 
 
 def _start(*args, cwd, env=None):
-    """``bash benchmarks/gpu_check.sh args`` started from ``cwd``; :func:`_wait` waits."""
+    """``bash benchmarks/gpu_check.sh args`` started from ``cwd``; ``finish`` waits for it."""
     full_env = {
         **os.environ,
         "PYTHON": sys.executable,
@@ -21,28 +20,11 @@ def _start(*args, cwd, env=None):
         "PYTHONPATH": REPO,
         **(env or {}),
     }
-    return subprocess.Popen(
-        ["bash", SCRIPT, *args],
-        cwd=cwd,
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _wait(process, timeout):
-    """The finished process, with ``stdout`` and ``stderr`` (as ``subprocess.run`` gives)."""
-    try:
-        out, err = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        raise
-    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+    return start(["bash", SCRIPT, *args], env=full_env, cwd=cwd)
 
 
 def _run(*args, cwd, env=None, timeout=900):
-    return _wait(_start(*args, cwd=cwd, env=env), timeout)
+    return finish(_start(*args, cwd=cwd, env=env), timeout)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +55,7 @@ def scripts(npz_dir, tmp_path_factory):
 def test_gpu_check_cpu_only_tiny_writes_the_compare_table(scripts):
     folder, process = scripts["tiny"]
     output = folder / "check"
-    result = _wait(process, timeout=900)
+    result = finish(process, timeout=900)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     markdown = (output / "compare" / "compare.md").read_text()
     rows = [line for line in markdown.splitlines() if line.startswith("| ")][1:]
@@ -91,7 +73,7 @@ def test_gpu_check_cpu_only_tiny_writes_the_compare_table(scripts):
 @pytest.mark.slow
 def test_gpu_check_without_a_gpu_fails_in_one_line_and_writes_nothing(scripts):
     tmp_path, process = scripts["no_gpu"]
-    result = _wait(process, timeout=300)
+    result = finish(process, timeout=300)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert result.stderr.startswith("error: TensorFlow sees no GPU")

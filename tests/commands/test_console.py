@@ -3,7 +3,6 @@
 import logging as std_logging
 import os
 import re
-import subprocess
 import sys
 
 import pytest
@@ -16,7 +15,7 @@ from mnist_research.data import pipeline
 from mnist_research.training import epoch_loop
 from mnist_research.training.summaries import Summaries
 from mnist_research.training.trainer import Trainer
-from tests.helpers import REPO, make_digits
+from tests.helpers import finish, make_digits, start
 
 SHOWN = re.compile(r"(\d+)/\d+.*?loss: ([\d.]+) - accuracy: ([\d.]+)")
 
@@ -169,24 +168,11 @@ def _start_as_a_user(onednn, *args, **env):
     it; :func:`_wait` waits for it."""
     full_env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     full_env.update(TF_ENABLE_ONEDNN_OPTS=onednn, **env)
-    return subprocess.Popen(
-        [sys.executable, *args],
-        cwd=REPO,
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start([sys.executable, *args], env=full_env)
 
 
 def _wait(process):
-    """The finished process, with ``stdout`` and ``stderr`` (as ``subprocess.run`` gives)."""
-    try:
-        out, err = process.communicate(timeout=600)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        raise
-    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+    return finish(process, timeout=600)
 
 
 def _python_as_a_user(onednn, *args, **env):

@@ -3,13 +3,11 @@
 Real processes where the process is the point: the session's `finished_run` (what a run
 prints), the run on two logical CPUs (devices split before TensorFlow starts, no Python
 warning on the terminal) and the one-line errors with and without oneDNN's banner. The
-rest calls the command's `main` in this process (`run_command`): its error lines, its
+rest calls the command's `main` in this process (`tests.helpers.run_main`): its error lines, its
 logged lines and the files it writes are the same.
 """
 
-import contextlib
 import json
-import logging as std_logging
 import os
 import shutil
 import subprocess
@@ -18,7 +16,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.helpers import REPO, run_main, run_module, scalars
+from tests.helpers import REPO, SMOKE, run_main, run_module, scalars
 
 METRIC_KEYS = {
     "test_accuracy",
@@ -34,76 +32,14 @@ METRIC_KEYS = {
 }
 
 
-SMOKE = f"--flagfile={os.path.join(REPO, 'experiments', 'smoke.flags')}"  # from any folder
-
-
-@contextlib.contextmanager
-def _absl_logging_as_app_run(monkeypatch):
-    """absl's handler on the root logger and INFO verbosity, as ``absl.app.run`` sets them.
-
-    ``run_main`` captures what absl's handler writes, but only ``app.run`` puts the
-    handler on the root logger and raises the default verbosity to INFO: without both,
-    the command's INFO lines ("Restored ...", "epoch 1/2") would go nowhere.
-    """
-    from absl import flags
-    from absl import logging as absl_logging
-
-    from mnist_research import command
-
-    parse = command._parse_flags
-
-    def parse_as_app_run(argv):
-        flags.FLAGS["verbosity"].unparse()  # unset, as in a fresh process
-        parsed = parse(argv)
-        if flags.FLAGS["verbosity"].using_default_value:
-            flags.FLAGS.verbosity = 0  # what app.run does right after parsing
-        return parsed
-
-    root, absl_logger = std_logging.getLogger(), std_logging.getLogger("absl")
-    handler = absl_logging.get_absl_handler()
-    saved = root.level, absl_logger.level, handler in root.handlers
-    monkeypatch.setattr(command, "_parse_flags", parse_as_app_run)
-    if not saved[2]:
-        root.addHandler(handler)
-    try:
-        yield
-    finally:
-        monkeypatch.setattr(command, "_parse_flags", parse)
-        if not saved[2]:
-            root.removeHandler(handler)
-        root.setLevel(saved[0])
-        absl_logger.setLevel(saved[1])
-
-
 @pytest.fixture
-def run_command(monkeypatch):
-    """``run_main`` that also captures the command's logged lines (INFO and up)."""
-
-    def run(module, *args):
-        with _absl_logging_as_app_run(monkeypatch):
-            return run_main(module, *args)
-
-    return run
-
-
-@pytest.fixture
-def train(run_command):
+def train():
     """The train command on the smoke flags, in this process."""
-    import tensorflow as tf
 
     def run(npz_dir, run_dir, *extra):
-        try:
-            return run_command(
-                "mnist_research.train",
-                SMOKE,
-                f"--data_dir={npz_dir}",
-                f"--run_dir={run_dir}",
-                *extra,
-            )
-        finally:
-            # A run stopped by an error before its first step (a NaN loss) leaves the
-            # graph trace it started on; in a process of its own that ends with it.
-            tf.summary.trace_off()
+        return run_main(
+            "mnist_research.train", SMOKE, f"--data_dir={npz_dir}", f"--run_dir={run_dir}", *extra
+        )
 
     return run
 
@@ -120,27 +56,6 @@ def copy_run(run_dir, tmp_path, name="run"):
     copy = str(tmp_path / name)
     shutil.copytree(run_dir, copy)
     return copy
-
-
-_MIRRORED_RUNS = {}
-
-
-def mirrored_smoke_run(npz_dir, tmp_path_factory):
-    """The smoke run on two logical CPUs (MirroredStrategy) in its own process, once a session.
-
-    Shared by this file and tests/analysis/test_compare.py, which only read it.
-    """
-    if npz_dir not in _MIRRORED_RUNS:
-        run_dir = str(tmp_path_factory.mktemp("mirrored") / "smoke-2cpu")
-        result = train_process(npz_dir, run_dir, "--strategy=mirrored", "--num_cpu_devices=2")
-        assert result.returncode == 0, result.stderr[-3000:]
-        _MIRRORED_RUNS[npz_dir] = run_dir, result
-    return _MIRRORED_RUNS[npz_dir]
-
-
-@pytest.fixture(scope="session")
-def mirrored_run(npz_dir, tmp_path_factory):
-    return mirrored_smoke_run(npz_dir, tmp_path_factory)
 
 
 def png_size(path):
@@ -317,8 +232,8 @@ def test_batch_not_divisible_by_replicas(npz_dir, tmp_path):
         (["--no_such_flag=1"], "no_such_flag"),
     ],
 )
-def test_flagfile_and_unknown_flag_errors(npz_dir, tmp_path, args, message, run_command):
-    result = run_command(
+def test_flagfile_and_unknown_flag_errors(npz_dir, tmp_path, args, message):
+    result = run_main(
         "mnist_research.train", *args, f"--data_dir={npz_dir}", f"--run_dir={tmp_path / 'run'}"
     )
     assert result.returncode != 0 and message in result.stderr

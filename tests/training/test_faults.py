@@ -16,8 +16,7 @@ from mnist_research import config as config_lib
 from mnist_research.errors import run_guarded
 from mnist_research.rundir import layout
 from mnist_research.training import runner as train_lib
-from tests.helpers import REPO, TESTS, make_digits, run_module, scalars, write_idx_dir
-from tests.training.in_process import run_logged
+from tests.helpers import REPO, TESTS, make_digits, run_main, run_module, scalars, write_idx_dir
 
 
 def train_args(npz_dir, run_dir, *extra):
@@ -65,7 +64,7 @@ def test_sigkill_mid_checkpoint_then_resume(npz_dir, tmp_path):
     assert os.path.exists(os.path.join(checkpoints, "ckpt-2.index"))  # written...
     assert tf.train.latest_checkpoint(checkpoints).endswith("ckpt-1")  # ...not committed
     # The resume needs no process of its own.
-    resumed = run_logged("mnist_research.train", *train_args(npz_dir, run_dir, "--epochs=3"))
+    resumed = run_main("mnist_research.train", *train_args(npz_dir, run_dir, "--epochs=3"))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "ckpt-1" in resumed.stderr and "epoch 2/3" in resumed.stderr
     assert "epoch 1/3" not in resumed.stderr
@@ -79,7 +78,7 @@ def test_sigkill_while_writing_reports_then_rerun(npz_dir, tmp_path):
     killed = run_with_fault("kill_in_reports", *train_args(npz_dir, run_dir))
     assert killed.returncode == -9, killed.stderr[-2000:]
     assert not json.load(open(os.path.join(run_dir, "metrics.json")))["finished"]
-    rerun = run_logged("mnist_research.train", *train_args(npz_dir, run_dir))
+    rerun = run_main("mnist_research.train", *train_args(npz_dir, run_dir))
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert "epoch 1/2" not in rerun.stderr and "epoch 2/2" not in rerun.stderr  # no retraining
     assert_clean_history(run_dir, 2)

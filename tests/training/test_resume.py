@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
-from tests.helpers import REPO, make_digits
-from tests.training.in_process import run_logged
+from tests.helpers import REPO, make_digits, run_main
 
 pytestmark = pytest.mark.slow
 
@@ -74,7 +73,7 @@ def test_sigkill_mid_epoch_then_resume(tmp_path):
     assert not killed["finished"] and 2 <= killed["epochs_completed"] < EPOCHS
 
     # The same command resumes it; that needs no process of its own.
-    result = run_logged("mnist_research.train", *_args(tmp_path, run_dir))
+    result = run_main("mnist_research.train", *_args(tmp_path, run_dir))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Restored" in result.stderr
     metrics = json.loads((run_dir / "metrics.json").read_text())

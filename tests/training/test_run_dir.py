@@ -18,7 +18,6 @@ from mnist_research.rundir import layout, records
 from mnist_research.training import resume
 from mnist_research.training.checkpoint_state import CheckpointState
 from tests.helpers import REPO, make_digits, run_main
-from tests.training.in_process import run_logged
 
 
 def _args(command: str) -> list[str]:
@@ -172,13 +171,13 @@ def test_interrupt_prints_the_command_that_resumes_and_resume_finds_the_run(tmp_
 
     with monkeypatch.context() as patch:
         patch.setattr(CheckpointState, "save", save_then_stop)
-        continued = run_logged("mnist_research.train", *_args(printed))
+        continued = run_main("mnist_research.train", *_args(printed))
     assert continued.returncode == 130, continued.stderr[-3000:]
     assert f"Restored {run_dir}" in continued.stderr, continued.stderr[-3000:]
     assert (run_dir / "checkpoints" / f"ckpt-{saved + 1}.index").exists()
 
     # --resume finds it again, and finishes it.
-    result = run_logged("mnist_research.train", *args, "--resume")
+    result = run_main("mnist_research.train", *args, "--resume")
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"--resume: continuing {run_dir}" in result.stderr
     assert list(logdir.iterdir()) == [run_dir]

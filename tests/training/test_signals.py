@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 
 from mnist_research.rundir import checkpoint_files
-from tests.helpers import REPO, make_digits
-from tests.training.in_process import run_logged
+from tests.helpers import REPO, make_digits, run_main
 
 
 def _start(data_dir, run_dir):
@@ -76,7 +75,7 @@ def test_signal_stops_with_one_line_that_resumes(tmp_path, signum, status):
     # needs no process of its own.
     words = shlex.split(lines[0].split("Resume with: ", 1)[1])
     assert words[1:3] == ["-m", "mnist_research.train"]  # python, or its full path
-    resumed = run_logged("mnist_research.train", *words[3:], f"--epochs={last + 1}")
+    resumed = run_main("mnist_research.train", *words[3:], f"--epochs={last + 1}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"Restored {folder}/ckpt-{last}" in resumed.stderr
     assert f"epoch {last + 1}/{last + 1}" in resumed.stderr and "epoch 1/" not in resumed.stderr

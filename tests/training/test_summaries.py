@@ -1,4 +1,6 @@
-"""Histogram buckets counted in NumPy match ``tf.summary.histogram``'s, read back by TensorBoard."""
+"""Histogram buckets match ``tf.summary.histogram``'s, read back by TensorBoard; the train graph."""
+
+import glob
 
 import numpy as np
 import pytest
@@ -46,3 +48,31 @@ def test_histograms_are_written_for_tensorboard(tmp_path):
 def test_disabled_summaries_write_nothing(tmp_path):
     summaries.Summaries(None).histograms(1, [("weights/x", tf.ones(3))])
     assert not list(tmp_path.iterdir())
+
+
+def test_record_graph_writes_the_graph_and_stops_tracing_when_the_call_fails(tmp_path):
+    from tensorflow.python.ops import summary_ops_v2  # where trace_on keeps its state
+
+    writer = summaries.Summaries(str(tmp_path))
+
+    @tf.function
+    def step(x):
+        return x * 2.0
+
+    assert float(writer.record_graph("double", lambda: 3, step, tf.constant(1.0))) == 2.0
+    assert not summary_ops_v2._current_trace_context
+
+    def nan_loss():
+        raise FloatingPointError("loss is NaN at step 1")
+
+    with pytest.raises(FloatingPointError):
+        writer.record_graph("fails", lambda: 4, nan_loss)
+    assert not summary_ops_v2._current_trace_context  # a next run in the process can trace
+    writer.close()
+    graphs = [
+        (value.tag, event.step)
+        for path in glob.glob(str(tmp_path / "train" / "events.out.tfevents.*"))
+        for event in tf.compat.v1.train.summary_iterator(path)
+        for value in event.summary.value
+    ]
+    assert graphs == [("double", 3)]
