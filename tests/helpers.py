@@ -1,9 +1,11 @@
 """Helpers the tests share: tiny learnable MNIST-shaped data, IDX bytes, running commands."""
 
+import contextlib
 import glob
 import gzip
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -54,11 +56,26 @@ def write_idx_dir(folder, arrays, gz: bool) -> str:
 def start(argv, *, env=None, cwd=REPO) -> subprocess.Popen:
     """Starts ``argv`` with its stdout and stderr captured as text; :func:`finish` waits.
 
-    For independent processes a test runs side by side (the 2 cores are busier).
+    For independent processes a test runs side by side (the 2 cores are busier). It leads
+    a process group of its own, so :func:`stop` ends the processes it starts too.
     """
     return subprocess.Popen(
-        argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        argv,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Kills a process :func:`start` started, and what it started, if still running."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
 
 
 def finish(process: subprocess.Popen, timeout: float) -> subprocess.CompletedProcess:
@@ -66,8 +83,7 @@ def finish(process: subprocess.Popen, timeout: float) -> subprocess.CompletedPro
     try:
         out, err = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        process.kill()
-        process.communicate()
+        stop(process)
         raise
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
@@ -118,13 +134,13 @@ class CommandResult:
         self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
 
 
-def run_main(module: str, *args: str) -> CommandResult:
+def run_main(module: str, *args: str, cwd=REPO, timeout: float = 900) -> CommandResult:
     """Runs a command's ``main`` in this process, as ``python -m module args`` would.
 
     The command's flags are defined on absl's ``FLAGS`` for the call and removed
     after it, the command line is parsed and ``main`` run as :func:`mnist_research.command.run`
-    does (a bad value is its one ``error:`` line and exit status 1), from the repository
-    root (relative ``--flagfile=experiments/...``), and what it writes to
+    does (a bad value is its one ``error:`` line and exit status 1), from ``cwd`` (the
+    repository root: relative ``--flagfile=experiments/...``), and what it writes to
     ``sys.stdout``/``sys.stderr`` and logs ("epoch 1/2", "Restored ...") is captured.
     Two things ``absl.app.run`` does in a real process are done for the call: absl's
     handler on the root logger, and ``--verbosity`` 0 (INFO) when the command line
@@ -132,8 +148,10 @@ def run_main(module: str, *args: str) -> CommandResult:
     For what needs no process of its own: an error line, files a command writes.
     TensorFlow's own terminal output (C++ lines, the import filter) needs a real
     process: :func:`run_module`.
+    A call still running after ``timeout`` seconds (a hang) ends the test session
+    with every thread's traceback instead of stalling it.
     """
-    import contextlib
+    import faulthandler
     import importlib
     import io
     import logging as std_logging
@@ -172,9 +190,10 @@ def run_main(module: str, *args: str) -> CommandResult:
     sys.argv = [module, *args]
     if not attached:
         root.addHandler(handler)
+    faulthandler.dump_traceback_later(timeout, exit=True)
     try:
         with (
-            contextlib.chdir(REPO),
+            contextlib.chdir(cwd),
             contextlib.redirect_stdout(out),
             contextlib.redirect_stderr(err),
             warnings.catch_warnings(),
@@ -188,10 +207,9 @@ def run_main(module: str, *args: str) -> CommandResult:
             except SystemExit as e:
                 code = e.code
     finally:
+        faulthandler.cancel_dump_traceback_later()
         if not attached:
             root.removeHandler(handler)
-        root.setLevel(saved_levels[0])
-        absl_logger.setLevel(saved_levels[1])
         for name in added:
             delattr(flags.FLAGS, name)
         for registry, known in zip(registries, modules_before):
@@ -206,4 +224,6 @@ def run_main(module: str, *args: str) -> CommandResult:
         handler.filters[:] = filters
         std_logging.getLogger("tensorflow").setLevel(tf_level)
         absl_logging.set_verbosity(verbosity)
+        root.setLevel(saved_levels[0])  # last: set_verbosity sets the absl logger's level
+        absl_logger.setLevel(saved_levels[1])
     return CommandResult(0 if code is None else int(code), out.getvalue(), err.getvalue())

@@ -128,20 +128,20 @@ class Summaries:
         """Runs ``call(*args)`` and writes the graph of the ``tf.function`` it runs (Graphs tab).
 
         The graph is written at ``step()`` after the call. Graph tracing is global
-        to TensorFlow: it is turned off also when ``call`` raises (a NaN loss), or
-        the next run in the same process (a notebook) would find it still on.
+        to TensorFlow: it is turned off also when ``call`` or the export raises (a NaN
+        loss, a full disk), or the next run in the same process (a notebook) would
+        find it still on.
         """
         if not self.enabled:
             return call(*args)
         tf.summary.trace_on(graph=True, profiler=False)
         try:
             result = call(*args)
-        except BaseException:
+            with self.train.as_default(step=step()):
+                tf.summary.trace_export(name)  # turns tracing off when it gets to the end
+            self.train.flush()
+        finally:
             tf.summary.trace_off()
-            raise
-        with self.train.as_default(step=step()):
-            tf.summary.trace_export(name)
-        self.train.flush()
         return result
 
     def close(self) -> None:

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from mnist_research.analysis import sweep_table as sweep_lib
-from tests.helpers import finish, run_main, run_module, start_module
+from tests.helpers import finish, run_main, run_module, start_module, stop
 
 TIMING_KEYS = ("epoch_seconds", "examples_per_second")
 
@@ -84,12 +84,18 @@ def mlp_runs(npz_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("mlp_runs")
     sweep = start_module("mnist_research.sweep", *_sweep_args(npz_dir, folder / "sweep"))
     b = _start(npz_dir, folder / "b", "--deterministic", "--seed=3")
-    stopped = _finish(
-        _start(npz_dir, folder / "resumed", "--deterministic", "--seed=3", "--epochs=1")
-    )
-    resumed = _start(npz_dir, folder / "resumed", "--deterministic", "--seed=3")
-    resumed, b = _finish(resumed), _finish(b)
-    sweep = finish(sweep, timeout=900)
+    running = [sweep, b[1]]
+    try:
+        stopped = _finish(
+            _start(npz_dir, folder / "resumed", "--deterministic", "--seed=3", "--epochs=1")
+        )
+        resumed = _start(npz_dir, folder / "resumed", "--deterministic", "--seed=3")
+        running.append(resumed[1])
+        resumed, b = _finish(resumed), _finish(b)
+        sweep = finish(sweep, timeout=900)
+    finally:
+        for process in running:  # what a failed step left running
+            stop(process)
     assert sweep.returncode == 0, sweep.stderr[-3000:]
     return {
         "sweep": sweep,

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.helpers import REPO, finish, start
+from tests.helpers import REPO, finish, start, stop
 
 SCRIPT = os.path.join(REPO, "benchmarks", "gpu_check.sh")
 
@@ -45,10 +45,8 @@ def scripts(npz_dir, tmp_path_factory):
         f"--output={no_gpu_dir / 'out'}", cwd=no_gpu_dir, env={"CUDA_VISIBLE_DEVICES": "-1"}
     )
     yield {"tiny": (tiny_dir, tiny), "no_gpu": (no_gpu_dir, no_gpu)}
-    for process in (tiny, no_gpu):  # one a deselected test did not wait for
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+    for process in (tiny, no_gpu):  # one a deselected test did not wait for, its trainings too
+        stop(process)
 
 
 @pytest.mark.slow

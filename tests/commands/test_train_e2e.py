@@ -288,6 +288,7 @@ def test_a_finished_run_with_garbage_metrics_is_rebuilt_by_the_command(
     result = train(npz_dir, run_dir)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "metrics.json: damaged" in result.stderr and "epoch 1/" not in result.stderr
+    assert f"Restored {run_dir}" in result.stderr  # INFO lines are captured: none is an epoch
     assert json.load(open(os.path.join(run_dir, "metrics.json")))["finished"] is True
 
 

@@ -9,15 +9,31 @@ from mnist_research.errors import RunDirError, run_guarded
 
 
 def _at_verbosity(verbosity, body):
+    """``body()`` after ``logs.configure(verbosity)``; the logging setup put back after it."""
     handler = logging.get_absl_handler()
-    saved_formatter, saved_level = handler.formatter, logging.get_verbosity()
+    root = std_logging.getLogger()
+    saved = (
+        handler.formatter,
+        list(handler.filters),
+        handler in root.handlers,
+        logging.get_verbosity(),
+        root.level,
+        {name: std_logging.getLogger(name).level for name in ("matplotlib", "PIL", "tensorflow")},
+    )
     was_parsed = flags.FLAGS.is_parsed()
     try:
         logs.configure(verbosity)
         return body()
     finally:
-        logs.configure(saved_level)
-        handler.setFormatter(saved_formatter)
+        formatter, filters, attached, level, root_level, library_levels = saved
+        logging.set_verbosity(level)
+        handler.setFormatter(formatter)
+        handler.filters[:] = filters
+        if not attached:
+            root.removeHandler(handler)  # configure() put it there
+        root.setLevel(root_level)
+        for name, library_level in library_levels.items():
+            std_logging.getLogger(name).setLevel(library_level)
         if not was_parsed:
             flags.FLAGS.unparse_flags()
 

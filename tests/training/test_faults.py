@@ -80,6 +80,7 @@ def test_sigkill_while_writing_reports_then_rerun(npz_dir, tmp_path):
     assert not json.load(open(os.path.join(run_dir, "metrics.json")))["finished"]
     rerun = run_main("mnist_research.train", *train_args(npz_dir, run_dir))
     assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert f"Restored {run_dir}" in rerun.stderr, rerun.stderr[-2000:]  # its INFO lines are here
     assert "epoch 1/2" not in rerun.stderr and "epoch 2/2" not in rerun.stderr  # no retraining
     assert_clean_history(run_dir, 2)
     for name in ("curves", "samples", "confusion_matrix", "per_class", "mistakes"):

@@ -164,6 +164,8 @@ def test_interrupt_prints_the_command_that_resumes_and_resume_finds_the_run(tmp_
     assert saved < EPOCHS
     original_save = CheckpointState.save
 
+    # The second stop is the Interrupted a SIGINT handler raises, raised here right after
+    # the next checkpoint (the real signal and its handler are the first process's).
     def save_then_stop(self, epoch, history):
         original_save(self, epoch, history)
         if epoch == saved + 1:
@@ -187,7 +189,6 @@ def test_interrupt_prints_the_command_that_resumes_and_resume_finds_the_run(tmp_
     # The run's config holds an absolute data path: evaluate works from anywhere.
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    monkeypatch.chdir(elsewhere)
-    evaluated = run_main("mnist_research.evaluate", f"--run_dir={run_dir}")
+    evaluated = run_main("mnist_research.evaluate", f"--run_dir={run_dir}", cwd=elsewhere)
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     assert f"accuracy {metrics['test_accuracy']:.4f}" in evaluated.stdout
