@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mnist_research.analysis.run_records import Listing, RunRecord, find_runs
+from mnist_research.rundir import lock
 
 __all__ = ["Listing", "find_runs", "row", "rows", "to_text"]
 
@@ -29,7 +30,10 @@ def row(record: RunRecord) -> dict[str, Any]:
     """What the table shows of one run, as plain values (the JSON form too)."""
     config, metrics = record.config, record.metrics
     planned = config.get("train", {}).get("epochs")
-    if record.finished:
+    trainer = lock.holder(record.path)  # the process training this run now, if any
+    if trainer is not None:
+        status = f"running ({trainer.split(' on ')[0]})"
+    elif record.finished:
         status = "finished (stopped early)" if metrics.get("stopped_early") else "finished"
     else:
         status = "unfinished" if record.epochs_done else "not started"
@@ -45,6 +49,7 @@ def row(record: RunRecord) -> dict[str, Any]:
         "epochs_planned": planned,
         "finished": record.finished,
         "status": status,
+        "running": trainer,
         "best_val_accuracy": record.best_val_accuracy,
         "test_accuracy": float(test) if isinstance(test, (int, float)) else None,
         "device": f"{str(kind).upper()} ({device})" if kind and device else None,

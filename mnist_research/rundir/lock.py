@@ -4,6 +4,9 @@
 exits in any way (SIGKILL included), so a killed run never leaves a stale
 lock behind, and the file's content (the holder's PID) only serves the
 message a second process prints. Multi-worker runs lock on the chief only.
+``holder`` tells from outside whether a run is training now (``runs`` shows
+it): it takes a shared lock for an instant, so taking the lock retries for a
+moment before it refuses.
 """
 
 from __future__ import annotations
@@ -13,10 +16,51 @@ import fcntl
 import os
 import socket
 import stat
+import time
 
 from mnist_research.errors import RunDirError
 
 LOCK_FILE = ".lock"
+# How long taking the lock keeps trying: long enough to outlast a ``holder``
+# probe (microseconds), short beside any real run, which holds it for its whole length.
+_RETRY_SECONDS = 1.0
+
+
+def _take(fd: int) -> bool:
+    """Takes the exclusive lock on ``fd``; False if a process still holds it after the retries."""
+    deadline = time.monotonic() + _RETRY_SECONDS
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+
+
+def holder(run_dir: str) -> str | None:
+    """Who trains in ``run_dir`` now (``"PID 123 on host"``), or None if nobody does.
+
+    None too when the lock cannot be looked at (no lock file, a link, no
+    permission): this only informs, it never refuses anything.
+    """
+    try:
+        fd = os.open(os.path.join(run_dir, LOCK_FILE), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown process"
+        except OSError:
+            return None
+        return None  # closing the file below releases the shared lock
+    finally:
+        os.close(fd)
 
 
 class RunDirLock:
@@ -56,13 +100,16 @@ class RunDirLock:
                 f"{self.path}: not a regular file, so not this project's lock; remove it yourself"
             ) from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
+            taken = _take(fd)
+        except OSError as e:
+            os.close(fd)
+            raise RunDirError(f"{self.path}: cannot lock ({e.strerror or e})") from None
+        if not taken:
+            who = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
             os.close(fd)
             raise RunDirError(
                 f"{self.run_dir} is in use by another training process "
-                f"({holder}); wait for it to finish (or stop it), or use "
+                f"({who}); wait for it to finish (or stop it), or use "
                 f"another --run_dir"
             ) from None
         os.ftruncate(fd, 0)

@@ -1,15 +1,18 @@
 """`runs` (the run list) and `--run_dir=latest` for evaluate, predict and report."""
 
+import fcntl
 import json
 import os
 import shutil
+import threading
 
 import pytest
 
 from mnist_research.analysis import run_list, run_records
 from mnist_research.config import ExperimentConfig
 from mnist_research.errors import RunDirError
-from mnist_research.rundir import records
+from mnist_research.rundir import lock, records
+from mnist_research.rundir.lock import RunDirLock
 from tests.helpers import run_main, run_module
 
 
@@ -136,3 +139,29 @@ def test_evaluate_and_report_take_run_dir_latest(finished_run, tmp_path):
         .splitlines()[-1]
         .startswith("error: --run_dir=latest: no finished run under")
     )
+
+
+def test_a_run_being_trained_shows_as_running_with_its_pid(logdir):
+    stopped = str(logdir / "stopped")
+    with RunDirLock(stopped):
+        rows = {r["name"]: r for r in run_list.rows(run_list.find_runs(str(logdir)).runs)}
+        assert rows["stopped"]["status"] == f"running (PID {os.getpid()})"
+        assert rows["stopped"]["running"].startswith(f"PID {os.getpid()} on ")
+        assert rows["old"]["status"] == "finished" and rows["old"]["running"] is None
+        assert f"running (PID {os.getpid()})" in run_list.to_text(list(rows.values()))
+    # The lock goes with the process; the lock file stays and no longer means running.
+    assert os.path.exists(os.path.join(stopped, ".lock"))
+    assert run_list.row(run_records.read_run(stopped))["status"] == "unfinished"
+
+
+def test_looking_at_the_lock_never_makes_a_starting_run_fail(tmp_path):
+    # `runs` holds a shared lock for an instant; a run taking the lock then waits it out.
+    with RunDirLock(str(tmp_path)):
+        pass
+    probe = os.open(str(tmp_path / ".lock"), os.O_RDONLY)
+    fcntl.flock(probe, fcntl.LOCK_SH)
+    threading.Timer(0.2, os.close, args=(probe,)).start()
+    with RunDirLock(str(tmp_path)):
+        assert lock.holder(str(tmp_path)).startswith(f"PID {os.getpid()} on ")
+    assert lock.holder(str(tmp_path)) is None
+    assert lock.holder(str(tmp_path / "missing")) is None
