@@ -291,9 +291,12 @@ def configure(verbosity: int | None = None) -> None:
         handler.removeFilter(old)
     # Matplotlib's font search and Pillow's PNG chunks log hundreds of DEBUG lines
     # (findfont scores) when absl's verbosity opens the root logger to DEBUG; they
-    # say nothing about the run, at any verbosity.
+    # say nothing about the run, at any verbosity. A level someone set on them
+    # (a notebook user debugging a figure) is theirs to keep.
     for library in ("matplotlib", "PIL"):
-        std_logging.getLogger(library).setLevel(std_logging.INFO)
+        library_logger = std_logging.getLogger(library)
+        if library_logger.level == std_logging.NOTSET:
+            library_logger.setLevel(std_logging.INFO)
     tf_logger = std_logging.getLogger("tensorflow")
     if verbosity >= 1:
         tf_logger.setLevel(std_logging.DEBUG)

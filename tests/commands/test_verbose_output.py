@@ -69,3 +69,15 @@ def test_verbosity_1_opens_tensorflow_but_not_matplotlib_font_debug():
         )
 
     assert _at_verbosity(1, levels) == (True, False, False, True)
+
+
+def test_a_level_someone_set_on_matplotlib_is_kept():
+    matplotlib_logger = std_logging.getLogger("matplotlib")
+    saved = matplotlib_logger.level
+    try:
+        matplotlib_logger.setLevel(std_logging.DEBUG)  # e.g. matplotlib.set_loglevel("debug")
+        assert _at_verbosity(0, lambda: matplotlib_logger.level) == std_logging.DEBUG
+        matplotlib_logger.setLevel(std_logging.NOTSET)
+        assert _at_verbosity(0, lambda: matplotlib_logger.level) == std_logging.INFO
+    finally:
+        matplotlib_logger.setLevel(saved)
