@@ -15,12 +15,14 @@ module from a running command silences TensorFlow before it is imported, and
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 
 from absl import app, flags
 
 from mnist_research import flagfiles, logs
+from mnist_research.config import flags as experiment_flags
 from mnist_research.errors import run_guarded
 
 # A command imports this module before its library modules import TensorFlow: the
@@ -43,27 +45,69 @@ def run(
     """
     before = set(flags.FLAGS)
     define_flags(flags.FLAGS)
-    for name in sorted(set(flags.FLAGS) - before):
-        # absl's --help lists the key flags of the module named sys.argv[0].
+    own = sorted(set(flags.FLAGS) - before)
+    for name in own:
+        # absl's --helpshort lists the key flags of the module named sys.argv[0].
         flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[name])
     main_module = sys.modules["__main__"]
     if doc and not getattr(main_module, "__doc__", None):
         main_module.__doc__ = doc  # a console script's stub has none
-    app.run(lambda argv: _configure_logs_then(main, argv), flags_parser=_parse_flags)
+    program = os.path.basename(sys.argv[0]).removesuffix(".py")
+    app.run(
+        lambda argv: _configure_logs_then(main, argv),
+        flags_parser=lambda argv: _parse_flags(
+            argv, lambda: help_text(flags.FLAGS, own, doc, program)
+        ),
+    )
 
 
-def _parse_flags(argv: list[str]) -> list[str]:
-    """absl's parsing, with a bad flag value reported as one ``error:`` line (exit 1)."""
+def help_text(fv: flags.FlagValues, names: list[str], doc: str | None, program: str) -> str:
+    """What ``--help`` prints: ``doc``, then the flags ``names``, in groups.
+
+    The command's own flags come first, under ``<program> flags``; the
+    experiment flags of a command that has them all (train, benchmark) follow
+    by config section (data, model, training, devices and distribution). Each
+    group is sorted by name, as absl sorts it.
+    """
+    sections = [
+        (title, group)
+        for title, group in experiment_flags.flag_groups()
+        if all(n in names for n in group)
+    ]
+    in_sections = {n for _, group in sections for n in group}
+    groups = [(f"{program} flags", [n for n in names if n not in in_sections])]
+    groups += [(f"{title} flags", group) for title, group in sections]
+    parts = [(doc or "").strip()]
+    for title, group in groups:
+        if group:
+            view = flags.FlagValues()  # absl's own layout, under the group's title
+            for name in group:
+                view[name] = fv[name]
+                view.register_key_flag_for_module(title, fv[name])
+            parts.append(view.module_help(title).strip("\n"))
+    parts.append("--helpfull lists absl's own flags too (--verbosity, --flagfile, ...).")
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def _parse_flags(argv: list[str], help_: Callable[[], str] | None = None) -> list[str]:
+    """absl's parsing, with a bad flag value reported as one ``error:`` line (exit 1).
+
+    With ``help_``, ``--help`` (``-h``, ``--helpshort``) prints ``help_()`` and exits 0.
+    """
+    asked = set(argv[1 : argv.index("--") if "--" in argv else len(argv)])
+    if help_ is not None and asked & _SHORT_HELP:
+        sys.stdout.write(help_())
+        sys.exit(0)
     try:
         return flags.FLAGS(flagfiles.expand(argv))  # nested flagfiles from any folder
     except flags.Error as e:
         _usage_error(str(e))
-    except SystemExit as e:  # absl's --help exits 1 after printing the help it was asked for
-        asked = set(argv[1 : argv.index("--") if "--" in argv else len(argv)])
+    except SystemExit as e:  # absl's --helpfull exits 1 after printing the help it was asked for
         sys.exit(0 if e.code == 1 and asked & _HELP else e.code)
 
 
-_HELP = {"--help", "-help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml"}
+_SHORT_HELP = {"--help", "-help", "-h", "-?", "--helpshort"}
+_HELP = _SHORT_HELP | {"--helpfull", "--helpxml"}
 
 
 def _configure_logs_then(main: Callable[[list[str]], int], argv: list[str]) -> int:

@@ -49,6 +49,25 @@ def experiment_settings() -> Iterator[tuple[str | None, dataclasses.Field, Decla
                 yield section, field, declared
 
 
+# What ``--help`` calls each section's group of flags (the experiment's name goes
+# with the command's own flags).
+_HELP_GROUPS = {
+    "data": "data",
+    "model": "model",
+    "train": "training",
+    "distribute": "devices and distribution",
+}
+
+
+def flag_groups() -> list[tuple[str, list[str]]]:
+    """The experiment flags by config section, ``(title, flag names)``, grouped as in ``--help``."""
+    groups: dict[str, list[str]] = {}
+    for section, _, declared in experiment_settings():
+        if section is not None:
+            groups.setdefault(_HELP_GROUPS[section], []).append(declared.flag)
+    return list(groups.items())
+
+
 def experiment_flag_names() -> list[str]:
     """The experiment flags, in the order flags.txt lists them."""
     return [declared.flag for _, _, declared in experiment_settings()]

@@ -64,11 +64,15 @@ def test_help_lists_the_command_flags(name):
         timeout=120,
         env=env,
     )
-    assert "Traceback" not in result.stderr, result.stderr[-2000:]  # absl exits 1 after --help
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.returncode == 0
     for flag in COMMANDS[name]:
         assert f"--{flag}" in result.stdout or f"--[no]{flag}" in result.stdout, flag
     # Only the command's own flags: none of absl's test or TPU flags.
     assert "--test_srcdir" not in result.stdout and "--tpu" not in result.stdout
+    assert f"\n{name} flags:\n" in result.stdout
+    if name == "train":
+        assert "\nmodel flags:\n" in result.stdout
 
 
 @pytest.mark.slow
@@ -104,3 +108,40 @@ def test_commands_parse_their_flags_before_importing_tensorflow():
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "False"
+
+
+def test_train_help_groups_the_experiment_flags_by_section():
+    from mnist_research import command, train
+
+    fv = flags.FlagValues()
+    train.define_flags(fv)
+    text = command.help_text(fv, sorted(fv), "Train it.\n", "train")
+    titles = [line for line in text.splitlines() if line.endswith(" flags:")]
+    assert titles == [
+        "train flags:",
+        "data flags:",
+        "model flags:",
+        "training flags:",
+        "devices and distribution flags:",
+    ]
+    assert text.startswith("Train it.\n\ntrain flags:\n")
+
+    def group(title):
+        return text.split(f"\n{title}:\n")[1].split("\n\n")[0]
+
+    assert "--run_dir" in group("train flags") and "--experiment" in group("train flags")
+    assert "--hidden_units" in group("model flags") and "--epochs" not in group("model flags")
+    assert "--epochs" in group("training flags") and "--data_dir" in group("data flags")
+    assert "--strategy" in group("devices and distribution flags")
+    listed = [line.split(":")[0].strip() for line in text.splitlines() if line.startswith("  --")]
+    assert sorted(n.removeprefix("--[no]").removeprefix("--") for n in listed) == sorted(fv)
+
+
+def test_a_command_with_some_experiment_flags_lists_them_as_its_own():
+    from mnist_research import command, evaluate
+
+    fv = flags.FlagValues()
+    evaluate.define_flags(fv)
+    text = command.help_text(fv, sorted(fv), None, "evaluate")
+    assert [line for line in text.splitlines() if line.endswith(" flags:")] == ["evaluate flags:"]
+    assert "--data_dir" in text and "--split" in text
