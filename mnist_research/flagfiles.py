@@ -1,7 +1,7 @@
 """Flagfiles that work from any folder: nested ``--flagfile=`` lines found from the including file.
 
 absl reads a ``--flagfile=`` line inside a flagfile relative to the working
-directory, so ``experiments/smoke.flags`` (which includes
+directory, so ``experiments/cnn.flags`` (which includes
 ``--flagfile=experiments/baseline.flags``) works only from the repository
 root. :func:`expand` reads the flagfiles of a command line itself and puts
 their flags in place, resolving a relative nested path against the folder of

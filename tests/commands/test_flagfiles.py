@@ -12,10 +12,10 @@ from tests.helpers import REPO, run_module
 def test_nested_flagfiles_work_from_any_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     expanded = flagfiles.expand(
-        ["prog", f"--flagfile={REPO}/experiments/smoke.flags", "--seed=3", "--", "--flagfile=x"]
+        ["prog", f"--flagfile={REPO}/experiments/cnn.flags", "--seed=3", "--", "--flagfile=x"]
     )
     assert "--hidden_units=256,128,64" in expanded  # from the nested baseline.flags
-    assert expanded.index("--experiment=baseline") < expanded.index("--experiment=smoke")
+    assert expanded.index("--experiment=baseline") < expanded.index("--experiment=cnn")
     assert expanded[-3:] == ["--seed=3", "--", "--flagfile=x"]
 
 

@@ -166,3 +166,24 @@ def test_every_flagfile_parses_into_a_config(path, monkeypatch):
     assert config.experiment == os.path.basename(path)[: -len(".flags")]
     header = open(path).read().splitlines()[0]
     assert header.startswith("#")
+
+
+def test_smoke_flags_shorten_whatever_experiment_comes_before_them(monkeypatch):
+    from mnist_research import flagfiles, train
+    from mnist_research.config import flags as experiment_flags
+
+    monkeypatch.chdir(REPO)
+
+    def config_of(*names):
+        values = flags.FlagValues()
+        train.define_flags(values)
+        values(flagfiles.expand(["prog", *(f"--flagfile=experiments/{n}.flags" for n in names)]))
+        return experiment_flags.config_from_flags(values)
+
+    cnn, cnn_smoke = config_of("cnn"), config_of("cnn", "smoke")
+    assert cnn_smoke.model == cnn.model  # the CNN recipe, not the baseline's dense head
+    assert cnn_smoke.train.lr_schedule == cnn.train.lr_schedule == "cosine"
+    assert (cnn_smoke.train.epochs, cnn_smoke.data.limit_train) == (2, 2000)
+    smoke, baseline = config_of("smoke"), config_of("baseline")
+    assert smoke.model == baseline.model and smoke.train.learning_rate == 0.001
+    assert (smoke.train.epochs, baseline.train.epochs) == (2, 15)
