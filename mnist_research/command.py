@@ -47,12 +47,14 @@ def run(
     define_flags(flags.FLAGS)
     own = sorted(set(flags.FLAGS) - before)
     for name in own:
-        # absl's --helpshort lists the key flags of the module named sys.argv[0].
+        # absl's own help (--helpfull) lists the key flags of the module named sys.argv[0].
         flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[name])
     main_module = sys.modules["__main__"]
     if doc and not getattr(main_module, "__doc__", None):
         main_module.__doc__ = doc  # a console script's stub has none
     program = os.path.basename(sys.argv[0]).removesuffix(".py")
+    if program == "__main__":  # python -m mnist_research runs train
+        program = "train"
     app.run(
         lambda argv: _configure_logs_then(main, argv),
         flags_parser=lambda argv: _parse_flags(
@@ -65,7 +67,7 @@ def help_text(fv: flags.FlagValues, names: list[str], doc: str | None, program: 
     """What ``--help`` prints: ``doc``, then the flags ``names``, in groups.
 
     The command's own flags come first, under ``<program> flags``; the
-    experiment flags of a command that has them all (train, benchmark) follow
+    experiment flags of a command that has them all (train) follow
     by config section (data, model, training, devices and distribution). Each
     group is sorted by name, as absl sorts it.
     """
@@ -92,18 +94,30 @@ def help_text(fv: flags.FlagValues, names: list[str], doc: str | None, program: 
 def _parse_flags(argv: list[str], help_: Callable[[], str] | None = None) -> list[str]:
     """absl's parsing, with a bad flag value reported as one ``error:`` line (exit 1).
 
-    With ``help_``, ``--help`` (``-h``, ``--helpshort``) prints ``help_()`` and exits 0.
+    With ``help_``, ``--help`` (``-h``, ``--helpshort``, also from a flagfile)
+    prints ``help_()`` and exits 0.
     """
-    asked = set(argv[1 : argv.index("--") if "--" in argv else len(argv)])
+    try:
+        expanded = flagfiles.expand(argv)  # nested flagfiles from any folder
+    except flags.Error as e:
+        _usage_error(str(e))
+    asked = _asked(expanded)
     if help_ is not None and asked & _SHORT_HELP:
         sys.stdout.write(help_())
         sys.exit(0)
     try:
-        return flags.FLAGS(flagfiles.expand(argv))  # nested flagfiles from any folder
+        return flags.FLAGS(expanded)
     except flags.Error as e:
         _usage_error(str(e))
     except SystemExit as e:  # absl's --helpfull exits 1 after printing the help it was asked for
         sys.exit(0 if e.code == 1 and asked & _HELP else e.code)
+
+
+def _asked(argv: list[str]) -> set[str]:
+    """The help flags among the flags of ``argv`` (``--help=true`` as ``--help``)."""
+    arguments = argv[1 : argv.index("--") if "--" in argv else len(argv)]
+    named = (a.partition("=") for a in arguments)
+    return {name for name, eq, value in named if not eq or value.lower() in ("true", "1")}
 
 
 _SHORT_HELP = {"--help", "-help", "-h", "-?", "--helpshort"}

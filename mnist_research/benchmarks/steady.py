@@ -87,7 +87,7 @@ def identical_fit(data, epochs: int, seed: int, jit_compile) -> list[float]:
         validation_data=pipeline.eval_dataset(
             data.x_val, data.y_val, config_lib.TrainConfig().eval_batch_size
         ),
-        shuffle=False,  # the dataset shuffles itself; Keras warns that it ignores shuffle=True
+        shuffle=False,  # a tf.data input; Keras ignores shuffle=True for one, and warns
         verbose=0,
         callbacks=[timer],
     )

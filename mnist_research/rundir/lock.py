@@ -112,8 +112,9 @@ class RunDirLock:
                 f"({who}); wait for it to finish (or stop it), or use "
                 f"another --run_dir"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"PID {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        who = f"PID {os.getpid()} on {socket.gethostname()}\n".encode()
+        os.pwrite(fd, who, 0)  # then cut what is left of an earlier holder's line:
+        os.ftruncate(fd, len(who))  # a holder() probe never reads an empty file
         self._fd = fd
         return self
 

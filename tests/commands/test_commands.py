@@ -145,3 +145,16 @@ def test_a_command_with_some_experiment_flags_lists_them_as_its_own():
     text = command.help_text(fv, sorted(fv), None, "evaluate")
     assert [line for line in text.splitlines() if line.endswith(" flags:")] == ["evaluate flags:"]
     assert "--data_dir" in text and "--split" in text
+
+
+@pytest.mark.parametrize(
+    "argv", [["--flagfile={flagfile}"], ["--help=true"], ["--epochs=3", "-h"], ["--helpshort"]]
+)
+def test_help_asked_any_way_prints_the_command_help_and_exits_0(argv, tmp_path, capsys):
+    from mnist_research import command
+
+    flagfile = tmp_path / "help.flags"
+    flagfile.write_text("# asks for the help\n--help\n")
+    with pytest.raises(SystemExit) as exited:
+        command._parse_flags(["prog", *(a.format(flagfile=flagfile) for a in argv)], lambda: "H\n")
+    assert exited.value.code == 0 and capsys.readouterr().out == "H\n"
