@@ -39,6 +39,11 @@ def _take(fd: int) -> bool:
             time.sleep(0.02)
 
 
+def _who(fd: int, unknown: str) -> str:
+    """The holder's line in the lock file (``"PID 123 on host"``), or ``unknown``."""
+    return os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or unknown
+
+
 def holder(run_dir: str) -> str | None:
     """Who trains in ``run_dir`` now (``"PID 123 on host"``), or None if nobody does.
 
@@ -55,7 +60,7 @@ def holder(run_dir: str) -> str | None:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            return os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown process"
+            return _who(fd, "unknown process")
         except OSError:
             return None
         return None  # closing the file below releases the shared lock
@@ -105,7 +110,7 @@ class RunDirLock:
             os.close(fd)
             raise RunDirError(f"{self.path}: cannot lock ({e.strerror or e})") from None
         if not taken:
-            who = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
+            who = _who(fd, "unknown")
             os.close(fd)
             raise RunDirError(
                 f"{self.run_dir} is in use by another training process "
