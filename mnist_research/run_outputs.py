@@ -28,9 +28,8 @@ from mnist_research.analysis import metrics as metrics_lib
 from mnist_research.inference import export as export_lib
 from mnist_research.inference import finished_run
 from mnist_research.training import devices
-from mnist_research.training.finish import EndOfRunAction
-from mnist_research.training.metric_sums import Totals
-from mnist_research.training.run_context import RunContext
+from mnist_research.training.finish import EndOfRunAction, RunContext
+from mnist_research.training.loop import Totals
 
 
 def export(model: tf.keras.Model, run_dir: str, chief: bool) -> None:
@@ -89,16 +88,11 @@ def write_reports(run: RunContext, metrics: dict[str, Any], test: Totals) -> Non
         config.train.epochs,
         {name: paths[name] for name in ("samples", "confusion_matrix", "mistakes")},
     )
-    run.summaries.final_scalars(config.train.epochs, {"accuracy": test.accuracy, "loss": test.loss})
+    run.summaries.final_scalars(config.train.epochs, test.means())
 
 
 def end_of_run_actions() -> tuple[EndOfRunAction, ...]:
-    """The export, then the reports: what the ``train`` command writes at the end of a run.
-
-    The functions are looked up when this is called, so a caller that wraps
-    :func:`export_model` or :func:`write_reports` (the benchmark's phase
-    timers) gets its wrappers run.
-    """
+    """The export, then the reports: what the ``train`` command writes at the end of a run."""
     return (
         EndOfRunAction("exporting", export_model, every_worker=True, problem=export_problem),
         EndOfRunAction("writing the reports", write_reports),

@@ -59,7 +59,7 @@ def define_flags(fv: flags.FlagValues) -> None:
     )
 
 
-def _train() -> int:
+def _train(instrument=None) -> int:
     run_dir = FLAGS.run_dir
     try:
         with interrupts.handle_signals():
@@ -72,6 +72,9 @@ def _train() -> int:
             devices.configure_devices(config.distribute)
             strategy = devices.create_strategy(config.distribute)
             run_dir = _choose_run_dir(config, strategy)
+            make_hooks, actions = runner.standard_hooks, run_outputs.end_of_run_actions()
+            if instrument is not None:
+                make_hooks, actions = instrument.hooks(make_hooks), instrument.actions(actions)
             metrics = runner.train_and_evaluate(
                 config,
                 run_dir,
@@ -79,7 +82,8 @@ def _train() -> int:
                 overwrite=FLAGS.overwrite,
                 flagfile_text=experiment_flags.flagfile_text(config),
                 resume_hint=resume.resume_command(run_dir, sys.argv),
-                actions=run_outputs.end_of_run_actions(),
+                actions=actions,
+                make_hooks=make_hooks,
             )
     except interrupts.Interrupted as e:
         _report_interrupted(e, run_dir)
@@ -164,8 +168,16 @@ def _report_interrupted(error: interrupts.Interrupted, run_dir: str | None) -> N
 main = command.main_without_arguments(_train)
 
 
-def run():
-    command.run(main, define_flags, __doc__)
+def run(instrument=None) -> None:
+    """Runs the command.
+
+    Args:
+      instrument: wraps the run's epoch-loop hooks and end-of-run actions:
+        ``instrument.hooks(make_hooks)`` and ``instrument.actions(actions)``
+        return the ones to use (``benchmarks.phases`` times them this way).
+    """
+    instrumented = command.main_without_arguments(lambda: _train(instrument))
+    command.run(main if instrument is None else instrumented, define_flags, __doc__)
 
 
 if __name__ == "__main__":

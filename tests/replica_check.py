@@ -19,8 +19,8 @@ from mnist_research import config as config_lib
 from mnist_research.data import pipeline as input_pipeline
 from mnist_research.model import dropout as dropout_lib
 from mnist_research.training import devices as distribute
+from mnist_research.training.loop import Trainer
 from mnist_research.training.runner import set_seeds
-from mnist_research.training.trainer import Trainer
 from tests.helpers import make_digits
 
 STEPS = 20

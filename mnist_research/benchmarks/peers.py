@@ -66,8 +66,7 @@ def run_project(data_dir: str, epochs: int) -> dict:
 
     from mnist_research import config as config_lib
     from mnist_research.data import pipeline
-    from mnist_research.training import epoch_loop, summaries
-    from mnist_research.training.trainer import Trainer
+    from mnist_research.training import loop
 
     (x, y), (xv, yv), (xt, yt) = load_splits(data_dir)
     tf.keras.utils.set_random_seed(SEED)
@@ -76,13 +75,13 @@ def run_project(data_dir: str, epochs: int) -> dict:
     train_input = pipeline.TrainInput(x, y, BATCH, SEED)
     steps = train_input.steps_per_epoch()
     start = time.perf_counter()
-    trainer = Trainer(config, strategy, steps)
+    trainer = loop.Trainer(config, strategy, steps)
     validate = trainer.make_evaluator(pipeline.eval_dataset(xv, yv, EVAL_BATCH))
-    batches = epoch_loop.training_batches(trainer, train_input, 1, epochs, steps)
+    batches = loop.training_batches(trainer, train_input, 1, epochs, steps)
     seconds, val = [], []
     for _ in range(epochs):
         epoch_start = time.perf_counter()
-        epoch_loop.train_epoch(trainer, batches, steps, summaries.Summaries(None), verbose=False)
+        loop.train_epoch(trainer, batches, steps)
         val.append(validate().accuracy)
         seconds.append(time.perf_counter() - epoch_start)
     total = time.perf_counter() - start

@@ -1,15 +1,18 @@
 """Where a ``train`` command's time goes: the real command with timers around its phases.
 
 Run as ``python -m mnist_research.benchmarks.phases OUTPUT.json TRAIN_FLAGS...``
-(the benchmark does, in a subprocess). It runs ``mnist_research.train`` with
-every phase function wrapped in a timer and writes the seconds spent in each:
-start-up (process start to the training code, imports included), data
-loading, setting up the trainer, the first epoch (XLA compilation included),
-the other epochs, and between epochs the validation pass, histograms,
-checkpoint and the rest (scalars, ``metrics.json``, the log line); then the
-test evaluation, export and reports, and the exit. The process start comes
-from ``MNIST_BENCHMARK_T0`` (``time.time()`` of the parent just before it
-started this process) or, without it, from ``/proc/self/stat``.
+(the benchmark does, in a subprocess). It runs ``mnist_research.train`` with a
+:class:`PhaseTimer` as its instrument: the timer adds a hook to the epoch loop
+and wraps the run's other hooks and end-of-run actions (the command's public
+seam, ``train.run(instrument=...)``), then writes the seconds spent in each
+phase: start-up (process start to the run's setup, imports included), the
+setup (data, trainer, restoring), the first epoch's steps (XLA compilation
+included), the other epochs' steps, and between epochs the validation pass,
+TensorBoard (scalars and histograms), the checkpoint and the rest; then the
+test evaluation (with the best epoch's checkpoint), export and reports, and the
+exit. The process start comes from ``MNIST_BENCHMARK_T0`` (``time.time()`` of
+the parent just before it started this process) or, without it, from
+``/proc/self/stat``.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ _IMPORTED = time.time()
 
 import atexit  # noqa: E402
 import collections  # noqa: E402
+import dataclasses  # noqa: E402
 import functools  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
@@ -27,20 +31,23 @@ import sys  # noqa: E402
 
 PHASES = (
     "startup",
-    "data",
     "setup",
     "first_epoch",
     "epochs",
     "validation",
-    "histograms",
+    "tensorboard",
     "checkpoint",
     "between_other",
     "test_evaluation",
     "export",
     "reports",
-    "finish_other",
     "exit",
 )
+
+# The timed hooks of ``runner.standard_hooks`` by class; the others count as between_other.
+_HOOK_PHASES = {"TensorBoard": "tensorboard", "Checkpoint": "checkpoint"}
+# The end-of-run actions of ``run_outputs.end_of_run_actions`` by name.
+_ACTION_PHASES = {"exporting": "export", "writing the reports": "reports"}
 
 
 def process_start() -> float:
@@ -55,115 +62,126 @@ def process_start() -> float:
 
 
 class PhaseTimer:
-    """Adds wall seconds per phase; records the first and last moment of each."""
+    """A timeline of phases: each mark ends the phase before it.
+
+    The command runs one thing at a time, so the phases never overlap and add
+    up to the whole command. As the ``train`` command's instrument it makes the
+    epoch loop's hooks and the end-of-run actions mark their phases.
+    """
 
     def __init__(self):
         self.seconds = collections.defaultdict(float)
         self.cpu_seconds = collections.defaultdict(float)
-        self.calls = collections.defaultdict(int)
         self.first_start: dict[str, float] = {}
-        self.last_end: dict[str, float] = {}
+        self.current: str | None = None
+        self.started = self.cpu_started = 0.0
+        self.epochs = 0
 
-    def wrap(self, phase, fn):
-        """``fn`` timed into ``phase``: a name, or a function of the call counts giving one."""
+    def mark(self, name: str) -> None:
+        """Phase ``name`` starts now."""
+        now, cpu = time.time(), time.process_time()
+        if self.current is not None:
+            self.seconds[self.current] += now - self.started
+            self.cpu_seconds[self.current] += cpu - self.cpu_started
+        self.first_start.setdefault(name, now)
+        self.current, self.started, self.cpu_started = name, now, cpu
+
+    def timed(self, name: str, fn, then: str | None = None):
+        """``fn`` timed into phase ``name``; then phase ``then``, or the one it interrupted."""
 
         @functools.wraps(fn)
-        def timed(*args, **kwargs):
-            name = phase(self.calls) if callable(phase) else phase
-            start, cpu = time.time(), time.process_time()
+        def call(*args, **kwargs):
+            after = then or self.current
+            self.mark(name)
             try:
                 return fn(*args, **kwargs)
             finally:
-                end = time.time()
-                self.seconds[name] += end - start
-                self.cpu_seconds[name] += time.process_time() - cpu
-                self.calls[name] += 1
-                self.first_start.setdefault(name, start)
-                self.last_end[name] = end
+                self.mark(after)
 
-        return timed
+        return call
 
+    def hooks(self, make_hooks):
+        """``make_hooks`` with a hook that marks the loop's phases first, each hook timed."""
+        self.mark("setup")  # the command has parsed its flags and imported its library
+        from mnist_research.training import loop
 
-def instrument(timer: PhaseTimer) -> None:
-    """Wraps the phase functions of the training lifecycle in ``timer``."""
-    from mnist_research import run_outputs
-    from mnist_research.training import (
-        checkpoint_state,
-        epoch_loop,
-        finish,
-        runner,
-        summaries,
-        trainer,
-    )
+        timer = self
 
-    runner._load_data = timer.wrap("data", runner._load_data)
-    runner._start_run = timer.wrap("setup", runner._start_run)
-    runner.epoch_loop.run_epochs = timer.wrap("run_epochs", epoch_loop.run_epochs)
-    epoch_loop.train_epoch = timer.wrap(
-        lambda calls: "epochs" if calls["first_epoch"] else "first_epoch", epoch_loop.train_epoch
-    )
-    checkpoint_state.CheckpointState.save = timer.wrap(
-        "checkpoint", checkpoint_state.CheckpointState.save
-    )
-    summaries.Summaries.histograms = timer.wrap("histograms_write", summaries.Summaries.histograms)
-    run_outputs.export_model = timer.wrap("export", run_outputs.export_model)
-    run_outputs.write_reports = timer.wrap("reports", run_outputs.write_reports)
+        class StepTimes(loop.Hook):
+            """Marks the epochs' steps, the validation pass and the end of the loop."""
 
-    def timed_factory(factory, phase):
-        def make(self, *args, **kwargs):
-            return timer.wrap(phase, factory(self, *args, **kwargs))
+            def __init__(self, steps_per_epoch: int):
+                self.steps_per_epoch = steps_per_epoch
 
-        return make
+            def before_steps(self, step, num_steps):
+                if timer.current not in ("first_epoch", "epochs"):
+                    timer.mark("epochs" if timer.epochs else "first_epoch")
 
-    trainer.Trainer.make_evaluator = timed_factory(
-        trainer.Trainer.make_evaluator,
-        lambda calls: "test_evaluation" if calls["finish_started"] else "validation",
-    )
-    trainer.Trainer.make_gradient_fn = timed_factory(
-        trainer.Trainer.make_gradient_fn, "histograms_gradients"
-    )
-    original_finish = finish.finish_run
+            def after_steps(self, step, done, chunk, epoch):
+                if done == self.steps_per_epoch:
+                    timer.epochs += 1
+                    timer.mark("validation")
 
-    def finish_run(run, actions=()):
-        timer.calls["finish_started"] += 1
-        return original_finish(run, actions)
+            def after_epoch(self, epoch, history):
+                timer.mark("between_other")
 
-    runner.finish.finish_run = timer.wrap("finish", finish_run)
+            def end(self):
+                timer.mark("test_evaluation")
+
+        class Timed(loop.Hook):
+            """Another hook, each call timed into its phase."""
+
+            def __init__(self, hook: loop.Hook):
+                self.hook = hook
+                self.phase = _HOOK_PHASES.get(type(hook).__name__, "between_other")
+
+            def before_steps(self, *args):
+                timer.timed(self.phase, self.hook.before_steps)(*args)
+
+            def after_steps(self, *args):
+                timer.timed(self.phase, self.hook.after_steps)(*args)
+
+            def after_epoch(self, *args):
+                timer.timed(self.phase, self.hook.after_epoch)(*args)
+
+            def should_stop(self, history):
+                return timer.timed(self.phase, self.hook.should_stop)(history)
+
+            def end(self):
+                timer.timed(self.phase, self.hook.end)()
+
+        def timed_hooks(run, steps_per_epoch, verbose):
+            made = make_hooks(run, steps_per_epoch, verbose)
+            timer.mark("between_other")  # the setup ends where the hooks are made
+            return [StepTimes(steps_per_epoch)] + [Timed(hook) for hook in made]
+
+        return timed_hooks
+
+    def actions(self, actions):
+        """The end-of-run ``actions``, each timed into its phase; the exit after them."""
+        return tuple(
+            dataclasses.replace(
+                action,
+                write=self.timed(_ACTION_PHASES.get(action.name, "exit"), action.write, "exit"),
+            )
+            for action in actions
+        )
 
 
 def report(timer: PhaseTimer, t0: float, exit_time: float) -> dict:
     """Seconds per phase (summing to the whole command) and the raw timer figures."""
-    s = timer.seconds
-    epochs_start = timer.first_start.get("run_epochs", exit_time)
-    phases = {
-        "startup": timer.first_start.get("data", epochs_start) - t0,
-        "data": s["data"],
-        "setup": s["setup"],
-        "first_epoch": s["first_epoch"],
-        "epochs": s["epochs"],
-        "validation": s["validation"],
-        "histograms": s["histograms_write"] + s["histograms_gradients"],
-        "checkpoint": s["checkpoint"],
-        "test_evaluation": s["test_evaluation"],
-        "export": s["export"],
-        "reports": s["reports"],
-    }
-    phases["between_other"] = s["run_epochs"] - sum(
-        phases[k] for k in ("first_epoch", "epochs", "validation", "histograms", "checkpoint")
-    )
-    phases["finish_other"] = s["finish"] - sum(
-        phases[k] for k in ("test_evaluation", "export", "reports")
-    )
-    accounted = sum(phases.values())
-    phases["exit"] = exit_time - t0 - accounted  # Between the phases, and interpreter exit.
+    if timer.current is not None:  # the exit: metrics.json, the command's last lines
+        timer.seconds[timer.current] += exit_time - timer.started
+    phases = {name: timer.seconds[name] for name in PHASES}
+    phases["startup"] = timer.first_start.get("setup", exit_time) - t0
     whole = exit_time - t0
     outside = whole - phases["first_epoch"] - phases["epochs"]
     return {
-        "phases": {k: phases[k] for k in PHASES},
+        "phases": phases,
         "whole_seconds": whole,
         "outside_epochs_seconds": outside,
         "outside_epochs_fraction": outside / whole,
-        "epochs_trained": timer.calls["first_epoch"] + timer.calls["epochs"],
+        "epochs_trained": timer.epochs,
         "imported_at": _IMPORTED - t0,
         "cpu_seconds": {**dict(timer.cpu_seconds), "process": time.process_time()},
     }
@@ -173,7 +191,6 @@ def main() -> None:
     output, sys.argv = sys.argv[1], ["mnist_research.train", *sys.argv[2:]]
     t0 = process_start()
     timer = PhaseTimer()
-    instrument(timer)
 
     def write():  # At exit: the command's own exit path (sys.exit) runs first.
         with open(output, "w") as f:
@@ -182,7 +199,7 @@ def main() -> None:
     atexit.register(write)
     from mnist_research import train
 
-    train.run()
+    train.run(instrument=timer)
 
 
 if __name__ == "__main__":

@@ -34,8 +34,7 @@ def project(
 
     from mnist_research import config as config_lib
     from mnist_research.data import pipeline
-    from mnist_research.training import epoch_loop, summaries
-    from mnist_research.training.trainer import Trainer
+    from mnist_research.training import loop
 
     tf.keras.utils.set_random_seed(seed)
     config = config_lib.ExperimentConfig(
@@ -47,13 +46,13 @@ def project(
     steps = train_input.steps_per_epoch()
     seconds = []
     start = time.perf_counter()
-    trainer = Trainer(config, tf.distribute.get_strategy(), steps)
+    trainer = loop.Trainer(config, tf.distribute.get_strategy(), steps)
     validate = trainer.make_evaluator(
         pipeline.eval_dataset(data.x_val, data.y_val, config.train.eval_batch_size)
     )
-    batches = epoch_loop.training_batches(trainer, train_input, 1, epochs, steps)
+    batches = loop.training_batches(trainer, train_input, 1, epochs, steps)
     for _ in range(epochs):
-        epoch_loop.train_epoch(trainer, batches, steps, summaries.Summaries(None), verbose=False)
+        loop.train_epoch(trainer, batches, steps)
         validate()
         seconds.append(time.perf_counter() - start)
         start = time.perf_counter()

@@ -80,8 +80,7 @@ def profile(
 
     from mnist_research import config as config_lib
     from mnist_research.data import pipeline, sources
-    from mnist_research.training import epoch_loop
-    from mnist_research.training.trainer import Trainer
+    from mnist_research.training import loop
 
     data_config = config_lib.DataConfig(data_dir=data_dir)
     data = sources.split(sources.load(data_config), data_config)
@@ -91,8 +90,8 @@ def profile(
     strategy = tf.distribute.get_strategy()
     train_input = pipeline.TrainInput(data.x_train, data.y_train, 128, seed=0)
     steps = train_input.steps_per_epoch()
-    trainer = Trainer(config, strategy, steps)
-    iterator = epoch_loop.training_batches(trainer, train_input, 1, 2, steps)
+    trainer = loop.Trainer(config, strategy, steps)
+    iterator = loop.training_batches(trainer, train_input, 1, 2, steps)
     for _ in range(2):  # Warm-up: tracing and compilation.
         trainer.train_steps(iterator, steps_per_loop)
     with tempfile.TemporaryDirectory() as logdir:

@@ -14,20 +14,11 @@ from typing import Any
 from absl import logging
 
 from mnist_research.config import ExperimentConfig, differences
+from mnist_research.config.metrics import METRICS, REQUIRED_HISTORY_KEYS
 from mnist_research.errors import DamagedFileError, RunDirError
 from mnist_research.files import atomic_write_text, read_json, write_json
 from mnist_research.rundir import layout
 from mnist_research.rundir.layout import CONFIG_FILE, FLAGS_FILE, METRICS_FILE
-
-# The per-epoch history ``metrics.json`` records, one value per epoch under each key.
-HISTORY_KEYS = (
-    "loss",
-    "accuracy",
-    "val_loss",
-    "val_accuracy",
-    "epoch_seconds",
-    "examples_per_second",
-)
 
 
 def load_config(run_dir: str) -> ExperimentConfig | None:
@@ -257,8 +248,10 @@ def _first_non_finite(value: Any, where: str = "") -> str | None:
 def metrics_problem(document: Any) -> str | None:
     """What makes a ``metrics.json`` document unusable, or ``None`` when it is sound.
 
-    A finished document must hold ``epochs_completed`` epochs of every history
-    key and the test scores; an unfinished one only needs to be an object.
+    A finished document must hold ``epochs_completed`` epochs of every required
+    history key (a metric declared later may be absent) and of every other key
+    it holds, and the required test scores; an unfinished one only needs to be
+    an object.
     """
     if not isinstance(document, dict):
         return f"a JSON {type(document).__name__}, expected an object"
@@ -275,13 +268,13 @@ def metrics_problem(document: Any) -> str | None:
     history = document.get("history")
     if not isinstance(history, dict):
         return "no history"
-    for key in HISTORY_KEYS:
+    for key in dict.fromkeys([*REQUIRED_HISTORY_KEYS, *history]):
         values = history.get(key)
         if not isinstance(values, list) or len(values) != epochs:
             return f"history.{key} does not hold {epochs} values"
         if not all(_is_number(v) for v in values):
             return f"history.{key} holds a value that is not a finite number"
-    for key in ("test_accuracy", "test_loss"):
+    for key in (f"test_{metric.name}" for metric in METRICS if metric.required):
         if not _is_number(document.get(key)):
             return f"{key} is {str(document.get(key))[:40]}, not a finite number"
     return None

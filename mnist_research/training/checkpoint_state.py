@@ -36,7 +36,7 @@ from mnist_research.rundir.checkpoint_files import (
 from mnist_research.training import devices
 from mnist_research.training import history as history_lib
 from mnist_research.training.best_epoch import BEST_DIR, BestWeights
-from mnist_research.training.trainer import Trainer
+from mnist_research.training.loop import Trainer
 
 __all__ = ["CHECKPOINT_DIR", "CheckpointState"]
 

@@ -17,13 +17,44 @@ from typing import Any
 from absl import logging
 
 from mnist_research import files
+from mnist_research.config import ExperimentConfig
 from mnist_research.data import pipeline
+from mnist_research.data.sources import Splits
 from mnist_research.model import variables
 from mnist_research.rundir import layout
 from mnist_research.training import best_epoch, devices
 from mnist_research.training import history as history_lib
-from mnist_research.training.metric_sums import Totals
-from mnist_research.training.run_context import RunContext
+from mnist_research.training.checkpoint_state import CheckpointState
+from mnist_research.training.history import History
+from mnist_research.training.loop import Totals, Trainer
+from mnist_research.training.summaries import Summaries
+
+
+@dataclasses.dataclass(frozen=True)
+class RunContext:
+    """One run, as its end-of-run actions see it.
+
+    Attributes:
+      config: the experiment.
+      run_dir: where its outputs go.
+      chief: whether this worker writes the run dir (always true on one machine).
+      info: the device description recorded in ``metrics.json`` and HParams.
+      datasets: the uint8 splits.
+      trainer: model, optimizer and compiled steps.
+      state: the checkpointed state.
+      summaries: TensorBoard writers (no-op writers on non-chief workers).
+      history: the per-epoch history (restored from the checkpoint, then appended).
+    """
+
+    config: ExperimentConfig
+    run_dir: str
+    chief: bool
+    info: dict[str, Any]
+    datasets: Splits
+    trainer: Trainer
+    state: CheckpointState
+    summaries: Summaries
+    history: History
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,6 +1,9 @@
 """A run's per-epoch history and the ``metrics.json`` document built from it.
 
-What makes a ``metrics.json`` document sound is checked where it is read back
+The history holds one list per key of ``config.metrics.HISTORY_KEYS``
+(training and validation metrics, then timing), one value per epoch. It is
+checkpointed with the weights; ``metrics.json`` is written from it. What makes
+a ``metrics.json`` document sound is checked where it is read back
 (:func:`mnist_research.rundir.records.metrics_problem`).
 """
 
@@ -11,28 +14,32 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mnist_research.rundir.records import HISTORY_KEYS
+from mnist_research.config.metrics import HISTORY_KEYS, NAMES
 
 if TYPE_CHECKING:  # Annotations only: reading a run's history needs no TensorFlow.
-    from mnist_research.training.metric_sums import Totals
+    from mnist_research.training.loop import Totals
 
 History = dict[str, list[float]]
 
 
 def from_json(text: str) -> History:
-    """The history stored in a checkpoint (``"{}"`` for a fresh run)."""
+    """The history stored in a checkpoint (``"{}"`` for a fresh run).
+
+    A key the stored history lacks while it holds epochs (a metric declared
+    after the run started) stays absent: the run records it from no epoch.
+    """
     stored = json.loads(text)
-    return {key: list(stored.get(key, [])) for key in HISTORY_KEYS}
+    epochs = len(stored.get("loss", []))
+    return {key: list(stored.get(key, [])) for key in HISTORY_KEYS if key in stored or not epochs}
 
 
 def append(history: History, train: Totals, val: Totals, seconds: float) -> None:
-    """Adds one epoch: training and validation loss/accuracy, time and throughput."""
-    history["loss"].append(train.loss)
-    history["accuracy"].append(train.accuracy)
-    history["val_loss"].append(val.loss)
-    history["val_accuracy"].append(val.accuracy)
-    history["epoch_seconds"].append(seconds)
-    history["examples_per_second"].append(train.count / seconds)
+    """Adds one epoch: every metric of training and validation, time and throughput."""
+    values = {name: train.mean(name) for name in NAMES}
+    values.update({f"val_{name}": val.mean(name) for name in NAMES})
+    values.update(epoch_seconds=seconds, examples_per_second=train.count / seconds)
+    for key, series in history.items():
+        series.append(values[key])
 
 
 def run_metrics(
@@ -57,7 +64,6 @@ def run_metrics(
         **info,
     }
     if test is not None:
-        metrics.update(
-            test_accuracy=test.accuracy, test_loss=test.loss, test_examples=int(test.count)
-        )
+        metrics.update({f"test_{name}": value for name, value in test.means().items()})
+        metrics["test_examples"] = int(test.count)
     return metrics

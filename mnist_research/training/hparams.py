@@ -29,6 +29,7 @@ from tensorboard.plugins.hparams import api as hp
 from tensorboard.plugins.hparams import api_pb2
 
 from mnist_research.config import ExperimentConfig
+from mnist_research.config import metrics as metric_list
 from mnist_research.config.fields import Declaration, declared_fields
 
 
@@ -101,22 +102,20 @@ HPARAMS = tuple(entry[3] for entry in _declared_hparams()) + tuple(
     for name, key, description in _SYSTEM
 )
 
-# The final test scalars (the run dir's own event file) and the last epoch's scalars.
+# Per metric of ``config.metrics``: the test score (the run dir's own event file),
+# then the last epoch's validation and training values; and the training speed.
 _TRAINING, _VALIDATION = api_pb2.DATASET_TRAINING, api_pb2.DATASET_VALIDATION
 METRICS = (
-    hp.Metric("test/accuracy", display_name="test accuracy"),
-    hp.Metric("test/loss", display_name="test loss"),
-    hp.Metric(
-        "epoch/accuracy",
-        group="validation",
-        display_name="validation accuracy",
-        dataset_type=_VALIDATION,
-    ),
-    hp.Metric(
-        "epoch/loss", group="validation", display_name="validation loss", dataset_type=_VALIDATION
-    ),
-    hp.Metric(
-        "epoch/accuracy", group="train", display_name="train accuracy", dataset_type=_TRAINING
+    *(hp.Metric(f"test/{m.name}", display_name=f"test {m.display}") for m in metric_list.METRICS),
+    *(
+        hp.Metric(
+            f"epoch/{m.name}",
+            group=group,
+            display_name=f"{group} {m.display}",
+            dataset_type=dataset_type,
+        )
+        for group, dataset_type in (("validation", _VALIDATION), ("train", _TRAINING))
+        for m in metric_list.METRICS
     ),
     hp.Metric(
         "epoch/examples_per_second",

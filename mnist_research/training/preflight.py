@@ -17,7 +17,7 @@ import tensorflow as tf
 from mnist_research.config import ExperimentConfig, ModelConfig
 from mnist_research.data.model_input import NUM_PIXELS
 from mnist_research.errors import ConfigError, one_line
-from mnist_research.training.trainer import Trainer
+from mnist_research.training.loop import Trainer
 
 # Weights, gradients and Adam's two slot variables, float32 each.
 _COPIES = 4

@@ -7,15 +7,15 @@ What a run writes at its end besides ``metrics.json`` (the export, the
 reports) comes from the ``actions`` its caller passes in
 (``mnist_research.run_outputs.end_of_run_actions()``).
 The phases live in their own modules: the run dir (``mnist_research.rundir``),
-the checkpointed state (``checkpoint_state``), the epoch loop (``epoch_loop``)
-and the end of the run (``finish``).
+the checkpointed state (``checkpoint_state``), the training loop (``loop``)
+with the hooks it calls (``hooks``), and the end of the run (``finish``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import tensorflow as tf
@@ -27,12 +27,15 @@ from mnist_research.data import pipeline, sources
 from mnist_research.errors import ConfigError, DamagedFileError, RunDirError
 from mnist_research.rundir import layout, records
 from mnist_research.rundir.lock import RunDirLock
-from mnist_research.training import devices, epoch_loop, finish, preflight
+from mnist_research.training import devices, finish, hooks, loop, preflight
 from mnist_research.training import summaries as summaries_lib
 from mnist_research.training.checkpoint_state import CHECKPOINT_DIR, CheckpointState
+from mnist_research.training.finish import RunContext
 from mnist_research.training.hparams import hparams_of
-from mnist_research.training.run_context import RunContext
-from mnist_research.training.trainer import Trainer
+from mnist_research.training.loop import Trainer
+
+# The hooks a run's epoch loop calls: ``make_hooks(run, steps_per_epoch, verbose)``.
+HookFactory = Callable[[RunContext, int, bool], Sequence[loop.Hook]]
 
 
 def set_seeds(config: ExperimentConfig) -> None:
@@ -53,6 +56,7 @@ def train_and_evaluate(
     overwrite: bool = False,
     resume_hint: str = "",
     actions: Sequence[finish.EndOfRunAction] = (),
+    make_hooks: HookFactory | None = None,
 ) -> dict[str, Any]:
     """Trains (or resumes), evaluates and writes everything a run produces.
 
@@ -76,6 +80,7 @@ def train_and_evaluate(
         evaluation and before ``metrics.json`` (the export and the reports:
         ``run_outputs.end_of_run_actions()``). A finished run whose outputs
         one of them finds unusable is finished again from its checkpoint.
+      make_hooks: the hooks of the epoch loop; ``None``: :func:`standard_hooks`.
 
     Returns:
       The metrics dict also written to ``metrics.json``.
@@ -121,9 +126,43 @@ def train_and_evaluate(
         )
         if resume_hint and chief:
             logging.info("To resume this run if it stops: %s", resume_hint)
+        epoch_hooks = (make_hooks or standard_hooks)(run, steps_per_epoch, verbose)
+        validate = trainer.make_evaluator(
+            pipeline.eval_dataset(datasets.x_val, datasets.y_val, config.train.eval_batch_size)
+        )
+
+        def batches(first_epoch: int):
+            return loop.training_batches(
+                trainer, train_input, first_epoch, config.train.epochs, steps_per_epoch
+            )
+
         with preflight.out_of_memory_as_error(config), interrupts.deferred():
-            epoch_loop.run_epochs(run, train_input, steps_per_epoch, verbose)
+            loop.run_epochs(trainer, batches, validate, run.history, steps_per_epoch, epoch_hooks)
         return finish.finish_run(run, actions)
+
+
+def standard_hooks(run: RunContext, steps_per_epoch: int, verbose: bool) -> list[loop.Hook]:
+    """What a ``train`` run does around its steps and epochs, in order.
+
+    The progress bar (``verbose``, the chief only), the profiler, TensorBoard,
+    the best epoch and early stopping, then the checkpoint and ``metrics.json``.
+    """
+    config, trainer = run.config, run.trainer
+    x_train, y_train = run.datasets.x_train, run.datasets.y_train
+    epoch_hooks: list[loop.Hook] = []
+    if verbose and run.chief:
+        epoch_hooks.append(hooks.ProgressBar(steps_per_epoch))
+    if run.chief:
+        epoch_hooks.append(
+            hooks.Profiler(config.train.profile_steps, os.path.join(run.run_dir, "train"))
+        )
+    gradient_batch = (x_train[: hooks.GRADIENT_BATCH], y_train[: hooks.GRADIENT_BATCH])
+    epoch_hooks += [
+        hooks.TensorBoard(run.summaries, trainer, gradient_batch),
+        hooks.BestEpoch(run.state.best, config.train.early_stopping_patience),
+        hooks.Checkpoint(run.state, run.run_dir, run.info, run.chief),
+    ]
+    return epoch_hooks
 
 
 def _check_cluster(strategy: tf.distribute.Strategy) -> None:
@@ -289,5 +328,4 @@ def _start_run(
         state=state,
         summaries=summaries,
         history=history,
-        flagfile_text=flagfile_text,
     )

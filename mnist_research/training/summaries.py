@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -27,8 +27,6 @@ from tensorboard.plugins.histogram import metadata as histogram_metadata
 
 from mnist_research.errors import one_line
 from mnist_research.training import hparams as hparams_lib
-
-T = TypeVar("T")
 
 _HISTOGRAM_METADATA = histogram_metadata.create_summary_metadata(
     display_name=None, description=None
@@ -122,27 +120,11 @@ class Summaries:
                 tf.summary.scalar(f"test/{name}", value)
         self.session.flush()
 
-    def record_graph(
-        self, name: str, step: Callable[[], int], call: Callable[..., T], *args: Any
-    ) -> T:
-        """Runs ``call(*args)`` and writes the graph of the ``tf.function`` it runs (Graphs tab).
-
-        The graph is written at ``step()`` after the call. Graph tracing is global
-        to TensorFlow: it is turned off also when ``call`` or the export raises (a NaN
-        loss, a full disk), or the next run in the same process (a notebook) would
-        find it still on.
-        """
-        if not self.enabled:
-            return call(*args)
-        tf.summary.trace_on(graph=True, profiler=False)
-        try:
-            result = call(*args)
-            with self.train.as_default(step=step()):
-                tf.summary.trace_export(name)  # turns tracing off when it gets to the end
-            self.train.flush()
-        finally:
-            tf.summary.trace_off()
-        return result
+    def trace_export(self, name: str, step: int) -> None:
+        """Writes the graph traced since ``tf.summary.trace_on`` at ``step`` (Graphs tab)."""
+        with self.train.as_default(step=step):
+            tf.summary.trace_export(name)  # turns tracing off
+        self.train.flush()
 
     def close(self) -> None:
         for writer in (self.train, self.validation, self.session):
@@ -243,36 +225,6 @@ def model_histograms(model: tf.keras.Model, gradients) -> list[tuple[str, Any]]:
     ]
     named += [(f"histograms/gradients/{v.path}", g) for v, g in gradients if g is not None]
     return named
-
-
-class Profiler:
-    """Starts and stops the TF profiler around ``profile_steps`` (chief only).
-
-    The profile lands in ``logdir/plugins/profile`` (TensorBoard's Profile tab).
-    """
-
-    def __init__(self, steps: tuple[int, ...], logdir: str, chief: bool):
-        self.start_step, self.stop_step = steps if steps else (0, -1)
-        self.logdir = logdir
-        self.enabled = bool(steps) and chief
-        self.running = False
-
-    def before(self, step: int, num_steps: int) -> None:
-        if self.enabled and not self.running and step < self.start_step <= step + num_steps:
-            tf.profiler.experimental.start(self.logdir)
-            self.running = True
-            logging.info("Profiler on at step %d", step)
-
-    def after(self, step: int) -> None:
-        if self.running and step >= self.stop_step:
-            self.stop()
-            self.enabled = False
-
-    def stop(self) -> None:
-        if self.running:
-            tf.profiler.experimental.stop()
-            self.running = False
-            logging.info("Profile written under %s/plugins/profile", self.logdir)
 
 
 def histogram_buckets(values: np.ndarray, bucket_count: int = HISTOGRAM_BUCKETS) -> np.ndarray:

@@ -10,8 +10,9 @@ import pytest
 
 from mnist_research.analysis import run_list, run_records
 from mnist_research.config import ExperimentConfig
+from mnist_research.config.metrics import HISTORY_KEYS
 from mnist_research.errors import RunDirError
-from mnist_research.rundir import lock, records
+from mnist_research.rundir import lock
 from mnist_research.rundir.lock import RunDirLock
 from tests.helpers import run_main, run_module
 
@@ -33,7 +34,7 @@ def _run_dir(
     if family == "cnn":
         config["model"].update(conv_filters=[8, 16], conv_dropout_rates=[0.1, 0.1])
     (folder / "config.json").write_text(json.dumps(config))
-    history = {key: [0.5 + 0.1 * i for i in range(done)] for key in records.HISTORY_KEYS}
+    history = {key: [0.5 + 0.1 * i for i in range(done)] for key in HISTORY_KEYS}
     metrics = {
         "finished": finished,
         "epochs_completed": done,

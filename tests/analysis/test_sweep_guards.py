@@ -12,6 +12,7 @@ import pytest
 
 from mnist_research.analysis import sweep_runs
 from mnist_research.config import ExperimentConfig
+from mnist_research.config.metrics import HISTORY_KEYS
 from mnist_research.errors import MnistResearchError
 from mnist_research.files import write_json
 from mnist_research.rundir import layout, records
@@ -23,7 +24,7 @@ SMOKE = os.path.join(REPO, "experiments", "smoke.flags")
 def _finished(run_dir, config):
     os.makedirs(run_dir)
     records.save_config(run_dir, config, "")
-    history = {k: [0.5] * config.train.epochs for k in records.HISTORY_KEYS}
+    history = {k: [0.5] * config.train.epochs for k in HISTORY_KEYS}
     write_json(
         os.path.join(run_dir, layout.METRICS_FILE),
         {

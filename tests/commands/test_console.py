@@ -12,9 +12,8 @@ from absl import flags, logging
 from mnist_research import logs
 from mnist_research.config import ExperimentConfig, ModelConfig, TrainConfig
 from mnist_research.data import pipeline
-from mnist_research.training import epoch_loop
-from mnist_research.training.summaries import Summaries
-from mnist_research.training.trainer import Trainer
+from mnist_research.training import hooks, loop
+from mnist_research.training.loop import Trainer
 from tests.helpers import finish, make_digits, start
 
 SHOWN = re.compile(r"(\d+)/\d+.*?loss: ([\d.]+) - accuracy: ([\d.]+)")
@@ -31,24 +30,23 @@ def _epoch(monkeypatch, interactive: bool):
     images, labels = make_digits(320)
     train_input = pipeline.TrainInput(images, labels, 32, seed=0)
     updates = []
-    make_bar = epoch_loop._progress_bar
 
-    def recording_bar(steps):
-        bar = make_bar(steps)
-        bar.interval = 0.0  # draw every update, so each one can be checked
-        real_update = bar.update
+    class RecordingBar(hooks.ProgressBar):
+        def new_bar(self, names):
+            bar = super().new_bar(names)
+            bar.interval = 0.0  # draw every update, so each one can be checked
+            real_update = bar.update
 
-        def update(current, values=None, finalize=None):
-            updates.append((current, dict(values)))
-            real_update(current, values, finalize)
+            def update(current, values=None, finalize=None):
+                updates.append((current, dict(values)))
+                real_update(current, values, finalize)
 
-        bar.update = update
-        return bar
+            bar.update = update
+            return bar
 
-    monkeypatch.setattr(epoch_loop, "_progress_bar", recording_bar)
     monkeypatch.setattr(logs, "interactive_output", lambda: interactive)
-    batches = epoch_loop.training_batches(trainer, train_input, 1, 1, 10)
-    totals, _ = epoch_loop.train_epoch(trainer, batches, 10, Summaries(None), verbose=True)
+    batches = loop.training_batches(trainer, train_input, 1, 1, 10)
+    totals, _ = loop.train_epoch(trainer, batches, 10, [RecordingBar(10)])
     return totals, updates
 
 

@@ -12,7 +12,7 @@ from mnist_research.data import pipeline
 from mnist_research.data.model_input import to_model_input
 from mnist_research.inference import export as export_lib
 from mnist_research.model import registry
-from mnist_research.training.trainer import Trainer
+from mnist_research.training.loop import Trainer
 from tests.helpers import make_digits
 
 # Small sizes for each part a family may read, so the tests stay fast on 2 CPU cores.

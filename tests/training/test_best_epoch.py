@@ -15,7 +15,7 @@ from mnist_research.inference import export as export_lib
 from mnist_research.inference import finished_run
 from mnist_research.model import registry
 from mnist_research.training import best_epoch, runner
-from mnist_research.training.trainer import Totals, Trainer
+from mnist_research.training.loop import Totals, Trainer
 
 # The train command's end of a run: the export (checked below) and the reports.
 ACTIONS = run_outputs.end_of_run_actions()
@@ -68,7 +68,7 @@ def _scripted_validation(monkeypatch, curve):
         def scripted():
             totals = evaluate()
             epoch = int(self.epoch.numpy())  # Epochs completed before this validation.
-            return Totals(totals.loss_sum, curve[epoch] * totals.count, totals.count)
+            return Totals({**totals.sums, "accuracy": curve[epoch] * totals.count}, totals.count)
 
         return scripted
 

@@ -16,7 +16,7 @@ from mnist_research.model import variables
 from mnist_research.rundir import checkpoint_files
 from mnist_research.training import history as history_lib
 from mnist_research.training.checkpoint_state import CheckpointState
-from mnist_research.training.trainer import Totals, Trainer
+from mnist_research.training.loop import Totals, Trainer
 
 CONFIG = ExperimentConfig(
     model=ModelConfig(hidden_units=(16, 8), dropout_rates=(0.1, 0.1)),
@@ -51,7 +51,12 @@ def saved(tmp_path_factory):
     for epoch in (1, 2, 3):
         for v in trainer.model.trainable_variables:
             v.assign(v + 0.01 * epoch)
-        history_lib.append(history, Totals(1.0 * epoch, 1, 2), Totals(2.0, 1, 2), 0.5)
+        history_lib.append(
+            history,
+            Totals({"loss": 1.0 * epoch, "accuracy": 1}, 2),
+            Totals({"loss": 2.0, "accuracy": 1}, 2),
+            0.5,
+        )
         trainer.epoch.assign(epoch)
         state.save(epoch, history)
         weights[epoch] = _weights(trainer)
@@ -147,7 +152,12 @@ def test_bad_state_file_never_restarts_from_scratch(case, saved, tmp_path, caplo
     assert any("using ckpt-3" in r.getMessage() for r in caplog.records)
     # The next save repairs the state file, and max_to_keep keeps deleting old checkpoints.
     trainer.epoch.assign(4)
-    history_lib.append(history, Totals(4.0, 1, 2), Totals(2.0, 1, 2), 0.5)
+    history_lib.append(
+        history,
+        Totals({"loss": 4.0, "accuracy": 1}, 2),
+        Totals({"loss": 2.0, "accuracy": 1}, 2),
+        0.5,
+    )
     state.save(4, history)
     assert tf.train.latest_checkpoint(folder).endswith("ckpt-4")
     assert checkpoint_files.numbers_on_disk(folder) == [4, 3, 2]
@@ -160,7 +170,12 @@ def test_after_a_fallback_the_damaged_checkpoint_is_replaced(saved, tmp_path):
     _truncate(os.path.join(folder, DATA.format(3)), 0.3)
     trainer, state, history = _restore(folder)
     trainer.epoch.assign(3)
-    history_lib.append(history, Totals(3.0, 1, 2), Totals(2.0, 1, 2), 0.5)
+    history_lib.append(
+        history,
+        Totals({"loss": 3.0, "accuracy": 1}, 2),
+        Totals({"loss": 2.0, "accuracy": 1}, 2),
+        0.5,
+    )
     state.save(3, history)
     assert _restore(folder)[1].restored == 3  # ckpt-3 is whole again
 

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from mnist_research import files
 from mnist_research.config import ExperimentConfig
+from mnist_research.config.metrics import HISTORY_KEYS
 from mnist_research.errors import DamagedFileError, RunDirError
 from mnist_research.rundir import records
 from mnist_research.training import summaries as summaries_lib
@@ -70,7 +71,7 @@ def test_config_with_other_settings_is_refused_with_the_differences(tmp_path):
 
 
 def _finished(**changes):
-    history = {key: [0.5, 0.6] for key in records.HISTORY_KEYS}
+    history = {key: [0.5, 0.6] for key in HISTORY_KEYS}
     return {
         "finished": True,
         "epochs_completed": 2,

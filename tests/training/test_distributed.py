@@ -184,8 +184,8 @@ def test_mixed_precision_trains_with_float32_head(policy, global_policy_restored
     from mnist_research import config as c
     from mnist_research.data import pipeline as input_pipeline
     from mnist_research.training import devices as distribute
+    from mnist_research.training.loop import Trainer
     from mnist_research.training.runner import set_seeds
-    from mnist_research.training.trainer import Trainer
     from tests.helpers import make_digits
 
     cfg = c.ExperimentConfig(

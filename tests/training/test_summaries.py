@@ -9,7 +9,8 @@ from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.histogram import summary_v2
 from tensorboard.util import tensor_util
 
-from mnist_research.training import summaries
+from mnist_research.config import ExperimentConfig, ModelConfig, TrainConfig
+from mnist_research.training import hooks, loop, summaries
 
 
 @pytest.mark.parametrize(
@@ -50,29 +51,37 @@ def test_disabled_summaries_write_nothing(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_record_graph_writes_the_graph_and_stops_tracing_when_the_call_fails(tmp_path):
+def test_the_first_call_s_graph_is_written_and_tracing_stops_when_the_steps_fail(tmp_path):
     from tensorflow.python.ops import summary_ops_v2  # where trace_on keeps its state
 
+    config = ExperimentConfig(
+        model=ModelConfig(hidden_units=(8,), dropout_rates=(0.1,)),
+        train=TrainConfig(batch_size=32, histograms=False),
+    )
+    trainer = loop.Trainer(config, tf.distribute.get_strategy())
     writer = summaries.Summaries(str(tmp_path))
+    hook = hooks.TensorBoard(writer, trainer)
 
     @tf.function
     def step(x):
         return x * 2.0
 
-    assert float(writer.record_graph("double", lambda: 3, step, tf.constant(1.0))) == 2.0
+    hook.before_steps(0, 1)  # a fresh run's first call
+    assert float(step(tf.constant(1.0))) == 2.0
+    hook.after_steps(3, 1, loop.Totals(), loop.Totals())
     assert not summary_ops_v2._current_trace_context
 
-    def nan_loss():
-        raise FloatingPointError("loss is NaN at step 1")
-
-    with pytest.raises(FloatingPointError):
-        writer.record_graph("fails", lambda: 4, nan_loss)
+    hook.before_steps(0, 1)  # the first call again (a rerun in the same process) ...
+    hook.end()  # ... fails: the loop ends its hooks
     assert not summary_ops_v2._current_trace_context  # a next run in the process can trace
+    hook.before_steps(5, 1)  # not a first call: no tracing
+    assert not summary_ops_v2._current_trace_context
     writer.close()
     graphs = [
         (value.tag, event.step)
         for path in glob.glob(str(tmp_path / "train" / "events.out.tfevents.*"))
         for event in tf.compat.v1.train.summary_iterator(path)
         for value in event.summary.value
+        if value.tag == "train_steps"
     ]
-    assert graphs == [("double", 3)]
+    assert graphs == [("train_steps", 3)]

@@ -7,8 +7,8 @@ import tensorflow as tf
 from mnist_research.config import ExperimentConfig, ModelConfig, TrainConfig
 from mnist_research.data import pipeline as input_pipeline
 from mnist_research.errors import NonFiniteLossError
-from mnist_research.training import epoch_loop
-from mnist_research.training.trainer import Trainer
+from mnist_research.training import loop
+from mnist_research.training.loop import Trainer
 from tests.helpers import make_digits
 
 
@@ -89,7 +89,7 @@ def test_evaluation_does_not_depend_on_the_eval_batch_size():
         for size in (32, 100, 2000)
     ]
     assert [r.count for r in results] == [250, 250, 250]
-    assert results[0].correct == results[1].correct == results[2].correct
+    assert results[0].sums["accuracy"] == results[1].sums["accuracy"] == results[2].sums["accuracy"]
     assert results[1].loss == pytest.approx(results[0].loss, rel=1e-5)
     assert results[2].loss == pytest.approx(results[0].loss, rel=1e-5)
 
@@ -99,8 +99,8 @@ def test_one_iterator_serves_every_epoch_and_must_agree_on_their_steps():
     trainer = _trainer()
     train = input_pipeline.TrainInput(images, labels, 32, seed=0)
     with pytest.raises(ValueError, match="hold 10 steps an epoch, the loop takes 9"):
-        epoch_loop.training_batches(trainer, train, 1, 2, 9)
-    batches = epoch_loop.training_batches(trainer, train, 1, 2, 10)
+        loop.training_batches(trainer, train, 1, 2, 9)
+    batches = loop.training_batches(trainer, train, 1, 2, 10)
     assert trainer.train_steps(batches, 20).count == 20 * 32  # Two whole epochs.
     with pytest.raises(tf.errors.OutOfRangeError):
         trainer.train_steps(batches, 1)  # And no more.
@@ -135,7 +135,7 @@ def test_fast_path_matches_plain_path():
             done = 0
             while done < steps:
                 n = min(steps_per_loop, steps - done)
-                losses.append(trainer.train_steps(iterator, n).loss_sum)
+                losses.append(trainer.train_steps(iterator, n).sums["loss"])
                 done += n
         results[steps_per_loop] = (sum(losses), [v.numpy() for v in trainer.model.variables])
     assert results[1][0] == pytest.approx(results[7][0], rel=1e-5)

@@ -1,0 +1,206 @@
+"""The hooks the training loop calls: what happens around the steps and after each epoch.
+
+Each is a :class:`~mnist_research.training.loop.Hook` with one job; the
+``train`` command's run (``runner.train_and_evaluate``) composes them in this
+order, and a caller can add its own:
+
+- :class:`ProgressBar`: the epoch's running means in a terminal or notebook.
+- :class:`Profiler`: TensorFlow's profiler around ``--profile_steps``.
+- :class:`TensorBoard`: step and epoch scalars, histograms, the step's graph.
+- :class:`BestEpoch`: keeps the best epoch's weights; stops early.
+- :class:`Checkpoint`: saves the epoch and writes ``metrics.json`` from it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import tensorflow as tf
+from absl import logging
+
+from mnist_research import files, logs
+from mnist_research.config.metrics import NAMES
+from mnist_research.data import pipeline
+from mnist_research.rundir import layout
+from mnist_research.training import best_epoch
+from mnist_research.training import history as history_lib
+from mnist_research.training import summaries as summaries_lib
+from mnist_research.training.checkpoint_state import CheckpointState
+from mnist_research.training.loop import Hook, Totals, Trainer
+
+
+class ProgressBar(Hook):
+    """A Keras progress bar of the epoch's running means, erased when the epoch ends.
+
+    Shown only where stdout redraws in place (a terminal, a notebook); written
+    to a file or pipe, the run logs one line per epoch and nothing else.
+    """
+
+    def __init__(self, steps_per_epoch: int):
+        self.steps_per_epoch = steps_per_epoch
+        self.enabled = logs.interactive_output()
+        self.bar = None
+
+    def after_steps(self, step: int, done: int, chunk: Totals, epoch: Totals) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            self.bar = self.new_bar(list(epoch.means()))
+        self.bar.update(done, list(epoch.means().items()), finalize=False)
+        if done == self.steps_per_epoch:
+            sys.stdout.write("\r\x1b[K")  # the epoch line that follows replaces the bar
+            sys.stdout.flush()
+            self.bar = None
+
+    def new_bar(self, names: list[str]) -> tf.keras.utils.Progbar:
+        """A bar for one epoch that shows ``names`` as given, not averaged again."""
+        return tf.keras.utils.Progbar(
+            self.steps_per_epoch, unit_name="step", stateful_metrics=names
+        )
+
+
+class Profiler(Hook):
+    """Starts and stops TensorFlow's profiler around ``steps`` (first, last step).
+
+    The profile lands in ``logdir/plugins/profile`` (TensorBoard's Profile tab).
+    """
+
+    def __init__(self, steps: tuple[int, ...], logdir: str):
+        self.start_step, self.stop_step = steps if steps else (0, -1)
+        self.logdir = logdir
+        self.enabled = bool(steps)
+        self.running = False
+
+    def before_steps(self, step: int, num_steps: int) -> None:
+        if self.enabled and not self.running and step < self.start_step <= step + num_steps:
+            tf.profiler.experimental.start(self.logdir)
+            self.running = True
+            logging.info("Profiler on at step %d", step)
+
+    def after_steps(self, step: int, done: int, chunk: Totals, epoch: Totals) -> None:
+        if self.running and step >= self.stop_step:
+            self.end()
+            self.enabled = False
+
+    def end(self) -> None:
+        if self.running:
+            tf.profiler.experimental.stop()
+            self.running = False
+            logging.info("Profile written under %s/plugins/profile", self.logdir)
+
+
+# Images in the fixed batch whose gradients the per-epoch histograms show.
+GRADIENT_BATCH = 1024
+
+
+class TensorBoard(Hook):
+    """Scalars every ``summary_every_steps`` steps and every epoch, histograms, the graph.
+
+    Step scalars (``step/<metric>``) use the optimizer step as x-axis; epoch
+    scalars (``epoch/<metric>`` in ``train/`` and ``validation/``), the
+    learning rate, speed and histograms use the epoch. The first call of a
+    fresh run records the graph of the step function (the Graphs tab).
+
+    Args:
+      summaries: the run's writers.
+      trainer: whose model, optimizer and gradients are shown.
+      gradient_batch: ``(images, labels)`` whose gradients the histograms show,
+        or ``None`` for no histograms.
+    """
+
+    def __init__(self, summaries: summaries_lib.Summaries, trainer: Trainer, gradient_batch=None):
+        self.summaries = summaries
+        self.trainer = trainer
+        self.config = trainer.config.train
+        self.gradients = None
+        if gradient_batch is not None and self.config.histograms:
+            images, labels = gradient_batch
+            self.gradients = trainer.make_gradient_fn(
+                pipeline.eval_dataset(images, labels, len(images))
+            )
+        self.tracing = False
+        self.first_step = 0
+
+    def before_steps(self, step: int, num_steps: int) -> None:
+        self.first_step = step
+        if step == 0 and self.summaries.enabled:
+            self.tracing = True
+            tf.summary.trace_on(graph=True, profiler=False)
+
+    def after_steps(self, step: int, done: int, chunk: Totals, epoch: Totals) -> None:
+        if self.tracing:
+            self.summaries.trace_export("train_steps", step)
+            self.end()
+        every = self.config.summary_every_steps
+        if step // every != self.first_step // every:
+            self.summaries.step_scalars(step, chunk.means())
+
+    def after_epoch(self, epoch: int, history: history_lib.History) -> None:
+        train = {name: history[name][-1] for name in NAMES if name in history}
+        train["learning_rate"] = self.trainer.learning_rate
+        train["examples_per_second"] = history["examples_per_second"][-1]
+        train["seconds"] = history["epoch_seconds"][-1]
+        val = {name: history[f"val_{name}"][-1] for name in NAMES if f"val_{name}" in history}
+        self.summaries.epoch_scalars(epoch, train, val)
+        if self.gradients is not None and self.config.histograms_due(epoch):
+            self.summaries.histograms(
+                epoch, summaries_lib.model_histograms(self.trainer.model, self.gradients())
+            )
+
+    def end(self) -> None:
+        if self.tracing:
+            tf.summary.trace_off()
+            self.tracing = False
+
+
+class BestEpoch(Hook):
+    """Copies the model's weights whenever validation accuracy improves; stops early.
+
+    Stops once validation accuracy has not improved for ``patience`` epochs
+    (0: never). Both decisions are functions of the checkpointed history, so a
+    resumed run decides exactly as an uninterrupted one.
+    """
+
+    def __init__(self, best: best_epoch.BestWeights, patience: int):
+        self.best = best
+        self.patience = patience
+
+    def after_epoch(self, epoch: int, history: history_lib.History) -> None:
+        if best_epoch.improved(history["val_accuracy"]):
+            self.best.capture()
+
+    def should_stop(self, history: history_lib.History) -> bool:
+        val_accuracy = history["val_accuracy"]
+        if not best_epoch.should_stop(val_accuracy, self.patience):
+            return False
+        best = best_epoch.best_epoch(val_accuracy)
+        logging.info(
+            "Early stopping after epoch %d: validation accuracy has not improved for %d "
+            "epochs (best %.4f at epoch %d)",
+            len(val_accuracy),
+            self.patience,
+            val_accuracy[best - 1],
+            best,
+        )
+        return True
+
+
+class Checkpoint(Hook):
+    """Saves ``ckpt-<epoch>`` (weights, optimizer, history), then ``metrics.json`` from it.
+
+    The checkpoint is the run's progress; ``metrics.json`` (``finished: false``
+    until the run's end) is written from the history it holds, by the chief.
+    """
+
+    def __init__(self, state: CheckpointState, run_dir: str, info: dict, chief: bool):
+        self.state = state
+        self.path = os.path.join(run_dir, layout.METRICS_FILE)
+        self.info = info
+        self.chief = chief
+
+    def after_epoch(self, epoch: int, history: history_lib.History) -> None:
+        self.state.save(epoch, history)
+        if self.chief:
+            document = history_lib.run_metrics(history, self.info, None, finished=False)
+            files.write_json(self.path, document)
