@@ -100,8 +100,10 @@ eval_images, eval_labels = make_digits(101, seed=5)
 evaluation = {}
 for size in (65, 101):
     dataset = input_pipeline.eval_dataset(eval_images[:size], eval_labels[:size], 64)
+    totals = [trainer.make_evaluator(dataset)() for trainer in (one_trainer, two_trainer)]
     evaluation[size] = [
-        vars(trainer.make_evaluator(dataset)()) for trainer in (one_trainer, two_trainer)
+        {"count": t.count, "correct": t.sums["accuracy"], "loss_sum": t.sums["loss"]}
+        for t in totals
     ]
 print(
     json.dumps(

@@ -13,6 +13,7 @@ import os
 import time
 
 from mnist_research import config as config_lib
+from mnist_research.config.metrics import HISTORY_KEYS
 from mnist_research.files import atomic_write_text
 
 _STYLE = """
@@ -126,26 +127,21 @@ def _figures(figures: dict[str, str]) -> list[str]:
 
 
 def _history_table(metrics: dict) -> list[str]:
-    """One row an epoch, the best epoch in bold; nothing without a history."""
+    """One row an epoch, a column per metric the run recorded, the best epoch in bold."""
     history = metrics.get("history", {})
     if not history.get("loss"):
         return []
-    parts = [
-        (
-            "<h2>History</h2><table><tr><th>epoch</th><th>loss</th><th>accuracy</th>"
-            "<th>val_loss</th><th>val_accuracy</th><th>seconds</th></tr>"
-        )
-    ]
+    keys = [key for key in HISTORY_KEYS if key in history and key != "examples_per_second"]
+    header = "".join(f"<th>{html.escape(key)}</th>" for key in keys)
+    parts = [f"<h2>History</h2><table><tr><th>epoch</th>{header}</tr>"]
     best = metrics.get("best_epoch")
     for i in range(len(history["loss"])):
         mark = " class='best'" if i + 1 == best else ""
-        parts.append(
-            f"<tr{mark}><td>{i + 1}</td><td>{history['loss'][i]:.4f}</td>"
-            f"<td>{history['accuracy'][i]:.4f}</td>"
-            f"<td>{history['val_loss'][i]:.4f}</td>"
-            f"<td>{history['val_accuracy'][i]:.4f}</td>"
-            f"<td>{history['epoch_seconds'][i]:.2f}</td></tr>"
+        cells = "".join(
+            f"<td>{history[key][i]:{'.2f' if key == 'epoch_seconds' else '.4f'}}</td>"
+            for key in keys
         )
+        parts.append(f"<tr{mark}><td>{i + 1}</td>{cells}</tr>")
     parts.append("</table>")
     return parts
 
