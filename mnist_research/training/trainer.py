@@ -2,7 +2,7 @@
 
 One replica step computes the per-example cross-entropy from logits, scales it
 by the *global* batch size (``tf.nn.compute_average_loss``; the optimizer sums
-gradients across replicas), and applies Adam. ``train_steps`` runs
+gradients across replicas), and applies the optimizer. ``train_steps`` runs
 ``num_steps`` replica steps inside one ``tf.function`` call with a ``tf.range``
 loop, so Python is out of the per-step path. With ``jit_compile`` the replica
 step itself is compiled by XLA into one fused program (compiling the whole
@@ -29,8 +29,8 @@ from mnist_research.config import ExperimentConfig
 from mnist_research.data.model_input import logits_function
 from mnist_research.errors import ConfigError, NonFiniteLossError
 from mnist_research.model import registry
+from mnist_research.training import optimizers
 from mnist_research.training.metric_sums import ReplicaSums, Totals, batch_stats
-from mnist_research.training.optimizers import FusedAdam, learning_rate
 
 _SUM = tf.distribute.ReduceOp.SUM
 
@@ -38,7 +38,7 @@ _SUM = tf.distribute.ReduceOp.SUM
 def jit_plan(config: ExperimentConfig, replicas: int) -> tuple[str, str]:
     """What XLA compiles, ``"step"``, ``"gradients"`` or ``"none"``, and why (for the log).
 
-    One replica: the whole replica step (forward, backward, Adam, sums).
+    One replica: the whole replica step (forward, backward, the optimizer, sums).
     Several replicas: the optimizer all-reduces gradients in a cross-replica
     merge that XLA cannot compile, so only the forward/backward pass is
     compiled and the gradients are applied outside it, unless the model has
@@ -84,8 +84,7 @@ class Trainer:
             )
         with strategy.scope():
             self.model = registry.create(config.model, synchronized_bn=replicas > 1)
-            adam = FusedAdam if config.train.fused_adam else tf.keras.optimizers.Adam
-            optimizer = adam(learning_rate(config.train, steps_per_epoch))
+            optimizer = optimizers.build(config.train, steps_per_epoch)
             if config.distribute.mixed_precision == "mixed_float16":
                 optimizer = tf.keras.mixed_precision.LossScaleOptimizer(optimizer)
             self.optimizer = optimizer
@@ -162,7 +161,12 @@ class Trainer:
             ]
         )
         grads, stats = self._gradients(images, labels, seed)
-        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+        optimizers.apply_gradients(
+            self.optimizer,
+            grads,
+            self.model.trainable_variables,
+            self.config.train.clip_global_norm,
+        )
         self._train_sums.add(stats, step=self.optimizer.iterations)
 
     # ------------------------------------------------------------------ compiled loops
