@@ -57,7 +57,7 @@ class TrainConfig:
     )
     weight_decay: float = setting(
         0.0,
-        "Decoupled weight decay: each step multiplies every weight by (1 - lr * decay).",
+        "Decoupled weight decay: each step multiplies every trainable weight by (1 - lr * decay).",
         minimum=0.0,
         only_with={"optimizer": ("adamw", "sgd")},
         hparam="optimizer",

@@ -55,11 +55,10 @@ def test_every_registry_entry_has_a_builder():
 
 @pytest.mark.parametrize(
     "train",
-    [
-        TrainConfig(),
+    [TrainConfig(optimizer=name) for name in OPTIMIZERS]
+    + [
         TrainConfig(fused_adam=False),
         TrainConfig(optimizer="adamw", weight_decay=0.01),
-        TrainConfig(optimizer="sgd"),
         TrainConfig(optimizer="sgd", momentum=0.9),
     ],
 )
