@@ -10,8 +10,9 @@ One module a section (``data``, ``model``, ``train``, ``distribute``), the whole
 run and its JSON form in ``experiment``, the shared checks in ``checks``. Every
 setting is declared once, as a field made by ``fields.setting`` (help, bounds,
 HParams group, resume identity); the model families and datasets are one entry
-each in ``registry``; ``flags`` derives the absl flags and ``flags.txt`` from
-those declarations. Every public name is importable from ``mnist_research.config``.
+each in ``registry``, the optimizers in ``optimizers``; ``flags`` derives the
+absl flags and ``flags.txt`` from those declarations. Every public name is
+importable from ``mnist_research.config``.
 """
 
 from mnist_research.config.checks import is_device_name
@@ -19,6 +20,7 @@ from mnist_research.config.data import DataConfig
 from mnist_research.config.distribute import MIXED_PRECISION, STRATEGIES, DistributeConfig
 from mnist_research.config.experiment import ExperimentConfig, differences
 from mnist_research.config.model import CONV_POOLING, MAX_CONV_BLOCKS, ModelConfig
+from mnist_research.config.optimizers import OPTIMIZERS, optimizer
 from mnist_research.config.registry import DATASETS, MODEL_FAMILIES, dataset, model_family
 from mnist_research.config.train import LR_SCHEDULES, MAX_SEED, TrainConfig
 
@@ -30,6 +32,7 @@ __all__ = [
     "MAX_SEED",
     "MIXED_PRECISION",
     "MODEL_FAMILIES",
+    "OPTIMIZERS",
     "STRATEGIES",
     "DataConfig",
     "DistributeConfig",
@@ -40,4 +43,5 @@ __all__ = [
     "differences",
     "is_device_name",
     "model_family",
+    "optimizer",
 ]

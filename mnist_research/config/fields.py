@@ -42,9 +42,10 @@ class Declaration:
       valid: ``(test, requirement)``: ``test(value)`` must hold; the error
         says ``<flag> <requirement>``.
       path: a file-system path (``flags.txt`` records it absolute).
-      group: for :class:`ModelConfig`, the part of a model that reads the
-        setting (``dense``, ``batch_norm``, ``conv``); a model family reads
-        only the groups its registry entry names. ``None``: every family.
+      only_with: ``{field: choices}``: the setting applies only while each
+        named field of its section holds one of those choices
+        (``{"optimizer": ("sgd",)}``); elsewhere it must keep its default and
+        is stored in its unused form (:func:`unused_form`). ``None``: always.
     """
 
     help: str
@@ -56,7 +57,7 @@ class Declaration:
     above: float | None = None
     below: float | None = None
     choices: Mapping[str, Any] | tuple[str, ...] | None = None
-    group: str | None = None
+    only_with: Mapping[str, tuple[str, ...]] | None = None
     valid: tuple[Callable[[Any], bool], str] | None = None
     path: bool = False
 
@@ -106,7 +107,7 @@ def setting(
     above: float | None = None,
     below: float | None = None,
     choices: Any = None,
-    group: str | None = None,
+    only_with: Mapping[str, tuple[str, ...]] | None = None,
     valid: Any = None,
     path: bool = False,
 ) -> Any:
@@ -127,7 +128,7 @@ def setting(
         above=above,
         below=below,
         choices=choices,
-        group=group,
+        only_with=only_with,
         valid=valid,
         path=path,
     )
@@ -152,20 +153,93 @@ def declared_fields(cls_or_obj: Any) -> Iterator[tuple[dataclasses.Field, Declar
             yield field, declaration(field)
 
 
-def check_declared(obj: Any, skip: tuple[str, ...] = ()) -> None:
-    """Checks types, choices and bounds of every declared field of ``obj``.
+def applies(declared: Declaration, values: Mapping[str, Any]) -> bool:
+    """Whether a setting applies while its section's fields hold ``values`` (by field name)."""
+    return all(values[name] in choices for name, choices in (declared.only_with or {}).items())
+
+
+def unused_form(field: dataclasses.Field) -> Any:
+    """What a setting that does not apply is stored as: ``()``, ``False`` or its default."""
+    if field.type.startswith("tuple["):
+        return ()
+    return False if field.type == "bool" else field.default
+
+
+def refusal(cls: type, names: list[str], values: Mapping[str, Any], prefix: str = "--") -> str:
+    """Why the settings ``names`` (fields of ``cls``), given where they do not apply, are refused.
+
+    Derived from their ``only_with`` rules, each setting named by its flag:
+    ``--momentum apply only to --optimizer=sgd, not --optimizer=adam``
+    (``prefix=""``: ``momentum apply only to optimizer=sgd, not optimizer=adam``).
+    """
+    flag = {field.name: declared.flag or field.name for field, declared in declared_fields(cls)}
+    by_chooser: dict[str, dict[tuple[str, ...], list[str]]] = {}
+    for field, declared in declared_fields(cls):
+        if field.name in names:
+            chooser, choices = next(
+                (name, choices)
+                for name, choices in declared.only_with.items()
+                if values[name] not in choices
+            )
+            by_chooser.setdefault(chooser, {}).setdefault(choices, []).append(
+                prefix + flag[field.name]
+            )
+    sentences = []
+    for chooser, groups in by_chooser.items():
+        setting = f"{prefix}{flag[chooser]}="
+        parts = [
+            f"{', '.join(refused)} apply only to {' or '.join(setting + c for c in choices)}"
+            for choices, refused in groups.items()
+        ]
+        sentences.append(f"{'; '.join(parts)}, not {setting}{values[chooser]}")
+    return "; ".join(sentences)
+
+
+def _store_unused_forms(obj: Any) -> list[str]:
+    """Settings that do not apply must hold their default or unused form; they get the unused form.
+
+    Returns:
+      The names of those settings.
+
+    Raises:
+      ValueError: one holds another value (the message names the choices it applies to).
+    """
+    values = {field.name: getattr(obj, field.name) for field in dataclasses.fields(obj)}
+    unused = [field for field, declared in declared_fields(obj) if not applies(declared, values)]
+    given = [f.name for f in unused if values[f.name] not in (f.default, unused_form(f))]
+    check(
+        not given,
+        f"{refusal(type(obj), given, values, prefix='')} "
+        f"(got {'; '.join(_show(values[name]) for name in given)})",
+    )
+    for field in unused:
+        object.__setattr__(obj, field.name, unused_form(field))
+    return [field.name for field in unused]
+
+
+def _show(value: Any) -> str:
+    return ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
+
+
+def check_declared(obj: Any) -> None:
+    """Checks types, choices, ``only_with`` rules and bounds of every declared field of ``obj``.
+
+    A setting that does not apply is stored in its unused form and not checked further.
 
     Raises:
       ValueError: naming the setting (by its flag name) and the value.
     """
     check_types(obj)
     for field, declared in declared_fields(obj):
-        if field.name in skip:
-            continue
         value, name = getattr(obj, field.name), declared.flag or field.name
         if declared.choices is not None and value is not None:
             choices = list(declared.choices)
             check(value in choices, f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    unused = _store_unused_forms(obj)
+    for field, declared in declared_fields(obj):
+        if field.name in unused:
+            continue
+        value, name = getattr(obj, field.name), declared.flag or field.name
         if declared.valid is not None:
             test, requirement = declared.valid
             check(test(value), f"{name} {requirement}, got {value!r}")

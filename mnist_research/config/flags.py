@@ -22,8 +22,13 @@ from collections.abc import Iterator
 from absl import app, flags
 
 from mnist_research.config.experiment import ExperimentConfig
-from mnist_research.config.fields import Declaration, declared_fields, is_declared
-from mnist_research.config.registry import MODEL_FAMILIES
+from mnist_research.config.fields import (
+    Declaration,
+    applies,
+    declared_fields,
+    is_declared,
+    refusal,
+)
 
 # Sections in the order flags.txt lists them (the experiment's own name first).
 _SECTIONS = ("data", "model", "train", "distribute")
@@ -73,18 +78,14 @@ def experiment_flag_names() -> list[str]:
     return [declared.flag for _, _, declared in experiment_settings()]
 
 
-def _families_reading(group: str | None) -> list[str]:
-    return [
-        name for name, family in MODEL_FAMILIES.items() if group is None or group in family.reads
-    ]
-
-
-def _help(field: dataclasses.Field, declared: Declaration) -> str:
+def _help(section: str | None, field: dataclasses.Field, declared: Declaration) -> str:
     """The declared help, with what absl's own help text would not say."""
     text = declared.help
-    readers = _families_reading(declared.group)
-    if len(readers) < len(MODEL_FAMILIES):
-        text = f"--model={'|'.join(readers)}: {text}"
+    cls = _section_classes()[section] if section else ExperimentConfig
+    for chooser, choices in (declared.only_with or {}).items():
+        chooser_declared = _declaration(cls, chooser)
+        if set(choices) != set(chooser_declared.choices):
+            text = f"--{chooser_declared.flag}={'|'.join(choices)}: {text}"
     bounds = declared.bounds_text()
     if bounds and field.type.startswith("tuple["):
         text += f" (each {bounds})"
@@ -93,9 +94,15 @@ def _help(field: dataclasses.Field, declared: Declaration) -> str:
     return text
 
 
-def _define(fv: flags.FlagValues, field: dataclasses.Field, declared: Declaration) -> None:
+def _declaration(cls: type, name: str) -> Declaration:
+    return next(declared for field, declared in declared_fields(cls) if field.name == name)
+
+
+def _define(
+    fv: flags.FlagValues, section: str | None, field: dataclasses.Field, declared: Declaration
+) -> None:
     name, default, kind = declared.flag, field.default, field.type
-    common = dict(help=_help(field, declared), flag_values=fv)
+    common = dict(help=_help(section, field, declared), flag_values=fv)
     bounds = dict(lower_bound=declared.minimum, upper_bound=declared.maximum)
     if declared.choices is not None:
         flags.DEFINE_enum(name, default, list(declared.choices), **common)
@@ -116,8 +123,8 @@ def _define(fv: flags.FlagValues, field: dataclasses.Field, declared: Declaratio
 
 def define_experiment_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     """Defines every experiment flag on ``fv``."""
-    for _, field, declared in experiment_settings():
-        _define(fv, field, declared)
+    for section, field, declared in experiment_settings():
+        _define(fv, section, field, declared)
 
 
 def _value(fv: flags.FlagValues, field: dataclasses.Field, name: str):
@@ -136,33 +143,24 @@ def _value(fv: flags.FlagValues, field: dataclasses.Field, name: str):
 def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> ExperimentConfig:
     """Builds the validated config; raises ``app.UsageError`` on bad values.
 
-    A flag of a part of the model that the chosen family does not build (the
-    conv flags with ``--model=mlp``) is refused when it differs from its
-    default, so the run cannot silently train something other than what was
-    asked for, while layered flagfiles that merely restate defaults still work.
+    A flag that does not apply with the chosen values (``--conv_filters`` with
+    ``--model=mlp``, ``--momentum`` with ``--optimizer=adam``: its ``only_with``
+    rule) is refused when it differs from its default, so the run cannot
+    silently train something other than what was asked for, while layered
+    flagfiles that merely restate defaults still work.
     """
     values: dict[str | None, dict] = {None: {}, **{section: {} for section in _SECTIONS}}
     for section, field, declared in experiment_settings():
         values[section][field.name] = _value(fv, field, declared.flag)
-    reads = MODEL_FAMILIES[fv[_family_flag()].value].reads
-    unread = [
-        declared.flag
-        for _, field, declared in experiment_settings()
-        if declared.group is not None
-        and declared.group not in reads
-        and _value(fv, field, declared.flag) != field.default
+    classes = _section_classes()
+    refused = [
+        refusal(classes[section], given, values[section])
+        for section in _SECTIONS
+        if (given := _given_where_unused(section, values[section]))
     ]
-    if unread:
-        by_readers: dict[str, list[str]] = {}
-        for name in unread:
-            readers = " or ".join(f"--model={f}" for f in _families_reading(_group_of(name)))
-            by_readers.setdefault(readers, []).append(f"--{name}")
-        parts = [
-            f"{', '.join(names)} apply only to {readers}" for readers, names in by_readers.items()
-        ]
-        raise app.UsageError(f"{'; '.join(parts)}, not --model={fv[_family_flag()].value}")
+    if refused:
+        raise app.UsageError("; ".join(refused))
     try:
-        classes = _section_classes()
         return ExperimentConfig(
             **values[None],
             **{section: classes[section](**values[section]) for section in _SECTIONS},
@@ -171,16 +169,13 @@ def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> ExperimentConfig:
         raise app.UsageError(str(e)) from None
 
 
-def _family_flag() -> str:
-    return next(
-        declared.flag
-        for section, field, declared in experiment_settings()
-        if section == "model" and field.name == "family"
-    )
-
-
-def _group_of(flag: str) -> str | None:
-    return next(declared.group for _, _, declared in experiment_settings() if declared.flag == flag)
+def _given_where_unused(section: str, values: dict) -> list[str]:
+    """The settings of ``section`` that differ from their default where they do not apply."""
+    return [
+        field.name
+        for field, declared in declared_fields(_section_classes()[section])
+        if not applies(declared, values) and values[field.name] != field.default
+    ]
 
 
 def _serialize(name: str, value) -> str | None:
@@ -200,14 +195,15 @@ def _number(value) -> str:
 def flagfile_text(config: ExperimentConfig) -> str:
     """A flagfile that reproduces ``config`` (what ``--flagfile=flags.txt`` reads back).
 
-    Settings of parts of the model the family does not build are left out
-    (they hold their defaults, and another family's flagfile may not set them).
+    Settings that do not apply (the conv settings of an MLP, the momentum of
+    Adam) are left out: they hold their defaults, and a flagfile for another
+    choice may not set them.
     """
-    reads = MODEL_FAMILIES[config.model.family].reads
     sections = {None: config, **config.sections()}
+    values = {name: dataclasses.asdict(section) for name, section in sections.items()}
     lines = ["# Resolved flags of this run; rerun with --flagfile=flags.txt"]
     for section, field, declared in experiment_settings():
-        if declared.group is not None and declared.group not in reads:
+        if not applies(declared, values[section]):
             continue
         value = getattr(sections[section], field.name)
         if declared.path and value:

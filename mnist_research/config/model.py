@@ -14,15 +14,21 @@ CONV_POOLING = ("stride", "max")
 MAX_CONV_BLOCKS = 4
 
 
+def _read_by(group: str) -> dict[str, tuple[str, ...]]:
+    """The ``only_with`` rule of a setting of ``group``: the families whose entry reads it."""
+    return {"family": tuple(name for name, f in MODEL_FAMILIES.items() if group in f.reads)}
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """The classifier: a model family (``config.registry``) and its layer sizes.
 
-    Each field declares the part of a model that reads it (``group``). A
-    family reads only the groups its registry entry names; a field of any
-    other group must keep its default and is stored in its unused form (an
-    empty list, ``False``), so ``config.json`` shows what was built: an MLP
-    has ``conv_filters: []``.
+    A family reads only the groups of settings its registry entry names
+    (``dense``, ``batch_norm``, ``conv``); each setting of a group applies only
+    with the families that read it (``only_with``, ``config.fields``). A
+    setting another family reads must keep its default and is stored in its
+    unused form (an empty list, ``False``), so ``config.json`` shows what was
+    built: an MLP has ``conv_filters: []``.
     """
 
     family: str = setting(
@@ -32,7 +38,7 @@ class ModelConfig:
         (256, 128, 64),
         "Widths of the dense hidden blocks (for --model=cnn: those after the conv blocks).",
         minimum=1,
-        group="dense",
+        only_with=_read_by("dense"),
         hparam="model",
         identity=True,
     )
@@ -41,14 +47,14 @@ class ModelConfig:
         "Dropout after each dense block.",
         minimum=0.0,
         below=1.0,
-        group="dense",
+        only_with=_read_by("dense"),
         hparam="model",
         identity=True,
     )
     batch_norm: bool = setting(
         True,
         "BatchNormalization in every block.",
-        group="batch_norm",
+        only_with=_read_by("batch_norm"),
         hparam="model",
         identity=True,
     )
@@ -64,7 +70,7 @@ class ModelConfig:
         (32, 64),
         "Filters of each conv block (each halves the resolution).",
         minimum=1,
-        group="conv",
+        only_with=_read_by("conv"),
         hparam="topology",
         identity=True,
     )
@@ -73,7 +79,7 @@ class ModelConfig:
         "Dropout after each conv block.",
         minimum=0.0,
         below=1.0,
-        group="conv",
+        only_with=_read_by("conv"),
         hparam="topology",
         identity=True,
     )
@@ -81,7 +87,7 @@ class ModelConfig:
         3,
         "Kernel side of every convolution (odd).",
         minimum=1,
-        group="conv",
+        only_with=_read_by("conv"),
         hparam="topology",
         identity=True,
     )
@@ -90,7 +96,7 @@ class ModelConfig:
         "How a conv block halves the resolution: stride (stride-2 conv; fast on "
         "CPUs) or max (stride-1 conv, then 2x2 max-pool).",
         choices=CONV_POOLING,
-        group="conv",
+        only_with=_read_by("conv"),
         hparam="topology",
         identity=True,
     )
@@ -101,8 +107,7 @@ class ModelConfig:
                 value = getattr(self, field.name)
                 if isinstance(value, (list, tuple)):
                     object.__setattr__(self, field.name, tuple(value))
-        check_declared(self, skip=self._unread())
-        self._store_unread_groups()
+        check_declared(self)
         if model_family(self.family).has_dense_blocks:
             check(len(self.hidden_units) > 0, "hidden_units must name at least one layer")
             check_same_length(self, "hidden_units", "dropout_rates")
@@ -117,45 +122,3 @@ class ModelConfig:
                 self.conv_kernel_size % 2 == 1,
                 f"conv_kernel_size must be a positive odd number, got {self.conv_kernel_size}",
             )
-
-    def _unread(self) -> tuple[str, ...]:
-        """Fields of the groups this family does not read (none if the family is unknown)."""
-        if self.family not in MODEL_FAMILIES:
-            return ()
-        reads = model_family(self.family).reads
-        return tuple(
-            field.name
-            for field, declared in declared_fields(self)
-            if declared.group is not None and declared.group not in reads
-        )
-
-    def _store_unread_groups(self) -> None:
-        """Unread fields must hold their default or unused form; they become the unused form."""
-        given = []
-        for field, declared in declared_fields(self):
-            if field.name not in self._unread():
-                continue
-            value, unused = getattr(self, field.name), _unused_form(field)
-            if value not in (field.default, unused):
-                given.append((declared, value))
-            object.__setattr__(self, field.name, unused)
-        if given:
-            users = [f.name for f in MODEL_FAMILIES.values() if given[0][0].group in f.reads]
-            check(
-                False,
-                f"{', '.join(d.flag for d, _ in given)} apply to model "
-                f"{' or '.join(users)} only, not {self.family} (got "
-                f"{'; '.join(_show(v) for _, v in given)})",
-            )
-
-
-def _unused_form(field: dataclasses.Field):
-    return (
-        ()
-        if field.type.startswith("tuple[")
-        else (False if field.type == "bool" else field.default)
-    )
-
-
-def _show(value) -> str:
-    return ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)

@@ -6,6 +6,7 @@ import dataclasses
 
 from mnist_research.config.checks import check
 from mnist_research.config.fields import check_declared, setting
+from mnist_research.config.optimizers import OPTIMIZERS
 
 LR_SCHEDULES = ("constant", "cosine", "step")
 # Seeds feed NumPy's legacy seeding, which takes 0 <= seed < 2**32.
@@ -45,7 +46,39 @@ class TrainConfig:
         identity=False,
     )
     learning_rate: float = setting(
-        1e-3, "Adam (initial) learning rate.", above=0.0, hparam="optimizer", identity=True
+        1e-3, "(Initial) learning rate.", above=0.0, hparam="optimizer", identity=True
+    )
+    optimizer: str = setting(
+        "adam",
+        "; ".join(f"{entry.name}: {entry.help}" for entry in OPTIMIZERS.values()) + ".",
+        choices=OPTIMIZERS,
+        hparam="optimizer",
+        identity=True,
+    )
+    weight_decay: float = setting(
+        0.0,
+        "Decoupled weight decay: each step multiplies every trainable weight by (1 - lr * decay).",
+        minimum=0.0,
+        only_with={"optimizer": ("adamw", "sgd")},
+        hparam="optimizer",
+        identity=True,
+    )
+    momentum: float = setting(
+        0.0,
+        "SGD momentum (0: plain SGD).",
+        minimum=0.0,
+        below=1.0,
+        only_with={"optimizer": ("sgd",)},
+        hparam="optimizer",
+        identity=True,
+    )
+    clip_global_norm: float = setting(
+        0.0,
+        "Clip the gradient (summed over replicas) to this global norm before the "
+        "optimizer sees it (0: off).",
+        minimum=0.0,
+        hparam="optimizer",
+        identity=True,
     )
     label_smoothing: float = setting(
         0.0,
@@ -97,6 +130,7 @@ class TrainConfig:
     fused_adam: bool = setting(
         True,
         "Apply Adam with TF's fused kernel (same update rule as Keras Adam; faster).",
+        only_with={"optimizer": ("adam",)},
         hparam=None,
         identity=False,
     )

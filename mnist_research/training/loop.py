@@ -7,7 +7,8 @@
 2. :meth:`Trainer._replica_step` is one optimizer step on one replica:
    forward pass, per-example cross-entropy, the loss scaled by the *global*
    batch size (the optimizer sums gradients across replicas), gradients,
-   the update. It adds the batch's metric sums (``config.metrics.METRICS``)
+   the optimizer's update (``--optimizer``; ``--clip_global_norm`` clips the
+   gradient summed over replicas). It adds the batch's metric sums (``config.metrics.METRICS``)
    to the replica's own running sums.
 3. :meth:`Trainer.train_steps` runs ``num_steps`` replica steps in one
    ``tf.function`` call (a ``tf.range`` loop), so Python is out of the per-step
@@ -43,7 +44,7 @@ from mnist_research.data.model_input import logits_function
 from mnist_research.errors import ConfigError, NonFiniteLossError
 from mnist_research.model import registry
 from mnist_research.training import history as history_lib
-from mnist_research.training.optimizers import FusedAdam, learning_rate
+from mnist_research.training import optimizers
 
 _SUM = tf.distribute.ReduceOp.SUM
 
@@ -167,8 +168,7 @@ class Trainer:
             )
         with strategy.scope():
             self.model = registry.create(config.model, synchronized_bn=replicas > 1)
-            adam = FusedAdam if config.train.fused_adam else tf.keras.optimizers.Adam
-            self.optimizer = adam(learning_rate(config.train, steps_per_epoch))
+            self.optimizer = optimizers.build(config.train, steps_per_epoch)
             if config.distribute.mixed_precision == "mixed_float16":
                 self.optimizer = tf.keras.mixed_precision.LossScaleOptimizer(self.optimizer)
             self.optimizer.build(self.model.trainable_variables)
@@ -233,7 +233,12 @@ class Trainer:
             ]
         )
         grads, sums, count = self._gradients(images, labels, seed)
-        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+        optimizers.apply_gradients(
+            self.optimizer,
+            grads,
+            self.model.trainable_variables,
+            self.config.train.clip_global_norm,
+        )
         self._train_sums.add(sums, count, step=self.optimizer.iterations)
 
     # -- many steps per call
@@ -349,7 +354,7 @@ class Trainer:
 def jit_plan(config: ExperimentConfig, replicas: int) -> tuple[str, str]:
     """What XLA compiles, ``"step"``, ``"gradients"`` or ``"none"``, and why (for the log).
 
-    One replica: the whole replica step (forward, backward, update, sums).
+    One replica: the whole replica step (forward, backward, the optimizer, sums).
     Several replicas: the optimizer all-reduces gradients in a cross-replica
     merge that XLA cannot compile, so only the forward/backward pass is
     compiled, unless the model has BatchNormalization, which synchronizes

@@ -1,36 +1,43 @@
 """Building the trainer before the run dir is touched, and out-of-memory as one line.
 
 A model too large for the machine is refused from its size alone when it
-trains on the CPU (its parameters, gradients and Adam's two slots against the
-memory the kernel reports available), so nothing is allocated; on a GPU, or
-when the estimate passes and memory still runs out, TensorFlow's
-``ResourceExhaustedError`` becomes a :class:`ConfigError`.
+trains on the CPU (its parameters, gradients and the optimizer's slot
+variables against the memory the kernel reports available), so nothing is
+allocated; on a GPU, or when the estimate passes and memory still runs out,
+TensorFlow's ``ResourceExhaustedError`` becomes a :class:`ConfigError`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import random
 from collections.abc import Iterator
 
 import tensorflow as tf
 
-from mnist_research.config import ExperimentConfig, ModelConfig
-from mnist_research.data.model_input import NUM_PIXELS
+from mnist_research.config import ExperimentConfig, ModelConfig, optimizer
 from mnist_research.errors import ConfigError, one_line
+from mnist_research.model import registry
 from mnist_research.training.loop import Trainer
 
-# Weights, gradients and Adam's two slot variables, float32 each.
-_COPIES = 4
+# float32 bytes per number.
 _BYTES = 4
 
 
 def num_parameters(model: ModelConfig) -> int:
-    """Weights of the MLP ``model`` describes (BatchNormalization's statistics included)."""
-    total, width = 0, NUM_PIXELS
-    for units in model.hidden_units:
-        total += width * units + (4 * units if model.batch_norm else units)
-        width = units
-    return total + width * model.num_classes + model.num_classes
+    """Numbers in the model ``model`` describes (``count_params``, BN statistics included).
+
+    The model is built in a throwaway graph, whose variables are never
+    initialized, so nothing the size of the model is allocated. Keras draws
+    its initializers' seeds from Python's ``random``; its state is restored, so
+    the run's own model gets the weights it would have got.
+    """
+    state = random.getstate()
+    try:
+        with tf.Graph().as_default():
+            return registry.create(model).count_params()
+    finally:
+        random.setstate(state)
 
 
 def available_memory() -> int | None:
@@ -56,13 +63,17 @@ def check_model_fits(config: ExperimentConfig, on_gpu: bool) -> None:
       ConfigError: naming the parameter count and both sizes.
     """
     available = available_memory()
+    if on_gpu or available is None:
+        return
     params = num_parameters(config.model)
-    needed = params * _BYTES * _COPIES
-    if not on_gpu and available is not None and needed > available:
+    # The weights, their gradients and the optimizer's slots.
+    copies = 2 + optimizer(config.train.optimizer).slots(config.train)
+    needed = params * _BYTES * copies
+    if needed > available:
         raise ConfigError(
             f"the model has {params:,} parameters, about {_gib(needed)} to train "
-            f"with Adam, but only {_gib(available)} of memory is available; "
-            f"use smaller --hidden_units"
+            f"with --optimizer={config.train.optimizer}, but only {_gib(available)} "
+            f"of memory is available; use a smaller model"
         )
 
 

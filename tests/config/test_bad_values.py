@@ -138,16 +138,39 @@ def test_a_model_too_large_for_memory_is_refused_before_allocating(monkeypatch):
     preflight.check_model_fits(ExperimentConfig(), on_gpu=False)
 
 
-def test_parameter_count_matches_keras():
-    from mnist_research.model import mlp as model_lib
-    from mnist_research.model import variables
+@pytest.mark.parametrize("family", list(config_lib.MODEL_FAMILIES))
+def test_parameter_count_matches_keras_for_every_family(family):
+    from mnist_research.model import registry
 
-    for model in (
-        ModelConfig(),
-        ModelConfig(hidden_units=(7, 5), dropout_rates=(0, 0), batch_norm=False),
-    ):
-        built = variables.build(model_lib.MLPClassifier.from_config_object(model))
-        assert preflight.num_parameters(model) == built.count_params()
+    models = [ModelConfig(family=family)]
+    if config_lib.model_family(family).has_dense_blocks:
+        models.append(
+            ModelConfig(family=family, hidden_units=(7, 5), dropout_rates=(0, 0), batch_norm=False)
+        )
+    for model in models:
+        assert preflight.num_parameters(model) == registry.create(model).count_params()
+
+
+def test_counting_the_parameters_leaves_the_initial_weights_unchanged():
+    from mnist_research.model import registry, variables
+
+    def weights(count_first: bool) -> str:
+        tf.keras.utils.set_random_seed(5)
+        if count_first:
+            preflight.num_parameters(ModelConfig())
+        return variables.weights_fingerprint(registry.create(ModelConfig()))
+
+    assert weights(count_first=True) == weights(count_first=False)
+
+
+def test_the_memory_check_counts_the_optimizer_slots(monkeypatch):
+    params = preflight.num_parameters(ModelConfig())
+    # Room for the weights, their gradients and one slot each: SGD with momentum fits, Adam not.
+    monkeypatch.setattr(preflight, "available_memory", lambda: params * 4 * 3)
+    sgd = TrainConfig(optimizer="sgd", momentum=0.9)
+    preflight.check_model_fits(ExperimentConfig(train=sgd), on_gpu=False)
+    with pytest.raises(ConfigError, match="to train with --optimizer=adam, but only"):
+        preflight.check_model_fits(ExperimentConfig(), on_gpu=False)
 
 
 def test_out_of_memory_is_one_line():

@@ -25,7 +25,7 @@ from tests.helpers import REPO
         (lambda: config_lib.ModelConfig(family="resnet"), "model must be one of mlp, cnn"),
         (
             lambda: config_lib.ModelConfig(conv_filters=(8,), conv_dropout_rates=(0.1,)),
-            "apply to model cnn only",
+            "apply only to model=cnn, not model=mlp",
         ),
         (
             lambda: config_lib.ModelConfig(family="cnn", conv_filters=(), conv_dropout_rates=()),
