@@ -99,6 +99,26 @@ def run_module(module: str, *args: str, env=None, timeout: int = 300, cwd=REPO):
     return finish(start_module(module, *args, env=env, cwd=cwd), timeout)
 
 
+def run_check_script(script: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    """Runs ``tests/<script> REPO`` in a fresh Python (its devices set up before any TF op).
+
+    Returns the finished process and the JSON objects its last lines print, last first.
+    """
+    import json
+
+    result = subprocess.run(
+        [sys.executable, os.path.join(TESTS, script), REPO],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line for line in result.stdout.strip().splitlines() if line.startswith("{")]
+    return result, [json.loads(line) for line in reversed(lines)]
+
+
 def find_chromium():
     """Path of a Chromium/Chrome binary, or ``None``."""
     for name in ("chromium", "chromium-browser", "google-chrome"):

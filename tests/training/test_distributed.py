@@ -10,22 +10,14 @@ import sys
 import numpy as np
 import pytest
 
-from tests.helpers import REPO, TESTS
+from tests.helpers import REPO, run_check_script
 
 pytestmark = pytest.mark.slow
 
 
 def test_two_replicas_identical_and_agree_with_one_replica():
-    result = subprocess.run(
-        [sys.executable, os.path.join(TESTS, "replica_check.py"), REPO],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    _, reports = run_check_script("replica_check.py")
+    report = reports[0]
     assert report["replicas"] == 2
     assert report["mirrored"] == report["checked"] == 17  # 11 trainable + 6 BN moving stats
     assert report["replica_max_diff"] == 0.0  # replicas hold bit-identical weights
@@ -44,7 +36,7 @@ def test_two_replicas_identical_and_agree_with_one_replica():
     assert report["masks_repeat"]
     assert report["drop_fractions"] == pytest.approx([0.3, 0.3], abs=0.01)
     # Evaluation on 2 replicas counts every example once, however the last batch splits.
-    evaluation_report = json.loads(result.stdout.strip().splitlines()[-2])
+    evaluation_report = reports[1]
     evaluation = evaluation_report["evaluation"]
     assert evaluation_report["eval_traces"] == 1  # both sizes share the evaluation trace
     for size, (one, two) in evaluation.items():

@@ -1,10 +1,5 @@
 """The optimizers: FusedAdam is Keras Adam, each registry entry builds and trains, clipping."""
 
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -15,7 +10,7 @@ from mnist_research.model import registry
 from mnist_research.training import optimizers
 from mnist_research.training.loop import Trainer
 from mnist_research.training.optimizers import FusedAdam
-from tests.helpers import REPO, TESTS, make_digits
+from tests.helpers import make_digits, run_check_script
 
 
 def _train(optimizer_cls, steps=60):
@@ -111,16 +106,8 @@ def test_each_optimizer_halves_the_loss_of_a_tiny_problem(train):
 
 @pytest.mark.slow
 def test_clipping_on_two_replicas_clips_the_summed_gradient():
-    result = subprocess.run(
-        [sys.executable, os.path.join(TESTS, "clip_check.py"), REPO],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    _, reports = run_check_script("clip_check.py")
+    report = reports[0]
     assert report["replicas"] == 2 and report["replica_diffs"] == [0.0, 0.0]
     # float32 rounding of a step of size ~3 (measured: 2.4e-7 each).
     assert report["step_size"] > 1.0
