@@ -96,7 +96,7 @@ def train_and_evaluate(
     _check_cluster(strategy)
     chief = devices.is_chief()
     layout.check_path(run_dir)
-    finished = _check_run_dir(run_dir, config, overwrite, actions)
+    finished, damaged_config = _check_run_dir(run_dir, config, overwrite, actions)
     if finished is not None:
         return finished
     datasets = _load_data(config, datasets)
@@ -115,7 +115,9 @@ def train_and_evaluate(
         if overwrite and chief:
             logging.info("--overwrite: deleting the contents of %s", run_dir)
             layout.clear(run_dir)
-        run = _start_run(config, run_dir, trainer, datasets, info, chief, flagfile_text)
+        run = _start_run(
+            config, run_dir, trainer, datasets, info, chief, flagfile_text, damaged_config
+        )
         logging.info(
             "Run dir: %s | %s x%d, %s (%s)",
             run_dir,
@@ -214,45 +216,50 @@ def _check_run_dir(
     config: ExperimentConfig,
     overwrite: bool,
     actions: Sequence[finish.EndOfRunAction],
-) -> dict[str, Any] | None:
-    """Read-only checks of an existing run dir; its final metrics when nothing is left to do.
+) -> tuple[dict[str, Any] | None, DamagedFileError | None]:
+    """Read-only checks of an existing run dir, before the data is read.
+
+    The epochs it holds are checked once, against its checkpoint, when it is
+    restored; here ``metrics.json`` only tells whether the run is already done.
+
+    Returns:
+      The final metrics when nothing is left to do (else ``None``), and why
+      ``config.json`` is damaged (else ``None``; the checkpoint's settings are
+      then checked instead).
 
     Raises:
       RunDirError: ``--overwrite`` of a directory that is not a run dir; a run
-        with other settings; a finished run with more epochs than ``config``.
+        with other settings.
     """
     if overwrite:
         if records.ownership(run_dir) == "foreign":
             records.check_ours(run_dir)  # refuses, naming what a run dir holds
         layout.check_overwritable(run_dir)
-        return None
+        return None, None
     records.check_ours(run_dir)
     damaged_config = records.check_settings(run_dir, config)
     try:
         finished = records.finished_metrics(run_dir)
     except DamagedFileError as e:
         logging.warning("%s: damaged (%s); it is rebuilt from the checkpoint", e.path, e.reason)
-        return None
-    done, wanted = (finished or {}).get("epochs_completed", 0), config.train.epochs
-    if done > wanted:
-        raise RunDirError(_too_many_epochs(run_dir, done, wanted))
-    complete = done == wanted or (finished or {}).get("stopped_early")
-    if finished is not None and complete and damaged_config is None:
-        damaged_outputs = finish.outputs_problem(run_dir, actions)
-        if damaged_outputs:
-            logging.warning("%s", damaged_outputs)
-            return None
-        # A run that stopped early stays stopped: more epochs would change nothing.
-        stopped = finished.get("stopped_early")
-        logging.info(
-            "%s is complete (%s); nothing to do. Use a new --run_dir or --overwrite to "
-            "train again%s.",
-            run_dir,
-            f"it stopped early after {done} epochs" if stopped else f"{done} epochs",
-            "" if stopped else ", or a larger --epochs to extend it",
-        )
-        return finished
-    return None
+        return None, damaged_config
+    done = (finished or {}).get("epochs_completed", 0)
+    complete = done == config.train.epochs or (finished or {}).get("stopped_early")
+    if finished is None or not complete or done > config.train.epochs or damaged_config:
+        return None, damaged_config
+    damaged_outputs = finish.outputs_problem(run_dir, actions)
+    if damaged_outputs:
+        logging.warning("%s", damaged_outputs)
+        return None, damaged_config
+    # A run that stopped early stays stopped: more epochs would change nothing.
+    stopped = finished.get("stopped_early")
+    logging.info(
+        "%s is complete (%s); nothing to do. Use a new --run_dir or --overwrite to train again%s.",
+        run_dir,
+        f"it stopped early after {done} epochs" if stopped else f"{done} epochs",
+        "" if stopped else ", or a larger --epochs to extend it",
+    )
+    return finished, None
 
 
 def _too_many_epochs(run_dir: str, done: int, wanted: int) -> str:
@@ -280,6 +287,7 @@ def _start_run(
     info: dict,
     chief: bool,
     flagfile_text: str,
+    damaged_config: DamagedFileError | None,
 ) -> RunContext:
     """Restores the newest usable checkpoint, saves the settings, opens the summary writers.
 
@@ -287,7 +295,6 @@ def _start_run(
       RunDirError: checkpoints exist but none is usable, one was trained with
         other settings, or it holds more epochs than ``config``.
     """
-    damaged_config = records.check_settings(run_dir, config)
     state = CheckpointState(
         trainer, os.path.join(run_dir, CHECKPOINT_DIR), chief, config.train.max_to_keep
     )
