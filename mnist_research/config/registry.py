@@ -3,10 +3,11 @@
 Both registries are plain data (no TensorFlow), so flags, checks and help text
 read their names and descriptions before TensorFlow is imported.
 
-- A model family is its module under ``model/`` plus one :class:`ModelFamily`
-  entry here: the class to build, the :class:`ModelConfig` groups it reads
-  (``dense``, ``batch_norm``, ``conv``) and a line of help. Settings of groups
-  a family does not read are refused when they differ from their defaults.
+- A model family is its module under ``model/``, one :class:`ModelFamily`
+  entry here (the :class:`ModelConfig` groups it reads: ``dense``,
+  ``batch_norm``, ``conv``; a line of help) and its class's line in
+  ``model/registry.py``, which imports it. Settings of groups a family does
+  not read are refused when they differ from their defaults.
 - A dataset is one :class:`Dataset` entry: its Keras downloader (or none:
   then ``--data_dir`` is required), its local file names and class names.
 """
@@ -30,14 +31,11 @@ class ModelFamily:
 
     Attributes:
       name: the ``--model`` value.
-      model_class: ``"module:Class"`` of the subclassed ``tf.keras.Model``;
-        the class has ``from_config_object(ModelConfig, synchronized_bn)``.
       reads: the :class:`ModelConfig` groups the family uses.
       help: one line for ``--help``.
     """
 
     name: str
-    model_class: str
     reads: tuple[str, ...]
     help: str
 
@@ -78,23 +76,10 @@ MODEL_FAMILIES: dict[str, ModelFamily] = {
     family.name: family
     for family in (
         ModelFamily(
-            "mlp",
-            "mnist_research.model.mlp:MLPClassifier",
-            ("dense", "batch_norm"),
-            "dense blocks (the original notebook's recipe)",
+            "mlp", ("dense", "batch_norm"), "dense blocks (the original notebook's recipe)"
         ),
-        ModelFamily(
-            "cnn",
-            "mnist_research.model.cnn:CNNClassifier",
-            ("conv", "dense", "batch_norm"),
-            "conv blocks, then dense blocks",
-        ),
-        ModelFamily(
-            "linear",
-            "mnist_research.model.linear:LinearClassifier",
-            (),
-            "one Dense layer (multinomial logistic regression)",
-        ),
+        ModelFamily("cnn", ("conv", "dense", "batch_norm"), "conv blocks, then dense blocks"),
+        ModelFamily("linear", (), "one Dense layer (multinomial logistic regression)"),
     )
 }
 
