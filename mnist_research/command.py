@@ -7,10 +7,10 @@ import time, so any number of command modules can be imported in one process
 (a notebook, a test), and ``--help`` shows exactly the running command's flags,
 for ``python -m mnist_research.<name>`` and the ``mnist-<name>`` scripts alike.
 
-Every command's terminal shows the project's own lines only: importing this
-module from a running command silences TensorFlow before it is imported, and
-``run`` sets the log format and levels from ``--verbosity`` (see
-:mod:`mnist_research.logs`).
+Every command's terminal shows the project's own lines only: ``run`` sets the
+log format and levels from ``--verbosity``, and a command that needs TensorFlow
+imports it with :func:`mnist_research.logs.quiet_tensorflow` after its flags
+are parsed (see :mod:`mnist_research.logs`).
 """
 
 from __future__ import annotations
@@ -24,11 +24,6 @@ from absl import app, flags
 from mnist_research import flagfiles, logs
 from mnist_research.config import flags as experiment_flags
 from mnist_research.errors import run_guarded
-
-# A command imports this module before its library modules import TensorFlow: the
-# last moment TensorFlow's C++ logging level can still be set.
-if logs.running_a_command():
-    logs.quiet_tensorflow(sys.argv)
 
 
 def run(
