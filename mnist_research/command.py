@@ -59,29 +59,18 @@ def run(
 
 
 def help_text(fv: flags.FlagValues, names: list[str], doc: str | None, program: str) -> str:
-    """What ``--help`` prints: ``doc``, then the flags ``names``, in groups.
+    """What ``--help`` prints: ``doc``, then the flags ``names`` as absl lists a module's.
 
     The command's own flags come first, under ``<program> flags``; the
-    experiment flags of a command that has them all (train) follow
-    by config section (data, model, training, devices and distribution). Each
-    group is sorted by name, as absl sorts it.
+    experiment flags (train) follow under their config section's title, the
+    module absl knows them by (``config.flags.HELP_GROUPS``).
     """
-    sections = [
-        (title, group)
-        for title, group in experiment_flags.flag_groups()
-        if all(n in names for n in group)
-    ]
-    in_sections = {n for _, group in sections for n in group}
-    groups = [(f"{program} flags", [n for n in names if n not in in_sections])]
-    groups += [(f"{title} flags", group) for title, group in sections]
-    parts = [(doc or "").strip()]
-    for title, group in groups:
-        if group:
-            view = flags.FlagValues()  # absl's own layout, under the group's title
-            for name in group:
-                view[name] = fv[name]
-                view.register_key_flag_for_module(title, fv[name])
-            parts.append(view.module_help(title).strip("\n"))
+    own = f"{program} flags"
+    sections = [m for m in experiment_flags.HELP_GROUPS.values() if m in fv.flags_by_module_dict()]
+    for name in names:
+        if fv.find_module_defining_flag(name) not in sections:
+            fv.register_key_flag_for_module(own, fv[name])
+    parts = [(doc or "").strip(), *(fv.module_help(m).strip("\n") for m in [own, *sections])]
     parts.append("--helpfull lists absl's own flags too (--verbosity, --flagfile, ...).")
     return "\n\n".join(p for p in parts if p) + "\n"
 

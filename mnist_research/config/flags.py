@@ -49,23 +49,15 @@ def experiment_settings() -> Iterator[tuple[str | None, dataclasses.Field, Decla
                 yield section, field, declared
 
 
-# What ``--help`` calls each section's group of flags (the experiment's name goes
-# with the command's own flags).
-_HELP_GROUPS = {
-    "data": "data",
-    "model": "model",
-    "train": "training",
-    "distribute": "devices and distribution",
+# The title of each section's flags in ``--help``. absl groups flags by the module
+# they are defined for, so each section's flags are defined for its title (the
+# experiment's name goes with the command's own flags).
+HELP_GROUPS = {
+    "data": "data flags",
+    "model": "model flags",
+    "train": "training flags",
+    "distribute": "devices and distribution flags",
 }
-
-
-def flag_groups() -> list[tuple[str, list[str]]]:
-    """The experiment flags by config section, ``(title, flag names)``, grouped as in ``--help``."""
-    groups: dict[str, list[str]] = {}
-    for section, _, declared in experiment_settings():
-        if section is not None:
-            groups.setdefault(_HELP_GROUPS[section], []).append(declared.flag)
-    return list(groups.items())
 
 
 def experiment_flag_names() -> list[str]:
@@ -93,9 +85,11 @@ def _help(field: dataclasses.Field, declared: Declaration) -> str:
     return text
 
 
-def _define(fv: flags.FlagValues, field: dataclasses.Field, declared: Declaration) -> None:
+def _define(
+    fv: flags.FlagValues, field: dataclasses.Field, declared: Declaration, module: str | None
+) -> None:
     name, default, kind = declared.flag, field.default, field.type
-    common = dict(help=_help(field, declared), flag_values=fv)
+    common = dict(help=_help(field, declared), flag_values=fv, module_name=module)
     bounds = dict(lower_bound=declared.minimum, upper_bound=declared.maximum)
     if declared.choices is not None:
         flags.DEFINE_enum(name, default, list(declared.choices), **common)
@@ -116,8 +110,8 @@ def _define(fv: flags.FlagValues, field: dataclasses.Field, declared: Declaratio
 
 def define_experiment_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     """Defines every experiment flag on ``fv``."""
-    for _, field, declared in experiment_settings():
-        _define(fv, field, declared)
+    for section, field, declared in experiment_settings():
+        _define(fv, field, declared, HELP_GROUPS.get(section))
 
 
 def _value(fv: flags.FlagValues, field: dataclasses.Field, name: str):
