@@ -61,7 +61,9 @@ def define_flags(fv: flags.FlagValues) -> None:
 
 
 def main(argv):
-    from mnist_research import command
+    from mnist_research import command, logs
+
+    logs.quiet_tensorflow()
     from mnist_research.benchmarks import report, suite
     from mnist_research.errors import ConfigError, run_guarded
     from mnist_research.files import write_json

@@ -7,10 +7,10 @@ import time, so any number of command modules can be imported in one process
 (a notebook, a test), and ``--help`` shows exactly the running command's flags,
 for ``python -m mnist_research.<name>`` and the ``mnist-<name>`` scripts alike.
 
-Every command's terminal shows the project's own lines only: importing this
-module from a running command silences TensorFlow before it is imported, and
-``run`` sets the log format and levels from ``--verbosity`` (see
-:mod:`mnist_research.logs`).
+Every command's terminal shows the project's own lines only: ``run`` sets the
+log format and levels from ``--verbosity``, and a command that needs TensorFlow
+imports it with :func:`mnist_research.logs.quiet_tensorflow` after its flags
+are parsed (see :mod:`mnist_research.logs`).
 """
 
 from __future__ import annotations
@@ -24,11 +24,6 @@ from absl import app, flags
 from mnist_research import flagfiles, logs
 from mnist_research.config import flags as experiment_flags
 from mnist_research.errors import run_guarded
-
-# A command imports this module before its library modules import TensorFlow: the
-# last moment TensorFlow's C++ logging level can still be set.
-if logs.running_a_command():
-    logs.quiet_tensorflow(sys.argv)
 
 
 def run(
@@ -64,29 +59,18 @@ def run(
 
 
 def help_text(fv: flags.FlagValues, names: list[str], doc: str | None, program: str) -> str:
-    """What ``--help`` prints: ``doc``, then the flags ``names``, in groups.
+    """What ``--help`` prints: ``doc``, then the flags ``names`` as absl lists a module's.
 
     The command's own flags come first, under ``<program> flags``; the
-    experiment flags of a command that has them all (train) follow
-    by config section (data, model, training, devices and distribution). Each
-    group is sorted by name, as absl sorts it.
+    experiment flags (train) follow under their config section's title, the
+    module absl knows them by (``config.flags.HELP_GROUPS``).
     """
-    sections = [
-        (title, group)
-        for title, group in experiment_flags.flag_groups()
-        if all(n in names for n in group)
-    ]
-    in_sections = {n for _, group in sections for n in group}
-    groups = [(f"{program} flags", [n for n in names if n not in in_sections])]
-    groups += [(f"{title} flags", group) for title, group in sections]
-    parts = [(doc or "").strip()]
-    for title, group in groups:
-        if group:
-            view = flags.FlagValues()  # absl's own layout, under the group's title
-            for name in group:
-                view[name] = fv[name]
-                view.register_key_flag_for_module(title, fv[name])
-            parts.append(view.module_help(title).strip("\n"))
+    own = f"{program} flags"
+    sections = [m for m in experiment_flags.HELP_GROUPS.values() if m in fv.flags_by_module_dict()]
+    for name in names:
+        if fv.find_module_defining_flag(name) not in sections:
+            fv.register_key_flag_for_module(own, fv[name])
+    parts = [(doc or "").strip(), *(fv.module_help(m).strip("\n") for m in [own, *sections])]
     parts.append("--helpfull lists absl's own flags too (--verbosity, --flagfile, ...).")
     return "\n\n".join(p for p in parts if p) + "\n"
 

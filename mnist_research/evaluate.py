@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from absl import flags
 
-from mnist_research import command, runs
+from mnist_research import command, logs, runs
 from mnist_research.config.data import SPLITS
 
 FLAGS = flags.FLAGS
@@ -32,6 +32,7 @@ def define_flags(fv: flags.FlagValues) -> None:
 
 def _evaluate() -> int:
     # TensorFlow is imported here, after the flags are parsed: a bad argument fails at once.
+    logs.quiet_tensorflow()
     from mnist_research.analysis import run_analysis
     from mnist_research.analysis.metrics import format_summary
 

@@ -26,7 +26,7 @@ import sys
 
 from absl import flags
 
-from mnist_research import command, runs
+from mnist_research import command, logs, runs
 from mnist_research import config as config_lib
 from mnist_research.errors import MnistResearchError
 
@@ -49,6 +49,7 @@ def define_flags(fv: flags.FlagValues) -> None:
 
 def _predict(paths: list[str]) -> int:
     # TensorFlow is imported here, after the flags are parsed: a bad argument fails at once.
+    logs.quiet_tensorflow()
     from mnist_research.inference import finished_run as restore
     from mnist_research.inference import recognize
 

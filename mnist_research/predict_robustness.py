@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from absl import flags
 
-from mnist_research import command, runs
+from mnist_research import command, logs, runs
 from mnist_research.errors import ConfigError
 
 FLAGS = flags.FLAGS
@@ -52,6 +52,7 @@ def define_flags(fv: flags.FlagValues) -> None:
 
 def _measure() -> int:
     # TensorFlow is imported here, after the flags are parsed: a bad argument fails at once.
+    logs.quiet_tensorflow()
     from mnist_research.inference import finished_run as restore
     from mnist_research.inference import photo_conditions as photos
     from mnist_research.inference import robustness

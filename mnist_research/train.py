@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 
-from mnist_research import interrupts
+from mnist_research import interrupts, logs
 
 if __name__ == "__main__":  # before TensorFlow's import, which takes seconds
     interrupts.exit_while_starting()
@@ -65,6 +65,7 @@ def _train(instrument=None) -> int:
         with interrupts.handle_signals():
             config = experiment_flags.config_from_flags()
             _check_run_dir_flags()
+            logs.quiet_tensorflow()
             from mnist_research import run_outputs
             from mnist_research.training import devices, resume, runner
 
@@ -145,6 +146,7 @@ def _choose_run_dir(config, strategy) -> str:
 
 def _report_interrupted(error: interrupts.Interrupted, run_dir: str | None) -> None:
     """One line: what was kept and the exact command that resumes."""
+    logs.quiet_tensorflow()  # an interrupt may come before _train imported it
     from mnist_research.rundir import checkpoint_files
     from mnist_research.training import resume
 

@@ -39,10 +39,11 @@ def idx_bytes(array: np.ndarray) -> bytes:
     return header + array.astype(np.uint8).tobytes()
 
 
-def write_idx_dir(folder, arrays, gz: bool) -> str:
+def write_idx_dir(folder, arrays, gz: bool, names: dict[str, str] | None = None) -> str:
+    """Writes ``arrays`` as IDX files named ``names`` (by Keras array name; MNIST's by default)."""
     from mnist_research.data.readers import IDX_NAMES
 
-    for key, stem in IDX_NAMES.items():
+    for key, stem in (names or IDX_NAMES).items():
         payload = idx_bytes(arrays[key])
         if gz:
             with gzip.open(os.path.join(folder, stem + ".gz"), "wb") as f:

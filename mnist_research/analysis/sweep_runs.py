@@ -9,7 +9,7 @@ from typing import Any
 
 from absl import app, flags, logging
 
-from mnist_research import flagfiles, interrupts, logs
+from mnist_research import flagfiles, interrupts
 from mnist_research.config import ExperimentConfig, differences
 from mnist_research.config import flags as experiment_flags
 from mnist_research.errors import ConfigError, DamagedFileError, MnistResearchError
@@ -90,11 +90,9 @@ def run_one(
         command.append(f"--data_dir={data_dir}")
     command += extra
     logging.info("Running %s", " ".join(command))
-    # The user's environment, not this process's TF_CPP_MIN_LOG_LEVEL: the run quiets
-    # TensorFlow itself from its --verbosity (the sweep passes its own in ``extra``).
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, text=True, env=logs.child_environment()
-    )
+    # The run quiets TensorFlow itself from its --verbosity (the sweep passes its own in
+    # ``extra``).
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         process.communicate()
     except interrupts.Interrupted as e:

@@ -54,23 +54,15 @@ def experiment_settings() -> Iterator[tuple[str | None, dataclasses.Field, Decla
                 yield section, field, declared
 
 
-# What ``--help`` calls each section's group of flags (the experiment's name goes
-# with the command's own flags).
-_HELP_GROUPS = {
-    "data": "data",
-    "model": "model",
-    "train": "training",
-    "distribute": "devices and distribution",
+# The title of each section's flags in ``--help``. absl groups flags by the module
+# they are defined for, so each section's flags are defined for its title (the
+# experiment's name goes with the command's own flags).
+HELP_GROUPS = {
+    "data": "data flags",
+    "model": "model flags",
+    "train": "training flags",
+    "distribute": "devices and distribution flags",
 }
-
-
-def flag_groups() -> list[tuple[str, list[str]]]:
-    """The experiment flags by config section, ``(title, flag names)``, grouped as in ``--help``."""
-    groups: dict[str, list[str]] = {}
-    for section, _, declared in experiment_settings():
-        if section is not None:
-            groups.setdefault(_HELP_GROUPS[section], []).append(declared.flag)
-    return list(groups.items())
 
 
 def experiment_flag_names() -> list[str]:
@@ -99,10 +91,14 @@ def _declaration(cls: type, name: str) -> Declaration:
 
 
 def _define(
-    fv: flags.FlagValues, section: str | None, field: dataclasses.Field, declared: Declaration
+    fv: flags.FlagValues,
+    section: str | None,
+    field: dataclasses.Field,
+    declared: Declaration,
+    module: str | None,
 ) -> None:
     name, default, kind = declared.flag, field.default, field.type
-    common = dict(help=_help(section, field, declared), flag_values=fv)
+    common = dict(help=_help(section, field, declared), flag_values=fv, module_name=module)
     bounds = dict(lower_bound=declared.minimum, upper_bound=declared.maximum)
     if declared.choices is not None:
         flags.DEFINE_enum(name, default, list(declared.choices), **common)
@@ -124,7 +120,7 @@ def _define(
 def define_experiment_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     """Defines every experiment flag on ``fv``."""
     for section, field, declared in experiment_settings():
-        _define(fv, section, field, declared)
+        _define(fv, section, field, declared, HELP_GROUPS.get(section))
 
 
 def _value(fv: flags.FlagValues, field: dataclasses.Field, name: str):

@@ -3,17 +3,24 @@
 Both registries are plain data (no TensorFlow), so flags, checks and help text
 read their names and descriptions before TensorFlow is imported.
 
-- A model family is its module under ``model/`` plus one :class:`ModelFamily`
-  entry here: the class to build, the :class:`ModelConfig` groups it reads
-  (``dense``, ``batch_norm``, ``conv``) and a line of help. Settings of groups
-  a family does not read are refused when they differ from their defaults.
+- A model family is its module under ``model/``, one :class:`ModelFamily`
+  entry here (the :class:`ModelConfig` groups it reads: ``dense``,
+  ``batch_norm``, ``conv``; a line of help) and its class's line in
+  ``model/registry.py``, which imports it. Settings of groups a family does
+  not read are refused when they differ from their defaults.
 - A dataset is one :class:`Dataset` entry: its Keras downloader (or none:
-  then ``--data_dir`` is required), its local file names and class names.
+  then ``--data_dir`` is required), its local file names, class names and,
+  if its images are not stored as MNIST's are, the transform that makes them so.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # --help and the config checks import no numpy
+    import numpy as np
 
 # The IDX file names every MNIST-format dataset uses (each raw or ``.gz``).
 MNIST_IDX_FILES = {
@@ -30,14 +37,11 @@ class ModelFamily:
 
     Attributes:
       name: the ``--model`` value.
-      model_class: ``"module:Class"`` of the subclassed ``tf.keras.Model``;
-        the class has ``from_config_object(ModelConfig, synchronized_bn)``.
       reads: the :class:`ModelConfig` groups the family uses.
       help: one line for ``--help``.
     """
 
     name: str
-    model_class: str
     reads: tuple[str, ...]
     help: str
 
@@ -65,6 +69,9 @@ class Dataset:
       npz_names: ``.npz`` files in ``--data_dir`` that hold it (Keras layout).
       idx_files: the four IDX files by Keras array name.
       class_names: what each label 0..9 means, for reports and predictions.
+      transform: uint8 images ``[N, 28, 28]`` as stored -> as MNIST stores them
+        (upright, not mirrored); applied to both splits right after they are
+        read and validated, from any source. ``None``: stored as MNIST's.
     """
 
     name: str
@@ -72,29 +79,17 @@ class Dataset:
     npz_names: tuple[str, ...]
     class_names: tuple[str, ...]
     idx_files: dict[str, str] = dataclasses.field(default_factory=lambda: dict(MNIST_IDX_FILES))
+    transform: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 MODEL_FAMILIES: dict[str, ModelFamily] = {
     family.name: family
     for family in (
         ModelFamily(
-            "mlp",
-            "mnist_research.model.mlp:MLPClassifier",
-            ("dense", "batch_norm"),
-            "dense blocks (the original notebook's recipe)",
+            "mlp", ("dense", "batch_norm"), "dense blocks (the original notebook's recipe)"
         ),
-        ModelFamily(
-            "cnn",
-            "mnist_research.model.cnn:CNNClassifier",
-            ("conv", "dense", "batch_norm"),
-            "conv blocks, then dense blocks",
-        ),
-        ModelFamily(
-            "linear",
-            "mnist_research.model.linear:LinearClassifier",
-            (),
-            "one Dense layer (multinomial logistic regression)",
-        ),
+        ModelFamily("cnn", ("conv", "dense", "batch_norm"), "conv blocks, then dense blocks"),
+        ModelFamily("linear", (), "one Dense layer (multinomial logistic regression)"),
     )
 }
 
@@ -126,6 +121,20 @@ DATASETS: dict[str, Dataset] = {
             None,
             ("kmnist.npz",),
             ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+        ),
+        Dataset(
+            "emnist_digits",
+            None,
+            ("emnist_digits.npz",),
+            DIGITS,
+            {
+                "x_train": "emnist-digits-train-images-idx3-ubyte",
+                "y_train": "emnist-digits-train-labels-idx1-ubyte",
+                "x_test": "emnist-digits-test-images-idx3-ubyte",
+                "y_test": "emnist-digits-test-labels-idx1-ubyte",
+            },
+            # EMNIST stores each image transposed: its rows are MNIST's columns.
+            transform=lambda images: images.transpose(0, 2, 1),
         ),
     )
 }

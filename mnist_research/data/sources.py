@@ -82,13 +82,18 @@ def validate(arrays: dict[str, np.ndarray], source: str) -> RawData:
 
 
 def load(config: DataConfig) -> RawData:
-    """Loads and validates the dataset that ``config`` names."""
+    """Loads and validates the dataset that ``config`` names, then applies its ``transform``."""
     dataset = config_lib.dataset(config.dataset)
     if config.data_dir:
         arrays, source = read_data_dir(config.data_dir, dataset)
     else:
         arrays, source = download(dataset), f"tf.keras.datasets.{dataset.keras_name}"
-    return validate(arrays, source)
+    raw = validate(arrays, source)
+    if dataset.transform is None:
+        return raw
+    return dataclasses.replace(
+        raw, x_train=dataset.transform(raw.x_train), x_test=dataset.transform(raw.x_test)
+    )
 
 
 # --------------------------------------------------------------------------- split

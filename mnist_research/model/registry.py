@@ -1,48 +1,56 @@
-"""The model families of ``config.registry``, resolved to their classes.
+"""The model families' classes, by ``--model`` name.
 
 Every family takes float pixels ``[N, 784]`` (``data.model_input.to_model_input``)
 and answers ``model(x, training=..., return_logits=...)``, so everything past
 model construction (trainer, checkpoints, export, evaluation, predict) is the
-same for all of them. A family is its module under ``model/`` plus its entry in
-``config.registry.MODEL_FAMILIES``; nothing here changes when one is added.
+same for all of them. A family is its module under ``model/``, its TensorFlow-free
+entry in ``config.registry.MODEL_FAMILIES`` (what it reads, its help line) and its
+line in :data:`FAMILIES` here; the model tests check both registries name the same
+families.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 
 import tensorflow as tf
 
-from mnist_research.config import MODEL_FAMILIES, ModelConfig
+from mnist_research.config import ModelConfig, model_family
 from mnist_research.config import registry as config_registry
 from mnist_research.errors import ConfigError
 from mnist_research.model import variables
+from mnist_research.model.cnn import CNNClassifier
+from mnist_research.model.linear import LinearClassifier
+from mnist_research.model.mlp import MLPClassifier
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelFamily:
-    """A family's registry entry and its class.
+    """A family's class.
 
     Attributes:
       name: the ``--model`` value.
       model_class: the subclassed ``tf.keras.Model``; its
         ``from_config_object(ModelConfig, synchronized_bn)`` builds it unbuilt.
-      entry: the family's ``config.registry.ModelFamily`` entry (what it reads
-        and has: ``entry.has_batch_norm``, ``entry.has_conv_blocks``).
     """
 
     name: str
-    model_class: type
-    entry: config_registry.ModelFamily
+    model_class: type[tf.keras.Model]
+
+    @property
+    def entry(self) -> config_registry.ModelFamily:
+        """The family's ``config.registry`` entry (``entry.has_batch_norm`` ...)."""
+        return model_family(self.name)
 
 
-def _resolve(entry: config_registry.ModelFamily) -> ModelFamily:
-    module, _, name = entry.model_class.partition(":")
-    return ModelFamily(entry.name, getattr(importlib.import_module(module), name), entry)
-
-
-FAMILIES: dict[str, ModelFamily] = {name: _resolve(entry) for name, entry in MODEL_FAMILIES.items()}
+FAMILIES: dict[str, ModelFamily] = {
+    family.name: family
+    for family in (
+        ModelFamily("mlp", MLPClassifier),
+        ModelFamily("cnn", CNNClassifier),
+        ModelFamily("linear", LinearClassifier),
+    )
+}
 
 
 def family(name: str) -> ModelFamily:

@@ -73,22 +73,6 @@ def test_no_bar_and_no_control_characters_when_stdout_is_not_a_terminal(monkeypa
     assert capsys.readouterr().out == ""
 
 
-@pytest.mark.parametrize(
-    "argv, expected",
-    [
-        ([], 0),
-        (["--verbosity=1"], 1),
-        (["-v", "2"], 2),
-        (["--verbosity", "-1"], -1),
-        (["-v=1", "--epochs=3"], 1),
-        (["--verbosityx=1"], 0),
-        (["--verbosity=x"], 0),
-    ],
-)
-def test_requested_verbosity(argv, expected):
-    assert logs.requested_verbosity(["prog", *argv]) == expected
-
-
 def test_stderr_filter_drops_only_the_listed_lines(capfd):
     with logs.stderr_without(logs.LIBRARY_LOAD_NOISE):
         os.write(
@@ -239,12 +223,11 @@ def test_a_command_and_its_runs_show_no_tensorflow_noise_unless_asked(
     assert loud.stderr.count(ONEDNN_BANNER) == 2, loud.stderr[-3000:]
 
 
-# An extension module imported after TensorFlow loads a native library too: filtered.
+# An extension module imported after TensorFlow prints nothing (its libraries are loaded).
 QUIET_IMPORT = (
     "from mnist_research import logs; assert logs.quiet_tensorflow();"
     "import tensorflow as tf; tf.constant(1) + 1;"
-    "from tensorflow.python.util import _pywrap_stat_summarizer as lazy;"
-    "assert type(lazy.__spec__.loader).__name__ == '_QuietLoader'"
+    "from tensorflow.python.util import _pywrap_stat_summarizer as lazy"
 )
 
 
@@ -280,20 +263,16 @@ def test_a_users_own_tf_log_level_shows_tensorflow_s_lines(imports):
     assert shown.returncode == 0 and shown.stderr.count(ONEDNN_BANNER) == 2, shown.stderr
 
 
-@pytest.mark.parametrize("user_level, child_level", [(None, "None"), ("1", "1")])
-def test_sweep_imports_no_tensorflow_and_gives_its_runs_the_user_s_environment(
-    user_level, child_level
-):
-    # The sweep quiets TensorFlow for itself (TF_CPP_MIN_LOG_LEVEL=3 in its own environment);
-    # its runs get the user's setting, or none, and decide for themselves.
+@pytest.mark.parametrize("user_level", [None, "1"])
+def test_sweep_imports_no_tensorflow_and_gives_its_runs_the_user_s_environment(user_level):
+    # The sweep never imports TensorFlow, so it leaves TF_CPP_MIN_LOG_LEVEL as the user
+    # set it (or unset) for its runs, which decide for themselves.
     env = {} if user_level is None else {"TF_CPP_MIN_LOG_LEVEL": user_level}
     sweep = _python_as_a_user(
         "1",
         "-c",
         "import os, sys; sys.argv = ['mnist-sweep']; import mnist_research.sweep;"
-        "from mnist_research import logs;"
-        "print('tensorflow' in sys.modules, os.environ.get('TF_CPP_MIN_LOG_LEVEL'),"
-        "      logs.child_environment().get('TF_CPP_MIN_LOG_LEVEL'))",
+        "print('tensorflow' in sys.modules, os.environ.get('TF_CPP_MIN_LOG_LEVEL'))",
         **env,
     )
-    assert sweep.stdout.split() == ["False", user_level or "3", child_level], sweep.stderr
+    assert sweep.stdout.split() == ["False", str(user_level)], sweep.stderr
