@@ -73,9 +73,9 @@ def _train(instrument=None) -> int:
             devices.configure_devices(config.distribute)
             strategy = devices.create_strategy(config.distribute)
             run_dir = _choose_run_dir(config, strategy)
-            make_hooks, actions = runner.standard_hooks, run_outputs.end_of_run_actions()
+            hooks_with, actions = None, run_outputs.end_of_run_actions()
             if instrument is not None:
-                make_hooks, actions = instrument.hooks(make_hooks), instrument.actions(actions)
+                hooks_with, actions = instrument.hooks, instrument.actions(actions)
             metrics = runner.train_and_evaluate(
                 config,
                 run_dir,
@@ -84,7 +84,7 @@ def _train(instrument=None) -> int:
                 flagfile_text=experiment_flags.flagfile_text(config),
                 resume_hint=resume.resume_command(run_dir, sys.argv),
                 actions=actions,
-                make_hooks=make_hooks,
+                hooks_with=hooks_with,
             )
     except interrupts.Interrupted as e:
         _report_interrupted(e, run_dir)
@@ -175,7 +175,7 @@ def run(instrument=None) -> None:
 
     Args:
       instrument: wraps the run's epoch-loop hooks and end-of-run actions:
-        ``instrument.hooks(make_hooks)`` and ``instrument.actions(actions)``
+        ``instrument.hooks(standard_hooks)`` and ``instrument.actions(actions)``
         return the ones to use (``benchmarks.phases`` times them this way).
     """
     instrumented = command.main_without_arguments(lambda: _train(instrument))

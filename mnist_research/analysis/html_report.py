@@ -126,13 +126,16 @@ def _figures(figures: dict[str, str]) -> list[str]:
     return parts
 
 
+_LABELS = {"epoch_seconds": "seconds"}
+
+
 def _history_table(metrics: dict) -> list[str]:
     """One row an epoch, a column per metric the run recorded, the best epoch in bold."""
     history = metrics.get("history", {})
     if not history.get("loss"):
         return []
     keys = [key for key in HISTORY_KEYS if key in history and key != "examples_per_second"]
-    header = "".join(f"<th>{html.escape(key)}</th>" for key in keys)
+    header = "".join(f"<th>{html.escape(_LABELS.get(key, key))}</th>" for key in keys)
     parts = [f"<h2>History</h2><table><tr><th>epoch</th>{header}</tr>"]
     best = metrics.get("best_epoch")
     for i in range(len(history["loss"])):

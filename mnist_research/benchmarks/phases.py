@@ -10,7 +10,10 @@ setup (data, trainer, restoring), the first epoch's steps (XLA compilation
 included), the other epochs' steps, and between epochs the validation pass,
 TensorBoard (scalars and histograms), the checkpoint and the rest; then the
 test evaluation (with the best epoch's checkpoint), export and reports, and the
-exit. The process start comes from ``MNIST_BENCHMARK_T0`` (``time.time()`` of
+exit (``metrics.json``, the command's last lines, the interpreter's exit). The
+epochs' phases are the calls of the compiled steps; the hooks' work between
+them (step scalars, the progress bar) counts as ``tensorboard`` or
+``between_other``. The process start comes from ``MNIST_BENCHMARK_T0`` (``time.time()`` of
 the parent just before it started this process) or, without it, from
 ``/proc/self/stat``.
 """
@@ -43,11 +46,6 @@ PHASES = (
     "reports",
     "exit",
 )
-
-# The timed hooks of ``runner.standard_hooks`` by class; the others count as between_other.
-_HOOK_PHASES = {"TensorBoard": "tensorboard", "Checkpoint": "checkpoint"}
-# The end-of-run actions of ``run_outputs.end_of_run_actions`` by name.
-_ACTION_PHASES = {"exporting": "export", "writing the reports": "reports"}
 
 
 def process_start() -> float:
@@ -100,29 +98,26 @@ class PhaseTimer:
 
         return call
 
-    def hooks(self, make_hooks):
-        """``make_hooks`` with a hook that marks the loop's phases first, each hook timed."""
-        self.mark("setup")  # the command has parsed its flags and imported its library
-        from mnist_research.training import loop
+    def hooks(self, standard):
+        """The run's ``standard`` hooks, each timed into its phase, after one that marks the loop.
+
+        Called by the run once its setup is done (data, trainer, restoring).
+        """
+        from mnist_research.training import hooks, loop
 
         timer = self
 
-        class StepTimes(loop.Hook):
-            """Marks the epochs' steps, the validation pass and the end of the loop."""
-
-            def __init__(self, steps_per_epoch: int):
-                self.steps_per_epoch = steps_per_epoch
+        class LoopPhases(loop.Hook):
+            """Marks the epochs' steps and, after each call of them, what follows."""
 
             def before_steps(self, step, num_steps):
-                if timer.current not in ("first_epoch", "epochs"):
-                    timer.mark("epochs" if timer.epochs else "first_epoch")
+                timer.mark("epochs" if timer.epochs else "first_epoch")
 
-            def after_steps(self, step, done, chunk, epoch):
-                if done == self.steps_per_epoch:
-                    timer.epochs += 1
-                    timer.mark("validation")
+            def after_steps(self, step, done, chunk, epoch_totals):
+                timer.mark("validation")  # until the next call, or the epoch's end
 
             def after_epoch(self, epoch, history):
+                timer.epochs += 1
                 timer.mark("between_other")
 
             def end(self):
@@ -133,7 +128,13 @@ class PhaseTimer:
 
             def __init__(self, hook: loop.Hook):
                 self.hook = hook
-                self.phase = _HOOK_PHASES.get(type(hook).__name__, "between_other")
+                self.phase = (
+                    "tensorboard"
+                    if isinstance(hook, hooks.TensorBoard)
+                    else "checkpoint"
+                    if isinstance(hook, hooks.Checkpoint)
+                    else "between_other"
+                )
 
             def before_steps(self, *args):
                 timer.timed(self.phase, self.hook.before_steps)(*args)
@@ -150,19 +151,23 @@ class PhaseTimer:
             def end(self):
                 timer.timed(self.phase, self.hook.end)()
 
-        def timed_hooks(run, steps_per_epoch, verbose):
-            made = make_hooks(run, steps_per_epoch, verbose)
-            timer.mark("between_other")  # the setup ends where the hooks are made
-            return [StepTimes(steps_per_epoch)] + [Timed(hook) for hook in made]
-
-        return timed_hooks
+        timer.mark("between_other")  # the setup ends where the hooks are made
+        return [LoopPhases()] + [Timed(hook) for hook in standard]
 
     def actions(self, actions):
-        """The end-of-run ``actions``, each timed into its phase; the exit after them."""
+        """The end-of-run ``actions``, each timed into its phase; the exit after them.
+
+        Called by the command once its flags are parsed and its library
+        imported, just before the run starts: the setup starts here.
+        """
+        from mnist_research import run_outputs
+
+        self.mark("setup")
+        phases = {run_outputs.export_model: "export", run_outputs.write_reports: "reports"}
         return tuple(
             dataclasses.replace(
                 action,
-                write=self.timed(_ACTION_PHASES.get(action.name, "exit"), action.write, "exit"),
+                write=self.timed(phases.get(action.write, "exit"), action.write, "exit"),
             )
             for action in actions
         )

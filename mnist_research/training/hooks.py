@@ -1,12 +1,12 @@
 """The hooks the training loop calls: what happens around the steps and after each epoch.
 
-Each is a :class:`~mnist_research.training.loop.Hook` with one job; the
-``train`` command's run (``runner.train_and_evaluate``) composes them in this
-order, and a caller can add its own:
+Each is a :class:`~mnist_research.training.loop.Hook` with one job;
+``runner.standard_hooks`` composes them in this order (a caller of
+``runner.train_and_evaluate`` may add its own or wrap them):
 
-- :class:`ProgressBar`: the epoch's running means in a terminal or notebook.
 - :class:`Profiler`: TensorFlow's profiler around ``--profile_steps``.
 - :class:`TensorBoard`: step and epoch scalars, histograms, the step's graph.
+- :class:`ProgressBar`: the epoch's running means in a terminal or notebook.
 - :class:`BestEpoch`: keeps the best epoch's weights; stops early.
 - :class:`Checkpoint`: saves the epoch and writes ``metrics.json`` from it.
 """
@@ -34,7 +34,8 @@ class ProgressBar(Hook):
     """A Keras progress bar of the epoch's running means, erased when the epoch ends.
 
     Shown only where stdout redraws in place (a terminal, a notebook); written
-    to a file or pipe, the run logs one line per epoch and nothing else.
+    to a file or pipe, the run logs one line per epoch and nothing else. It
+    comes last among the hooks, so no other hook's log line lands on the bar.
     """
 
     def __init__(self, steps_per_epoch: int):
@@ -42,12 +43,14 @@ class ProgressBar(Hook):
         self.enabled = logs.interactive_output()
         self.bar = None
 
-    def after_steps(self, step: int, done: int, chunk: Totals, epoch: Totals) -> None:
-        if not self.enabled:
-            return
+    def before_steps(self, step: int, num_steps: int) -> None:
+        if self.enabled and self.bar is None:  # the epoch starts: its time counts from here
+            self.bar = self.new_bar(list(NAMES))
+
+    def after_steps(self, step: int, done: int, chunk: Totals, epoch_totals: Totals) -> None:
         if self.bar is None:
-            self.bar = self.new_bar(list(epoch.means()))
-        self.bar.update(done, list(epoch.means().items()), finalize=False)
+            return
+        self.bar.update(done, list(epoch_totals.means().items()), finalize=False)
         if done == self.steps_per_epoch:
             sys.stdout.write("\r\x1b[K")  # the epoch line that follows replaces the bar
             sys.stdout.flush()
@@ -78,7 +81,7 @@ class Profiler(Hook):
             self.running = True
             logging.info("Profiler on at step %d", step)
 
-    def after_steps(self, step: int, done: int, chunk: Totals, epoch: Totals) -> None:
+    def after_steps(self, step: int, done: int, chunk: Totals, epoch_totals: Totals) -> None:
         if self.running and step >= self.stop_step:
             self.end()
             self.enabled = False
@@ -119,16 +122,17 @@ class TensorBoard(Hook):
             self.gradients = trainer.make_gradient_fn(
                 pipeline.eval_dataset(images, labels, len(images))
             )
-        self.tracing = False
+        self.tracing = self.traced = False
         self.first_step = 0
 
     def before_steps(self, step: int, num_steps: int) -> None:
         self.first_step = step
-        if step == 0 and self.summaries.enabled:
+        if step == 0 and not self.traced and self.summaries.enabled:
+            self.traced = True
             self.tracing = True
             tf.summary.trace_on(graph=True, profiler=False)
 
-    def after_steps(self, step: int, done: int, chunk: Totals, epoch: Totals) -> None:
+    def after_steps(self, step: int, done: int, chunk: Totals, epoch_totals: Totals) -> None:
         if self.tracing:
             self.summaries.trace_export("train_steps", step)
             self.end()

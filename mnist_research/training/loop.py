@@ -16,8 +16,10 @@
 4. :meth:`Trainer.make_evaluator` sums the metrics over every example of a
    dataset (the last partial batch included).
 5. :func:`run_epochs` is the outer loop: train an epoch, validate, record
-   the history, and call the hooks (``training.hooks``: progress bar,
-   TensorBoard, profiler, best epoch and early stopping, checkpoints).
+   the history, and call the hooks (``training.hooks``: profiler,
+   TensorBoard, progress bar, best epoch and early stopping, checkpoints).
+
+The sums behind the metrics (:class:`Totals`, :class:`ReplicaSums`) close the module.
 
 The speed options sit around the plain step and change none of its math:
 ``jit_compile`` compiles the step with XLA (:func:`jit_plan` says what is
@@ -47,99 +49,6 @@ from mnist_research.training import history as history_lib
 from mnist_research.training import optimizers
 
 _SUM = tf.distribute.ReduceOp.SUM
-
-
-# ---------------------------------------------------------------------------- metric sums
-
-
-@dataclasses.dataclass
-class Totals:
-    """Sums over examples, one per metric of ``METRICS``, and the example count."""
-
-    sums: dict[str, float] = dataclasses.field(default_factory=lambda: dict.fromkeys(NAMES, 0.0))
-    count: float = 0.0
-
-    def add(self, other: Totals) -> None:
-        for name in NAMES:
-            self.sums[name] += other.sums[name]
-        self.count += other.count
-
-    def mean(self, name: str) -> float:
-        return self.sums[name] / self.count if self.count else float("nan")
-
-    def means(self) -> dict[str, float]:
-        """Every metric's mean over the examples summed so far."""
-        return {name: self.mean(name) for name in NAMES}
-
-    @property
-    def loss(self) -> float:
-        return self.mean("loss")
-
-    @property
-    def accuracy(self) -> float:
-        return self.mean("accuracy")
-
-
-def batch_sums(labels, logits):
-    """Each metric's sum over one batch, the batch's size, and the per-example loss."""
-    loss = tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-    sums = [metric.batch_sum(labels, logits, loss) for metric in METRICS]
-    return sums, tf.cast(tf.shape(labels)[0], tf.float32), loss
-
-
-class ReplicaSums:
-    """Running sums of each replica: every metric, the examples, the first non-finite loss.
-
-    On-read variables: inside a replica function each replica updates its own
-    copy (no cross-replica traffic per step); :meth:`read` adds them over
-    replicas (and workers) once, in cross-replica context.
-    """
-
-    def __init__(self, name: str):
-        def variable(suffix, dtype, aggregation):
-            return tf.Variable(
-                tf.zeros([], dtype),
-                trainable=False,
-                name=f"{name}_{suffix}",
-                synchronization=tf.VariableSynchronization.ON_READ,
-                aggregation=aggregation,
-            )
-
-        self.sums = [variable(n, tf.float32, tf.VariableAggregation.SUM) for n in NAMES]
-        self.count = variable("count", tf.float32, tf.VariableAggregation.SUM)
-        self.first_bad_step = variable(
-            "first_bad_step", tf.int64, tf.VariableAggregation.ONLY_FIRST_REPLICA
-        )
-
-    def reset(self) -> None:
-        for value in [*self.sums, self.count]:
-            value.assign(0.0)
-        self.first_bad_step.assign(-1)
-
-    def add(self, sums, count, step=None) -> None:
-        """Adds one batch; records ``step`` if its loss (the first metric) is not finite."""
-        for value, batch_sum in zip(self.sums, sums):
-            value.assign_add(batch_sum)
-        self.count.assign_add(count)
-        if step is not None:
-            bad = tf.logical_and(
-                self.first_bad_step < 0, tf.logical_not(tf.math.is_finite(sums[0]))
-            )
-            self.first_bad_step.assign(tf.where(bad, step, self.first_bad_step))
-
-    def read(self, strategy: tf.distribute.Strategy):
-        """The sums and count over all replicas, and the first bad step of any (-1: none)."""
-        local = [
-            tf.where(v < 0, tf.int64.max, v)
-            for v in strategy.experimental_local_results(self.first_bad_step)
-        ]
-        first = tf.reduce_min(tf.stack(local))
-        first = tf.where(first == tf.int64.max, tf.constant(-1, tf.int64), first)
-        return [v.read_value() for v in self.sums], self.count.read_value(), first
-
-
-def _totals(sums, count) -> Totals:
-    return Totals({n: float(s) for n, s in zip(NAMES, sums)}, float(count))
 
 
 # ---------------------------------------------------------------------------- the inner loop
@@ -232,6 +141,7 @@ class Trainer:
                 tf.cast(self.optimizer.iterations, tf.int64),
             ]
         )
+        # _forward_backward, compiled by XLA when the plan compiles only the gradients.
         grads, sums, count = self._gradients(images, labels, seed)
         optimizers.apply_gradients(
             self.optimizer,
@@ -246,6 +156,7 @@ class Trainer:
     def _train_loop_fn(self, iterator, num_steps):
         self._train_sums.reset()
         for _ in tf.range(num_steps):
+            # _replica_step on every replica (compiled by XLA when the plan compiles the step).
             self.strategy.run(self._step, args=(next(iterator),))
         return self._train_sums.read(self.strategy)
 
@@ -390,8 +301,8 @@ class Hook:
     def before_steps(self, step: int, num_steps: int) -> None:
         """Before a call that takes ``num_steps`` steps from optimizer step ``step``."""
 
-    def after_steps(self, step: int, done: int, chunk: Totals, epoch: Totals) -> None:
-        """After that call: now at ``step``; ``done`` steps and ``epoch`` sums of this epoch."""
+    def after_steps(self, step: int, done: int, chunk: Totals, epoch_totals: Totals) -> None:
+        """After that call, now at ``step``: its sums, and the epoch's after ``done`` steps."""
 
     def after_epoch(self, epoch: int, history: history_lib.History) -> None:
         """After epoch ``epoch`` is validated and recorded in ``history``."""
@@ -454,7 +365,7 @@ def train_epoch(
 
 def run_epochs(
     trainer: Trainer,
-    batches: Callable[[int], object],
+    make_batches: Callable[[int], object],
     validate: Callable[[], Totals],
     history: history_lib.History,
     steps_per_epoch: int,
@@ -464,7 +375,7 @@ def run_epochs(
 
     Args:
       trainer: the inner loop, its state restored.
-      batches: ``batches(first_epoch)``: the iterator of :func:`training_batches`
+      make_batches: ``make_batches(first_epoch)``: the iterator of :func:`training_batches`
         from that epoch on, built at the first epoch that trains.
       validate: the validation evaluator.
       history: the per-epoch history so far; each epoch is appended.
@@ -478,11 +389,14 @@ def run_epochs(
             interrupts.check()  # SIGINT/SIGTERM: stop between epochs, after the checkpoint
             if any(hook.should_stop(history) for hook in hooks):
                 break
-            iterator = iterator or batches(epoch)
+            if iterator is None:
+                iterator = make_batches(epoch)
             train, seconds = train_epoch(trainer, iterator, steps_per_epoch, hooks)
             val = validate()
             history_lib.append(history, train, val, seconds)
-            logging.info("epoch %d/%d  %.2fs  %s", epoch, epochs, seconds, _shown(train, val))
+            logging.info(
+                "epoch %d/%d  %.2fs  %s", epoch, epochs, seconds, _metrics_line(train, val)
+            )
             trainer.epoch.assign(epoch)
             for hook in hooks:
                 hook.after_epoch(epoch, history)
@@ -491,7 +405,100 @@ def run_epochs(
             hook.end()
 
 
-def _shown(train: Totals, val: Totals) -> str:
+def _metrics_line(train: Totals, val: Totals) -> str:
     """``loss 0.1234  accuracy 0.9600  val_loss ...``: every metric, training then validation."""
     pairs = list(train.means().items()) + [(f"val_{n}", v) for n, v in val.means().items()]
     return "  ".join(f"{name} {value:.4f}" for name, value in pairs)
+
+
+# ------------------------------------------------------------------ the sums behind the metrics
+
+
+@dataclasses.dataclass
+class Totals:
+    """Sums over examples, one per metric of ``METRICS``, and the example count."""
+
+    sums: dict[str, float] = dataclasses.field(default_factory=lambda: dict.fromkeys(NAMES, 0.0))
+    count: float = 0.0
+
+    def add(self, other: Totals) -> None:
+        for name in NAMES:
+            self.sums[name] += other.sums[name]
+        self.count += other.count
+
+    def mean(self, name: str) -> float:
+        return self.sums[name] / self.count if self.count else float("nan")
+
+    def means(self) -> dict[str, float]:
+        """Every metric's mean over the examples summed so far."""
+        return {name: self.mean(name) for name in NAMES}
+
+    @property
+    def loss(self) -> float:
+        return self.mean("loss")
+
+    @property
+    def accuracy(self) -> float:
+        return self.mean("accuracy")
+
+
+def batch_sums(labels, logits):
+    """Each metric's sum over one batch, the batch's size, and the per-example loss."""
+    loss = tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    sums = [metric.batch_sum(labels, logits, loss) for metric in METRICS]
+    return sums, tf.cast(tf.shape(labels)[0], tf.float32), loss
+
+
+class ReplicaSums:
+    """Running sums of each replica: every metric, the examples, the first non-finite loss.
+
+    On-read variables: inside a replica function each replica updates its own
+    copy (no cross-replica traffic per step); :meth:`read` adds them over
+    replicas (and workers) once, in cross-replica context.
+    """
+
+    def __init__(self, name: str):
+        def variable(suffix, dtype, aggregation):
+            return tf.Variable(
+                tf.zeros([], dtype),
+                trainable=False,
+                name=f"{name}_{suffix}",
+                synchronization=tf.VariableSynchronization.ON_READ,
+                aggregation=aggregation,
+            )
+
+        self.sums = [variable(n, tf.float32, tf.VariableAggregation.SUM) for n in NAMES]
+        self.count = variable("count", tf.float32, tf.VariableAggregation.SUM)
+        self.first_bad_step = variable(
+            "first_bad_step", tf.int64, tf.VariableAggregation.ONLY_FIRST_REPLICA
+        )
+
+    def reset(self) -> None:
+        for value in [*self.sums, self.count]:
+            value.assign(0.0)
+        self.first_bad_step.assign(-1)
+
+    def add(self, sums, count, step=None) -> None:
+        """Adds one batch; records ``step`` if its loss (the first metric) is not finite."""
+        for value, batch_sum in zip(self.sums, sums):
+            value.assign_add(batch_sum)
+        self.count.assign_add(count)
+        if step is not None:
+            bad = tf.logical_and(
+                self.first_bad_step < 0, tf.logical_not(tf.math.is_finite(sums[0]))
+            )
+            self.first_bad_step.assign(tf.where(bad, step, self.first_bad_step))
+
+    def read(self, strategy: tf.distribute.Strategy):
+        """The sums and count over all replicas, and this worker's first bad step (-1: none)."""
+        local = [
+            tf.where(v < 0, tf.int64.max, v)
+            for v in strategy.experimental_local_results(self.first_bad_step)
+        ]
+        first = tf.reduce_min(tf.stack(local))
+        first = tf.where(first == tf.int64.max, tf.constant(-1, tf.int64), first)
+        return [v.read_value() for v in self.sums], self.count.read_value(), first
+
+
+def _totals(sums, count) -> Totals:
+    return Totals({n: float(s) for n, s in zip(NAMES, sums)}, float(count))

@@ -25,7 +25,7 @@ from mnist_research import interrupts
 from mnist_research.config import ExperimentConfig
 from mnist_research.data import pipeline, sources
 from mnist_research.errors import ConfigError, DamagedFileError, RunDirError
-from mnist_research.rundir import layout, records
+from mnist_research.rundir import checkpoint_files, layout, records
 from mnist_research.rundir.lock import RunDirLock
 from mnist_research.training import devices, finish, hooks, loop, preflight
 from mnist_research.training import summaries as summaries_lib
@@ -34,8 +34,8 @@ from mnist_research.training.finish import RunContext
 from mnist_research.training.hparams import hparams_of
 from mnist_research.training.loop import Trainer
 
-# The hooks a run's epoch loop calls: ``make_hooks(run, steps_per_epoch, verbose)``.
-HookFactory = Callable[[RunContext, int, bool], Sequence[loop.Hook]]
+# Given a run's standard hooks, the hooks its epoch loop calls (the standard ones kept).
+HookChange = Callable[[list[loop.Hook]], Sequence[loop.Hook]]
 
 
 def set_seeds(config: ExperimentConfig) -> None:
@@ -56,7 +56,7 @@ def train_and_evaluate(
     overwrite: bool = False,
     resume_hint: str = "",
     actions: Sequence[finish.EndOfRunAction] = (),
-    make_hooks: HookFactory | None = None,
+    hooks_with: HookChange | None = None,
 ) -> dict[str, Any]:
     """Trains (or resumes), evaluates and writes everything a run produces.
 
@@ -80,7 +80,9 @@ def train_and_evaluate(
         evaluation and before ``metrics.json`` (the export and the reports:
         ``run_outputs.end_of_run_actions()``). A finished run whose outputs
         one of them finds unusable is finished again from its checkpoint.
-      make_hooks: the hooks of the epoch loop; ``None``: :func:`standard_hooks`.
+      hooks_with: ``hooks_with(standard)``: the hooks the epoch loop calls,
+        given :func:`standard_hooks` (to add a hook, or wrap them; the best
+        epoch and the checkpoint must stay, in their order).
 
     Returns:
       The metrics dict also written to ``metrics.json``.
@@ -128,39 +130,46 @@ def train_and_evaluate(
         )
         if resume_hint and chief:
             logging.info("To resume this run if it stops: %s", resume_hint)
-        epoch_hooks = (make_hooks or standard_hooks)(run, steps_per_epoch, verbose)
+        epoch_hooks = standard_hooks(run, steps_per_epoch, verbose)
+        if hooks_with is not None:
+            epoch_hooks = hooks_with(epoch_hooks)
         validate = trainer.make_evaluator(
             pipeline.eval_dataset(datasets.x_val, datasets.y_val, config.train.eval_batch_size)
         )
 
-        def batches(first_epoch: int):
+        def make_batches(first_epoch: int):
             return loop.training_batches(
                 trainer, train_input, first_epoch, config.train.epochs, steps_per_epoch
             )
 
         with preflight.out_of_memory_as_error(config), interrupts.deferred():
-            loop.run_epochs(trainer, batches, validate, run.history, steps_per_epoch, epoch_hooks)
+            loop.run_epochs(
+                trainer, make_batches, validate, run.history, steps_per_epoch, epoch_hooks
+            )
         return finish.finish_run(run, actions)
 
 
 def standard_hooks(run: RunContext, steps_per_epoch: int, verbose: bool) -> list[loop.Hook]:
     """What a ``train`` run does around its steps and epochs, in order.
 
-    The progress bar (``verbose``, the chief only), the profiler, TensorBoard,
-    the best epoch and early stopping, then the checkpoint and ``metrics.json``.
+    The profiler (the chief only), TensorBoard, the progress bar (``verbose``,
+    the chief only; last among the step hooks, so no other hook's log line lands
+    on the bar), then the best epoch and early stopping, then the checkpoint and
+    ``metrics.json``. The last two are the run's progress: the best epoch's
+    weights (tested and exported with ``restore_best``) and each epoch's
+    checkpoint come from them, so a caller keeps them, in this order.
     """
     config, trainer = run.config, run.trainer
     x_train, y_train = run.datasets.x_train, run.datasets.y_train
+    gradient_batch = (x_train[: hooks.GRADIENT_BATCH], y_train[: hooks.GRADIENT_BATCH])
     epoch_hooks: list[loop.Hook] = []
+    if run.chief:
+        logdir = os.path.join(run.run_dir, "train")
+        epoch_hooks.append(hooks.Profiler(config.train.profile_steps, logdir))
+    epoch_hooks.append(hooks.TensorBoard(run.summaries, trainer, gradient_batch))
     if verbose and run.chief:
         epoch_hooks.append(hooks.ProgressBar(steps_per_epoch))
-    if run.chief:
-        epoch_hooks.append(
-            hooks.Profiler(config.train.profile_steps, os.path.join(run.run_dir, "train"))
-        )
-    gradient_batch = (x_train[: hooks.GRADIENT_BATCH], y_train[: hooks.GRADIENT_BATCH])
     epoch_hooks += [
-        hooks.TensorBoard(run.summaries, trainer, gradient_batch),
         hooks.BestEpoch(run.state.best, config.train.early_stopping_patience),
         hooks.Checkpoint(run.state, run.run_dir, run.info, run.chief),
     ]
@@ -219,8 +228,8 @@ def _check_run_dir(
 ) -> tuple[dict[str, Any] | None, DamagedFileError | None]:
     """Read-only checks of an existing run dir, before the data is read.
 
-    The epochs it holds are checked once, against its checkpoint, when it is
-    restored; here ``metrics.json`` only tells whether the run is already done.
+    The epochs it holds are its checkpoints' (``metrics.json`` is written from
+    them); ``metrics.json`` tells whether the run is already done.
 
     Returns:
       The final metrics when nothing is left to do (else ``None``), and why
@@ -229,7 +238,7 @@ def _check_run_dir(
 
     Raises:
       RunDirError: ``--overwrite`` of a directory that is not a run dir; a run
-        with other settings.
+        with other settings, or more epochs than ``config``.
     """
     if overwrite:
         if records.ownership(run_dir) == "foreign":
@@ -238,6 +247,10 @@ def _check_run_dir(
         return None, None
     records.check_ours(run_dir)
     damaged_config = records.check_settings(run_dir, config)
+    # The run's progress is its checkpoints: the newest on disk bounds what is restored.
+    checkpoints = checkpoint_files.numbers_on_disk(os.path.join(run_dir, CHECKPOINT_DIR))
+    if checkpoints and checkpoints[0] > config.train.epochs:
+        raise RunDirError(_too_many_epochs(run_dir, checkpoints[0], config.train.epochs))
     try:
         finished = records.finished_metrics(run_dir)
     except DamagedFileError as e:
@@ -292,16 +305,14 @@ def _start_run(
     """Restores the newest usable checkpoint, saves the settings, opens the summary writers.
 
     Raises:
-      RunDirError: checkpoints exist but none is usable, one was trained with
-        other settings, or it holds more epochs than ``config``.
+      RunDirError: checkpoints exist but none is usable, or one was trained with
+        other settings.
     """
     state = CheckpointState(
         trainer, os.path.join(run_dir, CHECKPOINT_DIR), chief, config.train.max_to_keep
     )
     history = state.restore(required=records.records_progress(run_dir))
     done = int(trainer.epoch.numpy())
-    if done > config.train.epochs:
-        raise RunDirError(_too_many_epochs(run_dir, done, config.train.epochs))
     if damaged_config is not None:
         if done and not state.settings_checked:
             raise RunDirError(

@@ -7,8 +7,8 @@ scalars (``step/loss``, ``step/accuracy``) use the optimizer step as x-axis;
 epoch-level ones, histograms and images use the epoch number. The HParams
 session (hyperparameters plus ``test/accuracy`` and ``test/loss``) lives in the
 run dir's own event file, so runs under one ``--logdir`` line up in the HParams
-dashboard. Only the chief writes summaries; other workers get a
-:class:`NullSummaries`.
+dashboard. Only the chief writes summaries; other workers' writers are
+TensorFlow's no-op writers.
 """
 
 from __future__ import annotations
