@@ -170,10 +170,13 @@ def define_logdir_flag(fv: flags.FlagValues, help_text: str) -> None:
     flags.DEFINE_string("logdir", "runs", help_text, flag_values=fv)
 
 
-def define_finished_run_flags(fv: flags.FlagValues, data: bool = True) -> None:
-    """``--run_dir`` (required), ``--from_checkpoint`` and, with ``data``, ``--data_dir``.
+def define_finished_run_flags(
+    fv: flags.FlagValues, data: bool = True, checkpoint: bool = True
+) -> None:
+    """``--run_dir`` (required) and, with ``checkpoint``, ``--from_checkpoint``, with
+    ``data``, ``--data_dir``.
 
-    The flags of the commands that use a finished run: evaluate, report, predict.
+    The flags of the commands that use a finished run: evaluate, report, predict, export.
     """
     flags.DEFINE_string(
         "run_dir",
@@ -182,12 +185,13 @@ def define_finished_run_flags(fv: flags.FlagValues, data: bool = True) -> None:
         required=True,
         flag_values=fv,
     )
-    flags.DEFINE_boolean(
-        "from_checkpoint",
-        False,
-        "Load the latest checkpoint instead of the SavedModel export.",
-        flag_values=fv,
-    )
+    if checkpoint:
+        flags.DEFINE_boolean(
+            "from_checkpoint",
+            False,
+            "Load the latest checkpoint instead of the SavedModel export.",
+            flag_values=fv,
+        )
     if data:
         flags.DEFINE_string(
             "data_dir",

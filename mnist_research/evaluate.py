@@ -2,12 +2,15 @@
 
 Usage:
   python -m mnist_research.evaluate --run_dir=DIR|latest [--logdir=runs] [--data_dir=DIR]
-      [--split=test|validation|train] [--from_checkpoint]
+      [--split=test|validation|train] [--from_checkpoint | --model=FILE.tflite|FILE.onnx]
 
-Loads ``RUN_DIR/export`` (or the latest checkpoint), rebuilds the split the run
+Loads ``RUN_DIR/export`` (or the latest checkpoint, or an exported ``.tflite``
+or ``.onnx`` file run by its own runtime: LiteRT or ``tf.lite.Interpreter``,
+onnxruntime; ``python -m mnist_research.export`` writes them), rebuilds the split the run
 used from its ``config.json`` (same dataset, limits and validation fraction),
 prints accuracy, loss, the confusion matrix and per-class scores, and writes
-them to ``RUN_DIR/evaluation-<split>.json``.
+them to ``RUN_DIR/evaluation-<split>.json`` (``evaluation-<split>-<file name>.json``
+for ``--model``).
 
 ``--run_dir=latest`` names the newest finished run under ``--logdir`` (default
 ``runs``; ``python -m mnist_research.runs`` lists them).
@@ -28,6 +31,19 @@ def define_flags(fv: flags.FlagValues) -> None:
     command.define_finished_run_flags(fv)
     runs.define_latest_flag(fv)
     flags.DEFINE_enum("split", "test", list(SPLITS), "Which split to evaluate.", flag_values=fv)
+    flags.DEFINE_string(
+        "model",
+        None,
+        "An exported .tflite or .onnx file to evaluate with its own runtime instead of "
+        "the SavedModel.",
+        flag_values=fv,
+    )
+    flags.register_validator(
+        "model",
+        lambda model: not (model and fv["from_checkpoint"].value),
+        "--model and --from_checkpoint name two different models; give one",
+        flag_values=fv,
+    )
 
 
 def _evaluate() -> int:
@@ -37,7 +53,7 @@ def _evaluate() -> int:
     from mnist_research.analysis.metrics import format_summary
 
     summary, path = run_analysis.evaluate_split(
-        runs.chosen_run_dir(), FLAGS.split, FLAGS.data_dir, FLAGS.from_checkpoint
+        runs.chosen_run_dir(), FLAGS.split, FLAGS.data_dir, FLAGS.from_checkpoint, FLAGS.model
     )
     print(f"{FLAGS.split} split, model {summary['model']}")
     print(format_summary(summary))

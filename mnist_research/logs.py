@@ -105,8 +105,9 @@ def stderr_without(patterns: Sequence[re.Pattern]) -> Iterator[None]:
 
 
 # Packages whose INFO lines are about TensorFlow's internals, not the run. Recent
-# TensorFlow logs through absl directly (not only the ``tensorflow`` logger).
-FRAMEWORK_PACKAGES = ("tensorflow", "keras", "tensorboard", "tf_keras")
+# TensorFlow logs through absl directly (not only the ``tensorflow`` logger); tf2onnx
+# (the ONNX export) logs its opset and graph optimizations.
+FRAMEWORK_PACKAGES = ("tensorflow", "keras", "tensorboard", "tf_keras", "tf2onnx")
 
 
 def _package_dirs(names: Sequence[str]) -> tuple[str, ...]:

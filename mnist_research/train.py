@@ -110,9 +110,16 @@ def _train(instrument=None) -> int:
     print(
         f"Written to {run_dir}: report {os.path.join(run_dir, 'reports', 'report.html')}, "
         f"model {os.path.join(run_dir, 'export')}; "
-        f"tensorboard --logdir {os.path.dirname(os.path.normpath(run_dir)) or '.'}"
+        f"tensorboard --logdir {_tensorboard_logdir(run_dir)}"
     )
     return 0
+
+
+def _tensorboard_logdir(run_dir: str) -> str:
+    """``--logdir`` when the run is one of its folders (TensorBoard shows the run beside
+    the others there), else the run dir itself: its parent may be any folder, like /tmp."""
+    parent = os.path.dirname(os.path.abspath(run_dir))
+    return FLAGS.logdir if parent == os.path.abspath(FLAGS.logdir) else run_dir
 
 
 def _check_run_dir_flags() -> None:

@@ -9,25 +9,37 @@ from mnist_research import files
 from mnist_research.analysis import figures
 from mnist_research.analysis import metrics as metrics_lib
 from mnist_research.errors import RunDirError
-from mnist_research.inference import finished_run
+from mnist_research.inference import finished_run, portable
 from mnist_research.rundir import layout, records
 
 
 def evaluate_split(
-    run_dir: str, split: str, data_dir: str | None = None, from_checkpoint: bool = False
+    run_dir: str,
+    split: str,
+    data_dir: str | None = None,
+    from_checkpoint: bool = False,
+    model_file: str | None = None,
 ) -> tuple[dict[str, Any], str]:
     """Scores the run's model on ``split``; writes ``RUN_DIR/evaluation-<split>.json``.
+
+    ``model_file``, an exported ``.tflite`` or ``.onnx`` file, is scored with
+    its own runtime instead, into ``evaluation-<split>-<its file name>.json``.
 
     Returns:
       The summary (accuracy, loss, confusion matrix, per-class scores, what
       was loaded) and the path it was written to.
     """
     config = finished_run.load_config(run_dir)
-    logits_fn, source = finished_run.load_logits_fn(run_dir, from_checkpoint)
+    if model_file:
+        logits_fn = portable.load_logits_fn(model_file, config.model.num_classes)
+        source, suffix = model_file, f"-{os.path.basename(model_file)}"
+    else:
+        logits_fn, source = finished_run.load_logits_fn(run_dir, from_checkpoint)
+        suffix = ""
     images, labels = finished_run.load_split(config, split, data_dir)
     summary = metrics_lib.summarize(labels, logits_fn(images), config.model.num_classes)
     summary.update(split=split, model=source)
-    path = os.path.join(run_dir, f"evaluation-{split}.json")
+    path = os.path.join(run_dir, f"evaluation-{split}{suffix}.json")
     files.write_json(path, summary)
     return summary, path
 

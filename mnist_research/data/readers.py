@@ -209,8 +209,13 @@ def _find_idx_files(folder: str, names: dict[str, str]) -> dict[str, str] | None
     return found
 
 
-def read_data_dir(data_dir: str, dataset: Dataset) -> tuple[dict[str, np.ndarray], str]:
+def read_data_dir(
+    data_dir: str, dataset: Dataset, data_dir_name: str = "--data_dir"
+) -> tuple[dict[str, np.ndarray], str]:
     """Reads a dataset from a folder (npz or IDX files named by its entry) or an ``.npz`` path.
+
+    ``data_dir_name`` is what the caller calls ``data_dir`` in its error lines
+    (a command's ``--data_dir``, the notebook's ``DATA_DIR``).
 
     Returns:
       The four arrays by Keras name and a description of the source.
@@ -218,7 +223,7 @@ def read_data_dir(data_dir: str, dataset: Dataset) -> tuple[dict[str, np.ndarray
     if os.path.isfile(data_dir):
         return read_npz(data_dir), data_dir
     if not os.path.isdir(data_dir):
-        raise DataError(f"{data_dir}: --data_dir does not exist")
+        raise DataError(f"{data_dir}: {data_dir_name} does not exist")
     for name in dataset.npz_names:
         if os.path.isfile(os.path.join(data_dir, name)):
             path = os.path.join(data_dir, name)
@@ -235,16 +240,17 @@ def read_data_dir(data_dir: str, dataset: Dataset) -> tuple[dict[str, np.ndarray
     )
 
 
-def download(dataset: Dataset) -> dict[str, np.ndarray]:
+def download(dataset: Dataset, data_dir_name: str = "--data_dir") -> dict[str, np.ndarray]:
     """Loads through ``tf.keras.datasets`` (downloads on first use).
+
+    ``data_dir_name``: the setting an error line tells to point at local files.
 
     Raises:
       DataError: the dataset has no Keras downloader, or the download failed.
     """
     if dataset.keras_name is None:
         raise DataError(
-            f"{dataset.name} has no Keras downloader: pass --data_dir=DIR where DIR "
-            f"holds {' or '.join(dataset.npz_names)} or the four IDX files"
+            f"{dataset.name} has no Keras downloader: {_local_files(dataset, data_dir_name)}"
         )
     import tensorflow as tf  # Imported here: reading local files needs no TF.
 
@@ -254,8 +260,14 @@ def download(dataset: Dataset) -> dict[str, np.ndarray]:
     except Exception as e:  # Keras raises many types for network failures.
         raise DataError(
             f"could not download {dataset.name} through tf.keras.datasets ({type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else ''}); without network access, pass "
-            f"--data_dir=DIR where DIR holds {' or '.join(dataset.npz_names)} or the four IDX "
-            f"files"
+            f"{str(e).splitlines()[0] if str(e) else ''}); without network access, "
+            f"{_local_files(dataset, data_dir_name)}"
         ) from None
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+
+
+def _local_files(dataset: Dataset, data_dir_name: str) -> str:
+    return (
+        f"point {data_dir_name} at a folder holding {' or '.join(dataset.npz_names)} "
+        f"or the four IDX files"
+    )

@@ -81,13 +81,18 @@ def validate(arrays: dict[str, np.ndarray], source: str) -> RawData:
     )
 
 
-def load(config: DataConfig) -> RawData:
-    """Loads and validates the dataset that ``config`` names, then applies its ``transform``."""
+def load(config: DataConfig, data_dir_name: str = "--data_dir") -> RawData:
+    """Loads and validates the dataset that ``config`` names, then applies its ``transform``.
+
+    ``data_dir_name`` is what an error line calls ``config.data_dir``: the
+    commands' ``--data_dir`` by default, ``DATA_DIR`` in the notebook.
+    """
     dataset = config_lib.dataset(config.dataset)
     if config.data_dir:
-        arrays, source = read_data_dir(config.data_dir, dataset)
+        arrays, source = read_data_dir(config.data_dir, dataset, data_dir_name)
     else:
-        arrays, source = download(dataset), f"tf.keras.datasets.{dataset.keras_name}"
+        arrays = download(dataset, data_dir_name)
+        source = f"tf.keras.datasets.{dataset.keras_name}"
     raw = validate(arrays, source)
     if dataset.transform is None:
         return raw

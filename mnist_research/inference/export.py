@@ -37,28 +37,35 @@ EXPORT_DIR = "export"
 KERAS_FILE = "model.keras"
 
 
-class ServingModule(tf.Module):
-    """Wraps a classifier with the two serving functions."""
+def serving_module(model: tf.keras.Model) -> tf.Module:
+    """A ``tf.Module`` holding the model's variables and its two serving functions.
 
-    def __init__(self, model: tf.keras.Model):
-        super().__init__(name="mnist_serving")
-        self.model = model
+    The module tracks the ``tf.Variable`` inside each Keras 3 variable, not the
+    model: a ``keras.Variable`` is saved as a second variable initialised from
+    the one the serving functions read, and that one is never restored when the
+    SavedModel is loaded into a TF1 session, as the TFLite converter and
+    tf2onnx do. Converted, the model then read uninitialised variables
+    (TFLite: every output NaN, ``classes`` 2147483647).
+    """
+    module = tf.Module(name="mnist_serving")
+    module.weights = [variable.value for variable in model.variables]
 
-    def _outputs(self, pixels):
-        logits = tf.cast(self.model(pixels, training=False, return_logits=True), tf.float32)
+    def outputs(pixels):
+        logits = tf.cast(model(pixels, training=False, return_logits=True), tf.float32)
         return {
             "logits": logits,
             "probabilities": tf.nn.softmax(logits),
             "classes": tf.argmax(logits, axis=-1),
         }
 
-    @tf.function(input_signature=[tf.TensorSpec([None, *IMAGE_SHAPE], tf.uint8, name="images")])
-    def serve(self, images):
-        return self._outputs(to_model_input(images))
-
-    @tf.function(input_signature=[tf.TensorSpec([None, NUM_PIXELS], tf.float32, name="pixels")])
-    def serve_flat(self, pixels):
-        return self._outputs(pixels)
+    module.serve = tf.function(
+        lambda images: outputs(to_model_input(images)),
+        input_signature=[tf.TensorSpec([None, *IMAGE_SHAPE], tf.uint8, name="images")],
+    )
+    module.serve_flat = tf.function(
+        outputs, input_signature=[tf.TensorSpec([None, NUM_PIXELS], tf.float32, name="pixels")]
+    )
+    return module
 
 
 def _replace_dir(temp: str, final: str) -> None:
@@ -79,7 +86,7 @@ def export_saved_model(model: tf.keras.Model, export_dir: str) -> str:
     temp = tempfile.mkdtemp(dir=parent, prefix=".export-tmp-")
     os.chmod(temp, 0o777 & ~files.UMASK)  # mkdtemp's 0700 would hide the export from others
     try:
-        module = ServingModule(model)
+        module = serving_module(model)
         tf.saved_model.save(
             module,
             temp,

@@ -9,6 +9,7 @@ Layout::
       checkpoints/      tf.train.Checkpoint every epoch
       train/ validation/  TensorBoard event files
       export/ model.keras  the exported model
+      export.tflite export_int8.tflite export.onnx  its conversions (``export`` command)
       reports/          figures and report.html
       .lock             held by the training process (see ``rundir.lock``)
       .mnist_research-run  marker: written when a run first writes the directory
@@ -40,6 +41,12 @@ from mnist_research.rundir.lock import LOCK_FILE
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 FLAGS_FILE = "flags.txt"
+# The SavedModel converted by ``python -m mnist_research.export --format=KEY``.
+PORTABLE_FILES = {
+    "tflite": "export.tflite",
+    "tflite_int8": "export_int8.tflite",
+    "onnx": "export.onnx",
+}
 # Written (first) into every directory a training run writes: what makes a folder provably
 # a run dir of this project, so that clean-up, rewrites and --overwrite may act in it.
 MARKER_FILE = ".mnist_research-run"
@@ -87,6 +94,7 @@ _RUN_PATHS = (
     "reports/.tmp-*",
     "export",
     "export.old",
+    *PORTABLE_FILES.values(),
     *(f"{folder}/{name}" for folder in ("export", "export.old") for name in _EXPORT_FILES),
 )
 _MARKERS = (MARKER_FILE, CONFIG_FILE, FLAGS_FILE, "checkpoints")

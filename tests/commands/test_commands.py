@@ -24,7 +24,8 @@ COMMANDS = {
         "run_dir",
         "overwrite",
     ],
-    "evaluate": ["run_dir", "split", "from_checkpoint", "data_dir"],
+    "evaluate": ["run_dir", "split", "from_checkpoint", "data_dir", "model"],
+    "export": ["run_dir", "format", "data_dir", "logdir"],
     "predict": ["run_dir", "json", "save_preprocessed", "from_checkpoint"],
     "report": ["run_dir", "data_dir", "from_checkpoint"],
     "sweep": ["experiments", "seeds", "experiments_dir", "output", "data_dir"],
@@ -98,8 +99,9 @@ def test_commands_parse_their_flags_before_importing_tensorflow():
         "from absl import flags\n"
         "import mnist_research.evaluate, mnist_research.predict, mnist_research.report\n"
         "import mnist_research.compare, mnist_research.runs, mnist_research.train\n"
+        "import mnist_research.export\n"
         "for m in (mnist_research.evaluate, mnist_research.predict, mnist_research.report,\n"
-        "          mnist_research.train):\n"
+        "          mnist_research.train, mnist_research.export):\n"
         "    m.define_flags(flags.FlagValues())\n"
         "print('tensorflow' in sys.modules)\n"
     )

@@ -92,3 +92,29 @@ def test_notebook_runs_top_to_bottom(npz_dir, tmp_path):
     html = "".join(str(o.get("data", {})) for o in tensorboard.outputs)
     assert "ERROR" not in html and ("iframe" in html or "localhost" in html), html
     print(f"notebook ran in {seconds:.0f} s")
+
+
+@pytest.mark.slow
+def test_notebook_data_error_names_its_own_setting(tmp_path):
+    """A DATA_DIR that does not exist: the error line names DATA_DIR, not a command's flag."""
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    (index,) = [
+        i for i, c in enumerate(notebook.cells) if "parameters" in c.metadata.get("tags", [])
+    ]
+    missing = str(tmp_path / "no-such-folder")
+    notebook.cells.insert(
+        index + 1, nbformat.v4.new_code_cell(_parameters(missing, tmp_path / "run", False))
+    )
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": os.path.dirname(NOTEBOOK)}},
+    )
+    with pytest.raises(nbclient.exceptions.CellExecutionError) as raised:
+        client.execute()
+    assert (raised.value.ename, raised.value.evalue) == (
+        "DataError",
+        f"{missing}: DATA_DIR does not exist",
+    )
+    assert not (tmp_path / "run").exists()

@@ -75,6 +75,8 @@ def test_run_dir_holds_everything(finished_run):
     assert metrics["num_replicas"] == 1
     assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["test_loss"] > 0
     assert f"Test accuracy: {metrics['test_accuracy']:.4f}" in result.stdout
+    # Its parent folder is no --logdir of runs: TensorBoard is pointed at the run itself.
+    assert result.stdout.rstrip().endswith(f"; tensorboard --logdir {run_dir}")
     assert os.path.exists(os.path.join(run_dir, "checkpoints", "ckpt-2.index"))
     flags_txt = open(os.path.join(run_dir, "flags.txt")).read()
     assert "--epochs=2" in flags_txt and "--hidden_units=256,128,64" in flags_txt
@@ -296,8 +298,17 @@ def test_a_finished_run_with_garbage_metrics_is_rebuilt_by_the_command(
 def test_overwrite_starts_afresh(finished_run, npz_dir, tmp_path, train):
     run_dir = tmp_path / "run"
     copy_run(finished_run[0], tmp_path)  # a finished 2-epoch run of other settings
-    again = train(npz_dir, str(run_dir), "--epochs=1", "--hidden_units=32,16,8", "--overwrite")
+    again = train(
+        npz_dir,
+        str(run_dir),
+        "--epochs=1",
+        "--hidden_units=32,16,8",
+        "--overwrite",
+        f"--logdir={tmp_path}",
+    )
     assert again.returncode == 0, again.stderr[-2000:]
+    # A run in --logdir: TensorBoard is pointed at --logdir, beside the other runs.
+    assert again.stdout.rstrip().endswith(f"; tensorboard --logdir {tmp_path}")
     assert "Restored" not in again.stderr and "epoch 1/1" in again.stderr
     config = json.loads((run_dir / "config.json").read_text())
     assert config["model"]["hidden_units"] == [32, 16, 8]

@@ -159,8 +159,10 @@ def test_corrupt_gzip_is_rejected(tmp_path, tiny_arrays):
 
 
 def test_missing_and_empty_dirs(tmp_path):
-    with pytest.raises(DataError, match="does not exist"):
+    with pytest.raises(DataError, match="nope: --data_dir does not exist"):
         data.load(DataConfig(data_dir=str(tmp_path / "nope")))
+    with pytest.raises(DataError, match="nope: DATA_DIR does not exist"):
+        data.load(DataConfig(data_dir=str(tmp_path / "nope")), data_dir_name="DATA_DIR")
     with pytest.raises(DataError, match="found neither mnist.npz nor the four IDX files"):
         data.load(DataConfig(data_dir=str(tmp_path)))
 
@@ -172,8 +174,11 @@ def test_download_failure_points_to_data_dir(monkeypatch):
         raise OSError("network is unreachable")
 
     monkeypatch.setattr(tf.keras.datasets.mnist, "load_data", offline)
-    with pytest.raises(DataError, match="--data_dir"):
+    with pytest.raises(DataError, match="network is unreachable.*point --data_dir at a folder"):
         data.load(DataConfig())
+    with pytest.raises(DataError, match="point DATA_DIR at a folder holding mnist.npz") as raised:
+        data.load(DataConfig(), data_dir_name="DATA_DIR")
+    assert "--data_dir" not in str(raised.value)
 
 
 @settings(max_examples=200, deadline=None)

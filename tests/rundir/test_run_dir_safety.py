@@ -30,6 +30,10 @@ def _make_run_dir(folder):
         "model.keras",
         "events.out.tfevents.1.host.2.v2",
         "evaluation-test.json",
+        "export.tflite",
+        "export_int8.tflite",
+        "export.onnx",
+        "evaluation-test-export.onnx.json",
     ):
         (folder / name).write_text("x")
     for relative in (
