@@ -48,6 +48,11 @@ class NonFiniteLossError(MnistResearchError):
     """Training produced a NaN or Inf loss."""
 
 
+def printable(text: str) -> str:
+    """``text`` on one line: line breaks and other unprintable characters escaped as in Python."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def one_line(error: BaseException) -> str:
     """``Type: first line of the message``, without TensorFlow's op and function names."""
     text = getattr(error, "message", None) or getattr(error, "strerror", None) or str(error)
@@ -88,5 +93,5 @@ def run_guarded(body: Callable[[], int]) -> int:
         message = one_line(error)
     if logging.get_verbosity() >= logging.DEBUG:
         logging.error("Traceback", exc_info=error)
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {printable(message)}", file=sys.stderr)
     return 1

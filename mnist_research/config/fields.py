@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from mnist_research.config.checks import check, check_types
+from mnist_research.flagfiles import one_argument
 
 # Metadata keys, in one place.
 _KEY = "mnist_research"
@@ -166,6 +167,12 @@ def check_declared(obj: Any, skip: tuple[str, ...] = ()) -> None:
         if declared.choices is not None and value is not None:
             choices = list(declared.choices)
             check(value in choices, f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        if isinstance(value, str):
+            check(
+                one_argument(f"--{name}={value}"),
+                f"{name} must be one line of UTF-8 text not ending in white space "
+                f"(flags.txt holds one flag a line), got {value!r}",
+            )
         if declared.valid is not None:
             test, requirement = declared.valid
             check(test(value), f"{name} {requirement}, got {value!r}")
