@@ -7,9 +7,11 @@ same folder, are flushed to disk, and the file is renamed into place.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 # Temporary files of atomic_write_bytes start with this; a resumed run removes leftovers.
@@ -40,6 +42,48 @@ def atomic_write_bytes(path: str, payload: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def check_outputs(outputs: list[str], inputs: list[str], ours: Callable[[str], bool]) -> None:
+    """Refuses, before anything is written, an output that would replace a user's file.
+
+    That is an output that is one of ``inputs`` (the same path, a link to it,
+    or a hard link), or anything already at an output's path other than a
+    regular file that ``ours(path)`` recognises as written by this project.
+
+    Raises:
+      FileExistsError: naming the output and why.
+    """
+    for out in outputs:
+        same = [p for p in inputs if _same_file(out, p)]
+        if same:
+            _refuse(out, f"it is the input {same[0]}")
+        if os.path.lexists(out) and not (
+            os.path.isfile(out) and not os.path.islink(out) and ours(out)
+        ):
+            _refuse(out, "it exists and was not written by this project")
+
+
+def _same_file(a: str, b: str) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _refuse(path: str, why: str) -> None:
+    raise FileExistsError(errno.EEXIST, f"not replaced: {why}; nothing was written", path)
+
+
+def starts_with_mark(path: str, mark: bytes, within: int = 4096) -> bool:
+    """Whether ``mark`` is among the first ``within`` bytes of the file (a bounded read)."""
+    try:
+        with open(path, "rb") as f:
+            return mark in f.read(within)
+    except OSError:
+        return False
 
 
 def atomic_write_text(path: str, text: str) -> None:
