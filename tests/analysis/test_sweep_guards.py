@@ -65,6 +65,38 @@ def test_bad_sweep_lists_are_one_line(tmp_path, flags, message):
     assert "Traceback" not in result.stderr and not os.path.exists(tmp_path / "out")
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--seed=5", "--epochs=1"],
+        ["-seed", "5"],
+        ["--run_dir=elsewhere"],
+        ["--experiment=wide"],
+        ["--logdir=elsewhere"],
+        ["--resume"],
+        ["--noresume"],
+        ["--data_dir=elsewhere"],
+        ["--flagfile={overlay}"],
+    ],
+)
+def test_flags_the_sweep_sets_per_run_are_refused_after_the_double_dash(tmp_path, extra):
+    overlay = tmp_path / "overlay.flags"
+    overlay.write_text("--epochs=1\n--seed=5\n")
+    extra = [a.format(overlay=overlay) for a in extra]
+    result = run_main(
+        "mnist_research.sweep",
+        "--experiments=smoke",
+        "--seeds=1,2",
+        f"--output={tmp_path}/out",
+        "--",
+        *extra,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "after --: the sweep sets --" in result.stderr and "nothing was run" in result.stderr
+    assert not os.path.exists(tmp_path / "out") and not os.path.exists("elsewhere")
+
+
 @pytest.mark.slow
 def test_sigterm_stops_the_sweep_and_its_training_child_resumably(tmp_path):
     """The sweep passes SIGTERM on, waits for its child, says so in one line and exits 143."""
