@@ -31,8 +31,11 @@ def load_config(run_dir: str) -> ExperimentConfig:
 
     Raises:
       RunDirError: ``run_dir`` holds no ``config.json``, or a damaged one and no
-        checkpoint with stored settings.
+        checkpoint with stored settings; a run dir that holds links (see
+        ``layout.check_contained``).
     """
+    if os.path.isdir(run_dir):
+        layout.check_contained(run_dir)
     try:
         config = records.load_config(run_dir)
     except DamagedFileError as e:

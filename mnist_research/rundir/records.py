@@ -85,7 +85,8 @@ def check_ours(run_dir: str) -> str:
     """Refuses a non-empty folder that is not a run dir of this project; returns its ownership.
 
     Also refuses a run dir whose ``export/`` holds files a run does not write
-    (the run replaces ``export/`` at its end).
+    (the run replaces ``export/`` at its end), and one that
+    :func:`~mnist_research.rundir.layout.check_contained` refuses (links).
 
     Raises:
       RunDirError: in one line, before anything is written.
@@ -99,6 +100,7 @@ def check_ours(run_dir: str) -> str:
             f"empty --run_dir"
         )
     if owner == "ours":
+        layout.check_contained(run_dir)
         for folder in ("export", "export.old"):
             foreign = layout.foreign_under(run_dir, folder)
             if foreign:

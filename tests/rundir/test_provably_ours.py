@@ -293,3 +293,61 @@ def test_report_and_compare_refuse_non_finite_metrics_in_one_line(tmp_path, text
     result = run_main("mnist_research.compare", str(run), str(run))  # its process: test_compare
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "not a finite number" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "relative",
+    [
+        "reports",
+        "train",
+        "validation",
+        "checkpoints",
+        "export",
+        "export.old",
+        "config.json",
+        "metrics.json",
+        "checkpoints/checkpoint",
+        "train/events",
+    ],
+)
+def test_a_link_inside_a_run_dir_is_refused_and_nothing_it_leads_to_touched(
+    run, tmp_path, tiny_arrays, relative
+):
+    from mnist_research.inference import finished_run
+
+    if relative == "train/events":
+        relative = os.path.relpath(next((run / "train").glob("events.*")), run)
+    target, elsewhere = run / relative, tmp_path / "elsewhere"
+    if target.exists():
+        shutil.move(target, elsewhere)
+    else:
+        elsewhere.mkdir()
+    if elsewhere.is_dir():  # what a clean-up, a prune or a report would touch there
+        for name in (".tmp-x", "x.pruning", "curves.png", "ckpt-9_temp/part-0"):
+            (elsewhere / name).parent.mkdir(exist_ok=True)
+            (elsewhere / name).write_text("someone else's")
+    target.symlink_to(elsewhere)
+    before = (_snapshot(tmp_path), os.stat(elsewhere).st_mtime_ns)
+    with pytest.raises(RunDirError, match=f"{relative}: a symbolic link"):
+        _train(run, tiny_arrays, epochs=2)
+    with pytest.raises(RunDirError, match=f"{relative}: a symbolic link"):
+        finished_run.load_config(str(run))  # evaluate, report, predict
+    assert (_snapshot(tmp_path), os.stat(elsewhere).st_mtime_ns) == before
+
+
+@pytest.mark.parametrize(
+    "relative, make", [("checkpoints/checkpoint", "folder"), ("export", "file")]
+)
+def test_a_folder_where_a_run_writes_a_file_or_the_other_way_round_is_refused(
+    run, tiny_arrays, relative, make
+):
+    target = run / relative
+    if target.is_dir():
+        shutil.rmtree(target)
+    elif target.exists():
+        target.unlink()
+    target.mkdir() if make == "folder" else target.write_text("x")
+    before = _snapshot(run)
+    with pytest.raises(RunDirError, match=f"{relative}: not a "):
+        _train(run, tiny_arrays, epochs=2)
+    assert _snapshot(run) == before
