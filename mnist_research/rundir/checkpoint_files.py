@@ -90,6 +90,17 @@ def stored_settings(reader: tf.train.CheckpointReader) -> ExperimentConfig | Non
         raise Damaged(f"its stored settings do not parse: {e}") from None
 
 
+def identity_differences(stored: ExperimentConfig | None, config: ExperimentConfig) -> list[str]:
+    """``section.setting: stored -> config`` where a checkpoint's run differs from ``config``'s.
+
+    Every reader of a checkpoint (resuming, evaluating, reporting, predicting)
+    compares the same identity; a checkpoint older than stored settings has none.
+    """
+    if stored is None or stored.identity() == config.identity():
+        return []
+    return differences(stored.identity(), config.identity())
+
+
 def newest_usable(checkpoint_dir: str, load: Callable[[str, int], T]) -> tuple[T, int] | None:
     """Calls ``load(prefix, N)`` on the state file's checkpoint, then the others newest first.
 
@@ -129,21 +140,21 @@ def newest_usable(checkpoint_dir: str, load: Callable[[str, int], T]) -> tuple[T
 def restore_model(model: tf.keras.Model, checkpoint_dir: str, config: ExperimentConfig) -> str:
     """Restores ``model``'s weights from the newest usable checkpoint; returns its path.
 
-    The checkpoint must have been trained with ``config``'s model: its stored
-    settings (when it has them) must agree, every variable of ``model`` must
-    have a value in it, and every shape must match.
+    The checkpoint must be this run's: the identity of its stored settings
+    (when it has them; model, recipe, seed, data: what ``train`` checks to
+    resume) must be ``config``'s, every variable of ``model`` must have a value
+    in it, and every shape must match.
 
     Raises:
-      RunDirError: no usable checkpoint, or one that holds a different model.
+      RunDirError: no usable checkpoint, or one of another run or model.
     """
 
     def load(prefix: str, number: int) -> str:
-        stored = stored_settings(verify(prefix))
-        if stored is not None and stored.model != config.model:
-            diffs = differences(stored.to_dict()["model"], config.to_dict()["model"], "model.")
+        diffs = identity_differences(stored_settings(verify(prefix)), config)
+        if diffs:
             raise RunDirError(
-                f"{prefix} was trained with a different model than "
-                f"config.json describes ({'; '.join(diffs)})"
+                f"{prefix} was trained with different settings than config.json "
+                f"describes ({'; '.join(diffs)}): another run's checkpoint"
             )
         try:
             status = tf.train.Checkpoint(model=model).restore(prefix)

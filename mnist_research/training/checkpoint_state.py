@@ -59,7 +59,7 @@ class CheckpointState:
         self.history_json = tf.Variable("{}", dtype=tf.string, trainable=False)
         with trainer.strategy.scope():
             self.best = BestWeights(trainer.model)
-        settings = tf.Variable(
+        self.settings = tf.Variable(
             json.dumps(trainer.config.to_dict()), dtype=tf.string, trainable=False
         )
         objects = dict(
@@ -69,7 +69,7 @@ class CheckpointState:
             best_weights=self.best.variables,
             model=trainer.model,
         )
-        self.checkpoint = tf.train.Checkpoint(settings=settings, **objects)
+        self.checkpoint = tf.train.Checkpoint(settings=self.settings, **objects)
         # Restores without ``settings``: checkpoints written before it existed still load.
         self._restorer = tf.train.Checkpoint(**objects)
         self.chief_dir = checkpoint_dir
@@ -187,10 +187,10 @@ class CheckpointState:
         they delete), as in :meth:`save`.
         """
         if self.chief:
-            self.best.write_checkpoint(os.path.join(self.chief_dir, BEST_DIR), epoch)
+            self.best.write_checkpoint(os.path.join(self.chief_dir, BEST_DIR), epoch, self.settings)
         else:
             temp_dir = os.path.join(self.chief_dir, f".best-{devices.worker_id()}-tmp")
-            self.best.write_checkpoint(temp_dir, epoch)
+            self.best.write_checkpoint(temp_dir, epoch, self.settings)
             shutil.rmtree(temp_dir, ignore_errors=True)
 
     def _remove_partial(self, epoch: int, temp_dir: str) -> None:

@@ -351,3 +351,33 @@ def test_a_folder_where_a_run_writes_a_file_or_the_other_way_round_is_refused(
     with pytest.raises(RunDirError, match=f"{relative}: not a "):
         _train(run, tiny_arrays, epochs=2)
     assert _snapshot(run) == before
+
+
+# --------------------------------------------------------------------------- class 5
+
+
+@pytest.mark.parametrize("folder", ["checkpoints", "checkpoints/best"])
+def test_a_checkpoint_of_another_run_is_refused_by_every_reader(run, tmp_path, tiny_arrays, folder):
+    from mnist_research.inference import finished_run
+
+    other = tmp_path / "seed7"
+    _train(other, tiny_arrays, epochs=1, seed=7, restore_best=True)
+    if folder == "checkpoints/best":  # the folder a --restore_best run's readers load
+        config = json.loads((run / "config.json").read_text())
+        config["train"]["restore_best"] = True
+        (run / "config.json").write_text(json.dumps(config))
+        shutil.rmtree(run / folder, ignore_errors=True)
+        shutil.copytree(other / folder, run / folder)
+    else:
+        for path in (other / folder).glob("ckpt-1.*"):
+            shutil.copy(path, run / folder / path.name)
+    readers = [lambda: finished_run.load_logits_fn(str(run), from_checkpoint=True)]
+    if folder == "checkpoints":  # train resumes from it (train never reads best/)
+        readers.append(lambda: _train(run, tiny_arrays, epochs=2))
+    before = _snapshot(run)
+    for read in readers:  # evaluate, report, predict --from_checkpoint; train
+        with pytest.raises(
+            RunDirError, match=r"ckpt-1 was trained with different settings.*seed: 7"
+        ):
+            read()
+    assert _snapshot(run) == before
