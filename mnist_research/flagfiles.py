@@ -18,6 +18,8 @@ import re
 
 from absl import flags
 
+from mnist_research import files
+
 _FLAGFILE = re.compile(r"^--?flagfile(?:=(.*))?$")
 
 
@@ -54,8 +56,7 @@ def _read(path: str, including: tuple[str, ...]) -> list[str]:
     if path in including:
         raise flags.Error(f"{path}: the flagfile includes itself")
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        text = files.read_bounded(path, files.TEXT_LIMIT).decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise flags.Error(
             f"{path}: cannot read the flagfile ({getattr(e, 'strerror', None) or e})"

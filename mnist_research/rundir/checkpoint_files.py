@@ -20,6 +20,7 @@ from typing import TypeVar
 import tensorflow as tf
 from absl import logging
 
+from mnist_research import files
 from mnist_research.config import ExperimentConfig, differences
 from mnist_research.errors import RunDirError, one_line
 
@@ -57,10 +58,9 @@ def read_state(checkpoint_dir: str) -> tuple[int | None, str]:
     if not os.path.exists(path):
         return None, "is missing"
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        text = files.read_bounded(path, files.TEXT_LIMIT).decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        return None, f"is unreadable ({one_line(e)})"
+        return None, f"is unreadable ({getattr(e, 'strerror', None) or one_line(e)})"
     match = re.search(r'^model_checkpoint_path:\s*"(?:.*/)?ckpt-(\d+)"\s*$', text, re.M)
     return (int(match.group(1)), "") if match else (None, "is garbage")
 

@@ -42,7 +42,14 @@ def load_config(run_dir: str) -> ExperimentConfig | None:
     try:
         return ExperimentConfig.from_dict(read_json(path))
     except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError too
-        raise DamagedFileError(path, str(e).splitlines()[0][:200]) from None
+        raise DamagedFileError(path, _reason(e)) from None
+
+
+def _reason(error: OSError | ValueError) -> str:
+    """Why a file could not be read, in a few words (an OSError's own, without the path)."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error).splitlines()[0][:200]
 
 
 def ownership(run_dir: str) -> str:
@@ -200,7 +207,7 @@ def finished_metrics(run_dir: str) -> dict[str, Any] | None:
     try:
         metrics = read_json(path)
     except (OSError, ValueError) as e:
-        raise DamagedFileError(path, str(e).splitlines()[0][:200], advice) from None
+        raise DamagedFileError(path, _reason(e), advice) from None
     problem = metrics_problem(metrics)
     if problem:
         raise DamagedFileError(path, problem, advice)
