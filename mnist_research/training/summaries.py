@@ -26,6 +26,7 @@ from tensorboard.compat.proto import event_pb2
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 
 from mnist_research.errors import one_line
+from mnist_research.rundir import event_files
 from mnist_research.training import hparams as hparams_lib
 
 T = TypeVar("T")
@@ -204,15 +205,16 @@ def prune_after(run_dir: str, epoch: int, step: int) -> int:
 def _read_records(path: str) -> tuple[list[bytes], str | None]:
     """The records of an event file up to the first damaged one, and what the damage is."""
     records = []
+    whole, damage = event_files.whole_records(path)  # a length beyond the file is never read
     try:
-        for record in tf.data.TFRecordDataset(path):
+        for record in tf.data.TFRecordDataset(path).take(whole):
             records.append(record.numpy())
             event_pb2.Event.FromString(records[-1])
     except tf.errors.OpError as e:  # e.g. "DataLossError: corrupted record at 418"
         return records, one_line(e)[:160]
     except DecodeError:
         return records[:-1], f"record {len(records)} is not an event"
-    return records, None
+    return records, damage
 
 
 def _keyed_by_step(value) -> bool:
