@@ -4,9 +4,10 @@ Entry points catch :class:`MnistResearchError` and print its one-line message
 (no traceback unless ``--verbosity`` is raised) before exiting non-zero.
 """
 
+import contextlib
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from absl import logging
 
@@ -59,6 +60,32 @@ def one_line(error: BaseException) -> str:
     text = re.sub(r"\{\{function_node [^}]*\}\}|\[Op:[^\]]*\].*", "", str(text))
     lines = text.strip().splitlines()
     return f"{type(error).__name__}: {lines[0].strip() if lines else ''}".rstrip(": ")
+
+
+def cause(error: BaseException) -> str:
+    """What went wrong, in a few words: ``No space left on device``.
+
+    An ``OSError``'s own text; TensorFlow's file errors say ``<file>; <text>``
+    with the file a temporary one of its own, so only the text is kept.
+    """
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    text = one_line(error)
+    match = re.match(r"^\w+: \S*/\S*; (.+)$", text)
+    return match.group(1) if match else text
+
+
+@contextlib.contextmanager
+def writing(path: str) -> Iterator[None]:
+    """A file-system or TensorFlow error while the block writes ``path`` names ``path``.
+
+    Raises:
+      RunDirError: ``<path>: cannot write (<cause>)``.
+    """
+    try:
+        yield
+    except (OSError, *_tensorflow_errors()) as e:
+        raise RunDirError(f"{path}: cannot write ({cause(e)})") from None
 
 
 def _tensorflow_errors() -> tuple[type, ...]:

@@ -35,6 +35,10 @@ def atomic_write_bytes(path: str, payload: bytes) -> None:
 
     The file gets the permissions an ordinary ``open()`` would give it (0666
     less the umask), not ``mkstemp``'s private 0600.
+
+    Raises:
+      OSError: naming ``path`` (never the temporary file), e.g. a full disk or
+        a folder in its place.
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -46,9 +50,11 @@ def atomic_write_bytes(path: str, payload: bytes) -> None:
             os.fchmod(f.fileno(), 0o666 & ~UMASK)
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError):  # named by its own path, not the temporary one
+            raise OSError(e.errno, e.strerror or str(e), path) from None
         raise
 
 

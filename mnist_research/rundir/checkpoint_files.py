@@ -11,10 +11,13 @@ that says what is damaged; nothing is deleted.
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import json
 import os
 import re
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import tensorflow as tf
@@ -22,7 +25,7 @@ from absl import logging
 
 from mnist_research import files
 from mnist_research.config import ExperimentConfig, differences
-from mnist_research.errors import RunDirError, one_line
+from mnist_research.errors import RunDirError, cause, one_line
 
 CHECKPOINT_DIR = "checkpoints"
 STATE_FILE = "checkpoint"
@@ -135,6 +138,29 @@ def newest_usable(checkpoint_dir: str, load: Callable[[str, int], T]) -> tuple[T
         f"{checkpoint_dir}: no usable checkpoint ({'; '.join(problems)}); "
         f"nothing was changed; {START_AFRESH}"
     )
+
+
+@contextlib.contextmanager
+def saving(folder: str, epoch: int) -> Iterator[None]:
+    """Saving ``folder/ckpt-<epoch>``: a failure removes its partial files and is one line.
+
+    Raises:
+      RunDirError: naming ``folder``, the cause (not TensorFlow's temporary file)
+        and the checkpoint that is still the latest there.
+    """
+    try:
+        yield
+    except (OSError, tf.errors.OpError) as e:
+        for path in glob.glob(os.path.join(glob.escape(folder), f"ckpt-{epoch}[._]*")):
+            if os.path.isdir(path):  # TF's sharded save writes into ckpt-N_temp/
+                shutil.rmtree(path, ignore_errors=True)
+            elif os.path.lexists(path):
+                os.unlink(path)
+        named, _ = read_state(folder)
+        raise RunDirError(
+            f"{folder}: could not save the checkpoint of epoch {epoch} ({cause(e)}); the "
+            f"latest checkpoint there is still {f'ckpt-{named}' if named is not None else 'none'}"
+        ) from None
 
 
 def restore_model(model: tf.keras.Model, checkpoint_dir: str, config: ExperimentConfig) -> str:

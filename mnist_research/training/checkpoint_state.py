@@ -20,7 +20,7 @@ from absl import logging
 
 from mnist_research import files
 from mnist_research.config import differences
-from mnist_research.errors import RunDirError, one_line
+from mnist_research.errors import RunDirError, cause, one_line
 from mnist_research.rundir.checkpoint_files import (
     CHECKPOINT_DIR,
     HISTORY_KEY,
@@ -30,6 +30,7 @@ from mnist_research.rundir.checkpoint_files import (
     newest_usable,
     numbers_on_disk,
     read_state,
+    saving,
     stored_settings,
     verify,
 )
@@ -153,7 +154,7 @@ class CheckpointState:
             latest = f"ckpt-{named}" if named is not None else "none"
             raise RunDirError(
                 f"{self.chief_dir}: could not save the checkpoint of epoch "
-                f"{epoch} ({one_line(e)}); the latest checkpoint is "
+                f"{epoch} ({cause(e)}); the latest checkpoint is "
                 f"still {latest}"
             ) from None
 
@@ -187,7 +188,9 @@ class CheckpointState:
         they delete), as in :meth:`save`.
         """
         if self.chief:
-            self.best.write_checkpoint(os.path.join(self.chief_dir, BEST_DIR), epoch, self.settings)
+            folder = os.path.join(self.chief_dir, BEST_DIR)
+            with saving(folder, epoch):  # a failure: its partial files removed, one line
+                self.best.write_checkpoint(folder, epoch, self.settings)
         else:
             temp_dir = os.path.join(self.chief_dir, f".best-{devices.worker_id()}-tmp")
             self.best.write_checkpoint(temp_dir, epoch, self.settings)

@@ -151,7 +151,8 @@ class Summaries:
             writer.close()
 
 
-_EVENT_FOLDERS = ("train", "validation")
+# The folders the run's writers write ("": the run dir, the HParams session's).
+_EVENT_FOLDERS = ("train", "validation", "")
 
 
 def prune_after(run_dir: str, epoch: int, step: int) -> int:
@@ -164,7 +165,9 @@ def prune_after(run_dir: str, epoch: int, step: int) -> int:
     backwards. Each event file that holds such events is rewritten (to a
     temporary file, then renamed) without them. A file with a truncated or
     corrupt record (a bad checksum) is cut at its last good record, with one
-    warning line, instead of failing the resume.
+    warning line, instead of failing the resume. Before the first checkpoint
+    (``epoch`` 0) no event is kept: the rerun writes them all again (the
+    flags text and the HParams session among them).
 
     Returns:
       The number of events dropped.
@@ -176,6 +179,8 @@ def prune_after(run_dir: str, epoch: int, step: int) -> int:
         for folder in _EVENT_FOLDERS
         for path in glob.glob(os.path.join(glob.escape(run_dir), folder, "events.out.tfevents.*"))
     ]
+    if epoch == 0:
+        epoch = step = -1
     for path in sorted(paths):
         if not os.path.isfile(path) or os.path.islink(path):
             logging.warning(
