@@ -61,7 +61,7 @@ def define_flags(fv: flags.FlagValues) -> None:
 
 
 def main(argv):
-    from mnist_research import command
+    from mnist_research import command, files
     from mnist_research.benchmarks import report, suite
     from mnist_research.errors import ConfigError, run_guarded
     from mnist_research.files import write_json
@@ -69,6 +69,7 @@ def main(argv):
     command.no_arguments(argv)
 
     def body() -> int:
+        files.check_outputs([FLAGS.output], [], _is_benchmark)  # checked before hours of runs
         unknown = sorted(set(FLAGS.parts) - set(suite.PARTS))
         if unknown:
             raise ConfigError(
@@ -90,6 +91,17 @@ def main(argv):
         return 0
 
     sys.exit(run_guarded(body))
+
+
+def _is_benchmark(path: str) -> bool:
+    """Whether ``path`` holds results this command wrote (a JSON object with ``targets``)."""
+    from mnist_research import files
+
+    try:
+        results = files.read_json(path)
+    except (OSError, ValueError):
+        return False
+    return isinstance(results, dict) and "targets" in results
 
 
 def run():

@@ -91,6 +91,7 @@ _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 def _sweep(extra: list[str]) -> int:
     experiments, seeds = _experiments(), _seeds()
+    sweep_table.check_outputs(FLAGS.output)  # before any run: a user's results.md is kept
     try:
         with interrupts.handle_signals():
             runs = sweep_runs.run_sweep(

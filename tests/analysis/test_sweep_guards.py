@@ -136,3 +136,38 @@ def test_sigterm_stops_the_sweep_and_its_training_child_resumably(tmp_path):
     )
     alive = subprocess.run(["pgrep", "-f", "--", f"--run_dir={run_dir}"], capture_output=True)
     assert alive.returncode == 1, "the training child outlived the sweep"
+
+
+@pytest.mark.parametrize(
+    "command, name",
+    [
+        ("mnist_research.sweep", "results.md"),
+        ("mnist_research.sweep", "results.csv"),
+        ("mnist_research.sweep", "sweep.png"),
+        ("mnist_research.compare", "compare.md"),
+        ("mnist_research.compare", "compare.json"),
+        ("mnist_research.compare", "compare.png"),
+        ("mnist_research.benchmark", "mine.json"),
+    ],
+)
+def test_a_table_or_figure_never_replaces_a_users_file(tmp_path, command, name):
+    """Issue 35 class 2: an output path holding a file the command did not write is refused."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / name).write_text("the user's own notes\n")
+    before = sorted(p.name for p in out.iterdir())
+    args = {
+        "mnist_research.sweep": ["--experiments=smoke", "--seeds=1", f"--output={out}"],
+        "mnist_research.compare": [f"--output={out}", str(tmp_path / "a"), str(tmp_path / "b")],
+        "mnist_research.benchmark": ["--smoke", f"--output={out / name}"],
+    }[command]
+    if command == "mnist_research.compare":
+        for run in ("a", "b"):
+            _finished(str(tmp_path / run), sweep_runs._command_config(SMOKE, 1, None, []))
+    result = run_main(command, *args)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"{out / name}: not replaced: it exists and was not written by this project" in (
+        result.stderr
+    )
+    assert (out / name).read_text() == "the user's own notes\n"
+    assert sorted(p.name for p in out.iterdir()) == before
