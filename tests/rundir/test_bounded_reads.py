@@ -20,48 +20,59 @@ from tests.helpers import REPO, idx_bytes
 
 _CHILD = textwrap.dedent(
     """
-    import resource, sys
+    import os, resource, sys
     resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
     from mnist_research import files, flagfiles
     from mnist_research.inference import imaging
     from mnist_research.rundir import checkpoint_files, records
 
-    folder = sys.argv[1]
-    readers = {
-        "flagfile": lambda: flagfiles.expand(["train", f"--flagfile={folder}/x.flags"]),
-        "json": lambda: files.read_json(f"{folder}/x.json"),
-        "config": lambda: records.load_config(folder),
-        "metrics": lambda: records.finished_metrics(folder),
-        "state": lambda: print("state: the state file", checkpoint_files.read_state(folder)[1]),
-        "image": lambda: imaging.load_grayscale(f"{folder}/x.png"),
-    }
-    for name, read in readers.items():
-        try:
-            read()
-        except Exception as e:
-            print(f"{name}: {type(e).__name__}: {e}")
-            continue
-        if name != "state":
-            print(f"{name}: read without error")
+    for folder in sys.argv[1:]:
+        kind = os.path.basename(folder)
+        readers = {
+            "flagfile": lambda: flagfiles.expand(["train", f"--flagfile={folder}/x.flags"]),
+            "json": lambda: files.read_json(f"{folder}/x.json"),
+            "config": lambda: records.load_config(folder),
+            "metrics": lambda: records.finished_metrics(folder),
+            "state": lambda: print(
+                f"{kind}: state: the state file", checkpoint_files.read_state(folder)[1]
+            ),
+            "image": lambda: imaging.load_grayscale(f"{folder}/x.png"),
+        }
+        for name, read in readers.items():
+            try:
+                read()
+            except Exception as e:
+                print(f"{kind}: {name}: {type(e).__name__}: {e}")
+                continue
+            if name != "state":
+                print(f"{kind}: {name}: read without error")
     """
 )
 
 _FILES = ["x.flags", "x.json", "config.json", "metrics.json", "checkpoint", "x.png"]
 
 
-@pytest.mark.parametrize("kind", ["fifo", "dev_zero", "huge"])
-def test_every_reader_refuses_a_fifo_a_device_or_a_huge_file_at_once(tmp_path, kind):
-    for name in _FILES:
-        path = tmp_path / name
-        if kind == "fifo":
-            os.mkfifo(path)
-        elif kind == "dev_zero":
-            path.symlink_to("/dev/zero")
-        else:
-            with open(path, "wb") as f:  # sparse: 100 MB of zeros, no disk used
-                f.truncate(100 << 20)
+_KINDS = {
+    "fifo": "not a regular file but a FIFO",
+    "dev_zero": "not a regular file but a character device",
+    "huge": "larger than",
+}
+
+
+def test_every_reader_refuses_a_fifo_a_device_or_a_huge_file_at_once(tmp_path):
+    for kind in _KINDS:
+        (tmp_path / kind).mkdir()
+        for name in _FILES:
+            path = tmp_path / kind / name
+            if kind == "fifo":
+                os.mkfifo(path)
+            elif kind == "dev_zero":
+                path.symlink_to("/dev/zero")
+            else:
+                with open(path, "wb") as f:  # sparse: 100 MB of zeros, no disk used
+                    f.truncate(100 << 20)
     result = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(tmp_path)],
+        [sys.executable, "-c", _CHILD, *(str(tmp_path / kind) for kind in _KINDS)],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": REPO},
         capture_output=True,
@@ -69,18 +80,16 @@ def test_every_reader_refuses_a_fifo_a_device_or_a_huge_file_at_once(tmp_path, k
         timeout=120,  # a reader that waits on the FIFO or reads /dev/zero without end
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    lines = dict(line.split(": ", 1) for line in result.stdout.strip().splitlines())
-    assert sorted(lines) == sorted(["flagfile", "json", "config", "metrics", "state", "image"])
-    expected = {
-        "fifo": "not a regular file but a FIFO",
-        "dev_zero": "not a regular file but a character device",
-        "huge": "larger than",
-    }[kind]
-    for reader, line in lines.items():
-        if reader == "image" and kind == "huge":  # decoded as a stream, capped by its pixels
-            assert "not an image" in line
-        else:
-            assert expected in line, (reader, line)
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == len(_KINDS) * 6, lines
+    for kind, expected in _KINDS.items():
+        found = dict(line.split(": ", 2)[1:] for line in lines if line.startswith(kind + ": "))
+        assert sorted(found) == sorted(["flagfile", "json", "config", "metrics", "state", "image"])
+        for reader, line in found.items():
+            if reader == "image" and kind == "huge":  # decoded as a stream, capped by its pixels
+                assert "not an image" in line
+            else:
+                assert expected in line, (kind, reader, line)
 
 
 def test_an_idx_gz_declaring_other_data_than_its_trailer_is_refused_before_decompressing(

@@ -194,23 +194,27 @@ _PRUNE = """
 import resource, sys
 from mnist_research.training import summaries
 resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))  # less memory than 8 GiB
-print(summaries.prune_after(sys.argv[1], epoch=2, step=0))
+for run in sys.argv[1:]:
+    print(summaries.prune_after(run, epoch=2, step=0), flush=True)
 """
 
+_LENGTHS = [8 << 30, 1 << 63, 65]
 
-@pytest.mark.parametrize("length", [8 << 30, 1 << 63, 65])
-def test_an_event_record_declaring_more_than_the_file_holds_is_cut_not_read(tmp_path, length):
+
+def test_an_event_record_declaring_more_than_the_file_holds_is_cut_not_read(tmp_path):
     """In a process of its own: TensorFlow's reader, given such a record, crashes the process."""
     import subprocess
     import sys
 
     from tests.helpers import REPO
 
-    run = tmp_path / "run"
-    path = _event_file(run / "train", [1, 2, 3])
-    _declares(length)(path)
+    runs, paths = [], []
+    for length in _LENGTHS:
+        runs.append(tmp_path / f"run{length}")
+        paths.append(_event_file(runs[-1] / "train", [1, 2, 3]))
+        _declares(length)(paths[-1])
     result = subprocess.run(
-        [sys.executable, "-c", _PRUNE, str(run)],
+        [sys.executable, "-c", _PRUNE, *map(str, runs)],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": REPO},
         capture_output=True,
@@ -218,10 +222,13 @@ def test_an_event_record_declaring_more_than_the_file_holds_is_cut_not_read(tmp_
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip() == "1"  # step 3 (the hostile record was never an event)
-    assert f"record 5 declares {length:,} bytes of data, more than the" in result.stderr
-    assert "keeping its 4 good records" in result.stderr  # the file version record + 3 steps
-    assert _steps(path) == [1, 2]
+    # Step 3 of each file (the hostile record was never an event).
+    assert result.stdout.split() == ["1"] * len(_LENGTHS)
+    for length, path in zip(_LENGTHS, paths):
+        assert f"record 5 declares {length:,} bytes of data, more than the" in result.stderr
+        assert _steps(path) == [1, 2]
+    # The file version record and 3 steps, in each file.
+    assert result.stderr.count("keeping its 4 good records") == len(_LENGTHS)
 
 
 def test_an_event_file_name_that_is_not_a_file_is_left_alone(tmp_path, caplog):
