@@ -11,9 +11,11 @@ import math
 import os
 from typing import Any
 
-from absl import logging
+from absl import app, flags, logging
 
+from mnist_research import files, flagfiles
 from mnist_research.config import ExperimentConfig, differences
+from mnist_research.config import flags as experiment_flags
 from mnist_research.errors import DamagedFileError, RunDirError
 from mnist_research.files import atomic_write_text, read_json, write_json
 from mnist_research.rundir import layout
@@ -50,6 +52,24 @@ def _reason(error: OSError | ValueError) -> str:
     if isinstance(error, OSError) and error.strerror:
         return error.strerror
     return str(error).splitlines()[0][:200]
+
+
+def flags_txt_config(run_dir: str) -> ExperimentConfig | None:
+    """The settings ``flags.txt`` resolves to; ``None`` when it is missing, empty or unusable.
+
+    (A run started from the library, not the command, writes an empty one.)
+    """
+    try:
+        text = files.read_bounded(os.path.join(run_dir, FLAGS_FILE), files.TEXT_LIMIT)
+        arguments = flagfiles.arguments(text.decode("utf-8"))
+        if not arguments:
+            return None
+        values = flags.FlagValues()
+        experiment_flags.define_experiment_flags(values)
+        values(["flags.txt", *arguments])
+        return experiment_flags.config_from_flags(values)
+    except (OSError, UnicodeDecodeError, flags.Error, app.UsageError):
+        return None
 
 
 def ownership(run_dir: str) -> str:

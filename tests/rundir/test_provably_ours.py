@@ -381,3 +381,19 @@ def test_a_checkpoint_of_another_run_is_refused_by_every_reader(run, tmp_path, t
         ):
             read()
     assert _snapshot(run) == before
+
+
+def test_another_runs_checkpoint_is_not_taken_for_a_damaged_config_json(run, tmp_path, tiny_arrays):
+    """With config.json damaged, readers use a checkpoint's settings only if flags.txt agrees."""
+    from mnist_research.config import flags as experiment_flags
+    from mnist_research.inference import finished_run
+
+    (run / "flags.txt").write_text(experiment_flags.flagfile_text(_config()))
+    (run / "config.json").write_text("{damaged")
+    assert finished_run.load_config(str(run)) == records.flags_txt_config(str(run))  # its own
+    other = tmp_path / "seed7"
+    _train(other, tiny_arrays, epochs=1, seed=7)
+    for path in (other / "checkpoints").glob("ckpt-1.*"):
+        shutil.copy(path, run / "checkpoints" / path.name)
+    with pytest.raises(RunDirError, match=r"different settings than flags.txt records.*seed: 7"):
+        finished_run.load_config(str(run))
