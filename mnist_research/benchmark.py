@@ -61,7 +61,7 @@ def define_flags(fv: flags.FlagValues) -> None:
 
 
 def main(argv):
-    from mnist_research import command, logs
+    from mnist_research import command, files, logs
 
     logs.quiet_tensorflow()
     from mnist_research.benchmarks import report, suite
@@ -71,6 +71,7 @@ def main(argv):
     command.no_arguments(argv)
 
     def body() -> int:
+        files.check_outputs([FLAGS.output], [], _is_benchmark)  # checked before hours of runs
         unknown = sorted(set(FLAGS.parts) - set(suite.PARTS))
         if unknown:
             raise ConfigError(
@@ -92,6 +93,17 @@ def main(argv):
         return 0
 
     sys.exit(run_guarded(body))
+
+
+def _is_benchmark(path: str) -> bool:
+    """Whether ``path`` holds results this command wrote (a JSON object with ``targets``)."""
+    from mnist_research import files
+
+    try:
+        results = files.read_json(path)
+    except (OSError, ValueError):
+        return False
+    return isinstance(results, dict) and "targets" in results
 
 
 def run():

@@ -23,7 +23,7 @@ from absl import app, flags
 
 from mnist_research import flagfiles, logs
 from mnist_research.config import flags as experiment_flags
-from mnist_research.errors import run_guarded
+from mnist_research.errors import printable, run_guarded
 
 
 def run(
@@ -117,7 +117,7 @@ def _configure_logs_then(main: Callable[[list[str]], int], argv: list[str]) -> i
 
 
 def _usage_error(message: str) -> None:
-    print(f"error: {message} (--help lists the flags)", file=sys.stderr, flush=True)
+    print(f"error: {printable(message)} (--help lists the flags)", file=sys.stderr, flush=True)
     sys.exit(1)
 
 

@@ -4,9 +4,10 @@ Entry points catch :class:`MnistResearchError` and print its one-line message
 (no traceback unless ``--verbosity`` is raised) before exiting non-zero.
 """
 
+import contextlib
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from absl import logging
 
@@ -48,12 +49,43 @@ class NonFiniteLossError(MnistResearchError):
     """Training produced a NaN or Inf loss."""
 
 
+def printable(text: str) -> str:
+    """``text`` on one line: line breaks and other unprintable characters escaped as in Python."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def one_line(error: BaseException) -> str:
     """``Type: first line of the message``, without TensorFlow's op and function names."""
     text = getattr(error, "message", None) or getattr(error, "strerror", None) or str(error)
     text = re.sub(r"\{\{function_node [^}]*\}\}|\[Op:[^\]]*\].*", "", str(text))
     lines = text.strip().splitlines()
     return f"{type(error).__name__}: {lines[0].strip() if lines else ''}".rstrip(": ")
+
+
+def cause(error: BaseException) -> str:
+    """What went wrong, in a few words: ``No space left on device``.
+
+    An ``OSError``'s own text; TensorFlow's file errors say ``<file>; <text>``
+    with the file a temporary one of its own, so only the text is kept.
+    """
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    text = one_line(error)
+    match = re.match(r"^\w+: \S*/\S*; (.+)$", text)
+    return match.group(1) if match else text
+
+
+@contextlib.contextmanager
+def writing(path: str) -> Iterator[None]:
+    """A file-system or TensorFlow error while the block writes ``path`` names ``path``.
+
+    Raises:
+      RunDirError: ``<path>: cannot write (<cause>)``.
+    """
+    try:
+        yield
+    except (OSError, *_tensorflow_errors()) as e:
+        raise RunDirError(f"{path}: cannot write ({cause(e)})") from None
 
 
 def _tensorflow_errors() -> tuple[type, ...]:
@@ -88,5 +120,5 @@ def run_guarded(body: Callable[[], int]) -> int:
         message = one_line(error)
     if logging.get_verbosity() >= logging.DEBUG:
         logging.error("Traceback", exc_info=error)
-    print(f"error: {message}", file=sys.stderr)
+    print(f"error: {printable(message)}", file=sys.stderr)
     return 1

@@ -7,10 +7,20 @@ same folder, are flushed to disk, and the file is renamed into place.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import tempfile
+from collections.abc import Callable
 from typing import Any
+
+# The most bytes the project reads of a text file it reads whole: far more than any it
+# writes (a flagfile, flags.txt, the checkpoint state file: a few KB; config.json and
+# metrics.json, whose history grows by ~200 bytes an epoch: 64 MiB is ~300,000 epochs),
+# and little enough that a file that is not one of these is refused at once.
+TEXT_LIMIT = 1 << 20
+JSON_LIMIT = 64 << 20
 
 # Temporary files of atomic_write_bytes start with this; a resumed run removes leftovers.
 TEMP_PREFIX = ".tmp-"
@@ -25,6 +35,10 @@ def atomic_write_bytes(path: str, payload: bytes) -> None:
 
     The file gets the permissions an ordinary ``open()`` would give it (0666
     less the umask), not ``mkstemp``'s private 0600.
+
+    Raises:
+      OSError: naming ``path`` (never the temporary file), e.g. a full disk or
+        a folder in its place.
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -36,10 +50,54 @@ def atomic_write_bytes(path: str, payload: bytes) -> None:
             os.fchmod(f.fileno(), 0o666 & ~UMASK)
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError):  # named by its own path, not the temporary one
+            raise OSError(e.errno, e.strerror or str(e), path) from None
         raise
+
+
+def check_outputs(outputs: list[str], inputs: list[str], ours: Callable[[str], bool]) -> None:
+    """Refuses, before anything is written, an output that would replace a user's file.
+
+    That is an output that is one of ``inputs`` (the same path, a link to it,
+    or a hard link), or anything already at an output's path other than a
+    regular file that ``ours(path)`` recognises as written by this project.
+
+    Raises:
+      FileExistsError: naming the output and why.
+    """
+    for out in outputs:
+        same = [p for p in inputs if _same_file(out, p)]
+        if same:
+            _refuse(out, f"it is the input {same[0]}")
+        if os.path.lexists(out) and not (
+            os.path.isfile(out) and not os.path.islink(out) and ours(out)
+        ):
+            _refuse(out, "it exists and was not written by this project")
+
+
+def _same_file(a: str, b: str) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _refuse(path: str, why: str) -> None:
+    raise FileExistsError(errno.EEXIST, f"not replaced: {why}; nothing was written", path)
+
+
+def starts_with_mark(path: str, mark: bytes, within: int = 4096) -> bool:
+    """Whether ``mark`` is among the first ``within`` bytes of the file (a bounded read)."""
+    try:
+        with open(path, "rb") as f:
+            return mark in f.read(within)
+    except OSError:
+        return False
 
 
 def atomic_write_text(path: str, text: str) -> None:
@@ -52,17 +110,61 @@ def write_json(path: str, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def read_json(path: str) -> Any | None:
-    """The parsed file, or ``None`` when it does not exist.
+def open_regular(path: str):
+    """``path`` opened for reading in binary mode, refused unless it is a regular file.
+
+    The kind is checked on the opened file, and the open never waits: a FIFO
+    (which would wait for a writer), a device (``/dev/zero`` reads without
+    end) or a folder is refused, whatever link leads to it.
 
     Raises:
-      OSError: it cannot be read.
+      OSError: it cannot be opened, or is not a regular file (the message says what it is).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, f"not a regular file but {_kind(mode)}", path)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def _kind(mode: int) -> str:
+    kinds = {
+        stat.S_ISDIR: "a folder",
+        stat.S_ISFIFO: "a FIFO",
+        stat.S_ISCHR: "a character device",
+        stat.S_ISBLK: "a block device",
+        stat.S_ISSOCK: "a socket",
+    }
+    return next((name for test, name in kinds.items() if test(mode)), "a special file")
+
+
+def read_bounded(path: str, limit: int) -> bytes:
+    """The whole of a regular file of at most ``limit`` bytes (see :func:`open_regular`).
+
+    Raises:
+      OSError: it cannot be read, is not a regular file, or is larger than ``limit``.
+    """
+    with open_regular(path) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(
+            errno.EFBIG, f"larger than {limit:,} bytes, more than such a file of this project", path
+        )
+    return data
+
+
+def read_json(path: str) -> Any | None:
+    """The parsed file (at most JSON_LIMIT bytes), or ``None`` when it does not exist.
+
+    Raises:
+      OSError: it cannot be read, is not a regular file, or is too large.
       ValueError: it is not UTF-8 JSON (``JSONDecodeError``, ``UnicodeDecodeError``).
     """
-    if not os.path.exists(path):
+    if not os.path.lexists(path):
         return None
-    with open(path, encoding="utf-8") as f:
-        try:
-            return json.load(f)
-        except RecursionError:
-            raise ValueError("nested too deeply to be a file of this project") from None
+    try:
+        return json.loads(read_bounded(path, JSON_LIMIT).decode("utf-8"))
+    except RecursionError:
+        raise ValueError("nested too deeply to be a file of this project") from None

@@ -18,6 +18,8 @@ import re
 
 from absl import flags
 
+from mnist_research import files
+
 _FLAGFILE = re.compile(r"^--?flagfile(?:=(.*))?$")
 
 
@@ -54,23 +56,38 @@ def _read(path: str, including: tuple[str, ...]) -> list[str]:
     if path in including:
         raise flags.Error(f"{path}: the flagfile includes itself")
     try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
+        text = files.read_bounded(path, files.TEXT_LIMIT).decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise flags.Error(
             f"{path}: cannot read the flagfile ({getattr(e, 'strerror', None) or e})"
         ) from None
     out = []
-    for line in lines:
-        line = line.strip()
-        if not line or line.startswith("#") or line.startswith("//"):
-            continue
+    for line in arguments(text):
         match = _FLAGFILE.match(line)
         if match and match.group(1):
             out += _read(_nested(match.group(1), path), including + (path,))
         else:
             out.append(line)
     return out
+
+
+def arguments(text: str) -> list[str]:
+    """A flagfile's arguments: one a line, stripped; blank and comment lines skipped."""
+    lines = (line.strip() for line in text.splitlines())
+    return [line for line in lines if line and not line.startswith(("#", "//"))]
+
+
+def one_argument(argument: str) -> bool:
+    """Whether a flagfile line reads back as exactly ``argument`` (and can be written as UTF-8).
+
+    A value holding a line break, or ending in white space, would read back
+    as something else: another flag, or a shortened value.
+    """
+    try:
+        argument.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return arguments(argument) == [argument]
 
 
 def _nested(name: str, including_file: str) -> str:

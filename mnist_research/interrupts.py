@@ -3,10 +3,17 @@
 The ``train`` command installs :func:`handle_signals`. Inside a
 :func:`deferred` block (the epoch loop) a signal only records a request, and
 the loop calls :func:`check` at every step boundary, so it stops between
-``tf.function`` calls and never in the middle of a checkpoint save. Anywhere
-else the signal raises :class:`Interrupted` at once; every file the run
-writes is atomic, so that is as safe as the SIGKILL a resumed run already
-survives. A second signal always raises at once.
+``tf.function`` calls. Anywhere else the signal raises :class:`Interrupted`
+at once. A second signal always raises at once.
+
+Python runs a signal handler only when the main thread runs Python code, so
+a main thread blocked in TensorFlow (compiling the first step, a long step,
+reading data, saving) would act on a signal only when that call returns. With
+a ``stop_line``, :func:`handle_signals` also watches for signals in a thread
+of its own: if the main thread has not acted on one within GRACE_SECONDS,
+the process prints ``stop_line`` and exits at once with 128 + the signal
+number. Every file a run writes is atomic, so that is as safe as the SIGKILL
+a resumed run already survives.
 
 Without :func:`handle_signals` (a notebook, a test) :func:`check` never
 raises and Python's own Ctrl-C handling is untouched.
@@ -19,12 +26,18 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
+# How long the main thread has to act on a signal before the watch thread stops the process.
+GRACE_SECONDS = 0.8
 
 _requested: int | None = None
 _deferring = 0
+# Signals the main thread's handler has run for, and whether it has raised Interrupted.
+_handled = 0
+_acted = threading.Event()
 
 
 class Interrupted(BaseException):
@@ -49,11 +62,39 @@ class Interrupted(BaseException):
 
 
 def _handler(signum, frame) -> None:
-    global _requested
+    global _requested, _handled
     first = _requested is None
     _requested = signum
+    _handled += 1
     if not (_deferring and first):
+        _acted.set()
         raise Interrupted(signum)
+
+
+def _watch(read_fd: int, stop_line: Callable[[Interrupted], str]) -> None:
+    """Stops the process when the main thread does not act on a signal in time.
+
+    Python's C-level handler writes each signal's number to the wakeup pipe as
+    it arrives, whatever the main thread is doing.
+    """
+    seen = 0
+    with open(read_fd, "rb", buffering=0) as pipe:
+        while data := pipe.read(1):
+            if data[0] not in HANDLED:
+                continue
+            seen += 1
+            deadline = time.monotonic() + GRACE_SECONDS
+            while time.monotonic() < deadline and not (_acted.is_set() and _handled >= seen):
+                time.sleep(0.02)
+            if _acted.is_set() and _handled >= seen:
+                continue
+            stopped = Interrupted(data[0])
+            try:
+                line = stop_line(stopped)
+            except Exception:  # the main thread was midway through what the line reads
+                line = f"{stopped.name}: stopped"
+            print(line, file=sys.stderr, flush=True)
+            os._exit(stopped.exit_status)
 
 
 def _exit_now(signum, frame) -> None:
@@ -77,20 +118,42 @@ def exit_while_starting() -> None:
 
 
 @contextlib.contextmanager
-def handle_signals() -> Iterator[None]:
-    """Turns SIGINT/SIGTERM into :class:`Interrupted` while the block runs (main thread)."""
-    global _requested
+def handle_signals(stop_line: Callable[[Interrupted], str] | None = None) -> Iterator[None]:
+    """Turns SIGINT/SIGTERM into :class:`Interrupted` while the block runs (main thread).
+
+    Args:
+      stop_line: what to print when the main thread does not act on a signal
+        within GRACE_SECONDS and the process is stopped at once (see the
+        module docstring); ``None``: never stop the process that way.
+    """
+    global _requested, _handled
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    _requested = None
+    _requested, _handled = None, 0
+    _acted.clear()
     previous = {signum: signal.signal(signum, _handler) for signum in HANDLED}
+    watching = _start_watch(stop_line) if stop_line is not None else None
     try:
         yield
     finally:
+        if watching is not None:
+            signal.set_wakeup_fd(watching[0])
+            os.close(watching[1])  # the watch thread reads the end of the pipe and ends
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         _requested = None
+
+
+def _start_watch(stop_line: Callable[[Interrupted], str]) -> tuple[int, int]:
+    """Starts the watch thread; returns the previous wakeup fd and the pipe's write end."""
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    previous = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    threading.Thread(
+        target=_watch, args=(read_fd, stop_line), name="signal-watch", daemon=True
+    ).start()
+    return previous, write_fd
 
 
 @contextlib.contextmanager
@@ -111,4 +174,5 @@ def deferred() -> Iterator[None]:
 def check() -> None:
     """Raises :class:`Interrupted` if a signal arrived since the handlers were installed."""
     if _requested is not None:
+        _acted.set()
         raise Interrupted(_requested)

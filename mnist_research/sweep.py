@@ -10,6 +10,10 @@ mnist_research.train --flagfile=experiments/<experiment>.flags --seed=S``) into
 interrupted one resumes. Then ``OUTPUT/results.md``, ``results.csv`` and
 ``sweep.png`` are written. Every run lands under OUTPUT, so
 ``tensorboard --logdir OUTPUT`` compares them in the HParams dashboard.
+
+EXTRA_TRAIN_FLAGS go to every run; one that sets what the sweep sets per run
+(``--seed``, ``--experiment``, ``--run_dir``, ``--logdir``, ``--resume``,
+``--data_dir``), also from a flagfile there, is refused before any run starts.
 """
 
 from __future__ import annotations
@@ -87,6 +91,7 @@ _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 def _sweep(extra: list[str]) -> int:
     experiments, seeds = _experiments(), _seeds()
+    sweep_table.check_outputs(FLAGS.output)  # before any run: a user's results.md is kept
     try:
         with interrupts.handle_signals():
             runs = sweep_runs.run_sweep(

@@ -62,7 +62,7 @@ def define_flags(fv: flags.FlagValues) -> None:
 def _train(instrument=None) -> int:
     run_dir = FLAGS.run_dir
     try:
-        with interrupts.handle_signals():
+        with interrupts.handle_signals(lambda e: _interrupted_line(e, run_dir, loaded_only=True)):
             config = experiment_flags.config_from_flags()
             _check_run_dir_flags()
             logs.quiet_tensorflow()
@@ -154,11 +154,29 @@ def _choose_run_dir(config, strategy) -> str:
 def _report_interrupted(error: interrupts.Interrupted, run_dir: str | None) -> None:
     """One line: what was kept and the exact command that resumes."""
     logs.quiet_tensorflow()  # an interrupt may come before _train imported it
-    from mnist_research.rundir import checkpoint_files
-    from mnist_research.training import resume
-
     if sys.stdout.isatty():
         print(file=sys.stdout, flush=True)  # end the progress bar's line
+    print(_interrupted_line(error, run_dir), file=sys.stderr, flush=True)
+
+
+def _interrupted_line(
+    error: interrupts.Interrupted, run_dir: str | None, loaded_only: bool = False
+) -> str:
+    """What was kept and the command that resumes.
+
+    With ``loaded_only`` (the signal watch thread, while the main thread may be
+    importing TensorFlow) nothing is imported: a run dir is only chosen once
+    the modules that read it are loaded.
+    """
+    if loaded_only:
+        checkpoint_files = sys.modules.get("mnist_research.rundir.checkpoint_files")
+        resume = sys.modules.get("mnist_research.training.resume")
+        if checkpoint_files is None or resume is None:
+            return f"{error.name}: stopped while starting; nothing was written"
+    else:
+        from mnist_research.rundir import checkpoint_files
+        from mnist_research.training import resume
+
     latest = None
     if run_dir:
         folder = os.path.join(run_dir, checkpoint_files.CHECKPOINT_DIR)
@@ -171,7 +189,7 @@ def _report_interrupted(error: interrupts.Interrupted, run_dir: str | None) -> N
         else "no epoch had finished, so there is no checkpoint yet"
     )
     again = resume.resume_command(run_dir, sys.argv) if run_dir else "the same command"
-    print(f"{error.name}: stopped; {kept}. Resume with: {again}", file=sys.stderr, flush=True)
+    return f"{error.name}: stopped; {kept}. Resume with: {again}"
 
 
 main = command.main_without_arguments(_train)

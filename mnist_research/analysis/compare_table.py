@@ -285,12 +285,28 @@ def plot(runs: list[Run], table: list[dict[str, Any]], path: str) -> str:
 
 
 def write(output: str, runs: list[Run], table: list[dict[str, Any]]) -> dict[str, str]:
-    """Writes ``compare.md``, ``compare.json`` and ``compare.png`` under ``output``."""
+    """Writes ``compare.md``, ``compare.json`` and ``compare.png`` under ``output``.
+
+    Raises:
+      FileExistsError: one of them exists and ``compare`` did not write it
+        (checked before anything is written).
+    """
     paths = {
         "markdown": os.path.join(output, "compare.md"),
         "json": os.path.join(output, "compare.json"),
         "figure": os.path.join(output, "compare.png"),
     }
+    starts = {".md": b"| run |", ".json": b'{\n  "reference": '}
+
+    def ours(path: str) -> bool:
+        start = starts.get(os.path.splitext(path)[1])
+        if start is None:
+            from mnist_research.analysis import figures
+
+            return figures.is_figure(path)
+        return files.starts_with_mark(path, start, within=len(start))
+
+    files.check_outputs(list(paths.values()), [], ours)
     try:
         os.makedirs(output, exist_ok=True)
     except OSError as e:

@@ -22,9 +22,18 @@ import seaborn as sns
 
 from mnist_research import config as config_lib
 from mnist_research.config.registry import DIGITS
-from mnist_research.files import atomic_write_bytes
+from mnist_research.files import atomic_write_bytes, starts_with_mark
 
 sns.set_theme(style="whitegrid")
+
+
+# Every figure's PNG text chunk (before the image data): how an existing one is known as ours.
+_SOFTWARE = "mnist_research"
+
+
+def is_figure(path: str) -> bool:
+    """Whether ``path`` is a figure :func:`save_figure` wrote (a bounded read)."""
+    return starts_with_mark(path, b"tEXtSoftware\0" + _SOFTWARE.encode())
 
 
 def save_figure(fig: plt.Figure, path: str, dpi: int = 100) -> str:
@@ -36,7 +45,7 @@ def save_figure(fig: plt.Figure, path: str, dpi: int = 100) -> str:
     """
     buffer = io.BytesIO()
     apply_layout(fig)
-    fig.savefig(buffer, format="png", dpi=dpi)
+    fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": _SOFTWARE})
     plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())
     return path

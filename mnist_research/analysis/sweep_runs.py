@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from typing import Any
@@ -22,6 +23,40 @@ def flagfile_path(experiments_dir: str, experiment: str) -> str:
     if not os.path.isfile(path):
         raise ConfigError(f"{path}: no such experiment flagfile")
     return path
+
+
+# The training flags the sweep sets for each run (what its table labels the run with),
+# and where the run goes: a flag after -- may not set them.
+OWNED_FLAGS = {
+    "seed": "--seeds",
+    "experiment": "--experiments",
+    "run_dir": "--output",
+    "logdir": "--output",
+    "resume": "--output",
+    "data_dir": "the sweep's own --data_dir",
+}
+_FLAG_NAME = re.compile(r"^--?([A-Za-z_][\w.-]*)")
+
+
+def check_extra(extra: list[str]) -> None:
+    """Refuses flags for every run that set what the sweep sets per run (also from a flagfile).
+
+    Raises:
+      ConfigError: naming the flag and the sweep's own way to set it.
+    """
+    try:
+        expanded = flagfiles.expand(["train", *extra])[1:]
+    except flags.Error as e:
+        raise ConfigError(f"the flags after --: {e}") from None
+    for arg in expanded:
+        match = _FLAG_NAME.match(arg)
+        name = match.group(1) if match else ""
+        owned = name if name in OWNED_FLAGS else name[2:] if name.startswith("no") else ""
+        if owned in OWNED_FLAGS:
+            raise ConfigError(
+                f"{arg} after --: the sweep sets --{owned} for each run (use "
+                f"{OWNED_FLAGS[owned]}); nothing was run"
+            )
 
 
 class SweepStopped(interrupts.Interrupted):
@@ -146,16 +181,17 @@ def run_sweep(
 ) -> dict[str, list[dict[str, Any]]]:
     """Every (experiment, seed) run into ``OUTPUT/<experiment>-seed<S>``.
 
-    All flagfiles are checked before the first run starts.
+    All flagfiles, and the flags of ``extra``, are checked before the first run starts.
 
     Returns:
       Experiment → the final metrics of its runs, one per seed.
     """
-    flagfiles = {name: flagfile_path(experiments_dir, name) for name in experiments}
+    check_extra(extra or [])
+    paths = {name: flagfile_path(experiments_dir, name) for name in experiments}
     return {
         name: [
             run_one(
-                flagfiles[name],
+                paths[name],
                 seed,
                 os.path.join(output, f"{name}-seed{seed}"),
                 data_dir,

@@ -160,14 +160,38 @@ def _tie_offsets(values: list[float], step: float = 0.07) -> np.ndarray:
     return offsets
 
 
-def write(output: str, runs: dict[str, list[dict]]) -> dict[str, str]:
-    """Writes ``results.md``, ``results.csv`` and ``sweep.png`` under ``output``."""
-    rows = aggregate(runs)
-    paths = {
+def _paths(output: str) -> dict[str, str]:
+    return {
         "markdown": os.path.join(output, "results.md"),
         "csv": os.path.join(output, "results.csv"),
         "figure": os.path.join(output, "sweep.png"),
     }
+
+
+def check_outputs(output: str) -> None:
+    """Refuses an ``output`` whose ``results.*`` or ``sweep.png`` a sweep did not write.
+
+    Raises:
+      FileExistsError: naming the file.
+    """
+    starts = {".md": b"| experiment |", ".csv": b"experiment,"}
+
+    def ours(path: str) -> bool:
+        start = starts.get(os.path.splitext(path)[1])
+        if start is None:
+            from mnist_research.analysis import figures
+
+            return figures.is_figure(path)
+        return files.starts_with_mark(path, start, within=len(start))
+
+    files.check_outputs(list(_paths(output).values()), [], ours)
+
+
+def write(output: str, runs: dict[str, list[dict]]) -> dict[str, str]:
+    """Writes ``results.md``, ``results.csv`` and ``sweep.png`` under ``output``."""
+    rows = aggregate(runs)
+    paths = _paths(output)
+    check_outputs(output)
     files.atomic_write_text(paths["markdown"], to_markdown(rows))
     files.atomic_write_text(paths["csv"], to_csv(rows))
     plot(rows, runs, paths["figure"])

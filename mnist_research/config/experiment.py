@@ -8,7 +8,7 @@ from typing import Any
 from mnist_research.config.checks import check
 from mnist_research.config.data import DataConfig
 from mnist_research.config.distribute import DistributeConfig
-from mnist_research.config.fields import declared_fields, setting
+from mnist_research.config.fields import check_declared, declared_fields, setting
 from mnist_research.config.model import ModelConfig
 from mnist_research.config.train import TrainConfig
 
@@ -42,6 +42,7 @@ class ExperimentConfig:
             and "/" not in self.experiment,
             f"experiment must be a non-empty name without '/', got {self.experiment!r}",
         )
+        check_declared(self)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly nested dict (tuples become lists)."""

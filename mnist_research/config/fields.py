@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from mnist_research.config.checks import check, check_types
+from mnist_research.flagfiles import one_argument
 
 # Metadata keys, in one place.
 _KEY = "mnist_research"
@@ -235,6 +236,12 @@ def check_declared(obj: Any) -> None:
         if declared.choices is not None and value is not None:
             choices = list(declared.choices)
             check(value in choices, f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        if isinstance(value, str):
+            check(
+                one_argument(f"--{name}={value}"),
+                f"{name} must be one line of UTF-8 text not ending in white space "
+                f"(flags.txt holds one flag a line), got {value!r}",
+            )
     unused = _store_unused_forms(obj)
     for field, declared in declared_fields(obj):
         if field.name in unused:

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 
 from absl import app, flags
 
+from mnist_research import flagfiles
 from mnist_research.config.experiment import ExperimentConfig
 from mnist_research.config.fields import (
     Declaration,
@@ -205,6 +206,9 @@ def flagfile_text(config: ExperimentConfig) -> str:
         if declared.path and value:
             value = os.path.abspath(value)  # flags.txt works from any folder
         line = _serialize(declared.flag, value)
-        if line:
-            lines.append(line)
+        if line is None:
+            continue
+        if not flagfiles.one_argument(line):
+            raise app.UsageError(f"{line!r} cannot be written as one line of flags.txt")
+        lines.append(line)
     return "\n".join(lines) + "\n"

@@ -7,7 +7,9 @@ epoch k sees exactly the batches an uninterrupted run would have seen; one
 dataset holds all the epochs a run has left. With
 ``augment``, each training batch is randomly rotated, zoomed and shifted (still
 uint8, before preprocessing) with a seed derived from ``(seed, epoch, batch)``,
-so resumed runs replay the augmented batches too.
+so resumed runs replay the augmented batches too. Each epoch's order is
+built only when the pipeline reaches that epoch, so ``--epochs=10000000``
+costs no more memory or start-up time than one epoch.
 Evaluation keeps the last partial batch: every example is counted exactly once.
 """
 
@@ -88,7 +90,8 @@ class TrainInput:
         """The shuffled, batched, preprocessed dataset of ``epoch`` .. ``last_epoch``.
 
         Epochs follow each other in one dataset (``last_epoch`` defaults to
-        ``epoch``), each with its own permutation and exactly the batches of
+        ``epoch``), each with its own permutation (drawn when the pipeline
+        reaches that epoch) and exactly the batches of
         :meth:`steps_per_epoch` steps (one per local replica a step), so a
         trainer builds one pipeline and one iterator for the whole run and the
         prefetch buffer carries on across epoch boundaries (a new dataset an
@@ -109,26 +112,30 @@ class TrainInput:
         # Exactly what an epoch's steps consume (each step takes one batch per local replica),
         # so the next epoch starts where the trainer expects it.
         num_batches = self.steps_per_epoch(num_pipelines) * local_replicas
-        index_batches = np.concatenate(
-            [
-                self.permutation(e)[pipeline_id::num_pipelines][: num_batches * batch_size]
-                for e in range(epoch, last_epoch + 1)
-            ]
-        ).reshape(-1, batch_size)
+
+        def index_batches(e: np.int64) -> np.ndarray:
+            order = self.permutation(int(e))[pipeline_id::num_pipelines]
+            return order[: num_batches * batch_size].reshape(num_batches, batch_size)
+
+        def epoch_batches(e):
+            index = tf.numpy_function(index_batches, [e], tf.int64, stateful=False)
+            index = tf.ensure_shape(index, [num_batches, batch_size])
+            ds = tf.data.Dataset.from_tensor_slices(index).enumerate()
+            return ds.map(lambda position, batch: (e, position, batch))
+
         images, labels, augment, seed = self._images, self._labels, self.augment, self.seed
 
-        def load(position, index):
+        def load(e, position, index):
             batch = tf.gather(images, index)
             if augment:
                 batch = augment_lib.augment_batch(
-                    batch,
-                    augment_lib.batch_seed(
-                        seed, epoch + position // num_batches, pipeline_id, position % num_batches
-                    ),
+                    batch, augment_lib.batch_seed(seed, e, pipeline_id, position)
                 )
             return preprocess_batch(batch, tf.gather(labels, index))
 
-        ds = tf.data.Dataset.from_tensor_slices(index_batches).enumerate()
+        # One epoch's order is built when the pipeline reaches it: memory and start-up
+        # time do not grow with the number of epochs.
+        ds = tf.data.Dataset.range(epoch, last_epoch + 1).flat_map(epoch_batches)
         ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)
 

@@ -19,6 +19,7 @@ import zlib
 
 import numpy as np
 
+from mnist_research import files
 from mnist_research.config.registry import MNIST_IDX_FILES, Dataset
 from mnist_research.errors import DataError
 
@@ -180,17 +181,44 @@ def parse_idx(payload: bytes, name: str) -> np.ndarray:
 
 
 def read_idx(path: str) -> np.ndarray:
-    """Reads one IDX file, gzipped (``.gz``) or raw; the header is checked before the data."""
+    """Reads one IDX file, gzipped (``.gz``) or raw.
+
+    The header is checked before the data is read: against the file's size,
+    or for a ``.gz`` against the uncompressed size its gzip trailer records
+    (modulo 2**32), so a header declaring more images than the file holds is
+    refused without decompressing them.
+    """
     try:
-        opener = gzip.open if path.endswith(".gz") else open
-        with opener(path, "rb") as f:
+        with files.open_regular(path) as raw:
+            stored = _stored_size(raw, path)
+            f = gzip.GzipFile(fileobj=raw, mode="rb") if path.endswith(".gz") else raw
             header = f.read(4)
             header += f.read(4 * header[3]) if len(header) == 4 else b""
-            _, expected = _idx_dims(header, path)
+            dims, expected = _idx_dims(header, path)
+            if (len(header) + expected) % 2**32 != stored:
+                raise DataError(
+                    f"{path}: header declares shape {dims} ({expected:,} bytes of data) but "
+                    f"the file holds {stored - len(header):,}"
+                    f"{' (its gzip trailer says so)' if path.endswith('.gz') else ''}; "
+                    f"truncated or corrupt"
+                )
             payload = header + f.read(expected + 1)  # one more byte reveals trailing data
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: cannot read ({type(e).__name__}: {e})") from None
     return parse_idx(payload, path)
+
+
+def _stored_size(f, path: str) -> int:
+    """The size of the IDX data in ``f``: its own, or for a ``.gz`` what its trailer records."""
+    size = os.fstat(f.fileno()).st_size
+    if not path.endswith(".gz"):
+        return size
+    if size < 18:  # a gzip header and trailer
+        raise DataError(f"{path}: too short to be a gzip file ({size} bytes)")
+    f.seek(-4, os.SEEK_END)
+    stored = int.from_bytes(f.read(4), "little")  # ISIZE: the uncompressed size mod 2**32
+    f.seek(0)
+    return stored
 
 
 def _find_idx_files(folder: str, names: dict[str, str]) -> dict[str, str] | None:
@@ -222,8 +250,10 @@ def read_data_dir(
     """
     if os.path.isfile(data_dir):
         return read_npz(data_dir), data_dir
-    if not os.path.isdir(data_dir):
+    if not os.path.lexists(data_dir):
         raise DataError(f"{data_dir}: {data_dir_name} does not exist")
+    if not os.path.isdir(data_dir):
+        raise DataError(f"{data_dir}: {data_dir_name} is neither a folder nor a regular file")
     for name in dataset.npz_names:
         if os.path.isfile(os.path.join(data_dir, name)):
             path = os.path.join(data_dir, name)

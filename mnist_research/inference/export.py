@@ -31,7 +31,7 @@ from mnist_research.data.model_input import (
     batched,
     to_model_input,
 )
-from mnist_research.errors import RunDirError, one_line
+from mnist_research.errors import RunDirError, one_line, writing
 
 EXPORT_DIR = "export"
 KERAS_FILE = "model.keras"
@@ -87,12 +87,13 @@ def export_saved_model(model: tf.keras.Model, export_dir: str) -> str:
     os.chmod(temp, 0o777 & ~files.UMASK)  # mkdtemp's 0700 would hide the export from others
     try:
         module = serving_module(model)
-        tf.saved_model.save(
-            module,
-            temp,
-            signatures={"serving_default": module.serve, "serve_flat": module.serve_flat},
-        )
-        _replace_dir(temp, export_dir)
+        with writing(export_dir):  # a full disk names the export, not the temporary folder
+            tf.saved_model.save(
+                module,
+                temp,
+                signatures={"serving_default": module.serve, "serve_flat": module.serve_flat},
+            )
+            _replace_dir(temp, export_dir)
     finally:
         shutil.rmtree(temp, ignore_errors=True)
     return export_dir
@@ -104,8 +105,9 @@ def save_keras(model: tf.keras.Model, path: str) -> str:
     os.makedirs(folder, exist_ok=True)
     temp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
     try:
-        model.save(temp)
-        os.replace(temp, path)
+        with writing(path):
+            model.save(temp)
+            os.replace(temp, path)
     finally:
         if os.path.exists(temp):
             os.unlink(temp)

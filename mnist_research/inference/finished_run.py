@@ -27,12 +27,16 @@ def load_config(run_dir: str) -> ExperimentConfig:
     """The run's resolved configuration.
 
     A damaged ``config.json`` is replaced, for this command only, by the
-    settings stored in the newest usable checkpoint, with one warning line.
+    settings stored in the newest usable checkpoint, with one warning line,
+    when they are the run's: the identity ``flags.txt`` records (if readable).
 
     Raises:
       RunDirError: ``run_dir`` holds no ``config.json``, or a damaged one and no
-        checkpoint with stored settings.
+        checkpoint with stored settings; a run dir that holds links (see
+        ``layout.check_contained``).
     """
+    if os.path.isdir(run_dir):
+        layout.check_contained(run_dir)
     try:
         config = records.load_config(run_dir)
     except DamagedFileError as e:
@@ -60,7 +64,16 @@ def _settings_from_checkpoint(run_dir: str) -> tuple[ExperimentConfig, str] | No
         )
     except RunDirError:
         return None
-    return found[0] if found else None
+    if not found:
+        return None
+    (settings, prefix), recorded = found[0], records.flags_txt_config(run_dir)
+    diffs = checkpoint_files.identity_differences(settings, recorded) if recorded else []
+    if diffs:
+        raise RunDirError(
+            f"{prefix} was trained with different settings than {layout.FLAGS_FILE} "
+            f"records ({'; '.join(diffs)}): another run's checkpoint"
+        )
+    return settings, prefix
 
 
 def _checkpoint_dir(run_dir: str, config: ExperimentConfig) -> str:

@@ -21,6 +21,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from mnist_research import files
 from mnist_research.errors import ImageError
 from mnist_research.inference import ink as ink_lib
 
@@ -39,11 +40,15 @@ def load_grayscale(path: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """
     if os.path.isdir(path):
         raise ImageError(f"{path}: a directory, not an image file")
-    if not os.path.isfile(path):
-        raise ImageError(f"{path}: no such file")
-    if os.path.getsize(path) == 0:
-        raise ImageError(f"{path}: empty file")
-    with open(path, "rb") as f:
+    try:
+        f = files.open_regular(path)  # a FIFO or a device is refused, not waited on
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except OSError as e:
+        raise ImageError(f"{path}: {e.strerror or e}") from None
+    with f:
+        if os.fstat(f.fileno()).st_size == 0:
+            raise ImageError(f"{path}: empty file")
         return decode(f, path, max_pixels)
 
 

@@ -7,11 +7,14 @@ import os
 from collections.abc import Callable
 
 import numpy as np
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
+from mnist_research import files
 from mnist_research.analysis import metrics as evaluation
-from mnist_research.files import atomic_write_bytes
 from mnist_research.inference import imaging
+
+# A PNG text chunk every preprocessed image carries: an existing file without it is the user's.
+_MARK = ("Software", "mnist_research predict")
 
 
 def output_names(paths: list[str]) -> list[str]:
@@ -35,10 +38,17 @@ def output_names(paths: list[str]) -> list[str]:
 def save_preprocessed(folder: str, name: str, image: np.ndarray) -> str:
     """Writes the 28×28 image the model saw as ``<folder>/<name>``; returns its path."""
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
+    info = PngImagePlugin.PngInfo()
+    info.add_text(*_MARK)
+    Image.fromarray(image).save(buffer, format="PNG", pnginfo=info)
     out = os.path.join(folder, name)
-    atomic_write_bytes(out, buffer.getvalue())
+    files.atomic_write_bytes(out, buffer.getvalue())
     return out
+
+
+def _ours(path: str) -> bool:
+    """Whether ``path`` is a preprocessed image this module wrote (its tEXt chunk, before IDAT)."""
+    return files.starts_with_mark(path, b"tEXt" + "\0".join(_MARK).encode())
 
 
 def classify(
@@ -48,9 +58,16 @@ def classify(
 
     A picture holding several digit-sized ink regions also gets ``digits`` (how
     many) and ``warning`` (one line saying so).
+
+    Raises:
+      FileExistsError: a file of ``save_dir`` would replace an input or a
+        file this module did not write (checked before anything is written).
     """
+    names = output_names(paths)
+    if save_dir:
+        files.check_outputs([os.path.join(save_dir, n) for n in names], paths, _ours)
     results, images, ok = [], [], []
-    for path, name in zip(paths, output_names(paths)):
+    for path, name in zip(paths, names):
         try:
             found = imaging.load(path)
         except imaging.ImageError as e:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from mnist_research import files
 from mnist_research.inference import imaging
 from mnist_research.inference import photo_conditions as photos
 
@@ -56,8 +57,7 @@ def preprocess_condition(
         encoded = photos.render(digit, capture, rng)
         if examples_dir and i < num_examples:
             suffix = ".png" if capture.jpeg is None else ".jpg"
-            with open(os.path.join(examples_dir, f"{i}{suffix}"), "wb") as f:
-                f.write(encoded)
+            files.atomic_write_bytes(os.path.join(examples_dir, f"{i}{suffix}"), encoded)
         try:
             inputs[i] = imaging.to_mnist(imaging.decode(io.BytesIO(encoded), f"#{i}"), f"#{i}")
         except imaging.ImageError:
@@ -87,9 +87,7 @@ def measure(
         folder = None
         if examples_dir:
             folder = os.path.join(examples_dir, f"{index:02d}")
-            os.makedirs(folder, exist_ok=True)
-            with open(os.path.join(folder, "condition.txt"), "w") as f:
-                f.write(f"{name}\n{capture}\n")
+            files.atomic_write_text(os.path.join(folder, "condition.txt"), f"{name}\n{capture}\n")
         inputs, refused = preprocess_condition(digits, capture, seed, folder, num_examples)
         predicted = logits_fn(inputs).argmax(axis=1)
         correct = int(((predicted == labels) & ~refused).sum())

@@ -11,17 +11,21 @@ that says what is damaged; nothing is deleted.
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import json
 import os
 import re
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import tensorflow as tf
 from absl import logging
 
+from mnist_research import files
 from mnist_research.config import ExperimentConfig, differences
-from mnist_research.errors import RunDirError, one_line
+from mnist_research.errors import RunDirError, cause, one_line
 
 CHECKPOINT_DIR = "checkpoints"
 STATE_FILE = "checkpoint"
@@ -57,10 +61,9 @@ def read_state(checkpoint_dir: str) -> tuple[int | None, str]:
     if not os.path.exists(path):
         return None, "is missing"
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        text = files.read_bounded(path, files.TEXT_LIMIT).decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        return None, f"is unreadable ({one_line(e)})"
+        return None, f"is unreadable ({getattr(e, 'strerror', None) or one_line(e)})"
     match = re.search(r'^model_checkpoint_path:\s*"(?:.*/)?ckpt-(\d+)"\s*$', text, re.M)
     return (int(match.group(1)), "") if match else (None, "is garbage")
 
@@ -88,6 +91,17 @@ def stored_settings(reader: tf.train.CheckpointReader) -> ExperimentConfig | Non
         return ExperimentConfig.from_dict(json.loads(reader.get_tensor(SETTINGS_KEY)))
     except ValueError as e:
         raise Damaged(f"its stored settings do not parse: {e}") from None
+
+
+def identity_differences(stored: ExperimentConfig | None, config: ExperimentConfig) -> list[str]:
+    """``section.setting: stored -> config`` where a checkpoint's run differs from ``config``'s.
+
+    Every reader of a checkpoint (resuming, evaluating, reporting, predicting)
+    compares the same identity; a checkpoint older than stored settings has none.
+    """
+    if stored is None or stored.identity() == config.identity():
+        return []
+    return differences(stored.identity(), config.identity())
 
 
 def newest_usable(checkpoint_dir: str, load: Callable[[str, int], T]) -> tuple[T, int] | None:
@@ -126,24 +140,47 @@ def newest_usable(checkpoint_dir: str, load: Callable[[str, int], T]) -> tuple[T
     )
 
 
+@contextlib.contextmanager
+def saving(folder: str, epoch: int) -> Iterator[None]:
+    """Saving ``folder/ckpt-<epoch>``: a failure removes its partial files and is one line.
+
+    Raises:
+      RunDirError: naming ``folder``, the cause (not TensorFlow's temporary file)
+        and the checkpoint that is still the latest there.
+    """
+    try:
+        yield
+    except (OSError, tf.errors.OpError) as e:
+        for path in glob.glob(os.path.join(glob.escape(folder), f"ckpt-{epoch}[._]*")):
+            if os.path.isdir(path):  # TF's sharded save writes into ckpt-N_temp/
+                shutil.rmtree(path, ignore_errors=True)
+            elif os.path.lexists(path):
+                os.unlink(path)
+        named, _ = read_state(folder)
+        raise RunDirError(
+            f"{folder}: could not save the checkpoint of epoch {epoch} ({cause(e)}); the "
+            f"latest checkpoint there is still {f'ckpt-{named}' if named is not None else 'none'}"
+        ) from None
+
+
 def restore_model(model: tf.keras.Model, checkpoint_dir: str, config: ExperimentConfig) -> str:
     """Restores ``model``'s weights from the newest usable checkpoint; returns its path.
 
-    The checkpoint must have been trained with ``config``'s model: its stored
-    settings (when it has them) must agree, every variable of ``model`` must
-    have a value in it, and every shape must match.
+    The checkpoint must be this run's: the identity of its stored settings
+    (when it has them; model, recipe, seed, data: what ``train`` checks to
+    resume) must be ``config``'s, every variable of ``model`` must have a value
+    in it, and every shape must match.
 
     Raises:
-      RunDirError: no usable checkpoint, or one that holds a different model.
+      RunDirError: no usable checkpoint, or one of another run or model.
     """
 
     def load(prefix: str, number: int) -> str:
-        stored = stored_settings(verify(prefix))
-        if stored is not None and stored.model != config.model:
-            diffs = differences(stored.to_dict()["model"], config.to_dict()["model"], "model.")
+        diffs = identity_differences(stored_settings(verify(prefix)), config)
+        if diffs:
             raise RunDirError(
-                f"{prefix} was trained with a different model than "
-                f"config.json describes ({'; '.join(diffs)})"
+                f"{prefix} was trained with different settings than config.json "
+                f"describes ({'; '.join(diffs)}): another run's checkpoint"
             )
         try:
             status = tf.train.Checkpoint(model=model).restore(prefix)

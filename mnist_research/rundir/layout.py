@@ -169,6 +169,56 @@ def claim(run_dir: str) -> None:
         atomic_write_text(os.path.join(run_dir, MARKER_FILE), _MARKER_TEXT)
 
 
+# What a run writes as folders and as files at fixed names (the rest are patterns in
+# _RUN_PATHS); something else in their place makes a write or a read fail mid-run.
+_FOLDERS = ("checkpoints", "checkpoints/best", "train", "validation", "reports", "export")
+_FILES = (
+    CONFIG_FILE,
+    METRICS_FILE,
+    FLAGS_FILE,
+    MARKER_FILE,
+    LOCK_FILE,
+    "model.keras",
+    "checkpoints/checkpoint",
+    "checkpoints/best/checkpoint",
+)
+
+
+def check_contained(run_dir: str) -> None:
+    """Refuses a run dir whose writes, prunes or clean-ups could act outside it or fail.
+
+    That is one holding a symbolic link anywhere (the project never writes one,
+    and following it would touch another folder), anything but files and folders
+    (a FIFO or device would hang or feed a reader without end), or a folder where
+    a run writes a file or the other way round.
+
+    Raises:
+      RunDirError: naming the first such path, in one line.
+    """
+    for folder, dirs, names in os.walk(run_dir):
+        for name in sorted(dirs + names):
+            path = os.path.join(folder, name)
+            if os.path.islink(path):
+                _refuse(
+                    path,
+                    "a symbolic link; a run dir holds none (every write, prune and "
+                    "clean-up of a run stays inside it)",
+                )
+            if not (os.path.isdir(path) or os.path.isfile(path)):
+                _refuse(path, "neither a regular file nor a folder")
+    for relative, wanted, is_kind in (
+        *((f, "folder", os.path.isdir) for f in _FOLDERS),
+        *((f, "regular file", os.path.isfile) for f in _FILES),
+    ):
+        path = os.path.join(run_dir, relative)
+        if os.path.lexists(path) and not is_kind(path):
+            _refuse(path, f"not a {wanted}, which a run writes there")
+
+
+def _refuse(path: str, why: str) -> None:
+    raise RunDirError(f"{path}: {why}; nothing was written. Move it out of the run dir")
+
+
 def foreign_under(run_dir: str, folder: str) -> list[str]:
     """The paths under ``run_dir/folder`` that a run does not write (relative to ``run_dir``)."""
     return [p for p in _foreign_paths(run_dir) if p == folder or p.startswith(folder + "/")]

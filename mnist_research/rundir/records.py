@@ -11,9 +11,11 @@ import math
 import os
 from typing import Any
 
-from absl import logging
+from absl import app, flags, logging
 
+from mnist_research import files, flagfiles
 from mnist_research.config import ExperimentConfig, differences
+from mnist_research.config import flags as experiment_flags
 from mnist_research.config.metrics import METRICS, REQUIRED_HISTORY_KEYS
 from mnist_research.errors import DamagedFileError, RunDirError
 from mnist_research.files import atomic_write_text, read_json, write_json
@@ -33,7 +35,32 @@ def load_config(run_dir: str) -> ExperimentConfig | None:
     try:
         return ExperimentConfig.from_dict(read_json(path))
     except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError too
-        raise DamagedFileError(path, str(e).splitlines()[0][:200]) from None
+        raise DamagedFileError(path, _reason(e)) from None
+
+
+def _reason(error: OSError | ValueError) -> str:
+    """Why a file could not be read, in a few words (an OSError's own, without the path)."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error).splitlines()[0][:200]
+
+
+def flags_txt_config(run_dir: str) -> ExperimentConfig | None:
+    """The settings ``flags.txt`` resolves to; ``None`` when it is missing, empty or unusable.
+
+    (A run started from the library, not the command, writes an empty one.)
+    """
+    try:
+        text = files.read_bounded(os.path.join(run_dir, FLAGS_FILE), files.TEXT_LIMIT)
+        arguments = flagfiles.arguments(text.decode("utf-8"))
+        if not arguments:
+            return None
+        values = flags.FlagValues()
+        experiment_flags.define_experiment_flags(values)
+        values(["flags.txt", *arguments])
+        return experiment_flags.config_from_flags(values)
+    except (OSError, UnicodeDecodeError, flags.Error, app.UsageError):
+        return None
 
 
 def ownership(run_dir: str) -> str:
@@ -76,7 +103,8 @@ def check_ours(run_dir: str) -> str:
     """Refuses a non-empty folder that is not a run dir of this project; returns its ownership.
 
     Also refuses a run dir whose ``export/`` holds files a run does not write
-    (the run replaces ``export/`` at its end).
+    (the run replaces ``export/`` at its end), and one that
+    :func:`~mnist_research.rundir.layout.check_contained` refuses (links).
 
     Raises:
       RunDirError: in one line, before anything is written.
@@ -90,6 +118,7 @@ def check_ours(run_dir: str) -> str:
             f"empty --run_dir"
         )
     if owner == "ours":
+        layout.check_contained(run_dir)
         for folder in ("export", "export.old"):
             foreign = layout.foreign_under(run_dir, folder)
             if foreign:
@@ -189,7 +218,7 @@ def finished_metrics(run_dir: str) -> dict[str, Any] | None:
     try:
         metrics = read_json(path)
     except (OSError, ValueError) as e:
-        raise DamagedFileError(path, str(e).splitlines()[0][:200], advice) from None
+        raise DamagedFileError(path, _reason(e), advice) from None
     problem = metrics_problem(metrics)
     if problem:
         raise DamagedFileError(path, problem, advice)

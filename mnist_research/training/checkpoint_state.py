@@ -20,7 +20,7 @@ from absl import logging
 
 from mnist_research import files
 from mnist_research.config import differences
-from mnist_research.errors import RunDirError, one_line
+from mnist_research.errors import RunDirError, cause, one_line
 from mnist_research.rundir.checkpoint_files import (
     CHECKPOINT_DIR,
     HISTORY_KEY,
@@ -30,6 +30,7 @@ from mnist_research.rundir.checkpoint_files import (
     newest_usable,
     numbers_on_disk,
     read_state,
+    saving,
     stored_settings,
     verify,
 )
@@ -59,7 +60,7 @@ class CheckpointState:
         self.history_json = tf.Variable("{}", dtype=tf.string, trainable=False)
         with trainer.strategy.scope():
             self.best = BestWeights(trainer.model)
-        settings = tf.Variable(
+        self.settings = tf.Variable(
             json.dumps(trainer.config.to_dict()), dtype=tf.string, trainable=False
         )
         objects = dict(
@@ -69,7 +70,7 @@ class CheckpointState:
             best_weights=self.best.variables,
             model=trainer.model,
         )
-        self.checkpoint = tf.train.Checkpoint(settings=settings, **objects)
+        self.checkpoint = tf.train.Checkpoint(settings=self.settings, **objects)
         # Restores without ``settings``: checkpoints written before it existed still load.
         self._restorer = tf.train.Checkpoint(**objects)
         self.chief_dir = checkpoint_dir
@@ -153,7 +154,7 @@ class CheckpointState:
             latest = f"ckpt-{named}" if named is not None else "none"
             raise RunDirError(
                 f"{self.chief_dir}: could not save the checkpoint of epoch "
-                f"{epoch} ({one_line(e)}); the latest checkpoint is "
+                f"{epoch} ({cause(e)}); the latest checkpoint is "
                 f"still {latest}"
             ) from None
 
@@ -187,10 +188,12 @@ class CheckpointState:
         they delete), as in :meth:`save`.
         """
         if self.chief:
-            self.best.write_checkpoint(os.path.join(self.chief_dir, BEST_DIR), epoch)
+            folder = os.path.join(self.chief_dir, BEST_DIR)
+            with saving(folder, epoch):  # a failure: its partial files removed, one line
+                self.best.write_checkpoint(folder, epoch, self.settings)
         else:
             temp_dir = os.path.join(self.chief_dir, f".best-{devices.worker_id()}-tmp")
-            self.best.write_checkpoint(temp_dir, epoch)
+            self.best.write_checkpoint(temp_dir, epoch, self.settings)
             shutil.rmtree(temp_dir, ignore_errors=True)
 
     def _remove_partial(self, epoch: int, temp_dir: str) -> None:

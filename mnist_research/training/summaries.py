@@ -26,6 +26,7 @@ from tensorboard.compat.proto import event_pb2
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 
 from mnist_research.errors import one_line
+from mnist_research.rundir import event_files
 from mnist_research.training import hparams as hparams_lib
 
 _HISTOGRAM_METADATA = histogram_metadata.create_summary_metadata(
@@ -132,7 +133,8 @@ class Summaries:
             writer.close()
 
 
-_EVENT_FOLDERS = ("train", "validation")
+# The folders the run's writers write ("": the run dir, the HParams session's).
+_EVENT_FOLDERS = ("train", "validation", "")
 
 
 def prune_after(run_dir: str, epoch: int, step: int) -> int:
@@ -145,7 +147,9 @@ def prune_after(run_dir: str, epoch: int, step: int) -> int:
     backwards. Each event file that holds such events is rewritten (to a
     temporary file, then renamed) without them. A file with a truncated or
     corrupt record (a bad checksum) is cut at its last good record, with one
-    warning line, instead of failing the resume.
+    warning line, instead of failing the resume. Before the first checkpoint
+    (``epoch`` 0) no event is kept: the rerun writes them all again (the
+    flags text and the HParams session among them).
 
     Returns:
       The number of events dropped.
@@ -157,6 +161,8 @@ def prune_after(run_dir: str, epoch: int, step: int) -> int:
         for folder in _EVENT_FOLDERS
         for path in glob.glob(os.path.join(glob.escape(run_dir), folder, "events.out.tfevents.*"))
     ]
+    if epoch == 0:
+        epoch = step = -1
     for path in sorted(paths):
         if not os.path.isfile(path) or os.path.islink(path):
             logging.warning(
@@ -186,15 +192,16 @@ def prune_after(run_dir: str, epoch: int, step: int) -> int:
 def _read_records(path: str) -> tuple[list[bytes], str | None]:
     """The records of an event file up to the first damaged one, and what the damage is."""
     records = []
+    whole, damage = event_files.whole_records(path)  # a length beyond the file is never read
     try:
-        for record in tf.data.TFRecordDataset(path):
+        for record in tf.data.TFRecordDataset(path).take(whole):
             records.append(record.numpy())
             event_pb2.Event.FromString(records[-1])
     except tf.errors.OpError as e:  # e.g. "DataLossError: corrupted record at 418"
         return records, one_line(e)[:160]
     except DecodeError:
         return records[:-1], f"record {len(records)} is not an event"
-    return records, None
+    return records, damage
 
 
 def _keyed_by_step(value) -> bool:

@@ -66,6 +66,38 @@ def test_bad_sweep_lists_are_one_line(tmp_path, flags, message):
     assert "Traceback" not in result.stderr and not os.path.exists(tmp_path / "out")
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--seed=5", "--epochs=1"],
+        ["-seed", "5"],
+        ["--run_dir=elsewhere"],
+        ["--experiment=wide"],
+        ["--logdir=elsewhere"],
+        ["--resume"],
+        ["--noresume"],
+        ["--data_dir=elsewhere"],
+        ["--flagfile={overlay}"],
+    ],
+)
+def test_flags_the_sweep_sets_per_run_are_refused_after_the_double_dash(tmp_path, extra):
+    overlay = tmp_path / "overlay.flags"
+    overlay.write_text("--epochs=1\n--seed=5\n")
+    extra = [a.format(overlay=overlay) for a in extra]
+    result = run_main(
+        "mnist_research.sweep",
+        "--experiments=smoke",
+        "--seeds=1,2",
+        f"--output={tmp_path}/out",
+        "--",
+        *extra,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "after --: the sweep sets --" in result.stderr and "nothing was run" in result.stderr
+    assert not os.path.exists(tmp_path / "out") and not os.path.exists("elsewhere")
+
+
 @pytest.mark.slow
 def test_sigterm_stops_the_sweep_and_its_training_child_resumably(tmp_path):
     """The sweep passes SIGTERM on, waits for its child, says so in one line and exits 143."""
@@ -105,3 +137,38 @@ def test_sigterm_stops_the_sweep_and_its_training_child_resumably(tmp_path):
     )
     alive = subprocess.run(["pgrep", "-f", "--", f"--run_dir={run_dir}"], capture_output=True)
     assert alive.returncode == 1, "the training child outlived the sweep"
+
+
+@pytest.mark.parametrize(
+    "command, name",
+    [
+        ("mnist_research.sweep", "results.md"),
+        ("mnist_research.sweep", "results.csv"),
+        ("mnist_research.sweep", "sweep.png"),
+        ("mnist_research.compare", "compare.md"),
+        ("mnist_research.compare", "compare.json"),
+        ("mnist_research.compare", "compare.png"),
+        ("mnist_research.benchmark", "mine.json"),
+    ],
+)
+def test_a_table_or_figure_never_replaces_a_users_file(tmp_path, command, name):
+    """Issue 35 class 2: an output path holding a file the command did not write is refused."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / name).write_text("the user's own notes\n")
+    before = sorted(p.name for p in out.iterdir())
+    args = {
+        "mnist_research.sweep": ["--experiments=smoke", "--seeds=1", f"--output={out}"],
+        "mnist_research.compare": [f"--output={out}", str(tmp_path / "a"), str(tmp_path / "b")],
+        "mnist_research.benchmark": ["--smoke", f"--output={out / name}"],
+    }[command]
+    if command == "mnist_research.compare":
+        for run in ("a", "b"):
+            _finished(str(tmp_path / run), sweep_runs._command_config(SMOKE, 1, None, []))
+    result = run_main(command, *args)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"{out / name}: not replaced: it exists and was not written by this project" in (
+        result.stderr
+    )
+    assert (out / name).read_text() == "the user's own notes\n"
+    assert sorted(p.name for p in out.iterdir()) == before

@@ -6,7 +6,7 @@ from absl import flags
 
 from mnist_research import config as config_lib
 from mnist_research.config import DistributeConfig, ExperimentConfig, ModelConfig, TrainConfig
-from mnist_research.errors import ConfigError
+from mnist_research.errors import ConfigError, run_guarded
 from mnist_research.training import devices, preflight
 
 
@@ -178,3 +178,11 @@ def test_out_of_memory_is_one_line():
         with preflight.out_of_memory_as_error(ExperimentConfig()):
             raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor\n...")
     assert config_lib.MAX_SEED == 2**32 - 1
+
+
+def test_an_error_naming_a_value_with_a_line_break_is_still_one_line(capsys):
+    def fail():
+        raise ConfigError("experiment 'e\n--overwrite' is refused")
+
+    assert run_guarded(fail) == 1
+    assert capsys.readouterr().err == "error: experiment 'e\\n--overwrite' is refused\n"

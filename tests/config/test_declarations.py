@@ -8,6 +8,7 @@ import pytest
 from absl import app, flags
 
 from mnist_research import config as config_lib
+from mnist_research import flagfiles
 from mnist_research.config import ExperimentConfig
 from mnist_research.config import flags as experiment_flags
 from mnist_research.config.fields import declaration, declared_fields, is_declared
@@ -42,7 +43,7 @@ def _parse(*argv):
 def _round_trip(config):
     """config -> flags.txt -> flags -> config."""
     text = experiment_flags.flagfile_text(config)
-    argv = [line for line in text.splitlines() if line and not line.startswith("#")]
+    argv = flagfiles.arguments(text)  # as --flagfile=flags.txt reads it
     return experiment_flags.config_from_flags(_parse(*argv)), text
 
 
@@ -125,6 +126,47 @@ def test_every_flagfile_round_trips_through_flags_txt(path, monkeypatch):
     monkeypatch.chdir(REPO)
     config = experiment_flags.config_from_flags(_parse(f"--flagfile={path}"))
     assert _round_trip(config)[0] == config
+
+
+HOSTILE_TEXT = [
+    "e\n--overwrite",
+    "e\r--overwrite",
+    "e\x85--overwrite",
+    "e\u2028--overwrite",
+    "e\x0b--overwrite",
+    "e ",
+    "e\t",
+    "e\udcff",  # an argv byte that is not UTF-8
+    "--overwrite",
+    " --overwrite",
+    "#e",
+    "e'\"$x",
+    "e=--seed=5",
+    "--flagfile=/etc/passwd",
+]
+TEXT_FLAGS = ["experiment", "data_dir", "device"]
+
+
+@pytest.mark.parametrize("flag", TEXT_FLAGS)
+@pytest.mark.parametrize("value", HOSTILE_TEXT)
+def test_a_text_value_reads_back_from_flags_txt_exactly_or_is_refused(flag, value):
+    try:
+        config = experiment_flags.config_from_flags(_parse(f"--{flag}={value}"))
+    except (app.UsageError, flags.Error):
+        return
+    if flag == "data_dir":  # flags.txt records the path absolute
+        data = dataclasses.replace(config.data, data_dir=os.path.abspath(value))
+        config = dataclasses.replace(config, data=data)
+    assert _round_trip(config)[0] == config
+    assert flagfiles.one_argument(f"--{flag}={value}")
+
+
+@pytest.mark.parametrize(
+    "value", [v for v in HOSTILE_TEXT if not flagfiles.one_argument(f"--experiment={v}")]
+)
+def test_a_value_that_is_not_one_flagfile_line_is_refused_naming_the_flag(value):
+    with pytest.raises(app.UsageError, match="^experiment must be one line"):
+        experiment_flags.config_from_flags(_parse(f"--experiment={value}"))
 
 
 def test_a_flag_another_family_reads_is_refused_only_when_it_differs_from_its_default():

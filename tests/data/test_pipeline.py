@@ -42,6 +42,29 @@ def test_shuffle_is_seeded_per_epoch(digits):
     assert not np.array_equal(epoch1, _labels(other_seed.dataset(1)))
 
 
+class _CountingInput(input_pipeline.TrainInput):
+    """Records every epoch whose order was drawn."""
+
+    drawn: list[int]
+
+    def permutation(self, epoch):
+        self.drawn.append(epoch)
+        return super().permutation(epoch)
+
+
+def test_an_epochs_order_is_drawn_only_when_the_pipeline_reaches_it(digits):
+    train = _CountingInput(*digits, global_batch_size=64, seed=1)
+    train.drawn = []
+    ds = train.dataset(1, last_epoch=50_000)  # --epochs=50000: nothing drawn up front
+    first_two = _batches(ds.take(2 * train.steps_per_epoch()))
+    assert len(train.drawn) < 100 and train.drawn[:2] == [1, 2]  # and what prefetch reached
+    reference = input_pipeline.TrainInput(*digits, global_batch_size=64, seed=1)
+    expected = [b for epoch in (1, 2) for b in _batches(reference.dataset(epoch))]
+    for (x, y), (x_expected, y_expected) in zip(first_two, expected, strict=True):
+        np.testing.assert_array_equal(x, x_expected)
+        np.testing.assert_array_equal(y, y_expected)
+
+
 def _batches(ds):
     return [(x.numpy(), y.numpy()) for x, y in ds]
 

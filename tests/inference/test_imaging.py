@@ -269,3 +269,59 @@ def test_preprocessed_names_are_unique(tmp_path):
         assert np.array_equal(
             np.asarray(Image.open(result["preprocessed"])), imaging.load_digit(path)
         )
+
+
+def _two_digits(folder):
+    """``x.png`` and ``x.28x28.png`` (the name predict would give x.png's output), distinct."""
+    paths = [str(folder / "x.png"), str(folder / "x.28x28.png")]
+    for path, kind in zip(paths, ("zero", "seven")):
+        Image.fromarray(255 - mnist_style_digit(kind)).save(path)
+    return paths
+
+
+def _contents(folder):
+    return {p.name: p.is_file() and p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("how", ["same", "link", "hard_link", "not_ours", "link_out", "folder"])
+def test_preprocessed_images_never_replace_an_input_or_a_users_file(tmp_path, how):
+    from mnist_research.inference import recognize
+
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    paths = _two_digits(inputs)
+    save_dir = {"same": inputs}.get(how, out)
+    out.mkdir()
+    target = out / "x.28x28.png"
+    if how == "link":
+        target.symlink_to(paths[1])
+    elif how == "hard_link":
+        os.link(paths[1], target)
+    elif how == "not_ours":
+        target.write_bytes(b"the user's own file")
+    elif how == "link_out":
+        (tmp_path / "elsewhere").write_bytes(b"elsewhere")
+        target.symlink_to(tmp_path / "elsewhere")
+    elif how == "folder":
+        target.mkdir()
+    before = {"in": _contents(inputs), "out": _contents(out), "all": sorted(tmp_path.rglob("*"))}
+    with pytest.raises(FileExistsError, match="nothing was written") as raised:
+        recognize.classify(paths, lambda images: np.zeros((len(images), 10)), str(save_dir))
+    assert raised.value.filename == str(save_dir / "x.28x28.png")
+    after = {"in": _contents(inputs), "out": _contents(out), "all": sorted(tmp_path.rglob("*"))}
+    assert after == before
+
+
+def test_preprocessed_images_replace_their_own_earlier_versions(tmp_path):
+    from mnist_research.inference import recognize
+
+    (tmp_path / "in").mkdir()
+    paths = _two_digits(tmp_path / "in")
+    out = tmp_path / "out"
+    out.mkdir()
+    for _ in range(2):
+        results = recognize.classify(paths, lambda images: np.zeros((len(images), 10)), str(out))
+    assert sorted(os.listdir(out)) == ["x.28x28.28x28.png", "x.28x28.png"]
+    assert np.array_equal(
+        np.asarray(Image.open(results[0]["preprocessed"])), imaging.load_digit(paths[0])
+    )

@@ -293,3 +293,107 @@ def test_report_and_compare_refuse_non_finite_metrics_in_one_line(tmp_path, text
     result = run_main("mnist_research.compare", str(run), str(run))  # its process: test_compare
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "not a finite number" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "relative",
+    [
+        "reports",
+        "train",
+        "validation",
+        "checkpoints",
+        "export",
+        "export.old",
+        "config.json",
+        "metrics.json",
+        "checkpoints/checkpoint",
+        "train/events",
+    ],
+)
+def test_a_link_inside_a_run_dir_is_refused_and_nothing_it_leads_to_touched(
+    run, tmp_path, tiny_arrays, relative
+):
+    from mnist_research.inference import finished_run
+
+    if relative == "train/events":
+        relative = os.path.relpath(next((run / "train").glob("events.*")), run)
+    target, elsewhere = run / relative, tmp_path / "elsewhere"
+    if target.exists():
+        shutil.move(target, elsewhere)
+    else:
+        elsewhere.mkdir()
+    if elsewhere.is_dir():  # what a clean-up, a prune or a report would touch there
+        for name in (".tmp-x", "x.pruning", "curves.png", "ckpt-9_temp/part-0"):
+            (elsewhere / name).parent.mkdir(exist_ok=True)
+            (elsewhere / name).write_text("someone else's")
+    target.symlink_to(elsewhere)
+    before = (_snapshot(tmp_path), os.stat(elsewhere).st_mtime_ns)
+    with pytest.raises(RunDirError, match=f"{relative}: a symbolic link"):
+        _train(run, tiny_arrays, epochs=2)
+    with pytest.raises(RunDirError, match=f"{relative}: a symbolic link"):
+        finished_run.load_config(str(run))  # evaluate, report, predict
+    assert (_snapshot(tmp_path), os.stat(elsewhere).st_mtime_ns) == before
+
+
+@pytest.mark.parametrize(
+    "relative, make", [("checkpoints/checkpoint", "folder"), ("export", "file")]
+)
+def test_a_folder_where_a_run_writes_a_file_or_the_other_way_round_is_refused(
+    run, tiny_arrays, relative, make
+):
+    target = run / relative
+    if target.is_dir():
+        shutil.rmtree(target)
+    elif target.exists():
+        target.unlink()
+    target.mkdir() if make == "folder" else target.write_text("x")
+    before = _snapshot(run)
+    with pytest.raises(RunDirError, match=f"{relative}: not a "):
+        _train(run, tiny_arrays, epochs=2)
+    assert _snapshot(run) == before
+
+
+# --------------------------------------------------------------------------- class 5
+
+
+@pytest.mark.parametrize("folder", ["checkpoints", "checkpoints/best"])
+def test_a_checkpoint_of_another_run_is_refused_by_every_reader(run, tmp_path, tiny_arrays, folder):
+    from mnist_research.inference import finished_run
+
+    other = tmp_path / "seed7"
+    _train(other, tiny_arrays, epochs=1, seed=7, restore_best=True)
+    if folder == "checkpoints/best":  # the folder a --restore_best run's readers load
+        config = json.loads((run / "config.json").read_text())
+        config["train"]["restore_best"] = True
+        (run / "config.json").write_text(json.dumps(config))
+        shutil.rmtree(run / folder, ignore_errors=True)
+        shutil.copytree(other / folder, run / folder)
+    else:
+        for path in (other / folder).glob("ckpt-1.*"):
+            shutil.copy(path, run / folder / path.name)
+    readers = [lambda: finished_run.load_logits_fn(str(run), from_checkpoint=True)]
+    if folder == "checkpoints":  # train resumes from it (train never reads best/)
+        readers.append(lambda: _train(run, tiny_arrays, epochs=2))
+    before = _snapshot(run)
+    for read in readers:  # evaluate, report, predict --from_checkpoint; train
+        with pytest.raises(
+            RunDirError, match=r"ckpt-1 was trained with different settings.*seed: 7"
+        ):
+            read()
+    assert _snapshot(run) == before
+
+
+def test_another_runs_checkpoint_is_not_taken_for_a_damaged_config_json(run, tmp_path, tiny_arrays):
+    """With config.json damaged, readers use a checkpoint's settings only if flags.txt agrees."""
+    from mnist_research.config import flags as experiment_flags
+    from mnist_research.inference import finished_run
+
+    (run / "flags.txt").write_text(experiment_flags.flagfile_text(_config()))
+    (run / "config.json").write_text("{damaged")
+    assert finished_run.load_config(str(run)) == records.flags_txt_config(str(run))  # its own
+    other = tmp_path / "seed7"
+    _train(other, tiny_arrays, epochs=1, seed=7)
+    for path in (other / "checkpoints").glob("ckpt-1.*"):
+        shutil.copy(path, run / "checkpoints" / path.name)
+    with pytest.raises(RunDirError, match=r"different settings than flags.txt records.*seed: 7"):
+        finished_run.load_config(str(run))

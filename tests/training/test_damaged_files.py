@@ -179,6 +179,59 @@ def test_damaged_event_file_is_cut_at_its_last_good_record(damage, dropped, tmp_
     assert summaries_lib.prune_after(str(run), epoch=3, step=0) == 0  # sound again
 
 
+def _declares(length):
+    """A record header declaring ``length`` bytes, its length checksum valid, and no data."""
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+
+    def damage(path):
+        header = length.to_bytes(8, "little")
+        with open(path, "ab") as f:
+            f.write(header + masked_crc32c(header).to_bytes(4, "little") + b"x" * 64)
+
+    return damage
+
+
+_PRUNE = """
+import resource, sys
+from mnist_research.training import summaries
+resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))  # less memory than 8 GiB
+for run in sys.argv[1:]:
+    print(summaries.prune_after(run, epoch=2, step=0), flush=True)
+"""
+
+_LENGTHS = [8 << 30, 1 << 63, 65]
+
+
+def test_an_event_record_declaring_more_than_the_file_holds_is_cut_not_read(tmp_path):
+    """In a process of its own: TensorFlow's reader, given such a record, crashes the process."""
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    runs, paths = [], []
+    for length in _LENGTHS:
+        runs.append(tmp_path / f"run{length}")
+        paths.append(_event_file(runs[-1] / "train", [1, 2, 3]))
+        _declares(length)(paths[-1])
+    result = subprocess.run(
+        [sys.executable, "-c", _PRUNE, *map(str, runs)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": REPO},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    # Step 3 of each file (the hostile record was never an event).
+    assert result.stdout.split() == ["1"] * len(_LENGTHS)
+    for length, path in zip(_LENGTHS, paths):
+        assert f"record 5 declares {length:,} bytes of data, more than the" in result.stderr
+        assert _steps(path) == [1, 2]
+    # The file version record and 3 steps, in each file.
+    assert result.stderr.count("keeping its 4 good records") == len(_LENGTHS)
+
+
 def test_an_event_file_name_that_is_not_a_file_is_left_alone(tmp_path, caplog):
     run = tmp_path / "run"
     path = _event_file(run / "train", [1, 2, 3])

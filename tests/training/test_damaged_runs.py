@@ -268,7 +268,7 @@ def test_from_checkpoint_refuses_an_edited_config(copy):
     (copy / "config.json").write_text(json.dumps(config))
     with pytest.raises(
         RunDirError,
-        match=r"different model than config.json describes "
+        match=r"different settings than config.json describes "
         r"\(model.hidden_units: \(32, 16\) -> \(64, 16\)\)",
     ):
         finished_run.load_logits_fn(str(copy), from_checkpoint=True)

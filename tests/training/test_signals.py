@@ -129,3 +129,77 @@ def test_the_interrupted_line_names_the_checkpoint_and_the_command(tmp_path, cap
     assert capsys.readouterr().err == (
         f"SIGTERM: stopped; the checkpoint of epoch 4 is kept. Resume with: {again}\n"
     )
+
+
+_BUSY_MAIN_THREAD = """
+import sys, time
+from mnist_research import interrupts
+with interrupts.handle_signals(lambda e: f"{e.name}: the stop line"):
+    with interrupts.deferred():  # as the epoch loop: a signal waits for check()...
+        print("busy", flush=True)
+        time.sleep(60)  # ...which a main thread blocked in one long call never reaches
+print("never stopped", flush=True)
+"""
+
+
+def test_a_signal_acts_within_a_second_while_the_main_thread_is_busy():
+    process = subprocess.Popen(
+        [sys.executable, "-c", _BUSY_MAIN_THREAD],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": REPO},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout.readline() == "busy\n"
+    process.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    stdout, stderr = process.communicate(timeout=30)
+    assert time.monotonic() - sent < 1.5, "the signal waited for the main thread"
+    assert process.returncode == 143 and stderr == "SIGTERM: the stop line\n"
+    assert "never stopped" not in stdout
+
+
+@pytest.mark.slow
+def test_sigterm_before_the_first_step_of_ten_million_epochs_stops_within_a_second(tmp_path):
+    """Every epoch's order used to be drawn up front (gigabytes, minutes), and a signal then
+    waited for the first step boundary, after XLA's compilation of the step."""
+    x, y = make_digits(1000, seed=3)
+    np.savez(tmp_path / "mnist.npz", x_train=x, y_train=y, x_test=x[:100], y_test=y[:100])
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mnist_research.train",
+            "--flagfile=experiments/cnn.flags",  # XLA compiles its first step for seconds
+            "--flagfile=experiments/smoke.flags",
+            f"--data_dir={tmp_path}",
+            f"--run_dir={run_dir}",
+            "--epochs=10000000",
+            "--lr_schedule=constant",
+            "--jit_compile",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    stderr = ""
+    for line in process.stderr:  # logged as the epoch loop starts: its first step compiles
+        stderr += line
+        if "To resume this run if it stops" in line:
+            break
+    time.sleep(0.3)
+    assert not (run_dir / "checkpoints" / "ckpt-1.index").exists(), stderr[-2000:]
+    process.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    for line in process.stderr:  # until the stop line: the signal has acted
+        stderr += line
+        if line.startswith("SIGTERM: stopped"):
+            break
+    assert time.monotonic() - sent < 1.2, stderr[-2000:]
+    stderr += process.communicate(timeout=60)[1]
+    assert process.returncode == 143, stderr[-2000:]
+    lines = [line for line in stderr.splitlines() if line.startswith("SIGTERM: stopped")]
+    assert len(lines) == 1 and "Resume with:" in lines[0], stderr[-2000:]
