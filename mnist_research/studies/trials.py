@@ -1,0 +1,152 @@
+"""A study's worker: takes trials until the study is full, each an ordinary training run.
+
+Each trial is the base recipe with the sampled values, trained by
+``runner.train_and_evaluate`` into ``STUDY/trial-<number>`` in this process (one
+process keeps TensorFlow loaded from trial to trial). A :class:`Pruning` hook
+reports the validation accuracy of every epoch to the study and stops the run
+when the study's pruner says so; the run then finishes as any run does (test
+evaluation, export, reports) and its ``metrics.json`` says ``"pruned": true``.
+The objective is the run's best validation accuracy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+
+import optuna
+import tensorflow as tf
+from absl import app, flags, logging
+from optuna.trial import TrialState
+
+from mnist_research import flagfiles, interrupts
+from mnist_research.config import ExperimentConfig
+from mnist_research.config import flags as experiment_flags
+from mnist_research.data import sources
+from mnist_research.errors import ConfigError, NonFiniteLossError, one_line
+from mnist_research.studies import study as study_lib
+from mnist_research.training import finish, loop, runner
+from mnist_research.training import history as history_lib
+
+
+class Pruning(loop.Hook):
+    """Reports each epoch's validation accuracy to the trial; stops when it should be pruned."""
+
+    def __init__(self, trial: optuna.Trial):
+        self.trial = trial
+        self.pruned_after: int | None = None
+
+    def after_epoch(self, epoch: int, history: history_lib.History) -> None:
+        self.trial.report(history["val_accuracy"][-1], epoch)
+
+    def should_stop(self, history: history_lib.History) -> bool:
+        epochs = len(history["val_accuracy"])
+        if epochs and self.trial.should_prune():
+            self.pruned_after = epochs
+            logging.info("Trial %d pruned after epoch %d", self.trial.number, epochs)
+            return True
+        return False
+
+    def record(self, run: finish.RunContext, metrics: dict, test) -> None:
+        """An end-of-run action's ``write``: ``metrics.json`` says whether the run was pruned."""
+        metrics["pruned"] = self.pruned_after is not None
+
+
+def trial_config(base_flags: str, arguments: Sequence[str]) -> ExperimentConfig:
+    """The base recipe's flags with ``arguments`` after them, as a validated config.
+
+    Raises:
+      ConfigError: the combination is refused (the config's own message).
+    """
+    fv = flags.FlagValues()
+    experiment_flags.define_experiment_flags(fv)
+    try:
+        fv(flagfiles.expand(["search", *study_lib.base_lines(base_flags), *arguments]))
+        return experiment_flags.config_from_flags(fv)
+    except (flags.Error, app.UsageError) as e:
+        raise ConfigError(f"{' '.join(arguments)}: {e}") from None
+
+
+@dataclasses.dataclass
+class Worker:
+    """Runs trials of one study in this process.
+
+    Attributes:
+      study: the opened study.
+      settings: what the study is.
+      actions: each run's end-of-run actions (``run_outputs.end_of_run_actions()``).
+      make_hooks: each run's hooks before the pruning hook (``runner.standard_hooks``).
+      datasets: splits to train on instead of the data the recipe names (tests).
+      verbose: show each run's progress bar.
+    """
+
+    study: optuna.Study
+    settings: study_lib.StudySettings
+    actions: Sequence[finish.EndOfRunAction] = ()
+    make_hooks: runner.HookFactory = runner.standard_hooks
+    datasets: sources.Splits | None = None
+    verbose: bool = True
+
+    def run(self) -> int:
+        """Takes trials until the study holds ``settings.trials``; returns how many ran here."""
+        base = trial_config(self.settings.base_flags, [])
+        done = 0
+        while (trial := study_lib.next_trial(self.study, self.settings)) is not None:
+            self.run_trial(trial, base)
+            done += 1
+        return done
+
+    def run_trial(self, trial: optuna.Trial, base: ExperimentConfig) -> None:
+        """Samples, trains and tells the study how the trial ended."""
+        chosen = self.settings.space.sample(trial, base)
+        arguments = self.settings.space.flag_arguments(chosen)
+        run_dir = os.path.join(self.settings.folder, study_lib.run_dir_name(trial.number))
+        trial.set_user_attr("run_dir", run_dir)
+        logging.info("Trial %d started: %s -> %s", trial.number, " ".join(arguments), run_dir)
+        pruning = Pruning(trial)
+        try:
+            config = trial_config(self.settings.base_flags, arguments)
+            metrics = self._train(config, run_dir, pruning)
+        except interrupts.Interrupted:
+            trial.set_user_attr(study_lib.INTERRUPTED, True)
+            self.study.tell(trial, state=TrialState.FAIL)
+            raise
+        except (ConfigError, NonFiniteLossError) as e:
+            logging.warning("Trial %d failed: %s", trial.number, one_line(e))
+            trial.set_user_attr("error", one_line(e))
+            self.study.tell(trial, state=TrialState.FAIL)
+            return
+        except BaseException:
+            self.study.tell(trial, state=TrialState.FAIL)
+            raise
+        finally:
+            tf.keras.backend.clear_session()  # the next trial builds its model afresh
+        for key in ("best_val_accuracy", "test_accuracy", "epochs_completed"):
+            trial.set_user_attr(key, metrics[key])
+        if metrics.get("pruned"):
+            self.study.tell(trial, state=TrialState.PRUNED)
+        else:
+            self.study.tell(trial, metrics["best_val_accuracy"])
+        logging.info(
+            "Trial %d %s: best validation accuracy %.4f, test accuracy %.4f",
+            trial.number,
+            "pruned" if metrics.get("pruned") else "complete",
+            metrics["best_val_accuracy"],
+            metrics["test_accuracy"],
+        )
+
+    def _train(self, config: ExperimentConfig, run_dir: str, pruning: Pruning) -> dict:
+        def make_hooks(run, steps_per_epoch, verbose):
+            return [*self.make_hooks(run, steps_per_epoch, verbose), pruning]
+
+        record = finish.EndOfRunAction("recording the pruning", pruning.record)
+        return runner.train_and_evaluate(
+            config,
+            run_dir,
+            datasets=self.datasets,
+            flagfile_text=experiment_flags.flagfile_text(config),
+            verbose=self.verbose,
+            actions=[*self.actions, record],
+            make_hooks=make_hooks,
+        )
