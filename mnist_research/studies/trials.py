@@ -23,7 +23,6 @@ from optuna.trial import TrialState
 from mnist_research import flagfiles, interrupts
 from mnist_research.config import ExperimentConfig
 from mnist_research.config import flags as experiment_flags
-from mnist_research.data import sources
 from mnist_research.errors import ConfigError, NonFiniteLossError, one_line
 from mnist_research.studies import study as study_lib
 from mnist_research.training import finish, loop, runner
@@ -77,7 +76,6 @@ class Worker:
       settings: what the study is.
       actions: each run's end-of-run actions (``run_outputs.end_of_run_actions()``).
       make_hooks: each run's hooks before the pruning hook (``runner.standard_hooks``).
-      datasets: splits to train on instead of the data the recipe names (tests).
       verbose: show each run's progress bar.
     """
 
@@ -85,7 +83,6 @@ class Worker:
     settings: study_lib.StudySettings
     actions: Sequence[finish.EndOfRunAction] = ()
     make_hooks: runner.HookFactory = runner.standard_hooks
-    datasets: sources.Splits | None = None
     verbose: bool = True
 
     def run(self) -> int:
@@ -144,7 +141,6 @@ class Worker:
         return runner.train_and_evaluate(
             config,
             run_dir,
-            datasets=self.datasets,
             flagfile_text=experiment_flags.flagfile_text(config),
             verbose=self.verbose,
             actions=[*self.actions, record],
