@@ -110,9 +110,8 @@ class Space:
         return {p.flag: chosen[p.flag] for p in self.parameters if p.flag in chosen}
 
     def flag_arguments(self, chosen: Mapping[str, Any]) -> list[str]:
-        """The ``--flag=value`` arguments that set ``chosen`` values."""
-        by_flag = {p.flag: p for p in self.parameters}
-        return [by_flag[flag].flag_argument(value) for flag, value in chosen.items()]
+        """The ``--flag=value`` arguments that set ``chosen`` values, in the space's order."""
+        return [p.flag_argument(chosen[p.flag]) for p in self.parameters if p.flag in chosen]
 
 
 def _section_values(config: ExperimentConfig) -> dict[str | None, dict[str, Any]]:

@@ -14,7 +14,7 @@ from mnist_research.config import flags as experiment_flags
 from mnist_research.errors import ConfigError
 from mnist_research.search import core_shares
 from mnist_research.studies import space, study
-from tests.helpers import SMOKE, run_main, run_module
+from tests.helpers import REPO, SMOKE, run_main, run_module
 
 BASE = ExperimentConfig()  # adam, an MLP of three dense blocks
 
@@ -244,3 +244,11 @@ def test_a_pruned_trial_is_a_finished_run_that_says_so(tmp_path, npz_dir):
     metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
     assert metrics["finished"] and metrics["pruned"] and metrics["epochs_completed"] == 1
     assert run_list.row(run_records.read_run(run_dir))["status"] == "finished (pruned)"
+
+
+def test_the_shipped_space_reads_against_the_baseline_recipe():
+    from mnist_research.studies import trials
+
+    base = trials.trial_config("", [f"--flagfile={REPO}/experiments/baseline.flags"])
+    parsed = space.read(os.path.join(REPO, "experiments", "mlp.space"), base)
+    assert "weight_decay" in parsed.lines() and "learning_rate" in parsed.lines()
