@@ -124,12 +124,13 @@ def _search() -> int:
             else:
                 _work(opened, settings)
         except interrupts.Interrupted as e:
-            print(
-                f"{e.name}: search stopped; the trials that finished are kept in "
-                f"{settings.storage}; rerun the same command to continue the study",
-                file=sys.stderr,
-                flush=True,
-            )
+            if not FLAGS.worker:  # the workers' parent says it once for them all
+                print(
+                    f"{e.name}: search stopped; the study is kept in {settings.storage}, each "
+                    f"stopped trial with its last checkpoint; rerun the same command to go on",
+                    file=sys.stderr,
+                    flush=True,
+                )
             return e.exit_status
     if not FLAGS.worker:
         paths = study_lib.write_results(opened, settings)

@@ -31,8 +31,10 @@ TABLE_FILE = "trials.md"
 BEST_FLAGS_FILE = "best.flags"
 _LOCK_FILE = ".study.lock"
 # A trial that ended with this user attribute set was stopped by a signal: it is not
-# counted towards --trials, so rerunning the command runs another in its place.
+# counted towards --trials; a trial with its values and run dir is queued in its place.
 INTERRUPTED = "interrupted"
+# The user attribute that names a trial's run dir.
+RUN_DIR = "run_dir"
 
 
 class StudyError(MnistResearchError):
@@ -154,11 +156,15 @@ def locked(folder: str) -> Iterator[None]:
 
 
 def counted(study: optuna.Study) -> int:
-    """The trials that count towards ``--trials``: all but those a signal stopped."""
+    """The trials that count towards ``--trials``: running or ended, but not stopped by a signal.
+
+    A queued trial (``WAITING``: one that continues a stopped one) counts once it runs.
+    """
     return sum(
         1
         for t in study.get_trials(deepcopy=False)
-        if not (t.state == TrialState.FAIL and t.user_attrs.get(INTERRUPTED))
+        if t.state != TrialState.WAITING
+        and not (t.state == TrialState.FAIL and t.user_attrs.get(INTERRUPTED))
     )
 
 
@@ -212,10 +218,15 @@ def table(trials: list, space: Space) -> str:
                 _cell(attrs.get("best_val_accuracy"), "{:.4f}"),
                 _cell(attrs.get("test_accuracy"), "{:.4f}"),
                 _cell(seconds, "{:.1f}"),
-                run_dir_name(t.number),
+                _run_dir(t),
             ]
         )
     return "\n".join("| " + " | ".join(row) + " |" for row in rows) + "\n"
+
+
+def _run_dir(trial) -> str:
+    """The trial's run dir's name (a continued trial has its predecessor's)."""
+    return os.path.basename(trial.user_attrs.get(RUN_DIR) or run_dir_name(trial.number))
 
 
 def _cell(value, form: str = "{}") -> str:
@@ -231,7 +242,7 @@ def best_flags(best, settings: StudySettings) -> str:
         "\n".join(
             [
                 f"# Study {settings.name}: the best of its completed trials, trial {best.number} "
-                f"(best validation accuracy {best.value:.4f}), in {run_dir_name(best.number)}/.",
+                f"(best validation accuracy {best.value:.4f}), in {_run_dir(best)}/.",
                 "# Train it again with: python -m mnist_research.train --flagfile=best.flags",
                 "# The base recipe:",
                 *base_lines(settings.base_flags),

@@ -98,16 +98,21 @@ class Worker:
         """Samples, trains and tells the study how the trial ended."""
         chosen = self.settings.space.sample(trial, base)
         arguments = self.settings.space.flag_arguments(chosen)
-        run_dir = os.path.join(self.settings.folder, study_lib.run_dir_name(trial.number))
-        trial.set_user_attr("run_dir", run_dir)
+        # A trial that continues an interrupted one was queued with that one's run dir.
+        run_dir = trial.user_attrs.get(study_lib.RUN_DIR) or os.path.join(
+            self.settings.folder, study_lib.run_dir_name(trial.number)
+        )
+        trial.set_user_attr(study_lib.RUN_DIR, run_dir)
         logging.info("Trial %d started: %s -> %s", trial.number, " ".join(arguments), run_dir)
         pruning = Pruning(trial)
         try:
             config = trial_config(self.settings.base_flags, arguments)
             metrics = self._train(config, run_dir, pruning)
         except interrupts.Interrupted:
+            # The next worker to ask continues the run dir from its last checkpoint.
             trial.set_user_attr(study_lib.INTERRUPTED, True)
             self.study.tell(trial, state=TrialState.FAIL)
+            self.study.enqueue_trial(chosen, user_attrs={study_lib.RUN_DIR: run_dir})
             raise
         except (ConfigError, NonFiniteLossError) as e:
             logging.warning("Trial %d failed: %s", trial.number, one_line(e))

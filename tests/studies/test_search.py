@@ -4,7 +4,12 @@ import glob
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
+import time
 
+import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -14,7 +19,7 @@ from mnist_research.config import flags as experiment_flags
 from mnist_research.errors import ConfigError
 from mnist_research.search import core_shares
 from mnist_research.studies import space, study
-from tests.helpers import REPO, SMOKE, run_main, run_module
+from tests.helpers import REPO, SMOKE, make_digits, run_main, run_module
 
 BASE = ExperimentConfig()  # adam, an MLP of three dense blocks
 
@@ -252,3 +257,54 @@ def test_the_shipped_space_reads_against_the_baseline_recipe():
     base = trials.trial_config("", [f"--flagfile={REPO}/experiments/baseline.flags"])
     parsed = space.read(os.path.join(REPO, "experiments", "mlp.space"), base)
     assert "weight_decay" in parsed.lines() and "learning_rate" in parsed.lines()
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_search_and_the_rerun_continues_the_trial_from_its_checkpoint(tmp_path):
+    x, y = make_digits(1000, seed=3)
+    np.savez(tmp_path / "mnist.npz", x_train=x, y_train=y, x_test=x[:100], y_test=y[:100])
+    (tmp_path / "space.txt").write_text("learning_rate = log(1e-3, 1e-2)\n")
+    output = tmp_path / "out"
+    command = [
+        sys.executable,
+        "-m",
+        "mnist_research.search",
+        SMOKE,
+        f"--data_dir={tmp_path}",
+        "--epochs=8",
+        "--batch_size=32",
+        "--steps_per_loop=1",
+        "--nohistograms",
+        "--nojit_compile",  # the plain step: no XLA compile before the first checkpoint
+        f"--space={tmp_path / 'space.txt'}",
+        "--study=stopped",
+        "--trials=1",
+        f"--output={output}",
+    ]
+    search = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    checkpoint = str(output / "stopped" / "trial-000" / "checkpoints" / "ckpt-1.index")
+    deadline = time.time() + 180
+    while not os.path.exists(checkpoint):
+        assert search.poll() is None, search.stderr.read()[-3000:]
+        assert time.time() < deadline, "no checkpoint within 180 s"
+        time.sleep(0.1)
+    search.send_signal(signal.SIGTERM)
+    _, stderr = search.communicate(timeout=150)
+    assert search.returncode == 143, stderr[-3000:]
+    stopped = [line for line in stderr.splitlines() if line.startswith("SIGTERM: ")]
+    assert len(stopped) == 1 and "rerun the same command to go on" in stopped[0], stderr
+    first = _load(str(output / "stopped")).get_trials()
+    assert [t.state for t in first] == [TrialState.FAIL, TrialState.WAITING]
+
+    again = run_module(*command[2:], timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "Restored " in again.stderr and "ckpt-" in again.stderr  # not from scratch
+    trials = _load(str(output / "stopped")).get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert trials[1].params == first[0].params
+    assert trials[1].user_attrs["run_dir"] == first[0].user_attrs["run_dir"]
+    metrics = json.load(open(output / "stopped" / "trial-000" / "metrics.json"))
+    assert metrics["finished"] and metrics["epochs_completed"] == 8
+    assert not glob.glob(str(output / "stopped" / "trial-001"))
