@@ -111,12 +111,11 @@ class Worker:
         except interrupts.Interrupted:
             # The next worker to ask continues the run dir from its last checkpoint.
             trial.set_user_attr(study_lib.INTERRUPTED, True)
-            self.study.tell(trial, state=TrialState.FAIL)
-            self.study.enqueue_trial(chosen, user_attrs={study_lib.RUN_DIR: run_dir})
+            study_lib.requeue(self.study, trial.number, chosen, run_dir)
             raise
         except (ConfigError, NonFiniteLossError) as e:
             logging.warning("Trial %d failed: %s", trial.number, one_line(e))
-            trial.set_user_attr("error", one_line(e))
+            trial.set_user_attr(study_lib.ERROR, one_line(e))
             self.study.tell(trial, state=TrialState.FAIL)
             return
         except BaseException:

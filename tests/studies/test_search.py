@@ -148,6 +148,43 @@ def test_trials_stop_at_the_asked_number_and_an_interrupted_one_does_not_count(t
     assert [t.number for t in asked[:2]] == [1, 2] and asked[2] is None
 
 
+_DYING_WORKER = """
+import os, sys
+from mnist_research.config import ExperimentConfig
+from mnist_research.config import flags as experiment_flags
+from mnist_research.studies import space, study
+base = ExperimentConfig()
+folder = sys.argv[1]
+settings = study.StudySettings(
+    "study", folder, os.path.join(folder, study.JOURNAL_FILE),
+    space.parse("learning_rate = log(1e-4, 1e-2)", "space.txt", base),
+    experiment_flags.flagfile_text(base), 2,
+)
+trial = study.next_trial(study.open_study(settings), settings)
+trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True)
+trial.set_user_attr(study.RUN_DIR, os.path.join(folder, "trial-000"))
+os.kill(os.getpid(), 9)  # as a worker killed mid-trial
+"""
+
+
+def test_a_killed_workers_trial_is_continued_by_the_next_one_asked(tmp_path):
+    settings = _settings(tmp_path)
+    killed = subprocess.run(
+        [sys.executable, "-c", _DYING_WORKER, settings.folder], cwd=REPO, capture_output=True
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    opened = study.open_study(settings)
+    (orphan,) = opened.get_trials()
+    assert orphan.state == TrialState.RUNNING
+    continued = study.next_trial(opened, settings)  # the orphan's values and run dir, queued
+    assert [t.state for t in opened.get_trials()] == [TrialState.FAIL, TrialState.RUNNING]
+    value = continued.suggest_float("learning_rate", 1e-4, 1e-2, log=True)
+    assert value == orphan.params["learning_rate"]
+    assert continued.user_attrs[study.RUN_DIR] == orphan.user_attrs[study.RUN_DIR]
+    assert study.requeue_orphans(opened, settings.folder) == []  # this process is alive
+    assert study.counted(opened) == 1  # the killed trial is not counted, its continuation is
+
+
 def test_core_shares():
     assert core_shares([0, 1], 2) == [[0], [1]]
     assert core_shares([0, 1, 2, 3], 2) == [[0, 1], [2, 3]]
