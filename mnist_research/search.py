@@ -9,7 +9,9 @@ The base recipe is every experiment flag given (flagfiles included); SPACE names
 the settings to sample (``mnist_research.studies.space``). Trial N trains into
 ``OUTPUT/NAME/trial-<N>``; the study lives in ``OUTPUT/NAME/journal.log`` unless
 --storage names another (a journal file path, or a database URL that several
-machines share). The same command from another terminal joins the study.
+machines share). The same command from another terminal joins the study; a
+trial stopped by a signal, or whose worker was killed, is continued from its run
+dir's last checkpoint when the command runs again.
 At the end ``OUTPUT/NAME/trials.md`` (the table, also printed) and
 ``best.flags`` (a flagfile that trains the best trial again) are written.
 """
@@ -45,7 +47,11 @@ def define_flags(fv: flags.FlagValues) -> None:
         flag_values=fv,
     )
     flags.DEFINE_integer(
-        "trials", 20, "Trials in the study (completed and pruned).", lower_bound=1, flag_values=fv
+        "trials",
+        20,
+        "Trials in the study: completed, pruned, failed with an error, or running.",
+        lower_bound=1,
+        flag_values=fv,
     )
     flags.DEFINE_string(
         "output", os.path.join("runs", "search"), "Parent of the study's folder.", flag_values=fv

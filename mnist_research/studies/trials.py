@@ -30,16 +30,27 @@ from mnist_research.training import history as history_lib
 
 
 class Pruning(loop.Hook):
-    """Reports each epoch's validation accuracy to the trial; stops when it should be pruned."""
+    """Reports each epoch's validation accuracy to the trial; stops when it should be pruned.
+
+    A continued trial first reports the epochs its run dir's checkpoint holds.
+    """
 
     def __init__(self, trial: optuna.Trial):
         self.trial = trial
+        self.reported = 0
         self.pruned_after: int | None = None
 
+    def report(self, history: history_lib.History) -> None:
+        """Reports the epochs of ``history`` not reported yet."""
+        for epoch in range(self.reported + 1, len(history["val_accuracy"]) + 1):
+            self.trial.report(history["val_accuracy"][epoch - 1], epoch)
+        self.reported = len(history["val_accuracy"])
+
     def after_epoch(self, epoch: int, history: history_lib.History) -> None:
-        self.trial.report(history["val_accuracy"][-1], epoch)
+        self.report(history)
 
     def should_stop(self, history: history_lib.History) -> bool:
+        self.report(history)
         epochs = len(history["val_accuracy"])
         if epochs and self.trial.should_prune():
             self.pruned_after = epochs

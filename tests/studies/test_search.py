@@ -341,6 +341,7 @@ def test_sigterm_stops_a_search_and_the_rerun_continues_the_trial_from_its_check
     trials = _load(str(output / "stopped")).get_trials()
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
     assert trials[1].params == first[0].params
+    assert sorted(trials[1].intermediate_values) == list(range(1, 9))  # restored epochs too
     assert trials[1].user_attrs["run_dir"] == first[0].user_attrs["run_dir"]
     metrics = json.load(open(output / "stopped" / "trial-000" / "metrics.json"))
     assert metrics["finished"] and metrics["epochs_completed"] == 8
