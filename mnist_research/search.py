@@ -106,14 +106,13 @@ def _settings():
 def _sampler_and_pruner(epochs: int):
     import optuna
 
-    sampler = optuna.samplers.TPESampler() if FLAGS.sampler == "tpe" else None
-    sampler = sampler or optuna.samplers.RandomSampler()
-    pruner = {
-        "median": lambda: optuna.pruners.MedianPruner(),
+    samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
+    pruners = {
+        "median": optuna.pruners.MedianPruner,
         "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs),
-        "none": lambda: optuna.pruners.NopPruner(),
-    }[FLAGS.pruner]()
-    return sampler, pruner
+        "none": optuna.pruners.NopPruner,
+    }
+    return samplers[FLAGS.sampler](), pruners[FLAGS.pruner]()
 
 
 def _search() -> int:

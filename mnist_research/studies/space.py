@@ -249,6 +249,7 @@ def _choice(flag: str, kind: str, declared: Declaration, text: str) -> str:
 def _check_applicable(parameters: list[Parameter], base: ExperimentConfig, source: str) -> None:
     """Refuses a setting that can never apply: its chooser holds other values in base and space."""
     values = _section_values(base)
+    flag = {(section, field.name): declared.flag for section, field, declared in _all()}
     searched = {(p.section, p.field): set(p.choices) for p in parameters if p.kind == "choice"}
     for parameter in parameters:
         for chooser, allowed in (parameter.declared.only_with or {}).items():
@@ -256,8 +257,9 @@ def _check_applicable(parameters: list[Parameter], base: ExperimentConfig, sourc
                 values[parameter.section][chooser]
             }
             if not possible & set(allowed):
+                name = flag[(parameter.section, chooser)]
                 raise ConfigError(
-                    f"{source}: {parameter.flag} applies only to {chooser}="
+                    f"{source}: {parameter.flag} applies only to {name}="
                     f"{'|'.join(allowed)}, and the base recipe and the space give "
-                    f"{chooser}={'|'.join(sorted(possible))}"
+                    f"{name}={'|'.join(sorted(possible))}"
                 )

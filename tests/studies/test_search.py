@@ -83,6 +83,8 @@ def test_a_refused_line_is_one_error_naming_the_file_and_line(line, message):
         ("learning_rate = log(1e-4, 1e-2)\nlearning_rate = log(1e-3, 1e-2)", "already in"),
         # momentum applies only to sgd; neither the base recipe (adam) nor the space has it.
         ("momentum = linear(0, 0.9)", "momentum applies only to optimizer=sgd"),
+        # The conv settings apply to --model=cnn (the field is `family`, the flag `model`).
+        ("conv_kernel_size = linear(3, 5)", "conv_kernel_size applies only to model=cnn"),
     ],
 )
 def test_a_space_that_cannot_work_is_refused(text, message):
