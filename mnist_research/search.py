@@ -60,7 +60,7 @@ def define_flags(fv: flags.FlagValues) -> None:
         "storage",
         None,
         "Where the study lives: a journal file path, or a database URL such as "
-        "postgresql+psycopg2://user@host/db (default: OUTPUT/STUDY/journal.log).",
+        "postgresql+psycopg://user@host/db (default: OUTPUT/STUDY/journal.log).",
         flag_values=fv,
     )
     flags.DEFINE_integer(

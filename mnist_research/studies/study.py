@@ -2,7 +2,7 @@
 
 A study lives in an Optuna storage: by default a journal file inside the
 study's folder (``OUTPUT/STUDY/journal.log``: no server), or any storage URL
-Optuna takes (``postgresql+psycopg2://...`` for several machines). Every
+Optuna takes (``postgresql+psycopg://...`` for several machines). Every
 process that opens the same study name on the same storage shares one study.
 The study records its space and base recipe the first time it is opened;
 opening it again with another space or recipe is refused, naming the
@@ -17,6 +17,7 @@ import dataclasses
 import fcntl
 import os
 import socket
+import time
 from collections.abc import Iterator
 
 import optuna
@@ -103,19 +104,26 @@ def open_study(settings: StudySettings, sampler=None, pruner=None) -> optuna.Stu
     """
     os.makedirs(settings.folder, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        storage = storage_of(settings.storage)
-        study = optuna.create_study(
-            study_name=settings.name,
-            storage=storage,
-            sampler=sampler,
-            pruner=pruner,
-            direction="maximize",
-            load_if_exists=True,
-        )
-    except Exception as e:  # Optuna and SQLAlchemy raise many kinds: one line for each
-        raise StudyError(f"--storage={settings.storage}: cannot open it ({one_line(e)})") from None
+    # The processes of one machine open the study one at a time: two creating a database's
+    # tables or the study at once would collide. Another machine's may: it is tried twice.
     with locked(settings.folder):
+        for attempt in (1, 2):
+            try:
+                study = optuna.create_study(
+                    study_name=settings.name,
+                    storage=storage_of(settings.storage),
+                    sampler=sampler,
+                    pruner=pruner,
+                    direction="maximize",
+                    load_if_exists=True,
+                )
+                break
+            except Exception as e:  # Optuna and SQLAlchemy raise many kinds: one line each
+                if attempt == 2 or "://" not in settings.storage:
+                    raise StudyError(
+                        f"--storage={settings.storage}: cannot open it ({one_line(e)})"
+                    ) from None
+                time.sleep(1.0)
         _record_or_compare(study, settings)
     return study
 

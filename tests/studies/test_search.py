@@ -19,7 +19,7 @@ from mnist_research.config import flags as experiment_flags
 from mnist_research.errors import ConfigError
 from mnist_research.search import core_shares
 from mnist_research.studies import space, study
-from tests.helpers import REPO, SMOKE, make_digits, run_main, run_module
+from tests.helpers import REPO, SMOKE, finish, make_digits, run_main, run_module, start_module
 
 BASE = ExperimentConfig()  # adam, an MLP of three dense blocks
 
@@ -348,3 +348,50 @@ def test_sigterm_stops_a_search_and_the_rerun_continues_the_trial_from_its_check
     metrics = json.load(open(output / "stopped" / "trial-000" / "metrics.json"))
     assert metrics["finished"] and metrics["epochs_completed"] == 8
     assert not glob.glob(str(output / "stopped" / "trial-001"))
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    from tests.studies import postgres
+
+    bindir = postgres.binaries()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed (no initdb): .ci/run installs it")
+    pytest.importorskip("psycopg", reason="the PostgreSQL driver: pip install -e '.[postgres]'")
+    with postgres.server(bindir) as url:
+        yield url
+
+
+def test_a_database_storage_is_shared_and_a_wrong_one_is_one_line(tmp_path, postgres_url):
+    settings = _settings(tmp_path, storage=postgres_url)
+    first = study.open_study(settings)
+    assert study.open_study(settings)._study_id == first._study_id
+    unreachable = postgres_url.rsplit(":", 1)[0] + ":1/postgres"
+    with pytest.raises(study.StudyError, match=r"^--storage=.*:1/postgres: cannot open it"):
+        study.open_study(_settings(tmp_path, storage=unreachable))
+
+
+@pytest.mark.slow
+def test_two_search_commands_share_one_study_in_postgresql(tmp_path, npz_dir, postgres_url):
+    (tmp_path / "space.txt").write_text("learning_rate = log(1e-3, 1e-2)\n")
+    command = [
+        SMOKE,
+        f"--data_dir={npz_dir}",
+        "--nohistograms",
+        f"--space={tmp_path / 'space.txt'}",
+        "--study=shared",
+        "--trials=4",
+        f"--storage={postgres_url}",
+        f"--output={tmp_path / 'out'}",
+    ]
+    started = [start_module("mnist_research.search", *command) for _ in range(2)]
+    results = [finish(process, timeout=600) for process in started]
+    assert all(r.returncode == 0 for r in results), [r.stderr[-2000:] for r in results]
+    storage = study.storage_of(postgres_url)
+    trials = optuna.load_study(study_name="shared", storage=storage).get_trials()
+    assert sorted(t.number for t in trials) == [0, 1, 2, 3]
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    stderr = "".join(r.stderr for r in results)
+    for t in trials:
+        assert len(re.findall(rf"Trial {t.number} started: ", stderr)) == 1
+    assert all(re.search(r"Trial \d started: ", r.stderr) for r in results)  # both took trials
