@@ -234,6 +234,7 @@ def test_a_study_on_two_workers_runs_each_trial_once_and_best_flags_reproduces(t
         SMOKE,
         f"--data_dir={npz_dir}",
         "--nohistograms",
+        "--nojit_compile",  # the plain step: XLA is not what this tests
         f"--space={tmp_path / 'space.txt'}",
         "--study=two",
         "--trials=3",
@@ -277,7 +278,8 @@ def test_a_pruned_trial_is_a_finished_run_that_says_so(tmp_path, npz_dir):
     from mnist_research.analysis import run_list, run_records
     from mnist_research.studies import trials
 
-    base = trials.trial_config("", [SMOKE, f"--data_dir={npz_dir}", "--nohistograms"])
+    flags = [SMOKE, f"--data_dir={npz_dir}", "--nohistograms", "--nojit_compile"]
+    base = trials.trial_config("", flags)
     settings = _settings(tmp_path, base=base, trials=1)
     # No accuracy reaches 1.5: the pruner prunes every trial after its first epoch.
     opened = study.open_study(settings, pruner=optuna.pruners.ThresholdPruner(lower=1.5))
@@ -378,6 +380,7 @@ def test_two_search_commands_share_one_study_in_postgresql(tmp_path, npz_dir, po
         SMOKE,
         f"--data_dir={npz_dir}",
         "--nohistograms",
+        "--nojit_compile",  # the plain step: XLA is not what this tests
         f"--space={tmp_path / 'space.txt'}",
         "--study=shared",
         "--trials=4",
