@@ -75,7 +75,7 @@ def trial_config(base_flags: str, arguments: Sequence[str]) -> ExperimentConfig:
         fv(flagfiles.expand(["search", *study_lib.base_lines(base_flags), *arguments]))
         return experiment_flags.config_from_flags(fv)
     except (flags.Error, app.UsageError) as e:
-        raise ConfigError(f"{' '.join(arguments)}: {e}") from None
+        raise ConfigError(f"{' '.join(arguments) or 'the base recipe'}: {e}") from None
 
 
 @dataclasses.dataclass
