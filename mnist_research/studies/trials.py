@@ -24,6 +24,7 @@ from mnist_research import flagfiles, interrupts
 from mnist_research.config import ExperimentConfig
 from mnist_research.config import flags as experiment_flags
 from mnist_research.errors import ConfigError, NonFiniteLossError, one_line
+from mnist_research.studies import claims
 from mnist_research.studies import study as study_lib
 from mnist_research.training import finish, loop, runner
 from mnist_research.training import history as history_lib
@@ -100,7 +101,7 @@ class Worker:
         """Takes trials until the study holds ``settings.trials``; returns how many ran here."""
         base = trial_config(self.settings.base_flags, [])
         done = 0
-        while (trial := study_lib.next_trial(self.study, self.settings)) is not None:
+        while (trial := claims.next_trial(self.study, self.settings)) is not None:
             self.run_trial(trial, base)
             done += 1
         return done
@@ -122,7 +123,7 @@ class Worker:
         except interrupts.Interrupted:
             # The next worker to ask continues the run dir from its last checkpoint.
             trial.set_user_attr(study_lib.INTERRUPTED, True)
-            study_lib.requeue(self.study, trial.number, chosen, run_dir)
+            claims.requeue(self.study, trial.number, chosen, run_dir)
             raise
         except (ConfigError, NonFiniteLossError) as e:
             logging.warning("Trial %d failed: %s", trial.number, one_line(e))

@@ -18,7 +18,7 @@ from mnist_research.config import ExperimentConfig
 from mnist_research.config import flags as experiment_flags
 from mnist_research.errors import ConfigError
 from mnist_research.search import core_shares
-from mnist_research.studies import space, study
+from mnist_research.studies import claims, space, study
 from tests.helpers import REPO, SMOKE, finish, make_digits, run_main, run_module, start_module
 
 BASE = ExperimentConfig()  # adam, an MLP of three dense blocks
@@ -143,10 +143,10 @@ def test_an_unusable_storage_is_one_error_line(tmp_path):
 def test_trials_stop_at_the_asked_number_and_an_interrupted_one_does_not_count(tmp_path):
     settings = _settings(tmp_path)
     opened = study.open_study(settings)
-    first = study.next_trial(opened, settings)
+    first = claims.next_trial(opened, settings)
     first.set_user_attr(study.INTERRUPTED, True)
     opened.tell(first, state=TrialState.FAIL)
-    asked = [study.next_trial(opened, settings) for _ in range(3)]
+    asked = [claims.next_trial(opened, settings) for _ in range(3)]
     assert [t.number for t in asked[:2]] == [1, 2] and asked[2] is None
 
 
@@ -154,7 +154,7 @@ _DYING_WORKER = """
 import os, sys
 from mnist_research.config import ExperimentConfig
 from mnist_research.config import flags as experiment_flags
-from mnist_research.studies import space, study
+from mnist_research.studies import claims, space, study
 base = ExperimentConfig()
 folder = sys.argv[1]
 settings = study.StudySettings(
@@ -162,7 +162,7 @@ settings = study.StudySettings(
     space.parse("learning_rate = log(1e-4, 1e-2)", "space.txt", base),
     experiment_flags.flagfile_text(base), 2,
 )
-trial = study.next_trial(study.open_study(settings), settings)
+trial = claims.next_trial(study.open_study(settings), settings)
 trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True)
 trial.set_user_attr(study.RUN_DIR, os.path.join(folder, "trial-000"))
 os.kill(os.getpid(), 9)  # as a worker killed mid-trial
@@ -178,13 +178,13 @@ def test_a_killed_workers_trial_is_continued_by_the_next_one_asked(tmp_path):
     opened = study.open_study(settings)
     (orphan,) = opened.get_trials()
     assert orphan.state == TrialState.RUNNING
-    continued = study.next_trial(opened, settings)  # the orphan's values and run dir, queued
+    continued = claims.next_trial(opened, settings)  # the orphan's values and run dir, queued
     assert [t.state for t in opened.get_trials()] == [TrialState.FAIL, TrialState.RUNNING]
     value = continued.suggest_float("learning_rate", 1e-4, 1e-2, log=True)
     assert value == orphan.params["learning_rate"]
     assert continued.user_attrs[study.RUN_DIR] == orphan.user_attrs[study.RUN_DIR]
-    assert study.requeue_orphans(opened, settings.folder) == []  # this process is alive
-    assert study.counted(opened) == 1  # the killed trial is not counted, its continuation is
+    assert claims.requeue_orphans(opened, settings.folder) == []  # this process is alive
+    assert claims.counted(opened) == 1  # the killed trial is not counted, its continuation is
 
 
 def test_core_shares():
