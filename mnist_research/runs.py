@@ -6,11 +6,11 @@ Usage:
 One row per run dir (the folders under LOGDIR, and the runs one folder further
 down, as a sweep writes them), oldest first: its name, experiment, model
 family, dataset, epochs done / planned, its status (running, with the
-training process's PID; finished; unfinished; not started), its best
-validation accuracy and test accuracy, and the device it trained on. Folders
-that hold no run, and runs whose files are damaged, are summed up in one line
-under the table. ``--run_dir=latest`` in ``evaluate``, ``predict`` and
-``report`` picks the newest finished run listed here.
+training process's PID; finished, stopped early, or pruned by a search;
+unfinished; not started), its best validation accuracy and test accuracy, and
+the device it trained on. Folders that hold no run, and runs whose files are
+damaged, are summed up in one line under the table. ``--run_dir=latest`` in
+``evaluate``, ``predict`` and ``report`` picks the newest finished run listed here.
 """
 
 from __future__ import annotations

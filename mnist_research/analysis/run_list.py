@@ -34,7 +34,11 @@ def row(record: RunRecord) -> dict[str, Any]:
     if trainer is not None:
         status = f"running ({trainer.split(' on ')[0]})"
     elif record.finished:
-        status = "finished (stopped early)" if metrics.get("stopped_early") else "finished"
+        # A search's pruned trial, or a run stopped by --early_stopping_patience.
+        early = (
+            "pruned" if metrics.get("pruned") else metrics.get("stopped_early") and "stopped early"
+        )
+        status = f"finished ({early})" if early else "finished"
     else:
         status = "unfinished" if record.epochs_done else "not started"
     test = metrics.get("test_accuracy")

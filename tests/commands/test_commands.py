@@ -33,6 +33,7 @@ COMMANDS = {
     "benchmark": ["data_dir", "epochs", "repeats", "smoke", "output"],
     "predict_robustness": ["run_dir", "data_dir", "num", "seed", "only", "examples_dir"],
     "runs": ["logdir", "json"],
+    "search": ["space", "study", "trials", "output", "storage", "workers", "pruner", "sampler"],
 }
 
 
@@ -100,8 +101,9 @@ def test_commands_parse_their_flags_before_importing_tensorflow():
         "import mnist_research.evaluate, mnist_research.predict, mnist_research.report\n"
         "import mnist_research.compare, mnist_research.runs, mnist_research.train\n"
         "import mnist_research.export\n"
+        "import mnist_research.search\n"
         "for m in (mnist_research.evaluate, mnist_research.predict, mnist_research.report,\n"
-        "          mnist_research.train, mnist_research.export):\n"
+        "          mnist_research.train, mnist_research.export, mnist_research.search):\n"
         "    m.define_flags(flags.FlagValues())\n"
         "print('tensorflow' in sys.modules)\n"
     )

@@ -1,0 +1,116 @@
+"""Which worker runs which trial: the study's budget, and trials continued after a stop.
+
+Workers take trials through :func:`next_trial`, which counts and asks under the
+study folder's lock, so the workers of one machine never start more trials than
+``--trials``. A trial stopped by a signal, or whose worker process was killed,
+is failed and queued again with its values and run dir (:func:`requeue`); the
+next trial taken continues that run dir from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+
+import optuna
+from absl import logging
+from optuna.trial import TrialState
+
+from mnist_research.studies.study import (
+    ERROR,
+    RUN_DIR,
+    WORKER,
+    StudySettings,
+    locked,
+    run_dir_name,
+)
+
+# Each worker process holds a lock on its own file in this folder of the study for as long
+# as it lives; the operating system releases it however the process ends (SIGKILL too).
+_WORKERS_DIR = ".workers"
+
+
+def counted(study: optuna.Study) -> int:
+    """The trials that count towards ``--trials``.
+
+    Completed, pruned and running ones, and those that failed for a reason
+    recorded in ``ERROR``; not those stopped by a signal or a killed worker
+    (another trial continues each), nor the queued ones until they run.
+    """
+    counts = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    return sum(
+        1
+        for t in study.get_trials(deepcopy=False)
+        if t.state in counts or (t.state == TrialState.FAIL and ERROR in t.user_attrs)
+    )
+
+
+def next_trial(study: optuna.Study, settings: StudySettings) -> optuna.Trial | None:
+    """A new trial while fewer than ``settings.trials`` count; ``None`` when the study is full.
+
+    Counting and asking happen under the folder's lock, so the workers of one
+    machine never start more trials than asked for. First, each running trial
+    of this machine whose worker process is gone (killed) is failed and queued
+    again with its values and run dir, which the next trial continues from its
+    last checkpoint.
+    """
+    with locked(settings.folder):
+        requeue_orphans(study, settings.folder)
+        if counted(study) >= settings.trials:
+            return None
+        trial = study.ask()
+        trial.set_user_attr(WORKER, _hold_worker_lock(settings.folder))
+        return trial
+
+
+def requeue(study: optuna.Study, number: int, params: dict, run_dir: str) -> None:
+    """Fails trial ``number`` (stopped) and queues a trial that continues its run dir."""
+    study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+    study.enqueue_trial(params, user_attrs={RUN_DIR: run_dir})
+
+
+def requeue_orphans(study: optuna.Study, folder: str) -> list[int]:
+    """Requeues the running trials of this machine whose worker process is gone; their numbers."""
+    host = socket.gethostname()
+    orphans = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if t.user_attrs.get(WORKER, "").rpartition("-")[0] == host
+        and not _worker_alive(folder, t.user_attrs[WORKER])
+    ]
+    for t in orphans:
+        run_dir = t.user_attrs.get(RUN_DIR) or os.path.join(folder, run_dir_name(t.number))
+        logging.warning("Trial %d's worker is gone; %s will be continued", t.number, run_dir)
+        requeue(study, t.number, t.params, run_dir)
+    return [t.number for t in orphans]
+
+
+_held: dict[str, object] = {}  # study folder -> the open file this process's lock is on
+
+
+def _hold_worker_lock(folder: str) -> str:
+    """Takes this process's worker lock in ``folder`` (once); returns its name, ``host-pid``."""
+    name = f"{socket.gethostname()}-{os.getpid()}"
+    key = os.path.abspath(folder)
+    if key not in _held:
+        os.makedirs(os.path.join(folder, _WORKERS_DIR), exist_ok=True)
+        handle = open(os.path.join(folder, _WORKERS_DIR, name), "a")
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        _held[key] = handle
+    return name
+
+
+def _worker_alive(folder: str, name: str) -> bool:
+    """Whether the worker ``name`` of this machine still holds its lock."""
+    try:
+        handle = open(os.path.join(folder, _WORKERS_DIR, name))
+    except OSError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False

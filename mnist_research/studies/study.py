@@ -1,0 +1,245 @@
+"""A study's storage, its identity (space and base recipe), and its results.
+
+A study lives in an Optuna storage: by default a journal file inside the
+study's folder (``OUTPUT/STUDY/journal.log``: no server), or any storage URL
+Optuna takes (``postgresql+psycopg://...`` for several machines). Every
+process that opens the same study name on the same storage shares one study.
+The study records its space and base recipe the first time it is opened;
+opening it again with another space or recipe is refused, naming the
+difference. Nothing here imports TensorFlow: the command's parent process,
+which only starts workers and writes the table, stays light.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+
+import optuna
+from optuna.trial import TrialState
+
+from mnist_research import files
+from mnist_research.config import flags as experiment_flags
+from mnist_research.errors import ConfigError, MnistResearchError, one_line
+from mnist_research.studies.space import Space
+
+JOURNAL_FILE = "journal.log"
+TABLE_FILE = "trials.md"
+BEST_FLAGS_FILE = "best.flags"
+_LOCK_FILE = ".study.lock"
+# User attributes of a trial: its run dir; why it failed (a failure that counts towards
+# --trials: refused settings, a diverging loss); that a signal stopped it; the worker
+# process that runs it (``host-pid``).
+RUN_DIR = "run_dir"
+ERROR = "error"
+INTERRUPTED = "interrupted"
+WORKER = "worker"
+
+
+class StudyError(MnistResearchError):
+    """A study that cannot be opened or continued as asked."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StudySettings:
+    """What one study is.
+
+    Attributes:
+      name: the study's name in its storage (also its folder's name).
+      folder: where its trials' run dirs, table and ``best.flags`` go.
+      storage: a journal file path or a storage URL.
+      space: what is sampled.
+      base_flags: the base recipe as a flagfile (``config.flags.flagfile_text``).
+      trials: how many trials the study runs (completed and pruned, or running).
+    """
+
+    name: str
+    folder: str
+    storage: str
+    space: Space
+    base_flags: str
+    trials: int
+
+
+def storage_of(url: str):
+    """The Optuna storage ``url`` names: a path (no ``://``) is a journal file."""
+    if "://" in url:
+        return optuna.storages.RDBStorage(url)
+    backend = optuna.storages.journal.JournalFileBackend(os.path.abspath(url))
+    return optuna.storages.JournalStorage(backend)
+
+
+def base_lines(flagfile_text: str) -> list[str]:
+    """The ``--flag=value`` lines of a flagfile (its comments left out)."""
+    return [line for line in flagfile_text.splitlines() if line.startswith("--")]
+
+
+def _recipe(flagfile_text: str) -> dict[str, str]:
+    """Flag -> value in the base recipe, its paths left out (they differ between machines)."""
+    paths = {d.flag for _, _, d in experiment_flags.experiment_settings() if d.path}
+    recipe = {}
+    for line in base_lines(flagfile_text):
+        flag, eq, value = line.lstrip("-").partition("=")
+        if not eq:  # --name / --noname
+            flag, value = flag.removeprefix("no"), "false" if flag.startswith("no") else "true"
+        recipe[flag] = value
+    return {flag: value for flag, value in recipe.items() if flag not in paths}
+
+
+def open_study(settings: StudySettings, sampler=None, pruner=None) -> optuna.Study:
+    """Creates the study, or joins it when it exists with the same space and base recipe.
+
+    Raises:
+      StudyError: the storage cannot be opened, or the study exists with
+        another space or base recipe (each difference named).
+    """
+    os.makedirs(settings.folder, exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # The processes of one machine open the study one at a time: two creating a database's
+    # tables or the study at once would collide. Another machine's may: it is tried twice.
+    with locked(settings.folder):
+        for attempt in (1, 2):
+            try:
+                study = optuna.create_study(
+                    study_name=settings.name,
+                    storage=storage_of(settings.storage),
+                    sampler=sampler,
+                    pruner=pruner,
+                    direction="maximize",
+                    load_if_exists=True,
+                )
+                break
+            except Exception as e:  # Optuna and SQLAlchemy raise many kinds: one line each
+                if attempt == 2 or "://" not in settings.storage:
+                    raise StudyError(
+                        f"--storage={settings.storage}: cannot open it ({one_line(e)})"
+                    ) from None
+                time.sleep(1.0)
+        _record_or_compare(study, settings)
+    return study
+
+
+def _record_or_compare(study: optuna.Study, settings: StudySettings) -> None:
+    attrs = study.user_attrs
+    space, recipe = settings.space.lines(), _recipe(settings.base_flags)
+    if "space" not in attrs:
+        study.set_user_attr("space", space)
+        study.set_user_attr("base_flags", settings.base_flags)
+        return
+    diffs = [
+        f"another {what} ({'; '.join(found)})"
+        for what, found in (
+            ("space", _differences(attrs["space"], space, "not searched")),
+            ("base recipe", _differences(_recipe(attrs["base_flags"]), recipe, "not set")),
+        )
+        if found
+    ]
+    if diffs:
+        raise StudyError(
+            f"study {settings.name} in {settings.storage} was started with "
+            f"{' and '.join(diffs)}; use another --study, or the study's own space and recipe"
+        )
+
+
+def _differences(old: dict[str, str], new: dict[str, str], absent: str) -> list[str]:
+    """``name: old -> new`` for every key whose value differs."""
+    return [
+        f"{key}: {old.get(key, absent)} -> {new.get(key, absent)}"
+        for key in sorted(set(old) | set(new))
+        if old.get(key) != new.get(key)
+    ]
+
+
+@contextlib.contextmanager
+def locked(folder: str) -> Iterator[None]:
+    """Holds the study folder's lock: one process of this machine at a time in the block."""
+    with open(os.path.join(folder, _LOCK_FILE), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def run_dir_name(number: int) -> str:
+    return f"trial-{number:03d}"
+
+
+def write_results(study: optuna.Study, settings: StudySettings) -> dict[str, str]:
+    """Writes the table of trials and, once a trial completed, ``best.flags``.
+
+    Returns:
+      What was written: ``{"table": path, "best_flags": path}`` (the latter
+      only with a completed trial).
+    """
+    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    paths = {"table": os.path.join(settings.folder, TABLE_FILE)}
+    files.atomic_write_text(paths["table"], table(trials, settings.space))
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    if complete:
+        best = max(complete, key=lambda t: (t.value, -t.number))
+        paths["best_flags"] = os.path.join(settings.folder, BEST_FLAGS_FILE)
+        files.atomic_write_text(paths["best_flags"], best_flags(best, settings))
+    return paths
+
+
+def table(trials: list, space: Space) -> str:
+    """A Markdown table: one row a trial, its parameters, accuracies and seconds."""
+    flags = [p.flag for p in space.parameters]
+    header = ["trial", "state", *flags, "best val acc", "test acc", "seconds", "run dir"]
+    rows = [header, ["---"] * len(header)]
+    for t in trials:
+        attrs = t.user_attrs
+        seconds = t.duration.total_seconds() if t.duration else None
+        rows.append(
+            [
+                str(t.number),
+                t.state.name.lower(),
+                *(_cell(t.params.get(flag)) for flag in flags),
+                _cell(attrs.get("best_val_accuracy"), "{:.4f}"),
+                _cell(attrs.get("test_accuracy"), "{:.4f}"),
+                _cell(seconds, "{:.1f}"),
+                _run_dir(t),
+            ]
+        )
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows) + "\n"
+
+
+def _run_dir(trial) -> str:
+    """The trial's run dir's name (a continued trial has its predecessor's)."""
+    return os.path.basename(trial.user_attrs.get(RUN_DIR) or run_dir_name(trial.number))
+
+
+def _cell(value, form: str = "{}") -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) and form == "{}" else form.format(value)
+
+
+def best_flags(best, settings: StudySettings) -> str:
+    """A flagfile that reproduces the best trial: the base recipe, then its sampled values."""
+    chosen = settings.space.flag_arguments(best.params)
+    return (
+        "\n".join(
+            [
+                f"# Study {settings.name}: the best of its completed trials, trial {best.number} "
+                f"(best validation accuracy {best.value:.4f}), in {_run_dir(best)}/.",
+                "# Train it again with: python -m mnist_research.train --flagfile=best.flags",
+                "# The base recipe:",
+                *base_lines(settings.base_flags),
+                "# The values the study chose:",
+                *chosen,
+            ]
+        )
+        + "\n"
+    )
+
+
+def check_name(name: str) -> None:
+    """Refuses a study name that cannot be a folder name."""
+    if not name or name.startswith(".") or not all(c.isalnum() or c in "_.-" for c in name):
+        raise ConfigError(f"--study: {name!r} is not a study name (letters, digits, '_', '-', '.')")
