@@ -100,6 +100,28 @@ def starts_with_mark(path: str, mark: bytes, within: int = 4096) -> bool:
         return False
 
 
+# The text chunk every figure of the project carries in its PNG header.
+FIGURE_MARK = b"tEXtSoftware\0mnist_research"
+
+
+def starts_by_kind(starts: dict[str, bytes]) -> Callable[[str], bool]:
+    """A test of whether the project wrote a file, for :func:`check_outputs`.
+
+    Args:
+      starts: what each kind of text file (by extension) the project writes
+        begins with; a ``.png`` is the project's when it carries :data:`FIGURE_MARK`.
+    """
+
+    def ours(path: str) -> bool:
+        extension = os.path.splitext(path)[1]
+        if extension == ".png":
+            return starts_with_mark(path, FIGURE_MARK)
+        start = starts.get(extension)
+        return start is not None and starts_with_mark(path, start, within=len(start))
+
+    return ours
+
+
 def atomic_write_text(path: str, text: str) -> None:
     """UTF-8 text through :func:`atomic_write_bytes`."""
     atomic_write_bytes(path, text.encode("utf-8"))

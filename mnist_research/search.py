@@ -29,7 +29,7 @@ if __name__ == "__main__":  # before TensorFlow's import, which takes seconds
 
 from absl import flags
 
-from mnist_research import command, logs
+from mnist_research import command
 from mnist_research.config import flags as experiment_flags
 
 FLAGS = flags.FLAGS
@@ -163,7 +163,7 @@ def _start_workers(settings) -> int:
     processes = []
     try:
         for i, cores in enumerate(shares):
-            env = logs.child_environment()
+            env = dict(os.environ)
             if gpus:
                 env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
             processes.append(

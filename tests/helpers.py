@@ -120,6 +120,43 @@ def run_check_script(script: str) -> tuple[subprocess.CompletedProcess, list[dic
     return result, [json.loads(line) for line in reversed(lines)]
 
 
+def signal_once_written(process: subprocess.Popen, pattern: str, sig=signal.SIGTERM) -> str:
+    """Sends ``sig`` once a file matching ``pattern`` exists; returns the process's stderr.
+
+    The process (started with ``stderr=PIPE``, text) must not end before that, and the
+    file must come within 180 s.
+    """
+    import time
+
+    deadline = time.time() + 180
+    while not glob.glob(pattern, recursive=True):
+        assert process.poll() is None, process.stderr.read()[-3000:]
+        assert time.time() < deadline, f"no {pattern} within 180 s"
+        time.sleep(0.1)
+    process.send_signal(sig)
+    return process.communicate(timeout=150)[1]
+
+
+@contextlib.contextmanager
+def tmpfs(folder, size: str):
+    """A tmpfs of ``size`` (``"5m"``) mounted at ``folder/disk`` (skips the test where it can't)."""
+    import pytest
+
+    mount = folder / "disk"
+    mount.mkdir()
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
 def find_chromium():
     """Path of a Chromium/Chrome binary, or ``None``."""
     for name in ("chromium", "chromium-browser", "google-chrome"):

@@ -297,16 +297,7 @@ def write(output: str, runs: list[Run], table: list[dict[str, Any]]) -> dict[str
         "figure": os.path.join(output, "compare.png"),
     }
     starts = {".md": b"| run |", ".json": b'{\n  "reference": '}
-
-    def ours(path: str) -> bool:
-        start = starts.get(os.path.splitext(path)[1])
-        if start is None:
-            from mnist_research.analysis import figures
-
-            return figures.is_figure(path)
-        return files.starts_with_mark(path, start, within=len(start))
-
-    files.check_outputs(list(paths.values()), [], ours)
+    files.check_outputs(list(paths.values()), [], files.starts_by_kind(starts))
     try:
         os.makedirs(output, exist_ok=True)
     except OSError as e:

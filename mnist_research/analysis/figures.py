@@ -22,7 +22,7 @@ import seaborn as sns
 
 from mnist_research import config as config_lib
 from mnist_research.config.registry import DIGITS
-from mnist_research.files import atomic_write_bytes, starts_with_mark
+from mnist_research.files import FIGURE_MARK, atomic_write_bytes, starts_with_mark
 
 sns.set_theme(style="whitegrid")
 
@@ -33,7 +33,7 @@ _SOFTWARE = "mnist_research"
 
 def is_figure(path: str) -> bool:
     """Whether ``path`` is a figure :func:`save_figure` wrote (a bounded read)."""
-    return starts_with_mark(path, b"tEXtSoftware\0" + _SOFTWARE.encode())
+    return starts_with_mark(path, FIGURE_MARK)
 
 
 def save_figure(fig: plt.Figure, path: str, dpi: int = 100) -> str:

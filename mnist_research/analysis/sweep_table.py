@@ -175,16 +175,7 @@ def check_outputs(output: str) -> None:
       FileExistsError: naming the file.
     """
     starts = {".md": b"| experiment |", ".csv": b"experiment,"}
-
-    def ours(path: str) -> bool:
-        start = starts.get(os.path.splitext(path)[1])
-        if start is None:
-            from mnist_research.analysis import figures
-
-            return figures.is_figure(path)
-        return files.starts_with_mark(path, start, within=len(start))
-
-    files.check_outputs(list(_paths(output).values()), [], ours)
+    files.check_outputs(list(_paths(output).values()), [], files.starts_by_kind(starts))
 
 
 def write(output: str, runs: dict[str, list[dict]]) -> dict[str, str]:

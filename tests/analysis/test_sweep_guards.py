@@ -2,10 +2,8 @@
 
 import glob
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -16,7 +14,7 @@ from mnist_research.config.metrics import HISTORY_KEYS
 from mnist_research.errors import MnistResearchError
 from mnist_research.files import write_json
 from mnist_research.rundir import layout, records
-from tests.helpers import REPO, make_digits, run_main
+from tests.helpers import REPO, make_digits, run_main, signal_once_written
 
 SMOKE = os.path.join(REPO, "experiments", "smoke.flags")
 
@@ -122,13 +120,7 @@ def test_sigterm_stops_the_sweep_and_its_training_child_resumably(tmp_path):
     sweep = subprocess.Popen(
         command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
-    deadline = time.time() + 180
-    while not glob.glob(str(output / "**" / "ckpt-1.index"), recursive=True):
-        assert sweep.poll() is None, sweep.stderr.read()[-3000:]
-        assert time.time() < deadline, "no checkpoint within 180 s"
-        time.sleep(0.1)
-    sweep.send_signal(signal.SIGTERM)
-    _, stderr = sweep.communicate(timeout=150)
+    stderr = signal_once_written(sweep, str(output / "**" / "ckpt-1.index"))
     assert sweep.returncode == 143, stderr[-3000:]
     lines = [line for line in stderr.splitlines() if line.startswith("SIGTERM: sweep stopped")]
     assert len(lines) == 1 and "rerun the same sweep command to resume" in lines[0], stderr

@@ -3,29 +3,20 @@ leaves nothing half-written; a rerun after a kill before the first checkpoint wr
 step-0 events once."""
 
 import os
-import subprocess
 
 import pytest
 import tensorflow as tf
 
 from mnist_research import files
 from mnist_research.errors import run_guarded
+from tests.helpers import tmpfs
 
 
 @pytest.fixture
 def small_disk(tmp_path):
     """A 1 MB tmpfs."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
-    yield mount
-    subprocess.run(["umount", str(mount)], check=False)
+    with tmpfs(tmp_path, "1m") as mount:
+        yield mount
 
 
 def _error_line(capsys, call):

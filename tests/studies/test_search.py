@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import optuna
@@ -19,7 +18,16 @@ from mnist_research.config import flags as experiment_flags
 from mnist_research.errors import ConfigError
 from mnist_research.search import core_shares
 from mnist_research.studies import claims, space, study
-from tests.helpers import REPO, SMOKE, finish, make_digits, run_main, run_module, start_module
+from tests.helpers import (
+    REPO,
+    SMOKE,
+    finish,
+    make_digits,
+    run_main,
+    run_module,
+    signal_once_written,
+    start_module,
+)
 
 BASE = ExperimentConfig()  # adam, an MLP of three dense blocks
 
@@ -326,13 +334,7 @@ def test_sigterm_stops_a_search_and_the_rerun_continues_the_trial_from_its_check
         command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     checkpoint = str(output / "stopped" / "trial-000" / "checkpoints" / "ckpt-1.index")
-    deadline = time.time() + 180
-    while not os.path.exists(checkpoint):
-        assert search.poll() is None, search.stderr.read()[-3000:]
-        assert time.time() < deadline, "no checkpoint within 180 s"
-        time.sleep(0.1)
-    search.send_signal(signal.SIGTERM)
-    _, stderr = search.communicate(timeout=150)
+    stderr = signal_once_written(search, checkpoint)
     assert search.returncode == 143, stderr[-3000:]
     stopped = [line for line in stderr.splitlines() if line.startswith("SIGTERM: ")]
     assert len(stopped) == 1 and "rerun the same command to go on" in stopped[0], stderr

@@ -16,7 +16,16 @@ from mnist_research import config as config_lib
 from mnist_research.errors import run_guarded
 from mnist_research.rundir import layout
 from mnist_research.training import runner as train_lib
-from tests.helpers import REPO, TESTS, make_digits, run_main, run_module, scalars, write_idx_dir
+from tests.helpers import (
+    REPO,
+    TESTS,
+    make_digits,
+    run_main,
+    run_module,
+    scalars,
+    tmpfs,
+    write_idx_dir,
+)
 
 
 def train_args(npz_dir, run_dir, *extra):
@@ -92,17 +101,8 @@ def test_sigkill_while_writing_reports_then_rerun(npz_dir, tmp_path):
 def small_disk(tmp_path):
     """A 5 MB tmpfs: room for the first checkpoint (3.9 MB: the model, its Adam slots and
     the best epoch's weights) and the small files, not a second."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=5m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
-    yield mount
-    subprocess.run(["umount", str(mount)], check=False)
+    with tmpfs(tmp_path, "5m") as mount:
+        yield mount
 
 
 @pytest.mark.slow
