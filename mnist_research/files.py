@@ -78,6 +78,26 @@ def check_outputs(outputs: list[str], inputs: list[str], ours: Callable[[str], b
             _refuse(out, "it exists and was not written by this project")
 
 
+def claim_folder(path: str, mark: str) -> None:
+    """Makes ``path`` a folder this project writes into, or refuses it before anything is written.
+
+    A folder is the project's when it is new, empty, or holds the ``mark`` file
+    an earlier call wrote; anything else (a user's folder with files in it, a
+    link, a file) is refused, so nothing in it can be replaced.
+
+    Raises:
+      FileExistsError: naming the folder and why.
+    """
+    if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
+        _refuse(path, "it is not a folder")
+    if os.path.isdir(path) and os.listdir(path):
+        marked = os.path.join(path, mark)
+        if not (os.path.isfile(marked) and not os.path.islink(marked)):
+            _refuse(path, "it holds files this command did not write")
+    os.makedirs(path, exist_ok=True)
+    atomic_write_text(os.path.join(path, mark), "written by mnist_research\n")
+
+
 def _same_file(a: str, b: str) -> bool:
     if os.path.realpath(a) == os.path.realpath(b):
         return True

@@ -193,6 +193,26 @@ def test_real_mnist_rerendered_digits_are_recognised(tmp_path):
 
 
 @pytest.mark.slow
+def test_predict_robustness_never_writes_into_a_user_s_folder(finished_run, tmp_path):
+    run_dir, _ = finished_run
+    examples = tmp_path / "mine"
+    (examples / "00").mkdir(parents=True)
+    (examples / "00" / "0.jpg").write_bytes(b"a user's photo")
+    result = run_main(
+        "mnist_research.predict_robustness",
+        f"--run_dir={run_dir}",
+        "--num=2",
+        "--only=JPEG quality 75",
+        f"--examples_dir={examples}",
+    )
+    assert result.returncode == 1
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "did not write" in line and str(examples) in line
+    assert (examples / "00" / "0.jpg").read_bytes() == b"a user's photo"
+    assert sorted(os.listdir(examples)) == ["00"]
+
+
+@pytest.mark.slow
 def test_predict_robustness_prints_a_table_per_condition(finished_run, tmp_path):
     run_dir, _ = finished_run
     examples = tmp_path / "examples"
