@@ -156,5 +156,6 @@ def load_logits_fn(run_dir: str, from_checkpoint: bool = False) -> tuple[LogitsF
 
     config = load_config(run_dir)
     model = registry.create(config.model)
-    prefix = checkpoint_files.restore_model(model, _checkpoint_dir(run_dir, config), config)
+    folder = _checkpoint_dir(run_dir, config)
+    prefix = checkpoint_files.restore_model(model, folder, config, records.recorded_data(run_dir))
     return logits_function(model), prefix

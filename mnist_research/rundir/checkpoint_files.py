@@ -32,6 +32,8 @@ STATE_FILE = "checkpoint"
 _FILE = re.compile(r"^ckpt-(\d+)\.(index|data-\d{5}-of-\d{5})$")
 SETTINGS_KEY = "settings/.ATTRIBUTES/VARIABLE_VALUE"
 HISTORY_KEY = "history/.ATTRIBUTES/VARIABLE_VALUE"
+# The fingerprint of the data the checkpoint was trained on (``sources.fingerprint``).
+DATA_KEY = "data_sha256/.ATTRIBUTES/VARIABLE_VALUE"
 START_AFRESH = "use --overwrite to start afresh, or a new --run_dir"
 # What reading a damaged checkpoint raises: a checksum or format error (OpError),
 # "Read less bytes than requested" for a truncated data file (IndexError), or a
@@ -91,6 +93,19 @@ def stored_settings(reader: tf.train.CheckpointReader) -> ExperimentConfig | Non
         return ExperimentConfig.from_dict(json.loads(reader.get_tensor(SETTINGS_KEY)))
     except ValueError as e:
         raise Damaged(f"its stored settings do not parse: {e}") from None
+
+
+def other_data(reader: tf.train.CheckpointReader, data_sha256: str | None) -> str | None:
+    """Why a checkpoint was trained on other data than ``data_sha256``, or ``None``.
+
+    ``None`` too when either fingerprint is unknown (a checkpoint or run older than them).
+    """
+    if not data_sha256 or not reader.has_tensor(DATA_KEY):
+        return None
+    stored = reader.get_tensor(DATA_KEY).decode("utf-8", "replace")
+    if not stored or stored == data_sha256:
+        return None
+    return f"trained on other data (sha256 {stored[:12]}…, the run's {data_sha256[:12]}…)"
 
 
 def identity_differences(stored: ExperimentConfig | None, config: ExperimentConfig) -> list[str]:
@@ -163,25 +178,35 @@ def saving(folder: str, epoch: int) -> Iterator[None]:
         ) from None
 
 
-def restore_model(model: tf.keras.Model, checkpoint_dir: str, config: ExperimentConfig) -> str:
+def restore_model(
+    model: tf.keras.Model,
+    checkpoint_dir: str,
+    config: ExperimentConfig,
+    data_sha256: str | None = None,
+) -> str:
     """Restores ``model``'s weights from the newest usable checkpoint; returns its path.
 
     The checkpoint must be this run's: the identity of its stored settings
     (when it has them; model, recipe, seed, data: what ``train`` checks to
-    resume) must be ``config``'s, every variable of ``model`` must have a value
-    in it, and every shape must match.
+    resume) must be ``config``'s, it must have been trained on the data
+    ``data_sha256`` names (when both are known), every variable of ``model``
+    must have a value in it, and every shape must match.
 
     Raises:
       RunDirError: no usable checkpoint, or one of another run or model.
     """
 
     def load(prefix: str, number: int) -> str:
-        diffs = identity_differences(stored_settings(verify(prefix)), config)
+        reader = verify(prefix)
+        diffs = identity_differences(stored_settings(reader), config)
         if diffs:
             raise RunDirError(
                 f"{prefix} was trained with different settings than config.json "
                 f"describes ({'; '.join(diffs)}): another run's checkpoint"
             )
+        data = other_data(reader, data_sha256)
+        if data:
+            raise RunDirError(f"{prefix} was {data}: another run's checkpoint")
         try:
             status = tf.train.Checkpoint(model=model).restore(prefix)
             status.assert_existing_objects_matched().expect_partial()

@@ -200,6 +200,16 @@ def check_same_run(run_dir: str, info: dict[str, Any]) -> None:
         )
 
 
+def recorded_data(run_dir: str) -> str | None:
+    """The data fingerprint ``metrics.json`` records (``None``: none, or unreadable)."""
+    try:
+        recorded = read_json(os.path.join(run_dir, METRICS_FILE))
+    except (OSError, ValueError):
+        return None
+    value = recorded.get("data_sha256") if isinstance(recorded, dict) else None
+    return value if isinstance(value, str) else None
+
+
 def finished_metrics(run_dir: str) -> dict[str, Any] | None:
     """The final ``metrics.json`` of a finished run, or ``None`` while it is unfinished.
 

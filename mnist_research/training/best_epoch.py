@@ -81,12 +81,13 @@ class BestWeights:
         for best, current in zip(self.variables, self.model.variables):
             current.assign(best)
 
-    def write_checkpoint(self, folder: str, epoch: int, settings: tf.Variable) -> str:
+    def write_checkpoint(self, folder: str, epoch: int, identity: dict[str, tf.Variable]) -> str:
         """Writes the best weights as a model checkpoint ``folder/ckpt-<epoch>``.
 
         The checkpoint has the same layout as the run's own checkpoints, so
         anything that restores a model from one restores it from this; it
-        carries the run's ``settings`` as they do (its readers check them). The
+        carries the run's ``identity`` (settings, data) as they do (its readers
+        check it). The
         model's weights are unchanged afterwards.
 
         Returns:
@@ -94,7 +95,7 @@ class BestWeights:
         """
         current = [tf.identity(v) for v in self.model.variables]
         self.restore_into_model()
-        checkpoint = tf.train.Checkpoint(model=self.model, settings=settings)
+        checkpoint = tf.train.Checkpoint(model=self.model, **identity)
         manager = tf.train.CheckpointManager(checkpoint, folder, max_to_keep=1)
         path = manager.save(checkpoint_number=epoch)
         for variable, value in zip(self.model.variables, current):

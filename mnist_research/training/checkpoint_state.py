@@ -29,6 +29,7 @@ from mnist_research.rundir.checkpoint_files import (
     Damaged,
     newest_usable,
     numbers_on_disk,
+    other_data,
     read_state,
     saving,
     stored_settings,
@@ -52,10 +53,20 @@ class CheckpointState:
         temporary folder they delete (every worker must take part in a save,
         or MultiWorkerMirroredStrategy deadlocks).
       max_to_keep: checkpoints kept on disk.
+      data_sha256: the fingerprint of the data the run trains on, stored in
+        every checkpoint ("": unknown).
     """
 
-    def __init__(self, trainer: Trainer, checkpoint_dir: str, chief: bool, max_to_keep: int):
+    def __init__(
+        self,
+        trainer: Trainer,
+        checkpoint_dir: str,
+        chief: bool,
+        max_to_keep: int,
+        data_sha256: str = "",
+    ):
         self.config = trainer.config
+        self.data_sha256 = data_sha256
         self.epoch = trainer.epoch
         self.history_json = tf.Variable("{}", dtype=tf.string, trainable=False)
         with trainer.strategy.scope():
@@ -70,8 +81,13 @@ class CheckpointState:
             best_weights=self.best.variables,
             model=trainer.model,
         )
-        self.checkpoint = tf.train.Checkpoint(settings=self.settings, **objects)
-        # Restores without ``settings``: checkpoints written before it existed still load.
+        # What the run is (its settings, its data): every reader of a checkpoint checks them.
+        self.identity = dict(
+            settings=self.settings,
+            data_sha256=tf.Variable(data_sha256, dtype=tf.string, trainable=False),
+        )
+        self.checkpoint = tf.train.Checkpoint(**self.identity, **objects)
+        # Restores without the identity: checkpoints written before it existed still load.
         self._restorer = tf.train.Checkpoint(**objects)
         self.chief_dir = checkpoint_dir
         self.chief = chief
@@ -112,6 +128,9 @@ class CheckpointState:
             raise RunDirError(
                 f"{prefix} was trained with different settings ({'; '.join(diffs)}); {START_AFRESH}"
             )
+        data = other_data(reader, self.data_sha256)
+        if data:
+            raise RunDirError(f"{prefix} was {data}; {START_AFRESH}")
         try:
             self._restorer.restore(prefix).assert_existing_objects_matched().expect_partial()
         except (AssertionError, ValueError) as e:
@@ -190,10 +209,10 @@ class CheckpointState:
         if self.chief:
             folder = os.path.join(self.chief_dir, BEST_DIR)
             with saving(folder, epoch):  # a failure: its partial files removed, one line
-                self.best.write_checkpoint(folder, epoch, self.settings)
+                self.best.write_checkpoint(folder, epoch, self.identity)
         else:
             temp_dir = os.path.join(self.chief_dir, f".best-{devices.worker_id()}-tmp")
-            self.best.write_checkpoint(temp_dir, epoch, self.settings)
+            self.best.write_checkpoint(temp_dir, epoch, self.identity)
             shutil.rmtree(temp_dir, ignore_errors=True)
 
     def _remove_partial(self, epoch: int, temp_dir: str) -> None:

@@ -309,7 +309,11 @@ def _start_run(
         other settings.
     """
     state = CheckpointState(
-        trainer, os.path.join(run_dir, CHECKPOINT_DIR), chief, config.train.max_to_keep
+        trainer,
+        os.path.join(run_dir, CHECKPOINT_DIR),
+        chief,
+        config.train.max_to_keep,
+        info["data_sha256"],
     )
     history = state.restore(required=records.records_progress(run_dir))
     done = int(trainer.epoch.numpy())

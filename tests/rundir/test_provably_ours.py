@@ -383,6 +383,27 @@ def test_a_checkpoint_of_another_run_is_refused_by_every_reader(run, tmp_path, t
     assert _snapshot(run) == before
 
 
+def test_a_checkpoint_of_a_run_with_the_same_settings_on_other_data_is_refused(
+    run, tmp_path, tiny_arrays
+):
+    from mnist_research.inference import finished_run
+
+    other_data = {**tiny_arrays, "x_train": 255 - tiny_arrays["x_train"]}
+    other = tmp_path / "other-data"
+    _train(other, other_data, epochs=1)  # the same settings, seed included
+    for path in (other / "checkpoints").glob("ckpt-1.*"):
+        shutil.copy(path, run / "checkpoints" / path.name)
+    before = _snapshot(run)
+    readers = [
+        lambda: finished_run.load_logits_fn(str(run), from_checkpoint=True),
+        lambda: _train(run, tiny_arrays, epochs=2),
+    ]
+    for read in readers:  # evaluate, report, predict --from_checkpoint; train
+        with pytest.raises(RunDirError, match=r"ckpt-1 was trained on other data"):
+            read()
+    assert _snapshot(run) == before
+
+
 def test_another_runs_checkpoint_is_not_taken_for_a_damaged_config_json(run, tmp_path, tiny_arrays):
     """With config.json damaged, readers use a checkpoint's settings only if flags.txt agrees."""
     from mnist_research.config import flags as experiment_flags
