@@ -27,7 +27,7 @@ from mnist_research.training import best_epoch
 from mnist_research.training import history as history_lib
 from mnist_research.training import summaries as summaries_lib
 from mnist_research.training.checkpoint_state import CheckpointState
-from mnist_research.training.loop import Hook, Totals, Trainer
+from mnist_research.training.loop import Hook, Totals, Trainer, batch_sums
 
 
 class ProgressBar(Hook):
@@ -118,10 +118,7 @@ class TensorBoard(Hook):
         self.config = trainer.config.train
         self.gradients = None
         if gradient_batch is not None and self.config.histograms:
-            images, labels = gradient_batch
-            self.gradients = trainer.make_gradient_fn(
-                pipeline.eval_dataset(images, labels, len(images))
-            )
+            self.gradients = gradient_fn(trainer, *gradient_batch)
         self.tracing = self.traced = False
         self.first_step = 0
 
@@ -156,6 +153,34 @@ class TensorBoard(Hook):
         if self.tracing:
             tf.summary.trace_off()
             self.tracing = False
+
+
+def gradient_fn(trainer: Trainer, images, labels):
+    """A function giving ``(variable, gradient)`` pairs on the batch ``images, labels``.
+
+    For the per-epoch gradient histograms: the loss in inference mode (no
+    dropout; BN uses and does not update its moving statistics), summed across
+    replicas. Every worker must call it (it all-reduces).
+    """
+    strategy, model = trainer.strategy, trainer.model
+    dataset = pipeline.eval_dataset(images, labels, len(images))
+    batch = next(iter(strategy.experimental_distribute_dataset(dataset)))
+    variables, count = model.trainable_variables, float(len(images))
+
+    def replica_grads(inputs):
+        with tf.GradientTape() as tape:
+            logits = model(inputs[0], training=False, return_logits=True)
+            loss = (
+                tf.reduce_sum(batch_sums(inputs[1], logits)[2]) / count
+            )  # the global batch's mean
+        return tape.gradient(loss, variables)
+
+    @tf.function
+    def gradients_fn(inputs):
+        per_replica = strategy.run(replica_grads, args=(inputs,))
+        return [strategy.reduce(tf.distribute.ReduceOp.SUM, g, axis=None) for g in per_replica]
+
+    return lambda: list(zip(variables, gradients_fn(batch)))
 
 
 class BestEpoch(Hook):

@@ -48,9 +48,6 @@ from mnist_research.model import registry
 from mnist_research.training import history as history_lib
 from mnist_research.training import optimizers
 
-_SUM = tf.distribute.ReduceOp.SUM
-
-
 # ---------------------------------------------------------------------------- the inner loop
 
 
@@ -219,31 +216,6 @@ class Trainer:
             )
         dist_dataset = self.strategy.experimental_distribute_dataset(dataset.cache())
         return lambda: _totals(*self._evaluate(dist_dataset))
-
-    def make_gradient_fn(self, dataset: tf.data.Dataset):
-        """A function giving ``(variable, gradient)`` pairs on the first batch of ``dataset``.
-
-        For the per-epoch gradient histograms: the loss in inference mode (no
-        dropout; BN uses and does not update its moving statistics), summed
-        across replicas. Every worker must call it (it all-reduces).
-        """
-        batch = next(iter(self.strategy.experimental_distribute_dataset(dataset.take(1))))
-        count = float(next(iter(dataset))[1].shape[0])
-        variables = self.model.trainable_variables
-
-        def replica_grads(inputs):
-            images, labels = inputs
-            with tf.GradientTape() as tape:
-                logits = self.model(images, training=False, return_logits=True)
-                loss = tf.reduce_sum(batch_sums(labels, logits)[2]) / count
-            return tape.gradient(loss, variables)
-
-        @tf.function
-        def gradients_fn(inputs):
-            per_replica = self.strategy.run(replica_grads, args=(inputs,))
-            return [self.strategy.reduce(_SUM, g, axis=None) for g in per_replica]
-
-        return lambda: list(zip(variables, gradients_fn(batch)))
 
     def predict_logits(self, images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
         """Logits ``[N, 10]`` for uint8 images ``[N, 28, 28]`` (inference mode)."""
