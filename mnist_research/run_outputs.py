@@ -29,7 +29,7 @@ from mnist_research.inference import export as export_lib
 from mnist_research.inference import finished_run
 from mnist_research.training import devices
 from mnist_research.training.finish import EndOfRunAction, RunContext
-from mnist_research.training.loop import Totals
+from mnist_research.training.sums import Totals
 
 
 def export(model: tf.keras.Model, run_dir: str, chief: bool) -> None:

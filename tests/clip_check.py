@@ -16,7 +16,7 @@ sys.path.insert(0, sys.argv[1])  # the repository root
 
 from mnist_research import config as config_lib
 from mnist_research.training import devices
-from mnist_research.training.optimizers import apply_gradients
+from mnist_research.training.loop import apply_gradients
 
 devices.configure_devices(config_lib.DistributeConfig(strategy="mirrored", num_cpu_devices=2))
 

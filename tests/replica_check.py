@@ -17,7 +17,7 @@ sys.path.insert(0, sys.argv[1])  # the repository root, for tests.helpers
 
 from mnist_research import config as config_lib
 from mnist_research.data import pipeline as input_pipeline
-from mnist_research.model import dropout as dropout_lib
+from mnist_research.model import mlp as dropout_lib
 from mnist_research.training import devices as distribute
 from mnist_research.training.loop import Trainer
 from mnist_research.training.runner import set_seeds

@@ -77,7 +77,7 @@ def run_project(data_dir: str, epochs: int) -> dict:
     start = time.perf_counter()
     trainer = loop.Trainer(config, strategy, steps)
     validate = trainer.make_evaluator(pipeline.eval_dataset(xv, yv, EVAL_BATCH))
-    batches = loop.training_batches(trainer, train_input, 1, epochs, steps)
+    batches = train_input.distributed(trainer.strategy, 1, epochs, steps)
     seconds, val = [], []
     for _ in range(epochs):
         epoch_start = time.perf_counter()

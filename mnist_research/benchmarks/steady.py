@@ -50,7 +50,7 @@ def project(
     validate = trainer.make_evaluator(
         pipeline.eval_dataset(data.x_val, data.y_val, config.train.eval_batch_size)
     )
-    batches = loop.training_batches(trainer, train_input, 1, epochs, steps)
+    batches = train_input.distributed(trainer.strategy, 1, epochs, steps)
     for _ in range(epochs):
         loop.train_epoch(trainer, batches, steps)
         validate()

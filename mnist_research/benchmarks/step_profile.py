@@ -91,7 +91,7 @@ def profile(
     train_input = pipeline.TrainInput(data.x_train, data.y_train, 128, seed=0)
     steps = train_input.steps_per_epoch()
     trainer = loop.Trainer(config, strategy, steps)
-    iterator = loop.training_batches(trainer, train_input, 1, 2, steps)
+    iterator = train_input.distributed(trainer.strategy, 1, 2, steps)
     for _ in range(2):  # Warm-up: tracing and compilation.
         trainer.train_steps(iterator, steps_per_loop)
     with tempfile.TemporaryDirectory() as logdir:

@@ -139,6 +139,31 @@ class TrainInput:
         ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)
 
+    def distributed(
+        self,
+        strategy: tf.distribute.Strategy,
+        first_epoch: int,
+        last_epoch: int,
+        steps_per_epoch: int,
+    ):
+        """One distributed iterator over the batches of epochs ``first_epoch`` .. ``last_epoch``.
+
+        Each input pipeline's dataset holds exactly ``steps_per_epoch`` steps an
+        epoch; were the loop to take another count, every later epoch would start
+        in the wrong place, so a mismatch is an error here.
+        """
+
+        def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            steps = self.steps_per_epoch(context.num_input_pipelines)
+            if steps != steps_per_epoch:
+                raise ValueError(
+                    f"{context.num_input_pipelines} input pipeline(s) hold {steps} "
+                    f"steps an epoch, the loop takes {steps_per_epoch}"
+                )
+            return self.dataset(first_epoch, context, last_epoch)
+
+        return iter(strategy.distribute_datasets_from_function(dataset_fn))
+
 
 def eval_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int) -> tf.data.Dataset:
     """Batches every example once, in order, keeping the last partial batch."""

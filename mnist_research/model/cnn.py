@@ -21,8 +21,7 @@ import tensorflow as tf
 
 from mnist_research.config import ModelConfig
 from mnist_research.data.model_input import IMAGE_SHAPE
-from mnist_research.model.blocks import DenseBlock
-from mnist_research.model.dropout import StatelessDropout, replica_seed
+from mnist_research.model.mlp import DenseBlock, StatelessDropout, replica_seed
 
 
 @tf.keras.utils.register_keras_serializable(package="mnist_research")

@@ -1,11 +1,9 @@
-"""The original notebook's classifier: an MLP of ``DenseBlock`` layers with a softmax head.
+"""The original notebook's classifier: Dense → BatchNormalization → ReLU → Dropout blocks
+and a 10-way softmax, with the dropout it uses.
 
-Each hidden block is Dense → BatchNormalization → ReLU → Dropout
-(``model.blocks.DenseBlock``). Blocks are assigned as individual attributes
-(``block_0``, ``block_1``, …) rather than kept in a Python list: Keras 3
-subclassed models held in lists are not tracked by ``tf.train.Checkpoint``,
-which then silently drops weights and BN moving statistics from checkpoints
-(and ``assert_consumed()`` still passes).
+Read top to bottom: :class:`MLPClassifier` (the model), :class:`DenseBlock`
+(one hidden block) and :class:`StatelessDropout` (dropout whose mask is a pure
+function of a seed). The CNN family reuses the last two.
 """
 
 from __future__ import annotations
@@ -13,8 +11,6 @@ from __future__ import annotations
 import tensorflow as tf
 
 from mnist_research.config import ModelConfig
-from mnist_research.model.blocks import DenseBlock
-from mnist_research.model.dropout import replica_seed
 
 
 @tf.keras.utils.register_keras_serializable(package="mnist_research")
@@ -28,6 +24,12 @@ class MLPClassifier(tf.keras.Model):
     ``[2]`` integer seed ``s`` (the trainer passes ``(run seed, step)``; the
     replica id and block index are folded in here); without ``dropout_seed``
     every training call draws fresh masks.
+
+    Blocks are assigned as individual attributes (``block_0``, ``block_1``, …)
+    rather than kept in a Python list: Keras 3 subclassed models held in lists
+    are not tracked by ``tf.train.Checkpoint``, which then silently drops weights
+    and BN moving statistics from checkpoints (and ``assert_consumed()`` still
+    passes).
 
     Args:
       hidden_units: widths of the hidden blocks.
@@ -96,3 +98,142 @@ class MLPClassifier(tf.keras.Model):
             "num_classes": self.num_classes,
             "synchronized_bn": self.synchronized_bn,
         }
+
+
+@tf.keras.utils.register_keras_serializable(package="mnist_research")
+class DenseBlock(tf.keras.layers.Layer):
+    """Dense → (BatchNormalization) → ReLU → Dropout.
+
+    Args:
+      units: width of the Dense layer.
+      dropout_rate: dropout probability after the activation.
+      batch_norm: insert BatchNormalization (the Dense then has no bias).
+      synchronized_bn: synchronise BN batch statistics across replicas.
+      index: the block's position in the model; folded into its dropout seed
+        so blocks draw independent masks.
+    """
+
+    def __init__(
+        self,
+        units: int,
+        dropout_rate: float,
+        batch_norm: bool = True,
+        synchronized_bn: bool = False,
+        index: int = 0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.units = units
+        self.dropout_rate = dropout_rate
+        self.batch_norm = batch_norm
+        self.synchronized_bn = synchronized_bn
+        self.index = index
+        self.dense = tf.keras.layers.Dense(units, use_bias=not batch_norm, name="dense")
+        self.norm = (
+            tf.keras.layers.BatchNormalization(synchronized=synchronized_bn, name="batch_norm")
+            if batch_norm
+            else None
+        )
+        self.activation = tf.keras.layers.ReLU(name="relu")
+        self.dropout = StatelessDropout(dropout_rate, salt=index, name="dropout")
+
+    def sublayers(self) -> list[tf.keras.layers.Layer]:
+        """The block's layers in the order they are applied."""
+        layers = (self.dense, self.norm, self.activation, self.dropout)
+        return [layer for layer in layers if layer is not None]
+
+    def call(self, inputs, training=False, seed=None):
+        """``seed``: the ``[2]`` dropout seed of this step (``None``: a fresh one)."""
+        x = self.dense(inputs)
+        if self.norm is not None:
+            x = self.norm(x, training=training)
+        x = self.activation(x)
+        return self.dropout(x, training=training, seed=seed)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "dropout_rate": self.dropout_rate,
+            "batch_norm": self.batch_norm,
+            "synchronized_bn": self.synchronized_bn,
+            "index": self.index,
+        }
+
+
+@tf.keras.utils.register_keras_serializable(package="mnist_research")
+class StatelessDropout(tf.keras.layers.Layer):
+    """Zeroes a ``rate`` fraction of inputs in training and scales the rest by 1/(1-rate).
+
+    Keras 3's ``Dropout`` draws its mask from a stateful ``SeedGenerator``: that
+    state would have to be checkpointed for a resumed run to continue the random
+    stream, and inside an XLA-compiled train step its random ops ran about 20x
+    slower than the rest of the step on a CPU. This layer draws the mask with
+    ``tf.random.stateless_uniform`` from the seed it is given, so the mask is a
+    pure function of ``(run seed, step, replica, layer)``: a run resumed at step
+    k replays exactly the masks an uninterrupted run would have drawn, and XLA
+    fuses the mask into the compiled step. Called without a seed (plain Keras
+    code: ``model(x, training=True)``), each call draws a fresh seed from
+    TensorFlow's global generator, so ``tf.keras.utils.set_random_seed`` makes
+    such runs repeatable.
+
+    Args:
+      rate: fraction of units to drop, in [0, 1).
+      salt: an integer folded into the seed, distinct per layer, so layers
+        that share a seed draw independent masks.
+    """
+
+    def __init__(self, rate: float, salt: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"dropout rate must be in [0, 1), got {rate}")
+        self.rate = float(rate)
+        self.salt = int(salt)
+        self.supports_masking = True
+
+    def call(self, inputs, training=False, seed=None):
+        """Applies dropout when ``training`` is true; ``seed``: ``[2]`` integers or ``None``."""
+        if not training or self.rate == 0.0:
+            return inputs
+        seed = fold_in(fresh_seed() if seed is None else seed, self.salt)
+        uniform = tf.random.stateless_uniform(tf.shape(inputs), seed, alg=RNG_ALG)
+        keep = uniform >= self.rate
+        scaled = inputs * tf.cast(1.0 / (1.0 - self.rate), inputs.dtype)
+        return tf.where(keep, scaled, tf.zeros_like(scaled))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "salt": self.salt}
+
+
+# Philox, named explicitly rather than "auto_select" (whose choice depends on the
+# device). XLA's kernel draws a different stream from TF's for the same seed, so
+# an XLA-compiled and a plain step draw different (equally distributed) masks;
+# each path on its own is a pure function of the seed.
+RNG_ALG = "philox"
+
+
+def fold_in(seed, data) -> tf.Tensor:
+    """A new ``[2]`` int64 seed derived from ``seed`` and the integer ``data``."""
+    return tf.random.experimental.stateless_fold_in(
+        tf.cast(seed, tf.int64), tf.cast(data, tf.int64), alg=RNG_ALG
+    )
+
+
+def fresh_seed() -> tf.Tensor:
+    """A ``[2]`` int64 seed drawn from TF's global (stateful) generator."""
+    return tf.random.uniform([2], minval=0, maxval=tf.int64.max, dtype=tf.int64)
+
+
+def replica_seed(seed=None) -> tf.Tensor:
+    """``seed`` (or a fresh one) with this replica's id folded in.
+
+    Replicas of a multi-device run get different masks for the same step;
+    outside a replica function (or on one replica) the id is 0.
+    """
+    seed = fresh_seed() if seed is None else tf.cast(seed, tf.int64)
+    context = tf.distribute.get_replica_context()
+    replica = context.replica_id_in_sync_group if context is not None else 0
+    return fold_in(seed, replica)

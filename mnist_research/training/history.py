@@ -17,7 +17,7 @@ import numpy as np
 from mnist_research.config.metrics import HISTORY_KEYS, NAMES
 
 if TYPE_CHECKING:  # Annotations only: reading a run's history needs no TensorFlow.
-    from mnist_research.training.loop import Totals
+    from mnist_research.training.sums import Totals
 
 History = dict[str, list[float]]
 

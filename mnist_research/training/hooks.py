@@ -27,7 +27,8 @@ from mnist_research.training import best_epoch
 from mnist_research.training import history as history_lib
 from mnist_research.training import summaries as summaries_lib
 from mnist_research.training.checkpoint_state import CheckpointState
-from mnist_research.training.loop import Hook, Totals, Trainer, batch_sums
+from mnist_research.training.loop import Hook, Trainer, batch_sums
+from mnist_research.training.sums import Totals
 
 
 class ProgressBar(Hook):

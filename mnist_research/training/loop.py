@@ -3,33 +3,25 @@
 1. :class:`Trainer` creates the model, the optimizer and the running sums
    inside ``strategy.scope()`` (variables created lazily inside
    ``strategy.run`` fail on 2+ replicas; an optimizer created outside the scope
-   lets replicas drift apart silently) and builds the optimizer's slots there.
-2. :meth:`Trainer._replica_step` is one optimizer step on one replica:
-   forward pass, per-example cross-entropy, the loss scaled by the *global*
-   batch size (the optimizer sums gradients across replicas), gradients,
-   the optimizer's update (``--optimizer``; ``--clip_global_norm`` clips the
-   gradient summed over replicas). It adds the batch's metric sums (``config.metrics.METRICS``)
-   to the replica's own running sums.
+   lets replicas drift apart silently).
+2. :meth:`Trainer._replica_step` is one optimizer step on one replica: forward
+   pass, per-example cross-entropy, the loss scaled by the *global* batch size
+   (the optimizer sums gradients across replicas), gradients, clipping of their
+   sum, the optimizer's update, and the batch's metric sums (:data:`BATCH_SUMS`).
 3. :meth:`Trainer.train_steps` runs ``num_steps`` replica steps in one
-   ``tf.function`` call (a ``tf.range`` loop), so Python is out of the per-step
-   path, and sums the replicas' totals once per call.
-4. :meth:`Trainer.make_evaluator` sums the metrics over every example of a
-   dataset (the last partial batch included).
-5. :func:`run_epochs` is the outer loop: train an epoch, validate, record
-   the history, and call the hooks (``training.hooks``: profiler,
-   TensorBoard, progress bar, best epoch and early stopping, checkpoints).
-
-The sums behind the metrics (:class:`Totals`, :class:`ReplicaSums`) close the module.
+   ``tf.function`` call (a ``tf.range`` loop), so Python is out of the per-step path.
+4. :meth:`Trainer.make_evaluator` sums the metrics over every example of a dataset.
+5. :func:`run_epochs` is the outer loop: train an epoch, validate, record the
+   history, and call the hooks (``training.hooks``).
 
 The speed options sit around the plain step and change none of its math:
-``jit_compile`` compiles the step with XLA (:func:`jit_plan` says what is
-compiled on how many replicas), and ``fused_adam`` swaps Adam's update for one
-fused kernel per variable (``training.optimizers``).
+``--jit_compile`` compiles the step with XLA (``training.xla.jit_plan`` says
+what is compiled on how many replicas), and ``--fused_adam`` swaps Adam's update
+for one fused kernel per variable (``training.optimizers``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -40,13 +32,13 @@ from absl import logging
 
 from mnist_research import interrupts
 from mnist_research.config import ExperimentConfig
-from mnist_research.config.metrics import METRICS, NAMES
-from mnist_research.data import pipeline
+from mnist_research.config.metrics import NAMES
 from mnist_research.data.model_input import logits_function
 from mnist_research.errors import ConfigError, NonFiniteLossError
 from mnist_research.model import registry
 from mnist_research.training import history as history_lib
-from mnist_research.training import optimizers
+from mnist_research.training import optimizers, xla
+from mnist_research.training.sums import ReplicaSums, Totals, totals
 
 # ---------------------------------------------------------------------------- the inner loop
 
@@ -87,11 +79,11 @@ class Trainer:
             )
             self._train_sums = ReplicaSums("train")
             self._eval_sums = ReplicaSums("eval")
-        self.jit_compile, reason = jit_plan(config, replicas)
+        self.jit_compile, reason = xla.jit_plan(config, replicas)
         if config.train.jit_compile:
             logging.debug(reason)  # an internal: shown with --verbosity=1
-        self._gradients = self._compiled(self._forward_backward, "gradients")
-        self._step = self._compiled(self._replica_step, "step")
+        self._gradients = xla.compiled(self._forward_backward, self.jit_compile == "gradients")
+        self._step = xla.compiled(self._replica_step, self.jit_compile == "step")
         self._train_loop = tf.function(self._train_loop_fn)
         # Takes the distributed dataset as an argument: validation and test
         # batches share one element spec, so one trace serves both.
@@ -109,6 +101,25 @@ class Trainer:
         return float(value.numpy() if hasattr(value, "numpy") else value)
 
     # -- one step on one replica
+
+    def _replica_step(self, batch):
+        images, labels = batch
+        # Dropout masks are a function of (run seed, step); the model folds in
+        # the replica and the layer, so a resumed run replays them exactly.
+        seed = tf.stack(
+            [
+                tf.constant(self.config.train.seed, tf.int64),
+                tf.cast(self.optimizer.iterations, tf.int64),
+            ]
+        )
+        grads, sums, count = self._gradients(images, labels, seed)  # _forward_backward
+        apply_gradients(
+            self.optimizer,
+            grads,
+            self.model.trainable_variables,
+            self.config.train.clip_global_norm,
+        )
+        self._train_sums.add(sums, count, step=self.optimizer.iterations)
 
     def _forward_backward(self, images, labels, dropout_seed):
         """Gradients of the global-batch-scaled loss, and the batch's metric sums."""
@@ -128,33 +139,12 @@ class Trainer:
                 loss = self.optimizer.scale_loss(loss)
         return tape.gradient(loss, self.model.trainable_variables), sums, count
 
-    def _replica_step(self, batch):
-        images, labels = batch
-        # Dropout masks are a function of (run seed, step); the model folds in
-        # the replica and the layer, so a resumed run replays them exactly.
-        seed = tf.stack(
-            [
-                tf.constant(self.config.train.seed, tf.int64),
-                tf.cast(self.optimizer.iterations, tf.int64),
-            ]
-        )
-        # _forward_backward, compiled by XLA when the plan compiles only the gradients.
-        grads, sums, count = self._gradients(images, labels, seed)
-        optimizers.apply_gradients(
-            self.optimizer,
-            grads,
-            self.model.trainable_variables,
-            self.config.train.clip_global_norm,
-        )
-        self._train_sums.add(sums, count, step=self.optimizer.iterations)
-
     # -- many steps per call
 
     def _train_loop_fn(self, iterator, num_steps):
         self._train_sums.reset()
         for _ in tf.range(num_steps):
-            # _replica_step on every replica (compiled by XLA when the plan compiles the step).
-            self.strategy.run(self._step, args=(next(iterator),))
+            self.strategy.run(self._step, args=(next(iterator),))  # _replica_step
         return self._train_sums.read(self.strategy)
 
     def train_steps(self, iterator, num_steps: int) -> Totals:
@@ -164,14 +154,14 @@ class Trainer:
           NonFiniteLossError: naming the first step whose loss was NaN or Inf.
         """
         sums, count, bad_step = self._train_loop(iterator, tf.constant(num_steps, tf.int32))
-        totals = _totals(sums, count)
+        result = totals(sums, count)
         bad_step = int(bad_step)
-        if bad_step >= 0 or not math.isfinite(totals.sums["loss"]):
+        if bad_step >= 0 or not math.isfinite(result.sums["loss"]):
             raise NonFiniteLossError(
                 f"loss became NaN or Inf at step {bad_step if bad_step >= 0 else self.step}; "
                 f"lower --learning_rate or check the data"
             )
-        return totals
+        return result
 
     # -- evaluation
 
@@ -215,49 +205,65 @@ class Trainer:
                 f"cannot evaluate an {'empty' if cardinality == 0 else 'infinite'} dataset"
             )
         dist_dataset = self.strategy.experimental_distribute_dataset(dataset.cache())
-        return lambda: _totals(*self._evaluate(dist_dataset))
+        return lambda: totals(*self._evaluate(dist_dataset))
 
     def predict_logits(self, images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
         """Logits ``[N, 10]`` for uint8 images ``[N, 28, 28]`` (inference mode)."""
         return logits_function(self.model, batch_size)(images)
 
-    # -- the speed option: what XLA compiles
 
-    def _compiled(self, fn, part: str):
-        """``fn`` compiled by XLA if the plan compiles ``part``, else ``fn`` itself.
+# How one batch adds to each metric of ``config.metrics.METRICS``, by name: its sum
+# over the batch, from the one-hot ``labels``, the ``logits`` and the per-example
+# cross-entropy ``loss``. The epoch's value is the sum over its batches / examples.
+BATCH_SUMS: dict[str, Callable] = {
+    "loss": lambda labels, logits, loss: tf.reduce_sum(loss),
+    "accuracy": lambda labels, logits, loss: tf.reduce_sum(
+        tf.cast(tf.equal(tf.argmax(logits, -1), tf.argmax(labels, -1)), tf.float32)
+    ),
+}
+if set(BATCH_SUMS) != set(NAMES):
+    raise ImportError(f"BATCH_SUMS must hold exactly the declared metrics {NAMES}")
 
-        Either way AutoGraph leaves ``fn`` alone: it has no Python control flow
-        over tensors, and converting it only added to the first call's tracing.
-        """
-        if self.jit_compile == part:
-            return tf.function(fn, jit_compile=True, autograph=False)
-        return tf.autograph.experimental.do_not_convert(fn)
+
+def batch_sums(labels, logits):
+    """Each metric's sum over one batch, the batch's size, and the per-example loss."""
+    loss = tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    sums = [BATCH_SUMS[name](labels, logits, loss) for name in NAMES]
+    return sums, tf.cast(tf.shape(labels)[0], tf.float32), loss
 
 
-def jit_plan(config: ExperimentConfig, replicas: int) -> tuple[str, str]:
-    """What XLA compiles, ``"step"``, ``"gradients"`` or ``"none"``, and why (for the log).
+def apply_gradients(optimizer, grads: list, variables: list, clip_norm: float) -> None:
+    """``optimizer.apply_gradients``, the gradient summed over replicas first clipped to
+    global norm ``clip_norm`` (0: not clipped).
 
-    One replica: the whole replica step (forward, backward, the optimizer, sums).
-    Several replicas: the optimizer all-reduces gradients in a cross-replica
-    merge that XLA cannot compile, so only the forward/backward pass is
-    compiled, unless the model has BatchNormalization, which synchronizes
-    batch statistics across replicas inside the forward pass: then the plain
-    step runs.
+    Under mixed precision the gradients are loss-scaled, so the threshold is too.
     """
-    if not config.train.jit_compile:
-        return "none", "jit_compile is off"
-    if replicas == 1:
-        return "step", "jit_compile: XLA compiles the whole replica train step"
-    if config.model.batch_norm:
-        return "none", (
-            f"jit_compile falls back to the plain step: BatchNormalization "
-            f"synchronizes statistics across the {replicas} replicas inside the "
-            f"forward pass, which XLA cannot compile"
-        )
-    return "gradients", (
-        f"jit_compile: XLA compiles the forward/backward pass; the gradients "
-        f"are all-reduced and applied outside it ({replicas} replicas)"
-    )
+    if clip_norm:
+        if isinstance(optimizer, tf.keras.mixed_precision.LossScaleOptimizer):
+            clip_norm = clip_norm * optimizer.dynamic_scale
+        grads = clip_by_summed_norm(grads, clip_norm)
+    optimizer.apply_gradients(zip(grads, variables))
+
+
+def clip_by_summed_norm(grads: list, clip_norm) -> list:
+    """Each replica's gradients, scaled so that their sum has a global norm <= ``clip_norm``.
+
+    Call it in a replica context. The sum's norm needs the sum: the gradients
+    are all-reduced for it (on 2+ replicas), and every replica scales its own
+    share by the same factor, so the optimizer's cross-replica sum is the
+    clipped sum (Keras's ``global_clipnorm`` clips each replica's share before
+    the sum instead). A non-finite norm leaves the gradients as they are (the
+    loss-scale optimizer skips such a step).
+    """
+    context = tf.distribute.get_replica_context()
+    if context.num_replicas_in_sync > 1:
+        summed = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+    else:
+        summed = grads
+    norm = tf.linalg.global_norm(summed)
+    clip_norm = tf.cast(clip_norm, norm.dtype)
+    factor = tf.where(tf.math.is_finite(norm), clip_norm / tf.maximum(norm, clip_norm), 1.0)
+    return [g * tf.cast(factor, g.dtype) for g in grads]
 
 
 # ---------------------------------------------------------------------------- the outer loop
@@ -266,8 +272,7 @@ def jit_plan(config: ExperimentConfig, replicas: int) -> tuple[str, str]:
 class Hook:
     """Something the outer loop calls around its work (every method is optional).
 
-    The hooks the ``train`` command composes are in ``training.hooks``; a
-    hook sees the trainer it was made with and what the loop passes it.
+    The hooks the ``train`` command composes are in ``training.hooks``.
     """
 
     def before_steps(self, step: int, num_steps: int) -> None:
@@ -287,54 +292,6 @@ class Hook:
         """When the loop ends, by finishing, stopping or an error."""
 
 
-def training_batches(
-    trainer: Trainer,
-    train_input: pipeline.TrainInput,
-    first_epoch: int,
-    last_epoch: int,
-    steps_per_epoch: int,
-):
-    """One distributed iterator over the batches of epochs ``first_epoch`` .. ``last_epoch``.
-
-    Each input pipeline's dataset holds exactly ``steps_per_epoch`` steps an
-    epoch; were the loop to take another count, every later epoch would start
-    in the wrong place, so a mismatch is an error here.
-    """
-
-    def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        steps = train_input.steps_per_epoch(context.num_input_pipelines)
-        if steps != steps_per_epoch:
-            raise ValueError(
-                f"{context.num_input_pipelines} input pipeline(s) hold {steps} "
-                f"steps an epoch, the loop takes {steps_per_epoch}"
-            )
-        return train_input.dataset(first_epoch, context, last_epoch)
-
-    return iter(trainer.strategy.distribute_datasets_from_function(dataset_fn))
-
-
-def train_epoch(
-    trainer: Trainer, batches, steps_per_epoch: int, hooks: Sequence[Hook] = ()
-) -> tuple[Totals, float]:
-    """The next ``steps_per_epoch`` steps of ``batches``, ``steps_per_loop`` per call.
-
-    Returns:
-      The epoch's sums and its wall seconds.
-    """
-    totals, done, start = Totals(), 0, time.perf_counter()
-    while done < steps_per_epoch:
-        num_steps = min(trainer.config.train.steps_per_loop, steps_per_epoch - done)
-        for hook in hooks:
-            hook.before_steps(trainer.step, num_steps)
-        chunk = trainer.train_steps(batches, num_steps)
-        interrupts.check()  # SIGINT/SIGTERM: stop at this step boundary
-        totals.add(chunk)
-        done += num_steps
-        for hook in hooks:
-            hook.after_steps(trainer.step, done, chunk, totals)
-    return totals, time.perf_counter() - start
-
-
 def run_epochs(
     trainer: Trainer,
     make_batches: Callable[[int], object],
@@ -347,8 +304,8 @@ def run_epochs(
 
     Args:
       trainer: the inner loop, its state restored.
-      make_batches: ``make_batches(first_epoch)``: the iterator of :func:`training_batches`
-        from that epoch on, built at the first epoch that trains.
+      make_batches: ``make_batches(first_epoch)``: the batches from that epoch on
+        (``TrainInput.distributed``), built at the first epoch that trains.
       validate: the validation evaluator.
       history: the per-epoch history so far; each epoch is appended.
       steps_per_epoch: optimizer steps per epoch.
@@ -366,9 +323,7 @@ def run_epochs(
             train, seconds = train_epoch(trainer, iterator, steps_per_epoch, hooks)
             val = validate()
             history_lib.append(history, train, val, seconds)
-            logging.info(
-                "epoch %d/%d  %.2fs  %s", epoch, epochs, seconds, _metrics_line(train, val)
-            )
+            logging.info("epoch %d/%d  %.2fs  %s", epoch, epochs, seconds, train.line(val))
             trainer.epoch.assign(epoch)
             for hook in hooks:
                 hook.after_epoch(epoch, history)
@@ -377,100 +332,23 @@ def run_epochs(
             hook.end()
 
 
-def _metrics_line(train: Totals, val: Totals) -> str:
-    """``loss 0.1234  accuracy 0.9600  val_loss ...``: every metric, training then validation."""
-    pairs = list(train.means().items()) + [(f"val_{n}", v) for n, v in val.means().items()]
-    return "  ".join(f"{name} {value:.4f}" for name, value in pairs)
+def train_epoch(
+    trainer: Trainer, batches, steps_per_epoch: int, hooks: Sequence[Hook] = ()
+) -> tuple[Totals, float]:
+    """The next ``steps_per_epoch`` steps of ``batches``, ``steps_per_loop`` per call.
 
-
-# ------------------------------------------------------------------ the sums behind the metrics
-
-
-@dataclasses.dataclass
-class Totals:
-    """Sums over examples, one per metric of ``METRICS``, and the example count."""
-
-    sums: dict[str, float] = dataclasses.field(default_factory=lambda: dict.fromkeys(NAMES, 0.0))
-    count: float = 0.0
-
-    def add(self, other: Totals) -> None:
-        for name in NAMES:
-            self.sums[name] += other.sums[name]
-        self.count += other.count
-
-    def mean(self, name: str) -> float:
-        return self.sums[name] / self.count if self.count else float("nan")
-
-    def means(self) -> dict[str, float]:
-        """Every metric's mean over the examples summed so far."""
-        return {name: self.mean(name) for name in NAMES}
-
-    @property
-    def loss(self) -> float:
-        return self.mean("loss")
-
-    @property
-    def accuracy(self) -> float:
-        return self.mean("accuracy")
-
-
-def batch_sums(labels, logits):
-    """Each metric's sum over one batch, the batch's size, and the per-example loss."""
-    loss = tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-    sums = [metric.batch_sum(labels, logits, loss) for metric in METRICS]
-    return sums, tf.cast(tf.shape(labels)[0], tf.float32), loss
-
-
-class ReplicaSums:
-    """Running sums of each replica: every metric, the examples, the first non-finite loss.
-
-    On-read variables: inside a replica function each replica updates its own
-    copy (no cross-replica traffic per step); :meth:`read` adds them over
-    replicas (and workers) once, in cross-replica context.
+    Returns:
+      The epoch's sums and its wall seconds.
     """
-
-    def __init__(self, name: str):
-        def variable(suffix, dtype, aggregation):
-            return tf.Variable(
-                tf.zeros([], dtype),
-                trainable=False,
-                name=f"{name}_{suffix}",
-                synchronization=tf.VariableSynchronization.ON_READ,
-                aggregation=aggregation,
-            )
-
-        self.sums = [variable(n, tf.float32, tf.VariableAggregation.SUM) for n in NAMES]
-        self.count = variable("count", tf.float32, tf.VariableAggregation.SUM)
-        self.first_bad_step = variable(
-            "first_bad_step", tf.int64, tf.VariableAggregation.ONLY_FIRST_REPLICA
-        )
-
-    def reset(self) -> None:
-        for value in [*self.sums, self.count]:
-            value.assign(0.0)
-        self.first_bad_step.assign(-1)
-
-    def add(self, sums, count, step=None) -> None:
-        """Adds one batch; records ``step`` if its loss (the first metric) is not finite."""
-        for value, batch_sum in zip(self.sums, sums):
-            value.assign_add(batch_sum)
-        self.count.assign_add(count)
-        if step is not None:
-            bad = tf.logical_and(
-                self.first_bad_step < 0, tf.logical_not(tf.math.is_finite(sums[0]))
-            )
-            self.first_bad_step.assign(tf.where(bad, step, self.first_bad_step))
-
-    def read(self, strategy: tf.distribute.Strategy):
-        """The sums and count over all replicas, and this worker's first bad step (-1: none)."""
-        local = [
-            tf.where(v < 0, tf.int64.max, v)
-            for v in strategy.experimental_local_results(self.first_bad_step)
-        ]
-        first = tf.reduce_min(tf.stack(local))
-        first = tf.where(first == tf.int64.max, tf.constant(-1, tf.int64), first)
-        return [v.read_value() for v in self.sums], self.count.read_value(), first
-
-
-def _totals(sums, count) -> Totals:
-    return Totals({n: float(s) for n, s in zip(NAMES, sums)}, float(count))
+    epoch_totals, done, start = Totals(), 0, time.perf_counter()
+    while done < steps_per_epoch:
+        num_steps = min(trainer.config.train.steps_per_loop, steps_per_epoch - done)
+        for hook in hooks:
+            hook.before_steps(trainer.step, num_steps)
+        chunk = trainer.train_steps(batches, num_steps)
+        interrupts.check()  # SIGINT/SIGTERM: stop at this step boundary
+        epoch_totals.add(chunk)
+        done += num_steps
+        for hook in hooks:
+            hook.after_steps(trainer.step, done, chunk, epoch_totals)
+    return epoch_totals, time.perf_counter() - start

@@ -1,9 +1,7 @@
-"""The optimizers' builders, clipping by the global norm, and Adam's fused kernel.
+"""The optimizers' builders and Adam's fused kernel.
 
 ``BUILDERS`` holds one builder per ``config.optimizers.OPTIMIZERS`` entry:
 the Keras optimizer it makes from a ``TrainConfig`` and a learning rate.
-:func:`apply_gradients` applies gradients, clipped first when
-``--clip_global_norm`` is on.
 
 Keras 3's ``Adam.update_step`` issues about a dozen small ops per variable per
 step (two moment updates, bias correction, the parameter update). For a small
@@ -22,8 +20,6 @@ from collections.abc import Callable
 import tensorflow as tf
 
 from mnist_research.config import TrainConfig
-
-_SUM = tf.distribute.ReduceOp.SUM
 
 
 @tf.keras.utils.register_keras_serializable(package="mnist_research")
@@ -100,33 +96,3 @@ BUILDERS: dict[str, Callable[[TrainConfig, object], tf.keras.optimizers.Optimize
 def build(config: TrainConfig, steps_per_epoch: int) -> tf.keras.optimizers.Optimizer:
     """The optimizer ``config.optimizer`` names, at the rate ``config.lr_schedule`` gives."""
     return BUILDERS[config.optimizer](config, learning_rate(config, steps_per_epoch))
-
-
-def clip_by_summed_norm(grads: list, clip_norm) -> list:
-    """Each replica's gradients, scaled so that their sum has a global norm <= ``clip_norm``.
-
-    Call it in a replica context. The sum's norm needs the sum: the gradients
-    are all-reduced for it (on 2+ replicas), and every replica scales its own
-    share by the same factor, so the optimizer's cross-replica sum is the
-    clipped sum. A non-finite norm leaves the gradients as they are (the
-    loss-scale optimizer skips such a step).
-    """
-    context = tf.distribute.get_replica_context()
-    summed = context.all_reduce(_SUM, grads) if context.num_replicas_in_sync > 1 else grads
-    norm = tf.linalg.global_norm(summed)
-    clip_norm = tf.cast(clip_norm, norm.dtype)
-    factor = tf.where(tf.math.is_finite(norm), clip_norm / tf.maximum(norm, clip_norm), 1.0)
-    return [g * tf.cast(factor, g.dtype) for g in grads]
-
-
-def apply_gradients(optimizer, grads: list, variables: list, clip_norm: float) -> None:
-    """``optimizer.apply_gradients``, the gradient summed over replicas first clipped to
-    global norm ``clip_norm`` (0: not clipped).
-
-    Under mixed precision the gradients are loss-scaled, so the threshold is too.
-    """
-    if clip_norm:
-        if isinstance(optimizer, tf.keras.mixed_precision.LossScaleOptimizer):
-            clip_norm = clip_norm * optimizer.dynamic_scale
-        grads = clip_by_summed_norm(grads, clip_norm)
-    optimizer.apply_gradients(zip(grads, variables))

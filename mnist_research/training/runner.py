@@ -138,8 +138,8 @@ def train_and_evaluate(
         )
 
         def make_batches(first_epoch: int):
-            return loop.training_batches(
-                trainer, train_input, first_epoch, config.train.epochs, steps_per_epoch
+            return train_input.distributed(
+                trainer.strategy, first_epoch, config.train.epochs, steps_per_epoch
             )
 
         with preflight.out_of_memory_as_error(config), interrupts.deferred():

@@ -45,7 +45,7 @@ def _epoch(monkeypatch, interactive: bool):
             return bar
 
     monkeypatch.setattr(logs, "interactive_output", lambda: interactive)
-    batches = loop.training_batches(trainer, train_input, 1, 1, 10)
+    batches = train_input.distributed(trainer.strategy, 1, 1, 10)
     totals, _ = loop.train_epoch(trainer, batches, 10, [RecordingBar(10)])
     return totals, updates
 

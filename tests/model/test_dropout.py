@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from mnist_research.model import mlp as model_lib
 from mnist_research.model import variables
-from mnist_research.model.dropout import StatelessDropout, replica_seed
+from mnist_research.model.mlp import StatelessDropout, replica_seed
 
 
 def _mask(layer, seed, shape=(1000, 1000)):

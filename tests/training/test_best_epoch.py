@@ -15,7 +15,8 @@ from mnist_research.inference import export as export_lib
 from mnist_research.inference import finished_run
 from mnist_research.model import registry
 from mnist_research.training import best_epoch, runner
-from mnist_research.training.loop import Totals, Trainer
+from mnist_research.training.loop import Trainer
+from mnist_research.training.sums import Totals
 
 # The train command's end of a run: the export (checked below) and the reports.
 ACTIONS = run_outputs.end_of_run_actions()

@@ -6,7 +6,7 @@ import tensorflow as tf
 from mnist_research.config import ExperimentConfig, ModelConfig, TrainConfig
 from mnist_research.data import pipeline, sources
 from mnist_research.errors import NonFiniteLossError
-from mnist_research.training import finish, hooks, loop, runner, summaries
+from mnist_research.training import finish, hooks, loop, runner, summaries, sums
 from mnist_research.training.checkpoint_state import CheckpointState
 from tests.helpers import make_digits
 
@@ -45,7 +45,7 @@ def _loop(learning_rate=1e-3, epochs=2):
     validate = trainer.make_evaluator(pipeline.eval_dataset(images, labels, 64))
 
     def make_batches(first):
-        return loop.training_batches(trainer, train_input, first, epochs, 10)
+        return train_input.distributed(trainer.strategy, first, epochs, 10)
 
     history = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
     history.update(epoch_seconds=[], examples_per_second=[])
@@ -120,5 +120,5 @@ def test_the_progress_bar_starts_its_clock_before_the_epoch_s_first_call(monkeyp
     bar.before_steps(0, 4)
     assert bar.bar is not None, "the bar exists before the first call runs"
     started = bar.bar._start
-    bar.after_steps(4, 4, loop.Totals(), loop.Totals({"loss": 1.0, "accuracy": 2.0}, 4))
+    bar.after_steps(4, 4, sums.Totals(), sums.Totals({"loss": 1.0, "accuracy": 2.0}, 4))
     assert bar.bar._start == started

@@ -7,7 +7,6 @@ import tensorflow as tf
 from mnist_research.config import ExperimentConfig, ModelConfig, TrainConfig
 from mnist_research.data import pipeline as input_pipeline
 from mnist_research.errors import NonFiniteLossError
-from mnist_research.training import loop
 from mnist_research.training.loop import Trainer
 from tests.helpers import make_digits
 
@@ -99,8 +98,8 @@ def test_one_iterator_serves_every_epoch_and_must_agree_on_their_steps():
     trainer = _trainer()
     train = input_pipeline.TrainInput(images, labels, 32, seed=0)
     with pytest.raises(ValueError, match="hold 10 steps an epoch, the loop takes 9"):
-        loop.training_batches(trainer, train, 1, 2, 9)
-    batches = loop.training_batches(trainer, train, 1, 2, 10)
+        train.distributed(trainer.strategy, 1, 2, 9)
+    batches = train.distributed(trainer.strategy, 1, 2, 10)
     assert trainer.train_steps(batches, 20).count == 20 * 32  # Two whole epochs.
     with pytest.raises(tf.errors.OutOfRangeError):
         trainer.train_steps(batches, 1)  # And no more.
