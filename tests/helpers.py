@@ -78,7 +78,7 @@ def write_finished_run(run_dir, config, test_accuracy: float = 0.5) -> None:
     from mnist_research.files import write_json
     from mnist_research.rundir import layout, records
 
-    os.makedirs(run_dir)
+    os.makedirs(run_dir, exist_ok=True)
     records.save_config(run_dir, config, "")
     history = {k: [0.5] * config.train.epochs for k in HISTORY_KEYS}
     write_json(

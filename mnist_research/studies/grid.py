@@ -2,13 +2,15 @@
 
 The study lives in ``OUTPUT/sweep.journal`` (a journal file: no server). Every
 sweep process on that output takes cells through :func:`claims.claim`, under
-the output folder's lock: the first cell of its grid that no process is
-running (an orphan's, whose process was killed, is failed first and so is free
-again). It trains the cell with ``sweep_runs.run_one`` in a child process (a
-finished run is reused, an interrupted one resumed; ``OUTPUT/<experiment>-seed<S>``
-as always) and tells the study how it ended. With no cell left to take, it waits
-while cells of its grid run in other processes, then returns every cell's final
-metrics, so each sweep process writes the complete table.
+the output folder's lock: the first cell of its grid that no process is running
+(an orphan's, whose process was killed, is failed first and so is free again)
+and whose run dir no process is training in (the run dir's lock: the training
+child of a killed sweep goes on to the end). It trains the cell with
+``sweep_runs.run_one`` in a child process (a finished run is reused, an
+interrupted one resumed; ``OUTPUT/<experiment>-seed<S>`` as always) and tells
+the study how it ended. With no cell left to take, it waits while cells of its
+grid run in other processes, then returns every cell's final metrics, so each
+sweep process writes the complete table.
 
 A cell is done when its last trial completed and its run dir still holds a run
 finished with this sweep's settings; a run dir that a sweep without the journal
@@ -33,6 +35,7 @@ from optuna.trial import FrozenTrial, TrialState
 from mnist_research import interrupts
 from mnist_research.analysis import sweep_runs
 from mnist_research.errors import MnistResearchError, one_line
+from mnist_research.rundir import lock
 from mnist_research.studies import claims
 from mnist_research.studies import study as study_lib
 
@@ -145,6 +148,10 @@ class _Grid:
             elif state == TrialState.COMPLETE and (metrics := self._finished(cell)) is not None:
                 logging.info("Reusing finished run %s (same settings)", cell.run_dir)
                 self.done[cell.name] = metrics
+            elif lock.holder(cell.run_dir) is not None:
+                # Trained by a process the study does not know: the training child of a
+                # killed sweep (it goes on to the end), or a train command started by hand.
+                self.running.append(cell.name)
             elif free is None:
                 free = cell
         return None if free is None else {CELL: free.name, study_lib.RUN_DIR: free.run_dir}

@@ -6,6 +6,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from optuna.trial import TrialState
 
 from mnist_research.analysis import sweep_runs
 from mnist_research.errors import MnistResearchError
+from mnist_research.rundir import lock
 from mnist_research.studies import claims, grid
 from mnist_research.studies import study as study_lib
 from tests.helpers import REPO, finish, make_digits, start_module, write_finished_run
@@ -107,6 +109,29 @@ def test_the_cell_of_a_killed_sweep_is_taken_again(tmp_path):
     runs = grid.run_grid(["smoke"], [1], EXPERIMENTS, output)
     assert runs["smoke"][0]["test_accuracy"] == 0.5
     assert _cells(study) == {"smoke-seed1": [TrialState.FAIL, TrialState.COMPLETE]}
+
+
+def test_a_cell_trained_by_a_process_the_study_does_not_know_is_waited_for(tmp_path, monkeypatch):
+    """The training child of a killed sweep, or a train command by hand, holds the run dir."""
+    monkeypatch.setattr(grid, "POLL_SECONDS", 0.1)
+    output = str(tmp_path / "out")
+    run_dir = os.path.join(output, "smoke-seed1")
+    os.makedirs(run_dir)
+    training = lock.RunDirLock(run_dir).__enter__()
+
+    def finished():  # the training ends: a finished run, the lock released
+        _finish_cells(output, 1)
+        training.__exit__(None, None, None)
+
+    timer = threading.Timer(1.0, finished)
+    timer.start()
+    try:
+        runs = grid.run_grid(["smoke"], [1], EXPERIMENTS, output)
+    finally:
+        timer.cancel()
+        training.__exit__(None, None, None)
+    assert runs["smoke"][0]["test_accuracy"] == 0.5  # reused once it finished, not trained
+    assert _cells(_journal(output)) == {"smoke-seed1": [TrialState.COMPLETE]}
 
 
 @pytest.mark.slow
