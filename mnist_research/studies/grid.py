@@ -123,7 +123,9 @@ class _Grid:
             elif self.running:
                 if self.running != waiting_for:
                     waiting_for = self.running
-                    logging.info("Waiting for %s (another sweep process)", ", ".join(waiting_for))
+                    logging.info(
+                        "Waiting for %s (running in another process)", ", ".join(waiting_for)
+                    )
                 time.sleep(POLL_SECONDS)
             else:
                 break
