@@ -27,6 +27,7 @@ from absl import app, flags
 from mnist_research import command, interrupts
 from mnist_research.analysis import sweep_runs, sweep_table
 from mnist_research.errors import run_guarded
+from mnist_research.studies import grid
 
 FLAGS = flags.FLAGS
 
@@ -94,7 +95,7 @@ def _sweep(extra: list[str]) -> int:
     sweep_table.check_outputs(FLAGS.output)  # before any run: a user's results.md is kept
     try:
         with interrupts.handle_signals():
-            runs = sweep_runs.run_sweep(
+            runs = grid.run_grid(
                 experiments, seeds, FLAGS.experiments_dir, FLAGS.output, FLAGS.data_dir, extra
             )
     except sweep_runs.SweepStopped as e:

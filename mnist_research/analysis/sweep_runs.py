@@ -1,4 +1,7 @@
-"""Running experiments × seeds, each in its own training process."""
+"""One run of a sweep, (experiment, seed), in its own training process.
+
+Which process of a sweep runs which: ``studies.grid``.
+"""
 
 from __future__ import annotations
 
@@ -89,6 +92,37 @@ def _stop_child(process: subprocess.Popen, signum: int) -> None:
     process.wait()
 
 
+def finished_run(
+    flagfile: str, seed: int, run_dir: str, data_dir: str | None, extra: list[str]
+) -> dict[str, Any] | None:
+    """The final metrics, seed added, of the run ``run_dir`` finished with this sweep's settings.
+
+    ``None`` when it holds no finished run (nothing, an interrupted or a damaged
+    one), or one that only needs more epochs: the training command resumes,
+    extends or rebuilds each.
+
+    Raises:
+      MnistResearchError: it finished with other settings, each difference named.
+    """
+    try:
+        metrics = records.finished_metrics(run_dir)
+    except DamagedFileError as e:  # the training command rebuilds it
+        logging.warning("%s", e)
+        return None
+    if metrics is None:
+        return None
+    diffs = _setting_differences(run_dir, _command_config(flagfile, seed, data_dir, extra))
+    if not diffs:
+        return {**metrics, "seed": seed}
+    if any(not d.startswith("train.epochs:") for d in diffs):
+        raise MnistResearchError(
+            f"{run_dir} finished with other settings "
+            f"({'; '.join(diffs)}); its results are not this sweep's. "
+            f"Use another --output, or delete that run"
+        )
+    return None  # only --epochs differs: the training command extends the run (or refuses fewer)
+
+
 def run_one(
     flagfile: str, seed: int, run_dir: str, data_dir: str | None, extra: list[str]
 ) -> dict[str, Any]:
@@ -96,23 +130,10 @@ def run_one(
 
     An interrupted run is resumed: the training command resumes any run dir.
     """
-    try:
-        metrics = records.finished_metrics(run_dir)
-    except DamagedFileError as e:  # the training command below rebuilds it
-        logging.warning("%s", e)
-        metrics = None
+    metrics = finished_run(flagfile, seed, run_dir, data_dir, extra)
     if metrics is not None:
-        diffs = _setting_differences(run_dir, _command_config(flagfile, seed, data_dir, extra))
-        if not diffs:
-            logging.info("Reusing finished run %s (same settings)", run_dir)
-            return {**metrics, "seed": seed}
-        if any(not d.startswith("train.epochs:") for d in diffs):
-            raise MnistResearchError(
-                f"{run_dir} finished with other settings "
-                f"({'; '.join(diffs)}); its results are not this sweep's. "
-                f"Use another --output, or delete that run"
-            )
-        # Only --epochs differs: the training command extends the run (or refuses fewer).
+        logging.info("Reusing finished run %s (same settings)", run_dir)
+        return metrics
     command = [
         sys.executable,
         "-m",
@@ -169,35 +190,3 @@ def _setting_differences(run_dir: str, wanted: ExperimentConfig) -> list[str]:
         if document["data"].get("data_dir"):
             document["data"]["data_dir"] = os.path.abspath(document["data"]["data_dir"])
     return differences(old, new)
-
-
-def run_sweep(
-    experiments: list[str],
-    seeds: list[int],
-    experiments_dir: str,
-    output: str,
-    data_dir: str | None = None,
-    extra: list[str] | None = None,
-) -> dict[str, list[dict[str, Any]]]:
-    """Every (experiment, seed) run into ``OUTPUT/<experiment>-seed<S>``.
-
-    All flagfiles, and the flags of ``extra``, are checked before the first run starts.
-
-    Returns:
-      Experiment → the final metrics of its runs, one per seed.
-    """
-    check_extra(extra or [])
-    paths = {name: flagfile_path(experiments_dir, name) for name in experiments}
-    return {
-        name: [
-            run_one(
-                paths[name],
-                seed,
-                os.path.join(output, f"{name}-seed{seed}"),
-                data_dir,
-                extra or [],
-            )
-            for seed in seeds
-        ]
-        for name in experiments
-    }

@@ -1,10 +1,14 @@
-"""Which worker runs which trial: the study's budget, and trials continued after a stop.
+"""Which worker runs which trial: claims under the folder's lock, and trials after a stop.
 
-Workers take trials through :func:`next_trial`, which counts and asks under the
-study folder's lock, so the workers of one machine never start more trials than
-``--trials``. A trial stopped by a signal, or whose worker process was killed,
-is failed and queued again with its values and run dir (:func:`requeue`); the
-next trial taken continues that run dir from its last checkpoint.
+Every process that works on a study (a search's worker, a sweep) takes its
+trials through :func:`claim`: under the study folder's lock it first fails each
+running trial of this machine whose process is gone, then decides what to take,
+so no two processes of one machine take the same work. A search's worker takes
+trials through :func:`next_trial`, which counts them, so the workers of one machine
+never start more than ``--trials``; a search trial stopped by a signal, or whose
+worker process was killed, is failed and queued again with its values and run dir
+(:func:`requeue`), and the next trial taken continues that run dir from its last
+checkpoint.
 """
 
 from __future__ import annotations
@@ -12,11 +16,14 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+from collections.abc import Callable
+from typing import Any
 
 import optuna
 from absl import logging
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
+from mnist_research import interrupts
 from mnist_research.studies.study import (
     ERROR,
     RUN_DIR,
@@ -46,22 +53,49 @@ def counted(study: optuna.Study) -> int:
     )
 
 
+def claim(
+    study: optuna.Study,
+    folder: str,
+    choose: Callable[[], dict[str, Any] | None],
+    orphans: Callable[[optuna.Study, str], object] | None = None,
+) -> optuna.Trial | None:
+    """A new trial with the user attributes ``choose`` returns; ``None`` when it returns ``None``.
+
+    Under the folder's lock (one process of this machine at a time): first the
+    running trials of this machine whose process is gone are failed (``orphans``,
+    by default :func:`release_orphans`; a search's :func:`requeue_orphans` also
+    queues each again), then ``choose`` reads the study and says what to take.
+    The new trial names its process (``WORKER``) before a signal can stop this
+    one, so it is never left running with no process to tell it is gone.
+    """
+    with locked(folder):
+        (orphans or release_orphans)(study, folder)
+        attrs = choose()
+        if attrs is None:
+            return None
+        with interrupts.deferred():
+            trial = study.ask()
+            trial.set_user_attr(WORKER, _hold_worker_lock(folder))
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        return trial
+
+
 def next_trial(study: optuna.Study, settings: StudySettings) -> optuna.Trial | None:
     """A new trial while fewer than ``settings.trials`` count; ``None`` when the study is full.
 
-    Counting and asking happen under the folder's lock, so the workers of one
-    machine never start more trials than asked for. First, each running trial
-    of this machine whose worker process is gone (killed) is failed and queued
-    again with its values and run dir, which the next trial continues from its
-    last checkpoint.
+    Counting and asking happen under the folder's lock (:func:`claim`), so the
+    workers of one machine never start more trials than asked for. Each running
+    trial of this machine whose worker process is gone (killed) is first failed
+    and queued again with its values and run dir, which the next trial continues
+    from its last checkpoint.
     """
-    with locked(settings.folder):
-        requeue_orphans(study, settings.folder)
-        if counted(study) >= settings.trials:
-            return None
-        trial = study.ask()
-        trial.set_user_attr(WORKER, _hold_worker_lock(settings.folder))
-        return trial
+    return claim(
+        study,
+        settings.folder,
+        lambda: {} if counted(study) < settings.trials else None,
+        requeue_orphans,
+    )
 
 
 def requeue(study: optuna.Study, number: int, params: dict, run_dir: str) -> None:
@@ -70,8 +104,8 @@ def requeue(study: optuna.Study, number: int, params: dict, run_dir: str) -> Non
     study.enqueue_trial(params, user_attrs={RUN_DIR: run_dir})
 
 
-def requeue_orphans(study: optuna.Study, folder: str) -> list[int]:
-    """Requeues the running trials of this machine whose worker process is gone; their numbers."""
+def release_orphans(study: optuna.Study, folder: str) -> list[FrozenTrial]:
+    """Fails the running trials of this machine whose process is gone; returns them."""
     host = socket.gethostname()
     orphans = [
         t
@@ -80,8 +114,17 @@ def requeue_orphans(study: optuna.Study, folder: str) -> list[int]:
         and not _worker_alive(folder, t.user_attrs[WORKER])
     ]
     for t in orphans:
+        logging.warning("Trial %d's process is gone; its work will be taken again", t.number)
+        study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+    return orphans
+
+
+def requeue_orphans(study: optuna.Study, folder: str) -> list[int]:
+    """Requeues the running trials of this machine whose worker process is gone; their numbers."""
+    orphans = release_orphans(study, folder)
+    for t in orphans:
         run_dir = t.user_attrs.get(RUN_DIR) or os.path.join(folder, run_dir_name(t.number))
-        logging.warning("Trial %d's worker is gone; %s will be continued", t.number, run_dir)
+        logging.warning("Trial %d will be continued in %s", t.number, run_dir)
         requeue(study, t.number, t.params, run_dir)
     return [t.number for t in orphans]
 

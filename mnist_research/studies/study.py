@@ -17,7 +17,7 @@ import dataclasses
 import fcntl
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import optuna
 from optuna.trial import TrialState
@@ -97,16 +97,41 @@ def open_study(settings: StudySettings, sampler=None, pruner=None) -> optuna.Stu
       StudyError: the storage cannot be opened, or the study exists with
         another space or base recipe (each difference named).
     """
-    os.makedirs(settings.folder, exist_ok=True)
+    return load_study(
+        settings.name,
+        settings.storage,
+        settings.folder,
+        sampler,
+        pruner,
+        check=lambda study: _record_or_compare(study, settings),
+    )
+
+
+def load_study(
+    name: str,
+    storage: str,
+    folder: str,
+    sampler=None,
+    pruner=None,
+    check: Callable[[optuna.Study], None] | None = None,
+) -> optuna.Study:
+    """Creates study ``name`` in ``storage`` (maximizing), or loads it; ``check`` then reads it.
+
+    Both under ``folder``'s lock (the folder made if missing).
+
+    Raises:
+      StudyError: the storage cannot be opened.
+    """
+    os.makedirs(folder, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # The processes of one machine open the study one at a time: two creating a database's
     # tables or the study at once would collide. Another machine's may: it is tried twice.
-    with locked(settings.folder):
+    with locked(folder):
         for attempt in (1, 2):
             try:
                 study = optuna.create_study(
-                    study_name=settings.name,
-                    storage=storage_of(settings.storage),
+                    study_name=name,
+                    storage=storage_of(storage),
                     sampler=sampler,
                     pruner=pruner,
                     direction="maximize",
@@ -114,12 +139,13 @@ def open_study(settings: StudySettings, sampler=None, pruner=None) -> optuna.Stu
                 )
                 break
             except Exception as e:  # Optuna and SQLAlchemy raise many kinds: one line each
-                if attempt == 2 or "://" not in settings.storage:
+                if attempt == 2 or "://" not in storage:
                     raise StudyError(
-                        f"--storage={settings.storage}: cannot open it ({one_line(e)})"
+                        f"--storage={storage}: cannot open it ({one_line(e)})"
                     ) from None
                 time.sleep(1.0)
-        _record_or_compare(study, settings)
+        if check is not None:
+            check(study)
     return study
 
 

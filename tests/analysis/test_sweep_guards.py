@@ -10,35 +10,16 @@ import pytest
 
 from mnist_research.analysis import sweep_runs
 from mnist_research.config import ExperimentConfig
-from mnist_research.config.metrics import HISTORY_KEYS
 from mnist_research.errors import MnistResearchError
-from mnist_research.files import write_json
-from mnist_research.rundir import layout, records
-from tests.helpers import REPO, make_digits, run_main, signal_once_written
+from tests.helpers import REPO, make_digits, run_main, signal_once_written, write_finished_run
 
 SMOKE = os.path.join(REPO, "experiments", "smoke.flags")
-
-
-def _finished(run_dir, config):
-    os.makedirs(run_dir)
-    records.save_config(run_dir, config, "")
-    history = {k: [0.5] * config.train.epochs for k in HISTORY_KEYS}
-    write_json(
-        os.path.join(run_dir, layout.METRICS_FILE),
-        {
-            "finished": True,
-            "epochs_completed": config.train.epochs,
-            "history": history,
-            "test_accuracy": 0.5,
-            "test_loss": 1.0,
-        },
-    )
 
 
 def test_a_finished_run_with_other_settings_is_not_reused(tmp_path):
     config = sweep_runs._command_config(SMOKE, 1, None, [])
     run_dir = str(tmp_path / "smoke-seed1")
-    _finished(run_dir, config)
+    write_finished_run(run_dir, config)
     assert sweep_runs.run_one(SMOKE, 1, run_dir, None, [])["test_accuracy"] == 0.5  # same
     with pytest.raises(MnistResearchError, match=r"hidden_units: \(256, 128, 64\) -> \(32, 16"):
         sweep_runs.run_one(
@@ -156,7 +137,7 @@ def test_a_table_or_figure_never_replaces_a_users_file(tmp_path, command, name):
     }[command]
     if command == "mnist_research.compare":
         for run in ("a", "b"):
-            _finished(str(tmp_path / run), sweep_runs._command_config(SMOKE, 1, None, []))
+            write_finished_run(str(tmp_path / run), sweep_runs._command_config(SMOKE, 1, None, []))
     result = run_main(command, *args)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert f"{out / name}: not replaced: it exists and was not written by this project" in (
