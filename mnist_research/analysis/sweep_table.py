@@ -1,4 +1,10 @@
-"""Aggregating finished runs into a results table (mean ± std over seeds) and a figure."""
+"""Aggregating finished runs into a results table (mean ± std over seeds) and a figure.
+
+A spread needs two seeds: with one, the std is nan in ``results.csv`` and the
+table says ``n=1`` instead of a ``± 0.00`` it does not know; the difference from
+the first experiment then has no test (its t, p and degrees of freedom are nan,
+``–`` in the table, with a footnote saying why).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import os
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from mnist_research import files
 
@@ -32,7 +39,7 @@ def aggregate(runs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
         for column in COLUMNS:
             values = np.array([float(m[column]) for m in metrics])
             row[f"{column}_mean"] = float(values.mean())
-            row[f"{column}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            row[f"{column}_std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
             row[f"{column}_min"] = float(values.min())
             row[f"{column}_max"] = float(values.max())
         per_epoch = [
@@ -48,26 +55,25 @@ def aggregate(runs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return rows
 
 
-def welch_t(a: np.ndarray, b: np.ndarray) -> float:
-    """Welch's t statistic of mean(a) - mean(b) (nan with fewer than 2 values each)."""
+def welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """Welch's unequal-variances t test of mean(a) - mean(b): (t, two-sided p, degrees of
+    freedom), by ``scipy.stats.ttest_ind``; all nan when either side has fewer than 2 values."""
     if len(a) < 2 or len(b) < 2:
-        return float("nan")
-    se = math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
-    diff = float(a.mean() - b.mean())
-    return diff / se if se > 0 else (0.0 if diff == 0 else math.copysign(math.inf, diff))
+        return math.nan, math.nan, math.nan
+    result = stats.ttest_ind(a, b, equal_var=False)
+    return float(result.statistic), float(result.pvalue), float(result.df)
 
 
 def _add_differences(rows: list[dict[str, Any]], runs: dict[str, list[dict]]) -> None:
-    """Test-accuracy difference from the first experiment, with Welch's t.
-
-    With 3 seeds per experiment, |t| above about 2.8 (about 4 degrees of freedom)
-    corresponds to p < 0.05 for a two-sided test.
-    """
+    """Test-accuracy difference from the first experiment, with Welch's t, p and df."""
     reference = np.array([float(m["test_accuracy"]) for m in runs[rows[0]["experiment"]]])
     for row in rows:
         values = np.array([float(m["test_accuracy"]) for m in runs[row["experiment"]]])
         row["test_accuracy_diff"] = float(values.mean() - reference.mean())
-        row["test_accuracy_welch_t"] = welch_t(values, reference)
+        t, p, df = welch(values, reference)
+        row["test_accuracy_welch_t"] = t
+        row["test_accuracy_welch_p"] = p
+        row["test_accuracy_welch_df"] = df
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
@@ -79,33 +85,56 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def to_markdown(rows: list[dict[str, Any]]) -> str:
-    """A Markdown table: accuracy in %, loss, and training seconds, mean ± std [min–max],
-    and each experiment's accuracy difference from the first one with Welch's t."""
+    """A Markdown table: accuracy in %, loss, and training seconds, mean ± std [min–max]
+    (the mean and ``n=1`` for a single seed), and each experiment's accuracy difference
+    from the first one with Welch's t, two-sided p and degrees of freedom."""
+    first = rows[0]["experiment"]
     lines = [
-        f"| experiment | runs | test accuracy (%) | Δ vs {rows[0]['experiment']} "
-        f"(Welch t) | test loss | training time (s) | s/epoch |",
+        f"| experiment | runs | test accuracy (%) | Δ vs {first} (Welch t, p, df) "
+        f"| test loss | training time (s) | s/epoch |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        acc = (
-            f"{100 * r['test_accuracy_mean']:.2f} ± {100 * r['test_accuracy_std']:.2f} "
-            f"[{100 * r['test_accuracy_min']:.2f}–{100 * r['test_accuracy_max']:.2f}]"
-        )
-        loss = (
-            f"{r['test_loss_mean']:.4f} ± {r['test_loss_std']:.4f} "
-            f"[{r['test_loss_min']:.4f}–{r['test_loss_max']:.4f}]"
-        )
-        seconds = f"{r['train_seconds_mean']:.1f} ± {r['train_seconds_std']:.1f}"
-        diff = (
-            "–"
-            if r is rows[0]
-            else f"{100 * r['test_accuracy_diff']:+.2f} ({r['test_accuracy_welch_t']:+.1f})"
-        )
+        acc = _spread(r, "test_accuracy", 100, "{:.2f}", with_range=True)
+        loss = _spread(r, "test_loss", 1, "{:.4f}", with_range=True)
+        seconds = _spread(r, "train_seconds", 1, "{:.1f}")
         lines.append(
-            f"| {r['experiment']} | {r['runs']} | {acc} | {diff} | {loss} "
-            f"| {seconds} | {r['epoch_seconds_mean']:.1f} |"
+            f"| {r['experiment']} | {r['runs']} | {acc} | {_difference(r, r is rows[0])} "
+            f"| {loss} | {seconds} | {r['epoch_seconds_mean']:.1f} |"
         )
+    single = [r["experiment"] for r in rows if r["runs"] < 2]
+    if single and len(rows) > 1:
+        lines += [
+            "",
+            f"–: no test where a side has fewer than 2 seeds ({', '.join(single)}: 1 seed, "
+            f"whose spread is unknown).",
+        ]
     return "\n".join(lines) + "\n"
+
+
+def _spread(row: dict[str, Any], column: str, scale: float, form: str, with_range=False) -> str:
+    """``mean ± std [min–max]``, or ``mean (n=1)`` for a single run (its spread unknown)."""
+    mean = form.format(scale * row[f"{column}_mean"])
+    if row["runs"] < 2:
+        return f"{mean} (n=1)"
+    text = f"{mean} ± {form.format(scale * row[f'{column}_std'])}"
+    if with_range:
+        low, high = (form.format(scale * row[f"{column}_{end}"]) for end in ("min", "max"))
+        text += f" [{low}–{high}]"
+    return text
+
+
+def _difference(row: dict[str, Any], is_first: bool) -> str:
+    """``+0.12 (t=+3.1, p=0.031, df=3.8)`` in accuracy points; ``–`` where there is no test."""
+    if is_first:
+        return "–"
+    diff = f"{100 * row['test_accuracy_diff']:+.2f}"
+    if math.isnan(row["test_accuracy_welch_p"]):
+        return f"{diff} (–)"
+    return (
+        f"{diff} (t={row['test_accuracy_welch_t']:+.1f}, p={row['test_accuracy_welch_p']:.2g}, "
+        f"df={row['test_accuracy_welch_df']:.1f})"
+    )
 
 
 def plot(rows: list[dict[str, Any]], runs: dict[str, list[dict]], path: str) -> str:
@@ -117,7 +146,7 @@ def plot(rows: list[dict[str, Any]], runs: dict[str, list[dict]], path: str) -> 
     fig, ax = plt.subplots(figsize=(max(6.0, 1.8 * len(rows)), 5))
     for i, r in enumerate(rows):
         mean, std = 100 * r["test_accuracy_mean"], 100 * r["test_accuracy_std"]
-        ax.fill_between(
+        ax.fill_between(  # no band for a single seed (its std is nan)
             [i - 0.25, i + 0.25],
             mean - std,
             mean + std,

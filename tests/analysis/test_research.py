@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+import scipy.stats
 import tensorflow as tf
 
 from mnist_research.analysis import sweep_table as sweep_lib
@@ -207,11 +208,44 @@ def test_aggregate_by_hand():
     assert row["test_accuracy_diff"] == 0.0
 
 
-def test_welch_t_by_hand():
-    a, b = np.array([0.98, 0.981, 0.982]), np.array([0.975, 0.976, 0.977])
-    expected = (a.mean() - b.mean()) / np.sqrt(a.var(ddof=1) / 3 + b.var(ddof=1) / 3)
-    assert sweep_lib.welch_t(a, b) == pytest.approx(expected)
-    assert np.isnan(sweep_lib.welch_t(a[:1], b))
+def test_welch_by_hand():
+    a, b = np.array([0.98, 0.981, 0.983]), np.array([0.975, 0.976, 0.977])
+    va, vb = a.var(ddof=1) / 3, b.var(ddof=1) / 3
+    t = (a.mean() - b.mean()) / np.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / 2 + vb**2 / 2)  # Welch-Satterthwaite
+    p = 2 * scipy.stats.t.sf(abs(t), df)
+    assert sweep_lib.welch(a, b) == pytest.approx((t, p, df))
+    assert all(np.isnan(sweep_lib.welch(a[:1], b)))
+
+
+def _metrics(accuracies):
+    return [
+        {
+            "test_accuracy": a,
+            "test_loss": 0.1,
+            "train_seconds": 10.0,
+            "seed": s,
+            "epochs_completed": 2,
+        }
+        for s, a in enumerate(accuracies, 1)
+    ]
+
+
+def test_the_table_gives_p_and_df_and_says_when_a_single_seed_has_no_spread():
+    runs = {
+        "base": _metrics([0.975, 0.976, 0.977]),
+        "wide": _metrics([0.98, 0.981, 0.983]),
+        "once": _metrics([0.99]),
+    }
+    rows = sweep_lib.aggregate(runs)
+    _, p, df = sweep_lib.welch(np.array([0.98, 0.981, 0.983]), np.array([0.975, 0.976, 0.977]))
+    markdown = sweep_lib.to_markdown(rows)
+    wide, once = (line for line in markdown.splitlines() if line.startswith(("| wide", "| once")))
+    assert f"+0.53 (t=+5.1, p={p:.2g}, df={df:.1f})" in wide
+    assert "99.00 (n=1)" in once and "+1.40 (–)" in once
+    assert "± 0.00 [" not in markdown and "nan" not in markdown
+    assert markdown.splitlines()[-1].startswith("–: no test where a side has fewer than 2 seeds")
+    assert np.isnan(rows[2]["test_accuracy_std"])  # results.csv says nan, not 0
 
 
 SMALL_CNN = (
