@@ -12,8 +12,9 @@ the settings to sample (``mnist_research.studies.space``). Trial N trains into
 machines share). The same command from another terminal joins the study; a
 trial stopped by a signal, or whose worker was killed, is continued from its run
 dir's last checkpoint when the command runs again.
-At the end ``OUTPUT/NAME/trials.md`` (the table, also printed) and
-``best.flags`` (a flagfile that trains the best trial again) are written.
+At the end ``OUTPUT/NAME/trials.md`` (the table, throughput and parameter
+importances, also printed), ``best.flags`` (a flagfile that trains the best
+trial again) and the study's figures are written (``studies.results``).
 """
 
 from __future__ import annotations
@@ -138,7 +139,9 @@ def _search() -> int:
                 )
             return e.exit_status
     if not FLAGS.worker:
-        paths = study_lib.write_results(opened, settings)
+        from mnist_research.studies import results
+
+        paths = results.write(opened, settings)
         with open(paths["table"], encoding="utf-8") as f:
             print(f.read())
         print("\n".join(f"{name}: {path}" for name, path in paths.items()))

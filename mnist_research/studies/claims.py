@@ -8,19 +8,25 @@ trials through :func:`next_trial`, which counts them, so the workers of one mach
 never start more than ``--trials``; a search trial stopped by a signal, or whose
 worker process was killed, is failed and queued again with its values and run dir
 (:func:`requeue`), and the next trial taken continues that run dir from its last
-checkpoint.
+checkpoint. On a database shared by several machines, a search trial whose worker
+died on another machine (whose lock files this machine cannot see) is found by its
+heartbeats instead (:func:`beating`, ``study.storage_of``). Whichever way, only the
+process that fails a trial queues its continuation, so no trial is continued twice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import socket
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import optuna
 from absl import logging
+from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import FrozenTrial, TrialState
 
 from mnist_research import interrupts
@@ -73,7 +79,9 @@ def claim(
         attrs = choose()
         if attrs is None:
             return None
-        with interrupts.deferred():
+        with interrupts.deferred(), warnings.catch_warnings():
+            # A database's heartbeats are recorded (``beating``) outside Study.optimize.
+            warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used")
             trial = study.ask()
             trial.set_user_attr(WORKER, _hold_worker_lock(folder))
         for key, value in attrs.items():
@@ -94,18 +102,52 @@ def next_trial(study: optuna.Study, settings: StudySettings) -> optuna.Trial | N
         study,
         settings.folder,
         lambda: {} if counted(study) < settings.trials else None,
-        requeue_orphans,
+        _requeue_gone,
     )
 
 
+def _requeue_gone(study: optuna.Study, folder: str) -> None:
+    """Requeues the trials whose worker is gone: a database's whose heartbeats stopped (any
+    machine: ``optuna.storages.fail_stale_trials`` queues them), and this machine's."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    requeue_orphans(study, folder)
+
+
 def requeue(study: optuna.Study, number: int, params: dict, run_dir: str) -> None:
-    """Fails trial ``number`` (stopped) and queues a trial that continues its run dir."""
-    study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
-    study.enqueue_trial(params, user_attrs={RUN_DIR: run_dir})
+    """Fails trial ``number`` (stopped) and queues a trial that continues its run dir.
+
+    A trial another process failed first (its heartbeats ran out) is left as it
+    is: that process queued its continuation.
+    """
+    if _fail(study, number):
+        study.enqueue_trial(params, user_attrs={RUN_DIR: run_dir})
+
+
+def _fail(study: optuna.Study, number: int) -> bool:
+    """Fails trial ``number``; ``False`` when another process had finished it."""
+    try:
+        study.tell(number, state=TrialState.FAIL)
+    except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
+        return False  # finished when read (ValueError), or between the read and the write
+    return True
+
+
+@contextlib.contextmanager
+def beating(trial: optuna.Trial) -> Iterator[None]:
+    """Records the trial's heartbeat in a thread while the block runs (a database's storage).
+
+    Optuna's own heartbeat thread, the one ``Study.optimize`` runs around each
+    trial; with a journal file it does nothing.
+    """
+    with get_heartbeat_thread(trial._trial_id, trial.storage):
+        yield
 
 
 def release_orphans(study: optuna.Study, folder: str) -> list[FrozenTrial]:
-    """Fails the running trials of this machine whose process is gone; returns them."""
+    """Fails the running trials of this machine whose process is gone; returns those it failed
+    (not one another process failed first)."""
     host = socket.gethostname()
     orphans = [
         t
@@ -113,9 +155,9 @@ def release_orphans(study: optuna.Study, folder: str) -> list[FrozenTrial]:
         if t.user_attrs.get(WORKER, "").rpartition("-")[0] == host
         and not _worker_alive(folder, t.user_attrs[WORKER])
     ]
+    orphans = [t for t in orphans if _fail(study, t.number)]
     for t in orphans:
         logging.warning("Trial %d's process is gone; its work will be taken again", t.number)
-        study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
     return orphans
 
 
@@ -125,7 +167,7 @@ def requeue_orphans(study: optuna.Study, folder: str) -> list[int]:
     for t in orphans:
         run_dir = t.user_attrs.get(RUN_DIR) or os.path.join(folder, run_dir_name(t.number))
         logging.warning("Trial %d will be continued in %s", t.number, run_dir)
-        requeue(study, t.number, t.params, run_dir)
+        study.enqueue_trial(t.params, user_attrs={RUN_DIR: run_dir})  # failed just above
     return [t.number for t in orphans]
 
 

@@ -6,8 +6,9 @@ Optuna takes (``postgresql+psycopg://...`` for several machines). Every
 process that opens the same study name on the same storage shares one study.
 The study records its space and base recipe the first time it is opened;
 opening it again with another space or recipe is refused, naming the
-difference. Nothing here imports TensorFlow: the command's parent process,
-which only starts workers and writes the table, stays light.
+difference (what a study found is written by ``studies.results``). Nothing here
+imports TensorFlow: the command's parent process, which only starts workers and
+writes the results, stays light.
 """
 
 from __future__ import annotations
@@ -17,19 +18,17 @@ import dataclasses
 import fcntl
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator
 
 import optuna
-from optuna.trial import TrialState
+from absl import logging
 
-from mnist_research import files
 from mnist_research.config import flags as experiment_flags
 from mnist_research.errors import ConfigError, MnistResearchError, one_line
 from mnist_research.studies.space import Space
 
 JOURNAL_FILE = "journal.log"
-TABLE_FILE = "trials.md"
-BEST_FLAGS_FILE = "best.flags"
 _LOCK_FILE = ".study.lock"
 # User attributes of a trial: its run dir; why it failed (a failure that counts towards
 # --trials: refused settings, a diverging loss); that a signal stopped it; the worker
@@ -38,6 +37,10 @@ RUN_DIR = "run_dir"
 ERROR = "error"
 INTERRUPTED = "interrupted"
 WORKER = "worker"
+# A database's heartbeats. A trial's worker that misses them for GRACE_SECONDS is taken for
+# dead: well above the 30 s between beats, so a busy machine's late beat is not a death.
+HEARTBEAT_SECONDS = 30
+GRACE_SECONDS = 120
 
 
 class StudyError(MnistResearchError):
@@ -65,12 +68,39 @@ class StudySettings:
     trials: int
 
 
-def storage_of(url: str):
-    """The Optuna storage ``url`` names: a path (no ``://``) is a journal file."""
+def storage_of(
+    url: str, heartbeat_seconds: int = HEARTBEAT_SECONDS, grace_seconds: int = GRACE_SECONDS
+):
+    """The Optuna storage ``url`` names: a path (no ``://``) is a journal file.
+
+    A database gets Optuna's heartbeats: each running trial's worker records one
+    every ``heartbeat_seconds``; a trial whose last is older than ``grace_seconds``
+    (its worker died, on whichever machine) is failed by the next worker asking
+    for a trial (``optuna.storages.fail_stale_trials``), and that worker alone
+    queues its continuation (:func:`queue_continuation`).
+    """
     if "://" in url:
-        return optuna.storages.RDBStorage(url)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url,
+                heartbeat_interval=heartbeat_seconds,
+                grace_period=grace_seconds,
+                heartbeat_stale_trial_callback=queue_continuation,
+            )
     backend = optuna.storages.journal.JournalFileBackend(os.path.abspath(url))
     return optuna.storages.JournalStorage(backend)
+
+
+def queue_continuation(study: optuna.Study, trial) -> None:
+    """Queues a trial with the failed ``trial``'s values, continuing its run dir if it had one."""
+    run_dir = trial.user_attrs.get(RUN_DIR)
+    logging.warning(
+        "Trial %d's worker is gone; %s",
+        trial.number,
+        f"{run_dir} will be continued" if run_dir else "its values will be tried again",
+    )
+    study.enqueue_trial(trial.params, user_attrs={RUN_DIR: run_dir} if run_dir else None)
 
 
 def base_lines(flagfile_text: str) -> list[str]:
@@ -193,76 +223,6 @@ def locked(folder: str) -> Iterator[None]:
 
 def run_dir_name(number: int) -> str:
     return f"trial-{number:03d}"
-
-
-def write_results(study: optuna.Study, settings: StudySettings) -> dict[str, str]:
-    """Writes the table of trials and, once a trial completed, ``best.flags``.
-
-    Returns:
-      What was written: ``{"table": path, "best_flags": path}`` (the latter
-      only with a completed trial).
-    """
-    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
-    paths = {"table": os.path.join(settings.folder, TABLE_FILE)}
-    files.atomic_write_text(paths["table"], table(trials, settings.space))
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    if complete:
-        best = max(complete, key=lambda t: (t.value, -t.number))
-        paths["best_flags"] = os.path.join(settings.folder, BEST_FLAGS_FILE)
-        files.atomic_write_text(paths["best_flags"], best_flags(best, settings))
-    return paths
-
-
-def table(trials: list, space: Space) -> str:
-    """A Markdown table: one row a trial, its parameters, accuracies and seconds."""
-    flags = [p.flag for p in space.parameters]
-    header = ["trial", "state", *flags, "best val acc", "test acc", "seconds", "run dir"]
-    rows = [header, ["---"] * len(header)]
-    for t in trials:
-        attrs = t.user_attrs
-        seconds = t.duration.total_seconds() if t.duration else None
-        rows.append(
-            [
-                str(t.number),
-                t.state.name.lower(),
-                *(_cell(t.params.get(flag)) for flag in flags),
-                _cell(attrs.get("best_val_accuracy"), "{:.4f}"),
-                _cell(attrs.get("test_accuracy"), "{:.4f}"),
-                _cell(seconds, "{:.1f}"),
-                _run_dir(t),
-            ]
-        )
-    return "\n".join("| " + " | ".join(row) + " |" for row in rows) + "\n"
-
-
-def _run_dir(trial) -> str:
-    """The trial's run dir's name (a continued trial has its predecessor's)."""
-    return os.path.basename(trial.user_attrs.get(RUN_DIR) or run_dir_name(trial.number))
-
-
-def _cell(value, form: str = "{}") -> str:
-    if value is None:
-        return "-"
-    return f"{value:.4g}" if isinstance(value, float) and form == "{}" else form.format(value)
-
-
-def best_flags(best, settings: StudySettings) -> str:
-    """A flagfile that reproduces the best trial: the base recipe, then its sampled values."""
-    chosen = settings.space.flag_arguments(best.params)
-    return (
-        "\n".join(
-            [
-                f"# Study {settings.name}: the best of its completed trials, trial {best.number} "
-                f"(best validation accuracy {best.value:.4f}), in {_run_dir(best)}/.",
-                "# Train it again with: python -m mnist_research.train --flagfile=best.flags",
-                "# The base recipe:",
-                *base_lines(settings.base_flags),
-                "# The values the study chose:",
-                *chosen,
-            ]
-        )
-        + "\n"
-    )
 
 
 def check_name(name: str) -> None:

@@ -100,7 +100,8 @@ class Worker:
         base = trial_config(self.settings.base_flags, [])
         done = 0
         while (trial := claims.next_trial(self.study, self.settings)) is not None:
-            self.run_trial(trial, base)
+            with claims.beating(trial):
+                self.run_trial(trial, base)
             done += 1
         return done
 
@@ -133,7 +134,7 @@ class Worker:
             raise
         finally:
             tf.keras.backend.clear_session()  # the next trial builds its model afresh
-        for key in ("best_val_accuracy", "test_accuracy", "epochs_completed"):
+        for key in ("best_val_accuracy", "test_accuracy", "epochs_completed", "train_seconds"):
             trial.set_user_attr(key, metrics[key])
         if metrics.get("pruned"):
             self.study.tell(trial, state=TrialState.PRUNED)

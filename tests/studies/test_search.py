@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import optuna
@@ -17,7 +18,7 @@ from mnist_research.config import ExperimentConfig
 from mnist_research.config import flags as experiment_flags
 from mnist_research.errors import ConfigError
 from mnist_research.search import core_shares
-from mnist_research.studies import claims, space, study
+from mnist_research.studies import claims, results, space, study
 from tests.helpers import (
     REPO,
     SMOKE,
@@ -162,7 +163,7 @@ _DYING_WORKER = """
 import os, sys
 from mnist_research.config import ExperimentConfig
 from mnist_research.config import flags as experiment_flags
-from mnist_research.studies import claims, space, study
+from mnist_research.studies import claims, results, space, study
 base = ExperimentConfig()
 folder = sys.argv[1]
 settings = study.StudySettings(
@@ -260,19 +261,20 @@ def test_a_study_on_two_workers_runs_each_trial_once_and_best_flags_reproduces(t
         metrics = json.load(open(os.path.join(folder, f"trial-{t.number:03d}", "metrics.json")))
         assert metrics["finished"] and not metrics["pruned"] and metrics["epochs_completed"] == 2
         assert t.value == metrics["best_val_accuracy"]
+        assert t.user_attrs["train_seconds"] == metrics["train_seconds"]
     assert sorted(map(os.path.basename, glob.glob(os.path.join(folder, "trial-*")))) == [
         "trial-000",
         "trial-001",
         "trial-002",
     ]
-    table = open(os.path.join(folder, study.TABLE_FILE)).read()
+    table = open(os.path.join(folder, results.TABLE_FILE)).read()
     assert table in result.stdout and table.count("| complete |") == 3
 
     best = max(trials, key=lambda t: t.value)
     again = tmp_path / "again"
     train = run_module(
         "mnist_research.train",
-        f"--flagfile={os.path.join(folder, study.BEST_FLAGS_FILE)}",
+        f"--flagfile={os.path.join(folder, results.BEST_FLAGS_FILE)}",
         f"--run_dir={again}",
         cwd=str(tmp_path),
     )
@@ -400,3 +402,59 @@ def test_two_search_commands_share_one_study_in_postgresql(tmp_path, npz_dir, po
     for t in trials:
         assert len(re.findall(rf"Trial {t.number} started: ", stderr)) == 1
     assert all(re.search(r"Trial \d started: ", r.stderr) for r in results)  # both took trials
+
+
+_WORKER_DYING_ELSEWHERE = """
+import os, sys, time
+import optuna
+from mnist_research.config import ExperimentConfig
+from mnist_research.config import flags as experiment_flags
+from mnist_research.studies import claims, space, study
+base = ExperimentConfig()
+folder, url = sys.argv[1:]
+settings = study.StudySettings(
+    "elsewhere", folder, url, space.parse("learning_rate = log(1e-4, 1e-2)", "space.txt", base),
+    experiment_flags.flagfile_text(base), 2,
+)
+opened = study.open_study(settings)
+opened = optuna.load_study(study_name="elsewhere", storage=study.storage_of(url, 1, 2))
+trial = claims.next_trial(opened, settings)
+trial.set_user_attr(study.WORKER, "another-machine-1")  # its lock files are not this machine's
+trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True)
+trial.set_user_attr(study.RUN_DIR, os.path.join(folder, "trial-000"))
+with claims.beating(trial):
+    time.sleep(0.5)
+    os.kill(os.getpid(), 9)  # as a worker killed mid-trial
+"""
+
+
+def test_a_trial_whose_worker_died_on_another_machine_is_continued_once(tmp_path, postgres_url):
+    settings = _settings(tmp_path, name="elsewhere", storage=postgres_url)
+    killed = subprocess.run(
+        [sys.executable, "-c", _WORKER_DYING_ELSEWHERE, settings.folder, postgres_url],
+        cwd=REPO,
+        capture_output=True,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+
+    def load():  # a worker's view: heartbeats every second, dead after 2 s without one
+        return optuna.load_study(
+            study_name="elsewhere", storage=study.storage_of(postgres_url, 1, 2)
+        )
+
+    first, second = load(), load()
+    (orphan,) = first.get_trials()
+    assert orphan.state == TrialState.RUNNING
+    assert claims.requeue_orphans(first, settings.folder) == []  # no lock file of its worker here
+    time.sleep(3)  # the grace period runs out
+    continued = claims.next_trial(first, settings)
+    with claims.beating(continued):  # as a worker does while it trains
+        fresh = claims.next_trial(second, settings)  # the stale trial is not queued twice
+        assert fresh is not None and study.RUN_DIR not in fresh.user_attrs
+    trials = first.get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING]
+    assert continued.number == 1 and fresh.number == 2
+    assert continued.user_attrs[study.RUN_DIR] == orphan.user_attrs[study.RUN_DIR]
+    value = continued.suggest_float("learning_rate", 1e-4, 1e-2, log=True)
+    assert value == orphan.params["learning_rate"]
+    assert claims.counted(first) == 2  # the dead trial is not counted, its continuation is
