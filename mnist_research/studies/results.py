@@ -5,8 +5,9 @@ share of it inside its epochs), a line of throughput (trials per hour, time
 outside the epochs), and the parameter importances. Three figures by
 ``optuna.visualization.matplotlib`` go beside it once 2 trials completed:
 ``optimization_history.png``, ``parallel_coordinate.png`` and
-``param_importances.png``. Only the ``search`` command's parent process writes
-them: matplotlib is imported here, in the functions that draw, never by a worker.
+``param_importances.png`` (the last when their values differ). Only the
+``search`` command's parent process writes them: the drawing code is imported
+here, in the function that draws, never by a worker.
 """
 
 from __future__ import annotations
@@ -42,10 +43,12 @@ def write(study: optuna.Study, settings: StudySettings) -> dict[str, str]:
     """
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    importances = param_importances(study) if len(complete) >= 2 else {}
+    # Importances need values that differ: of equal ones each parameter "explains" as much.
+    differ = len({t.value for t in complete}) >= 2
+    importances = param_importances(study) if differ else {}
     paths = {"table": os.path.join(settings.folder, TABLE_FILE)}
     text = "\n".join([table(trials, settings.space), throughput(trials), "", ""])
-    files.atomic_write_text(paths["table"], text + importance_text(importances, len(complete)))
+    files.atomic_write_text(paths["table"], text + importance_text(importances, complete))
     if complete:
         best = max(complete, key=lambda t: (t.value, -t.number))
         paths["best_flags"] = os.path.join(settings.folder, BEST_FLAGS_FILE)
@@ -133,15 +136,19 @@ def param_importances(study: optuna.Study) -> dict[str, float]:
         return optuna.importance.get_param_importances(study, evaluator=evaluator)
 
 
-def importance_text(importances: dict[str, float], completed: int) -> str:
+def importance_text(importances: dict[str, float], complete: list) -> str:
     """The importances as a Markdown section, or one line saying why there are none."""
+    completed = len(complete)
     if completed < 2:
         return (
             f"Parameter importances and figures need 2 completed trials; "
             f"{completed} completed so far.\n"
         )
     if not importances:
-        return "No parameter was sampled in every completed trial: no importances.\n"
+        return (
+            f"No parameter importances: all {completed} completed trials reached "
+            f"{complete[0].value:.4f}.\n"
+        )
     rows = [f"| {name} | {value:.3f} |" for name, value in importances.items()]
     return "\n".join(
         [

@@ -102,6 +102,21 @@ def test_one_completed_trial_gets_a_table_and_a_line_instead_of_importances(tmp_
     assert not any(f.endswith(".png") for f in os.listdir(settings.folder))
 
 
+def test_equal_values_get_no_importances(tmp_path):
+    settings = _settings(tmp_path)
+    opened = study.open_study(settings)
+    _add(opened, settings.folder, 0, 50, TrialState.COMPLETE, "trial-000", 1.0, 40.0, lr=1e-3)
+    _add(opened, settings.folder, 50, 90, TrialState.COMPLETE, "trial-001", 1.0, 30.0, lr=5e-3)
+
+    paths = results.write(opened, settings)
+
+    assert sorted(paths) == ["best_flags", "history", "parallel", "table"]
+    text = open(paths["table"]).read()
+    assert text.rstrip().endswith(
+        "No parameter importances: all 2 completed trials reached 1.0000."
+    )
+
+
 def test_a_worker_imports_no_figure_drawing():
     # TensorFlow itself imports matplotlib; the figures' code (optuna.visualization, seaborn,
     # the project's figures and results) is left to the parent process that writes results.
