@@ -182,15 +182,15 @@ def draw(study: optuna.Study, folder: str, with_importances: bool) -> dict[str, 
         drawn["importances"] = lambda: optuna_plots.plot_param_importances(
             study, evaluator=evaluator, target_name=_TARGET
         )
+    # Each parallel axis carries its own tick labels: 2 inches apart they do not overlap.
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    parallel_width = max(8, 2 * (1 + len({p for t in complete for p in t.params})))
     paths = {}
     for name, plot in drawn.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            ax = plot()
-        fig = ax.figure
-        # Each parallel axis carries its own tick labels: 2 inches apart they do not overlap.
-        axes = 1 + len(study.best_trial.params)
-        fig.set_size_inches(max(8, 2 * axes) if name == "parallel" else 8, 5.5)
+            fig = plot().figure
+        fig.set_size_inches(parallel_width if name == "parallel" else 8, 5.5)
         paths[name] = figures.save_figure(fig, os.path.join(folder, FIGURES[name]))
     return paths
 
