@@ -1,4 +1,4 @@
-"""A study's storage, its identity (space and base recipe), and its results.
+"""A study's storage and its identity (space and base recipe).
 
 A study lives in an Optuna storage: by default a journal file inside the
 study's folder (``OUTPUT/STUDY/journal.log``: no server), or any storage URL
