@@ -91,9 +91,10 @@ def write_reports(run: RunContext, metrics: dict[str, Any], test: Totals) -> Non
     run.summaries.final_scalars(config.train.epochs, test.means())
 
 
+EXPORT = EndOfRunAction("exporting", export_model, every_worker=True, problem=export_problem)
+REPORTS = EndOfRunAction("writing the reports", write_reports)
+
+
 def end_of_run_actions() -> tuple[EndOfRunAction, ...]:
     """The export, then the reports: what the ``train`` command writes at the end of a run."""
-    return (
-        EndOfRunAction("exporting", export_model, every_worker=True, problem=export_problem),
-        EndOfRunAction("writing the reports", write_reports),
-    )
+    return (EXPORT, REPORTS)

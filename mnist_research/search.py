@@ -30,7 +30,7 @@ if __name__ == "__main__":  # before TensorFlow's import, which takes seconds
 
 from absl import flags
 
-from mnist_research import command
+from mnist_research import command, logs
 from mnist_research.config import flags as experiment_flags
 
 FLAGS = flags.FLAGS
@@ -108,12 +108,20 @@ def _sampler_and_pruner(epochs: int):
     import optuna
 
     samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
+    # No trial is pruned before PRUNE_FROM_EPOCH: one epoch ranked learning rates by how
+    # fast they start, and a trial pruned after it spent most of its time starting up.
+    warmup = min(PRUNE_FROM_EPOCH, epochs)
     pruners = {
-        "median": optuna.pruners.MedianPruner,
-        "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs),
+        "median": lambda: optuna.pruners.MedianPruner(n_warmup_steps=warmup),
+        "hyperband": lambda: optuna.pruners.HyperbandPruner(
+            min_resource=warmup, max_resource=epochs
+        ),
         "none": optuna.pruners.NopPruner,
     }
     return samplers[FLAGS.sampler](), pruners[FLAGS.pruner]()
+
+
+PRUNE_FROM_EPOCH = 3
 
 
 def _search() -> int:
@@ -149,11 +157,16 @@ def _search() -> int:
 
 
 def _work(opened, settings) -> None:
+    logs.quiet_tensorflow()
     from mnist_research import run_outputs
     from mnist_research.studies import trials
 
     trials.Worker(
-        opened, settings, actions=run_outputs.end_of_run_actions(), verbose=not FLAGS.worker
+        opened,
+        settings,
+        actions=(run_outputs.EXPORT,),
+        completed_only=(run_outputs.REPORTS,),
+        verbose=not FLAGS.worker,
     ).run()
 
 

@@ -59,6 +59,15 @@ class Pruning(loop.Hook):
             return True
         return False
 
+    def unless_pruned(self, action: finish.EndOfRunAction) -> finish.EndOfRunAction:
+        """``action``, skipped when the trial was pruned."""
+
+        def write(run: finish.RunContext, metrics: dict, test) -> None:
+            if self.pruned_after is None:
+                action.write(run, metrics, test)
+
+        return dataclasses.replace(action, write=write)
+
     def record(self, run: finish.RunContext, metrics: dict, test) -> None:
         """An end-of-run action's ``write``: ``metrics.json`` says whether the run was pruned."""
         metrics["pruned"] = self.pruned_after is not None
@@ -86,13 +95,17 @@ class Worker:
     Attributes:
       study: the opened study.
       settings: what the study is.
-      actions: each run's end-of-run actions (``run_outputs.end_of_run_actions()``).
+      actions: each run's end-of-run actions (the export).
+      completed_only: the end-of-run actions a pruned trial skips (the reports:
+        ``python -m mnist_research.report --run_dir=TRIAL`` draws them when wanted;
+        on a trial pruned after a few epochs they took as long as its training).
       verbose: show each run's progress bar.
     """
 
     study: optuna.Study
     settings: study_lib.StudySettings
     actions: Sequence[finish.EndOfRunAction] = ()
+    completed_only: Sequence[finish.EndOfRunAction] = ()
     verbose: bool = True
 
     def run(self) -> int:
@@ -155,6 +168,10 @@ class Worker:
             run_dir,
             flagfile_text=experiment_flags.flagfile_text(config),
             verbose=self.verbose,
-            actions=[*self.actions, record],
+            actions=[
+                *self.actions,
+                *(pruning.unless_pruned(action) for action in self.completed_only),
+                record,
+            ],
             hooks_with=lambda standard: [*standard, pruning],
         )

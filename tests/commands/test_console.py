@@ -276,3 +276,24 @@ def test_sweep_imports_no_tensorflow_and_gives_its_runs_the_user_s_environment(u
         **env,
     )
     assert sweep.stdout.split() == ["False", str(user_level)], sweep.stderr
+
+
+@pytest.mark.slow
+def test_search_workers_show_no_tensorflow_noise(npz_dir, tmp_path):
+    # Each worker imports TensorFlow in its own process: on a oneDNN machine its banner
+    # came once per worker until the workers imported it quietly.
+    search = _python_as_a_user(
+        "1",
+        "-m",
+        "mnist_research.search",
+        "--flagfile=experiments/smoke.flags",
+        "--space=experiments/mlp.space",
+        "--study=quiet",
+        "--trials=1",
+        "--workers=2",
+        f"--data_dir={npz_dir}",
+        f"--output={tmp_path}",
+    )
+    assert search.returncode == 0, search.stderr[-3000:]
+    assert "Trial 0 complete" in search.stderr, search.stderr[-3000:]
+    assert not _tensorflow_lines(search.stderr), search.stderr[-3000:]

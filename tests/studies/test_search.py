@@ -262,6 +262,9 @@ def test_a_study_on_two_workers_runs_each_trial_once_and_best_flags_reproduces(t
         assert metrics["finished"] and not metrics["pruned"] and metrics["epochs_completed"] == 2
         assert t.value == metrics["best_val_accuracy"]
         assert t.user_attrs["train_seconds"] == metrics["train_seconds"]
+        assert os.path.exists(
+            os.path.join(folder, f"trial-{t.number:03d}", "reports", "report.html")
+        )
     assert sorted(map(os.path.basename, glob.glob(os.path.join(folder, "trial-*")))) == [
         "trial-000",
         "trial-001",
@@ -287,13 +290,17 @@ def test_a_study_on_two_workers_runs_each_trial_once_and_best_flags_reproduces(t
 def test_a_pruned_trial_is_a_finished_run_that_says_so(tmp_path, npz_dir):
     from mnist_research.analysis import run_list, run_records
     from mnist_research.studies import trials
+    from mnist_research.training.finish import EndOfRunAction
 
     flags = [SMOKE, f"--data_dir={npz_dir}", "--nohistograms", "--nojit_compile"]
     base = trials.trial_config("", flags)
     settings = _settings(tmp_path, base=base, trials=1)
     # No accuracy reaches 1.5: the pruner prunes every trial after its first epoch.
     opened = study.open_study(settings, pruner=optuna.pruners.ThresholdPruner(lower=1.5))
-    assert trials.Worker(opened, settings, verbose=False).run() == 1
+    written = []
+    reports = EndOfRunAction("reporting", lambda run, metrics, test: written.append(1))
+    worker = trials.Worker(opened, settings, completed_only=[reports], verbose=False)
+    assert worker.run() == 1 and not written  # a pruned trial skips the reports
     (trial,) = opened.get_trials()
     assert trial.state == TrialState.PRUNED and list(trial.intermediate_values) == [1]
     run_dir = os.path.join(settings.folder, "trial-000")
