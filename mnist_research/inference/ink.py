@@ -189,6 +189,16 @@ def stroke_width(mask: np.ndarray) -> float:
     return 0.0 if edges == 0 else 2.0 * area / (edges * math.pi / 4)
 
 
+def edge_width(coverage: np.ndarray) -> float:
+    """The mean width in pixels over which ``coverage`` rises from paper to ink (0 if none).
+
+    Measured between the levels 0.1 and 0.9: 0.8 over the mean gradient there.
+    """
+    rows, cols = np.gradient(np.asarray(coverage, np.float32))
+    edge = (coverage > 0.1) & (coverage < 0.9)
+    return 0.8 / max(float(np.hypot(rows, cols)[edge].mean()), 1e-6) if edge.any() else 0.0
+
+
 def background(ink_up: np.ndarray, stroke: float = 0.0) -> np.ndarray:
     """The paper's level under light ink (``ink_up``: ink bright, paper dark), per pixel.
 
