@@ -35,7 +35,7 @@ SIZE = 28
 # partial grey spread over a whole pixel, a faint halo that fills loops and joins strokes
 # (MNIST's own edges are about 1 px). Levels below SHARPEN[0] of the peak become paper and
 # those above SHARPEN[1] full ink. Chosen with predict_robustness --num=300 on a baseline
-# run (gates 1.4-1.8 and levels 0.25-0.3, 0.55-0.65 tried): the 8x8 scans gain 6-7 of 300
+# run (gates 1.4-1.8 and levels 0.25-0.3, 0.55-0.65 tried): the 8x8 scans gain 4-7 of 300
 # digits, no other condition loses one.
 SOFT_EDGE = 1.5
 SHARPEN = (0.3, 0.6)
