@@ -35,6 +35,9 @@ from mnist_research.config import flags as experiment_flags
 
 FLAGS = flags.FLAGS
 
+# No trial is pruned before this epoch (the median pruner's warm-up, Hyperband's first rung).
+PRUNE_FROM_EPOCH = 3
+
 
 def define_flags(fv: flags.FlagValues) -> None:
     """The experiment flags (the base recipe), the space, the study and its workers."""
@@ -119,9 +122,6 @@ def _sampler_and_pruner(epochs: int):
         "none": optuna.pruners.NopPruner,
     }
     return samplers[FLAGS.sampler](), pruners[FLAGS.pruner]()
-
-
-PRUNE_FROM_EPOCH = 3
 
 
 def _search() -> int:

@@ -28,6 +28,7 @@ from mnist_research import command, interrupts
 from mnist_research.analysis import sweep_runs, sweep_table
 from mnist_research.errors import run_guarded
 from mnist_research.studies import grid
+from mnist_research.studies.study import locked
 
 FLAGS = flags.FLAGS
 
@@ -114,9 +115,12 @@ def _sweep(extra: list[str]) -> int:
             flush=True,
         )
         return e.exit_status
-    paths = sweep_table.write(FLAGS.output, runs)
-    with open(paths["markdown"], encoding="utf-8") as f:
-        print(f.read())
+    # Sweeps of other grids may share the output: one writes its table, figure and CSV at a time.
+    with locked(FLAGS.output):
+        paths = sweep_table.write(FLAGS.output, runs)
+        with open(paths["markdown"], encoding="utf-8") as f:
+            table = f.read()
+    print(table)
     print("\n".join(f"{name}: {path}" for name, path in paths.items()))
     return 0
 

@@ -57,8 +57,10 @@ def aggregate(runs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
 
 def welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
     """Welch's unequal-variances t test of mean(a) - mean(b): (t, two-sided p, degrees of
-    freedom), by ``scipy.stats.ttest_ind``; all nan when either side has fewer than 2 values."""
-    if len(a) < 2 or len(b) < 2:
+    freedom), by ``scipy.stats.ttest_ind``; all nan when either side has fewer than 2 values
+    or neither varies (no spread to test a difference against: scipy gives a nan p for
+    equal values and a p near 0 for a difference of float rounding)."""
+    if len(a) < 2 or len(b) < 2 or (np.ptp(a) == 0 and np.ptp(b) == 0):
         return math.nan, math.nan, math.nan
     result = stats.ttest_ind(a, b, equal_var=False)
     return float(result.statistic), float(result.pvalue), float(result.df)
@@ -108,6 +110,17 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
             "",
             f"–: no test where a side has fewer than 2 seeds ({', '.join(single)}: 1 seed, "
             f"whose spread is unknown).",
+        ]
+    flat = [
+        r["experiment"]
+        for r in rows[1:]
+        if math.isnan(r["test_accuracy_welch_p"]) and min(r["runs"], rows[0]["runs"]) >= 2
+    ]
+    if flat:
+        lines += [
+            "",
+            f"–: no test where neither side varies across its seeds ({', '.join(flat)} and "
+            f"{rows[0]['experiment']}: the same test accuracy from every seed).",
         ]
     return "\n".join(lines) + "\n"
 

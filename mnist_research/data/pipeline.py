@@ -22,6 +22,14 @@ from mnist_research.data import augment as augment_lib
 from mnist_research.data.model_input import NUM_CLASSES, to_model_input
 from mnist_research.errors import ConfigError
 
+# tf.data's autotuner runs a background thread that an iterator's destructor waits for: at the
+# end of every run, deleting the training iterator took 2-4.5 s on a 2-core CPU (the whole
+# baseline command is about 22 s). Without it, AUTOTUNE means as many parallel calls as
+# cores and the default prefetch buffer, and the baseline MLP's steady epoch was as fast
+# (0.62-0.68 s against 0.71 s on 2 cores, 0.91-0.93 s both ways on 1).
+WITHOUT_AUTOTUNER = tf.data.Options()
+WITHOUT_AUTOTUNER.autotune.enabled = False
+
 
 def preprocess_batch(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """uint8 ``[B, 28, 28]`` and integer ``[B]`` → float ``[B, 784]`` and one-hot ``[B, 10]``."""
@@ -163,15 +171,6 @@ class TrainInput:
             return self.dataset(first_epoch, context, last_epoch)
 
         return iter(strategy.distribute_datasets_from_function(dataset_fn))
-
-
-# tf.data's autotuner runs a background thread that an iterator's destructor waits for: at the
-# end of every run, deleting the training iterator took 2-4.5 s on a 2-core CPU (the whole
-# baseline command is about 22 s). Without it, AUTOTUNE means as many parallel calls as
-# cores and the default prefetch buffer, and the baseline MLP's steady epoch was as fast
-# (0.62-0.68 s against 0.71 s on 2 cores, 0.91-0.93 s both ways on 1).
-WITHOUT_AUTOTUNER = tf.data.Options()
-WITHOUT_AUTOTUNER.autotune.enabled = False
 
 
 def eval_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int) -> tf.data.Dataset:

@@ -248,6 +248,14 @@ def test_the_table_gives_p_and_df_and_says_when_a_single_seed_has_no_spread():
     assert np.isnan(rows[2]["test_accuracy_std"])  # results.csv says nan, not 0
 
 
+def test_no_test_where_neither_side_varies_across_its_seeds():
+    runs = {"base": _metrics([0.975, 0.975]), "same": _metrics([0.98, 0.98])}
+    markdown = sweep_lib.to_markdown(sweep_lib.aggregate(runs))
+    (same,) = (line for line in markdown.splitlines() if line.startswith("| same"))
+    assert "+0.50 (–)" in same and "p=" not in markdown
+    assert markdown.splitlines()[-1].startswith("–: no test where neither side varies")
+
+
 SMALL_CNN = (
     "--model=cnn",
     "--conv_filters=8,16",
