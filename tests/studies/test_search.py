@@ -318,7 +318,7 @@ def test_the_shipped_space_reads_against_the_baseline_recipe():
 
 
 @pytest.mark.slow
-def test_sigterm_stops_a_search_and_the_rerun_continues_the_trial_from_its_checkpoint(tmp_path):
+def test_a_stopped_or_killed_trial_is_continued_from_its_checkpoint_once(tmp_path):
     x, y = make_digits(1000, seed=3)
     np.savez(tmp_path / "mnist.npz", x_train=x, y_train=y, x_test=x[:100], y_test=y[:100])
     (tmp_path / "space.txt").write_text("learning_rate = log(1e-3, 1e-2)\n")
@@ -350,14 +350,24 @@ def test_sigterm_stops_a_search_and_the_rerun_continues_the_trial_from_its_check
     first = _load(str(output / "stopped")).get_trials()
     assert [t.state for t in first] == [TrialState.FAIL, TrialState.WAITING]
 
+    # The continuation's worker is killed (SIGKILL: nothing of it runs) after its 3rd epoch.
+    search = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    stderr = signal_once_written(search, checkpoint.replace("ckpt-1", "ckpt-3"), signal.SIGKILL)
+    assert search.returncode == -signal.SIGKILL, stderr[-3000:]
+    killed = _load(str(output / "stopped")).get_trials()
+    assert [t.state for t in killed] == [TrialState.FAIL, TrialState.RUNNING]
+
     again = run_module(*command[2:], timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "Restored " in again.stderr and "ckpt-" in again.stderr  # not from scratch
+    assert re.search(r"Restored \S+ckpt-[3-8]\b", again.stderr), again.stderr[-3000:]
     trials = _load(str(output / "stopped")).get_trials()
-    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
-    assert trials[1].params == first[0].params
-    assert sorted(trials[1].intermediate_values) == list(range(1, 9))  # restored epochs too
-    assert trials[1].user_attrs["run_dir"] == first[0].user_attrs["run_dir"]
+    states = [TrialState.FAIL, TrialState.FAIL, TrialState.COMPLETE]
+    assert [t.state for t in trials] == states  # each trial exactly once, none lost
+    assert trials[2].params == first[0].params
+    assert sorted(trials[2].intermediate_values) == list(range(1, 9))  # restored epochs too
+    assert trials[2].user_attrs["run_dir"] == first[0].user_attrs["run_dir"]
     metrics = json.load(open(output / "stopped" / "trial-000" / "metrics.json"))
     assert metrics["finished"] and metrics["epochs_completed"] == 8
     assert not glob.glob(str(output / "stopped" / "trial-001"))
