@@ -32,11 +32,10 @@ from optuna.trial import FrozenTrial, TrialState
 from mnist_research import interrupts
 from mnist_research.studies.study import (
     ERROR,
-    RUN_DIR,
     WORKER,
     StudySettings,
     locked,
-    run_dir_name,
+    queue_continuation,
 )
 
 # Each worker process holds a lock on its own file in this folder of the study for as long
@@ -115,14 +114,16 @@ def _requeue_gone(study: optuna.Study, folder: str) -> None:
     requeue_orphans(study, folder)
 
 
-def requeue(study: optuna.Study, number: int, params: dict, run_dir: str) -> None:
-    """Fails trial ``number`` (stopped) and queues a trial that continues its run dir.
+def requeue(study: optuna.Study, trial: optuna.Trial | FrozenTrial, folder: str) -> bool:
+    """Fails ``trial`` (stopped) and queues a trial that continues its run dir; whether it did.
 
-    A trial another process failed first (its heartbeats ran out) is left as it
-    is: that process queued its continuation.
+    A trial another process finished first (its heartbeats ran out) is left as
+    it is: that process queued its continuation.
     """
-    if _fail(study, number):
-        study.enqueue_trial(params, user_attrs={RUN_DIR: run_dir})
+    if not _fail(study, trial.number):
+        return False
+    queue_continuation(study, trial, folder)
+    return True
 
 
 def _fail(study: optuna.Study, number: int) -> bool:
@@ -145,17 +146,21 @@ def beating(trial: optuna.Trial) -> Iterator[None]:
         yield
 
 
-def release_orphans(study: optuna.Study, folder: str) -> list[FrozenTrial]:
-    """Fails the running trials of this machine whose process is gone; returns those it failed
-    (not one another process failed first)."""
+def _orphans(study: optuna.Study, folder: str) -> list[FrozenTrial]:
+    """The running trials of this machine whose process is gone."""
     host = socket.gethostname()
-    orphans = [
+    return [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         if t.user_attrs.get(WORKER, "").rpartition("-")[0] == host
         and not _worker_alive(folder, t.user_attrs[WORKER])
     ]
-    orphans = [t for t in orphans if _fail(study, t.number)]
+
+
+def release_orphans(study: optuna.Study, folder: str) -> list[FrozenTrial]:
+    """Fails the running trials of this machine whose process is gone; returns those it failed
+    (not one another process failed first)."""
+    orphans = [t for t in _orphans(study, folder) if _fail(study, t.number)]
     for t in orphans:
         logging.warning("Trial %d's process is gone; its work will be taken again", t.number)
     return orphans
@@ -163,12 +168,7 @@ def release_orphans(study: optuna.Study, folder: str) -> list[FrozenTrial]:
 
 def requeue_orphans(study: optuna.Study, folder: str) -> list[int]:
     """Requeues the running trials of this machine whose worker process is gone; their numbers."""
-    orphans = release_orphans(study, folder)
-    for t in orphans:
-        run_dir = t.user_attrs.get(RUN_DIR) or os.path.join(folder, run_dir_name(t.number))
-        logging.warning("Trial %d will be continued in %s", t.number, run_dir)
-        study.enqueue_trial(t.params, user_attrs={RUN_DIR: run_dir})  # failed just above
-    return [t.number for t in orphans]
+    return [t.number for t in _orphans(study, folder) if requeue(study, t, folder)]
 
 
 _held: dict[str, object] = {}  # study folder -> the open file this process's lock is on

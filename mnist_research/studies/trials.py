@@ -135,7 +135,7 @@ class Worker:
         except interrupts.Interrupted:
             # The next worker to ask continues the run dir from its last checkpoint.
             trial.set_user_attr(study_lib.INTERRUPTED, True)
-            claims.requeue(self.study, trial.number, chosen, run_dir)
+            claims.requeue(self.study, trial, self.settings.folder)
             raise
         except (ConfigError, NonFiniteLossError) as e:
             logging.warning("Trial %d failed: %s", trial.number, one_line(e))

@@ -228,7 +228,7 @@ def test_bad_search_input_is_one_error_line(tmp_path, space_text, flags, message
 
 
 def _load(folder):
-    storage = study.storage_of(os.path.join(folder, study.JOURNAL_FILE))
+    storage = study.storage_of(os.path.join(folder, study.JOURNAL_FILE), folder)
     return optuna.load_study(study_name=os.path.basename(folder), storage=storage)
 
 
@@ -401,7 +401,7 @@ def test_two_search_commands_share_one_study_in_postgresql(tmp_path, npz_dir, po
     started = [start_module("mnist_research.search", *command) for _ in range(2)]
     results = [finish(process, timeout=600) for process in started]
     assert all(r.returncode == 0 for r in results), [r.stderr[-2000:] for r in results]
-    storage = study.storage_of(postgres_url)
+    storage = study.storage_of(postgres_url, str(tmp_path / "out" / "shared"))
     trials = optuna.load_study(study_name="shared", storage=storage).get_trials()
     assert sorted(t.number for t in trials) == [0, 1, 2, 3]
     assert all(t.state == TrialState.COMPLETE for t in trials)
@@ -424,7 +424,7 @@ settings = study.StudySettings(
     experiment_flags.flagfile_text(base), 2,
 )
 opened = study.open_study(settings)
-opened = optuna.load_study(study_name="elsewhere", storage=study.storage_of(url, 1, 2))
+opened = optuna.load_study(study_name="elsewhere", storage=study.storage_of(url, folder, 1, 2))
 trial = claims.next_trial(opened, settings)
 trial.set_user_attr(study.WORKER, "another-machine-1")  # its lock files are not this machine's
 trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True)
@@ -446,7 +446,7 @@ def test_a_trial_whose_worker_died_on_another_machine_is_continued_once(tmp_path
 
     def load():  # a worker's view: heartbeats every second, dead after 2 s without one
         return optuna.load_study(
-            study_name="elsewhere", storage=study.storage_of(postgres_url, 1, 2)
+            study_name="elsewhere", storage=study.storage_of(postgres_url, settings.folder, 1, 2)
         )
 
     first, second = load(), load()
