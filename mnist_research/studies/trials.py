@@ -147,12 +147,24 @@ class Worker:
             raise
         finally:
             tf.keras.backend.clear_session()  # the next trial builds its model afresh
-        for key in ("best_val_accuracy", "test_accuracy", "epochs_completed", "train_seconds"):
-            trial.set_user_attr(key, metrics[key])
-        if metrics.get("pruned"):
-            self.study.tell(trial, state=TrialState.PRUNED)
-        else:
-            self.study.tell(trial, metrics["best_val_accuracy"])
+        try:
+            for key in ("best_val_accuracy", "test_accuracy", "epochs_completed", "train_seconds"):
+                trial.set_user_attr(key, metrics[key])
+            if metrics.get("pruned"):
+                self.study.tell(trial, state=TrialState.PRUNED)
+            else:
+                self.study.tell(trial, metrics["best_val_accuracy"])
+        except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
+            # Failed when read (ValueError), or as written: this process's heartbeats were
+            # late by more than the grace period (a stalled machine), and another worker took
+            # it for dead.
+            logging.warning(
+                "Trial %d finished (%s is complete), but the study had already failed it and "
+                "queued it again",
+                trial.number,
+                run_dir,
+            )
+            return
         logging.info(
             "Trial %d %s: best validation accuracy %.4f, test accuracy %.4f",
             trial.number,

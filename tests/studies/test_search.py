@@ -196,6 +196,27 @@ def test_a_killed_workers_trial_is_continued_by_the_next_one_asked(tmp_path):
     assert claims.counted(opened) == 1  # the killed trial is not counted, its continuation is
 
 
+def test_a_trial_another_worker_failed_while_it_trained_ends_with_one_line(tmp_path, caplog):
+    from mnist_research.studies import trials
+
+    settings = _settings(tmp_path)
+
+    class LateWorker(trials.Worker):
+        def _train(self, config, run_dir, pruning):
+            # Its heartbeats came late: another worker failed the trial and queued it again.
+            other = _load(settings.folder)
+            (running,) = other.get_trials(states=(TrialState.RUNNING,))
+            assert claims.requeue(other, running, settings.folder)
+            return dict(best_val_accuracy=0.9, test_accuracy=1, epochs_completed=1, train_seconds=1)
+
+    opened = study.open_study(settings)
+    base = trials.trial_config(settings.base_flags, [])
+    LateWorker(opened, settings).run_trial(claims.next_trial(opened, settings), base)
+    assert [t.state for t in opened.get_trials()] == [TrialState.FAIL, TrialState.WAITING]
+    run_dir = os.path.join(settings.folder, "trial-000")
+    assert f"Trial 0 finished ({run_dir} is complete), but the study had already" in caplog.text
+
+
 def test_core_shares():
     assert core_shares([0, 1], 2) == [[0], [1]]
     assert core_shares([0, 1, 2, 3], 2) == [[0, 1], [2, 3]]
