@@ -16,10 +16,13 @@ process that fails a trial queues its continuation, so no trial is continued twi
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import os
+import re
 import socket
+import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -41,6 +44,9 @@ from mnist_research.studies.study import (
 # Each worker process holds a lock on its own file in this folder of the study for as long
 # as it lives; the operating system releases it however the process ends (SIGKILL too).
 _WORKERS_DIR = ".workers"
+# New in each process: a restarted container's process has the host name and pid of the one
+# before it (pid 1), and must not take that one's lock file, nor its trials, for its own.
+_TOKEN = uuid.uuid4().hex[:8]
 
 
 def counted(study: optuna.Study) -> int:
@@ -148,11 +154,10 @@ def beating(trial: optuna.Trial) -> Iterator[None]:
 
 def _orphans(study: optuna.Study, folder: str) -> list[FrozenTrial]:
     """The running trials of this machine whose process is gone."""
-    host = socket.gethostname()
     return [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        if t.user_attrs.get(WORKER, "").rpartition("-")[0] == host
+        if _of_this_machine(t.user_attrs.get(WORKER, ""))
         and not _worker_alive(folder, t.user_attrs[WORKER])
     ]
 
@@ -175,15 +180,39 @@ _held: dict[str, object] = {}  # study folder -> the open file this process's lo
 
 
 def _hold_worker_lock(folder: str) -> str:
-    """Takes this process's worker lock in ``folder`` (once); returns its name, ``host-pid``."""
-    name = f"{socket.gethostname()}-{os.getpid()}"
+    """Takes this process's worker lock in ``folder`` (once); returns its name.
+
+    The name is ``host-pid-token``; the lock file goes when the process exits
+    cleanly (a killed one's stays, unlocked: its process is gone all the same).
+    """
+    name = f"{socket.gethostname()}-{os.getpid()}-{_TOKEN}"
     key = os.path.abspath(folder)
     if key not in _held:
-        os.makedirs(os.path.join(folder, _WORKERS_DIR), exist_ok=True)
-        handle = open(os.path.join(folder, _WORKERS_DIR, name), "a")
+        path = os.path.join(key, _WORKERS_DIR, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        handle = open(path, "a")
         fcntl.flock(handle, fcntl.LOCK_EX)
         _held[key] = handle
+        atexit.register(_let_go, path, handle)
     return name
+
+
+def _let_go(path: str, handle) -> None:
+    """Removes this process's own lock file (the lock goes with its closing)."""
+    with contextlib.suppress(FileNotFoundError):  # its folder removed by hand
+        os.remove(path)
+    handle.close()
+
+
+def _of_this_machine(worker: str) -> bool:
+    """Whether the worker name ``worker`` is of this machine's host.
+
+    The host is compared whole, not split off at a '-' (a host name may hold
+    one). ``host-pid`` names a worker of before the token: still found when it dies.
+    """
+    host = f"{socket.gethostname()}-"
+    rest = worker[len(host) :]
+    return worker.startswith(host) and re.fullmatch(r"\d+(-[0-9a-f]{8})?", rest) is not None
 
 
 def _worker_alive(folder: str, name: str) -> bool:

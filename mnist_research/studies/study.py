@@ -33,7 +33,7 @@ JOURNAL_FILE = "journal.log"
 _LOCK_FILE = ".study.lock"
 # User attributes of a trial: its run dir; why it failed (a failure that counts towards
 # --trials: refused settings, a diverging loss); that a signal stopped it; the worker
-# process that runs it (``host-pid``).
+# process that runs it (``host-pid-token``, the token new in each process).
 RUN_DIR = "run_dir"
 ERROR = "error"
 INTERRUPTED = "interrupted"

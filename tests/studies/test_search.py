@@ -5,6 +5,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -194,6 +195,48 @@ def test_a_killed_workers_trial_is_continued_by_the_next_one_asked(tmp_path):
     assert continued.user_attrs[study.RUN_DIR] == orphan.user_attrs[study.RUN_DIR]
     assert claims.requeue_orphans(opened, settings.folder) == []  # this process is alive
     assert claims.counted(opened) == 1  # the killed trial is not counted, its continuation is
+
+
+def test_a_trial_of_an_earlier_process_with_this_host_and_pid_is_an_orphan(tmp_path):
+    """A restarted container's process has the host name and pid (1) of the one before it."""
+    settings = _settings(tmp_path)
+    opened = study.open_study(settings)
+    mine = claims.next_trial(opened, settings)  # this process now holds its worker lock
+    earlier = opened.ask()
+    before = f"{socket.gethostname()}-{os.getpid()}-0123abcd"
+    earlier.set_user_attr(study.WORKER, before)
+    (tmp_path / "study" / ".workers" / before).touch()  # its lock file, unlocked
+    assert mine.user_attrs[study.WORKER] != before
+    assert claims.requeue_orphans(opened, settings.folder) == [earlier.number]
+    assert [t.state for t in opened.get_trials()] == [
+        TrialState.RUNNING,
+        TrialState.FAIL,
+        TrialState.WAITING,
+    ]
+    queued = opened.get_trials()[2]  # continues the run dir it would have had
+    assert queued.user_attrs[study.RUN_DIR] == os.path.join(settings.folder, "trial-001")
+
+
+_CLEAN_EXIT = """
+import sys
+from mnist_research.studies import claims, study
+folder = sys.argv[1]
+opened = study.load_study("study", folder + "/journal.log", folder)
+opened.tell(claims.claim(opened, folder, dict), 1.0)
+"""
+
+
+def test_a_worker_removes_its_own_lock_file_when_it_ends_and_no_other(tmp_path):
+    folder = tmp_path / "study"
+    (folder / ".workers").mkdir(parents=True)
+    (folder / ".workers" / "elsewhere-1-0123abcd").touch()
+    ended = subprocess.run(
+        [sys.executable, "-c", _CLEAN_EXIT, str(folder)], cwd=REPO, capture_output=True
+    )
+    assert ended.returncode == 0, ended.stderr[-2000:]
+    (trial,) = study.load_study("study", str(folder / study.JOURNAL_FILE), str(folder)).trials
+    assert trial.state == TrialState.COMPLETE and trial.user_attrs[study.WORKER]
+    assert os.listdir(folder / ".workers") == ["elsewhere-1-0123abcd"]
 
 
 def test_a_trial_another_worker_failed_while_it_trained_ends_with_one_line(tmp_path, caplog):
@@ -447,7 +490,7 @@ settings = study.StudySettings(
 opened = study.open_study(settings)
 opened = optuna.load_study(study_name="elsewhere", storage=study.storage_of(url, folder, 1, 2))
 trial = claims.next_trial(opened, settings)
-trial.set_user_attr(study.WORKER, "another-machine-1")  # its lock files are not this machine's
+trial.set_user_attr(study.WORKER, "elsewhere-1-0123abcd")  # its lock files are not this machine's
 trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True)
 trial.set_user_attr(study.RUN_DIR, os.path.join(folder, "trial-000"))
 with claims.beating(trial):
