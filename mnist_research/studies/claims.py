@@ -29,7 +29,7 @@ from typing import Any
 
 import optuna
 from absl import logging
-from optuna.storages._heartbeat import get_heartbeat_thread
+from optuna.storages._heartbeat import BaseHeartbeatThread, get_heartbeat_thread
 from optuna.trial import FrozenTrial, TrialState
 
 from mnist_research import interrupts
@@ -76,19 +76,24 @@ def claim(
     running trials of this machine whose process is gone are failed (``orphans``,
     by default :func:`release_orphans`; a search's :func:`requeue_orphans` also
     queues each again), then ``choose`` reads the study and says what to take.
-    The new trial names its process (``WORKER``) before a signal can stop this
-    one, so it is never left running with no process to tell it is gone.
+    The new trial names its process (``WORKER``) and, on a database, records its
+    first heartbeat before any signal can stop this one, so it is never left
+    running with nothing to tell that its process is gone.
     """
     with locked(folder):
         (orphans or release_orphans)(study, folder)
         attrs = choose()
         if attrs is None:
             return None
-        with interrupts.deferred(), warnings.catch_warnings():
+        with interrupts.held(), warnings.catch_warnings():
             # A database's heartbeats are recorded (``beating``) outside Study.optimize.
             warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used")
             trial = study.ask()
             trial.set_user_attr(WORKER, _hold_worker_lock(folder))
+            # fail_stale_trials passes over a trial with no heartbeat: one whose worker died
+            # on another machine before ``beating`` began would be left running for ever.
+            with _heartbeat(trial):
+                pass  # the thread records a beat as it starts; leaving the block joins it
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         return trial
@@ -123,12 +128,14 @@ def _requeue_gone(study: optuna.Study, folder: str) -> None:
 def requeue(study: optuna.Study, trial: optuna.Trial | FrozenTrial, folder: str) -> bool:
     """Fails ``trial`` (stopped) and queues a trial that continues its run dir; whether it did.
 
-    A trial another process finished first (its heartbeats ran out) is left as
-    it is: that process queued its continuation.
+    No signal comes between the two (a trial failed and never continued would
+    lose its run). A trial another process finished first (its heartbeats ran
+    out) is left as it is: that process queued its continuation.
     """
-    if not _fail(study, trial.number):
-        return False
-    queue_continuation(study, trial, folder)
+    with interrupts.held():
+        if not _fail(study, trial.number):
+            return False
+        queue_continuation(study, trial, folder)
     return True
 
 
@@ -148,8 +155,19 @@ def beating(trial: optuna.Trial) -> Iterator[None]:
     Optuna's own heartbeat thread, the one ``Study.optimize`` runs around each
     trial; with a journal file it does nothing.
     """
-    with get_heartbeat_thread(trial._trial_id, trial.storage):
+    with _heartbeat(trial):
         yield
+
+
+def _heartbeat(trial: optuna.Trial) -> BaseHeartbeatThread:
+    """Optuna's heartbeat thread for ``trial``: a beat as it starts, then one every interval
+    until joined; one that does nothing unless the storage has heartbeats (a database's).
+
+    Private names, here alone: Optuna 5 starts this thread only inside ``Study.optimize``,
+    with no public way to run it for a trial taken with ``ask``, and a trial's id (what a
+    storage's ``record_heartbeat`` takes) is not public either; ``optuna>=5,<6`` pins both.
+    """
+    return get_heartbeat_thread(trial._trial_id, trial.storage)
 
 
 def _orphans(study: optuna.Study, folder: str) -> list[FrozenTrial]:

@@ -529,3 +529,26 @@ def test_a_trial_whose_worker_died_on_another_machine_is_continued_once(tmp_path
     value = continued.suggest_float("learning_rate", 1e-4, 1e-2, log=True)
     assert value == orphan.params["learning_rate"]
     assert claims.counted(first) == 2  # the dead trial is not counted, its continuation is
+
+
+def test_a_trial_whose_worker_died_before_its_first_beat_is_continued(tmp_path, postgres_url):
+    """Optuna fails only a trial with a heartbeat: the first is recorded as it is taken."""
+    settings = _settings(tmp_path, name="unbeaten", storage=postgres_url)
+    study.open_study(settings)
+
+    def load():  # a worker's view: heartbeats every second, dead after 2 s without one
+        storage = study.storage_of(postgres_url, settings.folder, 1, 2)
+        return optuna.load_study(study_name="unbeaten", storage=storage)
+
+    first = load()
+    orphan = claims.next_trial(first, settings)
+    orphan.suggest_float("learning_rate", 1e-4, 1e-2, log=True)
+    # Its worker, on another machine, dies before it records its run dir or beats again.
+    orphan.set_user_attr(study.WORKER, "another-machine-1-0123abcd")
+    time.sleep(3)  # the grace period runs out
+    continued = claims.next_trial(load(), settings)
+    assert [t.state for t in first.get_trials()] == [TrialState.FAIL, TrialState.RUNNING]
+    # It continues the run dir the dead trial would have had.
+    assert continued.user_attrs[study.RUN_DIR] == os.path.join(settings.folder, "trial-000")
+    value = continued.suggest_float("learning_rate", 1e-4, 1e-2, log=True)
+    assert value == orphan.params["learning_rate"]
