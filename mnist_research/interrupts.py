@@ -4,7 +4,7 @@ The ``train`` command installs :func:`handle_signals`. Inside a
 :func:`deferred` block (the epoch loop) a signal only records a request, and
 the loop calls :func:`check` at every step boundary, so it stops between
 ``tf.function`` calls. Anywhere else the signal raises :class:`Interrupted`
-at once. A second signal always raises at once.
+at once. A second signal raises at once too, except in a :func:`held` block.
 
 Python runs a signal handler only when the main thread runs Python code, so
 a main thread blocked in TensorFlow (compiling the first step, a long step,
@@ -35,6 +35,7 @@ GRACE_SECONDS = 0.8
 
 _requested: int | None = None
 _deferring = 0
+_holding = 0
 # Signals the main thread's handler has run for, and whether it has raised Interrupted.
 _handled = 0
 _acted = threading.Event()
@@ -66,7 +67,7 @@ def _handler(signum, frame) -> None:
     first = _requested is None
     _requested = signum
     _handled += 1
-    if not (_deferring and first):
+    if not (_holding or (_deferring and first)):
         _acted.set()
         raise Interrupted(signum)
 
@@ -168,6 +169,25 @@ def deferred() -> Iterator[None]:
         yield
     finally:
         _deferring -= 1
+    check()
+
+
+@contextlib.contextmanager
+def held() -> Iterator[None]:
+    """Within the block every signal, a second one too, is only recorded; leaving raises it.
+
+    For a few quick writes no stop may split (a new trial and the name of its
+    process). ``signal.pthread_sigmask`` would not hold them off: it masks the
+    calling thread alone, the kernel hands the signal to another thread (the
+    heartbeat's, TensorFlow's), and Python still runs the handler in the main
+    thread at once.
+    """
+    global _holding
+    _holding += 1
+    try:
+        yield
+    finally:
+        _holding -= 1
     check()
 
 

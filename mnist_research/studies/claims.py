@@ -16,32 +16,37 @@ process that fails a trial queues its continuation, so no trial is continued twi
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import os
+import re
 import socket
+import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import optuna
 from absl import logging
-from optuna.storages._heartbeat import get_heartbeat_thread
+from optuna.storages._heartbeat import BaseHeartbeatThread, get_heartbeat_thread
 from optuna.trial import FrozenTrial, TrialState
 
 from mnist_research import interrupts
 from mnist_research.studies.study import (
     ERROR,
-    RUN_DIR,
     WORKER,
     StudySettings,
     locked,
-    run_dir_name,
+    queue_continuation,
 )
 
 # Each worker process holds a lock on its own file in this folder of the study for as long
 # as it lives; the operating system releases it however the process ends (SIGKILL too).
 _WORKERS_DIR = ".workers"
+# New in each process: a restarted container's process has the host name and pid of the one
+# before it (pid 1), and must not take that one's lock file, nor its trials, for its own.
+_TOKEN = uuid.uuid4().hex[:8]
 
 
 def counted(study: optuna.Study) -> int:
@@ -71,19 +76,24 @@ def claim(
     running trials of this machine whose process is gone are failed (``orphans``,
     by default :func:`release_orphans`; a search's :func:`requeue_orphans` also
     queues each again), then ``choose`` reads the study and says what to take.
-    The new trial names its process (``WORKER``) before a signal can stop this
-    one, so it is never left running with no process to tell it is gone.
+    The new trial names its process (``WORKER``) and, on a database, records its
+    first heartbeat before any signal can stop this one, so it is never left
+    running with nothing to tell that its process is gone.
     """
     with locked(folder):
         (orphans or release_orphans)(study, folder)
         attrs = choose()
         if attrs is None:
             return None
-        with interrupts.deferred(), warnings.catch_warnings():
+        with interrupts.held(), warnings.catch_warnings():
             # A database's heartbeats are recorded (``beating``) outside Study.optimize.
             warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used")
             trial = study.ask()
             trial.set_user_attr(WORKER, _hold_worker_lock(folder))
+            # fail_stale_trials passes over a trial with no heartbeat: one whose worker died
+            # on another machine before ``beating`` began would be left running for ever.
+            with _heartbeat(trial):
+                pass  # the thread records a beat as it starts; leaving the block joins it
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         return trial
@@ -115,14 +125,18 @@ def _requeue_gone(study: optuna.Study, folder: str) -> None:
     requeue_orphans(study, folder)
 
 
-def requeue(study: optuna.Study, number: int, params: dict, run_dir: str) -> None:
-    """Fails trial ``number`` (stopped) and queues a trial that continues its run dir.
+def requeue(study: optuna.Study, trial: optuna.Trial | FrozenTrial, folder: str) -> bool:
+    """Fails ``trial`` (stopped) and queues a trial that continues its run dir; whether it did.
 
-    A trial another process failed first (its heartbeats ran out) is left as it
-    is: that process queued its continuation.
+    No signal comes between the two (a trial failed and never continued would
+    lose its run). A trial another process finished first (its heartbeats ran
+    out) is left as it is: that process queued its continuation.
     """
-    if _fail(study, number):
-        study.enqueue_trial(params, user_attrs={RUN_DIR: run_dir})
+    with interrupts.held():
+        if not _fail(study, trial.number):
+            return False
+        queue_continuation(study, trial, folder)
+    return True
 
 
 def _fail(study: optuna.Study, number: int) -> bool:
@@ -141,21 +155,35 @@ def beating(trial: optuna.Trial) -> Iterator[None]:
     Optuna's own heartbeat thread, the one ``Study.optimize`` runs around each
     trial; with a journal file it does nothing.
     """
-    with get_heartbeat_thread(trial._trial_id, trial.storage):
+    with _heartbeat(trial):
         yield
+
+
+def _heartbeat(trial: optuna.Trial) -> BaseHeartbeatThread:
+    """Optuna's heartbeat thread for ``trial``: a beat as it starts, then one every interval
+    until joined; one that does nothing unless the storage has heartbeats (a database's).
+
+    Private names, here alone: Optuna 5 starts this thread only inside ``Study.optimize``,
+    with no public way to run it for a trial taken with ``ask``, and a trial's id (what a
+    storage's ``record_heartbeat`` takes) is not public either; ``optuna>=5,<6`` pins both.
+    """
+    return get_heartbeat_thread(trial._trial_id, trial.storage)
+
+
+def _orphans(study: optuna.Study, folder: str) -> list[FrozenTrial]:
+    """The running trials of this machine whose process is gone."""
+    return [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if _of_this_machine(t.user_attrs.get(WORKER, ""))
+        and not _worker_alive(folder, t.user_attrs[WORKER])
+    ]
 
 
 def release_orphans(study: optuna.Study, folder: str) -> list[FrozenTrial]:
     """Fails the running trials of this machine whose process is gone; returns those it failed
     (not one another process failed first)."""
-    host = socket.gethostname()
-    orphans = [
-        t
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        if t.user_attrs.get(WORKER, "").rpartition("-")[0] == host
-        and not _worker_alive(folder, t.user_attrs[WORKER])
-    ]
-    orphans = [t for t in orphans if _fail(study, t.number)]
+    orphans = [t for t in _orphans(study, folder) if _fail(study, t.number)]
     for t in orphans:
         logging.warning("Trial %d's process is gone; its work will be taken again", t.number)
     return orphans
@@ -163,27 +191,46 @@ def release_orphans(study: optuna.Study, folder: str) -> list[FrozenTrial]:
 
 def requeue_orphans(study: optuna.Study, folder: str) -> list[int]:
     """Requeues the running trials of this machine whose worker process is gone; their numbers."""
-    orphans = release_orphans(study, folder)
-    for t in orphans:
-        run_dir = t.user_attrs.get(RUN_DIR) or os.path.join(folder, run_dir_name(t.number))
-        logging.warning("Trial %d will be continued in %s", t.number, run_dir)
-        study.enqueue_trial(t.params, user_attrs={RUN_DIR: run_dir})  # failed just above
-    return [t.number for t in orphans]
+    return [t.number for t in _orphans(study, folder) if requeue(study, t, folder)]
 
 
 _held: dict[str, object] = {}  # study folder -> the open file this process's lock is on
 
 
 def _hold_worker_lock(folder: str) -> str:
-    """Takes this process's worker lock in ``folder`` (once); returns its name, ``host-pid``."""
-    name = f"{socket.gethostname()}-{os.getpid()}"
+    """Takes this process's worker lock in ``folder`` (once); returns its name.
+
+    The name is ``host-pid-token``; the lock file goes when the process exits
+    cleanly (a killed one's stays, unlocked: its process is gone all the same).
+    """
+    name = f"{socket.gethostname()}-{os.getpid()}-{_TOKEN}"
     key = os.path.abspath(folder)
     if key not in _held:
-        os.makedirs(os.path.join(folder, _WORKERS_DIR), exist_ok=True)
-        handle = open(os.path.join(folder, _WORKERS_DIR, name), "a")
+        path = os.path.join(key, _WORKERS_DIR, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        handle = open(path, "a")
         fcntl.flock(handle, fcntl.LOCK_EX)
         _held[key] = handle
+        atexit.register(_let_go, path, handle)
     return name
+
+
+def _let_go(path: str, handle) -> None:
+    """Removes this process's own lock file (the lock goes with its closing)."""
+    with contextlib.suppress(FileNotFoundError):  # its folder removed by hand
+        os.remove(path)
+    handle.close()
+
+
+def _of_this_machine(worker: str) -> bool:
+    """Whether the worker name ``worker`` is of this machine's host.
+
+    The host is compared whole, not split off at a '-' (a host name may hold
+    one). ``host-pid`` names a worker of before the token: still found when it dies.
+    """
+    host = f"{socket.gethostname()}-"
+    rest = worker[len(host) :]
+    return worker.startswith(host) and re.fullmatch(r"\d+(-[0-9a-f]{8})?", rest) is not None
 
 
 def _worker_alive(folder: str, name: str) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import os
 import time
 import warnings
@@ -32,7 +33,7 @@ JOURNAL_FILE = "journal.log"
 _LOCK_FILE = ".study.lock"
 # User attributes of a trial: its run dir; why it failed (a failure that counts towards
 # --trials: refused settings, a diverging loss); that a signal stopped it; the worker
-# process that runs it (``host-pid``).
+# process that runs it (``host-pid-token``, the token new in each process).
 RUN_DIR = "run_dir"
 ERROR = "error"
 INTERRUPTED = "interrupted"
@@ -69,9 +70,13 @@ class StudySettings:
 
 
 def storage_of(
-    url: str, heartbeat_seconds: int = HEARTBEAT_SECONDS, grace_seconds: int = GRACE_SECONDS
+    url: str,
+    folder: str,
+    heartbeat_seconds: int = HEARTBEAT_SECONDS,
+    grace_seconds: int = GRACE_SECONDS,
 ):
-    """The Optuna storage ``url`` names: a path (no ``://``) is a journal file.
+    """The Optuna storage ``url`` names, for the study in ``folder``: a path (no ``://``) is a
+    journal file.
 
     A database gets Optuna's heartbeats: each running trial's worker records one
     every ``heartbeat_seconds``; a trial whose last is older than ``grace_seconds``
@@ -86,21 +91,22 @@ def storage_of(
                 url,
                 heartbeat_interval=heartbeat_seconds,
                 grace_period=grace_seconds,
-                heartbeat_stale_trial_callback=queue_continuation,
+                heartbeat_stale_trial_callback=functools.partial(queue_continuation, folder=folder),
             )
     backend = optuna.storages.journal.JournalFileBackend(os.path.abspath(url))
     return optuna.storages.JournalStorage(backend)
 
 
-def queue_continuation(study: optuna.Study, trial) -> None:
-    """Queues a trial with the failed ``trial``'s values, continuing its run dir if it had one."""
-    run_dir = trial.user_attrs.get(RUN_DIR)
-    logging.warning(
-        "Trial %d's worker is gone; %s",
-        trial.number,
-        f"{run_dir} will be continued" if run_dir else "its values will be tried again",
-    )
-    study.enqueue_trial(trial.params, user_attrs={RUN_DIR: run_dir} if run_dir else None)
+def queue_continuation(study: optuna.Study, trial, folder: str) -> None:
+    """Queues a trial with the failed ``trial``'s values that continues its run dir.
+
+    A trial stopped before it recorded its run dir continues the one it would
+    have had, ``folder/trial-<number>``. ``trial``: an ``optuna.Trial`` or a
+    ``FrozenTrial``.
+    """
+    run_dir = trial.user_attrs.get(RUN_DIR) or os.path.join(folder, run_dir_name(trial.number))
+    logging.warning("Trial %d stopped before its end; %s will be continued", trial.number, run_dir)
+    study.enqueue_trial(trial.params, user_attrs={RUN_DIR: run_dir})
 
 
 def base_lines(flagfile_text: str) -> list[str]:
@@ -161,7 +167,7 @@ def load_study(
             try:
                 study = optuna.create_study(
                     study_name=name,
-                    storage=storage_of(storage),
+                    storage=storage_of(storage, folder),
                     sampler=sampler,
                     pruner=pruner,
                     direction="maximize",

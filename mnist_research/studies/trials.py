@@ -135,7 +135,7 @@ class Worker:
         except interrupts.Interrupted:
             # The next worker to ask continues the run dir from its last checkpoint.
             trial.set_user_attr(study_lib.INTERRUPTED, True)
-            claims.requeue(self.study, trial.number, chosen, run_dir)
+            claims.requeue(self.study, trial, self.settings.folder)
             raise
         except (ConfigError, NonFiniteLossError) as e:
             logging.warning("Trial %d failed: %s", trial.number, one_line(e))
@@ -147,12 +147,24 @@ class Worker:
             raise
         finally:
             tf.keras.backend.clear_session()  # the next trial builds its model afresh
-        for key in ("best_val_accuracy", "test_accuracy", "epochs_completed", "train_seconds"):
-            trial.set_user_attr(key, metrics[key])
-        if metrics.get("pruned"):
-            self.study.tell(trial, state=TrialState.PRUNED)
-        else:
-            self.study.tell(trial, metrics["best_val_accuracy"])
+        try:
+            for key in ("best_val_accuracy", "test_accuracy", "epochs_completed", "train_seconds"):
+                trial.set_user_attr(key, metrics[key])
+            if metrics.get("pruned"):
+                self.study.tell(trial, state=TrialState.PRUNED)
+            else:
+                self.study.tell(trial, metrics["best_val_accuracy"])
+        except (ValueError, optuna.exceptions.UpdateFinishedTrialError):
+            # Failed when read (ValueError), or as written: this process's heartbeats were
+            # late by more than the grace period (a stalled machine), and another worker took
+            # it for dead.
+            logging.warning(
+                "Trial %d finished (%s is complete), but the study had already failed it and "
+                "queued it again",
+                trial.number,
+                run_dir,
+            )
+            return
         logging.info(
             "Trial %d %s: best validation accuracy %.4f, test accuracy %.4f",
             trial.number,

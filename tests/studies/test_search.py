@@ -5,6 +5,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -196,6 +197,69 @@ def test_a_killed_workers_trial_is_continued_by_the_next_one_asked(tmp_path):
     assert claims.counted(opened) == 1  # the killed trial is not counted, its continuation is
 
 
+def test_a_trial_of_an_earlier_process_with_this_host_and_pid_is_an_orphan(tmp_path):
+    """A restarted container's process has the host name and pid (1) of the one before it."""
+    settings = _settings(tmp_path)
+    opened = study.open_study(settings)
+    mine = claims.next_trial(opened, settings)  # this process now holds its worker lock
+    earlier = opened.ask()
+    before = f"{socket.gethostname()}-{os.getpid()}-0123abcd"
+    earlier.set_user_attr(study.WORKER, before)
+    (tmp_path / "study" / ".workers" / before).touch()  # its lock file, unlocked
+    assert mine.user_attrs[study.WORKER] != before
+    assert claims.requeue_orphans(opened, settings.folder) == [earlier.number]
+    assert [t.state for t in opened.get_trials()] == [
+        TrialState.RUNNING,
+        TrialState.FAIL,
+        TrialState.WAITING,
+    ]
+    queued = opened.get_trials()[2]  # continues the run dir it would have had
+    assert queued.user_attrs[study.RUN_DIR] == os.path.join(settings.folder, "trial-001")
+
+
+_CLEAN_EXIT = """
+import sys
+from mnist_research.studies import claims, study
+folder = sys.argv[1]
+opened = study.load_study("study", folder + "/journal.log", folder)
+opened.tell(claims.claim(opened, folder, dict), 1.0)
+"""
+
+
+def test_a_worker_removes_its_own_lock_file_when_it_ends_and_no_other(tmp_path):
+    folder = tmp_path / "study"
+    (folder / ".workers").mkdir(parents=True)
+    (folder / ".workers" / "elsewhere-1-0123abcd").touch()
+    ended = subprocess.run(
+        [sys.executable, "-c", _CLEAN_EXIT, str(folder)], cwd=REPO, capture_output=True
+    )
+    assert ended.returncode == 0, ended.stderr[-2000:]
+    (trial,) = study.load_study("study", str(folder / study.JOURNAL_FILE), str(folder)).trials
+    assert trial.state == TrialState.COMPLETE and trial.user_attrs[study.WORKER]
+    assert os.listdir(folder / ".workers") == ["elsewhere-1-0123abcd"]
+
+
+def test_a_trial_another_worker_failed_while_it_trained_ends_with_one_line(tmp_path, caplog):
+    from mnist_research.studies import trials
+
+    settings = _settings(tmp_path)
+
+    class LateWorker(trials.Worker):
+        def _train(self, config, run_dir, pruning):
+            # Its heartbeats came late: another worker failed the trial and queued it again.
+            other = _load(settings.folder)
+            (running,) = other.get_trials(states=(TrialState.RUNNING,))
+            assert claims.requeue(other, running, settings.folder)
+            return dict(best_val_accuracy=0.9, test_accuracy=1, epochs_completed=1, train_seconds=1)
+
+    opened = study.open_study(settings)
+    base = trials.trial_config(settings.base_flags, [])
+    LateWorker(opened, settings).run_trial(claims.next_trial(opened, settings), base)
+    assert [t.state for t in opened.get_trials()] == [TrialState.FAIL, TrialState.WAITING]
+    run_dir = os.path.join(settings.folder, "trial-000")
+    assert f"Trial 0 finished ({run_dir} is complete), but the study had already" in caplog.text
+
+
 def test_core_shares():
     assert core_shares([0, 1], 2) == [[0], [1]]
     assert core_shares([0, 1, 2, 3], 2) == [[0, 1], [2, 3]]
@@ -228,7 +292,7 @@ def test_bad_search_input_is_one_error_line(tmp_path, space_text, flags, message
 
 
 def _load(folder):
-    storage = study.storage_of(os.path.join(folder, study.JOURNAL_FILE))
+    storage = study.storage_of(os.path.join(folder, study.JOURNAL_FILE), folder)
     return optuna.load_study(study_name=os.path.basename(folder), storage=storage)
 
 
@@ -411,7 +475,7 @@ def test_two_search_commands_share_one_study_in_postgresql(tmp_path, npz_dir, po
     started = [start_module("mnist_research.search", *command) for _ in range(2)]
     results = [finish(process, timeout=600) for process in started]
     assert all(r.returncode == 0 for r in results), [r.stderr[-2000:] for r in results]
-    storage = study.storage_of(postgres_url)
+    storage = study.storage_of(postgres_url, str(tmp_path / "out" / "shared"))
     trials = optuna.load_study(study_name="shared", storage=storage).get_trials()
     assert sorted(t.number for t in trials) == [0, 1, 2, 3]
     assert all(t.state == TrialState.COMPLETE for t in trials)
@@ -434,9 +498,9 @@ settings = study.StudySettings(
     experiment_flags.flagfile_text(base), 2,
 )
 opened = study.open_study(settings)
-opened = optuna.load_study(study_name="elsewhere", storage=study.storage_of(url, 1, 2))
+opened = optuna.load_study(study_name="elsewhere", storage=study.storage_of(url, folder, 1, 2))
 trial = claims.next_trial(opened, settings)
-trial.set_user_attr(study.WORKER, "another-machine-1")  # its lock files are not this machine's
+trial.set_user_attr(study.WORKER, "elsewhere-1-0123abcd")  # its lock files are not this machine's
 trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True)
 trial.set_user_attr(study.RUN_DIR, os.path.join(folder, "trial-000"))
 with claims.beating(trial):
@@ -456,7 +520,7 @@ def test_a_trial_whose_worker_died_on_another_machine_is_continued_once(tmp_path
 
     def load():  # a worker's view: heartbeats every second, dead after 2 s without one
         return optuna.load_study(
-            study_name="elsewhere", storage=study.storage_of(postgres_url, 1, 2)
+            study_name="elsewhere", storage=study.storage_of(postgres_url, settings.folder, 1, 2)
         )
 
     first, second = load(), load()
@@ -475,3 +539,26 @@ def test_a_trial_whose_worker_died_on_another_machine_is_continued_once(tmp_path
     value = continued.suggest_float("learning_rate", 1e-4, 1e-2, log=True)
     assert value == orphan.params["learning_rate"]
     assert claims.counted(first) == 2  # the dead trial is not counted, its continuation is
+
+
+def test_a_trial_whose_worker_died_before_its_first_beat_is_continued(tmp_path, postgres_url):
+    """Optuna fails only a trial with a heartbeat: the first is recorded as it is taken."""
+    settings = _settings(tmp_path, name="unbeaten", storage=postgres_url)
+    study.open_study(settings)
+
+    def load():  # a worker's view: heartbeats every second, dead after 2 s without one
+        storage = study.storage_of(postgres_url, settings.folder, 1, 2)
+        return optuna.load_study(study_name="unbeaten", storage=storage)
+
+    first = load()
+    orphan = claims.next_trial(first, settings)
+    orphan.suggest_float("learning_rate", 1e-4, 1e-2, log=True)
+    # Its worker, on another machine, dies before it records its run dir or beats again.
+    orphan.set_user_attr(study.WORKER, "another-machine-1-0123abcd")
+    time.sleep(3)  # the grace period runs out
+    continued = claims.next_trial(load(), settings)
+    assert [t.state for t in first.get_trials()] == [TrialState.FAIL, TrialState.RUNNING]
+    # It continues the run dir the dead trial would have had.
+    assert continued.user_attrs[study.RUN_DIR] == os.path.join(settings.folder, "trial-000")
+    value = continued.suggest_float("learning_rate", 1e-4, 1e-2, log=True)
+    assert value == orphan.params["learning_rate"]

@@ -131,6 +131,18 @@ def test_the_interrupted_line_names_the_checkpoint_and_the_command(tmp_path, cap
     )
 
 
+def test_a_held_block_is_not_split_by_a_second_signal():
+    from mnist_research import interrupts
+
+    done = []
+    with pytest.raises(interrupts.Interrupted) as stopped, interrupts.handle_signals():
+        with interrupts.held():  # as a new trial and the name of its process
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGTERM)
+            done.append("both written")
+    assert done == ["both written"] and stopped.value.signum == signal.SIGTERM
+
+
 _BUSY_MAIN_THREAD = """
 import sys, time
 from mnist_research import interrupts
