@@ -20,7 +20,7 @@ from mnist_research.errors import DamagedFileError, MnistResearchError, RunDirEr
 from mnist_research.inference import export as export_lib
 from mnist_research.model import registry
 from mnist_research.rundir import checkpoint_files, layout, records
-from mnist_research.training import best_epoch
+from mnist_research.training import history
 
 
 def load_config(run_dir: str) -> ExperimentConfig:
@@ -83,7 +83,7 @@ def _checkpoint_dir(run_dir: str, config: ExperimentConfig) -> str:
     ``checkpoints/best/``; any other run, its last epoch.
     """
     folder = os.path.join(run_dir, checkpoint_files.CHECKPOINT_DIR)
-    best = os.path.join(folder, best_epoch.BEST_DIR)
+    best = os.path.join(folder, history.BEST_DIR)
     if config.train.restore_best and checkpoint_files.read_state(best)[0]:
         return best
     return folder

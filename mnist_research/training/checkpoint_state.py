@@ -1,7 +1,7 @@
 """The checkpointed training state: model, optimizer, epoch counter, history and settings.
 
 The history and the run's settings travel inside the checkpoint (string
-variables), and so do the best epoch's weights (``best_epoch.BestWeights``), so
+variables), and so do the best epoch's weights (``hooks.BestWeights``), so
 a checkpoint, its history, its best weights and the settings it was trained
 with can never disagree after a kill. Which checkpoint to restore is decided by
 :mod:`mnist_research.rundir.checkpoint_files` (the files on disk are the truth, not
@@ -37,7 +37,8 @@ from mnist_research.rundir.checkpoint_files import (
 )
 from mnist_research.training import devices
 from mnist_research.training import history as history_lib
-from mnist_research.training.best_epoch import BEST_DIR, BestWeights
+from mnist_research.training.history import BEST_DIR
+from mnist_research.training.hooks import BestWeights
 from mnist_research.training.loop import Trainer
 
 __all__ = ["CHECKPOINT_DIR", "CheckpointState"]

@@ -22,7 +22,7 @@ from mnist_research.data import pipeline
 from mnist_research.data.sources import Splits
 from mnist_research.model import variables
 from mnist_research.rundir import layout
-from mnist_research.training import best_epoch, devices
+from mnist_research.training import devices
 from mnist_research.training import history as history_lib
 from mnist_research.training.checkpoint_state import CheckpointState
 from mnist_research.training.history import History
@@ -112,7 +112,7 @@ def finish_run(run: RunContext, actions: Sequence[EndOfRunAction] = ()) -> dict[
       The final metrics.
     """
     config, trainer, datasets = run.config, run.trainer, run.datasets
-    selection = best_epoch.summary(
+    selection = history_lib.selection(
         run.history["val_accuracy"],
         config.train.early_stopping_patience,
         config.train.epochs,

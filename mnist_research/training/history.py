@@ -1,15 +1,22 @@
-"""A run's per-epoch history and the ``metrics.json`` document built from it.
+"""A run's per-epoch history, the best epoch it implies, and ``metrics.json`` built from it.
 
 The history holds one list per key of ``config.metrics.HISTORY_KEYS``
 (training and validation metrics, then timing), one value per epoch. It is
 checkpointed with the weights; ``metrics.json`` is written from it. What makes
 a ``metrics.json`` document sound is checked where it is read back
 (:func:`mnist_research.rundir.records.metrics_problem`).
+
+The best epoch and early stopping are pure functions of the validation
+accuracy in the history, so a resumed run recomputes both from its checkpoint
+and decides exactly as an uninterrupted one. "Best" is the highest validation
+accuracy; a later epoch must beat it strictly (ties keep the earlier epoch), as
+Keras's ``EarlyStopping`` does.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,6 +27,9 @@ if TYPE_CHECKING:  # Annotations only: reading a run's history needs no TensorFl
     from mnist_research.training.sums import Totals
 
 History = dict[str, list[float]]
+
+# The folder under ``checkpoints/`` that holds the best epoch's weights at the run's end.
+BEST_DIR = "best"
 
 
 def from_json(text: str) -> History:
@@ -67,3 +77,35 @@ def run_metrics(
         metrics.update({f"test_{name}": value for name, value in test.means().items()})
         metrics["test_examples"] = int(test.count)
     return metrics
+
+
+def best_epoch(val_accuracy: Sequence[float]) -> int:
+    """The 1-based epoch with the highest validation accuracy (the first on ties); 0 if none."""
+    if not len(val_accuracy):
+        return 0
+    return max(range(len(val_accuracy)), key=lambda i: (val_accuracy[i], -i)) + 1
+
+
+def improved(val_accuracy: Sequence[float]) -> bool:
+    """Whether the last epoch is the best so far."""
+    return len(val_accuracy) > 0 and best_epoch(val_accuracy) == len(val_accuracy)
+
+
+def should_stop(val_accuracy: Sequence[float], patience: int) -> bool:
+    """Whether ``patience`` epochs (0: never) have passed without a better validation accuracy."""
+    return patience > 0 and len(val_accuracy) - best_epoch(val_accuracy) >= patience
+
+
+def selection(
+    val_accuracy: Sequence[float], patience: int, epochs: int, restore_best: bool
+) -> dict:
+    """What ``metrics.json`` records about which epoch was best and which was exported."""
+    best = best_epoch(val_accuracy)
+    done = len(val_accuracy)
+    return {
+        "best_epoch": best,
+        "best_val_accuracy": float(val_accuracy[best - 1]) if best else None,
+        "stopped_early": done < epochs and should_stop(val_accuracy, patience),
+        "early_stopping_patience": patience,
+        "exported_epoch": best if restore_best else done,
+    }

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import tensorflow as tf
 from absl import logging
@@ -23,12 +24,13 @@ from mnist_research import files, logs
 from mnist_research.config.metrics import NAMES
 from mnist_research.data import pipeline
 from mnist_research.rundir import layout
-from mnist_research.training import best_epoch
 from mnist_research.training import history as history_lib
 from mnist_research.training import summaries as summaries_lib
-from mnist_research.training.checkpoint_state import CheckpointState
 from mnist_research.training.loop import Hook, Trainer, batch_sums
 from mnist_research.training.sums import Totals
+
+if TYPE_CHECKING:  # CheckpointState holds a BestWeights: only a type here.
+    from mnist_research.training.checkpoint_state import CheckpointState
 
 
 class ProgressBar(Hook):
@@ -184,6 +186,48 @@ def gradient_fn(trainer: Trainer, images, labels):
     return lambda: list(zip(variables, gradients_fn(batch)))
 
 
+class BestWeights:
+    """A copy of every model variable, taken at the best epoch.
+
+    Saved in every checkpoint with the history, so the two can never disagree
+    after a kill; written at the run's end as their own checkpoint,
+    ``checkpoints/best/``. Create it inside the strategy's scope (it mirrors
+    the model's variables).
+    """
+
+    def __init__(self, model: tf.keras.Model):
+        self.model = model
+        self.variables = [
+            tf.Variable(v, trainable=False, name=f"best/{i}") for i, v in enumerate(model.variables)
+        ]
+
+    def capture(self) -> None:
+        """Copies the model's current weights (BN statistics included) in."""
+        for best, current in zip(self.variables, self.model.variables):
+            best.assign(current)
+
+    def restore_into_model(self) -> None:
+        """Copies the best weights into the model."""
+        for best, current in zip(self.variables, self.model.variables):
+            current.assign(best)
+
+    def write_checkpoint(self, folder: str, epoch: int, identity: dict[str, tf.Variable]) -> str:
+        """Writes the best weights as the checkpoint ``folder/ckpt-<epoch>``; returns its prefix.
+
+        The checkpoint has the layout of the run's own checkpoints and carries
+        the run's ``identity`` (settings, data) as they do, so whatever restores
+        a model from one restores it from this. The model's weights are
+        unchanged afterwards.
+        """
+        current = [tf.identity(v) for v in self.model.variables]
+        self.restore_into_model()
+        checkpoint = tf.train.Checkpoint(model=self.model, **identity)
+        path = tf.train.CheckpointManager(checkpoint, folder, max_to_keep=1).save(epoch)
+        for variable, value in zip(self.model.variables, current):
+            variable.assign(value)
+        return path
+
+
 class BestEpoch(Hook):
     """Copies the model's weights whenever validation accuracy improves; stops early.
 
@@ -192,19 +236,19 @@ class BestEpoch(Hook):
     resumed run decides exactly as an uninterrupted one.
     """
 
-    def __init__(self, best: best_epoch.BestWeights, patience: int):
+    def __init__(self, best: BestWeights, patience: int):
         self.best = best
         self.patience = patience
 
     def after_epoch(self, epoch: int, history: history_lib.History) -> None:
-        if best_epoch.improved(history["val_accuracy"]):
+        if history_lib.improved(history["val_accuracy"]):
             self.best.capture()
 
     def should_stop(self, history: history_lib.History) -> bool:
         val_accuracy = history["val_accuracy"]
-        if not best_epoch.should_stop(val_accuracy, self.patience):
+        if not history_lib.should_stop(val_accuracy, self.patience):
             return False
-        best = best_epoch.best_epoch(val_accuracy)
+        best = history_lib.best_epoch(val_accuracy)
         logging.info(
             "Early stopping after epoch %d: validation accuracy has not improved for %d "
             "epochs (best %.4f at epoch %d)",

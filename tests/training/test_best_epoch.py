@@ -14,7 +14,7 @@ from mnist_research.data import sources
 from mnist_research.inference import export as export_lib
 from mnist_research.inference import finished_run
 from mnist_research.model import registry
-from mnist_research.training import best_epoch, runner
+from mnist_research.training import history, runner
 from mnist_research.training.loop import Trainer
 from mnist_research.training.sums import Totals
 
@@ -25,16 +25,16 @@ CURVE = [0.50, 0.70, 0.90, 0.85, 0.90, 0.88, 0.95, 0.80]
 
 @pytest.mark.parametrize("patience, stop_after", [(1, 4), (2, 5), (3, 6), (4, None), (0, None)])
 def test_stops_after_patience_epochs_without_improvement(patience, stop_after):
-    stops = [n for n in range(1, len(CURVE) + 1) if best_epoch.should_stop(CURVE[:n], patience)]
+    stops = [n for n in range(1, len(CURVE) + 1) if history.should_stop(CURVE[:n], patience)]
     assert (stops[0] if stops else None) == stop_after
     if stop_after:
-        assert best_epoch.best_epoch(CURVE[:stop_after]) == 3  # A tie (epoch 5) is no gain.
+        assert history.best_epoch(CURVE[:stop_after]) == 3  # A tie (epoch 5) is no gain.
 
 
 def test_best_epoch_and_improvement():
-    assert best_epoch.best_epoch([]) == 0 and not best_epoch.improved([])
-    assert [best_epoch.best_epoch(CURVE[:n]) for n in range(1, 9)] == [1, 2, 3, 3, 3, 3, 7, 7]
-    assert [best_epoch.improved(CURVE[:n]) for n in range(1, 9)] == [
+    assert history.best_epoch([]) == 0 and not history.improved([])
+    assert [history.best_epoch(CURVE[:n]) for n in range(1, 9)] == [1, 2, 3, 3, 3, 3, 7, 7]
+    assert [history.improved(CURVE[:n]) for n in range(1, 9)] == [
         True,
         True,
         True,
@@ -44,7 +44,7 @@ def test_best_epoch_and_improvement():
         True,
         False,
     ]
-    summary = best_epoch.summary(CURVE[:5], patience=2, epochs=10, restore_best=True)
+    summary = history.selection(CURVE[:5], patience=2, epochs=10, restore_best=True)
     assert summary == {
         "best_epoch": 3,
         "best_val_accuracy": 0.9,
@@ -52,7 +52,7 @@ def test_best_epoch_and_improvement():
         "early_stopping_patience": 2,
         "exported_epoch": 3,
     }
-    assert best_epoch.summary(CURVE, 0, 8, False)["exported_epoch"] == 8
+    assert history.selection(CURVE, 0, 8, False)["exported_epoch"] == 8
 
 
 def _scripted_validation(monkeypatch, curve):
