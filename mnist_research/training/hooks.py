@@ -138,7 +138,8 @@ class TensorBoard(Hook):
             self.end()
         every = self.config.summary_every_steps
         if step // every != self.first_step // every:
-            self.summaries.step_scalars(step, chunk.means())
+            step_values = {f"step/{name}": value for name, value in chunk.means().items()}
+            self.summaries.scalars("train", step, step_values)
 
     def after_epoch(self, epoch: int, history: history_lib.History) -> None:
         train = {name: history[name][-1] for name in NAMES if name in history}
@@ -146,7 +147,9 @@ class TensorBoard(Hook):
         train["examples_per_second"] = history["examples_per_second"][-1]
         train["seconds"] = history["epoch_seconds"][-1]
         val = {name: history[f"val_{name}"][-1] for name in NAMES if f"val_{name}" in history}
-        self.summaries.epoch_scalars(epoch, train, val)
+        # One tag in both folders: TensorBoard overlays training and validation.
+        self.summaries.scalars("train", epoch, {f"epoch/{n}": v for n, v in train.items()})
+        self.summaries.scalars("validation", epoch, {f"epoch/{n}": v for n, v in val.items()})
         if self.gradients is not None and self.config.histograms_due(epoch):
             self.summaries.histograms(
                 epoch, summaries_lib.model_histograms(self.trainer.model, self.gradients())

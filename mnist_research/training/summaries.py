@@ -55,21 +55,13 @@ class Summaries:
         else:
             self.train = self.validation = self.session = tf.summary.create_noop_writer()
 
-    def step_scalars(self, step: int, values: dict[str, float]) -> None:
-        """Training scalars at an optimizer step (``step/<name>``)."""
-        with self.train.as_default(step=step):
-            for name, value in values.items():
-                tf.summary.scalar(f"step/{name}", value)
-
-    def epoch_scalars(
-        self, epoch: int, train: dict[str, float], validation: dict[str, float]
-    ) -> None:
-        """Per-epoch scalars (``epoch/<name>``) in both writers."""
-        for writer, values in ((self.train, train), (self.validation, validation)):
-            with writer.as_default(step=epoch):
-                for name, value in values.items():
-                    tf.summary.scalar(f"epoch/{name}", value)
-            writer.flush()
+    def scalars(self, folder: str, step: int, values: dict[str, float]) -> None:
+        """Scalars ``{tag: value}`` at ``step`` in the ``"train"`` or ``"validation"`` writer."""
+        writer = getattr(self, folder)
+        with writer.as_default(step=step):
+            for tag, value in values.items():
+                tf.summary.scalar(tag, value)
+        writer.flush()
 
     def text(self, name: str, markdown: str, step: int = 0) -> None:
         with self.train.as_default(step=step):
