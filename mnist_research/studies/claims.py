@@ -133,13 +133,13 @@ def requeue(study: optuna.Study, trial: optuna.Trial | FrozenTrial, folder: str)
     out) is left as it is: that process queued its continuation.
     """
     with interrupts.held():
-        if not _fail(study, trial.number):
+        if not fail(study, trial.number):
             return False
         queue_continuation(study, trial, folder)
     return True
 
 
-def _fail(study: optuna.Study, number: int) -> bool:
+def fail(study: optuna.Study, number: int) -> bool:
     """Fails trial ``number``; ``False`` when another process had finished it."""
     try:
         study.tell(number, state=TrialState.FAIL)
@@ -183,7 +183,7 @@ def _orphans(study: optuna.Study, folder: str) -> list[FrozenTrial]:
 def release_orphans(study: optuna.Study, folder: str) -> list[FrozenTrial]:
     """Fails the running trials of this machine whose process is gone; returns those it failed
     (not one another process failed first)."""
-    orphans = [t for t in _orphans(study, folder) if _fail(study, t.number)]
+    orphans = [t for t in _orphans(study, folder) if fail(study, t.number)]
     for t in orphans:
         logging.warning("Trial %d's process is gone; its work will be taken again", t.number)
     return orphans

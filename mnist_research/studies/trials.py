@@ -11,6 +11,7 @@ The objective is the run's best validation accuracy.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Sequence
@@ -133,8 +134,11 @@ class Worker:
             config = trial_config(self.settings.base_flags, arguments)
             metrics = self._train(config, run_dir, pruning)
         except interrupts.Interrupted:
-            # The next worker to ask continues the run dir from its last checkpoint.
-            trial.set_user_attr(study_lib.INTERRUPTED, True)
+            # The next worker to ask continues the run dir from its last checkpoint. A trial
+            # another worker failed meanwhile (its heartbeats were late) is left to it: that
+            # worker queued the continuation.
+            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                trial.set_user_attr(study_lib.INTERRUPTED, True)
             claims.requeue(self.study, trial, self.settings.folder)
             raise
         except (ConfigError, NonFiniteLossError) as e:
@@ -143,7 +147,7 @@ class Worker:
             self.study.tell(trial, state=TrialState.FAIL)
             return
         except BaseException:
-            self.study.tell(trial, state=TrialState.FAIL)
+            claims.fail(self.study, trial.number)
             raise
         finally:
             tf.keras.backend.clear_session()  # the next trial builds its model afresh

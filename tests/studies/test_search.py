@@ -15,6 +15,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from mnist_research import interrupts
 from mnist_research.config import ExperimentConfig
 from mnist_research.config import flags as experiment_flags
 from mnist_research.errors import ConfigError
@@ -162,6 +163,7 @@ def test_trials_stop_at_the_asked_number_and_an_interrupted_one_does_not_count(t
 
 _DYING_WORKER = """
 import os, sys
+from mnist_research import interrupts
 from mnist_research.config import ExperimentConfig
 from mnist_research.config import flags as experiment_flags
 from mnist_research.studies import claims, results, space, study
@@ -258,6 +260,27 @@ def test_a_trial_another_worker_failed_while_it_trained_ends_with_one_line(tmp_p
     assert [t.state for t in opened.get_trials()] == [TrialState.FAIL, TrialState.WAITING]
     run_dir = os.path.join(settings.folder, "trial-000")
     assert f"Trial 0 finished ({run_dir} is complete), but the study had already" in caplog.text
+
+
+@pytest.mark.parametrize("stop", [interrupts.Interrupted, KeyboardInterrupt])
+def test_a_trial_stopped_after_another_worker_failed_it_stops_with_its_own_error(tmp_path, stop):
+    """The trial stays failed with one continuation queued, by the worker that failed it."""
+    from mnist_research.studies import trials
+
+    settings = _settings(tmp_path)
+
+    class StoppedLateWorker(trials.Worker):
+        def _train(self, config, run_dir, pruning):
+            other = _load(settings.folder)
+            (running,) = other.get_trials(states=(TrialState.RUNNING,))
+            assert claims.requeue(other, running, settings.folder)
+            raise stop(*((signal.SIGTERM,) if stop is interrupts.Interrupted else ()))
+
+    opened = study.open_study(settings)
+    base = trials.trial_config(settings.base_flags, [])
+    with pytest.raises(stop):
+        StoppedLateWorker(opened, settings).run_trial(claims.next_trial(opened, settings), base)
+    assert [t.state for t in opened.get_trials()] == [TrialState.FAIL, TrialState.WAITING]
 
 
 def test_core_shares():
@@ -488,6 +511,7 @@ def test_two_search_commands_share_one_study_in_postgresql(tmp_path, npz_dir, po
 _WORKER_DYING_ELSEWHERE = """
 import os, sys, time
 import optuna
+from mnist_research import interrupts
 from mnist_research.config import ExperimentConfig
 from mnist_research.config import flags as experiment_flags
 from mnist_research.studies import claims, space, study
