@@ -6,23 +6,40 @@ Every dataclass validates itself in ``__post_init__`` and raises ``ValueError``
 with a message that names the offending field, so a bad value fails before any
 data is loaded or any TensorFlow op runs.
 
-One module a section (``data``, ``model``, ``train``, ``distribute``), the whole
-run and its JSON form in ``experiment``, the shared checks in ``checks``. Every
-setting is declared once, as a field made by ``fields.setting`` (help, bounds,
-HParams group, resume identity); the model families and datasets are one entry
-each in ``registry``, the optimizers in ``optimizers``; ``flags`` derives the
-absl flags and ``flags.txt`` from those declarations. Every public name is
+Every setting is declared once, as a field made by ``fields.setting`` (help,
+bounds, HParams group, resume identity), in ``settings`` (the four sections,
+``data``, ``model``, ``train``, ``distribute``, and the whole run with its JSON
+form); ``fields`` also holds the checks derived from the declarations. The
+model families and datasets are one entry each in ``registry``, as are the
+optimizers; the per-epoch metrics in ``metrics``; ``flags`` derives the
+absl flags and ``flags.txt`` from the declarations. Every public name is
 importable from ``mnist_research.config``.
 """
 
-from mnist_research.config.checks import is_device_name
-from mnist_research.config.data import DataConfig
-from mnist_research.config.distribute import MIXED_PRECISION, STRATEGIES, DistributeConfig
-from mnist_research.config.experiment import ExperimentConfig, differences
-from mnist_research.config.model import CONV_POOLING, MAX_CONV_BLOCKS, ModelConfig
-from mnist_research.config.optimizers import OPTIMIZERS, optimizer
-from mnist_research.config.registry import DATASETS, MODEL_FAMILIES, dataset, model_family
-from mnist_research.config.train import LR_SCHEDULES, MAX_SEED, TrainConfig
+from mnist_research.config.fields import is_device_name
+from mnist_research.config.registry import (
+    DATASETS,
+    MODEL_FAMILIES,
+    OPTIMIZERS,
+    dataset,
+    model_family,
+    optimizer,
+)
+from mnist_research.config.settings import (
+    CONV_POOLING,
+    LR_SCHEDULES,
+    MAX_CONV_BLOCKS,
+    MAX_SEED,
+    MIXED_PRECISION,
+    SPLITS,
+    STRATEGIES,
+    DataConfig,
+    DistributeConfig,
+    ExperimentConfig,
+    ModelConfig,
+    TrainConfig,
+    differences,
+)
 
 __all__ = [
     "CONV_POOLING",
@@ -33,6 +50,7 @@ __all__ = [
     "MIXED_PRECISION",
     "MODEL_FAMILIES",
     "OPTIMIZERS",
+    "SPLITS",
     "STRATEGIES",
     "DataConfig",
     "DistributeConfig",
