@@ -57,7 +57,7 @@ HELP_GROUPS = {
 def _help(section: str | None, field: dataclasses.Field, declared: Declaration) -> str:
     """The declared help, with what absl's own help text would not say."""
     text = declared.help
-    declarations = {field.name: declared for field, declared in declared_fields(_CLASSES[section])}
+    declarations = {f.name: d for f, d in declared_fields(_CLASSES[section])}
     for chooser, choices in (declared.only_with or {}).items():
         chooser_declared = declarations[chooser]
         if set(choices) != set(chooser_declared.choices):
