@@ -41,9 +41,6 @@ from collections.abc import Iterator, Sequence
 
 from absl import flags, logging
 
-TF_LOG_LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
-QUIET_TF_LOG_LEVEL = "3"  # C++ FATAL only; errors that matter reach Python as exceptions
-
 # Lines each TensorFlow native library writes to stderr as it is loaded, whatever
 # TF_CPP_MIN_LOG_LEVEL says (TensorFlow 2.21 loads two while it is imported: two of each).
 LIBRARY_LOAD_NOISE = tuple(
@@ -68,13 +65,11 @@ def quiet_tensorflow() -> bool:
       imported, the user set ``TF_CPP_MIN_LOG_LEVEL``, or absl's verbosity,
       ``--verbosity``, is 1 or more).
     """
-    if (
-        "tensorflow" in sys.modules
-        or TF_LOG_LEVEL_VARIABLE in os.environ
-        or logging.get_verbosity() >= 1
-    ):
+    asked = "TF_CPP_MIN_LOG_LEVEL" in os.environ or logging.get_verbosity() >= 1
+    if asked or "tensorflow" in sys.modules:
         return False
-    os.environ[TF_LOG_LEVEL_VARIABLE] = QUIET_TF_LOG_LEVEL
+    # C++ FATAL only; the errors that matter reach Python as exceptions.
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     with stderr_without(LIBRARY_LOAD_NOISE):
         import tensorflow  # noqa: F401
     return True
@@ -111,14 +106,13 @@ FRAMEWORK_PACKAGES = ("tensorflow", "keras", "tensorboard", "tf_keras", "tf2onnx
 
 
 def _package_dirs(names: Sequence[str]) -> tuple[str, ...]:
+    """The folders of the installed packages among ``names``, each ending in a separator."""
     dirs = []
     for name in names:
-        try:
+        with contextlib.suppress(ImportError, ValueError):
             spec = importlib.util.find_spec(name)
-        except (ImportError, ValueError):
-            spec = None
-        for location in (spec.submodule_search_locations or []) if spec else []:
-            dirs.append(os.path.join(os.path.realpath(location), ""))
+            locations = (spec and spec.submodule_search_locations) or []
+            dirs += [os.path.join(os.path.realpath(location), "") for location in locations]
     return tuple(dirs)
 
 

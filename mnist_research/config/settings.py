@@ -197,13 +197,10 @@ class TrainConfig:
       mode: no dropout, BN's moving statistics), and speed: on a 2-core CPU a
       12,000-image validation pass took 0.096 s at 128 and 0.064 s at 2,000
       images per batch.
-    - ``jit_compile`` compiles the per-replica train step with XLA (the
-      ``tf.range`` loop around it stays a plain ``tf.function``); where XLA
-      cannot compile a step (several replicas with BatchNormalization), the
-      trainer logs why and runs the plain step.
+    - ``jit_compile``: the ``tf.range`` loop around the XLA step stays a plain
+      ``tf.function``; XLA cannot compile a step of several replicas with
+      BatchNormalization.
     - ``profile_steps`` is rounded out to whole ``steps_per_loop`` calls.
-    - ``augment`` is seeded per (seed, epoch, batch); validation and test
-      images are never augmented.
     """
 
     epochs: int = setting(15, "Training epochs.", minimum=1, hparam="run", identity=False)
