@@ -6,17 +6,13 @@ Every dataclass validates itself in ``__post_init__`` and raises ``ValueError``
 with a message that names the offending field, so a bad value fails before any
 data is loaded or any TensorFlow op runs.
 
-Every setting is declared once, as a field made by ``fields.setting`` (help,
-bounds, HParams group, resume identity), in ``settings`` (the four sections,
-``data``, ``model``, ``train``, ``distribute``, and the whole run with its JSON
-form); ``fields`` also holds the checks derived from the declarations. The
-model families and datasets are one entry each in ``registry``, as are the
-optimizers; the per-epoch metrics in ``metrics``; ``flags`` derives the
-absl flags and ``flags.txt`` from the declarations. Every public name is
+Every setting is one field made by ``fields.setting`` in ``settings``; the
+model families, datasets and optimizers are one entry each in ``registry``, the
+per-epoch metrics in ``metrics``; ``flags`` derives the absl flags and
+``flags.txt`` from the declarations. The names other modules use are
 importable from ``mnist_research.config``.
 """
 
-from mnist_research.config.fields import is_device_name
 from mnist_research.config.registry import (
     DATASETS,
     MODEL_FAMILIES,
@@ -26,11 +22,7 @@ from mnist_research.config.registry import (
     optimizer,
 )
 from mnist_research.config.settings import (
-    CONV_POOLING,
-    LR_SCHEDULES,
-    MAX_CONV_BLOCKS,
     MAX_SEED,
-    MIXED_PRECISION,
     SPLITS,
     STRATEGIES,
     DataConfig,
@@ -42,12 +34,8 @@ from mnist_research.config.settings import (
 )
 
 __all__ = [
-    "CONV_POOLING",
     "DATASETS",
-    "LR_SCHEDULES",
-    "MAX_CONV_BLOCKS",
     "MAX_SEED",
-    "MIXED_PRECISION",
     "MODEL_FAMILIES",
     "OPTIMIZERS",
     "SPLITS",
@@ -59,7 +47,6 @@ __all__ = [
     "TrainConfig",
     "dataset",
     "differences",
-    "is_device_name",
     "model_family",
     "optimizer",
 ]
