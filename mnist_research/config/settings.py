@@ -9,6 +9,7 @@ the declarations), and :class:`ExperimentConfig` adds the JSON form
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 from mnist_research.config.fields import (
@@ -20,6 +21,13 @@ from mnist_research.config.fields import (
     setting,
 )
 from mnist_research.config.registry import DATASETS, MODEL_FAMILIES, OPTIMIZERS, model_family
+
+# Kinds of setting, each deciding the two roles every setting has (``config.fields``):
+# how a run is carried out, not what it trains: no hyperparameter, and a resumed run may
+# change it;
+mechanics = functools.partial(setting, hparam=None, identity=False)
+# the optimisation recipe: the HParams "optimizer" group, and a resumed run must keep it.
+recipe = functools.partial(setting, hparam="optimizer", identity=True)
 
 # The splits a DataConfig yields: the test set, and the training set's two parts.
 SPLITS = ("test", "validation", "train")
@@ -34,13 +42,11 @@ class DataConfig:
     """
 
     dataset: str = setting("mnist", "Which dataset.", choices=DATASETS, hparam="run", identity=True)
-    data_dir: str | None = setting(
+    data_dir: str | None = mechanics(
         None,
         "Folder with <dataset>.npz or the four IDX files (.gz or raw), or an .npz path. "
         "Default: download with tf.keras.datasets.",
         path=True,
-        hparam=None,
-        identity=False,
     )
     validation_split: float = setting(
         0.2,
@@ -57,9 +63,7 @@ class DataConfig:
         hparam="run",
         identity=True,
     )
-    limit_test: int = setting(
-        0, "Use only the first N test examples (0: all).", minimum=0, hparam=None, identity=False
-    )
+    limit_test: int = mechanics(0, "Use only the first N test examples (0: all).", minimum=0)
 
     def __post_init__(self):
         check_declared(self)
@@ -82,6 +86,16 @@ def _read_by(group: str) -> dict[str, tuple[str, ...]]:
     return {"family": tuple(name for name, f in MODEL_FAMILIES.items() if group in f.reads)}
 
 
+# The layer sizes of the dense and the conv blocks: hyperparameters a resumed run must keep,
+# each applying only to the families that read its group.
+dense_setting = functools.partial(
+    setting, only_with=_read_by("dense"), hparam="model", identity=True
+)
+conv_setting = functools.partial(
+    setting, only_with=_read_by("conv"), hparam="topology", identity=True
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """The classifier: a model family (``config.registry``) and its layer sizes.
@@ -97,22 +111,13 @@ class ModelConfig:
     family: str = setting(
         "mlp", "Model family.", flag="model", choices=MODEL_FAMILIES, hparam="model", identity=True
     )
-    hidden_units: tuple[int, ...] = setting(
+    hidden_units: tuple[int, ...] = dense_setting(
         (256, 128, 64),
         "Widths of the dense hidden blocks (for --model=cnn: those after the conv blocks).",
         minimum=1,
-        only_with=_read_by("dense"),
-        hparam="model",
-        identity=True,
     )
-    dropout_rates: tuple[float, ...] = setting(
-        (0.3, 0.3, 0.2),
-        "Dropout after each dense block.",
-        minimum=0.0,
-        below=1.0,
-        only_with=_read_by("dense"),
-        hparam="model",
-        identity=True,
+    dropout_rates: tuple[float, ...] = dense_setting(
+        (0.3, 0.3, 0.2), "Dropout after each dense block.", minimum=0.0, below=1.0
     )
     batch_norm: bool = setting(
         True,
@@ -129,39 +134,18 @@ class ModelConfig:
         hparam=None,
         identity=True,
     )
-    conv_filters: tuple[int, ...] = setting(
-        (32, 64),
-        "Filters of each conv block (each halves the resolution).",
-        minimum=1,
-        only_with=_read_by("conv"),
-        hparam="topology",
-        identity=True,
+    conv_filters: tuple[int, ...] = conv_setting(
+        (32, 64), "Filters of each conv block (each halves the resolution).", minimum=1
     )
-    conv_dropout_rates: tuple[float, ...] = setting(
-        (0.1, 0.1),
-        "Dropout after each conv block.",
-        minimum=0.0,
-        below=1.0,
-        only_with=_read_by("conv"),
-        hparam="topology",
-        identity=True,
+    conv_dropout_rates: tuple[float, ...] = conv_setting(
+        (0.1, 0.1), "Dropout after each conv block.", minimum=0.0, below=1.0
     )
-    conv_kernel_size: int = setting(
-        3,
-        "Kernel side of every convolution (odd).",
-        minimum=1,
-        only_with=_read_by("conv"),
-        hparam="topology",
-        identity=True,
-    )
-    conv_pooling: str = setting(
+    conv_kernel_size: int = conv_setting(3, "Kernel side of every convolution (odd).", minimum=1)
+    conv_pooling: str = conv_setting(
         "stride",
         "How a conv block halves the resolution: stride (stride-2 conv; fast on "
         "CPUs) or max (stride-1 conv, then 2x2 max-pool).",
         choices=CONV_POOLING,
-        only_with=_read_by("conv"),
-        hparam="topology",
-        identity=True,
     )
 
     def __post_init__(self):
@@ -204,66 +188,48 @@ class TrainConfig:
     """
 
     epochs: int = setting(15, "Training epochs.", minimum=1, hparam="run", identity=False)
-    batch_size: int = setting(
-        128, "Global batch size (across replicas).", minimum=1, hparam="optimizer", identity=True
-    )
-    eval_batch_size: int = setting(
+    batch_size: int = recipe(128, "Global batch size (across replicas).", minimum=1)
+    eval_batch_size: int = mechanics(
         2000,
         "Global batch size of the validation and test passes (speed only; results do "
         "not depend on it).",
         minimum=1,
-        hparam=None,
-        identity=False,
     )
-    learning_rate: float = setting(
-        1e-3, "(Initial) learning rate.", above=0.0, hparam="optimizer", identity=True
-    )
-    optimizer: str = setting(
+    learning_rate: float = recipe(1e-3, "(Initial) learning rate.", above=0.0)
+    optimizer: str = recipe(
         "adam",
         "; ".join(f"{entry.name}: {entry.help}" for entry in OPTIMIZERS.values()) + ".",
         choices=OPTIMIZERS,
-        hparam="optimizer",
-        identity=True,
     )
-    weight_decay: float = setting(
+    weight_decay: float = recipe(
         0.0,
         "Decoupled weight decay: each step multiplies every trainable weight by (1 - lr * decay).",
         minimum=0.0,
         only_with={"optimizer": ("adamw", "sgd")},
-        hparam="optimizer",
-        identity=True,
     )
-    momentum: float = setting(
+    momentum: float = recipe(
         0.0,
         "SGD momentum (0: plain SGD).",
         minimum=0.0,
         below=1.0,
         only_with={"optimizer": ("sgd",)},
-        hparam="optimizer",
-        identity=True,
     )
-    clip_global_norm: float = setting(
+    clip_global_norm: float = recipe(
         0.0,
         "Clip the gradient (summed over replicas) to this global norm before the "
         "optimizer sees it (0: off).",
         minimum=0.0,
-        hparam="optimizer",
-        identity=True,
     )
-    label_smoothing: float = setting(
+    label_smoothing: float = recipe(
         0.0,
         "Label smoothing of the training loss: targets (1 - s) * one_hot + s / classes.",
         minimum=0.0,
         below=1.0,
-        hparam="optimizer",
-        identity=True,
     )
-    lr_schedule: str = setting(
+    lr_schedule: str = recipe(
         "constant",
         "constant; cosine (to 0 over training); step (x0.1 at 50% and 75% of the steps).",
         choices=LR_SCHEDULES,
-        hparam="optimizer",
-        identity=True,
     )
     seed: int = setting(
         42,
@@ -279,30 +245,20 @@ class TrainConfig:
         hparam=None,
         identity=True,
     )
-    steps_per_loop: int = setting(
+    steps_per_loop: int = mechanics(
         50,
         "Training steps per tf.function call (1 = one call per batch); the progress bar "
         "and step summaries update once per call.",
         minimum=1,
-        hparam=None,
-        identity=False,
     )
-    summary_every_steps: int = setting(
-        100,
-        "Write step-level training scalars about every N steps.",
-        minimum=1,
-        hparam=None,
-        identity=False,
+    summary_every_steps: int = mechanics(
+        100, "Write step-level training scalars about every N steps.", minimum=1
     )
-    max_to_keep: int = setting(
-        3, "Checkpoints kept in checkpoints/.", flag=False, minimum=1, hparam=None, identity=False
-    )
-    fused_adam: bool = setting(
+    max_to_keep: int = mechanics(3, "Checkpoints kept in checkpoints/.", flag=False, minimum=1)
+    fused_adam: bool = mechanics(
         True,
         "Apply Adam with TF's fused kernel (same update rule as Keras Adam; faster).",
         only_with={"optimizer": ("adam",)},
-        hparam=None,
-        identity=False,
     )
     jit_compile: bool = setting(
         True,
@@ -314,26 +270,17 @@ class TrainConfig:
         # plain one, so switching it mid-run would silently change the experiment.
         identity=True,
     )
-    histograms: bool = setting(
-        True,
-        "Write weight, BN-statistic and gradient histograms to TensorBoard.",
-        hparam=None,
-        identity=False,
+    histograms: bool = mechanics(
+        True, "Write weight, BN-statistic and gradient histograms to TensorBoard."
     )
-    histogram_every_epochs: int = setting(
-        5,
-        "Write the histograms after every N-th epoch and after the last one.",
-        minimum=1,
-        hparam=None,
-        identity=False,
+    histogram_every_epochs: int = mechanics(
+        5, "Write the histograms after every N-th epoch and after the last one.", minimum=1
     )
-    profile_steps: tuple[int, ...] = setting(
+    profile_steps: tuple[int, ...] = mechanics(
         (),
         "START,STOP: record a TF profile for these optimizer steps (view it in "
         "TensorBoard's Profile tab; needs `pip install tensorboard-plugin-profile`).",
         minimum=1,
-        hparam=None,
-        identity=False,
     )
     augment: bool = setting(
         False,
@@ -390,28 +337,22 @@ class DistributeConfig:
     checked on resume too (``rundir.records``): dropout masks depend on them.
     """
 
-    strategy: str = setting(
+    strategy: str = mechanics(
         "auto",
         "auto: mirrored if GPUs are visible, else default; one_device; mirrored; "
         "multi_worker (TF_CONFIG).",
         choices=STRATEGIES,
-        hparam=None,
-        identity=False,
     )
-    device: str | None = setting(
+    device: str | None = mechanics(
         None,
         "Device for --strategy=one_device (/cpu:0, /gpu:0).",
-        hparam=None,
-        identity=False,
         valid=(is_device_name, "must name a device such as /cpu:0 or /gpu:1"),
     )
-    num_cpu_devices: int = setting(
+    num_cpu_devices: int = mechanics(
         1,
         "Split the CPU into N logical devices (lets --strategy=mirrored run on a CPU).",
         minimum=1,
         maximum=64,
-        hparam=None,
-        identity=False,
     )
     mixed_precision: str = setting(
         "none",
