@@ -105,23 +105,18 @@ def stderr_without(patterns: Sequence[re.Pattern]) -> Iterator[None]:
 FRAMEWORK_PACKAGES = ("tensorflow", "keras", "tensorboard", "tf_keras", "tf2onnx")
 
 
-def _package_dirs(names: Sequence[str]) -> tuple[str, ...]:
-    """The folders of the installed packages among ``names``, each ending in a separator."""
-    dirs = []
-    for name in names:
-        with contextlib.suppress(ImportError, ValueError):
-            spec = importlib.util.find_spec(name)
-            locations = (spec and spec.submodule_search_locations) or []
-            dirs += [os.path.join(os.path.realpath(location), "") for location in locations]
-    return tuple(dirs)
-
-
 class FrameworkInfoFilter(std_logging.Filter):
-    """Drops records below WARNING logged from TensorFlow's, Keras's or TensorBoard's code."""
+    """Drops records below WARNING logged from the code of ``FRAMEWORK_PACKAGES``."""
 
     def __init__(self):
         super().__init__()
-        self.dirs = _package_dirs(FRAMEWORK_PACKAGES)
+        dirs = []  # each installed package's folders, each ending in a separator
+        for name in FRAMEWORK_PACKAGES:
+            with contextlib.suppress(ImportError, ValueError):
+                spec = importlib.util.find_spec(name)
+                locations = (spec and spec.submodule_search_locations) or []
+                dirs += [os.path.join(os.path.realpath(location), "") for location in locations]
+        self.dirs = tuple(dirs)
 
     def filter(self, record: std_logging.LogRecord) -> bool:
         if record.levelno >= std_logging.WARNING or not self.dirs:
