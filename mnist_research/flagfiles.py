@@ -96,7 +96,7 @@ def _nested(name: str, including_file: str) -> str:
         return name
     folder = os.path.dirname(including_file)
     while not os.path.isfile(os.path.join(folder, name)):
-        if os.path.dirname(folder) == folder:  # the root: the working directory's is last
+        if os.path.dirname(folder) == folder:  # past the root: the working directory
             return os.path.abspath(name)
         folder = os.path.dirname(folder)
     return os.path.join(folder, name)
