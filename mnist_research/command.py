@@ -31,7 +31,7 @@ def run(
     define_flags: Callable[[flags.FlagValues], None],
     doc: str | None,
 ) -> None:
-    """Defines the command's flags as key flags of the program, then runs ``main``.
+    """Defines the command's flags on absl's ``FLAGS``, then runs ``main`` under absl.
 
     Args:
       main: the command's ``main(argv)``.
@@ -41,9 +41,6 @@ def run(
     before = set(flags.FLAGS)
     define_flags(flags.FLAGS)
     own = sorted(set(flags.FLAGS) - before)
-    for name in own:
-        # absl's own help (--helpfull) lists the key flags of the module named sys.argv[0].
-        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[name])
     main_module = sys.modules["__main__"]
     if doc and not getattr(main_module, "__doc__", None):
         main_module.__doc__ = doc  # a console script's stub has none
@@ -79,21 +76,18 @@ def _parse_flags(argv: list[str], help_: Callable[[], str] | None = None) -> lis
     """absl's parsing, with a bad flag value reported as one ``error:`` line (exit 1).
 
     With ``help_``, ``--help`` (``-h``, ``--helpshort``, also from a flagfile)
-    prints ``help_()`` and exits 0.
+    prints ``help_()`` and exits 0; so does absl's own ``--helpfull`` (absl exits 1).
     """
     try:
         expanded = flagfiles.expand(argv)  # nested flagfiles from any folder
-    except flags.Error as e:
-        _usage_error(str(e))
-    asked = _asked(expanded)
-    if help_ is not None and asked & _SHORT_HELP:
-        sys.stdout.write(help_())
-        sys.exit(0)
-    try:
+        asked = _asked(expanded)
+        if help_ is not None and asked & _SHORT_HELP:
+            sys.stdout.write(help_())
+            sys.exit(0)
         return flags.FLAGS(expanded)
     except flags.Error as e:
         _usage_error(str(e))
-    except SystemExit as e:  # absl's --helpfull exits 1 after printing the help it was asked for
+    except SystemExit as e:
         sys.exit(0 if e.code == 1 and asked & _HELP else e.code)
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from absl import flags
 
 from mnist_research import command, logs, runs
-from mnist_research.config.data import SPLITS
+from mnist_research.config import SPLITS
 
 FLAGS = flags.FLAGS
 

@@ -95,13 +95,8 @@ def _nested(name: str, including_file: str) -> str:
     if os.path.isabs(name):
         return name
     folder = os.path.dirname(including_file)
-    while True:
-        candidate = os.path.join(folder, name)
-        if os.path.isfile(candidate):
-            return candidate
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            break
-        folder = parent
-    found: str | None = os.path.abspath(name)
-    return found
+    while not os.path.isfile(os.path.join(folder, name)):
+        if os.path.dirname(folder) == folder:  # past the root: the working directory
+            return os.path.abspath(name)
+        folder = os.path.dirname(folder)
+    return os.path.join(folder, name)

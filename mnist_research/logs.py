@@ -41,9 +41,6 @@ from collections.abc import Iterator, Sequence
 
 from absl import flags, logging
 
-TF_LOG_LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
-QUIET_TF_LOG_LEVEL = "3"  # C++ FATAL only; errors that matter reach Python as exceptions
-
 # Lines each TensorFlow native library writes to stderr as it is loaded, whatever
 # TF_CPP_MIN_LOG_LEVEL says (TensorFlow 2.21 loads two while it is imported: two of each).
 LIBRARY_LOAD_NOISE = tuple(
@@ -68,13 +65,11 @@ def quiet_tensorflow() -> bool:
       imported, the user set ``TF_CPP_MIN_LOG_LEVEL``, or absl's verbosity,
       ``--verbosity``, is 1 or more).
     """
-    if (
-        "tensorflow" in sys.modules
-        or TF_LOG_LEVEL_VARIABLE in os.environ
-        or logging.get_verbosity() >= 1
-    ):
+    asked = "TF_CPP_MIN_LOG_LEVEL" in os.environ or logging.get_verbosity() >= 1
+    if asked or "tensorflow" in sys.modules:
         return False
-    os.environ[TF_LOG_LEVEL_VARIABLE] = QUIET_TF_LOG_LEVEL
+    # C++ FATAL only; the errors that matter reach Python as exceptions.
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     with stderr_without(LIBRARY_LOAD_NOISE):
         import tensorflow  # noqa: F401
     return True
@@ -110,24 +105,18 @@ def stderr_without(patterns: Sequence[re.Pattern]) -> Iterator[None]:
 FRAMEWORK_PACKAGES = ("tensorflow", "keras", "tensorboard", "tf_keras", "tf2onnx")
 
 
-def _package_dirs(names: Sequence[str]) -> tuple[str, ...]:
-    dirs = []
-    for name in names:
-        try:
-            spec = importlib.util.find_spec(name)
-        except (ImportError, ValueError):
-            spec = None
-        for location in (spec.submodule_search_locations or []) if spec else []:
-            dirs.append(os.path.join(os.path.realpath(location), ""))
-    return tuple(dirs)
-
-
 class FrameworkInfoFilter(std_logging.Filter):
-    """Drops records below WARNING logged from TensorFlow's, Keras's or TensorBoard's code."""
+    """Drops records below WARNING logged from the code of ``FRAMEWORK_PACKAGES``."""
 
     def __init__(self):
         super().__init__()
-        self.dirs = _package_dirs(FRAMEWORK_PACKAGES)
+        dirs = []  # each installed package's folders, each ending in a separator
+        for name in FRAMEWORK_PACKAGES:
+            with contextlib.suppress(ImportError, ValueError):
+                spec = importlib.util.find_spec(name)
+                locations = (spec and spec.submodule_search_locations) or []
+                dirs += [os.path.join(os.path.realpath(location), "") for location in locations]
+        self.dirs = tuple(dirs)
 
     def filter(self, record: std_logging.LogRecord) -> bool:
         if record.levelno >= std_logging.WARNING or not self.dirs:

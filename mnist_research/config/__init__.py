@@ -6,33 +6,39 @@ Every dataclass validates itself in ``__post_init__`` and raises ``ValueError``
 with a message that names the offending field, so a bad value fails before any
 data is loaded or any TensorFlow op runs.
 
-One module a section (``data``, ``model``, ``train``, ``distribute``), the whole
-run and its JSON form in ``experiment``, the shared checks in ``checks``. Every
-setting is declared once, as a field made by ``fields.setting`` (help, bounds,
-HParams group, resume identity); the model families and datasets are one entry
-each in ``registry``, the optimizers in ``optimizers``; ``flags`` derives the
-absl flags and ``flags.txt`` from those declarations. Every public name is
+Every setting is one field made by ``fields.setting`` in ``settings``; the
+model families, datasets and optimizers are one entry each in ``registry``, the
+per-epoch metrics in ``metrics``; ``flags`` derives the absl flags and
+``flags.txt`` from the declarations. The names other modules use are
 importable from ``mnist_research.config``.
 """
 
-from mnist_research.config.checks import is_device_name
-from mnist_research.config.data import DataConfig
-from mnist_research.config.distribute import MIXED_PRECISION, STRATEGIES, DistributeConfig
-from mnist_research.config.experiment import ExperimentConfig, differences
-from mnist_research.config.model import CONV_POOLING, MAX_CONV_BLOCKS, ModelConfig
-from mnist_research.config.optimizers import OPTIMIZERS, optimizer
-from mnist_research.config.registry import DATASETS, MODEL_FAMILIES, dataset, model_family
-from mnist_research.config.train import LR_SCHEDULES, MAX_SEED, TrainConfig
+from mnist_research.config.registry import (
+    DATASETS,
+    MODEL_FAMILIES,
+    OPTIMIZERS,
+    dataset,
+    model_family,
+    optimizer,
+)
+from mnist_research.config.settings import (
+    MAX_SEED,
+    SPLITS,
+    STRATEGIES,
+    DataConfig,
+    DistributeConfig,
+    ExperimentConfig,
+    ModelConfig,
+    TrainConfig,
+    differences,
+)
 
 __all__ = [
-    "CONV_POOLING",
     "DATASETS",
-    "LR_SCHEDULES",
-    "MAX_CONV_BLOCKS",
     "MAX_SEED",
-    "MIXED_PRECISION",
     "MODEL_FAMILIES",
     "OPTIMIZERS",
+    "SPLITS",
     "STRATEGIES",
     "DataConfig",
     "DistributeConfig",
@@ -41,7 +47,6 @@ __all__ = [
     "TrainConfig",
     "dataset",
     "differences",
-    "is_device_name",
     "model_family",
     "optimizer",
 ]

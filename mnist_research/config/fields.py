@@ -5,24 +5,35 @@ metadata its help text, its bounds or choices, the absl flag it comes from, its
 TensorBoard HParams group and whether it is part of the resume identity. The
 absl flags (``config.flags``), ``flags.txt``, ``config.json``, the HParams
 experiment definition (``training.hparams``), the resume-identity check
-(:meth:`ExperimentConfig.identity`) and the checks below are all read from
-these declarations, so a new setting is one field (plus its use).
+(:meth:`ExperimentConfig.identity`) and :func:`check_declared` are all read
+from these declarations, so a new setting is one field (plus its use).
 
-Checks that involve several fields (as many dropout rates as hidden layers)
-stay in each dataclass's ``__post_init__``.
+Every check raises ``ValueError`` with a message that names the offending
+field. Checks that involve several fields (as many dropout rates as hidden
+layers) stay in each dataclass's ``__post_init__``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
+import operator
+import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from mnist_research.config.checks import check, check_types
 from mnist_research.flagfiles import one_argument
 
-# Metadata keys, in one place.
-_KEY = "mnist_research"
+_KEY = "mnist_research"  # the metadata key a declaration is stored under
+
+# Each bound's comparison, in the order bounds_text names them (low, then high).
+_BOUNDS = (
+    ("minimum", ">=", operator.ge),
+    ("above", ">", operator.gt),
+    ("maximum", "<=", operator.le),
+    ("below", "<", operator.lt),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,8 +46,8 @@ class Declaration:
         ``None`` for a setting that is deliberately not a hyperparameter
         (paths, loop mechanics).
       identity: part of what must match for a run dir to be resumed.
-      flag: the absl flag's name (the field's name unless given), or ``None``
-        for a field that has no flag.
+      flag: the absl flag's name, or ``None`` for a field that has no flag
+        (:func:`setting` takes ``True``, the field's name, or ``False``).
       minimum, maximum: inclusive bounds (each element of a list setting).
       above, below: exclusive bounds.
       choices: the allowed values of a text setting (a registry's names).
@@ -52,7 +63,7 @@ class Declaration:
     help: str
     hparam: str | None
     identity: bool
-    flag: str | None
+    flag: str | bool | None = True
     minimum: float | None = None
     maximum: float | None = None
     above: float | None = None
@@ -62,85 +73,48 @@ class Declaration:
     valid: tuple[Callable[[Any], bool], str] | None = None
     path: bool = False
 
+    def _bounds(self) -> list[tuple[str, Callable, float]]:
+        return [
+            (sign, compare, getattr(self, name))
+            for name, sign, compare in _BOUNDS
+            if getattr(self, name) is not None
+        ]
+
     def bounds_text(self) -> str:
         """``in [0, 1)``, ``>= 1``, ``> 0``… or ``""`` when unbounded."""
-        low = (
-            ("[", self.minimum)
-            if self.minimum is not None
-            else (("(", self.above) if self.above is not None else None)
-        )
-        high = (
-            ("]", self.maximum)
-            if self.maximum is not None
-            else ((")", self.below) if self.below is not None else None)
-        )
-        if low and high:
-            return f"in {low[0]}{_num(low[1])}, {_num(high[1])}{high[0]}"
-        if low:
-            return f"{'>=' if low[0] == '[' else '>'} {_num(low[1])}"
-        if high:
-            return f"{'<=' if high[0] == ']' else '<'} {_num(high[1])}"
-        return ""
+        bounds = [(sign, _num(bound)) for sign, _, bound in self._bounds()]
+        if len(bounds) == 2:  # a low and a high bound
+            (low_sign, low), (high_sign, high) = bounds
+            opening, closing = "[" if low_sign == ">=" else "(", "]" if high_sign == "<=" else ")"
+            return f"in {opening}{low}, {high}{closing}"
+        return " ".join(f"{sign} {bound}" for sign, bound in bounds)
 
     def within(self, value: float) -> bool:
         """Whether ``value`` satisfies the bounds."""
-        return (
-            (self.minimum is None or value >= self.minimum)
-            and (self.maximum is None or value <= self.maximum)
-            and (self.above is None or value > self.above)
-            and (self.below is None or value < self.below)
-        )
+        return all(compare(value, bound) for _, compare, bound in self._bounds())
 
 
 def _num(value: float) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def setting(
-    default: Any,
-    help: str,
-    *,
-    hparam: str | None,
-    identity: bool,
-    flag: str | None | bool = True,
-    minimum: float | None = None,
-    maximum: float | None = None,
-    above: float | None = None,
-    below: float | None = None,
-    choices: Any = None,
-    only_with: Mapping[str, tuple[str, ...]] | None = None,
-    valid: Any = None,
-    path: bool = False,
-) -> Any:
+def setting(default: Any, help: str, **rules: Any) -> Any:
     """A dataclass field declared with everything the project derives from it.
 
-    ``hparam`` and ``identity`` have no default: whether a setting is a
-    hyperparameter and whether a resumed run must share it are decided for
-    every setting, never by omission. ``flag=True`` names the flag after the
-    field, a string names it otherwise, ``False`` gives the field no flag.
+    ``rules`` are the other :class:`Declaration` attributes. ``hparam`` and
+    ``identity`` have no default: whether a setting is a hyperparameter and
+    whether a resumed run must share it are decided for every setting, never
+    by omission. ``flag`` (default ``True``) names the flag after the field, a
+    string names it otherwise, ``False`` gives the field no flag.
     """
-    declaration = Declaration(
-        help=help,
-        hparam=hparam,
-        identity=identity,
-        flag=None,
-        minimum=minimum,
-        maximum=maximum,
-        above=above,
-        below=below,
-        choices=choices,
-        only_with=only_with,
-        valid=valid,
-        path=path,
-    )
-    return dataclasses.field(default=default, metadata={_KEY: (declaration, flag)})
+    return dataclasses.field(default=default, metadata={_KEY: Declaration(help, **rules)})
 
 
 def declaration(field: dataclasses.Field) -> Declaration:
     """The :class:`Declaration` of a field made by :func:`setting`, its flag name resolved."""
-    declared, flag = field.metadata[_KEY]
-    name = field.name if flag is True else (flag or None)
-    return dataclasses.replace(declared, flag=name)
+    declared = field.metadata[_KEY]
+    flag = field.name if declared.flag is True else (declared.flag or None)
+    return dataclasses.replace(declared, flag=flag)
 
 
 def is_declared(field: dataclasses.Field) -> bool:
@@ -157,6 +131,13 @@ def declared_fields(cls_or_obj: Any) -> Iterator[tuple[dataclasses.Field, Declar
 def applies(declared: Declaration, values: Mapping[str, Any]) -> bool:
     """Whether a setting applies while its section's fields hold ``values`` (by field name)."""
     return all(values[name] in choices for name, choices in (declared.only_with or {}).items())
+
+
+def not_applying(cls_or_obj: Any, values: Mapping[str, Any]) -> list[dataclasses.Field]:
+    """The declared fields that do not apply while the fields hold ``values``."""
+    return [
+        field for field, declared in declared_fields(cls_or_obj) if not applies(declared, values)
+    ]
 
 
 def unused_form(field: dataclasses.Field) -> Any:
@@ -196,6 +177,81 @@ def refusal(cls: type, names: list[str], values: Mapping[str, Any], prefix: str 
     return "; ".join(sentences)
 
 
+def check(condition: bool, message: str) -> None:
+    """Raises ``ValueError(message)`` unless ``condition`` holds."""
+    if not condition:
+        raise ValueError(message)
+
+
+# A TensorFlow device name: [/job:J[/replica:R][/task:T]]/[device:]CPU|GPU|TPU:N.
+_DEVICE = re.compile(
+    r"^(/job:[\w-]+(/replica:\d+)?(/task:\d+)?)?/?(device:)?(cpu|gpu|tpu):\d+$", re.IGNORECASE
+)
+
+
+def is_device_name(name: str | None) -> bool:
+    """Whether ``name`` is ``None`` or a device name such as ``/cpu:0`` or ``/gpu:1``."""
+    return name is None or bool(_DEVICE.match(name))
+
+
+def _is_int(value: Any) -> bool:
+    """An integer (NumPy's too), but not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    """A finite real number (NumPy's too), but not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_list(element: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda value: isinstance(value, (list, tuple)) and all(map(element, value))
+
+
+# Per annotation: the test a value must pass, what it is stored as, how the error names it.
+_TYPES = {
+    "int": (_is_int, int, "int"),
+    "float": (_is_number, float, "a finite number"),
+    "bool": (lambda v: isinstance(v, bool), bool, "bool"),
+    "str": (lambda v: isinstance(v, str), str, "str"),
+    "str | None": (lambda v: v is None or isinstance(v, str), lambda v: v, "str | None"),
+    "tuple[int, ...]": (_is_list(_is_int), lambda v: tuple(map(int, v)), "a list of ints"),
+    "tuple[float, ...]": (_is_list(_is_number), tuple, "a list of floats"),
+}
+
+
+def check_types(obj: Any) -> None:
+    """Checks every field against its annotation and stores it as that type (a list as a tuple,
+    an int in a float field as a float); nested configs check themselves.
+
+    The dataclasses are also built from ``config.json``, which may have been
+    edited by hand: a string where a number belongs must fail here, naming the
+    field, not deep inside training.
+    """
+    for field in dataclasses.fields(obj):
+        if field.type not in _TYPES:
+            continue
+        value = getattr(obj, field.name)
+        test, store, expected = _TYPES[field.type]
+        check(test(value), f"{field.name} must be {expected}, got {value!r}")
+        integers = {"int": [value], "tuple[int, ...]": value}.get(field.type, [])
+        # TensorFlow holds 64-bit integers: a wider one would fail deep inside a run, not here.
+        check(
+            all(-(2**63) <= v < 2**63 for v in integers),
+            f"{field.name} must be below 2**63, got {value!r}",
+        )
+        object.__setattr__(obj, field.name, store(value))
+
+
+def check_same_length(obj: Any, first: str, second: str) -> None:
+    """The sequence fields ``first`` and ``second`` have as many values each."""
+    a, b = getattr(obj, first), getattr(obj, second)
+    check(
+        len(a) == len(b),
+        f"{first} ({len(a)} values) and {second} ({len(b)} values) must have the same length",
+    )
+
+
 def _store_unused_forms(obj: Any) -> list[str]:
     """Settings that do not apply must hold their default or unused form; they get the unused form.
 
@@ -206,7 +262,7 @@ def _store_unused_forms(obj: Any) -> list[str]:
       ValueError: one holds another value (the message names the choices it applies to).
     """
     values = {field.name: getattr(obj, field.name) for field in dataclasses.fields(obj)}
-    unused = [field for field, declared in declared_fields(obj) if not applies(declared, values)]
+    unused = not_applying(obj, values)
     given = [f.name for f in unused if values[f.name] not in (f.default, unused_form(f))]
     check(
         not given,
@@ -251,12 +307,10 @@ def check_declared(obj: Any) -> None:
             test, requirement = declared.valid
             check(test(value), f"{name} {requirement}, got {value!r}")
         bounds = declared.bounds_text()
-        if not bounds:
-            continue
-        if isinstance(value, tuple):
+        if bounds and isinstance(value, tuple):
             check(
                 all(declared.within(v) for v in value),
                 f"{name} must all be {bounds}, got {list(value)}",
             )
-        elif value is not None:  # check_types has refused NaN and infinities
+        elif bounds and value is not None:  # check_types has refused NaN and infinities
             check(declared.within(value), f"{name} must be {bounds}, got {value}")

@@ -22,35 +22,23 @@ from collections.abc import Iterator
 from absl import app, flags
 
 from mnist_research import flagfiles
-from mnist_research.config.experiment import ExperimentConfig
 from mnist_research.config.fields import (
     Declaration,
     applies,
     declared_fields,
-    is_declared,
+    not_applying,
     refusal,
 )
+from mnist_research.config.settings import SECTIONS, ExperimentConfig
 
-# Sections in the order flags.txt lists them (the experiment's own name first).
-_SECTIONS = ("data", "model", "train", "distribute")
-
-
-def _section_classes() -> dict[str, type]:
-    return {
-        field.name: field.default_factory
-        for field in dataclasses.fields(ExperimentConfig)
-        if not is_declared(field)
-    }
+# Each section's class, the experiment's own settings (section None) first, as flags.txt lists them.
+_CLASSES = {None: ExperimentConfig, **SECTIONS}
 
 
 def experiment_settings() -> Iterator[tuple[str | None, dataclasses.Field, Declaration]]:
     """``(section or None, field, declaration)`` for every setting that has a flag."""
-    for field, declared in declared_fields(ExperimentConfig):
-        if declared.flag:
-            yield None, field, declared
-    classes = _section_classes()
-    for section in _SECTIONS:
-        for field, declared in declared_fields(classes[section]):
+    for section, cls in _CLASSES.items():
+        for field, declared in declared_fields(cls):
             if declared.flag:
                 yield section, field, declared
 
@@ -66,17 +54,12 @@ HELP_GROUPS = {
 }
 
 
-def experiment_flag_names() -> list[str]:
-    """The experiment flags, in the order flags.txt lists them."""
-    return [declared.flag for _, _, declared in experiment_settings()]
-
-
 def _help(section: str | None, field: dataclasses.Field, declared: Declaration) -> str:
     """The declared help, with what absl's own help text would not say."""
     text = declared.help
-    cls = _section_classes()[section] if section else ExperimentConfig
+    declarations = {f.name: d for f, d in declared_fields(_CLASSES[section])}
     for chooser, choices in (declared.only_with or {}).items():
-        chooser_declared = _declaration(cls, chooser)
+        chooser_declared = declarations[chooser]
         if set(choices) != set(chooser_declared.choices):
             text = f"--{chooser_declared.flag}={'|'.join(choices)}: {text}"
     bounds = declared.bounds_text()
@@ -85,10 +68,6 @@ def _help(section: str | None, field: dataclasses.Field, declared: Declaration) 
     elif bounds and (declared.above is not None or declared.below is not None):
         text += f" ({bounds})"
     return text
-
-
-def _declaration(cls: type, name: str) -> Declaration:
-    return next(declared for field, declared in declared_fields(cls) if field.name == name)
 
 
 def _define(
@@ -146,33 +125,27 @@ def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> ExperimentConfig:
     silently train something other than what was asked for, while layered
     flagfiles that merely restate defaults still work.
     """
-    values: dict[str | None, dict] = {None: {}, **{section: {} for section in _SECTIONS}}
+    values: dict[str | None, dict] = {section: {} for section in _CLASSES}
     for section, field, declared in experiment_settings():
         values[section][field.name] = _value(fv, field, declared.flag)
-    classes = _section_classes()
-    refused = [
-        refusal(classes[section], given, values[section])
-        for section in _SECTIONS
-        if (given := _given_where_unused(section, values[section]))
-    ]
+    refused = []
+    for section, cls in SECTIONS.items():
+        # The settings that differ from their default where they do not apply.
+        given = [
+            f.name
+            for f in not_applying(cls, values[section])
+            if values[section][f.name] != f.default
+        ]
+        if given:
+            refused.append(refusal(cls, given, values[section]))
     if refused:
         raise app.UsageError("; ".join(refused))
     try:
         return ExperimentConfig(
-            **values[None],
-            **{section: classes[section](**values[section]) for section in _SECTIONS},
+            **values[None], **{name: cls(**values[name]) for name, cls in SECTIONS.items()}
         )
     except ValueError as e:
         raise app.UsageError(str(e)) from None
-
-
-def _given_where_unused(section: str, values: dict) -> list[str]:
-    """The settings of ``section`` that differ from their default where they do not apply."""
-    return [
-        field.name
-        for field, declared in declared_fields(_section_classes()[section])
-        if not applies(declared, values) and values[field.name] != field.default
-    ]
 
 
 def _serialize(name: str, value) -> str | None:

@@ -1,6 +1,6 @@
-"""The model families and datasets the project knows: one entry each.
+"""The model families, datasets and optimizers the project knows: one entry each.
 
-Both registries are plain data (no TensorFlow), so flags, checks and help text
+The registries are plain data (no TensorFlow), so flags, checks and help text
 read their names and descriptions before TensorFlow is imported.
 
 - A model family is its module under ``model/``, one :class:`ModelFamily`
@@ -11,13 +11,19 @@ read their names and descriptions before TensorFlow is imported.
 - A dataset is one :class:`Dataset` entry: its Keras downloader (or none:
   then ``--data_dir`` is required), its local file names, class names and,
   if its images are not stored as MNIST's are, the transform that makes them so.
+- An optimizer is one :class:`Optimizer` entry (its line of ``--help``, how many
+  slot variables it keeps per model variable for the memory pre-check,
+  ``training.preflight``) and its builder in ``training.optimizers.BUILDERS``,
+  under the same name. A setting only some optimizers read declares them
+  (``only_with={"optimizer": ("sgd",)}`` in ``config.settings``) and is refused
+  with the others.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # --help and the config checks import no numpy
     import numpy as np
@@ -140,15 +146,50 @@ DATASETS: dict[str, Dataset] = {
 }
 
 
+@dataclasses.dataclass(frozen=True)
+class Optimizer:
+    """One ``--optimizer`` value.
+
+    Attributes:
+      name: the ``--optimizer`` value.
+      help: one line for ``--help``.
+      slots: ``slots(train_config)``: slot variables per model variable
+        (Adam's two moments; SGD's momentum, none without it).
+    """
+
+    name: str
+    help: str
+    slots: Callable[[Any], int]
+
+
+OPTIMIZERS: dict[str, Optimizer] = {
+    entry.name: entry
+    for entry in (
+        Optimizer("adam", "Adam (the notebook's recipe)", lambda train: 2),
+        Optimizer("adamw", "Adam with decoupled --weight_decay", lambda train: 2),
+        Optimizer(
+            "sgd",
+            "SGD, with --momentum and --weight_decay",
+            lambda train: 1 if train.momentum else 0,
+        ),
+    )
+}
+
+
+def _entry(registry: dict[str, Any], setting: str, name: str) -> Any:
+    """The entry of ``name`` (a ``ValueError`` naming the choices if unknown)."""
+    if name not in registry:
+        raise ValueError(f"{setting} must be one of {', '.join(registry)}, got {name!r}")
+    return registry[name]
+
+
 def dataset(name: str) -> Dataset:
-    """The registry entry of ``name`` (a ``ValueError`` naming the choices if unknown)."""
-    if name not in DATASETS:
-        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, got {name!r}")
-    return DATASETS[name]
+    return _entry(DATASETS, "dataset", name)
 
 
 def model_family(name: str) -> ModelFamily:
-    """The registry entry of ``name`` (a ``ValueError`` naming the choices if unknown)."""
-    if name not in MODEL_FAMILIES:
-        raise ValueError(f"model must be one of {', '.join(MODEL_FAMILIES)}, got {name!r}")
-    return MODEL_FAMILIES[name]
+    return _entry(MODEL_FAMILIES, "model", name)
+
+
+def optimizer(name: str) -> Optimizer:
+    return _entry(OPTIMIZERS, "optimizer", name)

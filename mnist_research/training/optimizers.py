@@ -1,6 +1,6 @@
 """The optimizers' builders and Adam's fused kernel.
 
-``BUILDERS`` holds one builder per ``config.optimizers.OPTIMIZERS`` entry:
+``BUILDERS`` holds one builder per ``config.registry.OPTIMIZERS`` entry:
 the Keras optimizer it makes from a ``TrainConfig`` and a learning rate.
 
 Keras 3's ``Adam.update_step`` issues about a dozen small ops per variable per
@@ -85,7 +85,7 @@ def _sgd(config: TrainConfig, rate) -> tf.keras.optimizers.Optimizer:
     )
 
 
-# One builder per config.optimizers.OPTIMIZERS entry, by the same name.
+# One builder per config.registry.OPTIMIZERS entry, by the same name.
 BUILDERS: dict[str, Callable[[TrainConfig, object], tf.keras.optimizers.Optimizer]] = {
     "adam": _adam,
     "adamw": _adamw,

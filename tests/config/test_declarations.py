@@ -53,7 +53,7 @@ def test_every_field_is_declared_with_its_hparam_and_identity_decided():
 
 
 def test_every_flag_maps_to_exactly_one_field_and_back():
-    names = experiment_flags.experiment_flag_names()
+    names = [declared.flag for _, _, declared in experiment_flags.experiment_settings()]
     assert len(names) == len(set(names))
     values = flags.FlagValues()
     experiment_flags.define_experiment_flags(values)
