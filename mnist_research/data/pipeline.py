@@ -2,15 +2,11 @@
 
 Images stay uint8 until after batching; one vectorised op per batch turns them
 into [0, 1] float 784-vectors and one-hot labels. Training reshuffles every
-epoch with a permutation derived from ``(seed, epoch)``, so a run resumed at
-epoch k sees exactly the batches an uninterrupted run would have seen; one
-dataset holds all the epochs a run has left. With
-``augment``, each training batch is randomly rotated, zoomed and shifted (still
-uint8, before preprocessing) with a seed derived from ``(seed, epoch, batch)``,
-so resumed runs replay the augmented batches too. Each epoch's order is
-built only when the pipeline reaches that epoch, so ``--epochs=10000000``
-costs no more memory or start-up time than one epoch.
-Evaluation keeps the last partial batch: every example is counted exactly once.
+epoch with a permutation derived from ``(seed, epoch)``, and ``--augment``
+seeds each batch's random rotation, zoom and shift from ``(seed, epoch,
+batch)``, so a run resumed at epoch k sees exactly the batches an uninterrupted
+run would have seen. Evaluation keeps the last partial batch: every example is
+counted exactly once.
 """
 
 from __future__ import annotations
@@ -18,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from mnist_research.data import augment as augment_lib
 from mnist_research.data.model_input import NUM_CLASSES, to_model_input
 from mnist_research.errors import ConfigError
 
@@ -50,8 +45,7 @@ class TrainInput:
     than training consumes them (see ``mnist_research.benchmark``).
 
     Args:
-      images: uint8 ``[N, 28, 28]``.
-      labels: integer ``[N]``.
+      images: uint8 ``[N, 28, 28]``; labels: integer ``[N]``.
       global_batch_size: batch size across all replicas.
       seed: base seed for the per-epoch shuffle and the augmentation.
       augment: randomly transform every training image (``data.augment``).
@@ -97,13 +91,10 @@ class TrainInput:
     ) -> tf.data.Dataset:
         """The shuffled, batched, preprocessed dataset of ``epoch`` .. ``last_epoch``.
 
-        Epochs follow each other in one dataset (``last_epoch`` defaults to
-        ``epoch``), each with its own permutation (drawn when the pipeline
-        reaches that epoch) and exactly the batches of
-        :meth:`steps_per_epoch` steps (one per local replica a step), so a
-        trainer builds one pipeline and one iterator for the whole run and the
-        prefetch buffer carries on across epoch boundaries (a new dataset an
-        epoch cost ~0.1 s of setup).
+        One dataset holds every epoch (``last_epoch`` defaults to ``epoch``), each
+        exactly the batches of :meth:`steps_per_epoch` steps (one per local replica
+        a step), so a trainer builds one iterator for the whole run and the prefetch
+        buffer carries on across epoch boundaries (a new dataset an epoch cost ~0.1 s).
         With an ``input_context`` (from ``distribute_datasets_from_function``),
         each input pipeline takes its own shard of every permutation and
         batches at the per-replica size.
@@ -132,6 +123,8 @@ class TrainInput:
             return ds.map(lambda position, batch: (e, position, batch))
 
         images, labels, augment, seed = self._images, self._labels, self.augment, self.seed
+        if augment:  # imported only here: a run without --augment needs none of it
+            from mnist_research.data import augment as augment_lib
 
         def load(e, position, index):
             batch = tf.gather(images, index)
