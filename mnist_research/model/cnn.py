@@ -28,6 +28,8 @@ from mnist_research.model.mlp import DenseBlock, StatelessDropout, replica_seed
 class ConvBlock(tf.keras.layers.Layer):
     """Conv2D → (BatchNormalization) → ReLU → (MaxPool) → Dropout; halves the resolution.
 
+    Its config is the constructor's arguments, which Keras 3 records by itself.
+
     Args:
       filters: output channels of the convolution.
       kernel_size: side of the square kernel ("same" padding).
@@ -51,13 +53,6 @@ class ConvBlock(tf.keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.filters = filters
-        self.kernel_size = kernel_size
-        self.dropout_rate = dropout_rate
-        self.pooling = pooling
-        self.batch_norm = batch_norm
-        self.synchronized_bn = synchronized_bn
-        self.index = index
         self.conv = tf.keras.layers.Conv2D(
             filters,
             kernel_size,
@@ -79,14 +74,6 @@ class ConvBlock(tf.keras.layers.Layer):
         )
         self.dropout = StatelessDropout(dropout_rate, salt=index, name="dropout")
 
-    def sublayers(self) -> list[tf.keras.layers.Layer]:
-        """The block's layers in the order they are applied."""
-        return [
-            layer
-            for layer in (self.conv, self.norm, self.activation, self.pool, self.dropout)
-            if layer is not None
-        ]
-
     def call(self, inputs, training=False, seed=None):
         """``seed``: the ``[2]`` dropout seed of this step (``None``: a fresh one)."""
         x = self.conv(inputs)
@@ -96,18 +83,6 @@ class ConvBlock(tf.keras.layers.Layer):
         if self.pool is not None:
             x = self.pool(x)
         return self.dropout(x, training=training, seed=seed)
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "filters": self.filters,
-            "kernel_size": self.kernel_size,
-            "dropout_rate": self.dropout_rate,
-            "pooling": self.pooling,
-            "batch_norm": self.batch_norm,
-            "synchronized_bn": self.synchronized_bn,
-            "index": self.index,
-        }
 
 
 @tf.keras.utils.register_keras_serializable(package="mnist_research")
@@ -211,11 +186,6 @@ class CNNClassifier(tf.keras.Model):
     @property
     def dense_blocks(self) -> list[DenseBlock]:
         return [getattr(self, f"dense_block_{i}") for i in range(len(self.hidden_units))]
-
-    @property
-    def blocks(self) -> list[tf.keras.layers.Layer]:
-        """Every block in the order applied: conv blocks, then dense blocks."""
-        return self.conv_blocks + self.dense_blocks
 
     def call(self, inputs, training=False, return_logits=False, dropout_seed=None):
         """As the MLP's: ``dropout_seed`` makes the dropout masks a function of it."""

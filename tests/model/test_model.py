@@ -6,11 +6,11 @@ import tensorflow as tf
 
 from mnist_research.config import ModelConfig
 from mnist_research.model import mlp as model_lib
-from mnist_research.model import variables
+from mnist_research.model import registry
 
 
 def _model(**kwargs):
-    return variables.build(model_lib.MLPClassifier.from_config_object(ModelConfig(**kwargs)))
+    return registry.build(model_lib.MLPClassifier.from_config_object(ModelConfig(**kwargs)))
 
 
 def test_outputs_are_probabilities_and_logits():
