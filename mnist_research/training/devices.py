@@ -1,18 +1,4 @@
-"""The strategy factory and device set-up.
-
-``create_strategy`` maps a name to a ``tf.distribute.Strategy``:
-
-* ``default``: the no-op default strategy (one device, whatever TF picks).
-* ``one_device``: ``OneDeviceStrategy`` on ``device`` (``/cpu:0``, ``/gpu:0``;
-  defaults to the first GPU if any, else the CPU).
-* ``mirrored``: ``MirroredStrategy`` over all visible GPUs, or over the
-  logical CPU devices when there are no GPUs (see ``configure_devices``).
-* ``multi_worker``: ``MultiWorkerMirroredStrategy`` configured from the
-  ``TF_CONFIG`` environment variable.
-* ``auto``: ``mirrored`` when a GPU is visible, else ``default``.
-
-Any other name raises ``ValueError``.
-"""
+"""The strategy factory and device set-up; where this process stands in a multi-worker cluster."""
 
 from __future__ import annotations
 
@@ -38,23 +24,29 @@ def configure_devices(config: DistributeConfig) -> None:
     """
     if config.num_cpu_devices > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
-        existing = tf.config.get_logical_device_configuration(cpu)
-        if not existing or len(existing) != config.num_cpu_devices:
+        if len(tf.config.get_logical_device_configuration(cpu) or ()) != config.num_cpu_devices:
             tf.config.set_logical_device_configuration(
                 cpu, [tf.config.LogicalDeviceConfiguration()] * config.num_cpu_devices
             )
-    if config.mixed_precision != "none":
-        tf.keras.mixed_precision.set_global_policy(config.mixed_precision)
-    else:
-        tf.keras.mixed_precision.set_global_policy("float32")
+    precision = config.mixed_precision
+    tf.keras.mixed_precision.set_global_policy("float32" if precision == "none" else precision)
 
 
 def create_strategy(config: DistributeConfig) -> tf.distribute.Strategy:
-    """Returns the strategy ``config.strategy`` names (see the module docstring).
+    """The strategy ``config.strategy`` names.
+
+    * ``default``: the no-op default strategy (one device, whatever TF picks).
+    * ``one_device``: ``OneDeviceStrategy`` on ``config.device`` (``/cpu:0``,
+      ``/gpu:0``; defaults to the first GPU if any, else the CPU).
+    * ``mirrored``: ``MirroredStrategy`` over all visible GPUs, or over the
+      logical CPU devices when there are no GPUs (see ``configure_devices``).
+    * ``multi_worker``: ``MultiWorkerMirroredStrategy`` configured from ``TF_CONFIG``.
+    * ``auto``: ``mirrored`` when a GPU is visible, else ``default``.
 
     Raises:
       ConfigError: ``TF_CONFIG`` is malformed or missing for ``multi_worker``,
         or ``config.device`` names a device this machine does not have.
+      ValueError: an unknown strategy name.
     """
     name = config.strategy
     tf_config()  # malformed TF_CONFIG: one line now, not a traceback from TF later
@@ -88,14 +80,11 @@ def create_strategy(config: DistributeConfig) -> tf.distribute.Strategy:
 def _existing_device(name: str) -> str:
     """``name`` if this machine has that device, else ConfigError listing the ones it has."""
     spec = tf.DeviceSpec.from_string(name)
-    available = tf.config.list_logical_devices()
-    for device in available:
-        found = tf.DeviceSpec.from_string(device.name)
-        if found.device_type.upper() == (spec.device_type or "").upper() and found.device_index == (
-            spec.device_index or 0
-        ):
-            return name
-    names = ", ".join(d.name.replace("/device:", "/").lower() for d in available)
+    wanted = ((spec.device_type or "").upper(), spec.device_index or 0)
+    available = [tf.DeviceSpec.from_string(d.name) for d in tf.config.list_logical_devices()]
+    if wanted in [(d.device_type.upper(), d.device_index) for d in available]:
+        return name
+    names = ", ".join(d.to_string().replace("/device:", "/").lower() for d in available)
     raise ConfigError(f"--device={name}: no such device on this machine (it has {names})")
 
 
@@ -122,12 +111,7 @@ def tf_config() -> dict:
         raise ConfigError('TF_CONFIG "task" must be {"type": ..., "index": N}')
     if task:
         kind, index = task.get("type"), task.get("index", 0)
-        if (
-            not isinstance(index, int)
-            or isinstance(index, bool)
-            or kind not in cluster
-            or not 0 <= index < len(cluster[kind])
-        ):
+        if type(index) is not int or kind not in cluster or not 0 <= index < len(cluster[kind]):
             raise ConfigError(
                 f"TF_CONFIG task {task} is not in its cluster "
                 f"({', '.join(f'{k}: {len(v)}' for k, v in cluster.items())})"
@@ -139,12 +123,11 @@ def is_chief() -> bool:
     """True unless TF_CONFIG names this task as a non-chief worker."""
     parsed = tf_config()
     task = parsed.get("task", {})
-    cluster = parsed.get("cluster", {})
     task_type, task_id = task.get("type"), task.get("index", 0)
     if not task_type or task_type == "chief":
         return True
     # Without an explicit chief, worker 0 is the chief.
-    return task_type == "worker" and task_id == 0 and "chief" not in cluster
+    return task_type == "worker" and task_id == 0 and "chief" not in parsed.get("cluster", {})
 
 
 def num_workers() -> int:
@@ -173,10 +156,8 @@ def cpu_name() -> str:
 def device_info(strategy: tf.distribute.Strategy) -> dict:
     """What the run executes on: kind, name, count, replicas."""
     gpus = tf.config.list_physical_devices("GPU")
-    uses_gpu = bool(gpus) and not _pinned_to_cpu(strategy)
-    if uses_gpu:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        name = details.get("device_name", "GPU")
+    if gpus and not _pinned_to_cpu(strategy):
+        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
         kind, count = "gpu", len(gpus)
     else:
         name, kind, count = cpu_name(), "cpu", 1
@@ -208,6 +189,5 @@ def _pinned_to_cpu(strategy: tf.distribute.Strategy) -> bool:
 
 def device_tag(info: dict) -> str:
     """A short device name for run directories: ``cpu``, ``gpu``, ``2gpu``."""
-    replicas = info["num_replicas"]
-    kind = info["device_kind"]
+    replicas, kind = info["num_replicas"], info["device_kind"]
     return f"{replicas}{kind}" if replicas > 1 else kind
