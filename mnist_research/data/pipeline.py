@@ -102,12 +102,10 @@ class TrainInput:
         last_epoch = epoch if last_epoch is None else last_epoch
         if last_epoch < epoch:
             raise ValueError(f"last_epoch {last_epoch} is before epoch {epoch}")
-        batch_size, pipeline_id, num_pipelines, local_replicas = self.global_batch_size, 0, 1, 1
-        if input_context is not None:
-            pipeline_id = input_context.input_pipeline_id
-            num_pipelines = input_context.num_input_pipelines
-            local_replicas = input_context.num_replicas_in_sync // num_pipelines
-            batch_size = input_context.get_per_replica_batch_size(self.global_batch_size)
+        context = input_context or tf.distribute.InputContext()  # default: 1 pipeline, 1 replica
+        pipeline_id, num_pipelines = context.input_pipeline_id, context.num_input_pipelines
+        local_replicas = context.num_replicas_in_sync // num_pipelines
+        batch_size = context.get_per_replica_batch_size(self.global_batch_size)
         # Exactly what an epoch's steps consume (each step takes one batch per local replica),
         # so the next epoch starts where the trainer expects it.
         num_batches = self.steps_per_epoch(num_pipelines) * local_replicas
