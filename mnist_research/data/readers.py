@@ -23,7 +23,7 @@ import numpy as np
 
 from mnist_research import files
 from mnist_research.config.registry import MNIST_IDX_FILES, Dataset
-from mnist_research.errors import DataError
+from mnist_research.errors import DataError, one_line
 
 # The four arrays every dataset has, by their Keras names (the npz keys).
 IDX_NAMES = MNIST_IDX_FILES
@@ -99,10 +99,7 @@ def read_npz(path: str) -> dict[str, np.ndarray]:
     except Exception as e:  # zipfile and numpy raise many types on a damaged or crafted archive:
         # encrypted members (RuntimeError), unsupported compression (NotImplementedError), bad
         # CRCs (BadZipFile), truncated streams (EOFError, zlib.error), short data (ValueError).
-        raise DataError(
-            f"{path}: not a readable .npz file ({type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else ''})"
-        ) from None
+        raise DataError(f"{path}: not a readable .npz file ({one_line(e)})") from None
 
 
 def read_idx(path: str) -> np.ndarray:
@@ -231,7 +228,7 @@ def download(dataset: Dataset, data_dir_name: str = "--data_dir") -> dict[str, n
         (x_train, y_train), (x_test, y_test) = loader.load_data()
     except Exception as e:  # Keras raises many types for network failures.
         raise DataError(
-            f"could not download {dataset.name} through tf.keras.datasets ({type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else ''}); without network access, {local_files}"
+            f"could not download {dataset.name} through tf.keras.datasets ({one_line(e)}); "
+            f"without network access, {local_files}"
         ) from None
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
