@@ -129,35 +129,18 @@ class CNNClassifier(tf.keras.Model):
         self.num_classes = num_classes
         self.synchronized_bn = synchronized_bn
         self.to_image = tf.keras.layers.Reshape((*IMAGE_SHAPE, 1), name="to_image")
+        # What every block shares, and what every conv block shares.
+        norm = {"batch_norm": batch_norm, "synchronized_bn": synchronized_bn}
+        conv = {"kernel_size": conv_kernel_size, "pooling": conv_pooling, **norm}
         for i, (filters, rate) in enumerate(zip(self.conv_filters, self.conv_dropout_rates)):
-            setattr(
-                self,
-                f"conv_block_{i}",
-                ConvBlock(
-                    filters,
-                    conv_kernel_size,
-                    rate,
-                    conv_pooling,
-                    batch_norm,
-                    synchronized_bn,
-                    index=i,
-                    name=f"conv_block_{i}",
-                ),
-            )
+            block = ConvBlock(filters, dropout_rate=rate, index=i, name=f"conv_block_{i}", **conv)
+            setattr(self, block.name, block)
         self.flatten = tf.keras.layers.Flatten(name="flatten")
         for i, (units, rate) in enumerate(zip(self.hidden_units, self.dropout_rates)):
-            setattr(
-                self,
-                f"dense_block_{i}",
-                DenseBlock(
-                    units,
-                    rate,
-                    batch_norm,
-                    synchronized_bn,
-                    index=len(self.conv_filters) + i,
-                    name=f"dense_block_{i}",
-                ),
-            )
+            # Dropout salts continue after the conv blocks': every block draws its own masks.
+            index = len(self.conv_filters) + i
+            block = DenseBlock(units, rate, index=index, name=f"dense_block_{i}", **norm)
+            setattr(self, block.name, block)
         self.head = tf.keras.layers.Dense(num_classes, dtype="float32", name="logits")
         self.softmax = tf.keras.layers.Softmax(dtype="float32", name="probabilities")
 
