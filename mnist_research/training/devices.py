@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import re
 
 import tensorflow as tf
 
@@ -95,9 +94,8 @@ def tf_config() -> dict:
       ConfigError: it is not JSON, or not ``{"cluster": {...}, "task": {"type":
         ..., "index": N}}`` with the task inside the cluster.
     """
-    text = os.environ.get("TF_CONFIG", "") or "{}"
     try:
-        parsed = json.loads(text)
+        parsed = json.loads(os.environ.get("TF_CONFIG") or "{}")
     except ValueError as e:
         raise ConfigError(f"TF_CONFIG is not valid JSON ({e})") from None
     if not isinstance(parsed, dict):
@@ -147,7 +145,7 @@ def cpu_name() -> str:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
                 if line.startswith("model name"):
-                    return re.sub(r"\s+", " ", line.split(":", 1)[1]).strip()
+                    return " ".join(line.split(":", 1)[1].split())
     except OSError:
         pass
     return platform.processor() or platform.machine() or "CPU"
