@@ -25,8 +25,6 @@ from mnist_research import files
 from mnist_research.config.registry import MNIST_IDX_FILES, Dataset
 from mnist_research.errors import DataError, one_line
 
-# The four arrays every dataset has, by their Keras names (the npz keys).
-IDX_NAMES = MNIST_IDX_FILES
 # The most bytes one array (an IDX file or an .npz member) may declare. MNIST's
 # training images are 47 MB.
 MAX_ARRAY_BYTES = 1 << 31
@@ -84,16 +82,16 @@ def read_npz(path: str) -> dict[str, np.ndarray]:
             raise DataError(f"{path}: not an .npz (zip) archive; truncated or not NumPy data")
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
-            missing = [k for k in IDX_NAMES if k not in names and f"{k}.npy" not in names]
+            missing = [k for k in MNIST_IDX_FILES if k not in names and f"{k}.npy" not in names]
             if missing:
                 raise DataError(
                     f"{path}: missing array(s) {', '.join(missing)}; "
                     f"expected keys x_train, y_train, x_test, y_test"
                 )
-            for key in IDX_NAMES:
+            for key in MNIST_IDX_FILES:
                 _check_npy_header(path, archive, key)
         with np.load(path, allow_pickle=False) as archive:
-            return {key: archive[key] for key in IDX_NAMES}
+            return {key: archive[key] for key in MNIST_IDX_FILES}
     except DataError:
         raise
     except Exception as e:  # zipfile and numpy raise many types on a damaged or crafted archive:
@@ -213,14 +211,9 @@ def download(dataset: Dataset, data_dir_name: str = "--data_dir") -> dict[str, n
     ``data_dir_name``: the setting an error line tells to point at local files.
 
     Raises:
-      DataError: the dataset has no Keras downloader, or the download failed.
+      DataError: the download failed. (``DataConfig`` refuses a dataset without
+        a downloader unless it has a ``data_dir``.)
     """
-    local_files = (
-        f"point {data_dir_name} at a folder holding {' or '.join(dataset.npz_names)} "
-        f"or the four IDX files"
-    )
-    if dataset.keras_name is None:
-        raise DataError(f"{dataset.name} has no Keras downloader: {local_files}")
     import tensorflow as tf  # Imported here: reading local files needs no TF.
 
     loader = getattr(tf.keras.datasets, dataset.keras_name)
@@ -229,6 +222,7 @@ def download(dataset: Dataset, data_dir_name: str = "--data_dir") -> dict[str, n
     except Exception as e:  # Keras raises many types for network failures.
         raise DataError(
             f"could not download {dataset.name} through tf.keras.datasets ({one_line(e)}); "
-            f"without network access, {local_files}"
+            f"without network access, point {data_dir_name} at a folder holding "
+            f"{' or '.join(dataset.npz_names)} or the four IDX files"
         ) from None
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
