@@ -34,8 +34,7 @@ class ConvBlock(tf.keras.layers.Layer):
       filters: output channels of the convolution.
       kernel_size: side of the square kernel ("same" padding).
       dropout_rate: dropout probability at the end of the block.
-      pooling: ``stride`` (stride-2 convolution) or ``max`` (stride-1
-        convolution, then a 2x2 max-pool).
+      pooling: ``stride`` or ``max`` (see the module docstring).
       batch_norm: insert BatchNormalization (the convolution then has no bias).
       synchronized_bn: synchronise BN batch statistics across replicas.
       index: folded into the block's dropout seed so blocks draw independent masks.
@@ -61,17 +60,14 @@ class ConvBlock(tf.keras.layers.Layer):
             use_bias=not batch_norm,
             name="conv",
         )
-        self.norm = (
-            tf.keras.layers.BatchNormalization(synchronized=synchronized_bn, name="batch_norm")
-            if batch_norm
-            else None
-        )
+        self.norm, self.pool = None, None
+        if batch_norm:
+            self.norm = tf.keras.layers.BatchNormalization(
+                synchronized=synchronized_bn, name="batch_norm"
+            )
         self.activation = tf.keras.layers.ReLU(name="relu")
-        self.pool = (
-            tf.keras.layers.MaxPooling2D(2, padding="same", name="max_pool")
-            if pooling == "max"
-            else None
-        )
+        if pooling == "max":
+            self.pool = tf.keras.layers.MaxPooling2D(2, padding="same", name="max_pool")
         self.dropout = StatelessDropout(dropout_rate, salt=index, name="dropout")
 
     def call(self, inputs, training=False, seed=None):
@@ -89,9 +85,7 @@ class ConvBlock(tf.keras.layers.Layer):
 class CNNClassifier(tf.keras.Model):
     """Conv blocks, then dense blocks, then a 10-way softmax.
 
-    ``model(x)`` takes float pixels ``[N, 784]`` and returns probabilities;
-    ``model(x, return_logits=True)`` returns the pre-softmax logits. The head
-    is float32 even under a mixed-precision policy.
+    Called as :class:`MLPClassifier` is; its head is float32 too.
 
     Args:
       conv_filters: output channels of each conv block.

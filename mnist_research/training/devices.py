@@ -15,11 +15,8 @@ from mnist_research.errors import ConfigError
 def configure_devices(config: DistributeConfig) -> None:
     """Splits the CPU into logical devices and sets the precision policy.
 
-    Must run before the first TensorFlow op: logical devices and threading
-    settings raise RuntimeError once the runtime is initialised.
-
-    Raises:
-      RuntimeError: if TensorFlow was already initialised with other devices.
+    Must run before the first TensorFlow op: once the runtime is initialised
+    with other devices, setting logical devices raises RuntimeError.
     """
     if config.num_cpu_devices > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
