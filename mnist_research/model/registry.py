@@ -31,17 +31,13 @@ FAMILIES: dict[str, type[tf.keras.Model]] = {
 
 
 def create(config: ModelConfig, synchronized_bn: bool = False) -> tf.keras.Model:
-    """The model ``config`` describes (its family validated by ``ModelConfig``), variables built."""
-    return build(FAMILIES[config.family].from_config_object(config, synchronized_bn))
-
-
-def build(model: tf.keras.Model) -> tf.keras.Model:
-    """Creates every variable by calling the model on a dummy batch.
+    """The model ``config`` describes, every variable created by a call on a dummy batch.
 
     ``model.build(shape)`` creates no variables on a subclassed Keras 3 model;
     they would then be created lazily inside ``strategy.run``, which
     MirroredStrategy rejects. Under a strategy, call this inside ``strategy.scope()``.
     """
+    model = FAMILIES[config.family].from_config_object(config, synchronized_bn)
     model(tf.zeros((1, NUM_PIXELS)), training=False)
     return model
 
