@@ -1,9 +1,9 @@
 """Loading, validating, splitting and describing MNIST-shaped datasets.
 
-Three sources (``readers``: Keras downloader, ``.npz``, IDX files), one
-result (:class:`RawData`, uint8 images and labels). Everything read is validated
-(shapes, dtype, label range, matching counts) and
-any problem raises :class:`DataError` with one line that names the file.
+Three sources (``readers``: Keras downloader, ``.npz``, IDX files), one result
+(:class:`RawData`, uint8 images and labels). Everything read is validated (shapes,
+dtype, label range, matching counts) and any problem raises :class:`DataError`
+with one line that names the file.
 """
 
 from __future__ import annotations

@@ -7,12 +7,10 @@ a 2x2 max-pool (``pooling="max"``). On a 2-core CPU the stride-2 block trains
 several times faster than conv + max-pool (the max-pool gradient at full
 resolution dominates the step) for the same output size.
 
-The model takes the same input as the MLP, float ``[N, 784]`` pixels in [0, 1]
-(``data.model_input.to_model_input``), and reshapes it to ``[N, 28, 28, 1]``
-itself, so the trainer, the export's uint8 serving signature, evaluation and
-predict work unchanged. Blocks are assigned as individual attributes
-(``conv_block_0``, ``dense_block_0``, …): layers kept in a Python list on a
-Keras 3 model are not tracked by ``tf.train.Checkpoint``.
+The model reshapes the flat ``[N, 784]`` input every family takes
+(``model.registry``) to ``[N, 28, 28, 1]`` itself. Blocks are assigned as
+individual attributes (``conv_block_0``, ``dense_block_0``, …): layers kept in
+a Python list on a Keras 3 model are not tracked by ``tf.train.Checkpoint``.
 """
 
 from __future__ import annotations
