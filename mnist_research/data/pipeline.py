@@ -28,9 +28,7 @@ WITHOUT_AUTOTUNER.autotune.enabled = False
 
 def preprocess_batch(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """uint8 ``[B, 28, 28]`` and integer ``[B]`` → float ``[B, 784]`` and one-hot ``[B, 10]``."""
-    x = to_model_input(images)
-    y = tf.one_hot(tf.cast(labels, tf.int32), NUM_CLASSES, dtype=tf.float32)
-    return x, y
+    return to_model_input(images), tf.one_hot(tf.cast(labels, tf.int32), NUM_CLASSES)
 
 
 class TrainInput:
