@@ -41,7 +41,7 @@ def idx_bytes(array: np.ndarray) -> bytes:
 
 def write_idx_dir(folder, arrays, gz: bool, names: dict[str, str] | None = None) -> str:
     """Writes ``arrays`` as IDX files named ``names`` (by Keras array name; MNIST's by default)."""
-    from mnist_research.data.readers import IDX_NAMES
+    from mnist_research.config.registry import MNIST_IDX_FILES as IDX_NAMES
 
     for key, stem in (names or IDX_NAMES).items():
         payload = idx_bytes(arrays[key])

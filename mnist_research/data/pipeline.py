@@ -2,15 +2,11 @@
 
 Images stay uint8 until after batching; one vectorised op per batch turns them
 into [0, 1] float 784-vectors and one-hot labels. Training reshuffles every
-epoch with a permutation derived from ``(seed, epoch)``, so a run resumed at
-epoch k sees exactly the batches an uninterrupted run would have seen; one
-dataset holds all the epochs a run has left. With
-``augment``, each training batch is randomly rotated, zoomed and shifted (still
-uint8, before preprocessing) with a seed derived from ``(seed, epoch, batch)``,
-so resumed runs replay the augmented batches too. Each epoch's order is
-built only when the pipeline reaches that epoch, so ``--epochs=10000000``
-costs no more memory or start-up time than one epoch.
-Evaluation keeps the last partial batch: every example is counted exactly once.
+epoch with a permutation derived from ``(seed, epoch)``, and ``--augment``
+seeds each batch's random rotation, zoom and shift from ``(seed, epoch,
+batch)``, so a run resumed at epoch k sees exactly the batches an uninterrupted
+run would have seen. Evaluation keeps the last partial batch: every example is
+counted exactly once.
 """
 
 from __future__ import annotations
@@ -18,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from mnist_research.data import augment as augment_lib
 from mnist_research.data.model_input import NUM_CLASSES, to_model_input
 from mnist_research.errors import ConfigError
 
@@ -33,9 +28,7 @@ WITHOUT_AUTOTUNER.autotune.enabled = False
 
 def preprocess_batch(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """uint8 ``[B, 28, 28]`` and integer ``[B]`` → float ``[B, 784]`` and one-hot ``[B, 10]``."""
-    x = to_model_input(images)
-    y = tf.one_hot(tf.cast(labels, tf.int32), NUM_CLASSES, dtype=tf.float32)
-    return x, y
+    return to_model_input(images), tf.one_hot(tf.cast(labels, tf.int32), NUM_CLASSES)
 
 
 class TrainInput:
@@ -50,8 +43,7 @@ class TrainInput:
     than training consumes them (see ``mnist_research.benchmark``).
 
     Args:
-      images: uint8 ``[N, 28, 28]``.
-      labels: integer ``[N]``.
+      images: uint8 ``[N, 28, 28]``; labels: integer ``[N]``.
       global_batch_size: batch size across all replicas.
       seed: base seed for the per-epoch shuffle and the augmentation.
       augment: randomly transform every training image (``data.augment``).
@@ -97,13 +89,10 @@ class TrainInput:
     ) -> tf.data.Dataset:
         """The shuffled, batched, preprocessed dataset of ``epoch`` .. ``last_epoch``.
 
-        Epochs follow each other in one dataset (``last_epoch`` defaults to
-        ``epoch``), each with its own permutation (drawn when the pipeline
-        reaches that epoch) and exactly the batches of
-        :meth:`steps_per_epoch` steps (one per local replica a step), so a
-        trainer builds one pipeline and one iterator for the whole run and the
-        prefetch buffer carries on across epoch boundaries (a new dataset an
-        epoch cost ~0.1 s of setup).
+        One dataset holds every epoch (``last_epoch`` defaults to ``epoch``), each
+        exactly the batches of :meth:`steps_per_epoch` steps (one per local replica
+        a step), so a trainer builds one iterator for the whole run and the prefetch
+        buffer carries on across epoch boundaries (a new dataset an epoch cost ~0.1 s).
         With an ``input_context`` (from ``distribute_datasets_from_function``),
         each input pipeline takes its own shard of every permutation and
         batches at the per-replica size.
@@ -111,12 +100,10 @@ class TrainInput:
         last_epoch = epoch if last_epoch is None else last_epoch
         if last_epoch < epoch:
             raise ValueError(f"last_epoch {last_epoch} is before epoch {epoch}")
-        batch_size, pipeline_id, num_pipelines, local_replicas = self.global_batch_size, 0, 1, 1
-        if input_context is not None:
-            pipeline_id = input_context.input_pipeline_id
-            num_pipelines = input_context.num_input_pipelines
-            local_replicas = input_context.num_replicas_in_sync // num_pipelines
-            batch_size = input_context.get_per_replica_batch_size(self.global_batch_size)
+        context = input_context or tf.distribute.InputContext()  # default: 1 pipeline, 1 replica
+        pipeline_id, num_pipelines = context.input_pipeline_id, context.num_input_pipelines
+        local_replicas = context.num_replicas_in_sync // num_pipelines
+        batch_size = context.get_per_replica_batch_size(self.global_batch_size)
         # Exactly what an epoch's steps consume (each step takes one batch per local replica),
         # so the next epoch starts where the trainer expects it.
         num_batches = self.steps_per_epoch(num_pipelines) * local_replicas
@@ -132,6 +119,8 @@ class TrainInput:
             return ds.map(lambda position, batch: (e, position, batch))
 
         images, labels, augment, seed = self._images, self._labels, self.augment, self.seed
+        if augment:  # imported only here: a run without --augment needs none of it
+            from mnist_research.data import augment as augment_lib
 
         def load(e, position, index):
             batch = tf.gather(images, index)

@@ -1,9 +1,9 @@
 """Loading, validating, splitting and describing MNIST-shaped datasets.
 
-Three sources (``readers``: Keras downloader, ``.npz``, IDX files), one
-result (:class:`RawData`, uint8 images and labels). Everything read is validated
-(shapes, dtype, label range, matching counts) and
-any problem raises :class:`DataError` with one line that names the file.
+Three sources (``readers``: Keras downloader, ``.npz``, IDX files), one result
+(:class:`RawData`, uint8 images and labels). Everything read is validated (shapes,
+dtype, label range, matching counts) and any problem raises :class:`DataError`
+with one line that names the file.
 """
 
 from __future__ import annotations
@@ -42,9 +42,6 @@ class Splits:
     y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
-
-
-# --------------------------------------------------------------------------- validation
 
 
 def validate(arrays: dict[str, np.ndarray], source: str) -> RawData:
@@ -101,9 +98,6 @@ def load(config: DataConfig, data_dir_name: str = "--data_dir") -> RawData:
     )
 
 
-# --------------------------------------------------------------------------- split
-
-
 def split(raw: RawData, config: DataConfig) -> Splits:
     """Holds out the last ``validation_split`` of training data (as Keras does).
 
@@ -112,12 +106,7 @@ def split(raw: RawData, config: DataConfig) -> Splits:
     Raises:
       DataError: if either side of the split would be empty.
     """
-    x, y = raw.x_train, raw.y_train
-    if config.limit_train:
-        x, y = x[: config.limit_train], y[: config.limit_train]
-    x_test, y_test = raw.x_test, raw.y_test
-    if config.limit_test:
-        x_test, y_test = x_test[: config.limit_test], y_test[: config.limit_test]
+    x, y = raw.x_train[: config.limit_train or None], raw.y_train[: config.limit_train or None]
     num_val = int(round(len(x) * config.validation_split))
     num_train = len(x) - num_val
     if num_val == 0 or num_train == 0:
@@ -130,8 +119,8 @@ def split(raw: RawData, config: DataConfig) -> Splits:
         y_train=y[:num_train],
         x_val=x[num_train:],
         y_val=y[num_train:],
-        x_test=x_test,
-        y_test=y_test,
+        x_test=raw.x_test[: config.limit_test or None],
+        y_test=raw.y_test[: config.limit_test or None],
     )
 
 

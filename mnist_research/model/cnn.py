@@ -7,12 +7,10 @@ a 2x2 max-pool (``pooling="max"``). On a 2-core CPU the stride-2 block trains
 several times faster than conv + max-pool (the max-pool gradient at full
 resolution dominates the step) for the same output size.
 
-The model takes the same input as the MLP, float ``[N, 784]`` pixels in [0, 1]
-(``data.model_input.to_model_input``), and reshapes it to ``[N, 28, 28, 1]``
-itself, so the trainer, the export's uint8 serving signature, evaluation and
-predict work unchanged. Blocks are assigned as individual attributes
-(``conv_block_0``, ``dense_block_0``, …): layers kept in a Python list on a
-Keras 3 model are not tracked by ``tf.train.Checkpoint``.
+The model reshapes the flat ``[N, 784]`` input every family takes
+(``model.registry``) to ``[N, 28, 28, 1]`` itself. Blocks are assigned as
+individual attributes (``conv_block_0``, ``dense_block_0``, …): layers kept in
+a Python list on a Keras 3 model are not tracked by ``tf.train.Checkpoint``.
 """
 
 from __future__ import annotations
@@ -28,12 +26,13 @@ from mnist_research.model.mlp import DenseBlock, StatelessDropout, replica_seed
 class ConvBlock(tf.keras.layers.Layer):
     """Conv2D → (BatchNormalization) → ReLU → (MaxPool) → Dropout; halves the resolution.
 
+    Its config is the constructor's arguments, which Keras 3 records by itself.
+
     Args:
       filters: output channels of the convolution.
       kernel_size: side of the square kernel ("same" padding).
       dropout_rate: dropout probability at the end of the block.
-      pooling: ``stride`` (stride-2 convolution) or ``max`` (stride-1
-        convolution, then a 2x2 max-pool).
+      pooling: ``stride`` or ``max`` (see the module docstring).
       batch_norm: insert BatchNormalization (the convolution then has no bias).
       synchronized_bn: synchronise BN batch statistics across replicas.
       index: folded into the block's dropout seed so blocks draw independent masks.
@@ -51,13 +50,6 @@ class ConvBlock(tf.keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.filters = filters
-        self.kernel_size = kernel_size
-        self.dropout_rate = dropout_rate
-        self.pooling = pooling
-        self.batch_norm = batch_norm
-        self.synchronized_bn = synchronized_bn
-        self.index = index
         self.conv = tf.keras.layers.Conv2D(
             filters,
             kernel_size,
@@ -66,26 +58,15 @@ class ConvBlock(tf.keras.layers.Layer):
             use_bias=not batch_norm,
             name="conv",
         )
-        self.norm = (
-            tf.keras.layers.BatchNormalization(synchronized=synchronized_bn, name="batch_norm")
-            if batch_norm
-            else None
-        )
+        self.norm, self.pool = None, None
+        if batch_norm:
+            self.norm = tf.keras.layers.BatchNormalization(
+                synchronized=synchronized_bn, name="batch_norm"
+            )
         self.activation = tf.keras.layers.ReLU(name="relu")
-        self.pool = (
-            tf.keras.layers.MaxPooling2D(2, padding="same", name="max_pool")
-            if pooling == "max"
-            else None
-        )
+        if pooling == "max":
+            self.pool = tf.keras.layers.MaxPooling2D(2, padding="same", name="max_pool")
         self.dropout = StatelessDropout(dropout_rate, salt=index, name="dropout")
-
-    def sublayers(self) -> list[tf.keras.layers.Layer]:
-        """The block's layers in the order they are applied."""
-        return [
-            layer
-            for layer in (self.conv, self.norm, self.activation, self.pool, self.dropout)
-            if layer is not None
-        ]
 
     def call(self, inputs, training=False, seed=None):
         """``seed``: the ``[2]`` dropout seed of this step (``None``: a fresh one)."""
@@ -97,26 +78,12 @@ class ConvBlock(tf.keras.layers.Layer):
             x = self.pool(x)
         return self.dropout(x, training=training, seed=seed)
 
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "filters": self.filters,
-            "kernel_size": self.kernel_size,
-            "dropout_rate": self.dropout_rate,
-            "pooling": self.pooling,
-            "batch_norm": self.batch_norm,
-            "synchronized_bn": self.synchronized_bn,
-            "index": self.index,
-        }
-
 
 @tf.keras.utils.register_keras_serializable(package="mnist_research")
 class CNNClassifier(tf.keras.Model):
     """Conv blocks, then dense blocks, then a 10-way softmax.
 
-    ``model(x)`` takes float pixels ``[N, 784]`` and returns probabilities;
-    ``model(x, return_logits=True)`` returns the pre-softmax logits. The head
-    is float32 even under a mixed-precision policy.
+    Called as :class:`MLPClassifier` is; its head is float32 too.
 
     Args:
       conv_filters: output channels of each conv block.
@@ -154,35 +121,18 @@ class CNNClassifier(tf.keras.Model):
         self.num_classes = num_classes
         self.synchronized_bn = synchronized_bn
         self.to_image = tf.keras.layers.Reshape((*IMAGE_SHAPE, 1), name="to_image")
+        # What every block shares, and what every conv block shares.
+        norm = {"batch_norm": batch_norm, "synchronized_bn": synchronized_bn}
+        conv = {"kernel_size": conv_kernel_size, "pooling": conv_pooling, **norm}
         for i, (filters, rate) in enumerate(zip(self.conv_filters, self.conv_dropout_rates)):
-            setattr(
-                self,
-                f"conv_block_{i}",
-                ConvBlock(
-                    filters,
-                    conv_kernel_size,
-                    rate,
-                    conv_pooling,
-                    batch_norm,
-                    synchronized_bn,
-                    index=i,
-                    name=f"conv_block_{i}",
-                ),
-            )
+            block = ConvBlock(filters, dropout_rate=rate, index=i, name=f"conv_block_{i}", **conv)
+            setattr(self, block.name, block)
         self.flatten = tf.keras.layers.Flatten(name="flatten")
         for i, (units, rate) in enumerate(zip(self.hidden_units, self.dropout_rates)):
-            setattr(
-                self,
-                f"dense_block_{i}",
-                DenseBlock(
-                    units,
-                    rate,
-                    batch_norm,
-                    synchronized_bn,
-                    index=len(self.conv_filters) + i,
-                    name=f"dense_block_{i}",
-                ),
-            )
+            # Dropout salts continue after the conv blocks': every block draws its own masks.
+            index = len(self.conv_filters) + i
+            block = DenseBlock(units, rate, index=index, name=f"dense_block_{i}", **norm)
+            setattr(self, block.name, block)
         self.head = tf.keras.layers.Dense(num_classes, dtype="float32", name="logits")
         self.softmax = tf.keras.layers.Softmax(dtype="float32", name="probabilities")
 
@@ -211,11 +161,6 @@ class CNNClassifier(tf.keras.Model):
     @property
     def dense_blocks(self) -> list[DenseBlock]:
         return [getattr(self, f"dense_block_{i}") for i in range(len(self.hidden_units))]
-
-    @property
-    def blocks(self) -> list[tf.keras.layers.Layer]:
-        """Every block in the order applied: conv blocks, then dense blocks."""
-        return self.conv_blocks + self.dense_blocks
 
     def call(self, inputs, training=False, return_logits=False, dropout_seed=None):
         """As the MLP's: ``dropout_seed`` makes the dropout masks a function of it."""

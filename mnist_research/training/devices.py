@@ -1,56 +1,43 @@
-"""The strategy factory and device set-up.
-
-``create_strategy`` maps a name to a ``tf.distribute.Strategy``:
-
-* ``default``: the no-op default strategy (one device, whatever TF picks).
-* ``one_device``: ``OneDeviceStrategy`` on ``device`` (``/cpu:0``, ``/gpu:0``;
-  defaults to the first GPU if any, else the CPU).
-* ``mirrored``: ``MirroredStrategy`` over all visible GPUs, or over the
-  logical CPU devices when there are no GPUs (see ``configure_devices``).
-* ``multi_worker``: ``MultiWorkerMirroredStrategy`` configured from the
-  ``TF_CONFIG`` environment variable.
-* ``auto``: ``mirrored`` when a GPU is visible, else ``default``.
-
-Any other name raises ``ValueError``.
-"""
+"""The strategy factory and device set-up; where this process stands in a multi-worker cluster."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
-import re
 
 import tensorflow as tf
 
-from mnist_research.config import STRATEGIES, DistributeConfig
+from mnist_research.config import DistributeConfig
 from mnist_research.errors import ConfigError
 
 
 def configure_devices(config: DistributeConfig) -> None:
     """Splits the CPU into logical devices and sets the precision policy.
 
-    Must run before the first TensorFlow op: logical devices and threading
-    settings raise RuntimeError once the runtime is initialised.
-
-    Raises:
-      RuntimeError: if TensorFlow was already initialised with other devices.
+    Must run before the first TensorFlow op: once the runtime is initialised
+    with other devices, setting logical devices raises RuntimeError.
     """
     if config.num_cpu_devices > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
-        existing = tf.config.get_logical_device_configuration(cpu)
-        if not existing or len(existing) != config.num_cpu_devices:
+        if len(tf.config.get_logical_device_configuration(cpu) or ()) != config.num_cpu_devices:
             tf.config.set_logical_device_configuration(
                 cpu, [tf.config.LogicalDeviceConfiguration()] * config.num_cpu_devices
             )
-    if config.mixed_precision != "none":
-        tf.keras.mixed_precision.set_global_policy(config.mixed_precision)
-    else:
-        tf.keras.mixed_precision.set_global_policy("float32")
+    precision = config.mixed_precision
+    tf.keras.mixed_precision.set_global_policy("float32" if precision == "none" else precision)
 
 
 def create_strategy(config: DistributeConfig) -> tf.distribute.Strategy:
-    """Returns the strategy ``config.strategy`` names (see the module docstring).
+    """The strategy ``config.strategy`` names.
+
+    * ``default``: the no-op default strategy (one device, whatever TF picks).
+    * ``one_device``: ``OneDeviceStrategy`` on ``config.device`` (``/cpu:0``,
+      ``/gpu:0``; defaults to the first GPU if any, else the CPU).
+    * ``mirrored``: ``MirroredStrategy`` over all visible GPUs, or over the
+      logical CPU devices when there are no GPUs (see ``configure_devices``).
+    * ``multi_worker``: ``MultiWorkerMirroredStrategy`` configured from ``TF_CONFIG``.
+    * ``auto``: ``mirrored`` when a GPU is visible, else ``default``.
 
     Raises:
       ConfigError: ``TF_CONFIG`` is malformed or missing for ``multi_worker``,
@@ -75,27 +62,20 @@ def create_strategy(config: DistributeConfig) -> tf.distribute.Strategy:
         return tf.distribute.OneDeviceStrategy(
             _existing_device(config.device) if config.device else ("/gpu:0" if gpus else "/cpu:0")
         )
-    if name == "mirrored":
-        if gpus:
-            return tf.distribute.MirroredStrategy()
-        cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices=cpus)
-    raise ValueError(
-        f"unknown strategy {config.strategy!r}; expected one of {', '.join(STRATEGIES)}"
-    )
+    if gpus:  # mirrored (DistributeConfig admits no other name)
+        return tf.distribute.MirroredStrategy()
+    cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+    return tf.distribute.MirroredStrategy(devices=cpus)
 
 
 def _existing_device(name: str) -> str:
     """``name`` if this machine has that device, else ConfigError listing the ones it has."""
     spec = tf.DeviceSpec.from_string(name)
-    available = tf.config.list_logical_devices()
-    for device in available:
-        found = tf.DeviceSpec.from_string(device.name)
-        if found.device_type.upper() == (spec.device_type or "").upper() and found.device_index == (
-            spec.device_index or 0
-        ):
-            return name
-    names = ", ".join(d.name.replace("/device:", "/").lower() for d in available)
+    wanted = ((spec.device_type or "").upper(), spec.device_index or 0)
+    available = [tf.DeviceSpec.from_string(d.name) for d in tf.config.list_logical_devices()]
+    if wanted in [(d.device_type.upper(), d.device_index) for d in available]:
+        return name
+    names = ", ".join(d.to_string().replace("/device:", "/").lower() for d in available)
     raise ConfigError(f"--device={name}: no such device on this machine (it has {names})")
 
 
@@ -106,9 +86,8 @@ def tf_config() -> dict:
       ConfigError: it is not JSON, or not ``{"cluster": {...}, "task": {"type":
         ..., "index": N}}`` with the task inside the cluster.
     """
-    text = os.environ.get("TF_CONFIG", "") or "{}"
     try:
-        parsed = json.loads(text)
+        parsed = json.loads(os.environ.get("TF_CONFIG") or "{}")
     except ValueError as e:
         raise ConfigError(f"TF_CONFIG is not valid JSON ({e})") from None
     if not isinstance(parsed, dict):
@@ -122,12 +101,7 @@ def tf_config() -> dict:
         raise ConfigError('TF_CONFIG "task" must be {"type": ..., "index": N}')
     if task:
         kind, index = task.get("type"), task.get("index", 0)
-        if (
-            not isinstance(index, int)
-            or isinstance(index, bool)
-            or kind not in cluster
-            or not 0 <= index < len(cluster[kind])
-        ):
+        if type(index) is not int or kind not in cluster or not 0 <= index < len(cluster[kind]):
             raise ConfigError(
                 f"TF_CONFIG task {task} is not in its cluster "
                 f"({', '.join(f'{k}: {len(v)}' for k, v in cluster.items())})"
@@ -139,12 +113,11 @@ def is_chief() -> bool:
     """True unless TF_CONFIG names this task as a non-chief worker."""
     parsed = tf_config()
     task = parsed.get("task", {})
-    cluster = parsed.get("cluster", {})
     task_type, task_id = task.get("type"), task.get("index", 0)
     if not task_type or task_type == "chief":
         return True
     # Without an explicit chief, worker 0 is the chief.
-    return task_type == "worker" and task_id == 0 and "chief" not in cluster
+    return task_type == "worker" and task_id == 0 and "chief" not in parsed.get("cluster", {})
 
 
 def num_workers() -> int:
@@ -164,7 +137,7 @@ def cpu_name() -> str:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
                 if line.startswith("model name"):
-                    return re.sub(r"\s+", " ", line.split(":", 1)[1]).strip()
+                    return " ".join(line.split(":", 1)[1].split())
     except OSError:
         pass
     return platform.processor() or platform.machine() or "CPU"
@@ -173,10 +146,8 @@ def cpu_name() -> str:
 def device_info(strategy: tf.distribute.Strategy) -> dict:
     """What the run executes on: kind, name, count, replicas."""
     gpus = tf.config.list_physical_devices("GPU")
-    uses_gpu = bool(gpus) and not _pinned_to_cpu(strategy)
-    if uses_gpu:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        name = details.get("device_name", "GPU")
+    if gpus and not _pinned_to_cpu(strategy):
+        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
         kind, count = "gpu", len(gpus)
     else:
         name, kind, count = cpu_name(), "cpu", 1
@@ -208,6 +179,5 @@ def _pinned_to_cpu(strategy: tf.distribute.Strategy) -> bool:
 
 def device_tag(info: dict) -> str:
     """A short device name for run directories: ``cpu``, ``gpu``, ``2gpu``."""
-    replicas = info["num_replicas"]
-    kind = info["device_kind"]
+    replicas, kind = info["num_replicas"], info["device_kind"]
     return f"{replicas}{kind}" if replicas > 1 else kind

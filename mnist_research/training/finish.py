@@ -20,7 +20,7 @@ from mnist_research import files
 from mnist_research.config import ExperimentConfig
 from mnist_research.data import pipeline
 from mnist_research.data.sources import Splits
-from mnist_research.model import variables
+from mnist_research.model import registry
 from mnist_research.rundir import layout
 from mnist_research.training import devices
 from mnist_research.training import history as history_lib
@@ -131,7 +131,7 @@ def finish_run(run: RunContext, actions: Sequence[EndOfRunAction] = ()) -> dict[
     )()
     metrics = history_lib.run_metrics(run.history, run.info, test, finished=True)
     metrics.update(selection)
-    metrics["weights_sha256"] = variables.weights_fingerprint(trainer.model)
+    metrics["weights_sha256"] = registry.weights_fingerprint(trainer.model)
     logging.debug(
         "Final weights sha256 %s (worker %s)", metrics["weights_sha256"], devices.worker_id()
     )

@@ -20,9 +20,6 @@ from mnist_research.errors import ConfigError, one_line
 from mnist_research.model import registry
 from mnist_research.training.loop import Trainer
 
-# float32 bytes per number.
-_BYTES = 4
-
 
 def num_parameters(model: ModelConfig) -> int:
     """Numbers in the model ``model`` describes (``count_params``, BN statistics included).
@@ -52,10 +49,6 @@ def available_memory() -> int | None:
     return None
 
 
-def _gib(num_bytes: float) -> str:
-    return f"{num_bytes / 2**30:.1f} GiB"
-
-
 def check_model_fits(config: ExperimentConfig, on_gpu: bool) -> None:
     """Refuses a CPU model whose training state cannot fit in the available memory.
 
@@ -66,13 +59,12 @@ def check_model_fits(config: ExperimentConfig, on_gpu: bool) -> None:
     if on_gpu or available is None:
         return
     params = num_parameters(config.model)
-    # The weights, their gradients and the optimizer's slots.
-    copies = 2 + optimizer(config.train.optimizer).slots(config.train)
-    needed = params * _BYTES * copies
+    # 4 bytes (float32) for each weight, its gradient and each of the optimizer's slots.
+    needed = params * 4 * (2 + optimizer(config.train.optimizer).slots(config.train))
     if needed > available:
         raise ConfigError(
-            f"the model has {params:,} parameters, about {_gib(needed)} to train "
-            f"with --optimizer={config.train.optimizer}, but only {_gib(available)} "
+            f"the model has {params:,} parameters, about {needed / 2**30:.1f} GiB to train "
+            f"with --optimizer={config.train.optimizer}, but only {available / 2**30:.1f} GiB "
             f"of memory is available; use a smaller model"
         )
 

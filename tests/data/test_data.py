@@ -183,9 +183,11 @@ def test_download_failure_points_to_data_dir(monkeypatch):
 
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=300))
-def test_parse_idx_fuzz(payload):
+def test_read_idx_fuzz(tmp_path_factory, payload):
+    path = tmp_path_factory.mktemp("fuzz") / "train-labels-idx1-ubyte"
+    path.write_bytes(payload)
     try:
-        array = readers.parse_idx(payload, "fuzz")
+        array = readers.read_idx(str(path))
     except DataError:
         return
     assert array.dtype == np.uint8

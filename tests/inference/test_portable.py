@@ -74,12 +74,9 @@ def test_a_model_that_disagrees_is_refused_and_nothing_is_written(run_copy):
     from mnist_research.inference import finished_run as restore
     from mnist_research.inference import portable
     from mnist_research.model import registry
-    from mnist_research.model.variables import build
 
     config = restore.load_config(run_copy)
-    untrained = build(
-        registry.family(config.model.family).model_class.from_config_object(config.model)
-    )
+    untrained = registry.create(config.model)
     other = export_lib.export_saved_model(untrained, os.path.join(run_copy, "other"))
     before = sorted(os.listdir(run_copy))
     with pytest.raises(portable.ExportRefused, match=r"export\.tflite not written: it gives"):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mnist_research.model import mlp as model_lib
-from mnist_research.model import variables
+from mnist_research.config import ModelConfig
+from mnist_research.model import registry
 from mnist_research.model.mlp import StatelessDropout, replica_seed
 
 
@@ -72,7 +72,7 @@ def test_xla_compiled_dropout_keeps_the_fraction_and_is_deterministic():
 
 
 def test_model_dropout_seed_replays_and_plain_calls_vary():
-    model = variables.build(model_lib.MLPClassifier())
+    model = registry.create(ModelConfig())
     x = tf.random.uniform((256, 784))
     seeded = [model(x, training=True, dropout_seed=[7, 3]).numpy() for _ in range(2)]
     np.testing.assert_array_equal(seeded[0], seeded[1])
@@ -83,7 +83,7 @@ def test_model_dropout_seed_replays_and_plain_calls_vary():
 
 
 def test_plain_calls_repeat_under_set_random_seed():
-    model = variables.build(model_lib.MLPClassifier())
+    model = registry.create(ModelConfig())
     x = tf.random.uniform((32, 784))
     runs = []
     for _ in range(2):

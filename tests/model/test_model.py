@@ -5,12 +5,11 @@ import pytest
 import tensorflow as tf
 
 from mnist_research.config import ModelConfig
-from mnist_research.model import mlp as model_lib
-from mnist_research.model import variables
+from mnist_research.model import registry
 
 
 def _model(**kwargs):
-    return variables.build(model_lib.MLPClassifier.from_config_object(ModelConfig(**kwargs)))
+    return registry.create(ModelConfig(**kwargs))
 
 
 def test_outputs_are_probabilities_and_logits():

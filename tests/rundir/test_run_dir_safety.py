@@ -206,17 +206,12 @@ def test_stale_temporaries_are_removed_only_inside_the_run_dir(tmp_path):
 
 def test_written_files_and_export_dirs_have_ordinary_permissions(tmp_path):
     from mnist_research.inference import export as export_lib
-    from mnist_research.model import mlp as model_lib
-    from mnist_research.model import variables
+    from mnist_research.model import registry
 
     previous = os.umask(0o022)
     try:
         files.write_json(str(tmp_path / "metrics.json"), {"a": 1})
-        model = variables.build(
-            model_lib.MLPClassifier.from_config_object(
-                ModelConfig(hidden_units=(8,), dropout_rates=(0.0,))
-            )
-        )
+        model = registry.create(ModelConfig(hidden_units=(8,), dropout_rates=(0.0,)))
         export_lib.export_saved_model(model, str(tmp_path / "export"))
     finally:
         os.umask(previous)

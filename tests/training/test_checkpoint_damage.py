@@ -11,8 +11,7 @@ import tensorflow as tf
 
 from mnist_research.config import ExperimentConfig, ModelConfig, TrainConfig
 from mnist_research.errors import RunDirError
-from mnist_research.model import mlp as model_lib
-from mnist_research.model import variables
+from mnist_research.model import registry
 from mnist_research.rundir import checkpoint_files
 from mnist_research.training import history as history_lib
 from mnist_research.training.checkpoint_state import CheckpointState
@@ -231,7 +230,7 @@ def test_checkpoint_files_in_a_folder_with_glob_characters(saved, tmp_path):
 def test_restore_model_checks_the_config(saved, edit, message):
     folder, _ = saved
     config = ExperimentConfig(model=ModelConfig(**{**CONFIG.to_dict()["model"], **edit}))
-    model = variables.build(model_lib.MLPClassifier.from_config_object(config.model))
+    model = registry.create(config.model)
     with pytest.raises(RunDirError, match=message):
         checkpoint_files.restore_model(model, folder, config)
 
@@ -242,14 +241,14 @@ def test_restore_model_checks_the_config(saved, edit, message):
 def test_restore_model_checks_objects_and_shapes_without_stored_settings(tmp_path, edit):
     """Checkpoints written before settings were stored: assert_existing_objects_matched
     and the shapes still catch a config.json that no longer describes the model."""
-    trained = variables.build(model_lib.MLPClassifier.from_config_object(CONFIG.model))
+    trained = registry.create(CONFIG.model)
     folder = str(tmp_path / "checkpoints")
     tf.train.CheckpointManager(tf.train.Checkpoint(model=trained), folder, 1).save(1)
     config = ExperimentConfig(model=ModelConfig(**{**CONFIG.to_dict()["model"], **edit}))
-    model = variables.build(model_lib.MLPClassifier.from_config_object(config.model))
+    model = registry.create(config.model)
     with pytest.raises(RunDirError, match="does not hold the model config.json describes"):
         checkpoint_files.restore_model(model, folder, config)
-    same = variables.build(model_lib.MLPClassifier.from_config_object(CONFIG.model))
+    same = registry.create(CONFIG.model)
     assert checkpoint_files.restore_model(same, folder, CONFIG).endswith("ckpt-1")
 
 
