@@ -112,7 +112,7 @@ def restore_checked(
     config: ExperimentConfig,
     data_sha256: str | None,
     advice: str,
-    model: str = "this model",
+    source: str = "",
 ) -> tf.train.CheckpointReader:
     """Restores ``checkpoint`` from ``prefix`` once it proves to be this run's; returns its reader.
 
@@ -124,13 +124,16 @@ def restore_checked(
 
     Raises:
       Damaged: a file of it is missing, truncated or corrupt.
-      RunDirError: another run's checkpoint, or one of another ``model``; ending with ``advice``.
+      RunDirError: another run's checkpoint, or one of another model than
+        ``config`` (read from ``source``, when given) describes; ending with ``advice``.
     """
     reader = verify(prefix)
     diffs = identity_differences(stored_settings(reader), config)
+    described = f" than {source} describes" if source else ""
     if diffs:
         raise RunDirError(
-            f"{prefix} was trained with different settings ({'; '.join(diffs)}); {advice}"
+            f"{prefix} was trained with different settings{described} ({'; '.join(diffs)}); "
+            f"{advice}"
         )
     has_data = data_sha256 and reader.has_tensor(DATA_KEY)
     stored = reader.get_tensor(DATA_KEY).decode("utf-8", "replace") if has_data else ""
@@ -142,6 +145,7 @@ def restore_checked(
     try:
         checkpoint.restore(prefix).assert_existing_objects_matched().expect_partial()
     except (AssertionError, ValueError) as e:
+        model = f"the model {source} describes" if source else "this model"
         raise RunDirError(
             f"{prefix} does not hold {model} ({one_line(e)[:200]}); {advice}"
         ) from None
@@ -221,10 +225,9 @@ def restore_model(
     """
 
     def load(prefix: str, number: int) -> str:
-        described = "the model config.json describes"
         checkpoint = tf.train.Checkpoint(model=model)
         restore_checked(
-            checkpoint, prefix, config, data_sha256, "another run's checkpoint", described
+            checkpoint, prefix, config, data_sha256, "another run's checkpoint", "config.json"
         )
         return prefix
 
