@@ -69,9 +69,6 @@ class CheckpointState:
         self.history_json = tf.Variable("{}", dtype=tf.string, trainable=False)
         with trainer.strategy.scope():
             self.best = BestWeights(trainer.model)
-        self.settings = tf.Variable(
-            json.dumps(trainer.config.to_dict()), dtype=tf.string, trainable=False
-        )
         objects = dict(
             optimizer=trainer.optimizer,
             epoch=trainer.epoch,
@@ -81,7 +78,9 @@ class CheckpointState:
         )
         # What the run is (its settings, its data): every reader of a checkpoint checks them.
         self.identity = dict(
-            settings=self.settings,
+            settings=tf.Variable(
+                json.dumps(self.config.to_dict()), dtype=tf.string, trainable=False
+            ),
             data_sha256=tf.Variable(data_sha256, dtype=tf.string, trainable=False),
         )
         self.checkpoint = tf.train.Checkpoint(**self.identity, **objects)
