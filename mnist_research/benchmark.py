@@ -61,7 +61,7 @@ def define_flags(fv: flags.FlagValues) -> None:
 
 
 def main(argv):
-    from mnist_research import command, files, logs
+    from mnist_research import command, logs, output_files
 
     logs.quiet_tensorflow()
     from mnist_research.benchmarks import report, suite
@@ -71,7 +71,9 @@ def main(argv):
     command.no_arguments(argv)
 
     def body() -> int:
-        files.check_outputs([FLAGS.output], [], _is_benchmark)  # checked before hours of runs
+        output_files.check_outputs(
+            [FLAGS.output], [], _is_benchmark
+        )  # checked before hours of runs
         unknown = sorted(set(FLAGS.parts) - set(suite.PARTS))
         if unknown:
             raise ConfigError(

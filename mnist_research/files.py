@@ -3,6 +3,8 @@
 Every output of the project (metrics, configs, figures, reports, tables) goes
 through :func:`atomic_write_bytes`: the bytes land in a temporary file in the
 same folder, are flushed to disk, and the file is renamed into place.
+Reading one back never trusts it: only a regular file, only so many bytes
+(:func:`read_bounded`), only the event-file records that fit (:func:`whole_records`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import Callable
 from typing import Any
 
 # The most bytes the project reads of a text file it reads whole: far more than any it
@@ -58,59 +59,6 @@ def atomic_write_bytes(path: str, payload: bytes) -> None:
         raise
 
 
-def check_outputs(outputs: list[str], inputs: list[str], ours: Callable[[str], bool]) -> None:
-    """Refuses, before anything is written, an output that would replace a user's file.
-
-    That is an output that is one of ``inputs`` (the same path, a link to it,
-    or a hard link), or anything already at an output's path other than a
-    regular file that ``ours(path)`` recognises as written by this project.
-
-    Raises:
-      FileExistsError: naming the output and why.
-    """
-    for out in outputs:
-        same = [p for p in inputs if _same_file(out, p)]
-        if same:
-            _refuse(out, f"it is the input {same[0]}")
-        if os.path.lexists(out) and not (
-            os.path.isfile(out) and not os.path.islink(out) and ours(out)
-        ):
-            _refuse(out, "it exists and was not written by this project")
-
-
-def claim_folder(path: str, mark: str) -> None:
-    """Makes ``path`` a folder this project writes into, or refuses it before anything is written.
-
-    A folder is the project's when it is new, empty, or holds the ``mark`` file
-    an earlier call wrote; anything else (a user's folder with files in it, a
-    link, a file) is refused, so nothing in it can be replaced.
-
-    Raises:
-      FileExistsError: naming the folder and why.
-    """
-    if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
-        _refuse(path, "it is not a folder")
-    if os.path.isdir(path) and os.listdir(path):
-        marked = os.path.join(path, mark)
-        if not (os.path.isfile(marked) and not os.path.islink(marked)):
-            _refuse(path, "it holds files this command did not write")
-    os.makedirs(path, exist_ok=True)
-    atomic_write_text(os.path.join(path, mark), "written by mnist_research\n")
-
-
-def _same_file(a: str, b: str) -> bool:
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def _refuse(path: str, why: str) -> None:
-    raise FileExistsError(errno.EEXIST, f"not replaced: {why}; nothing was written", path)
-
-
 def starts_with_mark(path: str, mark: bytes, within: int = 4096) -> bool:
     """Whether ``mark`` is among the first ``within`` bytes of the file (a bounded read)."""
     try:
@@ -122,24 +70,6 @@ def starts_with_mark(path: str, mark: bytes, within: int = 4096) -> bool:
 
 # The text chunk every figure of the project carries in its PNG header.
 FIGURE_MARK = b"tEXtSoftware\0mnist_research"
-
-
-def starts_by_kind(starts: dict[str, bytes]) -> Callable[[str], bool]:
-    """A test of whether the project wrote a file, for :func:`check_outputs`.
-
-    Args:
-      starts: what each kind of text file (by extension) the project writes
-        begins with; a ``.png`` is the project's when it carries :data:`FIGURE_MARK`.
-    """
-
-    def ours(path: str) -> bool:
-        extension = os.path.splitext(path)[1]
-        if extension == ".png":
-            return starts_with_mark(path, FIGURE_MARK)
-        start = starts.get(extension)
-        return start is not None and starts_with_mark(path, start, within=len(start))
-
-    return ours
 
 
 def atomic_write_text(path: str, text: str) -> None:
@@ -210,3 +140,37 @@ def read_json(path: str) -> Any | None:
         return json.loads(read_bounded(path, JSON_LIMIT).decode("utf-8"))
     except RecursionError:
         raise ValueError("nested too deeply to be a file of this project") from None
+
+
+# A TFRecord (event file) record: ``uint64 length, uint32 checksum of the length, length
+# bytes of data, uint32 checksum of the data``.
+_RECORD_HEADER = 12
+_RECORD_FOOTER = 4
+
+
+def whole_records(path: str) -> tuple[int, str | None]:
+    """How many records of a TFRecord file fit in it from the start, and what is wrong after them.
+
+    TensorFlow's reader allocates a record's declared length before reading it,
+    so one record declaring 8 GiB (with a valid length checksum) crashes the
+    process. This walks the lengths alone (a 12-byte header and a seek per
+    record), so a reader can stop before the first record that does not fit.
+
+    Raises:
+      OSError: the file cannot be read or is not a regular file.
+    """
+    with open_regular(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        count = offset = 0
+        while offset < size:
+            left = size - offset - _RECORD_HEADER - _RECORD_FOOTER
+            f.seek(offset)
+            length = int.from_bytes(f.read(8), "little")
+            if left < 0 or length > left:
+                shown = f"declares {length:,} bytes of data" if left >= 0 else "is cut short"
+                return count, (
+                    f"record {count + 1} {shown}, more than the {max(left, 0):,} left in the file"
+                )
+            count += 1
+            offset += _RECORD_HEADER + length + _RECORD_FOOTER
+    return count, None

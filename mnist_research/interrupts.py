@@ -34,8 +34,8 @@ HANDLED = (signal.SIGINT, signal.SIGTERM)
 GRACE_SECONDS = 0.8
 
 _requested: int | None = None
-_deferring = 0
-_holding = 0
+# How many deferred() and held() blocks the main thread is in.
+_within = {"deferred": 0, "held": 0}
 # Signals the main thread's handler has run for, and whether it has raised Interrupted.
 _handled = 0
 _acted = threading.Event()
@@ -49,12 +49,9 @@ class Interrupted(BaseException):
     """
 
     def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
+        self.name = signal.Signals(signum).name
+        super().__init__(self.name)
         self.signum = signum
-
-    @property
-    def name(self) -> str:
-        return signal.Signals(self.signum).name
 
     @property
     def exit_status(self) -> int:
@@ -67,7 +64,7 @@ def _handler(signum, frame) -> None:
     first = _requested is None
     _requested = signum
     _handled += 1
-    if not (_holding or (_deferring and first)):
+    if not (_within["held"] or (_within["deferred"] and first)):
         _acted.set()
         raise Interrupted(signum)
 
@@ -157,23 +154,15 @@ def _start_watch(stop_line: Callable[[Interrupted], str]) -> tuple[int, int]:
     return previous, write_fd
 
 
-@contextlib.contextmanager
-def deferred() -> Iterator[None]:
+def deferred() -> contextlib.AbstractContextManager[None]:
     """Within the block a first signal is only recorded; :func:`check` raises it.
 
     Leaving the block normally raises a request recorded after the last check.
     """
-    global _deferring
-    _deferring += 1
-    try:
-        yield
-    finally:
-        _deferring -= 1
-    check()
+    return _recording("deferred")
 
 
-@contextlib.contextmanager
-def held() -> Iterator[None]:
+def held() -> contextlib.AbstractContextManager[None]:
     """Within the block every signal, a second one too, is only recorded; leaving raises it.
 
     For a few quick writes no stop may split (a new trial and the name of its
@@ -182,12 +171,16 @@ def held() -> Iterator[None]:
     heartbeat's, TensorFlow's), and Python still runs the handler in the main
     thread at once.
     """
-    global _holding
-    _holding += 1
+    return _recording("held")
+
+
+@contextlib.contextmanager
+def _recording(kind: str) -> Iterator[None]:
+    _within[kind] += 1
     try:
         yield
     finally:
-        _holding -= 1
+        _within[kind] -= 1
     check()
 
 

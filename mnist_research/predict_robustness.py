@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from absl import flags
 
-from mnist_research import command, files, logs, runs
+from mnist_research import command, logs, output_files, runs
 from mnist_research.errors import ConfigError
 
 FLAGS = flags.FLAGS
@@ -67,7 +67,7 @@ def _measure() -> int:
         raise ConfigError(f"--only={FLAGS.only}: matches none of: {', '.join(photos.CONDITIONS)}")
     run_dir = runs.chosen_run_dir()
     if FLAGS.examples_dir:  # checked before the model loads: a user's folder is refused
-        files.claim_folder(FLAGS.examples_dir, ".predict_robustness")
+        output_files.claim_folder(FLAGS.examples_dir, ".predict_robustness")
     config = restore.load_config(run_dir)
     logits_fn, source = restore.load_logits_fn(run_dir, FLAGS.from_checkpoint)
     images, labels = restore.load_split(config, "test", FLAGS.data_dir)

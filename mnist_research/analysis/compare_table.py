@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from mnist_research import files
+from mnist_research import files, output_files
 from mnist_research.analysis import run_records
 from mnist_research.analysis.run_records import RunRecord as Run
 from mnist_research.errors import RunDirError
@@ -297,7 +297,7 @@ def write(output: str, runs: list[Run], table: list[dict[str, Any]]) -> dict[str
         "figure": os.path.join(output, "compare.png"),
     }
     starts = {".md": b"| run |", ".json": b'{\n  "reference": '}
-    files.check_outputs(list(paths.values()), [], files.starts_by_kind(starts))
+    output_files.check_outputs(list(paths.values()), [], output_files.starts_by_kind(starts))
     try:
         os.makedirs(output, exist_ok=True)
     except OSError as e:

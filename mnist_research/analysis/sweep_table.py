@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from mnist_research import files
+from mnist_research import files, output_files
 
 COLUMNS = ("test_accuracy", "test_loss", "train_seconds")
 
@@ -217,7 +217,9 @@ def check_outputs(output: str) -> None:
       FileExistsError: naming the file.
     """
     starts = {".md": b"| experiment |", ".csv": b"experiment,"}
-    files.check_outputs(list(_paths(output).values()), [], files.starts_by_kind(starts))
+    output_files.check_outputs(
+        list(_paths(output).values()), [], output_files.starts_by_kind(starts)
+    )
 
 
 def write(output: str, runs: dict[str, list[dict]]) -> dict[str, str]:

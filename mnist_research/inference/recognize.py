@@ -9,7 +9,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from mnist_research import files
+from mnist_research import files, output_files
 from mnist_research.analysis import metrics as evaluation
 from mnist_research.inference import imaging
 
@@ -65,7 +65,7 @@ def classify(
     """
     names = output_names(paths)
     if save_dir:
-        files.check_outputs([os.path.join(save_dir, n) for n in names], paths, _ours)
+        output_files.check_outputs([os.path.join(save_dir, n) for n in names], paths, _ours)
     results, images, ok = [], [], []
     for path, name in zip(paths, names):
         try:

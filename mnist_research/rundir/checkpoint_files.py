@@ -95,19 +95,6 @@ def stored_settings(reader: tf.train.CheckpointReader) -> ExperimentConfig | Non
         raise Damaged(f"its stored settings do not parse: {e}") from None
 
 
-def other_data(reader: tf.train.CheckpointReader, data_sha256: str | None) -> str | None:
-    """Why a checkpoint was trained on other data than ``data_sha256``, or ``None``.
-
-    ``None`` too when either fingerprint is unknown (a checkpoint or run older than them).
-    """
-    if not data_sha256 or not reader.has_tensor(DATA_KEY):
-        return None
-    stored = reader.get_tensor(DATA_KEY).decode("utf-8", "replace")
-    if not stored or stored == data_sha256:
-        return None
-    return f"trained on other data (sha256 {stored[:12]}…, the run's {data_sha256[:12]}…)"
-
-
 def identity_differences(stored: ExperimentConfig | None, config: ExperimentConfig) -> list[str]:
     """``section.setting: stored -> config`` where a checkpoint's run differs from ``config``'s.
 
@@ -117,6 +104,52 @@ def identity_differences(stored: ExperimentConfig | None, config: ExperimentConf
     if stored is None or stored.identity() == config.identity():
         return []
     return differences(stored.identity(), config.identity())
+
+
+def restore_checked(
+    checkpoint: tf.train.Checkpoint,
+    prefix: str,
+    config: ExperimentConfig,
+    data_sha256: str | None,
+    advice: str,
+    source: str = "",
+) -> tf.train.CheckpointReader:
+    """Restores ``checkpoint`` from ``prefix`` once it proves to be this run's; returns its reader.
+
+    The identity of its stored settings (when it has them; model, recipe,
+    seed, data: what ``train`` checks to resume) must be ``config``'s, it must
+    have been trained on the data ``data_sha256`` names (when both are known),
+    every object of ``checkpoint`` must have a value in it, and every shape
+    must match.
+
+    Raises:
+      Damaged: a file of it is missing, truncated or corrupt.
+      RunDirError: another run's checkpoint, or one of another model than
+        ``config`` (read from ``source``, when given) describes; ending with ``advice``.
+    """
+    reader = verify(prefix)
+    diffs = identity_differences(stored_settings(reader), config)
+    described = f" than {source} describes" if source else ""
+    if diffs:
+        raise RunDirError(
+            f"{prefix} was trained with different settings{described} ({'; '.join(diffs)}); "
+            f"{advice}"
+        )
+    has_data = data_sha256 and reader.has_tensor(DATA_KEY)
+    stored = reader.get_tensor(DATA_KEY).decode("utf-8", "replace") if has_data else ""
+    if stored and stored != data_sha256:
+        raise RunDirError(
+            f"{prefix} was trained on other data (sha256 {stored[:12]}…, the run's "
+            f"{data_sha256[:12]}…); {advice}"
+        )
+    try:
+        checkpoint.restore(prefix).assert_existing_objects_matched().expect_partial()
+    except (AssertionError, ValueError) as e:
+        model = f"the model {source} describes" if source else "this model"
+        raise RunDirError(
+            f"{prefix} does not hold {model} ({one_line(e)[:200]}); {advice}"
+        ) from None
+    return reader
 
 
 def newest_usable(checkpoint_dir: str, load: Callable[[str, int], T]) -> tuple[T, int] | None:
@@ -184,36 +217,18 @@ def restore_model(
     config: ExperimentConfig,
     data_sha256: str | None = None,
 ) -> str:
-    """Restores ``model``'s weights from the newest usable checkpoint; returns its path.
-
-    The checkpoint must be this run's: the identity of its stored settings
-    (when it has them; model, recipe, seed, data: what ``train`` checks to
-    resume) must be ``config``'s, it must have been trained on the data
-    ``data_sha256`` names (when both are known), every variable of ``model``
-    must have a value in it, and every shape must match.
+    """Restores ``model``'s weights from the newest usable checkpoint of this run; returns its path.
 
     Raises:
-      RunDirError: no usable checkpoint, or one of another run or model.
+      RunDirError: no usable checkpoint, or one of another run or model (see
+        :func:`restore_checked`).
     """
 
     def load(prefix: str, number: int) -> str:
-        reader = verify(prefix)
-        diffs = identity_differences(stored_settings(reader), config)
-        if diffs:
-            raise RunDirError(
-                f"{prefix} was trained with different settings than config.json "
-                f"describes ({'; '.join(diffs)}): another run's checkpoint"
-            )
-        data = other_data(reader, data_sha256)
-        if data:
-            raise RunDirError(f"{prefix} was {data}: another run's checkpoint")
-        try:
-            status = tf.train.Checkpoint(model=model).restore(prefix)
-            status.assert_existing_objects_matched().expect_partial()
-        except (AssertionError, ValueError) as e:
-            raise RunDirError(
-                f"{prefix} does not hold the model config.json describes ({one_line(e)[:200]})"
-            ) from None
+        checkpoint = tf.train.Checkpoint(model=model)
+        restore_checked(
+            checkpoint, prefix, config, data_sha256, "another run's checkpoint", "config.json"
+        )
         return prefix
 
     found = newest_usable(checkpoint_dir, load)

@@ -158,9 +158,8 @@ def ensure_writable(run_dir: str) -> None:
 
 def has_marker(run_dir: str) -> bool:
     """Whether ``run_dir`` holds the marker a run writes first (a regular file, not a link)."""
-    return os.path.isfile(os.path.join(run_dir, MARKER_FILE)) and not os.path.islink(
-        os.path.join(run_dir, MARKER_FILE)
-    )
+    marker = os.path.join(run_dir, MARKER_FILE)
+    return os.path.isfile(marker) and not os.path.islink(marker)
 
 
 def claim(run_dir: str) -> None:

@@ -17,7 +17,7 @@ from mnist_research import files, flagfiles
 from mnist_research.config import ExperimentConfig, differences
 from mnist_research.config import flags as experiment_flags
 from mnist_research.config.metrics import METRICS, REQUIRED_HISTORY_KEYS
-from mnist_research.errors import DamagedFileError, RunDirError
+from mnist_research.errors import DamagedFileError, RunDirError, cause
 from mnist_research.files import atomic_write_text, read_json, write_json
 from mnist_research.rundir import layout
 from mnist_research.rundir.layout import CONFIG_FILE, FLAGS_FILE, METRICS_FILE
@@ -35,14 +35,7 @@ def load_config(run_dir: str) -> ExperimentConfig | None:
     try:
         return ExperimentConfig.from_dict(read_json(path))
     except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError too
-        raise DamagedFileError(path, _reason(e)) from None
-
-
-def _reason(error: OSError | ValueError) -> str:
-    """Why a file could not be read, in a few words (an OSError's own, without the path)."""
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror
-    return str(error).splitlines()[0][:200]
+        raise DamagedFileError(path, cause(e)) from None
 
 
 def flags_txt_config(run_dir: str) -> ExperimentConfig | None:
@@ -76,7 +69,7 @@ def ownership(run_dir: str) -> str:
     """
     if not os.path.lexists(run_dir):
         return "absent"
-    if os.path.islink(run_dir) and not os.path.isdir(run_dir) or not os.path.isdir(run_dir):
+    if not os.path.isdir(run_dir):
         raise RunDirError(f"{run_dir}: not a directory; choose another --run_dir")
     try:
         names = os.listdir(run_dir)
@@ -175,11 +168,8 @@ def check_same_run(run_dir: str, info: dict[str, Any]) -> None:
     Raises:
       RunDirError: naming each difference.
     """
-    try:
-        recorded = read_json(os.path.join(run_dir, METRICS_FILE))
-    except (OSError, ValueError):
-        return
-    if not isinstance(recorded, dict) or not recorded.get("epochs_completed"):
+    recorded = _recorded(run_dir)
+    if not recorded.get("epochs_completed"):
         return
     diffs = [
         f"{what}: {recorded[key]} -> {info[key]}"
@@ -202,12 +192,17 @@ def check_same_run(run_dir: str, info: dict[str, Any]) -> None:
 
 def recorded_data(run_dir: str) -> str | None:
     """The data fingerprint ``metrics.json`` records (``None``: none, or unreadable)."""
+    value = _recorded(run_dir).get("data_sha256")
+    return value if isinstance(value, str) else None
+
+
+def _recorded(run_dir: str) -> dict[str, Any]:
+    """``metrics.json`` as far as it reads as an object; ``{}`` when missing or damaged."""
     try:
         recorded = read_json(os.path.join(run_dir, METRICS_FILE))
     except (OSError, ValueError):
-        return None
-    value = recorded.get("data_sha256") if isinstance(recorded, dict) else None
-    return value if isinstance(value, str) else None
+        return {}
+    return recorded if isinstance(recorded, dict) else {}
 
 
 def finished_metrics(run_dir: str) -> dict[str, Any] | None:
@@ -228,7 +223,7 @@ def finished_metrics(run_dir: str) -> dict[str, Any] | None:
     try:
         metrics = read_json(path)
     except (OSError, ValueError) as e:
-        raise DamagedFileError(path, _reason(e), advice) from None
+        raise DamagedFileError(path, cause(e), advice) from None
     problem = metrics_problem(metrics)
     if problem:
         raise DamagedFileError(path, problem, advice)
@@ -254,34 +249,21 @@ def save_config(run_dir: str, config: ExperimentConfig, flagfile_text: str) -> N
 
 
 def _is_number(value: Any) -> bool:
-    """A finite int or float (JSON's NaN, Infinity and integers beyond a float are not)."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return False
-    try:
-        return math.isfinite(float(value))
-    except OverflowError:
-        return False
+    """An int or a float, not a bool (JSON's true and false)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _first_non_finite(value: Any, where: str = "") -> str | None:
+def _first_non_finite(value: Any, where: str) -> str | None:
     """The path of the first NaN, Infinity or float-overflowing integer in a JSON document."""
-    if isinstance(value, dict):
-        items = value.items()
-    elif isinstance(value, list):
-        items = enumerate(value)
-    else:
-        if (
-            isinstance(value, (int, float))
-            and not isinstance(value, bool)
-            and not _is_number(value)
-        ):
-            return where or "the document"
-        return None
-    for key, item in items:
-        found = _first_non_finite(item, f"{where}.{key}" if where else str(key))
-        if found:
-            return found
-    return None
+    if isinstance(value, (dict, list)):
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        paths = (_first_non_finite(v, f"{where}.{key}" if where else str(key)) for key, v in items)
+        return next((path for path in paths if path), None)
+    try:
+        finite = not _is_number(value) or math.isfinite(value)
+    except OverflowError:  # an integer beyond a float
+        finite = False
+    return None if finite else where or "the document"
 
 
 def metrics_problem(document: Any) -> str | None:
@@ -294,7 +276,7 @@ def metrics_problem(document: Any) -> str | None:
     """
     if not isinstance(document, dict):
         return f"a JSON {type(document).__name__}, expected an object"
-    odd = _first_non_finite(document)
+    odd = _first_non_finite(document, "")
     if odd:
         return f"{odd} is not a finite number"
     if not isinstance(document.get("finished", False), bool):
@@ -311,7 +293,7 @@ def metrics_problem(document: Any) -> str | None:
         values = history.get(key)
         if not isinstance(values, list) or len(values) != epochs:
             return f"history.{key} does not hold {epochs} values"
-        if not all(_is_number(v) for v in values):
+        if not all(_is_number(v) for v in values):  # finite: checked above
             return f"history.{key} holds a value that is not a finite number"
     for key in (f"test_{metric.name}" for metric in METRICS if metric.required):
         if not _is_number(document.get(key)):

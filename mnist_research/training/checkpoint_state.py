@@ -10,30 +10,28 @@ only the state file); training never restarts from scratch while a checkpoint ex
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import shutil
+from collections.abc import Callable
 
 import tensorflow as tf
 from absl import logging
 
 from mnist_research import files
-from mnist_research.config import differences
-from mnist_research.errors import RunDirError, cause, one_line
+from mnist_research.errors import RunDirError, writing
 from mnist_research.rundir.checkpoint_files import (
     CHECKPOINT_DIR,
     HISTORY_KEY,
+    SETTINGS_KEY,
     START_AFRESH,
     STATE_FILE,
     Damaged,
     newest_usable,
     numbers_on_disk,
-    other_data,
     read_state,
+    restore_checked,
     saving,
-    stored_settings,
-    verify,
 )
 from mnist_research.training import devices
 from mnist_research.training import history as history_lib
@@ -72,9 +70,6 @@ class CheckpointState:
         self.history_json = tf.Variable("{}", dtype=tf.string, trainable=False)
         with trainer.strategy.scope():
             self.best = BestWeights(trainer.model)
-        self.settings = tf.Variable(
-            json.dumps(trainer.config.to_dict()), dtype=tf.string, trainable=False
-        )
         objects = dict(
             optimizer=trainer.optimizer,
             epoch=trainer.epoch,
@@ -84,7 +79,9 @@ class CheckpointState:
         )
         # What the run is (its settings, its data): every reader of a checkpoint checks them.
         self.identity = dict(
-            settings=self.settings,
+            settings=tf.Variable(
+                json.dumps(self.config.to_dict()), dtype=tf.string, trainable=False
+            ),
             data_sha256=tf.Variable(data_sha256, dtype=tf.string, trainable=False),
         )
         self.checkpoint = tf.train.Checkpoint(**self.identity, **objects)
@@ -121,23 +118,10 @@ class CheckpointState:
         return history
 
     def _load(self, prefix: str, number: int) -> history_lib.History:
-        reader = verify(prefix)
-        stored = stored_settings(reader)
-        self.settings_checked = stored is not None
-        if stored is not None and stored.identity() != self.config.identity():
-            diffs = differences(stored.identity(), self.config.identity())
-            raise RunDirError(
-                f"{prefix} was trained with different settings ({'; '.join(diffs)}); {START_AFRESH}"
-            )
-        data = other_data(reader, self.data_sha256)
-        if data:
-            raise RunDirError(f"{prefix} was {data}; {START_AFRESH}")
-        try:
-            self._restorer.restore(prefix).assert_existing_objects_matched().expect_partial()
-        except (AssertionError, ValueError) as e:
-            raise RunDirError(
-                f"{prefix} does not hold this model ({one_line(e)[:200]}); {START_AFRESH}"
-            ) from None
+        reader = restore_checked(
+            self._restorer, prefix, self.config, self.data_sha256, START_AFRESH
+        )
+        self.settings_checked = reader.has_tensor(SETTINGS_KEY)
         try:
             history = history_lib.from_json(reader.get_tensor(HISTORY_KEY).decode("utf-8"))
         except (ValueError, TypeError, AttributeError) as e:
@@ -156,27 +140,16 @@ class CheckpointState:
             are removed.
         """
         self.history_json.assign(json.dumps(history))
-        temp_dir = os.path.join(self.chief_dir, f".{devices.worker_id()}-tmp")
-        try:
-            if self.chief:
-                if self.manager is None:
-                    self._repair_state()
-                    self.manager = tf.train.CheckpointManager(
-                        self.checkpoint, self.chief_dir, max_to_keep=self.max_to_keep
-                    )
-                self.manager.save(checkpoint_number=epoch)
-            else:
-                self.checkpoint.write(os.path.join(temp_dir, "ckpt"))
-                shutil.rmtree(temp_dir, ignore_errors=True)
-        except (OSError, tf.errors.OpError) as e:
-            self._remove_partial(epoch, temp_dir)
-            named, _ = read_state(self.chief_dir)
-            latest = f"ckpt-{named}" if named is not None else "none"
-            raise RunDirError(
-                f"{self.chief_dir}: could not save the checkpoint of epoch "
-                f"{epoch} ({cause(e)}); the latest checkpoint is "
-                f"still {latest}"
-            ) from None
+        if not self.chief:
+            self._take_part(lambda folder: self.checkpoint.write(os.path.join(folder, "ckpt")))
+            return
+        if self.manager is None:
+            self._repair_state()
+            self.manager = tf.train.CheckpointManager(
+                self.checkpoint, self.chief_dir, max_to_keep=self.max_to_keep
+            )
+        with saving(self.chief_dir, epoch):  # a failure: its partial files removed, one line
+            self.manager.save(checkpoint_number=epoch)
 
     def _repair_state(self) -> None:
         """Rewrites a state file that does not name the restored checkpoint.
@@ -193,44 +166,30 @@ class CheckpointState:
                 os.unlink(path)  # names nothing usable; the first save writes a new one
             return
         kept = sorted(n for n in numbers_on_disk(self.chief_dir) if n <= self.restored)
-        stamps = [_mtime(os.path.join(self.chief_dir, f"ckpt-{n}")) for n in kept]
         lines = [f'model_checkpoint_path: "ckpt-{self.restored}"']
         lines += [f'all_model_checkpoint_paths: "ckpt-{n}"' for n in kept]
-        lines += [f"all_model_checkpoint_timestamps: {t}" for t in stamps]
-        lines.append(f"last_preserved_timestamp: {min(stamps, default=0.0) - 1}")
+        # The manager deletes only checkpoints stamped after last_preserved_timestamp (0).
+        lines += ["all_model_checkpoint_timestamps: 1" for _ in kept]
         files.atomic_write_text(path, "\n".join(lines) + "\n")
         logging.info("Rewrote %s to name ckpt-%d", path, self.restored)
 
     def save_best(self, epoch: int) -> None:
-        """Writes the best weights as their own checkpoint, ``checkpoints/best/ckpt-<epoch>``.
+        """Writes the best weights as their own checkpoint, ``checkpoints/best/ckpt-<epoch>``."""
+        if not self.chief:
+            self._take_part(lambda folder: self.best.write_checkpoint(folder, epoch, self.identity))
+            return
+        folder = os.path.join(self.chief_dir, BEST_DIR)
+        with saving(folder, epoch):
+            self.best.write_checkpoint(folder, epoch, self.identity)
 
-        Every worker takes part (non-chief ones write into a temporary folder
-        they delete), as in :meth:`save`.
+    def _take_part(self, write: Callable[[str], object]) -> None:
+        """A non-chief worker's part in a save, written to a temporary folder it then deletes.
+
+        Every worker must take part in a save, or MultiWorkerMirroredStrategy deadlocks.
         """
-        if self.chief:
-            folder = os.path.join(self.chief_dir, BEST_DIR)
-            with saving(folder, epoch):  # a failure: its partial files removed, one line
-                self.best.write_checkpoint(folder, epoch, self.identity)
-        else:
-            temp_dir = os.path.join(self.chief_dir, f".best-{devices.worker_id()}-tmp")
-            self.best.write_checkpoint(temp_dir, epoch, self.identity)
-            shutil.rmtree(temp_dir, ignore_errors=True)
-
-    def _remove_partial(self, epoch: int, temp_dir: str) -> None:
-        partial = (
-            glob.glob(os.path.join(glob.escape(self.chief_dir), f"ckpt-{epoch}[._]*"))
-            if self.chief
-            else [temp_dir]
-        )
-        for path in partial:
-            if os.path.isdir(path):  # TF's sharded save writes into ckpt-N_temp/
-                shutil.rmtree(path, ignore_errors=True)
-            elif os.path.exists(path):
-                os.unlink(path)
-
-
-def _mtime(prefix: str) -> float:
-    for path in (prefix + ".index", prefix + ".data-00000-of-00001"):
-        if os.path.exists(path):
-            return os.path.getmtime(path)
-    return 0.0
+        folder = os.path.join(self.chief_dir, f".{devices.worker_id()}-tmp")
+        try:
+            with writing(folder):
+                write(folder)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)

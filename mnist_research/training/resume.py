@@ -86,25 +86,18 @@ def resume_command(run_dir: str, argv: list[str]) -> str:
       once the venv is not activated) and absolute paths for ``--flagfile``,
       ``--data_dir``, ``--logdir`` and ``--run_dir``, so it works from any folder.
     """
-    args, skip_value, path_value = [], False, False
-    for arg in argv[1:]:
-        if skip_value:
-            skip_value = False
-            continue
-        if path_value:
-            path_value = False
-            args.append(os.path.abspath(arg))
-            continue
-        match = _NOT_REPEATED.match(arg)
-        if match:
-            skip_value = match.group(2) == "run_dir" and match.group(3) is None
-            continue
-        path = _PATH_FLAG.match(arg)
-        if path and path.group(2) is None:
-            path_value = True  # "--data_dir DIR": the value follows
+    args, rest = [], iter(argv[1:])
+    for arg in rest:
+        left_out, path = _NOT_REPEATED.match(arg), _PATH_FLAG.match(arg)
+        if left_out:
+            if left_out.group(2) == "run_dir" and left_out.group(3) is None:
+                next(rest, None)  # "--run_dir DIR": its value goes too
         elif path and path.group(2):
-            arg = f"{path.group(1)}={os.path.abspath(path.group(2))}"
-        args.append(arg)
+            args.append(f"{path.group(1)}={os.path.abspath(path.group(2))}")
+        else:
+            args.append(arg)
+            value = next(rest, None) if path else None  # "--data_dir DIR": the value follows
+            args += [os.path.abspath(value)] if value is not None else []
     return " ".join(
         _program(argv[0] if argv else "")
         + [shlex.quote(a) for a in args + [f"--run_dir={os.path.abspath(run_dir)}"]]

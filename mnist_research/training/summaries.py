@@ -25,8 +25,8 @@ from google.protobuf.message import DecodeError
 from tensorboard.compat.proto import event_pb2
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 
+from mnist_research import files
 from mnist_research.errors import one_line
-from mnist_research.rundir import event_files
 from mnist_research.training import hparams as hparams_lib
 
 _HISTOGRAM_METADATA = histogram_metadata.create_summary_metadata(
@@ -184,7 +184,7 @@ def prune_after(run_dir: str, epoch: int, step: int) -> int:
 def _read_records(path: str) -> tuple[list[bytes], str | None]:
     """The records of an event file up to the first damaged one, and what the damage is."""
     records = []
-    whole, damage = event_files.whole_records(path)  # a length beyond the file is never read
+    whole, damage = files.whole_records(path)  # a length beyond the file is never read
     try:
         for record in tf.data.TFRecordDataset(path).take(whole):
             records.append(record.numpy())
