@@ -169,13 +169,10 @@ def _command_config(
     flagfile: str, seed: int, data_dir: str | None, extra: list[str]
 ) -> ExperimentConfig:
     """The settings the training command of one run would resolve (its flags parsed here)."""
-    fv = flags.FlagValues()
-    experiment_flags.define_experiment_flags(fv)
-    argv = ["train", f"--flagfile={flagfile}", f"--seed={seed}"]
-    argv += [f"--data_dir={data_dir}"] if data_dir else []
+    arguments = [f"--flagfile={flagfile}", f"--seed={seed}"]
+    arguments += [f"--data_dir={data_dir}"] if data_dir else []
     try:
-        fv(flagfiles.expand(argv + list(extra)), known_only=True)
-        return experiment_flags.config_from_flags(fv)
+        return experiment_flags.config_from_arguments(arguments + list(extra), known_only=True)
     except (flags.Error, app.UsageError) as e:
         raise ConfigError(f"the flags of {flagfile} with {' '.join(extra)}: {e}") from None
 

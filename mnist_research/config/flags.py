@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from absl import app, flags
 
@@ -101,6 +101,19 @@ def define_experiment_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     """Defines every experiment flag on ``fv``."""
     for section, field, declared in experiment_settings():
         _define(fv, section, field, declared, HELP_GROUPS.get(section))
+
+
+def config_from_arguments(arguments: Sequence[str], known_only: bool = False) -> ExperimentConfig:
+    """The validated config that flag ``arguments`` give, parsed on flag values of their own
+    (not absl's ``FLAGS``), ``--flagfile`` expanded; ``known_only`` skips other flags.
+
+    Raises:
+      absl.flags.Error, app.UsageError: an argument or a value is refused.
+    """
+    fv = flags.FlagValues()
+    define_experiment_flags(fv)
+    fv(flagfiles.expand(["config", *arguments]), known_only=known_only)
+    return config_from_flags(fv)
 
 
 def _value(fv: flags.FlagValues, field: dataclasses.Field, name: str):

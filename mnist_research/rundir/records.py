@@ -48,10 +48,7 @@ def flags_txt_config(run_dir: str) -> ExperimentConfig | None:
         arguments = flagfiles.arguments(text.decode("utf-8"))
         if not arguments:
             return None
-        values = flags.FlagValues()
-        experiment_flags.define_experiment_flags(values)
-        values(["flags.txt", *arguments])
-        return experiment_flags.config_from_flags(values)
+        return experiment_flags.config_from_arguments(arguments)
     except (OSError, UnicodeDecodeError, flags.Error, app.UsageError):
         return None
 

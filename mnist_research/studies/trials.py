@@ -21,7 +21,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 from optuna.trial import TrialState
 
-from mnist_research import flagfiles, interrupts
+from mnist_research import interrupts
 from mnist_research.config import ExperimentConfig
 from mnist_research.config import flags as experiment_flags
 from mnist_research.errors import ConfigError, NonFiniteLossError, one_line
@@ -80,11 +80,10 @@ def trial_config(base_flags: str, arguments: Sequence[str]) -> ExperimentConfig:
     Raises:
       ConfigError: the combination is refused (the config's own message).
     """
-    fv = flags.FlagValues()
-    experiment_flags.define_experiment_flags(fv)
     try:
-        fv(flagfiles.expand(["search", *study_lib.base_lines(base_flags), *arguments]))
-        return experiment_flags.config_from_flags(fv)
+        return experiment_flags.config_from_arguments(
+            [*study_lib.base_lines(base_flags), *arguments]
+        )
     except (flags.Error, app.UsageError) as e:
         raise ConfigError(f"{' '.join(arguments) or 'the base recipe'}: {e}") from None
 
