@@ -22,45 +22,39 @@ import os
 import shutil
 from typing import Any
 
-import tensorflow as tf
-
 from mnist_research.analysis import metrics as metrics_lib
 from mnist_research.inference import export as export_lib
-from mnist_research.inference import finished_run
 from mnist_research.training import devices
 from mnist_research.training.finish import EndOfRunAction, RunContext
 from mnist_research.training.sums import Totals
 
 
-def export(model: tf.keras.Model, run_dir: str, chief: bool) -> None:
-    """SavedModel (every worker takes part; non-chief ones into a temp dir) and .keras."""
-    if chief:
-        export_lib.export_saved_model(model, os.path.join(run_dir, export_lib.EXPORT_DIR))
-        export_lib.save_keras(model, os.path.join(run_dir, export_lib.KERAS_FILE))
-    else:
-        temp = os.path.join(run_dir, f".export-{devices.worker_id()}-tmp")
-        export_lib.export_saved_model(model, temp)
-        shutil.rmtree(temp, ignore_errors=True)
-
-
 def export_model(run: RunContext, metrics: dict[str, Any], test: Totals) -> None:
-    """The end-of-run export of the run's model (see :func:`export`).
+    """The SavedModel and ``model.keras``; every worker takes part, non-chief ones into a temp dir.
 
     Records ``export_sha256`` (the export's variables) in ``metrics``, so a
     later ``export/`` holding other weights is refused rather than evaluated.
     """
     del test  # the export needs only the trained model
-    export(run.trainer.model, run.run_dir, run.chief)
-    if run.chief:
-        metrics["export_sha256"] = export_lib.weights_sha256(
-            os.path.join(run.run_dir, export_lib.EXPORT_DIR)
-        )
+    model = run.trainer.model
+    if not run.chief:
+        temp = os.path.join(run.run_dir, f".export-{devices.worker_id()}-tmp")
+        export_lib.export_saved_model(model, temp)
+        shutil.rmtree(temp, ignore_errors=True)
+        return
+    export_dir = os.path.join(run.run_dir, export_lib.EXPORT_DIR)
+    export_lib.export_saved_model(model, export_dir)
+    export_lib.save_keras(model, os.path.join(run.run_dir, export_lib.KERAS_FILE))
+    metrics["export_sha256"] = export_lib.weights_sha256(export_dir)
 
 
 def export_problem(run_dir: str) -> str | None:
     """Why a finished run's SavedModel cannot serve or is not its own (one line), or ``None``."""
-    export_dir = os.path.join(run_dir, export_lib.EXPORT_DIR)
-    return export_lib.problem(export_dir) or finished_run.foreign_export(run_dir)
+    # Reading the export back is needed only when the train command is rerun on a finished
+    # run, so the module that reads finished runs loads then, not in every train run.
+    from mnist_research.inference import finished_run
+
+    return finished_run.export_problem(run_dir)
 
 
 def write_reports(run: RunContext, metrics: dict[str, Any], test: Totals) -> None:
