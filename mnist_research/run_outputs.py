@@ -22,7 +22,6 @@ import os
 import shutil
 from typing import Any
 
-from mnist_research.analysis import metrics as metrics_lib
 from mnist_research.inference import export as export_lib
 from mnist_research.training import devices
 from mnist_research.training.finish import EndOfRunAction, RunContext
@@ -59,8 +58,9 @@ def export_problem(run_dir: str) -> str | None:
 
 def write_reports(run: RunContext, metrics: dict[str, Any], test: Totals) -> None:
     """Figures and report.html; per-class scores into ``metrics``; images and test scalars."""
-    # Matplotlib and Seaborn load here, not at start-up: only the reports need them.
+    # Matplotlib, Seaborn and SciPy load here, not at start-up: only the reports need them.
     from mnist_research.analysis import figures
+    from mnist_research.analysis import metrics as metrics_lib
 
     datasets, config = run.datasets, run.config
     logits = run.trainer.predict_logits(datasets.x_test)
