@@ -29,11 +29,6 @@ from mnist_research.files import atomic_write_bytes
 sns.set_theme(style="whitegrid")
 
 
-# Every figure's PNG text chunk (before the image data): how an existing one is known as ours
-# (files.FIGURE_MARK).
-_SOFTWARE = "mnist_research"
-
-
 def save_figure(fig: plt.Figure, path: str, dpi: int = 100) -> str:
     """Renders ``fig`` to PNG, writes it atomically, closes it; returns ``path``.
 
@@ -43,7 +38,9 @@ def save_figure(fig: plt.Figure, path: str, dpi: int = 100) -> str:
     """
     buffer = io.BytesIO()
     apply_layout(fig)
-    fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": _SOFTWARE})
+    # The PNG's Software text chunk, before the image data, tells our figures from other
+    # files (files.FIGURE_MARK).
+    fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": "mnist_research"})
     plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())
     return path
@@ -254,24 +251,15 @@ def plot_mistakes(
         top, left = row * cell_h + caption, col * cell_w + 2
         canvas[top : top + 28, left : left + 28] = np.asarray(images[i]).reshape(28, 28)
         predicted = int(probabilities[i].argmax())
-        ax.text(
-            left + 14,
-            top - 1,
+        text = (
             f"#{i}: pred {class_names[predicted]} ({probabilities[i, predicted]:.0%})\n"
-            f"true {class_names[labels[i]]} ({probabilities[i, labels[i]]:.0%})",
-            ha="center",
-            va="bottom",
-            fontsize=9,
-            color="crimson",
+            f"true {class_names[labels[i]]} ({probabilities[i, labels[i]]:.0%})"
         )
+        ax.text(left + 14, top - 1, text, ha="center", va="bottom", fontsize=9, color="crimson")
     ax.imshow(canvas, cmap="gray_r", interpolation="nearest", vmin=0, vmax=255)
     ax.axis("off")
-    ax.set_title(
-        "Most confident mistakes on the test set"
-        if len(indices)
-        else "No mistakes on the test set",
-        fontsize=13,
-    )
+    what = "Most confident mistakes" if len(indices) else "No mistakes"
+    ax.set_title(f"{what} on the test set", fontsize=13)
     return save_figure(fig, path)
 
 

@@ -87,7 +87,7 @@ def _cards(metrics: dict) -> list[tuple[str, str]]:
 def _head(name: str, metrics: dict) -> list[str]:
     """The document head, the title line and the final-metrics cards."""
     esc = html.escape
-    parts = [
+    return [
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{esc(name)} — mnist_research report</title><style>{_STYLE}</style>"
         f"</head><body>",
@@ -95,14 +95,13 @@ def _head(name: str, metrics: dict) -> list[str]:
         f"strategy {esc(str(metrics.get('strategy', '')))} · TensorFlow "
         f"{esc(str(metrics.get('tensorflow_version', '')))}</p>",
         "<h2>Final metrics</h2><div class='cards'>",
+        *(
+            f"<div class='card'><div>{esc(k)}</div>"
+            f"<div class='big' id='{esc(k.replace(' ', '_'))}'>{esc(v)}</div></div>"
+            for k, v in _cards(metrics)
+        ),
+        "</div>",
     ]
-    parts += [
-        f"<div class='card'><div>{esc(k)}</div>"
-        f"<div class='big' id='{esc(k.replace(' ', '_'))}'>{esc(v)}</div></div>"
-        for k, v in _cards(metrics)
-    ]
-    parts.append("</div>")
-    return parts
 
 
 def _per_class_table(per_class: dict, class_names: Sequence[str]) -> str:

@@ -1,7 +1,8 @@
 """Classification metrics from labels and model outputs (NumPy and SciPy).
 
 Used by training (``metrics.json``), ``evaluate`` and the reports, so all three
-compute the confusion matrix and per-class scores the same way.
+compute the confusion matrix and per-class scores the same way
+(``evaluate`` prints them with ``run_analysis.format_summary``).
 """
 
 from __future__ import annotations
@@ -73,24 +74,3 @@ def most_confident_mistakes(
     wrong = np.flatnonzero(predicted != np.asarray(labels))
     confidence = probabilities[wrong, predicted[wrong]]
     return wrong[np.argsort(-confidence, kind="stable")][:count]
-
-
-def format_summary(summary: dict) -> str:
-    """Accuracy, loss, confusion matrix and per-class table as text."""
-    lines = [
-        f"accuracy {summary['accuracy']:.4f}  loss {summary['loss']:.4f}  "
-        f"({summary['examples']} examples)",
-        "",
-        "confusion matrix (rows: true, columns: predicted)",
-    ]
-    matrix = summary["confusion_matrix"]
-    lines.append("     " + "".join(f"{c:>6}" for c in range(len(matrix))))
-    lines += [f"{r:>4} " + "".join(f"{v:>6}" for v in row) for r, row in enumerate(matrix)]
-    per_class = summary["per_class"]
-    lines += ["", "class  precision  recall      f1  support"]
-    lines += [
-        f"{c:>5}  {per_class['precision'][c]:>9.4f}  {per_class['recall'][c]:>6.4f}  "
-        f"{per_class['f1'][c]:>6.4f}  {per_class['support'][c]:>7}"
-        for c in range(len(per_class["f1"]))
-    ]
-    return "\n".join(lines)

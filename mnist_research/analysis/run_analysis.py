@@ -1,4 +1,4 @@
-"""Analyses of a finished run: evaluate a split, regenerate the reports."""
+"""Analyses of a finished run: evaluate a split (its scores as text too), regenerate the reports."""
 
 from __future__ import annotations
 
@@ -42,6 +42,27 @@ def evaluate_split(
     path = os.path.join(run_dir, f"evaluation-{split}{suffix}.json")
     files.write_json(path, summary)
     return summary, path
+
+
+def format_summary(summary: dict) -> str:
+    """Accuracy, loss, confusion matrix and per-class table as text."""
+    lines = [
+        f"accuracy {summary['accuracy']:.4f}  loss {summary['loss']:.4f}  "
+        f"({summary['examples']} examples)",
+        "",
+        "confusion matrix (rows: true, columns: predicted)",
+    ]
+    matrix = summary["confusion_matrix"]
+    lines.append("     " + "".join(f"{c:>6}" for c in range(len(matrix))))
+    lines += [f"{r:>4} " + "".join(f"{v:>6}" for v in row) for r, row in enumerate(matrix)]
+    per_class = summary["per_class"]
+    lines += ["", "class  precision  recall      f1  support"]
+    lines += [
+        f"{c:>5}  {per_class['precision'][c]:>9.4f}  {per_class['recall'][c]:>6.4f}  "
+        f"{per_class['f1'][c]:>6.4f}  {per_class['support'][c]:>7}"
+        for c in range(len(per_class["f1"]))
+    ]
+    return "\n".join(lines)
 
 
 def regenerate_reports(

@@ -64,14 +64,13 @@ def serving_module(model: tf.keras.Model) -> tf.Module:
 
 
 def _replace_dir(temp: str, final: str) -> None:
-    old = None
+    """Renames ``temp`` to ``final``, a folder a rename cannot replace: the old one goes first."""
+    old = final + ".old"
+    shutil.rmtree(old, ignore_errors=True)
     if os.path.exists(final):
-        old = final + ".old"
-        shutil.rmtree(old, ignore_errors=True)
         os.replace(final, old)
     os.replace(temp, final)
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def export_saved_model(model: tf.keras.Model, export_dir: str) -> str:
