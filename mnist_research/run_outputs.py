@@ -60,29 +60,21 @@ def write_reports(run: RunContext, metrics: dict[str, Any], test: Totals) -> Non
     """Figures and report.html; per-class scores into ``metrics``; images and test scalars."""
     # Matplotlib, Seaborn and SciPy load here, not at start-up: only the reports need them.
     from mnist_research.analysis import figures
-    from mnist_research.analysis import metrics as metrics_lib
 
-    datasets, config = run.datasets, run.config
+    datasets, epochs = run.datasets, run.config.train.epochs
     logits = run.trainer.predict_logits(datasets.x_test)
-    test_summary = metrics_lib.summarize(datasets.y_test, logits, config.model.num_classes)
-    metrics.update(
-        per_class=test_summary["per_class"], confusion_matrix=test_summary["confusion_matrix"]
-    )
     paths = figures.write_reports(
         os.path.join(run.run_dir, "reports"),
-        run.history,
+        run.config.to_dict(),
+        metrics,
         datasets.x_test,
         datasets.y_test,
-        metrics_lib.softmax(logits),
-        test_summary,
-        config.to_dict(),
-        metrics,
+        logits,
     )
     run.summaries.png_images(
-        config.train.epochs,
-        {name: paths[name] for name in ("samples", "confusion_matrix", "mistakes")},
+        epochs, {name: paths[name] for name in ("samples", "confusion_matrix", "mistakes")}
     )
-    run.summaries.final_scalars(config.train.epochs, test.means())
+    run.summaries.final_scalars(epochs, test.means())
 
 
 EXPORT = EndOfRunAction("exporting", export_model, every_worker=True, problem=export_problem)

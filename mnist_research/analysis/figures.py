@@ -265,35 +265,38 @@ def plot_mistakes(
 
 def write_reports(
     report_dir: str,
-    history: dict[str, list[float]],
-    test_images: np.ndarray,
-    test_labels: np.ndarray,
-    probabilities: np.ndarray,
-    test_summary: dict,
     config: dict,
     metrics: dict,
+    test_images: np.ndarray,
+    test_labels: np.ndarray,
+    logits: np.ndarray,
     mistakes: int = 24,
 ) -> dict[str, str]:
     """Writes every figure of a finished run and ``report.html``; returns name → path.
 
-    ``test_summary`` is :func:`mnist_research.analysis.metrics.summarize` of the test set.
+    ``metrics`` is the run's ``metrics.json`` (its history is drawn); lacking the test
+    set's per-class scores, it gains them and the confusion matrix.
     """
     os.makedirs(report_dir, exist_ok=True)
     names = config_lib.dataset(config["data"]["dataset"]).class_names
     labels = np.asarray(test_labels, np.int64)
+    summary = evaluation.summarize(labels, logits, config["model"]["num_classes"])
+    if "per_class" not in metrics:
+        metrics.update(per_class=summary["per_class"], confusion_matrix=summary["confusion_matrix"])
+    probabilities = evaluation.softmax(logits)
     examples = (test_images, labels, probabilities)
     worst = evaluation.most_confident_mistakes(labels, probabilities, mistakes)
     png = {name: os.path.join(report_dir, f"{name}.png") for name in html_report.FIGURES}
     paths = {
-        "curves": plot_curves(history, png["curves"]),
+        "curves": plot_curves(metrics["history"], png["curves"]),
         "samples": plot_samples(*examples, png["samples"], class_names=names),
         "confusion_matrix": plot_confusion_matrix(
-            test_summary["confusion_matrix"], png["confusion_matrix"], names
+            summary["confusion_matrix"], png["confusion_matrix"], names
         ),
-        "per_class": plot_per_class(test_summary["per_class"], png["per_class"], names),
+        "per_class": plot_per_class(summary["per_class"], png["per_class"], names),
         "mistakes": plot_mistakes(*examples, worst, png["mistakes"], class_names=names),
     }
     paths["report"] = html_report.write(
-        os.path.join(report_dir, "report.html"), config, metrics, test_summary, paths
+        os.path.join(report_dir, "report.html"), config, metrics, summary, paths
     )
     return paths
