@@ -50,13 +50,12 @@ def _evaluate() -> int:
     # TensorFlow is imported here, after the flags are parsed: a bad argument fails at once.
     logs.quiet_tensorflow()
     from mnist_research.analysis import run_analysis
-    from mnist_research.analysis.metrics import format_summary
 
     summary, path = run_analysis.evaluate_split(
         runs.chosen_run_dir(), FLAGS.split, FLAGS.data_dir, FLAGS.from_checkpoint, FLAGS.model
     )
     print(f"{FLAGS.split} split, model {summary['model']}")
-    print(format_summary(summary))
+    print(run_analysis.format_summary(summary))
     print(f"written to {path}")
     return 0
 

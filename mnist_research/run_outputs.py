@@ -22,73 +22,59 @@ import os
 import shutil
 from typing import Any
 
-import tensorflow as tf
-
-from mnist_research.analysis import metrics as metrics_lib
 from mnist_research.inference import export as export_lib
-from mnist_research.inference import finished_run
 from mnist_research.training import devices
 from mnist_research.training.finish import EndOfRunAction, RunContext
 from mnist_research.training.sums import Totals
 
 
-def export(model: tf.keras.Model, run_dir: str, chief: bool) -> None:
-    """SavedModel (every worker takes part; non-chief ones into a temp dir) and .keras."""
-    if chief:
-        export_lib.export_saved_model(model, os.path.join(run_dir, export_lib.EXPORT_DIR))
-        export_lib.save_keras(model, os.path.join(run_dir, export_lib.KERAS_FILE))
-    else:
-        temp = os.path.join(run_dir, f".export-{devices.worker_id()}-tmp")
-        export_lib.export_saved_model(model, temp)
-        shutil.rmtree(temp, ignore_errors=True)
-
-
 def export_model(run: RunContext, metrics: dict[str, Any], test: Totals) -> None:
-    """The end-of-run export of the run's model (see :func:`export`).
+    """The SavedModel and ``model.keras``; every worker takes part, non-chief ones into a temp dir.
 
     Records ``export_sha256`` (the export's variables) in ``metrics``, so a
     later ``export/`` holding other weights is refused rather than evaluated.
     """
     del test  # the export needs only the trained model
-    export(run.trainer.model, run.run_dir, run.chief)
-    if run.chief:
-        metrics["export_sha256"] = export_lib.weights_sha256(
-            os.path.join(run.run_dir, export_lib.EXPORT_DIR)
-        )
+    model = run.trainer.model
+    if not run.chief:
+        temp = os.path.join(run.run_dir, f".export-{devices.worker_id()}-tmp")
+        export_lib.export_saved_model(model, temp)
+        shutil.rmtree(temp, ignore_errors=True)
+        return
+    export_dir = os.path.join(run.run_dir, export_lib.EXPORT_DIR)
+    export_lib.export_saved_model(model, export_dir)
+    export_lib.save_keras(model, os.path.join(run.run_dir, export_lib.KERAS_FILE))
+    metrics["export_sha256"] = export_lib.weights_sha256(export_dir)
 
 
 def export_problem(run_dir: str) -> str | None:
     """Why a finished run's SavedModel cannot serve or is not its own (one line), or ``None``."""
-    export_dir = os.path.join(run_dir, export_lib.EXPORT_DIR)
-    return export_lib.problem(export_dir) or finished_run.foreign_export(run_dir)
+    # Reading the export back is needed only when the train command is rerun on a finished
+    # run, so the module that reads finished runs loads then, not in every train run.
+    from mnist_research.inference import finished_run
+
+    return finished_run.export_problem(run_dir)
 
 
 def write_reports(run: RunContext, metrics: dict[str, Any], test: Totals) -> None:
     """Figures and report.html; per-class scores into ``metrics``; images and test scalars."""
-    # Matplotlib and Seaborn load here, not at start-up: only the reports need them.
+    # Matplotlib, Seaborn and SciPy load here, not at start-up: only the reports need them.
     from mnist_research.analysis import figures
 
-    datasets, config = run.datasets, run.config
+    datasets, epochs = run.datasets, run.config.train.epochs
     logits = run.trainer.predict_logits(datasets.x_test)
-    test_summary = metrics_lib.summarize(datasets.y_test, logits, config.model.num_classes)
-    metrics.update(
-        per_class=test_summary["per_class"], confusion_matrix=test_summary["confusion_matrix"]
-    )
     paths = figures.write_reports(
         os.path.join(run.run_dir, "reports"),
-        run.history,
+        run.config.to_dict(),
+        metrics,
         datasets.x_test,
         datasets.y_test,
-        metrics_lib.softmax(logits),
-        test_summary,
-        config.to_dict(),
-        metrics,
+        logits,
     )
     run.summaries.png_images(
-        config.train.epochs,
-        {name: paths[name] for name in ("samples", "confusion_matrix", "mistakes")},
+        epochs, {name: paths[name] for name in ("samples", "confusion_matrix", "mistakes")}
     )
-    run.summaries.final_scalars(config.train.epochs, test.means())
+    run.summaries.final_scalars(epochs, test.means())
 
 
 EXPORT = EndOfRunAction("exporting", export_model, every_worker=True, problem=export_problem)

@@ -21,19 +21,12 @@ import numpy as np
 import seaborn as sns
 
 from mnist_research import config as config_lib
+from mnist_research.analysis import html_report
+from mnist_research.analysis import metrics as evaluation
 from mnist_research.config.registry import DIGITS
-from mnist_research.files import FIGURE_MARK, atomic_write_bytes, starts_with_mark
+from mnist_research.files import atomic_write_bytes
 
 sns.set_theme(style="whitegrid")
-
-
-# Every figure's PNG text chunk (before the image data): how an existing one is known as ours.
-_SOFTWARE = "mnist_research"
-
-
-def is_figure(path: str) -> bool:
-    """Whether ``path`` is a figure :func:`save_figure` wrote (a bounded read)."""
-    return starts_with_mark(path, FIGURE_MARK)
 
 
 def save_figure(fig: plt.Figure, path: str, dpi: int = 100) -> str:
@@ -45,7 +38,9 @@ def save_figure(fig: plt.Figure, path: str, dpi: int = 100) -> str:
     """
     buffer = io.BytesIO()
     apply_layout(fig)
-    fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": _SOFTWARE})
+    # The PNG's Software text chunk, before the image data, tells our figures from other
+    # files (files.FIGURE_MARK).
+    fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": "mnist_research"})
     plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())
     return path
@@ -67,17 +62,16 @@ def plot_curves(history: dict[str, list[float]], path: str) -> str:
     """
     epochs = np.arange(1, len(history["loss"]) + 1)
     fig, (ax_acc, ax_loss, ax_zoom) = plt.subplots(1, 3, figsize=(18, 5))
-    ax_acc.plot(epochs, history["accuracy"], "o-", label="training")
-    ax_acc.plot(epochs, history["val_accuracy"], "s-", label="validation")
+    for ax, key in ((ax_acc, "accuracy"), (ax_loss, "loss")):
+        ax.plot(epochs, history[key], "o-", label="training")
+        ax.plot(epochs, history[f"val_{key}"], "s-", label="validation")
+        if len(epochs) <= 20:
+            ax.set_xticks(epochs)
     ax_acc.set(title="Accuracy", xlabel="epoch", ylabel="accuracy", ylim=(0.0, 1.0))
-    ax_loss.plot(epochs, history["loss"], "o-", label="training")
-    ax_loss.plot(epochs, history["val_loss"], "s-", label="validation")
     ax_loss.set(title="Loss", xlabel="epoch", ylabel="cross-entropy")
     _plot_last_epochs(ax_zoom, epochs, history)
     for ax in (ax_acc, ax_loss, ax_zoom):
         ax.legend(loc="best")
-        if len(epochs) <= 20:
-            ax.set_xticks(epochs if ax is not ax_zoom else ax.get_xticks())
     return save_figure(fig, path)
 
 
@@ -107,29 +101,17 @@ def _plot_last_epochs(ax: plt.Axes, epochs: np.ndarray, history: dict[str, list[
     ax.plot(shown, train, "o-", label="training")
     ax.plot(shown, val, "s-", label="validation")
     best = int(np.argmax(history["val_accuracy"]))
-    ax.plot(
-        epochs[best],
-        history["val_accuracy"][best],
-        "*",
-        markersize=16,
-        color="crimson",
-        label=f"best validation {history['val_accuracy'][best]:.4f} (epoch {epochs[best]})",
-        zorder=4,
-    )
-    values = np.concatenate([train, val, [history["val_accuracy"][best]]])
+    best_epoch, best_val = epochs[best], history["val_accuracy"][best]
+    label = f"best validation {best_val:.4f} (epoch {best_epoch})"
+    ax.plot(best_epoch, best_val, "*", markersize=16, color="crimson", label=label, zorder=4)
     ax.set(
         title=f"Accuracy, epochs {shown[0]}–{shown[-1]} (zoomed)",
         xlabel="epoch",
         ylabel="accuracy",
-        ylim=zoomed_limits(values),
-        xlim=(min(shown[0], epochs[best]) - 0.5, shown[-1] + 0.5),
+        ylim=zoomed_limits(np.concatenate([train, val, [best_val]])),
+        xlim=(min(shown[0], best_epoch) - 0.5, shown[-1] + 0.5),
     )
-    ax.set_xticks(np.arange(min(shown[0], epochs[best]), shown[-1] + 1))
-
-
-def least_confident(probabilities: np.ndarray, count: int) -> np.ndarray:
-    """Indices of the ``count`` predictions with the lowest top probability, lowest first."""
-    return np.argsort(np.asarray(probabilities).max(axis=1), kind="stable")[:count]
+    ax.set_xticks(np.arange(min(shown[0], best_epoch), shown[-1] + 1))
 
 
 def plot_samples(
@@ -149,9 +131,10 @@ def plot_samples(
     the next row's captions.
     """
     count = min(count, len(images))
+    top_probability = np.asarray(probabilities).max(axis=1)
     rows = {
         "first test images": np.arange(count),
-        "least confident": least_confident(probabilities, count),
+        "least confident": np.argsort(top_probability, kind="stable")[:count],
     }
     fig = plt.figure(figsize=(3 * count, 8.4))  # square images at count=5
     grid = fig.add_gridspec(4, count, height_ratios=(1, 0.07, 1, 0.07))
@@ -187,9 +170,7 @@ def _plot_sample(
         color="black" if right else "crimson",
     )
     ax_image.set(xticks=[], yticks=[])
-    ax_image.grid(False)
-    for spine in ax_image.spines.values():
-        spine.set_visible(False)
+    ax_image.set_frame_on(False)
     ax_bar.barh([0], [1.0], color="0.88")
     ax_bar.barh([0], [confidence], color="seagreen" if right else "crimson")
     ax_bar.set(xlim=(0, 1), ylim=(-0.4, 0.4))
@@ -205,39 +186,13 @@ def plot_confusion_matrix(
     normalized = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
     fig, (ax_counts, ax_norm) = plt.subplots(1, 2, figsize=(18, 7.5))
     names = list(class_names)
-    sns.heatmap(
-        matrix,
-        annot=True,
-        fmt="d",
-        cmap="Blues",
-        cbar=False,
-        ax=ax_counts,
-        annot_kws={"size": 8},
-        xticklabels=names,
-        yticklabels=names,
-    )
-    sns.heatmap(
-        normalized,
-        annot=True,
-        fmt=".2f",
-        cmap="Blues",
-        vmin=0,
-        vmax=1,
-        ax=ax_norm,
-        annot_kws={"size": 8},
-        xticklabels=names,
-        yticklabels=names,
-    )
-    ax_counts.set(
-        title=f"Confusion matrix (counts, {int(matrix.sum())} test images)",
-        xlabel="predicted",
-        ylabel="true",
-    )
-    ax_norm.set(
-        title="Confusion matrix (each true class sums to 1 = recall on the diagonal)",
-        xlabel="predicted",
-        ylabel="true",
-    )
+    shared = dict(annot=True, cmap="Blues", annot_kws={"size": 8}, xticklabels=names)
+    sns.heatmap(matrix, fmt="d", cbar=False, ax=ax_counts, yticklabels=names, **shared)
+    sns.heatmap(normalized, fmt=".2f", vmin=0, vmax=1, ax=ax_norm, yticklabels=names, **shared)
+    ax_counts.set(title=f"Confusion matrix (counts, {int(matrix.sum())} test images)")
+    ax_norm.set(title="Confusion matrix (each true class sums to 1 = recall on the diagonal)")
+    for ax in (ax_counts, ax_norm):
+        ax.set(xlabel="predicted", ylabel="true")
     return save_figure(fig, path)
 
 
@@ -296,76 +251,52 @@ def plot_mistakes(
         top, left = row * cell_h + caption, col * cell_w + 2
         canvas[top : top + 28, left : left + 28] = np.asarray(images[i]).reshape(28, 28)
         predicted = int(probabilities[i].argmax())
-        ax.text(
-            left + 14,
-            top - 1,
+        text = (
             f"#{i}: pred {class_names[predicted]} ({probabilities[i, predicted]:.0%})\n"
-            f"true {class_names[labels[i]]} ({probabilities[i, labels[i]]:.0%})",
-            ha="center",
-            va="bottom",
-            fontsize=9,
-            color="crimson",
+            f"true {class_names[labels[i]]} ({probabilities[i, labels[i]]:.0%})"
         )
+        ax.text(left + 14, top - 1, text, ha="center", va="bottom", fontsize=9, color="crimson")
     ax.imshow(canvas, cmap="gray_r", interpolation="nearest", vmin=0, vmax=255)
     ax.axis("off")
-    ax.set_title(
-        "Most confident mistakes on the test set"
-        if len(indices)
-        else "No mistakes on the test set",
-        fontsize=13,
-    )
+    what = "Most confident mistakes" if len(indices) else "No mistakes"
+    ax.set_title(f"{what} on the test set", fontsize=13)
     return save_figure(fig, path)
 
 
 def write_reports(
     report_dir: str,
-    history: dict[str, list[float]],
-    test_images: np.ndarray,
-    test_labels: np.ndarray,
-    probabilities: np.ndarray,
-    test_summary: dict,
     config: dict,
     metrics: dict,
+    test_images: np.ndarray,
+    test_labels: np.ndarray,
+    logits: np.ndarray,
     mistakes: int = 24,
 ) -> dict[str, str]:
     """Writes every figure of a finished run and ``report.html``; returns name → path.
 
-    ``test_summary`` is :func:`mnist_research.analysis.metrics.summarize` of the test set.
+    ``metrics`` is the run's ``metrics.json`` (its history is drawn); lacking the test
+    set's per-class scores, it gains them and the confusion matrix.
     """
-    from mnist_research.analysis import html_report
-    from mnist_research.analysis import metrics as evaluation
-
     os.makedirs(report_dir, exist_ok=True)
     names = config_lib.dataset(config["data"]["dataset"]).class_names
-    test_labels = np.asarray(test_labels, np.int64)
-    worst = evaluation.most_confident_mistakes(test_labels, probabilities, mistakes)
+    labels = np.asarray(test_labels, np.int64)
+    summary = evaluation.summarize(labels, logits, config["model"]["num_classes"])
+    if "per_class" not in metrics:
+        metrics.update(per_class=summary["per_class"], confusion_matrix=summary["confusion_matrix"])
+    probabilities = evaluation.softmax(logits)
+    examples = (test_images, labels, probabilities)
+    worst = evaluation.most_confident_mistakes(labels, probabilities, mistakes)
+    png = {name: os.path.join(report_dir, f"{name}.png") for name in html_report.FIGURES}
     paths = {
-        "curves": plot_curves(history, os.path.join(report_dir, "curves.png")),
-        "samples": plot_samples(
-            test_images,
-            test_labels,
-            probabilities,
-            os.path.join(report_dir, "samples.png"),
-            class_names=names,
-        ),
+        "curves": plot_curves(metrics["history"], png["curves"]),
+        "samples": plot_samples(*examples, png["samples"], class_names=names),
         "confusion_matrix": plot_confusion_matrix(
-            test_summary["confusion_matrix"],
-            os.path.join(report_dir, "confusion_matrix.png"),
-            names,
+            summary["confusion_matrix"], png["confusion_matrix"], names
         ),
-        "per_class": plot_per_class(
-            test_summary["per_class"], os.path.join(report_dir, "per_class.png"), names
-        ),
-        "mistakes": plot_mistakes(
-            test_images,
-            test_labels,
-            probabilities,
-            worst,
-            os.path.join(report_dir, "mistakes.png"),
-            class_names=names,
-        ),
+        "per_class": plot_per_class(summary["per_class"], png["per_class"], names),
+        "mistakes": plot_mistakes(*examples, worst, png["mistakes"], class_names=names),
     }
     paths["report"] = html_report.write(
-        os.path.join(report_dir, "report.html"), config, metrics, test_summary, paths
+        os.path.join(report_dir, "report.html"), config, metrics, summary, paths
     )
     return paths

@@ -11,6 +11,8 @@ import html
 import json
 import os
 import time
+from collections.abc import Sequence
+from typing import Any
 
 from mnist_research import config as config_lib
 from mnist_research.config.metrics import HISTORY_KEYS
@@ -21,33 +23,38 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em a
 max-width:1400px;color:#222;padding:0 1em}
 h1{margin-bottom:.2em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
 table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ccc;padding:.25em .6em;
-text-align:right} th{background:#f3f3f3} td.k{text-align:left;font-family:monospace}
+text-align:right} th{background:#f3f3f3} table.config td{text-align:left;font-family:monospace}
 .big{font-size:1.6em;font-weight:600} .cards{display:flex;gap:2em;flex-wrap:wrap}
 .card{border:1px solid #ddd;border-radius:6px;padding:.6em 1.2em} tr.best{font-weight:600}
 img{max-width:100%;border:1px solid #eee;margin:.4em 0}
 """
 
-_FIGURES = (
-    ("curves", "Training vs validation"),
-    ("samples", "Sample predictions"),
-    ("confusion_matrix", "Confusion matrix"),
-    ("per_class", "Per-class scores"),
-    ("mistakes", "Most confident mistakes"),
-)
+FIGURES = {
+    "curves": "Training vs validation",
+    "samples": "Sample predictions",
+    "confusion_matrix": "Confusion matrix",
+    "per_class": "Per-class scores",
+    "mistakes": "Most confident mistakes",
+}
 
 
-def _img(path: str, alt: str) -> str:
-    with open(path, "rb") as f:
-        payload = base64.b64encode(f.read()).decode("ascii")
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{payload}">'
+def _table(header: Sequence, rows: Sequence[Sequence], attrs: str = "", best: int = -1) -> str:
+    """A table of ``rows`` (cells escaped) under ``header``; row ``best`` in bold."""
+
+    def row(cells: Sequence, tag: str = "td", mark: str = "") -> str:
+        return f"<tr{mark}>{''.join(f'<{tag}>{html.escape(str(c))}</{tag}>' for c in cells)}</tr>"
+
+    lines = [row(header, "th")] if header else []
+    lines += [row(cells, mark=" class='best'" if i == best else "") for i, cells in enumerate(rows)]
+    return "\n".join([f"<table{attrs}>", *lines, "</table>"])
 
 
-def _flat(prefix: str, value, out: list) -> None:
-    if isinstance(value, dict):
-        for key in sorted(value):
-            _flat(f"{prefix}.{key}" if prefix else key, value[key], out)
-    else:
-        out.append((prefix, value))
+def _flat(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """``(dotted.key, value)`` for every leaf of nested dicts, keys sorted at each level."""
+    if not isinstance(value, dict):
+        return [(prefix, value)]
+    keys = sorted(value)
+    return [leaf for k in keys for leaf in _flat(value[k], f"{prefix}.{k}" if prefix else k)]
 
 
 def _fmt(value) -> str:
@@ -80,7 +87,7 @@ def _cards(metrics: dict) -> list[tuple[str, str]]:
 def _head(name: str, metrics: dict) -> list[str]:
     """The document head, the title line and the final-metrics cards."""
     esc = html.escape
-    parts = [
+    return [
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{esc(name)} — mnist_research report</title><style>{_STYLE}</style>"
         f"</head><body>",
@@ -88,45 +95,38 @@ def _head(name: str, metrics: dict) -> list[str]:
         f"strategy {esc(str(metrics.get('strategy', '')))} · TensorFlow "
         f"{esc(str(metrics.get('tensorflow_version', '')))}</p>",
         "<h2>Final metrics</h2><div class='cards'>",
+        *(
+            f"<div class='card'><div>{esc(k)}</div>"
+            f"<div class='big' id='{esc(k.replace(' ', '_'))}'>{esc(v)}</div></div>"
+            for k, v in _cards(metrics)
+        ),
+        "</div>",
     ]
-    parts += [
-        f"<div class='card'><div>{esc(k)}</div>"
-        f"<div class='big' id='{esc(k.replace(' ', '_'))}'>{esc(v)}</div></div>"
-        for k, v in _cards(metrics)
-    ]
-    parts.append("</div>")
-    return parts
 
 
-def _per_class_table(per_class: dict, class_names) -> list[str]:
-    parts = [
-        (
-            "<h2>Per-class metrics (test set)</h2><table id='per_class'><tr><th>class</th>"
-            "<th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>"
-        )
-    ]
+def _per_class_table(per_class: dict, class_names: Sequence[str]) -> str:
+    """Precision, recall, F1 and support per class; a named class shows its index too."""
+    rows = []
     for c in range(len(per_class["f1"])):
         name = class_names[c] if c < len(class_names) else str(c)
-        label = name if name == str(c) else f"{c} {name}"
-        parts.append(
-            f"<tr><td>{html.escape(label)}</td><td>{per_class['precision'][c]:.4f}</td>"
-            f"<td>{per_class['recall'][c]:.4f}</td><td>{per_class['f1'][c]:.4f}</td>"
-            f"<td>{per_class['support'][c]}</td></tr>"
-        )
-    parts.append("</table>")
-    return parts
+        scores = [f"{per_class[key][c]:.4f}" for key in ("precision", "recall", "f1")]
+        rows.append([name if name == str(c) else f"{c} {name}", *scores, per_class["support"][c]])
+    header = ("class", "precision", "recall", "F1", "support")
+    return _table(header, rows, " id='per_class'")
 
 
 def _figures(figures: dict[str, str]) -> list[str]:
-    """Every figure of ``_FIGURES`` whose file exists, embedded."""
+    """Every figure of ``FIGURES`` whose file exists, embedded."""
     parts = ["<h2>Figures</h2>"]
-    for key, title in _FIGURES:
+    for key, title in FIGURES.items():
         if key in figures and os.path.exists(figures[key]):
-            parts.append(f"<h3>{html.escape(title)}</h3>{_img(figures[key], title)}")
+            with open(figures[key], "rb") as f:
+                payload = base64.b64encode(f.read()).decode("ascii")
+            parts.append(
+                f"<h3>{html.escape(title)}</h3>"
+                f'<img alt="{html.escape(title)}" src="data:image/png;base64,{payload}">'
+            )
     return parts
-
-
-_LABELS = {"epoch_seconds": "seconds"}
 
 
 def _history_table(metrics: dict) -> list[str]:
@@ -135,51 +135,32 @@ def _history_table(metrics: dict) -> list[str]:
     if not history.get("loss"):
         return []
     keys = [key for key in HISTORY_KEYS if key in history and key != "examples_per_second"]
-    header = "".join(f"<th>{html.escape(_LABELS.get(key, key))}</th>" for key in keys)
-    parts = [f"<h2>History</h2><table><tr><th>epoch</th>{header}</tr>"]
-    best = metrics.get("best_epoch")
-    for i in range(len(history["loss"])):
-        mark = " class='best'" if i + 1 == best else ""
-        cells = "".join(
-            f"<td>{history[key][i]:{'.2f' if key == 'epoch_seconds' else '.4f'}}</td>"
-            for key in keys
-        )
-        parts.append(f"<tr{mark}><td>{i + 1}</td>{cells}</tr>")
-    parts.append("</table>")
-    return parts
-
-
-def _tail(config: dict, metrics: dict) -> list[str]:
-    """The flattened configuration, metrics.json (without the history) and the closing tags."""
-    esc = html.escape
-    rows = []
-    _flat("", config, rows)
-    parts = ["<h2>Configuration</h2><table>"]
-    parts += [
-        f"<tr><td class='k'>{esc(k)}</td><td class='k'>{esc(_fmt(v))}</td></tr>" for k, v in rows
+    rows = [
+        [i + 1] + [f"{history[k][i]:{'.2f' if k == 'epoch_seconds' else '.4f'}}" for k in keys]
+        for i in range(len(history["loss"]))
     ]
-    parts.append("</table>")
-    summary = {k: v for k, v in metrics.items() if k != "history"}
-    parts.append(
-        f"<details><summary>metrics.json</summary><pre>"
-        f"{esc(json.dumps(summary, indent=1, sort_keys=True))}</pre></details>"
-        f"</body></html>"
-    )
-    return parts
+    header = ["epoch"] + ["seconds" if key == "epoch_seconds" else key for key in keys]
+    return ["<h2>History</h2>", _table(header, rows, best=(metrics.get("best_epoch") or 0) - 1)]
 
 
 def render(config: dict, metrics: dict, test_summary: dict, figures: dict[str, str]) -> str:
-    """The page as a string."""
-    name = config.get("experiment", "run")
+    """The page as a string: the final metrics, per-class scores, figures, history, settings."""
     dataset = config.get("data", {}).get("dataset")
     class_names = config_lib.DATASETS[dataset].class_names if dataset in config_lib.DATASETS else ()
-    parts = (
-        _head(name, metrics)
-        + _per_class_table(test_summary["per_class"], class_names)
-        + _figures(figures)
-        + _history_table(metrics)
-        + _tail(config, metrics)
-    )
+    settings = [(key, _fmt(value)) for key, value in _flat(config)]
+    summary = {k: v for k, v in metrics.items() if k != "history"}
+    parts = [
+        *_head(config.get("experiment", "run"), metrics),
+        "<h2>Per-class metrics (test set)</h2>",
+        _per_class_table(test_summary["per_class"], class_names),
+        *_figures(figures),
+        *_history_table(metrics),
+        "<h2>Configuration</h2>",
+        _table((), settings, " class='config'"),
+        f"<details><summary>metrics.json</summary><pre>"
+        f"{html.escape(json.dumps(summary, indent=1, sort_keys=True))}</pre></details>"
+        f"</body></html>",
+    ]
     return "\n".join(parts)
 
 

@@ -1,7 +1,8 @@
-"""Classification metrics from labels and model outputs (plain NumPy).
+"""Classification metrics from labels and model outputs (NumPy and SciPy).
 
 Used by training (``metrics.json``), ``evaluate`` and the reports, so all three
-compute the confusion matrix and per-class scores the same way.
+compute the confusion matrix and per-class scores the same way
+(``evaluate`` prints them with ``run_analysis.format_summary``).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy import special
 
 
 def confusion_matrix(
@@ -20,43 +22,31 @@ def confusion_matrix(
     return matrix
 
 
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """``numerator / denominator``, 0 where the denominator is 0."""
+    return np.divide(numerator, denominator, out=np.zeros_like(denominator), where=denominator > 0)
+
+
 def per_class(matrix: np.ndarray) -> dict[str, list[float]]:
     """Precision, recall, F1 and support per class from a confusion matrix.
 
     A class never predicted has precision 0; a class absent from the labels has
     recall 0 (and F1 0), as scikit-learn reports with ``zero_division=0``.
     """
-    true_positive = np.diag(matrix).astype(np.float64)
-    predicted = matrix.sum(axis=0).astype(np.float64)
-    support = matrix.sum(axis=1).astype(np.float64)
-    precision = np.divide(
-        true_positive, predicted, out=np.zeros_like(predicted), where=predicted > 0
-    )
-    recall = np.divide(true_positive, support, out=np.zeros_like(support), where=support > 0)
-    denominator = precision + recall
-    f1 = np.divide(
-        2 * precision * recall, denominator, out=np.zeros_like(denominator), where=denominator > 0
-    )
+    matrix = np.asarray(matrix, np.float64)
+    true_positive, support = np.diag(matrix), matrix.sum(axis=1)
+    precision, recall = _ratio(true_positive, matrix.sum(axis=0)), _ratio(true_positive, support)
     return {
         "precision": precision.tolist(),
         "recall": recall.tolist(),
-        "f1": f1.tolist(),
+        "f1": _ratio(2 * precision * recall, precision + recall).tolist(),
         "support": support.astype(int).tolist(),
     }
 
 
-def cross_entropy(labels: np.ndarray, logits: np.ndarray) -> np.ndarray:
-    """Per-example softmax cross-entropy computed stably from logits."""
-    logits = np.asarray(logits, np.float64)
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_norm = np.log(np.exp(shifted).sum(axis=1))
-    return log_norm - shifted[np.arange(len(labels)), np.asarray(labels, np.int64)]
-
-
 def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.asarray(logits, np.float64) - np.max(logits, axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+    """Probabilities (float32) from logits, computed in float64."""
+    return special.softmax(np.asarray(logits, np.float64), axis=1).astype(np.float32)
 
 
 def summarize(labels: np.ndarray, logits: np.ndarray, num_classes: int = 10) -> dict[str, Any]:
@@ -64,9 +54,12 @@ def summarize(labels: np.ndarray, logits: np.ndarray, num_classes: int = 10) -> 
     labels = np.asarray(labels, np.int64)
     predicted = np.asarray(logits).argmax(axis=1)
     matrix = confusion_matrix(labels, predicted, num_classes)
+    # The cross-entropy of each example: minus the log-probability of its label.
+    log_probabilities = special.log_softmax(np.asarray(logits, np.float64), axis=1)
+    losses = -log_probabilities[np.arange(len(labels)), labels]
     return {
         "accuracy": float(np.mean(predicted == labels)) if len(labels) else float("nan"),
-        "loss": float(np.mean(cross_entropy(labels, logits))) if len(labels) else float("nan"),
+        "loss": float(np.mean(losses)) if len(labels) else float("nan"),
         "examples": int(len(labels)),
         "confusion_matrix": matrix.tolist(),
         "per_class": per_class(matrix),
@@ -81,24 +74,3 @@ def most_confident_mistakes(
     wrong = np.flatnonzero(predicted != np.asarray(labels))
     confidence = probabilities[wrong, predicted[wrong]]
     return wrong[np.argsort(-confidence, kind="stable")][:count]
-
-
-def format_summary(summary: dict) -> str:
-    """Accuracy, loss, confusion matrix and per-class table as text."""
-    lines = [
-        f"accuracy {summary['accuracy']:.4f}  loss {summary['loss']:.4f}  "
-        f"({summary['examples']} examples)",
-        "",
-        "confusion matrix (rows: true, columns: predicted)",
-    ]
-    matrix = summary["confusion_matrix"]
-    lines.append("     " + "".join(f"{c:>6}" for c in range(len(matrix))))
-    lines += [f"{r:>4} " + "".join(f"{v:>6}" for v in row) for r, row in enumerate(matrix)]
-    per_class = summary["per_class"]
-    lines += ["", "class  precision  recall      f1  support"]
-    lines += [
-        f"{c:>5}  {per_class['precision'][c]:>9.4f}  {per_class['recall'][c]:>6.4f}  "
-        f"{per_class['f1'][c]:>6.4f}  {per_class['support'][c]:>7}"
-        for c in range(len(per_class["f1"]))
-    ]
-    return "\n".join(lines)

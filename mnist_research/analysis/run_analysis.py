@@ -1,4 +1,4 @@
-"""Analyses of a finished run: evaluate a split, regenerate the reports."""
+"""Analyses of a finished run: evaluate a split (its scores as text too), regenerate the reports."""
 
 from __future__ import annotations
 
@@ -44,6 +44,27 @@ def evaluate_split(
     return summary, path
 
 
+def format_summary(summary: dict) -> str:
+    """Accuracy, loss, confusion matrix and per-class table as text."""
+    lines = [
+        f"accuracy {summary['accuracy']:.4f}  loss {summary['loss']:.4f}  "
+        f"({summary['examples']} examples)",
+        "",
+        "confusion matrix (rows: true, columns: predicted)",
+    ]
+    matrix = summary["confusion_matrix"]
+    lines.append("     " + "".join(f"{c:>6}" for c in range(len(matrix))))
+    lines += [f"{r:>4} " + "".join(f"{v:>6}" for v in row) for r, row in enumerate(matrix)]
+    per_class = summary["per_class"]
+    lines += ["", "class  precision  recall      f1  support"]
+    lines += [
+        f"{c:>5}  {per_class['precision'][c]:>9.4f}  {per_class['recall'][c]:>6.4f}  "
+        f"{per_class['f1'][c]:>6.4f}  {per_class['support'][c]:>7}"
+        for c in range(len(per_class["f1"]))
+    ]
+    return "\n".join(lines)
+
+
 def regenerate_reports(
     run_dir: str, data_dir: str | None = None, from_checkpoint: bool = False
 ) -> dict[str, str]:
@@ -63,18 +84,15 @@ def regenerate_reports(
         raise RunDirError(f"{run_dir}: the run has not finished (no final metrics.json)")
     logits_fn, _ = finished_run.load_logits_fn(run_dir, from_checkpoint)
     images, labels = finished_run.load_split(config, "test", data_dir)
-    logits = logits_fn(images)
-    summary = metrics_lib.summarize(labels, logits, config.model.num_classes)
-    if "per_class" not in metrics:
-        metrics.update(per_class=summary["per_class"], confusion_matrix=summary["confusion_matrix"])
-        files.write_json(os.path.join(run_dir, layout.METRICS_FILE), metrics)
-    return figures.write_reports(
+    lacked_per_class = "per_class" not in metrics
+    paths = figures.write_reports(
         os.path.join(run_dir, "reports"),
-        metrics["history"],
-        images,
-        labels,
-        metrics_lib.softmax(logits),
-        summary,
         config.to_dict(),
         metrics,
+        images,
+        labels,
+        logits_fn(images),
     )
+    if lacked_per_class:
+        files.write_json(os.path.join(run_dir, layout.METRICS_FILE), metrics)
+    return paths

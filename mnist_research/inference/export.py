@@ -12,6 +12,7 @@ function, so a consumer needs only ``tf.saved_model.load``::
 
 Both artefacts are written to a temporary name and renamed into place, so an
 export that is interrupted never replaces a good one with half a directory.
+Reading an export back (and checking it) is :mod:`.finished_run`'s part.
 """
 
 from __future__ import annotations
@@ -21,17 +22,11 @@ import os
 import shutil
 import tempfile
 
-import numpy as np
 import tensorflow as tf
 
 from mnist_research import files
-from mnist_research.data.model_input import (
-    IMAGE_SHAPE,
-    NUM_PIXELS,
-    batched,
-    to_model_input,
-)
-from mnist_research.errors import RunDirError, one_line, writing
+from mnist_research.data.model_input import IMAGE_SHAPE, NUM_PIXELS, to_model_input
+from mnist_research.errors import writing
 
 EXPORT_DIR = "export"
 KERAS_FILE = "model.keras"
@@ -69,14 +64,13 @@ def serving_module(model: tf.keras.Model) -> tf.Module:
 
 
 def _replace_dir(temp: str, final: str) -> None:
-    old = None
+    """Renames ``temp`` to ``final``, a folder a rename cannot replace: the old one goes first."""
+    old = final + ".old"
+    shutil.rmtree(old, ignore_errors=True)
     if os.path.exists(final):
-        old = final + ".old"
-        shutil.rmtree(old, ignore_errors=True)
         os.replace(final, old)
     os.replace(temp, final)
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def export_saved_model(model: tf.keras.Model, export_dir: str) -> str:
@@ -114,42 +108,6 @@ def save_keras(model: tf.keras.Model, path: str) -> str:
     return path
 
 
-class ExportedClassifier:
-    """Loads ``RUN_DIR/export`` and classifies uint8 images in batches.
-
-    Raises:
-      RunDirError: the SavedModel cannot be loaded or run (an emptied
-        ``saved_model.pb``, truncated variables, a missing signature).
-    """
-
-    def __init__(self, export_dir: str):
-        self.path = export_dir
-        try:
-            self._loaded = tf.saved_model.load(export_dir)
-            self._serve = self._loaded.signatures["serving_default"]
-            # One tiny call: truncated variables or a mangled graph fail here, not later.
-            self._serve(images=tf.zeros((1, *IMAGE_SHAPE), tf.uint8))["logits"]
-        except Exception as e:  # A damaged SavedModel raises from protobuf, TF and Python alike.
-            raise self._damaged(e) from None
-
-    def _damaged(self, error: Exception) -> RunDirError:
-        return RunDirError(
-            f"{self.path}: the SavedModel is damaged ({one_line(error)[:200]}); "
-            f"use --from_checkpoint, or rerun the train command with "
-            f"--run_dir={os.path.dirname(os.path.normpath(self.path))} to "
-            f"export it again"
-        )
-
-    def logits(self, images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
-        """Logits ``[N, 10]`` for uint8 images ``[N, 28, 28]``."""
-        try:
-            return batched(
-                lambda chunk: self._serve(images=tf.constant(chunk))["logits"], images, batch_size
-            )
-        except (tf.errors.OpError, KeyError, ValueError) as e:
-            raise self._damaged(e) from None
-
-
 def weights_sha256(export_dir: str) -> str | None:
     """SHA-256 of the SavedModel's variables (index and data files), or ``None`` if absent.
 
@@ -168,12 +126,3 @@ def weights_sha256(export_dir: str) -> str | None:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest() if names else None
-
-
-def problem(export_dir: str) -> str | None:
-    """Why the SavedModel in ``export_dir`` cannot serve (one line), or ``None``."""
-    try:
-        ExportedClassifier(export_dir)
-    except RunDirError as e:
-        return str(e)
-    return None

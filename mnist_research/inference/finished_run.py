@@ -3,6 +3,8 @@
 ``evaluate``, ``predict`` and ``report`` use these so that all three load a run
 the same way: from the SavedModel export by default, or from the latest
 checkpoint (``from_checkpoint=True``), rebuilt from the run's ``config.json``.
+A rerun of the train command on a finished run checks its export here too
+(:func:`export_problem`).
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ import dataclasses
 import os
 
 import numpy as np
+import tensorflow as tf
 from absl import logging
 
 from mnist_research.config import ExperimentConfig
 from mnist_research.data import sources as data_lib
-from mnist_research.data.model_input import LogitsFn, logits_function
-from mnist_research.errors import DamagedFileError, MnistResearchError, RunDirError
+from mnist_research.data.model_input import IMAGE_SHAPE, LogitsFn, batched, logits_function
+from mnist_research.errors import DamagedFileError, MnistResearchError, RunDirError, one_line
 from mnist_research.inference import export as export_lib
 from mnist_research.model import registry
 from mnist_research.rundir import checkpoint_files, layout, records
@@ -89,6 +92,42 @@ def _checkpoint_dir(run_dir: str, config: ExperimentConfig) -> str:
     return folder
 
 
+class ExportedClassifier:
+    """Loads ``RUN_DIR/export`` and classifies uint8 images in batches.
+
+    Raises:
+      RunDirError: the SavedModel cannot be loaded or run (an emptied
+        ``saved_model.pb``, truncated variables, a missing signature).
+    """
+
+    def __init__(self, export_dir: str):
+        self.path = export_dir
+        try:
+            self._loaded = tf.saved_model.load(export_dir)
+            self._serve = self._loaded.signatures["serving_default"]
+            # One tiny call: truncated variables or a mangled graph fail here, not later.
+            self._serve(images=tf.zeros((1, *IMAGE_SHAPE), tf.uint8))["logits"]
+        except Exception as e:  # A damaged SavedModel raises from protobuf, TF and Python alike.
+            raise self._damaged(e) from None
+
+    def _damaged(self, error: Exception) -> RunDirError:
+        return RunDirError(
+            f"{self.path}: the SavedModel is damaged ({one_line(error)[:200]}); "
+            f"use --from_checkpoint, or rerun the train command with "
+            f"--run_dir={os.path.dirname(os.path.normpath(self.path))} to "
+            f"export it again"
+        )
+
+    def logits(self, images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+        """Logits ``[N, 10]`` for uint8 images ``[N, 28, 28]``."""
+        try:
+            return batched(
+                lambda chunk: self._serve(images=tf.constant(chunk))["logits"], images, batch_size
+            )
+        except (tf.errors.OpError, KeyError, ValueError) as e:
+            raise self._damaged(e) from None
+
+
 def foreign_export(run_dir: str) -> str | None:
     """One line when ``export/`` holds other weights than the run recorded, else ``None``.
 
@@ -107,6 +146,15 @@ def foreign_export(run_dir: str) -> str | None:
             f"differs from metrics.json's export_sha256)"
         )
     return None
+
+
+def export_problem(run_dir: str) -> str | None:
+    """Why a finished run's SavedModel cannot serve or is not its own (one line), or ``None``."""
+    try:
+        ExportedClassifier(os.path.join(run_dir, export_lib.EXPORT_DIR))
+    except RunDirError as e:
+        return str(e)
+    return foreign_export(run_dir)
 
 
 def load_split(
@@ -145,7 +193,7 @@ def load_logits_fn(run_dir: str, from_checkpoint: bool = False) -> tuple[LogitsF
                 f"{export_dir}: no SavedModel (the run has not finished?); "
                 f"use --from_checkpoint to load the latest checkpoint"
             )
-        classifier = export_lib.ExportedClassifier(export_dir)  # a damaged one fails here
+        classifier = ExportedClassifier(export_dir)  # a damaged one fails here
         foreign = foreign_export(run_dir)
         if foreign:
             raise RunDirError(

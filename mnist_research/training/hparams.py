@@ -47,60 +47,47 @@ class Text(hp.Domain):
         hparam_info.type = api_pb2.DATA_TYPE_STRING
 
 
-def _domain(field: dataclasses.Field, declared: Declaration) -> hp.Domain:
-    """Closed sets are discrete (checkboxes), the learning rate an interval, the rest text."""
+def _hparam(field: dataclasses.Field, declared: Declaration) -> hp.HParam:
+    """Named ``<group>/<field>`` (or as declared, with a ``/``); closed sets are discrete
+    (checkboxes), the learning rate an interval, the rest text."""
+    name = declared.hparam if "/" in declared.hparam else f"{declared.hparam}/{field.name}"
     if field.type == "bool":
-        return hp.Discrete([False, True])
-    if declared.choices is not None:
-        return hp.Discrete(list(declared.choices))
-    if field.type == "float":
-        return hp.RealInterval(0.0, 10.0)
-    return Text()
+        domain = hp.Discrete([False, True])
+    elif declared.choices is not None:
+        domain = hp.Discrete(list(declared.choices))
+    elif field.type == "float":
+        domain = hp.RealInterval(0.0, 10.0)
+    else:
+        domain = Text()
+    return hp.HParam(name, domain, description=declared.help)
 
 
-def _declared_hparams() -> list[tuple[str, str, str, hp.HParam]]:
-    """``(section, field name, hparam name, HParam)`` for every config field that is one."""
-    out = []
+def _declared_hparams() -> list[tuple[str | None, str, hp.HParam]]:
+    """``(section, field name, HParam)`` for every config field that is one."""
     sections = [(None, ExperimentConfig)] + [
         (field.name, field.default_factory)
         for field in dataclasses.fields(ExperimentConfig)
         if field.default_factory is not dataclasses.MISSING
     ]
-    for section, cls in sections:
-        for field, declared in declared_fields(cls):
-            if declared.hparam is None:
-                continue
-            name = (
-                declared.hparam if "/" in declared.hparam else (f"{declared.hparam}/{field.name}")
-            )
-            out.append(
-                (
-                    section,
-                    field.name,
-                    name,
-                    hp.HParam(name, _domain(field, declared), description=declared.help),
-                )
-            )
-    return out
+    return [
+        (section, field.name, _hparam(field, declared))
+        for section, cls in sections
+        for field, declared in declared_fields(cls)
+        if declared.hparam is not None
+    ]
 
 
-# Hyperparameters that describe where a run ran, not what it trained (from ``devices.device_info``).
-_SYSTEM = (
-    ("system/strategy", "strategy", None),
-    ("system/replicas", "num_replicas", None),
-    ("system/device", "device_name", "CPU model or GPU name"),
-    ("system/device_kind", "device_kind", None),
-    ("system/tensorflow", "tensorflow_version", None),
-)
-
-HPARAMS = tuple(entry[3] for entry in _declared_hparams()) + tuple(
-    hp.HParam(
-        name,
-        hp.Discrete(["cpu", "gpu"]) if key == "device_kind" else Text(),
-        description=description,
-    )
-    for name, key, description in _SYSTEM
-)
+_DECLARED = _declared_hparams()
+# Hyperparameters that describe where a run ran, not what it trained, by their key in
+# ``devices.device_info``.
+_SYSTEM = {
+    "strategy": hp.HParam("system/strategy", Text()),
+    "num_replicas": hp.HParam("system/replicas", Text()),
+    "device_name": hp.HParam("system/device", Text(), description="CPU model or GPU name"),
+    "device_kind": hp.HParam("system/device_kind", hp.Discrete(["cpu", "gpu"])),
+    "tensorflow_version": hp.HParam("system/tensorflow", Text()),
+}
+HPARAMS = tuple(hparam for _, _, hparam in _DECLARED) + tuple(_SYSTEM.values())
 
 # Per metric of ``config.metrics``: the test score (the run dir's own event file),
 # then the last epoch's validation and training values; and the training speed.
@@ -138,11 +125,10 @@ def _shown(value: Any) -> Any:
 def hparams_of(config: ExperimentConfig, info: dict) -> dict[str, Any]:
     """This run's value of every hyperparameter in :data:`HPARAMS`."""
     values = {}
-    for section, field_name, name, _ in _declared_hparams():
+    for section, field_name, hparam in _DECLARED:
         owner = config if section is None else getattr(config, section)
-        values[name] = _shown(getattr(owner, field_name))
-    for name, key, _ in _SYSTEM:
-        values[name] = _shown(info[key])
+        values[hparam.name] = _shown(getattr(owner, field_name))
+    values.update({hparam.name: _shown(info[key]) for key, hparam in _SYSTEM.items()})
     return values
 
 

@@ -182,7 +182,7 @@ def test_mistakes_grid_fills_the_figure_under_its_title(kept_figures):
 
 def test_reports_name_the_classes_of_the_dataset(kept_figures, monkeypatch):
     """Fashion-MNIST's figures call its classes by their names, not 0-9."""
-    from mnist_research.analysis import html_report, metrics
+    from mnist_research.analysis import html_report
     from mnist_research.config import DataConfig, ExperimentConfig
 
     monkeypatch.setattr(html_report, "write", lambda path, *args: path)
@@ -191,8 +191,8 @@ def test_reports_name_the_classes_of_the_dataset(kept_figures, monkeypatch):
     probabilities = _probabilities(labels, np.full(20, 0.9))
     probabilities[3] = np.roll(probabilities[3], 1)  # one mistake: 3 ("Dress") taken for 4
     config = ExperimentConfig(data=DataConfig(dataset="fashion_mnist")).to_dict()
-    summary = metrics.summarize(labels, np.log(probabilities), 10)
-    figures.write_reports("unused", HISTORY, images, labels, probabilities, summary, config, {})
+    logits = np.log(probabilities)
+    figures.write_reports("unused", config, {"history": HISTORY}, images, labels, logits)
     _, samples, confusion, per_class, mistakes = kept_figures
     titles = " ".join(ax.get_title() for ax in samples.axes)
     assert "#3: pred Coat (90%)\ntrue Dress" in titles and "#1: pred Trouser" in titles

@@ -30,13 +30,14 @@ def test_tflite_converter_on_the_saved_model_gives_its_logits(finished_run):
     import tensorflow as tf
 
     from mnist_research.inference import export as export_lib
+    from mnist_research.inference import finished_run as restore
     from mnist_research.inference import portable
 
     export_dir = os.path.join(finished_run[0], export_lib.EXPORT_DIR)
     model = tf.lite.TFLiteConverter.from_saved_model(export_dir).convert()
     images, _ = _test_split(finished_run[0])
     converted = portable.logits_function(model, ".tflite", 10)(images)
-    expected = export_lib.ExportedClassifier(export_dir).logits(images)
+    expected = restore.ExportedClassifier(export_dir).logits(images)
     np.testing.assert_allclose(converted, expected, atol=1e-4)
 
 
@@ -84,7 +85,7 @@ def test_a_model_that_disagrees_is_refused_and_nothing_is_written(run_copy):
             os.path.join(run_copy, export_lib.EXPORT_DIR),
             "tflite",
             _test_split(run_copy),
-            export_lib.ExportedClassifier(other).logits,
+            restore.ExportedClassifier(other).logits,
             None,
             config.model.num_classes,
         )

@@ -11,6 +11,7 @@ from mnist_research.config import ExperimentConfig, ModelConfig, TrainConfig
 from mnist_research.data import pipeline
 from mnist_research.data.model_input import to_model_input
 from mnist_research.inference import export as export_lib
+from mnist_research.inference import finished_run
 from mnist_research.model import registry
 from mnist_research.training.loop import Trainer
 from tests.helpers import make_digits
@@ -165,7 +166,7 @@ def test_export_serves_uint8_and_keras_file_keeps_every_variable(trained, tmp_pa
     _, model, _, images = trained
     expected = model(to_model_input(images), training=False, return_logits=True).numpy()
     export_dir = export_lib.export_saved_model(model, str(tmp_path / "export"))
-    served = export_lib.ExportedClassifier(export_dir).logits(images)
+    served = finished_run.ExportedClassifier(export_dir).logits(images)
     np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-5)
 
     keras_path = export_lib.save_keras(model, str(tmp_path / "model.keras"))

@@ -11,7 +11,6 @@ import tensorflow as tf
 from mnist_research import run_outputs
 from mnist_research.config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
 from mnist_research.data import sources
-from mnist_research.inference import export as export_lib
 from mnist_research.inference import finished_run
 from mnist_research.model import registry
 from mnist_research.training import history, runner
@@ -145,7 +144,7 @@ def test_run_stops_resumes_and_exports_the_best_epoch(monkeypatch, tmp_path, tin
     )
 
     images = splits.x_test
-    exported = export_lib.ExportedClassifier(os.path.join(run_dir, "export")).logits(images)
+    exported = finished_run.ExportedClassifier(os.path.join(run_dir, "export")).logits(images)
     expected = epoch3(images.reshape(-1, 784).astype("float32") / 255.0, return_logits=True).numpy()
     np.testing.assert_allclose(exported, expected, rtol=1e-5, atol=1e-5)
     # --from_checkpoint loads the exported (best) epoch too, not the last one.
