@@ -13,7 +13,9 @@ class LinearClassifier(MLPClassifier):
     """``softmax(x W + b)`` on the flat ``[N, 784]`` input: the MLP without hidden blocks."""
 
     def __init__(self, num_classes=10, **kwargs):
-        kwargs.update(hidden_units=(), dropout_rates=())  # also over a saved config's
+        kwargs.update(
+            hidden_units=(), dropout_rates=(), batch_norm=False
+        )  # over a saved config's too
         super().__init__(num_classes=num_classes, **kwargs)
 
     @classmethod

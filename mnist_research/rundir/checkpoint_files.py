@@ -145,9 +145,11 @@ def restore_checked(
     try:
         checkpoint.restore(prefix).assert_existing_objects_matched().expect_partial()
     except (AssertionError, ValueError) as e:
-        model = f"the model {source} describes" if source else "this model"
+        # A reader's checkpoint (``source`` given) predates stored settings here: it is the
+        # run's own, and config.json was edited, so ``advice`` would name the wrong cause.
+        model, tail = (f"the model {source} describes", "") if source else ("this model", advice)
         raise RunDirError(
-            f"{prefix} does not hold {model} ({one_line(e)[:200]}); {advice}"
+            f"{prefix} does not hold {model} ({one_line(e)[:200]})" + (f"; {tail}" if tail else "")
         ) from None
     return reader
 

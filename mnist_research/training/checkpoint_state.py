@@ -1,7 +1,7 @@
 """The checkpointed training state: model, optimizer, epoch counter, history and settings.
 
 The history and the run's settings travel inside the checkpoint (string
-variables), and so do the best epoch's weights (``hooks.BestWeights``), so
+variables), and so do the best epoch's weights (:class:`BestWeights`), so
 a checkpoint, its history, its best weights and the settings it was trained
 with can never disagree after a kill. Which checkpoint to restore is decided by
 :mod:`mnist_research.rundir.checkpoint_files` (the files on disk are the truth, not
@@ -36,10 +36,51 @@ from mnist_research.rundir.checkpoint_files import (
 from mnist_research.training import devices
 from mnist_research.training import history as history_lib
 from mnist_research.training.history import BEST_DIR
-from mnist_research.training.hooks import BestWeights
 from mnist_research.training.loop import Trainer
 
 __all__ = ["CHECKPOINT_DIR", "CheckpointState"]
+
+
+class BestWeights:
+    """A copy of every model variable, taken at the best epoch.
+
+    Saved in every checkpoint with the history, so the two can never disagree
+    after a kill; written at the run's end as their own checkpoint,
+    ``checkpoints/best/``. Create it inside the strategy's scope (it mirrors
+    the model's variables).
+    """
+
+    def __init__(self, model: tf.keras.Model):
+        self.model = model
+        self.variables = [
+            tf.Variable(v, trainable=False, name=f"best/{i}") for i, v in enumerate(model.variables)
+        ]
+
+    def capture(self) -> None:
+        """Copies the model's current weights (BN statistics included) in."""
+        for best, current in zip(self.variables, self.model.variables):
+            best.assign(current)
+
+    def restore_into_model(self) -> None:
+        """Copies the best weights into the model."""
+        for best, current in zip(self.variables, self.model.variables):
+            current.assign(best)
+
+    def write_checkpoint(self, folder: str, epoch: int, identity: dict[str, tf.Variable]) -> str:
+        """Writes the best weights as the checkpoint ``folder/ckpt-<epoch>``; returns its prefix.
+
+        The checkpoint has the layout of the run's own checkpoints and carries
+        the run's ``identity`` (settings, data) as they do, so whatever restores
+        a model from one restores it from this. The model's weights are
+        unchanged afterwards.
+        """
+        current = [tf.identity(v) for v in self.model.variables]
+        self.restore_into_model()
+        checkpoint = tf.train.Checkpoint(model=self.model, **identity)
+        path = tf.train.CheckpointManager(checkpoint, folder, max_to_keep=1).save(epoch)
+        for variable, value in zip(self.model.variables, current):
+            variable.assign(value)
+        return path
 
 
 class CheckpointState:
@@ -143,12 +184,12 @@ class CheckpointState:
         if not self.chief:
             self._take_part(lambda folder: self.checkpoint.write(os.path.join(folder, "ckpt")))
             return
-        if self.manager is None:
-            self._repair_state()
-            self.manager = tf.train.CheckpointManager(
-                self.checkpoint, self.chief_dir, max_to_keep=self.max_to_keep
-            )
         with saving(self.chief_dir, epoch):  # a failure: its partial files removed, one line
+            if self.manager is None:
+                self._repair_state()
+                self.manager = tf.train.CheckpointManager(
+                    self.checkpoint, self.chief_dir, max_to_keep=self.max_to_keep
+                )
             self.manager.save(checkpoint_number=epoch)
 
     def _repair_state(self) -> None:

@@ -62,7 +62,8 @@ def create_strategy(config: DistributeConfig) -> tf.distribute.Strategy:
         return tf.distribute.OneDeviceStrategy(
             _existing_device(config.device) if config.device else ("/gpu:0" if gpus else "/cpu:0")
         )
-    if gpus:  # mirrored (DistributeConfig admits no other name)
+    assert name == "mirrored", name  # a strategy added to the declarations needs a branch
+    if gpus:
         return tf.distribute.MirroredStrategy()
     cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
     return tf.distribute.MirroredStrategy(devices=cpus)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
 
 import tensorflow as tf
 from absl import logging
@@ -26,11 +25,9 @@ from mnist_research.data import pipeline
 from mnist_research.rundir import layout
 from mnist_research.training import history as history_lib
 from mnist_research.training import summaries as summaries_lib
+from mnist_research.training.checkpoint_state import BestWeights, CheckpointState
 from mnist_research.training.loop import Hook, Trainer, batch_sums
 from mnist_research.training.sums import Totals
-
-if TYPE_CHECKING:  # CheckpointState holds a BestWeights: only a type here.
-    from mnist_research.training.checkpoint_state import CheckpointState
 
 
 class ProgressBar(Hook):
@@ -139,7 +136,7 @@ class TensorBoard(Hook):
         every = self.config.summary_every_steps
         if step // every != self.first_step // every:
             step_values = {f"step/{name}": value for name, value in chunk.means().items()}
-            self.summaries.scalars("train", step, step_values)
+            self.summaries.scalars(self.summaries.train, step, step_values)
 
     def after_epoch(self, epoch: int, history: history_lib.History) -> None:
         train = {name: history[name][-1] for name in NAMES if name in history}
@@ -148,8 +145,9 @@ class TensorBoard(Hook):
         train["seconds"] = history["epoch_seconds"][-1]
         val = {name: history[f"val_{name}"][-1] for name in NAMES if f"val_{name}" in history}
         # One tag in both folders: TensorBoard overlays training and validation.
-        self.summaries.scalars("train", epoch, {f"epoch/{n}": v for n, v in train.items()})
-        self.summaries.scalars("validation", epoch, {f"epoch/{n}": v for n, v in val.items()})
+        for writer, values in ((self.summaries.train, train), (self.summaries.validation, val)):
+            self.summaries.scalars(writer, epoch, {f"epoch/{n}": v for n, v in values.items()})
+        self.summaries.flush()
         if self.gradients is not None and self.config.histograms_due(epoch):
             self.summaries.histograms(
                 epoch, summaries_lib.model_histograms(self.trainer.model, self.gradients())
@@ -187,48 +185,6 @@ def gradient_fn(trainer: Trainer, images, labels):
         return [strategy.reduce(tf.distribute.ReduceOp.SUM, g, axis=None) for g in per_replica]
 
     return lambda: list(zip(variables, gradients_fn(batch)))
-
-
-class BestWeights:
-    """A copy of every model variable, taken at the best epoch.
-
-    Saved in every checkpoint with the history, so the two can never disagree
-    after a kill; written at the run's end as their own checkpoint,
-    ``checkpoints/best/``. Create it inside the strategy's scope (it mirrors
-    the model's variables).
-    """
-
-    def __init__(self, model: tf.keras.Model):
-        self.model = model
-        self.variables = [
-            tf.Variable(v, trainable=False, name=f"best/{i}") for i, v in enumerate(model.variables)
-        ]
-
-    def capture(self) -> None:
-        """Copies the model's current weights (BN statistics included) in."""
-        for best, current in zip(self.variables, self.model.variables):
-            best.assign(current)
-
-    def restore_into_model(self) -> None:
-        """Copies the best weights into the model."""
-        for best, current in zip(self.variables, self.model.variables):
-            current.assign(best)
-
-    def write_checkpoint(self, folder: str, epoch: int, identity: dict[str, tf.Variable]) -> str:
-        """Writes the best weights as the checkpoint ``folder/ckpt-<epoch>``; returns its prefix.
-
-        The checkpoint has the layout of the run's own checkpoints and carries
-        the run's ``identity`` (settings, data) as they do, so whatever restores
-        a model from one restores it from this. The model's weights are
-        unchanged afterwards.
-        """
-        current = [tf.identity(v) for v in self.model.variables]
-        self.restore_into_model()
-        checkpoint = tf.train.Checkpoint(model=self.model, **identity)
-        path = tf.train.CheckpointManager(checkpoint, folder, max_to_keep=1).save(epoch)
-        for variable, value in zip(self.model.variables, current):
-            variable.assign(value)
-        return path
 
 
 class BestEpoch(Hook):

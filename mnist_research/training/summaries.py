@@ -55,13 +55,16 @@ class Summaries:
         else:
             self.train = self.validation = self.session = tf.summary.create_noop_writer()
 
-    def scalars(self, folder: str, step: int, values: dict[str, float]) -> None:
-        """Scalars ``{tag: value}`` at ``step`` in the ``"train"`` or ``"validation"`` writer."""
-        writer = getattr(self, folder)
+    @staticmethod
+    def scalars(writer, step: int, values: dict[str, float]) -> None:
+        """Scalars ``{tag: value}`` at ``step`` in ``writer`` (e.g. ``summaries.train``)."""
         with writer.as_default(step=step):
             for tag, value in values.items():
                 tf.summary.scalar(tag, value)
-        writer.flush()
+
+    def flush(self) -> None:
+        for writer in (self.train, self.validation, self.session):
+            writer.flush()
 
     def text(self, name: str, markdown: str, step: int = 0) -> None:
         with self.train.as_default(step=step):
@@ -120,8 +123,8 @@ class Summaries:
         self.train.flush()
 
     def close(self) -> None:
+        self.flush()
         for writer in (self.train, self.validation, self.session):
-            writer.flush()
             writer.close()
 
 

@@ -180,3 +180,11 @@ def test_export_serves_uint8_and_keras_file_keeps_every_variable(trained, tmp_pa
         loaded(to_model_input(images), return_logits=True).numpy(), expected, rtol=1e-5, atol=1e-5
     )
     assert os.path.getsize(keras_path) > 0
+
+
+def test_the_linear_model_s_saved_config_says_what_it_is():
+    """No hidden blocks and no BatchNormalization, as config.json records for --model=linear."""
+    model = registry.create(_small("linear"))
+    saved = model.get_config()
+    assert (saved["hidden_units"], saved["dropout_rates"], saved["batch_norm"]) == ([], [], False)
+    assert not any("moving" in v.path for v in model.variables)  # no BN statistics

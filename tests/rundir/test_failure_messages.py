@@ -92,7 +92,7 @@ def test_events_of_an_attempt_killed_before_its_first_checkpoint_are_not_kept(tm
     writer = summaries_lib.Summaries(str(run))  # the killed attempt
     writer.text("config/flags", "--seed=1")
     writer.hparams(hparams_of(ExperimentConfig(), collections.defaultdict(lambda: "cpu")))
-    writer.scalars("train", 3, {"step/loss": 1.0})
+    writer.scalars(writer.train, 3, {"step/loss": 1.0})
     writer.close()
     written = _value_events(run) + _value_events(run / "train")
     assert "config/flags" in written and len(written) >= 4

@@ -246,8 +246,9 @@ def test_restore_model_checks_objects_and_shapes_without_stored_settings(tmp_pat
     tf.train.CheckpointManager(tf.train.Checkpoint(model=trained), folder, 1).save(1)
     config = ExperimentConfig(model=ModelConfig(**{**CONFIG.to_dict()["model"], **edit}))
     model = registry.create(config.model)
-    with pytest.raises(RunDirError, match="does not hold the model config.json describes"):
+    with pytest.raises(RunDirError, match="does not hold the model config.json describes") as e:
         checkpoint_files.restore_model(model, folder, config)
+    assert "another run" not in str(e.value)  # it is this run's checkpoint; config.json changed
     same = registry.create(CONFIG.model)
     assert checkpoint_files.restore_model(same, folder, CONFIG).endswith("ckpt-1")
 
