@@ -28,6 +28,19 @@ from mnist_research.errors import DataError, one_line
 # The most bytes one array (an IDX file or an .npz member) may declare. MNIST's
 # training images are 47 MB.
 MAX_ARRAY_BYTES = 1 << 31
+# What a damaged or crafted archive raises. zipfile: encrypted members (RuntimeError),
+# unsupported compression (NotImplementedError), bad CRCs or headers (BadZipFile), a
+# member cut short (EOFError); zlib: a corrupt deflate stream (zlib.error); numpy:
+# malformed array data (ValueError); either: the file itself unreadable (OSError).
+_ZIP_ERRORS = (
+    OSError,
+    EOFError,
+    zipfile.BadZipFile,
+    zlib.error,
+    RuntimeError,
+    NotImplementedError,
+    ValueError,
+)
 _NPY_HEADER_READERS = {
     (1, 0): np.lib.format.read_array_header_1_0,
     (2, 0): np.lib.format.read_array_header_2_0,
@@ -94,9 +107,7 @@ def read_npz(path: str) -> dict[str, np.ndarray]:
             return {key: archive[key] for key in MNIST_IDX_FILES}
     except DataError:
         raise
-    except Exception as e:  # zipfile and numpy raise many types on a damaged or crafted archive:
-        # encrypted members (RuntimeError), unsupported compression (NotImplementedError), bad
-        # CRCs (BadZipFile), truncated streams (EOFError, zlib.error), short data (ValueError).
+    except _ZIP_ERRORS as e:
         raise DataError(f"{path}: not a readable .npz file ({one_line(e)})") from None
 
 
