@@ -127,18 +127,25 @@ def read_idx(path: str) -> np.ndarray:
             shape, header_size = _idx_header(f, path)
             expected = _declared_bytes(path, shape, 1)
             held -= header_size
-            where = " (its gzip trailer says so)" if gz else ""
-            if (expected - held) % 2**32 == 0:  # the trailer records the size modulo 2**32
-                data = f.read(expected + 1)  # one more byte reveals trailing data
-                held, where = len(data), ""
+            if (expected - held) % 2**32 != 0:  # the trailer records the size modulo 2**32
+                where = " (its gzip trailer says so)" if gz else ""
+                raise _size_mismatch(path, shape, expected, held, where)
+            data = f.read(expected + 1)  # one more byte reveals trailing data
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: cannot read ({type(e).__name__}: {e})") from None
-    if held != expected:
-        raise DataError(
-            f"{path}: header declares shape {shape} ({expected:,} bytes of data) but "
-            f"the file holds {held:,}{where}; truncated or corrupt"
-        )
+    if len(data) != expected:
+        raise _size_mismatch(path, shape, expected, len(data))
     return np.frombuffer(data, dtype=np.uint8).reshape(shape)
+
+
+def _size_mismatch(
+    path: str, shape: tuple[int, ...], expected: int, held: int, where: str = ""
+) -> DataError:
+    """The error for an IDX file whose data is not the size its header declares."""
+    return DataError(
+        f"{path}: header declares shape {shape} ({expected:,} bytes of data) but "
+        f"the file holds {held:,}{where}; truncated or corrupt"
+    )
 
 
 def _idx_header(f, path: str) -> tuple[tuple[int, ...], int]:
