@@ -98,16 +98,45 @@ def _num(value: float) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def setting(default: Any, help: str, **rules: Any) -> Any:
+def setting(
+    default: Any,
+    help: str,
+    *,
+    hparam: str | None,
+    identity: bool,
+    flag: str | bool = True,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+    choices: Mapping[str, Any] | tuple[str, ...] | None = None,
+    only_with: Mapping[str, tuple[str, ...]] | None = None,
+    valid: tuple[Callable[[Any], bool], str] | None = None,
+    path: bool = False,
+) -> Any:
     """A dataclass field declared with everything the project derives from it.
 
-    ``rules`` are the other :class:`Declaration` attributes. ``hparam`` and
+    The arguments are :class:`Declaration`'s attributes. ``hparam`` and
     ``identity`` have no default: whether a setting is a hyperparameter and
     whether a resumed run must share it are decided for every setting, never
-    by omission. ``flag`` (default ``True``) names the flag after the field, a
-    string names it otherwise, ``False`` gives the field no flag.
+    by omission. ``flag=True`` names the flag after the field, a string names
+    it otherwise, ``False`` gives the field no flag.
     """
-    return dataclasses.field(default=default, metadata={_KEY: Declaration(help, **rules)})
+    declared = Declaration(
+        help=help,
+        hparam=hparam,
+        identity=identity,
+        flag=flag,
+        minimum=minimum,
+        maximum=maximum,
+        above=above,
+        below=below,
+        choices=choices,
+        only_with=only_with,
+        valid=valid,
+        path=path,
+    )
+    return dataclasses.field(default=default, metadata={_KEY: declared})
 
 
 def declaration(field: dataclasses.Field) -> Declaration:
