@@ -48,7 +48,7 @@ def export_model(run: RunContext, metrics: dict[str, Any], test: Totals) -> None
 
 
 def export_problem(run_dir: str) -> str | None:
-    """Why a finished run's SavedModel cannot serve or is not its own (one line), or ``None``."""
+    """:func:`mnist_research.inference.finished_run.export_problem`, loaded when first called."""
     # Reading the export back is needed only when the train command is rerun on a finished
     # run, so the module that reads finished runs loads then, not in every train run.
     from mnist_research.inference import finished_run
