@@ -34,11 +34,20 @@ HANDLED = (signal.SIGINT, signal.SIGTERM)
 GRACE_SECONDS = 0.8
 
 _requested: int | None = None
-# How many deferred() and held() blocks the main thread is in.
-_within = {"deferred": 0, "held": 0}
 # Signals the main thread's handler has run for, and whether it has raised Interrupted.
 _handled = 0
 _acted = threading.Event()
+
+
+class _Depth:
+    """How many blocks of one kind (deferred() or held()) the main thread is in."""
+
+    def __init__(self):
+        self.blocks = 0
+
+
+_deferring = _Depth()
+_holding = _Depth()
 
 
 class Interrupted(BaseException):
@@ -64,7 +73,7 @@ def _handler(signum, frame) -> None:
     first = _requested is None
     _requested = signum
     _handled += 1
-    if not (_within["held"] or (_within["deferred"] and first)):
+    if not (_holding.blocks or (_deferring.blocks and first)):
         _acted.set()
         raise Interrupted(signum)
 
@@ -159,7 +168,7 @@ def deferred() -> contextlib.AbstractContextManager[None]:
 
     Leaving the block normally raises a request recorded after the last check.
     """
-    return _recording("deferred")
+    return _recording(_deferring)
 
 
 def held() -> contextlib.AbstractContextManager[None]:
@@ -171,16 +180,16 @@ def held() -> contextlib.AbstractContextManager[None]:
     heartbeat's, TensorFlow's), and Python still runs the handler in the main
     thread at once.
     """
-    return _recording("held")
+    return _recording(_holding)
 
 
 @contextlib.contextmanager
-def _recording(kind: str) -> Iterator[None]:
-    _within[kind] += 1
+def _recording(depth: _Depth) -> Iterator[None]:
+    depth.blocks += 1
     try:
         yield
     finally:
-        _within[kind] -= 1
+        depth.blocks -= 1
     check()
 
 

@@ -48,7 +48,7 @@ def export_model(run: RunContext, metrics: dict[str, Any], test: Totals) -> None
 
 
 def export_problem(run_dir: str) -> str | None:
-    """Why a finished run's SavedModel cannot serve or is not its own (one line), or ``None``."""
+    """:func:`mnist_research.inference.finished_run.export_problem`, loaded when first called."""
     # Reading the export back is needed only when the train command is rerun on a finished
     # run, so the module that reads finished runs loads then, not in every train run.
     from mnist_research.inference import finished_run
@@ -60,9 +60,12 @@ def write_reports(run: RunContext, metrics: dict[str, Any], test: Totals) -> Non
     """Figures and report.html; per-class scores into ``metrics``; images and test scalars."""
     # Matplotlib, Seaborn and SciPy load here, not at start-up: only the reports need them.
     from mnist_research.analysis import figures
+    from mnist_research.analysis import metrics as evaluation
 
     datasets, epochs = run.datasets, run.config.train.epochs
     logits = run.trainer.predict_logits(datasets.x_test)
+    summary = evaluation.summarize(datasets.y_test, logits, run.config.model.num_classes)
+    metrics.update(per_class=summary["per_class"], confusion_matrix=summary["confusion_matrix"])
     paths = figures.write_reports(
         os.path.join(run.run_dir, "reports"),
         run.config.to_dict(),
@@ -70,6 +73,7 @@ def write_reports(run: RunContext, metrics: dict[str, Any], test: Totals) -> Non
         datasets.x_test,
         datasets.y_test,
         logits,
+        summary,
     )
     run.summaries.png_images(
         epochs, {name: paths[name] for name in ("samples", "confusion_matrix", "mistakes")}

@@ -19,6 +19,13 @@ REAL_MNIST = os.path.join(REPO, "..", "shared", "datasets", "mnist")
 SMOKE = f"--flagfile={os.path.join(REPO, 'experiments', 'smoke.flags')}"
 
 
+def layer_kinds(block) -> list[str]:
+    """The class names of a conv or dense block's layers, in the order its ``call`` applies them."""
+    names = ("conv", "dense", "norm", "activation", "pool", "dropout")
+    layers = [getattr(block, name, None) for name in names]
+    return [type(layer).__name__ for layer in layers if layer is not None]
+
+
 def make_digits(num: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """uint8 images [num, 28, 28] whose class is a bright 6x6 patch's position, plus noise."""
     rng = np.random.default_rng(seed)

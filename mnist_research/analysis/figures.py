@@ -270,19 +270,17 @@ def write_reports(
     test_images: np.ndarray,
     test_labels: np.ndarray,
     logits: np.ndarray,
+    summary: dict,
     mistakes: int = 24,
 ) -> dict[str, str]:
     """Writes every figure of a finished run and ``report.html``; returns name → path.
 
-    ``metrics`` is the run's ``metrics.json`` (its history is drawn); lacking the test
-    set's per-class scores, it gains them and the confusion matrix.
+    ``metrics`` is the run's ``metrics.json`` (its history is drawn); ``summary`` is
+    ``analysis.metrics.summarize`` of the test set's labels and ``logits``.
     """
     os.makedirs(report_dir, exist_ok=True)
     names = config_lib.dataset(config["data"]["dataset"]).class_names
     labels = np.asarray(test_labels, np.int64)
-    summary = evaluation.summarize(labels, logits, config["model"]["num_classes"])
-    if "per_class" not in metrics:
-        metrics.update(per_class=summary["per_class"], confusion_matrix=summary["confusion_matrix"])
     probabilities = evaluation.softmax(logits)
     examples = (test_images, labels, probabilities)
     worst = evaluation.most_confident_mistakes(labels, probabilities, mistakes)

@@ -84,15 +84,11 @@ def regenerate_reports(
         raise RunDirError(f"{run_dir}: the run has not finished (no final metrics.json)")
     logits_fn, _ = finished_run.load_logits_fn(run_dir, from_checkpoint)
     images, labels = finished_run.load_split(config, "test", data_dir)
-    lacked_per_class = "per_class" not in metrics
-    paths = figures.write_reports(
-        os.path.join(run_dir, "reports"),
-        config.to_dict(),
-        metrics,
-        images,
-        labels,
-        logits_fn(images),
-    )
-    if lacked_per_class:
+    logits = logits_fn(images)
+    summary = metrics_lib.summarize(labels, logits, config.model.num_classes)
+    if "per_class" not in metrics:
+        metrics.update(per_class=summary["per_class"], confusion_matrix=summary["confusion_matrix"])
         files.write_json(os.path.join(run_dir, layout.METRICS_FILE), metrics)
-    return paths
+    return figures.write_reports(
+        os.path.join(run_dir, "reports"), config.to_dict(), metrics, images, labels, logits, summary
+    )

@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-import operator
 import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -26,14 +25,6 @@ from typing import Any
 from mnist_research.flagfiles import one_argument
 
 _KEY = "mnist_research"  # the metadata key a declaration is stored under
-
-# Each bound's comparison, in the order bounds_text names them (low, then high).
-_BOUNDS = (
-    ("minimum", ">=", operator.ge),
-    ("above", ">", operator.gt),
-    ("maximum", "<=", operator.le),
-    ("below", "<", operator.lt),
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +40,7 @@ class Declaration:
       flag: the absl flag's name, or ``None`` for a field that has no flag
         (:func:`setting` takes ``True``, the field's name, or ``False``).
       minimum, maximum: inclusive bounds (each element of a list setting).
-      above, below: exclusive bounds.
+      above, below: exclusive bounds (bounds_text names minimum, maximum first).
       choices: the allowed values of a text setting (a registry's names).
       valid: ``(test, requirement)``: ``test(value)`` must hold; the error
         says ``<flag> <requirement>``.
@@ -73,41 +64,71 @@ class Declaration:
     valid: tuple[Callable[[Any], bool], str] | None = None
     path: bool = False
 
-    def _bounds(self) -> list[tuple[str, Callable, float]]:
-        return [
-            (sign, compare, getattr(self, name))
-            for name, sign, compare in _BOUNDS
-            if getattr(self, name) is not None
-        ]
-
     def bounds_text(self) -> str:
         """``in [0, 1)``, ``>= 1``, ``> 0``… or ``""`` when unbounded."""
-        bounds = [(sign, _num(bound)) for sign, _, bound in self._bounds()]
-        if len(bounds) == 2:  # a low and a high bound
-            (low_sign, low), (high_sign, high) = bounds
-            opening, closing = "[" if low_sign == ">=" else "(", "]" if high_sign == "<=" else ")"
-            return f"in {opening}{low}, {high}{closing}"
-        return " ".join(f"{sign} {bound}" for sign, bound in bounds)
+        opening, low = ("[", self.minimum) if self.minimum is not None else ("(", self.above)
+        high, closing = (self.maximum, "]") if self.maximum is not None else (self.below, ")")
+        if low is not None and high is not None:
+            return f"in {opening}{_num(low)}, {_num(high)}{closing}"
+        if low is not None:
+            return f"{'>=' if opening == '[' else '>'} {_num(low)}"
+        if high is not None:
+            return f"{'<=' if closing == ']' else '<'} {_num(high)}"
+        return ""
 
     def within(self, value: float) -> bool:
         """Whether ``value`` satisfies the bounds."""
-        return all(compare(value, bound) for _, compare, bound in self._bounds())
+        return (
+            (self.minimum is None or value >= self.minimum)
+            and (self.maximum is None or value <= self.maximum)
+            and (self.above is None or value > self.above)
+            and (self.below is None or value < self.below)
+        )
 
 
 def _num(value: float) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def setting(default: Any, help: str, **rules: Any) -> Any:
+def setting(
+    default: Any,
+    help: str,
+    *,
+    hparam: str | None,
+    identity: bool,
+    flag: str | bool = True,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+    choices: Mapping[str, Any] | tuple[str, ...] | None = None,
+    only_with: Mapping[str, tuple[str, ...]] | None = None,
+    valid: tuple[Callable[[Any], bool], str] | None = None,
+    path: bool = False,
+) -> Any:
     """A dataclass field declared with everything the project derives from it.
 
-    ``rules`` are the other :class:`Declaration` attributes. ``hparam`` and
+    The arguments are :class:`Declaration`'s attributes. ``hparam`` and
     ``identity`` have no default: whether a setting is a hyperparameter and
     whether a resumed run must share it are decided for every setting, never
-    by omission. ``flag`` (default ``True``) names the flag after the field, a
-    string names it otherwise, ``False`` gives the field no flag.
+    by omission. ``flag=True`` names the flag after the field, a string names
+    it otherwise, ``False`` gives the field no flag.
     """
-    return dataclasses.field(default=default, metadata={_KEY: Declaration(help, **rules)})
+    declared = Declaration(
+        help=help,
+        hparam=hparam,
+        identity=identity,
+        flag=flag,
+        minimum=minimum,
+        maximum=maximum,
+        above=above,
+        below=below,
+        choices=choices,
+        only_with=only_with,
+        valid=valid,
+        path=path,
+    )
+    return dataclasses.field(default=default, metadata={_KEY: declared})
 
 
 def declaration(field: dataclasses.Field) -> Declaration:

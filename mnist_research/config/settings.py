@@ -9,7 +9,6 @@ the declarations), and :class:`ExperimentConfig` adds the JSON form
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any
 
 from mnist_research.config.fields import (
@@ -22,12 +21,16 @@ from mnist_research.config.fields import (
 )
 from mnist_research.config.registry import DATASETS, MODEL_FAMILIES, OPTIMIZERS, model_family
 
-# Kinds of setting, each deciding the two roles every setting has (``config.fields``):
-# how a run is carried out, not what it trains: no hyperparameter, and a resumed run may
-# change it;
-mechanics = functools.partial(setting, hparam=None, identity=False)
-# the optimisation recipe: the HParams "optimizer" group, and a resumed run must keep it.
-recipe = functools.partial(setting, hparam="optimizer", identity=True)
+
+def mechanics(default: Any, help: str, **rules: Any) -> Any:
+    """How a run is carried out, not what it trains: no hyperparameter; a resume may change it."""
+    return setting(default, help, hparam=None, identity=False, **rules)
+
+
+def recipe(default: Any, help: str, **rules: Any) -> Any:
+    """The optimisation recipe: the HParams "optimizer" group; a resumed run must keep it."""
+    return setting(default, help, hparam="optimizer", identity=True, **rules)
+
 
 # The splits a DataConfig yields: the test set, and the training set's two parts.
 SPLITS = ("test", "validation", "train")
@@ -86,14 +89,18 @@ def _read_by(group: str) -> dict[str, tuple[str, ...]]:
     return {"family": tuple(name for name, f in MODEL_FAMILIES.items() if group in f.reads)}
 
 
-# The layer sizes of the dense and the conv blocks: hyperparameters a resumed run must keep,
-# each applying only to the families that read its group.
-dense_setting = functools.partial(
-    setting, only_with=_read_by("dense"), hparam="model", identity=True
-)
-conv_setting = functools.partial(
-    setting, only_with=_read_by("conv"), hparam="topology", identity=True
-)
+def dense_setting(default: Any, help: str, **rules: Any) -> Any:
+    """A dense block's size: HParams "model", kept on resume, only for families reading dense."""
+    return setting(
+        default, help, only_with=_read_by("dense"), hparam="model", identity=True, **rules
+    )
+
+
+def conv_setting(default: Any, help: str, **rules: Any) -> Any:
+    """A conv block's size: HParams "topology", kept on resume, only for families reading conv."""
+    return setting(
+        default, help, only_with=_read_by("conv"), hparam="topology", identity=True, **rules
+    )
 
 
 @dataclasses.dataclass(frozen=True)

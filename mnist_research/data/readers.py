@@ -28,6 +28,19 @@ from mnist_research.errors import DataError, one_line
 # The most bytes one array (an IDX file or an .npz member) may declare. MNIST's
 # training images are 47 MB.
 MAX_ARRAY_BYTES = 1 << 31
+# What a damaged or crafted archive raises. zipfile: encrypted members (RuntimeError),
+# unsupported compression (NotImplementedError), bad CRCs or headers (BadZipFile), a
+# member cut short (EOFError); zlib: a corrupt deflate stream (zlib.error); numpy:
+# malformed array data (ValueError); either: the file itself unreadable (OSError).
+_ZIP_ERRORS = (
+    OSError,
+    EOFError,
+    zipfile.BadZipFile,
+    zlib.error,
+    RuntimeError,
+    NotImplementedError,
+    ValueError,
+)
 _NPY_HEADER_READERS = {
     (1, 0): np.lib.format.read_array_header_1_0,
     (2, 0): np.lib.format.read_array_header_2_0,
@@ -94,9 +107,7 @@ def read_npz(path: str) -> dict[str, np.ndarray]:
             return {key: archive[key] for key in MNIST_IDX_FILES}
     except DataError:
         raise
-    except Exception as e:  # zipfile and numpy raise many types on a damaged or crafted archive:
-        # encrypted members (RuntimeError), unsupported compression (NotImplementedError), bad
-        # CRCs (BadZipFile), truncated streams (EOFError, zlib.error), short data (ValueError).
+    except _ZIP_ERRORS as e:
         raise DataError(f"{path}: not a readable .npz file ({one_line(e)})") from None
 
 
@@ -116,18 +127,25 @@ def read_idx(path: str) -> np.ndarray:
             shape, header_size = _idx_header(f, path)
             expected = _declared_bytes(path, shape, 1)
             held -= header_size
-            where = " (its gzip trailer says so)" if gz else ""
-            if (expected - held) % 2**32 == 0:  # the trailer records the size modulo 2**32
-                data = f.read(expected + 1)  # one more byte reveals trailing data
-                held, where = len(data), ""
+            if (expected - held) % 2**32 != 0:  # the trailer records the size modulo 2**32
+                where = " (its gzip trailer says so)" if gz else ""
+                raise _size_mismatch(path, shape, expected, held, where)
+            data = f.read(expected + 1)  # one more byte reveals trailing data
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: cannot read ({type(e).__name__}: {e})") from None
-    if held != expected:
-        raise DataError(
-            f"{path}: header declares shape {shape} ({expected:,} bytes of data) but "
-            f"the file holds {held:,}{where}; truncated or corrupt"
-        )
+    if len(data) != expected:
+        raise _size_mismatch(path, shape, expected, len(data))
     return np.frombuffer(data, dtype=np.uint8).reshape(shape)
+
+
+def _size_mismatch(
+    path: str, shape: tuple[int, ...], expected: int, held: int, where: str = ""
+) -> DataError:
+    """The error for an IDX file whose data is not the size its header declares."""
+    return DataError(
+        f"{path}: header declares shape {shape} ({expected:,} bytes of data) but "
+        f"the file holds {held:,}{where}; truncated or corrupt"
+    )
 
 
 def _idx_header(f, path: str) -> tuple[tuple[int, ...], int]:

@@ -137,11 +137,6 @@ class DenseBlock(tf.keras.layers.Layer):
         self.activation = tf.keras.layers.ReLU(name="relu")
         self.dropout = StatelessDropout(dropout_rate, salt=index, name="dropout")
 
-    def sublayers(self) -> list[tf.keras.layers.Layer]:
-        """The block's layers in the order they are applied."""
-        layers = (self.dense, self.norm, self.activation, self.dropout)
-        return [layer for layer in layers if layer is not None]
-
     def call(self, inputs, training=False, seed=None):
         """``seed``: the ``[2]`` dropout seed of this step (``None``: a fresh one)."""
         x = self.dense(inputs)

@@ -250,17 +250,31 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _is_finite_number(value: Any) -> bool:
+    """A number that is not NaN, Infinity or an integer beyond a float."""
+    if not _is_number(value):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond a float
+        return False
+
+
 def _first_non_finite(value: Any, where: str) -> str | None:
     """The path of the first NaN, Infinity or float-overflowing integer in a JSON document."""
-    if isinstance(value, (dict, list)):
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        paths = (_first_non_finite(v, f"{where}.{key}" if where else str(key)) for key, v in items)
-        return next((path for path in paths if path), None)
-    try:
-        finite = not _is_number(value) or math.isfinite(value)
-    except OverflowError:  # an integer beyond a float
-        finite = False
-    return None if finite else where or "the document"
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    elif _is_number(value) and not _is_finite_number(value):
+        return where or "the document"
+    else:
+        return None
+    for key, item in items:
+        found = _first_non_finite(item, f"{where}.{key}" if where else str(key))
+        if found:
+            return found
+    return None
 
 
 def metrics_problem(document: Any) -> str | None:
@@ -290,9 +304,9 @@ def metrics_problem(document: Any) -> str | None:
         values = history.get(key)
         if not isinstance(values, list) or len(values) != epochs:
             return f"history.{key} does not hold {epochs} values"
-        if not all(_is_number(v) for v in values):  # finite: checked above
+        if not all(_is_finite_number(v) for v in values):
             return f"history.{key} holds a value that is not a finite number"
     for key in (f"test_{metric.name}" for metric in METRICS if metric.required):
-        if not _is_number(document.get(key)):
+        if not _is_finite_number(document.get(key)):
             return f"{key} is {str(document.get(key))[:40]}, not a finite number"
     return None

@@ -96,8 +96,10 @@ def resume_command(run_dir: str, argv: list[str]) -> str:
             args.append(f"{path.group(1)}={os.path.abspath(path.group(2))}")
         else:
             args.append(arg)
-            value = next(rest, None) if path else None  # "--data_dir DIR": the value follows
-            args += [os.path.abspath(value)] if value is not None else []
+            if path:  # "--data_dir DIR": the value follows
+                value = next(rest, None)
+                if value is not None:
+                    args.append(os.path.abspath(value))
     return " ".join(
         _program(argv[0] if argv else "")
         + [shlex.quote(a) for a in args + [f"--run_dir={os.path.abspath(run_dir)}"]]

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from mnist_research.analysis import figures, sweep_table
+from mnist_research.analysis import metrics as evaluation
 
 # A 15-epoch history shaped like the baseline's (accuracy flat near 0.98 after epoch 3).
 HISTORY = {
@@ -192,7 +193,8 @@ def test_reports_name_the_classes_of_the_dataset(kept_figures, monkeypatch):
     probabilities[3] = np.roll(probabilities[3], 1)  # one mistake: 3 ("Dress") taken for 4
     config = ExperimentConfig(data=DataConfig(dataset="fashion_mnist")).to_dict()
     logits = np.log(probabilities)
-    figures.write_reports("unused", config, {"history": HISTORY}, images, labels, logits)
+    summary = evaluation.summarize(labels, logits)
+    figures.write_reports("unused", config, {"history": HISTORY}, images, labels, logits, summary)
     _, samples, confusion, per_class, mistakes = kept_figures
     titles = " ".join(ax.get_title() for ax in samples.axes)
     assert "#3: pred Coat (90%)\ntrue Dress" in titles and "#1: pred Trouser" in titles

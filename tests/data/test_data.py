@@ -262,3 +262,14 @@ def test_real_mnist_is_canonical():
         5851,
         5949,
     ]
+
+
+def test_read_npz_lets_a_programming_error_through(npz_dir, monkeypatch):
+    """Only what a damaged archive raises becomes a DataError; a bug stays a traceback."""
+
+    def broken(*args):
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(readers, "_check_npy_header", broken)
+    with pytest.raises(TypeError, match="a bug"):
+        readers.read_npz(os.path.join(npz_dir, "mnist.npz"))

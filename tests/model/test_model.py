@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from mnist_research.config import ModelConfig
 from mnist_research.model import registry
+from tests.helpers import layer_kinds
 
 
 def _model(**kwargs):
@@ -39,14 +40,12 @@ def test_block_order_is_dense_bn_relu_dropout():
     assert [b.units for b in model.blocks] == [256, 128, 64]
     assert [b.dropout_rate for b in model.blocks] == pytest.approx([0.3, 0.3, 0.2])
     for block in model.blocks:
-        kinds = [type(layer).__name__ for layer in block.sublayers()]
-        assert kinds == ["Dense", "BatchNormalization", "ReLU", "StatelessDropout"]
+        assert layer_kinds(block) == ["Dense", "BatchNormalization", "ReLU", "StatelessDropout"]
 
 
 def test_no_batchnorm_and_custom_widths():
     model = _model(hidden_units=(32, 16), dropout_rates=(0.1, 0.0), batch_norm=False)
-    kinds = [type(layer).__name__ for layer in model.blocks[0].sublayers()]
-    assert kinds == ["Dense", "ReLU", "StatelessDropout"]
+    assert layer_kinds(model.blocks[0]) == ["Dense", "ReLU", "StatelessDropout"]
     assert model.count_params() == 784 * 32 + 32 + 32 * 16 + 16 + 16 * 10 + 10
 
 

@@ -14,7 +14,7 @@ from mnist_research.inference import export as export_lib
 from mnist_research.inference import finished_run
 from mnist_research.model import registry
 from mnist_research.training.loop import Trainer
-from tests.helpers import make_digits
+from tests.helpers import layer_kinds, make_digits
 
 # Small sizes for each part a family may read, so the tests stay fast on 2 CPU cores.
 _SMALL_PARTS = {
@@ -79,16 +79,10 @@ def test_registry_entries_say_what_each_family_has():
         assert has_conv == entry.has_conv_blocks, name
 
 
-def _sublayers(block) -> list[tf.keras.layers.Layer]:
-    """The layers a conv or dense block holds, in the order its ``call`` applies them."""
-    names = ("conv", "dense", "norm", "activation", "pool", "dropout")
-    return [getattr(block, name) for name in names if getattr(block, name, None) is not None]
-
-
 def test_cnn_blocks_are_conv_bn_relu_pool_dropout():
     stride = registry.create(SMALL["cnn"])
     blocks = stride.conv_blocks + stride.dense_blocks
-    kinds = [[type(layer).__name__ for layer in _sublayers(block)] for block in blocks]
+    kinds = [layer_kinds(block) for block in blocks]
     assert kinds == [["Conv2D", "BatchNormalization", "ReLU", "StatelessDropout"]] * 2 + [
         ["Dense", "BatchNormalization", "ReLU", "StatelessDropout"]
     ]
@@ -104,7 +98,7 @@ def test_cnn_blocks_are_conv_bn_relu_pool_dropout():
             batch_norm=False,
         )
     )
-    assert [type(layer).__name__ for layer in _sublayers(pooled.conv_blocks[0])] == [
+    assert layer_kinds(pooled.conv_blocks[0]) == [
         "Conv2D",
         "ReLU",
         "MaxPooling2D",
