@@ -78,6 +78,40 @@ def start(argv, *, env=None, cwd=REPO) -> subprocess.Popen:
     )
 
 
+def selected(request, fixture: str) -> bool:
+    """Whether a test of the session's selection uses ``fixture``: a fixture that starts
+    processes for several tests starts only those a selected test reads."""
+    return any(fixture in getattr(item, "fixturenames", ()) for item in request.session.items)
+
+
+def side_by_side(chains: dict) -> dict:
+    """Runs each chain's steps one after another and the chains side by side (a thread
+    each); returns each chain's step results. A step is a function that starts a process
+    and waits for it: independent processes keep the 2 cores busier than one at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max(1, len(chains))) as pool:
+        futures = {
+            name: pool.submit(lambda steps=steps: [step() for step in steps])
+            for name, steps in chains.items()
+        }
+        return {name: future.result() for name, future in futures.items()}
+
+
+def start_gpu_check(*args, cwd, env=None) -> subprocess.Popen:
+    """``bash benchmarks/gpu_check.sh args`` started from ``cwd``; :func:`finish` waits."""
+    full_env = {
+        **os.environ,
+        "PYTHON": sys.executable,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONPATH": REPO,
+        **(env or {}),
+    }
+    return start(
+        ["bash", os.path.join(REPO, "benchmarks", "gpu_check.sh"), *args], env=full_env, cwd=cwd
+    )
+
+
 def write_finished_run(run_dir, config, test_accuracy: float = 0.5) -> None:
     """A run dir as a run finished with ``config`` leaves it (``config.json``, ``metrics.json``
     holding ``test_accuracy``), with no checkpoint, written in no time."""

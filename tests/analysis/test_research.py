@@ -10,7 +10,7 @@ import scipy.stats
 import tensorflow as tf
 
 from mnist_research.analysis import sweep_table as sweep_lib
-from tests.helpers import finish, run_main, run_module, start_module, stop
+from tests.helpers import finish, run_main, run_module, selected, side_by_side, start_module, stop
 
 TIMING_KEYS = ("epoch_seconds", "examples_per_second")
 
@@ -43,20 +43,17 @@ def _saved(run_dir):
 
 def _finish(started):
     run_dir, process = started
-    result = finish(process, timeout=900)  # CNN runs under --deterministic are slow
+    try:
+        result = finish(process, timeout=900)  # CNN runs under --deterministic are slow
+    finally:
+        stop(process)  # what a failed step left running
     assert result.returncode == 0, result.stderr[-2000:]
     return _saved(run_dir)
 
 
-def _run(npz_dir, run_dir, *extra):
-    return _finish(_start(npz_dir, run_dir, *extra))
-
-
-def _together(npz_dir, runs):
-    """Independent runs side by side (separate processes, separate run dirs): their
-    results do not depend on it, and the 2 cores are busier than with one at a time."""
-    started = [_start(npz_dir, run_dir, *extra) for run_dir, *extra in runs]
-    return [_finish(one) for one in started]
+def _train(npz_dir, run_dir, *extra):
+    """A step of :func:`side_by_side`: a training run, then what it saved."""
+    return lambda: _finish(_start(npz_dir, run_dir, *extra))
 
 
 def _sweep_args(npz_dir, output):
@@ -72,41 +69,73 @@ def _sweep_args(npz_dir, output):
     )
 
 
-@pytest.fixture(scope="module")
-def mlp_runs(npz_dir, tmp_path_factory):
-    """The module's --deterministic smoke runs (shared, only read), side by side:
+SMALL_CNN = (
+    "--model=cnn",
+    "--conv_filters=8,16",
+    "--conv_dropout_rates=0.1,0.1",
+    "--hidden_units=32",
+    "--dropout_rates=0.2",
+)
+# The CNN test's runs: augmented, so its resume also restores the augmentation's batches.
+CNN = (*SMALL_CNN, "--augment", "--deterministic", "--seed=5")
 
-    - a sweep over seeds 3 and 4 (``sweep/smoke-seed{3,4}``): the sweep test's runs,
-      and runs a (seed 3) and c (seed 4) of the same-seed test;
-    - b: seed 3 again, a run of its own (``train`` started directly, not by the sweep);
-    - seed 3 stopped after epoch 1 (``--epochs=1``), then resumed to epoch 2 by a
-      second process: the resume test's run.
+
+@pytest.fixture(scope="module")
+def runs(npz_dir, tmp_path_factory, request):
+    """The module's --deterministic runs (only read), those of the selected tests, side by
+    side; in each chain one after another:
+
+    - ``sweep``: a sweep over seeds 3 and 4 (``sweep/smoke-seed{3,4}``): the sweep test's
+      runs, and runs a (seed 3) and c (seed 4) of the same-seed test;
+    - ``b``: seed 3 again, a run of its own (``train`` started directly, not by the sweep);
+    - ``resumed``: seed 3 stopped after epoch 1 (``--epochs=1``), then resumed to epoch 2
+      by a second process: the MLP resume test's run;
+    - ``cnn_straight``, ``cnn_resumed``: the augmented CNN for 2 epochs, and the same
+      stopped after epoch 1 and resumed to 2 by a second process.
     """
-    folder = tmp_path_factory.mktemp("mlp_runs")
-    sweep = start_module("mnist_research.sweep", *_sweep_args(npz_dir, folder / "sweep"))
-    b = _start(npz_dir, folder / "b", "--deterministic", "--seed=3")
-    running = [sweep, b[1]]
-    try:
-        stopped = _finish(
-            _start(npz_dir, folder / "resumed", "--deterministic", "--seed=3", "--epochs=1")
-        )
-        resumed = _start(npz_dir, folder / "resumed", "--deterministic", "--seed=3")
-        running.append(resumed[1])
-        resumed, b = _finish(resumed), _finish(b)
-        sweep = finish(sweep, timeout=900)
-    finally:
-        for process in running:  # what a failed step left running
-            stop(process)
-    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    folder = tmp_path_factory.mktemp("research")
+    sweep = folder / "sweep"
+    chains = {}
+    if selected(request, "mlp_runs"):
+        chains["sweep"] = [
+            lambda: finish(
+                start_module("mnist_research.sweep", *_sweep_args(npz_dir, sweep)), timeout=900
+            )
+        ]
+        chains["b"] = [_train(npz_dir, folder / "b", "--deterministic", "--seed=3")]
+        seed3 = (npz_dir, folder / "resumed", "--deterministic", "--seed=3")
+        chains["resumed"] = [_train(*seed3, "--epochs=1"), _train(*seed3)]
+    if selected(request, "cnn_runs"):
+        chains["cnn_straight"] = [_train(npz_dir, folder / "straight", *CNN, "--epochs=2")]
+        cnn = (npz_dir, folder / "cnn_resumed", *CNN)
+        chains["cnn_resumed"] = [_train(*cnn, "--epochs=1"), _train(*cnn, "--epochs=2")]
+    results = side_by_side(chains)
+    if "sweep" in results:
+        (result,) = results["sweep"]
+        assert result.returncode == 0, result.stderr[-3000:]
+        results["sweep_dir"] = sweep
+    results["folder"] = folder
+    return results
+
+
+@pytest.fixture(scope="module")
+def mlp_runs(runs):
+    """The MLP tests' runs (see ``runs``)."""
     return {
-        "sweep": sweep,
-        "sweep_dir": folder / "sweep",
-        "a": _saved(folder / "sweep" / "smoke-seed3"),
-        "b": b,
-        "c": _saved(folder / "sweep" / "smoke-seed4"),
-        "stopped": stopped,
-        "resumed": resumed,
+        "sweep": runs["sweep"][0],
+        "sweep_dir": runs["sweep_dir"],
+        "a": _saved(runs["sweep_dir"] / "smoke-seed3"),
+        "b": runs["b"][0],
+        "c": _saved(runs["sweep_dir"] / "smoke-seed4"),
+        "stopped": runs["resumed"][0],
+        "resumed": runs["resumed"][1],
     }
+
+
+@pytest.fixture(scope="module")
+def cnn_runs(runs):
+    """The CNN test's runs (see ``runs``) and their folder."""
+    return runs["cnn_straight"][0], *runs["cnn_resumed"], runs["folder"]
 
 
 @pytest.mark.slow
@@ -256,28 +285,11 @@ def test_no_test_where_neither_side_varies_across_its_seeds():
     assert markdown.splitlines()[-1].startswith("–: no test where neither side varies")
 
 
-SMALL_CNN = (
-    "--model=cnn",
-    "--conv_filters=8,16",
-    "--conv_dropout_rates=0.1,0.1",
-    "--hidden_units=32",
-    "--dropout_rates=0.2",
-)
-
-
 @pytest.mark.slow
-def test_resumed_augmented_cnn_is_bit_identical_under_deterministic(npz_dir, tmp_path):
+def test_resumed_augmented_cnn_is_bit_identical_under_deterministic(cnn_runs):
     """Stopped after epoch 1 and resumed to 2 == 2 epochs straight: same augmented batches,
     dropout masks, weights, BN statistics, Adam moments and best-epoch weights."""
-    common = (*SMALL_CNN, "--augment", "--deterministic", "--seed=5")
-    (straight, weights_straight), (first, _) = _together(
-        npz_dir,
-        [
-            (tmp_path / "straight", *common, "--epochs=2"),
-            (tmp_path / "resumed", *common, "--epochs=1"),
-        ],
-    )
-    resumed, weights_resumed = _run(npz_dir, tmp_path / "resumed", *common, "--epochs=2")
+    (straight, weights_straight), (first, _), (resumed, weights_resumed), folder = cnn_runs
     assert first["epochs_completed"] == 1 and resumed["epochs_completed"] == 2
     for key, values in straight["history"].items():
         if key not in TIMING_KEYS:
@@ -290,5 +302,5 @@ def test_resumed_augmented_cnn_is_bit_identical_under_deterministic(npz_dir, tmp
             np.testing.assert_array_equal(
                 weights_straight[name], weights_resumed[name], err_msg=name
             )
-    config = json.load(open(tmp_path / "resumed" / "config.json"))
+    config = json.load(open(folder / "cnn_resumed" / "config.json"))
     assert config["model"]["family"] == "cnn" and config["train"]["augment"]

@@ -1,57 +1,19 @@
 """benchmarks/gpu_check.sh: every step but the GPU itself, on the CPU (--cpu_only --tiny)."""
 
 import json
-import os
-import sys
 
 import pytest
 
-from tests.helpers import REPO, finish, start, stop
-
-SCRIPT = os.path.join(REPO, "benchmarks", "gpu_check.sh")
-
-
-def _start(*args, cwd, env=None):
-    """``bash benchmarks/gpu_check.sh args`` started from ``cwd``; ``finish`` waits for it."""
-    full_env = {
-        **os.environ,
-        "PYTHON": sys.executable,
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "PYTHONPATH": REPO,
-        **(env or {}),
-    }
-    return start(["bash", SCRIPT, *args], env=full_env, cwd=cwd)
+from tests.helpers import finish, start_gpu_check
 
 
 def _run(*args, cwd, env=None, timeout=900):
-    return finish(_start(*args, cwd=cwd, env=env), timeout)
-
-
-@pytest.fixture(scope="module")
-def scripts(npz_dir, tmp_path_factory):
-    """The two slow tests' scripts, started at once: --cpu_only --tiny (three trainings and
-    compare) and the check of a machine without a GPU (one TensorFlow start)."""
-    tiny_dir, no_gpu_dir = tmp_path_factory.mktemp("tiny"), tmp_path_factory.mktemp("no_gpu")
-    # Run from another folder: --data_dir and --output are the caller's relative paths.
-    tiny = _start(
-        "--cpu_only",
-        "--tiny",
-        f"--data_dir={os.path.relpath(npz_dir, tiny_dir)}",
-        "--output=check",
-        cwd=tiny_dir,
-        env={"RUN_TIMEOUT": "600"},
-    )
-    no_gpu = _start(
-        f"--output={no_gpu_dir / 'out'}", cwd=no_gpu_dir, env={"CUDA_VISIBLE_DEVICES": "-1"}
-    )
-    yield {"tiny": (tiny_dir, tiny), "no_gpu": (no_gpu_dir, no_gpu)}
-    for process in (tiny, no_gpu):  # one a deselected test did not wait for, its trainings too
-        stop(process)
+    return finish(start_gpu_check(*args, cwd=cwd, env=env), timeout)
 
 
 @pytest.mark.slow
-def test_gpu_check_cpu_only_tiny_writes_the_compare_table(scripts):
-    folder, process = scripts["tiny"]
+def test_gpu_check_cpu_only_tiny_writes_the_compare_table(gpu_check_scripts):
+    folder, process = gpu_check_scripts["tiny"]
     output = folder / "check"
     result = finish(process, timeout=900)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
@@ -69,8 +31,8 @@ def test_gpu_check_cpu_only_tiny_writes_the_compare_table(scripts):
 
 
 @pytest.mark.slow
-def test_gpu_check_without_a_gpu_fails_in_one_line_and_writes_nothing(scripts):
-    tmp_path, process = scripts["no_gpu"]
+def test_gpu_check_without_a_gpu_fails_in_one_line_and_writes_nothing(gpu_check_scripts):
+    tmp_path, process = gpu_check_scripts["no_gpu"]
     result = finish(process, timeout=300)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]

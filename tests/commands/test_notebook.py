@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import REPO, selected
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -43,31 +43,81 @@ def _text(cell):
     return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
 
 
-@pytest.mark.slow
-def test_notebook_runs_top_to_bottom(npz_dir, tmp_path):
+def _client(parameters):
+    """A client of the notebook with ``parameters`` in a cell after the "parameters" one."""
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     (index,) = [
         i for i, c in enumerate(notebook.cells) if "parameters" in c.metadata.get("tags", [])
     ]
-    run_dir = tmp_path / "runs" / "notebook"
-    notebook.cells.insert(
-        index + 1, nbformat.v4.new_code_cell(_parameters(npz_dir, run_dir, show_tensorboard=True))
-    )
-    client = nbclient.NotebookClient(
+    notebook.cells.insert(index + 1, nbformat.v4.new_code_cell(parameters))
+    return nbclient.NotebookClient(
         notebook,
         timeout=300,
         kernel_name="python3",
         resources={"metadata": {"path": os.path.dirname(NOTEBOOK)}},
     )
-    start = time.time()
+
+
+async def _execute(client, **kwargs):
+    """Runs every cell; the CellExecutionError of the first that fails, else None."""
     try:
+        await client.async_execute(**kwargs)
+    except nbclient.exceptions.CellExecutionError as error:
+        return error
+    return None
+
+
+@pytest.fixture(scope="module")
+def executed(npz_dir, tmp_path_factory, request):
+    """The notebooks the selected tests read, executed side by side (a kernel each, mostly
+    on one core): ``full`` on the tiny data ({"client", "run_dir", "error", "seconds"})
+    and ``missing``, whose DATA_DIR does not exist ({"client", "missing", "folder",
+    "error"})."""
+    import asyncio
+
+    folder = tmp_path_factory.mktemp("notebook")
+    runs, work = {}, {}
+    if selected(request, "full_notebook"):
+        run_dir = folder / "runs" / "notebook"
+        client = _client(_parameters(npz_dir, run_dir, show_tensorboard=True))
+        runs["full"] = {"client": client, "run_dir": run_dir}
         # As a user's kernel starts: no TF_CPP_MIN_LOG_LEVEL (the test suite sets one).
         env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-        client.execute(env=env)  # raises CellExecutionError on the first failing cell
-    finally:
-        _stop_tensorboards(run_dir.parent)
-    seconds = time.time() - start
+        work["full"] = _execute(client, env=env)
+    if selected(request, "missing_data_notebook"):
+        missing = str(folder / "no-such-folder")
+        client = _client(_parameters(missing, folder / "run", False))
+        runs["missing"] = {"client": client, "missing": missing, "folder": folder}
+        work["missing"] = _execute(client)
 
+    async def together():
+        return await asyncio.gather(*work.values())
+
+    start = time.time()
+    try:
+        errors = asyncio.run(together())
+    finally:
+        _stop_tensorboards(folder / "runs")
+    for name, error in zip(work, errors):
+        runs[name].update(error=error, seconds=time.time() - start)
+    return runs
+
+
+@pytest.fixture(scope="module")
+def full_notebook(executed):
+    return executed["full"]
+
+
+@pytest.fixture(scope="module")
+def missing_data_notebook(executed):
+    return executed["missing"]
+
+
+@pytest.mark.slow
+def test_notebook_runs_top_to_bottom(full_notebook):
+    if full_notebook["error"] is not None:  # the first failing cell's error
+        raise full_notebook["error"]
+    notebook, run_dir = full_notebook["client"].nb, full_notebook["run_dir"]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["finished"] and metrics["epochs_completed"] == 2
     code = [c for c in notebook.cells if c.cell_type == "code"]
@@ -91,30 +141,13 @@ def test_notebook_runs_top_to_bottom(npz_dir, tmp_path):
     tensorboard = code[-1]
     html = "".join(str(o.get("data", {})) for o in tensorboard.outputs)
     assert "ERROR" not in html and ("iframe" in html or "localhost" in html), html
-    print(f"notebook ran in {seconds:.0f} s")
+    print(f"notebook ran in {full_notebook['seconds']:.0f} s")
 
 
 @pytest.mark.slow
-def test_notebook_data_error_names_its_own_setting(tmp_path):
+def test_notebook_data_error_names_its_own_setting(missing_data_notebook):
     """A DATA_DIR that does not exist: the error line names DATA_DIR, not a command's flag."""
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    (index,) = [
-        i for i, c in enumerate(notebook.cells) if "parameters" in c.metadata.get("tags", [])
-    ]
-    missing = str(tmp_path / "no-such-folder")
-    notebook.cells.insert(
-        index + 1, nbformat.v4.new_code_cell(_parameters(missing, tmp_path / "run", False))
-    )
-    client = nbclient.NotebookClient(
-        notebook,
-        timeout=300,
-        kernel_name="python3",
-        resources={"metadata": {"path": os.path.dirname(NOTEBOOK)}},
-    )
-    with pytest.raises(nbclient.exceptions.CellExecutionError) as raised:
-        client.execute()
-    assert (raised.value.ename, raised.value.evalue) == (
-        "DataError",
-        f"{missing}: DATA_DIR does not exist",
-    )
-    assert not (tmp_path / "run").exists()
+    error, missing = missing_data_notebook["error"], missing_data_notebook["missing"]
+    assert isinstance(error, nbclient.exceptions.CellExecutionError), error
+    assert (error.ename, error.evalue) == ("DataError", f"{missing}: DATA_DIR does not exist")
+    assert not (missing_data_notebook["folder"] / "run").exists()

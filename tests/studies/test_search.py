@@ -362,7 +362,7 @@ def test_a_study_on_two_workers_runs_each_trial_once_and_best_flags_reproduces(t
 
     best = max(trials, key=lambda t: t.value)
     again = tmp_path / "again"
-    train = run_module(
+    train = run_main(  # in this process: what it trains is the point, not its process
         "mnist_research.train",
         f"--flagfile={os.path.join(folder, results.BEST_FLAGS_FILE)}",
         f"--run_dir={again}",
@@ -446,7 +446,8 @@ def test_a_stopped_or_killed_trial_is_continued_from_its_checkpoint_once(tmp_pat
     killed = _load(str(output / "stopped")).get_trials()
     assert [t.state for t in killed] == [TrialState.FAIL, TrialState.RUNNING]
 
-    again = run_module(*command[2:], timeout=300)
+    # The rerun continues it in this process: what it restores is the point, not its process.
+    again = run_main(*command[2:], timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert re.search(r"Restored \S+ckpt-[3-8]\b", again.stderr), again.stderr[-3000:]
     trials = _load(str(output / "stopped")).get_trials()
