@@ -241,22 +241,28 @@ def test_a_worker_removes_its_own_lock_file_when_it_ends_and_no_other(tmp_path):
     assert os.listdir(folder / ".workers") == ["elsewhere-1-0123abcd"]
 
 
-def test_a_trial_another_worker_failed_while_it_trained_ends_with_one_line(tmp_path, caplog):
+def _run_a_trial_another_worker_fails(settings, ending):
+    """Runs one trial whose training ends with ``ending()`` after another worker, taking it
+    for dead (its heartbeats came late), failed it and queued it again; returns the study."""
     from mnist_research.studies import trials
-
-    settings = _settings(tmp_path)
 
     class LateWorker(trials.Worker):
         def _train(self, config, run_dir, pruning):
-            # Its heartbeats came late: another worker failed the trial and queued it again.
             other = _load(settings.folder)
             (running,) = other.get_trials(states=(TrialState.RUNNING,))
             assert claims.requeue(other, running, settings.folder)
-            return dict(best_val_accuracy=0.9, test_accuracy=1, epochs_completed=1, train_seconds=1)
+            return ending()
 
     opened = study.open_study(settings)
     base = trials.trial_config(settings.base_flags, [])
     LateWorker(opened, settings).run_trial(claims.next_trial(opened, settings), base)
+    return opened
+
+
+def test_a_trial_another_worker_failed_while_it_trained_ends_with_one_line(tmp_path, caplog):
+    settings = _settings(tmp_path)
+    metrics = dict(best_val_accuracy=0.9, test_accuracy=1, epochs_completed=1, train_seconds=1)
+    opened = _run_a_trial_another_worker_fails(settings, lambda: metrics)
     assert [t.state for t in opened.get_trials()] == [TrialState.FAIL, TrialState.WAITING]
     run_dir = os.path.join(settings.folder, "trial-000")
     assert f"Trial 0 finished ({run_dir} is complete), but the study had already" in caplog.text
@@ -265,21 +271,14 @@ def test_a_trial_another_worker_failed_while_it_trained_ends_with_one_line(tmp_p
 @pytest.mark.parametrize("stop", [interrupts.Interrupted, KeyboardInterrupt])
 def test_a_trial_stopped_after_another_worker_failed_it_stops_with_its_own_error(tmp_path, stop):
     """The trial stays failed with one continuation queued, by the worker that failed it."""
-    from mnist_research.studies import trials
-
     settings = _settings(tmp_path)
 
-    class StoppedLateWorker(trials.Worker):
-        def _train(self, config, run_dir, pruning):
-            other = _load(settings.folder)
-            (running,) = other.get_trials(states=(TrialState.RUNNING,))
-            assert claims.requeue(other, running, settings.folder)
-            raise stop(*((signal.SIGTERM,) if stop is interrupts.Interrupted else ()))
+    def stopped():
+        raise stop(*((signal.SIGTERM,) if stop is interrupts.Interrupted else ()))
 
-    opened = study.open_study(settings)
-    base = trials.trial_config(settings.base_flags, [])
     with pytest.raises(stop):
-        StoppedLateWorker(opened, settings).run_trial(claims.next_trial(opened, settings), base)
+        _run_a_trial_another_worker_fails(settings, stopped)
+    opened = _load(settings.folder)
     assert [t.state for t in opened.get_trials()] == [TrialState.FAIL, TrialState.WAITING]
 
 
