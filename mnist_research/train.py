@@ -134,10 +134,12 @@ def _check_run_dir_flags() -> None:
 
 def _choose_run_dir(config, strategy) -> str:
     """--run_dir; with --resume the newest unfinished run; else a new timestamped one."""
-    from mnist_research.training import devices, resume
+    from mnist_research.training import devices
 
     if FLAGS.resume:
-        found = resume.latest_unfinished(FLAGS.logdir, config)
+        from mnist_research.training import existing_run
+
+        found = existing_run.latest_unfinished(FLAGS.logdir, config)
         if found:
             logging.info("--resume: continuing %s", found)
             return found

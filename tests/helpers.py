@@ -117,10 +117,10 @@ def write_finished_run(run_dir, config, test_accuracy: float = 0.5) -> None:
     holding ``test_accuracy``), with no checkpoint, written in no time."""
     from mnist_research.config.metrics import HISTORY_KEYS
     from mnist_research.files import write_json
-    from mnist_research.rundir import layout, records
+    from mnist_research.rundir import layout
 
     os.makedirs(run_dir, exist_ok=True)
-    records.save_config(run_dir, config, "")
+    layout.save_config(run_dir, config, "")
     history = {k: [0.5] * config.train.epochs for k in HISTORY_KEYS}
     write_json(
         os.path.join(run_dir, layout.METRICS_FILE),

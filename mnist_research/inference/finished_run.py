@@ -22,7 +22,7 @@ from mnist_research.data.model_input import IMAGE_SHAPE, LogitsFn, batched, logi
 from mnist_research.errors import DamagedFileError, MnistResearchError, RunDirError, one_line
 from mnist_research.inference import export as export_lib
 from mnist_research.model import registry
-from mnist_research.rundir import checkpoint_files, layout, records
+from mnist_research.rundir import checkpoint_files, existing, layout, records, restore
 from mnist_research.training import history
 
 
@@ -36,10 +36,10 @@ def load_config(run_dir: str) -> ExperimentConfig:
     Raises:
       RunDirError: ``run_dir`` holds no ``config.json``, or a damaged one and no
         checkpoint with stored settings; a run dir that holds links (see
-        ``layout.check_contained``).
+        ``existing.check_contained``).
     """
     if os.path.isdir(run_dir):
-        layout.check_contained(run_dir)
+        existing.check_contained(run_dir)
     try:
         config = records.load_config(run_dir)
     except DamagedFileError as e:
@@ -56,21 +56,19 @@ def load_config(run_dir: str) -> ExperimentConfig:
 
 def _settings_from_checkpoint(run_dir: str) -> tuple[ExperimentConfig, str] | None:
     def load(prefix: str, number: int) -> tuple[ExperimentConfig, str]:
-        settings = checkpoint_files.stored_settings(checkpoint_files.verify(prefix))
+        settings = restore.stored_settings(restore.verify(prefix))
         if settings is None:
-            raise checkpoint_files.Damaged("it predates stored settings")
+            raise restore.Damaged("it predates stored settings")
         return settings, prefix
 
     try:
-        found = checkpoint_files.newest_usable(
-            os.path.join(run_dir, checkpoint_files.CHECKPOINT_DIR), load
-        )
+        found = restore.newest_usable(os.path.join(run_dir, checkpoint_files.CHECKPOINT_DIR), load)
     except RunDirError:
         return None
     if not found:
         return None
     (settings, prefix), recorded = found[0], records.flags_txt_config(run_dir)
-    diffs = checkpoint_files.identity_differences(settings, recorded) if recorded else []
+    diffs = restore.identity_differences(settings, recorded) if recorded else []
     if diffs:
         raise RunDirError(
             f"{prefix} was trained with different settings than {layout.FLAGS_FILE} "
@@ -205,5 +203,5 @@ def load_logits_fn(run_dir: str, from_checkpoint: bool = False) -> tuple[LogitsF
     config = load_config(run_dir)
     model = registry.create(config.model)
     folder = _checkpoint_dir(run_dir, config)
-    prefix = checkpoint_files.restore_model(model, folder, config, records.recorded_data(run_dir))
+    prefix = restore.restore_model(model, folder, config, records.recorded_data(run_dir))
     return logits_function(model), prefix

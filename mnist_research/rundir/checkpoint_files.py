@@ -1,50 +1,27 @@
-"""Finding a usable checkpoint on disk: the state file, the ``ckpt-N`` files, verification.
+"""A run's checkpoint files: their folder, the ``checkpoint`` state file, saving one.
 
-What is on disk is the truth: TensorFlow's ``checkpoint`` state file names the
-latest committed checkpoint and is used when it names a good one, but when it
-is missing, unreadable or names a missing or damaged checkpoint, the newest
-``ckpt-N`` whose every tensor reads back (each carries a checksum) and whose
-epoch counter says N is used instead, with one warning line. When checkpoints
-exist but none is usable, :func:`newest_usable` raises a :class:`RunDirError`
-that says what is damaged; nothing is deleted.
+Finding a usable checkpoint among them (the files on disk are the truth, not
+only the state file) is :mod:`mnist_research.rundir.restore`, which an existing
+run dir and the commands that read a run back use.
 """
 
 from __future__ import annotations
 
 import contextlib
 import glob
-import json
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterator
-from typing import TypeVar
+from collections.abc import Iterator
 
 import tensorflow as tf
-from absl import logging
 
 from mnist_research import files
-from mnist_research.config import ExperimentConfig, differences
 from mnist_research.errors import RunDirError, cause, one_line
 
 CHECKPOINT_DIR = "checkpoints"
 STATE_FILE = "checkpoint"
 _FILE = re.compile(r"^ckpt-(\d+)\.(index|data-\d{5}-of-\d{5})$")
-SETTINGS_KEY = "settings/.ATTRIBUTES/VARIABLE_VALUE"
-HISTORY_KEY = "history/.ATTRIBUTES/VARIABLE_VALUE"
-# The fingerprint of the data the checkpoint was trained on (``sources.fingerprint``).
-DATA_KEY = "data_sha256/.ATTRIBUTES/VARIABLE_VALUE"
-START_AFRESH = "use --overwrite to start afresh, or a new --run_dir"
-# What reading a damaged checkpoint raises: a checksum or format error (OpError),
-# "Read less bytes than requested" for a truncated data file (IndexError), or a
-# history/settings string that does not parse (ValueError).
-_DAMAGE = (tf.errors.OpError, IndexError, ValueError, KeyError, TypeError)
-
-T = TypeVar("T")
-
-
-class Damaged(Exception):
-    """A checkpoint that cannot be used; restoring falls back to an older one."""
 
 
 def numbers_on_disk(checkpoint_dir: str) -> list[int]:
@@ -70,126 +47,6 @@ def read_state(checkpoint_dir: str) -> tuple[int | None, str]:
     return (int(match.group(1)), "") if match else (None, "is garbage")
 
 
-def verify(prefix: str) -> tf.train.CheckpointReader:
-    """Reads back every tensor of a checkpoint (checking each checksum); returns the reader.
-
-    Raises:
-      Damaged: a file is missing, truncated or corrupt.
-    """
-    try:
-        reader = tf.train.load_checkpoint(prefix)
-        for name in reader.get_variable_to_shape_map():
-            reader.get_tensor(name)
-    except _DAMAGE as e:  # the folder is named once, in the message around this one
-        raise Damaged(one_line(e).replace(os.path.dirname(prefix) + os.sep, "")[:160]) from None
-    return reader
-
-
-def stored_settings(reader: tf.train.CheckpointReader) -> ExperimentConfig | None:
-    """The settings a checkpoint was trained with (``None`` for checkpoints older than that)."""
-    if not reader.has_tensor(SETTINGS_KEY):
-        return None
-    try:
-        return ExperimentConfig.from_dict(json.loads(reader.get_tensor(SETTINGS_KEY)))
-    except ValueError as e:
-        raise Damaged(f"its stored settings do not parse: {e}") from None
-
-
-def identity_differences(stored: ExperimentConfig | None, config: ExperimentConfig) -> list[str]:
-    """``section.setting: stored -> config`` where a checkpoint's run differs from ``config``'s.
-
-    Every reader of a checkpoint (resuming, evaluating, reporting, predicting)
-    compares the same identity; a checkpoint older than stored settings has none.
-    """
-    if stored is None or stored.identity() == config.identity():
-        return []
-    return differences(stored.identity(), config.identity())
-
-
-def restore_checked(
-    checkpoint: tf.train.Checkpoint,
-    prefix: str,
-    config: ExperimentConfig,
-    data_sha256: str | None,
-    advice: str,
-    source: str = "",
-) -> tf.train.CheckpointReader:
-    """Restores ``checkpoint`` from ``prefix`` once it proves to be this run's; returns its reader.
-
-    The identity of its stored settings (when it has them; model, recipe,
-    seed, data: what ``train`` checks to resume) must be ``config``'s, it must
-    have been trained on the data ``data_sha256`` names (when both are known),
-    every object of ``checkpoint`` must have a value in it, and every shape
-    must match.
-
-    Raises:
-      Damaged: a file of it is missing, truncated or corrupt.
-      RunDirError: another run's checkpoint, or one of another model than
-        ``config`` (read from ``source``, when given) describes; ending with ``advice``.
-    """
-    reader = verify(prefix)
-    diffs = identity_differences(stored_settings(reader), config)
-    described = f" than {source} describes" if source else ""
-    if diffs:
-        raise RunDirError(
-            f"{prefix} was trained with different settings{described} ({'; '.join(diffs)}); "
-            f"{advice}"
-        )
-    has_data = data_sha256 and reader.has_tensor(DATA_KEY)
-    stored = reader.get_tensor(DATA_KEY).decode("utf-8", "replace") if has_data else ""
-    if stored and stored != data_sha256:
-        raise RunDirError(
-            f"{prefix} was trained on other data (sha256 {stored[:12]}…, the run's "
-            f"{data_sha256[:12]}…); {advice}"
-        )
-    try:
-        checkpoint.restore(prefix).assert_existing_objects_matched().expect_partial()
-    except (AssertionError, ValueError) as e:
-        # A reader's checkpoint (``source`` given) predates stored settings here: it is the
-        # run's own, and config.json was edited, so ``advice`` would name the wrong cause.
-        model, tail = (f"the model {source} describes", "") if source else ("this model", advice)
-        raise RunDirError(
-            f"{prefix} does not hold {model} ({one_line(e)[:200]})" + (f"; {tail}" if tail else "")
-        ) from None
-    return reader
-
-
-def newest_usable(checkpoint_dir: str, load: Callable[[str, int], T]) -> tuple[T, int] | None:
-    """Calls ``load(prefix, N)`` on the state file's checkpoint, then the others newest first.
-
-    ``load`` raises :class:`Damaged` to fall back to the next one; anything else
-    propagates. A fallback is logged as one warning line.
-
-    Returns:
-      What ``load`` returned and N, or ``None`` when there is no checkpoint at all.
-
-    Raises:
-      RunDirError: checkpoints exist (or the state file names one) but none is usable.
-    """
-    named, state_problem = read_state(checkpoint_dir)
-    order = numbers_on_disk(checkpoint_dir)
-    if named is not None:
-        order = [named] + [n for n in order if n != named]
-    problems = []
-    for number in order:
-        prefix = os.path.join(checkpoint_dir, f"ckpt-{number}")
-        try:
-            result = load(prefix, number)
-        except Damaged as e:
-            problems.append(f"ckpt-{number}: {e}")
-            continue
-        notes = problems + ([f"the state file {state_problem}"] if state_problem and order else [])
-        if notes:
-            logging.warning("%s: %s; using ckpt-%d", checkpoint_dir, "; ".join(notes), number)
-        return result, number
-    if not problems:
-        return None
-    raise RunDirError(
-        f"{checkpoint_dir}: no usable checkpoint ({'; '.join(problems)}); "
-        f"nothing was changed; {START_AFRESH}"
-    )
-
-
 @contextlib.contextmanager
 def saving(folder: str, epoch: int) -> Iterator[None]:
     """Saving ``folder/ckpt-<epoch>``: a failure removes its partial files and is one line.
@@ -211,29 +68,3 @@ def saving(folder: str, epoch: int) -> Iterator[None]:
             f"{folder}: could not save the checkpoint of epoch {epoch} ({cause(e)}); the "
             f"latest checkpoint there is still {f'ckpt-{named}' if named is not None else 'none'}"
         ) from None
-
-
-def restore_model(
-    model: tf.keras.Model,
-    checkpoint_dir: str,
-    config: ExperimentConfig,
-    data_sha256: str | None = None,
-) -> str:
-    """Restores ``model``'s weights from the newest usable checkpoint of this run; returns its path.
-
-    Raises:
-      RunDirError: no usable checkpoint, or one of another run or model (see
-        :func:`restore_checked`).
-    """
-
-    def load(prefix: str, number: int) -> str:
-        checkpoint = tf.train.Checkpoint(model=model)
-        restore_checked(
-            checkpoint, prefix, config, data_sha256, "another run's checkpoint", "config.json"
-        )
-        return prefix
-
-    found = newest_usable(checkpoint_dir, load)
-    if found is None:
-        raise RunDirError(f"{checkpoint_dir}: no checkpoint to load")
-    return found[0]

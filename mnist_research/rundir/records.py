@@ -1,8 +1,9 @@
-"""A run's records: reading and writing ``config.json``, ``flags.txt`` and ``metrics.json``.
+"""A run's records read back: ``config.json``, ``flags.txt`` and ``metrics.json``.
 
-Training writes them; ``evaluate``, ``report``, ``compare``, ``sweep`` and
-resuming read them back. Reading a file back never gives a traceback: a
-damaged one raises :class:`DamagedFileError`.
+Training writes them (``config.json`` and ``flags.txt``: ``layout.save_config``);
+``evaluate``, ``report``, ``compare``, ``sweep`` and resuming read them back.
+Reading a file back never gives a traceback: a damaged one raises
+:class:`DamagedFileError`.
 """
 
 from __future__ import annotations
@@ -11,15 +12,14 @@ import math
 import os
 from typing import Any
 
-from absl import app, flags, logging
+from absl import app, flags
 
 from mnist_research import files, flagfiles
-from mnist_research.config import ExperimentConfig, differences
+from mnist_research.config import ExperimentConfig
 from mnist_research.config import flags as experiment_flags
 from mnist_research.config.metrics import METRICS, REQUIRED_HISTORY_KEYS
-from mnist_research.errors import DamagedFileError, RunDirError, cause
-from mnist_research.files import atomic_write_text, read_json, write_json
-from mnist_research.rundir import layout
+from mnist_research.errors import DamagedFileError, cause
+from mnist_research.files import read_json
 from mnist_research.rundir.layout import CONFIG_FILE, FLAGS_FILE, METRICS_FILE
 
 
@@ -53,153 +53,19 @@ def flags_txt_config(run_dir: str) -> ExperimentConfig | None:
         return None
 
 
-def ownership(run_dir: str) -> str:
-    """Whose ``run_dir`` is: ``"absent"``, ``"empty"``, ``"ours"`` or ``"foreign"``.
-
-    Ours: it holds the marker every run writes first, or it is a run dir
-    written before the marker existed: a ``config.json`` that reads back as
-    this project's configuration, next to this project's ``flags.txt`` or a
-    ``checkpoints/`` folder. Anything else that is not empty is foreign.
-
-    Raises:
-      RunDirError: ``run_dir`` exists but is not a directory.
-    """
-    if not os.path.lexists(run_dir):
-        return "absent"
-    if not os.path.isdir(run_dir):
-        raise RunDirError(f"{run_dir}: not a directory; choose another --run_dir")
-    try:
-        names = os.listdir(run_dir)
-    except OSError as e:
-        raise RunDirError(f"{run_dir}: cannot read the run directory ({e.strerror or e})") from None
-    if not names:
-        return "empty"
-    if layout.has_marker(run_dir):
-        return "ours"
-    config_path = os.path.join(run_dir, CONFIG_FILE)
-    companions = os.path.isfile(os.path.join(run_dir, FLAGS_FILE)) or os.path.isdir(
-        os.path.join(run_dir, "checkpoints")
-    )
-    if os.path.isfile(config_path) and not os.path.islink(config_path) and companions:
-        try:
-            if load_config(run_dir) is not None:
-                return "ours"
-        except DamagedFileError:
-            pass
-    return "foreign"
-
-
-def check_ours(run_dir: str) -> str:
-    """Refuses a non-empty folder that is not a run dir of this project; returns its ownership.
-
-    Also refuses a run dir whose ``export/`` holds files a run does not write
-    (the run replaces ``export/`` at its end), and one that
-    :func:`~mnist_research.rundir.layout.check_contained` refuses (links).
-
-    Raises:
-      RunDirError: in one line, before anything is written.
-    """
-    owner = ownership(run_dir)
-    if owner == "foreign":
-        raise RunDirError(
-            f"{run_dir}: not empty and not a run directory of this project (no "
-            f"{layout.MARKER_FILE} marker, nor a config.json of this project with "
-            f"its flags.txt or checkpoints/); nothing was written. Choose a new or "
-            f"empty --run_dir"
-        )
-    if owner == "ours":
-        layout.check_contained(run_dir)
-        for folder in ("export", "export.old"):
-            foreign = layout.foreign_under(run_dir, folder)
-            if foreign:
-                raise RunDirError(
-                    f"{run_dir}: {', '.join(foreign[:3])} is not a file a run "
-                    f"writes, and the run replaces {folder}/; move it out "
-                    f"first. Nothing was written"
-                )
-    return owner
-
-
-def check_settings(run_dir: str, config: ExperimentConfig) -> DamagedFileError | None:
-    """Refuses a run dir that holds a run with a different model or recipe.
-
-    Returns:
-      ``None``, or the error when ``config.json`` is damaged: the caller then
-      checks the settings stored in the checkpoint instead.
-
-    Raises:
-      RunDirError: the saved settings differ from ``config`` (named in the message).
-    """
-    try:
-        saved = load_config(run_dir)
-    except DamagedFileError as e:
-        return e
-    if saved is not None and saved.identity() != config.identity():
-        diffs = differences(saved.identity(), config.identity())
-        raise RunDirError(
-            f"{run_dir} holds a run with different settings ({'; '.join(diffs)}); "
-            f"use a new --run_dir or --overwrite"
-        )
-    return None
-
-
-# What a resumed run must share with the epochs ``metrics.json`` records besides its
-# settings: the data it read, and the placement that decides the dropout masks (each
-# replica draws its own stream, so another replica count trains another experiment).
-SAME_RUN_KEYS = {
-    "data_sha256": "the data read (sha256 of the uint8 train/validation arrays after the split)",
-    "strategy": "--strategy",
-    "num_replicas": "the replica count",
-}
-
-
-def check_same_run(run_dir: str, info: dict[str, Any]) -> None:
-    """Refuses to resume a run whose recorded data or replica placement differ from ``info``.
-
-    ``metrics.json`` (written with every checkpoint) records them. A run
-    recorded before the data fingerprint existed has none: it is resumed with
-    one warning line (its data cannot be checked) and records it from then on.
-    A damaged or missing ``metrics.json`` checks nothing (nothing trained, or
-    rebuilt from the checkpoint).
-
-    Raises:
-      RunDirError: naming each difference.
-    """
-    recorded = _recorded(run_dir)
-    if not recorded.get("epochs_completed"):
-        return
-    diffs = [
-        f"{what}: {recorded[key]} -> {info[key]}"
-        for key, what in SAME_RUN_KEYS.items()
-        if key in recorded and key in info and recorded[key] != info[key]
-    ]
-    if diffs:
-        raise RunDirError(
-            f"{run_dir} was trained with other {'; '.join(diffs)}; resuming would "
-            f"train another experiment under its name. Use the run's own data and "
-            f"placement, a new --run_dir, or --overwrite"
-        )
-    if "data_sha256" not in recorded and "data_sha256" in info:
-        logging.warning(
-            "%s records no data fingerprint (written before they existed): the data "
-            "of this resume cannot be checked against its earlier epochs",
-            run_dir,
-        )
-
-
 def recorded_data(run_dir: str) -> str | None:
     """The data fingerprint ``metrics.json`` records (``None``: none, or unreadable)."""
-    value = _recorded(run_dir).get("data_sha256")
+    value = recorded(run_dir).get("data_sha256")
     return value if isinstance(value, str) else None
 
 
-def _recorded(run_dir: str) -> dict[str, Any]:
+def recorded(run_dir: str) -> dict[str, Any]:
     """``metrics.json`` as far as it reads as an object; ``{}`` when missing or damaged."""
     try:
-        recorded = read_json(os.path.join(run_dir, METRICS_FILE))
+        document = read_json(os.path.join(run_dir, METRICS_FILE))
     except (OSError, ValueError):
         return {}
-    return recorded if isinstance(recorded, dict) else {}
+    return document if isinstance(document, dict) else {}
 
 
 def finished_metrics(run_dir: str) -> dict[str, Any] | None:
@@ -230,19 +96,6 @@ def finished_metrics(run_dir: str) -> dict[str, Any] | None:
 def records_progress(run_dir: str) -> bool:
     """Whether the run dir records a finished epoch (``metrics.json`` follows every checkpoint)."""
     return os.path.exists(os.path.join(run_dir, METRICS_FILE))
-
-
-def save_config(run_dir: str, config: ExperimentConfig, flagfile_text: str) -> None:
-    """Writes ``config.json`` and ``flags.txt``.
-
-    A relative ``data_dir`` is stored as an absolute path, so ``evaluate``,
-    ``report`` and ``predict`` find the data from any working directory.
-    """
-    saved = config.to_dict()
-    if saved["data"].get("data_dir"):
-        saved["data"]["data_dir"] = os.path.abspath(saved["data"]["data_dir"])
-    write_json(os.path.join(run_dir, CONFIG_FILE), saved)
-    atomic_write_text(os.path.join(run_dir, FLAGS_FILE), flagfile_text)
 
 
 def _is_number(value: Any) -> bool:

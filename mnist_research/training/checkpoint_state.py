@@ -3,9 +3,9 @@
 The history and the run's settings travel inside the checkpoint (string
 variables), and so do the best epoch's weights (:class:`BestWeights`), so
 a checkpoint, its history, its best weights and the settings it was trained
-with can never disagree after a kill. Which checkpoint to restore is decided by
-:mod:`mnist_research.rundir.checkpoint_files` (the files on disk are the truth, not
-only the state file); training never restarts from scratch while a checkpoint exists.
+with can never disagree after a kill. Restoring one into a run dir that holds
+checkpoints is :func:`mnist_research.training.existing_run.restore`; training
+never restarts from scratch while a checkpoint exists.
 """
 
 from __future__ import annotations
@@ -16,23 +16,9 @@ import shutil
 from collections.abc import Callable
 
 import tensorflow as tf
-from absl import logging
 
-from mnist_research import files
-from mnist_research.errors import RunDirError, writing
-from mnist_research.rundir.checkpoint_files import (
-    CHECKPOINT_DIR,
-    HISTORY_KEY,
-    SETTINGS_KEY,
-    START_AFRESH,
-    STATE_FILE,
-    Damaged,
-    newest_usable,
-    numbers_on_disk,
-    read_state,
-    restore_checked,
-    saving,
-)
+from mnist_research.errors import writing
+from mnist_research.rundir.checkpoint_files import CHECKPOINT_DIR, saving
 from mnist_research.training import devices
 from mnist_research.training import history as history_lib
 from mnist_research.training.history import BEST_DIR
@@ -126,51 +112,15 @@ class CheckpointState:
             data_sha256=tf.Variable(data_sha256, dtype=tf.string, trainable=False),
         )
         self.checkpoint = tf.train.Checkpoint(**self.identity, **objects)
-        # Restores without the identity: checkpoints written before it existed still load.
-        self._restorer = tf.train.Checkpoint(**objects)
+        self.objects = objects  # restored without the identity: older checkpoints lack it
         self.chief_dir = checkpoint_dir
         self.chief = chief
         self.max_to_keep = max_to_keep
         self.manager: tf.train.CheckpointManager | None = None
-        self.restored: int | None = None
-        # Whether the restored checkpoint held the settings it was trained with.
-        self.settings_checked = False
-
-    def restore(self, required: bool = False) -> history_lib.History:
-        """Restores the newest usable checkpoint, if any; returns its history.
-
-        Args:
-          required: the run dir records finished epochs, so a checkpoint must exist.
-
-        Raises:
-          RunDirError: no checkpoint is usable although one exists (or is
-            ``required``), or one was trained with different settings.
-        """
-        found = newest_usable(self.chief_dir, self._load)
-        if found is None:
-            if required:
-                raise RunDirError(
-                    f"{self.chief_dir}: no checkpoint, although the run records "
-                    f"finished epochs; nothing was changed; {START_AFRESH}"
-                )
-            return history_lib.from_json("{}")
-        history, self.restored = found
-        logging.info("Restored %s", os.path.join(self.chief_dir, f"ckpt-{self.restored}"))
-        return history
-
-    def _load(self, prefix: str, number: int) -> history_lib.History:
-        reader = restore_checked(
-            self._restorer, prefix, self.config, self.data_sha256, START_AFRESH
-        )
-        self.settings_checked = reader.has_tensor(SETTINGS_KEY)
-        try:
-            history = history_lib.from_json(reader.get_tensor(HISTORY_KEY).decode("utf-8"))
-        except (ValueError, TypeError, AttributeError) as e:
-            raise Damaged(f"its history does not parse ({e})") from None
-        epoch = int(self.epoch.numpy())
-        if epoch != number or len(history["loss"]) != epoch:
-            raise Damaged(f"it holds epoch {epoch} with {len(history['loss'])} history entries")
-        return history
+        self.restored: int | None = None  # the ckpt-N a resumed run restarts from
+        # Set when resuming (``existing_run.restore``): repairs the state file, which
+        # the manager reads when the first save creates it.
+        self.before_first_save: Callable[[], None] = lambda: None
 
     def save(self, epoch: int, history: history_lib.History) -> None:
         """Saves ``ckpt-<epoch>``; the ``checkpoint`` state file moves to it only once
@@ -186,33 +136,11 @@ class CheckpointState:
             return
         with saving(self.chief_dir, epoch):  # a failure: its partial files removed, one line
             if self.manager is None:
-                self._repair_state()
+                self.before_first_save()
                 self.manager = tf.train.CheckpointManager(
                     self.checkpoint, self.chief_dir, max_to_keep=self.max_to_keep
                 )
             self.manager.save(checkpoint_number=epoch)
-
-    def _repair_state(self) -> None:
-        """Rewrites a state file that does not name the restored checkpoint.
-
-        TensorFlow's manager reads the state file to know which checkpoints to
-        delete; a missing or garbage one would leave old checkpoints on disk forever.
-        """
-        named, _ = read_state(self.chief_dir)
-        path = os.path.join(self.chief_dir, STATE_FILE)
-        if named == self.restored:
-            return
-        if self.restored is None:
-            if os.path.exists(path):
-                os.unlink(path)  # names nothing usable; the first save writes a new one
-            return
-        kept = sorted(n for n in numbers_on_disk(self.chief_dir) if n <= self.restored)
-        lines = [f'model_checkpoint_path: "ckpt-{self.restored}"']
-        lines += [f'all_model_checkpoint_paths: "ckpt-{n}"' for n in kept]
-        # The manager deletes only checkpoints stamped after last_preserved_timestamp (0).
-        lines += ["all_model_checkpoint_timestamps: 1" for _ in kept]
-        files.atomic_write_text(path, "\n".join(lines) + "\n")
-        logging.info("Rewrote %s to name ckpt-%d", path, self.restored)
 
     def save_best(self, epoch: int) -> None:
         """Writes the best weights as their own checkpoint, ``checkpoints/best/ckpt-<epoch>``."""

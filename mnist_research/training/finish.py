@@ -83,15 +83,6 @@ class EndOfRunAction:
     problem: Callable[[str], str | None] | None = None
 
 
-def outputs_problem(run_dir: str, actions: Sequence[EndOfRunAction]) -> str | None:
-    """The first unusable output of a finished run, as a log line, or ``None``."""
-    for action in actions:
-        problem = action.problem(run_dir) if action.problem is not None else None
-        if problem:
-            return f"{problem}; {action.name} again from the checkpoint"
-    return None
-
-
 def finish_run(run: RunContext, actions: Sequence[EndOfRunAction] = ()) -> dict[str, Any]:
     """Evaluates the test split, runs the end-of-run ``actions`` and writes ``metrics.json``.
 

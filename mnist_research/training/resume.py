@@ -1,65 +1,12 @@
-"""Resuming a run: the newest unfinished run of an experiment, and the command that resumes it."""
+"""The command that resumes a run (``--resume`` finds one: ``existing_run.latest_unfinished``)."""
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 import shlex
 import shutil
 import sys
-
-from mnist_research.config import ExperimentConfig
-from mnist_research.errors import MnistResearchError
-from mnist_research.rundir import layout, records
-from mnist_research.rundir.checkpoint_files import CHECKPOINT_DIR
-
-
-def _finished_or_damaged(run_dir: str) -> bool:
-    """--resume skips both: a damaged run is resumed only when named with --run_dir."""
-    try:
-        return records.finished_metrics(run_dir) is not None
-    except MnistResearchError:
-        return True
-
-
-def latest_unfinished(logdir: str, config: ExperimentConfig) -> str | None:
-    """The most recently active unfinished run of ``config``'s experiment under ``logdir``.
-
-    A candidate is a direct sub-directory holding a ``config.json`` with the
-    same experiment name and the same model and recipe
-    (:meth:`ExperimentConfig.identity`) that has not finished; the newest is
-    the one whose ``config.json``, ``metrics.json`` or checkpoints changed last.
-
-    Returns:
-      Its path, or ``None`` when there is none.
-    """
-    candidates = []
-    for path in glob.glob(os.path.join(glob.escape(logdir), "*", layout.CONFIG_FILE)):
-        run_dir = os.path.dirname(path)
-        try:
-            saved = records.load_config(run_dir)
-        except MnistResearchError:
-            continue  # damaged: resuming it needs an explicit --run_dir
-        if (
-            saved is None
-            or saved.experiment != config.experiment
-            or saved.identity() != config.identity()
-            or _finished_or_damaged(run_dir)
-        ):
-            continue
-        touched = [
-            os.path.getmtime(p)
-            for p in (
-                path,
-                os.path.join(run_dir, layout.METRICS_FILE),
-                os.path.join(run_dir, CHECKPOINT_DIR),
-            )
-            if os.path.exists(p)
-        ]
-        candidates.append((max(touched), run_dir))
-    return max(candidates)[1] if candidates else None
-
 
 # Flags a resume command leaves out: where the run goes is given by --run_dir, and
 # --overwrite would delete the run being resumed.

@@ -24,10 +24,11 @@ from absl import logging
 from mnist_research import interrupts
 from mnist_research.config import ExperimentConfig
 from mnist_research.data import pipeline, sources
-from mnist_research.errors import ConfigError, DamagedFileError, RunDirError
-from mnist_research.rundir import checkpoint_files, layout, records
+from mnist_research.errors import ConfigError
+from mnist_research.rundir import layout
 from mnist_research.rundir.lock import RunDirLock
 from mnist_research.training import devices, finish, hooks, loop, preflight
+from mnist_research.training import history as history_lib
 from mnist_research.training import summaries as summaries_lib
 from mnist_research.training.checkpoint_state import CHECKPOINT_DIR, CheckpointState
 from mnist_research.training.finish import RunContext
@@ -98,13 +99,17 @@ def train_and_evaluate(
     _check_cluster(strategy)
     chief = devices.is_chief()
     layout.check_path(run_dir)
-    finished, damaged_config = _check_run_dir(run_dir, config, overwrite, actions)
-    if finished is not None:
-        return finished
+    existing_run, damaged_config = None, None
+    if not layout.is_empty(run_dir):  # a run to resume or finish, or --overwrite's
+        from mnist_research.training import existing_run
+
+        finished, damaged_config = existing_run.check(run_dir, config, overwrite, actions)
+        if finished is not None:
+            return finished
     datasets = _load_data(config, datasets)
     info = {**info, "data_sha256": sources.fingerprint(datasets)}
-    if not overwrite:
-        records.check_same_run(run_dir, info)
+    if existing_run is not None and not overwrite:
+        existing_run.check_same_run(run_dir, info)
     train_input, steps_per_epoch = _train_input(config, datasets, strategy)
     trainer = preflight.build_trainer(
         config, strategy, steps_per_epoch, on_gpu=info["device_kind"] == "gpu"
@@ -114,11 +119,20 @@ def train_and_evaluate(
     if chief:
         layout.claim(run_dir)
     with RunDirLock(run_dir) if chief else contextlib.nullcontext():
-        if overwrite and chief:
-            logging.info("--overwrite: deleting the contents of %s", run_dir)
-            layout.clear(run_dir)
+        state = CheckpointState(
+            trainer,
+            os.path.join(run_dir, CHECKPOINT_DIR),
+            chief,
+            config.train.max_to_keep,
+            info["data_sha256"],
+        )
+        history = history_lib.from_json("{}")
+        if existing_run is not None:
+            history = existing_run.resume(run_dir, trainer, state, chief, overwrite, damaged_config)
+        if chief:
+            layout.save_config(run_dir, config, flagfile_text)
         run = _start_run(
-            config, run_dir, trainer, datasets, info, chief, flagfile_text, damaged_config
+            config, run_dir, trainer, datasets, info, chief, state, history, flagfile_text
         )
         logging.info(
             "Run dir: %s | %s x%d, %s (%s)",
@@ -220,68 +234,6 @@ def _train_input(
     return train_input, train_input.steps_per_epoch(workers)
 
 
-def _check_run_dir(
-    run_dir: str,
-    config: ExperimentConfig,
-    overwrite: bool,
-    actions: Sequence[finish.EndOfRunAction],
-) -> tuple[dict[str, Any] | None, DamagedFileError | None]:
-    """Read-only checks of an existing run dir, before the data is read.
-
-    The epochs it holds are its checkpoints' (``metrics.json`` is written from
-    them); ``metrics.json`` tells whether the run is already done.
-
-    Returns:
-      The final metrics when nothing is left to do (else ``None``), and why
-      ``config.json`` is damaged (else ``None``; the checkpoint's settings are
-      then checked instead).
-
-    Raises:
-      RunDirError: ``--overwrite`` of a directory that is not a run dir; a run
-        with other settings, or more epochs than ``config``.
-    """
-    if overwrite:
-        if records.ownership(run_dir) == "foreign":
-            records.check_ours(run_dir)  # refuses, naming what a run dir holds
-        layout.check_overwritable(run_dir)
-        return None, None
-    records.check_ours(run_dir)
-    damaged_config = records.check_settings(run_dir, config)
-    # The run's progress is its checkpoints: the newest on disk bounds what is restored.
-    checkpoints = checkpoint_files.numbers_on_disk(os.path.join(run_dir, CHECKPOINT_DIR))
-    if checkpoints and checkpoints[0] > config.train.epochs:
-        raise RunDirError(_too_many_epochs(run_dir, checkpoints[0], config.train.epochs))
-    try:
-        finished = records.finished_metrics(run_dir)
-    except DamagedFileError as e:
-        logging.warning("%s: damaged (%s); it is rebuilt from the checkpoint", e.path, e.reason)
-        return None, damaged_config
-    done = (finished or {}).get("epochs_completed", 0)
-    complete = done == config.train.epochs or (finished or {}).get("stopped_early")
-    if finished is None or not complete or done > config.train.epochs or damaged_config:
-        return None, damaged_config
-    damaged_outputs = finish.outputs_problem(run_dir, actions)
-    if damaged_outputs:
-        logging.warning("%s", damaged_outputs)
-        return None, damaged_config
-    # A run that stopped early stays stopped: more epochs would change nothing.
-    stopped = finished.get("stopped_early")
-    logging.info(
-        "%s is complete (%s); nothing to do. Use a new --run_dir or --overwrite to train again%s.",
-        run_dir,
-        f"it stopped early after {done} epochs" if stopped else f"{done} epochs",
-        "" if stopped else ", or a larger --epochs to extend it",
-    )
-    return finished, None
-
-
-def _too_many_epochs(run_dir: str, done: int, wanted: int) -> str:
-    return (
-        f"{run_dir} has completed {done} epochs, more than --epochs={wanted}; pass "
-        f"--epochs={done} (or more to extend the run), or use a new --run_dir"
-    )
-
-
 def _load_data(config: ExperimentConfig, datasets: sources.Splits | None) -> sources.Splits:
     """The given splits, or the data ``config.data`` names, split; logs their description."""
     source = "data given in memory"
@@ -299,43 +251,11 @@ def _start_run(
     datasets: sources.Splits,
     info: dict,
     chief: bool,
+    state: CheckpointState,
+    history: history_lib.History,
     flagfile_text: str,
-    damaged_config: DamagedFileError | None,
 ) -> RunContext:
-    """Restores the newest usable checkpoint, saves the settings, opens the summary writers.
-
-    Raises:
-      RunDirError: checkpoints exist but none is usable, or one was trained with
-        other settings.
-    """
-    state = CheckpointState(
-        trainer,
-        os.path.join(run_dir, CHECKPOINT_DIR),
-        chief,
-        config.train.max_to_keep,
-        info["data_sha256"],
-    )
-    history = state.restore(required=records.records_progress(run_dir))
-    done = int(trainer.epoch.numpy())
-    if damaged_config is not None:
-        if done and not state.settings_checked:
-            raise RunDirError(
-                f"{damaged_config}, and ckpt-{done} predates stored settings, so "
-                f"this command cannot be checked against the run; use "
-                f"--overwrite to start afresh, or a new --run_dir"
-            )
-        logging.warning(
-            "%s; rewritten from this command's settings%s",
-            damaged_config,
-            f" (they match ckpt-{done})" if done else "",
-        )
-    if chief:
-        for path in layout.remove_stale_temporaries(run_dir):
-            logging.info("Removed %s, left half-written by an interrupted run", path)
-        records.save_config(run_dir, config, flagfile_text)
-        dropped = summaries_lib.prune_after(run_dir, done, trainer.step)
-        if dropped:
-            logging.info("Dropped %d TensorBoard events written after the last checkpoint", dropped)
+    """Opens the summary writers (a new run first records its flags and HParams there)."""
     summaries = summaries_lib.Summaries(run_dir if chief else None)
     if not history["loss"]:
         summaries.text("config/flags", "```\n" + (flagfile_text or "(none)") + "\n```")

@@ -13,20 +13,14 @@ TensorFlow's no-op writers.
 
 from __future__ import annotations
 
-import glob
 import os
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from absl import logging
-from google.protobuf.message import DecodeError
-from tensorboard.compat.proto import event_pb2
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 
-from mnist_research import files
-from mnist_research.errors import one_line
 from mnist_research.training import hparams as hparams_lib
 
 _HISTOGRAM_METADATA = histogram_metadata.create_summary_metadata(
@@ -126,90 +120,6 @@ class Summaries:
         self.flush()
         for writer in (self.train, self.validation, self.session):
             writer.close()
-
-
-# The folders the run's writers write ("": the run dir, the HParams session's).
-_EVENT_FOLDERS = ("train", "validation", "")
-
-
-def prune_after(run_dir: str, epoch: int, step: int) -> int:
-    """Drops events written after the checkpoint a resumed run restarts from.
-
-    A run killed mid-epoch leaves summaries for steps (``step/*`` tags, keyed
-    by optimizer step) and epochs (every other tag: scalars, histograms, images,
-    keyed by epoch) that the resumed run will write again; without
-    pruning, TensorBoard would show those steps twice and the curve would go
-    backwards. Each event file that holds such events is rewritten (to a
-    temporary file, then renamed) without them. A file with a truncated or
-    corrupt record (a bad checksum) is cut at its last good record, with one
-    warning line, instead of failing the resume. Before the first checkpoint
-    (``epoch`` 0) no event is kept: the rerun writes them all again (the
-    flags text and the HParams session among them).
-
-    Returns:
-      The number of events dropped.
-    """
-    dropped = 0
-    # Only the folders the run's writers write: event files anywhere else are not its own.
-    paths = [
-        path
-        for folder in _EVENT_FOLDERS
-        for path in glob.glob(os.path.join(glob.escape(run_dir), folder, "events.out.tfevents.*"))
-    ]
-    if epoch == 0:
-        epoch = step = -1
-    for path in sorted(paths):
-        if not os.path.isfile(path) or os.path.islink(path):
-            logging.warning(
-                "%s: not a regular file, so not an event file of this run; left "
-                "as it is (TensorBoard ignores it once you remove it)",
-                path,
-            )
-            continue
-        records, damage = _read_records(path)
-        kept = [r for r in records if not _after(r, epoch, step)]
-        if damage:
-            logging.warning("%s: %s; keeping its %d good records", path, damage, len(records))
-        if damage or len(kept) < len(records):
-            temp = path + ".pruning"
-            try:
-                with tf.io.TFRecordWriter(temp) as writer:
-                    for record in kept:
-                        writer.write(record)
-                os.replace(temp, path)
-            finally:
-                if os.path.lexists(temp):
-                    os.unlink(temp)
-            dropped += len(records) - len(kept)
-    return dropped
-
-
-def _read_records(path: str) -> tuple[list[bytes], str | None]:
-    """The records of an event file up to the first damaged one, and what the damage is."""
-    records = []
-    whole, damage = files.whole_records(path)  # a length beyond the file is never read
-    try:
-        for record in tf.data.TFRecordDataset(path).take(whole):
-            records.append(record.numpy())
-            event_pb2.Event.FromString(records[-1])
-    except tf.errors.OpError as e:  # e.g. "DataLossError: corrupted record at 418"
-        return records, one_line(e)[:160]
-    except DecodeError:
-        return records[:-1], f"record {len(records)} is not an event"
-    return records, damage
-
-
-def _keyed_by_step(value) -> bool:
-    """``step/*`` scalars and the graph (``trace_export`` at an optimizer step) are keyed
-    by optimizer step; everything else by epoch."""
-    return value.tag.startswith("step/") or value.metadata.plugin_data.plugin_name.startswith(
-        "graph"
-    )
-
-
-def _after(record: bytes, epoch: int, step: int) -> bool:
-    event = event_pb2.Event.FromString(record)
-    return any(event.step > (step if _keyed_by_step(v) else epoch) for v in event.summary.value)
 
 
 def model_histograms(model: tf.keras.Model, gradients) -> list[tuple[str, Any]]:

@@ -85,6 +85,7 @@ def test_events_of_an_attempt_killed_before_its_first_checkpoint_are_not_kept(tm
     import collections
 
     from mnist_research.config import ExperimentConfig
+    from mnist_research.training import existing_run
     from mnist_research.training import summaries as summaries_lib
     from mnist_research.training.hparams import hparams_of
 
@@ -96,5 +97,5 @@ def test_events_of_an_attempt_killed_before_its_first_checkpoint_are_not_kept(tm
     writer.close()
     written = _value_events(run) + _value_events(run / "train")
     assert "config/flags" in written and len(written) >= 4
-    assert summaries_lib.prune_after(str(run), 0, 0) == len(written)
+    assert existing_run.prune_after(str(run), 0, 0) == len(written)
     assert _value_events(run) == _value_events(run / "train") == []

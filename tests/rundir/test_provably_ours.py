@@ -19,9 +19,9 @@ import tensorflow as tf
 from mnist_research.config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
 from mnist_research.data import sources
 from mnist_research.errors import RunDirError
-from mnist_research.rundir import layout, records
+from mnist_research.rundir import existing, layout, records
 from mnist_research.rundir.lock import RunDirLock
-from mnist_research.training import runner, summaries
+from mnist_research.training import existing_run, runner
 from tests.helpers import run_main
 
 # The tests that train (a resume, in process: a second or two each) are slow; the others
@@ -115,7 +115,7 @@ def test_the_parent_of_runs_is_refused_and_its_runs_untouched(ours, tmp_path, ti
 def test_an_empty_folder_is_used_and_marked(ours):
     # `ours` was an empty folder when the run started in it.
     assert (ours / layout.MARKER_FILE).is_file()
-    assert records.ownership(str(ours)) == "ours"
+    assert existing.ownership(str(ours)) == "ours"
 
 
 def test_clean_up_touches_only_the_projects_names_at_its_places(run):
@@ -137,7 +137,7 @@ def test_clean_up_touches_only_the_projects_names_at_its_places(run):
     for relative in ours:
         (run / relative).parent.mkdir(parents=True, exist_ok=True)
         (run / relative).write_text("half")
-    removed = layout.remove_stale_temporaries(str(run))
+    removed = existing.remove_stale_temporaries(str(run))
     for relative, text in mine.items():
         assert (run / relative).read_text() == text
     for relative in ours:
@@ -170,7 +170,7 @@ def test_a_damaged_config_of_a_marked_run_is_rewritten_but_an_unmarked_one_refus
 @slow
 def test_a_run_dir_written_before_the_marker_still_resumes(run, tiny_arrays):
     (run / layout.MARKER_FILE).unlink()
-    assert records.ownership(str(run)) == "ours"  # config.json of ours + checkpoints/
+    assert existing.ownership(str(run)) == "ours"  # config.json of ours + checkpoints/
     metrics = _train(run, tiny_arrays, epochs=2)
     assert metrics["epochs_completed"] == 2
 
@@ -268,7 +268,7 @@ def test_a_resume_keeps_the_graph(run, tiny_arrays):
     graph_before = _graph_events(run)
     assert graph_before
     # The graph summary is keyed by optimizer step: it survives pruning after epoch 1.
-    assert summaries.prune_after(str(run), 1, 8) == 0
+    assert existing_run.prune_after(str(run), 1, 8) == 0
     _train(run, tiny_arrays, epochs=2, profile_steps=())
     assert _graph_events(run) == graph_before
 
@@ -287,7 +287,7 @@ def test_a_resume_keeps_the_graph(run, tiny_arrays):
 def test_report_and_compare_refuse_non_finite_metrics_in_one_line(tmp_path, text):
     run = tmp_path / "run"
     run.mkdir()
-    records.save_config(str(run), ExperimentConfig(), "")
+    layout.save_config(str(run), ExperimentConfig(), "")
     (run / "metrics.json").write_text(text)
     assert "not a finite number" in records.metrics_problem(json.loads(text))
     result = run_main("mnist_research.compare", str(run), str(run))  # its process: test_compare

@@ -15,7 +15,7 @@ import tensorflow as tf
 from mnist_research import files
 from mnist_research.config import ModelConfig
 from mnist_research.errors import RunDirError
-from mnist_research.rundir import layout
+from mnist_research.rundir import existing, layout
 from mnist_research.rundir.lock import RunDirLock
 
 # --------------------------------------------------------------------------- --overwrite
@@ -92,7 +92,7 @@ def test_overwrite_refuses_anything_but_a_run_dir(case, tmp_path):
         (folder / relative).write_text(text)
     before = sorted(str(p) for p in folder.rglob("*"))
     with pytest.raises(RunDirError) as error:
-        layout.check_overwritable(str(folder))
+        existing.check_overwritable(str(folder))
     assert "--overwrite refused" in str(error.value) and named in str(error.value)
     assert sorted(str(p) for p in folder.rglob("*")) == before
 
@@ -101,13 +101,13 @@ def test_overwrite_refuses_the_working_directory_and_a_file(tmp_path, monkeypatc
     from tests.helpers import REPO
 
     with pytest.raises(RunDirError, match="--overwrite refused"):
-        layout.check_overwritable(REPO)
+        existing.check_overwritable(REPO)
     monkeypatch.chdir(REPO)
     with pytest.raises(RunDirError, match="--overwrite refused"):
-        layout.check_overwritable(".")
+        existing.check_overwritable(".")
     (tmp_path / "file").write_text("x")
     with pytest.raises(RunDirError, match="not a directory"):
-        layout.check_overwritable(str(tmp_path / "file"))
+        existing.check_overwritable(str(tmp_path / "file"))
 
 
 def test_overwrite_clears_a_run_dir_but_not_what_its_links_point_to(tmp_path):
@@ -116,15 +116,15 @@ def test_overwrite_clears_a_run_dir_but_not_what_its_links_point_to(tmp_path):
     outside.mkdir()
     (outside / "data.txt").write_text("keep")
     (run / ".lock").write_text("PID 1")
-    layout.check_overwritable(str(run))  # a run dir: accepted
+    existing.check_overwritable(str(run))  # a run dir: accepted
     (run / "reports" / "link").symlink_to(outside)
     with pytest.raises(RunDirError, match="it holds reports/link"):  # a run writes no links
-        layout.check_overwritable(str(run))
-    layout.check_overwritable(str(tmp_path / "missing"))  # nothing to delete
+        existing.check_overwritable(str(run))
+    existing.check_overwritable(str(tmp_path / "missing"))  # nothing to delete
     empty = tmp_path / "empty"
     empty.mkdir()
-    layout.check_overwritable(str(empty))
-    layout.clear(str(run))
+    existing.check_overwritable(str(empty))
+    existing.clear(str(run))
     assert sorted(os.listdir(run)) == [".lock"]
     assert (outside / "data.txt").read_text() == "keep"
 
@@ -196,7 +196,7 @@ def test_stale_temporaries_are_removed_only_inside_the_run_dir(tmp_path):
         (folder / "train").mkdir(parents=True)
         (folder / ".tmp-abc-metrics.json").write_text("x")
         (folder / "train" / "events.pruning").write_text("x")
-    removed = layout.remove_stale_temporaries(str(run))
+    removed = existing.remove_stale_temporaries(str(run))
     assert len(removed) == 2 and all(p.startswith(str(run)) for p in removed)
     assert (sibling / ".tmp-abc-metrics.json").exists()
 

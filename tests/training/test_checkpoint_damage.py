@@ -12,7 +12,8 @@ import tensorflow as tf
 from mnist_research.config import ExperimentConfig, ModelConfig, TrainConfig
 from mnist_research.errors import RunDirError
 from mnist_research.model import registry
-from mnist_research.rundir import checkpoint_files
+from mnist_research.rundir import checkpoint_files, restore
+from mnist_research.training import existing_run
 from mnist_research.training import history as history_lib
 from mnist_research.training.checkpoint_state import CheckpointState
 from mnist_research.training.loop import Trainer
@@ -122,7 +123,7 @@ def _restore_damaged_copy(saved, tmp_path, damage, caplog):
 def _restore(folder, required=False):
     trainer = _trainer()
     state = CheckpointState(trainer, folder, chief=True, max_to_keep=3)
-    history = state.restore(required=required)
+    history, _ = existing_run.restore(state, required=required)
     return trainer, state, history
 
 
@@ -209,7 +210,7 @@ def test_checkpoint_trained_with_other_settings_is_refused_not_skipped(saved, tm
     other = ExperimentConfig(model=CONFIG.model, train=TrainConfig(batch_size=8, seed=7))
     state = CheckpointState(_trainer(other), folder, chief=True, max_to_keep=3)
     with pytest.raises(RunDirError, match=r"different settings \(train.seed: 42 -> 7\)"):
-        state.restore()
+        existing_run.restore(state)
 
 
 def test_checkpoint_files_in_a_folder_with_glob_characters(saved, tmp_path):
@@ -232,7 +233,7 @@ def test_restore_model_checks_the_config(saved, edit, message):
     config = ExperimentConfig(model=ModelConfig(**{**CONFIG.to_dict()["model"], **edit}))
     model = registry.create(config.model)
     with pytest.raises(RunDirError, match=message):
-        checkpoint_files.restore_model(model, folder, config)
+        restore.restore_model(model, folder, config)
 
 
 @pytest.mark.parametrize(
@@ -247,14 +248,14 @@ def test_restore_model_checks_objects_and_shapes_without_stored_settings(tmp_pat
     config = ExperimentConfig(model=ModelConfig(**{**CONFIG.to_dict()["model"], **edit}))
     model = registry.create(config.model)
     with pytest.raises(RunDirError, match="does not hold the model config.json describes") as e:
-        checkpoint_files.restore_model(model, folder, config)
+        restore.restore_model(model, folder, config)
     assert "another run" not in str(e.value)  # it is this run's checkpoint; config.json changed
     same = registry.create(CONFIG.model)
-    assert checkpoint_files.restore_model(same, folder, CONFIG).endswith("ckpt-1")
+    assert restore.restore_model(same, folder, CONFIG).endswith("ckpt-1")
 
 
 def test_verify_reads_every_tensor(saved):
     folder, _ = saved
-    reader = checkpoint_files.verify(os.path.join(folder, "ckpt-3"))
-    assert checkpoint_files.stored_settings(reader) == CONFIG
+    reader = restore.verify(os.path.join(folder, "ckpt-3"))
+    assert restore.stored_settings(reader) == CONFIG
     assert not glob.glob(os.path.join(folder, "*_temp"))

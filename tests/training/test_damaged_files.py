@@ -12,7 +12,7 @@ from mnist_research.config import ExperimentConfig
 from mnist_research.config.metrics import HISTORY_KEYS
 from mnist_research.errors import DamagedFileError, RunDirError
 from mnist_research.rundir import records
-from mnist_research.training import summaries as summaries_lib
+from mnist_research.training import existing_run
 
 GOOD_CONFIG = ExperimentConfig().to_dict()
 
@@ -61,13 +61,13 @@ def test_damaged_config_json_is_one_clear_error(case, tmp_path):
     message = str(error.value)
     assert message.startswith(f"{tmp_path}/config.json: damaged (") and "\n" not in message
     # train: a damaged config.json defers the settings check to the checkpoint.
-    assert records.check_settings(str(tmp_path), ExperimentConfig()) is not None
+    assert existing_run.check_settings(str(tmp_path), ExperimentConfig()) is not None
 
 
 def test_config_with_other_settings_is_refused_with_the_differences(tmp_path):
     files.write_json(str(tmp_path / "config.json"), _with("train.seed", 7))
     with pytest.raises(RunDirError, match=r"different settings \(train.seed: 7 -> 42\)"):
-        records.check_settings(str(tmp_path), ExperimentConfig())
+        existing_run.check_settings(str(tmp_path), ExperimentConfig())
 
 
 def _finished(**changes):
@@ -172,11 +172,11 @@ def test_damaged_event_file_is_cut_at_its_last_good_record(damage, dropped, tmp_
     other = _event_file(sibling / "validation", [1, 2, 3, 4, 5])
     damage(path)
     # Step 5 is the damaged record (or good, before the garbage); steps 4-5 are after epoch 3.
-    assert summaries_lib.prune_after(str(run), epoch=3, step=0) == dropped
+    assert existing_run.prune_after(str(run), epoch=3, step=0) == dropped
     assert _steps(path) == [1, 2, 3]
     assert _steps(other) == [1, 2, 3, 4, 5]  # another run's events are never touched
     assert any("good records" in r.getMessage() for r in caplog.records)
-    assert summaries_lib.prune_after(str(run), epoch=3, step=0) == 0  # sound again
+    assert existing_run.prune_after(str(run), epoch=3, step=0) == 0  # sound again
 
 
 def _declares(length):
@@ -193,10 +193,10 @@ def _declares(length):
 
 _PRUNE = """
 import resource, sys
-from mnist_research.training import summaries
+from mnist_research.training import existing_run
 resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))  # less memory than 8 GiB
 for run in sys.argv[1:]:
-    print(summaries.prune_after(run, epoch=2, step=0), flush=True)
+    print(existing_run.prune_after(run, epoch=2, step=0), flush=True)
 """
 
 _LENGTHS = [8 << 30, 1 << 63, 65]
@@ -237,7 +237,7 @@ def test_an_event_file_name_that_is_not_a_file_is_left_alone(tmp_path, caplog):
     path = _event_file(run / "train", [1, 2, 3])
     odd = run / "validation" / "events.out.tfevents.1.host.2.v2"
     odd.mkdir(parents=True)
-    assert summaries_lib.prune_after(str(run), epoch=2, step=0) == 1
+    assert existing_run.prune_after(str(run), epoch=2, step=0) == 1
     assert _steps(path) == [1, 2] and odd.is_dir() and not list(odd.iterdir())
     assert sorted(p.name for p in (run / "validation").iterdir()) == [odd.name]  # no .pruning
     assert any("not a regular file" in r.getMessage() for r in caplog.records)

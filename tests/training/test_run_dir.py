@@ -14,8 +14,8 @@ import pytest
 from mnist_research import interrupts
 from mnist_research.config import DataConfig, ExperimentConfig, TrainConfig
 from mnist_research.files import write_json
-from mnist_research.rundir import layout, records
-from mnist_research.training import resume
+from mnist_research.rundir import layout
+from mnist_research.training import existing_run, resume
 from mnist_research.training.checkpoint_state import CheckpointState
 from tests.helpers import REPO, make_digits, run_main
 
@@ -73,7 +73,7 @@ def test_resume_command_runs_the_interpreter_that_runs(monkeypatch):
 def _write_run(logdir, name, config, finished, mtime):
     run_dir = os.path.join(logdir, name)
     os.makedirs(run_dir)
-    records.save_config(run_dir, config, "")
+    layout.save_config(run_dir, config, "")
     write_json(
         os.path.join(run_dir, layout.METRICS_FILE), {"finished": finished, "epochs_completed": 1}
     )
@@ -93,15 +93,15 @@ def test_latest_unfinished_picks_the_newest_matching_run(tmp_path):
     (tmp_path / "not-a-run").mkdir()
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "config.json").write_text("{")
-    assert resume.latest_unfinished(str(tmp_path), config) == newest
-    assert resume.latest_unfinished(str(tmp_path / "missing"), config) is None
-    assert resume.latest_unfinished(str(tmp_path), ExperimentConfig(experiment="x")) is None
+    assert existing_run.latest_unfinished(str(tmp_path), config) == newest
+    assert existing_run.latest_unfinished(str(tmp_path / "missing"), config) is None
+    assert existing_run.latest_unfinished(str(tmp_path), ExperimentConfig(experiment="x")) is None
 
 
 def test_config_json_holds_an_absolute_data_dir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = ExperimentConfig(data=DataConfig(data_dir="data/mnist"))
-    records.save_config(str(tmp_path), config, "")
+    layout.save_config(str(tmp_path), config, "")
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["data"]["data_dir"] == str(tmp_path / "data" / "mnist")
     assert ExperimentConfig.from_dict(saved).identity() == config.identity()
