@@ -24,7 +24,7 @@ from absl import app, flags, logging
 from mnist_research import command
 from mnist_research.config import flags as experiment_flags
 from mnist_research.errors import RunDirError
-from mnist_research.rundir import layout, records
+from mnist_research.rundir import layout
 
 # The training library (and so TensorFlow, whose import takes seconds) is imported inside
 # the functions below, after the flags are parsed and checked: a bad argument fails at once.
@@ -102,7 +102,7 @@ def _train(instrument=None) -> int:
         )
         if not os.path.exists(path)
     ]
-    if missing or records.finished_metrics(run_dir) is None:
+    if missing or not metrics.get("finished"):  # the metrics.json this run wrote last
         raise RunDirError(
             f"{run_dir}: the run ended but {', '.join(missing) or 'metrics.json'} "
             f"is missing or unfinished; rerun the command to finish it"
