@@ -8,7 +8,10 @@ reports) comes from the ``actions`` its caller passes in
 (``mnist_research.run_outputs.end_of_run_actions()``).
 The phases live in their own modules: the run dir (``mnist_research.rundir``),
 the checkpointed state (``checkpoint_state``), the training loop (``loop``)
-with the hooks it calls (``hooks``), and the end of the run (``finish``).
+with the hooks it calls (``hooks``), and the end of the run (``finish``). A run
+dir that already holds something (to resume, finish again or ``--overwrite``)
+is checked, restored and tidied by ``existing_run``, which a run into a new or
+empty folder never imports.
 """
 
 from __future__ import annotations
@@ -92,7 +95,9 @@ def train_and_evaluate(
       MnistResearchError subclasses for bad data, settings or run dirs, and
       NonFiniteLossError when the loss diverges.
     """
-    strategy = _create_strategy(config) if strategy is None else strategy
+    if strategy is None:
+        devices.configure_devices(config.distribute)
+        strategy = devices.create_strategy(config.distribute)
     set_seeds(config)
     info = devices.device_info(strategy)
     run_dir = run_dir or layout.default_run_dir(config.experiment, devices.device_tag(info))
@@ -207,12 +212,6 @@ def _check_cluster(strategy: tf.distribute.Strategy) -> None:
             f"{devices.strategy_name(strategy)} trains in this process alone; "
             f"use --strategy=multi_worker, or unset TF_CONFIG"
         )
-
-
-def _create_strategy(config: ExperimentConfig) -> tf.distribute.Strategy:
-    """The strategy ``config.distribute`` names, on devices configured for it."""
-    devices.configure_devices(config.distribute)
-    return devices.create_strategy(config.distribute)
 
 
 def _train_input(
