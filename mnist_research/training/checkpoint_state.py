@@ -70,7 +70,7 @@ class BestWeights:
 
 
 class CheckpointState:
-    """Saves and restores a :class:`Trainer`'s state with the run's history and settings.
+    """Saves a :class:`Trainer`'s state with the run's history and settings (resuming restores it).
 
     Args:
       trainer: whose model, optimizer and epoch counter are checkpointed.
