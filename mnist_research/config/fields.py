@@ -90,44 +90,15 @@ def _num(value: float) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def setting(
-    default: Any,
-    help: str,
-    *,
-    hparam: str | None,
-    identity: bool,
-    flag: str | bool = True,
-    minimum: float | None = None,
-    maximum: float | None = None,
-    above: float | None = None,
-    below: float | None = None,
-    choices: Mapping[str, Any] | tuple[str, ...] | None = None,
-    only_with: Mapping[str, tuple[str, ...]] | None = None,
-    valid: tuple[Callable[[Any], bool], str] | None = None,
-    path: bool = False,
-) -> Any:
+def setting(default: Any, help: str, *, hparam: str | None, identity: bool, **rules: Any) -> Any:
     """A dataclass field declared with everything the project derives from it.
 
-    The arguments are :class:`Declaration`'s attributes. ``hparam`` and
-    ``identity`` have no default: whether a setting is a hyperparameter and
-    whether a resumed run must share it are decided for every setting, never
-    by omission. ``flag=True`` names the flag after the field, a string names
-    it otherwise, ``False`` gives the field no flag.
+    ``hparam`` and ``identity`` have no default: whether a setting is a
+    hyperparameter and whether a resumed run must share it are decided for
+    every setting, never by omission. ``rules`` are :class:`Declaration`'s
+    other attributes (``flag``, bounds, ``choices``, ``only_with``...).
     """
-    declared = Declaration(
-        help=help,
-        hparam=hparam,
-        identity=identity,
-        flag=flag,
-        minimum=minimum,
-        maximum=maximum,
-        above=above,
-        below=below,
-        choices=choices,
-        only_with=only_with,
-        valid=valid,
-        path=path,
-    )
+    declared = Declaration(help, hparam, identity, **rules)
     return dataclasses.field(default=default, metadata={_KEY: declared})
 
 
@@ -154,13 +125,6 @@ def applies(declared: Declaration, values: Mapping[str, Any]) -> bool:
     return all(values[name] in choices for name, choices in (declared.only_with or {}).items())
 
 
-def not_applying(cls_or_obj: Any, values: Mapping[str, Any]) -> list[dataclasses.Field]:
-    """The declared fields that do not apply while the fields hold ``values``."""
-    return [
-        field for field, declared in declared_fields(cls_or_obj) if not applies(declared, values)
-    ]
-
-
 def unused_form(field: dataclasses.Field) -> Any:
     """What a setting that does not apply is stored as: ``()``, ``False`` or its default."""
     if field.type.startswith("tuple["):
@@ -175,7 +139,10 @@ def refusal(cls: type, names: list[str], values: Mapping[str, Any], prefix: str 
     ``--momentum apply only to --optimizer=sgd, not --optimizer=adam``
     (``prefix=""``: ``momentum apply only to optimizer=sgd, not optimizer=adam``).
     """
-    flag = {field.name: declared.flag or field.name for field, declared in declared_fields(cls)}
+    flag = {
+        field.name: prefix + (declared.flag or field.name)
+        for field, declared in declared_fields(cls)
+    }
     by_chooser: dict[str, dict[tuple[str, ...], list[str]]] = {}
     for field, declared in declared_fields(cls):
         if field.name in names:
@@ -184,12 +151,10 @@ def refusal(cls: type, names: list[str], values: Mapping[str, Any], prefix: str 
                 for name, choices in declared.only_with.items()
                 if values[name] not in choices
             )
-            by_chooser.setdefault(chooser, {}).setdefault(choices, []).append(
-                prefix + flag[field.name]
-            )
+            by_chooser.setdefault(chooser, {}).setdefault(choices, []).append(flag[field.name])
     sentences = []
     for chooser, groups in by_chooser.items():
-        setting = f"{prefix}{flag[chooser]}="
+        setting = f"{flag[chooser]}="
         parts = [
             f"{', '.join(refused)} apply only to {' or '.join(setting + c for c in choices)}"
             for choices, refused in groups.items()
@@ -283,7 +248,7 @@ def _store_unused_forms(obj: Any) -> list[str]:
       ValueError: one holds another value (the message names the choices it applies to).
     """
     values = {field.name: getattr(obj, field.name) for field in dataclasses.fields(obj)}
-    unused = not_applying(obj, values)
+    unused = [field for field, declared in declared_fields(obj) if not applies(declared, values)]
     given = [f.name for f in unused if values[f.name] not in (f.default, unused_form(f))]
     check(
         not given,

@@ -26,7 +26,6 @@ from mnist_research.config.fields import (
     Declaration,
     applies,
     declared_fields,
-    not_applying,
     refusal,
 )
 from mnist_research.config.settings import SECTIONS, ExperimentConfig
@@ -143,11 +142,11 @@ def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> ExperimentConfig:
         values[section][field.name] = _value(fv, field, declared.flag)
     refused = []
     for section, cls in SECTIONS.items():
-        # The settings that differ from their default where they do not apply.
-        given = [
-            f.name
-            for f in not_applying(cls, values[section])
-            if values[section][f.name] != f.default
+        given = [  # the settings that differ from their default where they do not apply
+            field.name
+            for field, declared in declared_fields(cls)
+            if not applies(declared, values[section])
+            and values[section][field.name] != field.default
         ]
         if given:
             refused.append(refusal(cls, given, values[section]))
@@ -161,18 +160,11 @@ def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> ExperimentConfig:
         raise app.UsageError(str(e)) from None
 
 
-def _serialize(name: str, value) -> str | None:
-    if value is None:
-        return None
+def _line(name: str, value) -> str:
+    """``--name=value`` as absl reads it back: ``--name`` or ``--noname`` for a bool."""
     if isinstance(value, bool):
         return f"--{'' if value else 'no'}{name}"
-    if isinstance(value, tuple):
-        return f"--{name}={','.join(_number(v) for v in value)}"
-    return f"--{name}={_number(value)}"
-
-
-def _number(value) -> str:
-    return repr(value) if isinstance(value, float) else str(value)
+    return f"--{name}={','.join(map(str, value)) if isinstance(value, tuple) else value}"
 
 
 def flagfile_text(config: ExperimentConfig) -> str:
@@ -186,14 +178,12 @@ def flagfile_text(config: ExperimentConfig) -> str:
     values = {name: dataclasses.asdict(section) for name, section in sections.items()}
     lines = ["# Resolved flags of this run; rerun with --flagfile=flags.txt"]
     for section, field, declared in experiment_settings():
-        if not applies(declared, values[section]):
-            continue
         value = getattr(sections[section], field.name)
+        if value is None or not applies(declared, values[section]):
+            continue
         if declared.path and value:
             value = os.path.abspath(value)  # flags.txt works from any folder
-        line = _serialize(declared.flag, value)
-        if line is None:
-            continue
+        line = _line(declared.flag, value)
         if not flagfiles.one_argument(line):
             raise app.UsageError(f"{line!r} cannot be written as one line of flags.txt")
         lines.append(line)
