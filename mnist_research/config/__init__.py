@@ -30,7 +30,6 @@ from mnist_research.config.settings import (
     ExperimentConfig,
     ModelConfig,
     TrainConfig,
-    differences,
 )
 
 __all__ = [
@@ -46,7 +45,6 @@ __all__ = [
     "ModelConfig",
     "TrainConfig",
     "dataset",
-    "differences",
     "model_family",
     "optimizer",
 ]

@@ -14,9 +14,10 @@ from typing import Any
 from absl import app, flags, logging
 
 from mnist_research import files, flagfiles
-from mnist_research.config import ExperimentConfig, differences
+from mnist_research.config import ExperimentConfig
 from mnist_research.config import flags as experiment_flags
 from mnist_research.config.metrics import METRICS, REQUIRED_HISTORY_KEYS
+from mnist_research.config.saved import config_from_dict, differences, resume_identity
 from mnist_research.errors import DamagedFileError, RunDirError, cause
 from mnist_research.files import atomic_write_text, read_json, write_json
 from mnist_research.rundir import layout
@@ -33,7 +34,7 @@ def load_config(run_dir: str) -> ExperimentConfig | None:
     if not os.path.lexists(path):
         return None
     try:
-        return ExperimentConfig.from_dict(read_json(path))
+        return config_from_dict(read_json(path))
     except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError too
         raise DamagedFileError(path, cause(e)) from None
 
@@ -134,8 +135,8 @@ def check_settings(run_dir: str, config: ExperimentConfig) -> DamagedFileError |
         saved = load_config(run_dir)
     except DamagedFileError as e:
         return e
-    if saved is not None and saved.identity() != config.identity():
-        diffs = differences(saved.identity(), config.identity())
+    if saved is not None and resume_identity(saved) != resume_identity(config):
+        diffs = differences(resume_identity(saved), resume_identity(config))
         raise RunDirError(
             f"{run_dir} holds a run with different settings ({'; '.join(diffs)}); "
             f"use a new --run_dir or --overwrite"

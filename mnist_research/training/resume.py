@@ -10,6 +10,7 @@ import shutil
 import sys
 
 from mnist_research.config import ExperimentConfig
+from mnist_research.config.saved import resume_identity
 from mnist_research.errors import MnistResearchError
 from mnist_research.rundir import layout, records
 from mnist_research.rundir.checkpoint_files import CHECKPOINT_DIR
@@ -44,7 +45,7 @@ def latest_unfinished(logdir: str, config: ExperimentConfig) -> str | None:
         if (
             saved is None
             or saved.experiment != config.experiment
-            or saved.identity() != config.identity()
+            or resume_identity(saved) != resume_identity(config)
             or _finished_or_damaged(run_dir)
         ):
             continue
