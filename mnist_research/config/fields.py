@@ -1,16 +1,12 @@
 """One declaration per setting: a dataclass field that carries everything about it.
 
-A config field is declared with :func:`setting`, which stores in the field's
-metadata its help text, its bounds or choices, the absl flag it comes from, its
-TensorBoard HParams group and whether it is part of the resume identity. The
-absl flags (``config.flags``), ``flags.txt``, ``config.json``, the HParams
-experiment definition (``training.hparams``), the resume-identity check
-(:meth:`ExperimentConfig.identity`) and :func:`check_declared` are all read
-from these declarations, so a new setting is one field (plus its use).
-
-Every check raises ``ValueError`` with a message that names the offending
-field. Checks that involve several fields (as many dropout rates as hidden
-layers) stay in each dataclass's ``__post_init__``.
+:func:`setting` stores in the field's metadata its help, bounds or choices,
+flag, HParams group and whether it is part of the resume identity. The absl
+flags and ``flags.txt`` (``config.flags``), the HParams experiment
+(``training.hparams``), the resume identity (``config.saved``) and
+:func:`check_declared` read these declarations, so a new setting is one field
+(plus its use). Every check raises ``ValueError`` naming the field; checks of
+several fields stay in each dataclass's ``__post_init__``.
 """
 
 from __future__ import annotations

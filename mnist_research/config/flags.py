@@ -1,16 +1,12 @@
-"""The experiment's absl flags, derived from the config declarations.
+"""The experiment's absl flags and ``flags.txt``, derived from the config declarations.
 
-Commands that train (``train``, ``benchmark``, the notebook) call
-:func:`define_experiment_flags` when they run; nothing is defined at import
-time. Every declared config field with a flag (``config.fields.setting``)
-becomes one flag of the matching type, default, help, bounds and choices;
-:func:`config_from_flags` is the one translation back, and
-:func:`flagfile_text` writes ``flags.txt`` from the resulting config. A flagfile
-under ``experiments/`` sets these flags.
-
-Bounds and choices are checked by absl at parse time where absl can (inclusive
-bounds, enums); the rest (open bounds, list elements, cross-field rules) by the
-config dataclasses, reported as a usage error.
+Commands that train call :func:`define_experiment_flags` when they run;
+nothing is defined at import time. Every declared field with a flag becomes
+one flag of the matching type, default, help, bounds and choices;
+:func:`config_from_flags` is the one translation back, :func:`flagfile_text`
+writes ``flags.txt``. absl checks inclusive bounds and choices at parse time;
+the config dataclasses the rest (open bounds, list elements, cross-field
+rules), reported as a usage error.
 """
 
 from __future__ import annotations
@@ -22,13 +18,13 @@ from collections.abc import Iterator, Sequence
 from absl import app, flags
 
 from mnist_research import flagfiles
+from mnist_research.config import SECTIONS, ExperimentConfig
 from mnist_research.config.fields import (
     Declaration,
     applies,
     declared_fields,
     refusal,
 )
-from mnist_research.config.settings import SECTIONS, ExperimentConfig
 
 # Each section's class, the experiment's own settings (section None) first, as flags.txt lists them.
 _CLASSES = {None: ExperimentConfig, **SECTIONS}

@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from mnist_research.config import SECTIONS, ExperimentConfig
 from mnist_research.config.fields import check, declared_fields
-from mnist_research.config.settings import SECTIONS, ExperimentConfig
 
 
 def config_from_dict(raw: Any) -> ExperimentConfig:
