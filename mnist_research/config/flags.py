@@ -65,37 +65,27 @@ def _help(section: str | None, field: dataclasses.Field, declared: Declaration) 
     return text
 
 
-def _define(
-    fv: flags.FlagValues,
-    section: str | None,
-    field: dataclasses.Field,
-    declared: Declaration,
-    module: str | None,
-) -> None:
-    name, default, kind = declared.flag, field.default, field.type
-    common = dict(help=_help(section, field, declared), flag_values=fv, module_name=module)
-    bounds = dict(lower_bound=declared.minimum, upper_bound=declared.maximum)
-    if declared.choices is not None:
-        flags.DEFINE_enum(name, default, list(declared.choices), **common)
-    elif kind == "bool":
-        flags.DEFINE_boolean(name, default, **common)
-    elif kind == "int":
-        flags.DEFINE_integer(name, default, **bounds, **common)
-    elif kind == "float":
-        flags.DEFINE_float(name, default, **bounds, **common)
-    elif kind.startswith("tuple["):
-        flags.DEFINE_list(name, [str(v) for v in default], **common)
-    else:
-        flags.DEFINE_string(name, default, **common)
-    if declared.valid is not None:
-        test, requirement = declared.valid
-        flags.register_validator(name, test, requirement, flag_values=fv)
-
-
 def define_experiment_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
-    """Defines every experiment flag on ``fv``."""
+    """Defines every experiment flag on ``fv``, each section's under its ``HELP_GROUPS`` title."""
     for section, field, declared in experiment_settings():
-        _define(fv, section, field, declared, HELP_GROUPS.get(section))
+        name, default, kind = declared.flag, field.default, field.type
+        text, group = _help(section, field, declared), HELP_GROUPS.get(section)
+        common = dict(help=text, flag_values=fv, module_name=group)
+        bounds = dict(lower_bound=declared.minimum, upper_bound=declared.maximum)
+        if declared.choices is not None:
+            flags.DEFINE_enum(name, default, list(declared.choices), **common)
+        elif kind == "bool":
+            flags.DEFINE_boolean(name, default, **common)
+        elif kind == "int":
+            flags.DEFINE_integer(name, default, **bounds, **common)
+        elif kind == "float":
+            flags.DEFINE_float(name, default, **bounds, **common)
+        elif kind.startswith("tuple["):
+            flags.DEFINE_list(name, [str(v) for v in default], **common)
+        else:
+            flags.DEFINE_string(name, default, **common)
+        if declared.valid is not None:
+            flags.register_validator(name, *declared.valid, flag_values=fv)
 
 
 def config_from_arguments(arguments: Sequence[str], known_only: bool = False) -> ExperimentConfig:
