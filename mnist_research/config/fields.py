@@ -135,28 +135,22 @@ def refusal(cls: type, names: list[str], values: Mapping[str, Any], prefix: str 
     ``--momentum apply only to --optimizer=sgd, not --optimizer=adam``
     (``prefix=""``: ``momentum apply only to optimizer=sgd, not optimizer=adam``).
     """
-    flag = {
-        field.name: prefix + (declared.flag or field.name)
-        for field, declared in declared_fields(cls)
-    }
-    by_chooser: dict[str, dict[tuple[str, ...], list[str]]] = {}
+    flag = {f.name: prefix + (declared.flag or f.name) for f, declared in declared_fields(cls)}
+    groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}  # (chooser, choices): refused
     for field, declared in declared_fields(cls):
         if field.name in names:
-            chooser, choices = next(
-                (name, choices)
-                for name, choices in declared.only_with.items()
-                if values[name] not in choices
+            chooser = next(
+                name for name, choices in declared.only_with.items() if values[name] not in choices
             )
-            by_chooser.setdefault(chooser, {}).setdefault(choices, []).append(flag[field.name])
-    sentences = []
-    for chooser, groups in by_chooser.items():
-        setting = f"{flag[chooser]}="
-        parts = [
-            f"{', '.join(refused)} apply only to {' or '.join(setting + c for c in choices)}"
-            for choices, refused in groups.items()
-        ]
-        sentences.append(f"{'; '.join(parts)}, not {setting}{values[chooser]}")
-    return "; ".join(sentences)
+            groups.setdefault((chooser, declared.only_with[chooser]), []).append(flag[field.name])
+    by_chooser: dict[str, list[str]] = {}
+    for (chooser, choices), refused in groups.items():
+        allowed = " or ".join(f"{flag[chooser]}={choice}" for choice in choices)
+        by_chooser.setdefault(chooser, []).append(f"{', '.join(refused)} apply only to {allowed}")
+    return "; ".join(
+        f"{'; '.join(parts)}, not {flag[chooser]}={values[chooser]}"
+        for chooser, parts in by_chooser.items()
+    )
 
 
 def check(condition: bool, message: str) -> None:
