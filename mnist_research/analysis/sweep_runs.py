@@ -14,8 +14,9 @@ from typing import Any
 from absl import app, flags, logging
 
 from mnist_research import flagfiles, interrupts
-from mnist_research.config import ExperimentConfig, differences
+from mnist_research.config import ExperimentConfig
 from mnist_research.config import flags as experiment_flags
+from mnist_research.config.saved import differences
 from mnist_research.errors import ConfigError, DamagedFileError, MnistResearchError
 from mnist_research.rundir import records
 

@@ -1,16 +1,12 @@
 """One declaration per setting: a dataclass field that carries everything about it.
 
-A config field is declared with :func:`setting`, which stores in the field's
-metadata its help text, its bounds or choices, the absl flag it comes from, its
-TensorBoard HParams group and whether it is part of the resume identity. The
-absl flags (``config.flags``), ``flags.txt``, ``config.json``, the HParams
-experiment definition (``training.hparams``), the resume-identity check
-(:meth:`ExperimentConfig.identity`) and :func:`check_declared` are all read
-from these declarations, so a new setting is one field (plus its use).
-
-Every check raises ``ValueError`` with a message that names the offending
-field. Checks that involve several fields (as many dropout rates as hidden
-layers) stay in each dataclass's ``__post_init__``.
+:func:`setting` stores in the field's metadata its help, bounds or choices,
+flag, HParams group and whether it is part of the resume identity. The absl
+flags and ``flags.txt`` (``config.flags``), the HParams experiment
+(``training.hparams``), the resume identity (``config.saved``) and
+:func:`check_declared` read these declarations, so a new setting is one field
+(plus its use). Every check raises ``ValueError`` naming the field; checks of
+several fields stay in each dataclass's ``__post_init__``.
 """
 
 from __future__ import annotations
@@ -90,44 +86,15 @@ def _num(value: float) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def setting(
-    default: Any,
-    help: str,
-    *,
-    hparam: str | None,
-    identity: bool,
-    flag: str | bool = True,
-    minimum: float | None = None,
-    maximum: float | None = None,
-    above: float | None = None,
-    below: float | None = None,
-    choices: Mapping[str, Any] | tuple[str, ...] | None = None,
-    only_with: Mapping[str, tuple[str, ...]] | None = None,
-    valid: tuple[Callable[[Any], bool], str] | None = None,
-    path: bool = False,
-) -> Any:
+def setting(default: Any, help: str, *, hparam: str | None, identity: bool, **rules: Any) -> Any:
     """A dataclass field declared with everything the project derives from it.
 
-    The arguments are :class:`Declaration`'s attributes. ``hparam`` and
-    ``identity`` have no default: whether a setting is a hyperparameter and
-    whether a resumed run must share it are decided for every setting, never
-    by omission. ``flag=True`` names the flag after the field, a string names
-    it otherwise, ``False`` gives the field no flag.
+    ``hparam`` and ``identity`` have no default: whether a setting is a
+    hyperparameter and whether a resumed run must share it are decided for
+    every setting, never by omission. ``rules`` are :class:`Declaration`'s
+    other attributes (``flag``, bounds, ``choices``, ``only_with``...).
     """
-    declared = Declaration(
-        help=help,
-        hparam=hparam,
-        identity=identity,
-        flag=flag,
-        minimum=minimum,
-        maximum=maximum,
-        above=above,
-        below=below,
-        choices=choices,
-        only_with=only_with,
-        valid=valid,
-        path=path,
-    )
+    declared = Declaration(help, hparam, identity, **rules)
     return dataclasses.field(default=default, metadata={_KEY: declared})
 
 
@@ -154,13 +121,6 @@ def applies(declared: Declaration, values: Mapping[str, Any]) -> bool:
     return all(values[name] in choices for name, choices in (declared.only_with or {}).items())
 
 
-def not_applying(cls_or_obj: Any, values: Mapping[str, Any]) -> list[dataclasses.Field]:
-    """The declared fields that do not apply while the fields hold ``values``."""
-    return [
-        field for field, declared in declared_fields(cls_or_obj) if not applies(declared, values)
-    ]
-
-
 def unused_form(field: dataclasses.Field) -> Any:
     """What a setting that does not apply is stored as: ``()``, ``False`` or its default."""
     if field.type.startswith("tuple["):
@@ -175,27 +135,22 @@ def refusal(cls: type, names: list[str], values: Mapping[str, Any], prefix: str 
     ``--momentum apply only to --optimizer=sgd, not --optimizer=adam``
     (``prefix=""``: ``momentum apply only to optimizer=sgd, not optimizer=adam``).
     """
-    flag = {field.name: declared.flag or field.name for field, declared in declared_fields(cls)}
-    by_chooser: dict[str, dict[tuple[str, ...], list[str]]] = {}
+    flag = {f.name: prefix + (declared.flag or f.name) for f, declared in declared_fields(cls)}
+    groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}  # (chooser, choices): refused
     for field, declared in declared_fields(cls):
         if field.name in names:
-            chooser, choices = next(
-                (name, choices)
-                for name, choices in declared.only_with.items()
-                if values[name] not in choices
+            chooser = next(
+                name for name, choices in declared.only_with.items() if values[name] not in choices
             )
-            by_chooser.setdefault(chooser, {}).setdefault(choices, []).append(
-                prefix + flag[field.name]
-            )
-    sentences = []
-    for chooser, groups in by_chooser.items():
-        setting = f"{prefix}{flag[chooser]}="
-        parts = [
-            f"{', '.join(refused)} apply only to {' or '.join(setting + c for c in choices)}"
-            for choices, refused in groups.items()
-        ]
-        sentences.append(f"{'; '.join(parts)}, not {setting}{values[chooser]}")
-    return "; ".join(sentences)
+            groups.setdefault((chooser, declared.only_with[chooser]), []).append(flag[field.name])
+    by_chooser: dict[str, list[str]] = {}
+    for (chooser, choices), refused in groups.items():
+        allowed = " or ".join(f"{flag[chooser]}={choice}" for choice in choices)
+        by_chooser.setdefault(chooser, []).append(f"{', '.join(refused)} apply only to {allowed}")
+    return "; ".join(
+        f"{'; '.join(parts)}, not {flag[chooser]}={values[chooser]}"
+        for chooser, parts in by_chooser.items()
+    )
 
 
 def check(condition: bool, message: str) -> None:
@@ -283,7 +238,7 @@ def _store_unused_forms(obj: Any) -> list[str]:
       ValueError: one holds another value (the message names the choices it applies to).
     """
     values = {field.name: getattr(obj, field.name) for field in dataclasses.fields(obj)}
-    unused = not_applying(obj, values)
+    unused = [field for field, declared in declared_fields(obj) if not applies(declared, values)]
     given = [f.name for f in unused if values[f.name] not in (f.default, unused_form(f))]
     check(
         not given,

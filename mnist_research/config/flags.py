@@ -1,16 +1,12 @@
-"""The experiment's absl flags, derived from the config declarations.
+"""The experiment's absl flags and ``flags.txt``, derived from the config declarations.
 
-Commands that train (``train``, ``benchmark``, the notebook) call
-:func:`define_experiment_flags` when they run; nothing is defined at import
-time. Every declared config field with a flag (``config.fields.setting``)
-becomes one flag of the matching type, default, help, bounds and choices;
-:func:`config_from_flags` is the one translation back, and
-:func:`flagfile_text` writes ``flags.txt`` from the resulting config. A flagfile
-under ``experiments/`` sets these flags.
-
-Bounds and choices are checked by absl at parse time where absl can (inclusive
-bounds, enums); the rest (open bounds, list elements, cross-field rules) by the
-config dataclasses, reported as a usage error.
+Commands that train call :func:`define_experiment_flags` when they run;
+nothing is defined at import time. Every declared field with a flag becomes
+one flag of the matching type, default, help, bounds and choices;
+:func:`config_from_flags` is the one translation back, :func:`flagfile_text`
+writes ``flags.txt``. absl checks inclusive bounds and choices at parse time;
+the config dataclasses the rest (open bounds, list elements, cross-field
+rules), reported as a usage error.
 """
 
 from __future__ import annotations
@@ -22,14 +18,13 @@ from collections.abc import Iterator, Sequence
 from absl import app, flags
 
 from mnist_research import flagfiles
+from mnist_research.config import SECTIONS, ExperimentConfig
 from mnist_research.config.fields import (
     Declaration,
     applies,
     declared_fields,
-    not_applying,
     refusal,
 )
-from mnist_research.config.settings import SECTIONS, ExperimentConfig
 
 # Each section's class, the experiment's own settings (section None) first, as flags.txt lists them.
 _CLASSES = {None: ExperimentConfig, **SECTIONS}
@@ -70,37 +65,27 @@ def _help(section: str | None, field: dataclasses.Field, declared: Declaration) 
     return text
 
 
-def _define(
-    fv: flags.FlagValues,
-    section: str | None,
-    field: dataclasses.Field,
-    declared: Declaration,
-    module: str | None,
-) -> None:
-    name, default, kind = declared.flag, field.default, field.type
-    common = dict(help=_help(section, field, declared), flag_values=fv, module_name=module)
-    bounds = dict(lower_bound=declared.minimum, upper_bound=declared.maximum)
-    if declared.choices is not None:
-        flags.DEFINE_enum(name, default, list(declared.choices), **common)
-    elif kind == "bool":
-        flags.DEFINE_boolean(name, default, **common)
-    elif kind == "int":
-        flags.DEFINE_integer(name, default, **bounds, **common)
-    elif kind == "float":
-        flags.DEFINE_float(name, default, **bounds, **common)
-    elif kind.startswith("tuple["):
-        flags.DEFINE_list(name, [str(v) for v in default], **common)
-    else:
-        flags.DEFINE_string(name, default, **common)
-    if declared.valid is not None:
-        test, requirement = declared.valid
-        flags.register_validator(name, test, requirement, flag_values=fv)
-
-
 def define_experiment_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
-    """Defines every experiment flag on ``fv``."""
+    """Defines every experiment flag on ``fv``, each section's under its ``HELP_GROUPS`` title."""
     for section, field, declared in experiment_settings():
-        _define(fv, section, field, declared, HELP_GROUPS.get(section))
+        name, default, kind = declared.flag, field.default, field.type
+        text, group = _help(section, field, declared), HELP_GROUPS.get(section)
+        common = dict(help=text, flag_values=fv, module_name=group)
+        bounds = dict(lower_bound=declared.minimum, upper_bound=declared.maximum)
+        if declared.choices is not None:
+            flags.DEFINE_enum(name, default, list(declared.choices), **common)
+        elif kind == "bool":
+            flags.DEFINE_boolean(name, default, **common)
+        elif kind == "int":
+            flags.DEFINE_integer(name, default, **bounds, **common)
+        elif kind == "float":
+            flags.DEFINE_float(name, default, **bounds, **common)
+        elif kind.startswith("tuple["):
+            flags.DEFINE_list(name, [str(v) for v in default], **common)
+        else:
+            flags.DEFINE_string(name, default, **common)
+        if declared.valid is not None:
+            flags.register_validator(name, *declared.valid, flag_values=fv)
 
 
 def config_from_arguments(arguments: Sequence[str], known_only: bool = False) -> ExperimentConfig:
@@ -143,11 +128,11 @@ def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> ExperimentConfig:
         values[section][field.name] = _value(fv, field, declared.flag)
     refused = []
     for section, cls in SECTIONS.items():
-        # The settings that differ from their default where they do not apply.
-        given = [
-            f.name
-            for f in not_applying(cls, values[section])
-            if values[section][f.name] != f.default
+        given = [  # the settings that differ from their default where they do not apply
+            field.name
+            for field, declared in declared_fields(cls)
+            if not applies(declared, values[section])
+            and values[section][field.name] != field.default
         ]
         if given:
             refused.append(refusal(cls, given, values[section]))
@@ -161,18 +146,11 @@ def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> ExperimentConfig:
         raise app.UsageError(str(e)) from None
 
 
-def _serialize(name: str, value) -> str | None:
-    if value is None:
-        return None
+def _line(name: str, value) -> str:
+    """``--name=value`` as absl reads it back: ``--name`` or ``--noname`` for a bool."""
     if isinstance(value, bool):
         return f"--{'' if value else 'no'}{name}"
-    if isinstance(value, tuple):
-        return f"--{name}={','.join(_number(v) for v in value)}"
-    return f"--{name}={_number(value)}"
-
-
-def _number(value) -> str:
-    return repr(value) if isinstance(value, float) else str(value)
+    return f"--{name}={','.join(map(str, value)) if isinstance(value, tuple) else value}"
 
 
 def flagfile_text(config: ExperimentConfig) -> str:
@@ -186,14 +164,12 @@ def flagfile_text(config: ExperimentConfig) -> str:
     values = {name: dataclasses.asdict(section) for name, section in sections.items()}
     lines = ["# Resolved flags of this run; rerun with --flagfile=flags.txt"]
     for section, field, declared in experiment_settings():
-        if not applies(declared, values[section]):
-            continue
         value = getattr(sections[section], field.name)
+        if value is None or not applies(declared, values[section]):
+            continue
         if declared.path and value:
             value = os.path.abspath(value)  # flags.txt works from any folder
-        line = _serialize(declared.flag, value)
-        if line is None:
-            continue
+        line = _line(declared.flag, value)
         if not flagfiles.one_argument(line):
             raise app.UsageError(f"{line!r} cannot be written as one line of flags.txt")
         lines.append(line)

@@ -1,16 +1,12 @@
 """The per-epoch metrics: one declaration each, without TensorFlow.
 
-A metric is a mean over examples: the training loop adds each batch's sum
-(``training.loop.BATCH_SUMS``, the metric's math beside the step) to a running
-sum and divides by the number of examples at the end of an epoch (training), a
-pass (validation) or the test evaluation. Everything else is derived from
-:data:`METRICS`: the history keys (``accuracy``, ``val_accuracy``), the epoch
-log line, the progress bar, the TensorBoard scalars (``epoch/<name>``,
-``step/<name>``, ``test/<name>``), the HParams dashboard's metrics,
-``metrics.json`` (``test_<name>``) and its check, and the report's history
-table. A new metric is an entry here and its batch sum in ``BATCH_SUMS``
-(docs/extending.md). Runs written before a metric existed simply lack its keys;
-only ``required`` ones must be present.
+A metric is a mean over examples: the loop adds each batch's sum
+(``training.loop.BATCH_SUMS``) to a running sum and divides by the number of
+examples at the end of an epoch, a validation pass or the test evaluation. The
+history keys, the epoch log line, the progress bar, the TensorBoard scalars,
+the HParams metrics, ``metrics.json`` and its check, and the report's history
+table are derived from :data:`METRICS`. Runs written before a metric existed
+simply lack its keys; only ``required`` ones must be present.
 """
 
 from __future__ import annotations

@@ -1,22 +1,11 @@
 """The model families, datasets and optimizers the project knows: one entry each.
 
-The registries are plain data (no TensorFlow), so flags, checks and help text
-read their names and descriptions before TensorFlow is imported.
-
-- A model family is its module under ``model/``, one :class:`ModelFamily`
-  entry here (the :class:`ModelConfig` groups it reads: ``dense``,
-  ``batch_norm``, ``conv``; a line of help) and its class's line in
-  ``model/registry.py``, which imports it. Settings of groups a family does
-  not read are refused when they differ from their defaults.
-- A dataset is one :class:`Dataset` entry: its Keras downloader (or none:
-  then ``--data_dir`` is required), its local file names, class names and,
-  if its images are not stored as MNIST's are, the transform that makes them so.
-- An optimizer is one :class:`Optimizer` entry (its line of ``--help``, how many
-  slot variables it keeps per model variable for the memory pre-check,
-  ``training.preflight``) and its builder in ``training.optimizers.BUILDERS``,
-  under the same name. A setting only some optimizers read declares them
-  (``only_with={"optimizer": ("sgd",)}`` in ``config.settings``) and is refused
-  with the others.
+Plain data (no TensorFlow), so flags, checks and ``--help`` read the names and
+help lines before TensorFlow is imported. A family's class is in
+``model/registry.py`` and an optimizer's builder in ``training/optimizers.py``,
+each under its entry's name. A setting only some families or optimizers read
+says so (``only_with``) and is refused with the others when it differs from
+its default.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from mnist_research import files, flagfiles
 from mnist_research.config import ExperimentConfig
 from mnist_research.config import flags as experiment_flags
 from mnist_research.config.metrics import METRICS, REQUIRED_HISTORY_KEYS
+from mnist_research.config.saved import config_from_dict
 from mnist_research.errors import DamagedFileError, cause
 from mnist_research.files import read_json
 from mnist_research.rundir.layout import CONFIG_FILE, FLAGS_FILE, METRICS_FILE
@@ -33,7 +34,7 @@ def load_config(run_dir: str) -> ExperimentConfig | None:
     if not os.path.lexists(path):
         return None
     try:
-        return ExperimentConfig.from_dict(read_json(path))
+        return config_from_dict(read_json(path))
     except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError too
         raise DamagedFileError(path, cause(e)) from None
 

@@ -19,7 +19,8 @@ from typing import TypeVar
 import tensorflow as tf
 from absl import logging
 
-from mnist_research.config import ExperimentConfig, differences
+from mnist_research.config import ExperimentConfig
+from mnist_research.config.saved import config_from_dict, differences, resume_identity
 from mnist_research.errors import RunDirError, one_line
 from mnist_research.rundir.checkpoint_files import numbers_on_disk, read_state
 
@@ -60,7 +61,7 @@ def stored_settings(reader: tf.train.CheckpointReader) -> ExperimentConfig | Non
     if not reader.has_tensor(SETTINGS_KEY):
         return None
     try:
-        return ExperimentConfig.from_dict(json.loads(reader.get_tensor(SETTINGS_KEY)))
+        return config_from_dict(json.loads(reader.get_tensor(SETTINGS_KEY)))
     except ValueError as e:
         raise Damaged(f"its stored settings do not parse: {e}") from None
 
@@ -71,9 +72,9 @@ def identity_differences(stored: ExperimentConfig | None, config: ExperimentConf
     Every reader of a checkpoint (resuming, evaluating, reporting, predicting)
     compares the same identity; a checkpoint older than stored settings has none.
     """
-    if stored is None or stored.identity() == config.identity():
+    if stored is None or resume_identity(stored) == resume_identity(config):
         return []
-    return differences(stored.identity(), config.identity())
+    return differences(resume_identity(stored), resume_identity(config))
 
 
 def restore_checked(

@@ -22,7 +22,8 @@ from google.protobuf.message import DecodeError
 from tensorboard.compat.proto import event_pb2
 
 from mnist_research import files
-from mnist_research.config import ExperimentConfig, differences
+from mnist_research.config import ExperimentConfig
+from mnist_research.config.saved import differences, resume_identity
 from mnist_research.errors import (
     DamagedFileError,
     MnistResearchError,
@@ -124,8 +125,8 @@ def check_settings(run_dir: str, config: ExperimentConfig) -> DamagedFileError |
         saved = records.load_config(run_dir)
     except DamagedFileError as e:
         return e
-    if saved is not None and saved.identity() != config.identity():
-        diffs = differences(saved.identity(), config.identity())
+    if saved is not None and resume_identity(saved) != resume_identity(config):
+        diffs = differences(resume_identity(saved), resume_identity(config))
         raise RunDirError(
             f"{run_dir} holds a run with different settings ({'; '.join(diffs)}); "
             f"use a new --run_dir or --overwrite"
@@ -399,7 +400,7 @@ def latest_unfinished(logdir: str, config: ExperimentConfig) -> str | None:
         if (
             saved is None
             or saved.experiment != config.experiment
-            or saved.identity() != config.identity()
+            or resume_identity(saved) != resume_identity(config)
             or _finished_or_damaged(run_dir)
         ):
             continue

@@ -8,6 +8,7 @@ import pytest
 from absl import flags
 
 from mnist_research import config as config_lib
+from mnist_research.config.saved import config_from_dict, resume_identity
 from tests.helpers import REPO
 
 
@@ -81,24 +82,26 @@ def test_histograms_every_nth_epoch_and_the_last():
 
 def test_round_trip_and_identity():
     config = config_lib.ExperimentConfig()
-    assert config_lib.ExperimentConfig.from_dict(config.to_dict()) == config
+    assert config_from_dict(config.to_dict()) == config
     longer = config_lib.ExperimentConfig(train=config_lib.TrainConfig(epochs=30))
-    assert longer.identity() == config.identity()  # A run may be extended.
+    assert resume_identity(longer) == resume_identity(config)  # A run may be extended.
     other = config_lib.ExperimentConfig(model=config_lib.ModelConfig(batch_norm=False))
-    assert other.identity() != config.identity()
+    assert resume_identity(other) != resume_identity(config)
     stopping = config_lib.ExperimentConfig(
         train=config_lib.TrainConfig(early_stopping_patience=3, restore_best=True)
     )
-    assert stopping.identity() == config.identity()  # When to stop is not what is trained.
+    # When to stop is not what is trained.
+    assert resume_identity(stopping) == resume_identity(config)
     evaluated = config_lib.ExperimentConfig(train=config_lib.TrainConfig(eval_batch_size=128))
-    assert evaluated.identity() == config.identity()  # Evaluation batches train nothing.
+    # Evaluation batches train nothing.
+    assert resume_identity(evaluated) == resume_identity(config)
     augmented = config_lib.ExperimentConfig(train=config_lib.TrainConfig(augment=True))
-    assert augmented.identity() != config.identity()
+    assert resume_identity(augmented) != resume_identity(config)
     cnn = config_lib.ExperimentConfig(
         model=config_lib.ModelConfig(family="cnn", conv_filters=(8,), conv_dropout_rates=(0.0,))
     )
-    assert config_lib.ExperimentConfig.from_dict(cnn.to_dict()) == cnn
-    assert cnn.identity() != config.identity()
+    assert config_from_dict(cnn.to_dict()) == cnn
+    assert resume_identity(cnn) != resume_identity(config)
 
 
 def test_config_json_of_earlier_runs_still_loads():
@@ -108,8 +111,9 @@ def test_config_json_of_earlier_runs_still_loads():
         del raw["model"][key]
     for key in ("augment", "early_stopping_patience", "restore_best", "eval_batch_size"):
         del raw["train"][key]
-    old = config_lib.ExperimentConfig.from_dict(raw)
-    assert old.model.family == "mlp" and old.identity() == config_lib.ExperimentConfig().identity()
+    old = config_from_dict(raw)
+    assert old.model.family == "mlp"
+    assert resume_identity(old) == resume_identity(config_lib.ExperimentConfig())
 
 
 def _parse(*argv):

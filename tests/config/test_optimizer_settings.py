@@ -9,6 +9,7 @@ from absl import app, flags
 from mnist_research import config as config_lib
 from mnist_research.config import ExperimentConfig, TrainConfig
 from mnist_research.config import flags as experiment_flags
+from mnist_research.config.saved import config_from_dict, differences, resume_identity
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NEW = {"optimizer": "adam", "weight_decay": 0.0, "momentum": 0.0, "clip_global_norm": 0.0}
@@ -77,9 +78,9 @@ def test_the_default_recipe_is_unchanged():
     old = ExperimentConfig().to_dict()
     for name in NEW:
         del old["train"][name]
-    assert ExperimentConfig.from_dict(old).identity() == ExperimentConfig().identity()
+    assert resume_identity(config_from_dict(old)) == resume_identity(ExperimentConfig())
     sgd = ExperimentConfig(train=TrainConfig(optimizer="sgd"))
-    assert config_lib.differences(ExperimentConfig.from_dict(old).identity(), sgd.identity()) == [
+    assert differences(resume_identity(config_from_dict(old)), resume_identity(sgd)) == [
         "train.optimizer: adam -> sgd"
     ]
 

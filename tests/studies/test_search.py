@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 from mnist_research import interrupts
 from mnist_research.config import ExperimentConfig
 from mnist_research.config import flags as experiment_flags
+from mnist_research.config.saved import config_from_dict
 from mnist_research.errors import ConfigError
 from mnist_research.search import core_shares
 from mnist_research.studies import claims, results, space, study
@@ -139,7 +140,7 @@ def test_a_study_is_joined_with_its_own_space_and_recipe_and_refused_with_others
     assert "another space (learning_rate: log(0.0001, 0.01) -> log(0.0001, 0.1))" in str(
         error.value
     )
-    other_base = ExperimentConfig.from_dict({**BASE.to_dict(), "experiment": "other"})
+    other_base = config_from_dict({**BASE.to_dict(), "experiment": "other"})
     with pytest.raises(study.StudyError) as error:
         study.open_study(_settings(tmp_path, base=other_base))
     assert "another base recipe (experiment: baseline -> other)" in str(error.value)

@@ -13,6 +13,7 @@ import pytest
 
 from mnist_research import interrupts
 from mnist_research.config import DataConfig, ExperimentConfig, TrainConfig
+from mnist_research.config.saved import config_from_dict, resume_identity
 from mnist_research.files import write_json
 from mnist_research.rundir import layout
 from mnist_research.training import existing_run, resume
@@ -104,7 +105,7 @@ def test_config_json_holds_an_absolute_data_dir(tmp_path, monkeypatch):
     layout.save_config(str(tmp_path), config, "")
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["data"]["data_dir"] == str(tmp_path / "data" / "mnist")
-    assert ExperimentConfig.from_dict(saved).identity() == config.identity()
+    assert resume_identity(config_from_dict(saved)) == resume_identity(config)
 
 
 EPOCHS = 8
