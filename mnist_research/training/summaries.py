@@ -25,7 +25,6 @@ from google.protobuf.message import DecodeError
 from tensorboard.compat.proto import event_pb2
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 
-from mnist_research import files
 from mnist_research.errors import one_line
 from mnist_research.training import hparams as hparams_lib
 
@@ -186,8 +185,11 @@ def prune_after(run_dir: str, epoch: int, step: int) -> int:
 
 def _read_records(path: str) -> tuple[list[bytes], str | None]:
     """The records of an event file up to the first damaged one, and what the damage is."""
+    # Only a resumed run reads event files back, so only it loads this module.
+    from mnist_research import tfrecords
+
     records = []
-    whole, damage = files.whole_records(path)  # a length beyond the file is never read
+    whole, damage = tfrecords.whole_records(path)  # a length beyond the file is never read
     try:
         for record in tf.data.TFRecordDataset(path).take(whole):
             records.append(record.numpy())
