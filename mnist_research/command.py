@@ -110,18 +110,13 @@ def _usage_error(message: str) -> None:
     sys.exit(1)
 
 
-def no_arguments(argv: list[str]) -> None:
-    """Raises a usage error when positional arguments follow the flags."""
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-
-
 def main_without_arguments(body: Callable[[], int]) -> Callable[[list[str]], int]:
     """``main(argv)`` of a command that takes flags only: it refuses positional
     arguments, then runs ``body`` under :func:`~mnist_research.errors.run_guarded`."""
 
     def main(argv: list[str]) -> int:
-        no_arguments(argv)
+        if len(argv) > 1:
+            raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
         return run_guarded(body)
 
     return main
