@@ -49,11 +49,8 @@ class Interrupted(BaseException):
         self.name = signal.Signals(signum).name
         super().__init__(self.name)
         self.signum = signum
-
-    @property
-    def exit_status(self) -> int:
-        """128 + the signal number, as a shell reports a process killed by it (130, 143)."""
-        return 128 + self.signum
+        # As a shell reports a process killed by the signal (130, 143).
+        self.exit_status = 128 + signum
 
 
 def _handler(signum, frame) -> None:
