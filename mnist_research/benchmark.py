@@ -20,7 +20,6 @@ every figure to ``--output`` (JSON). See ``mnist_research/benchmarks/``.
 from __future__ import annotations
 
 import os
-import sys
 
 from absl import flags, logging
 
@@ -61,40 +60,39 @@ def define_flags(fv: flags.FlagValues) -> None:
 
 
 def main(argv):
-    from mnist_research import command, logs, output_files
+    from mnist_research import command
+
+    return command.main_without_arguments(_benchmark)(argv)
+
+
+def _benchmark() -> int:
+    from mnist_research import logs, output_files
 
     logs.quiet_tensorflow()
     from mnist_research.benchmarks import report, suite
-    from mnist_research.errors import ConfigError, run_guarded
+    from mnist_research.errors import ConfigError
     from mnist_research.files import write_json
 
-    command.no_arguments(argv)
-
-    def body() -> int:
-        output_files.check_outputs(
-            [FLAGS.output], [], _is_benchmark
-        )  # checked before hours of runs
-        unknown = sorted(set(FLAGS.parts) - set(suite.PARTS))
-        if unknown:
-            raise ConfigError(
-                f"--parts: unknown {', '.join(unknown)}; expected some of {', '.join(suite.PARTS)}"
-            )
-        results = suite.run(
-            None if FLAGS.smoke else FLAGS.data_dir,
-            2 if FLAGS.smoke else FLAGS.epochs,
-            1 if FLAGS.smoke else FLAGS.repeats,
-            FLAGS.steps_per_loop,
-            FLAGS.parts,
-            log=logging.info,
+    output_files.check_outputs([FLAGS.output], [], _is_benchmark)  # checked before hours of runs
+    unknown = sorted(set(FLAGS.parts) - set(suite.PARTS))
+    if unknown:
+        raise ConfigError(
+            f"--parts: unknown {', '.join(unknown)}; expected some of {', '.join(suite.PARTS)}"
         )
-        results["targets"] = report.targets(results)
-        print(report.format_tables(results))
-        os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
-        write_json(FLAGS.output, results)
-        logging.info("Wrote %s", FLAGS.output)
-        return 0
-
-    sys.exit(run_guarded(body))
+    results = suite.run(
+        None if FLAGS.smoke else FLAGS.data_dir,
+        2 if FLAGS.smoke else FLAGS.epochs,
+        1 if FLAGS.smoke else FLAGS.repeats,
+        FLAGS.steps_per_loop,
+        FLAGS.parts,
+        log=logging.info,
+    )
+    results["targets"] = report.targets(results)
+    print(report.format_tables(results))
+    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
+    write_json(FLAGS.output, results)
+    logging.info("Wrote %s", FLAGS.output)
+    return 0
 
 
 def _is_benchmark(path: str) -> bool:

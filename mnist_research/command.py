@@ -1,16 +1,14 @@
 """What every command shares: flags defined only when it runs, listed by its ``--help``.
 
-A command module defines ``define_flags(flag_values)`` and ``main(argv)`` (most
-build it with :func:`main_without_arguments` or :func:`main_with_arguments`) and
-ends with ``command.run(main, define_flags, __doc__)``. Nothing is defined at
-import time, so any number of command modules can be imported in one process
-(a notebook, a test), and ``--help`` shows exactly the running command's flags,
-for ``python -m mnist_research.<name>`` and the ``mnist-<name>`` scripts alike.
+A command module defines ``define_flags(flag_values)`` and ``main(argv)`` and ends
+with ``command.run(main, define_flags, __doc__)``. Nothing is defined at import
+time, so any number of command modules can be imported in one process (a
+notebook, a test), and ``--help`` shows exactly the running command's flags, for
+``python -m mnist_research.<name>`` and the ``mnist-<name>`` scripts alike.
 
-Every command's terminal shows the project's own lines only: ``run`` sets the
-log format and levels from ``--verbosity``, and a command that needs TensorFlow
-imports it with :func:`mnist_research.logs.quiet_tensorflow` after its flags
-are parsed (see :mod:`mnist_research.logs`).
+``run`` sets the log format and levels from ``--verbosity``; a command that
+needs TensorFlow imports it with :func:`mnist_research.logs.quiet_tensorflow`
+after its flags are parsed, so a bad argument fails at once.
 """
 
 from __future__ import annotations
@@ -33,10 +31,7 @@ def run(
 ) -> None:
     """Defines the command's flags on absl's ``FLAGS``, then runs ``main`` under absl.
 
-    Args:
-      main: the command's ``main(argv)``.
-      define_flags: defines the command's flags on the given ``FlagValues``.
-      doc: the command module's docstring, shown by ``--help``.
+    ``doc`` is the command module's docstring, the top of its ``--help``.
     """
     before = set(flags.FLAGS)
     define_flags(flags.FLAGS)
@@ -72,6 +67,10 @@ def help_text(fv: flags.FlagValues, names: list[str], doc: str | None, program: 
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
+_SHORT_HELP = {"--help", "-help", "-h", "-?", "--helpshort"}
+_HELP = _SHORT_HELP | {"--helpfull", "--helpxml"}
+
+
 def _parse_flags(argv: list[str], help_: Callable[[], str] | None = None) -> list[str]:
     """absl's parsing, with a bad flag value reported as one ``error:`` line (exit 1).
 
@@ -98,10 +97,6 @@ def _asked(argv: list[str]) -> set[str]:
     return {name for name, eq, value in named if not eq or value.lower() in ("true", "1")}
 
 
-_SHORT_HELP = {"--help", "-help", "-h", "-?", "--helpshort"}
-_HELP = _SHORT_HELP | {"--helpfull", "--helpxml"}
-
-
 def _configure_logs_then(main: Callable[[list[str]], int], argv: list[str]) -> int:
     logs.configure()  # --verbosity is parsed by now
     try:
@@ -115,81 +110,18 @@ def _usage_error(message: str) -> None:
     sys.exit(1)
 
 
-def no_arguments(argv: list[str]) -> None:
-    """Raises a usage error when positional arguments follow the flags."""
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-
-
 def main_without_arguments(body: Callable[[], int]) -> Callable[[list[str]], int]:
-    """``main(argv)`` of a command that takes flags only.
-
-    It refuses positional arguments, then runs ``body`` under
-    :func:`~mnist_research.errors.run_guarded` (a project error becomes one line).
-    """
+    """``main(argv)`` of a command that takes flags only: it refuses positional
+    arguments, then runs ``body`` under :func:`~mnist_research.errors.run_guarded`."""
 
     def main(argv: list[str]) -> int:
-        no_arguments(argv)
+        if len(argv) > 1:
+            raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
         return run_guarded(body)
 
     return main
 
 
-def main_with_arguments(
-    body: Callable[[list[str]], int], missing: str
-) -> Callable[[list[str]], int]:
-    """``main(argv)`` of a command that takes one or more positional arguments.
-
-    Without any it is a usage error saying ``missing``; otherwise it runs
-    ``body(arguments)`` under :func:`~mnist_research.errors.run_guarded`.
-    """
-
-    def main(argv: list[str]) -> int:
-        if len(argv) < 2:
-            raise app.UsageError(missing)
-        return run_guarded(lambda: body(argv[1:]))
-
-    return main
-
-
-def define_json_flag(fv: flags.FlagValues, instead_of: str) -> None:
-    """``--json``: print one JSON document instead of ``instead_of`` (predict, runs, compare)."""
-    flags.DEFINE_boolean(
-        "json", False, f"Print one JSON document instead of {instead_of}.", flag_values=fv
-    )
-
-
 def define_logdir_flag(fv: flags.FlagValues, help_text: str) -> None:
     """``--logdir`` (default ``runs``), the folder that holds the run dirs."""
     flags.DEFINE_string("logdir", "runs", help_text, flag_values=fv)
-
-
-def define_finished_run_flags(
-    fv: flags.FlagValues, data: bool = True, checkpoint: bool = True
-) -> None:
-    """``--run_dir`` (required) and, with ``checkpoint``, ``--from_checkpoint``, with
-    ``data``, ``--data_dir``.
-
-    The flags of the commands that use a finished run: evaluate, report, predict, export.
-    """
-    flags.DEFINE_string(
-        "run_dir",
-        None,
-        "A finished run directory, or latest (the newest finished run under --logdir).",
-        required=True,
-        flag_values=fv,
-    )
-    if checkpoint:
-        flags.DEFINE_boolean(
-            "from_checkpoint",
-            False,
-            "Load the latest checkpoint instead of the SavedModel export.",
-            flag_values=fv,
-        )
-    if data:
-        flags.DEFINE_string(
-            "data_dir",
-            None,
-            "Where the data is (default: the run's own --data_dir).",
-            flag_values=fv,
-        )

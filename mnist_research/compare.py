@@ -20,7 +20,7 @@ import sys
 
 from absl import flags
 
-from mnist_research import command
+from mnist_research import command, reading_commands
 from mnist_research.analysis import compare_table as compare_lib
 
 FLAGS = flags.FLAGS
@@ -34,7 +34,7 @@ def define_flags(fv: flags.FlagValues) -> None:
         "Where compare.md, compare.json and compare.png are written.",
         flag_values=fv,
     )
-    command.define_json_flag(fv, "markdown (the paths written go to stderr)")
+    reading_commands.define_json_flag(fv, "markdown (the paths written go to stderr)")
 
 
 def _compare(run_dirs: list[str]) -> int:
@@ -49,7 +49,7 @@ def _compare(run_dirs: list[str]) -> int:
     return 0
 
 
-main = command.main_with_arguments(_compare, "give one or more run directories")
+main = reading_commands.main_with_arguments(_compare, "give one or more run directories")
 
 
 def run():

@@ -25,12 +25,7 @@ class RunDirError(MnistResearchError):
 
 
 class DamagedFileError(RunDirError):
-    """A file of a run dir exists but cannot be used (garbage, truncated, wrong content).
-
-    Attributes:
-      path: the damaged file.
-      reason: what is wrong with it, in a few words.
-    """
+    """A file of a run dir (``path``) exists but cannot be used: ``reason``, in a few words."""
 
     def __init__(self, path: str, reason: str, advice: str = ""):
         self.path, self.reason = path, reason
@@ -77,11 +72,8 @@ def cause(error: BaseException) -> str:
 
 @contextlib.contextmanager
 def writing(path: str) -> Iterator[None]:
-    """A file-system or TensorFlow error while the block writes ``path`` names ``path``.
-
-    Raises:
-      RunDirError: ``<path>: cannot write (<cause>)``.
-    """
+    """A file-system or TensorFlow error while the block writes ``path`` becomes a
+    :class:`RunDirError` naming it: ``<path>: cannot write (<cause>)``."""
     try:
         yield
     except (OSError, *_tensorflow_errors()) as e:
@@ -98,11 +90,9 @@ def _tensorflow_errors() -> tuple[type, ...]:
 def run_guarded(body: Callable[[], int]) -> int:
     """Runs an entry point's ``body``; a project error becomes one line and exit 1.
 
-    So does an ``OSError`` (disk full, permissions) raised while writing
-    outputs, and a TensorFlow ``OpError`` (a file or device that failed inside
-    an op). Ctrl-C becomes one line and exit status 130 instead of a traceback.
-
-    The traceback is logged only when ``--verbosity`` is 1 or higher.
+    So does an ``OSError`` (disk full, permissions) and a TensorFlow ``OpError``
+    (a file or device that failed inside an op); the traceback is logged only at
+    ``--verbosity=1`` or more. Ctrl-C becomes one line and exit status 130.
     """
     try:
         return body()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from absl import flags
 
-from mnist_research import command, logs, runs
+from mnist_research import command, logs, reading_commands, runs
 from mnist_research.config import SPLITS
 
 FLAGS = flags.FLAGS
@@ -28,7 +28,7 @@ FLAGS = flags.FLAGS
 
 def define_flags(fv: flags.FlagValues) -> None:
     """A finished run, a split, and where the data is."""
-    command.define_finished_run_flags(fv)
+    reading_commands.define_finished_run_flags(fv)
     runs.define_latest_flag(fv)
     flags.DEFINE_enum("split", "test", list(SPLITS), "Which split to evaluate.", flag_values=fv)
     flags.DEFINE_string(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from absl import flags
 
-from mnist_research import command, runs
+from mnist_research import command, reading_commands, runs
 from mnist_research.rundir import layout
 
 FLAGS = flags.FLAGS
@@ -26,7 +26,7 @@ FLAGS = flags.FLAGS
 
 def define_flags(fv: flags.FlagValues) -> None:
     """A finished run, the format, and where the data is."""
-    command.define_finished_run_flags(fv, checkpoint=False)
+    reading_commands.define_finished_run_flags(fv, checkpoint=False)
     runs.define_latest_flag(fv)
     flags.DEFINE_enum(
         "format",

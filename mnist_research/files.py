@@ -4,7 +4,7 @@ Every output of the project (metrics, configs, figures, reports, tables) goes
 through :func:`atomic_write_bytes`: the bytes land in a temporary file in the
 same folder, are flushed to disk, and the file is renamed into place.
 Reading one back never trusts it: only a regular file, only so many bytes
-(:func:`read_bounded`), only the event-file records that fit (:func:`whole_records`).
+(:func:`read_bounded`).
 """
 
 from __future__ import annotations
@@ -57,19 +57,6 @@ def atomic_write_bytes(path: str, payload: bytes) -> None:
         if isinstance(e, OSError):  # named by its own path, not the temporary one
             raise OSError(e.errno, e.strerror or str(e), path) from None
         raise
-
-
-def starts_with_mark(path: str, mark: bytes, within: int = 4096) -> bool:
-    """Whether ``mark`` is among the first ``within`` bytes of the file (a bounded read)."""
-    try:
-        with open(path, "rb") as f:
-            return mark in f.read(within)
-    except OSError:
-        return False
-
-
-# The text chunk every figure of the project carries in its PNG header.
-FIGURE_MARK = b"tEXtSoftware\0mnist_research"
 
 
 def atomic_write_text(path: str, text: str) -> None:
@@ -140,37 +127,3 @@ def read_json(path: str) -> Any | None:
         return json.loads(read_bounded(path, JSON_LIMIT).decode("utf-8"))
     except RecursionError:
         raise ValueError("nested too deeply to be a file of this project") from None
-
-
-# A TFRecord (event file) record: ``uint64 length, uint32 checksum of the length, length
-# bytes of data, uint32 checksum of the data``.
-_RECORD_HEADER = 12
-_RECORD_FOOTER = 4
-
-
-def whole_records(path: str) -> tuple[int, str | None]:
-    """How many records of a TFRecord file fit in it from the start, and what is wrong after them.
-
-    TensorFlow's reader allocates a record's declared length before reading it,
-    so one record declaring 8 GiB (with a valid length checksum) crashes the
-    process. This walks the lengths alone (a 12-byte header and a seek per
-    record), so a reader can stop before the first record that does not fit.
-
-    Raises:
-      OSError: the file cannot be read or is not a regular file.
-    """
-    with open_regular(path) as f:
-        size = os.fstat(f.fileno()).st_size
-        count = offset = 0
-        while offset < size:
-            left = size - offset - _RECORD_HEADER - _RECORD_FOOTER
-            f.seek(offset)
-            length = int.from_bytes(f.read(8), "little")
-            if left < 0 or length > left:
-                shown = f"declares {length:,} bytes of data" if left >= 0 else "is cut short"
-                return count, (
-                    f"record {count + 1} {shown}, more than the {max(left, 0):,} left in the file"
-                )
-            count += 1
-            offset += _RECORD_HEADER + length + _RECORD_FOOTER
-    return count, None

@@ -2,13 +2,12 @@
 
 absl reads a ``--flagfile=`` line inside a flagfile relative to the working
 directory, so ``experiments/cnn.flags`` (which includes
-``--flagfile=experiments/baseline.flags``) works only from the repository
-root. :func:`expand` reads the flagfiles of a command line itself and puts
-their flags in place, resolving a relative nested path against the folder of
-the file that includes it, then each folder above that one (so a path written
-relative to the repository root, as in ``experiments/``, is found), then the
-working directory. Top-level ``--flagfile`` arguments are relative to the
-working directory, as a shell user expects.
+``--flagfile=experiments/baseline.flags``) would work only from the repository
+root. :func:`expand` resolves a relative nested path against the folder of the
+file that includes it, then each folder above that one (so a path written
+relative to the repository root is found), then the working directory.
+Top-level ``--flagfile`` arguments are relative to the working directory, as a
+shell user expects.
 """
 
 from __future__ import annotations
@@ -24,20 +23,16 @@ _FLAGFILE = re.compile(r"^--?flagfile(?:=(.*))?$")
 
 
 def expand(argv: list[str]) -> list[str]:
-    """``argv`` with every ``--flagfile`` replaced by the flags its file holds.
-
-    Arguments after ``--`` are left as they are.
+    """``argv`` with every ``--flagfile`` before any ``--`` replaced by the flags its file holds.
 
     Raises:
       absl.flags.Error: a flagfile cannot be read, or includes itself.
     """
-    out: list[str] = [argv[0]] if argv else []
-    rest = list(argv[1:])
+    out, rest = argv[:1], argv[1:]
     while rest:
-        arg = rest.pop(0)
+        arg, *rest = rest
         if arg == "--":
-            out += [arg] + rest
-            break
+            return out + [arg] + rest
         match = _FLAGFILE.match(arg)
         if not match:
             out.append(arg)
@@ -46,7 +41,7 @@ def expand(argv: list[str]) -> list[str]:
         if path is None:
             if not rest:
                 raise flags.Error("--flagfile needs a file name")
-            path = rest.pop(0)
+            path, *rest = rest
         out += _read(os.path.abspath(path), ())
     return out
 
@@ -92,10 +87,8 @@ def one_argument(argument: str) -> bool:
 
 def _nested(name: str, including_file: str) -> str:
     """Where a nested flagfile is: see the module docstring for the order tried."""
-    if os.path.isabs(name):
-        return name
     folder = os.path.dirname(including_file)
-    while not os.path.isfile(os.path.join(folder, name)):
+    while not os.path.isabs(name) and not os.path.isfile(os.path.join(folder, name)):
         if os.path.dirname(folder) == folder:  # past the root: the working directory
             return os.path.abspath(name)
         folder = os.path.dirname(folder)

@@ -1,26 +1,24 @@
 """SIGINT and SIGTERM as a clean stop instead of a traceback or a silent exit.
 
-The ``train`` command installs :func:`handle_signals`. Inside a
-:func:`deferred` block (the epoch loop) a signal only records a request, and
-the loop calls :func:`check` at every step boundary, so it stops between
-``tf.function`` calls. Anywhere else the signal raises :class:`Interrupted`
-at once. A second signal raises at once too, except in a :func:`held` block.
+Under :func:`handle_signals` a signal raises :class:`Interrupted` at once,
+except in a :func:`deferred` block (the epoch loop), where a first signal is
+only recorded and :func:`check`, called at every step boundary, raises it
+between ``tf.function`` calls, and in a :func:`held` block, which records every
+signal until it ends. Without :func:`handle_signals` (a notebook, a test)
+:func:`check` never raises and Python's own Ctrl-C handling is untouched.
 
-Python runs a signal handler only when the main thread runs Python code, so
-a main thread blocked in TensorFlow (compiling the first step, a long step,
-reading data, saving) would act on a signal only when that call returns. With
-a ``stop_line``, :func:`handle_signals` also watches for signals in a thread
-of its own: if the main thread has not acted on one within GRACE_SECONDS,
-the process prints ``stop_line`` and exits at once with 128 + the signal
-number. Every file a run writes is atomic, so that is as safe as the SIGKILL
-a resumed run already survives.
-
-Without :func:`handle_signals` (a notebook, a test) :func:`check` never
-raises and Python's own Ctrl-C handling is untouched.
+Python runs a signal handler only when the main thread runs Python code, so a
+main thread blocked in TensorFlow (compiling the first step, a long step,
+saving) would act on a signal only when that call returns. With a
+``stop_line``, a thread watches for signals too: if the main thread has not
+acted on one within GRACE_SECONDS, the process prints ``stop_line`` and exits
+at once with 128 + the signal number. Every file a run writes is atomic, so
+that is as safe as the SIGKILL a resumed run already survives.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import signal
@@ -30,24 +28,14 @@ import time
 from collections.abc import Callable, Iterator
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
-# How long the main thread has to act on a signal before the watch thread stops the process.
 GRACE_SECONDS = 0.8
 
 _requested: int | None = None
 # Signals the main thread's handler has run for, and whether it has raised Interrupted.
 _handled = 0
 _acted = threading.Event()
-
-
-class _Depth:
-    """How many blocks of one kind (deferred() or held()) the main thread is in."""
-
-    def __init__(self):
-        self.blocks = 0
-
-
-_deferring = _Depth()
-_holding = _Depth()
+# How many deferred() and held() blocks the main thread is in.
+_blocks = collections.Counter()
 
 
 class Interrupted(BaseException):
@@ -61,11 +49,8 @@ class Interrupted(BaseException):
         self.name = signal.Signals(signum).name
         super().__init__(self.name)
         self.signum = signum
-
-    @property
-    def exit_status(self) -> int:
-        """128 + the signal number, as a shell reports a process killed by it (130, 143)."""
-        return 128 + self.signum
+        # As a shell reports a process killed by the signal (130, 143).
+        self.exit_status = 128 + signum
 
 
 def _handler(signum, frame) -> None:
@@ -73,7 +58,7 @@ def _handler(signum, frame) -> None:
     first = _requested is None
     _requested = signum
     _handled += 1
-    if not (_holding.blocks or (_deferring.blocks and first)):
+    if not (_blocks["held"] or (_blocks["deferred"] and first)):
         _acted.set()
         raise Interrupted(signum)
 
@@ -129,9 +114,8 @@ def handle_signals(stop_line: Callable[[Interrupted], str] | None = None) -> Ite
     """Turns SIGINT/SIGTERM into :class:`Interrupted` while the block runs (main thread).
 
     Args:
-      stop_line: what to print when the main thread does not act on a signal
-        within GRACE_SECONDS and the process is stopped at once (see the
-        module docstring); ``None``: never stop the process that way.
+      stop_line: what to print when the watch thread stops the process (see
+        the module docstring); ``None``: no watch thread.
     """
     global _requested, _handled
     if threading.current_thread() is not threading.main_thread():
@@ -140,27 +124,22 @@ def handle_signals(stop_line: Callable[[Interrupted], str] | None = None) -> Ite
     _requested, _handled = None, 0
     _acted.clear()
     previous = {signum: signal.signal(signum, _handler) for signum in HANDLED}
-    watching = _start_watch(stop_line) if stop_line is not None else None
+    if stop_line is not None:
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
+        previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        threading.Thread(
+            target=_watch, args=(read_fd, stop_line), name="signal-watch", daemon=True
+        ).start()
     try:
         yield
     finally:
-        if watching is not None:
-            signal.set_wakeup_fd(watching[0])
-            os.close(watching[1])  # the watch thread reads the end of the pipe and ends
+        if stop_line is not None:
+            signal.set_wakeup_fd(previous_fd)
+            os.close(write_fd)  # the watch thread reads the end of the pipe and ends
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         _requested = None
-
-
-def _start_watch(stop_line: Callable[[Interrupted], str]) -> tuple[int, int]:
-    """Starts the watch thread; returns the previous wakeup fd and the pipe's write end."""
-    read_fd, write_fd = os.pipe()
-    os.set_blocking(write_fd, False)
-    previous = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
-    threading.Thread(
-        target=_watch, args=(read_fd, stop_line), name="signal-watch", daemon=True
-    ).start()
-    return previous, write_fd
 
 
 def deferred() -> contextlib.AbstractContextManager[None]:
@@ -168,7 +147,7 @@ def deferred() -> contextlib.AbstractContextManager[None]:
 
     Leaving the block normally raises a request recorded after the last check.
     """
-    return _recording(_deferring)
+    return _recording("deferred")
 
 
 def held() -> contextlib.AbstractContextManager[None]:
@@ -180,16 +159,16 @@ def held() -> contextlib.AbstractContextManager[None]:
     heartbeat's, TensorFlow's), and Python still runs the handler in the main
     thread at once.
     """
-    return _recording(_holding)
+    return _recording("held")
 
 
 @contextlib.contextmanager
-def _recording(depth: _Depth) -> Iterator[None]:
-    depth.blocks += 1
+def _recording(kind: str) -> Iterator[None]:
+    _blocks[kind] += 1
     try:
         yield
     finally:
-        depth.blocks -= 1
+        _blocks[kind] -= 1
     check()
 
 

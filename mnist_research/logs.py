@@ -1,36 +1,26 @@
 """What a command prints: the project's own lines, and TensorFlow's only when asked for.
 
-Two steps, because TensorFlow decides part of its logging when it is imported:
-
 1. :func:`quiet_tensorflow` imports TensorFlow with ``TF_CPP_MIN_LOG_LEVEL=3``
    (C++ errors such as ``failed call to cuInit`` on every CPU-only machine,
-   grappler's ``Optimization loop failed: CANCELLED``) and with the banner
-   lines filtered out of file descriptor 2 (``cudart_stub``,
-   ``cpu_feature_guard``, oneDNN's ``custom operations are on``). TensorFlow's
-   native libraries print them as they load, before its C++ logging is
-   initialized, so ``TF_CPP_MIN_LOG_LEVEL`` does not stop them; they load
-   during ``import tensorflow`` and print nothing when an extension module is
-   imported later. A command calls it after parsing its flags, where it first
-   needs TensorFlow, so a bad argument still fails before the import. Nothing
-   changes when the user set ``TF_CPP_MIN_LOG_LEVEL`` or asked for
-   ``--verbosity=1`` or more.
-2. :func:`configure`, once the verbosity is known: the ``tensorflow`` Python
-   logger drops its INFO lines (checkpoint sharding durations, export temp
-   paths, signature renames) and Keras's ``UserWarning``\\ s are ignored at the
-   default verbosity; absl's lines lose their
-   ``I1125 14:00:00.123456 1234 file.py:45]`` prefix (time, thread and source
-   line are for debugging the code; ``--verbosity=1`` brings them back along
-   with everything TensorFlow says). Warnings and errors keep a
-   ``warning:``/``error:`` prefix.
+   grappler's ``Optimization loop failed: CANCELLED``) and with its banner lines
+   filtered out of file descriptor 2: its native libraries print them as they
+   load, before its C++ logging is initialized, so ``TF_CPP_MIN_LOG_LEVEL`` does
+   not stop them; all of them load during ``import tensorflow`` (an extension
+   module imported later prints nothing). A command calls it after parsing its
+   flags, so a bad argument fails before the import.
+2. :func:`configure`, once the verbosity is known: TensorFlow's and Keras's
+   INFO lines and Keras's ``UserWarning``\\ s are dropped, and absl's lines lose
+   their ``I1125 14:00:00.123456 1234 file.py:45]`` prefix. Warnings and errors
+   keep a ``warning:``/``error:`` prefix.
 
-A notebook calls both itself, before importing TensorFlow (Jupyter shows what
-the kernel writes to file descriptor 2, TensorFlow's C++ lines included).
+``--verbosity=1`` (or a ``TF_CPP_MIN_LOG_LEVEL`` the user set) brings all of it
+back. A notebook calls both itself, before importing TensorFlow (Jupyter shows
+what the kernel writes to file descriptor 2).
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import logging as std_logging
 import os
 import re
@@ -62,8 +52,7 @@ def quiet_tensorflow() -> bool:
 
     Returns:
       Whether TensorFlow was imported quietly (False when it was already
-      imported, the user set ``TF_CPP_MIN_LOG_LEVEL``, or absl's verbosity,
-      ``--verbosity``, is 1 or more).
+      imported, the user set ``TF_CPP_MIN_LOG_LEVEL``, or ``--verbosity`` is 1 or more).
     """
     asked = "TF_CPP_MIN_LOG_LEVEL" in os.environ or logging.get_verbosity() >= 1
     if asked or "tensorflow" in sys.modules:
@@ -105,23 +94,19 @@ def stderr_without(patterns: Sequence[re.Pattern]) -> Iterator[None]:
 FRAMEWORK_PACKAGES = ("tensorflow", "keras", "tensorboard", "tf_keras", "tf2onnx")
 
 
-class FrameworkInfoFilter(std_logging.Filter):
-    """Drops records below WARNING logged from the code of ``FRAMEWORK_PACKAGES``."""
+def _without_framework_info(record: std_logging.LogRecord) -> bool:
+    """Drops records below WARNING logged from the code of ``FRAMEWORK_PACKAGES``.
 
-    def __init__(self):
-        super().__init__()
-        dirs = []  # each installed package's folders, each ending in a separator
-        for name in FRAMEWORK_PACKAGES:
-            with contextlib.suppress(ImportError, ValueError):
-                spec = importlib.util.find_spec(name)
-                locations = (spec and spec.submodule_search_locations) or []
-                dirs += [os.path.join(os.path.realpath(location), "") for location in locations]
-        self.dirs = tuple(dirs)
-
-    def filter(self, record: std_logging.LogRecord) -> bool:
-        if record.levelno >= std_logging.WARNING or not self.dirs:
-            return True
-        return not os.path.realpath(record.pathname).startswith(self.dirs)
+    A package that logged is imported, so its folders are the ones in ``sys.modules``.
+    """
+    if record.levelno >= std_logging.WARNING:
+        return True
+    folders = tuple(
+        os.path.join(folder, "")
+        for name in FRAMEWORK_PACKAGES
+        for folder in getattr(sys.modules.get(name), "__path__", ())
+    )
+    return not record.pathname.startswith(folders)
 
 
 class PlainFormatter(std_logging.Formatter):
@@ -137,12 +122,8 @@ class PlainFormatter(std_logging.Formatter):
 
 
 def configure(verbosity: int | None = None) -> None:
-    """Sets what reaches the terminal for a command's (or a notebook's) verbosity.
-
-    Args:
-      verbosity: absl's verbosity (0 = INFO, 1 = DEBUG, -1 = WARNING);
-        ``None`` keeps the one absl parsed from ``--verbosity``.
-    """
+    """Sets what reaches the terminal for absl's ``verbosity`` (0 = INFO, 1 = DEBUG,
+    -1 = WARNING; ``None``: the one absl parsed from ``--verbosity``)."""
     if not flags.FLAGS.is_parsed():
         # A notebook or script, not a command run by absl.app: absl logs its own
         # "Logging before flag parsing" warning until its flags count as parsed.
@@ -153,8 +134,7 @@ def configure(verbosity: int | None = None) -> None:
     else:
         logging.set_verbosity(verbosity)
     handler = logging.get_absl_handler()
-    for old in [f for f in handler.filters if isinstance(f, FrameworkInfoFilter)]:
-        handler.removeFilter(old)
+    handler.removeFilter(_without_framework_info)
     # Matplotlib's font search and Pillow's PNG chunks log hundreds of DEBUG lines
     # (findfont scores) when absl's verbosity opens the root logger to DEBUG; they
     # say nothing about the run, at any verbosity. A level someone set on them
@@ -168,8 +148,9 @@ def configure(verbosity: int | None = None) -> None:
         tf_logger.setLevel(std_logging.DEBUG)
         handler.setFormatter(logging.PythonFormatter())
         return
+    # Checkpoint sharding durations, export temp paths, signature renames.
     tf_logger.setLevel(std_logging.WARNING)
-    handler.addFilter(FrameworkInfoFilter())
+    handler.addFilter(_without_framework_info)
     handler.setFormatter(PlainFormatter())
     warnings.filterwarnings("ignore", category=UserWarning, module=r"keras(\.|$)")
     # tf.data's note that distributed datasets cannot carry their options across

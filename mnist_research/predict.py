@@ -26,7 +26,7 @@ import sys
 
 from absl import flags
 
-from mnist_research import command, logs, runs
+from mnist_research import command, logs, reading_commands, runs
 from mnist_research import config as config_lib
 from mnist_research.errors import MnistResearchError
 
@@ -35,9 +35,9 @@ FLAGS = flags.FLAGS
 
 def define_flags(fv: flags.FlagValues) -> None:
     """A finished run and how to report its predictions."""
-    command.define_finished_run_flags(fv, data=False)
+    reading_commands.define_finished_run_flags(fv, data=False)
     runs.define_latest_flag(fv)
-    command.define_json_flag(fv, "text")
+    reading_commands.define_json_flag(fv, "text")
     flags.DEFINE_string(
         "save_preprocessed",
         None,
@@ -89,7 +89,7 @@ def _label(index: int, names: tuple[str, ...]) -> str:
     return names[index] if names[index] == str(index) else f"{index} {names[index]}"
 
 
-main = command.main_with_arguments(_predict, "give at least one image file")
+main = reading_commands.main_with_arguments(_predict, "give at least one image file")
 
 
 def run():

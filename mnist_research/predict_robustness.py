@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from absl import flags
 
-from mnist_research import command, logs, output_files, runs
+from mnist_research import command, logs, output_files, reading_commands, runs
 from mnist_research.errors import ConfigError
 
 FLAGS = flags.FLAGS
@@ -27,7 +27,7 @@ FLAGS = flags.FLAGS
 
 def define_flags(fv: flags.FlagValues) -> None:
     """A finished run, and which digits and conditions to render."""
-    command.define_finished_run_flags(fv)
+    reading_commands.define_finished_run_flags(fv)
     runs.define_latest_flag(fv)
     flags.DEFINE_integer(
         "num",

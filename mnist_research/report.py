@@ -17,14 +17,14 @@ from __future__ import annotations
 
 from absl import flags
 
-from mnist_research import command, logs, runs
+from mnist_research import command, logs, reading_commands, runs
 
 FLAGS = flags.FLAGS
 
 
 def define_flags(fv: flags.FlagValues) -> None:
     """A finished run and where its data is."""
-    command.define_finished_run_flags(fv)
+    reading_commands.define_finished_run_flags(fv)
     runs.define_latest_flag(fv)
 
 

@@ -1,19 +1,13 @@
-"""The end-of-run actions of a training run: the exported model and the reports.
+"""The end-of-run actions of the ``train`` command: the exported model, then the reports.
 
-``training/`` trains, evaluates the test split and writes ``metrics.json``;
-what else a finished run holds is written by these actions, which the callers
-of ``train_and_evaluate`` (the ``train`` command, the notebook, the tests)
-pass in, so that ``training/`` imports nothing from ``inference/`` or
-``analysis/``::
+``training/`` trains, evaluates the test split and writes ``metrics.json``; its
+callers (the ``train`` command, the notebook, the tests) pass these actions in,
+so that ``training/`` imports nothing from ``inference/`` or ``analysis/``::
 
     runner.train_and_evaluate(config, run_dir, actions=run_outputs.end_of_run_actions())
 
-In order: :func:`export_model` (``export/`` SavedModel and ``model.keras``;
-every worker takes part), then :func:`write_reports` (figures,
-``reports/report.html``, per-class scores in ``metrics.json``, TensorBoard
-images and test scalars; the chief only). Rerunning the train command on a
-finished run whose SavedModel is damaged finishes it again from its checkpoint
-(:func:`export_problem`).
+A rerun of the train command on a finished run whose SavedModel is damaged
+finishes it again from its checkpoint (:func:`export_problem`).
 """
 
 from __future__ import annotations
@@ -29,7 +23,8 @@ from mnist_research.training.sums import Totals
 
 
 def export_model(run: RunContext, metrics: dict[str, Any], test: Totals) -> None:
-    """The SavedModel and ``model.keras``; every worker takes part, non-chief ones into a temp dir.
+    """``export/`` (SavedModel) and ``model.keras``; every worker takes part (a collective
+    save), non-chief ones into a temp dir.
 
     Records ``export_sha256`` (the export's variables) in ``metrics``, so a
     later ``export/`` holding other weights is refused rather than evaluated.
@@ -48,16 +43,16 @@ def export_model(run: RunContext, metrics: dict[str, Any], test: Totals) -> None
 
 
 def export_problem(run_dir: str) -> str | None:
-    """:func:`mnist_research.inference.finished_run.export_problem`, loaded when first called."""
-    # Reading the export back is needed only when the train command is rerun on a finished
-    # run, so the module that reads finished runs loads then, not in every train run.
+    """:func:`mnist_research.inference.finished_run.export_problem`, loaded when first called:
+    only a rerun on a finished run reads the export back."""
     from mnist_research.inference import finished_run
 
     return finished_run.export_problem(run_dir)
 
 
 def write_reports(run: RunContext, metrics: dict[str, Any], test: Totals) -> None:
-    """Figures and report.html; per-class scores into ``metrics``; images and test scalars."""
+    """Figures and report.html; per-class scores into ``metrics``; TensorBoard images and
+    test scalars (the chief only)."""
     # Matplotlib, Seaborn and SciPy load here, not at start-up: only the reports need them.
     from mnist_research.analysis import figures
     from mnist_research.analysis import metrics as evaluation

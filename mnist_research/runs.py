@@ -21,7 +21,7 @@ import sys
 
 from absl import flags
 
-from mnist_research import command
+from mnist_research import command, reading_commands
 from mnist_research.analysis import run_list, run_records
 
 FLAGS = flags.FLAGS
@@ -30,7 +30,7 @@ FLAGS = flags.FLAGS
 def define_flags(fv: flags.FlagValues) -> None:
     """The folder to list, and the format."""
     command.define_logdir_flag(fv, "The folder that holds the run dirs.")
-    command.define_json_flag(fv, "the table")
+    reading_commands.define_json_flag(fv, "the table")
 
 
 def define_latest_flag(fv: flags.FlagValues) -> None:

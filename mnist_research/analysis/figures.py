@@ -39,7 +39,7 @@ def save_figure(fig: plt.Figure, path: str, dpi: int = 100) -> str:
     buffer = io.BytesIO()
     apply_layout(fig)
     # The PNG's Software text chunk, before the image data, tells our figures from other
-    # files (files.FIGURE_MARK).
+    # files (output_files.FIGURE_MARK).
     fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": "mnist_research"})
     plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())

@@ -48,7 +48,7 @@ def save_preprocessed(folder: str, name: str, image: np.ndarray) -> str:
 
 def _ours(path: str) -> bool:
     """Whether ``path`` is a preprocessed image this module wrote (its tEXt chunk, before IDAT)."""
-    return files.starts_with_mark(path, b"tEXt" + "\0".join(_MARK).encode())
+    return output_files.starts_with_mark(path, b"tEXt" + "\0".join(_MARK).encode())
 
 
 def classify(

@@ -21,7 +21,7 @@ from absl import logging
 from google.protobuf.message import DecodeError
 from tensorboard.compat.proto import event_pb2
 
-from mnist_research import files
+from mnist_research import files, tfrecords
 from mnist_research.config import ExperimentConfig
 from mnist_research.config.saved import differences, resume_identity
 from mnist_research.errors import (
@@ -346,7 +346,7 @@ def prune_after(run_dir: str, epoch: int, step: int) -> int:
 def _read_records(path: str) -> tuple[list[bytes], str | None]:
     """The records of an event file up to the first damaged one, and what the damage is."""
     records = []
-    whole, damage = files.whole_records(path)  # a length beyond the file is never read
+    whole, damage = tfrecords.whole_records(path)  # a length beyond the file is never read
     try:
         for record in tf.data.TFRecordDataset(path).take(whole):
             records.append(record.numpy())

@@ -9,7 +9,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
-from mnist_research import files
+from mnist_research import output_files
 from mnist_research.config import ExperimentConfig
 from mnist_research.config import flags as experiment_flags
 from mnist_research.studies import results, space, study
@@ -83,7 +83,8 @@ def test_trials_md_gives_wall_time_epoch_share_throughput_importances_and_figure
     assert "## Parameter importances" in text and "PED-ANOVA over the 3 completed" in text
     for name in ("history", "parallel", "importances"):
         assert paths[name] == os.path.join(folder, results.FIGURES[name])
-        assert files.starts_with_mark(paths[name], files.FIGURE_MARK)  # written by save_figure
+        # Written by save_figure.
+        assert output_files.starts_with_mark(paths[name], output_files.FIGURE_MARK)
         assert os.path.getsize(paths[name]) > 10_000
     assert "trial 2 (best validation accuracy 0.9800)" in open(paths["best_flags"]).read()
 
