@@ -36,20 +36,15 @@ def save_figure(fig: plt.Figure, path: str, dpi: int = 100) -> str:
     ``savefig(bbox_inches="tight")`` did the same by drawing every figure
     twice (the five figures took 3.2 s instead of 2.3 s on a 2-core CPU).
     """
+    # tight_layout left the suptitle over the titles of the samples' image axes: keep a band.
+    fig.tight_layout(rect=(0, 0, 1, 0.92) if fig.get_suptitle() else None)
     buffer = io.BytesIO()
-    apply_layout(fig)
     # The PNG's Software text chunk, before the image data, tells our figures from other
     # files (files.FIGURE_MARK).
     fig.savefig(buffer, format="png", dpi=dpi, metadata={"Software": "mnist_research"})
     plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())
     return path
-
-
-def apply_layout(fig: plt.Figure) -> None:
-    """Fits the margins and spacing to the labels, as :func:`save_figure` does before rendering."""
-    # tight_layout left the suptitle over the titles of the samples' image axes: keep a band.
-    fig.tight_layout(rect=(0, 0, 1, 0.92) if fig.get_suptitle() else None)
 
 
 def plot_curves(history: dict[str, list[float]], path: str) -> str:
