@@ -24,7 +24,7 @@ from mnist_research import config as config_lib
 from mnist_research.analysis import html_report
 from mnist_research.analysis import metrics as evaluation
 from mnist_research.config.registry import DIGITS
-from mnist_research.files import atomic_write_bytes
+from mnist_research.files import atomic_write_bytes, atomic_write_text
 
 sns.set_theme(style="whitegrid")
 
@@ -266,19 +266,17 @@ def write_reports(
     test_labels: np.ndarray,
     logits: np.ndarray,
     summary: dict,
-    mistakes: int = 24,
 ) -> dict[str, str]:
     """Writes every figure of a finished run and ``report.html``; returns name → path.
 
     ``metrics`` is the run's ``metrics.json`` (its history is drawn); ``summary`` is
     ``analysis.metrics.summarize`` of the test set's labels and ``logits``.
     """
-    os.makedirs(report_dir, exist_ok=True)
     names = config_lib.dataset(config["data"]["dataset"]).class_names
     labels = np.asarray(test_labels, np.int64)
     probabilities = evaluation.softmax(logits)
     examples = (test_images, labels, probabilities)
-    worst = evaluation.most_confident_mistakes(labels, probabilities, mistakes)
+    worst = evaluation.most_confident_mistakes(labels, probabilities, 24)  # 3 rows of 8
     png = {name: os.path.join(report_dir, f"{name}.png") for name in html_report.FIGURES}
     paths = {
         "curves": plot_curves(metrics["history"], png["curves"]),
@@ -289,7 +287,6 @@ def write_reports(
         "per_class": plot_per_class(summary["per_class"], png["per_class"], names),
         "mistakes": plot_mistakes(*examples, worst, png["mistakes"], class_names=names),
     }
-    paths["report"] = html_report.write(
-        os.path.join(report_dir, "report.html"), config, metrics, summary, paths
-    )
+    paths["report"] = os.path.join(report_dir, "report.html")
+    atomic_write_text(paths["report"], html_report.render(config, metrics, summary, paths))
     return paths

@@ -16,7 +16,6 @@ from typing import Any
 
 from mnist_research import config as config_lib
 from mnist_research.config.metrics import HISTORY_KEYS
-from mnist_research.files import atomic_write_text
 
 # The page; ``$name``s are filled in (escaped) by :func:`render`.
 _PAGE = string.Template("""\
@@ -156,11 +155,3 @@ def render(config: dict, metrics: dict, test_summary: dict, figures: dict[str, s
         config=_table((), [(key, _fmt(value)) for key, value in _flat(config)], " class='config'"),
         metrics=html.escape(json.dumps(summary, indent=1, sort_keys=True)),
     )
-
-
-def write(
-    path: str, config: dict, metrics: dict, test_summary: dict, figures: dict[str, str]
-) -> str:
-    """Renders and writes the page atomically; returns ``path``."""
-    atomic_write_text(path, render(config, metrics, test_summary, figures))
-    return path
