@@ -9,16 +9,18 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
+import string
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from mnist_research import config as config_lib
 from mnist_research.config.metrics import HISTORY_KEYS
-from mnist_research.files import atomic_write_text
 
-_STYLE = """
+# The page; ``$name``s are filled in (escaped) by :func:`render`.
+_PAGE = string.Template("""\
+<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>$name — mnist_research \
+report</title><style>
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;
 max-width:1400px;color:#222;padding:0 1em}
 h1{margin-bottom:.2em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
@@ -27,7 +29,18 @@ text-align:right} th{background:#f3f3f3} table.config td{text-align:left;font-fa
 .big{font-size:1.6em;font-weight:600} .cards{display:flex;gap:2em;flex-wrap:wrap}
 .card{border:1px solid #ddd;border-radius:6px;padding:.6em 1.2em} tr.best{font-weight:600}
 img{max-width:100%;border:1px solid #eee;margin:.4em 0}
-"""
+</style></head><body>
+<h1>$name</h1><p>Generated $generated · strategy $strategy · TensorFlow $tensorflow</p>
+<h2>Final metrics</h2><div class='cards'>
+$cards
+</div>
+<h2>Per-class metrics (test set)</h2>
+$per_class
+<h2>Figures</h2>
+$figures
+${history}<h2>Configuration</h2>
+$config
+<details><summary>metrics.json</summary><pre>$metrics</pre></details></body></html>""")
 
 FIGURES = {
     "curves": "Training vs validation",
@@ -65,8 +78,8 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def _cards(metrics: dict) -> list[tuple[str, str]]:
-    """The headline numbers, ``(label, value)``; best and exported epoch where one was chosen."""
+def _cards(metrics: dict) -> str:
+    """The headline numbers; best and exported epoch where one was chosen."""
     cards = [
         ("test accuracy", f"{metrics.get('test_accuracy', float('nan')):.4f}"),
         ("test loss", f"{metrics.get('test_loss', float('nan')):.4f}"),
@@ -81,27 +94,11 @@ def _cards(metrics: dict) -> list[tuple[str, str]]:
             ("best epoch", f"{metrics['best_epoch']} (val {metrics['best_val_accuracy']:.4f})"),
             ("exported epoch", f"{metrics.get('exported_epoch', '')}{stopped}"),
         ]
-    return cards
-
-
-def _head(name: str, metrics: dict) -> list[str]:
-    """The document head, the title line and the final-metrics cards."""
-    esc = html.escape
-    return [
-        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{esc(name)} — mnist_research report</title><style>{_STYLE}</style>"
-        f"</head><body>",
-        f"<h1>{esc(name)}</h1><p>Generated {esc(time.strftime('%Y-%m-%d %H:%M:%S'))} · "
-        f"strategy {esc(str(metrics.get('strategy', '')))} · TensorFlow "
-        f"{esc(str(metrics.get('tensorflow_version', '')))}</p>",
-        "<h2>Final metrics</h2><div class='cards'>",
-        *(
-            f"<div class='card'><div>{esc(k)}</div>"
-            f"<div class='big' id='{esc(k.replace(' ', '_'))}'>{esc(v)}</div></div>"
-            for k, v in _cards(metrics)
-        ),
-        "</div>",
-    ]
+    return "\n".join(
+        f"<div class='card'><div>{html.escape(label)}</div><div class='big' "
+        f"id='{html.escape(label.replace(' ', '_'))}'>{html.escape(value)}</div></div>"
+        for label, value in cards
+    )
 
 
 def _per_class_table(per_class: dict, class_names: Sequence[str]) -> str:
@@ -115,58 +112,46 @@ def _per_class_table(per_class: dict, class_names: Sequence[str]) -> str:
     return _table(header, rows, " id='per_class'")
 
 
-def _figures(figures: dict[str, str]) -> list[str]:
-    """Every figure of ``FIGURES`` whose file exists, embedded."""
-    parts = ["<h2>Figures</h2>"]
+def _figures(figures: dict[str, str]) -> str:
+    """Every figure of ``FIGURES``, embedded."""
+    parts = []
     for key, title in FIGURES.items():
-        if key in figures and os.path.exists(figures[key]):
-            with open(figures[key], "rb") as f:
-                payload = base64.b64encode(f.read()).decode("ascii")
-            parts.append(
-                f"<h3>{html.escape(title)}</h3>"
-                f'<img alt="{html.escape(title)}" src="data:image/png;base64,{payload}">'
-            )
-    return parts
+        with open(figures[key], "rb") as f:
+            payload = base64.b64encode(f.read()).decode("ascii")
+        title = html.escape(title)
+        parts.append(f'<h3>{title}</h3><img alt="{title}" src="data:image/png;base64,{payload}">')
+    return "\n".join(parts)
 
 
-def _history_table(metrics: dict) -> list[str]:
+def _history_table(metrics: dict) -> str:
     """One row an epoch, a column per metric the run recorded, the best epoch in bold."""
     history = metrics.get("history", {})
     if not history.get("loss"):
-        return []
+        return ""
     keys = [key for key in HISTORY_KEYS if key in history and key != "examples_per_second"]
     rows = [
         [i + 1] + [f"{history[k][i]:{'.2f' if k == 'epoch_seconds' else '.4f'}}" for k in keys]
         for i in range(len(history["loss"]))
     ]
     header = ["epoch"] + ["seconds" if key == "epoch_seconds" else key for key in keys]
-    return ["<h2>History</h2>", _table(header, rows, best=(metrics.get("best_epoch") or 0) - 1)]
+    best = (metrics.get("best_epoch") or 0) - 1
+    return f"<h2>History</h2>\n{_table(header, rows, best=best)}\n"
 
 
 def render(config: dict, metrics: dict, test_summary: dict, figures: dict[str, str]) -> str:
     """The page as a string: the final metrics, per-class scores, figures, history, settings."""
     dataset = config.get("data", {}).get("dataset")
     class_names = config_lib.DATASETS[dataset].class_names if dataset in config_lib.DATASETS else ()
-    settings = [(key, _fmt(value)) for key, value in _flat(config)]
     summary = {k: v for k, v in metrics.items() if k != "history"}
-    parts = [
-        *_head(config.get("experiment", "run"), metrics),
-        "<h2>Per-class metrics (test set)</h2>",
-        _per_class_table(test_summary["per_class"], class_names),
-        *_figures(figures),
-        *_history_table(metrics),
-        "<h2>Configuration</h2>",
-        _table((), settings, " class='config'"),
-        f"<details><summary>metrics.json</summary><pre>"
-        f"{html.escape(json.dumps(summary, indent=1, sort_keys=True))}</pre></details>"
-        f"</body></html>",
-    ]
-    return "\n".join(parts)
-
-
-def write(
-    path: str, config: dict, metrics: dict, test_summary: dict, figures: dict[str, str]
-) -> str:
-    """Renders and writes the page atomically; returns ``path``."""
-    atomic_write_text(path, render(config, metrics, test_summary, figures))
-    return path
+    return _PAGE.substitute(
+        name=html.escape(config.get("experiment", "run")),
+        generated=html.escape(time.strftime("%Y-%m-%d %H:%M:%S")),
+        strategy=html.escape(str(metrics.get("strategy", ""))),
+        tensorflow=html.escape(str(metrics.get("tensorflow_version", ""))),
+        cards=_cards(metrics),
+        per_class=_per_class_table(test_summary["per_class"], class_names),
+        figures=_figures(figures),
+        history=_history_table(metrics),
+        config=_table((), [(key, _fmt(value)) for key, value in _flat(config)], " class='config'"),
+        metrics=html.escape(json.dumps(summary, indent=1, sort_keys=True)),
+    )

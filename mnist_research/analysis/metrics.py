@@ -13,47 +13,12 @@ import numpy as np
 from scipy import special
 
 
-def confusion_matrix(
-    labels: np.ndarray, predicted: np.ndarray, num_classes: int = 10
-) -> np.ndarray:
-    """``[true, predicted]`` counts, int64 ``[num_classes, num_classes]``."""
-    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(matrix, (np.asarray(labels, np.int64), np.asarray(predicted, np.int64)), 1)
-    return matrix
-
-
-def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    """``numerator / denominator``, 0 where the denominator is 0."""
-    return np.divide(numerator, denominator, out=np.zeros_like(denominator), where=denominator > 0)
-
-
-def per_class(matrix: np.ndarray) -> dict[str, list[float]]:
-    """Precision, recall, F1 and support per class from a confusion matrix.
-
-    A class never predicted has precision 0; a class absent from the labels has
-    recall 0 (and F1 0), as scikit-learn reports with ``zero_division=0``.
-    """
-    matrix = np.asarray(matrix, np.float64)
-    true_positive, support = np.diag(matrix), matrix.sum(axis=1)
-    precision, recall = _ratio(true_positive, matrix.sum(axis=0)), _ratio(true_positive, support)
-    return {
-        "precision": precision.tolist(),
-        "recall": recall.tolist(),
-        "f1": _ratio(2 * precision * recall, precision + recall).tolist(),
-        "support": support.astype(int).tolist(),
-    }
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Probabilities (float32) from logits, computed in float64."""
-    return special.softmax(np.asarray(logits, np.float64), axis=1).astype(np.float32)
-
-
 def summarize(labels: np.ndarray, logits: np.ndarray, num_classes: int = 10) -> dict[str, Any]:
-    """Accuracy, mean loss, confusion matrix and per-class scores of one split."""
+    """Accuracy, mean loss, confusion matrix (``[true, predicted]``) and per-class scores."""
     labels = np.asarray(labels, np.int64)
     predicted = np.asarray(logits).argmax(axis=1)
-    matrix = confusion_matrix(labels, predicted, num_classes)
+    matrix = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(matrix, (labels, predicted), 1)
     # The cross-entropy of each example: minus the log-probability of its label.
     log_probabilities = special.log_softmax(np.asarray(logits, np.float64), axis=1)
     losses = -log_probabilities[np.arange(len(labels)), labels]
@@ -62,8 +27,32 @@ def summarize(labels: np.ndarray, logits: np.ndarray, num_classes: int = 10) -> 
         "loss": float(np.mean(losses)) if len(labels) else float("nan"),
         "examples": int(len(labels)),
         "confusion_matrix": matrix.tolist(),
-        "per_class": per_class(matrix),
+        "per_class": _per_class(matrix.astype(np.float64)),
     }
+
+
+def _per_class(matrix: np.ndarray) -> dict[str, list[float]]:
+    """Precision, recall, F1 and support per class from a confusion matrix.
+
+    A class never predicted has precision 0; a class absent from the labels has
+    recall 0 (and F1 0), as scikit-learn reports with ``zero_division=0``.
+    """
+    true_positive, support = np.diag(matrix), matrix.sum(axis=1)
+    with np.errstate(invalid="ignore"):  # 0 / 0 gives NaN, which nan_to_num makes 0
+        precision = np.nan_to_num(true_positive / matrix.sum(axis=0))
+        recall = np.nan_to_num(true_positive / support)
+        f1 = np.nan_to_num(2 * precision * recall / (precision + recall))
+    return {
+        "precision": precision.tolist(),
+        "recall": recall.tolist(),
+        "f1": f1.tolist(),
+        "support": support.astype(int).tolist(),
+    }
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities (float32) from logits, computed in float64."""
+    return special.softmax(np.asarray(logits, np.float64), axis=1).astype(np.float32)
 
 
 def most_confident_mistakes(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pathlib
 import shutil
 import tempfile
 
@@ -63,31 +64,24 @@ def serving_module(model: tf.keras.Model) -> tf.Module:
     return module
 
 
-def _replace_dir(temp: str, final: str) -> None:
-    """Renames ``temp`` to ``final``, a folder a rename cannot replace: the old one goes first."""
-    old = final + ".old"
-    shutil.rmtree(old, ignore_errors=True)
-    if os.path.exists(final):
-        os.replace(final, old)
-    os.replace(temp, final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def export_saved_model(model: tf.keras.Model, export_dir: str) -> str:
     """Writes the SavedModel to ``export_dir`` (atomically); returns the path."""
     parent = os.path.dirname(os.path.abspath(export_dir))
     os.makedirs(parent, exist_ok=True)
     temp = tempfile.mkdtemp(dir=parent, prefix=".export-tmp-")
     os.chmod(temp, 0o777 & ~files.UMASK)  # mkdtemp's 0700 would hide the export from others
+    old = export_dir + ".old"
     try:
         module = serving_module(model)
         with writing(export_dir):  # a full disk names the export, not the temporary folder
-            tf.saved_model.save(
-                module,
-                temp,
-                signatures={"serving_default": module.serve, "serve_flat": module.serve_flat},
-            )
-            _replace_dir(temp, export_dir)
+            signatures = {"serving_default": module.serve, "serve_flat": module.serve_flat}
+            tf.saved_model.save(module, temp, signatures=signatures)
+            # A rename cannot replace a folder: the old export steps aside until the new is in.
+            shutil.rmtree(old, ignore_errors=True)
+            if os.path.exists(export_dir):
+                os.replace(export_dir, old)
+            os.replace(temp, export_dir)
+            shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(temp, ignore_errors=True)
     return export_dir
@@ -122,7 +116,5 @@ def weights_sha256(export_dir: str) -> str | None:
     digest = hashlib.sha256()
     for name in names:
         digest.update(name.encode("utf-8"))
-        with open(os.path.join(folder, name), "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
+        digest.update(pathlib.Path(folder, name).read_bytes())
     return digest.hexdigest() if names else None

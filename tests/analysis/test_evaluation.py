@@ -10,9 +10,9 @@ from mnist_research.analysis import metrics as evaluation
 def test_confusion_matrix_and_per_class_by_hand():
     labels = np.array([0, 0, 1, 1, 1, 2])
     predicted = np.array([0, 1, 1, 1, 0, 1])
-    matrix = evaluation.confusion_matrix(labels, predicted, num_classes=3)
-    np.testing.assert_array_equal(matrix, [[1, 1, 0], [1, 2, 0], [0, 1, 0]])
-    scores = evaluation.per_class(matrix)
+    summary = evaluation.summarize(labels, np.eye(3)[predicted], num_classes=3)
+    np.testing.assert_array_equal(summary["confusion_matrix"], [[1, 1, 0], [1, 2, 0], [0, 1, 0]])
+    scores = summary["per_class"]
     assert scores["precision"] == pytest.approx([0.5, 0.5, 0.0])
     assert scores["recall"] == pytest.approx([0.5, 2 / 3, 0.0])
     assert scores["f1"] == pytest.approx([0.5, 2 * 0.5 * (2 / 3) / (0.5 + 2 / 3), 0.0])

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from mnist_research.analysis import figures, sweep_table
 from mnist_research.analysis import metrics as evaluation
@@ -48,19 +49,19 @@ HISTORY = {
 
 
 @pytest.fixture
-def kept_figures(monkeypatch):
-    """Keeps each figure open instead of writing it, so a test can inspect its axes."""
+def kept_figures(monkeypatch, tmp_path):
+    """Keeps each figure, laid out and written as a report, so a test can inspect its axes."""
     kept = []
+    save = figures.save_figure
 
     def keep(fig, path, dpi=100):
-        fig.canvas.draw()
         kept.append(fig)
+        save(fig, str(tmp_path / path), dpi)
+        FigureCanvasAgg(fig)  # closing the figure took its renderer away
         return path
 
     monkeypatch.setattr(figures, "save_figure", keep)
     yield kept
-    for fig in kept:
-        figures.plt.close(fig)
 
 
 def _display_points(ax, line):
@@ -156,7 +157,6 @@ def test_samples_keep_the_first_images_and_add_the_least_confident(kept_figures)
     filled = [ax.patches[-1].get_width() for ax in bars]
     assert filled[0] == pytest.approx(0.99) and filled[5] == pytest.approx(0.21, abs=0.01)
     assert bars[5].patches[-1].get_facecolor() != bars[0].patches[-1].get_facecolor()
-    figures.apply_layout(fig)
     renderer = fig.canvas.get_renderer()
     lowest_bar = min(ax.get_window_extent(renderer).y0 for ax in bars[:5])
     highest_title = max(
@@ -172,7 +172,6 @@ def test_mistakes_grid_fills_the_figure_under_its_title(kept_figures):
     figures.plot_mistakes(images, labels, probabilities, np.arange(24), "mistakes.png")
     (fig,) = kept_figures
     (ax,) = fig.axes
-    figures.apply_layout(fig)
     renderer = fig.canvas.get_renderer()
     image = ax.get_window_extent(renderer)
     figure_height = fig.get_size_inches()[1] * fig.dpi
@@ -181,12 +180,10 @@ def test_mistakes_grid_fills_the_figure_under_its_title(kept_figures):
     assert image.height > 0.85 * figure_height
 
 
-def test_reports_name_the_classes_of_the_dataset(kept_figures, monkeypatch):
+def test_reports_name_the_classes_of_the_dataset(kept_figures, tmp_path):
     """Fashion-MNIST's figures call its classes by their names, not 0-9."""
-    from mnist_research.analysis import html_report
     from mnist_research.config import DataConfig, ExperimentConfig
 
-    monkeypatch.setattr(html_report, "write", lambda path, *args: path)
     images = np.zeros((20, 28, 28), np.uint8)
     labels = np.arange(20) % 10
     probabilities = _probabilities(labels, np.full(20, 0.9))
@@ -194,7 +191,9 @@ def test_reports_name_the_classes_of_the_dataset(kept_figures, monkeypatch):
     config = ExperimentConfig(data=DataConfig(dataset="fashion_mnist")).to_dict()
     logits = np.log(probabilities)
     summary = evaluation.summarize(labels, logits)
-    figures.write_reports("unused", config, {"history": HISTORY}, images, labels, logits, summary)
+    figures.write_reports(
+        str(tmp_path), config, {"history": HISTORY}, images, labels, logits, summary
+    )
     _, samples, confusion, per_class, mistakes = kept_figures
     titles = " ".join(ax.get_title() for ax in samples.axes)
     assert "#3: pred Coat (90%)\ntrue Dress" in titles and "#1: pred Trouser" in titles
