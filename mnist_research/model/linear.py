@@ -13,9 +13,8 @@ class LinearClassifier(MLPClassifier):
     """``softmax(x W + b)`` on the flat ``[N, 784]`` input: the MLP without hidden blocks."""
 
     def __init__(self, num_classes=10, **kwargs):
-        kwargs.update(
-            hidden_units=(), dropout_rates=(), batch_norm=False
-        )  # over a saved config's too
+        # Over a saved config's values too: a linear model has no hidden blocks.
+        kwargs.update(hidden_units=(), dropout_rates=(), batch_norm=False)
         super().__init__(num_classes=num_classes, **kwargs)
 
     @classmethod

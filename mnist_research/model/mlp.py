@@ -29,14 +29,8 @@ class MLPClassifier(tf.keras.Model):
     rather than kept in a Python list: Keras 3 subclassed models held in lists
     are not tracked by ``tf.train.Checkpoint``, which then silently drops weights
     and BN moving statistics from checkpoints (and ``assert_consumed()`` still
-    passes).
-
-    Args:
-      hidden_units: widths of the hidden blocks.
-      dropout_rates: dropout after each block.
-      batch_norm: use BatchNormalization in every block.
-      num_classes: number of output classes.
-      synchronized_bn: synchronise BN across replicas (multi-replica training).
+    passes). ``synchronized_bn``: BN statistics across replicas (multi-replica
+    training).
     """
 
     def __init__(
@@ -55,11 +49,8 @@ class MLPClassifier(tf.keras.Model):
         self.num_classes = num_classes
         self.synchronized_bn = synchronized_bn
         for i, (units, rate) in enumerate(zip(self.hidden_units, self.dropout_rates)):
-            setattr(
-                self,
-                f"block_{i}",
-                DenseBlock(units, rate, batch_norm, synchronized_bn, index=i, name=f"block_{i}"),
-            )
+            block = DenseBlock(units, rate, batch_norm, synchronized_bn, index=i, name=f"block_{i}")
+            setattr(self, block.name, block)
         self.head = tf.keras.layers.Dense(num_classes, dtype="float32", name="logits")
         self.softmax = tf.keras.layers.Softmax(dtype="float32", name="probabilities")
 
@@ -90,6 +81,8 @@ class MLPClassifier(tf.keras.Model):
         return logits if return_logits else self.softmax(logits)
 
     def get_config(self):
+        # Keras 3 records a Layer's constructor arguments by itself, but a Model's only
+        # as their defaults: a model's get_config is written out.
         return {
             **super().get_config(),
             "hidden_units": list(self.hidden_units),
@@ -102,32 +95,18 @@ class MLPClassifier(tf.keras.Model):
 
 @tf.keras.utils.register_keras_serializable(package="mnist_research")
 class DenseBlock(tf.keras.layers.Layer):
-    """Dense → (BatchNormalization) → ReLU → Dropout.
+    """Dense → (BatchNormalization) → ReLU → Dropout; with BatchNormalization the Dense has no bias.
 
-    Args:
-      units: width of the Dense layer.
-      dropout_rate: dropout probability after the activation.
-      batch_norm: insert BatchNormalization (the Dense then has no bias).
-      synchronized_bn: synchronise BN batch statistics across replicas.
-      index: the block's position in the model; folded into its dropout seed
-        so blocks draw independent masks.
+    ``index``, the block's position in the model, is folded into its dropout
+    seed so blocks draw independent masks.
     """
 
     def __init__(
-        self,
-        units: int,
-        dropout_rate: float,
-        batch_norm: bool = True,
-        synchronized_bn: bool = False,
-        index: int = 0,
-        **kwargs,
+        self, units, dropout_rate, batch_norm=True, synchronized_bn=False, index=0, **kwargs
     ):
         super().__init__(**kwargs)
         self.units = units
         self.dropout_rate = dropout_rate
-        self.batch_norm = batch_norm
-        self.synchronized_bn = synchronized_bn
-        self.index = index
         self.dense = tf.keras.layers.Dense(units, use_bias=not batch_norm, name="dense")
         self.norm = (
             tf.keras.layers.BatchNormalization(synchronized=synchronized_bn, name="batch_norm")
@@ -145,16 +124,6 @@ class DenseBlock(tf.keras.layers.Layer):
         x = self.activation(x)
         return self.dropout(x, training=training, seed=seed)
 
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "units": self.units,
-            "dropout_rate": self.dropout_rate,
-            "batch_norm": self.batch_norm,
-            "synchronized_bn": self.synchronized_bn,
-            "index": self.index,
-        }
-
 
 @tf.keras.utils.register_keras_serializable(package="mnist_research")
 class StatelessDropout(tf.keras.layers.Layer):
@@ -170,12 +139,8 @@ class StatelessDropout(tf.keras.layers.Layer):
     fuses the mask into the compiled step. Called without a seed (plain Keras
     code: ``model(x, training=True)``), each call draws a fresh seed from
     TensorFlow's global generator, so ``tf.keras.utils.set_random_seed`` makes
-    such runs repeatable.
-
-    Args:
-      rate: fraction of units to drop, in [0, 1).
-      salt: an integer folded into the seed, distinct per layer, so layers
-        that share a seed draw independent masks.
+    such runs repeatable. ``salt``, distinct per layer, is folded into the seed
+    so that layers sharing a seed draw independent masks.
     """
 
     def __init__(self, rate: float, salt: int = 0, **kwargs):
@@ -198,9 +163,6 @@ class StatelessDropout(tf.keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "salt": self.salt}
 
 
 # Philox, named explicitly rather than "auto_select" (whose choice depends on the
