@@ -17,13 +17,12 @@ from mnist_research.config import ModelConfig
 class MLPClassifier(tf.keras.Model):
     """Hidden ``DenseBlock`` layers and a 10-way softmax.
 
-    ``model(x)`` returns probabilities. ``model(x, return_logits=True)`` returns
-    the pre-softmax logits, which the trainer uses for a numerically stable
-    cross-entropy. The head is float32 even under a mixed-precision policy.
-    ``model(x, training=True, dropout_seed=s)`` draws the dropout masks from the
-    ``[2]`` integer seed ``s`` (the trainer passes ``(run seed, step)``; the
-    replica id and block index are folded in here); without ``dropout_seed``
-    every training call draws fresh masks.
+    ``model(x)`` returns probabilities; ``return_logits=True``, the pre-softmax
+    logits, for a numerically stable cross-entropy. The head is float32 even
+    under a mixed-precision policy. ``model(x, training=True, dropout_seed=s)``
+    draws the dropout masks from the ``[2]`` integer seed ``s`` (the trainer
+    passes ``(run seed, step)``; the replica id and block index are folded in
+    here); without ``dropout_seed`` every training call draws fresh masks.
 
     Blocks are assigned as individual attributes (``block_0``, ``block_1``, …)
     rather than kept in a Python list: Keras 3 subclassed models held in lists
@@ -58,7 +57,6 @@ class MLPClassifier(tf.keras.Model):
     def from_config_object(
         cls, config: ModelConfig, synchronized_bn: bool = False
     ) -> MLPClassifier:
-        """Builds the model a :class:`ModelConfig` describes."""
         return cls(
             hidden_units=config.hidden_units,
             dropout_rates=config.dropout_rates,
@@ -152,7 +150,6 @@ class StatelessDropout(tf.keras.layers.Layer):
         self.supports_masking = True
 
     def call(self, inputs, training=False, seed=None):
-        """Applies dropout when ``training`` is true; ``seed``: ``[2]`` integers or ``None``."""
         if not training or self.rate == 0.0:
             return inputs
         seed = fold_in(fresh_seed() if seed is None else seed, self.salt)
@@ -185,10 +182,9 @@ def fresh_seed() -> tf.Tensor:
 
 
 def replica_seed(seed=None) -> tf.Tensor:
-    """``seed`` (or a fresh one) with this replica's id folded in.
+    """``seed`` (or a fresh one) with this replica's id folded in (0 outside a replica function).
 
-    Replicas of a multi-device run get different masks for the same step;
-    outside a replica function (or on one replica) the id is 0.
+    Replicas of a multi-device run so draw different masks for the same step.
     """
     seed = fresh_seed() if seed is None else tf.cast(seed, tf.int64)
     context = tf.distribute.get_replica_context()
