@@ -34,12 +34,11 @@ def preprocess_batch(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, t
 class TrainInput:
     """The training batches of one or more epochs over uint8 images held in memory once.
 
-    Each epoch's permutation is cut into index batches of ``global_batch_size``
-    (across replicas; the remainder is dropped), each gathered and preprocessed
-    in one vectorised op. Shuffling indices instead of 784-byte records keeps
-    per-element work out of the pipeline: it delivers an epoch of batches many
-    times faster than training consumes them (see ``mnist_research.benchmark``).
-    ``augment``: randomly transform every training image (``data.augment``).
+    Batches of ``global_batch_size`` (across replicas; an epoch's remainder is
+    dropped) are drawn as indices into the images: shuffling indices instead of
+    784-byte records keeps per-element work out of the pipeline, which delivers
+    an epoch of batches many times faster than training consumes them (see
+    ``mnist_research.benchmark``).
     """
 
     def __init__(
