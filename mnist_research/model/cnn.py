@@ -1,14 +1,12 @@
 """A small convolutional classifier: conv blocks, then the MLP's dense blocks and softmax head.
 
-Each conv block halves the resolution (28 → 14 → 7 …), either with a stride-2
-convolution (``pooling="stride"``, the default) or with a stride-1 convolution
-followed by a 2x2 max-pool (``pooling="max"``). On a 2-core CPU the stride-2
-block trains several times faster than conv + max-pool (the max-pool gradient
-at full resolution dominates the step) for the same output size.
-
-The model reshapes the flat ``[N, 784]`` input every family takes to
-``[N, 28, 28, 1]`` itself. Blocks are attributes (``conv_block_0``, …), not a
-list, for the checkpoint's sake (see ``mlp.MLPClassifier``).
+Each conv block halves the resolution (28 → 14 → 7 …): a stride-2 convolution
+(``pooling="stride"``, the default) trains several times faster on a 2-core CPU
+than a stride-1 convolution and a 2x2 max-pool (``pooling="max"``), whose
+gradient at full resolution dominates the step, for the same output size. The
+model reshapes the flat ``[N, 784]`` input every family takes to ``[N, 28, 28, 1]``
+itself; its blocks are attributes, not a list, for the checkpoint's sake (see
+``mlp.MLPClassifier``).
 """
 
 from __future__ import annotations
@@ -89,7 +87,6 @@ class CNNClassifier(tf.keras.Model):
         self.num_classes = num_classes
         self.synchronized_bn = synchronized_bn
         self.to_image = tf.keras.layers.Reshape((*IMAGE_SHAPE, 1), name="to_image")
-        # What every block shares, and what every conv block shares.
         norm = {"batch_norm": batch_norm, "synchronized_bn": synchronized_bn}
         conv = {"kernel_size": conv_kernel_size, "pooling": conv_pooling, **norm}
         for i, (filters, rate) in enumerate(zip(self.conv_filters, self.conv_dropout_rates)):
