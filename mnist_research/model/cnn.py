@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from mnist_research.config import ModelConfig
 from mnist_research.data.model_input import IMAGE_SHAPE
-from mnist_research.model.mlp import DenseBlock, StatelessDropout, replica_seed
+from mnist_research.model.mlp import Classifier, DenseBlock, StatelessDropout, replica_seed
 
 
 @tf.keras.utils.register_keras_serializable(package="mnist_research")
@@ -60,8 +59,12 @@ class ConvBlock(tf.keras.layers.Layer):
 
 
 @tf.keras.utils.register_keras_serializable(package="mnist_research")
-class CNNClassifier(tf.keras.Model):
+class CNNClassifier(Classifier):
     """Conv blocks, dense blocks and a 10-way softmax, called as ``mlp.MLPClassifier`` is."""
+
+    config_fields = ("conv_filters", "conv_dropout_rates", "conv_kernel_size", "conv_pooling")
+    config_fields += ("hidden_units", "dropout_rates", "batch_norm", "num_classes")
+    default_name = "cnn_classifier"
 
     def __init__(
         self,
@@ -101,23 +104,6 @@ class CNNClassifier(tf.keras.Model):
         self.head = tf.keras.layers.Dense(num_classes, dtype="float32", name="logits")
         self.softmax = tf.keras.layers.Softmax(dtype="float32", name="probabilities")
 
-    @classmethod
-    def from_config_object(
-        cls, config: ModelConfig, synchronized_bn: bool = False
-    ) -> CNNClassifier:
-        return cls(
-            conv_filters=config.conv_filters,
-            conv_dropout_rates=config.conv_dropout_rates,
-            conv_kernel_size=config.conv_kernel_size,
-            conv_pooling=config.conv_pooling,
-            hidden_units=config.hidden_units,
-            dropout_rates=config.dropout_rates,
-            batch_norm=config.batch_norm,
-            num_classes=config.num_classes,
-            synchronized_bn=synchronized_bn,
-            name="cnn_classifier",
-        )
-
     @property
     def conv_blocks(self) -> list[ConvBlock]:
         return [getattr(self, f"conv_block_{i}") for i in range(len(self.conv_filters))]
@@ -137,17 +123,3 @@ class CNNClassifier(tf.keras.Model):
             x = block(x, training=training, seed=seed)
         logits = self.head(x)
         return logits if return_logits else self.softmax(logits)
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "conv_filters": list(self.conv_filters),
-            "conv_dropout_rates": list(self.conv_dropout_rates),
-            "conv_kernel_size": self.conv_kernel_size,
-            "conv_pooling": self.conv_pooling,
-            "hidden_units": list(self.hidden_units),
-            "dropout_rates": list(self.dropout_rates),
-            "batch_norm": self.batch_norm,
-            "num_classes": self.num_classes,
-            "synchronized_bn": self.synchronized_bn,
-        }

@@ -1,9 +1,10 @@
 """The original notebook's classifier: Dense → BatchNormalization → ReLU → Dropout blocks
 and a 10-way softmax, with the dropout it uses.
 
-Read top to bottom: :class:`MLPClassifier` (the model), :class:`DenseBlock`
-(one hidden block) and :class:`StatelessDropout` (dropout whose mask is a pure
-function of a seed). The CNN family reuses the last two.
+Read top to bottom: :class:`Classifier` (what every family shares: how it is
+built from a ``ModelConfig`` and saved), :class:`MLPClassifier` (the model),
+:class:`DenseBlock` (one hidden block) and :class:`StatelessDropout` (dropout
+whose mask is a pure function of a seed). The CNN family reuses all but the MLP.
 """
 
 from __future__ import annotations
@@ -13,8 +14,30 @@ import tensorflow as tf
 from mnist_research.config import ModelConfig
 
 
+class Classifier(tf.keras.Model):
+    """A model family built from the ``ModelConfig`` fields named in ``config_fields``.
+
+    Each field is also a constructor argument and an attribute of the same name.
+    Keras 3 records a Layer's constructor arguments by itself but a Model's only
+    as their defaults, so :meth:`get_config` writes them out (for ``model.keras``).
+    """
+
+    config_fields: tuple[str, ...] = ()
+    default_name = "classifier"
+
+    @classmethod
+    def from_config_object(cls, config: ModelConfig, synchronized_bn: bool = False):
+        fields = {name: getattr(config, name) for name in cls.config_fields}
+        return cls(**fields, synchronized_bn=synchronized_bn, name=cls.default_name)
+
+    def get_config(self):
+        fields = {name: getattr(self, name) for name in (*self.config_fields, "synchronized_bn")}
+        saved = {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}
+        return {**super().get_config(), **saved}
+
+
 @tf.keras.utils.register_keras_serializable(package="mnist_research")
-class MLPClassifier(tf.keras.Model):
+class MLPClassifier(Classifier):
     """Hidden ``DenseBlock`` layers and a 10-way softmax.
 
     ``model(x)`` returns probabilities; ``return_logits=True``, the pre-softmax
@@ -31,6 +54,9 @@ class MLPClassifier(tf.keras.Model):
     passes). ``synchronized_bn``: BN statistics across replicas (multi-replica
     training).
     """
+
+    config_fields = ("hidden_units", "dropout_rates", "batch_norm", "num_classes")
+    default_name = "mlp_classifier"
 
     def __init__(
         self,
@@ -53,19 +79,6 @@ class MLPClassifier(tf.keras.Model):
         self.head = tf.keras.layers.Dense(num_classes, dtype="float32", name="logits")
         self.softmax = tf.keras.layers.Softmax(dtype="float32", name="probabilities")
 
-    @classmethod
-    def from_config_object(
-        cls, config: ModelConfig, synchronized_bn: bool = False
-    ) -> MLPClassifier:
-        return cls(
-            hidden_units=config.hidden_units,
-            dropout_rates=config.dropout_rates,
-            batch_norm=config.batch_norm,
-            num_classes=config.num_classes,
-            synchronized_bn=synchronized_bn,
-            name="mlp_classifier",
-        )
-
     @property
     def blocks(self) -> list[DenseBlock]:
         return [getattr(self, f"block_{i}") for i in range(len(self.hidden_units))]
@@ -77,18 +90,6 @@ class MLPClassifier(tf.keras.Model):
             x = block(x, training=training, seed=seed)
         logits = self.head(x)
         return logits if return_logits else self.softmax(logits)
-
-    def get_config(self):
-        # Keras 3 records a Layer's constructor arguments by itself, but a Model's only
-        # as their defaults: a model's get_config is written out.
-        return {
-            **super().get_config(),
-            "hidden_units": list(self.hidden_units),
-            "dropout_rates": list(self.dropout_rates),
-            "batch_norm": self.batch_norm,
-            "num_classes": self.num_classes,
-            "synchronized_bn": self.synchronized_bn,
-        }
 
 
 @tf.keras.utils.register_keras_serializable(package="mnist_research")
