@@ -32,21 +32,13 @@ def preprocess_batch(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, t
 
 
 class TrainInput:
-    """Builds the training dataset of one or more epochs over images held in memory once.
+    """The training batches of one or more epochs over uint8 images held in memory once.
 
-    The uint8 arrays become tensors once (the cache: nothing is re-read or
-    re-decoded). Each epoch draws a permutation seeded by ``(seed, epoch)``
-    (the shuffle), cuts it into index batches (the batch; the remainder is
-    dropped), gathers and preprocesses each batch in one vectorised op, and
-    prefetches. Shuffling indices instead of 784-byte records keeps per-element
-    work out of the pipeline: it delivers an epoch of batches many times faster
-    than training consumes them (see ``mnist_research.benchmark``).
-
-    Args:
-      images: uint8 ``[N, 28, 28]``; labels: integer ``[N]``.
-      global_batch_size: batch size across all replicas.
-      seed: base seed for the per-epoch shuffle and the augmentation.
-      augment: randomly transform every training image (``data.augment``).
+    Batches of ``global_batch_size`` (across replicas; an epoch's remainder is
+    dropped) are drawn as indices into the images: shuffling indices instead of
+    784-byte records keeps per-element work out of the pipeline, which delivers
+    an epoch of batches many times faster than training consumes them (see
+    ``mnist_research.benchmark``).
     """
 
     def __init__(
@@ -71,8 +63,7 @@ class TrainInput:
     def steps_per_epoch(self, num_input_pipelines: int = 1) -> int:
         """Full global batches per epoch, equal on every worker.
 
-        With W input pipelines each holds at least ``N // W`` examples and
-        takes ``batch_size // W`` of them per step.
+        Each of W input pipelines holds ``N // W`` examples, ``batch_size // W`` a step.
         """
         per_pipeline_batch = max(1, self.global_batch_size // num_input_pipelines)
         return (self.num_examples // num_input_pipelines) // per_pipeline_batch
@@ -87,19 +78,16 @@ class TrainInput:
         input_context: tf.distribute.InputContext | None = None,
         last_epoch: int | None = None,
     ) -> tf.data.Dataset:
-        """The shuffled, batched, preprocessed dataset of ``epoch`` .. ``last_epoch``.
+        """The batches of ``epoch`` .. ``last_epoch`` (default ``epoch``), each preprocessed.
 
-        One dataset holds every epoch (``last_epoch`` defaults to ``epoch``), each
-        exactly the batches of :meth:`steps_per_epoch` steps (one per local replica
-        a step), so a trainer builds one iterator for the whole run and the prefetch
-        buffer carries on across epoch boundaries (a new dataset an epoch cost ~0.1 s).
-        With an ``input_context`` (from ``distribute_datasets_from_function``),
-        each input pipeline takes its own shard of every permutation and
-        batches at the per-replica size.
+        One dataset holds every epoch, each exactly the batches of
+        :meth:`steps_per_epoch` steps, so a trainer builds one iterator for the
+        whole run and the prefetch buffer carries on across epoch boundaries (a new
+        dataset an epoch cost ~0.1 s). With an ``input_context`` (from
+        ``distribute_datasets_from_function``), each input pipeline takes its own
+        shard of every permutation and batches at the per-replica size.
         """
         last_epoch = epoch if last_epoch is None else last_epoch
-        if last_epoch < epoch:
-            raise ValueError(f"last_epoch {last_epoch} is before epoch {epoch}")
         context = input_context or tf.distribute.InputContext()  # default: 1 pipeline, 1 replica
         pipeline_id, num_pipelines = context.input_pipeline_id, context.num_input_pipelines
         local_replicas = context.num_replicas_in_sync // num_pipelines

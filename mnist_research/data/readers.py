@@ -1,14 +1,10 @@
-"""Reading MNIST-shaped arrays from files: a Keras-layout ``.npz``, the four IDX files, or Keras.
+"""Reading MNIST-shaped arrays: a Keras-layout ``.npz``, the four IDX files (or ``.gz``), or Keras.
 
-* a Keras-layout ``.npz`` (``x_train``, ``y_train``, ``x_test``, ``y_test``),
-  read with ``allow_pickle=False`` so an object array is refused, never
-  unpickled;
-* the four IDX files (``train-images-idx3-ubyte`` …, optionally ``.gz``);
-* the Keras downloader (``tf.keras.datasets.<name>.load_data()``).
-
-Every array's header is checked against the bytes its file holds before the
-array is allocated or read, so a crafted header cannot make the loader allocate
-petabytes. Any problem raises :class:`DataError` with one line that names the file.
+An ``.npz`` is read with ``allow_pickle=False``, so an object array is refused,
+never unpickled. Every array's header is checked against the bytes its file
+holds before the array is allocated or read, so a crafted header cannot make
+the loader allocate petabytes. Any problem raises :class:`DataError` with one
+line that names the file.
 """
 
 from __future__ import annotations
@@ -60,6 +56,13 @@ def _declared_bytes(where: str, shape: tuple[int, ...], itemsize: int) -> int:
     return declared
 
 
+def _size_mismatch(where: str, shape: tuple[int, ...], declared: int, held: str) -> DataError:
+    return DataError(
+        f"{where}: header declares shape {shape} ({declared:,} bytes) but {held}; "
+        f"truncated or corrupt"
+    )
+
+
 def _check_npy_header(path: str, archive: zipfile.ZipFile, key: str) -> None:
     """Checks one member's ``.npy`` header against its size before numpy allocates it."""
     name = key if key in archive.namelist() else f"{key}.npy"
@@ -77,34 +80,24 @@ def _check_npy_header(path: str, archive: zipfile.ZipFile, key: str) -> None:
         raise DataError(f"{path}: holds object (pickled) arrays; refusing to unpickle")
     declared = _declared_bytes(where, shape, dtype.itemsize)
     if held != declared:
-        raise DataError(
-            f"{where}: header declares shape {shape} ({declared:,} bytes) but the "
-            f"member holds {held:,}; truncated or corrupt"
-        )
+        raise _size_mismatch(where, shape, declared, f"the member holds {held:,}")
 
 
 def read_npz(path: str) -> dict[str, np.ndarray]:
-    """Reads a Keras-layout ``.npz`` without ever unpickling, every member's header checked first.
-
-    Raises:
-      DataError: unreadable, not a zip, a missing key, a member that is not a
-        ``.npy`` array, an object array, or an encrypted/unsupported member.
-    """
+    """Reads a Keras-layout ``.npz`` without unpickling, every member's header checked first."""
     try:
         if not zipfile.is_zipfile(path):
             raise DataError(f"{path}: not an .npz (zip) archive; truncated or not NumPy data")
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-            missing = [k for k in MNIST_IDX_FILES if k not in names and f"{k}.npy" not in names]
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [key for key in MNIST_IDX_FILES if key not in npz.files]
             if missing:
                 raise DataError(
                     f"{path}: missing array(s) {', '.join(missing)}; "
                     f"expected keys x_train, y_train, x_test, y_test"
                 )
             for key in MNIST_IDX_FILES:
-                _check_npy_header(path, archive, key)
-        with np.load(path, allow_pickle=False) as archive:
-            return {key: archive[key] for key in MNIST_IDX_FILES}
+                _check_npy_header(path, npz.zip, key)
+            return {key: npz[key] for key in MNIST_IDX_FILES}
     except DataError:
         raise
     except _ZIP_ERRORS as e:
@@ -128,32 +121,18 @@ def read_idx(path: str) -> np.ndarray:
             expected = _declared_bytes(path, shape, 1)
             held -= header_size
             if (expected - held) % 2**32 != 0:  # the trailer records the size modulo 2**32
-                where = " (its gzip trailer says so)" if gz else ""
-                raise _size_mismatch(path, shape, expected, held, where)
+                trailer = " (its gzip trailer says so)" if gz else ""
+                raise _size_mismatch(path, shape, expected, f"the file holds {held:,}{trailer}")
             data = f.read(expected + 1)  # one more byte reveals trailing data
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: cannot read ({type(e).__name__}: {e})") from None
     if len(data) != expected:
-        raise _size_mismatch(path, shape, expected, len(data))
+        raise _size_mismatch(path, shape, expected, f"the file holds {len(data):,}")
     return np.frombuffer(data, dtype=np.uint8).reshape(shape)
 
 
-def _size_mismatch(
-    path: str, shape: tuple[int, ...], expected: int, held: int, where: str = ""
-) -> DataError:
-    """The error for an IDX file whose data is not the size its header declares."""
-    return DataError(
-        f"{path}: header declares shape {shape} ({expected:,} bytes of data) but "
-        f"the file holds {held:,}{where}; truncated or corrupt"
-    )
-
-
 def _idx_header(f, path: str) -> tuple[tuple[int, ...], int]:
-    """The shape an IDX header declares, and the header's size.
-
-    Raises:
-      DataError: bad magic (a type other than unsigned bytes) or a truncated header.
-    """
+    """The shape an IDX header declares (unsigned bytes, 1-4 dimensions), and its size."""
     header = f.read(4)
     if len(header) < 4:
         raise DataError(f"{path}: too short to be an IDX file ({len(header)} bytes)")
@@ -193,13 +172,10 @@ def _find_idx_file(folder: str, stem: str) -> str | None:
 def read_data_dir(
     data_dir: str, dataset: Dataset, data_dir_name: str = "--data_dir"
 ) -> tuple[dict[str, np.ndarray], str]:
-    """Reads a dataset from a folder (npz or IDX files named by its entry) or an ``.npz`` path.
+    """The four arrays by Keras name from a folder (npz or IDX files) or an ``.npz``; the source.
 
-    ``data_dir_name`` is what the caller calls ``data_dir`` in its error lines
-    (a command's ``--data_dir``, the notebook's ``DATA_DIR``).
-
-    Returns:
-      The four arrays by Keras name and a description of the source.
+    ``data_dir_name`` is what an error line calls ``data_dir`` (a command's
+    ``--data_dir``, the notebook's ``DATA_DIR``).
     """
     if os.path.isfile(data_dir):
         return read_npz(data_dir), data_dir
@@ -224,14 +200,7 @@ def read_data_dir(
 
 
 def download(dataset: Dataset, data_dir_name: str = "--data_dir") -> dict[str, np.ndarray]:
-    """Loads through ``tf.keras.datasets`` (downloads on first use).
-
-    ``data_dir_name``: the setting an error line tells to point at local files.
-
-    Raises:
-      DataError: the download failed. (``DataConfig`` refuses a dataset without
-        a downloader unless it has a ``data_dir``.)
-    """
+    """Loads through ``tf.keras.datasets`` (downloads on first use); a DataError if that fails."""
     import tensorflow as tf  # Imported here: reading local files needs no TF.
 
     loader = getattr(tf.keras.datasets, dataset.keras_name)

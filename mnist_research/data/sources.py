@@ -1,9 +1,8 @@
 """Loading, validating, splitting and describing MNIST-shaped datasets.
 
-Three sources (``readers``: Keras downloader, ``.npz``, IDX files), one result
-(:class:`RawData`, uint8 images and labels). Everything read is validated (shapes,
-dtype, label range, matching counts) and any problem raises :class:`DataError`
-with one line that names the file.
+Whichever source ``readers`` reads (Keras downloader, ``.npz``, IDX files), the
+arrays are validated (shapes, dtype, label range, matching counts) into one
+:class:`RawData`; any problem raises :class:`DataError` with one line.
 """
 
 from __future__ import annotations
@@ -45,11 +44,7 @@ class Splits:
 
 
 def validate(arrays: dict[str, np.ndarray], source: str) -> RawData:
-    """Checks shapes, dtypes, label range and counts; returns :class:`RawData`.
-
-    Raises:
-      DataError: naming the source and the first problem found.
-    """
+    """Checks shapes, dtypes, label range and counts; a DataError names the first problem."""
     for split in ("train", "test"):
         x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if x.dtype != np.uint8:
@@ -81,8 +76,8 @@ def validate(arrays: dict[str, np.ndarray], source: str) -> RawData:
 def load(config: DataConfig, data_dir_name: str = "--data_dir") -> RawData:
     """Loads and validates the dataset that ``config`` names, then applies its ``transform``.
 
-    ``data_dir_name`` is what an error line calls ``config.data_dir``: the
-    commands' ``--data_dir`` by default, ``DATA_DIR`` in the notebook.
+    ``data_dir_name`` is what an error line calls ``config.data_dir`` (``DATA_DIR``
+    in the notebook).
     """
     dataset = config_lib.dataset(config.dataset)
     if config.data_dir:
@@ -101,10 +96,8 @@ def load(config: DataConfig, data_dir_name: str = "--data_dir") -> RawData:
 def split(raw: RawData, config: DataConfig) -> Splits:
     """Holds out the last ``validation_split`` of training data (as Keras does).
 
-    ``limit_train`` / ``limit_test`` take the first N examples before splitting.
-
-    Raises:
-      DataError: if either side of the split would be empty.
+    ``limit_train`` / ``limit_test`` take the first N examples before splitting;
+    a DataError if either side of the split would be empty.
     """
     x, y = raw.x_train[: config.limit_train or None], raw.y_train[: config.limit_train or None]
     num_val = int(round(len(x) * config.validation_split))

@@ -1,42 +1,25 @@
-"""A small convolutional classifier: ``ConvBlock`` layers, dense blocks, softmax head.
+"""A small convolutional classifier: conv blocks, then the MLP's dense blocks and softmax head.
 
-Each conv block is Conv → BatchNormalization → ReLU → (pool) → Dropout and
-halves the resolution (28 → 14 → 7 …), either with a stride-2 convolution
-(``pooling="stride"``, the default) or with a stride-1 convolution followed by
-a 2x2 max-pool (``pooling="max"``). On a 2-core CPU the stride-2 block trains
-several times faster than conv + max-pool (the max-pool gradient at full
-resolution dominates the step) for the same output size.
-
-The model reshapes the flat ``[N, 784]`` input every family takes
-(``model.registry``) to ``[N, 28, 28, 1]`` itself. Blocks are assigned as
-individual attributes (``conv_block_0``, ``dense_block_0``, …): layers kept in
-a Python list on a Keras 3 model are not tracked by ``tf.train.Checkpoint``.
+Each conv block halves the resolution (28 → 14 → 7 …): a stride-2 convolution
+(``pooling="stride"``, the default) trains several times faster on a 2-core CPU
+than a stride-1 convolution and a 2x2 max-pool (``pooling="max"``), whose
+gradient at full resolution dominates the step, for the same output size. The
+model reshapes the flat ``[N, 784]`` input every family takes to ``[N, 28, 28, 1]``
+itself; its blocks are attributes, not a list, for the checkpoint's sake (see
+``mlp.MLPClassifier``).
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-from mnist_research.config import ModelConfig
 from mnist_research.data.model_input import IMAGE_SHAPE
-from mnist_research.model.mlp import DenseBlock, StatelessDropout, replica_seed
+from mnist_research.model.mlp import Classifier, DenseBlock, StatelessDropout, replica_seed
 
 
 @tf.keras.utils.register_keras_serializable(package="mnist_research")
 class ConvBlock(tf.keras.layers.Layer):
-    """Conv2D → (BatchNormalization) → ReLU → (MaxPool) → Dropout; halves the resolution.
-
-    Its config is the constructor's arguments, which Keras 3 records by itself.
-
-    Args:
-      filters: output channels of the convolution.
-      kernel_size: side of the square kernel ("same" padding).
-      dropout_rate: dropout probability at the end of the block.
-      pooling: ``stride`` or ``max`` (see the module docstring).
-      batch_norm: insert BatchNormalization (the convolution then has no bias).
-      synchronized_bn: synchronise BN batch statistics across replicas.
-      index: folded into the block's dropout seed so blocks draw independent masks.
-    """
+    """Conv2D → (BatchNormalization) → ReLU → (MaxPool) → Dropout, as ``DenseBlock`` is."""
 
     def __init__(
         self,
@@ -50,13 +33,9 @@ class ConvBlock(tf.keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        strides = 2 if pooling == "stride" else 1
         self.conv = tf.keras.layers.Conv2D(
-            filters,
-            kernel_size,
-            strides=2 if pooling == "stride" else 1,
-            padding="same",
-            use_bias=not batch_norm,
-            name="conv",
+            filters, kernel_size, strides, padding="same", use_bias=not batch_norm, name="conv"
         )
         self.norm, self.pool = None, None
         if batch_norm:
@@ -80,22 +59,12 @@ class ConvBlock(tf.keras.layers.Layer):
 
 
 @tf.keras.utils.register_keras_serializable(package="mnist_research")
-class CNNClassifier(tf.keras.Model):
-    """Conv blocks, then dense blocks, then a 10-way softmax.
+class CNNClassifier(Classifier):
+    """Conv blocks, dense blocks and a 10-way softmax, called as ``mlp.MLPClassifier`` is."""
 
-    Called as :class:`MLPClassifier` is; its head is float32 too.
-
-    Args:
-      conv_filters: output channels of each conv block.
-      conv_dropout_rates: dropout after each conv block.
-      conv_kernel_size: kernel side of every convolution.
-      conv_pooling: ``stride`` or ``max`` (see :class:`ConvBlock`).
-      hidden_units: widths of the dense blocks after the conv blocks.
-      dropout_rates: dropout after each dense block.
-      batch_norm: BatchNormalization in every block.
-      num_classes: number of output classes.
-      synchronized_bn: synchronise BN across replicas (multi-replica training).
-    """
+    config_fields = ("conv_filters", "conv_dropout_rates", "conv_kernel_size", "conv_pooling")
+    config_fields += ("hidden_units", "dropout_rates", "batch_norm", "num_classes")
+    default_name = "cnn_classifier"
 
     def __init__(
         self,
@@ -121,7 +90,6 @@ class CNNClassifier(tf.keras.Model):
         self.num_classes = num_classes
         self.synchronized_bn = synchronized_bn
         self.to_image = tf.keras.layers.Reshape((*IMAGE_SHAPE, 1), name="to_image")
-        # What every block shares, and what every conv block shares.
         norm = {"batch_norm": batch_norm, "synchronized_bn": synchronized_bn}
         conv = {"kernel_size": conv_kernel_size, "pooling": conv_pooling, **norm}
         for i, (filters, rate) in enumerate(zip(self.conv_filters, self.conv_dropout_rates)):
@@ -136,24 +104,6 @@ class CNNClassifier(tf.keras.Model):
         self.head = tf.keras.layers.Dense(num_classes, dtype="float32", name="logits")
         self.softmax = tf.keras.layers.Softmax(dtype="float32", name="probabilities")
 
-    @classmethod
-    def from_config_object(
-        cls, config: ModelConfig, synchronized_bn: bool = False
-    ) -> CNNClassifier:
-        """Builds the model a :class:`ModelConfig` with ``family="cnn"`` describes."""
-        return cls(
-            conv_filters=config.conv_filters,
-            conv_dropout_rates=config.conv_dropout_rates,
-            conv_kernel_size=config.conv_kernel_size,
-            conv_pooling=config.conv_pooling,
-            hidden_units=config.hidden_units,
-            dropout_rates=config.dropout_rates,
-            batch_norm=config.batch_norm,
-            num_classes=config.num_classes,
-            synchronized_bn=synchronized_bn,
-            name="cnn_classifier",
-        )
-
     @property
     def conv_blocks(self) -> list[ConvBlock]:
         return [getattr(self, f"conv_block_{i}") for i in range(len(self.conv_filters))]
@@ -163,7 +113,6 @@ class CNNClassifier(tf.keras.Model):
         return [getattr(self, f"dense_block_{i}") for i in range(len(self.hidden_units))]
 
     def call(self, inputs, training=False, return_logits=False, dropout_seed=None):
-        """As the MLP's: ``dropout_seed`` makes the dropout masks a function of it."""
         rates = self.conv_dropout_rates + self.dropout_rates
         seed = replica_seed(dropout_seed) if training and any(rates) else None
         x = self.to_image(inputs)
@@ -174,17 +123,3 @@ class CNNClassifier(tf.keras.Model):
             x = block(x, training=training, seed=seed)
         logits = self.head(x)
         return logits if return_logits else self.softmax(logits)
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "conv_filters": list(self.conv_filters),
-            "conv_dropout_rates": list(self.conv_dropout_rates),
-            "conv_kernel_size": self.conv_kernel_size,
-            "conv_pooling": self.conv_pooling,
-            "hidden_units": list(self.hidden_units),
-            "dropout_rates": list(self.dropout_rates),
-            "batch_norm": self.batch_norm,
-            "num_classes": self.num_classes,
-            "synchronized_bn": self.synchronized_bn,
-        }

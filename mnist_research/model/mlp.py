@@ -1,9 +1,10 @@
 """The original notebook's classifier: Dense → BatchNormalization → ReLU → Dropout blocks
 and a 10-way softmax, with the dropout it uses.
 
-Read top to bottom: :class:`MLPClassifier` (the model), :class:`DenseBlock`
-(one hidden block) and :class:`StatelessDropout` (dropout whose mask is a pure
-function of a seed). The CNN family reuses the last two.
+Read top to bottom: :class:`Classifier` (what every family shares: how it is
+built from a ``ModelConfig`` and saved), :class:`MLPClassifier` (the model),
+:class:`DenseBlock` (one hidden block) and :class:`StatelessDropout` (dropout
+whose mask is a pure function of a seed). The CNN family reuses all but the MLP.
 """
 
 from __future__ import annotations
@@ -13,31 +14,49 @@ import tensorflow as tf
 from mnist_research.config import ModelConfig
 
 
+class Classifier(tf.keras.Model):
+    """A model family built from the ``ModelConfig`` fields named in ``config_fields``.
+
+    Each field is also a constructor argument and an attribute of the same name.
+    Keras 3 records a Layer's constructor arguments by itself but a Model's only
+    as their defaults, so :meth:`get_config` writes them out (for ``model.keras``).
+    """
+
+    config_fields: tuple[str, ...] = ()
+    default_name = "classifier"
+
+    @classmethod
+    def from_config_object(cls, config: ModelConfig, synchronized_bn: bool = False):
+        fields = {name: getattr(config, name) for name in cls.config_fields}
+        return cls(**fields, synchronized_bn=synchronized_bn, name=cls.default_name)
+
+    def get_config(self):
+        fields = {name: getattr(self, name) for name in (*self.config_fields, "synchronized_bn")}
+        saved = {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}
+        return {**super().get_config(), **saved}
+
+
 @tf.keras.utils.register_keras_serializable(package="mnist_research")
-class MLPClassifier(tf.keras.Model):
+class MLPClassifier(Classifier):
     """Hidden ``DenseBlock`` layers and a 10-way softmax.
 
-    ``model(x)`` returns probabilities. ``model(x, return_logits=True)`` returns
-    the pre-softmax logits, which the trainer uses for a numerically stable
-    cross-entropy. The head is float32 even under a mixed-precision policy.
-    ``model(x, training=True, dropout_seed=s)`` draws the dropout masks from the
-    ``[2]`` integer seed ``s`` (the trainer passes ``(run seed, step)``; the
-    replica id and block index are folded in here); without ``dropout_seed``
-    every training call draws fresh masks.
+    ``model(x)`` returns probabilities; ``return_logits=True``, the pre-softmax
+    logits, for a numerically stable cross-entropy. The head is float32 even
+    under a mixed-precision policy. ``model(x, training=True, dropout_seed=s)``
+    draws the dropout masks from the ``[2]`` integer seed ``s`` (the trainer
+    passes ``(run seed, step)``; the replica id and block index are folded in
+    here); without ``dropout_seed`` every training call draws fresh masks.
 
     Blocks are assigned as individual attributes (``block_0``, ``block_1``, …)
     rather than kept in a Python list: Keras 3 subclassed models held in lists
     are not tracked by ``tf.train.Checkpoint``, which then silently drops weights
     and BN moving statistics from checkpoints (and ``assert_consumed()`` still
-    passes).
-
-    Args:
-      hidden_units: widths of the hidden blocks.
-      dropout_rates: dropout after each block.
-      batch_norm: use BatchNormalization in every block.
-      num_classes: number of output classes.
-      synchronized_bn: synchronise BN across replicas (multi-replica training).
+    passes). ``synchronized_bn``: BN statistics across replicas (multi-replica
+    training).
     """
+
+    config_fields = ("hidden_units", "dropout_rates", "batch_norm", "num_classes")
+    default_name = "mlp_classifier"
 
     def __init__(
         self,
@@ -55,27 +74,10 @@ class MLPClassifier(tf.keras.Model):
         self.num_classes = num_classes
         self.synchronized_bn = synchronized_bn
         for i, (units, rate) in enumerate(zip(self.hidden_units, self.dropout_rates)):
-            setattr(
-                self,
-                f"block_{i}",
-                DenseBlock(units, rate, batch_norm, synchronized_bn, index=i, name=f"block_{i}"),
-            )
+            block = DenseBlock(units, rate, batch_norm, synchronized_bn, index=i, name=f"block_{i}")
+            setattr(self, block.name, block)
         self.head = tf.keras.layers.Dense(num_classes, dtype="float32", name="logits")
         self.softmax = tf.keras.layers.Softmax(dtype="float32", name="probabilities")
-
-    @classmethod
-    def from_config_object(
-        cls, config: ModelConfig, synchronized_bn: bool = False
-    ) -> MLPClassifier:
-        """Builds the model a :class:`ModelConfig` describes."""
-        return cls(
-            hidden_units=config.hidden_units,
-            dropout_rates=config.dropout_rates,
-            batch_norm=config.batch_norm,
-            num_classes=config.num_classes,
-            synchronized_bn=synchronized_bn,
-            name="mlp_classifier",
-        )
 
     @property
     def blocks(self) -> list[DenseBlock]:
@@ -89,45 +91,21 @@ class MLPClassifier(tf.keras.Model):
         logits = self.head(x)
         return logits if return_logits else self.softmax(logits)
 
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "hidden_units": list(self.hidden_units),
-            "dropout_rates": list(self.dropout_rates),
-            "batch_norm": self.batch_norm,
-            "num_classes": self.num_classes,
-            "synchronized_bn": self.synchronized_bn,
-        }
-
 
 @tf.keras.utils.register_keras_serializable(package="mnist_research")
 class DenseBlock(tf.keras.layers.Layer):
-    """Dense → (BatchNormalization) → ReLU → Dropout.
+    """Dense → (BatchNormalization) → ReLU → Dropout; with BatchNormalization the Dense has no bias.
 
-    Args:
-      units: width of the Dense layer.
-      dropout_rate: dropout probability after the activation.
-      batch_norm: insert BatchNormalization (the Dense then has no bias).
-      synchronized_bn: synchronise BN batch statistics across replicas.
-      index: the block's position in the model; folded into its dropout seed
-        so blocks draw independent masks.
+    ``index``, the block's position in the model, is folded into its dropout
+    seed so blocks draw independent masks.
     """
 
     def __init__(
-        self,
-        units: int,
-        dropout_rate: float,
-        batch_norm: bool = True,
-        synchronized_bn: bool = False,
-        index: int = 0,
-        **kwargs,
+        self, units, dropout_rate, batch_norm=True, synchronized_bn=False, index=0, **kwargs
     ):
         super().__init__(**kwargs)
         self.units = units
         self.dropout_rate = dropout_rate
-        self.batch_norm = batch_norm
-        self.synchronized_bn = synchronized_bn
-        self.index = index
         self.dense = tf.keras.layers.Dense(units, use_bias=not batch_norm, name="dense")
         self.norm = (
             tf.keras.layers.BatchNormalization(synchronized=synchronized_bn, name="batch_norm")
@@ -145,16 +123,6 @@ class DenseBlock(tf.keras.layers.Layer):
         x = self.activation(x)
         return self.dropout(x, training=training, seed=seed)
 
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "units": self.units,
-            "dropout_rate": self.dropout_rate,
-            "batch_norm": self.batch_norm,
-            "synchronized_bn": self.synchronized_bn,
-            "index": self.index,
-        }
-
 
 @tf.keras.utils.register_keras_serializable(package="mnist_research")
 class StatelessDropout(tf.keras.layers.Layer):
@@ -170,12 +138,8 @@ class StatelessDropout(tf.keras.layers.Layer):
     fuses the mask into the compiled step. Called without a seed (plain Keras
     code: ``model(x, training=True)``), each call draws a fresh seed from
     TensorFlow's global generator, so ``tf.keras.utils.set_random_seed`` makes
-    such runs repeatable.
-
-    Args:
-      rate: fraction of units to drop, in [0, 1).
-      salt: an integer folded into the seed, distinct per layer, so layers
-        that share a seed draw independent masks.
+    such runs repeatable. ``salt``, distinct per layer, is folded into the seed
+    so that layers sharing a seed draw independent masks.
     """
 
     def __init__(self, rate: float, salt: int = 0, **kwargs):
@@ -187,7 +151,6 @@ class StatelessDropout(tf.keras.layers.Layer):
         self.supports_masking = True
 
     def call(self, inputs, training=False, seed=None):
-        """Applies dropout when ``training`` is true; ``seed``: ``[2]`` integers or ``None``."""
         if not training or self.rate == 0.0:
             return inputs
         seed = fold_in(fresh_seed() if seed is None else seed, self.salt)
@@ -198,9 +161,6 @@ class StatelessDropout(tf.keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
-
-    def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "salt": self.salt}
 
 
 # Philox, named explicitly rather than "auto_select" (whose choice depends on the
@@ -223,10 +183,9 @@ def fresh_seed() -> tf.Tensor:
 
 
 def replica_seed(seed=None) -> tf.Tensor:
-    """``seed`` (or a fresh one) with this replica's id folded in.
+    """``seed`` (or a fresh one) with this replica's id folded in (0 outside a replica function).
 
-    Replicas of a multi-device run get different masks for the same step;
-    outside a replica function (or on one replica) the id is 0.
+    Replicas of a multi-device run so draw different masks for the same step.
     """
     seed = fresh_seed() if seed is None else tf.cast(seed, tf.int64)
     context = tf.distribute.get_replica_context()

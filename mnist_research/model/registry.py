@@ -4,9 +4,7 @@ Every family takes float pixels ``[N, 784]`` (``data.model_input.to_model_input`
 and answers ``model(x, training=..., return_logits=...)``, so everything past
 model construction (trainer, checkpoints, export, evaluation, predict) is the
 same for all of them. A family is its module under ``model/``, its TensorFlow-free
-entry in ``config.registry.MODEL_FAMILIES`` (what it reads, its help line) and its
-class in :data:`FAMILIES` here; the model tests check both registries name the same
-families.
+entry in ``config.registry.MODEL_FAMILIES`` and its class in :data:`FAMILIES`.
 """
 
 from __future__ import annotations
