@@ -25,10 +25,9 @@ from mnist_research.rundir import layout
 from mnist_research.training import devices
 from mnist_research.training import history as history_lib
 from mnist_research.training.checkpoint_state import CheckpointState
-from mnist_research.training.history import History
+from mnist_research.training.history import History, Totals
 from mnist_research.training.loop import Trainer
 from mnist_research.training.summaries import Summaries
-from mnist_research.training.sums import Totals
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,8 +26,8 @@ from mnist_research.rundir import layout
 from mnist_research.training import history as history_lib
 from mnist_research.training import summaries as summaries_lib
 from mnist_research.training.checkpoint_state import BestWeights, CheckpointState
+from mnist_research.training.history import Totals
 from mnist_research.training.loop import Hook, Trainer, batch_sums
-from mnist_research.training.sums import Totals
 
 
 class ProgressBar(Hook):
@@ -140,7 +140,7 @@ class TensorBoard(Hook):
 
     def after_epoch(self, epoch: int, history: history_lib.History) -> None:
         train = {name: history[name][-1] for name in NAMES if name in history}
-        train["learning_rate"] = self.trainer.learning_rate
+        train["learning_rate"] = float(self.trainer.optimizer.learning_rate)  # the next step's
         train["examples_per_second"] = history["examples_per_second"][-1]
         train["seconds"] = history["epoch_seconds"][-1]
         val = {name: history[f"val_{name}"][-1] for name in NAMES if f"val_{name}" in history}
