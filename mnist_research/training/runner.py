@@ -27,7 +27,7 @@ from mnist_research.data import pipeline, sources
 from mnist_research.errors import ConfigError, DamagedFileError, RunDirError
 from mnist_research.rundir import checkpoint_files, layout, records
 from mnist_research.rundir.lock import RunDirLock
-from mnist_research.training import devices, finish, hooks, loop, preflight
+from mnist_research.training import devices, finish, hooks, loop
 from mnist_research.training import summaries as summaries_lib
 from mnist_research.training.checkpoint_state import CHECKPOINT_DIR, CheckpointState
 from mnist_research.training.finish import RunContext
@@ -106,7 +106,7 @@ def train_and_evaluate(
     if not overwrite:
         records.check_same_run(run_dir, info)
     train_input, steps_per_epoch = _train_input(config, datasets, strategy)
-    trainer = preflight.build_trainer(
+    trainer = devices.build_trainer(
         config, strategy, steps_per_epoch, on_gpu=info["device_kind"] == "gpu"
     )
 
@@ -142,7 +142,7 @@ def train_and_evaluate(
                 trainer.strategy, first_epoch, config.train.epochs, steps_per_epoch
             )
 
-        with preflight.out_of_memory_as_error(config), interrupts.deferred():
+        with devices.out_of_memory_as_error(config), interrupts.deferred():
             loop.run_epochs(
                 trainer, make_batches, validate, run.history, steps_per_epoch, epoch_hooks
             )
