@@ -141,14 +141,8 @@ def append(history: History, train: Totals, val: Totals, seconds: float) -> None
 def run_metrics(
     history: History, info: dict[str, Any], test: Totals | None, finished: bool
 ) -> dict[str, Any]:
-    """The ``metrics.json`` document: history, totals, device ``info`` and test scores.
-
-    Args:
-      history: the per-epoch history so far.
-      info: the device description (``devices.device_info``).
-      test: test-set totals, ``None`` while training.
-      finished: whether the run is complete (export and reports written).
-    """
+    """The ``metrics.json`` document: history, totals, device ``info`` and the ``test``
+    scores (``None`` while training); ``finished`` once export and reports are written."""
     train_seconds = float(np.sum(history["epoch_seconds"]))
     examples = float(np.sum(np.multiply(history["epoch_seconds"], history["examples_per_second"])))
     metrics = {

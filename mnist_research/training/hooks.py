@@ -1,14 +1,8 @@
 """The hooks the training loop calls: what happens around the steps and after each epoch.
 
 Each is a :class:`~mnist_research.training.loop.Hook` with one job;
-``runner.standard_hooks`` composes them in this order (a caller of
-``runner.train_and_evaluate`` may add its own or wrap them):
-
-- :class:`Profiler`: TensorFlow's profiler around ``--profile_steps``.
-- :class:`TensorBoard`: step and epoch scalars, histograms, the step's graph.
-- :class:`ProgressBar`: the epoch's running means in a terminal or notebook.
-- :class:`BestEpoch`: keeps the best epoch's weights; stops early.
-- :class:`Checkpoint`: saves the epoch and writes ``metrics.json`` from it.
+``runner.standard_hooks`` composes them (a caller of
+``runner.train_and_evaluate`` may add its own or wrap them).
 """
 
 from __future__ import annotations
@@ -103,13 +97,9 @@ class TensorBoard(Hook):
     Step scalars (``step/<metric>``) use the optimizer step as x-axis; epoch
     scalars (``epoch/<metric>`` in ``train/`` and ``validation/``), the
     learning rate, speed and histograms use the epoch. The first call of a
-    fresh run records the graph of the step function (the Graphs tab).
-
-    Args:
-      summaries: the run's writers.
-      trainer: whose model, optimizer and gradients are shown.
-      gradient_batch: ``(images, labels)`` whose gradients the histograms show,
-        or ``None`` for no histograms.
+    fresh run records the graph of the step function (the Graphs tab). The
+    gradient histograms are of ``gradient_batch`` (``(images, labels)``; ``None``:
+    no histograms).
     """
 
     def __init__(self, summaries: summaries_lib.Summaries, trainer: Trainer, gradient_batch=None):
@@ -174,9 +164,8 @@ def gradient_fn(trainer: Trainer, images, labels):
     def replica_grads(inputs):
         with tf.GradientTape() as tape:
             logits = model(inputs[0], training=False, return_logits=True)
-            loss = (
-                tf.reduce_sum(batch_sums(inputs[1], logits)[2]) / count
-            )  # the global batch's mean
+            # This replica's share of the global batch's mean.
+            loss = tf.reduce_sum(batch_sums(inputs[1], logits)[2]) / count
         return tape.gradient(loss, variables)
 
     @tf.function
