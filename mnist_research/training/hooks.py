@@ -64,21 +64,18 @@ class Profiler(Hook):
     """
 
     def __init__(self, steps: tuple[int, ...], logdir: str):
-        self.start_step, self.stop_step = steps if steps else (0, -1)
-        self.logdir = logdir
-        self.enabled = bool(steps)
-        self.running = False
+        self.steps, self.logdir, self.running = steps, logdir, False
 
     def before_steps(self, step: int, num_steps: int) -> None:
-        if self.enabled and not self.running and step < self.start_step <= step + num_steps:
+        if self.steps and not self.running and step < self.steps[0] <= step + num_steps:
             tf.profiler.experimental.start(self.logdir)
             self.running = True
             logging.info("Profiler on at step %d", step)
 
     def after_steps(self, step: int, done: int, chunk: Totals, epoch_totals: Totals) -> None:
-        if self.running and step >= self.stop_step:
+        if self.running and step >= self.steps[1]:
             self.end()
-            self.enabled = False
+            self.steps = ()  # profiled once
 
     def end(self) -> None:
         if self.running:

@@ -56,6 +56,7 @@ class Trainer:
         self.config = config
         self.strategy = strategy
         self.global_batch_size = config.train.batch_size
+        self._seed = tf.constant(config.train.seed, tf.int64)
         replicas = strategy.num_replicas_in_sync
         if self.global_batch_size % replicas:
             raise ConfigError(
@@ -95,12 +96,7 @@ class Trainer:
         images, labels = batch
         # Dropout masks are a function of (run seed, step); the model folds in
         # the replica and the layer, so a resumed run replays them exactly.
-        seed = tf.stack(
-            [
-                tf.constant(self.config.train.seed, tf.int64),
-                tf.cast(self.optimizer.iterations, tf.int64),
-            ]
-        )
+        seed = tf.stack([self._seed, tf.cast(self.optimizer.iterations, tf.int64)])
         grads, sums, count = self._gradients(images, labels, seed)  # _forward_backward
         apply_gradients(
             self.optimizer,
