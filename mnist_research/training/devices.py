@@ -74,10 +74,8 @@ def create_strategy(config: DistributeConfig) -> tf.distribute.Strategy:
             _existing_device(config.device) if config.device else ("/gpu:0" if gpus else "/cpu:0")
         )
     assert name == "mirrored", name  # a strategy added to the declarations needs a branch
-    if gpus:
-        return tf.distribute.MirroredStrategy()
     cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
-    return tf.distribute.MirroredStrategy(devices=cpus)
+    return tf.distribute.MirroredStrategy(devices=None if gpus else cpus)
 
 
 def _existing_device(name: str) -> str:
