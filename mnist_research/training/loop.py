@@ -90,6 +90,12 @@ class Trainer:
         """Optimizer steps taken so far (the TensorBoard x-axis)."""
         return int(self.optimizer.iterations.numpy())
 
+    @property
+    def learning_rate(self) -> float:
+        """The learning rate the next step will use."""
+        value = self.optimizer.learning_rate  # numpy(): float() fails on a MirroredVariable
+        return float(value.numpy() if hasattr(value, "numpy") else value)
+
     # -- one step on one replica
 
     def _replica_step(self, batch):
@@ -133,11 +139,8 @@ class Trainer:
         return self._train_sums.read(self.strategy)
 
     def train_steps(self, iterator, num_steps: int) -> Totals:
-        """Runs ``num_steps`` training steps in one tf.function call.
-
-        Raises:
-          NonFiniteLossError: naming the first step whose loss was NaN or Inf.
-        """
+        """Runs ``num_steps`` training steps in one tf.function call; a NonFiniteLossError
+        names the first step whose loss was NaN or Inf."""
         sums, bad_step = self._train_loop(iterator, tf.constant(num_steps, tf.int32))
         result = Totals.from_vector(sums)
         bad_step = int(bad_step)
