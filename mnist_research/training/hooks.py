@@ -150,27 +150,21 @@ def gradient_fn(trainer: Trainer, images, labels):
     """A function giving ``(variable, gradient)`` pairs on the batch ``images, labels``.
 
     For the per-epoch gradient histograms: the loss in inference mode (no
-    dropout; BN uses and does not update its moving statistics), summed across
-    replicas. Every worker must call it (it all-reduces).
+    dropout; BN uses and does not update its moving statistics) on the whole
+    batch, in this process: every replica holds the same weights, so the
+    batch is neither split across replicas nor its gradient all-reduced.
     """
-    strategy, model = trainer.strategy, trainer.model
-    dataset = pipeline.eval_dataset(images, labels, len(images))
-    batch = next(iter(strategy.experimental_distribute_dataset(dataset)))
-    variables, count = model.trainable_variables, float(len(images))
-
-    def replica_grads(inputs):
-        with tf.GradientTape() as tape:
-            logits = model(inputs[0], training=False, return_logits=True)
-            # This replica's share of the global batch's mean.
-            loss = tf.reduce_sum(batch_sums(inputs[1], logits)[2]) / count
-        return tape.gradient(loss, variables)
+    model, variables = trainer.model, trainer.model.trainable_variables
+    inputs, targets = next(iter(pipeline.eval_dataset(images, labels, len(images))))
 
     @tf.function
-    def gradients_fn(inputs):
-        per_replica = strategy.run(replica_grads, args=(inputs,))
-        return [strategy.reduce(tf.distribute.ReduceOp.SUM, g, axis=None) for g in per_replica]
+    def gradients():
+        with tf.GradientTape() as tape:
+            logits = model(inputs, training=False, return_logits=True)
+            loss = tf.reduce_sum(batch_sums(targets, logits)[2]) / float(len(images))
+        return tape.gradient(loss, variables)
 
-    return lambda: list(zip(variables, gradients_fn(batch)))
+    return lambda: list(zip(variables, gradients()))
 
 
 class BestEpoch(Hook):
