@@ -1,15 +1,28 @@
-"""The strategy factory and device set-up; where this process stands in a multi-worker cluster."""
+"""The machine a run trains on: its devices and strategy, where this process stands in a
+multi-worker cluster, its description, and whether the model fits in its memory.
+
+A model too large for the machine is refused from its size alone when it
+trains on the CPU (its parameters, gradients and the optimizer's slot
+variables against the memory the kernel reports available), so nothing is
+allocated; on a GPU, or when the estimate passes and memory still runs out,
+TensorFlow's ``ResourceExhaustedError`` becomes a :class:`ConfigError`.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import random
+from collections.abc import Iterator
 
 import tensorflow as tf
 
-from mnist_research.config import DistributeConfig
-from mnist_research.errors import ConfigError
+from mnist_research.config import DistributeConfig, ExperimentConfig, ModelConfig, optimizer
+from mnist_research.errors import ConfigError, one_line
+from mnist_research.model import registry
+from mnist_research.training.loop import Trainer
 
 
 def configure_devices(config: DistributeConfig) -> None:
@@ -39,9 +52,7 @@ def create_strategy(config: DistributeConfig) -> tf.distribute.Strategy:
     * ``multi_worker``: ``MultiWorkerMirroredStrategy`` configured from ``TF_CONFIG``.
     * ``auto``: ``mirrored`` when a GPU is visible, else ``default``.
 
-    Raises:
-      ConfigError: ``TF_CONFIG`` is malformed or missing for ``multi_worker``,
-        or ``config.device`` names a device this machine does not have.
+    A malformed ``TF_CONFIG``, or a ``config.device`` this machine lacks, is a ConfigError.
     """
     name = config.strategy
     tf_config()  # malformed TF_CONFIG: one line now, not a traceback from TF later
@@ -63,10 +74,8 @@ def create_strategy(config: DistributeConfig) -> tf.distribute.Strategy:
             _existing_device(config.device) if config.device else ("/gpu:0" if gpus else "/cpu:0")
         )
     assert name == "mirrored", name  # a strategy added to the declarations needs a branch
-    if gpus:
-        return tf.distribute.MirroredStrategy()
     cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
-    return tf.distribute.MirroredStrategy(devices=cpus)
+    return tf.distribute.MirroredStrategy(devices=None if gpus else cpus)
 
 
 def _existing_device(name: str) -> str:
@@ -81,12 +90,8 @@ def _existing_device(name: str) -> str:
 
 
 def tf_config() -> dict:
-    """The parsed ``TF_CONFIG`` (``{}`` when unset).
-
-    Raises:
-      ConfigError: it is not JSON, or not ``{"cluster": {...}, "task": {"type":
-        ..., "index": N}}`` with the task inside the cluster.
-    """
+    """The parsed ``TF_CONFIG`` (``{}`` when unset); a ConfigError unless it is
+    ``{"cluster": {...}, "task": {"type": ..., "index": N}}`` with the task in the cluster."""
     try:
         parsed = json.loads(os.environ.get("TF_CONFIG") or "{}")
     except ValueError as e:
@@ -133,15 +138,31 @@ def worker_id() -> str:
     return f"{task.get('type', 'chief')}_{task.get('index', 0)}"
 
 
-def cpu_name() -> str:
+def _proc_value(path: str, key: str) -> str | None:
+    """The value of the first ``key: value`` line of a /proc file, or ``None``."""
     try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return " ".join(line.split(":", 1)[1].split())
+                name, _, value = line.partition(":")
+                if name.strip() == key:
+                    return value.strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine() or "CPU"
+    return None
+
+
+def cpu_name() -> str:
+    name = " ".join((_proc_value("/proc/cpuinfo", "model name") or "").split())
+    return name or platform.processor() or platform.machine() or "CPU"
+
+
+def available_memory() -> int | None:
+    """Bytes the kernel reports available (``MemAvailable``), or ``None`` if unknown."""
+    value = _proc_value("/proc/meminfo", "MemAvailable")  # "8123456 kB"
+    try:
+        return int(value.split()[0]) * 1024
+    except (AttributeError, ValueError, IndexError):
+        return None
 
 
 def device_info(strategy: tf.distribute.Strategy) -> dict:
@@ -182,3 +203,59 @@ def device_tag(info: dict) -> str:
     """A short device name for run directories: ``cpu``, ``gpu``, ``2gpu``."""
     replicas, kind = info["num_replicas"], info["device_kind"]
     return f"{replicas}{kind}" if replicas > 1 else kind
+
+
+def num_parameters(model: ModelConfig) -> int:
+    """Numbers in the model ``model`` describes (``count_params``, BN statistics included).
+
+    The model is built in a throwaway graph, whose variables are never
+    initialized, so nothing the size of the model is allocated. Keras draws
+    its initializers' seeds from Python's ``random``; its state is restored, so
+    the run's own model gets the weights it would have got.
+    """
+    state = random.getstate()
+    try:
+        with tf.Graph().as_default():
+            return registry.create(model).count_params()
+    finally:
+        random.setstate(state)
+
+
+def check_model_fits(config: ExperimentConfig, on_gpu: bool) -> None:
+    """Refuses (ConfigError) a CPU model whose training state cannot fit in available memory."""
+    available = available_memory()
+    if on_gpu or available is None:
+        return
+    params = num_parameters(config.model)
+    # 4 bytes (float32) for each weight, its gradient and each of the optimizer's slots.
+    needed = params * 4 * (2 + optimizer(config.train.optimizer).slots(config.train))
+    if needed > available:
+        raise ConfigError(
+            f"the model has {params:,} parameters, about {needed / 2**30:.1f} GiB to train "
+            f"with --optimizer={config.train.optimizer}, but only {available / 2**30:.1f} GiB "
+            f"of memory is available; use a smaller model"
+        )
+
+
+@contextlib.contextmanager
+def out_of_memory_as_error(config: ExperimentConfig) -> Iterator[None]:
+    """Turns running out of memory inside the block into a one-line :class:`ConfigError`."""
+    try:
+        yield
+    except (tf.errors.ResourceExhaustedError, MemoryError) as e:
+        params = num_parameters(config.model)
+        raise ConfigError(
+            f"out of memory with a {params:,}-parameter model, batch size "
+            f"{config.train.batch_size} and evaluation batch size "
+            f"{config.train.eval_batch_size} ({one_line(e)[:160]}); use smaller "
+            f"--hidden_units, --batch_size or --eval_batch_size"
+        ) from None
+
+
+def build_trainer(
+    config: ExperimentConfig, strategy: tf.distribute.Strategy, steps_per_epoch: int, on_gpu: bool
+) -> Trainer:
+    """The :class:`Trainer`, or a :class:`ConfigError` when the model does not fit."""
+    check_model_fits(config, on_gpu)
+    with out_of_memory_as_error(config):
+        return Trainer(config, strategy, steps_per_epoch)

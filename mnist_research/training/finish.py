@@ -25,26 +25,18 @@ from mnist_research.rundir import layout
 from mnist_research.training import devices
 from mnist_research.training import history as history_lib
 from mnist_research.training.checkpoint_state import CheckpointState
-from mnist_research.training.history import History
+from mnist_research.training.history import History, Totals
 from mnist_research.training.loop import Trainer
 from mnist_research.training.summaries import Summaries
-from mnist_research.training.sums import Totals
 
 
 @dataclasses.dataclass(frozen=True)
 class RunContext:
-    """One run, as its end-of-run actions see it.
+    """One run, as its hooks and end-of-run actions see it.
 
-    Attributes:
-      config: the experiment.
-      run_dir: where its outputs go.
-      chief: whether this worker writes the run dir (always true on one machine).
-      info: the device description recorded in ``metrics.json`` and HParams.
-      datasets: the uint8 splits.
-      trainer: model, optimizer and compiled steps.
-      state: the checkpointed state.
-      summaries: TensorBoard writers (no-op writers on non-chief workers).
-      history: the per-epoch history (restored from the checkpoint, then appended).
+    ``chief``: whether this worker writes the run dir (always true on one
+    machine); ``info``: the device description (``devices.device_info``);
+    ``summaries`` are no-op writers on other workers.
     """
 
     config: ExperimentConfig
@@ -84,7 +76,8 @@ class EndOfRunAction:
 
 
 def finish_run(run: RunContext, actions: Sequence[EndOfRunAction] = ()) -> dict[str, Any]:
-    """Evaluates the test split, runs the end-of-run ``actions`` and writes ``metrics.json``.
+    """Evaluates the test split, runs the end-of-run ``actions`` in order and returns the
+    final metrics, written to ``metrics.json``.
 
     With ``restore_best`` the best validation epoch's weights replace the last
     epoch's before the test evaluation and the actions (the export). Either
@@ -94,13 +87,6 @@ def finish_run(run: RunContext, actions: Sequence[EndOfRunAction] = ()) -> dict[
     ``every_worker``; only the chief writes the run dir.
     ``metrics.json`` is written last, with ``finished: true``, so a run killed
     before that point finishes again when it is resumed.
-
-    Args:
-      run: the run, its epochs done.
-      actions: called in order, after the test evaluation.
-
-    Returns:
-      The final metrics.
     """
     config, trainer, datasets = run.config, run.trainer, run.datasets
     selection = history_lib.selection(
@@ -132,10 +118,4 @@ def finish_run(run: RunContext, actions: Sequence[EndOfRunAction] = ()) -> dict[
     if run.chief:
         files.write_json(os.path.join(run.run_dir, layout.METRICS_FILE), metrics)
     run.summaries.close()
-    logging.debug(
-        "Test accuracy %.4f, test loss %.4f (%d examples)",
-        test.accuracy,
-        test.loss,
-        int(test.count),
-    )
     return metrics

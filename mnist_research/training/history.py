@@ -1,9 +1,14 @@
-"""A run's per-epoch history, the best epoch it implies, and ``metrics.json`` built from it.
+"""A run's numbers: the sums behind its metrics, its per-epoch history, the best epoch,
+and ``metrics.json`` built from them.
 
-The history holds one list per key of ``config.metrics.HISTORY_KEYS``
-(training and validation metrics, then timing), one value per epoch. It is
-checkpointed with the weights; ``metrics.json`` is written from it. What makes
-a ``metrics.json`` document sound is checked where it is read back
+The loop adds each batch's sum of every metric (``loop.BATCH_SUMS``) to
+:class:`ReplicaSums` on the replica, reads them once per call of many steps,
+and adds the results up in :class:`Totals`; a metric's value is its sum over
+the number of examples. The history holds one list per key of
+``config.metrics.HISTORY_KEYS`` (training and validation metrics, then
+timing), one value per epoch. It is checkpointed with the weights;
+``metrics.json`` is written from it. What makes a ``metrics.json`` document
+sound is checked where it is read back
 (:func:`mnist_research.rundir.records.metrics_problem`).
 
 The best epoch and early stopping are pure functions of the validation
@@ -15,16 +20,97 @@ Keras's ``EarlyStopping`` does.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
 from mnist_research.config.metrics import HISTORY_KEYS, NAMES
 
-if TYPE_CHECKING:  # Annotations only: reading a run's history needs no TensorFlow.
-    from mnist_research.training.sums import Totals
+
+@dataclasses.dataclass
+class Totals:
+    """Sums over examples, one per metric of ``config.metrics.METRICS``, and the example count."""
+
+    sums: dict[str, float] = dataclasses.field(default_factory=lambda: dict.fromkeys(NAMES, 0.0))
+    count: float = 0.0
+
+    @classmethod
+    def from_vector(cls, sums: tf.Tensor) -> Totals:
+        """From the vector :meth:`ReplicaSums.read` returns: every metric's sum, then the count."""
+        values = sums.numpy().tolist()
+        return cls(dict(zip(NAMES, values)), values[-1])
+
+    def add(self, other: Totals) -> None:
+        for name in NAMES:
+            self.sums[name] += other.sums[name]
+        self.count += other.count
+
+    def mean(self, name: str) -> float:
+        return self.sums[name] / self.count if self.count else float("nan")
+
+    def means(self) -> dict[str, float]:
+        """Every metric's mean over the examples summed so far."""
+        return {name: self.mean(name) for name in NAMES}
+
+    @property
+    def loss(self) -> float:
+        return self.mean("loss")
+
+    @property
+    def accuracy(self) -> float:
+        return self.mean("accuracy")
+
+    def line(self, val: Totals) -> str:
+        """``loss 0.1234  accuracy 0.9600  val_loss ...``: these means, then ``val``'s."""
+        pairs = [*self.means().items(), *((f"val_{n}", v) for n, v in val.means().items())]
+        return "  ".join(f"{name} {value:.4f}" for name, value in pairs)
+
+
+class ReplicaSums:
+    """Each replica's running sums (every metric, then the examples) and first non-finite loss.
+
+    On-read variables: inside a replica function each replica updates its own
+    copy (no cross-replica traffic per step); :meth:`read` adds them over
+    replicas (and workers) once, in cross-replica context.
+    """
+
+    def __init__(self, name: str):
+        def variable(value, suffix, aggregation):
+            return tf.Variable(
+                value,
+                trainable=False,
+                name=f"{name}_{suffix}",
+                synchronization=tf.VariableSynchronization.ON_READ,
+                aggregation=aggregation,
+            )
+
+        self.sums = variable(tf.zeros([len(NAMES) + 1]), "sums", tf.VariableAggregation.SUM)
+        self.first_bad_step = variable(
+            tf.constant(-1, tf.int64), "first_bad_step", tf.VariableAggregation.ONLY_FIRST_REPLICA
+        )
+
+    def reset(self) -> None:
+        self.sums.assign(tf.zeros_like(self.sums))
+        self.first_bad_step.assign(-1)
+
+    def add(self, sums, count, step=None) -> None:
+        """Adds one batch; records ``step`` if its loss (the first metric) is not finite."""
+        self.sums.assign_add(tf.stack([*sums, count]))
+        if step is not None:
+            bad = (self.first_bad_step < 0) & ~tf.math.is_finite(sums[0])
+            self.first_bad_step.assign(tf.where(bad, step, self.first_bad_step))
+
+    def read(self, strategy: tf.distribute.Strategy):
+        """The sums over all replicas, and this worker's first bad step (-1: none)."""
+        local = strategy.experimental_local_results(self.first_bad_step)
+        first = tf.reduce_min([tf.where(v < 0, tf.int64.max, v) for v in local])
+        first = tf.where(first == tf.int64.max, tf.constant(-1, tf.int64), first)
+        return self.sums.read_value(), first
+
 
 History = dict[str, list[float]]
 
@@ -55,14 +141,8 @@ def append(history: History, train: Totals, val: Totals, seconds: float) -> None
 def run_metrics(
     history: History, info: dict[str, Any], test: Totals | None, finished: bool
 ) -> dict[str, Any]:
-    """The ``metrics.json`` document: history, totals, device ``info`` and test scores.
-
-    Args:
-      history: the per-epoch history so far.
-      info: the device description (``devices.device_info``).
-      test: test-set totals, ``None`` while training.
-      finished: whether the run is complete (export and reports written).
-    """
+    """The ``metrics.json`` document: history, totals, device ``info`` and the ``test``
+    scores (``None`` while training); ``finished`` once export and reports are written."""
     train_seconds = float(np.sum(history["epoch_seconds"]))
     examples = float(np.sum(np.multiply(history["epoch_seconds"], history["examples_per_second"])))
     metrics = {

@@ -1,14 +1,8 @@
 """The hooks the training loop calls: what happens around the steps and after each epoch.
 
 Each is a :class:`~mnist_research.training.loop.Hook` with one job;
-``runner.standard_hooks`` composes them in this order (a caller of
-``runner.train_and_evaluate`` may add its own or wrap them):
-
-- :class:`Profiler`: TensorFlow's profiler around ``--profile_steps``.
-- :class:`TensorBoard`: step and epoch scalars, histograms, the step's graph.
-- :class:`ProgressBar`: the epoch's running means in a terminal or notebook.
-- :class:`BestEpoch`: keeps the best epoch's weights; stops early.
-- :class:`Checkpoint`: saves the epoch and writes ``metrics.json`` from it.
+``runner.standard_hooks`` composes them (a caller of
+``runner.train_and_evaluate`` may add its own or wrap them).
 """
 
 from __future__ import annotations
@@ -26,8 +20,8 @@ from mnist_research.rundir import layout
 from mnist_research.training import history as history_lib
 from mnist_research.training import summaries as summaries_lib
 from mnist_research.training.checkpoint_state import BestWeights, CheckpointState
+from mnist_research.training.history import Totals
 from mnist_research.training.loop import Hook, Trainer, batch_sums
-from mnist_research.training.sums import Totals
 
 
 class ProgressBar(Hook):
@@ -70,21 +64,18 @@ class Profiler(Hook):
     """
 
     def __init__(self, steps: tuple[int, ...], logdir: str):
-        self.start_step, self.stop_step = steps if steps else (0, -1)
-        self.logdir = logdir
-        self.enabled = bool(steps)
-        self.running = False
+        self.steps, self.logdir, self.running = steps, logdir, False
 
     def before_steps(self, step: int, num_steps: int) -> None:
-        if self.enabled and not self.running and step < self.start_step <= step + num_steps:
+        if self.steps and not self.running and step < self.steps[0] <= step + num_steps:
             tf.profiler.experimental.start(self.logdir)
             self.running = True
             logging.info("Profiler on at step %d", step)
 
     def after_steps(self, step: int, done: int, chunk: Totals, epoch_totals: Totals) -> None:
-        if self.running and step >= self.stop_step:
+        if self.running and step >= self.steps[1]:
             self.end()
-            self.enabled = False
+            self.steps = ()  # profiled once
 
     def end(self) -> None:
         if self.running:
@@ -103,13 +94,9 @@ class TensorBoard(Hook):
     Step scalars (``step/<metric>``) use the optimizer step as x-axis; epoch
     scalars (``epoch/<metric>`` in ``train/`` and ``validation/``), the
     learning rate, speed and histograms use the epoch. The first call of a
-    fresh run records the graph of the step function (the Graphs tab).
-
-    Args:
-      summaries: the run's writers.
-      trainer: whose model, optimizer and gradients are shown.
-      gradient_batch: ``(images, labels)`` whose gradients the histograms show,
-        or ``None`` for no histograms.
+    fresh run records the graph of the step function (the Graphs tab). The
+    gradient histograms are of ``gradient_batch`` (``(images, labels)``; ``None``:
+    no histograms).
     """
 
     def __init__(self, summaries: summaries_lib.Summaries, trainer: Trainer, gradient_batch=None):
@@ -163,28 +150,21 @@ def gradient_fn(trainer: Trainer, images, labels):
     """A function giving ``(variable, gradient)`` pairs on the batch ``images, labels``.
 
     For the per-epoch gradient histograms: the loss in inference mode (no
-    dropout; BN uses and does not update its moving statistics), summed across
-    replicas. Every worker must call it (it all-reduces).
+    dropout; BN uses and does not update its moving statistics) on the whole
+    batch, in this process: every replica holds the same weights, so the
+    batch is neither split across replicas nor its gradient all-reduced.
     """
-    strategy, model = trainer.strategy, trainer.model
-    dataset = pipeline.eval_dataset(images, labels, len(images))
-    batch = next(iter(strategy.experimental_distribute_dataset(dataset)))
-    variables, count = model.trainable_variables, float(len(images))
-
-    def replica_grads(inputs):
-        with tf.GradientTape() as tape:
-            logits = model(inputs[0], training=False, return_logits=True)
-            loss = (
-                tf.reduce_sum(batch_sums(inputs[1], logits)[2]) / count
-            )  # the global batch's mean
-        return tape.gradient(loss, variables)
+    model, variables = trainer.model, trainer.model.trainable_variables
+    inputs, targets = next(iter(pipeline.eval_dataset(images, labels, len(images))))
 
     @tf.function
-    def gradients_fn(inputs):
-        per_replica = strategy.run(replica_grads, args=(inputs,))
-        return [strategy.reduce(tf.distribute.ReduceOp.SUM, g, axis=None) for g in per_replica]
+    def gradients():
+        with tf.GradientTape() as tape:
+            logits = model(inputs, training=False, return_logits=True)
+            loss = tf.reduce_sum(batch_sums(targets, logits)[2]) / float(len(images))
+        return tape.gradient(loss, variables)
 
-    return lambda: list(zip(variables, gradients_fn(batch)))
+    return lambda: list(zip(variables, gradients()))
 
 
 class BestEpoch(Hook):

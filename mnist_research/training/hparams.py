@@ -64,11 +64,8 @@ def _hparam(field: dataclasses.Field, declared: Declaration) -> hp.HParam:
 
 def _declared_hparams() -> list[tuple[str | None, str, hp.HParam]]:
     """``(section, field name, HParam)`` for every config field that is one."""
-    sections = [(None, ExperimentConfig)] + [
-        (field.name, field.default_factory)
-        for field in dataclasses.fields(ExperimentConfig)
-        if field.default_factory is not dataclasses.MISSING
-    ]
+    defaults = ExperimentConfig()
+    sections = [(None, defaults), *defaults.sections().items()]
     return [
         (section, field.name, _hparam(field, declared))
         for section, cls in sections
@@ -132,9 +129,7 @@ def hparams_of(config: ExperimentConfig, info: dict) -> dict[str, Any]:
     return values
 
 
-def write(values: dict[str, Any], trial_id: str, time_created_secs: float | None = None) -> None:
+def write(values: dict[str, Any], trial_id: str) -> None:
     """Writes the experiment definition and this run's session to the default writer."""
-    hp.hparams_config(
-        hparams=list(HPARAMS), metrics=list(METRICS), time_created_secs=time_created_secs
-    )
+    hp.hparams_config(hparams=list(HPARAMS), metrics=list(METRICS))
     hp.hparams(values, trial_id=trial_id)

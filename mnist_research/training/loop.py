@@ -15,7 +15,7 @@
    history, and call the hooks (``training.hooks``).
 
 The speed options sit around the plain step and change none of its math:
-``--jit_compile`` compiles the step with XLA (``training.xla.jit_plan`` says
+``--jit_compile`` compiles the step with XLA (:func:`jit_plan`, at the end, says
 what is compiled on how many replicas), and ``--fused_adam`` swaps Adam's update
 for one fused kernel per variable (``training.optimizers``).
 """
@@ -37,20 +37,17 @@ from mnist_research.data.model_input import logits_function
 from mnist_research.errors import ConfigError, NonFiniteLossError
 from mnist_research.model import registry
 from mnist_research.training import history as history_lib
-from mnist_research.training import optimizers, xla
-from mnist_research.training.sums import ReplicaSums, Totals, totals
+from mnist_research.training import optimizers
+from mnist_research.training.history import ReplicaSums, Totals
 
 # ---------------------------------------------------------------------------- the inner loop
 
 
 class Trainer:
-    """Owns the model, the optimizer and the compiled train and evaluation functions.
+    """The model, the optimizer and the compiled train and evaluation functions.
 
-    Args:
-      config: the experiment configuration.
-      strategy: where replicas run; variables are created in its scope.
-      steps_per_epoch: optimizer steps per epoch, which learning-rate schedules
-        need to span the whole run.
+    Variables are created in ``strategy``'s scope; ``steps_per_epoch`` lets
+    learning-rate schedules span the whole run.
     """
 
     def __init__(
@@ -59,6 +56,7 @@ class Trainer:
         self.config = config
         self.strategy = strategy
         self.global_batch_size = config.train.batch_size
+        self._seed = tf.constant(config.train.seed, tf.int64)
         replicas = strategy.num_replicas_in_sync
         if self.global_batch_size % replicas:
             raise ConfigError(
@@ -79,11 +77,9 @@ class Trainer:
             )
             self._train_sums = ReplicaSums("train")
             self._eval_sums = ReplicaSums("eval")
-        self.jit_compile, reason = xla.jit_plan(config, replicas)
-        if config.train.jit_compile:
-            logging.debug(reason)  # an internal: shown with --verbosity=1
-        self._gradients = xla.compiled(self._forward_backward, self.jit_compile == "gradients")
-        self._step = xla.compiled(self._replica_step, self.jit_compile == "step")
+        self.jit_compile = jit_plan(config, replicas)
+        self._gradients = compiled(self._forward_backward, self.jit_compile == "gradients")
+        self._step = compiled(self._replica_step, self.jit_compile == "step")
         self._train_loop = tf.function(self._train_loop_fn)
         # Takes the distributed dataset as an argument: validation and test
         # batches share one element spec, so one trace serves both.
@@ -97,7 +93,7 @@ class Trainer:
     @property
     def learning_rate(self) -> float:
         """The learning rate the next step will use."""
-        value = self.optimizer.learning_rate
+        value = self.optimizer.learning_rate  # numpy(): float() fails on a MirroredVariable
         return float(value.numpy() if hasattr(value, "numpy") else value)
 
     # -- one step on one replica
@@ -106,12 +102,7 @@ class Trainer:
         images, labels = batch
         # Dropout masks are a function of (run seed, step); the model folds in
         # the replica and the layer, so a resumed run replays them exactly.
-        seed = tf.stack(
-            [
-                tf.constant(self.config.train.seed, tf.int64),
-                tf.cast(self.optimizer.iterations, tf.int64),
-            ]
-        )
+        seed = tf.stack([self._seed, tf.cast(self.optimizer.iterations, tf.int64)])
         grads, sums, count = self._gradients(images, labels, seed)  # _forward_backward
         apply_gradients(
             self.optimizer,
@@ -148,13 +139,10 @@ class Trainer:
         return self._train_sums.read(self.strategy)
 
     def train_steps(self, iterator, num_steps: int) -> Totals:
-        """Runs ``num_steps`` training steps in one tf.function call.
-
-        Raises:
-          NonFiniteLossError: naming the first step whose loss was NaN or Inf.
-        """
-        sums, count, bad_step = self._train_loop(iterator, tf.constant(num_steps, tf.int32))
-        result = totals(sums, count)
+        """Runs ``num_steps`` training steps in one tf.function call; a NonFiniteLossError
+        names the first step whose loss was NaN or Inf."""
+        sums, bad_step = self._train_loop(iterator, tf.constant(num_steps, tf.int32))
+        result = Totals.from_vector(sums)
         bad_step = int(bad_step)
         if bad_step >= 0 or not math.isfinite(result.sums["loss"]):
             raise NonFiniteLossError(
@@ -186,7 +174,7 @@ class Trainer:
         while batch.has_value():
             self.strategy.run(replica_eval, args=(batch.get_value(),))
             batch = batches.get_next_as_optional()
-        return self._eval_sums.read(self.strategy)[:2]
+        return self._eval_sums.read(self.strategy)[0]
 
     def make_evaluator(self, dataset: tf.data.Dataset) -> Callable[[], Totals]:
         """A no-argument function that sums the metrics over all of ``dataset``.
@@ -194,10 +182,7 @@ class Trainer:
         The dataset is distributed once and its batches cached on the first
         pass. Evaluators of datasets with the same element spec share one
         trace; the trace depends on whether the dataset is empty or infinite,
-        so those are refused.
-
-        Raises:
-          ValueError: ``dataset`` is known to be empty or infinite.
+        so those are refused (ValueError).
         """
         cardinality = int(dataset.cardinality())
         if cardinality in (0, tf.data.INFINITE_CARDINALITY):
@@ -205,7 +190,7 @@ class Trainer:
                 f"cannot evaluate an {'empty' if cardinality == 0 else 'infinite'} dataset"
             )
         dist_dataset = self.strategy.experimental_distribute_dataset(dataset.cache())
-        return lambda: totals(*self._evaluate(dist_dataset))
+        return lambda: Totals.from_vector(self._evaluate(dist_dataset))
 
     def predict_logits(self, images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
         """Logits ``[N, 10]`` for uint8 images ``[N, 28, 28]`` (inference mode)."""
@@ -272,8 +257,7 @@ def clip_by_summed_norm(grads: list, clip_norm) -> list:
 class Hook:
     """Something the outer loop calls around its work (every method is optional).
 
-    The hooks the ``train`` command composes are in ``training.hooks``.
-    """
+    The ``train`` command's hooks are in ``training.hooks``."""
 
     def before_steps(self, step: int, num_steps: int) -> None:
         """Before a call that takes ``num_steps`` steps from optimizer step ``step``."""
@@ -302,14 +286,10 @@ def run_epochs(
 ) -> None:
     """Trains from the epoch after ``trainer.epoch`` to ``config.train.epochs``.
 
-    Args:
-      trainer: the inner loop, its state restored.
-      make_batches: ``make_batches(first_epoch)``: the batches from that epoch on
-        (``TrainInput.distributed``), built at the first epoch that trains.
-      validate: the validation evaluator.
-      history: the per-epoch history so far; each epoch is appended.
-      steps_per_epoch: optimizer steps per epoch.
-      hooks: called around the steps and after each epoch, in order.
+    ``make_batches(first_epoch)`` gives the batches from that epoch on
+    (``TrainInput.distributed``), built at the first epoch that trains. Each
+    epoch is validated, appended to ``history``, then shown to the ``hooks``
+    (called around the steps and after each epoch, in order).
     """
     epochs = trainer.config.train.epochs
     iterator = None
@@ -335,11 +315,8 @@ def run_epochs(
 def train_epoch(
     trainer: Trainer, batches, steps_per_epoch: int, hooks: Sequence[Hook] = ()
 ) -> tuple[Totals, float]:
-    """The next ``steps_per_epoch`` steps of ``batches``, ``steps_per_loop`` per call.
-
-    Returns:
-      The epoch's sums and its wall seconds.
-    """
+    """The next ``steps_per_epoch`` steps of ``batches``, ``steps_per_loop`` per call:
+    the epoch's sums and its wall seconds."""
     epoch_totals, done, start = Totals(), 0, time.perf_counter()
     while done < steps_per_epoch:
         num_steps = min(trainer.config.train.steps_per_loop, steps_per_epoch - done)
@@ -352,3 +329,37 @@ def train_epoch(
         for hook in hooks:
             hook.after_steps(trainer.step, done, chunk, epoch_totals)
     return epoch_totals, time.perf_counter() - start
+
+
+# ---------------------------------------------------------------------------- the XLA option
+
+
+def jit_plan(config: ExperimentConfig, replicas: int) -> str:
+    """What ``--jit_compile`` compiles: ``"step"``, ``"gradients"`` or ``"none"``.
+
+    One replica: the whole replica step (forward, backward, the optimizer, sums).
+    Several replicas: the optimizer all-reduces gradients in a cross-replica
+    merge that XLA cannot compile, so only the forward/backward pass is
+    compiled, unless the model has BatchNormalization, which synchronizes
+    batch statistics across replicas inside the forward pass: then the plain
+    step runs (and the log says so with --verbosity=1).
+    """
+    if not config.train.jit_compile:
+        return "none"
+    if replicas == 1:
+        return "step"
+    if config.model.batch_norm:
+        logging.debug("jit_compile falls back to the plain step: synchronized BatchNormalization")
+        return "none"
+    return "gradients"
+
+
+def compiled(fn, jit_compile: bool):
+    """``fn`` compiled by XLA when ``jit_compile``, else ``fn`` itself.
+
+    Either way AutoGraph leaves ``fn`` alone: it has no Python control flow
+    over tensors, and converting it only added to the first call's tracing.
+    """
+    if jit_compile:
+        return tf.function(fn, jit_compile=True, autograph=False)
+    return tf.autograph.experimental.do_not_convert(fn)

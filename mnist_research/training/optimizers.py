@@ -1,7 +1,4 @@
-"""The optimizers' builders and Adam's fused kernel.
-
-``BUILDERS`` holds one builder per ``config.registry.OPTIMIZERS`` entry:
-the Keras optimizer it makes from a ``TrainConfig`` and a learning rate.
+"""The optimizers' builders (:data:`BUILDERS`) and Adam's fused kernel.
 
 Keras 3's ``Adam.update_step`` issues about a dozen small ops per variable per
 step (two moment updates, bias correction, the parameter update). For a small
@@ -53,13 +50,9 @@ class FusedAdam(tf.keras.optimizers.Adam):
         )
 
 
-def learning_rate(config, steps_per_epoch: int):
-    """The learning rate (a float or a Keras schedule) that ``config.lr_schedule`` names.
-
-    Args:
-      config: a ``TrainConfig``.
-      steps_per_epoch: optimizer steps per epoch (schedules span all epochs).
-    """
+def learning_rate(config: TrainConfig, steps_per_epoch: int):
+    """The learning rate (a float or a Keras schedule, spanning every epoch) that
+    ``config.lr_schedule`` names."""
     total = max(1, config.epochs * steps_per_epoch)
     if config.lr_schedule == "cosine":
         return tf.keras.optimizers.schedules.CosineDecay(config.learning_rate, total)
@@ -71,25 +64,16 @@ def learning_rate(config, steps_per_epoch: int):
     return config.learning_rate
 
 
-def _adam(config: TrainConfig, rate) -> tf.keras.optimizers.Optimizer:
-    return (FusedAdam if config.fused_adam else tf.keras.optimizers.Adam)(rate)
-
-
-def _adamw(config: TrainConfig, rate) -> tf.keras.optimizers.Optimizer:
-    return tf.keras.optimizers.AdamW(rate, weight_decay=config.weight_decay)
-
-
-def _sgd(config: TrainConfig, rate) -> tf.keras.optimizers.Optimizer:
-    return tf.keras.optimizers.SGD(
-        rate, momentum=config.momentum, weight_decay=config.weight_decay or None
-    )
-
-
-# One builder per config.registry.OPTIMIZERS entry, by the same name.
+# One builder per config.registry.OPTIMIZERS entry, by the same name: the Keras optimizer
+# for a TrainConfig and a learning rate.
 BUILDERS: dict[str, Callable[[TrainConfig, object], tf.keras.optimizers.Optimizer]] = {
-    "adam": _adam,
-    "adamw": _adamw,
-    "sgd": _sgd,
+    "adam": lambda config, rate: (
+        FusedAdam(rate) if config.fused_adam else tf.keras.optimizers.Adam(rate)
+    ),
+    "adamw": lambda config, rate: tf.keras.optimizers.AdamW(rate, weight_decay=config.weight_decay),
+    "sgd": lambda config, rate: tf.keras.optimizers.SGD(
+        rate, momentum=config.momentum, weight_decay=config.weight_decay or None
+    ),
 }
 
 

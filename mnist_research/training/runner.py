@@ -30,7 +30,7 @@ from mnist_research.data import pipeline, sources
 from mnist_research.errors import ConfigError
 from mnist_research.rundir import layout
 from mnist_research.rundir.lock import RunDirLock
-from mnist_research.training import devices, finish, hooks, loop, preflight
+from mnist_research.training import devices, finish, hooks, loop
 from mnist_research.training import history as history_lib
 from mnist_research.training import summaries as summaries_lib
 from mnist_research.training.checkpoint_state import CHECKPOINT_DIR, CheckpointState
@@ -116,7 +116,7 @@ def train_and_evaluate(
     if existing_run is not None and not overwrite:
         existing_run.check_same_run(run_dir, info)
     train_input, steps_per_epoch = _train_input(config, datasets, strategy)
-    trainer = preflight.build_trainer(
+    trainer = devices.build_trainer(
         config, strategy, steps_per_epoch, on_gpu=info["device_kind"] == "gpu"
     )
 
@@ -161,7 +161,7 @@ def train_and_evaluate(
                 trainer.strategy, first_epoch, config.train.epochs, steps_per_epoch
             )
 
-        with preflight.out_of_memory_as_error(config), interrupts.deferred():
+        with devices.out_of_memory_as_error(config), interrupts.deferred():
             loop.run_epochs(
                 trainer, make_batches, validate, run.history, steps_per_epoch, epoch_hooks
             )

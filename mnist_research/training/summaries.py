@@ -2,13 +2,10 @@
 run dir itself for the HParams session.
 
 Both sub-directories use the same tag names (``epoch/loss``, ``epoch/accuracy``)
-so TensorBoard overlays training and validation curves. Step-level training
-scalars (``step/loss``, ``step/accuracy``) use the optimizer step as x-axis;
-epoch-level ones, histograms and images use the epoch number. The HParams
-session (hyperparameters plus ``test/accuracy`` and ``test/loss``) lives in the
-run dir's own event file, so runs under one ``--logdir`` line up in the HParams
-dashboard. Only the chief writes summaries; other workers' writers are
-TensorFlow's no-op writers.
+so TensorBoard overlays training and validation curves (``hooks.TensorBoard``).
+The HParams session (hyperparameters plus ``test/<metric>``) lives in the run
+dir's own event file, so runs under one ``--logdir`` line up in the HParams
+dashboard.
 """
 
 from __future__ import annotations
@@ -32,11 +29,8 @@ HISTOGRAM_BUCKETS = 30
 class Summaries:
     """Writes scalars, text, histograms, images and HParams for one run.
 
-    Args:
-      run_dir: the run directory; writers go to ``run_dir/train``,
-        ``run_dir/validation`` and ``run_dir`` itself (the HParams session).
-        ``None`` (non-chief workers) gives no-op writers: every method exists
-        and runs, and nothing is written.
+    ``run_dir`` ``None`` (non-chief workers) gives no-op writers: every method
+    exists and runs, and nothing is written.
     """
 
     def __init__(self, run_dir: str | None):
@@ -86,8 +80,6 @@ class Summaries:
 
     def png_images(self, step: int, paths: dict[str, str]) -> None:
         """Image summaries (``images/<name>``) from PNG files."""
-        if not self.enabled:
-            return
         with self.train.as_default(step=step):
             for name, path in paths.items():
                 image = tf.image.decode_png(tf.io.read_file(path), channels=3)
@@ -105,9 +97,7 @@ class Summaries:
 
     def final_scalars(self, step: int, values: dict[str, float]) -> None:
         """End-of-run scalars (``test/<name>``) in the HParams session's event file."""
-        with self.session.as_default(step=step):
-            for name, value in values.items():
-                tf.summary.scalar(f"test/{name}", value)
+        self.scalars(self.session, step, {f"test/{name}": v for name, v in values.items()})
         self.session.flush()
 
     def trace_export(self, name: str, step: int) -> None:
@@ -117,7 +107,6 @@ class Summaries:
         self.train.flush()
 
     def close(self) -> None:
-        self.flush()
         for writer in (self.train, self.validation, self.session):
             writer.close()
 

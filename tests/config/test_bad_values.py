@@ -7,7 +7,7 @@ from absl import flags
 from mnist_research import config as config_lib
 from mnist_research.config import DistributeConfig, ExperimentConfig, ModelConfig, TrainConfig
 from mnist_research.errors import ConfigError, run_guarded
-from mnist_research.training import devices, preflight
+from mnist_research.training import devices
 
 
 @pytest.mark.parametrize(
@@ -124,18 +124,18 @@ def test_a_model_too_large_for_memory_is_refused_before_allocating(monkeypatch):
     config = ExperimentConfig(
         model=ModelConfig(hidden_units=(50_000, 50_000), dropout_rates=(0.1, 0.1))
     )
-    assert preflight.num_parameters(config.model) == (
+    assert devices.num_parameters(config.model) == (
         784 * 50_000 + 4 * 50_000 + 50_000 * 50_000 + 4 * 50_000 + 50_000 * 10 + 10
     )
-    monkeypatch.setattr(preflight, "available_memory", lambda: 8 * 2**30)
+    monkeypatch.setattr(devices, "available_memory", lambda: 8 * 2**30)
     with pytest.raises(
         ConfigError,
         match=r"2,540,100,010 parameters, about 37.9 GiB .* only "
         r"8.0 GiB of memory is available",
     ):
-        preflight.check_model_fits(config, on_gpu=False)
-    preflight.check_model_fits(config, on_gpu=True)  # the GPU's memory is TF's to judge
-    preflight.check_model_fits(ExperimentConfig(), on_gpu=False)
+        devices.check_model_fits(config, on_gpu=False)
+    devices.check_model_fits(config, on_gpu=True)  # the GPU's memory is TF's to judge
+    devices.check_model_fits(ExperimentConfig(), on_gpu=False)
 
 
 @pytest.mark.parametrize("family", list(config_lib.MODEL_FAMILIES))
@@ -148,7 +148,7 @@ def test_parameter_count_matches_keras_for_every_family(family):
             ModelConfig(family=family, hidden_units=(7, 5), dropout_rates=(0, 0), batch_norm=False)
         )
     for model in models:
-        assert preflight.num_parameters(model) == registry.create(model).count_params()
+        assert devices.num_parameters(model) == registry.create(model).count_params()
 
 
 def test_counting_the_parameters_leaves_the_initial_weights_unchanged():
@@ -157,25 +157,25 @@ def test_counting_the_parameters_leaves_the_initial_weights_unchanged():
     def weights(count_first: bool) -> str:
         tf.keras.utils.set_random_seed(5)
         if count_first:
-            preflight.num_parameters(ModelConfig())
+            devices.num_parameters(ModelConfig())
         return registry.weights_fingerprint(registry.create(ModelConfig()))
 
     assert weights(count_first=True) == weights(count_first=False)
 
 
 def test_the_memory_check_counts_the_optimizer_slots(monkeypatch):
-    params = preflight.num_parameters(ModelConfig())
+    params = devices.num_parameters(ModelConfig())
     # Room for the weights, their gradients and one slot each: SGD with momentum fits, Adam not.
-    monkeypatch.setattr(preflight, "available_memory", lambda: params * 4 * 3)
+    monkeypatch.setattr(devices, "available_memory", lambda: params * 4 * 3)
     sgd = TrainConfig(optimizer="sgd", momentum=0.9)
-    preflight.check_model_fits(ExperimentConfig(train=sgd), on_gpu=False)
+    devices.check_model_fits(ExperimentConfig(train=sgd), on_gpu=False)
     with pytest.raises(ConfigError, match="to train with --optimizer=adam, but only"):
-        preflight.check_model_fits(ExperimentConfig(), on_gpu=False)
+        devices.check_model_fits(ExperimentConfig(), on_gpu=False)
 
 
 def test_out_of_memory_is_one_line():
     with pytest.raises(ConfigError, match="out of memory with a 244,106-parameter model"):
-        with preflight.out_of_memory_as_error(ExperimentConfig()):
+        with devices.out_of_memory_as_error(ExperimentConfig()):
             raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor\n...")
     assert config_lib.MAX_SEED == 2**32 - 1
 

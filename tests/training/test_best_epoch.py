@@ -14,8 +14,8 @@ from mnist_research.data import sources
 from mnist_research.inference import finished_run
 from mnist_research.model import registry
 from mnist_research.training import history, runner
+from mnist_research.training.history import Totals
 from mnist_research.training.loop import Trainer
-from mnist_research.training.sums import Totals
 
 # The train command's end of a run: the export (checked below) and the reports.
 ACTIONS = run_outputs.end_of_run_actions()

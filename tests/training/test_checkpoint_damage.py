@@ -16,8 +16,8 @@ from mnist_research.rundir import checkpoint_files, restore
 from mnist_research.training import existing_run
 from mnist_research.training import history as history_lib
 from mnist_research.training.checkpoint_state import CheckpointState
+from mnist_research.training.history import Totals
 from mnist_research.training.loop import Trainer
-from mnist_research.training.sums import Totals
 
 CONFIG = ExperimentConfig(
     model=ModelConfig(hidden_units=(16, 8), dropout_rates=(0.1, 0.1)),

@@ -6,8 +6,9 @@ import tensorflow as tf
 from mnist_research.config import ExperimentConfig, ModelConfig, TrainConfig
 from mnist_research.data import pipeline, sources
 from mnist_research.errors import NonFiniteLossError
-from mnist_research.training import finish, hooks, loop, runner, summaries, sums
+from mnist_research.training import finish, hooks, loop, runner, summaries
 from mnist_research.training.checkpoint_state import CheckpointState
+from mnist_research.training.history import Totals
 from tests.helpers import make_digits
 
 
@@ -120,5 +121,5 @@ def test_the_progress_bar_starts_its_clock_before_the_epoch_s_first_call(monkeyp
     bar.before_steps(0, 4)
     assert bar.bar is not None, "the bar exists before the first call runs"
     started = bar.bar._start
-    bar.after_steps(4, 4, sums.Totals(), sums.Totals({"loss": 1.0, "accuracy": 2.0}, 4))
+    bar.after_steps(4, 4, Totals(), Totals({"loss": 1.0, "accuracy": 2.0}, 4))
     assert bar.bar._start == started

@@ -10,7 +10,8 @@ from tensorboard.plugins.histogram import summary_v2
 from tensorboard.util import tensor_util
 
 from mnist_research.config import ExperimentConfig, ModelConfig, TrainConfig
-from mnist_research.training import hooks, loop, summaries, sums
+from mnist_research.training import hooks, loop, summaries
+from mnist_research.training.history import Totals
 
 
 @pytest.mark.parametrize(
@@ -68,7 +69,7 @@ def test_the_first_call_s_graph_is_written_and_tracing_stops_when_the_steps_fail
 
     hook.before_steps(0, 1)  # a fresh run's first call
     assert float(step(tf.constant(1.0))) == 2.0
-    hook.after_steps(3, 1, sums.Totals(), sums.Totals())
+    hook.after_steps(3, 1, Totals(), Totals())
     assert not summary_ops_v2._current_trace_context
 
     hook.before_steps(0, 1)  # the first call again (a rerun in the same process) ...
