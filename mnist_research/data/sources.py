@@ -1,8 +1,9 @@
 """Loading, validating, splitting and describing MNIST-shaped datasets.
 
-Whichever source ``readers`` reads (Keras downloader, ``.npz``, IDX files), the
-arrays are validated (shapes, dtype, label range, matching counts) into one
-:class:`RawData`; any problem raises :class:`DataError` with one line.
+Whichever source is read (``readers``: an ``.npz``; ``idx``: IDX files;
+``download``: Keras), the arrays are validated (shapes, dtype, label range,
+matching counts) into one :class:`RawData`; any problem raises
+:class:`DataError` with one line.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from absl import logging
 from mnist_research import config as config_lib
 from mnist_research.config import DataConfig
 from mnist_research.data.model_input import IMAGE_SHAPE, NUM_CLASSES, NUM_PIXELS
-from mnist_research.data.readers import download, read_data_dir
+from mnist_research.data.readers import read_data_dir
 from mnist_research.errors import DataError
 
 
@@ -82,7 +83,9 @@ def load(config: DataConfig, data_dir_name: str = "--data_dir") -> RawData:
     dataset = config_lib.dataset(config.dataset)
     if config.data_dir:
         arrays, source = read_data_dir(config.data_dir, dataset, data_dir_name)
-    else:
+    else:  # imported only here: a run with --data_dir needs no downloader
+        from mnist_research.data.download import download
+
         arrays = download(dataset, data_dir_name)
         source = f"tf.keras.datasets.{dataset.keras_name}"
     raw = validate(arrays, source)

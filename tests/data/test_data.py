@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from mnist_research import config as config_lib
 from mnist_research.config import DataConfig
-from mnist_research.data import model_input, readers
+from mnist_research.data import idx, model_input, readers
 from mnist_research.data import pipeline as input_pipeline
 from mnist_research.data import sources as data
 from mnist_research.errors import DataError
@@ -187,7 +187,7 @@ def test_read_idx_fuzz(tmp_path_factory, payload):
     path = tmp_path_factory.mktemp("fuzz") / "train-labels-idx1-ubyte"
     path.write_bytes(payload)
     try:
-        array = readers.read_idx(str(path))
+        array = idx.read_idx(str(path))
     except DataError:
         return
     assert array.dtype == np.uint8
