@@ -16,7 +16,7 @@ from absl import logging
 
 from mnist_research import config as config_lib
 from mnist_research.config import DataConfig
-from mnist_research.data.model_input import IMAGE_SHAPE, NUM_CLASSES, NUM_PIXELS
+from mnist_research.data.pipeline import IMAGE_SHAPE, NUM_CLASSES, NUM_PIXELS
 from mnist_research.data.readers import read_data_dir
 from mnist_research.errors import DataError
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from mnist_research import config as config_lib
 from mnist_research.config import DataConfig
-from mnist_research.data import idx, model_input, readers
+from mnist_research.data import idx, readers
 from mnist_research.data import pipeline as input_pipeline
 from mnist_research.data import sources as data
 from mnist_research.errors import DataError
@@ -228,7 +228,7 @@ def test_preprocess_scales_flattens_one_hots(tiny_arrays):
         )
     )
     assert x.shape == (7, 784) and x.dtype == np.float32
-    np.testing.assert_array_equal(x, model_input.to_model_input(tiny_arrays["x_test"][:7]))
+    np.testing.assert_array_equal(x, input_pipeline.to_model_input(tiny_arrays["x_test"][:7]))
     assert 0.0 <= x.min() and x.max() == 1.0
     assert y.shape == (7, 10)
     np.testing.assert_array_equal(y.argmax(1), tiny_arrays["y_test"][:7])
