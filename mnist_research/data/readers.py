@@ -107,8 +107,7 @@ def read_data_dir(
 ) -> tuple[dict[str, np.ndarray], str]:
     """The four arrays by Keras name from a folder (npz or IDX files) or an ``.npz``; the source.
 
-    ``data_dir_name`` is what an error line calls ``data_dir`` (a command's
-    ``--data_dir``, the notebook's ``DATA_DIR``).
+    ``data_dir_name``: what an error line calls ``data_dir`` (see ``sources.load``).
     """
     if os.path.isfile(data_dir):
         return read_npz(data_dir), data_dir
