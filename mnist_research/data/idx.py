@@ -17,7 +17,7 @@ import numpy as np
 
 from mnist_research import files
 from mnist_research.config.registry import Dataset
-from mnist_research.data.readers import declared_bytes, size_mismatch
+from mnist_research.data.sources import declared_bytes, size_mismatch
 from mnist_research.errors import DataError
 
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from mnist_research import config as config_lib
 from mnist_research.config import DataConfig
-from mnist_research.data import idx, readers
+from mnist_research.data import idx
 from mnist_research.data import pipeline as input_pipeline
 from mnist_research.data import sources as data
 from mnist_research.errors import DataError
@@ -200,7 +200,7 @@ def test_read_npz_fuzz(tmp_path_factory, payload):
     path = tmp_path_factory.mktemp("fuzz") / "mnist.npz"
     path.write_bytes(payload)
     try:
-        readers.read_npz(str(path))
+        data.read_npz(str(path))
     except DataError:
         pass
 
@@ -270,6 +270,6 @@ def test_read_npz_lets_a_programming_error_through(npz_dir, monkeypatch):
     def broken(*args):
         raise TypeError("a bug")
 
-    monkeypatch.setattr(readers, "_check_npy_header", broken)
+    monkeypatch.setattr(data, "_check_npy_header", broken)
     with pytest.raises(TypeError, match="a bug"):
-        readers.read_npz(os.path.join(npz_dir, "mnist.npz"))
+        data.read_npz(os.path.join(npz_dir, "mnist.npz"))
