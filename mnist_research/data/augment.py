@@ -17,7 +17,7 @@ import math
 
 import tensorflow as tf
 
-from mnist_research.data.model_input import IMAGE_SHAPE
+from mnist_research.data.pipeline import IMAGE_SHAPE
 
 # The ranges each transform is drawn from, uniformly (about what the Keras MNIST
 # augmentation examples use: ±10 % of the width, ±10° , ±10 % zoom).

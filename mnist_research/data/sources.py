@@ -1,23 +1,54 @@
 """Loading, validating, splitting and describing MNIST-shaped datasets.
 
-Whichever source ``readers`` reads (Keras downloader, ``.npz``, IDX files), the
-arrays are validated (shapes, dtype, label range, matching counts) into one
-:class:`RawData`; any problem raises :class:`DataError` with one line.
+The arrays come from ``--data_dir`` (a Keras-layout ``.npz``, read here, or the
+four IDX files, read by ``data.idx``) or from ``tf.keras.datasets``
+(``data.download``). An ``.npz`` is read with ``allow_pickle=False``, so an
+object array is refused, never unpickled. Every array's header is checked
+against the bytes its file holds before the array is allocated or read, so a
+crafted header cannot make the loader allocate petabytes. Whatever the source,
+the arrays are validated (shapes, dtype, label range, matching counts) into one
+:class:`RawData`. Any problem raises :class:`DataError` with one line that names
+the file.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
+import os
+import zipfile
+import zlib
 
 import numpy as np
 from absl import logging
 
 from mnist_research import config as config_lib
 from mnist_research.config import DataConfig
-from mnist_research.data.model_input import IMAGE_SHAPE, NUM_CLASSES, NUM_PIXELS
-from mnist_research.data.readers import download, read_data_dir
-from mnist_research.errors import DataError
+from mnist_research.config.registry import MNIST_IDX_FILES, Dataset
+from mnist_research.data.pipeline import IMAGE_SHAPE, NUM_CLASSES, NUM_PIXELS
+from mnist_research.errors import DataError, one_line
+
+# The most bytes one array (an IDX file or an .npz member) may declare. MNIST's
+# training images are 47 MB.
+MAX_ARRAY_BYTES = 1 << 31
+# What a damaged or crafted archive raises. zipfile: encrypted members (RuntimeError),
+# unsupported compression (NotImplementedError), bad CRCs or headers (BadZipFile), a
+# member cut short (EOFError); zlib: a corrupt deflate stream (zlib.error); numpy:
+# malformed array data (ValueError); either: the file itself unreadable (OSError).
+_ZIP_ERRORS = (
+    OSError,
+    EOFError,
+    zipfile.BadZipFile,
+    zlib.error,
+    RuntimeError,
+    NotImplementedError,
+    ValueError,
+)
+_NPY_HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +72,111 @@ class Splits:
     y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+
+
+def load(config: DataConfig, data_dir_name: str = "--data_dir") -> RawData:
+    """Loads and validates the dataset that ``config`` names, then applies its ``transform``.
+
+    ``data_dir_name`` is what an error line calls ``config.data_dir`` (``DATA_DIR``
+    in the notebook).
+    """
+    dataset = config_lib.dataset(config.dataset)
+    if config.data_dir:
+        arrays, source = read_data_dir(config.data_dir, dataset, data_dir_name)
+    else:  # imported only here: a run with --data_dir needs no downloader
+        from mnist_research.data.download import download
+
+        arrays = download(dataset, data_dir_name)
+        source = f"tf.keras.datasets.{dataset.keras_name}"
+    raw = validate(arrays, source)
+    if dataset.transform is None:
+        return raw
+    return dataclasses.replace(
+        raw, x_train=dataset.transform(raw.x_train), x_test=dataset.transform(raw.x_test)
+    )
+
+
+def read_data_dir(
+    data_dir: str, dataset: Dataset, data_dir_name: str = "--data_dir"
+) -> tuple[dict[str, np.ndarray], str]:
+    """The four arrays by Keras name from a folder (npz or IDX files) or an ``.npz``; the source.
+
+    ``data_dir_name``: what an error line calls ``data_dir`` (see :func:`load`).
+    """
+    if os.path.isfile(data_dir):
+        return read_npz(data_dir), data_dir
+    if not os.path.lexists(data_dir):
+        raise DataError(f"{data_dir}: {data_dir_name} does not exist")
+    if not os.path.isdir(data_dir):
+        raise DataError(f"{data_dir}: {data_dir_name} is neither a folder nor a regular file")
+    for name in dataset.npz_names:
+        path = os.path.join(data_dir, name)
+        if os.path.isfile(path):
+            return read_npz(path), path
+    from mnist_research.data import idx  # imported only here: an .npz needs none of it
+
+    return idx.read_idx_dir(data_dir, dataset), data_dir
+
+
+def read_npz(path: str) -> dict[str, np.ndarray]:
+    """Reads a Keras-layout ``.npz`` without unpickling, every member's header checked first."""
+    try:
+        if not zipfile.is_zipfile(path):
+            raise DataError(f"{path}: not an .npz (zip) archive; truncated or not NumPy data")
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [key for key in MNIST_IDX_FILES if key not in npz.files]
+            if missing:
+                raise DataError(
+                    f"{path}: missing array(s) {', '.join(missing)}; "
+                    f"expected keys x_train, y_train, x_test, y_test"
+                )
+            for key in MNIST_IDX_FILES:
+                _check_npy_header(path, npz.zip, key)
+            return {key: npz[key] for key in MNIST_IDX_FILES}
+    except DataError:
+        raise
+    except _ZIP_ERRORS as e:
+        raise DataError(f"{path}: not a readable .npz file ({one_line(e)})") from None
+
+
+def _check_npy_header(path: str, archive: zipfile.ZipFile, key: str) -> None:
+    """Checks one member's ``.npy`` header against its size before numpy allocates it."""
+    name = key if key in archive.namelist() else f"{key}.npy"
+    where = f"{path}: member {name}"
+    with archive.open(name) as member:
+        try:
+            version = np.lib.format.read_magic(member)
+            if version not in _NPY_HEADER_READERS:
+                raise DataError(f"{where}: unsupported .npy format version {version}")
+            shape, _, dtype = _NPY_HEADER_READERS[version](member)
+        except ValueError as e:
+            raise DataError(f"{where}: not a .npy array ({str(e).splitlines()[0]})") from None
+        held = archive.getinfo(name).file_size - member.tell()
+    if dtype.hasobject:
+        raise DataError(f"{path}: holds object (pickled) arrays; refusing to unpickle")
+    declared = declared_bytes(where, shape, dtype.itemsize)
+    if held != declared:
+        raise size_mismatch(where, shape, declared, f"the member holds {held:,}")
+
+
+def declared_bytes(where: str, shape: tuple[int, ...], itemsize: int) -> int:
+    """The bytes a header's shape declares; a DataError past MAX_ARRAY_BYTES or if negative."""
+    if any(d < 0 for d in shape):
+        raise DataError(f"{where}: header declares a negative shape {shape}")
+    declared = math.prod(shape) * itemsize  # Python ints: no overflow
+    if declared > MAX_ARRAY_BYTES:
+        raise DataError(
+            f"{where}: header declares shape {shape} ({declared:,} bytes), more "
+            f"than the {MAX_ARRAY_BYTES:,} this loader accepts"
+        )
+    return declared
+
+
+def size_mismatch(where: str, shape: tuple[int, ...], declared: int, held: str) -> DataError:
+    return DataError(
+        f"{where}: header declares shape {shape} ({declared:,} bytes) but {held}; "
+        f"truncated or corrupt"
+    )
 
 
 def validate(arrays: dict[str, np.ndarray], source: str) -> RawData:
@@ -70,26 +206,6 @@ def validate(arrays: dict[str, np.ndarray], source: str) -> RawData:
         x_test=arrays["x_test"],
         y_test=arrays["y_test"].astype(np.uint8),
         source=source,
-    )
-
-
-def load(config: DataConfig, data_dir_name: str = "--data_dir") -> RawData:
-    """Loads and validates the dataset that ``config`` names, then applies its ``transform``.
-
-    ``data_dir_name`` is what an error line calls ``config.data_dir`` (``DATA_DIR``
-    in the notebook).
-    """
-    dataset = config_lib.dataset(config.dataset)
-    if config.data_dir:
-        arrays, source = read_data_dir(config.data_dir, dataset, data_dir_name)
-    else:
-        arrays = download(dataset, data_dir_name)
-        source = f"tf.keras.datasets.{dataset.keras_name}"
-    raw = validate(arrays, source)
-    if dataset.transform is None:
-        return raw
-    return dataclasses.replace(
-        raw, x_train=dataset.transform(raw.x_train), x_test=dataset.transform(raw.x_test)
     )
 
 

@@ -26,7 +26,7 @@ import tempfile
 import tensorflow as tf
 
 from mnist_research import files
-from mnist_research.data.model_input import IMAGE_SHAPE, NUM_PIXELS, to_model_input
+from mnist_research.data.pipeline import IMAGE_SHAPE, NUM_PIXELS, to_model_input
 from mnist_research.errors import writing
 
 EXPORT_DIR = "export"

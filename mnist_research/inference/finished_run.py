@@ -18,7 +18,7 @@ from absl import logging
 
 from mnist_research.config import ExperimentConfig
 from mnist_research.data import sources as data_lib
-from mnist_research.data.model_input import IMAGE_SHAPE, LogitsFn, batched, logits_function
+from mnist_research.data.pipeline import IMAGE_SHAPE, LogitsFn, batched, logits_function
 from mnist_research.errors import DamagedFileError, MnistResearchError, RunDirError, one_line
 from mnist_research.inference import export as export_lib
 from mnist_research.model import registry

@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from mnist_research import files, logs
-from mnist_research.data.model_input import IMAGE_SHAPE, LogitsFn, batched
+from mnist_research.data.pipeline import IMAGE_SHAPE, LogitsFn, batched
 from mnist_research.errors import MnistResearchError, RunDirError, one_line
 from mnist_research.inference import finished_run
 from mnist_research.rundir import layout

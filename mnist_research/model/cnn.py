@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from mnist_research.data.model_input import IMAGE_SHAPE
+from mnist_research.data.pipeline import IMAGE_SHAPE
 from mnist_research.model.mlp import Classifier, DenseBlock, StatelessDropout, replica_seed
 
 

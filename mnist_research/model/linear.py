@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from mnist_research.config import ModelConfig
 from mnist_research.model.mlp import MLPClassifier
 
 
@@ -15,11 +14,7 @@ class LinearClassifier(MLPClassifier):
     default_name = "linear_classifier"
 
     def __init__(self, num_classes=10, **kwargs):
-        # Over a saved config's values too: a linear model has no hidden blocks.
-        kwargs.update(hidden_units=(), dropout_rates=(), batch_norm=False)
+        # Over a ModelConfig's and a saved config's values too: a linear model has no hidden
+        # blocks, and without BatchNormalization synchronized_bn changes nothing (kept False).
+        kwargs.update(hidden_units=(), dropout_rates=(), batch_norm=False, synchronized_bn=False)
         super().__init__(num_classes=num_classes, **kwargs)
-
-    @classmethod
-    def from_config_object(cls, config: ModelConfig, synchronized_bn: bool = False):
-        # Without BatchNormalization synchronized_bn changes nothing: its config keeps False.
-        return cls(num_classes=config.num_classes, name=cls.default_name)

@@ -1,6 +1,6 @@
 """The model families' classes by ``--model`` name; creating and fingerprinting a model's variables.
 
-Every family takes float pixels ``[N, 784]`` (``data.model_input.to_model_input``)
+Every family takes float pixels ``[N, 784]`` (``data.pipeline.to_model_input``)
 and answers ``model(x, training=..., return_logits=...)``, so everything past
 model construction (trainer, checkpoints, export, evaluation, predict) is the
 same for all of them. A family is its module under ``model/``, its TensorFlow-free
@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from mnist_research.config import ModelConfig
-from mnist_research.data.model_input import NUM_PIXELS
+from mnist_research.data.pipeline import NUM_PIXELS
 from mnist_research.model.cnn import CNNClassifier
 from mnist_research.model.linear import LinearClassifier
 from mnist_research.model.mlp import MLPClassifier

@@ -33,7 +33,7 @@ from absl import logging
 from mnist_research import interrupts
 from mnist_research.config import ExperimentConfig
 from mnist_research.config.metrics import NAMES
-from mnist_research.data.model_input import logits_function
+from mnist_research.data.pipeline import logits_function
 from mnist_research.errors import ConfigError, NonFiniteLossError
 from mnist_research.model import registry
 from mnist_research.training import history as history_lib

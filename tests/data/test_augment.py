@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from mnist_research.data import augment, pipeline
-from mnist_research.data.model_input import to_model_input
+from mnist_research.data.pipeline import to_model_input
 from tests.helpers import make_digits
 
 

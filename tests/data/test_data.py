@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from mnist_research import config as config_lib
 from mnist_research.config import DataConfig
-from mnist_research.data import model_input, readers
+from mnist_research.data import idx
 from mnist_research.data import pipeline as input_pipeline
 from mnist_research.data import sources as data
 from mnist_research.errors import DataError
@@ -187,7 +187,7 @@ def test_read_idx_fuzz(tmp_path_factory, payload):
     path = tmp_path_factory.mktemp("fuzz") / "train-labels-idx1-ubyte"
     path.write_bytes(payload)
     try:
-        array = readers.read_idx(str(path))
+        array = idx.read_idx(str(path))
     except DataError:
         return
     assert array.dtype == np.uint8
@@ -200,7 +200,7 @@ def test_read_npz_fuzz(tmp_path_factory, payload):
     path = tmp_path_factory.mktemp("fuzz") / "mnist.npz"
     path.write_bytes(payload)
     try:
-        readers.read_npz(str(path))
+        data.read_npz(str(path))
     except DataError:
         pass
 
@@ -228,7 +228,7 @@ def test_preprocess_scales_flattens_one_hots(tiny_arrays):
         )
     )
     assert x.shape == (7, 784) and x.dtype == np.float32
-    np.testing.assert_array_equal(x, model_input.to_model_input(tiny_arrays["x_test"][:7]))
+    np.testing.assert_array_equal(x, input_pipeline.to_model_input(tiny_arrays["x_test"][:7]))
     assert 0.0 <= x.min() and x.max() == 1.0
     assert y.shape == (7, 10)
     np.testing.assert_array_equal(y.argmax(1), tiny_arrays["y_test"][:7])
@@ -270,6 +270,6 @@ def test_read_npz_lets_a_programming_error_through(npz_dir, monkeypatch):
     def broken(*args):
         raise TypeError("a bug")
 
-    monkeypatch.setattr(readers, "_check_npy_header", broken)
+    monkeypatch.setattr(data, "_check_npy_header", broken)
     with pytest.raises(TypeError, match="a bug"):
-        readers.read_npz(os.path.join(npz_dir, "mnist.npz"))
+        data.read_npz(os.path.join(npz_dir, "mnist.npz"))

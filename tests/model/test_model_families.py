@@ -9,7 +9,7 @@ import tensorflow as tf
 from mnist_research import config as config_lib
 from mnist_research.config import ExperimentConfig, ModelConfig, TrainConfig
 from mnist_research.data import pipeline
-from mnist_research.data.model_input import to_model_input
+from mnist_research.data.pipeline import to_model_input
 from mnist_research.inference import export as export_lib
 from mnist_research.inference import finished_run
 from mnist_research.model import registry

@@ -95,7 +95,7 @@ def test_every_reader_refuses_a_fifo_a_device_or_a_huge_file_at_once(tmp_path):
 def test_an_idx_gz_declaring_other_data_than_its_trailer_is_refused_before_decompressing(
     tmp_path,
 ):
-    from mnist_research.data import readers
+    from mnist_research.data import idx
     from mnist_research.errors import DataError
 
     # 60,000 zero images compress to ~60 KB; the header claims 1,900,000 (1.5 GB).
@@ -109,7 +109,7 @@ def test_an_idx_gz_declaring_other_data_than_its_trailer_is_refused_before_decom
 
     tracemalloc.start()
     with pytest.raises(DataError, match=r"declares shape \(1900000, 28, 28\).*gzip trailer"):
-        readers.read_idx(str(path))
+        idx.read_idx(str(path))
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 1 << 20  # nothing decompressed beyond the header
