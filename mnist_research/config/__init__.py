@@ -23,9 +23,8 @@ from mnist_research.config.fields import (
     is_device_name,
     setting,
 )
-from mnist_research.config.registry import DATASETS, MODEL_FAMILIES, OPTIMIZERS, model_family
+from mnist_research.config.registry import DATASETS, MODEL_FAMILIES, OPTIMIZERS
 from mnist_research.config.registry import dataset as dataset  # re-exported
-from mnist_research.config.registry import optimizer as optimizer  # re-exported
 
 
 def mechanics(default: Any, help: str, **rules: Any) -> Any:
@@ -161,10 +160,10 @@ class ModelConfig:
 
     def __post_init__(self):
         check_declared(self)
-        if model_family(self.family).has_dense_blocks:
+        if "dense" in MODEL_FAMILIES[self.family].reads:
             check(len(self.hidden_units) > 0, "hidden_units must name at least one layer")
             check_same_length(self, "hidden_units", "dropout_rates")
-        if model_family(self.family).has_conv_blocks:
+        if "conv" in MODEL_FAMILIES[self.family].reads:
             check(
                 0 < len(self.conv_filters) <= MAX_CONV_BLOCKS,
                 f"conv_filters must name 1 to {MAX_CONV_BLOCKS} conv blocks for model cnn, "

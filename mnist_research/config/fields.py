@@ -128,21 +128,22 @@ def unused_form(field: dataclasses.Field) -> Any:
     return False if field.type == "bool" else field.default
 
 
-def refusal(cls: type, names: list[str], values: Mapping[str, Any], prefix: str = "--") -> str:
-    """Why the settings ``names`` (fields of ``cls``), given where they do not apply, are refused.
-
-    Derived from their ``only_with`` rules, each setting named by its flag:
-    ``--momentum apply only to --optimizer=sgd, not --optimizer=adam``
-    (``prefix=""``: ``momentum apply only to optimizer=sgd, not optimizer=adam``).
+def refusal(cls: type, values: Mapping[str, Any], prefix: str = "--") -> str:
+    """Why the settings of ``cls`` that differ from their default where they do not apply are
+    refused (``""``: none), each named by its flag, grouped by their ``only_with`` rules:
+    ``--momentum apply only to --optimizer=sgd, not --optimizer=adam``; with ``prefix=""``
+    (a config built in code or read back, where the unused form is allowed too):
+    ``momentum apply only to optimizer=sgd, not optimizer=adam``.
     """
     flag = {f.name: prefix + (declared.flag or f.name) for f, declared in declared_fields(cls)}
     groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}  # (chooser, choices): refused
     for field, declared in declared_fields(cls):
-        if field.name in names:
-            chooser = next(
-                name for name, choices in declared.only_with.items() if values[name] not in choices
-            )
-            groups.setdefault((chooser, declared.only_with[chooser]), []).append(flag[field.name])
+        # A flag must keep its default; a config's field may also hold its unused form.
+        allowed = [field.default] + ([unused_form(field)] if not prefix else [])
+        if applies(declared, values) or values[field.name] in allowed:
+            continue
+        chooser = next(name for name, ok in declared.only_with.items() if values[name] not in ok)
+        groups.setdefault((chooser, declared.only_with[chooser]), []).append(flag[field.name])
     by_chooser: dict[str, list[str]] = {}
     for (chooser, choices), refused in groups.items():
         allowed = " or ".join(f"{flag[chooser]}={choice}" for choice in choices)
@@ -238,20 +239,12 @@ def _store_unused_forms(obj: Any) -> list[str]:
       ValueError: one holds another value (the message names the choices it applies to).
     """
     values = {field.name: getattr(obj, field.name) for field in dataclasses.fields(obj)}
+    refused = refusal(type(obj), values, prefix="")
+    check(not refused, refused)
     unused = [field for field, declared in declared_fields(obj) if not applies(declared, values)]
-    given = [f.name for f in unused if values[f.name] not in (f.default, unused_form(f))]
-    check(
-        not given,
-        f"{refusal(type(obj), given, values, prefix='')} "
-        f"(got {'; '.join(_show(values[name]) for name in given)})",
-    )
     for field in unused:
         object.__setattr__(obj, field.name, unused_form(field))
     return [field.name for field in unused]
-
-
-def _show(value: Any) -> str:
-    return ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
 
 
 def check_declared(obj: Any) -> None:

@@ -126,18 +126,9 @@ def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> ExperimentConfig:
     values: dict[str | None, dict] = {section: {} for section in _CLASSES}
     for section, field, declared in experiment_settings():
         values[section][field.name] = _value(fv, field, declared.flag)
-    refused = []
-    for section, cls in SECTIONS.items():
-        given = [  # the settings that differ from their default where they do not apply
-            field.name
-            for field, declared in declared_fields(cls)
-            if not applies(declared, values[section])
-            and values[section][field.name] != field.default
-        ]
-        if given:
-            refused.append(refusal(cls, given, values[section]))
-    if refused:
-        raise app.UsageError("; ".join(refused))
+    refused = [refusal(cls, values[section]) for section, cls in SECTIONS.items()]
+    if any(refused):
+        raise app.UsageError("; ".join(filter(None, refused)))
     try:
         return ExperimentConfig(
             **values[None], **{name: cls(**values[name]) for name, cls in SECTIONS.items()}

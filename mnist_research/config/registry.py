@@ -40,18 +40,6 @@ class ModelFamily:
     reads: tuple[str, ...]
     help: str
 
-    @property
-    def has_batch_norm(self) -> bool:
-        return "batch_norm" in self.reads
-
-    @property
-    def has_conv_blocks(self) -> bool:
-        return "conv" in self.reads
-
-    @property
-    def has_dense_blocks(self) -> bool:
-        return "dense" in self.reads
-
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
@@ -165,20 +153,8 @@ OPTIMIZERS: dict[str, Optimizer] = {
 }
 
 
-def _entry(registry: dict[str, Any], setting: str, name: str) -> Any:
-    """The entry of ``name`` (a ``ValueError`` naming the choices if unknown)."""
-    if name not in registry:
-        raise ValueError(f"{setting} must be one of {', '.join(registry)}, got {name!r}")
-    return registry[name]
-
-
 def dataset(name: str) -> Dataset:
-    return _entry(DATASETS, "dataset", name)
-
-
-def model_family(name: str) -> ModelFamily:
-    return _entry(MODEL_FAMILIES, "model", name)
-
-
-def optimizer(name: str) -> Optimizer:
-    return _entry(OPTIMIZERS, "optimizer", name)
+    """The entry of ``name`` (a ``ValueError`` naming the choices if unknown)."""
+    if name not in DATASETS:
+        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, got {name!r}")
+    return DATASETS[name]
