@@ -105,14 +105,10 @@ def declaration(field: dataclasses.Field) -> Declaration:
     return dataclasses.replace(declared, flag=flag)
 
 
-def is_declared(field: dataclasses.Field) -> bool:
-    return _KEY in field.metadata
-
-
 def declared_fields(cls_or_obj: Any) -> Iterator[tuple[dataclasses.Field, Declaration]]:
     """``(field, declaration)`` for every declared field, in declaration order."""
     for field in dataclasses.fields(cls_or_obj):
-        if is_declared(field):
+        if _KEY in field.metadata:
             yield field, declaration(field)
 
 
