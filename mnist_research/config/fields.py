@@ -225,28 +225,12 @@ def check_same_length(obj: Any, first: str, second: str) -> None:
     )
 
 
-def _store_unused_forms(obj: Any) -> list[str]:
-    """Settings that do not apply must hold their default or unused form; they get the unused form.
-
-    Returns:
-      The names of those settings.
-
-    Raises:
-      ValueError: one holds another value (the message names the choices it applies to).
-    """
-    values = {field.name: getattr(obj, field.name) for field in dataclasses.fields(obj)}
-    refused = refusal(type(obj), values, prefix="")
-    check(not refused, refused)
-    unused = [field for field, declared in declared_fields(obj) if not applies(declared, values)]
-    for field in unused:
-        object.__setattr__(obj, field.name, unused_form(field))
-    return [field.name for field in unused]
-
-
 def check_declared(obj: Any) -> None:
     """Checks types, choices, ``only_with`` rules and bounds of every declared field of ``obj``.
 
-    A setting that does not apply is stored in its unused form and not checked further.
+    A setting that does not apply must hold its default or unused form (else the
+    error names the choices it applies to); it is stored in its unused form and
+    not checked further.
 
     Raises:
       ValueError: naming the setting (by its flag name) and the value.
@@ -263,11 +247,14 @@ def check_declared(obj: Any) -> None:
                 f"{name} must be one line of UTF-8 text not ending in white space "
                 f"(flags.txt holds one flag a line), got {value!r}",
             )
-    unused = _store_unused_forms(obj)
+    values = {field.name: getattr(obj, field.name) for field in dataclasses.fields(obj)}
+    refused = refusal(type(obj), values, prefix="")
+    check(not refused, refused)
     for field, declared in declared_fields(obj):
-        if field.name in unused:
+        value, name = values[field.name], declared.flag or field.name
+        if not applies(declared, values):
+            object.__setattr__(obj, field.name, unused_form(field))
             continue
-        value, name = getattr(obj, field.name), declared.flag or field.name
         if declared.valid is not None:
             test, requirement = declared.valid
             check(test(value), f"{name} {requirement}, got {value!r}")
