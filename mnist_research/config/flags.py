@@ -18,12 +18,7 @@ from collections.abc import Iterator
 from absl import app, flags
 
 from mnist_research.config import SECTIONS, ExperimentConfig
-from mnist_research.config.fields import (
-    Declaration,
-    applies,
-    declared_fields,
-    refusal,
-)
+from mnist_research.config.fields import Declaration, applies, declared_fields, refusal
 
 # Each section's class, the experiment's own settings (section None) first, as flags.txt lists them.
 _CLASSES = {None: ExperimentConfig, **SECTIONS}
