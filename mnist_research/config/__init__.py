@@ -25,6 +25,7 @@ from mnist_research.config.fields import (
 )
 from mnist_research.config.registry import DATASETS, MODEL_FAMILIES, OPTIMIZERS
 from mnist_research.config.registry import dataset as dataset  # re-exported
+from mnist_research.config.registry import optimizer as optimizer  # re-exported
 
 
 def mechanics(default: Any, help: str, **rules: Any) -> Any:

@@ -153,8 +153,16 @@ OPTIMIZERS: dict[str, Optimizer] = {
 }
 
 
-def dataset(name: str) -> Dataset:
+def _entry(registry: dict[str, Any], setting: str, name: str) -> Any:
     """The entry of ``name`` (a ``ValueError`` naming the choices if unknown)."""
-    if name not in DATASETS:
-        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, got {name!r}")
-    return DATASETS[name]
+    if name not in registry:
+        raise ValueError(f"{setting} must be one of {', '.join(registry)}, got {name!r}")
+    return registry[name]
+
+
+def dataset(name: str) -> Dataset:
+    return _entry(DATASETS, "dataset", name)
+
+
+def optimizer(name: str) -> Optimizer:
+    return _entry(OPTIMIZERS, "optimizer", name)
