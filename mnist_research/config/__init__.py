@@ -38,10 +38,6 @@ def recipe(default: Any, help: str, **rules: Any) -> Any:
     return setting(default, help, hparam="optimizer", identity=True, **rules)
 
 
-# The splits a DataConfig yields: the test set, and the training set's two parts.
-SPLITS = ("test", "validation", "train")
-
-
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     """Where the data comes from and how it is split.
