@@ -193,27 +193,23 @@ _TYPES = {
 }
 
 
-def check_types(obj: Any) -> None:
-    """Checks every field against its annotation and stores it as that type (a list as a tuple,
-    an int in a float field as a float); nested configs check themselves.
+def _typed(field: dataclasses.Field, value: Any) -> Any:
+    """``value`` checked against ``field``'s annotation and stored as that type (a list as a
+    tuple, an int in a float field as a float).
 
     The dataclasses are also built from ``config.json``, which may have been
     edited by hand: a string where a number belongs must fail here, naming the
     field, not deep inside training.
     """
-    for field in dataclasses.fields(obj):
-        if field.type not in _TYPES:
-            continue
-        value = getattr(obj, field.name)
-        test, store, expected = _TYPES[field.type]
-        check(test(value), f"{field.name} must be {expected}, got {value!r}")
-        integers = {"int": [value], "tuple[int, ...]": value}.get(field.type, [])
-        # TensorFlow holds 64-bit integers: a wider one would fail deep inside a run, not here.
-        check(
-            all(-(2**63) <= v < 2**63 for v in integers),
-            f"{field.name} must be below 2**63, got {value!r}",
-        )
-        object.__setattr__(obj, field.name, store(value))
+    test, store, expected = _TYPES[field.type]
+    check(test(value), f"{field.name} must be {expected}, got {value!r}")
+    integers = {"int": [value], "tuple[int, ...]": value}.get(field.type, [])
+    # TensorFlow holds 64-bit integers: a wider one would fail deep inside a run, not here.
+    check(
+        all(-(2**63) <= v < 2**63 for v in integers),
+        f"{field.name} must be below 2**63, got {value!r}",
+    )
+    return store(value)
 
 
 def check_same_length(obj: Any, first: str, second: str) -> None:
@@ -235,9 +231,9 @@ def check_declared(obj: Any) -> None:
     Raises:
       ValueError: naming the setting (by its flag name) and the value.
     """
-    check_types(obj)
     for field, declared in declared_fields(obj):
-        value, name = getattr(obj, field.name), declared.flag or field.name
+        value, name = _typed(field, getattr(obj, field.name)), declared.flag or field.name
+        object.__setattr__(obj, field.name, value)
         if declared.choices is not None and value is not None:
             choices = list(declared.choices)
             check(value in choices, f"{name} must be one of {', '.join(choices)}, got {value!r}")
@@ -264,5 +260,5 @@ def check_declared(obj: Any) -> None:
                 all(declared.within(v) for v in value),
                 f"{name} must all be {bounds}, got {list(value)}",
             )
-        elif bounds and value is not None:  # check_types has refused NaN and infinities
+        elif bounds and value is not None:  # _typed has refused NaN and infinities
             check(declared.within(value), f"{name} must be {bounds}, got {value}")
