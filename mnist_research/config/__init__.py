@@ -80,8 +80,6 @@ class DataConfig:
         )
 
 
-# How a conv block halves the resolution: a stride-2 convolution, or a 2x2 max-pool.
-CONV_POOLING = ("stride", "max")
 # 28 -> 14 -> 7 -> 4 -> 2: more halvings than this leave nothing to convolve.
 MAX_CONV_BLOCKS = 4
 
@@ -152,7 +150,7 @@ class ModelConfig:
         "stride",
         "How a conv block halves the resolution: stride (stride-2 conv; fast on "
         "CPUs) or max (stride-1 conv, then 2x2 max-pool).",
-        choices=CONV_POOLING,
+        choices=("stride", "max"),
     )
 
     def __post_init__(self):
@@ -173,7 +171,6 @@ class ModelConfig:
             )
 
 
-LR_SCHEDULES = ("constant", "cosine", "step")
 # Seeds feed NumPy's legacy seeding, which takes 0 <= seed < 2**32.
 MAX_SEED = 2**32 - 1
 
@@ -231,7 +228,7 @@ class TrainConfig:
     lr_schedule: str = recipe(
         "constant",
         "constant; cosine (to 0 over training); step (x0.1 at 50% and 75% of the steps).",
-        choices=LR_SCHEDULES,
+        choices=("constant", "cosine", "step"),
     )
     seed: int = setting(
         42,
@@ -324,10 +321,6 @@ class TrainConfig:
         )
 
 
-STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
-MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
-
-
 @dataclasses.dataclass(frozen=True)
 class DistributeConfig:
     """How training is placed on devices (see ``training.devices.create_strategy``).
@@ -343,7 +336,7 @@ class DistributeConfig:
         "auto",
         "auto: mirrored if GPUs are visible, else default; one_device; mirrored; "
         "multi_worker (TF_CONFIG).",
-        choices=STRATEGIES,
+        choices=("auto", "default", "one_device", "mirrored", "multi_worker"),
     )
     device: str | None = mechanics(
         None,
@@ -359,7 +352,7 @@ class DistributeConfig:
     mixed_precision: str = setting(
         "none",
         "Keras mixed-precision policy (GPUs).",
-        choices=MIXED_PRECISION,
+        choices=("none", "mixed_float16", "mixed_bfloat16"),
         hparam="system/precision",
         identity=True,
     )
