@@ -14,6 +14,7 @@ optimizers are one entry each in ``config.registry``, the per-epoch metrics in
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 from mnist_research.config.fields import (
@@ -27,15 +28,10 @@ from mnist_research.config.registry import DATASETS, MODEL_FAMILIES, OPTIMIZERS
 from mnist_research.config.registry import dataset as dataset  # re-exported
 from mnist_research.config.registry import optimizer as optimizer  # re-exported
 
-
-def mechanics(default: Any, help: str, **rules: Any) -> Any:
-    """How a run is carried out, not what it trains: no hyperparameter; a resume may change it."""
-    return setting(default, help, hparam=None, identity=False, **rules)
-
-
-def recipe(default: Any, help: str, **rules: Any) -> Any:
-    """The optimisation recipe: the HParams "optimizer" group; a resumed run must keep it."""
-    return setting(default, help, hparam="optimizer", identity=True, **rules)
+# How a run is carried out, not what it trains: no hyperparameter; a resume may change it.
+mechanics = functools.partial(setting, hparam=None, identity=False)
+# The optimisation recipe: the HParams "optimizer" group; a resumed run must keep it.
+recipe = functools.partial(setting, hparam="optimizer", identity=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,18 +85,14 @@ def _read_by(group: str) -> dict[str, tuple[str, ...]]:
     return {"family": tuple(name for name, f in MODEL_FAMILIES.items() if group in f.reads)}
 
 
-def dense_setting(default: Any, help: str, **rules: Any) -> Any:
-    """A dense block's size: HParams "model", kept on resume, only for families reading dense."""
-    return setting(
-        default, help, only_with=_read_by("dense"), hparam="model", identity=True, **rules
-    )
-
-
-def conv_setting(default: Any, help: str, **rules: Any) -> Any:
-    """A conv block's size: HParams "topology", kept on resume, only for families reading conv."""
-    return setting(
-        default, help, only_with=_read_by("conv"), hparam="topology", identity=True, **rules
-    )
+# A dense block's size: HParams "model", kept on resume, only for families reading dense.
+dense_setting = functools.partial(
+    setting, only_with=_read_by("dense"), hparam="model", identity=True
+)
+# A conv block's size: HParams "topology", kept on resume, only for families reading conv.
+conv_setting = functools.partial(
+    setting, only_with=_read_by("conv"), hparam="topology", identity=True
+)
 
 
 @dataclasses.dataclass(frozen=True)
