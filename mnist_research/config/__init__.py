@@ -303,13 +303,10 @@ class TrainConfig:
 
     def __post_init__(self):
         check_declared(self)
+        steps = list(self.profile_steps)  # each >= 1: checked as declared
         check(
-            not self.profile_steps
-            or (
-                len(self.profile_steps) == 2 and 0 < self.profile_steps[0] <= self.profile_steps[1]
-            ),
-            f"profile_steps must be START,STOP with 0 < START <= STOP, "
-            f"got {list(self.profile_steps)}",
+            len(steps) in (0, 2) and steps == sorted(steps),
+            f"profile_steps must be START,STOP with 0 < START <= STOP, got {steps}",
         )
 
 
