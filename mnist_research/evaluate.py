@@ -21,9 +21,10 @@ from __future__ import annotations
 from absl import flags
 
 from mnist_research import command, logs, reading_commands, runs
-from mnist_research.config import SPLITS
 
 FLAGS = flags.FLAGS
+# The splits a DataConfig yields: the test set, and the training set's two parts.
+SPLITS = ("test", "validation", "train")
 
 
 def define_flags(fv: flags.FlagValues) -> None:

@@ -15,8 +15,7 @@ from absl import app, flags, logging
 
 from mnist_research import flagfiles, interrupts
 from mnist_research.config import ExperimentConfig
-from mnist_research.config import flags as experiment_flags
-from mnist_research.config.saved import differences
+from mnist_research.config.saved import config_from_arguments, differences
 from mnist_research.errors import ConfigError, DamagedFileError, MnistResearchError
 from mnist_research.rundir import records
 
@@ -173,7 +172,7 @@ def _command_config(
     arguments = [f"--flagfile={flagfile}", f"--seed={seed}"]
     arguments += [f"--data_dir={data_dir}"] if data_dir else []
     try:
-        return experiment_flags.config_from_arguments(arguments + list(extra), known_only=True)
+        return config_from_arguments(arguments + list(extra), known_only=True)
     except (flags.Error, app.UsageError) as e:
         raise ConfigError(f"the flags of {flagfile} with {' '.join(extra)}: {e}") from None
 

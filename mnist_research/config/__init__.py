@@ -14,6 +14,7 @@ optimizers are one entry each in ``config.registry``, the per-epoch metrics in
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 from mnist_research.config.fields import (
@@ -23,23 +24,14 @@ from mnist_research.config.fields import (
     is_device_name,
     setting,
 )
-from mnist_research.config.registry import DATASETS, MODEL_FAMILIES, OPTIMIZERS, model_family
+from mnist_research.config.registry import DATASETS, MODEL_FAMILIES, OPTIMIZERS
 from mnist_research.config.registry import dataset as dataset  # re-exported
 from mnist_research.config.registry import optimizer as optimizer  # re-exported
 
-
-def mechanics(default: Any, help: str, **rules: Any) -> Any:
-    """How a run is carried out, not what it trains: no hyperparameter; a resume may change it."""
-    return setting(default, help, hparam=None, identity=False, **rules)
-
-
-def recipe(default: Any, help: str, **rules: Any) -> Any:
-    """The optimisation recipe: the HParams "optimizer" group; a resumed run must keep it."""
-    return setting(default, help, hparam="optimizer", identity=True, **rules)
-
-
-# The splits a DataConfig yields: the test set, and the training set's two parts.
-SPLITS = ("test", "validation", "train")
+# How a run is carried out, not what it trains: no hyperparameter; a resume may change it.
+mechanics = functools.partial(setting, hparam=None, identity=False)
+# The optimisation recipe: the HParams "optimizer" group; a resumed run must keep it.
+recipe = functools.partial(setting, hparam="optimizer", identity=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,8 +76,6 @@ class DataConfig:
         )
 
 
-# How a conv block halves the resolution: a stride-2 convolution, or a 2x2 max-pool.
-CONV_POOLING = ("stride", "max")
 # 28 -> 14 -> 7 -> 4 -> 2: more halvings than this leave nothing to convolve.
 MAX_CONV_BLOCKS = 4
 
@@ -95,18 +85,14 @@ def _read_by(group: str) -> dict[str, tuple[str, ...]]:
     return {"family": tuple(name for name, f in MODEL_FAMILIES.items() if group in f.reads)}
 
 
-def dense_setting(default: Any, help: str, **rules: Any) -> Any:
-    """A dense block's size: HParams "model", kept on resume, only for families reading dense."""
-    return setting(
-        default, help, only_with=_read_by("dense"), hparam="model", identity=True, **rules
-    )
-
-
-def conv_setting(default: Any, help: str, **rules: Any) -> Any:
-    """A conv block's size: HParams "topology", kept on resume, only for families reading conv."""
-    return setting(
-        default, help, only_with=_read_by("conv"), hparam="topology", identity=True, **rules
-    )
+# A dense block's size: HParams "model", kept on resume, only for families reading dense.
+dense_setting = functools.partial(
+    setting, only_with=_read_by("dense"), hparam="model", identity=True
+)
+# A conv block's size: HParams "topology", kept on resume, only for families reading conv.
+conv_setting = functools.partial(
+    setting, only_with=_read_by("conv"), hparam="topology", identity=True
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,15 +142,15 @@ class ModelConfig:
         "stride",
         "How a conv block halves the resolution: stride (stride-2 conv; fast on "
         "CPUs) or max (stride-1 conv, then 2x2 max-pool).",
-        choices=CONV_POOLING,
+        choices=("stride", "max"),
     )
 
     def __post_init__(self):
         check_declared(self)
-        if model_family(self.family).has_dense_blocks:
+        if "dense" in MODEL_FAMILIES[self.family].reads:
             check(len(self.hidden_units) > 0, "hidden_units must name at least one layer")
             check_same_length(self, "hidden_units", "dropout_rates")
-        if model_family(self.family).has_conv_blocks:
+        if "conv" in MODEL_FAMILIES[self.family].reads:
             check(
                 0 < len(self.conv_filters) <= MAX_CONV_BLOCKS,
                 f"conv_filters must name 1 to {MAX_CONV_BLOCKS} conv blocks for model cnn, "
@@ -177,7 +163,6 @@ class ModelConfig:
             )
 
 
-LR_SCHEDULES = ("constant", "cosine", "step")
 # Seeds feed NumPy's legacy seeding, which takes 0 <= seed < 2**32.
 MAX_SEED = 2**32 - 1
 
@@ -235,7 +220,7 @@ class TrainConfig:
     lr_schedule: str = recipe(
         "constant",
         "constant; cosine (to 0 over training); step (x0.1 at 50% and 75% of the steps).",
-        choices=LR_SCHEDULES,
+        choices=("constant", "cosine", "step"),
     )
     seed: int = setting(
         42,
@@ -318,18 +303,11 @@ class TrainConfig:
 
     def __post_init__(self):
         check_declared(self)
+        steps = list(self.profile_steps)  # each >= 1: checked as declared
         check(
-            not self.profile_steps
-            or (
-                len(self.profile_steps) == 2 and 0 < self.profile_steps[0] <= self.profile_steps[1]
-            ),
-            f"profile_steps must be START,STOP with 0 < START <= STOP, "
-            f"got {list(self.profile_steps)}",
+            len(steps) in (0, 2) and steps == sorted(steps),
+            f"profile_steps must be START,STOP with 0 < START <= STOP, got {steps}",
         )
-
-
-STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
-MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -347,7 +325,7 @@ class DistributeConfig:
         "auto",
         "auto: mirrored if GPUs are visible, else default; one_device; mirrored; "
         "multi_worker (TF_CONFIG).",
-        choices=STRATEGIES,
+        choices=("auto", "default", "one_device", "mirrored", "multi_worker"),
     )
     device: str | None = mechanics(
         None,
@@ -363,7 +341,7 @@ class DistributeConfig:
     mixed_precision: str = setting(
         "none",
         "Keras mixed-precision policy (GPUs).",
-        choices=MIXED_PRECISION,
+        choices=("none", "mixed_float16", "mixed_bfloat16"),
         hparam="system/precision",
         identity=True,
     )

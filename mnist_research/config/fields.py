@@ -105,14 +105,10 @@ def declaration(field: dataclasses.Field) -> Declaration:
     return dataclasses.replace(declared, flag=flag)
 
 
-def is_declared(field: dataclasses.Field) -> bool:
-    return _KEY in field.metadata
-
-
 def declared_fields(cls_or_obj: Any) -> Iterator[tuple[dataclasses.Field, Declaration]]:
     """``(field, declaration)`` for every declared field, in declaration order."""
     for field in dataclasses.fields(cls_or_obj):
-        if is_declared(field):
+        if _KEY in field.metadata:
             yield field, declaration(field)
 
 
@@ -128,21 +124,22 @@ def unused_form(field: dataclasses.Field) -> Any:
     return False if field.type == "bool" else field.default
 
 
-def refusal(cls: type, names: list[str], values: Mapping[str, Any], prefix: str = "--") -> str:
-    """Why the settings ``names`` (fields of ``cls``), given where they do not apply, are refused.
-
-    Derived from their ``only_with`` rules, each setting named by its flag:
-    ``--momentum apply only to --optimizer=sgd, not --optimizer=adam``
-    (``prefix=""``: ``momentum apply only to optimizer=sgd, not optimizer=adam``).
+def refusal(cls: type, values: Mapping[str, Any], prefix: str = "--") -> str:
+    """Why the settings of ``cls`` that differ from their default where they do not apply are
+    refused (``""``: none), each named by its flag, grouped by their ``only_with`` rules:
+    ``--momentum apply only to --optimizer=sgd, not --optimizer=adam``; with ``prefix=""``
+    (a config built in code or read back, where the unused form is allowed too):
+    ``momentum apply only to optimizer=sgd, not optimizer=adam``.
     """
     flag = {f.name: prefix + (declared.flag or f.name) for f, declared in declared_fields(cls)}
     groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}  # (chooser, choices): refused
     for field, declared in declared_fields(cls):
-        if field.name in names:
-            chooser = next(
-                name for name, choices in declared.only_with.items() if values[name] not in choices
-            )
-            groups.setdefault((chooser, declared.only_with[chooser]), []).append(flag[field.name])
+        # A flag must keep its default; a config's field may also hold its unused form.
+        allowed = [field.default] + ([unused_form(field)] if not prefix else [])
+        if applies(declared, values) or values[field.name] in allowed:
+            continue
+        chooser = next(name for name, ok in declared.only_with.items() if values[name] not in ok)
+        groups.setdefault((chooser, declared.only_with[chooser]), []).append(flag[field.name])
     by_chooser: dict[str, list[str]] = {}
     for (chooser, choices), refused in groups.items():
         allowed = " or ".join(f"{flag[chooser]}={choice}" for choice in choices)
@@ -196,27 +193,23 @@ _TYPES = {
 }
 
 
-def check_types(obj: Any) -> None:
-    """Checks every field against its annotation and stores it as that type (a list as a tuple,
-    an int in a float field as a float); nested configs check themselves.
+def _typed(field: dataclasses.Field, value: Any) -> Any:
+    """``value`` checked against ``field``'s annotation and stored as that type (a list as a
+    tuple, an int in a float field as a float).
 
     The dataclasses are also built from ``config.json``, which may have been
     edited by hand: a string where a number belongs must fail here, naming the
     field, not deep inside training.
     """
-    for field in dataclasses.fields(obj):
-        if field.type not in _TYPES:
-            continue
-        value = getattr(obj, field.name)
-        test, store, expected = _TYPES[field.type]
-        check(test(value), f"{field.name} must be {expected}, got {value!r}")
-        integers = {"int": [value], "tuple[int, ...]": value}.get(field.type, [])
-        # TensorFlow holds 64-bit integers: a wider one would fail deep inside a run, not here.
-        check(
-            all(-(2**63) <= v < 2**63 for v in integers),
-            f"{field.name} must be below 2**63, got {value!r}",
-        )
-        object.__setattr__(obj, field.name, store(value))
+    test, store, expected = _TYPES[field.type]
+    check(test(value), f"{field.name} must be {expected}, got {value!r}")
+    integers = {"int": [value], "tuple[int, ...]": value}.get(field.type, [])
+    # TensorFlow holds 64-bit integers: a wider one would fail deep inside a run, not here.
+    check(
+        all(-(2**63) <= v < 2**63 for v in integers),
+        f"{field.name} must be below 2**63, got {value!r}",
+    )
+    return store(value)
 
 
 def check_same_length(obj: Any, first: str, second: str) -> None:
@@ -228,43 +221,19 @@ def check_same_length(obj: Any, first: str, second: str) -> None:
     )
 
 
-def _store_unused_forms(obj: Any) -> list[str]:
-    """Settings that do not apply must hold their default or unused form; they get the unused form.
-
-    Returns:
-      The names of those settings.
-
-    Raises:
-      ValueError: one holds another value (the message names the choices it applies to).
-    """
-    values = {field.name: getattr(obj, field.name) for field in dataclasses.fields(obj)}
-    unused = [field for field, declared in declared_fields(obj) if not applies(declared, values)]
-    given = [f.name for f in unused if values[f.name] not in (f.default, unused_form(f))]
-    check(
-        not given,
-        f"{refusal(type(obj), given, values, prefix='')} "
-        f"(got {'; '.join(_show(values[name]) for name in given)})",
-    )
-    for field in unused:
-        object.__setattr__(obj, field.name, unused_form(field))
-    return [field.name for field in unused]
-
-
-def _show(value: Any) -> str:
-    return ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
-
-
 def check_declared(obj: Any) -> None:
     """Checks types, choices, ``only_with`` rules and bounds of every declared field of ``obj``.
 
-    A setting that does not apply is stored in its unused form and not checked further.
+    A setting that does not apply must hold its default or unused form (else the
+    error names the choices it applies to); it is stored in its unused form and
+    not checked further.
 
     Raises:
       ValueError: naming the setting (by its flag name) and the value.
     """
-    check_types(obj)
     for field, declared in declared_fields(obj):
-        value, name = getattr(obj, field.name), declared.flag or field.name
+        value, name = _typed(field, getattr(obj, field.name)), declared.flag or field.name
+        object.__setattr__(obj, field.name, value)
         if declared.choices is not None and value is not None:
             choices = list(declared.choices)
             check(value in choices, f"{name} must be one of {', '.join(choices)}, got {value!r}")
@@ -274,11 +243,14 @@ def check_declared(obj: Any) -> None:
                 f"{name} must be one line of UTF-8 text not ending in white space "
                 f"(flags.txt holds one flag a line), got {value!r}",
             )
-    unused = _store_unused_forms(obj)
+    values = {field.name: getattr(obj, field.name) for field in dataclasses.fields(obj)}
+    refused = refusal(type(obj), values, prefix="")
+    check(not refused, refused)
     for field, declared in declared_fields(obj):
-        if field.name in unused:
+        value, name = values[field.name], declared.flag or field.name
+        if not applies(declared, values):
+            object.__setattr__(obj, field.name, unused_form(field))
             continue
-        value, name = getattr(obj, field.name), declared.flag or field.name
         if declared.valid is not None:
             test, requirement = declared.valid
             check(test(value), f"{name} {requirement}, got {value!r}")
@@ -288,5 +260,5 @@ def check_declared(obj: Any) -> None:
                 all(declared.within(v) for v in value),
                 f"{name} must all be {bounds}, got {list(value)}",
             )
-        elif bounds and value is not None:  # check_types has refused NaN and infinities
+        elif bounds and value is not None:  # _typed has refused NaN and infinities
             check(declared.within(value), f"{name} must be {bounds}, got {value}")

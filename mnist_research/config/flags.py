@@ -13,18 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 from absl import app, flags
 
-from mnist_research import flagfiles
 from mnist_research.config import SECTIONS, ExperimentConfig
-from mnist_research.config.fields import (
-    Declaration,
-    applies,
-    declared_fields,
-    refusal,
-)
+from mnist_research.config.fields import Declaration, applies, declared_fields, refusal
 
 # Each section's class, the experiment's own settings (section None) first, as flags.txt lists them.
 _CLASSES = {None: ExperimentConfig, **SECTIONS}
@@ -88,19 +82,6 @@ def define_experiment_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
             flags.register_validator(name, *declared.valid, flag_values=fv)
 
 
-def config_from_arguments(arguments: Sequence[str], known_only: bool = False) -> ExperimentConfig:
-    """The validated config that flag ``arguments`` give, parsed on flag values of their own
-    (not absl's ``FLAGS``), ``--flagfile`` expanded; ``known_only`` skips other flags.
-
-    Raises:
-      absl.flags.Error, app.UsageError: an argument or a value is refused.
-    """
-    fv = flags.FlagValues()
-    define_experiment_flags(fv)
-    fv(flagfiles.expand(["config", *arguments]), known_only=known_only)
-    return config_from_flags(fv)
-
-
 def _value(fv: flags.FlagValues, field: dataclasses.Field, name: str):
     value = fv[name].value
     if not field.type.startswith("tuple["):
@@ -126,18 +107,9 @@ def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> ExperimentConfig:
     values: dict[str | None, dict] = {section: {} for section in _CLASSES}
     for section, field, declared in experiment_settings():
         values[section][field.name] = _value(fv, field, declared.flag)
-    refused = []
-    for section, cls in SECTIONS.items():
-        given = [  # the settings that differ from their default where they do not apply
-            field.name
-            for field, declared in declared_fields(cls)
-            if not applies(declared, values[section])
-            and values[section][field.name] != field.default
-        ]
-        if given:
-            refused.append(refusal(cls, given, values[section]))
-    if refused:
-        raise app.UsageError("; ".join(refused))
+    refused = [refusal(cls, values[section]) for section, cls in SECTIONS.items()]
+    if any(refused):
+        raise app.UsageError("; ".join(filter(None, refused)))
     try:
         return ExperimentConfig(
             **values[None], **{name: cls(**values[name]) for name, cls in SECTIONS.items()}
@@ -169,8 +141,5 @@ def flagfile_text(config: ExperimentConfig) -> str:
             continue
         if declared.path and value:
             value = os.path.abspath(value)  # flags.txt works from any folder
-        line = _line(declared.flag, value)
-        if not flagfiles.one_argument(line):
-            raise app.UsageError(f"{line!r} cannot be written as one line of flags.txt")
-        lines.append(line)
+        lines.append(_line(declared.flag, value))
     return "\n".join(lines) + "\n"

@@ -40,11 +40,5 @@ NAMES = tuple(metric.name for metric in METRICS)
 # Per-epoch timing, recorded beside the metrics.
 TIMING_KEYS = ("epoch_seconds", "examples_per_second")
 
-# Every key of a run's per-epoch history, and those a finished run must hold.
+# Every key of a run's per-epoch history.
 HISTORY_KEYS = NAMES + tuple(f"val_{name}" for name in NAMES) + TIMING_KEYS
-REQUIRED_HISTORY_KEYS = (
-    tuple(
-        key for metric in METRICS if metric.required for key in (metric.name, f"val_{metric.name}")
-    )
-    + TIMING_KEYS
-)

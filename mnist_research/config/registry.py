@@ -26,6 +26,11 @@ MNIST_IDX_FILES = {
 }
 
 
+def _by_name(*entries: Any) -> dict[str, Any]:
+    """A registry: its entries by name, in the order ``--help`` lists them."""
+    return {entry.name: entry for entry in entries}
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelFamily:
     """One ``--model`` value.
@@ -39,18 +44,6 @@ class ModelFamily:
     name: str
     reads: tuple[str, ...]
     help: str
-
-    @property
-    def has_batch_norm(self) -> bool:
-        return "batch_norm" in self.reads
-
-    @property
-    def has_conv_blocks(self) -> bool:
-        return "conv" in self.reads
-
-    @property
-    def has_dense_blocks(self) -> bool:
-        return "dense" in self.reads
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,62 +70,54 @@ class Dataset:
     transform: Callable[[np.ndarray], np.ndarray] | None = None
 
 
-MODEL_FAMILIES: dict[str, ModelFamily] = {
-    family.name: family
-    for family in (
-        ModelFamily(
-            "mlp", ("dense", "batch_norm"), "dense blocks (the original notebook's recipe)"
-        ),
-        ModelFamily("cnn", ("conv", "dense", "batch_norm"), "conv blocks, then dense blocks"),
-        ModelFamily("linear", (), "one Dense layer (multinomial logistic regression)"),
-    )
-}
+MODEL_FAMILIES: dict[str, ModelFamily] = _by_name(
+    ModelFamily("mlp", ("dense", "batch_norm"), "dense blocks (the original notebook's recipe)"),
+    ModelFamily("cnn", ("conv", "dense", "batch_norm"), "conv blocks, then dense blocks"),
+    ModelFamily("linear", (), "one Dense layer (multinomial logistic regression)"),
+)
 
 DIGITS = tuple(str(d) for d in range(10))
 
-DATASETS: dict[str, Dataset] = {
-    dataset.name: dataset
-    for dataset in (
-        Dataset("mnist", "mnist", ("mnist.npz",), DIGITS),
-        Dataset(
-            "fashion_mnist",
-            "fashion_mnist",
-            ("fashion_mnist.npz",),
-            (
-                "T-shirt/top",
-                "Trouser",
-                "Pullover",
-                "Dress",
-                "Coat",
-                "Sandal",
-                "Shirt",
-                "Sneaker",
-                "Bag",
-                "Ankle boot",
-            ),
+DATASETS: dict[str, Dataset] = _by_name(
+    Dataset("mnist", "mnist", ("mnist.npz",), DIGITS),
+    Dataset(
+        "fashion_mnist",
+        "fashion_mnist",
+        ("fashion_mnist.npz",),
+        (
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
         ),
-        Dataset(
-            "kmnist",
-            None,
-            ("kmnist.npz",),
-            ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
-        ),
-        Dataset(
-            "emnist_digits",
-            None,
-            ("emnist_digits.npz",),
-            DIGITS,
-            {
-                "x_train": "emnist-digits-train-images-idx3-ubyte",
-                "y_train": "emnist-digits-train-labels-idx1-ubyte",
-                "x_test": "emnist-digits-test-images-idx3-ubyte",
-                "y_test": "emnist-digits-test-labels-idx1-ubyte",
-            },
-            # EMNIST stores each image transposed: its rows are MNIST's columns.
-            transform=lambda images: images.transpose(0, 2, 1),
-        ),
-    )
-}
+    ),
+    Dataset(
+        "kmnist",
+        None,
+        ("kmnist.npz",),
+        ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
+    ),
+    Dataset(
+        "emnist_digits",
+        None,
+        ("emnist_digits.npz",),
+        DIGITS,
+        {
+            "x_train": "emnist-digits-train-images-idx3-ubyte",
+            "y_train": "emnist-digits-train-labels-idx1-ubyte",
+            "x_test": "emnist-digits-test-images-idx3-ubyte",
+            "y_test": "emnist-digits-test-labels-idx1-ubyte",
+        },
+        # EMNIST stores each image transposed: its rows are MNIST's columns.
+        transform=lambda images: images.transpose(0, 2, 1),
+    ),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,18 +136,15 @@ class Optimizer:
     slots: Callable[[Any], int]
 
 
-OPTIMIZERS: dict[str, Optimizer] = {
-    entry.name: entry
-    for entry in (
-        Optimizer("adam", "Adam (the notebook's recipe)", lambda train: 2),
-        Optimizer("adamw", "Adam with decoupled --weight_decay", lambda train: 2),
-        Optimizer(
-            "sgd",
-            "SGD, with --momentum and --weight_decay",
-            lambda train: 1 if train.momentum else 0,
-        ),
-    )
-}
+OPTIMIZERS: dict[str, Optimizer] = _by_name(
+    Optimizer("adam", "Adam (the notebook's recipe)", lambda train: 2),
+    Optimizer("adamw", "Adam with decoupled --weight_decay", lambda train: 2),
+    Optimizer(
+        "sgd",
+        "SGD, with --momentum and --weight_decay",
+        lambda train: 1 if train.momentum else 0,
+    ),
+)
 
 
 def _entry(registry: dict[str, Any], setting: str, name: str) -> Any:
@@ -174,10 +156,6 @@ def _entry(registry: dict[str, Any], setting: str, name: str) -> Any:
 
 def dataset(name: str) -> Dataset:
     return _entry(DATASETS, "dataset", name)
-
-
-def model_family(name: str) -> ModelFamily:
-    return _entry(MODEL_FAMILIES, "model", name)
 
 
 def optimizer(name: str) -> Optimizer:

@@ -1,17 +1,24 @@
-"""A run's saved config read back: ``config.json``, the resume identity, what differs.
+"""A run's saved config read back: ``config.json``, flag arguments (``flags.txt``), the
+resume identity, what differs.
 
-A fresh run only writes its config (:meth:`ExperimentConfig.to_dict`); this is
-for a run dir that already holds one (resuming, checking a checkpoint's
-settings, comparing runs).
+A fresh run only writes its config (:meth:`ExperimentConfig.to_dict`) and parses
+the command's flags (``config.flags``); this is for a run dir that already holds
+one (resuming, checking a checkpoint's settings, comparing runs) and for
+arguments parsed away from absl's ``FLAGS`` (studies, sweeps).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
+from absl import flags
+
+from mnist_research import flagfiles
 from mnist_research.config import SECTIONS, ExperimentConfig
 from mnist_research.config.fields import check, declared_fields
+from mnist_research.config.flags import config_from_flags, define_experiment_flags
 
 
 def config_from_dict(raw: Any) -> ExperimentConfig:
@@ -38,6 +45,19 @@ def config_from_dict(raw: Any) -> ExperimentConfig:
         except ValueError as e:
             raise ValueError(f"{name}.{e}") from None
     return ExperimentConfig(experiment=raw["experiment"], **sections)
+
+
+def config_from_arguments(arguments: Sequence[str], known_only: bool = False) -> ExperimentConfig:
+    """The validated config that flag ``arguments`` give, parsed on flag values of their own
+    (not absl's ``FLAGS``), ``--flagfile`` expanded; ``known_only`` skips other flags.
+
+    Raises:
+      absl.flags.Error, app.UsageError: an argument or a value is refused.
+    """
+    fv = flags.FlagValues()
+    define_experiment_flags(fv)
+    fv(flagfiles.expand(["config", *arguments]), known_only=known_only)
+    return config_from_flags(fv)
 
 
 def resume_identity(config: ExperimentConfig) -> dict[str, Any]:

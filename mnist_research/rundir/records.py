@@ -16,9 +16,8 @@ from absl import app, flags
 
 from mnist_research import files, flagfiles
 from mnist_research.config import ExperimentConfig
-from mnist_research.config import flags as experiment_flags
-from mnist_research.config.metrics import METRICS, REQUIRED_HISTORY_KEYS
-from mnist_research.config.saved import config_from_dict
+from mnist_research.config.metrics import METRICS, TIMING_KEYS
+from mnist_research.config.saved import config_from_arguments, config_from_dict
 from mnist_research.errors import DamagedFileError, cause
 from mnist_research.files import read_json
 from mnist_research.rundir.layout import CONFIG_FILE, FLAGS_FILE, METRICS_FILE
@@ -49,7 +48,7 @@ def flags_txt_config(run_dir: str) -> ExperimentConfig | None:
         arguments = flagfiles.arguments(text.decode("utf-8"))
         if not arguments:
             return None
-        return experiment_flags.config_from_arguments(arguments)
+        return config_from_arguments(arguments)
     except (OSError, UnicodeDecodeError, flags.Error, app.UsageError):
         return None
 
@@ -129,6 +128,15 @@ def _first_non_finite(value: Any, where: str) -> str | None:
         if found:
             return found
     return None
+
+
+# The history keys every finished run holds (``config.metrics``: the required metrics').
+REQUIRED_HISTORY_KEYS = (
+    tuple(
+        key for metric in METRICS if metric.required for key in (metric.name, f"val_{metric.name}")
+    )
+    + TIMING_KEYS
+)
 
 
 def metrics_problem(document: Any) -> str | None:

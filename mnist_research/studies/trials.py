@@ -22,7 +22,7 @@ from absl import app, flags, logging
 from optuna.trial import TrialState
 
 from mnist_research import interrupts
-from mnist_research.config import ExperimentConfig
+from mnist_research.config import ExperimentConfig, saved
 from mnist_research.config import flags as experiment_flags
 from mnist_research.errors import ConfigError, NonFiniteLossError, one_line
 from mnist_research.studies import claims
@@ -81,9 +81,7 @@ def trial_config(base_flags: str, arguments: Sequence[str]) -> ExperimentConfig:
       ConfigError: the combination is refused (the config's own message).
     """
     try:
-        return experiment_flags.config_from_arguments(
-            [*study_lib.base_lines(base_flags), *arguments]
-        )
+        return saved.config_from_arguments([*study_lib.base_lines(base_flags), *arguments])
     except (flags.Error, app.UsageError) as e:
         raise ConfigError(f"{' '.join(arguments) or 'the base recipe'}: {e}") from None
 

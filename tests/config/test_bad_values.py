@@ -143,7 +143,7 @@ def test_parameter_count_matches_keras_for_every_family(family):
     from mnist_research.model import registry
 
     models = [ModelConfig(family=family)]
-    if config_lib.model_family(family).has_dense_blocks:
+    if "dense" in config_lib.MODEL_FAMILIES[family].reads:
         models.append(
             ModelConfig(family=family, hidden_units=(7, 5), dropout_rates=(0, 0), batch_norm=False)
         )
