@@ -36,6 +36,7 @@ from mnist_research.files import atomic_write_text, write_json
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 FLAGS_FILE = "flags.txt"
+CHECKPOINT_DIR = "checkpoints"
 # The SavedModel converted by ``python -m mnist_research.export --format=KEY``.
 PORTABLE_FILES = {
     "tflite": "export.tflite",

@@ -1,4 +1,4 @@
-"""A run's records read back: ``config.json``, ``flags.txt`` and ``metrics.json``.
+"""A run's records read back: ``config.json``, ``flags.txt``, ``metrics.json``, and who trains it.
 
 Training writes them (``config.json`` and ``flags.txt``: ``layout.save_config``);
 ``evaluate``, ``report``, ``compare``, ``sweep`` and resuming read them back.
@@ -8,8 +8,10 @@ Reading a file back never gives a traceback: a damaged one raises
 
 from __future__ import annotations
 
+import fcntl
 import math
 import os
+import stat
 from typing import Any
 
 from absl import app, flags
@@ -22,6 +24,7 @@ from mnist_research.config.saved import config_from_dict
 from mnist_research.errors import DamagedFileError, cause
 from mnist_research.files import read_json
 from mnist_research.rundir.layout import CONFIG_FILE, FLAGS_FILE, METRICS_FILE
+from mnist_research.rundir.lock import LOCK_FILE
 
 
 def load_config(run_dir: str) -> ExperimentConfig | None:
@@ -164,3 +167,27 @@ def metrics_problem(document: Any) -> str | None:
         if not _is_finite_number(document.get(key)):
             return f"{key} is {str(document.get(key))[:40]}, not a finite number"
     return None
+
+
+def holder(run_dir: str) -> str | None:
+    """Who trains in ``run_dir`` now (``"PID 123 on host"``, from its lock file), or None.
+
+    None too when the lock cannot be looked at (no lock file, a link, no
+    permission): this only informs, it never refuses anything.
+    """
+    try:
+        fd = os.open(os.path.join(run_dir, LOCK_FILE), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown process"
+        except OSError:
+            return None
+        return None  # closing the file below releases the shared lock
+    finally:
+        os.close(fd)

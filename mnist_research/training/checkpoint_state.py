@@ -10,21 +10,20 @@ never restarts from scratch while a checkpoint exists.
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import tensorflow as tf
 
-from mnist_research.errors import writing
-from mnist_research.rundir.checkpoint_files import CHECKPOINT_DIR, saving
+from mnist_research.errors import RunDirError, cause, writing
 from mnist_research.training import devices
 from mnist_research.training import history as history_lib
 from mnist_research.training.history import BEST_DIR
 from mnist_research.training.loop import Trainer
-
-__all__ = ["CHECKPOINT_DIR", "CheckpointState"]
 
 
 class BestWeights:
@@ -162,3 +161,28 @@ class CheckpointState:
                 write(folder)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def saving(folder: str, epoch: int) -> Iterator[None]:
+    """Saving ``folder/ckpt-<epoch>``: a failure removes its partial files and is one line.
+
+    Raises:
+      RunDirError: naming ``folder``, the cause (not TensorFlow's temporary file)
+        and the checkpoint that is still the latest there.
+    """
+    try:
+        yield
+    except (OSError, tf.errors.OpError) as e:
+        for path in glob.glob(os.path.join(glob.escape(folder), f"ckpt-{epoch}[._]*")):
+            if os.path.isdir(path):  # TF's sharded save writes into ckpt-N_temp/
+                shutil.rmtree(path, ignore_errors=True)
+            elif os.path.lexists(path):
+                os.unlink(path)
+        from mnist_research.rundir import checkpoint_files  # reading one back: on failure only
+
+        named, _ = checkpoint_files.read_state(folder)
+        raise RunDirError(
+            f"{folder}: could not save the checkpoint of epoch {epoch} ({cause(e)}); the "
+            f"latest checkpoint there is still {f'ckpt-{named}' if named is not None else 'none'}"
+        ) from None

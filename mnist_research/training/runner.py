@@ -33,7 +33,7 @@ from mnist_research.rundir.lock import RunDirLock
 from mnist_research.training import devices, finish, hooks, loop, preflight
 from mnist_research.training import history as history_lib
 from mnist_research.training import summaries as summaries_lib
-from mnist_research.training.checkpoint_state import CHECKPOINT_DIR, CheckpointState
+from mnist_research.training.checkpoint_state import CheckpointState
 from mnist_research.training.finish import RunContext
 from mnist_research.training.hparams import hparams_of
 from mnist_research.training.loop import Trainer
@@ -126,7 +126,7 @@ def train_and_evaluate(
     with RunDirLock(run_dir) if chief else contextlib.nullcontext():
         state = CheckpointState(
             trainer,
-            os.path.join(run_dir, CHECKPOINT_DIR),
+            os.path.join(run_dir, layout.CHECKPOINT_DIR),
             chief,
             config.train.max_to_keep,
             info["data_sha256"],
