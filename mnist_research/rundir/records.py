@@ -9,6 +9,7 @@ Reading a file back never gives a traceback: a damaged one raises
 from __future__ import annotations
 
 import fcntl
+import json
 import math
 import os
 import stat
@@ -22,9 +23,27 @@ from mnist_research.config import flags as experiment_flags
 from mnist_research.config.metrics import METRICS, REQUIRED_HISTORY_KEYS
 from mnist_research.config.saved import config_from_dict
 from mnist_research.errors import DamagedFileError, cause
-from mnist_research.files import read_json
 from mnist_research.rundir.layout import CONFIG_FILE, FLAGS_FILE, METRICS_FILE
 from mnist_research.rundir.lock import LOCK_FILE
+
+# The most bytes read of a JSON file: config.json, and metrics.json, whose history grows by
+# ~200 bytes an epoch (64 MiB is ~300,000 epochs); a benchmark's results.
+JSON_LIMIT = 64 << 20
+
+
+def read_json(path: str) -> Any | None:
+    """The parsed file (at most JSON_LIMIT bytes), or ``None`` when it does not exist.
+
+    Raises:
+      OSError: it cannot be read, is not a regular file, or is too large.
+      ValueError: it is not UTF-8 JSON (``JSONDecodeError``, ``UnicodeDecodeError``).
+    """
+    if not os.path.lexists(path):
+        return None
+    try:
+        return json.loads(files.read_bounded(path, JSON_LIMIT).decode("utf-8"))
+    except RecursionError:
+        raise ValueError("nested too deeply to be a file of this project") from None
 
 
 def load_config(run_dir: str) -> ExperimentConfig | None:
