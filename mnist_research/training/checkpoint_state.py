@@ -29,10 +29,9 @@ from mnist_research.training.loop import Trainer
 class BestWeights:
     """A copy of every model variable, taken at the best epoch.
 
-    Saved in every checkpoint with the history, so the two can never disagree
-    after a kill; written at the run's end as their own checkpoint,
-    ``checkpoints/best/``. Create it inside the strategy's scope (it mirrors
-    the model's variables).
+    Saved in every checkpoint with the history; written at the run's end as
+    their own checkpoint, ``checkpoints/best/``. Create it inside the
+    strategy's scope (it mirrors the model's variables).
     """
 
     def __init__(self, model: tf.keras.Model):
@@ -71,15 +70,10 @@ class BestWeights:
 class CheckpointState:
     """Saves a :class:`Trainer`'s state with the run's history and settings (resuming restores it).
 
-    Args:
-      trainer: whose model, optimizer and epoch counter are checkpointed.
-      checkpoint_dir: the run's ``checkpoints/`` folder.
-      chief: only the chief keeps checkpoints; other workers write theirs to a
-        temporary folder they delete (every worker must take part in a save,
-        or MultiWorkerMirroredStrategy deadlocks).
-      max_to_keep: checkpoints kept on disk.
-      data_sha256: the fingerprint of the data the run trains on, stored in
-        every checkpoint ("": unknown).
+    Only the ``chief`` keeps checkpoints (the last ``max_to_keep``); other
+    workers write theirs to a temporary folder they delete (:meth:`_take_part`).
+    ``data_sha256``: the fingerprint of the data the run trains on, stored in
+    every checkpoint ("": unknown).
     """
 
     def __init__(
