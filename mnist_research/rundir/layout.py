@@ -49,8 +49,8 @@ MARKER_FILE = ".mnist_research-run"
 _MARKER_TEXT = "A run directory of mnist_research (do not delete: it marks the folder as one).\n"
 
 
-def default_run_dir(experiment: str, device_tag: str, root: str = "runs") -> str:
-    """``runs/<experiment>-<device>-<YYYYmmdd-HHMMSS>``."""
+def default_run_dir(experiment: str, device_tag: str, root: str) -> str:
+    """``<root>/<experiment>-<device>-<YYYYmmdd-HHMMSS>``."""
     return os.path.join(root, f"{experiment}-{device_tag}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 

@@ -45,7 +45,7 @@ def set_seeds(config: ExperimentConfig) -> None:
 
 def train_and_evaluate(
     config: ExperimentConfig,
-    run_dir: str | None = None,
+    run_dir: str,
     *,
     datasets: sources.Splits | None = None,
     strategy: tf.distribute.Strategy | None = None,
@@ -63,7 +63,6 @@ def train_and_evaluate(
     anything is written; the chief then holds the run dir's lock until the end.
 
     Args:
-      run_dir: ``None`` picks ``runs/<experiment>-<device>-<time>``.
       datasets: pre-split uint8 data; ``None`` loads what ``config.data`` names.
       strategy: ``None`` builds one from ``config.distribute`` (devices must not
         be initialised yet if that needs logical CPUs).
@@ -93,7 +92,6 @@ def train_and_evaluate(
         strategy = devices.create_strategy(config.distribute)
     set_seeds(config)
     info = devices.device_info(strategy)
-    run_dir = run_dir or layout.default_run_dir(config.experiment, devices.device_tag(info))
     _check_cluster(strategy)
     chief = devices.is_chief()
     layout.check_path(run_dir)
@@ -196,9 +194,6 @@ def _check_cluster(strategy: tf.distribute.Strategy) -> None:
     Only worker 0 (or the chief) of a cluster writes the run dir: under another
     strategy each process would train alone, and every other worker would
     write nothing while reporting success.
-
-    Raises:
-      ConfigError: naming the cluster size and the strategy.
     """
     workers = devices.num_workers()
     if workers > 1 and not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
