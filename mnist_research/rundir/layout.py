@@ -17,10 +17,8 @@ Layout::
 Only a directory with the marker (or a run dir written before the marker
 existed) or an empty one is ever written to. A run dir that already holds
 something is checked, cleared or tidied by :mod:`mnist_research.rundir.existing`;
-reading its records back is :mod:`mnist_research.rundir.records`.
-
-Every file is written to a temporary name and renamed into place, so a
-killed process never leaves a half-written file behind.
+reading its records back is :mod:`mnist_research.rundir.records`. Every file
+is written atomically (:mod:`mnist_research.files`).
 """
 
 from __future__ import annotations
