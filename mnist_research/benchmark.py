@@ -97,10 +97,10 @@ def _benchmark() -> int:
 
 def _is_benchmark(path: str) -> bool:
     """Whether ``path`` holds results this command wrote (a JSON object with ``targets``)."""
-    from mnist_research import files
+    from mnist_research.rundir import records
 
     try:
-        results = files.read_json(path)
+        results = records.read_json(path)
     except (OSError, ValueError):
         return False
     return isinstance(results, dict) and "targets" in results

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from absl import app, flags
 
 from mnist_research import flagfiles, logs
-from mnist_research.config import flags as experiment_flags
 from mnist_research.errors import printable, run_guarded
 
 
@@ -44,27 +43,8 @@ def run(
         program = "train"
     app.run(
         lambda argv: _configure_logs_then(main, argv),
-        flags_parser=lambda argv: _parse_flags(
-            argv, lambda: help_text(flags.FLAGS, own, doc, program)
-        ),
+        flags_parser=lambda argv: _parse_flags(argv, lambda: _help(own, doc, program)),
     )
-
-
-def help_text(fv: flags.FlagValues, names: list[str], doc: str | None, program: str) -> str:
-    """What ``--help`` prints: ``doc``, then the flags ``names`` as absl lists a module's.
-
-    The command's own flags come first, under ``<program> flags``; the
-    experiment flags (train) follow under their config section's title, the
-    module absl knows them by (``config.flags.HELP_GROUPS``).
-    """
-    own = f"{program} flags"
-    sections = [m for m in experiment_flags.HELP_GROUPS.values() if m in fv.flags_by_module_dict()]
-    for name in names:
-        if fv.find_module_defining_flag(name) not in sections:
-            fv.register_key_flag_for_module(own, fv[name])
-    parts = [(doc or "").strip(), *(fv.module_help(m).strip("\n") for m in [own, *sections])]
-    parts.append("--helpfull lists absl's own flags too (--verbosity, --flagfile, ...).")
-    return "\n\n".join(p for p in parts if p) + "\n"
 
 
 _SHORT_HELP = {"--help", "-help", "-h", "-?", "--helpshort"}
@@ -88,6 +68,12 @@ def _parse_flags(argv: list[str], help_: Callable[[], str] | None = None) -> lis
         _usage_error(str(e))
     except SystemExit as e:
         sys.exit(0 if e.code == 1 and asked & _HELP else e.code)
+
+
+def _help(own: list[str], doc: str | None, program: str) -> str:
+    from mnist_research import command_help  # only when --help is asked for
+
+    return command_help.help_text(flags.FLAGS, own, doc, program)
 
 
 def _asked(argv: list[str]) -> set[str]:

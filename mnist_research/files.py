@@ -17,11 +17,9 @@ import tempfile
 from typing import Any
 
 # The most bytes the project reads of a text file it reads whole: far more than any it
-# writes (a flagfile, flags.txt, the checkpoint state file: a few KB; config.json and
-# metrics.json, whose history grows by ~200 bytes an epoch: 64 MiB is ~300,000 epochs),
-# and little enough that a file that is not one of these is refused at once.
+# writes (a flagfile, flags.txt, the checkpoint state file: a few KB; for JSON files:
+# ``rundir.records.JSON_LIMIT``), and little enough that another file is refused at once.
 TEXT_LIMIT = 1 << 20
-JSON_LIMIT = 64 << 20
 
 # Temporary files of atomic_write_bytes start with this; a resumed run removes leftovers.
 TEMP_PREFIX = ".tmp-"
@@ -112,18 +110,3 @@ def read_bounded(path: str, limit: int) -> bytes:
             errno.EFBIG, f"larger than {limit:,} bytes, more than such a file of this project", path
         )
     return data
-
-
-def read_json(path: str) -> Any | None:
-    """The parsed file (at most JSON_LIMIT bytes), or ``None`` when it does not exist.
-
-    Raises:
-      OSError: it cannot be read, is not a regular file, or is too large.
-      ValueError: it is not UTF-8 JSON (``JSONDecodeError``, ``UnicodeDecodeError``).
-    """
-    if not os.path.lexists(path):
-        return None
-    try:
-        return json.loads(read_bounded(path, JSON_LIMIT).decode("utf-8"))
-    except RecursionError:
-        raise ValueError("nested too deeply to be a file of this project") from None

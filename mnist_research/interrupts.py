@@ -3,8 +3,8 @@
 Under :func:`handle_signals` a signal raises :class:`Interrupted` at once,
 except in a :func:`deferred` block (the epoch loop), where a first signal is
 only recorded and :func:`check`, called at every step boundary, raises it
-between ``tf.function`` calls, and in a :func:`held` block, which records every
-signal until it ends. Without :func:`handle_signals` (a notebook, a test)
+between ``tf.function`` calls (``deferred(every=True)`` records every signal
+until the block ends). Without :func:`handle_signals` (a notebook, a test)
 :func:`check` never raises and Python's own Ctrl-C handling is untouched.
 
 Python runs a signal handler only when the main thread runs Python code, so a
@@ -34,7 +34,7 @@ _requested: int | None = None
 # Signals the main thread's handler has run for, and whether it has raised Interrupted.
 _handled = 0
 _acted = threading.Event()
-# How many deferred() and held() blocks the main thread is in.
+# How many deferred() blocks (of each kind: "first", "every") the main thread is in.
 _blocks = collections.Counter()
 
 
@@ -58,7 +58,7 @@ def _handler(signum, frame) -> None:
     first = _requested is None
     _requested = signum
     _handled += 1
-    if not (_blocks["held"] or (_blocks["deferred"] and first)):
+    if not (_blocks["every"] or (_blocks["first"] and first)):
         _acted.set()
         raise Interrupted(signum)
 
@@ -142,28 +142,18 @@ def handle_signals(stop_line: Callable[[Interrupted], str] | None = None) -> Ite
         _requested = None
 
 
-def deferred() -> contextlib.AbstractContextManager[None]:
-    """Within the block a first signal is only recorded; :func:`check` raises it.
-
-    Leaving the block normally raises a request recorded after the last check.
-    """
-    return _recording("deferred")
-
-
-def held() -> contextlib.AbstractContextManager[None]:
-    """Within the block every signal, a second one too, is only recorded; leaving raises it.
-
-    For a few quick writes no stop may split (a new trial and the name of its
-    process). ``signal.pthread_sigmask`` would not hold them off: it masks the
-    calling thread alone, the kernel hands the signal to another thread (the
-    heartbeat's, TensorFlow's), and Python still runs the handler in the main
-    thread at once.
-    """
-    return _recording("held")
-
-
 @contextlib.contextmanager
-def _recording(kind: str) -> Iterator[None]:
+def deferred(every: bool = False) -> Iterator[None]:
+    """Within the block a first signal (with ``every``, a second one too) is only recorded;
+    :func:`check` raises it, and so does leaving the block normally.
+
+    ``every`` is for a few quick writes no stop may split (a new trial and the
+    name of its process). ``signal.pthread_sigmask`` would not hold them off:
+    it masks the calling thread alone, the kernel hands the signal to another
+    thread (the heartbeat's, TensorFlow's), and Python still runs the handler
+    in the main thread at once.
+    """
+    kind = "every" if every else "first"
     _blocks[kind] += 1
     try:
         yield

@@ -1,13 +1,9 @@
 """The end-of-run actions of the ``train`` command: the exported model, then the reports.
 
-``training/`` trains, evaluates the test split and writes ``metrics.json``; its
-callers (the ``train`` command, the notebook, the tests) pass these actions in,
-so that ``training/`` imports nothing from ``inference/`` or ``analysis/``::
-
-    runner.train_and_evaluate(config, run_dir, actions=run_outputs.end_of_run_actions())
-
-A rerun of the train command on a finished run whose SavedModel is damaged
-finishes it again from its checkpoint (:func:`export_problem`).
+Its callers (the ``train`` command, the notebook, the tests) pass them to
+``runner.train_and_evaluate(..., actions=end_of_run_actions())``, so that
+``training/`` imports nothing from ``inference/`` or ``analysis/``. A rerun on a
+finished run whose SavedModel is damaged finishes it again (:func:`export_problem`).
 """
 
 from __future__ import annotations
@@ -24,10 +20,8 @@ from mnist_research.training.history import Totals
 
 def export_model(run: RunContext, metrics: dict[str, Any], test: Totals) -> None:
     """``export/`` (SavedModel) and ``model.keras``; every worker takes part (a collective
-    save), non-chief ones into a temp dir.
-
-    Records ``export_sha256`` (the export's variables) in ``metrics``, so a
-    later ``export/`` holding other weights is refused rather than evaluated.
+    save), non-chief ones into a temp dir. Records ``export_sha256`` (the export's
+    variables) in ``metrics``, so a later ``export/`` holding other weights is refused.
     """
     del test  # the export needs only the trained model
     model = run.trainer.model

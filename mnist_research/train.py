@@ -167,17 +167,14 @@ def _interrupted_line(
     """What was kept and the command that resumes.
 
     With ``loaded_only`` (the signal watch thread, while the main thread may be
-    importing TensorFlow) nothing is imported: a run dir is only chosen once
-    the modules that read it are loaded.
+    importing TensorFlow) a module still loading is never waited for: once
+    ``training.resume`` is loaded (after TensorFlow), what the line reads
+    needs only modules loaded before the run started.
     """
-    if loaded_only:
-        checkpoint_files = sys.modules.get("mnist_research.rundir.checkpoint_files")
-        resume = sys.modules.get("mnist_research.training.resume")
-        if checkpoint_files is None or resume is None:
-            return f"{error.name}: stopped while starting; nothing was written"
-    else:
-        from mnist_research.rundir import checkpoint_files
-        from mnist_research.training import resume
+    if loaded_only and "mnist_research.training.resume" not in sys.modules:
+        return f"{error.name}: stopped while starting; nothing was written"
+    from mnist_research.rundir import checkpoint_files
+    from mnist_research.training import resume
 
     latest = None
     if run_dir:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mnist_research.analysis.run_records import Listing, RunRecord, find_runs
-from mnist_research.rundir import lock
+from mnist_research.rundir.records import holder
 
 __all__ = ["Listing", "find_runs", "row", "rows", "to_text"]
 
@@ -30,7 +30,7 @@ def row(record: RunRecord) -> dict[str, Any]:
     """What the table shows of one run, as plain values (the JSON form too)."""
     config, metrics = record.config, record.metrics
     planned = config.get("train", {}).get("epochs")
-    trainer = lock.holder(record.path)  # the process training this run now, if any
+    trainer = holder(record.path)  # the process training this run now, if any
     if trainer is not None:
         status = f"running ({trainer.split(' on ')[0]})"
     elif record.finished:

@@ -12,7 +12,6 @@ import os
 from typing import Any
 
 from mnist_research.errors import MnistResearchError, RunDirError
-from mnist_research.files import read_json
 from mnist_research.rundir import layout, records
 
 LATEST = "latest"
@@ -80,7 +79,7 @@ def read_run(run_dir: str, name: str | None = None) -> RunRecord:
         )
     finished = records.finished_metrics(run_dir)
     if finished is None:
-        metrics = read_json(os.path.join(run_dir, layout.METRICS_FILE)) or {}
+        metrics = records.read_json(os.path.join(run_dir, layout.METRICS_FILE)) or {}
         if not isinstance(metrics, dict):
             raise RunDirError(f"{run_dir}: metrics.json is not a JSON object")
     return RunRecord(

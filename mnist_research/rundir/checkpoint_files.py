@@ -1,25 +1,20 @@
-"""A run's checkpoint files: their folder, the ``checkpoint`` state file, saving one.
+"""A run's checkpoint files read back: the numbers on disk, the one the state file names.
 
 Finding a usable checkpoint among them (the files on disk are the truth, not
 only the state file) is :mod:`mnist_research.rundir.restore`, which an existing
-run dir and the commands that read a run back use.
+run dir and the commands that read a run back use. Saving one is
+:class:`mnist_research.training.checkpoint_state.CheckpointState`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
-import glob
 import os
 import re
-import shutil
-from collections.abc import Iterator
-
-import tensorflow as tf
 
 from mnist_research import files
-from mnist_research.errors import RunDirError, cause, one_line
+from mnist_research.errors import one_line
+from mnist_research.rundir.layout import CHECKPOINT_DIR as CHECKPOINT_DIR
 
-CHECKPOINT_DIR = "checkpoints"
 STATE_FILE = "checkpoint"
 _FILE = re.compile(r"^ckpt-(\d+)\.(index|data-\d{5}-of-\d{5})$")
 
@@ -45,26 +40,3 @@ def read_state(checkpoint_dir: str) -> tuple[int | None, str]:
         return None, f"is unreadable ({getattr(e, 'strerror', None) or one_line(e)})"
     match = re.search(r'^model_checkpoint_path:\s*"(?:.*/)?ckpt-(\d+)"\s*$', text, re.M)
     return (int(match.group(1)), "") if match else (None, "is garbage")
-
-
-@contextlib.contextmanager
-def saving(folder: str, epoch: int) -> Iterator[None]:
-    """Saving ``folder/ckpt-<epoch>``: a failure removes its partial files and is one line.
-
-    Raises:
-      RunDirError: naming ``folder``, the cause (not TensorFlow's temporary file)
-        and the checkpoint that is still the latest there.
-    """
-    try:
-        yield
-    except (OSError, tf.errors.OpError) as e:
-        for path in glob.glob(os.path.join(glob.escape(folder), f"ckpt-{epoch}[._]*")):
-            if os.path.isdir(path):  # TF's sharded save writes into ckpt-N_temp/
-                shutil.rmtree(path, ignore_errors=True)
-            elif os.path.lexists(path):
-                os.unlink(path)
-        named, _ = read_state(folder)
-        raise RunDirError(
-            f"{folder}: could not save the checkpoint of epoch {epoch} ({cause(e)}); the "
-            f"latest checkpoint there is still {f'ckpt-{named}' if named is not None else 'none'}"
-        ) from None

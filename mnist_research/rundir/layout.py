@@ -17,10 +17,8 @@ Layout::
 Only a directory with the marker (or a run dir written before the marker
 existed) or an empty one is ever written to. A run dir that already holds
 something is checked, cleared or tidied by :mod:`mnist_research.rundir.existing`;
-reading its records back is :mod:`mnist_research.rundir.records`.
-
-Every file is written to a temporary name and renamed into place, so a
-killed process never leaves a half-written file behind.
+reading its records back is :mod:`mnist_research.rundir.records`. Every file
+is written atomically (:mod:`mnist_research.files`).
 """
 
 from __future__ import annotations
@@ -36,6 +34,7 @@ from mnist_research.files import atomic_write_text, write_json
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 FLAGS_FILE = "flags.txt"
+CHECKPOINT_DIR = "checkpoints"
 # The SavedModel converted by ``python -m mnist_research.export --format=KEY``.
 PORTABLE_FILES = {
     "tflite": "export.tflite",
@@ -48,8 +47,8 @@ MARKER_FILE = ".mnist_research-run"
 _MARKER_TEXT = "A run directory of mnist_research (do not delete: it marks the folder as one).\n"
 
 
-def default_run_dir(experiment: str, device_tag: str, root: str = "runs") -> str:
-    """``runs/<experiment>-<device>-<YYYYmmdd-HHMMSS>``."""
+def default_run_dir(experiment: str, device_tag: str, root: str) -> str:
+    """``<root>/<experiment>-<device>-<YYYYmmdd-HHMMSS>``."""
     return os.path.join(root, f"{experiment}-{device_tag}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 

@@ -4,9 +4,9 @@
 exits in any way (SIGKILL included), so a killed run never leaves a stale
 lock behind, and the file's content (the holder's PID) only serves the
 message a second process prints. Multi-worker runs lock on the chief only.
-``holder`` tells from outside whether a run is training now (``runs`` shows
-it): it takes a shared lock for an instant, so taking the lock retries for a
-moment before it refuses.
+:func:`mnist_research.rundir.records.holder` tells from outside whether a run
+is training now (``runs`` shows it): it takes a shared lock for an instant, so
+taking the lock retries for a moment before it refuses.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import time
 from mnist_research.errors import RunDirError
 
 LOCK_FILE = ".lock"
-# How long taking the lock keeps trying: long enough to outlast a ``holder``
+# How long taking the lock keeps trying: long enough to outlast a ``records.holder``
 # probe (microseconds), short beside any real run, which holds it for its whole length.
 _RETRY_SECONDS = 1.0
 
@@ -39,40 +39,8 @@ def _take(fd: int) -> bool:
             time.sleep(0.02)
 
 
-def _who(fd: int, unknown: str) -> str:
-    """The holder's line in the lock file (``"PID 123 on host"``), or ``unknown``."""
-    return os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or unknown
-
-
-def holder(run_dir: str) -> str | None:
-    """Who trains in ``run_dir`` now (``"PID 123 on host"``), or None if nobody does.
-
-    None too when the lock cannot be looked at (no lock file, a link, no
-    permission): this only informs, it never refuses anything.
-    """
-    try:
-        fd = os.open(os.path.join(run_dir, LOCK_FILE), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return _who(fd, "unknown process")
-        except OSError:
-            return None
-        return None  # closing the file below releases the shared lock
-    finally:
-        os.close(fd)
-
-
 class RunDirLock:
-    """Holds ``RUN_DIR/.lock`` for the duration of a ``with`` block.
-
-    Args:
-      run_dir: an existing run directory.
+    """Holds ``RUN_DIR/.lock`` (``run_dir`` exists) for the duration of a ``with`` block.
 
     Raises:
       RunDirError: (on entering) another process holds the lock; the message
@@ -93,8 +61,7 @@ class RunDirLock:
             if e.errno == errno.ELOOP:
                 raise RunDirError(
                     f"{self.path}: a symbolic link, not this project's lock; "
-                    f"nothing was written through it; remove it "
-                    f"yourself"
+                    f"nothing was written through it; remove it yourself"
                 ) from None
             raise RunDirError(
                 f"{self.path}: cannot create the run-dir lock ({e.strerror or e})"
@@ -110,16 +77,17 @@ class RunDirLock:
             os.close(fd)
             raise RunDirError(f"{self.path}: cannot lock ({e.strerror or e})") from None
         if not taken:
-            who = _who(fd, "unknown")
             os.close(fd)
+            from mnist_research.rundir import records  # who holds it: read only when refused
+
+            holder = records.holder(self.run_dir) or "unknown"  # None: it has just let go
             raise RunDirError(
-                f"{self.run_dir} is in use by another training process "
-                f"({who}); wait for it to finish (or stop it), or use "
-                f"another --run_dir"
+                f"{self.run_dir} is in use by another training process ({holder}); "
+                f"wait for it to finish (or stop it), or use another --run_dir"
             ) from None
         who = f"PID {os.getpid()} on {socket.gethostname()}\n".encode()
         os.pwrite(fd, who, 0)  # then cut what is left of an earlier holder's line:
-        os.ftruncate(fd, len(who))  # a holder() probe never reads an empty file
+        os.ftruncate(fd, len(who))  # a records.holder() probe never reads an empty file
         self._fd = fd
         return self
 

@@ -1,4 +1,4 @@
-"""A run's records read back: ``config.json``, ``flags.txt`` and ``metrics.json``.
+"""A run's records read back: ``config.json``, ``flags.txt``, ``metrics.json``, and who trains it.
 
 Training writes them (``config.json`` and ``flags.txt``: ``layout.save_config``);
 ``evaluate``, ``report``, ``compare``, ``sweep`` and resuming read them back.
@@ -8,8 +8,11 @@ Reading a file back never gives a traceback: a damaged one raises
 
 from __future__ import annotations
 
+import fcntl
+import json
 import math
 import os
+import stat
 from typing import Any
 
 from absl import app, flags
@@ -19,8 +22,27 @@ from mnist_research.config import ExperimentConfig
 from mnist_research.config.metrics import METRICS, TIMING_KEYS
 from mnist_research.config.saved import config_from_arguments, config_from_dict
 from mnist_research.errors import DamagedFileError, cause
-from mnist_research.files import read_json
 from mnist_research.rundir.layout import CONFIG_FILE, FLAGS_FILE, METRICS_FILE
+from mnist_research.rundir.lock import LOCK_FILE
+
+# The most bytes read of a JSON file: config.json, and metrics.json, whose history grows by
+# ~200 bytes an epoch (64 MiB is ~300,000 epochs); a benchmark's results.
+JSON_LIMIT = 64 << 20
+
+
+def read_json(path: str) -> Any | None:
+    """The parsed file (at most JSON_LIMIT bytes), or ``None`` when it does not exist.
+
+    Raises:
+      OSError: it cannot be read, is not a regular file, or is too large.
+      ValueError: it is not UTF-8 JSON (``JSONDecodeError``, ``UnicodeDecodeError``).
+    """
+    if not os.path.lexists(path):
+        return None
+    try:
+        return json.loads(files.read_bounded(path, JSON_LIMIT).decode("utf-8"))
+    except RecursionError:
+        raise ValueError("nested too deeply to be a file of this project") from None
 
 
 def load_config(run_dir: str) -> ExperimentConfig | None:
@@ -172,3 +194,27 @@ def metrics_problem(document: Any) -> str | None:
         if not _is_finite_number(document.get(key)):
             return f"{key} is {str(document.get(key))[:40]}, not a finite number"
     return None
+
+
+def holder(run_dir: str) -> str | None:
+    """Who trains in ``run_dir`` now (``"PID 123 on host"``, from its lock file), or None.
+
+    None too when the lock cannot be looked at (no lock file, a link, no
+    permission): this only informs, it never refuses anything.
+    """
+    try:
+        fd = os.open(os.path.join(run_dir, LOCK_FILE), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown process"
+        except OSError:
+            return None
+        return None  # closing the file below releases the shared lock
+    finally:
+        os.close(fd)

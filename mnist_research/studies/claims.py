@@ -85,7 +85,7 @@ def claim(
         attrs = choose()
         if attrs is None:
             return None
-        with interrupts.held(), warnings.catch_warnings():
+        with interrupts.deferred(every=True), warnings.catch_warnings():
             # A database's heartbeats are recorded (``beating``) outside Study.optimize.
             warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used")
             trial = study.ask()
@@ -132,7 +132,7 @@ def requeue(study: optuna.Study, trial: optuna.Trial | FrozenTrial, folder: str)
     lose its run). A trial another process finished first (its heartbeats ran
     out) is left as it is: that process queued its continuation.
     """
-    with interrupts.held():
+    with interrupts.deferred(every=True):
         if not fail(study, trial.number):
             return False
         queue_continuation(study, trial, folder)

@@ -35,7 +35,7 @@ from optuna.trial import FrozenTrial, TrialState
 from mnist_research import interrupts
 from mnist_research.analysis import sweep_runs
 from mnist_research.errors import MnistResearchError, one_line
-from mnist_research.rundir import lock
+from mnist_research.rundir import records
 from mnist_research.studies import claims
 from mnist_research.studies import study as study_lib
 
@@ -150,7 +150,7 @@ class _Grid:
             elif state == TrialState.COMPLETE and (metrics := self._finished(cell)) is not None:
                 logging.info("Reusing finished run %s (same settings)", cell.run_dir)
                 self.done[cell.name] = metrics
-            elif lock.holder(cell.run_dir) is not None:
+            elif records.holder(cell.run_dir) is not None:
                 # Trained by a process the study does not know: the training child of a
                 # killed sweep (it goes on to the end), or a train command started by hand.
                 self.running.append(cell.name)

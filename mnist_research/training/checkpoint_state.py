@@ -10,30 +10,28 @@ never restarts from scratch while a checkpoint exists.
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import tensorflow as tf
 
-from mnist_research.errors import writing
-from mnist_research.rundir.checkpoint_files import CHECKPOINT_DIR, saving
+from mnist_research.errors import RunDirError, cause, writing
 from mnist_research.training import devices
 from mnist_research.training import history as history_lib
 from mnist_research.training.history import BEST_DIR
 from mnist_research.training.loop import Trainer
 
-__all__ = ["CHECKPOINT_DIR", "CheckpointState"]
-
 
 class BestWeights:
     """A copy of every model variable, taken at the best epoch.
 
-    Saved in every checkpoint with the history, so the two can never disagree
-    after a kill; written at the run's end as their own checkpoint,
-    ``checkpoints/best/``. Create it inside the strategy's scope (it mirrors
-    the model's variables).
+    Saved in every checkpoint with the history; written at the run's end as
+    their own checkpoint, ``checkpoints/best/``. Create it inside the
+    strategy's scope (it mirrors the model's variables).
     """
 
     def __init__(self, model: tf.keras.Model):
@@ -72,15 +70,10 @@ class BestWeights:
 class CheckpointState:
     """Saves a :class:`Trainer`'s state with the run's history and settings (resuming restores it).
 
-    Args:
-      trainer: whose model, optimizer and epoch counter are checkpointed.
-      checkpoint_dir: the run's ``checkpoints/`` folder.
-      chief: only the chief keeps checkpoints; other workers write theirs to a
-        temporary folder they delete (every worker must take part in a save,
-        or MultiWorkerMirroredStrategy deadlocks).
-      max_to_keep: checkpoints kept on disk.
-      data_sha256: the fingerprint of the data the run trains on, stored in
-        every checkpoint ("": unknown).
+    Only the ``chief`` keeps checkpoints (the last ``max_to_keep``); other
+    workers write theirs to a temporary folder they delete (:meth:`_take_part`).
+    ``data_sha256``: the fingerprint of the data the run trains on, stored in
+    every checkpoint ("": unknown).
     """
 
     def __init__(
@@ -162,3 +155,28 @@ class CheckpointState:
                 write(folder)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def saving(folder: str, epoch: int) -> Iterator[None]:
+    """Saving ``folder/ckpt-<epoch>``: a failure removes its partial files and is one line.
+
+    Raises:
+      RunDirError: naming ``folder``, the cause (not TensorFlow's temporary file)
+        and the checkpoint that is still the latest there.
+    """
+    try:
+        yield
+    except (OSError, tf.errors.OpError) as e:
+        for path in glob.glob(os.path.join(glob.escape(folder), f"ckpt-{epoch}[._]*")):
+            if os.path.isdir(path):  # TF's sharded save writes into ckpt-N_temp/
+                shutil.rmtree(path, ignore_errors=True)
+            elif os.path.lexists(path):
+                os.unlink(path)
+        from mnist_research.rundir import checkpoint_files  # reading one back: on failure only
+
+        named, _ = checkpoint_files.read_state(folder)
+        raise RunDirError(
+            f"{folder}: could not save the checkpoint of epoch {epoch} ({cause(e)}); the "
+            f"latest checkpoint there is still {f'ckpt-{named}' if named is not None else 'none'}"
+        ) from None

@@ -11,27 +11,19 @@ import sys
 # Flags a resume command leaves out: where the run goes is given by --run_dir, and
 # --overwrite would delete the run being resumed.
 _NOT_REPEATED = re.compile(r"^--?(no)?(run_dir|overwrite|resume)(=.*)?$")
-
-
 # Flags whose value is a path: made absolute, so the command works from any folder.
 _PATH_FLAG = re.compile(r"^(--?(?:flagfile|data_dir|logdir))(?:=(.+))?$")
 
 
 def resume_command(run_dir: str, argv: list[str]) -> str:
-    """The shell command that resumes ``run_dir``: ``argv`` as typed, with ``--run_dir``.
+    """The shell command that resumes ``run_dir``: ``argv`` (``sys.argv``) as typed, with
+    ``--run_dir``, quoted for a POSIX shell.
 
-    Args:
-      run_dir: the run directory to resume.
-      argv: the command line that started it (``sys.argv``: the program, then
-        its arguments).
-
-    Returns:
-      E.g. ``/work/.venv/bin/python -m mnist_research.train
-      --flagfile=/work/experiments/baseline.flags
-      --run_dir=/work/runs/baseline-cpu-20261125-140000``, quoted for a POSIX
-      shell: the running interpreter (a bare ``python`` may be another one
-      once the venv is not activated) and absolute paths for ``--flagfile``,
-      ``--data_dir``, ``--logdir`` and ``--run_dir``, so it works from any folder.
+    It starts the running interpreter (a bare ``python`` may be another one once
+    the venv is not activated), and ``--flagfile``, ``--data_dir``, ``--logdir``
+    and ``--run_dir`` are absolute paths, so it works from any folder: e.g.
+    ``/work/.venv/bin/python -m mnist_research.train
+    --flagfile=/work/experiments/baseline.flags --run_dir=/work/runs/baseline-cpu-20261125-140000``.
     """
     args, rest = [], iter(argv[1:])
     for arg in rest:

@@ -1,17 +1,12 @@
 """``train_and_evaluate``: one run from data to checkpoints, metrics and end-of-run outputs.
 
-The ``train`` command turns flags into an :class:`ExperimentConfig` and calls
-:func:`train_and_evaluate`; tests and notebooks call it directly, and may
-inject tiny data (``datasets=``) or a 2-replica strategy (``strategy=``).
-What a run writes at its end besides ``metrics.json`` (the export, the
-reports) comes from the ``actions`` its caller passes in
-(``mnist_research.run_outputs.end_of_run_actions()``).
-The phases live in their own modules: the run dir (``mnist_research.rundir``),
-the checkpointed state (``checkpoint_state``), the training loop (``loop``)
-with the hooks it calls (``hooks``), and the end of the run (``finish``). A run
-dir that already holds something (to resume, finish again or ``--overwrite``)
-is checked, restored and tidied by ``existing_run``, which a run into a new or
-empty folder never imports.
+The ``train`` command, the studies, tests and notebooks call it (tests may
+inject tiny data or a 2-replica strategy). The phases live in their own
+modules: the run dir (``mnist_research.rundir``), the checkpointed state
+(``checkpoint_state``), the loop (``loop``) and the hooks it calls
+(``hooks``), the end of the run (``finish``). A run dir that already holds
+something (to resume, finish again or ``--overwrite``) is checked, restored and
+tidied by ``existing_run``, which a run into a new or empty folder never imports.
 """
 
 from __future__ import annotations
@@ -33,10 +28,9 @@ from mnist_research.rundir.lock import RunDirLock
 from mnist_research.training import devices, finish, hooks, loop
 from mnist_research.training import history as history_lib
 from mnist_research.training import summaries as summaries_lib
-from mnist_research.training.checkpoint_state import CHECKPOINT_DIR, CheckpointState
+from mnist_research.training.checkpoint_state import CheckpointState
 from mnist_research.training.finish import RunContext
 from mnist_research.training.hparams import hparams_of
-from mnist_research.training.loop import Trainer
 
 # Given a run's standard hooks, the hooks its epoch loop calls (the standard ones kept).
 HookChange = Callable[[list[loop.Hook]], Sequence[loop.Hook]]
@@ -51,7 +45,7 @@ def set_seeds(config: ExperimentConfig) -> None:
 
 def train_and_evaluate(
     config: ExperimentConfig,
-    run_dir: str | None = None,
+    run_dir: str,
     *,
     datasets: sources.Splits | None = None,
     strategy: tf.distribute.Strategy | None = None,
@@ -69,27 +63,25 @@ def train_and_evaluate(
     anything is written; the chief then holds the run dir's lock until the end.
 
     Args:
-      config: the experiment.
-      run_dir: where outputs go; ``None`` picks ``runs/<experiment>-<device>-<time>``.
       datasets: pre-split uint8 data; ``None`` loads what ``config.data`` names.
-      strategy: a strategy to use; ``None`` builds one from ``config.distribute``
-        (devices must not be initialised yet if that needs logical CPUs).
-      flagfile_text: the flagfile saved as ``flags.txt``.
+      strategy: ``None`` builds one from ``config.distribute`` (devices must not
+        be initialised yet if that needs logical CPUs).
+      flagfile_text: saved as ``flags.txt``.
       verbose: show a progress bar.
       overwrite: delete the run dir's contents first (only a run dir of this
         project, or an empty directory, is ever deleted).
       resume_hint: the command that resumes this run, logged once the run has
         started (after every check that could refuse it).
       actions: what the run writes at its end, in order, after the test
-        evaluation and before ``metrics.json`` (the export and the reports:
-        ``run_outputs.end_of_run_actions()``). A finished run whose outputs
-        one of them finds unusable is finished again from its checkpoint.
+        evaluation and before ``metrics.json`` (``run_outputs.end_of_run_actions()``:
+        the export, the reports). A finished run whose outputs one of them finds
+        unusable is finished again from its checkpoint.
       hooks_with: ``hooks_with(standard)``: the hooks the epoch loop calls,
         given :func:`standard_hooks` (to add a hook, or wrap them; the best
         epoch and the checkpoint must stay, in their order).
 
     Returns:
-      The metrics dict also written to ``metrics.json``.
+      The metrics also written to ``metrics.json``.
 
     Raises:
       MnistResearchError subclasses for bad data, settings or run dirs, and
@@ -100,7 +92,6 @@ def train_and_evaluate(
         strategy = devices.create_strategy(config.distribute)
     set_seeds(config)
     info = devices.device_info(strategy)
-    run_dir = run_dir or layout.default_run_dir(config.experiment, devices.device_tag(info))
     _check_cluster(strategy)
     chief = devices.is_chief()
     layout.check_path(run_dir)
@@ -115,7 +106,7 @@ def train_and_evaluate(
     info = {**info, "data_sha256": sources.fingerprint(datasets)}
     if existing_run is not None and not overwrite:
         existing_run.check_same_run(run_dir, info)
-    train_input, steps_per_epoch = _train_input(config, datasets, strategy)
+    train_input, steps_per_epoch = _train_input(config, datasets)
     trainer = devices.build_trainer(
         config, strategy, steps_per_epoch, on_gpu=info["device_kind"] == "gpu"
     )
@@ -126,7 +117,7 @@ def train_and_evaluate(
     with RunDirLock(run_dir) if chief else contextlib.nullcontext():
         state = CheckpointState(
             trainer,
-            os.path.join(run_dir, CHECKPOINT_DIR),
+            os.path.join(run_dir, layout.CHECKPOINT_DIR),
             chief,
             config.train.max_to_keep,
             info["data_sha256"],
@@ -136,9 +127,11 @@ def train_and_evaluate(
             history = existing_run.resume(run_dir, trainer, state, chief, overwrite, damaged_config)
         if chief:
             layout.save_config(run_dir, config, flagfile_text)
-        run = _start_run(
-            config, run_dir, trainer, datasets, info, chief, state, history, flagfile_text
-        )
+        summaries = summaries_lib.Summaries(run_dir if chief else None)
+        if not history["loss"]:  # a new run: its flags and HParams first
+            summaries.text("config/flags", "```\n" + (flagfile_text or "(none)") + "\n```")
+            summaries.hparams(hparams_of(config, info))
+        run = RunContext(config, run_dir, chief, info, datasets, trainer, state, summaries, history)
         logging.info(
             "Run dir: %s | %s x%d, %s (%s)",
             run_dir,
@@ -201,9 +194,6 @@ def _check_cluster(strategy: tf.distribute.Strategy) -> None:
     Only worker 0 (or the chief) of a cluster writes the run dir: under another
     strategy each process would train alone, and every other worker would
     write nothing while reporting success.
-
-    Raises:
-      ConfigError: naming the cluster size and the strategy.
     """
     workers = devices.num_workers()
     if workers > 1 and not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
@@ -215,9 +205,10 @@ def _check_cluster(strategy: tf.distribute.Strategy) -> None:
 
 
 def _train_input(
-    config: ExperimentConfig, datasets: sources.Splits, strategy: tf.distribute.Strategy
+    config: ExperimentConfig, datasets: sources.Splits
 ) -> tuple[pipeline.TrainInput, int]:
-    """The training input and its optimizer steps per epoch across the strategy's workers."""
+    """The training input and its optimizer steps per epoch across the cluster's workers
+    (several only under MultiWorkerMirroredStrategy: :func:`_check_cluster`)."""
     train_input = pipeline.TrainInput(
         datasets.x_train,
         datasets.y_train,
@@ -225,12 +216,7 @@ def _train_input(
         config.train.seed,
         augment=config.train.augment,
     )
-    workers = (
-        devices.num_workers()
-        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-        else 1
-    )
-    return train_input, train_input.steps_per_epoch(workers)
+    return train_input, train_input.steps_per_epoch(devices.num_workers())
 
 
 def _load_data(config: ExperimentConfig, datasets: sources.Splits | None) -> sources.Splits:
@@ -241,32 +227,3 @@ def _load_data(config: ExperimentConfig, datasets: sources.Splits | None) -> sou
         datasets, source = sources.split(raw, config.data), raw.source
     sources.log_description(datasets, source)
     return datasets
-
-
-def _start_run(
-    config: ExperimentConfig,
-    run_dir: str,
-    trainer: Trainer,
-    datasets: sources.Splits,
-    info: dict,
-    chief: bool,
-    state: CheckpointState,
-    history: history_lib.History,
-    flagfile_text: str,
-) -> RunContext:
-    """Opens the summary writers (a new run first records its flags and HParams there)."""
-    summaries = summaries_lib.Summaries(run_dir if chief else None)
-    if not history["loss"]:
-        summaries.text("config/flags", "```\n" + (flagfile_text or "(none)") + "\n```")
-        summaries.hparams(hparams_of(config, info))
-    return RunContext(
-        config=config,
-        run_dir=run_dir,
-        chief=chief,
-        info=info,
-        datasets=datasets,
-        trainer=trainer,
-        state=state,
-        summaries=summaries,
-        history=history,
-    )

@@ -12,7 +12,7 @@ from mnist_research.analysis import run_list, run_records
 from mnist_research.config import ExperimentConfig
 from mnist_research.config.metrics import HISTORY_KEYS
 from mnist_research.errors import RunDirError
-from mnist_research.rundir import lock
+from mnist_research.rundir import records
 from mnist_research.rundir.lock import RunDirLock
 from tests.helpers import run_main, run_module
 
@@ -163,6 +163,6 @@ def test_looking_at_the_lock_never_makes_a_starting_run_fail(tmp_path):
     fcntl.flock(probe, fcntl.LOCK_SH)
     threading.Timer(0.2, os.close, args=(probe,)).start()
     with RunDirLock(str(tmp_path)):
-        assert lock.holder(str(tmp_path)).startswith(f"PID {os.getpid()} on ")
-    assert lock.holder(str(tmp_path)) is None
-    assert lock.holder(str(tmp_path / "missing")) is None
+        assert records.holder(str(tmp_path)).startswith(f"PID {os.getpid()} on ")
+    assert records.holder(str(tmp_path)) is None
+    assert records.holder(str(tmp_path / "missing")) is None

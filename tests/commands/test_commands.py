@@ -115,11 +115,11 @@ def test_commands_parse_their_flags_before_importing_tensorflow():
 
 
 def test_train_help_groups_the_experiment_flags_by_section():
-    from mnist_research import command, train
+    from mnist_research import command_help, train
 
     fv = flags.FlagValues()
     train.define_flags(fv)
-    text = command.help_text(fv, sorted(fv), "Train it.\n", "train")
+    text = command_help.help_text(fv, sorted(fv), "Train it.\n", "train")
     titles = [line for line in text.splitlines() if line.endswith(" flags:")]
     assert titles == [
         "train flags:",
@@ -142,11 +142,11 @@ def test_train_help_groups_the_experiment_flags_by_section():
 
 
 def test_a_command_with_some_experiment_flags_lists_them_as_its_own():
-    from mnist_research import command, evaluate
+    from mnist_research import command_help, evaluate
 
     fv = flags.FlagValues()
     evaluate.define_flags(fv)
-    text = command.help_text(fv, sorted(fv), None, "evaluate")
+    text = command_help.help_text(fv, sorted(fv), None, "evaluate")
     assert [line for line in text.splitlines() if line.endswith(" flags:")] == ["evaluate flags:"]
     assert "--data_dir" in text and "--split" in text
 

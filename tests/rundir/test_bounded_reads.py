@@ -30,7 +30,7 @@ _CHILD = textwrap.dedent(
         kind = os.path.basename(folder)
         readers = {
             "flagfile": lambda: flagfiles.expand(["train", f"--flagfile={folder}/x.flags"]),
-            "json": lambda: files.read_json(f"{folder}/x.json"),
+            "json": lambda: records.read_json(f"{folder}/x.json"),
             "config": lambda: records.load_config(folder),
             "metrics": lambda: records.finished_metrics(folder),
             "state": lambda: print(

@@ -38,14 +38,14 @@ def test_a_file_write_names_its_own_path_not_the_temporary_one(tmp_path, small_d
 
 
 def test_a_best_epoch_checkpoint_on_a_full_disk_is_one_line_and_leaves_no_temp(small_disk, capsys):
-    from mnist_research.rundir import checkpoint_files
+    from mnist_research.training import checkpoint_state
 
     folder = small_disk / "checkpoints" / "best"
     weights = tf.Variable(tf.zeros([600_000]))  # 2.4 MB
     manager = tf.train.CheckpointManager(tf.train.Checkpoint(weights=weights), str(folder), 1)
 
     def save():
-        with checkpoint_files.saving(str(folder), 2):
+        with checkpoint_state.saving(str(folder), 2):
             manager.save(checkpoint_number=2)
 
     line = _error_line(capsys, save)

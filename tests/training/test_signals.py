@@ -136,7 +136,7 @@ def test_a_held_block_is_not_split_by_a_second_signal():
 
     done = []
     with pytest.raises(interrupts.Interrupted) as stopped, interrupts.handle_signals():
-        with interrupts.held():  # as a new trial and the name of its process
+        with interrupts.deferred(every=True):  # as a new trial and the name of its process
             os.kill(os.getpid(), signal.SIGINT)
             os.kill(os.getpid(), signal.SIGTERM)
             done.append("both written")
