@@ -41,15 +41,9 @@ def configure_devices(config: DistributeConfig) -> None:
 
 
 def create_strategy(config: DistributeConfig) -> tf.distribute.Strategy:
-    """The strategy ``config.strategy`` names.
-
-    * ``default``: the no-op default strategy (one device, whatever TF picks).
-    * ``one_device``: ``OneDeviceStrategy`` on ``config.device`` (``/cpu:0``,
-      ``/gpu:0``; defaults to the first GPU if any, else the CPU).
-    * ``mirrored``: ``MirroredStrategy`` over all visible GPUs, or over the
-      logical CPU devices when there are no GPUs (see ``configure_devices``).
-    * ``multi_worker``: ``MultiWorkerMirroredStrategy`` configured from ``TF_CONFIG``.
-    * ``auto``: ``mirrored`` when a GPU is visible, else ``default``.
+    """The strategy ``config.strategy`` names: ``default``, the no-op default strategy (one
+    device, whatever TF picks); ``auto``, ``mirrored`` when a GPU is visible, else
+    ``default``; the others: :func:`training.strategies.create`.
 
     A malformed ``TF_CONFIG``, or a ``config.device`` this machine lacks, is a ConfigError.
     """

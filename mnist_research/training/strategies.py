@@ -16,8 +16,14 @@ from mnist_research.errors import ConfigError
 
 
 def create(name: str, device: str | None) -> tf.distribute.Strategy:
-    """The strategy ``--strategy=name`` names (see ``devices.create_strategy``);
-    ``device``: ``--device``, for ``one_device``."""
+    """The strategy ``--strategy=name`` names (``devices.create_strategy``: the others).
+
+    * ``one_device``: ``OneDeviceStrategy`` on ``device`` (``/cpu:0``, ``/gpu:0``;
+      ``None``: the first GPU if any, else the CPU).
+    * ``mirrored``: ``MirroredStrategy`` over all visible GPUs, or over the
+      logical CPU devices when there are no GPUs (see ``devices.configure_devices``).
+    * ``multi_worker``: ``MultiWorkerMirroredStrategy`` configured from ``TF_CONFIG``.
+    """
     if name == "multi_worker":  # Before anything initialises the TF runtime (listing
         # logical devices does): collective ops must be configured at program start.
         if "TF_CONFIG" not in os.environ:
