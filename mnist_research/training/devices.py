@@ -11,7 +11,6 @@ TensorFlow's ``ResourceExhaustedError`` becomes a :class:`ConfigError`.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import platform
 import random
@@ -42,77 +41,31 @@ def configure_devices(config: DistributeConfig) -> None:
 
 
 def create_strategy(config: DistributeConfig) -> tf.distribute.Strategy:
-    """The strategy ``config.strategy`` names.
-
-    * ``default``: the no-op default strategy (one device, whatever TF picks).
-    * ``one_device``: ``OneDeviceStrategy`` on ``config.device`` (``/cpu:0``,
-      ``/gpu:0``; defaults to the first GPU if any, else the CPU).
-    * ``mirrored``: ``MirroredStrategy`` over all visible GPUs, or over the
-      logical CPU devices when there are no GPUs (see ``configure_devices``).
-    * ``multi_worker``: ``MultiWorkerMirroredStrategy`` configured from ``TF_CONFIG``.
-    * ``auto``: ``mirrored`` when a GPU is visible, else ``default``.
+    """The strategy ``config.strategy`` names: ``default``, the no-op default strategy (one
+    device, whatever TF picks); ``auto``, ``mirrored`` when a GPU is visible, else
+    ``default``; the others: :func:`training.strategies.create`.
 
     A malformed ``TF_CONFIG``, or a ``config.device`` this machine lacks, is a ConfigError.
     """
-    name = config.strategy
     tf_config()  # malformed TF_CONFIG: one line now, not a traceback from TF later
-    if name == "multi_worker":  # Before anything initialises the TF runtime (listing
-        # logical devices does): collective ops must be configured at program start.
-        if "TF_CONFIG" not in os.environ:
-            raise ConfigError(
-                "strategy=multi_worker needs the TF_CONFIG environment variable "
-                "(see docs/devices.md)"
-            )
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    gpus = tf.config.list_logical_devices("GPU")
+    name = config.strategy
     if name == "auto":
-        name = "mirrored" if gpus else "default"
+        name = "mirrored" if tf.config.list_logical_devices("GPU") else "default"
     if name == "default":
         return tf.distribute.get_strategy()
-    if name == "one_device":
-        return tf.distribute.OneDeviceStrategy(
-            _existing_device(config.device) if config.device else ("/gpu:0" if gpus else "/cpu:0")
-        )
-    assert name == "mirrored", name  # a strategy added to the declarations needs a branch
-    cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
-    return tf.distribute.MirroredStrategy(devices=None if gpus else cpus)
+    from mnist_research.training import strategies  # only a strategy other than the default
 
-
-def _existing_device(name: str) -> str:
-    """``name`` if this machine has that device, else ConfigError listing the ones it has."""
-    spec = tf.DeviceSpec.from_string(name)
-    wanted = ((spec.device_type or "").upper(), spec.device_index or 0)
-    available = [tf.DeviceSpec.from_string(d.name) for d in tf.config.list_logical_devices()]
-    if wanted in [(d.device_type.upper(), d.device_index) for d in available]:
-        return name
-    names = ", ".join(d.to_string().replace("/device:", "/").lower() for d in available)
-    raise ConfigError(f"--device={name}: no such device on this machine (it has {names})")
+    return strategies.create(name, config.device)
 
 
 def tf_config() -> dict:
-    """The parsed ``TF_CONFIG`` (``{}`` when unset); a ConfigError unless it is
-    ``{"cluster": {...}, "task": {"type": ..., "index": N}}`` with the task in the cluster."""
-    try:
-        parsed = json.loads(os.environ.get("TF_CONFIG") or "{}")
-    except ValueError as e:
-        raise ConfigError(f"TF_CONFIG is not valid JSON ({e})") from None
-    if not isinstance(parsed, dict):
-        raise ConfigError(f"TF_CONFIG must be a JSON object, got {type(parsed).__name__}")
-    cluster, task = parsed.get("cluster", {}), parsed.get("task", {})
-    if not isinstance(cluster, dict) or not all(
-        isinstance(v, list) and all(isinstance(a, str) for a in v) for v in cluster.values()
-    ):
-        raise ConfigError('TF_CONFIG "cluster" must map job names to lists of "host:port"')
-    if not isinstance(task, dict):
-        raise ConfigError('TF_CONFIG "task" must be {"type": ..., "index": N}')
-    if task:
-        kind, index = task.get("type"), task.get("index", 0)
-        if type(index) is not int or kind not in cluster or not 0 <= index < len(cluster[kind]):
-            raise ConfigError(
-                f"TF_CONFIG task {task} is not in its cluster "
-                f"({', '.join(f'{k}: {len(v)}' for k, v in cluster.items())})"
-            )
-    return parsed
+    """The parsed ``TF_CONFIG`` (``{}`` when unset); a ConfigError when it is malformed
+    (:func:`training.strategies.parse_tf_config`)."""
+    if not os.environ.get("TF_CONFIG"):
+        return {}
+    from mnist_research.training import strategies  # a run in a cluster only
+
+    return strategies.parse_tf_config()
 
 
 def is_chief() -> bool:

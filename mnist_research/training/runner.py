@@ -22,7 +22,6 @@ from absl import logging
 from mnist_research import interrupts
 from mnist_research.config import ExperimentConfig
 from mnist_research.data import pipeline, sources
-from mnist_research.errors import ConfigError
 from mnist_research.rundir import layout
 from mnist_research.rundir.lock import RunDirLock
 from mnist_research.training import devices, finish, hooks, loop
@@ -92,7 +91,11 @@ def train_and_evaluate(
         strategy = devices.create_strategy(config.distribute)
     set_seeds(config)
     info = devices.device_info(strategy)
-    _check_cluster(strategy)
+    workers = devices.num_workers()
+    if workers > 1:  # a TF_CONFIG cluster: only MultiWorkerMirroredStrategy trains it
+        from mnist_research.training import strategies
+
+        strategies.check_cluster(strategy, workers)
     chief = devices.is_chief()
     layout.check_path(run_dir)
     existing_run, damaged_config = None, None
@@ -188,27 +191,11 @@ def standard_hooks(run: RunContext, steps_per_epoch: int, verbose: bool) -> list
     return epoch_hooks
 
 
-def _check_cluster(strategy: tf.distribute.Strategy) -> None:
-    """Refuses a TF_CONFIG cluster of several workers under a single-process strategy.
-
-    Only worker 0 (or the chief) of a cluster writes the run dir: under another
-    strategy each process would train alone, and every other worker would
-    write nothing while reporting success.
-    """
-    workers = devices.num_workers()
-    if workers > 1 and not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        raise ConfigError(
-            f"TF_CONFIG names a cluster of {workers} workers, but "
-            f"{devices.strategy_name(strategy)} trains in this process alone; "
-            f"use --strategy=multi_worker, or unset TF_CONFIG"
-        )
-
-
 def _train_input(
     config: ExperimentConfig, datasets: sources.Splits
 ) -> tuple[pipeline.TrainInput, int]:
     """The training input and its optimizer steps per epoch across the cluster's workers
-    (several only under MultiWorkerMirroredStrategy: :func:`_check_cluster`)."""
+    (several only under MultiWorkerMirroredStrategy: ``strategies.check_cluster``)."""
     train_input = pipeline.TrainInput(
         datasets.x_train,
         datasets.y_train,
