@@ -167,28 +167,16 @@ def _interrupted_line(
     """What was kept and the command that resumes.
 
     With ``loaded_only`` (the signal watch thread, while the main thread may be
-    importing TensorFlow) a module still loading is never waited for: once
-    ``training.resume`` is loaded (after TensorFlow), what the line reads
-    needs only modules loaded before the run started.
+    importing TensorFlow) nothing is imported: a run dir is only chosen once
+    ``training.resume``, which writes the line, is loaded.
     """
-    if loaded_only and "mnist_research.training.resume" not in sys.modules:
-        return f"{error.name}: stopped while starting; nothing was written"
-    from mnist_research.rundir import checkpoint_files
-    from mnist_research.training import resume
-
-    latest = None
-    if run_dir:
-        folder = os.path.join(run_dir, checkpoint_files.CHECKPOINT_DIR)
-        latest = checkpoint_files.read_state(folder)[0] or max(
-            checkpoint_files.numbers_on_disk(folder), default=None
-        )
-    kept = (
-        f"the checkpoint of epoch {latest} is kept"
-        if latest
-        else "no epoch had finished, so there is no checkpoint yet"
-    )
-    again = resume.resume_command(run_dir, sys.argv) if run_dir else "the same command"
-    return f"{error.name}: stopped; {kept}. Resume with: {again}"
+    if loaded_only:
+        resume = sys.modules.get("mnist_research.training.resume")
+        if resume is None or not hasattr(resume, "stop_line"):  # absent, or still loading
+            return f"{error.name}: stopped while starting; nothing was written"
+    else:
+        from mnist_research.training import resume
+    return resume.stop_line(error.name, run_dir, sys.argv)
 
 
 main = command.main_without_arguments(_train)

@@ -318,7 +318,7 @@ class DistributeConfig:
     holds the optimizer state of one policy (the loss-scale variables of
     ``mixed_float16`` exist only under it), so a run is continued under the
     policy it started with. The strategy and replica count a run recorded are
-    checked on resume too (``rundir.records``): dropout masks depend on them.
+    checked on resume too (``training.existing_run.check_same_run``): dropout masks depend on them.
     """
 
     strategy: str = mechanics(

@@ -221,6 +221,10 @@ def check_same_length(obj: Any, first: str, second: str) -> None:
     )
 
 
+def _show(value: Any) -> str:
+    return ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
+
+
 def check_declared(obj: Any) -> None:
     """Checks types, choices, ``only_with`` rules and bounds of every declared field of ``obj``.
 
@@ -245,7 +249,13 @@ def check_declared(obj: Any) -> None:
             )
     values = {field.name: getattr(obj, field.name) for field in dataclasses.fields(obj)}
     refused = refusal(type(obj), values, prefix="")
-    check(not refused, refused)
+    if refused:
+        given = [
+            _show(values[f.name])
+            for f, declared in declared_fields(obj)
+            if not applies(declared, values) and values[f.name] not in (f.default, unused_form(f))
+        ]
+        raise ValueError(f"{refused} (got {'; '.join(given)})")
     for field, declared in declared_fields(obj):
         value, name = values[field.name], declared.flag or field.name
         if not applies(declared, values):

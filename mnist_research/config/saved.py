@@ -70,7 +70,7 @@ def resume_identity(config: ExperimentConfig) -> dict[str, Any]:
     differ; so may ``epochs`` (a run is extended) unless the learning rate
     follows a schedule, whose length is the number of epochs: extending a
     cosine or step schedule would restart it part-way. The device placement
-    is checked against what the run recorded (``rundir.records``).
+    is checked against what the run recorded (``training.existing_run.check_same_run``).
     """
     identity = {
         name: {

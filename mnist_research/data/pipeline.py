@@ -100,7 +100,7 @@ class TrainInput:
     def steps_per_epoch(self, num_input_pipelines: int = 1) -> int:
         """Full global batches per epoch, equal on every worker.
 
-        Each of W input pipelines holds ``N // W`` examples, ``batch_size // W`` a step.
+        Each of W input pipelines holds at least ``N // W`` examples, ``batch_size // W`` a step.
         """
         per_pipeline_batch = max(1, self.global_batch_size // num_input_pipelines)
         return (self.num_examples // num_input_pipelines) // per_pipeline_batch
@@ -125,6 +125,8 @@ class TrainInput:
         shard of every permutation and batches at the per-replica size.
         """
         last_epoch = epoch if last_epoch is None else last_epoch
+        if last_epoch < epoch:
+            raise ValueError(f"last_epoch {last_epoch} is before epoch {epoch}")
         context = input_context or tf.distribute.InputContext()  # default: 1 pipeline, 1 replica
         pipeline_id, num_pipelines = context.input_pipeline_id, context.num_input_pipelines
         local_replicas = context.num_replicas_in_sync // num_pipelines

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pathlib
 import shutil
 import tempfile
 
@@ -116,5 +115,7 @@ def weights_sha256(export_dir: str) -> str | None:
     digest = hashlib.sha256()
     for name in names:
         digest.update(name.encode("utf-8"))
-        digest.update(pathlib.Path(folder, name).read_bytes())
+        with open(os.path.join(folder, name), "rb") as f:  # in blocks: a file may be large
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest() if names else None

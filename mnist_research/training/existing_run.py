@@ -384,7 +384,7 @@ def latest_unfinished(logdir: str, config: ExperimentConfig) -> str | None:
 
     A candidate is a direct sub-directory holding a ``config.json`` with the
     same experiment name and the same model and recipe
-    (:meth:`ExperimentConfig.identity`) that has not finished; the newest is
+    (``config.saved.resume_identity``) that has not finished; the newest is
     the one whose ``config.json``, ``metrics.json`` or checkpoints changed last.
 
     Returns:

@@ -8,6 +8,8 @@ import shlex
 import shutil
 import sys
 
+from mnist_research.rundir import checkpoint_files
+
 # Flags a resume command leaves out: where the run goes is given by --run_dir, and
 # --overwrite would delete the run being resumed.
 _NOT_REPEATED = re.compile(r"^--?(no)?(run_dir|overwrite|resume)(=.*)?$")
@@ -58,3 +60,24 @@ def _program(argv0: str) -> list[str]:
 def _on_path_as(name: str, path: str) -> bool:
     found = shutil.which(name)
     return bool(found and path and os.path.realpath(found) == os.path.realpath(path))
+
+
+def stop_line(signal_name: str, run_dir: str | None, argv: list[str]) -> str:
+    """The line a stopped run ends with: the checkpoint kept, and the command that resumes.
+
+    Everything it reads is imported with this module: the signal watch thread
+    calls it and must never wait on an import.
+    """
+    latest = None
+    if run_dir:
+        folder = os.path.join(run_dir, checkpoint_files.CHECKPOINT_DIR)
+        latest = checkpoint_files.read_state(folder)[0] or max(
+            checkpoint_files.numbers_on_disk(folder), default=None
+        )
+    kept = (
+        f"the checkpoint of epoch {latest} is kept"
+        if latest
+        else "no epoch had finished, so there is no checkpoint yet"
+    )
+    again = resume_command(run_dir, argv) if run_dir else "the same command"
+    return f"{signal_name}: stopped; {kept}. Resume with: {again}"
