@@ -30,7 +30,7 @@ from mnist_research.training import history as history_lib
 from mnist_research.training import summaries as summaries_lib
 from mnist_research.training.checkpoint_state import CheckpointState
 from mnist_research.training.finish import RunContext
-from mnist_research.training.hparams import hparams_of
+from mnist_research.training.summaries import hparams_of
 
 # Given a run's standard hooks, the hooks its epoch loop calls (the standard ones kept).
 HookChange = Callable[[list[loop.Hook]], Sequence[loop.Hook]]

@@ -87,7 +87,7 @@ def test_events_of_an_attempt_killed_before_its_first_checkpoint_are_not_kept(tm
     from mnist_research.config import ExperimentConfig
     from mnist_research.training import existing_run
     from mnist_research.training import summaries as summaries_lib
-    from mnist_research.training.hparams import hparams_of
+    from mnist_research.training.summaries import hparams_of
 
     run = tmp_path / "run"
     writer = summaries_lib.Summaries(str(run))  # the killed attempt
