@@ -57,33 +57,6 @@ class ProgressBar(Hook):
         )
 
 
-class Profiler(Hook):
-    """Starts and stops TensorFlow's profiler around ``steps`` (first, last step).
-
-    The profile lands in ``logdir/plugins/profile`` (TensorBoard's Profile tab).
-    """
-
-    def __init__(self, steps: tuple[int, ...], logdir: str):
-        self.steps, self.logdir, self.running = steps, logdir, False
-
-    def before_steps(self, step: int, num_steps: int) -> None:
-        if self.steps and not self.running and step < self.steps[0] <= step + num_steps:
-            tf.profiler.experimental.start(self.logdir)
-            self.running = True
-            logging.info("Profiler on at step %d", step)
-
-    def after_steps(self, step: int, done: int, chunk: Totals, epoch_totals: Totals) -> None:
-        if self.running and step >= self.steps[1]:
-            self.end()
-            self.steps = ()  # profiled once
-
-    def end(self) -> None:
-        if self.running:
-            tf.profiler.experimental.stop()
-            self.running = False
-            logging.info("Profile written under %s/plugins/profile", self.logdir)
-
-
 # Images in the fixed batch whose gradients the per-epoch histograms show.
 GRADIENT_BATCH = 1024
 

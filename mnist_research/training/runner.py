@@ -164,7 +164,7 @@ def train_and_evaluate(
 def standard_hooks(run: RunContext, steps_per_epoch: int, verbose: bool) -> list[loop.Hook]:
     """What a ``train`` run does around its steps and epochs, in order.
 
-    The profiler (the chief only), TensorBoard, the progress bar (``verbose``,
+    The profiler (``--profile_steps``, the chief only), TensorBoard, the progress bar (``verbose``,
     the chief only; last among the step hooks, so no other hook's log line lands
     on the bar), then the best epoch and early stopping, then the checkpoint and
     ``metrics.json``. The last two are the run's progress: the best epoch's
@@ -175,9 +175,11 @@ def standard_hooks(run: RunContext, steps_per_epoch: int, verbose: bool) -> list
     x_train, y_train = run.datasets.x_train, run.datasets.y_train
     gradient_batch = (x_train[: hooks.GRADIENT_BATCH], y_train[: hooks.GRADIENT_BATCH])
     epoch_hooks: list[loop.Hook] = []
-    if run.chief:
+    if run.chief and config.train.profile_steps:
+        from mnist_research.training.profiler import Profiler  # only this flag needs it
+
         logdir = os.path.join(run.run_dir, "train")
-        epoch_hooks.append(hooks.Profiler(config.train.profile_steps, logdir))
+        epoch_hooks.append(Profiler(config.train.profile_steps, logdir))
     epoch_hooks.append(hooks.TensorBoard(run.summaries, trainer, gradient_batch))
     if verbose and run.chief:
         epoch_hooks.append(hooks.ProgressBar(steps_per_epoch))
