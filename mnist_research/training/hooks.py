@@ -79,13 +79,12 @@ class TensorBoard(Hook):
         self.gradients = None
         if gradient_batch is not None and self.config.histograms:
             self.gradients = gradient_fn(trainer, *gradient_batch)
-        self.tracing = self.traced = False
+        self.tracing = False
         self.first_step = 0
 
     def before_steps(self, step: int, num_steps: int) -> None:
         self.first_step = step
-        if step == 0 and not self.traced and self.summaries.enabled:
-            self.traced = True
+        if step == 0 and self.summaries.enabled:  # a fresh run's first call
             self.tracing = True
             tf.summary.trace_on(graph=True, profiler=False)
 

@@ -187,14 +187,6 @@ class Summaries:
                 tf.summary.experimental.write_raw_pb(summary.SerializeToString())
         self.train.flush()
 
-    def png_images(self, step: int, paths: dict[str, str]) -> None:
-        """Image summaries (``images/<name>``) from PNG files."""
-        with self.train.as_default(step=step):
-            for name, path in paths.items():
-                image = tf.image.decode_png(tf.io.read_file(path), channels=3)
-                tf.summary.image(f"images/{name}", image[tf.newaxis])
-        self.train.flush()
-
     def hparams(self, values: dict[str, Any]) -> None:
         """The HParams experiment definition and this run's session start
         (``values``: :func:`hparams_of`)."""
@@ -205,10 +197,15 @@ class Summaries:
             hp.hparams(values, trial_id=os.path.basename(os.path.abspath(self.run_dir)))
         self.session.flush()
 
-    def final_scalars(self, step: int, values: dict[str, float]) -> None:
-        """End-of-run scalars (``test/<name>``) in the HParams session's event file."""
-        self.scalars(self.session, step, {f"test/{name}": v for name, v in values.items()})
-        self.session.flush()
+    def end_of_run(self, step: int, images: dict[str, str], test: dict[str, float]) -> None:
+        """The reports' figures (``images/<name>``, from PNG files) and the test scores
+        (``test/<name>``, in the HParams session's event file)."""
+        with self.train.as_default(step=step):
+            for name, path in images.items():
+                image = tf.image.decode_png(tf.io.read_file(path), channels=3)
+                tf.summary.image(f"images/{name}", image[tf.newaxis])
+        self.scalars(self.session, step, {f"test/{name}": v for name, v in test.items()})
+        self.flush()
 
     def trace_export(self, name: str, step: int) -> None:
         """Writes the graph traced since ``tf.summary.trace_on`` at ``step`` (Graphs tab)."""
