@@ -30,7 +30,6 @@ from mnist_research.training import history as history_lib
 from mnist_research.training import summaries as summaries_lib
 from mnist_research.training.checkpoint_state import CheckpointState
 from mnist_research.training.finish import RunContext
-from mnist_research.training.summaries import hparams_of
 
 # Given a run's standard hooks, the hooks its epoch loop calls (the standard ones kept).
 HookChange = Callable[[list[loop.Hook]], Sequence[loop.Hook]]
@@ -129,8 +128,7 @@ def train_and_evaluate(
             layout.save_config(run_dir, config, flagfile_text)
         summaries = summaries_lib.Summaries(run_dir if chief else None)
         if not history["loss"]:  # a new run: its flags and HParams first
-            summaries.text("config/flags", "```\n" + (flagfile_text or "(none)") + "\n```")
-            summaries.hparams(hparams_of(config, info))
+            summaries.start(config, info, flagfile_text)
         run = RunContext(config, run_dir, chief, info, datasets, trainer, state, summaries, history)
         logging.info(
             "Run dir: %s | %s x%d, %s (%s)",

@@ -166,11 +166,6 @@ class Summaries:
         for writer in (self.train, self.validation, self.session):
             writer.flush()
 
-    def text(self, name: str, markdown: str, step: int = 0) -> None:
-        with self.train.as_default(step=step):
-            tf.summary.text(name, markdown)
-        self.train.flush()
-
     def histograms(self, step: int, named_values: Iterable[tuple[str, Any]]) -> None:
         """One histogram per (tag, tensor) pair (call once per epoch, never per step).
 
@@ -187,15 +182,18 @@ class Summaries:
                 tf.summary.experimental.write_raw_pb(summary.SerializeToString())
         self.train.flush()
 
-    def hparams(self, values: dict[str, Any]) -> None:
-        """The HParams experiment definition and this run's session start
-        (``values``: :func:`hparams_of`)."""
+    def start(self, config: ExperimentConfig, info: dict, flagfile_text: str | None) -> None:
+        """A new run's first records: its flags (the Text tab), the HParams experiment
+        definition and this run's session start (``info``: ``devices.device_info``)."""
         if not self.enabled:
             return
+        with self.train.as_default(step=0):
+            tf.summary.text("config/flags", "```\n" + (flagfile_text or "(none)") + "\n```")
         with self.session.as_default():
             hp.hparams_config(hparams=list(HPARAMS), metrics=list(METRICS))
-            hp.hparams(values, trial_id=os.path.basename(os.path.abspath(self.run_dir)))
-        self.session.flush()
+            trial_id = os.path.basename(os.path.abspath(self.run_dir))
+            hp.hparams(hparams_of(config, info), trial_id=trial_id)
+        self.flush()
 
     def end_of_run(self, step: int, images: dict[str, str], test: dict[str, float]) -> None:
         """The reports' figures (``images/<name>``, from PNG files) and the test scores

@@ -7,7 +7,7 @@ from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 
 from mnist_research.config import ExperimentConfig, ModelConfig, TrainConfig
-from mnist_research.training.summaries import HPARAMS, METRICS, Summaries, hparams_of
+from mnist_research.training.summaries import HPARAMS, METRICS, Summaries
 
 INFO = {
     "strategy": "MirroredStrategy",
@@ -25,7 +25,7 @@ WIDE = ExperimentConfig(
 
 def _written(run_dir, config):
     summaries = Summaries(str(run_dir))
-    summaries.hparams(hparams_of(config, INFO))
+    summaries.start(config, INFO, None)
     summaries.close()
     acc = event_accumulator.EventAccumulator(str(run_dir))
     acc.Reload()
