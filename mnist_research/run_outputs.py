@@ -64,10 +64,8 @@ def write_reports(run: RunContext, metrics: dict[str, Any], test: Totals) -> Non
         logits,
         summary,
     )
-    run.summaries.png_images(
-        epochs, {name: paths[name] for name in ("samples", "confusion_matrix", "mistakes")}
-    )
-    run.summaries.final_scalars(epochs, test.means())
+    images = {name: paths[name] for name in ("samples", "confusion_matrix", "mistakes")}
+    run.summaries.end_of_run(epochs, images, test.means())
 
 
 EXPORT = EndOfRunAction("exporting", export_model, every_worker=True, problem=export_problem)

@@ -3,7 +3,7 @@
 :func:`setting` stores in the field's metadata its help, bounds or choices,
 flag, HParams group and whether it is part of the resume identity. The absl
 flags and ``flags.txt`` (``config.flags``), the HParams experiment
-(``training.hparams``), the resume identity (``config.saved``) and
+(``training.summaries``), the resume identity (``config.saved``) and
 :func:`check_declared` read these declarations, so a new setting is one field
 (plus its use). Every check raises ``ValueError`` naming the field; checks of
 several fields stay in each dataclass's ``__post_init__``.

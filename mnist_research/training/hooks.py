@@ -57,33 +57,6 @@ class ProgressBar(Hook):
         )
 
 
-class Profiler(Hook):
-    """Starts and stops TensorFlow's profiler around ``steps`` (first, last step).
-
-    The profile lands in ``logdir/plugins/profile`` (TensorBoard's Profile tab).
-    """
-
-    def __init__(self, steps: tuple[int, ...], logdir: str):
-        self.steps, self.logdir, self.running = steps, logdir, False
-
-    def before_steps(self, step: int, num_steps: int) -> None:
-        if self.steps and not self.running and step < self.steps[0] <= step + num_steps:
-            tf.profiler.experimental.start(self.logdir)
-            self.running = True
-            logging.info("Profiler on at step %d", step)
-
-    def after_steps(self, step: int, done: int, chunk: Totals, epoch_totals: Totals) -> None:
-        if self.running and step >= self.steps[1]:
-            self.end()
-            self.steps = ()  # profiled once
-
-    def end(self) -> None:
-        if self.running:
-            tf.profiler.experimental.stop()
-            self.running = False
-            logging.info("Profile written under %s/plugins/profile", self.logdir)
-
-
 # Images in the fixed batch whose gradients the per-epoch histograms show.
 GRADIENT_BATCH = 1024
 
@@ -106,13 +79,12 @@ class TensorBoard(Hook):
         self.gradients = None
         if gradient_batch is not None and self.config.histograms:
             self.gradients = gradient_fn(trainer, *gradient_batch)
-        self.tracing = self.traced = False
+        self.tracing = False
         self.first_step = 0
 
     def before_steps(self, step: int, num_steps: int) -> None:
         self.first_step = step
-        if step == 0 and not self.traced and self.summaries.enabled:
-            self.traced = True
+        if step == 0 and self.summaries.enabled:  # a fresh run's first call
             self.tracing = True
             tf.summary.trace_on(graph=True, profiler=False)
 

@@ -29,7 +29,6 @@ from mnist_research.training import history as history_lib
 from mnist_research.training import summaries as summaries_lib
 from mnist_research.training.checkpoint_state import CheckpointState
 from mnist_research.training.finish import RunContext
-from mnist_research.training.hparams import hparams_of
 
 # Given a run's standard hooks, the hooks its epoch loop calls (the standard ones kept).
 HookChange = Callable[[list[loop.Hook]], Sequence[loop.Hook]]
@@ -132,8 +131,7 @@ def train_and_evaluate(
             layout.save_config(run_dir, config, flagfile_text)
         summaries = summaries_lib.Summaries(run_dir if chief else None)
         if not history["loss"]:  # a new run: its flags and HParams first
-            summaries.text("config/flags", "```\n" + (flagfile_text or "(none)") + "\n```")
-            summaries.hparams(hparams_of(config, info))
+            summaries.start(config, info, flagfile_text)
         run = RunContext(config, run_dir, chief, info, datasets, trainer, state, summaries, history)
         logging.info(
             "Run dir: %s | %s x%d, %s (%s)",
@@ -167,7 +165,7 @@ def train_and_evaluate(
 def standard_hooks(run: RunContext, steps_per_epoch: int, verbose: bool) -> list[loop.Hook]:
     """What a ``train`` run does around its steps and epochs, in order.
 
-    The profiler (the chief only), TensorBoard, the progress bar (``verbose``,
+    The profiler (``--profile_steps``, the chief only), TensorBoard, the progress bar (``verbose``,
     the chief only; last among the step hooks, so no other hook's log line lands
     on the bar), then the best epoch and early stopping, then the checkpoint and
     ``metrics.json``. The last two are the run's progress: the best epoch's
@@ -178,9 +176,11 @@ def standard_hooks(run: RunContext, steps_per_epoch: int, verbose: bool) -> list
     x_train, y_train = run.datasets.x_train, run.datasets.y_train
     gradient_batch = (x_train[: hooks.GRADIENT_BATCH], y_train[: hooks.GRADIENT_BATCH])
     epoch_hooks: list[loop.Hook] = []
-    if run.chief:
+    if run.chief and config.train.profile_steps:
+        from mnist_research.training.profiler import Profiler  # only this flag needs it
+
         logdir = os.path.join(run.run_dir, "train")
-        epoch_hooks.append(hooks.Profiler(config.train.profile_steps, logdir))
+        epoch_hooks.append(Profiler(config.train.profile_steps, logdir))
     epoch_hooks.append(hooks.TensorBoard(run.summaries, trainer, gradient_batch))
     if verbose and run.chief:
         epoch_hooks.append(hooks.ProgressBar(steps_per_epoch))

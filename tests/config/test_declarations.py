@@ -13,7 +13,7 @@ from mnist_research.config import ExperimentConfig
 from mnist_research.config import flags as experiment_flags
 from mnist_research.config.fields import declaration, declared_fields
 from mnist_research.config.saved import resume_identity
-from mnist_research.training import hparams
+from mnist_research.training.summaries import HPARAMS
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SECTIONS = {
@@ -71,7 +71,7 @@ def test_every_hparam_comes_from_a_declaration_or_the_system_list():
         for _, f in _all_fields()
         if (d := declaration(f)).hparam
     }
-    names = {h.name for h in hparams.HPARAMS}
+    names = {h.name for h in HPARAMS}
     assert declared <= names
     assert names - declared == {
         f"system/{key}" for key in ("strategy", "replicas", "device", "device_kind", "tensorflow")

@@ -2,7 +2,7 @@
 
 from mnist_research.config import metrics
 from mnist_research.rundir import records
-from mnist_research.training import hparams
+from mnist_research.training.summaries import METRICS
 
 
 def _finished(history: dict, **extra) -> dict:
@@ -29,7 +29,7 @@ def test_history_keys_are_each_metric_for_training_then_validation_then_timing()
 
 
 def test_hparams_show_every_metric_for_test_validation_and_training():
-    shown = {(m.name.tag, m.name.group) for m in (h.as_proto() for h in hparams.METRICS)}
+    shown = {(m.name.tag, m.name.group) for m in (h.as_proto() for h in METRICS)}
     for metric in metrics.METRICS:
         assert (f"test/{metric.name}", "") in shown
         assert (f"epoch/{metric.name}", "validation") in shown

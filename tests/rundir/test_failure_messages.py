@@ -87,12 +87,10 @@ def test_events_of_an_attempt_killed_before_its_first_checkpoint_are_not_kept(tm
     from mnist_research.config import ExperimentConfig
     from mnist_research.training import existing_run
     from mnist_research.training import summaries as summaries_lib
-    from mnist_research.training.hparams import hparams_of
 
     run = tmp_path / "run"
     writer = summaries_lib.Summaries(str(run))  # the killed attempt
-    writer.text("config/flags", "--seed=1")
-    writer.hparams(hparams_of(ExperimentConfig(), collections.defaultdict(lambda: "cpu")))
+    writer.start(ExperimentConfig(), collections.defaultdict(lambda: "cpu"), "--seed=1")
     writer.scalars(writer.train, 3, {"step/loss": 1.0})
     writer.close()
     written = _value_events(run) + _value_events(run / "train")

@@ -1,12 +1,14 @@
 """The epoch loop calls its hooks in order, ends them however it ends, and the run keeps its own."""
 
+import dataclasses
+
 import pytest
 import tensorflow as tf
 
 from mnist_research.config import ExperimentConfig, ModelConfig, TrainConfig
 from mnist_research.data import pipeline, sources
 from mnist_research.errors import NonFiniteLossError
-from mnist_research.training import finish, hooks, loop, runner, summaries
+from mnist_research.training import finish, hooks, loop, profiler, runner, summaries
 from mnist_research.training.checkpoint_state import CheckpointState
 from mnist_research.training.history import Totals
 from tests.helpers import make_digits
@@ -106,13 +108,15 @@ def test_the_progress_bar_comes_after_every_hook_that_logs_and_the_progress_last
     )
     made = runner.standard_hooks(run, 10, verbose=True)
     assert [type(h) for h in made] == [
-        hooks.Profiler,
         hooks.TensorBoard,
         hooks.ProgressBar,
         hooks.BestEpoch,
         hooks.Checkpoint,
     ]
     assert not any(isinstance(h, hooks.ProgressBar) for h in runner.standard_hooks(run, 10, False))
+    train = dataclasses.replace(run.config.train, profile_steps=(1, 2))
+    profiled = dataclasses.replace(run, config=dataclasses.replace(run.config, train=train))
+    assert type(runner.standard_hooks(profiled, 10, verbose=True)[0]) is profiler.Profiler
 
 
 def test_the_progress_bar_starts_its_clock_before_the_epoch_s_first_call(monkeypatch):

@@ -7,8 +7,7 @@ from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 
 from mnist_research.config import ExperimentConfig, ModelConfig, TrainConfig
-from mnist_research.training import hparams
-from mnist_research.training.summaries import Summaries
+from mnist_research.training.summaries import HPARAMS, METRICS, Summaries
 
 INFO = {
     "strategy": "MirroredStrategy",
@@ -26,7 +25,7 @@ WIDE = ExperimentConfig(
 
 def _written(run_dir, config):
     summaries = Summaries(str(run_dir))
-    summaries.hparams(hparams.hparams_of(config, INFO))
+    summaries.start(config, INFO, None)
     summaries.close()
     acc = event_accumulator.EventAccumulator(str(run_dir))
     acc.Reload()
@@ -56,7 +55,7 @@ def test_every_hparam_is_typed_and_the_ones_researchers_vary_are_shown_first(tmp
     assert types["model/batch_norm"] == api_pb2.DATA_TYPE_BOOL
     assert types["optimizer/learning_rate"] == api_pb2.DATA_TYPE_FLOAT64
     assert types["optimizer/batch_size"] == api_pb2.DATA_TYPE_STRING  # shown "128", not "128.00"
-    assert len(experiment.metric_infos) == len(hparams.METRICS)
+    assert len(experiment.metric_infos) == len(METRICS)
 
 
 def test_all_runs_share_one_definition_and_discrete_domains_hold_their_values(tmp_path):
@@ -72,6 +71,6 @@ def test_all_runs_share_one_definition_and_discrete_domains_hold_their_values(tm
     assert wide_session.hparams["model/hidden_units"].string_value == "1024,512,256"
     assert wide_session.hparams["system/replicas"].string_value == "2"
     assert wide_session.hparams["optimizer/learning_rate"].number_value == pytest.approx(3e-4)
-    assert set(base_session.hparams) == {h.name for h in hparams.HPARAMS}
+    assert set(base_session.hparams) == {h.name for h in HPARAMS}
     assert base_session.group_name != wide_session.group_name
     assert os.path.basename(tmp_path / "b") in wide_session.group_name

@@ -24,8 +24,13 @@ from mnist_research.training.history import Totals
         np.zeros(0, np.float32),
     ],
 )
-def test_buckets_match_tensorboard(values):
-    ours = summaries.histogram_buckets(values)
+def test_buckets_match_tensorboard(values, tmp_path):
+    writer = summaries.Summaries(str(tmp_path))
+    writer.histograms(0, [("values", values)])
+    writer.close()
+    acc = event_accumulator.EventAccumulator(str(tmp_path / "train"), size_guidance={"tensors": 0})
+    acc.Reload()
+    ours = tensor_util.make_ndarray(acc.Tensors("values")[0].tensor_proto)
     theirs = summary_v2._buckets(tf.constant(values), 30).numpy()
     assert ours.shape == theirs.shape == (30, 3)
     np.testing.assert_allclose(ours[:, :2], theirs[:, :2], rtol=1e-12, atol=1e-12)
