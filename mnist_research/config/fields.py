@@ -201,6 +201,8 @@ def _typed(field: dataclasses.Field, value: Any) -> Any:
     edited by hand: a string where a number belongs must fail here, naming the
     field, not deep inside training.
     """
+    if field.type not in _TYPES:  # a new setting's annotation: give it a row above
+        raise TypeError(f"{field.name}: no type check for the annotation {field.type!r}")
     test, store, expected = _TYPES[field.type]
     check(test(value), f"{field.name} must be {expected}, got {value!r}")
     integers = {"int": [value], "tuple[int, ...]": value}.get(field.type, [])

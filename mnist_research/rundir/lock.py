@@ -77,10 +77,8 @@ class RunDirLock:
             os.close(fd)
             raise RunDirError(f"{self.path}: cannot lock ({e.strerror or e})") from None
         if not taken:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown"
             os.close(fd)
-            from mnist_research.rundir import records  # who holds it: read only when refused
-
-            holder = records.holder(self.run_dir) or "unknown"  # None: it has just let go
             raise RunDirError(
                 f"{self.run_dir} is in use by another training process ({holder}); "
                 f"wait for it to finish (or stop it), or use another --run_dir"

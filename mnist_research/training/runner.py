@@ -97,8 +97,9 @@ def train_and_evaluate(
         strategies.check_cluster(strategy, workers)
     chief = devices.is_chief()
     layout.check_path(run_dir)
-    existing_run, damaged_config = None, None
-    if not layout.is_empty(run_dir):  # a run to resume or finish, or --overwrite's
+    resuming = not layout.is_empty(run_dir)  # a run to resume or finish, or --overwrite's
+    damaged_config = None
+    if resuming:
         from mnist_research.training import existing_run
 
         finished, damaged_config = existing_run.check(run_dir, config, overwrite, actions)
@@ -106,7 +107,7 @@ def train_and_evaluate(
             return finished
     datasets = _load_data(config, datasets)
     info = {**info, "data_sha256": sources.fingerprint(datasets)}
-    if existing_run is not None and not overwrite:
+    if resuming and not overwrite:
         existing_run.check_same_run(run_dir, info)
     train_input, steps_per_epoch = _train_input(config, datasets)
     trainer = devices.build_trainer(
@@ -125,7 +126,7 @@ def train_and_evaluate(
             info["data_sha256"],
         )
         history = history_lib.from_json("{}")
-        if existing_run is not None:
+        if resuming:
             history = existing_run.resume(run_dir, trainer, state, chief, overwrite, damaged_config)
         if chief:
             layout.save_config(run_dir, config, flagfile_text)

@@ -312,3 +312,45 @@ def test_overwrite_starts_afresh(finished_run, npz_dir, tmp_path, train):
     assert "Restored" not in again.stderr and "epoch 1/1" in again.stderr
     config = json.loads((run_dir / "config.json").read_text())
     assert config["model"]["hidden_units"] == [32, 16, 8]
+
+
+# The train command as `python -m` runs it, then the package's modules it loaded.
+_MODULES_OF_A_RUN = """
+import atexit, runpy, sys
+loaded = lambda: sorted(m for m in sys.modules if m.startswith("mnist_research."))
+atexit.register(lambda: print("MODULES", *loaded()))
+sys.argv = ["mnist_research.train", *sys.argv[1:]]
+runpy.run_module("mnist_research.train", run_name="__main__", alter_sys=True)
+"""
+# Needed only by a run dir that already holds something, or by a flag the run does not set.
+_NOT_FOR_A_FRESH_RUN = {
+    "mnist_research.training.existing_run",
+    "mnist_research.rundir.existing",
+    "mnist_research.rundir.records",
+    "mnist_research.rundir.restore",
+    "mnist_research.training.strategies",
+    "mnist_research.training.profiler",
+    "mnist_research.command_help",
+    "mnist_research.data.idx",
+    "mnist_research.data.download",
+    "mnist_research.data.augment",
+}
+
+
+@pytest.mark.slow
+def test_a_fresh_run_loads_only_what_it_uses(npz_dir, tmp_path):
+    run_dir = str(tmp_path / "run")
+    arguments = [SMOKE, f"--data_dir={npz_dir}", f"--run_dir={run_dir}", "--epochs=1"]
+    result = subprocess.run(
+        [sys.executable, "-c", _MODULES_OF_A_RUN, *arguments],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = set(result.stdout.split("MODULES", 1)[1].split())
+    assert not loaded & _NOT_FOR_A_FRESH_RUN
+    # The signal watch thread's stop line imports nothing: its modules are loaded by then.
+    assert {"mnist_research.training.resume", "mnist_research.rundir.checkpoint_files"} <= loaded
+    assert os.path.exists(os.path.join(run_dir, "metrics.json"))

@@ -215,3 +215,17 @@ def test_sigterm_before_the_first_step_of_ten_million_epochs_stops_within_a_seco
     assert process.returncode == 143, stderr[-2000:]
     lines = [line for line in stderr.splitlines() if line.startswith("SIGTERM: stopped")]
     assert len(lines) == 1 and "Resume with:" in lines[0], stderr[-2000:]
+
+
+def test_the_watch_threads_stop_line_imports_nothing(tmp_path, monkeypatch):
+    from mnist_research import interrupts, train
+    from mnist_research.training import resume  # loaded before a run dir is chosen
+
+    monkeypatch.setattr(sys, "argv", ["/x/train.py"])
+    before = set(sys.modules)
+    line = train._interrupted_line(
+        interrupts.Interrupted(signal.SIGINT), str(tmp_path / "run"), loaded_only=True
+    )
+    assert set(sys.modules) == before
+    assert line == resume.stop_line("SIGINT", str(tmp_path / "run"), sys.argv)
+    assert line.startswith("SIGINT: stopped; no epoch had finished")
