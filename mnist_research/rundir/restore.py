@@ -114,7 +114,9 @@ def restore_checked(
             f"{data_sha256[:12]}…); {advice}"
         )
     try:
-        checkpoint.restore(prefix).assert_existing_objects_matched().expect_partial()
+        # expect_partial first: a refused restore's status would otherwise warn, when it is
+        # garbage-collected, about the values it left unrestored (after the one error line).
+        checkpoint.restore(prefix).expect_partial().assert_existing_objects_matched()
     except (AssertionError, ValueError) as e:
         # A reader's checkpoint (``source`` given) predates stored settings here: it is the
         # run's own, and config.json was edited, so ``advice`` would name the wrong cause.
