@@ -12,7 +12,6 @@ function, so a consumer needs only ``tf.saved_model.load``::
 
 Both artefacts are written to a temporary name and renamed into place, so an
 export that is interrupted never replaces a good one with half a directory.
-Reading an export back (and checking it) is :mod:`.finished_run`'s part.
 """
 
 from __future__ import annotations
@@ -21,10 +20,10 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 
 import tensorflow as tf
 
-from mnist_research import files
 from mnist_research.data.pipeline import IMAGE_SHAPE, NUM_PIXELS, to_model_input
 from mnist_research.errors import writing
 
@@ -64,40 +63,36 @@ def serving_module(model: tf.keras.Model) -> tf.Module:
 
 
 def export_saved_model(model: tf.keras.Model, export_dir: str) -> str:
-    """Writes the SavedModel to ``export_dir`` (atomically); returns the path."""
-    parent = os.path.dirname(os.path.abspath(export_dir))
-    os.makedirs(parent, exist_ok=True)
-    temp = tempfile.mkdtemp(dir=parent, prefix=".export-tmp-")
-    os.chmod(temp, 0o777 & ~files.UMASK)  # mkdtemp's 0700 would hide the export from others
-    old = export_dir + ".old"
-    try:
-        module = serving_module(model)
-        with writing(export_dir):  # a full disk names the export, not the temporary folder
-            signatures = {"serving_default": module.serve, "serve_flat": module.serve_flat}
-            tf.saved_model.save(module, temp, signatures=signatures)
-            # A rename cannot replace a folder: the old export steps aside until the new is in.
-            shutil.rmtree(old, ignore_errors=True)
-            if os.path.exists(export_dir):
-                os.replace(export_dir, old)
-            os.replace(temp, export_dir)
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
-    return export_dir
+    """Writes the SavedModel to ``export_dir``; returns the path."""
+    module = serving_module(model)
+    signatures = {"serving_default": module.serve, "serve_flat": module.serve_flat}
+    return _write_then_rename(
+        export_dir, lambda temp: tf.saved_model.save(module, temp, signatures)
+    )
 
 
 def save_keras(model: tf.keras.Model, path: str) -> str:
-    """Saves the model as a ``.keras`` file (atomically); returns the path."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    temp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
+    """Saves the model as a ``.keras`` file; returns the path."""
+    return _write_then_rename(path, model.save)
+
+
+def _write_then_rename(path: str, write: Callable[[str], object]) -> str:
+    """``write(temp)`` into a temporary folder beside ``path``, then the result renamed to it."""
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    temp = tempfile.mkdtemp(dir=parent, prefix=".export-tmp-")
+    new, old = os.path.join(temp, os.path.basename(path)), path + ".old"
     try:
-        with writing(path):
-            model.save(temp)
-            os.replace(temp, path)
+        with writing(path):  # a full disk names the export, not the temporary folder
+            write(new)
+            # A rename cannot replace a folder: the old export steps aside until the new is in.
+            shutil.rmtree(old, ignore_errors=True)
+            if os.path.isdir(path):
+                os.replace(path, old)
+            os.replace(new, path)
+            shutil.rmtree(old, ignore_errors=True)
     finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
+        shutil.rmtree(temp, ignore_errors=True)
     return path
 
 
