@@ -288,5 +288,5 @@ def write_reports(
         "mistakes": plot_mistakes(*examples, worst, png["mistakes"], class_names=names),
     }
     paths["report"] = os.path.join(report_dir, "report.html")
-    atomic_write_text(paths["report"], html_report.render(config, metrics, summary, paths))
+    atomic_write_text(paths["report"], html_report.render(config, metrics, summary, paths, names))
     return paths

@@ -14,7 +14,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from mnist_research import config as config_lib
 from mnist_research.config.metrics import HISTORY_KEYS
 
 # The page; ``$name``s are filled in (escaped) by :func:`render`.
@@ -62,20 +61,13 @@ def _table(header: Sequence, rows: Sequence[Sequence], attrs: str = "", best: in
     return "\n".join([f"<table{attrs}>", *lines, "</table>"])
 
 
-def _flat(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    """``(dotted.key, value)`` for every leaf of nested dicts, keys sorted at each level."""
-    if not isinstance(value, dict):
-        return [(prefix, value)]
-    keys = sorted(value)
-    return [leaf for k in keys for leaf in _flat(value[k], f"{prefix}.{k}" if prefix else k)]
-
-
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_fmt(v) for v in value)
-    return str(value)
+def _config_rows(value: Any, key: str = "") -> list[tuple[str, str]]:
+    """``(dotted.key, text)`` for every leaf of nested dicts, keys sorted at each level."""
+    if isinstance(value, dict):
+        keys = sorted(value)
+        return [row for k in keys for row in _config_rows(value[k], f"{key}.{k}" if key else k)]
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return [(key, ", ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in values))]
 
 
 def _cards(metrics: dict) -> str:
@@ -104,8 +96,7 @@ def _cards(metrics: dict) -> str:
 def _per_class_table(per_class: dict, class_names: Sequence[str]) -> str:
     """Precision, recall, F1 and support per class; a named class shows its index too."""
     rows = []
-    for c in range(len(per_class["f1"])):
-        name = class_names[c] if c < len(class_names) else str(c)
+    for c, name in enumerate(class_names):
         scores = [f"{per_class[key][c]:.4f}" for key in ("precision", "recall", "f1")]
         rows.append([name if name == str(c) else f"{c} {name}", *scores, per_class["support"][c]])
     header = ("class", "precision", "recall", "F1", "support")
@@ -138,10 +129,8 @@ def _history_table(metrics: dict) -> str:
     return f"<h2>History</h2>\n{_table(header, rows, best=best)}\n"
 
 
-def render(config: dict, metrics: dict, test_summary: dict, figures: dict[str, str]) -> str:
-    """The page as a string: the final metrics, per-class scores, figures, history, settings."""
-    dataset = config.get("data", {}).get("dataset")
-    class_names = config_lib.DATASETS[dataset].class_names if dataset in config_lib.DATASETS else ()
+def render(config: dict, metrics: dict, test: dict, figures: dict, names: Sequence[str]) -> str:
+    """The page: the final metrics, ``test``'s per-class scores, figures, history, settings."""
     summary = {k: v for k, v in metrics.items() if k != "history"}
     return _PAGE.substitute(
         name=html.escape(config.get("experiment", "run")),
@@ -149,9 +138,9 @@ def render(config: dict, metrics: dict, test_summary: dict, figures: dict[str, s
         strategy=html.escape(str(metrics.get("strategy", ""))),
         tensorflow=html.escape(str(metrics.get("tensorflow_version", ""))),
         cards=_cards(metrics),
-        per_class=_per_class_table(test_summary["per_class"], class_names),
+        per_class=_per_class_table(test["per_class"], names),
         figures=_figures(figures),
         history=_history_table(metrics),
-        config=_table((), [(key, _fmt(value)) for key, value in _flat(config)], " class='config'"),
+        config=_table((), _config_rows(config), " class='config'"),
         metrics=html.escape(json.dumps(summary, indent=1, sort_keys=True)),
     )
