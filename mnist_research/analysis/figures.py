@@ -223,17 +223,20 @@ def plot_mistakes(
     images: np.ndarray,
     labels: np.ndarray,
     probabilities: np.ndarray,
-    indices: np.ndarray,
     path: str,
+    count: int = 24,
     columns: int = 8,
     class_names: Sequence[str] = DIGITS,
 ) -> str:
-    """A grid of the most confident wrong predictions (``indices``, most confident first).
+    """A grid of the ``count`` most confident wrong predictions, most confident first.
 
     The digits are tiled into one image on one axes, each captioned above: it looks
     like a grid of subplots and renders in a quarter of the time (24 axes with their
     ticks and titles took ~1.3 s of CPU; this ~0.3 s).
     """
+    predicted = probabilities.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != np.asarray(labels))
+    indices = wrong[np.argsort(-probabilities[wrong, predicted[wrong]], kind="stable")][:count]
     rows = max(1, int(np.ceil(len(indices) / columns)))
     cell_h, cell_w, caption = 28 + 7, 28 + 4, 7
     canvas = np.zeros((rows * cell_h, columns * cell_w), np.uint8)
@@ -245,9 +248,8 @@ def plot_mistakes(
         row, col = divmod(k, columns)
         top, left = row * cell_h + caption, col * cell_w + 2
         canvas[top : top + 28, left : left + 28] = np.asarray(images[i]).reshape(28, 28)
-        predicted = int(probabilities[i].argmax())
         text = (
-            f"#{i}: pred {class_names[predicted]} ({probabilities[i, predicted]:.0%})\n"
+            f"#{i}: pred {class_names[predicted[i]]} ({probabilities[i, predicted[i]]:.0%})\n"
             f"true {class_names[labels[i]]} ({probabilities[i, labels[i]]:.0%})"
         )
         ax.text(left + 14, top - 1, text, ha="center", va="bottom", fontsize=9, color="crimson")
@@ -276,7 +278,6 @@ def write_reports(
     labels = np.asarray(test_labels, np.int64)
     probabilities = evaluation.softmax(logits)
     examples = (test_images, labels, probabilities)
-    worst = evaluation.most_confident_mistakes(labels, probabilities, 24)  # 3 rows of 8
     png = {name: os.path.join(report_dir, f"{name}.png") for name in html_report.FIGURES}
     paths = {
         "curves": plot_curves(metrics["history"], png["curves"]),
@@ -285,7 +286,7 @@ def write_reports(
             summary["confusion_matrix"], png["confusion_matrix"], names
         ),
         "per_class": plot_per_class(summary["per_class"], png["per_class"], names),
-        "mistakes": plot_mistakes(*examples, worst, png["mistakes"], class_names=names),
+        "mistakes": plot_mistakes(*examples, png["mistakes"], class_names=names),
     }
     paths["report"] = os.path.join(report_dir, "report.html")
     atomic_write_text(paths["report"], html_report.render(config, metrics, summary, paths, names))

@@ -29,11 +29,3 @@ def test_summarize_matches_tensorflow_loss_and_accuracy():
     assert summary["accuracy"] == pytest.approx(np.mean(logits.argmax(1) == labels))
     assert np.sum(summary["confusion_matrix"]) == 200
     np.testing.assert_allclose(evaluation.softmax(logits), tf.nn.softmax(logits), atol=1e-6)
-
-
-def test_most_confident_mistakes_order():
-    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.3, 0.7]])
-    labels = np.array([0, 0, 0, 1])
-    np.testing.assert_array_equal(
-        evaluation.most_confident_mistakes(labels, probabilities, 5), [1, 2]
-    )

@@ -169,7 +169,7 @@ def test_mistakes_grid_fills_the_figure_under_its_title(kept_figures):
     images = np.full((30, 28, 28), 200, np.uint8)
     labels = np.arange(30) % 10
     probabilities = np.roll(_probabilities(labels, np.full(30, 0.9)), 1, axis=1)
-    figures.plot_mistakes(images, labels, probabilities, np.arange(24), "mistakes.png")
+    figures.plot_mistakes(images, labels, probabilities, "mistakes.png")
     (fig,) = kept_figures
     (ax,) = fig.axes
     renderer = fig.canvas.get_renderer()
@@ -178,6 +178,14 @@ def test_mistakes_grid_fills_the_figure_under_its_title(kept_figures):
     title_bottom = ax.title.get_window_extent(renderer).y0
     assert title_bottom - image.y1 < 0.05 * figure_height, "blank band under the title"
     assert image.height > 0.85 * figure_height
+
+
+def test_mistakes_are_the_wrong_predictions_most_confident_first(kept_figures):
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.3, 0.7]])
+    labels = np.array([0, 0, 0, 1])
+    figures.plot_mistakes(np.zeros((4, 28, 28)), labels, probabilities, "mistakes.png")
+    captions = [text.get_text() for text in kept_figures[0].axes[0].texts]
+    assert [caption.split(":")[0] for caption in captions] == ["#1", "#2"]
 
 
 def test_reports_name_the_classes_of_the_dataset(kept_figures, tmp_path):
