@@ -50,10 +50,8 @@ def save_figure(fig: plt.Figure, path: str, dpi: int = 100) -> str:
 def plot_curves(history: dict[str, list[float]], path: str) -> str:
     """Training vs validation accuracy and loss, and the last epochs' accuracy zoomed in.
 
-    ``figsize=(18, 5)``; the first panel's accuracy axis spans 0–1 (the whole
-    run at a glance), the loss axis follows the data, and the third panel fits
-    its axis to the accuracies of the last half of the epochs, where the 0–1
-    axis shows only a flat line. The best validation epoch is starred.
+    The first panel's accuracy axis spans 0–1 (the whole run at a glance), the
+    loss axis follows the data; the zoomed panel stars the best validation epoch.
     """
     epochs = np.arange(1, len(history["loss"]) + 1)
     fig, (ax_acc, ax_loss, ax_zoom) = plt.subplots(1, 3, figsize=(18, 5))
@@ -88,7 +86,7 @@ def zoomed_limits(values: np.ndarray, upper: float | None = 1.0) -> tuple[float,
 
 
 def _plot_last_epochs(ax: plt.Axes, epochs: np.ndarray, history: dict[str, list[float]]) -> None:
-    """Accuracy over the last half of the epochs (at least 2), axis fitted to the values."""
+    """The zoomed panel: accuracy over the last epochs, axis fitted to the values."""
     first = zoom_start(len(epochs))
     shown = epochs[first:]
     train = np.asarray(history["accuracy"][first:])
@@ -126,50 +124,35 @@ def plot_samples(
     the next row's captions.
     """
     count = min(count, len(images))
-    top_probability = np.asarray(probabilities).max(axis=1)
+    predicted = np.asarray(probabilities).argmax(axis=1)
+    confidence = np.asarray(probabilities).max(axis=1)
     rows = {
         "first test images": np.arange(count),
-        "least confident": np.argsort(top_probability, kind="stable")[:count],
+        "least confident": np.argsort(confidence, kind="stable")[:count],
     }
     fig = plt.figure(figsize=(3 * count, 8.4))  # square images at count=5
     grid = fig.add_gridspec(4, count, height_ratios=(1, 0.07, 1, 0.07))
     for r, (row_name, indices) in enumerate(rows.items()):
         for c, i in enumerate(indices):
             ax_image, ax_bar = fig.add_subplot(grid[2 * r, c]), fig.add_subplot(grid[2 * r + 1, c])
-            _plot_sample(
-                ax_image, ax_bar, images[i], int(labels[i]), probabilities[i], int(i), class_names
+            right = predicted[i] == labels[i]
+            ax_image.imshow(np.asarray(images[i]).reshape(28, 28), cmap="gray_r", aspect="auto")
+            ax_image.set_title(
+                f"#{i}: pred {class_names[predicted[i]]} ({confidence[i]:.0%})\n"
+                f"true {class_names[labels[i]]}" + ("" if right else "  ✗"),
+                color="black" if right else "crimson",
             )
+            ax_image.set(xticks=[], yticks=[])
+            ax_image.set_frame_on(False)
             if c == 0:
                 ax_image.set_ylabel(row_name, fontsize=12)
+            # The bar: filled to the predicted class's probability.
+            ax_bar.barh([0], [1.0], color="0.88")
+            ax_bar.barh([0], [confidence[i]], color="seagreen" if right else "crimson")
+            ax_bar.set(xlim=(0, 1), ylim=(-0.4, 0.4))
+            ax_bar.axis("off")
     fig.suptitle("Test images: predicted vs true (bar: the model's confidence)")
     return save_figure(fig, path)
-
-
-def _plot_sample(
-    ax_image: plt.Axes,
-    ax_bar: plt.Axes,
-    image: np.ndarray,
-    label: int,
-    probabilities: np.ndarray,
-    index: int,
-    class_names: Sequence[str],
-) -> None:
-    """One image with its caption, and a bar filled to the predicted class's probability."""
-    predicted = int(np.argmax(probabilities))
-    confidence = float(probabilities[predicted])
-    right = predicted == label
-    ax_image.imshow(np.asarray(image).reshape(28, 28), cmap="gray_r", aspect="auto")
-    ax_image.set_title(
-        f"#{index}: pred {class_names[predicted]} ({confidence:.0%})\n"
-        f"true {class_names[label]}" + ("" if right else "  ✗"),
-        color="black" if right else "crimson",
-    )
-    ax_image.set(xticks=[], yticks=[])
-    ax_image.set_frame_on(False)
-    ax_bar.barh([0], [1.0], color="0.88")
-    ax_bar.barh([0], [confidence], color="seagreen" if right else "crimson")
-    ax_bar.set(xlim=(0, 1), ylim=(-0.4, 0.4))
-    ax_bar.axis("off")
 
 
 def plot_confusion_matrix(
