@@ -16,6 +16,7 @@ export that is interrupted never replaces a good one with half a directory.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import shutil
@@ -31,8 +32,9 @@ EXPORT_DIR = "export"
 KERAS_FILE = "model.keras"
 
 
-def serving_module(model: tf.keras.Model) -> tf.Module:
-    """A ``tf.Module`` holding the model's variables and its two serving functions.
+def export_saved_model(model: tf.keras.Model, export_dir: str) -> str:
+    """Writes the SavedModel (a ``tf.Module`` with the model's variables and its two serving
+    functions) to ``export_dir``; returns the path.
 
     The module tracks the ``tf.Variable`` inside each Keras 3 variable, not the
     model: a ``keras.Variable`` is saved as a second variable initialised from
@@ -59,12 +61,6 @@ def serving_module(model: tf.keras.Model) -> tf.Module:
     module.serve_flat = tf.function(
         outputs, input_signature=[tf.TensorSpec([None, NUM_PIXELS], tf.float32, name="pixels")]
     )
-    return module
-
-
-def export_saved_model(model: tf.keras.Model, export_dir: str) -> str:
-    """Writes the SavedModel to ``export_dir``; returns the path."""
-    module = serving_module(model)
     signatures = {"serving_default": module.serve, "serve_flat": module.serve_flat}
     return _write_then_rename(
         export_dir, lambda temp: tf.saved_model.save(module, temp, signatures)
@@ -97,16 +93,9 @@ def _write_then_rename(path: str, write: Callable[[str], object]) -> str:
 
 
 def weights_sha256(export_dir: str) -> str | None:
-    """SHA-256 of the SavedModel's variables (index and data files), or ``None`` if absent.
-
-    Recorded in ``metrics.json`` as ``export_sha256`` when a run exports, so an
-    ``export/`` that holds another model's weights is told apart from the run's own.
-    """
+    """SHA-256 of the SavedModel's variables (index and data files), or ``None`` if absent."""
     folder = os.path.join(export_dir, "variables")
-    try:
-        names = sorted(n for n in os.listdir(folder) if n.startswith("variables."))
-    except OSError:
-        return None
+    names = sorted(glob.glob("variables.*", root_dir=folder))
     digest = hashlib.sha256()
     for name in names:
         digest.update(name.encode("utf-8"))
