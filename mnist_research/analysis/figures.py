@@ -1,8 +1,7 @@
 """Matplotlib/Seaborn figures written under ``RUN_DIR/reports/``.
 
 Functions take plain NumPy arrays and dicts (a history, images, labels,
-probabilities), never a model or FLAGS, and write PNGs atomically. Nothing here
-is imported by the training step itself.
+probabilities), never a model or FLAGS, and write PNGs atomically.
 """
 
 from __future__ import annotations
@@ -118,10 +117,9 @@ def plot_samples(
     """Two rows of test images with predicted vs true label and a confidence bar under each.
 
     The first row is the first ``count`` test images (the original notebook's figure); the
-    second, the ``count`` least confident predictions of the whole test set, where
-    the model's mistakes and doubts show. Wrong predictions are red and marked ✗.
-    Each bar is its own thin axes below its image, so the layout keeps it clear of
-    the next row's captions.
+    second, the ``count`` least confident predictions of the whole test set, where the
+    model's mistakes and doubts show. Each bar is its own thin axes below its image, so
+    the layout keeps it clear of the next row's captions.
     """
     count = min(count, len(images))
     predicted = np.asarray(probabilities).argmax(axis=1)
@@ -258,9 +256,7 @@ def write_reports(
     ``analysis.metrics.summarize`` of the test set's labels and ``logits``.
     """
     names = config_lib.dataset(config["data"]["dataset"]).class_names
-    labels = np.asarray(test_labels, np.int64)
-    probabilities = evaluation.softmax(logits)
-    examples = (test_images, labels, probabilities)
+    examples = (test_images, test_labels, evaluation.softmax(logits))
     png = {name: os.path.join(report_dir, f"{name}.png") for name in html_report.FIGURES}
     paths = {
         "curves": plot_curves(metrics["history"], png["curves"]),

@@ -99,8 +99,7 @@ def _per_class_table(per_class: dict, class_names: Sequence[str]) -> str:
     for c, name in enumerate(class_names):
         scores = [f"{per_class[key][c]:.4f}" for key in ("precision", "recall", "f1")]
         rows.append([name if name == str(c) else f"{c} {name}", *scores, per_class["support"][c]])
-    header = ("class", "precision", "recall", "F1", "support")
-    return _table(header, rows, " id='per_class'")
+    return _table(("class", "precision", "recall", "F1", "support"), rows, " id='per_class'")
 
 
 def _figures(figures: dict[str, str]) -> str:
@@ -116,9 +115,7 @@ def _figures(figures: dict[str, str]) -> str:
 
 def _history_table(metrics: dict) -> str:
     """One row an epoch, a column per metric the run recorded, the best epoch in bold."""
-    history = metrics.get("history", {})
-    if not history.get("loss"):
-        return ""
+    history = metrics["history"]
     keys = [key for key in HISTORY_KEYS if key in history and key != "examples_per_second"]
     rows = [
         [i + 1] + [f"{history[k][i]:{'.2f' if k == 'epoch_seconds' else '.4f'}}" for k in keys]
