@@ -12,6 +12,7 @@ import os
 import shutil
 from typing import Any
 
+from mnist_research.data import pipeline
 from mnist_research.inference import export as export_lib
 from mnist_research.training import devices
 from mnist_research.training.finish import EndOfRunAction, RunContext
@@ -52,7 +53,7 @@ def write_reports(run: RunContext, metrics: dict[str, Any], test: Totals) -> Non
     from mnist_research.analysis import metrics as evaluation
 
     datasets, epochs = run.datasets, run.config.train.epochs
-    logits = run.trainer.predict_logits(datasets.x_test)
+    logits = pipeline.logits_function(run.trainer.model)(datasets.x_test)
     summary = evaluation.summarize(datasets.y_test, logits, run.config.model.num_classes)
     metrics.update(per_class=summary["per_class"], confusion_matrix=summary["confusion_matrix"])
     paths = figures.write_reports(

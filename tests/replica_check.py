@@ -41,7 +41,7 @@ def train(strategy, config):
     iterator = iter(
         strategy.distribute_datasets_from_function(lambda ctx: train_input.dataset(1, ctx))
     )
-    losses = [trainer.train_steps(iterator, 1).loss for _ in range(STEPS)]
+    losses = [trainer.train_steps(iterator, 1).means()["loss"] for _ in range(STEPS)]
     return trainer, losses
 
 

@@ -39,7 +39,10 @@ class ProgressBar(Hook):
 
     def before_steps(self, step: int, num_steps: int) -> None:
         if self.enabled and self.bar is None:  # the epoch starts: its time counts from here
-            self.bar = self.new_bar(list(NAMES))
+            # The running means are shown as given, not averaged again by the bar.
+            self.bar = tf.keras.utils.Progbar(
+                self.steps_per_epoch, unit_name="step", stateful_metrics=list(NAMES)
+            )
 
     def after_steps(self, step: int, done: int, chunk: Totals, epoch_totals: Totals) -> None:
         if self.bar is None:
@@ -49,12 +52,6 @@ class ProgressBar(Hook):
             sys.stdout.write("\r\x1b[K")  # the epoch line that follows replaces the bar
             sys.stdout.flush()
             self.bar = None
-
-    def new_bar(self, names: list[str]) -> tf.keras.utils.Progbar:
-        """A bar for one epoch that shows ``names`` as given, not averaged again."""
-        return tf.keras.utils.Progbar(
-            self.steps_per_epoch, unit_name="step", stateful_metrics=names
-        )
 
 
 # Images in the fixed batch whose gradients the per-epoch histograms show.
@@ -84,14 +81,14 @@ class TensorBoard(Hook):
 
     def before_steps(self, step: int, num_steps: int) -> None:
         self.first_step = step
-        if step == 0 and self.summaries.enabled:  # a fresh run's first call
-            self.tracing = True
+        self.tracing = step == 0 and self.summaries.enabled  # a fresh run's first call
+        if self.tracing:
             tf.summary.trace_on(graph=True, profiler=False)
 
     def after_steps(self, step: int, done: int, chunk: Totals, epoch_totals: Totals) -> None:
         if self.tracing:
-            self.summaries.trace_export("train_steps", step)
-            self.end()
+            with self.summaries.train.as_default(step=step):
+                tf.summary.trace_export("train_steps")  # turns tracing off
         every = self.config.summary_every_steps
         if step // every != self.first_step // every:
             step_values = {f"step/{name}": value for name, value in chunk.means().items()}
@@ -99,7 +96,8 @@ class TensorBoard(Hook):
 
     def after_epoch(self, epoch: int, history: history_lib.History) -> None:
         train = {name: history[name][-1] for name in NAMES if name in history}
-        train["learning_rate"] = self.trainer.learning_rate
+        rate = self.trainer.optimizer.learning_rate  # numpy(): float() fails on a MirroredVariable
+        train["learning_rate"] = float(rate.numpy() if hasattr(rate, "numpy") else rate)
         train["examples_per_second"] = history["examples_per_second"][-1]
         train["seconds"] = history["epoch_seconds"][-1]
         val = {name: history[f"val_{name}"][-1] for name in NAMES if f"val_{name}" in history}
@@ -113,9 +111,7 @@ class TensorBoard(Hook):
             )
 
     def end(self) -> None:
-        if self.tracing:
-            tf.summary.trace_off()
-            self.tracing = False
+        tf.summary.trace_off()  # if the first call failed (a no-op otherwise)
 
 
 def gradient_fn(trainer: Trainer, images, labels):
@@ -152,7 +148,8 @@ class BestEpoch(Hook):
         self.patience = patience
 
     def after_epoch(self, epoch: int, history: history_lib.History) -> None:
-        if history_lib.improved(history["val_accuracy"]):
+        val_accuracy = history["val_accuracy"]
+        if history_lib.best_epoch(val_accuracy) == len(val_accuracy):  # the last is the best
             self.best.capture()
 
     def should_stop(self, history: history_lib.History) -> bool:

@@ -26,14 +26,12 @@ import math
 import time
 from collections.abc import Callable, Sequence
 
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from mnist_research import interrupts
 from mnist_research.config import ExperimentConfig
 from mnist_research.config.metrics import NAMES
-from mnist_research.data.pipeline import logits_function
 from mnist_research.errors import ConfigError, NonFiniteLossError
 from mnist_research.model import registry
 from mnist_research.training import history as history_lib
@@ -89,12 +87,6 @@ class Trainer:
     def step(self) -> int:
         """Optimizer steps taken so far (the TensorBoard x-axis)."""
         return int(self.optimizer.iterations.numpy())
-
-    @property
-    def learning_rate(self) -> float:
-        """The learning rate the next step will use."""
-        value = self.optimizer.learning_rate  # numpy(): float() fails on a MirroredVariable
-        return float(value.numpy() if hasattr(value, "numpy") else value)
 
     # -- one step on one replica
 
@@ -191,10 +183,6 @@ class Trainer:
             )
         dist_dataset = self.strategy.experimental_distribute_dataset(dataset.cache())
         return lambda: Totals.from_vector(self._evaluate(dist_dataset))
-
-    def predict_logits(self, images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
-        """Logits ``[N, 10]`` for uint8 images ``[N, 28, 28]`` (inference mode)."""
-        return logits_function(self.model, batch_size)(images)
 
 
 # How one batch adds to each metric of ``config.metrics.METRICS``, by name: its sum
