@@ -1,9 +1,7 @@
 """The end-of-run actions of the ``train`` command: the exported model, then the reports.
 
 Its callers (the ``train`` command, the notebook, the tests) pass them to
-``runner.train_and_evaluate(..., actions=end_of_run_actions())``, so that
-``training/`` imports nothing from ``inference/`` or ``analysis/``. A rerun on a
-finished run whose SavedModel is damaged finishes it again (:func:`export_problem`).
+``runner.train_and_evaluate(..., actions=end_of_run_actions())``.
 """
 
 from __future__ import annotations

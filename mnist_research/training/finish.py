@@ -1,10 +1,9 @@
 """The end of a run: test evaluation, the end-of-run actions and the final ``metrics.json``.
 
-What a finished run holds besides its checkpoints and ``metrics.json`` (the
-exported model, the figures and ``report.html``) is written by
+The exported model, the figures and ``report.html`` are written by
 :class:`EndOfRunAction` objects that the caller of ``train_and_evaluate``
-passes in, so that ``training/`` depends on nothing above it: the standard
-ones are in :mod:`mnist_research.run_outputs`.
+passes in (the standard ones: ``mnist_research.run_outputs``), so that
+``training/`` imports nothing from ``inference/`` or ``analysis/``.
 """
 
 from __future__ import annotations
@@ -32,12 +31,8 @@ from mnist_research.training.summaries import Summaries
 
 @dataclasses.dataclass(frozen=True)
 class RunContext:
-    """One run, as its hooks and end-of-run actions see it.
-
-    ``chief``: whether this worker writes the run dir (always true on one
-    machine); ``info``: the device description (``devices.device_info``);
-    ``summaries`` are no-op writers on other workers.
-    """
+    """One run, as its hooks and end-of-run actions see it (``chief``: this worker writes
+    the run dir, always true on one machine; ``info``: ``devices.device_info``)."""
 
     config: ExperimentConfig
     run_dir: str
@@ -56,17 +51,14 @@ class EndOfRunAction:
 
     Attributes:
       name: what it does, as a gerund for log lines (``"exporting"``).
-      write: ``write(run, metrics, test)``: writes its outputs into
-        ``run.run_dir``; it may add fields to ``metrics`` (the final
-        ``metrics.json``, written after every action); ``test`` holds the
-        test-set totals.
-      every_worker: called on every worker (each must take part in a
-        collective save, such as a SavedModel export under
-        ``MultiWorkerMirroredStrategy``; ``run.chief`` says which one writes
-        the run dir); otherwise on the chief only.
+      write: ``write(run, metrics, test)`` writes its outputs into ``run.run_dir``
+        and may add fields to ``metrics`` (the final ``metrics.json``).
+      every_worker: called on every worker, not only the chief (each must take
+        part in a collective save, such as a SavedModel export under
+        ``MultiWorkerMirroredStrategy``).
       problem: ``problem(run_dir)``: why the outputs a finished run holds
-        cannot be used (one line), or ``None``. A finished run with a problem
-        is finished again from its checkpoint when the train command is rerun.
+        cannot be used (one line), or ``None``; such a run is finished again
+        from its checkpoint when the train command is rerun.
     """
 
     name: str
@@ -76,17 +68,13 @@ class EndOfRunAction:
 
 
 def finish_run(run: RunContext, actions: Sequence[EndOfRunAction] = ()) -> dict[str, Any]:
-    """Evaluates the test split, runs the end-of-run ``actions`` in order and returns the
-    final metrics, written to ``metrics.json``.
+    """Evaluates the test split, runs the ``actions`` in order, returns the final metrics.
 
     With ``restore_best`` the best validation epoch's weights replace the last
-    epoch's before the test evaluation and the actions (the export). Either
-    way the best epoch's weights are written to ``checkpoints/best/`` and
-    ``metrics.json`` records which epoch was best and which was exported.
-    Every worker evaluates and takes part in the actions marked
-    ``every_worker``; only the chief writes the run dir.
-    ``metrics.json`` is written last, with ``finished: true``, so a run killed
-    before that point finishes again when it is resumed.
+    epoch's before the test evaluation and the actions (the export); either
+    way they are written to ``checkpoints/best/``. ``metrics.json`` is written
+    last, with ``finished: true``, so a run killed before that point finishes
+    again when it is resumed.
     """
     config, trainer, datasets = run.config, run.trainer, run.datasets
     selection = history_lib.selection(

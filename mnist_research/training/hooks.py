@@ -28,8 +28,7 @@ class ProgressBar(Hook):
     """A Keras progress bar of the epoch's running means, erased when the epoch ends.
 
     Shown only where stdout redraws in place (a terminal, a notebook); written
-    to a file or pipe, the run logs one line per epoch and nothing else. It
-    comes last among the hooks, so no other hook's log line lands on the bar.
+    to a file or pipe, the run logs one line per epoch and nothing else.
     """
 
     def __init__(self, steps_per_epoch: int):

@@ -1,10 +1,7 @@
 """``train_and_evaluate``: one run from data to checkpoints, metrics and end-of-run outputs.
 
 The ``train`` command, the studies, tests and notebooks call it (tests may
-inject tiny data or a 2-replica strategy). The phases live in their own
-modules: the run dir (``mnist_research.rundir``), the checkpointed state
-(``checkpoint_state``), the loop (``loop``) and the hooks it calls
-(``hooks``), the end of the run (``finish``). A run dir that already holds
+inject tiny data or a 2-replica strategy). A run dir that already holds
 something (to resume, finish again or ``--overwrite``) is checked, restored and
 tidied by ``existing_run``, which a run into a new or empty folder never imports.
 """
@@ -30,16 +27,6 @@ from mnist_research.training import summaries as summaries_lib
 from mnist_research.training.checkpoint_state import CheckpointState
 from mnist_research.training.finish import RunContext
 
-# Given a run's standard hooks, the hooks its epoch loop calls (the standard ones kept).
-HookChange = Callable[[list[loop.Hook]], Sequence[loop.Hook]]
-
-
-def set_seeds(config: ExperimentConfig) -> None:
-    """Seeds Python, NumPy and TF; optionally turns on op determinism."""
-    tf.keras.utils.set_random_seed(config.train.seed)
-    if config.train.deterministic:
-        tf.config.experimental.enable_op_determinism()
-
 
 def train_and_evaluate(
     config: ExperimentConfig,
@@ -52,9 +39,10 @@ def train_and_evaluate(
     overwrite: bool = False,
     resume_hint: str = "",
     actions: Sequence[finish.EndOfRunAction] = (),
-    hooks_with: HookChange | None = None,
+    hooks_with: Callable[[list[loop.Hook]], Sequence[loop.Hook]] | None = None,
 ) -> dict[str, Any]:
-    """Trains (or resumes), evaluates and writes everything a run produces.
+    """Trains (or resumes), evaluates and writes everything a run produces; returns the
+    metrics also written to ``metrics.json``.
 
     Everything that can refuse the settings (the run dir's own settings and
     epochs, the data, the batch size, the model's size) is checked before
@@ -77,18 +65,14 @@ def train_and_evaluate(
       hooks_with: ``hooks_with(standard)``: the hooks the epoch loop calls,
         given :func:`standard_hooks` (to add a hook, or wrap them; the best
         epoch and the checkpoint must stay, in their order).
-
-    Returns:
-      The metrics also written to ``metrics.json``.
-
-    Raises:
-      MnistResearchError subclasses for bad data, settings or run dirs, and
-      NonFiniteLossError when the loss diverges.
     """
     if strategy is None:
         devices.configure_devices(config.distribute)
         strategy = devices.create_strategy(config.distribute)
-    set_seeds(config)
+    train = config.train
+    tf.keras.utils.set_random_seed(train.seed)  # Python, NumPy and TF
+    if train.deterministic:
+        tf.config.experimental.enable_op_determinism()
     info = devices.device_info(strategy)
     workers = devices.num_workers()
     if workers > 1:  # a TF_CONFIG cluster: only MultiWorkerMirroredStrategy trains it
@@ -105,11 +89,18 @@ def train_and_evaluate(
         finished, damaged_config = existing_run.check(run_dir, config, overwrite, actions)
         if finished is not None:
             return finished
-    datasets = _load_data(config, datasets)
+    source = "data given in memory"
+    if datasets is None:
+        raw = sources.load(config.data)
+        datasets, source = sources.split(raw, config.data), raw.source
+    sources.log_description(datasets, source)
     info = {**info, "data_sha256": sources.fingerprint(datasets)}
     if resuming and not overwrite:
         existing_run.check_same_run(run_dir, info)
-    train_input, steps_per_epoch = _train_input(config, datasets)
+    train_input = pipeline.TrainInput(
+        datasets.x_train, datasets.y_train, train.batch_size, train.seed, augment=train.augment
+    )
+    steps_per_epoch = train_input.steps_per_epoch(workers)  # the same on every worker
     trainer = devices.build_trainer(
         config, strategy, steps_per_epoch, on_gpu=info["device_kind"] == "gpu"
     )
@@ -118,13 +109,8 @@ def train_and_evaluate(
     if chief:
         layout.claim(run_dir)
     with RunDirLock(run_dir) if chief else contextlib.nullcontext():
-        state = CheckpointState(
-            trainer,
-            os.path.join(run_dir, layout.CHECKPOINT_DIR),
-            chief,
-            config.train.max_to_keep,
-            info["data_sha256"],
-        )
+        checkpoints = os.path.join(run_dir, layout.CHECKPOINT_DIR)
+        state = CheckpointState(trainer, checkpoints, chief, train.max_to_keep, info["data_sha256"])
         history = history_lib.from_json("{}")
         if resuming:
             history = existing_run.resume(run_dir, trainer, state, chief, overwrite, damaged_config)
@@ -134,27 +120,19 @@ def train_and_evaluate(
         if not history["loss"]:  # a new run: its flags and HParams first
             summaries.start(config, info, flagfile_text)
         run = RunContext(config, run_dir, chief, info, datasets, trainer, state, summaries, history)
-        logging.info(
-            "Run dir: %s | %s x%d, %s (%s)",
-            run_dir,
-            info["strategy"],
-            info["num_replicas"],
-            info["device_name"],
-            info["device_kind"],
-        )
+        where = "{strategy} x{num_replicas}, {device_name} ({device_kind})".format(**info)
+        logging.info("Run dir: %s | %s", run_dir, where)
         if resume_hint and chief:
             logging.info("To resume this run if it stops: %s", resume_hint)
         epoch_hooks = standard_hooks(run, steps_per_epoch, verbose)
         if hooks_with is not None:
             epoch_hooks = hooks_with(epoch_hooks)
         validate = trainer.make_evaluator(
-            pipeline.eval_dataset(datasets.x_val, datasets.y_val, config.train.eval_batch_size)
+            pipeline.eval_dataset(datasets.x_val, datasets.y_val, train.eval_batch_size)
         )
 
         def make_batches(first_epoch: int):
-            return train_input.distributed(
-                trainer.strategy, first_epoch, config.train.epochs, steps_per_epoch
-            )
+            return train_input.distributed(strategy, first_epoch, train.epochs, steps_per_epoch)
 
         with devices.out_of_memory_as_error(config), interrupts.deferred():
             loop.run_epochs(
@@ -190,28 +168,3 @@ def standard_hooks(run: RunContext, steps_per_epoch: int, verbose: bool) -> list
         hooks.Checkpoint(run.state, run.run_dir, run.info, run.chief),
     ]
     return epoch_hooks
-
-
-def _train_input(
-    config: ExperimentConfig, datasets: sources.Splits
-) -> tuple[pipeline.TrainInput, int]:
-    """The training input and its optimizer steps per epoch across the cluster's workers
-    (several only under MultiWorkerMirroredStrategy: ``strategies.check_cluster``)."""
-    train_input = pipeline.TrainInput(
-        datasets.x_train,
-        datasets.y_train,
-        config.train.batch_size,
-        config.train.seed,
-        augment=config.train.augment,
-    )
-    return train_input, train_input.steps_per_epoch(devices.num_workers())
-
-
-def _load_data(config: ExperimentConfig, datasets: sources.Splits | None) -> sources.Splits:
-    """The given splits, or the data ``config.data`` names, split; logs their description."""
-    source = "data given in memory"
-    if datasets is None:
-        raw = sources.load(config.data)
-        datasets, source = sources.split(raw, config.data), raw.source
-    sources.log_description(datasets, source)
-    return datasets

@@ -177,7 +177,6 @@ def test_mixed_precision_trains_with_float32_head(policy, global_policy_restored
     from mnist_research.data import pipeline as input_pipeline
     from mnist_research.training import devices as distribute
     from mnist_research.training.loop import Trainer
-    from mnist_research.training.runner import set_seeds
     from tests.helpers import make_digits
 
     cfg = c.ExperimentConfig(
@@ -185,7 +184,7 @@ def test_mixed_precision_trains_with_float32_head(policy, global_policy_restored
     )
     distribute.configure_devices(cfg.distribute)
     assert tf.keras.mixed_precision.global_policy().name == policy
-    set_seeds(cfg)
+    tf.keras.utils.set_random_seed(cfg.train.seed)
     trainer = Trainer(cfg, tf.distribute.get_strategy())
     x, y = make_digits(640)
     inp = input_pipeline.TrainInput(x, y, 64, seed=0)
