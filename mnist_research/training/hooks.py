@@ -135,12 +135,8 @@ def gradient_fn(trainer: Trainer, images, labels):
 
 
 class BestEpoch(Hook):
-    """Copies the model's weights whenever validation accuracy improves; stops early.
-
-    Stops once validation accuracy has not improved for ``patience`` epochs
-    (0: never). Both decisions are functions of the checkpointed history, so a
-    resumed run decides exactly as an uninterrupted one.
-    """
+    """Copies the model's weights whenever validation accuracy improves; stops early once
+    it has not improved for ``patience`` epochs (0: never)."""
 
     def __init__(self, best: BestWeights, patience: int):
         self.best = best
@@ -168,11 +164,8 @@ class BestEpoch(Hook):
 
 
 class Checkpoint(Hook):
-    """Saves ``ckpt-<epoch>`` (weights, optimizer, history), then ``metrics.json`` from it.
-
-    The checkpoint is the run's progress; ``metrics.json`` (``finished: false``
-    until the run's end) is written from the history it holds, by the chief.
-    """
+    """Saves ``ckpt-<epoch>`` (weights, optimizer, history): the run's progress; then the
+    chief writes ``metrics.json`` (``finished: false`` until the run's end) from it."""
 
     def __init__(self, state: CheckpointState, run_dir: str, info: dict, chief: bool):
         self.state = state

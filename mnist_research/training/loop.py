@@ -8,11 +8,10 @@
    pass, per-example cross-entropy, the loss scaled by the *global* batch size
    (the optimizer sums gradients across replicas), gradients, clipping of their
    sum, the optimizer's update, and the batch's metric sums (:data:`BATCH_SUMS`).
-3. :meth:`Trainer.train_steps` runs ``num_steps`` replica steps in one
-   ``tf.function`` call (a ``tf.range`` loop), so Python is out of the per-step path.
-4. :meth:`Trainer.make_evaluator` sums the metrics over every example of a dataset.
-5. :func:`run_epochs` is the outer loop: train an epoch, validate, record the
-   history, and call the hooks (``training.hooks``).
+3. :meth:`Trainer.train_steps` runs many replica steps in one ``tf.function``
+   call (a ``tf.range`` loop), so Python is out of the per-step path.
+4. :func:`run_epochs` is the outer loop: train an epoch, validate
+   (:meth:`Trainer.make_evaluator`), record the history, and call the hooks.
 
 The speed options sit around the plain step and change none of its math:
 ``--jit_compile`` compiles the step with XLA (:func:`jit_plan`, at the end, says
@@ -42,11 +41,8 @@ from mnist_research.training.history import ReplicaSums, Totals
 
 
 class Trainer:
-    """The model, the optimizer and the compiled train and evaluation functions.
-
-    Variables are created in ``strategy``'s scope; ``steps_per_epoch`` lets
-    learning-rate schedules span the whole run.
-    """
+    """The model, the optimizer and the compiled train and evaluation functions
+    (``steps_per_epoch`` lets learning-rate schedules span the whole run)."""
 
     def __init__(
         self, config: ExperimentConfig, strategy: tf.distribute.Strategy, steps_per_epoch: int = 1
@@ -187,7 +183,7 @@ class Trainer:
 
 # How one batch adds to each metric of ``config.metrics.METRICS``, by name: its sum
 # over the batch, from the one-hot ``labels``, the ``logits`` and the per-example
-# cross-entropy ``loss``. The epoch's value is the sum over its batches / examples.
+# cross-entropy ``loss``.
 BATCH_SUMS: dict[str, Callable] = {
     "loss": lambda labels, logits, loss: tf.reduce_sum(loss),
     "accuracy": lambda labels, logits, loss: tf.reduce_sum(
@@ -275,9 +271,8 @@ def run_epochs(
     """Trains from the epoch after ``trainer.epoch`` to ``config.train.epochs``.
 
     ``make_batches(first_epoch)`` gives the batches from that epoch on
-    (``TrainInput.distributed``), built at the first epoch that trains. Each
-    epoch is validated, appended to ``history``, then shown to the ``hooks``
-    (called around the steps and after each epoch, in order).
+    (``TrainInput.distributed``), built at the first epoch that trains; the
+    ``hooks`` are called in order.
     """
     epochs = trainer.config.train.epochs
     iterator = None

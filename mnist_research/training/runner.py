@@ -63,8 +63,7 @@ def train_and_evaluate(
         the export, the reports). A finished run whose outputs one of them finds
         unusable is finished again from its checkpoint.
       hooks_with: ``hooks_with(standard)``: the hooks the epoch loop calls,
-        given :func:`standard_hooks` (to add a hook, or wrap them; the best
-        epoch and the checkpoint must stay, in their order).
+        given :func:`standard_hooks` (to add a hook, or wrap them).
     """
     if strategy is None:
         devices.configure_devices(config.distribute)
