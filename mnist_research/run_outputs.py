@@ -13,8 +13,8 @@ from typing import Any
 from mnist_research.data import pipeline
 from mnist_research.inference import export as export_lib
 from mnist_research.training import devices
-from mnist_research.training.finish import EndOfRunAction, RunContext
 from mnist_research.training.history import Totals
+from mnist_research.training.runner import EndOfRunAction, RunContext
 
 
 def export_model(run: RunContext, metrics: dict[str, Any], test: Totals) -> None:
