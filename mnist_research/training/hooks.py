@@ -88,6 +88,7 @@ class TensorBoard(Hook):
         if self.tracing:
             with self.summaries.train.as_default(step=step):
                 tf.summary.trace_export("train_steps")  # turns tracing off
+            self.summaries.train.flush()
         every = self.config.summary_every_steps
         if step // every != self.first_step // every:
             step_values = {f"step/{name}": value for name, value in chunk.means().items()}

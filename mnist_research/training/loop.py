@@ -92,12 +92,8 @@ class Trainer:
         # the replica and the layer, so a resumed run replays them exactly.
         seed = tf.stack([self._seed, tf.cast(self.optimizer.iterations, tf.int64)])
         grads, sums, count = self._gradients(images, labels, seed)  # _forward_backward
-        apply_gradients(
-            self.optimizer,
-            grads,
-            self.model.trainable_variables,
-            self.config.train.clip_global_norm,
-        )
+        clip_norm = self.config.train.clip_global_norm
+        apply_gradients(self.optimizer, grads, self.model.trainable_variables, clip_norm)
         self._train_sums.add(sums, count, step=self.optimizer.iterations)
 
     def _forward_backward(self, images, labels, dropout_seed):
