@@ -96,8 +96,7 @@ class TensorBoard(Hook):
 
     def after_epoch(self, epoch: int, history: history_lib.History) -> None:
         train = {name: history[name][-1] for name in NAMES if name in history}
-        rate = self.trainer.optimizer.learning_rate  # numpy(): float() fails on a MirroredVariable
-        train["learning_rate"] = float(rate.numpy() if hasattr(rate, "numpy") else rate)
+        train["learning_rate"] = self.trainer.learning_rate
         train["examples_per_second"] = history["examples_per_second"][-1]
         train["seconds"] = history["epoch_seconds"][-1]
         val = {name: history[f"val_{name}"][-1] for name in NAMES if f"val_{name}" in history}

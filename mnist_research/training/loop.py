@@ -84,6 +84,12 @@ class Trainer:
         """Optimizer steps taken so far (the TensorBoard x-axis)."""
         return int(self.optimizer.iterations.numpy())
 
+    @property
+    def learning_rate(self) -> float:
+        """The learning rate the next step will use."""
+        value = self.optimizer.learning_rate  # numpy(): float() fails on a MirroredVariable
+        return float(value.numpy() if hasattr(value, "numpy") else value)
+
     # -- one step on one replica
 
     def _replica_step(self, batch):
@@ -317,11 +323,10 @@ def jit_plan(config: ExperimentConfig, replicas: int) -> str:
     """What ``--jit_compile`` compiles: ``"step"``, ``"gradients"`` or ``"none"``.
 
     One replica: the whole replica step (forward, backward, the optimizer, sums).
-    Several replicas: the optimizer all-reduces gradients in a cross-replica
-    merge that XLA cannot compile, so only the forward/backward pass is
-    compiled, unless the model has BatchNormalization, which synchronizes
-    batch statistics across replicas inside the forward pass: then the plain
-    step runs (and the log says so with --verbosity=1).
+    Several replicas: the optimizer all-reduces gradients in a cross-replica merge
+    that XLA cannot compile, so only the forward/backward pass is compiled, unless
+    the model has BatchNormalization, which synchronizes batch statistics across
+    replicas inside the forward pass: then the plain step runs.
     """
     if not config.train.jit_compile:
         return "none"

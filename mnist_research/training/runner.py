@@ -102,10 +102,8 @@ def train_and_evaluate(
         project, or an empty directory, is ever deleted).
       resume_hint: the command that resumes this run, logged once the run has
         started (after every check that could refuse it).
-      actions: what the run writes at its end, in order, after the test
-        evaluation and before ``metrics.json`` (``run_outputs.end_of_run_actions()``:
-        the export, the reports). A finished run whose outputs one of them finds
-        unusable is finished again from its checkpoint.
+      actions: the end-of-run actions, in order (``run_outputs.end_of_run_actions()``:
+        the export, the reports).
       hooks_with: ``hooks_with(standard)``: the hooks the epoch loop calls,
         given :func:`standard_hooks` (to add a hook, or wrap them).
     """
