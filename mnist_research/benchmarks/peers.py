@@ -85,7 +85,7 @@ def run_project(data_dir: str, epochs: int) -> dict:
         val.append(validate().means()["accuracy"])
         seconds.append(time.perf_counter() - epoch_start)
     total = time.perf_counter() - start
-    test = trainer.make_evaluator(pipeline.eval_dataset(xt, yt, EVAL_BATCH))().accuracy
+    test = trainer.make_evaluator(pipeline.eval_dataset(xt, yt, EVAL_BATCH))().means()["accuracy"]
     return _result(seconds, total, val, test)
 
 
