@@ -1,9 +1,7 @@
 """The end-of-run actions of the ``train`` command: the exported model, then the reports.
 
 Its callers (the ``train`` command, the notebook, the tests) pass them to
-``runner.train_and_evaluate(..., actions=end_of_run_actions())``, so that
-``training/`` imports nothing from ``inference/`` or ``analysis/``. A rerun on a
-finished run whose SavedModel is damaged finishes it again (:func:`export_problem`).
+``runner.train_and_evaluate(..., actions=end_of_run_actions())``.
 """
 
 from __future__ import annotations
@@ -12,10 +10,11 @@ import os
 import shutil
 from typing import Any
 
+from mnist_research.data import pipeline
 from mnist_research.inference import export as export_lib
 from mnist_research.training import devices
-from mnist_research.training.finish import EndOfRunAction, RunContext
 from mnist_research.training.history import Totals
+from mnist_research.training.runner import EndOfRunAction, RunContext
 
 
 def export_model(run: RunContext, metrics: dict[str, Any], test: Totals) -> None:
@@ -52,7 +51,7 @@ def write_reports(run: RunContext, metrics: dict[str, Any], test: Totals) -> Non
     from mnist_research.analysis import metrics as evaluation
 
     datasets, epochs = run.datasets, run.config.train.epochs
-    logits = run.trainer.predict_logits(datasets.x_test)
+    logits = pipeline.logits_function(run.trainer.model)(datasets.x_test)
     summary = evaluation.summarize(datasets.y_test, logits, run.config.model.num_classes)
     metrics.update(per_class=summary["per_class"], confusion_matrix=summary["confusion_matrix"])
     paths = figures.write_reports(

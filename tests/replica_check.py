@@ -20,7 +20,6 @@ from mnist_research.data import pipeline as input_pipeline
 from mnist_research.model import mlp as dropout_lib
 from mnist_research.training import devices as distribute
 from mnist_research.training.loop import Trainer
-from mnist_research.training.runner import set_seeds
 from tests.helpers import make_digits
 
 STEPS = 20
@@ -35,13 +34,13 @@ images, labels = make_digits(64 * STEPS, seed=3)
 
 
 def train(strategy, config):
-    set_seeds(config)
+    tf.keras.utils.set_random_seed(config.train.seed)
     trainer = Trainer(config, strategy)
     train_input = input_pipeline.TrainInput(images, labels, 64, seed=7)
     iterator = iter(
         strategy.distribute_datasets_from_function(lambda ctx: train_input.dataset(1, ctx))
     )
-    losses = [trainer.train_steps(iterator, 1).loss for _ in range(STEPS)]
+    losses = [trainer.train_steps(iterator, 1).means()["loss"] for _ in range(STEPS)]
     return trainer, losses
 
 

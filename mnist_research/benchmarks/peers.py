@@ -82,10 +82,10 @@ def run_project(data_dir: str, epochs: int) -> dict:
     for _ in range(epochs):
         epoch_start = time.perf_counter()
         loop.train_epoch(trainer, batches, steps)
-        val.append(validate().accuracy)
+        val.append(validate().means()["accuracy"])
         seconds.append(time.perf_counter() - epoch_start)
     total = time.perf_counter() - start
-    test = trainer.make_evaluator(pipeline.eval_dataset(xt, yt, EVAL_BATCH))().accuracy
+    test = trainer.make_evaluator(pipeline.eval_dataset(xt, yt, EVAL_BATCH))().means()["accuracy"]
     return _result(seconds, total, val, test)
 
 

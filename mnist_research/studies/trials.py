@@ -27,8 +27,8 @@ from mnist_research.config import flags as experiment_flags
 from mnist_research.errors import ConfigError, NonFiniteLossError, one_line
 from mnist_research.studies import claims
 from mnist_research.studies import study as study_lib
-from mnist_research.training import finish, loop, runner
 from mnist_research.training import history as history_lib
+from mnist_research.training import loop, runner
 
 
 class Pruning(loop.Hook):
@@ -60,16 +60,16 @@ class Pruning(loop.Hook):
             return True
         return False
 
-    def unless_pruned(self, action: finish.EndOfRunAction) -> finish.EndOfRunAction:
+    def unless_pruned(self, action: runner.EndOfRunAction) -> runner.EndOfRunAction:
         """``action``, skipped when the trial was pruned."""
 
-        def write(run: finish.RunContext, metrics: dict, test) -> None:
+        def write(run: runner.RunContext, metrics: dict, test) -> None:
             if self.pruned_after is None:
                 action.write(run, metrics, test)
 
         return dataclasses.replace(action, write=write)
 
-    def record(self, run: finish.RunContext, metrics: dict, test) -> None:
+    def record(self, run: runner.RunContext, metrics: dict, test) -> None:
         """An end-of-run action's ``write``: ``metrics.json`` says whether the run was pruned."""
         metrics["pruned"] = self.pruned_after is not None
 
@@ -102,8 +102,8 @@ class Worker:
 
     study: optuna.Study
     settings: study_lib.StudySettings
-    actions: Sequence[finish.EndOfRunAction] = ()
-    completed_only: Sequence[finish.EndOfRunAction] = ()
+    actions: Sequence[runner.EndOfRunAction] = ()
+    completed_only: Sequence[runner.EndOfRunAction] = ()
     verbose: bool = True
 
     def run(self) -> int:
@@ -175,7 +175,7 @@ class Worker:
         )
 
     def _train(self, config: ExperimentConfig, run_dir: str, pruning: Pruning) -> dict:
-        record = finish.EndOfRunAction("recording the pruning", pruning.record)
+        record = runner.EndOfRunAction("recording the pruning", pruning.record)
         return runner.train_and_evaluate(
             config,
             run_dir,

@@ -41,8 +41,8 @@ from mnist_research.rundir.restore import (
 )
 from mnist_research.training import history as history_lib
 from mnist_research.training.checkpoint_state import CheckpointState
-from mnist_research.training.finish import EndOfRunAction
 from mnist_research.training.loop import Trainer
+from mnist_research.training.runner import EndOfRunAction
 
 
 def check(

@@ -1,15 +1,9 @@
 """A run's numbers: the sums behind its metrics, its per-epoch history, the best epoch,
 and ``metrics.json`` built from them.
 
-The loop adds each batch's sum of every metric (``loop.BATCH_SUMS``) to
-:class:`ReplicaSums` on the replica, reads them once per call of many steps,
-and adds the results up in :class:`Totals`; a metric's value is its sum over
-the number of examples. The history holds one list per key of
-``config.metrics.HISTORY_KEYS`` (training and validation metrics, then
-timing), one value per epoch. It is checkpointed with the weights;
-``metrics.json`` is written from it. What makes a ``metrics.json`` document
-sound is checked where it is read back
-(:func:`mnist_research.rundir.records.metrics_problem`).
+The history holds one list per key of ``config.metrics.HISTORY_KEYS``, one
+value per epoch; it is checkpointed with the weights, and ``metrics.json`` is
+written from it (read back and checked by ``rundir.records.metrics_problem``).
 
 The best epoch and early stopping are pure functions of the validation
 accuracy in the history, so a resumed run recomputes both from its checkpoint
@@ -49,20 +43,11 @@ class Totals:
             self.sums[name] += other.sums[name]
         self.count += other.count
 
-    def mean(self, name: str) -> float:
-        return self.sums[name] / self.count if self.count else float("nan")
-
     def means(self) -> dict[str, float]:
         """Every metric's mean over the examples summed so far."""
-        return {name: self.mean(name) for name in NAMES}
-
-    @property
-    def loss(self) -> float:
-        return self.mean("loss")
-
-    @property
-    def accuracy(self) -> float:
-        return self.mean("accuracy")
+        if not self.count:
+            return dict.fromkeys(NAMES, float("nan"))
+        return {name: value / self.count for name, value in self.sums.items()}
 
     def line(self, val: Totals) -> str:
         """``loss 0.1234  accuracy 0.9600  val_loss ...``: these means, then ``val``'s."""
@@ -131,8 +116,8 @@ def from_json(text: str) -> History:
 
 def append(history: History, train: Totals, val: Totals, seconds: float) -> None:
     """Adds one epoch: every metric of training and validation, time and throughput."""
-    values = {name: train.mean(name) for name in NAMES}
-    values.update({f"val_{name}": val.mean(name) for name in NAMES})
+    values = train.means()
+    values.update({f"val_{name}": value for name, value in val.means().items()})
     values.update(epoch_seconds=seconds, examples_per_second=train.count / seconds)
     for key, series in history.items():
         series.append(values[key])
@@ -164,11 +149,6 @@ def best_epoch(val_accuracy: Sequence[float]) -> int:
     if not len(val_accuracy):
         return 0
     return max(range(len(val_accuracy)), key=lambda i: (val_accuracy[i], -i)) + 1
-
-
-def improved(val_accuracy: Sequence[float]) -> bool:
-    """Whether the last epoch is the best so far."""
-    return len(val_accuracy) > 0 and best_epoch(val_accuracy) == len(val_accuracy)
 
 
 def should_stop(val_accuracy: Sequence[float], patience: int) -> bool:

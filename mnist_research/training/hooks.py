@@ -28,8 +28,7 @@ class ProgressBar(Hook):
     """A Keras progress bar of the epoch's running means, erased when the epoch ends.
 
     Shown only where stdout redraws in place (a terminal, a notebook); written
-    to a file or pipe, the run logs one line per epoch and nothing else. It
-    comes last among the hooks, so no other hook's log line lands on the bar.
+    to a file or pipe, the run logs one line per epoch and nothing else.
     """
 
     def __init__(self, steps_per_epoch: int):
@@ -39,7 +38,10 @@ class ProgressBar(Hook):
 
     def before_steps(self, step: int, num_steps: int) -> None:
         if self.enabled and self.bar is None:  # the epoch starts: its time counts from here
-            self.bar = self.new_bar(list(NAMES))
+            # The running means are shown as given, not averaged again by the bar.
+            self.bar = tf.keras.utils.Progbar(
+                self.steps_per_epoch, unit_name="step", stateful_metrics=list(NAMES)
+            )
 
     def after_steps(self, step: int, done: int, chunk: Totals, epoch_totals: Totals) -> None:
         if self.bar is None:
@@ -49,12 +51,6 @@ class ProgressBar(Hook):
             sys.stdout.write("\r\x1b[K")  # the epoch line that follows replaces the bar
             sys.stdout.flush()
             self.bar = None
-
-    def new_bar(self, names: list[str]) -> tf.keras.utils.Progbar:
-        """A bar for one epoch that shows ``names`` as given, not averaged again."""
-        return tf.keras.utils.Progbar(
-            self.steps_per_epoch, unit_name="step", stateful_metrics=names
-        )
 
 
 # Images in the fixed batch whose gradients the per-epoch histograms show.
@@ -84,14 +80,15 @@ class TensorBoard(Hook):
 
     def before_steps(self, step: int, num_steps: int) -> None:
         self.first_step = step
-        if step == 0 and self.summaries.enabled:  # a fresh run's first call
-            self.tracing = True
+        self.tracing = step == 0 and self.summaries.enabled  # a fresh run's first call
+        if self.tracing:
             tf.summary.trace_on(graph=True, profiler=False)
 
     def after_steps(self, step: int, done: int, chunk: Totals, epoch_totals: Totals) -> None:
         if self.tracing:
-            self.summaries.trace_export("train_steps", step)
-            self.end()
+            with self.summaries.train.as_default(step=step):
+                tf.summary.trace_export("train_steps")  # turns tracing off
+            self.summaries.train.flush()
         every = self.config.summary_every_steps
         if step // every != self.first_step // every:
             step_values = {f"step/{name}": value for name, value in chunk.means().items()}
@@ -113,9 +110,7 @@ class TensorBoard(Hook):
             )
 
     def end(self) -> None:
-        if self.tracing:
-            tf.summary.trace_off()
-            self.tracing = False
+        tf.summary.trace_off()  # if the first call failed (a no-op otherwise)
 
 
 def gradient_fn(trainer: Trainer, images, labels):
@@ -140,19 +135,16 @@ def gradient_fn(trainer: Trainer, images, labels):
 
 
 class BestEpoch(Hook):
-    """Copies the model's weights whenever validation accuracy improves; stops early.
-
-    Stops once validation accuracy has not improved for ``patience`` epochs
-    (0: never). Both decisions are functions of the checkpointed history, so a
-    resumed run decides exactly as an uninterrupted one.
-    """
+    """Copies the model's weights whenever validation accuracy improves; stops early once
+    it has not improved for ``patience`` epochs (0: never)."""
 
     def __init__(self, best: BestWeights, patience: int):
         self.best = best
         self.patience = patience
 
     def after_epoch(self, epoch: int, history: history_lib.History) -> None:
-        if history_lib.improved(history["val_accuracy"]):
+        val_accuracy = history["val_accuracy"]
+        if history_lib.best_epoch(val_accuracy) == len(val_accuracy):  # the last is the best
             self.best.capture()
 
     def should_stop(self, history: history_lib.History) -> bool:
@@ -172,11 +164,8 @@ class BestEpoch(Hook):
 
 
 class Checkpoint(Hook):
-    """Saves ``ckpt-<epoch>`` (weights, optimizer, history), then ``metrics.json`` from it.
-
-    The checkpoint is the run's progress; ``metrics.json`` (``finished: false``
-    until the run's end) is written from the history it holds, by the chief.
-    """
+    """Saves ``ckpt-<epoch>`` (weights, optimizer, history): the run's progress; then the
+    chief writes ``metrics.json`` (``finished: false`` until the run's end) from it."""
 
     def __init__(self, state: CheckpointState, run_dir: str, info: dict, chief: bool):
         self.state = state

@@ -8,11 +8,10 @@
    pass, per-example cross-entropy, the loss scaled by the *global* batch size
    (the optimizer sums gradients across replicas), gradients, clipping of their
    sum, the optimizer's update, and the batch's metric sums (:data:`BATCH_SUMS`).
-3. :meth:`Trainer.train_steps` runs ``num_steps`` replica steps in one
-   ``tf.function`` call (a ``tf.range`` loop), so Python is out of the per-step path.
-4. :meth:`Trainer.make_evaluator` sums the metrics over every example of a dataset.
-5. :func:`run_epochs` is the outer loop: train an epoch, validate, record the
-   history, and call the hooks (``training.hooks``).
+3. :meth:`Trainer.train_steps` runs many replica steps in one ``tf.function``
+   call (a ``tf.range`` loop), so Python is out of the per-step path.
+4. :func:`run_epochs` is the outer loop: train an epoch, validate
+   (:meth:`Trainer.make_evaluator`), record the history, and call the hooks.
 
 The speed options sit around the plain step and change none of its math:
 ``--jit_compile`` compiles the step with XLA (:func:`jit_plan`, at the end, says
@@ -26,14 +25,12 @@ import math
 import time
 from collections.abc import Callable, Sequence
 
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from mnist_research import interrupts
 from mnist_research.config import ExperimentConfig
 from mnist_research.config.metrics import NAMES
-from mnist_research.data.pipeline import logits_function
 from mnist_research.errors import ConfigError, NonFiniteLossError
 from mnist_research.model import registry
 from mnist_research.training import history as history_lib
@@ -44,11 +41,8 @@ from mnist_research.training.history import ReplicaSums, Totals
 
 
 class Trainer:
-    """The model, the optimizer and the compiled train and evaluation functions.
-
-    Variables are created in ``strategy``'s scope; ``steps_per_epoch`` lets
-    learning-rate schedules span the whole run.
-    """
+    """The model, the optimizer and the compiled train and evaluation functions
+    (``steps_per_epoch`` lets learning-rate schedules span the whole run)."""
 
     def __init__(
         self, config: ExperimentConfig, strategy: tf.distribute.Strategy, steps_per_epoch: int = 1
@@ -104,12 +98,8 @@ class Trainer:
         # the replica and the layer, so a resumed run replays them exactly.
         seed = tf.stack([self._seed, tf.cast(self.optimizer.iterations, tf.int64)])
         grads, sums, count = self._gradients(images, labels, seed)  # _forward_backward
-        apply_gradients(
-            self.optimizer,
-            grads,
-            self.model.trainable_variables,
-            self.config.train.clip_global_norm,
-        )
+        clip_norm = self.config.train.clip_global_norm
+        apply_gradients(self.optimizer, grads, self.model.trainable_variables, clip_norm)
         self._train_sums.add(sums, count, step=self.optimizer.iterations)
 
     def _forward_backward(self, images, labels, dropout_seed):
@@ -192,14 +182,10 @@ class Trainer:
         dist_dataset = self.strategy.experimental_distribute_dataset(dataset.cache())
         return lambda: Totals.from_vector(self._evaluate(dist_dataset))
 
-    def predict_logits(self, images: np.ndarray, batch_size: int = 2048) -> np.ndarray:
-        """Logits ``[N, 10]`` for uint8 images ``[N, 28, 28]`` (inference mode)."""
-        return logits_function(self.model, batch_size)(images)
-
 
 # How one batch adds to each metric of ``config.metrics.METRICS``, by name: its sum
 # over the batch, from the one-hot ``labels``, the ``logits`` and the per-example
-# cross-entropy ``loss``. The epoch's value is the sum over its batches / examples.
+# cross-entropy ``loss``.
 BATCH_SUMS: dict[str, Callable] = {
     "loss": lambda labels, logits, loss: tf.reduce_sum(loss),
     "accuracy": lambda labels, logits, loss: tf.reduce_sum(
@@ -287,9 +273,8 @@ def run_epochs(
     """Trains from the epoch after ``trainer.epoch`` to ``config.train.epochs``.
 
     ``make_batches(first_epoch)`` gives the batches from that epoch on
-    (``TrainInput.distributed``), built at the first epoch that trains. Each
-    epoch is validated, appended to ``history``, then shown to the ``hooks``
-    (called around the steps and after each epoch, in order).
+    (``TrainInput.distributed``), built at the first epoch that trains; the
+    ``hooks`` are called in order.
     """
     epochs = trainer.config.train.epochs
     iterator = None
@@ -338,11 +323,10 @@ def jit_plan(config: ExperimentConfig, replicas: int) -> str:
     """What ``--jit_compile`` compiles: ``"step"``, ``"gradients"`` or ``"none"``.
 
     One replica: the whole replica step (forward, backward, the optimizer, sums).
-    Several replicas: the optimizer all-reduces gradients in a cross-replica
-    merge that XLA cannot compile, so only the forward/backward pass is
-    compiled, unless the model has BatchNormalization, which synchronizes
-    batch statistics across replicas inside the forward pass: then the plain
-    step runs (and the log says so with --verbosity=1).
+    Several replicas: the optimizer all-reduces gradients in a cross-replica merge
+    that XLA cannot compile, so only the forward/backward pass is compiled, unless
+    the model has BatchNormalization, which synchronizes batch statistics across
+    replicas inside the forward pass: then the plain step runs.
     """
     if not config.train.jit_compile:
         return "none"

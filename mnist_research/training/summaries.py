@@ -1,14 +1,9 @@
 """TensorBoard: the run's writers, what they write, and the HParams dashboard's experiment.
 
-``train/`` and ``validation/`` under the run dir use the same tag names
-(``epoch/loss``, ``epoch/accuracy``) so TensorBoard overlays training and
-validation curves (``hooks.TensorBoard``). The HParams session
-(hyperparameters plus ``test/<metric>``) lives in the run dir's own event file,
-so runs under one ``--logdir`` line up in the HParams dashboard.
-
-Every run writes the same HParams definition (it depends on no run's values),
-so runs under one ``--logdir`` (a sweep, CPU next to GPU) share one experiment
-in TensorBoard, whichever run's definition it reads. What TensorBoard 2.21's
+The HParams session (hyperparameters plus ``test/<metric>``) lives in the run
+dir's own event file, and every run writes the same HParams definition (it
+depends on no run's values), so runs under one ``--logdir`` (a sweep, CPU next
+to GPU) share one experiment in the dashboard. What TensorBoard 2.21's
 dashboard does with it, checked in its code and in screenshots:
 
 - It lists hyperparameters sorted by name and shows the first five by
@@ -71,19 +66,14 @@ def _hparam(field: dataclasses.Field, declared: Declaration) -> hp.HParam:
     return hp.HParam(name, domain, description=declared.help)
 
 
-def _declared_hparams() -> list[tuple[str | None, str, hp.HParam]]:
-    """``(section, field name, HParam)`` for every config field that is one."""
-    defaults = ExperimentConfig()
-    sections = [(None, defaults), *defaults.sections().items()]
-    return [
-        (section, field.name, _hparam(field, declared))
-        for section, cls in sections
-        for field, declared in declared_fields(cls)
-        if declared.hparam is not None
-    ]
-
-
-_DECLARED = _declared_hparams()
+# ``(section, field name, HParam)`` for every config field that is one.
+_DEFAULTS = ExperimentConfig()
+_DECLARED = [
+    (section, field.name, _hparam(field, declared))
+    for section, cls in [(None, _DEFAULTS), *_DEFAULTS.sections().items()]
+    for field, declared in declared_fields(cls)
+    if declared.hparam is not None
+]
 # Hyperparameters that describe where a run ran, not what it trained, by their key in
 # ``devices.device_info``.
 _SYSTEM = {
@@ -204,12 +194,6 @@ class Summaries:
                 tf.summary.image(f"images/{name}", image[tf.newaxis])
         self.scalars(self.session, step, {f"test/{name}": v for name, v in test.items()})
         self.flush()
-
-    def trace_export(self, name: str, step: int) -> None:
-        """Writes the graph traced since ``tf.summary.trace_on`` at ``step`` (Graphs tab)."""
-        with self.train.as_default(step=step):
-            tf.summary.trace_export(name)  # turns tracing off
-        self.train.flush()
 
     def close(self) -> None:
         for writer in (self.train, self.validation, self.session):

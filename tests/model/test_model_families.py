@@ -131,7 +131,7 @@ def test_loss_halves_on_a_tiny_learnable_set(family):
                 lambda ctx, epoch=epoch: train.dataset(epoch, ctx)
             )
         )
-        losses.append(trainer.train_steps(iterator, train.steps_per_epoch()).loss)
+        losses.append(trainer.train_steps(iterator, train.steps_per_epoch()).means()["loss"])
     assert losses[-1] < losses[0] / 2, losses
 
 

@@ -377,7 +377,7 @@ def test_a_study_on_two_workers_runs_each_trial_once_and_best_flags_reproduces(t
 def test_a_pruned_trial_is_a_finished_run_that_says_so(tmp_path, npz_dir):
     from mnist_research.analysis import run_list, run_records
     from mnist_research.studies import trials
-    from mnist_research.training.finish import EndOfRunAction
+    from mnist_research.training.runner import EndOfRunAction
 
     flags = [SMOKE, f"--data_dir={npz_dir}", "--nohistograms", "--nojit_compile"]
     base = trials.trial_config("", flags)

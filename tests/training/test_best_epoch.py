@@ -3,6 +3,7 @@
 import json
 import logging as std_logging
 import os
+import types
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from mnist_research.config import DataConfig, ExperimentConfig, ModelConfig, Tra
 from mnist_research.data import sources
 from mnist_research.inference import finished_run
 from mnist_research.model import registry
-from mnist_research.training import history, runner
+from mnist_research.training import history, hooks, runner
 from mnist_research.training.history import Totals
 from mnist_research.training.loop import Trainer
 
@@ -31,18 +32,13 @@ def test_stops_after_patience_epochs_without_improvement(patience, stop_after):
 
 
 def test_best_epoch_and_improvement():
-    assert history.best_epoch([]) == 0 and not history.improved([])
+    assert history.best_epoch([]) == 0
     assert [history.best_epoch(CURVE[:n]) for n in range(1, 9)] == [1, 2, 3, 3, 3, 3, 7, 7]
-    assert [history.improved(CURVE[:n]) for n in range(1, 9)] == [
-        True,
-        True,
-        True,
-        False,
-        False,
-        False,
-        True,
-        False,
-    ]
+    captured = []
+    hook = hooks.BestEpoch(types.SimpleNamespace(capture=lambda: captured.append(epoch)), 0)
+    for epoch in range(1, 9):
+        hook.after_epoch(epoch, {"val_accuracy": CURVE[:epoch]})
+    assert captured == [1, 2, 3, 7]  # the weights are copied when an epoch improves
     summary = history.selection(CURVE[:5], patience=2, epochs=10, restore_best=True)
     assert summary == {
         "best_epoch": 3,

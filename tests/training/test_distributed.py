@@ -177,7 +177,6 @@ def test_mixed_precision_trains_with_float32_head(policy, global_policy_restored
     from mnist_research.data import pipeline as input_pipeline
     from mnist_research.training import devices as distribute
     from mnist_research.training.loop import Trainer
-    from mnist_research.training.runner import set_seeds
     from tests.helpers import make_digits
 
     cfg = c.ExperimentConfig(
@@ -185,18 +184,18 @@ def test_mixed_precision_trains_with_float32_head(policy, global_policy_restored
     )
     distribute.configure_devices(cfg.distribute)
     assert tf.keras.mixed_precision.global_policy().name == policy
-    set_seeds(cfg)
+    tf.keras.utils.set_random_seed(cfg.train.seed)
     trainer = Trainer(cfg, tf.distribute.get_strategy())
     x, y = make_digits(640)
     inp = input_pipeline.TrainInput(x, y, 64, seed=0)
     losses = []
     for epoch in range(3):
         it = iter(inp.dataset(epoch))
-        losses.append(float(trainer.train_steps(it, inp.steps_per_epoch()).loss))
+        losses.append(float(trainer.train_steps(it, inp.steps_per_epoch()).means()["loss"]))
     m = trainer.model
     assert m.block_0.dense.compute_dtype == policy.split("_")[1]
     assert m.head.compute_dtype == "float32" and m.head.kernel.dtype == "float32"
-    assert trainer.predict_logits(x[:5]).dtype == "float32"
+    assert input_pipeline.logits_function(trainer.model)(x[:5]).dtype == "float32"
     optimizer = type(trainer.optimizer).__name__
     assert optimizer == ("LossScaleOptimizer" if policy == "mixed_float16" else "FusedAdam")
     assert all(np.isfinite(losses)) and losses[-1] < losses[0] / 2

@@ -13,7 +13,7 @@ import tensorflow as tf
 from mnist_research.config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
 from mnist_research.data import sources
 from mnist_research.training import runner
-from mnist_research.training.finish import EndOfRunAction
+from mnist_research.training.runner import EndOfRunAction
 
 pytestmark = pytest.mark.slow  # trains in process: a few seconds
 

@@ -8,7 +8,7 @@ import tensorflow as tf
 from mnist_research.config import ExperimentConfig, ModelConfig, TrainConfig
 from mnist_research.data import pipeline, sources
 from mnist_research.errors import NonFiniteLossError
-from mnist_research.training import finish, hooks, loop, profiler, runner, summaries
+from mnist_research.training import hooks, loop, profiler, runner, summaries
 from mnist_research.training.checkpoint_state import CheckpointState
 from mnist_research.training.history import Totals
 from tests.helpers import make_digits
@@ -95,7 +95,7 @@ def test_hooks_are_ended_when_the_steps_fail():
 def test_the_progress_bar_comes_after_every_hook_that_logs_and_the_progress_last(tmp_path):
     trainer = _loop()[0]
     images, labels = make_digits(64)
-    run = finish.RunContext(
+    run = runner.RunContext(
         config=trainer.config,
         run_dir=str(tmp_path),
         chief=True,

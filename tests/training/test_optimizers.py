@@ -100,7 +100,7 @@ def test_each_optimizer_halves_the_loss_of_a_tiny_problem(train):
     losses = []
     for epoch in range(1, 6):
         iterator = iter(data.dataset(epoch))
-        losses.append(trainer.train_steps(iterator, data.steps_per_epoch()).loss)
+        losses.append(trainer.train_steps(iterator, data.steps_per_epoch()).means()["loss"])
     assert losses[-1] < losses[0] / 2, losses
 
 
