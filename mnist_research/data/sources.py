@@ -247,22 +247,16 @@ def fingerprint(splits: Splits) -> str:
     return digest.hexdigest()
 
 
-def describe(splits: Splits, source: str) -> str:
-    """A multi-line summary: shapes, value range, class counts per split."""
-    lines = [f"Data source: {source}"]
+def log_description(splits: Splits, source: str) -> None:
+    """Logs the source, then each split's shapes, value range and class counts."""
+    logging.info(f"Data source: {source}")
     for name in ("train", "val", "test"):
         x, y = getattr(splits, f"x_{name}"), getattr(splits, f"y_{name}")
         counts = np.bincount(y.astype(np.int64), minlength=NUM_CLASSES)
-        lines.append(
+        logging.info(
             f"  {name:<5} images {tuple(x.shape)} {x.dtype} range [{x.min()}, {x.max()}] "
             f"-> inputs ({len(x)}, {NUM_PIXELS}) float32 in "
             f"[{x.min() / 255:.1f}, {x.max() / 255:.1f}], "
             f"labels ({len(y)}, {NUM_CLASSES}) one-hot"
         )
-        lines.append(f"        class counts: {' '.join(str(int(c)) for c in counts)}")
-    return "\n".join(lines)
-
-
-def log_description(splits: Splits, source: str) -> None:
-    for line in describe(splits, source).splitlines():
-        logging.info(line)
+        logging.info(f"        class counts: {' '.join(str(int(c)) for c in counts)}")

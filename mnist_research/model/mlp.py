@@ -104,8 +104,6 @@ class DenseBlock(tf.keras.layers.Layer):
         self, units, dropout_rate, batch_norm=True, synchronized_bn=False, index=0, **kwargs
     ):
         super().__init__(**kwargs)
-        self.units = units
-        self.dropout_rate = dropout_rate
         self.dense = tf.keras.layers.Dense(units, use_bias=not batch_norm, name="dense")
         self.norm = (
             tf.keras.layers.BatchNormalization(synchronized=synchronized_bn, name="batch_norm")
