@@ -7,8 +7,7 @@ one vectorised op per batch turns them into model input and one-hot labels.
 Training reshuffles every epoch with a permutation derived from ``(seed,
 epoch)``, and ``--augment`` seeds each batch's random rotation, zoom and shift
 from ``(seed, epoch, batch)``, so a run resumed at epoch k sees exactly the
-batches an uninterrupted run would have seen. Evaluation keeps the last
-partial batch: every example is counted exactly once.
+batches an uninterrupted run would have seen.
 """
 
 from __future__ import annotations
@@ -145,17 +144,16 @@ class TrainInput:
             ds = tf.data.Dataset.from_tensor_slices(index).enumerate()
             return ds.map(lambda position, batch: (e, position, batch))
 
-        images, labels, augment, seed = self._images, self._labels, self.augment, self.seed
-        if augment:  # imported only here: a run without --augment needs none of it
+        if self.augment:  # imported only here: a run without --augment needs none of it
             from mnist_research.data import augment as augment_lib
 
         def load(e, position, index):
-            batch = tf.gather(images, index)
-            if augment:
+            batch = tf.gather(self._images, index)
+            if self.augment:
                 batch = augment_lib.augment_batch(
-                    batch, augment_lib.batch_seed(seed, e, pipeline_id, position)
+                    batch, augment_lib.batch_seed(self.seed, e, pipeline_id, position)
                 )
-            return preprocess_batch(batch, tf.gather(labels, index))
+            return preprocess_batch(batch, tf.gather(self._labels, index))
 
         # One epoch's order is built when the pipeline reaches it: memory and start-up
         # time do not grow with the number of epochs.

@@ -32,9 +32,9 @@ from mnist_research.errors import DataError, one_line
 # The most bytes one array (an IDX file or an .npz member) may declare. MNIST's
 # training images are 47 MB.
 MAX_ARRAY_BYTES = 1 << 31
-# What a damaged or crafted archive raises. zipfile: encrypted members (RuntimeError),
-# unsupported compression (NotImplementedError), bad CRCs or headers (BadZipFile), a
-# member cut short (EOFError); zlib: a corrupt deflate stream (zlib.error); numpy:
+# What a damaged or crafted archive raises. zipfile: encrypted members or unsupported
+# compression (RuntimeError, NotImplementedError being one), bad CRCs or headers (BadZipFile),
+# a member cut short (EOFError); zlib: a corrupt deflate stream (zlib.error); numpy:
 # malformed array data (ValueError); either: the file itself unreadable (OSError).
 _ZIP_ERRORS = (
     OSError,
@@ -42,7 +42,6 @@ _ZIP_ERRORS = (
     zipfile.BadZipFile,
     zlib.error,
     RuntimeError,
-    NotImplementedError,
     ValueError,
 )
 _NPY_HEADER_READERS = {
@@ -99,10 +98,7 @@ def load(config: DataConfig, data_dir_name: str = "--data_dir") -> RawData:
 def read_data_dir(
     data_dir: str, dataset: Dataset, data_dir_name: str = "--data_dir"
 ) -> tuple[dict[str, np.ndarray], str]:
-    """The four arrays by Keras name from a folder (npz or IDX files) or an ``.npz``; the source.
-
-    ``data_dir_name``: what an error line calls ``data_dir`` (see :func:`load`).
-    """
+    """The four arrays by Keras name from a folder (npz or IDX files) or an ``.npz``; the source."""
     if os.path.isfile(data_dir):
         return read_npz(data_dir), data_dir
     if not os.path.lexists(data_dir):

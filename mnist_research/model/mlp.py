@@ -94,11 +94,7 @@ class MLPClassifier(Classifier):
 
 @tf.keras.utils.register_keras_serializable(package="mnist_research")
 class DenseBlock(tf.keras.layers.Layer):
-    """Dense → (BatchNormalization) → ReLU → Dropout; with BatchNormalization the Dense has no bias.
-
-    ``index``, the block's position in the model, is folded into its dropout
-    seed so blocks draw independent masks.
-    """
+    """Dense → (BatchNormalization) → ReLU → Dropout; the Dense has no bias before a BN."""
 
     def __init__(
         self, units, dropout_rate, batch_norm=True, synchronized_bn=False, index=0, **kwargs
@@ -114,7 +110,6 @@ class DenseBlock(tf.keras.layers.Layer):
         self.dropout = StatelessDropout(dropout_rate, salt=index, name="dropout")
 
     def call(self, inputs, training=False, seed=None):
-        """``seed``: the ``[2]`` dropout seed of this step (``None``: a fresh one)."""
         x = self.dense(inputs)
         if self.norm is not None:
             x = self.norm(x, training=training)
