@@ -238,7 +238,7 @@ def test_preprocess_scales_flattens_one_hots(tiny_arrays):
 
 def test_description_logs_shapes_ranges_counts(tiny_arrays, caplog):
     raw = data.validate(dict(tiny_arrays), "t")
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger="absl"):
         data.log_description(data.split(raw, DataConfig()), "somewhere")
     text = "\n".join(record.getMessage() for record in caplog.records)
     assert "Data source: somewhere" in text
