@@ -2,13 +2,10 @@
 
 The arrays come from ``--data_dir`` (a Keras-layout ``.npz``, read here, or the
 four IDX files, read by ``data.idx``) or from ``tf.keras.datasets``
-(``data.download``). An ``.npz`` is read with ``allow_pickle=False``, so an
-object array is refused, never unpickled. Every array's header is checked
-against the bytes its file holds before the array is allocated or read, so a
-crafted header cannot make the loader allocate petabytes. Whatever the source,
-the arrays are validated (shapes, dtype, label range, matching counts) into one
-:class:`RawData`. Any problem raises :class:`DataError` with one line that names
-the file.
+(``data.download``), and whatever the source are validated into one :class:`RawData`.
+Every array's header is checked against the bytes its file holds before the array
+is allocated or read, so a crafted header cannot make the loader allocate
+petabytes. Any problem raises :class:`DataError` with one line that names the file.
 """
 
 from __future__ import annotations
@@ -115,7 +112,7 @@ def read_data_dir(
 
 
 def read_npz(path: str) -> dict[str, np.ndarray]:
-    """Reads a Keras-layout ``.npz`` without unpickling, every member's header checked first."""
+    """Reads a Keras-layout ``.npz`` with ``allow_pickle=False``: an object array is refused."""
     try:
         if not zipfile.is_zipfile(path):
             raise DataError(f"{path}: not an .npz (zip) archive; truncated or not NumPy data")

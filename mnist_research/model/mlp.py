@@ -1,5 +1,4 @@
-"""The original notebook's classifier: Dense → BatchNormalization → ReLU → Dropout blocks
-and a 10-way softmax, with the dropout it uses.
+"""The original notebook's classifier, a multilayer perceptron, and the dropout it uses.
 
 Read top to bottom: :class:`Classifier` (what every family shares: how it is
 built from a ``ModelConfig`` and saved), :class:`MLPClassifier` (the model),

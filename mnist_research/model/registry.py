@@ -32,9 +32,8 @@ def _linear() -> type[tf.keras.Model]:
     return LinearClassifier
 
 
-# Each entry returns its family's class (whose ``from_config_object(ModelConfig,
-# synchronized_bn)`` builds it unbuilt), importing the module, which also registers its Keras
-# classes, only when called: a run loads the family it builds and the MLP's blocks all share.
+# Each entry imports its family's module (registering its Keras classes) only when called, and
+# returns the class: a run loads the family it builds, and mlp.py, whose blocks all families share.
 FAMILIES: dict[str, Callable[[], type[tf.keras.Model]]] = {
     "mlp": lambda: MLPClassifier,
     "cnn": _cnn,
