@@ -44,9 +44,7 @@ def batched(
 ) -> np.ndarray:
     """Runs ``logits_fn`` over uint8 images in batches (bounded memory); returns ``[N, C]``."""
     images = np.asarray(images, np.uint8).reshape(-1, *IMAGE_SHAPE)
-    chunks = [
-        np.asarray(logits_fn(images[i : i + batch_size])) for i in range(0, len(images), batch_size)
-    ]
+    chunks = [logits_fn(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
     return np.concatenate(chunks) if chunks else np.zeros((0, NUM_CLASSES), np.float32)
 
 
@@ -54,10 +52,8 @@ def logits_function(model: tf.keras.Model, batch_size: int = 2048) -> LogitsFn:
     """uint8 ``[N, 28, 28]`` → float32 logits ``[N, 10]`` of ``model`` in inference mode."""
 
     @tf.function(reduce_retracing=True)
-    def logits(images):
-        return tf.cast(
-            model(to_model_input(images), training=False, return_logits=True), tf.float32
-        )
+    def logits(images):  # float32: every family's head is, even under mixed precision
+        return model(to_model_input(images), training=False, return_logits=True)
 
     return lambda images: batched(lambda chunk: logits(tf.constant(chunk)), images, batch_size)
 

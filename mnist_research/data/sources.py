@@ -133,7 +133,6 @@ def read_npz(path: str) -> dict[str, np.ndarray]:
 
 
 def _check_npy_header(path: str, archive: zipfile.ZipFile, key: str) -> None:
-    """Checks one member's ``.npy`` header against its size before numpy allocates it."""
     name = key if key in archive.namelist() else f"{key}.npy"
     where = f"{path}: member {name}"
     with archive.open(name) as member:
