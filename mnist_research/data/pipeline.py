@@ -101,7 +101,6 @@ class TrainInput:
         return (self.num_examples // num_input_pipelines) // per_pipeline_batch
 
     def permutation(self, epoch: int) -> np.ndarray:
-        """The order of examples in ``epoch``: a pure function of (seed, epoch)."""
         return np.random.default_rng([self.seed, epoch]).permutation(self.num_examples)
 
     def dataset(

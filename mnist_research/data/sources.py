@@ -126,9 +126,7 @@ def read_npz(path: str) -> dict[str, np.ndarray]:
             for key in MNIST_IDX_FILES:
                 _check_npy_header(path, npz.zip, key)
             return {key: npz[key] for key in MNIST_IDX_FILES}
-    except DataError:
-        raise
-    except _ZIP_ERRORS as e:
+    except _ZIP_ERRORS as e:  # a DataError raised above is none of these
         raise DataError(f"{path}: not a readable .npz file ({one_line(e)})") from None
 
 
