@@ -7,8 +7,7 @@ one vectorised op per batch turns them into model input and one-hot labels.
 Training reshuffles every epoch with a permutation derived from ``(seed,
 epoch)``, and ``--augment`` seeds each batch's random rotation, zoom and shift
 from ``(seed, epoch, batch)``, so a run resumed at epoch k sees exactly the
-batches an uninterrupted run would have seen. Evaluation keeps the last
-partial batch: every example is counted exactly once.
+batches an uninterrupted run would have seen.
 """
 
 from __future__ import annotations
@@ -45,9 +44,7 @@ def batched(
 ) -> np.ndarray:
     """Runs ``logits_fn`` over uint8 images in batches (bounded memory); returns ``[N, C]``."""
     images = np.asarray(images, np.uint8).reshape(-1, *IMAGE_SHAPE)
-    chunks = [
-        np.asarray(logits_fn(images[i : i + batch_size])) for i in range(0, len(images), batch_size)
-    ]
+    chunks = [logits_fn(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
     return np.concatenate(chunks) if chunks else np.zeros((0, NUM_CLASSES), np.float32)
 
 
@@ -55,10 +52,8 @@ def logits_function(model: tf.keras.Model, batch_size: int = 2048) -> LogitsFn:
     """uint8 ``[N, 28, 28]`` → float32 logits ``[N, 10]`` of ``model`` in inference mode."""
 
     @tf.function(reduce_retracing=True)
-    def logits(images):
-        return tf.cast(
-            model(to_model_input(images), training=False, return_logits=True), tf.float32
-        )
+    def logits(images):  # float32: every family's head is, even under mixed precision
+        return model(to_model_input(images), training=False, return_logits=True)
 
     return lambda images: batched(lambda chunk: logits(tf.constant(chunk)), images, batch_size)
 
@@ -106,7 +101,6 @@ class TrainInput:
         return (self.num_examples // num_input_pipelines) // per_pipeline_batch
 
     def permutation(self, epoch: int) -> np.ndarray:
-        """The order of examples in ``epoch``: a pure function of (seed, epoch)."""
         return np.random.default_rng([self.seed, epoch]).permutation(self.num_examples)
 
     def dataset(
@@ -145,17 +139,16 @@ class TrainInput:
             ds = tf.data.Dataset.from_tensor_slices(index).enumerate()
             return ds.map(lambda position, batch: (e, position, batch))
 
-        images, labels, augment, seed = self._images, self._labels, self.augment, self.seed
-        if augment:  # imported only here: a run without --augment needs none of it
+        if self.augment:  # imported only here: a run without --augment needs none of it
             from mnist_research.data import augment as augment_lib
 
         def load(e, position, index):
-            batch = tf.gather(images, index)
-            if augment:
+            batch = tf.gather(self._images, index)
+            if self.augment:
                 batch = augment_lib.augment_batch(
-                    batch, augment_lib.batch_seed(seed, e, pipeline_id, position)
+                    batch, augment_lib.batch_seed(self.seed, e, pipeline_id, position)
                 )
-            return preprocess_batch(batch, tf.gather(labels, index))
+            return preprocess_batch(batch, tf.gather(self._labels, index))
 
         # One epoch's order is built when the pipeline reaches it: memory and start-up
         # time do not grow with the number of epochs.

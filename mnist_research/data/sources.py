@@ -2,13 +2,10 @@
 
 The arrays come from ``--data_dir`` (a Keras-layout ``.npz``, read here, or the
 four IDX files, read by ``data.idx``) or from ``tf.keras.datasets``
-(``data.download``). An ``.npz`` is read with ``allow_pickle=False``, so an
-object array is refused, never unpickled. Every array's header is checked
-against the bytes its file holds before the array is allocated or read, so a
-crafted header cannot make the loader allocate petabytes. Whatever the source,
-the arrays are validated (shapes, dtype, label range, matching counts) into one
-:class:`RawData`. Any problem raises :class:`DataError` with one line that names
-the file.
+(``data.download``), and whatever the source are validated into one :class:`RawData`.
+Every array's header is checked against the bytes its file holds before the array
+is allocated or read, so a crafted header cannot make the loader allocate
+petabytes. Any problem raises :class:`DataError` with one line that names the file.
 """
 
 from __future__ import annotations
@@ -32,9 +29,9 @@ from mnist_research.errors import DataError, one_line
 # The most bytes one array (an IDX file or an .npz member) may declare. MNIST's
 # training images are 47 MB.
 MAX_ARRAY_BYTES = 1 << 31
-# What a damaged or crafted archive raises. zipfile: encrypted members (RuntimeError),
-# unsupported compression (NotImplementedError), bad CRCs or headers (BadZipFile), a
-# member cut short (EOFError); zlib: a corrupt deflate stream (zlib.error); numpy:
+# What a damaged or crafted archive raises. zipfile: encrypted members or unsupported
+# compression (RuntimeError, NotImplementedError being one), bad CRCs or headers (BadZipFile),
+# a member cut short (EOFError); zlib: a corrupt deflate stream (zlib.error); numpy:
 # malformed array data (ValueError); either: the file itself unreadable (OSError).
 _ZIP_ERRORS = (
     OSError,
@@ -42,7 +39,6 @@ _ZIP_ERRORS = (
     zipfile.BadZipFile,
     zlib.error,
     RuntimeError,
-    NotImplementedError,
     ValueError,
 )
 _NPY_HEADER_READERS = {
@@ -99,10 +95,7 @@ def load(config: DataConfig, data_dir_name: str = "--data_dir") -> RawData:
 def read_data_dir(
     data_dir: str, dataset: Dataset, data_dir_name: str = "--data_dir"
 ) -> tuple[dict[str, np.ndarray], str]:
-    """The four arrays by Keras name from a folder (npz or IDX files) or an ``.npz``; the source.
-
-    ``data_dir_name``: what an error line calls ``data_dir`` (see :func:`load`).
-    """
+    """The four arrays by Keras name from a folder (npz or IDX files) or an ``.npz``; the source."""
     if os.path.isfile(data_dir):
         return read_npz(data_dir), data_dir
     if not os.path.lexists(data_dir):
@@ -119,7 +112,7 @@ def read_data_dir(
 
 
 def read_npz(path: str) -> dict[str, np.ndarray]:
-    """Reads a Keras-layout ``.npz`` without unpickling, every member's header checked first."""
+    """Reads a Keras-layout ``.npz`` with ``allow_pickle=False``: an object array is refused."""
     try:
         if not zipfile.is_zipfile(path):
             raise DataError(f"{path}: not an .npz (zip) archive; truncated or not NumPy data")
@@ -133,14 +126,11 @@ def read_npz(path: str) -> dict[str, np.ndarray]:
             for key in MNIST_IDX_FILES:
                 _check_npy_header(path, npz.zip, key)
             return {key: npz[key] for key in MNIST_IDX_FILES}
-    except DataError:
-        raise
-    except _ZIP_ERRORS as e:
+    except _ZIP_ERRORS as e:  # a DataError raised above is none of these
         raise DataError(f"{path}: not a readable .npz file ({one_line(e)})") from None
 
 
 def _check_npy_header(path: str, archive: zipfile.ZipFile, key: str) -> None:
-    """Checks one member's ``.npy`` header against its size before numpy allocates it."""
     name = key if key in archive.namelist() else f"{key}.npy"
     where = f"{path}: member {name}"
     with archive.open(name) as member:
@@ -247,22 +237,16 @@ def fingerprint(splits: Splits) -> str:
     return digest.hexdigest()
 
 
-def describe(splits: Splits, source: str) -> str:
-    """A multi-line summary: shapes, value range, class counts per split."""
-    lines = [f"Data source: {source}"]
+def log_description(splits: Splits, source: str) -> None:
+    """Logs the source, then each split's shapes, value range and class counts."""
+    logging.info(f"Data source: {source}")
     for name in ("train", "val", "test"):
         x, y = getattr(splits, f"x_{name}"), getattr(splits, f"y_{name}")
         counts = np.bincount(y.astype(np.int64), minlength=NUM_CLASSES)
-        lines.append(
+        logging.info(
             f"  {name:<5} images {tuple(x.shape)} {x.dtype} range [{x.min()}, {x.max()}] "
             f"-> inputs ({len(x)}, {NUM_PIXELS}) float32 in "
             f"[{x.min() / 255:.1f}, {x.max() / 255:.1f}], "
             f"labels ({len(y)}, {NUM_CLASSES}) one-hot"
         )
-        lines.append(f"        class counts: {' '.join(str(int(c)) for c in counts)}")
-    return "\n".join(lines)
-
-
-def log_description(splits: Splits, source: str) -> None:
-    for line in describe(splits, source).splitlines():
-        logging.info(line)
+        logging.info(f"        class counts: {' '.join(str(int(c)) for c in counts)}")

@@ -1,5 +1,4 @@
-"""The original notebook's classifier: Dense → BatchNormalization → ReLU → Dropout blocks
-and a 10-way softmax, with the dropout it uses.
+"""The original notebook's classifier, a multilayer perceptron, and the dropout it uses.
 
 Read top to bottom: :class:`Classifier` (what every family shares: how it is
 built from a ``ModelConfig`` and saved), :class:`MLPClassifier` (the model),
@@ -94,18 +93,12 @@ class MLPClassifier(Classifier):
 
 @tf.keras.utils.register_keras_serializable(package="mnist_research")
 class DenseBlock(tf.keras.layers.Layer):
-    """Dense → (BatchNormalization) → ReLU → Dropout; with BatchNormalization the Dense has no bias.
-
-    ``index``, the block's position in the model, is folded into its dropout
-    seed so blocks draw independent masks.
-    """
+    """Dense → (BatchNormalization) → ReLU → Dropout; the Dense has no bias before a BN."""
 
     def __init__(
         self, units, dropout_rate, batch_norm=True, synchronized_bn=False, index=0, **kwargs
     ):
         super().__init__(**kwargs)
-        self.units = units
-        self.dropout_rate = dropout_rate
         self.dense = tf.keras.layers.Dense(units, use_bias=not batch_norm, name="dense")
         self.norm = (
             tf.keras.layers.BatchNormalization(synchronized=synchronized_bn, name="batch_norm")
@@ -116,7 +109,6 @@ class DenseBlock(tf.keras.layers.Layer):
         self.dropout = StatelessDropout(dropout_rate, salt=index, name="dropout")
 
     def call(self, inputs, training=False, seed=None):
-        """``seed``: the ``[2]`` dropout seed of this step (``None``: a fresh one)."""
         x = self.dense(inputs)
         if self.norm is not None:
             x = self.norm(x, training=training)

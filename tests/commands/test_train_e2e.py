@@ -334,6 +334,8 @@ _NOT_FOR_A_FRESH_RUN = {
     "mnist_research.data.idx",
     "mnist_research.data.download",
     "mnist_research.data.augment",
+    "mnist_research.model.cnn",
+    "mnist_research.model.linear",
 }
 
 

@@ -1,5 +1,6 @@
 """Loading (npz, IDX raw and gz), validation, splitting, preprocessing."""
 
+import logging
 import os
 
 import numpy as np
@@ -235,9 +236,12 @@ def test_preprocess_scales_flattens_one_hots(tiny_arrays):
     np.testing.assert_array_equal(y.sum(1), 1.0)
 
 
-def test_describe_reports_shapes_ranges_counts(tiny_arrays):
+def test_description_logs_shapes_ranges_counts(tiny_arrays, caplog):
     raw = data.validate(dict(tiny_arrays), "t")
-    text = data.describe(data.split(raw, DataConfig()), "somewhere")
+    with caplog.at_level(logging.INFO, logger="absl"):
+        data.log_description(data.split(raw, DataConfig()), "somewhere")
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    assert "Data source: somewhere" in text
     assert "train images (512, 28, 28) uint8 range [0, 255]" in text
     counts = np.bincount(tiny_arrays["y_test"], minlength=10)
     assert "class counts: " + " ".join(str(c) for c in counts) in text

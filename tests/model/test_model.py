@@ -37,8 +37,8 @@ def test_parameter_count_matches_the_seed_architecture():
 
 def test_block_order_is_dense_bn_relu_dropout():
     model = _model()
-    assert [b.units for b in model.blocks] == [256, 128, 64]
-    assert [b.dropout_rate for b in model.blocks] == pytest.approx([0.3, 0.3, 0.2])
+    assert [b.dense.units for b in model.blocks] == [256, 128, 64]
+    assert [b.dropout.rate for b in model.blocks] == pytest.approx([0.3, 0.3, 0.2])
     for block in model.blocks:
         assert layer_kinds(block) == ["Dense", "BatchNormalization", "ReLU", "StatelessDropout"]
 

@@ -66,7 +66,7 @@ def test_registry_covers_every_configurable_family():
     assert set(registry.FAMILIES) == set(config_lib.MODEL_FAMILIES)
     for name in config_lib.MODEL_FAMILIES:
         model = registry.create(SMALL[name])
-        assert type(model) is registry.FAMILIES[name]
+        assert type(model) is registry.FAMILIES[name]()
 
 
 def test_registry_entries_say_what_each_family_has():
