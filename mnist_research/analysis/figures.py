@@ -272,7 +272,7 @@ def write_reports(
     ``metrics`` is the run's ``metrics.json`` (its history is drawn); ``summary`` is
     ``analysis.metrics.summarize`` of the test set's labels and ``logits``.
     """
-    names = config_lib.dataset(config["data"]["dataset"]).class_names
+    names = config_lib.DATASETS[config["data"]["dataset"]].class_names
     labels = np.asarray(test_labels, np.int64)
     probabilities = evaluation.softmax(logits)
     examples = (test_images, labels, probabilities)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -154,17 +153,6 @@ def check(condition: bool, message: str) -> None:
     """Raises ``ValueError(message)`` unless ``condition`` holds."""
     if not condition:
         raise ValueError(message)
-
-
-# A TensorFlow device name: [/job:J[/replica:R][/task:T]]/[device:]CPU|GPU|TPU:N.
-_DEVICE = re.compile(
-    r"^(/job:[\w-]+(/replica:\d+)?(/task:\d+)?)?/?(device:)?(cpu|gpu|tpu):\d+$", re.IGNORECASE
-)
-
-
-def is_device_name(name: str | None) -> bool:
-    """Whether ``name`` is ``None`` or a device name such as ``/cpu:0`` or ``/gpu:1``."""
-    return name is None or bool(_DEVICE.match(name))
 
 
 def _is_int(value: Any) -> bool:

@@ -5,7 +5,7 @@ The loop adds each batch's sum of every metric (``loop.BATCH_SUMS``) to
 :class:`ReplicaSums` on the replica, reads them once per call of many steps,
 and adds the results up in :class:`Totals`; a metric's value is its sum over
 the number of examples. The history holds one list per key of
-``config.metrics.HISTORY_KEYS`` (training and validation metrics, then
+``config.registry.HISTORY_KEYS`` (training and validation metrics, then
 timing), one value per epoch. It is checkpointed with the weights;
 ``metrics.json`` is written from it. What makes a ``metrics.json`` document
 sound is checked where it is read back
@@ -28,12 +28,13 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from mnist_research.config.metrics import HISTORY_KEYS, NAMES
+from mnist_research.config.registry import HISTORY_KEYS
+from mnist_research.config.registry import METRIC_NAMES as NAMES
 
 
 @dataclasses.dataclass
 class Totals:
-    """Sums over examples, one per metric of ``config.metrics.METRICS``, and the example count."""
+    """Sums over examples, one per metric of ``config.registry.METRICS``, and the example count."""
 
     sums: dict[str, float] = dataclasses.field(default_factory=lambda: dict.fromkeys(NAMES, 0.0))
     count: float = 0.0

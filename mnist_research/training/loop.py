@@ -32,7 +32,7 @@ from absl import logging
 
 from mnist_research import interrupts
 from mnist_research.config import ExperimentConfig
-from mnist_research.config.metrics import NAMES
+from mnist_research.config.registry import METRIC_NAMES as NAMES
 from mnist_research.data.pipeline import logits_function
 from mnist_research.errors import ConfigError, NonFiniteLossError
 from mnist_research.model import registry
@@ -197,7 +197,7 @@ class Trainer:
         return logits_function(self.model, batch_size)(images)
 
 
-# How one batch adds to each metric of ``config.metrics.METRICS``, by name: its sum
+# How one batch adds to each metric of ``config.registry.METRICS``, by name: its sum
 # over the batch, from the one-hot ``labels``, the ``logits`` and the per-example
 # cross-entropy ``loss``. The epoch's value is the sum over its batches / examples.
 BATCH_SUMS: dict[str, Callable] = {
