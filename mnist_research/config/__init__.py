@@ -25,11 +25,7 @@ recipe = functools.partial(setting, hparam="optimizer", identity=True)
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """Where the data comes from and how it is split.
-
-    As in Keras ``validation_split``, the *last* fraction of the training set is
-    held out, so the split does not depend on the seed.
-    """
+    """Where the data comes from and how it is split (the split does not depend on the seed)."""
 
     dataset: str = setting("mnist", "Which dataset.", choices=DATASETS, hparam="run", identity=True)
     data_dir: str | None = mechanics(
@@ -74,11 +70,9 @@ def _read_by(group: str) -> dict[str, tuple[str, ...]]:
     return {"family": tuple(name for name, f in MODEL_FAMILIES.items() if group in f.reads)}
 
 
-# A dense block's size: HParams "model", kept on resume, only for families reading dense.
 dense_setting = functools.partial(
     setting, only_with=_read_by("dense"), hparam="model", identity=True
 )
-# A conv block's size: HParams "topology", kept on resume, only for families reading conv.
 conv_setting = functools.partial(
     setting, only_with=_read_by("conv"), hparam="topology", identity=True
 )
@@ -86,13 +80,7 @@ conv_setting = functools.partial(
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """The classifier: a model family (``config.registry``) and its layer sizes.
-
-    A setting of a group (``dense``, ``batch_norm``, ``conv``) applies only with
-    the families whose registry entry reads that group (``only_with``); with
-    another it keeps its default and is stored in its unused form, so
-    ``config.json`` shows what was built: an MLP has ``conv_filters: []``.
-    """
+    """The classifier: a model family and the sizes of the layer groups its entry reads."""
 
     family: str = setting(
         "mlp", "Model family.", flag="model", choices=MODEL_FAMILIES, hparam="model", identity=True

@@ -98,7 +98,8 @@ def applies(declared: Declaration, values: Mapping[str, Any]) -> bool:
 
 
 def unused_form(field: dataclasses.Field) -> Any:
-    """What a setting that does not apply is stored as: ``()``, ``False`` or its default."""
+    """What a setting that does not apply is stored as: ``()``, ``False`` or its default, so
+    ``config.json`` shows what was built (an MLP has ``conv_filters: []``)."""
     if field.type.startswith("tuple["):
         return ()
     return False if field.type == "bool" else field.default

@@ -40,24 +40,16 @@ class ModelFamily:
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-    """One ``--dataset`` value.
-
-    Attributes:
-      keras_name: ``tf.keras.datasets.<keras_name>.load_data()`` downloads it;
-        ``None``: no downloader, ``--data_dir`` is required.
-      npz_names: ``.npz`` files in ``--data_dir`` that hold it (Keras layout).
-      idx_files: the four IDX files by Keras array name.
-      class_names: what each label 0..9 means, for reports and predictions.
-      transform: uint8 images ``[N, 28, 28]`` as stored -> as MNIST stores them
-        (upright, not mirrored); applied to both splits right after they are
-        read and validated, from any source. ``None``: stored as MNIST's.
-    """
+    """One ``--dataset`` value."""
 
     name: str
-    keras_name: str | None
-    npz_names: tuple[str, ...]
-    class_names: tuple[str, ...]
+    keras_name: str | None  # tf.keras.datasets.<keras_name> downloads it; None: --data_dir needed
+    npz_names: tuple[str, ...]  # .npz files in --data_dir that hold it (Keras layout)
+    class_names: tuple[str, ...]  # what each label 0..9 means, for reports and predictions
+    # The four IDX files by Keras array name.
     idx_files: dict[str, str] = dataclasses.field(default_factory=lambda: dict(MNIST_IDX_FILES))
+    # uint8 images [N, 28, 28] as stored -> as MNIST stores them (upright, not mirrored), applied
+    # to both splits right after they are read and validated, from any source. None: as MNIST's.
     transform: Callable[[np.ndarray], np.ndarray] | None = None
 
 
