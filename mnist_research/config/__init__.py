@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
+from collections.abc import Callable
 from typing import Any
 
 from mnist_research.config.fields import check, check_declared, check_same_length, setting
@@ -65,17 +66,15 @@ class DataConfig:
 MAX_CONV_BLOCKS = 4
 
 
-def _read_by(group: str) -> dict[str, tuple[str, ...]]:
-    """The ``only_with`` rule of a setting of ``group``: the families whose entry reads it."""
-    return {"family": tuple(name for name, f in MODEL_FAMILIES.items() if group in f.reads)}
+def layer_setting(group: str, hparam: str) -> Callable[..., Any]:
+    """:func:`setting` for a layer ``group``: kept on resume, and applies only with the
+    families whose registry entry reads ``group``."""
+    readers = tuple(name for name, family in MODEL_FAMILIES.items() if group in family.reads)
+    return functools.partial(setting, only_with={"family": readers}, hparam=hparam, identity=True)
 
 
-dense_setting = functools.partial(
-    setting, only_with=_read_by("dense"), hparam="model", identity=True
-)
-conv_setting = functools.partial(
-    setting, only_with=_read_by("conv"), hparam="topology", identity=True
-)
+dense_setting = layer_setting("dense", "model")
+conv_setting = layer_setting("conv", "topology")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,12 +92,8 @@ class ModelConfig:
     dropout_rates: tuple[float, ...] = dense_setting(
         (0.3, 0.3, 0.2), "Dropout after each dense block.", minimum=0.0, below=1.0
     )
-    batch_norm: bool = setting(
-        True,
-        "BatchNormalization in every block.",
-        only_with=_read_by("batch_norm"),
-        hparam="model",
-        identity=True,
+    batch_norm: bool = layer_setting("batch_norm", "model")(
+        True, "BatchNormalization in every block."
     )
     num_classes: int = setting(
         10,

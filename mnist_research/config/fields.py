@@ -202,9 +202,6 @@ def check_declared(obj: Any) -> None:
     A setting that does not apply must hold its default or unused form (else the
     error names the choices it applies to); it is stored in its unused form and
     not checked further.
-
-    Raises:
-      ValueError: naming the setting (by its flag name) and the value.
     """
     for field, declared in declared_fields(obj):
         value, name = _typed(field, getattr(obj, field.name)), declared.flag or field.name
