@@ -59,7 +59,10 @@ def _parse_flags(argv: list[str], help_: Callable[[], str] | None = None) -> lis
     """
     try:
         expanded = flagfiles.expand(argv)  # nested flagfiles from any folder
-        asked = _asked(expanded)
+        # The help flags among the flags (before any "--"), --help=true as --help.
+        arguments = expanded[1 : expanded.index("--") if "--" in expanded else len(expanded)]
+        named = (a.partition("=") for a in arguments)
+        asked = {name for name, eq, value in named if not eq or value.lower() in ("true", "1")}
         if help_ is not None and asked & _SHORT_HELP:
             sys.stdout.write(help_())
             sys.exit(0)
@@ -74,13 +77,6 @@ def _help(own: list[str], doc: str | None, program: str) -> str:
     from mnist_research import command_help  # only when --help is asked for
 
     return command_help.help_text(flags.FLAGS, own, doc, program)
-
-
-def _asked(argv: list[str]) -> set[str]:
-    """The help flags among the flags of ``argv`` (``--help=true`` as ``--help``)."""
-    arguments = argv[1 : argv.index("--") if "--" in argv else len(argv)]
-    named = (a.partition("=") for a in arguments)
-    return {name for name, eq, value in named if not eq or value.lower() in ("true", "1")}
 
 
 def _configure_logs_then(main: Callable[[list[str]], int], argv: list[str]) -> int:

@@ -23,11 +23,8 @@ _FLAGFILE = re.compile(r"^--?flagfile(?:=(.*))?$")
 
 
 def expand(argv: list[str]) -> list[str]:
-    """``argv`` with every ``--flagfile`` before any ``--`` replaced by the flags its file holds.
-
-    Raises:
-      absl.flags.Error: a flagfile cannot be read, or includes itself.
-    """
+    """``argv`` with every ``--flagfile`` before any ``--`` replaced by the flags its file holds
+    (``absl.flags.Error`` if a flagfile cannot be read, or includes itself)."""
     out, rest = argv[:1], argv[1:]
     while rest:
         arg, *rest = rest
@@ -86,7 +83,6 @@ def one_argument(argument: str) -> bool:
 
 
 def _nested(name: str, including_file: str) -> str:
-    """Where a nested flagfile is: see the module docstring for the order tried."""
     folder = os.path.dirname(including_file)
     while not os.path.isabs(name) and not os.path.isfile(os.path.join(folder, name)):
         if os.path.dirname(folder) == folder:  # past the root: the working directory

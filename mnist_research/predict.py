@@ -62,7 +62,7 @@ def _predict(paths: list[str]) -> int:
             ) from None
     run_dir = runs.chosen_run_dir()
     logits_fn, source = restore.load_logits_fn(run_dir, FLAGS.from_checkpoint)
-    names = config_lib.dataset(restore.load_config(run_dir).data.dataset).class_names
+    names = config_lib.DATASETS[restore.load_config(run_dir).data.dataset].class_names
     results = recognize.classify(paths, logits_fn, FLAGS.save_preprocessed)
     for r in results:
         if "digit" in r:

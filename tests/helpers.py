@@ -115,7 +115,7 @@ def start_gpu_check(*args, cwd, env=None) -> subprocess.Popen:
 def write_finished_run(run_dir, config, test_accuracy: float = 0.5) -> None:
     """A run dir as a run finished with ``config`` leaves it (``config.json``, ``metrics.json``
     holding ``test_accuracy``), with no checkpoint, written in no time."""
-    from mnist_research.config.metrics import HISTORY_KEYS
+    from mnist_research.config.registry import HISTORY_KEYS
     from mnist_research.files import write_json
     from mnist_research.rundir import layout
 

@@ -255,7 +255,7 @@ def write_reports(
     ``metrics`` is the run's ``metrics.json`` (its history is drawn); ``summary`` is
     ``analysis.metrics.summarize`` of the test set's labels and ``logits``.
     """
-    names = config_lib.dataset(config["data"]["dataset"]).class_names
+    names = config_lib.DATASETS[config["data"]["dataset"]].class_names
     examples = (test_images, test_labels, evaluation.softmax(logits))
     png = {name: os.path.join(report_dir, f"{name}.png") for name in html_report.FIGURES}
     paths = {

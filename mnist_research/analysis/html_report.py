@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from mnist_research.config.metrics import HISTORY_KEYS
+from mnist_research.config.registry import HISTORY_KEYS
 
 # The page; ``$name``s are filled in (escaped) by :func:`render`.
 _PAGE = string.Template("""\

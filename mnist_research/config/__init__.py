@@ -2,31 +2,21 @@
 
 Library code takes these frozen objects and never reads absl FLAGS; only the
 entry points turn flags into an :class:`ExperimentConfig` (``config.flags``).
-Each field is made by ``fields.setting``, which declares its help, bounds and
-role; each dataclass checks itself in ``__post_init__`` (cross-field rules
-beyond the declarations) and raises ``ValueError`` naming the field, so a bad
-value fails before any data is loaded. The model families, datasets and
-optimizers are one entry each in ``config.registry``, the per-epoch metrics in
-``config.metrics``; reading ``config.json`` back and the resume identity are
-``config.saved``.
+Each dataclass checks its declared fields and, in ``__post_init__``, the rules
+across fields, so a bad value fails before any data is loaded. Reading
+``config.json`` back and the resume identity are ``config.saved``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import re
+from collections.abc import Callable
 from typing import Any
 
-from mnist_research.config.fields import (
-    check,
-    check_declared,
-    check_same_length,
-    is_device_name,
-    setting,
-)
+from mnist_research.config.fields import check, check_declared, check_same_length, setting
 from mnist_research.config.registry import DATASETS, MODEL_FAMILIES, OPTIMIZERS
-from mnist_research.config.registry import dataset as dataset  # re-exported
-from mnist_research.config.registry import optimizer as optimizer  # re-exported
 
 # How a run is carried out, not what it trains: no hyperparameter; a resume may change it.
 mechanics = functools.partial(setting, hparam=None, identity=False)
@@ -36,11 +26,7 @@ recipe = functools.partial(setting, hparam="optimizer", identity=True)
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """Where the data comes from and how it is split.
-
-    As in Keras ``validation_split``, the *last* fraction of the training set is
-    held out, so the split does not depend on the seed.
-    """
+    """Where the data comes from and how it is split (the split does not depend on the seed)."""
 
     dataset: str = setting("mnist", "Which dataset.", choices=DATASETS, hparam="run", identity=True)
     data_dir: str | None = mechanics(
@@ -80,30 +66,20 @@ class DataConfig:
 MAX_CONV_BLOCKS = 4
 
 
-def _read_by(group: str) -> dict[str, tuple[str, ...]]:
-    """The ``only_with`` rule of a setting of ``group``: the families whose entry reads it."""
-    return {"family": tuple(name for name, f in MODEL_FAMILIES.items() if group in f.reads)}
+def layer_setting(group: str, hparam: str) -> Callable[..., Any]:
+    """:func:`setting` for a layer ``group``: kept on resume, and applies only with the
+    families whose registry entry reads ``group``."""
+    readers = tuple(name for name, family in MODEL_FAMILIES.items() if group in family.reads)
+    return functools.partial(setting, only_with={"family": readers}, hparam=hparam, identity=True)
 
 
-# A dense block's size: HParams "model", kept on resume, only for families reading dense.
-dense_setting = functools.partial(
-    setting, only_with=_read_by("dense"), hparam="model", identity=True
-)
-# A conv block's size: HParams "topology", kept on resume, only for families reading conv.
-conv_setting = functools.partial(
-    setting, only_with=_read_by("conv"), hparam="topology", identity=True
-)
+dense_setting = layer_setting("dense", "model")
+conv_setting = layer_setting("conv", "topology")
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """The classifier: a model family (``config.registry``) and its layer sizes.
-
-    A setting of a group (``dense``, ``batch_norm``, ``conv``) applies only with
-    the families whose registry entry reads that group (``only_with``); with
-    another it keeps its default and is stored in its unused form, so
-    ``config.json`` shows what was built: an MLP has ``conv_filters: []``.
-    """
+    """The classifier: a model family and the sizes of the layer groups its entry reads."""
 
     family: str = setting(
         "mlp", "Model family.", flag="model", choices=MODEL_FAMILIES, hparam="model", identity=True
@@ -116,12 +92,8 @@ class ModelConfig:
     dropout_rates: tuple[float, ...] = dense_setting(
         (0.3, 0.3, 0.2), "Dropout after each dense block.", minimum=0.0, below=1.0
     )
-    batch_norm: bool = setting(
-        True,
-        "BatchNormalization in every block.",
-        only_with=_read_by("batch_norm"),
-        hparam="model",
-        identity=True,
+    batch_norm: bool = layer_setting("batch_norm", "model")(
+        True, "BatchNormalization in every block."
     )
     num_classes: int = setting(
         10,
@@ -169,17 +141,12 @@ MAX_SEED = 2**32 - 1
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """The optimisation recipe and loop mechanics.
-
-    ``eval_batch_size`` changes results only by float rounding (inference mode:
-    no dropout, BN's moving statistics), and speed: on a 2-core CPU a
-    12,000-image validation pass took 0.096 s at 128 and 0.064 s at 2,000
-    images per batch. ``profile_steps`` is rounded out to whole
-    ``steps_per_loop`` calls.
-    """
+    """The optimisation recipe and loop mechanics."""
 
     epochs: int = setting(15, "Training epochs.", minimum=1, hparam="run", identity=False)
     batch_size: int = recipe(128, "Global batch size (across replicas).", minimum=1)
+    # Float rounding aside (inference mode: no dropout, BN's moving statistics), only speed:
+    # a 12,000-image validation pass took 0.096 s at 128 and 0.064 s at 2,000 (2-core CPU).
     eval_batch_size: int = mechanics(
         2000,
         "Global batch size of the validation and test passes (speed only; results do "
@@ -267,6 +234,7 @@ class TrainConfig:
     histogram_every_epochs: int = mechanics(
         5, "Write the histograms after every N-th epoch and after the last one.", minimum=1
     )
+    # Rounded out to whole steps_per_loop calls: the profiler starts and stops between calls.
     profile_steps: tuple[int, ...] = mechanics(
         (),
         "START,STOP: record a TF profile for these optimizer steps (view it in "
@@ -310,16 +278,15 @@ class TrainConfig:
         )
 
 
+# A TensorFlow device name: [/job:J[/replica:R][/task:T]]/[device:]CPU|GPU|TPU:N.
+_DEVICE = re.compile(
+    r"^(/job:[\w-]+(/replica:\d+)?(/task:\d+)?)?/?(device:)?(cpu|gpu|tpu):\d+$", re.IGNORECASE
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class DistributeConfig:
-    """How training is placed on devices (see ``training.devices.create_strategy``).
-
-    The mixed-precision policy is part of the resume identity: a checkpoint
-    holds the optimizer state of one policy (the loss-scale variables of
-    ``mixed_float16`` exist only under it), so a run is continued under the
-    policy it started with. The strategy and replica count a run recorded are
-    checked on resume too (``training.existing_run.check_same_run``): dropout masks depend on them.
-    """
+    """How training is placed on devices (``training.devices.create_strategy``)."""
 
     strategy: str = mechanics(
         "auto",
@@ -330,7 +297,10 @@ class DistributeConfig:
     device: str | None = mechanics(
         None,
         "Device for --strategy=one_device (/cpu:0, /gpu:0).",
-        valid=(is_device_name, "must name a device such as /cpu:0 or /gpu:1"),
+        valid=(
+            lambda name: name is None or bool(_DEVICE.match(name)),
+            "must name a device such as /cpu:0 or /gpu:1",
+        ),
     )
     num_cpu_devices: int = mechanics(
         1,
@@ -338,6 +308,8 @@ class DistributeConfig:
         minimum=1,
         maximum=64,
     )
+    # A checkpoint holds the optimizer state of one policy (mixed_float16's loss-scale
+    # variables exist only under it): a run is continued under the policy it started with.
     mixed_precision: str = setting(
         "none",
         "Keras mixed-precision policy (GPUs).",

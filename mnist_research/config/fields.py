@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -25,40 +24,26 @@ _KEY = "mnist_research"  # the metadata key a declaration is stored under
 
 @dataclasses.dataclass(frozen=True)
 class Declaration:
-    """What a :func:`setting` knows about its field.
+    """What a :func:`setting` knows about its field."""
 
-    Attributes:
-      help: the flag's help text (and the HParams description).
-      hparam: ``"group"`` or ``"group/name"`` in the HParams dashboard, or
-        ``None`` for a setting that is deliberately not a hyperparameter
-        (paths, loop mechanics).
-      identity: part of what must match for a run dir to be resumed.
-      flag: the absl flag's name, or ``None`` for a field that has no flag
-        (:func:`setting` takes ``True``, the field's name, or ``False``).
-      minimum, maximum: inclusive bounds (each element of a list setting).
-      above, below: exclusive bounds (bounds_text names minimum, maximum first).
-      choices: the allowed values of a text setting (a registry's names).
-      valid: ``(test, requirement)``: ``test(value)`` must hold; the error
-        says ``<flag> <requirement>``.
-      path: a file-system path (``flags.txt`` records it absolute).
-      only_with: ``{field: choices}``: the setting applies only while each
-        named field of its section holds one of those choices
-        (``{"optimizer": ("sgd",)}``); elsewhere it must keep its default and
-        is stored in its unused form (:func:`unused_form`). ``None``: always.
-    """
-
-    help: str
+    help: str  # the flag's help (and the HParams description)
+    # "group" or "group/name" in the HParams dashboard; None: deliberately not a
+    # hyperparameter (paths, loop mechanics).
     hparam: str | None
-    identity: bool
-    flag: str | bool | None = True
-    minimum: float | None = None
+    identity: bool  # part of what must match for a run dir to be resumed
+    flag: str | bool | None = True  # the absl flag's name; True: the field's; False: no flag
+    minimum: float | None = None  # inclusive bounds (of each element of a list setting)
     maximum: float | None = None
-    above: float | None = None
+    above: float | None = None  # exclusive bounds
     below: float | None = None
-    choices: Mapping[str, Any] | tuple[str, ...] | None = None
+    choices: Mapping[str, Any] | tuple[str, ...] | None = None  # a registry's names
+    # {field: choices}: the setting applies only while each named field of its section
+    # holds one of those choices ({"optimizer": ("sgd",)}); elsewhere it must keep its
+    # default and is stored in its unused form (:func:`unused_form`). None: always.
     only_with: Mapping[str, tuple[str, ...]] | None = None
+    # (test, requirement): test(value) must hold, else the error says "<flag> <requirement>".
     valid: tuple[Callable[[Any], bool], str] | None = None
-    path: bool = False
+    path: bool = False  # a file-system path: flags.txt records it absolute
 
     def bounds_text(self) -> str:
         """``in [0, 1)``, ``>= 1``, ``> 0``… or ``""`` when unbounded."""
@@ -98,18 +83,13 @@ def setting(default: Any, help: str, *, hparam: str | None, identity: bool, **ru
     return dataclasses.field(default=default, metadata={_KEY: declared})
 
 
-def declaration(field: dataclasses.Field) -> Declaration:
-    """The :class:`Declaration` of a field made by :func:`setting`, its flag name resolved."""
-    declared = field.metadata[_KEY]
-    flag = field.name if declared.flag is True else (declared.flag or None)
-    return dataclasses.replace(declared, flag=flag)
-
-
 def declared_fields(cls_or_obj: Any) -> Iterator[tuple[dataclasses.Field, Declaration]]:
-    """``(field, declaration)`` for every declared field, in declaration order."""
+    """``(field, declaration)`` for every declared field, in order, the flag name resolved."""
     for field in dataclasses.fields(cls_or_obj):
         if _KEY in field.metadata:
-            yield field, declaration(field)
+            declared = field.metadata[_KEY]
+            flag = field.name if declared.flag is True else (declared.flag or None)
+            yield field, dataclasses.replace(declared, flag=flag)
 
 
 def applies(declared: Declaration, values: Mapping[str, Any]) -> bool:
@@ -118,7 +98,8 @@ def applies(declared: Declaration, values: Mapping[str, Any]) -> bool:
 
 
 def unused_form(field: dataclasses.Field) -> Any:
-    """What a setting that does not apply is stored as: ``()``, ``False`` or its default."""
+    """What a setting that does not apply is stored as: ``()``, ``False`` or its default, so
+    ``config.json`` shows what was built (an MLP has ``conv_filters: []``)."""
     if field.type.startswith("tuple["):
         return ()
     return False if field.type == "bool" else field.default
@@ -129,42 +110,34 @@ def refusal(cls: type, values: Mapping[str, Any], prefix: str = "--") -> str:
     refused (``""``: none), each named by its flag, grouped by their ``only_with`` rules:
     ``--momentum apply only to --optimizer=sgd, not --optimizer=adam``; with ``prefix=""``
     (a config built in code or read back, where the unused form is allowed too):
-    ``momentum apply only to optimizer=sgd, not optimizer=adam``.
+    ``momentum apply only to optimizer=sgd, not optimizer=adam (got 0.9)``.
     """
     flag = {f.name: prefix + (declared.flag or f.name) for f, declared in declared_fields(cls)}
     groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}  # (chooser, choices): refused
+    given = []  # the refused values, as a config's error shows them
     for field, declared in declared_fields(cls):
         # A flag must keep its default; a config's field may also hold its unused form.
         allowed = [field.default] + ([unused_form(field)] if not prefix else [])
-        if applies(declared, values) or values[field.name] in allowed:
+        if applies(declared, values) or (value := values[field.name]) in allowed:
             continue
         chooser = next(name for name, ok in declared.only_with.items() if values[name] not in ok)
         groups.setdefault((chooser, declared.only_with[chooser]), []).append(flag[field.name])
+        given.append(",".join(map(str, value)) if isinstance(value, tuple) else str(value))
     by_chooser: dict[str, list[str]] = {}
     for (chooser, choices), refused in groups.items():
         allowed = " or ".join(f"{flag[chooser]}={choice}" for choice in choices)
         by_chooser.setdefault(chooser, []).append(f"{', '.join(refused)} apply only to {allowed}")
-    return "; ".join(
+    text = "; ".join(
         f"{'; '.join(parts)}, not {flag[chooser]}={values[chooser]}"
         for chooser, parts in by_chooser.items()
     )
+    return f"{text} (got {'; '.join(given)})" if given and not prefix else text
 
 
 def check(condition: bool, message: str) -> None:
     """Raises ``ValueError(message)`` unless ``condition`` holds."""
     if not condition:
         raise ValueError(message)
-
-
-# A TensorFlow device name: [/job:J[/replica:R][/task:T]]/[device:]CPU|GPU|TPU:N.
-_DEVICE = re.compile(
-    r"^(/job:[\w-]+(/replica:\d+)?(/task:\d+)?)?/?(device:)?(cpu|gpu|tpu):\d+$", re.IGNORECASE
-)
-
-
-def is_device_name(name: str | None) -> bool:
-    """Whether ``name`` is ``None`` or a device name such as ``/cpu:0`` or ``/gpu:1``."""
-    return name is None or bool(_DEVICE.match(name))
 
 
 def _is_int(value: Any) -> bool:
@@ -223,19 +196,12 @@ def check_same_length(obj: Any, first: str, second: str) -> None:
     )
 
 
-def _show(value: Any) -> str:
-    return ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
-
-
 def check_declared(obj: Any) -> None:
     """Checks types, choices, ``only_with`` rules and bounds of every declared field of ``obj``.
 
     A setting that does not apply must hold its default or unused form (else the
     error names the choices it applies to); it is stored in its unused form and
     not checked further.
-
-    Raises:
-      ValueError: naming the setting (by its flag name) and the value.
     """
     for field, declared in declared_fields(obj):
         value, name = _typed(field, getattr(obj, field.name)), declared.flag or field.name
@@ -251,13 +217,7 @@ def check_declared(obj: Any) -> None:
             )
     values = {field.name: getattr(obj, field.name) for field in dataclasses.fields(obj)}
     refused = refusal(type(obj), values, prefix="")
-    if refused:
-        given = [
-            _show(values[f.name])
-            for f, declared in declared_fields(obj)
-            if not applies(declared, values) and values[f.name] not in (f.default, unused_form(f))
-        ]
-        raise ValueError(f"{refused} (got {'; '.join(given)})")
+    check(not refused, refused)
     for field, declared in declared_fields(obj):
         value, name = values[field.name], declared.flag or field.name
         if not applies(declared, values):

@@ -1,12 +1,7 @@
 """The experiment's absl flags and ``flags.txt``, derived from the config declarations.
 
-Commands that train call :func:`define_experiment_flags` when they run;
-nothing is defined at import time. Every declared field with a flag becomes
-one flag of the matching type, default, help, bounds and choices;
-:func:`config_from_flags` is the one translation back, :func:`flagfile_text`
-writes ``flags.txt``. absl checks inclusive bounds and choices at parse time;
-the config dataclasses the rest (open bounds, list elements, cross-field
-rules), reported as a usage error.
+absl checks inclusive bounds and choices at parse time; the config dataclasses
+the rest (open bounds, list elements, cross-field rules), reported as a usage error.
 """
 
 from __future__ import annotations
@@ -118,13 +113,6 @@ def config_from_flags(fv: flags.FlagValues = flags.FLAGS) -> ExperimentConfig:
         raise app.UsageError(str(e)) from None
 
 
-def _line(name: str, value) -> str:
-    """``--name=value`` as absl reads it back: ``--name`` or ``--noname`` for a bool."""
-    if isinstance(value, bool):
-        return f"--{'' if value else 'no'}{name}"
-    return f"--{name}={','.join(map(str, value)) if isinstance(value, tuple) else value}"
-
-
 def flagfile_text(config: ExperimentConfig) -> str:
     """A flagfile that reproduces ``config`` (what ``--flagfile=flags.txt`` reads back).
 
@@ -141,5 +129,10 @@ def flagfile_text(config: ExperimentConfig) -> str:
             continue
         if declared.path and value:
             value = os.path.abspath(value)  # flags.txt works from any folder
-        lines.append(_line(declared.flag, value))
+        elif isinstance(value, tuple):
+            value = ",".join(map(str, value))
+        if isinstance(value, bool):  # absl reads a bool back from --name or --noname
+            lines.append(f"--{'' if value else 'no'}{declared.flag}")
+        else:
+            lines.append(f"--{declared.flag}={value}")
     return "\n".join(lines) + "\n"

@@ -1,11 +1,9 @@
-"""The model families, datasets and optimizers the project knows: one entry each.
+"""The model families, datasets, optimizers and per-epoch metrics the project knows: one entry each.
 
 Plain data (no TensorFlow), so flags, checks and ``--help`` read the names and
 help lines before TensorFlow is imported. A family's class is in
-``model/registry.py`` and an optimizer's builder in ``training/optimizers.py``,
-each under its entry's name. A setting only some families or optimizers read
-says so (``only_with``) and is refused with the others when it differs from
-its default.
+``model/registry.py``, an optimizer's builder in ``training/optimizers.py`` and a
+metric's batch sum in ``training.loop.BATCH_SUMS``, each under its entry's name.
 """
 
 from __future__ import annotations
@@ -33,40 +31,25 @@ def _by_name(*entries: Any) -> dict[str, Any]:
 
 @dataclasses.dataclass(frozen=True)
 class ModelFamily:
-    """One ``--model`` value.
-
-    Attributes:
-      name: the ``--model`` value.
-      reads: the :class:`ModelConfig` groups the family uses.
-      help: one line for ``--help``.
-    """
+    """One ``--model`` value; ``reads``: the :class:`ModelConfig` groups the family uses."""
 
     name: str
     reads: tuple[str, ...]
-    help: str
+    help: str  # one line for --help
 
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-    """One ``--dataset`` value.
-
-    Attributes:
-      name: the ``--dataset`` value.
-      keras_name: ``tf.keras.datasets.<keras_name>.load_data()`` downloads it;
-        ``None``: no downloader, ``--data_dir`` is required.
-      npz_names: ``.npz`` files in ``--data_dir`` that hold it (Keras layout).
-      idx_files: the four IDX files by Keras array name.
-      class_names: what each label 0..9 means, for reports and predictions.
-      transform: uint8 images ``[N, 28, 28]`` as stored -> as MNIST stores them
-        (upright, not mirrored); applied to both splits right after they are
-        read and validated, from any source. ``None``: stored as MNIST's.
-    """
+    """One ``--dataset`` value."""
 
     name: str
-    keras_name: str | None
-    npz_names: tuple[str, ...]
-    class_names: tuple[str, ...]
+    keras_name: str | None  # tf.keras.datasets.<keras_name> downloads it; None: --data_dir needed
+    npz_names: tuple[str, ...]  # .npz files in --data_dir that hold it (Keras layout)
+    class_names: tuple[str, ...]  # what each label 0..9 means, for reports and predictions
+    # The four IDX files by Keras array name.
     idx_files: dict[str, str] = dataclasses.field(default_factory=lambda: dict(MNIST_IDX_FILES))
+    # uint8 images [N, 28, 28] as stored -> as MNIST stores them (upright, not mirrored), applied
+    # to both splits right after they are read and validated, from any source. None: as MNIST's.
     transform: Callable[[np.ndarray], np.ndarray] | None = None
 
 
@@ -122,17 +105,11 @@ DATASETS: dict[str, Dataset] = _by_name(
 
 @dataclasses.dataclass(frozen=True)
 class Optimizer:
-    """One ``--optimizer`` value.
-
-    Attributes:
-      name: the ``--optimizer`` value.
-      help: one line for ``--help``.
-      slots: ``slots(train_config)``: slot variables per model variable
-        (Adam's two moments; SGD's momentum, none without it).
-    """
+    """One ``--optimizer`` value; ``slots(train_config)``: slot variables per model variable
+    (Adam's two moments; SGD's momentum, none without it)."""
 
     name: str
-    help: str
+    help: str  # one line for --help
     slots: Callable[[Any], int]
 
 
@@ -147,16 +124,26 @@ OPTIMIZERS: dict[str, Optimizer] = _by_name(
 )
 
 
-def _entry(registry: dict[str, Any], setting: str, name: str) -> Any:
-    """The entry of ``name`` (a ``ValueError`` naming the choices if unknown)."""
-    if name not in registry:
-        raise ValueError(f"{setting} must be one of {', '.join(registry)}, got {name!r}")
-    return registry[name]
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """A per-epoch metric, a mean over examples; ``name``: its history key and tag.
+
+    ``required``: every finished ``metrics.json`` holds it (the metrics the
+    project started with); a metric added later is absent from older runs, not
+    damaged. The history keys, the epoch log line, the progress bar, the
+    TensorBoard scalars, the HParams metrics, ``metrics.json`` and its check, and
+    the report's history table derive from :data:`METRICS`.
+    """
+
+    name: str
+    required: bool = False
 
 
-def dataset(name: str) -> Dataset:
-    return _entry(DATASETS, "dataset", name)
+METRICS: tuple[Metric, ...] = (Metric("loss", required=True), Metric("accuracy", required=True))
+METRIC_NAMES = tuple(metric.name for metric in METRICS)
 
+# Per-epoch timing, recorded beside the metrics.
+TIMING_KEYS = ("epoch_seconds", "examples_per_second")
 
-def optimizer(name: str) -> Optimizer:
-    return _entry(OPTIMIZERS, "optimizer", name)
+# Every key of a run's per-epoch history.
+HISTORY_KEYS = METRIC_NAMES + tuple(f"val_{name}" for name in METRIC_NAMES) + TIMING_KEYS

@@ -76,7 +76,7 @@ def load(config: DataConfig, data_dir_name: str = "--data_dir") -> RawData:
     ``data_dir_name`` is what an error line calls ``config.data_dir`` (``DATA_DIR``
     in the notebook).
     """
-    dataset = config_lib.dataset(config.dataset)
+    dataset = config_lib.DATASETS[config.dataset]
     if config.data_dir:
         arrays, source = read_data_dir(config.data_dir, dataset, data_dir_name)
     else:  # imported only here: a run with --data_dir needs no downloader

@@ -19,7 +19,7 @@ from absl import app, flags
 
 from mnist_research import files, flagfiles
 from mnist_research.config import ExperimentConfig
-from mnist_research.config.metrics import METRICS, TIMING_KEYS
+from mnist_research.config.registry import METRICS, TIMING_KEYS
 from mnist_research.config.saved import config_from_arguments, config_from_dict
 from mnist_research.errors import DamagedFileError, cause
 from mnist_research.rundir.layout import CONFIG_FILE, FLAGS_FILE, METRICS_FILE
@@ -152,7 +152,7 @@ def _first_non_finite(value: Any, where: str) -> str | None:
     return None
 
 
-# The history keys every finished run holds (``config.metrics``: the required metrics').
+# The history keys every finished run holds (``config.registry``: the required metrics').
 REQUIRED_HISTORY_KEYS = (
     tuple(
         key for metric in METRICS if metric.required for key in (metric.name, f"val_{metric.name}")

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import tensorflow as tf
 
-from mnist_research.config import DistributeConfig, ExperimentConfig, ModelConfig, optimizer
+from mnist_research.config import OPTIMIZERS, DistributeConfig, ExperimentConfig, ModelConfig
 from mnist_research.errors import ConfigError, one_line
 from mnist_research.model import registry
 from mnist_research.training.loop import Trainer
@@ -181,7 +181,7 @@ def check_model_fits(config: ExperimentConfig, on_gpu: bool) -> None:
         return
     params = num_parameters(config.model)
     # 4 bytes (float32) for each weight, its gradient and each of the optimizer's slots.
-    needed = params * 4 * (2 + optimizer(config.train.optimizer).slots(config.train))
+    needed = params * 4 * (2 + OPTIMIZERS[config.train.optimizer].slots(config.train))
     if needed > available:
         raise ConfigError(
             f"the model has {params:,} parameters, about {needed / 2**30:.1f} GiB to train "

@@ -1,7 +1,7 @@
 """A run's numbers: the sums behind its metrics, its per-epoch history, the best epoch,
 and ``metrics.json`` built from them.
 
-The history holds one list per key of ``config.metrics.HISTORY_KEYS``, one
+The history holds one list per key of ``config.registry.HISTORY_KEYS``, one
 value per epoch; it is checkpointed with the weights, and ``metrics.json`` is
 written from it (read back and checked by ``rundir.records.metrics_problem``).
 
@@ -22,12 +22,13 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from mnist_research.config.metrics import HISTORY_KEYS, NAMES
+from mnist_research.config.registry import HISTORY_KEYS
+from mnist_research.config.registry import METRIC_NAMES as NAMES
 
 
 @dataclasses.dataclass
 class Totals:
-    """Sums over examples, one per metric of ``config.metrics.METRICS``, and the example count."""
+    """Sums over examples, one per metric of ``config.registry.METRICS``, and the example count."""
 
     sums: dict[str, float] = dataclasses.field(default_factory=lambda: dict.fromkeys(NAMES, 0.0))
     count: float = 0.0

@@ -14,7 +14,7 @@ import tensorflow as tf
 from absl import logging
 
 from mnist_research import files, logs
-from mnist_research.config.metrics import NAMES
+from mnist_research.config.registry import METRIC_NAMES as NAMES
 from mnist_research.data import pipeline
 from mnist_research.rundir import layout
 from mnist_research.training import history as history_lib

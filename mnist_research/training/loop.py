@@ -30,7 +30,7 @@ from absl import logging
 
 from mnist_research import interrupts
 from mnist_research.config import ExperimentConfig
-from mnist_research.config.metrics import NAMES
+from mnist_research.config.registry import METRIC_NAMES as NAMES
 from mnist_research.errors import ConfigError, NonFiniteLossError
 from mnist_research.model import registry
 from mnist_research.training import history as history_lib
@@ -183,7 +183,7 @@ class Trainer:
         return lambda: Totals.from_vector(self._evaluate(dist_dataset))
 
 
-# How one batch adds to each metric of ``config.metrics.METRICS``, by name: its sum
+# How one batch adds to each metric of ``config.registry.METRICS``, by name: its sum
 # over the batch, from the one-hot ``labels``, the ``logits`` and the per-example
 # cross-entropy ``loss``.
 BATCH_SUMS: dict[str, Callable] = {

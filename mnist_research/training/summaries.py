@@ -32,8 +32,7 @@ from tensorboard.plugins.histogram import summary_v2 as histogram_summary
 from tensorboard.plugins.hparams import api as hp
 from tensorboard.plugins.hparams import api_pb2
 
-from mnist_research.config import ExperimentConfig
-from mnist_research.config import metrics as metric_list
+from mnist_research.config import ExperimentConfig, registry
 from mnist_research.config.fields import Declaration, declared_fields
 
 
@@ -85,20 +84,20 @@ _SYSTEM = {
 }
 HPARAMS = tuple(hparam for _, _, hparam in _DECLARED) + tuple(_SYSTEM.values())
 
-# Per metric of ``config.metrics``: the test score (the run dir's own event file),
+# Per metric of ``config.registry``: the test score (the run dir's own event file),
 # then the last epoch's validation and training values; and the training speed.
 _TRAINING, _VALIDATION = api_pb2.DATASET_TRAINING, api_pb2.DATASET_VALIDATION
 METRICS = (
-    *(hp.Metric(f"test/{m.name}", display_name=f"test {m.display}") for m in metric_list.METRICS),
+    *(hp.Metric(f"test/{m.name}", display_name=f"test {m.name}") for m in registry.METRICS),
     *(
         hp.Metric(
             f"epoch/{m.name}",
             group=group,
-            display_name=f"{group} {m.display}",
+            display_name=f"{group} {m.name}",
             dataset_type=dataset_type,
         )
         for group, dataset_type in (("validation", _VALIDATION), ("train", _TRAINING))
-        for m in metric_list.METRICS
+        for m in registry.METRICS
     ),
     hp.Metric(
         "epoch/examples_per_second",

@@ -10,7 +10,7 @@ import pytest
 
 from mnist_research.analysis import run_list, run_records
 from mnist_research.config import ExperimentConfig
-from mnist_research.config.metrics import HISTORY_KEYS
+from mnist_research.config.registry import HISTORY_KEYS
 from mnist_research.errors import RunDirError
 from mnist_research.rundir import records
 from mnist_research.rundir.lock import RunDirLock

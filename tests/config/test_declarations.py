@@ -11,7 +11,7 @@ from mnist_research import config as config_lib
 from mnist_research import flagfiles
 from mnist_research.config import ExperimentConfig
 from mnist_research.config import flags as experiment_flags
-from mnist_research.config.fields import declaration, declared_fields
+from mnist_research.config.fields import declared_fields
 from mnist_research.config.saved import resume_identity
 from mnist_research.training.summaries import HPARAMS
 
@@ -32,6 +32,12 @@ def _all_fields():
     )
     for cls in SECTIONS.values():
         yield from ((cls, f) for f in dataclasses.fields(cls))
+
+
+def _declared():
+    """(field, declaration) of the experiment's own settings and every section's."""
+    for cls in (ExperimentConfig, *SECTIONS.values()):
+        yield from declared_fields(cls)
 
 
 def _parse(*argv):
@@ -61,15 +67,15 @@ def test_every_flag_maps_to_exactly_one_field_and_back():
     experiment_flags.define_experiment_flags(values)
     defined = set(values) - set(flags.FlagValues())  # minus absl's own (flagfile, help...)
     assert defined == set(names)
-    with_flag = [declaration(f).flag for _, f in _all_fields() if declaration(f).flag]
+    with_flag = [d.flag for _, d in _declared() if d.flag]
     assert sorted(with_flag) == sorted(names)
 
 
 def test_every_hparam_comes_from_a_declaration_or_the_system_list():
     declared = {
         (d.hparam if "/" in d.hparam else f"{d.hparam}/{f.name}")
-        for _, f in _all_fields()
-        if (d := declaration(f)).hparam
+        for f, d in _declared()
+        if d.hparam
     }
     names = {h.name for h in HPARAMS}
     assert declared <= names

@@ -1,6 +1,6 @@
 """The per-epoch metrics, declared once: history keys, HParams and the metrics.json check."""
 
-from mnist_research.config import metrics
+from mnist_research.config import registry as metrics
 from mnist_research.rundir import records
 from mnist_research.training.summaries import METRICS
 

@@ -41,7 +41,7 @@ def test_idx_dir_loads(tmp_path, tiny_arrays, gz):
 def test_every_registered_dataset_reads_its_idx_files_through_the_same_code(
     tmp_path, tiny_arrays, name
 ):
-    entry = config_lib.dataset(name)
+    entry = config_lib.DATASETS[name]
     folder = write_idx_dir(tmp_path, tiny_arrays, gz=True, names=entry.idx_files)
     raw = data.load(DataConfig(dataset=name, data_dir=folder))
     assert raw.x_test.shape == (200, 28, 28)
@@ -52,7 +52,7 @@ def test_every_registered_dataset_reads_its_idx_files_through_the_same_code(
 def test_emnist_digits_images_come_out_transposed_back(tmp_path, tiny_arrays, gz):
     stored = {k: v.transpose(0, 2, 1) if k[0] == "x" else v for k, v in tiny_arrays.items()}
     assert not np.array_equal(stored["x_train"], tiny_arrays["x_train"])
-    names = config_lib.dataset("emnist_digits").idx_files
+    names = config_lib.DATASETS["emnist_digits"].idx_files
     assert names["x_test"] == "emnist-digits-test-images-idx3-ubyte"
     folder = write_idx_dir(tmp_path, stored, gz=gz, names=names)
     raw = data.load(DataConfig(dataset="emnist_digits", data_dir=folder))

@@ -256,5 +256,5 @@ def test_predictions_name_the_classes_of_the_run_dataset():
     from mnist_research import config as config_lib
     from mnist_research import predict
 
-    assert predict._label(3, config_lib.dataset("fashion_mnist").class_names) == "3 Dress"
-    assert predict._label(7, config_lib.dataset("mnist").class_names) == "7"
+    assert predict._label(3, config_lib.DATASETS["fashion_mnist"].class_names) == "3 Dress"
+    assert predict._label(7, config_lib.DATASETS["mnist"].class_names) == "7"
