@@ -1,18 +1,5 @@
-"""A run directory's layout: its file names, and starting a run in a new or empty one.
-
-Layout::
-
-    RUN_DIR/
-      flags.txt         flagfile that reproduces the run
-      config.json       the resolved ExperimentConfig
-      metrics.json      final (and, while training, partial) metrics
-      checkpoints/      tf.train.Checkpoint every epoch
-      train/ validation/  TensorBoard event files
-      export/ model.keras  the exported model
-      export.tflite export_int8.tflite export.onnx  its conversions (``export`` command)
-      reports/          figures and report.html
-      .lock             held by the training process (see ``rundir.lock``)
-      .mnist_research-run  marker: written when a run first writes the directory
+"""A run directory's layout: its file names, its checkpoint files read back, and starting
+a run in a new or empty one (docs/run_directory.md lists the layout).
 
 Only a directory with the marker (or a run dir written before the marker
 existed) or an empty one is ever written to. A run dir that already holds
@@ -24,17 +11,20 @@ is written atomically (:mod:`mnist_research.files`).
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
 
+from mnist_research import files
 from mnist_research.config import ExperimentConfig
-from mnist_research.errors import RunDirError
-from mnist_research.files import atomic_write_text, write_json
+from mnist_research.errors import RunDirError, one_line
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 FLAGS_FILE = "flags.txt"
 CHECKPOINT_DIR = "checkpoints"
+STATE_FILE = "checkpoint"  # in CHECKPOINT_DIR: names the latest ckpt-N
+_CHECKPOINT_FILE = re.compile(r"^ckpt-(\d+)\.(index|data-\d{5}-of-\d{5})$")
 # The SavedModel converted by ``python -m mnist_research.export --format=KEY``.
 PORTABLE_FILES = {
     "tflite": "export.tflite",
@@ -45,6 +35,29 @@ PORTABLE_FILES = {
 # a run dir of this project, so that clean-up, rewrites and --overwrite may act in it.
 MARKER_FILE = ".mnist_research-run"
 _MARKER_TEXT = "A run directory of mnist_research (do not delete: it marks the folder as one).\n"
+
+
+def numbers_on_disk(checkpoint_dir: str) -> list[int]:
+    """Every N with a ``ckpt-N.index`` or ``ckpt-N.data-*`` file, newest first."""
+    try:
+        names = os.listdir(checkpoint_dir)
+    except OSError:
+        return []
+    found = {int(m.group(1)) for m in map(_CHECKPOINT_FILE.match, names) if m}
+    return sorted(found, reverse=True)
+
+
+def read_state(checkpoint_dir: str) -> tuple[int | None, str]:
+    """The N the ``checkpoint`` state file names, or ``None`` and what is wrong with it."""
+    path = os.path.join(checkpoint_dir, STATE_FILE)
+    if not os.path.exists(path):
+        return None, "is missing"
+    try:
+        text = files.read_bounded(path, files.TEXT_LIMIT).decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        return None, f"is unreadable ({getattr(e, 'strerror', None) or one_line(e)})"
+    match = re.search(r'^model_checkpoint_path:\s*"(?:.*/)?ckpt-(\d+)"\s*$', text, re.M)
+    return (int(match.group(1)), "") if match else (None, "is garbage")
 
 
 def default_run_dir(experiment: str, device_tag: str, root: str) -> str:
@@ -88,11 +101,7 @@ def check_path(run_dir: str) -> None:
 
 
 def ensure_writable(run_dir: str) -> None:
-    """Creates ``run_dir`` if needed and checks that files can be written in it.
-
-    Raises:
-      RunDirError: it cannot be created or written.
-    """
+    """Creates ``run_dir`` if needed; a RunDirError unless files can be written in it."""
     try:
         os.makedirs(run_dir, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=run_dir, prefix=".probe-", delete=True)
@@ -112,7 +121,7 @@ def has_marker(run_dir: str) -> bool:
 def claim(run_dir: str) -> None:
     """Writes the marker into ``run_dir`` (an empty dir or a run dir of this project)."""
     if not has_marker(run_dir):
-        atomic_write_text(os.path.join(run_dir, MARKER_FILE), _MARKER_TEXT)
+        files.atomic_write_text(os.path.join(run_dir, MARKER_FILE), _MARKER_TEXT)
 
 
 def is_empty(run_dir: str) -> bool:
@@ -132,5 +141,5 @@ def save_config(run_dir: str, config: ExperimentConfig, flagfile_text: str) -> N
     saved = config.to_dict()
     if saved["data"].get("data_dir"):
         saved["data"]["data_dir"] = os.path.abspath(saved["data"]["data_dir"])
-    write_json(os.path.join(run_dir, CONFIG_FILE), saved)
-    atomic_write_text(os.path.join(run_dir, FLAGS_FILE), flagfile_text)
+    files.write_json(os.path.join(run_dir, CONFIG_FILE), saved)
+    files.atomic_write_text(os.path.join(run_dir, FLAGS_FILE), flagfile_text)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 import tensorflow as tf
 
 from mnist_research.errors import RunDirError, cause, writing
-from mnist_research.rundir import checkpoint_files
+from mnist_research.rundir import layout
 from mnist_research.training import devices
 from mnist_research.training import history as history_lib
 from mnist_research.training.history import BEST_DIR
@@ -162,7 +162,7 @@ def saving(folder: str, epoch: int) -> Iterator[None]:
                 shutil.rmtree(path, ignore_errors=True)
             elif os.path.lexists(path):
                 os.unlink(path)
-        named, _ = checkpoint_files.read_state(folder)
+        named, _ = layout.read_state(folder)
         raise RunDirError(
             f"{folder}: could not save the checkpoint of epoch {epoch} ({cause(e)}); the "
             f"latest checkpoint there is still {f'ckpt-{named}' if named is not None else 'none'}"
