@@ -24,14 +24,6 @@ class RunDirError(MnistResearchError):
     """The run dir cannot be used (unwritable, in use, damaged, or a different experiment)."""
 
 
-class DamagedFileError(RunDirError):
-    """A file of a run dir (``path``) exists but cannot be used: ``reason``, in a few words."""
-
-    def __init__(self, path: str, reason: str, advice: str = ""):
-        self.path, self.reason = path, reason
-        super().__init__(f"{path}: damaged ({reason})" + (f"; {advice}" if advice else ""))
-
-
 class ConfigError(MnistResearchError):
     """Settings that cannot work together (e.g. batch size vs. data or replicas)."""
 

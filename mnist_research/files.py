@@ -34,10 +34,6 @@ def atomic_write_bytes(path: str, payload: bytes) -> None:
 
     The file gets the permissions an ordinary ``open()`` would give it (0666
     less the umask), not ``mkstemp``'s private 0600.
-
-    Raises:
-      OSError: naming ``path`` (never the temporary file), e.g. a full disk or
-        a folder in its place.
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -72,10 +68,7 @@ def open_regular(path: str):
 
     The kind is checked on the opened file, and the open never waits: a FIFO
     (which would wait for a writer), a device (``/dev/zero`` reads without
-    end) or a folder is refused, whatever link leads to it.
-
-    Raises:
-      OSError: it cannot be opened, or is not a regular file (the message says what it is).
+    end) or a folder is refused (an OSError saying what it is), whatever link leads to it.
     """
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     mode = os.fstat(fd).st_mode
@@ -98,11 +91,7 @@ def _kind(mode: int) -> str:
 
 
 def read_bounded(path: str, limit: int) -> bytes:
-    """The whole of a regular file of at most ``limit`` bytes (see :func:`open_regular`).
-
-    Raises:
-      OSError: it cannot be read, is not a regular file, or is larger than ``limit``.
-    """
+    """The whole of a regular file of at most ``limit`` bytes; an OSError if it is larger."""
     with open_regular(path) as f:
         data = f.read(limit + 1)
     if len(data) > limit:

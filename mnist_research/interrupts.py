@@ -64,11 +64,8 @@ def _handler(signum, frame) -> None:
 
 
 def _watch(read_fd: int, stop_line: Callable[[Interrupted], str]) -> None:
-    """Stops the process when the main thread does not act on a signal in time.
-
-    Python's C-level handler writes each signal's number to the wakeup pipe as
-    it arrives, whatever the main thread is doing.
-    """
+    """Python's C-level handler writes each signal's number to the wakeup pipe
+    ``read_fd`` as it arrives, whatever the main thread is doing."""
     seen = 0
     with open(read_fd, "rb", buffering=0) as pipe:
         while data := pipe.read(1):
@@ -111,12 +108,8 @@ def exit_while_starting() -> None:
 
 @contextlib.contextmanager
 def handle_signals(stop_line: Callable[[Interrupted], str] | None = None) -> Iterator[None]:
-    """Turns SIGINT/SIGTERM into :class:`Interrupted` while the block runs (main thread).
-
-    Args:
-      stop_line: what to print when the watch thread stops the process (see
-        the module docstring); ``None``: no watch thread.
-    """
+    """Turns SIGINT/SIGTERM into :class:`Interrupted` while the block runs (main thread);
+    with a ``stop_line``, the watch thread runs too."""
     global _requested, _handled
     if threading.current_thread() is not threading.main_thread():
         yield

@@ -19,7 +19,7 @@ from absl import logging
 from mnist_research.config import ExperimentConfig
 from mnist_research.data import sources as data_lib
 from mnist_research.data.pipeline import IMAGE_SHAPE, LogitsFn, batched, logits_function
-from mnist_research.errors import DamagedFileError, MnistResearchError, RunDirError, one_line
+from mnist_research.errors import MnistResearchError, RunDirError, one_line
 from mnist_research.inference import export as export_lib
 from mnist_research.model import registry
 from mnist_research.rundir import existing, layout, records, restore
@@ -42,7 +42,7 @@ def load_config(run_dir: str) -> ExperimentConfig:
         existing.check_contained(run_dir)
     try:
         config = records.load_config(run_dir)
-    except DamagedFileError as e:
+    except records.DamagedFileError as e:
         stored = _settings_from_checkpoint(run_dir)
         if stored is None:
             raise

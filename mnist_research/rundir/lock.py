@@ -40,12 +40,8 @@ def _take(fd: int) -> bool:
 
 
 class RunDirLock:
-    """Holds ``RUN_DIR/.lock`` (``run_dir`` exists) for the duration of a ``with`` block.
-
-    Raises:
-      RunDirError: (on entering) another process holds the lock; the message
-        names its PID and host.
-    """
+    """Holds ``RUN_DIR/.lock`` (``run_dir`` exists) for the duration of a ``with`` block;
+    a RunDirError naming the PID and host of another process that holds it."""
 
     def __init__(self, run_dir: str):
         self.run_dir = run_dir

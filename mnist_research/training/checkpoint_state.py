@@ -148,12 +148,9 @@ class CheckpointState:
 
 @contextlib.contextmanager
 def saving(folder: str, epoch: int) -> Iterator[None]:
-    """Saving ``folder/ckpt-<epoch>``: a failure removes its partial files and is one line.
-
-    Raises:
-      RunDirError: naming ``folder``, the cause (not TensorFlow's temporary file)
-        and the checkpoint that is still the latest there.
-    """
+    """Saving ``folder/ckpt-<epoch>``: a failure removes its partial files and is one
+    RunDirError line naming the cause (not TensorFlow's temporary file) and the checkpoint
+    that is still the latest there."""
     try:
         yield
     except (OSError, tf.errors.OpError) as e:

@@ -24,13 +24,9 @@ from tensorboard.compat.proto import event_pb2
 from mnist_research import files, tfrecords
 from mnist_research.config import ExperimentConfig
 from mnist_research.config.saved import differences, resume_identity
-from mnist_research.errors import (
-    DamagedFileError,
-    MnistResearchError,
-    RunDirError,
-    one_line,
-)
+from mnist_research.errors import MnistResearchError, RunDirError, one_line
 from mnist_research.rundir import existing, layout, records
+from mnist_research.rundir.records import DamagedFileError
 from mnist_research.rundir.restore import (
     HISTORY_KEY,
     SETTINGS_KEY,
