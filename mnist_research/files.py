@@ -21,9 +21,6 @@ from typing import Any
 # ``rundir.records.JSON_LIMIT``), and little enough that another file is refused at once.
 TEXT_LIMIT = 1 << 20
 
-# Temporary files of atomic_write_bytes start with this; a resumed run removes leftovers.
-TEMP_PREFIX = ".tmp-"
-
 # The process umask, read once: os.umask can only be read by setting it.
 UMASK = os.umask(0o022)
 os.umask(UMASK)
@@ -37,7 +34,8 @@ def atomic_write_bytes(path: str, payload: bytes) -> None:
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX, suffix=os.path.basename(path))
+    # A resumed run removes leftover ".tmp-*" files (rundir.existing).
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
@@ -63,6 +61,16 @@ def write_json(path: str, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+# What open_regular calls a file that is not a regular one.
+_KINDS = {
+    stat.S_ISDIR: "a folder",
+    stat.S_ISFIFO: "a FIFO",
+    stat.S_ISCHR: "a character device",
+    stat.S_ISBLK: "a block device",
+    stat.S_ISSOCK: "a socket",
+}
+
+
 def open_regular(path: str):
     """``path`` opened for reading in binary mode, refused unless it is a regular file.
 
@@ -74,20 +82,10 @@ def open_regular(path: str):
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
-        raise OSError(errno.EINVAL, f"not a regular file but {_kind(mode)}", path)
+        kind = next((name for test, name in _KINDS.items() if test(mode)), "a special file")
+        raise OSError(errno.EINVAL, f"not a regular file but {kind}", path)
     os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
-
-
-def _kind(mode: int) -> str:
-    kinds = {
-        stat.S_ISDIR: "a folder",
-        stat.S_ISFIFO: "a FIFO",
-        stat.S_ISCHR: "a character device",
-        stat.S_ISBLK: "a block device",
-        stat.S_ISSOCK: "a socket",
-    }
-    return next((name for test, name in kinds.items() if test(mode)), "a special file")
 
 
 def read_bounded(path: str, limit: int) -> bytes:

@@ -39,11 +39,8 @@ _blocks = collections.Counter()
 
 
 class Interrupted(BaseException):
-    """The process received SIGINT or SIGTERM.
-
-    A ``BaseException`` (as ``KeyboardInterrupt`` is), so no ``except
-    Exception`` on the way up swallows it.
-    """
+    """The process received SIGINT or SIGTERM: a ``BaseException`` (as ``KeyboardInterrupt``
+    is), so no ``except Exception`` on the way up swallows it."""
 
     def __init__(self, signum: int):
         self.name = signal.Signals(signum).name
@@ -86,24 +83,18 @@ def _watch(read_fd: int, stop_line: Callable[[Interrupted], str]) -> None:
             os._exit(stopped.exit_status)
 
 
-def _exit_now(signum, frame) -> None:
-    print(
-        f"{signal.Signals(signum).name}: stopped while starting; nothing was written",
-        file=sys.stderr,
-        flush=True,
-    )
-    os._exit(128 + signum)  # mid-import: no cleanup to run, and none that could fail
-
-
 def exit_while_starting() -> None:
-    """Until :func:`handle_signals` takes over: a signal exits at once with one line.
+    """Until :func:`handle_signals` takes over, a signal exits at once with one line: a command
+    calls this first thing, so Ctrl-C while TensorFlow is imported is not a traceback."""
 
-    A command calls this first thing, so Ctrl-C while TensorFlow is still being
-    imported is not a ``KeyboardInterrupt`` traceback.
-    """
+    def exit_now(signum, frame) -> None:
+        name = signal.Signals(signum).name
+        print(f"{name}: stopped while starting; nothing was written", file=sys.stderr, flush=True)
+        os._exit(128 + signum)  # mid-import: no cleanup to run, and none that could fail
+
     if threading.current_thread() is threading.main_thread():
         for signum in HANDLED:
-            signal.signal(signum, _exit_now)
+            signal.signal(signum, exit_now)
 
 
 @contextlib.contextmanager
@@ -137,8 +128,8 @@ def handle_signals(stop_line: Callable[[Interrupted], str] | None = None) -> Ite
 
 @contextlib.contextmanager
 def deferred(every: bool = False) -> Iterator[None]:
-    """Within the block a first signal (with ``every``, a second one too) is only recorded;
-    :func:`check` raises it, and so does leaving the block normally.
+    """A first signal (with ``every``, each one) is only recorded: :func:`check` raises it,
+    and so does leaving the block normally.
 
     ``every`` is for a few quick writes no stop may split (a new trial and the
     name of its process). ``signal.pthread_sigmask`` would not hold them off:

@@ -31,8 +31,8 @@ from collections.abc import Iterator, Sequence
 
 from absl import flags, logging
 
-# Lines each TensorFlow native library writes to stderr as it is loaded, whatever
-# TF_CPP_MIN_LOG_LEVEL says (TensorFlow 2.21 loads two while it is imported: two of each).
+# TensorFlow's start-up banner (2.21 loads two native libraries while it is imported:
+# two of each line).
 LIBRARY_LOAD_NOISE = tuple(
     re.compile(pattern)
     for pattern in (

@@ -60,9 +60,12 @@ def read_state(checkpoint_dir: str) -> tuple[int | None, str]:
     return (int(match.group(1)), "") if match else (None, "is garbage")
 
 
-def default_run_dir(experiment: str, device_tag: str, root: str) -> str:
-    """``<root>/<experiment>-<device>-<YYYYmmdd-HHMMSS>``."""
-    return os.path.join(root, f"{experiment}-{device_tag}-{time.strftime('%Y%m%d-%H%M%S')}")
+def default_run_dir(experiment: str, info: dict, root: str) -> str:
+    """``<root>/<experiment>-<device>-<YYYYmmdd-HHMMSS>``, the device ``cpu``, ``gpu``,
+    ``2gpu`` (from ``info``: ``devices.device_info``)."""
+    replicas, kind = info["num_replicas"], info["device_kind"]
+    device = f"{replicas}{kind}" if replicas > 1 else kind
+    return os.path.join(root, f"{experiment}-{device}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 # TensorFlow's glob metacharacters (its file system treats a backslash as an escape).

@@ -29,10 +29,8 @@ from mnist_research.training.loop import Trainer
 
 
 class BestWeights:
-    """A copy of every model variable, taken at the best epoch.
-
-    Create it inside the strategy's scope (it mirrors the model's variables).
-    """
+    """A copy of every model variable, taken at the best epoch (created in the strategy's
+    scope: it mirrors the model's variables)."""
 
     def __init__(self, model: tf.keras.Model):
         self.model = model

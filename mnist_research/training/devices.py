@@ -41,12 +41,9 @@ def configure_devices(config: DistributeConfig) -> None:
 
 
 def create_strategy(config: DistributeConfig) -> tf.distribute.Strategy:
-    """The strategy ``config.strategy`` names: ``default``, the no-op default strategy (one
-    device, whatever TF picks); ``auto``, ``mirrored`` when a GPU is visible, else
-    ``default``; the others: :func:`training.strategies.create`.
-
-    A malformed ``TF_CONFIG``, or a ``config.device`` this machine lacks, is a ConfigError.
-    """
+    """The strategy ``config.strategy`` names (``default``: TensorFlow's no-op default
+    strategy, one device); a ConfigError for a malformed ``TF_CONFIG`` or a
+    ``config.device`` this machine lacks."""
     if os.environ.get("TF_CONFIG"):  # malformed: one line now, not a traceback from TF later
         _strategies().parse_tf_config()
     name = config.strategy
@@ -133,12 +130,6 @@ def _pinned_to_cpu(strategy: tf.distribute.Strategy) -> bool:
     except (AttributeError, RuntimeError):  # The default strategy has none.
         return not tf.config.list_logical_devices("GPU")
     return bool(devices) and all("CPU" in d.upper() for d in devices)
-
-
-def device_tag(info: dict) -> str:
-    """A short device name for run directories: ``cpu``, ``gpu``, ``2gpu``."""
-    replicas, kind = info["num_replicas"], info["device_kind"]
-    return f"{replicas}{kind}" if replicas > 1 else kind
 
 
 def num_parameters(model: ModelConfig) -> int:
