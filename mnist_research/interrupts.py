@@ -3,9 +3,8 @@
 Under :func:`handle_signals` a signal raises :class:`Interrupted` at once,
 except in a :func:`deferred` block (the epoch loop), where a first signal is
 only recorded and :func:`check`, called at every step boundary, raises it
-between ``tf.function`` calls (``deferred(every=True)`` records every signal
-until the block ends). Without :func:`handle_signals` (a notebook, a test)
-:func:`check` never raises and Python's own Ctrl-C handling is untouched.
+between ``tf.function`` calls. Without :func:`handle_signals` (a notebook, a
+test) :func:`check` never raises and Python's own Ctrl-C handling is untouched.
 
 Python runs a signal handler only when the main thread runs Python code, so a
 main thread blocked in TensorFlow (compiling the first step, a long step,

@@ -68,10 +68,6 @@ def default_run_dir(experiment: str, info: dict, root: str) -> str:
     return os.path.join(root, f"{experiment}-{device}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
-# TensorFlow's glob metacharacters (its file system treats a backslash as an escape).
-_GLOB_CHARACTERS = "*?[]\\"
-
-
 def check_path(run_dir: str) -> None:
     """Refuses a run dir path that TensorFlow would treat as a glob pattern.
 
@@ -93,7 +89,8 @@ def check_path(run_dir: str) -> None:
             f"summaries and checkpoints cannot name it); nothing was written; "
             f"choose another --run_dir"
         ) from None
-    found = sorted({c for c in run_dir if c in _GLOB_CHARACTERS})
+    # TensorFlow's glob metacharacters (its file system treats a backslash as an escape).
+    found = sorted({c for c in run_dir if c in "*?[]\\"})
     if found:
         raise RunDirError(
             f"{run_dir}: a run dir path cannot contain {' '.join(found)} "
@@ -107,8 +104,7 @@ def ensure_writable(run_dir: str) -> None:
     """Creates ``run_dir`` if needed; a RunDirError unless files can be written in it."""
     try:
         os.makedirs(run_dir, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=run_dir, prefix=".probe-", delete=True)
-        probe.close()
+        tempfile.NamedTemporaryFile(dir=run_dir, prefix=".probe-").close()  # deleted on close
     except OSError as e:
         raise RunDirError(
             f"{run_dir}: cannot write to the run directory ({e.strerror or e})"

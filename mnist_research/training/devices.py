@@ -1,12 +1,5 @@
 """The machine a run trains on: its devices and strategy, where this process stands in a
-multi-worker cluster, its description, and whether the model fits in its memory.
-
-A model too large for the machine is refused from its size alone when it
-trains on the CPU (its parameters, gradients and the optimizer's slot
-variables against the memory the kernel reports available), so nothing is
-allocated; on a GPU, or when the estimate passes and memory still runs out,
-TensorFlow's ``ResourceExhaustedError`` becomes a :class:`ConfigError`.
-"""
+multi-worker cluster, its description, and whether the model fits in its memory."""
 
 from __future__ import annotations
 
@@ -94,11 +87,8 @@ def cpu_name() -> str:
 
 def available_memory() -> int | None:
     """Bytes the kernel reports available (``MemAvailable``), or ``None`` if unknown."""
-    value = _proc_value("/proc/meminfo", "MemAvailable")  # "8123456 kB"
-    try:
-        return int(value.split()[0]) * 1024
-    except (ValueError, IndexError):
-        return None
+    value = _proc_value("/proc/meminfo", "MemAvailable").split()  # ["8123456", "kB"]
+    return int(value[0]) * 1024 if value and value[0].isdigit() else None
 
 
 def device_info(strategy: tf.distribute.Strategy) -> dict:
@@ -182,7 +172,14 @@ def out_of_memory_as_error(config: ExperimentConfig) -> Iterator[None]:
 def build_trainer(
     config: ExperimentConfig, strategy: tf.distribute.Strategy, steps_per_epoch: int, on_gpu: bool
 ) -> Trainer:
-    """The :class:`Trainer`, or a :class:`ConfigError` when the model does not fit."""
+    """The :class:`Trainer`, or a :class:`ConfigError` when the model does not fit.
+
+    A model too large for the machine is refused from its size alone when it
+    trains on the CPU (its parameters, gradients and the optimizer's slot
+    variables against the memory the kernel reports available), so nothing is
+    allocated; on a GPU, or when the estimate passes and memory still runs out,
+    TensorFlow's ``ResourceExhaustedError`` becomes the ConfigError.
+    """
     check_model_fits(config, on_gpu)
     with out_of_memory_as_error(config):
         return Trainer(config, strategy, steps_per_epoch)

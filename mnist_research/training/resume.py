@@ -23,9 +23,7 @@ def resume_command(run_dir: str, argv: list[str]) -> str:
 
     It starts the running interpreter (a bare ``python`` may be another one once
     the venv is not activated), and ``--flagfile``, ``--data_dir``, ``--logdir``
-    and ``--run_dir`` are absolute paths, so it works from any folder: e.g.
-    ``/work/.venv/bin/python -m mnist_research.train
-    --flagfile=/work/experiments/baseline.flags --run_dir=/work/runs/baseline-cpu-20261125-140000``.
+    and ``--run_dir`` are absolute paths, so it works from any folder.
     """
     args, rest = [], iter(argv[1:])
     for arg in rest:
