@@ -1,8 +1,4 @@
-"""The project's error types.
-
-Entry points catch :class:`MnistResearchError` and print its one-line message
-(no traceback unless ``--verbosity`` is raised) before exiting non-zero.
-"""
+"""The project's error types, and how an entry point reports one (:func:`run_guarded`)."""
 
 import contextlib
 import re
@@ -22,14 +18,6 @@ class DataError(MnistResearchError):
 
 class RunDirError(MnistResearchError):
     """The run dir cannot be used (unwritable, in use, damaged, or a different experiment)."""
-
-
-class DamagedFileError(RunDirError):
-    """A file of a run dir (``path``) exists but cannot be used: ``reason``, in a few words."""
-
-    def __init__(self, path: str, reason: str, advice: str = ""):
-        self.path, self.reason = path, reason
-        super().__init__(f"{path}: damaged ({reason})" + (f"; {advice}" if advice else ""))
 
 
 class ConfigError(MnistResearchError):
@@ -88,26 +76,20 @@ def _tensorflow_errors() -> tuple[type, ...]:
 
 
 def run_guarded(body: Callable[[], int]) -> int:
-    """Runs an entry point's ``body``; a project error becomes one line and exit 1.
-
-    So does an ``OSError`` (disk full, permissions) and a TensorFlow ``OpError``
-    (a file or device that failed inside an op); the traceback is logged only at
-    ``--verbosity=1`` or more. Ctrl-C becomes one line and exit status 130.
-    """
+    """Runs an entry point's ``body``; a project error, an ``OSError`` or a TensorFlow
+    ``OpError`` becomes one line and exit 1 (the traceback is logged only at
+    ``--verbosity=1`` or more), Ctrl-C one line and exit status 130."""
     try:
         return body()
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (MnistResearchError, OSError, *_tensorflow_errors()) as e:
-        error = e
-    if isinstance(error, MnistResearchError):
-        message = str(error)
-    elif isinstance(error, OSError):  # e.g. the disk filled up while writing a report
-        where = f"{error.filename}: " if error.filename else ""
-        message = f"{where}{error.strerror or error}"
-    else:  # a file or device failed inside a TensorFlow op
-        message = one_line(error)
+    except MnistResearchError as e:
+        error, message = e, str(e)
+    except OSError as e:  # e.g. the disk filled up while writing a report
+        error, message = e, (f"{e.filename}: " if e.filename else "") + f"{e.strerror or e}"
+    except _tensorflow_errors() as e:  # a file or device failed inside a TensorFlow op
+        error, message = e, one_line(e)
     if logging.get_verbosity() >= logging.DEBUG:
         logging.error("Traceback", exc_info=error)
     print(f"error: {printable(message)}", file=sys.stderr)

@@ -21,9 +21,6 @@ from typing import Any
 # ``rundir.records.JSON_LIMIT``), and little enough that another file is refused at once.
 TEXT_LIMIT = 1 << 20
 
-# Temporary files of atomic_write_bytes start with this; a resumed run removes leftovers.
-TEMP_PREFIX = ".tmp-"
-
 # The process umask, read once: os.umask can only be read by setting it.
 UMASK = os.umask(0o022)
 os.umask(UMASK)
@@ -34,14 +31,11 @@ def atomic_write_bytes(path: str, payload: bytes) -> None:
 
     The file gets the permissions an ordinary ``open()`` would give it (0666
     less the umask), not ``mkstemp``'s private 0600.
-
-    Raises:
-      OSError: naming ``path`` (never the temporary file), e.g. a full disk or
-        a folder in its place.
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX, suffix=os.path.basename(path))
+    # A resumed run removes leftover ".tmp-*" files (rundir.existing).
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
@@ -67,42 +61,35 @@ def write_json(path: str, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+# What open_regular calls a file that is not a regular one.
+_KINDS = {
+    stat.S_ISDIR: "a folder",
+    stat.S_ISFIFO: "a FIFO",
+    stat.S_ISCHR: "a character device",
+    stat.S_ISBLK: "a block device",
+    stat.S_ISSOCK: "a socket",
+}
+
+
 def open_regular(path: str):
     """``path`` opened for reading in binary mode, refused unless it is a regular file.
 
     The kind is checked on the opened file, and the open never waits: a FIFO
     (which would wait for a writer), a device (``/dev/zero`` reads without
-    end) or a folder is refused, whatever link leads to it.
-
-    Raises:
-      OSError: it cannot be opened, or is not a regular file (the message says what it is).
+    end) or a folder is refused (an OSError saying what it is), whatever link leads to it.
     """
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
-        raise OSError(errno.EINVAL, f"not a regular file but {_kind(mode)}", path)
+        kind = next((name for test, name in _KINDS.items() if test(mode)), "a special file")
+        raise OSError(errno.EINVAL, f"not a regular file but {kind}", path)
     os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
 
 
-def _kind(mode: int) -> str:
-    kinds = {
-        stat.S_ISDIR: "a folder",
-        stat.S_ISFIFO: "a FIFO",
-        stat.S_ISCHR: "a character device",
-        stat.S_ISBLK: "a block device",
-        stat.S_ISSOCK: "a socket",
-    }
-    return next((name for test, name in kinds.items() if test(mode)), "a special file")
-
-
 def read_bounded(path: str, limit: int) -> bytes:
-    """The whole of a regular file of at most ``limit`` bytes (see :func:`open_regular`).
-
-    Raises:
-      OSError: it cannot be read, is not a regular file, or is larger than ``limit``.
-    """
+    """The whole of a regular file of at most ``limit`` bytes; an OSError if it is larger."""
     with open_regular(path) as f:
         data = f.read(limit + 1)
     if len(data) > limit:

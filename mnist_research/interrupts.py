@@ -3,9 +3,8 @@
 Under :func:`handle_signals` a signal raises :class:`Interrupted` at once,
 except in a :func:`deferred` block (the epoch loop), where a first signal is
 only recorded and :func:`check`, called at every step boundary, raises it
-between ``tf.function`` calls (``deferred(every=True)`` records every signal
-until the block ends). Without :func:`handle_signals` (a notebook, a test)
-:func:`check` never raises and Python's own Ctrl-C handling is untouched.
+between ``tf.function`` calls. Without :func:`handle_signals` (a notebook, a
+test) :func:`check` never raises and Python's own Ctrl-C handling is untouched.
 
 Python runs a signal handler only when the main thread runs Python code, so a
 main thread blocked in TensorFlow (compiling the first step, a long step,
@@ -39,11 +38,8 @@ _blocks = collections.Counter()
 
 
 class Interrupted(BaseException):
-    """The process received SIGINT or SIGTERM.
-
-    A ``BaseException`` (as ``KeyboardInterrupt`` is), so no ``except
-    Exception`` on the way up swallows it.
-    """
+    """The process received SIGINT or SIGTERM: a ``BaseException`` (as ``KeyboardInterrupt``
+    is), so no ``except Exception`` on the way up swallows it."""
 
     def __init__(self, signum: int):
         self.name = signal.Signals(signum).name
@@ -64,11 +60,8 @@ def _handler(signum, frame) -> None:
 
 
 def _watch(read_fd: int, stop_line: Callable[[Interrupted], str]) -> None:
-    """Stops the process when the main thread does not act on a signal in time.
-
-    Python's C-level handler writes each signal's number to the wakeup pipe as
-    it arrives, whatever the main thread is doing.
-    """
+    """Python's C-level handler writes each signal's number to the wakeup pipe
+    ``read_fd`` as it arrives, whatever the main thread is doing."""
     seen = 0
     with open(read_fd, "rb", buffering=0) as pipe:
         while data := pipe.read(1):
@@ -89,34 +82,24 @@ def _watch(read_fd: int, stop_line: Callable[[Interrupted], str]) -> None:
             os._exit(stopped.exit_status)
 
 
-def _exit_now(signum, frame) -> None:
-    print(
-        f"{signal.Signals(signum).name}: stopped while starting; nothing was written",
-        file=sys.stderr,
-        flush=True,
-    )
-    os._exit(128 + signum)  # mid-import: no cleanup to run, and none that could fail
-
-
 def exit_while_starting() -> None:
-    """Until :func:`handle_signals` takes over: a signal exits at once with one line.
+    """Until :func:`handle_signals` takes over, a signal exits at once with one line: a command
+    calls this first thing, so Ctrl-C while TensorFlow is imported is not a traceback."""
 
-    A command calls this first thing, so Ctrl-C while TensorFlow is still being
-    imported is not a ``KeyboardInterrupt`` traceback.
-    """
+    def exit_now(signum, frame) -> None:
+        name = signal.Signals(signum).name
+        print(f"{name}: stopped while starting; nothing was written", file=sys.stderr, flush=True)
+        os._exit(128 + signum)  # mid-import: no cleanup to run, and none that could fail
+
     if threading.current_thread() is threading.main_thread():
         for signum in HANDLED:
-            signal.signal(signum, _exit_now)
+            signal.signal(signum, exit_now)
 
 
 @contextlib.contextmanager
 def handle_signals(stop_line: Callable[[Interrupted], str] | None = None) -> Iterator[None]:
-    """Turns SIGINT/SIGTERM into :class:`Interrupted` while the block runs (main thread).
-
-    Args:
-      stop_line: what to print when the watch thread stops the process (see
-        the module docstring); ``None``: no watch thread.
-    """
+    """Turns SIGINT/SIGTERM into :class:`Interrupted` while the block runs (main thread);
+    with a ``stop_line``, the watch thread runs too."""
     global _requested, _handled
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -144,8 +127,8 @@ def handle_signals(stop_line: Callable[[Interrupted], str] | None = None) -> Ite
 
 @contextlib.contextmanager
 def deferred(every: bool = False) -> Iterator[None]:
-    """Within the block a first signal (with ``every``, a second one too) is only recorded;
-    :func:`check` raises it, and so does leaving the block normally.
+    """A first signal (with ``every``, each one) is only recorded: :func:`check` raises it,
+    and so does leaving the block normally.
 
     ``every`` is for a few quick writes no stop may split (a new trial and the
     name of its process). ``signal.pthread_sigmask`` would not hold them off:

@@ -31,8 +31,8 @@ from collections.abc import Iterator, Sequence
 
 from absl import flags, logging
 
-# Lines each TensorFlow native library writes to stderr as it is loaded, whatever
-# TF_CPP_MIN_LOG_LEVEL says (TensorFlow 2.21 loads two while it is imported: two of each).
+# TensorFlow's start-up banner (2.21 loads two native libraries while it is imported:
+# two of each line).
 LIBRARY_LOAD_NOISE = tuple(
     re.compile(pattern)
     for pattern in (
@@ -48,12 +48,8 @@ LIBRARY_LOAD_NOISE = tuple(
 
 
 def quiet_tensorflow() -> bool:
-    """Imports TensorFlow without its start-up banner, unless the user asked for its messages.
-
-    Returns:
-      Whether TensorFlow was imported quietly (False when it was already
-      imported, the user set ``TF_CPP_MIN_LOG_LEVEL``, or ``--verbosity`` is 1 or more).
-    """
+    """Imports TensorFlow without its start-up banner, unless the user asked for its messages;
+    whether it did (not if TensorFlow was already imported)."""
     asked = "TF_CPP_MIN_LOG_LEVEL" in os.environ or logging.get_verbosity() >= 1
     if asked or "tensorflow" in sys.modules:
         return False
@@ -95,10 +91,8 @@ FRAMEWORK_PACKAGES = ("tensorflow", "keras", "tensorboard", "tf_keras", "tf2onnx
 
 
 def _without_framework_info(record: std_logging.LogRecord) -> bool:
-    """Drops records below WARNING logged from the code of ``FRAMEWORK_PACKAGES``.
-
-    A package that logged is imported, so its folders are the ones in ``sys.modules``.
-    """
+    """Drops records below WARNING logged from the code of ``FRAMEWORK_PACKAGES`` (a
+    package that logged is imported: its folders are the ones in ``sys.modules``)."""
     if record.levelno >= std_logging.WARNING:
         return True
     folders = tuple(

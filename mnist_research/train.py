@@ -149,7 +149,7 @@ def _choose_run_dir(config, strategy) -> str:
             FLAGS.logdir,
         )
     return FLAGS.run_dir or layout.default_run_dir(
-        config.experiment, devices.device_tag(devices.device_info(strategy)), FLAGS.logdir
+        config.experiment, devices.device_info(strategy), FLAGS.logdir
     )
 
 

@@ -16,7 +16,7 @@ from absl import app, flags, logging
 from mnist_research import flagfiles, interrupts
 from mnist_research.config import ExperimentConfig
 from mnist_research.config.saved import config_from_arguments, differences
-from mnist_research.errors import ConfigError, DamagedFileError, MnistResearchError
+from mnist_research.errors import ConfigError, MnistResearchError
 from mnist_research.rundir import records
 
 
@@ -106,7 +106,7 @@ def finished_run(
     """
     try:
         metrics = records.finished_metrics(run_dir)
-    except DamagedFileError as e:  # the training command rebuilds it
+    except records.DamagedFileError as e:  # the training command rebuilds it
         logging.warning("%s", e)
         return None
     if metrics is None:

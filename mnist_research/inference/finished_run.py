@@ -19,10 +19,10 @@ from absl import logging
 from mnist_research.config import ExperimentConfig
 from mnist_research.data import sources as data_lib
 from mnist_research.data.pipeline import IMAGE_SHAPE, LogitsFn, batched, logits_function
-from mnist_research.errors import DamagedFileError, MnistResearchError, RunDirError, one_line
+from mnist_research.errors import MnistResearchError, RunDirError, one_line
 from mnist_research.inference import export as export_lib
 from mnist_research.model import registry
-from mnist_research.rundir import checkpoint_files, existing, layout, records, restore
+from mnist_research.rundir import existing, layout, records, restore
 from mnist_research.training import history
 
 
@@ -42,7 +42,7 @@ def load_config(run_dir: str) -> ExperimentConfig:
         existing.check_contained(run_dir)
     try:
         config = records.load_config(run_dir)
-    except DamagedFileError as e:
+    except records.DamagedFileError as e:
         stored = _settings_from_checkpoint(run_dir)
         if stored is None:
             raise
@@ -62,7 +62,7 @@ def _settings_from_checkpoint(run_dir: str) -> tuple[ExperimentConfig, str] | No
         return settings, prefix
 
     try:
-        found = restore.newest_usable(os.path.join(run_dir, checkpoint_files.CHECKPOINT_DIR), load)
+        found = restore.newest_usable(os.path.join(run_dir, layout.CHECKPOINT_DIR), load)
     except RunDirError:
         return None
     if not found:
@@ -83,9 +83,9 @@ def _checkpoint_dir(run_dir: str, config: ExperimentConfig) -> str:
     A ``--restore_best`` run tests and exports its best epoch, kept in
     ``checkpoints/best/``; any other run, its last epoch.
     """
-    folder = os.path.join(run_dir, checkpoint_files.CHECKPOINT_DIR)
+    folder = os.path.join(run_dir, layout.CHECKPOINT_DIR)
     best = os.path.join(folder, history.BEST_DIR)
-    if config.train.restore_best and checkpoint_files.read_state(best)[0]:
+    if config.train.restore_best and layout.read_state(best)[0]:
         return best
     return folder
 

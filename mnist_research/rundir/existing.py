@@ -16,7 +16,7 @@ import shutil
 
 from absl import logging
 
-from mnist_research.errors import DamagedFileError, RunDirError
+from mnist_research.errors import RunDirError
 from mnist_research.rundir import layout, records
 from mnist_research.rundir.layout import (
     CONFIG_FILE,
@@ -106,7 +106,7 @@ def ownership(run_dir: str) -> str:
         try:
             if records.load_config(run_dir) is not None:
                 return "ours"
-        except DamagedFileError:
+        except records.DamagedFileError:
             pass
     return "foreign"
 

@@ -1,18 +1,5 @@
-"""A run directory's layout: its file names, and starting a run in a new or empty one.
-
-Layout::
-
-    RUN_DIR/
-      flags.txt         flagfile that reproduces the run
-      config.json       the resolved ExperimentConfig
-      metrics.json      final (and, while training, partial) metrics
-      checkpoints/      tf.train.Checkpoint every epoch
-      train/ validation/  TensorBoard event files
-      export/ model.keras  the exported model
-      export.tflite export_int8.tflite export.onnx  its conversions (``export`` command)
-      reports/          figures and report.html
-      .lock             held by the training process (see ``rundir.lock``)
-      .mnist_research-run  marker: written when a run first writes the directory
+"""A run directory's layout: its file names, its checkpoint files read back, and starting
+a run in a new or empty one (docs/run_directory.md lists the layout).
 
 Only a directory with the marker (or a run dir written before the marker
 existed) or an empty one is ever written to. A run dir that already holds
@@ -24,17 +11,20 @@ is written atomically (:mod:`mnist_research.files`).
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
 
+from mnist_research import files
 from mnist_research.config import ExperimentConfig
-from mnist_research.errors import RunDirError
-from mnist_research.files import atomic_write_text, write_json
+from mnist_research.errors import RunDirError, one_line
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 FLAGS_FILE = "flags.txt"
 CHECKPOINT_DIR = "checkpoints"
+STATE_FILE = "checkpoint"  # in CHECKPOINT_DIR: names the latest ckpt-N
+_CHECKPOINT_FILE = re.compile(r"^ckpt-(\d+)\.(index|data-\d{5}-of-\d{5})$")
 # The SavedModel converted by ``python -m mnist_research.export --format=KEY``.
 PORTABLE_FILES = {
     "tflite": "export.tflite",
@@ -47,13 +37,35 @@ MARKER_FILE = ".mnist_research-run"
 _MARKER_TEXT = "A run directory of mnist_research (do not delete: it marks the folder as one).\n"
 
 
-def default_run_dir(experiment: str, device_tag: str, root: str) -> str:
-    """``<root>/<experiment>-<device>-<YYYYmmdd-HHMMSS>``."""
-    return os.path.join(root, f"{experiment}-{device_tag}-{time.strftime('%Y%m%d-%H%M%S')}")
+def numbers_on_disk(checkpoint_dir: str) -> list[int]:
+    """Every N with a ``ckpt-N.index`` or ``ckpt-N.data-*`` file, newest first."""
+    try:
+        names = os.listdir(checkpoint_dir)
+    except OSError:
+        return []
+    found = {int(m.group(1)) for m in map(_CHECKPOINT_FILE.match, names) if m}
+    return sorted(found, reverse=True)
 
 
-# TensorFlow's glob metacharacters (its file system treats a backslash as an escape).
-_GLOB_CHARACTERS = "*?[]\\"
+def read_state(checkpoint_dir: str) -> tuple[int | None, str]:
+    """The N the ``checkpoint`` state file names, or ``None`` and what is wrong with it."""
+    path = os.path.join(checkpoint_dir, STATE_FILE)
+    if not os.path.exists(path):
+        return None, "is missing"
+    try:
+        text = files.read_bounded(path, files.TEXT_LIMIT).decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        return None, f"is unreadable ({getattr(e, 'strerror', None) or one_line(e)})"
+    match = re.search(r'^model_checkpoint_path:\s*"(?:.*/)?ckpt-(\d+)"\s*$', text, re.M)
+    return (int(match.group(1)), "") if match else (None, "is garbage")
+
+
+def default_run_dir(experiment: str, info: dict, root: str) -> str:
+    """``<root>/<experiment>-<device>-<YYYYmmdd-HHMMSS>``, the device ``cpu``, ``gpu``,
+    ``2gpu`` (from ``info``: ``devices.device_info``)."""
+    replicas, kind = info["num_replicas"], info["device_kind"]
+    device = f"{replicas}{kind}" if replicas > 1 else kind
+    return os.path.join(root, f"{experiment}-{device}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 def check_path(run_dir: str) -> None:
@@ -77,7 +89,8 @@ def check_path(run_dir: str) -> None:
             f"summaries and checkpoints cannot name it); nothing was written; "
             f"choose another --run_dir"
         ) from None
-    found = sorted({c for c in run_dir if c in _GLOB_CHARACTERS})
+    # TensorFlow's glob metacharacters (its file system treats a backslash as an escape).
+    found = sorted({c for c in run_dir if c in "*?[]\\"})
     if found:
         raise RunDirError(
             f"{run_dir}: a run dir path cannot contain {' '.join(found)} "
@@ -88,15 +101,10 @@ def check_path(run_dir: str) -> None:
 
 
 def ensure_writable(run_dir: str) -> None:
-    """Creates ``run_dir`` if needed and checks that files can be written in it.
-
-    Raises:
-      RunDirError: it cannot be created or written.
-    """
+    """Creates ``run_dir`` if needed; a RunDirError unless files can be written in it."""
     try:
         os.makedirs(run_dir, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=run_dir, prefix=".probe-", delete=True)
-        probe.close()
+        tempfile.NamedTemporaryFile(dir=run_dir, prefix=".probe-").close()  # deleted on close
     except OSError as e:
         raise RunDirError(
             f"{run_dir}: cannot write to the run directory ({e.strerror or e})"
@@ -112,7 +120,7 @@ def has_marker(run_dir: str) -> bool:
 def claim(run_dir: str) -> None:
     """Writes the marker into ``run_dir`` (an empty dir or a run dir of this project)."""
     if not has_marker(run_dir):
-        atomic_write_text(os.path.join(run_dir, MARKER_FILE), _MARKER_TEXT)
+        files.atomic_write_text(os.path.join(run_dir, MARKER_FILE), _MARKER_TEXT)
 
 
 def is_empty(run_dir: str) -> bool:
@@ -132,5 +140,5 @@ def save_config(run_dir: str, config: ExperimentConfig, flagfile_text: str) -> N
     saved = config.to_dict()
     if saved["data"].get("data_dir"):
         saved["data"]["data_dir"] = os.path.abspath(saved["data"]["data_dir"])
-    write_json(os.path.join(run_dir, CONFIG_FILE), saved)
-    atomic_write_text(os.path.join(run_dir, FLAGS_FILE), flagfile_text)
+    files.write_json(os.path.join(run_dir, CONFIG_FILE), saved)
+    files.atomic_write_text(os.path.join(run_dir, FLAGS_FILE), flagfile_text)

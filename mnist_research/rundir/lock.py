@@ -4,9 +4,6 @@
 exits in any way (SIGKILL included), so a killed run never leaves a stale
 lock behind, and the file's content (the holder's PID) only serves the
 message a second process prints. Multi-worker runs lock on the chief only.
-:func:`mnist_research.rundir.records.holder` tells from outside whether a run
-is training now (``runs`` shows it): it takes a shared lock for an instant, so
-taking the lock retries for a moment before it refuses.
 """
 
 from __future__ import annotations
@@ -21,8 +18,9 @@ import time
 from mnist_research.errors import RunDirError
 
 LOCK_FILE = ".lock"
-# How long taking the lock keeps trying: long enough to outlast a ``records.holder``
-# probe (microseconds), short beside any real run, which holds it for its whole length.
+# How long taking the lock keeps trying: ``records.holder`` tells from outside whether a run
+# is training now (``runs`` shows it) by taking a shared lock for an instant (microseconds);
+# this outlasts that, and is short beside any real run, which holds it for its whole length.
 _RETRY_SECONDS = 1.0
 
 
@@ -40,12 +38,8 @@ def _take(fd: int) -> bool:
 
 
 class RunDirLock:
-    """Holds ``RUN_DIR/.lock`` (``run_dir`` exists) for the duration of a ``with`` block.
-
-    Raises:
-      RunDirError: (on entering) another process holds the lock; the message
-        names its PID and host.
-    """
+    """Holds ``RUN_DIR/.lock`` (``run_dir`` exists) for the duration of a ``with`` block;
+    a RunDirError naming the PID and host of another process that holds it."""
 
     def __init__(self, run_dir: str):
         self.run_dir = run_dir

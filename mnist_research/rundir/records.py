@@ -21,9 +21,18 @@ from mnist_research import files, flagfiles
 from mnist_research.config import ExperimentConfig
 from mnist_research.config.registry import METRICS, TIMING_KEYS
 from mnist_research.config.saved import config_from_arguments, config_from_dict
-from mnist_research.errors import DamagedFileError, cause
+from mnist_research.errors import RunDirError, cause
 from mnist_research.rundir.layout import CONFIG_FILE, FLAGS_FILE, METRICS_FILE
 from mnist_research.rundir.lock import LOCK_FILE
+
+
+class DamagedFileError(RunDirError):
+    """A file of a run dir (``path``) exists but cannot be used: ``reason``, in a few words."""
+
+    def __init__(self, path: str, reason: str, advice: str = ""):
+        self.path, self.reason = path, reason
+        super().__init__(f"{path}: damaged ({reason})" + (f"; {advice}" if advice else ""))
+
 
 # The most bytes read of a JSON file: config.json, and metrics.json, whose history grows by
 # ~200 bytes an epoch (64 MiB is ~300,000 epochs); a benchmark's results.

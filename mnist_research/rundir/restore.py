@@ -22,7 +22,7 @@ from absl import logging
 from mnist_research.config import ExperimentConfig
 from mnist_research.config.saved import config_from_dict, differences, resume_identity
 from mnist_research.errors import RunDirError, one_line
-from mnist_research.rundir.checkpoint_files import numbers_on_disk, read_state
+from mnist_research.rundir.layout import numbers_on_disk, read_state
 
 SETTINGS_KEY = "settings/.ATTRIBUTES/VARIABLE_VALUE"
 HISTORY_KEY = "history/.ATTRIBUTES/VARIABLE_VALUE"

@@ -1,7 +1,8 @@
 """The checkpointed training state: model, optimizer, epoch counter, history and settings.
 
 The history and the run's settings travel inside the checkpoint (string
-variables), and so do the best epoch's weights (:class:`BestWeights`), so
+variables), and so do the best epoch's weights (:class:`BestWeights`, also
+written at the run's end as their own checkpoint, ``checkpoints/best/``), so
 a checkpoint, its history, its best weights and the settings it was trained
 with can never disagree after a kill. Restoring one into a run dir that holds
 checkpoints is :func:`mnist_research.training.existing_run.restore`; training
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterator
 import tensorflow as tf
 
 from mnist_research.errors import RunDirError, cause, writing
-from mnist_research.rundir import checkpoint_files
+from mnist_research.rundir import layout
 from mnist_research.training import devices
 from mnist_research.training import history as history_lib
 from mnist_research.training.history import BEST_DIR
@@ -28,12 +29,8 @@ from mnist_research.training.loop import Trainer
 
 
 class BestWeights:
-    """A copy of every model variable, taken at the best epoch.
-
-    Saved in every checkpoint with the history; written at the run's end as
-    their own checkpoint, ``checkpoints/best/``. Create it inside the
-    strategy's scope (it mirrors the model's variables).
-    """
+    """A copy of every model variable, taken at the best epoch (created in the strategy's
+    scope: it mirrors the model's variables)."""
 
     def __init__(self, model: tf.keras.Model):
         self.model = model
@@ -47,34 +44,15 @@ class BestWeights:
             best.assign(current)
 
     def restore_into_model(self) -> None:
-        """Copies the best weights into the model."""
         for best, current in zip(self.variables, self.model.variables):
             current.assign(best)
-
-    def write_checkpoint(self, folder: str, epoch: int, identity: dict[str, tf.Variable]) -> str:
-        """Writes the best weights as the checkpoint ``folder/ckpt-<epoch>``; returns its prefix.
-
-        The checkpoint has the layout of the run's own checkpoints and carries
-        the run's ``identity`` (settings, data) as they do, so whatever restores
-        a model from one restores it from this. The model's weights are
-        unchanged afterwards.
-        """
-        current = [tf.identity(v) for v in self.model.variables]
-        self.restore_into_model()
-        checkpoint = tf.train.Checkpoint(model=self.model, **identity)
-        path = tf.train.CheckpointManager(checkpoint, folder, max_to_keep=1).save(epoch)
-        for variable, value in zip(self.model.variables, current):
-            variable.assign(value)
-        return path
 
 
 class CheckpointState:
     """Saves a :class:`Trainer`'s state with the run's history and settings (resuming restores it).
 
-    Only the ``chief`` keeps checkpoints (the last ``max_to_keep``); other
-    workers write theirs to a temporary folder they delete (:meth:`_take_part`).
-    ``data_sha256``: the fingerprint of the data the run trains on, stored in
-    every checkpoint ("": unknown).
+    Only the ``chief`` keeps checkpoints (the last ``max_to_keep``). ``data_sha256``:
+    the fingerprint of the data the run trains on, stored in every checkpoint ("": unknown).
     """
 
     def __init__(
@@ -91,7 +69,8 @@ class CheckpointState:
         self.history_json = tf.Variable("{}", dtype=tf.string, trainable=False)
         with trainer.strategy.scope():
             self.best = BestWeights(trainer.model)
-        objects = dict(
+        # Restored without the identity: older checkpoints lack it.
+        self.objects = dict(
             optimizer=trainer.optimizer,
             epoch=trainer.epoch,
             history=self.history_json,
@@ -105,8 +84,7 @@ class CheckpointState:
             ),
             data_sha256=tf.Variable(data_sha256, dtype=tf.string, trainable=False),
         )
-        self.checkpoint = tf.train.Checkpoint(**self.identity, **objects)
-        self.objects = objects  # restored without the identity: older checkpoints lack it
+        self.checkpoint = tf.train.Checkpoint(**self.identity, **self.objects)
         self.chief_dir = checkpoint_dir
         self.chief = chief
         self.max_to_keep = max_to_keep
@@ -118,54 +96,59 @@ class CheckpointState:
 
     def save(self, epoch: int, history: history_lib.History) -> None:
         """Saves ``ckpt-<epoch>``; the ``checkpoint`` state file moves to it only once
-        every file is written, so a failed or killed save leaves the last good one as latest.
-
-        Raises:
-          RunDirError: the save failed (disk full, permissions); its partial files
-            are removed.
-        """
+        every file is written, so a failed or killed save leaves the last good one as latest."""
         self.history_json.assign(json.dumps(history))
-        if not self.chief:
-            self._take_part(lambda folder: self.checkpoint.write(os.path.join(folder, "ckpt")))
-            return
-        with saving(self.chief_dir, epoch):  # a failure: its partial files removed, one line
+
+        def write(folder: str) -> None:
+            if not self.chief:
+                self.checkpoint.write(os.path.join(folder, "ckpt"))
+                return
             if self.manager is None:
                 self.before_first_save()
                 self.manager = tf.train.CheckpointManager(
-                    self.checkpoint, self.chief_dir, max_to_keep=self.max_to_keep
+                    self.checkpoint, folder, max_to_keep=self.max_to_keep
                 )
             self.manager.save(checkpoint_number=epoch)
 
+        self._write(self.chief_dir, epoch, write)
+
     def save_best(self, epoch: int) -> None:
-        """Writes the best weights as their own checkpoint, ``checkpoints/best/ckpt-<epoch>``."""
-        if not self.chief:
-            self._take_part(lambda folder: self.best.write_checkpoint(folder, epoch, self.identity))
-            return
-        folder = os.path.join(self.chief_dir, BEST_DIR)
-        with saving(folder, epoch):
-            self.best.write_checkpoint(folder, epoch, self.identity)
+        """Writes the best weights as ``checkpoints/best/ckpt-<epoch>``, with the layout and
+        identity (settings, data) of the run's own checkpoints, so whatever restores a model
+        from one restores it from this. The model's weights are unchanged afterwards."""
+        model = self.best.model
+        current = [tf.identity(v) for v in model.variables]
+        self.best.restore_into_model()
+        checkpoint = tf.train.Checkpoint(model=model, **self.identity)
 
-    def _take_part(self, write: Callable[[str], object]) -> None:
-        """A non-chief worker's part in a save, written to a temporary folder it then deletes.
+        def write(folder: str) -> None:
+            tf.train.CheckpointManager(checkpoint, folder, max_to_keep=1).save(epoch)
 
-        Every worker must take part in a save, or MultiWorkerMirroredStrategy deadlocks.
-        """
-        folder = os.path.join(self.chief_dir, f".{devices.worker_id()}-tmp")
-        try:
-            with writing(folder):
+        self._write(os.path.join(self.chief_dir, BEST_DIR), epoch, write)
+        for variable, value in zip(model.variables, current):
+            variable.assign(value)
+
+    def _write(self, folder: str, epoch: int, write: Callable[[str], object]) -> None:
+        """``write(folder)`` on the chief (:func:`saving` ``ckpt-<epoch>``). Every worker must
+        take part in a save, or MultiWorkerMirroredStrategy deadlocks: the others write
+        to a temporary folder they delete."""
+        if self.chief:
+            with saving(folder, epoch):
                 write(folder)
+            return
+        temp = os.path.join(self.chief_dir, f".{devices.worker_id()}-tmp")
+        try:
+            with writing(temp):
+                write(temp)
         finally:
-            shutil.rmtree(folder, ignore_errors=True)
+            shutil.rmtree(temp, ignore_errors=True)
 
 
 @contextlib.contextmanager
 def saving(folder: str, epoch: int) -> Iterator[None]:
-    """Saving ``folder/ckpt-<epoch>``: a failure removes its partial files and is one line.
-
-    Raises:
-      RunDirError: naming ``folder``, the cause (not TensorFlow's temporary file)
-        and the checkpoint that is still the latest there.
-    """
+    """Saving ``folder/ckpt-<epoch>``: a failure removes its partial files and is one
+    RunDirError line naming the cause (not TensorFlow's temporary file) and the checkpoint
+    that is still the latest there."""
     try:
         yield
     except (OSError, tf.errors.OpError) as e:
@@ -174,7 +157,7 @@ def saving(folder: str, epoch: int) -> Iterator[None]:
                 shutil.rmtree(path, ignore_errors=True)
             elif os.path.lexists(path):
                 os.unlink(path)
-        named, _ = checkpoint_files.read_state(folder)
+        named, _ = layout.read_state(folder)
         raise RunDirError(
             f"{folder}: could not save the checkpoint of epoch {epoch} ({cause(e)}); the "
             f"latest checkpoint there is still {f'ckpt-{named}' if named is not None else 'none'}"

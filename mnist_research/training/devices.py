@@ -1,12 +1,5 @@
 """The machine a run trains on: its devices and strategy, where this process stands in a
-multi-worker cluster, its description, and whether the model fits in its memory.
-
-A model too large for the machine is refused from its size alone when it
-trains on the CPU (its parameters, gradients and the optimizer's slot
-variables against the memory the kernel reports available), so nothing is
-allocated; on a GPU, or when the estimate passes and memory still runs out,
-TensorFlow's ``ResourceExhaustedError`` becomes a :class:`ConfigError`.
-"""
+multi-worker cluster, its description, and whether the model fits in its memory."""
 
 from __future__ import annotations
 
@@ -41,81 +34,61 @@ def configure_devices(config: DistributeConfig) -> None:
 
 
 def create_strategy(config: DistributeConfig) -> tf.distribute.Strategy:
-    """The strategy ``config.strategy`` names: ``default``, the no-op default strategy (one
-    device, whatever TF picks); ``auto``, ``mirrored`` when a GPU is visible, else
-    ``default``; the others: :func:`training.strategies.create`.
-
-    A malformed ``TF_CONFIG``, or a ``config.device`` this machine lacks, is a ConfigError.
-    """
-    tf_config()  # malformed TF_CONFIG: one line now, not a traceback from TF later
+    """The strategy ``config.strategy`` names (``default``: TensorFlow's no-op default
+    strategy, one device); a ConfigError for a malformed ``TF_CONFIG`` or a
+    ``config.device`` this machine lacks."""
+    if os.environ.get("TF_CONFIG"):  # malformed: one line now, not a traceback from TF later
+        _strategies().parse_tf_config()
     name = config.strategy
     if name == "auto":
         name = "mirrored" if tf.config.list_logical_devices("GPU") else "default"
     if name == "default":
         return tf.distribute.get_strategy()
-    from mnist_research.training import strategies  # only a strategy other than the default
-
-    return strategies.create(name, config.device)
+    return _strategies().create(name, config.device)
 
 
-def tf_config() -> dict:
-    """The parsed ``TF_CONFIG`` (``{}`` when unset); a ConfigError when it is malformed
-    (:func:`training.strategies.parse_tf_config`)."""
-    if not os.environ.get("TF_CONFIG"):
-        return {}
-    from mnist_research.training import strategies  # a run in a cluster only
+def _strategies():
+    """:mod:`training.strategies`: only another strategy, or a run in a ``TF_CONFIG``
+    cluster, needs it (one process without TF_CONFIG is the chief, worker 0 of 1)."""
+    from mnist_research.training import strategies
 
-    return strategies.parse_tf_config()
+    return strategies
 
 
 def is_chief() -> bool:
     """True unless TF_CONFIG names this task as a non-chief worker."""
-    parsed = tf_config()
-    task = parsed.get("task", {})
-    task_type, task_id = task.get("type"), task.get("index", 0)
-    if not task_type or task_type == "chief":
-        return True
-    # Without an explicit chief, worker 0 is the chief.
-    return task_type == "worker" and task_id == 0 and "chief" not in parsed.get("cluster", {})
+    return not os.environ.get("TF_CONFIG") or _strategies().is_chief()
 
 
 def num_workers() -> int:
     """Worker processes in the TF_CONFIG cluster (1 without TF_CONFIG)."""
-    cluster = tf_config().get("cluster", {})
-    return max(1, len(cluster.get("worker", [])) + len(cluster.get("chief", [])))
+    return _strategies().num_workers() if os.environ.get("TF_CONFIG") else 1
 
 
 def worker_id() -> str:
-    """A name for this task, e.g. ``worker_1``; ``chief`` for single-process runs."""
-    task = tf_config().get("task", {})
-    return f"{task.get('type', 'chief')}_{task.get('index', 0)}"
+    """A name for this task, e.g. ``worker_1``; ``chief_0`` for single-process runs."""
+    return _strategies().worker_id() if os.environ.get("TF_CONFIG") else "chief_0"
 
 
-def _proc_value(path: str, key: str) -> str | None:
-    """The value of the first ``key: value`` line of a /proc file, or ``None``."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                name, _, value = line.partition(":")
-                if name.strip() == key:
-                    return value.strip()
-    except OSError:
-        pass
-    return None
+def _proc_value(path: str, key: str) -> str:
+    """The value of the first ``key: value`` line of a /proc file ("" if none)."""
+    with contextlib.suppress(OSError), open(path, encoding="utf-8") as f:
+        for line in f:
+            name, _, value = line.partition(":")
+            if name.strip() == key:
+                return value.strip()
+    return ""
 
 
 def cpu_name() -> str:
-    name = " ".join((_proc_value("/proc/cpuinfo", "model name") or "").split())
+    name = " ".join(_proc_value("/proc/cpuinfo", "model name").split())
     return name or platform.processor() or platform.machine() or "CPU"
 
 
 def available_memory() -> int | None:
     """Bytes the kernel reports available (``MemAvailable``), or ``None`` if unknown."""
-    value = _proc_value("/proc/meminfo", "MemAvailable")  # "8123456 kB"
-    try:
-        return int(value.split()[0]) * 1024
-    except (AttributeError, ValueError, IndexError):
-        return None
+    value = _proc_value("/proc/meminfo", "MemAvailable").split()  # ["8123456", "kB"]
+    return int(value[0]) * 1024 if value and value[0].isdigit() else None
 
 
 def device_info(strategy: tf.distribute.Strategy) -> dict:
@@ -131,17 +104,14 @@ def device_info(strategy: tf.distribute.Strategy) -> dict:
         "device_name": name,
         "device_count": count,
         "num_replicas": strategy.num_replicas_in_sync,
-        "strategy": strategy_name(strategy),
+        # MultiWorkerMirroredStrategy's class is CollectiveAllReduceStrategy.
+        "strategy": (
+            "MultiWorkerMirroredStrategy"
+            if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            else type(strategy).__name__.lstrip("_")
+        ),
         "tensorflow_version": tf.__version__,
     }
-
-
-def strategy_name(strategy: tf.distribute.Strategy) -> str:
-    """The public name: ``MultiWorkerMirroredStrategy`` (its class is
-    ``CollectiveAllReduceStrategy``), ``MirroredStrategy``, ``DefaultDistributionStrategy``."""
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return "MultiWorkerMirroredStrategy"
-    return type(strategy).__name__.lstrip("_")
 
 
 def _pinned_to_cpu(strategy: tf.distribute.Strategy) -> bool:
@@ -150,12 +120,6 @@ def _pinned_to_cpu(strategy: tf.distribute.Strategy) -> bool:
     except (AttributeError, RuntimeError):  # The default strategy has none.
         return not tf.config.list_logical_devices("GPU")
     return bool(devices) and all("CPU" in d.upper() for d in devices)
-
-
-def device_tag(info: dict) -> str:
-    """A short device name for run directories: ``cpu``, ``gpu``, ``2gpu``."""
-    replicas, kind = info["num_replicas"], info["device_kind"]
-    return f"{replicas}{kind}" if replicas > 1 else kind
 
 
 def num_parameters(model: ModelConfig) -> int:
@@ -208,7 +172,14 @@ def out_of_memory_as_error(config: ExperimentConfig) -> Iterator[None]:
 def build_trainer(
     config: ExperimentConfig, strategy: tf.distribute.Strategy, steps_per_epoch: int, on_gpu: bool
 ) -> Trainer:
-    """The :class:`Trainer`, or a :class:`ConfigError` when the model does not fit."""
+    """The :class:`Trainer`, or a :class:`ConfigError` when the model does not fit.
+
+    A model too large for the machine is refused from its size alone when it
+    trains on the CPU (its parameters, gradients and the optimizer's slot
+    variables against the memory the kernel reports available), so nothing is
+    allocated; on a GPU, or when the estimate passes and memory still runs out,
+    TensorFlow's ``ResourceExhaustedError`` becomes the ConfigError.
+    """
     check_model_fits(config, on_gpu)
     with out_of_memory_as_error(config):
         return Trainer(config, strategy, steps_per_epoch)

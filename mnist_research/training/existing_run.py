@@ -24,13 +24,9 @@ from tensorboard.compat.proto import event_pb2
 from mnist_research import files, tfrecords
 from mnist_research.config import ExperimentConfig
 from mnist_research.config.saved import differences, resume_identity
-from mnist_research.errors import (
-    DamagedFileError,
-    MnistResearchError,
-    RunDirError,
-    one_line,
-)
-from mnist_research.rundir import checkpoint_files, existing, layout, records
+from mnist_research.errors import MnistResearchError, RunDirError, one_line
+from mnist_research.rundir import existing, layout, records
+from mnist_research.rundir.records import DamagedFileError
 from mnist_research.rundir.restore import (
     HISTORY_KEY,
     SETTINGS_KEY,
@@ -70,8 +66,8 @@ def check(
     existing.check_ours(run_dir)
     damaged_config = check_settings(run_dir, config)
     # The run's progress is its checkpoints: the newest on disk bounds what is restored.
-    folder = os.path.join(run_dir, checkpoint_files.CHECKPOINT_DIR)
-    checkpoints = checkpoint_files.numbers_on_disk(folder)
+    folder = os.path.join(run_dir, layout.CHECKPOINT_DIR)
+    checkpoints = layout.numbers_on_disk(folder)
     if checkpoints and checkpoints[0] > config.train.epochs:
         raise RunDirError(
             f"{run_dir} has completed {checkpoints[0]} epochs, more than "
@@ -270,15 +266,15 @@ def _repair_state(folder: str, restored: int | None) -> None:
     TensorFlow's manager reads the state file to know which checkpoints to
     delete; a missing or garbage one would leave old checkpoints on disk forever.
     """
-    named, _ = checkpoint_files.read_state(folder)
-    path = os.path.join(folder, checkpoint_files.STATE_FILE)
+    named, _ = layout.read_state(folder)
+    path = os.path.join(folder, layout.STATE_FILE)
     if named == restored:
         return
     if restored is None:
         if os.path.exists(path):
             os.unlink(path)  # names nothing usable; the first save writes a new one
         return
-    kept = sorted(n for n in checkpoint_files.numbers_on_disk(folder) if n <= restored)
+    kept = sorted(n for n in layout.numbers_on_disk(folder) if n <= restored)
     lines = [f'model_checkpoint_path: "ckpt-{restored}"']
     lines += [f'all_model_checkpoint_paths: "ckpt-{n}"' for n in kept]
     # The manager deletes only checkpoints stamped after last_preserved_timestamp (0).
@@ -409,7 +405,7 @@ def latest_unfinished(logdir: str, config: ExperimentConfig) -> str | None:
             for p in (
                 path,
                 os.path.join(run_dir, layout.METRICS_FILE),
-                os.path.join(run_dir, checkpoint_files.CHECKPOINT_DIR),
+                os.path.join(run_dir, layout.CHECKPOINT_DIR),
             )
             if os.path.exists(p)
         ]

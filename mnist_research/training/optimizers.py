@@ -1,14 +1,4 @@
-"""The optimizers' builders (:data:`BUILDERS`) and Adam's fused kernel.
-
-Keras 3's ``Adam.update_step`` issues about a dozen small ops per variable per
-step (two moment updates, bias correction, the parameter update). For a small
-MLP on a CPU, that per-op overhead is a large share of the step.
-``FusedAdam`` computes the same update with one ``ResourceApplyAdam`` kernel per
-variable (the kernel Keras 2 used), keeping Keras's moment variables, so
-checkpoints and every other optimizer behaviour are unchanged. The update rule
-is identical: ``lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t)``,
-``var -= lr_t * m / (sqrt(v) + epsilon)``.
-"""
+"""The optimizers' builders (:data:`BUILDERS`) and Adam's fused kernel."""
 
 from __future__ import annotations
 
@@ -21,9 +11,16 @@ from mnist_research.config import TrainConfig
 
 @tf.keras.utils.register_keras_serializable(package="mnist_research")
 class FusedAdam(tf.keras.optimizers.Adam):
-    """``tf.keras.optimizers.Adam`` whose per-variable update is one fused kernel.
+    """``tf.keras.optimizers.Adam`` whose per-variable update is one ``ResourceApplyAdam``
+    kernel (the kernel Keras 2 used).
 
-    Falls back to the Keras update for AMSGrad and non-resource variables.
+    Keras 3's ``Adam.update_step`` issues about a dozen small ops per variable per
+    step (two moment updates, bias correction, the parameter update): for a small
+    MLP on a CPU, that per-op overhead is a large share of the step. Keras's moment
+    variables are kept, so checkpoints and every other optimizer behaviour are
+    unchanged; the update rule is identical: ``lr_t = lr * sqrt(1 - beta2^t) /
+    (1 - beta1^t)``, ``var -= lr_t * m / (sqrt(v) + epsilon)``. AMSGrad and
+    non-resource variables take the Keras update.
     """
 
     def update_step(self, gradient, variable, learning_rate):

@@ -8,7 +8,7 @@ import shlex
 import shutil
 import sys
 
-from mnist_research.rundir import checkpoint_files
+from mnist_research.rundir import layout
 
 # Flags a resume command leaves out: where the run goes is given by --run_dir, and
 # --overwrite would delete the run being resumed.
@@ -23,9 +23,7 @@ def resume_command(run_dir: str, argv: list[str]) -> str:
 
     It starts the running interpreter (a bare ``python`` may be another one once
     the venv is not activated), and ``--flagfile``, ``--data_dir``, ``--logdir``
-    and ``--run_dir`` are absolute paths, so it works from any folder: e.g.
-    ``/work/.venv/bin/python -m mnist_research.train
-    --flagfile=/work/experiments/baseline.flags --run_dir=/work/runs/baseline-cpu-20261125-140000``.
+    and ``--run_dir`` are absolute paths, so it works from any folder.
     """
     args, rest = [], iter(argv[1:])
     for arg in rest:
@@ -48,18 +46,16 @@ def resume_command(run_dir: str, argv: list[str]) -> str:
 
 
 def _program(argv0: str) -> list[str]:
-    """How to start the running command again: ``python -m <module>`` or its script."""
+    """How to start the running command again: ``python -m <module>``, or its script (by
+    name alone when that name on the PATH is this script)."""
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
     if spec is not None and spec.name:
-        module = spec.name[: -len(".__main__")] if spec.name.endswith(".__main__") else spec.name
-        return [shlex.quote(sys.executable or "python"), "-m", module]
+        return [shlex.quote(sys.executable or "python"), "-m", spec.name.removesuffix(".__main__")]
     name = os.path.basename(argv0)
-    return [name if _on_path_as(name, argv0) else shlex.quote(argv0 or "python")]
-
-
-def _on_path_as(name: str, path: str) -> bool:
     found = shutil.which(name)
-    return bool(found and path and os.path.realpath(found) == os.path.realpath(path))
+    if found and argv0 and os.path.realpath(found) == os.path.realpath(argv0):
+        return [name]
+    return [shlex.quote(argv0 or "python")]
 
 
 def stop_line(signal_name: str, run_dir: str | None, argv: list[str]) -> str:
@@ -70,10 +66,8 @@ def stop_line(signal_name: str, run_dir: str | None, argv: list[str]) -> str:
     """
     latest = None
     if run_dir:
-        folder = os.path.join(run_dir, checkpoint_files.CHECKPOINT_DIR)
-        latest = checkpoint_files.read_state(folder)[0] or max(
-            checkpoint_files.numbers_on_disk(folder), default=None
-        )
+        folder = os.path.join(run_dir, layout.CHECKPOINT_DIR)
+        latest = layout.read_state(folder)[0] or max(layout.numbers_on_disk(folder), default=None)
     kept = (
         f"the checkpoint of epoch {latest} is kept"
         if latest

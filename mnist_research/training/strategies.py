@@ -1,9 +1,6 @@
-"""The strategies other than TensorFlow's default, and the ``TF_CONFIG`` cluster.
-
-A run on the default strategy without ``TF_CONFIG`` (one process, one device)
-never needs this module; :mod:`training.devices` imports it when ``--strategy``
-names another strategy or ``TF_CONFIG`` is set.
-"""
+"""The strategies other than TensorFlow's default, and the ``TF_CONFIG`` cluster:
+:mod:`training.devices` imports this module when ``--strategy`` names another
+strategy or ``TF_CONFIG`` is set."""
 
 from __future__ import annotations
 
@@ -77,6 +74,29 @@ def parse_tf_config() -> dict:
                 f"({', '.join(f'{k}: {len(v)}' for k, v in cluster.items())})"
             )
     return parsed
+
+
+def is_chief() -> bool:
+    """True unless TF_CONFIG names this task as a non-chief worker."""
+    parsed = parse_tf_config()
+    task = parsed.get("task", {})
+    task_type, task_id = task.get("type"), task.get("index", 0)
+    if not task_type or task_type == "chief":
+        return True
+    # Without an explicit chief, worker 0 is the chief.
+    return task_type == "worker" and task_id == 0 and "chief" not in parsed.get("cluster", {})
+
+
+def num_workers() -> int:
+    """Worker processes in the TF_CONFIG cluster."""
+    cluster = parse_tf_config().get("cluster", {})
+    return max(1, len(cluster.get("worker", [])) + len(cluster.get("chief", [])))
+
+
+def worker_id() -> str:
+    """A name for this task, e.g. ``worker_1``."""
+    task = parse_tf_config().get("task", {})
+    return f"{task.get('type', 'chief')}_{task.get('index', 0)}"
 
 
 def check_cluster(strategy: tf.distribute.Strategy, workers: int) -> None:

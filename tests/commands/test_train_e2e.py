@@ -354,5 +354,5 @@ def test_a_fresh_run_loads_only_what_it_uses(npz_dir, tmp_path):
     loaded = set(result.stdout.split("MODULES", 1)[1].split())
     assert not loaded & _NOT_FOR_A_FRESH_RUN
     # The signal watch thread's stop line imports nothing: its modules are loaded by then.
-    assert {"mnist_research.training.resume", "mnist_research.rundir.checkpoint_files"} <= loaded
+    assert {"mnist_research.training.resume", "mnist_research.rundir.layout"} <= loaded
     assert os.path.exists(os.path.join(run_dir, "metrics.json"))

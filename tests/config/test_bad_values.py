@@ -7,7 +7,7 @@ from absl import flags
 from mnist_research import config as config_lib
 from mnist_research.config import DistributeConfig, ExperimentConfig, ModelConfig, TrainConfig
 from mnist_research.errors import ConfigError, run_guarded
-from mnist_research.training import devices
+from mnist_research.training import devices, strategies
 
 
 @pytest.mark.parametrize(
@@ -91,7 +91,12 @@ def test_bad_flag_values_fail_at_parse_time(argv, message):
 )
 def test_malformed_tf_config_is_a_config_error(monkeypatch, tf_config, message):
     monkeypatch.setenv("TF_CONFIG", tf_config)
-    for read in (devices.tf_config, devices.is_chief, devices.num_workers, devices.worker_id):
+    for read in (
+        strategies.parse_tf_config,
+        devices.is_chief,
+        devices.num_workers,
+        devices.worker_id,
+    ):
         with pytest.raises(ConfigError, match=message):
             read()
     with pytest.raises(ConfigError, match="TF_CONFIG"):

@@ -24,7 +24,7 @@ _CHILD = textwrap.dedent(
     resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
     from mnist_research import files, flagfiles
     from mnist_research.inference import imaging
-    from mnist_research.rundir import checkpoint_files, records
+    from mnist_research.rundir import layout, records
 
     for folder in sys.argv[1:]:
         kind = os.path.basename(folder)
@@ -34,7 +34,7 @@ _CHILD = textwrap.dedent(
             "config": lambda: records.load_config(folder),
             "metrics": lambda: records.finished_metrics(folder),
             "state": lambda: print(
-                f"{kind}: state: the state file", checkpoint_files.read_state(folder)[1]
+                f"{kind}: state: the state file", layout.read_state(folder)[1]
             ),
             "image": lambda: imaging.load_grayscale(f"{folder}/x.png"),
         }

@@ -12,7 +12,7 @@ import tensorflow as tf
 from mnist_research.config import ExperimentConfig, ModelConfig, TrainConfig
 from mnist_research.errors import RunDirError
 from mnist_research.model import registry
-from mnist_research.rundir import checkpoint_files, restore
+from mnist_research.rundir import layout, restore
 from mnist_research.training import existing_run
 from mnist_research.training import history as history_lib
 from mnist_research.training.checkpoint_state import CheckpointState
@@ -161,7 +161,7 @@ def test_bad_state_file_never_restarts_from_scratch(case, saved, tmp_path, caplo
     )
     state.save(4, history)
     assert tf.train.latest_checkpoint(folder).endswith("ckpt-4")
-    assert checkpoint_files.numbers_on_disk(folder) == [4, 3, 2]
+    assert layout.numbers_on_disk(folder) == [4, 3, 2]
 
 
 def test_after_a_fallback_the_damaged_checkpoint_is_replaced(saved, tmp_path):

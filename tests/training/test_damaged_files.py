@@ -10,8 +10,9 @@ import tensorflow as tf
 from mnist_research import files
 from mnist_research.config import ExperimentConfig
 from mnist_research.config.registry import HISTORY_KEYS
-from mnist_research.errors import DamagedFileError, RunDirError
+from mnist_research.errors import RunDirError
 from mnist_research.rundir import records
+from mnist_research.rundir.records import DamagedFileError
 from mnist_research.training import existing_run
 
 GOOD_CONFIG = ExperimentConfig().to_dict()

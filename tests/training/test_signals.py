@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from mnist_research.rundir import checkpoint_files, restore
+from mnist_research.rundir import layout, restore
 from tests.helpers import REPO, make_digits, run_main
 
 
@@ -66,7 +66,7 @@ def test_signal_stops_with_one_line_that_resumes(tmp_path, signum, status):
     assert lines[0].startswith(f"{signal.Signals(signum).name}: stopped; the checkpoint of epoch")
     assert f"--run_dir={run_dir}" in lines[0] and "--overwrite" not in lines[0]
     folder = str(run_dir / "checkpoints")
-    last = checkpoint_files.read_state(folder)[0]
+    last = layout.read_state(folder)[0]
     assert last >= 1 and f"epoch {last} is kept" in lines[0]
     restore.verify(os.path.join(folder, f"ckpt-{last}"))  # whole, every checksum good
     if signum != signal.SIGINT:
@@ -109,7 +109,7 @@ def test_sigterm_during_a_save_stops_after_it_with_exit_status_143(npz_dir, tmp_
             )
     assert stopped.value.exit_status == 143 and stopped.value.name == "SIGTERM"
     folder = str(tmp_path / "run" / "checkpoints")
-    assert checkpoint_files.read_state(folder)[0] == 1  # epoch 1 saved whole, epoch 2 not run
+    assert layout.read_state(folder)[0] == 1  # epoch 1 saved whole, epoch 2 not run
     restore.verify(os.path.join(folder, "ckpt-1"))
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
 
