@@ -139,7 +139,10 @@ class Metric:
     required: bool = False
 
 
-METRICS: tuple[Metric, ...] = (Metric("loss", required=True), Metric("accuracy", required=True))
+METRICS: tuple[Metric, ...] = (
+    Metric("loss", required=True),
+    Metric("accuracy", required=True),
+)
 METRIC_NAMES = tuple(metric.name for metric in METRICS)
 
 # Per-epoch timing, recorded beside the metrics.
