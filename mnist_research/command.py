@@ -51,6 +51,13 @@ _SHORT_HELP = {"--help", "-help", "-h", "-?", "--helpshort"}
 _HELP = _SHORT_HELP | {"--helpfull", "--helpxml"}
 
 
+def _asked(argv: list[str]) -> set[str]:
+    """The help flags among the flags of ``argv`` (``--help=true`` as ``--help``)."""
+    arguments = argv[1 : argv.index("--") if "--" in argv else len(argv)]
+    named = (a.partition("=") for a in arguments)
+    return {name for name, eq, value in named if not eq or value.lower() in ("true", "1")}
+
+
 def _parse_flags(argv: list[str], help_: Callable[[], str] | None = None) -> list[str]:
     """absl's parsing, with a bad flag value reported as one ``error:`` line (exit 1).
 
@@ -59,10 +66,7 @@ def _parse_flags(argv: list[str], help_: Callable[[], str] | None = None) -> lis
     """
     try:
         expanded = flagfiles.expand(argv)  # nested flagfiles from any folder
-        # The help flags among the flags (before any "--"), --help=true as --help.
-        arguments = expanded[1 : expanded.index("--") if "--" in expanded else len(expanded)]
-        named = (a.partition("=") for a in arguments)
-        asked = {name for name, eq, value in named if not eq or value.lower() in ("true", "1")}
+        asked = _asked(expanded)
         if help_ is not None and asked & _SHORT_HELP:
             sys.stdout.write(help_())
             sys.exit(0)

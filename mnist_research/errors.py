@@ -87,7 +87,8 @@ def run_guarded(body: Callable[[], int]) -> int:
     except MnistResearchError as e:
         error, message = e, str(e)
     except OSError as e:  # e.g. the disk filled up while writing a report
-        error, message = e, (f"{e.filename}: " if e.filename else "") + f"{e.strerror or e}"
+        where = f"{e.filename}: " if e.filename else ""
+        error, message = e, f"{where}{e.strerror or e}"
     except _tensorflow_errors() as e:  # a file or device failed inside a TensorFlow op
         error, message = e, one_line(e)
     if logging.get_verbosity() >= logging.DEBUG:

@@ -60,7 +60,9 @@ def _handler(signum, frame) -> None:
 
 
 def _watch(read_fd: int, stop_line: Callable[[Interrupted], str]) -> None:
-    """Python's C-level handler writes each signal's number to the wakeup pipe
+    """Stops the process when the main thread has not acted on a signal within GRACE_SECONDS.
+
+    Python's C-level handler writes each signal's number to the wakeup pipe
     ``read_fd`` as it arrives, whatever the main thread is doing."""
     seen = 0
     with open(read_fd, "rb", buffering=0) as pipe:

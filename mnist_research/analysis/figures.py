@@ -217,7 +217,8 @@ def plot_mistakes(
     """
     predicted = probabilities.argmax(axis=1)
     wrong = np.flatnonzero(predicted != np.asarray(labels))
-    indices = wrong[np.argsort(-probabilities[wrong, predicted[wrong]], kind="stable")][:count]
+    confidence = probabilities[wrong, predicted[wrong]]
+    indices = wrong[np.argsort(-confidence, kind="stable")][:count]
     rows = max(1, int(np.ceil(len(indices) / columns)))
     cell_h, cell_w, caption = 28 + 7, 28 + 4, 7
     canvas = np.zeros((rows * cell_h, columns * cell_w), np.uint8)

@@ -75,6 +75,7 @@ def layer_setting(group: str, hparam: str) -> Callable[..., Any]:
 
 dense_setting = layer_setting("dense", "model")
 conv_setting = layer_setting("conv", "topology")
+batch_norm_setting = layer_setting("batch_norm", "model")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,9 +93,7 @@ class ModelConfig:
     dropout_rates: tuple[float, ...] = dense_setting(
         (0.3, 0.3, 0.2), "Dropout after each dense block.", minimum=0.0, below=1.0
     )
-    batch_norm: bool = layer_setting("batch_norm", "model")(
-        True, "BatchNormalization in every block."
-    )
+    batch_norm: bool = batch_norm_setting(True, "BatchNormalization in every block.")
     num_classes: int = setting(
         10,
         "Size of the softmax output (the dataset's classes).",

@@ -118,7 +118,10 @@ def refusal(cls: type, values: Mapping[str, Any], prefix: str = "--") -> str:
     for field, declared in declared_fields(cls):
         # A flag must keep its default; a config's field may also hold its unused form.
         allowed = [field.default] + ([unused_form(field)] if not prefix else [])
-        if applies(declared, values) or (value := values[field.name]) in allowed:
+        if applies(declared, values):
+            continue
+        value = values[field.name]
+        if value in allowed:
             continue
         chooser = next(name for name, ok in declared.only_with.items() if values[name] not in ok)
         groups.setdefault((chooser, declared.only_with[chooser]), []).append(flag[field.name])

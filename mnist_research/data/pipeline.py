@@ -52,8 +52,9 @@ def logits_function(model: tf.keras.Model, batch_size: int = 2048) -> LogitsFn:
     """uint8 ``[N, 28, 28]`` → float32 logits ``[N, 10]`` of ``model`` in inference mode."""
 
     @tf.function(reduce_retracing=True)
-    def logits(images):  # float32: every family's head is, even under mixed precision
-        return model(to_model_input(images), training=False, return_logits=True)
+    def logits(images):  # float32 whatever dtype a family's head computes in
+        outputs = model(to_model_input(images), training=False, return_logits=True)
+        return tf.cast(outputs, tf.float32)
 
     return lambda images: batched(lambda chunk: logits(tf.constant(chunk)), images, batch_size)
 

@@ -54,7 +54,8 @@ def create(config: ModelConfig, synchronized_bn: bool = False) -> tf.keras.Model
 
 
 def weights_fingerprint(model: tf.keras.Model) -> str:
-    """SHA-256 of every model variable's path and bytes (this worker's first replica)."""
+    """SHA-256 of every model variable's path and bytes (this worker's first replica): equal
+    fingerprints mean bit-identical weights, e.g. across the workers of a multi-worker run."""
     digest = hashlib.sha256()
     for variable in model.variables:
         digest.update(variable.path.encode("utf-8"))

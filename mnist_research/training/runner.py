@@ -130,11 +130,7 @@ def train_and_evaluate(
         finished, damaged_config = existing_run.check(run_dir, config, overwrite, actions)
         if finished is not None:
             return finished
-    source = "data given in memory"
-    if datasets is None:
-        raw = sources.load(config.data)
-        datasets, source = sources.split(raw, config.data), raw.source
-    sources.log_description(datasets, source)
+    datasets = _load_data(config, datasets)
     info = {**info, "data_sha256": sources.fingerprint(datasets)}
     if resuming and not overwrite:
         existing_run.check_same_run(run_dir, info)
@@ -180,6 +176,16 @@ def train_and_evaluate(
                 trainer, make_batches, validate, run.history, steps_per_epoch, epoch_hooks
             )
         return finish_run(run, actions)
+
+
+def _load_data(config: ExperimentConfig, datasets: sources.Splits | None) -> sources.Splits:
+    """The given splits, or the data ``config.data`` names, split; logs their description."""
+    source = "data given in memory"
+    if datasets is None:
+        raw = sources.load(config.data)
+        datasets, source = sources.split(raw, config.data), raw.source
+    sources.log_description(datasets, source)
+    return datasets
 
 
 def standard_hooks(run: RunContext, steps_per_epoch: int, verbose: bool) -> list[loop.Hook]:
