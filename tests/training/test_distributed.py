@@ -10,13 +10,18 @@ import sys
 import numpy as np
 import pytest
 
-from tests.helpers import REPO, run_check_script
+from tests.helpers import REPO, check_reports, early, start_check_script
 
 pytestmark = pytest.mark.slow
 
 
-def test_two_replicas_identical_and_agree_with_one_replica():
-    _, reports = run_check_script("replica_check.py")
+@early
+def early_test_two_replicas_identical_and_agree_with_one_replica(npz_dir, folder, environ):
+    return start_check_script("replica_check.py", environ)
+
+
+def test_two_replicas_identical_and_agree_with_one_replica(early_process):
+    reports = check_reports(early_process[1])
     report = reports[0]
     assert report["replicas"] == 2
     assert report["mirrored"] == report["checked"] == 17  # 11 trainable + 6 BN moving stats
