@@ -127,11 +127,14 @@ class _EarlyProcesses:
 
     def _run(self, key, start):
         try:
-            folder, process = start()
-            self._started.append(process)
+            folder, started = start()  # a process, or a list of processes run side by side
+            processes = started if isinstance(started, list) else [started]
+            self._started += processes
             if self._closed:
-                stop(process)
-            self._results[key].set_result((folder, finish(process, timeout=600)))
+                for process in processes:
+                    stop(process)
+            results = [finish(process, timeout=600) for process in processes]
+            self._results[key].set_result((folder, results if started is processes else results[0]))
         except BaseException as error:  # the test that waits for it raises it
             self._results[key].set_exception(error)
 

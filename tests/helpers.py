@@ -164,7 +164,8 @@ def run_module(module: str, *args: str, env=None, timeout: int = 300, cwd=REPO):
 
 
 # The processes slow tests wait for that need nothing but the session's data: test (as
-# "module::name") -> start(npz_dir, folder, environ) -> Popen, ``environ`` the session's
+# "module::name") -> start(npz_dir, folder, environ) -> Popen (or a list of Popens that run
+# side by side), ``environ`` the session's
 # environment (TensorFlow's C++ INFO/WARNING lines off). tests/conftest.py starts those of
 # the selected tests one at a time beside the session's tests (the pytest process keeps one
 # core busy; a test waiting for one process left the other idle) and the `early_process`
