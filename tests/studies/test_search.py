@@ -452,7 +452,9 @@ def test_a_stopped_or_killed_trial_is_continued_from_its_checkpoint_once(tmp_pat
     search = subprocess.Popen(
         command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
-    stderr = signal_once_written(search, checkpoint.replace("ckpt-1", "ckpt-3"), signal.SIGKILL)
+    # Once ckpt-4's files appear, ckpt-3 is committed (ckpt-3.index appears before its
+    # commit: a kill there restored ckpt-2).
+    stderr = signal_once_written(search, checkpoint.replace("ckpt-1", "ckpt-4"), signal.SIGKILL)
     assert search.returncode == -signal.SIGKILL, stderr[-3000:]
     killed = _load(str(output / "stopped")).get_trials()
     assert [t.state for t in killed] == [TrialState.FAIL, TrialState.RUNNING]
