@@ -163,24 +163,35 @@ def run_module(module: str, *args: str, env=None, timeout: int = 300, cwd=REPO):
     return finish(start_module(module, *args, env=env, cwd=cwd), timeout)
 
 
-def run_check_script(script: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
-    """Runs ``tests/<script> REPO`` in a fresh Python (its devices set up before any TF op).
+# The processes slow tests wait for that need nothing but the session's data: test (as
+# "module::name") -> start(npz_dir, folder, environ) -> Popen (or a list of Popens that run
+# side by side), ``environ`` the session's
+# environment (TensorFlow's C++ INFO/WARNING lines off). tests/conftest.py starts those of
+# the selected tests one at a time beside the session's tests (the pytest process keeps one
+# core busy; a test waiting for one process left the other idle) and the `early_process`
+# fixture gives a test its finished process.
+EARLY: dict = {}
 
-    Returns the finished process and the JSON objects its last lines print, last first.
-    """
+
+def early(start):
+    """Registers ``start``, named ``early_<test>``, as the early process of ``<test>``."""
+    test = start.__name__.removeprefix("early_")
+    EARLY[f"{start.__module__}::{test}"] = start
+    return start
+
+
+def start_check_script(script: str, environ) -> subprocess.Popen:
+    """Starts ``tests/<script> REPO`` in a fresh Python (its devices set up before any TF op)."""
+    return start([sys.executable, os.path.join(TESTS, script), REPO], env=environ)
+
+
+def check_reports(result: subprocess.CompletedProcess) -> list[dict]:
+    """The JSON objects a check script's last lines print, last first."""
     import json
 
-    result = subprocess.run(
-        [sys.executable, os.path.join(TESTS, script), REPO],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-    )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = [line for line in result.stdout.strip().splitlines() if line.startswith("{")]
-    return result, [json.loads(line) for line in reversed(lines)]
+    return [json.loads(line) for line in reversed(lines)]
 
 
 def signal_once_written(process: subprocess.Popen, pattern: str, sig=signal.SIGTERM) -> str:

@@ -14,7 +14,7 @@ from mnist_research.config import ExperimentConfig, ModelConfig, TrainConfig
 from mnist_research.data import pipeline
 from mnist_research.training import hooks, loop
 from mnist_research.training.loop import Trainer
-from tests.helpers import finish, make_digits, start
+from tests.helpers import early, finish, make_digits, start
 
 SHOWN = re.compile(r"(\d+)/\d+.*?loss: ([\d.]+) - accuracy: ([\d.]+)")
 
@@ -275,22 +275,29 @@ def test_sweep_imports_no_tensorflow_and_gives_its_runs_the_user_s_environment(u
     assert sweep.stdout.split() == ["False", str(user_level)], sweep.stderr
 
 
+@early
+def early_test_search_workers_show_no_tensorflow_noise(npz_dir, folder, environ):
+    as_a_user = {k: v for k, v in environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return start(
+        [
+            *(sys.executable, "-m", "mnist_research.search"),
+            "--flagfile=experiments/smoke.flags",
+            "--space=experiments/mlp.space",
+            "--study=quiet",
+            "--trials=1",
+            "--workers=2",
+            f"--data_dir={npz_dir}",
+            f"--output={folder}",
+        ],
+        env={**as_a_user, "TF_ENABLE_ONEDNN_OPTS": "1"},
+    )
+
+
 @pytest.mark.slow
-def test_search_workers_show_no_tensorflow_noise(npz_dir, tmp_path):
+def test_search_workers_show_no_tensorflow_noise(early_process):
     # Each worker imports TensorFlow in its own process: on a oneDNN machine its banner
     # came once per worker until the workers imported it quietly.
-    search = _python_as_a_user(
-        "1",
-        "-m",
-        "mnist_research.search",
-        "--flagfile=experiments/smoke.flags",
-        "--space=experiments/mlp.space",
-        "--study=quiet",
-        "--trials=1",
-        "--workers=2",
-        f"--data_dir={npz_dir}",
-        f"--output={tmp_path}",
-    )
+    _, search = early_process
     assert search.returncode == 0, search.stderr[-3000:]
     assert "Trial 0 complete" in search.stderr, search.stderr[-3000:]
     assert not _tensorflow_lines(search.stderr), search.stderr[-3000:]

@@ -16,7 +16,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.helpers import REPO, SMOKE, run_main, run_module, scalars
+from tests.helpers import REPO, SMOKE, early, run_main, scalars, start
 
 METRIC_KEYS = {
     "test_accuracy",
@@ -42,13 +42,6 @@ def train():
         )
 
     return run
-
-
-def train_process(npz_dir, run_dir, *extra):
-    """The train command in a process of its own."""
-    return run_module(
-        "mnist_research.train", SMOKE, f"--data_dir={npz_dir}", f"--run_dir={run_dir}", *extra
-    )
 
 
 def copy_run(run_dir, tmp_path, name="run"):
@@ -213,18 +206,27 @@ def test_nan_loss_stops_with_step_and_nonzero_exit(npz_dir, tmp_path, train):
     assert not list((run_dir / "checkpoints").glob("ckpt-*"))
 
 
-@pytest.mark.slow  # its own process: logical CPUs are split before TensorFlow starts
-def test_batch_not_divisible_by_replicas(npz_dir, tmp_path):
-    result = train_process(
-        npz_dir,
-        str(tmp_path / "run"),
-        "--strategy=mirrored",
-        "--num_cpu_devices=2",
-        "--batch_size=33",
+@early
+def early_test_batch_not_divisible_by_replicas(npz_dir, folder, environ):
+    return start(
+        [
+            *(sys.executable, "-m", "mnist_research.train", SMOKE),
+            f"--data_dir={npz_dir}",
+            f"--run_dir={folder / 'run'}",
+            "--strategy=mirrored",
+            "--num_cpu_devices=2",
+            "--batch_size=33",
+        ],
+        env=environ,
     )
+
+
+@pytest.mark.slow  # its own process: logical CPUs are split before TensorFlow starts
+def test_batch_not_divisible_by_replicas(early_process):
+    folder, result = early_process
     assert result.returncode == 1
     assert "batch_size 33 is not divisible by the 2 replicas" in result.stderr
-    assert not (tmp_path / "run").exists()  # refused before anything is written
+    assert not (folder / "run").exists()  # refused before anything is written
 
 
 @pytest.mark.parametrize(
@@ -339,17 +341,16 @@ _NOT_FOR_A_FRESH_RUN = {
 }
 
 
+@early
+def early_test_a_fresh_run_loads_only_what_it_uses(npz_dir, folder, environ):
+    arguments = [SMOKE, f"--data_dir={npz_dir}", f"--run_dir={folder / 'run'}", "--epochs=1"]
+    return start([sys.executable, "-c", _MODULES_OF_A_RUN, *arguments], env=environ)
+
+
 @pytest.mark.slow
-def test_a_fresh_run_loads_only_what_it_uses(npz_dir, tmp_path):
-    run_dir = str(tmp_path / "run")
-    arguments = [SMOKE, f"--data_dir={npz_dir}", f"--run_dir={run_dir}", "--epochs=1"]
-    result = subprocess.run(
-        [sys.executable, "-c", _MODULES_OF_A_RUN, *arguments],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+def test_a_fresh_run_loads_only_what_it_uses(early_process):
+    folder, result = early_process
+    run_dir = str(folder / "run")
     assert result.returncode == 0, result.stderr[-3000:]
     loaded = set(result.stdout.split("MODULES", 1)[1].split())
     assert not loaded & _NOT_FOR_A_FRESH_RUN

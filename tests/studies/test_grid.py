@@ -17,7 +17,7 @@ from mnist_research.errors import MnistResearchError
 from mnist_research.rundir import lock
 from mnist_research.studies import claims, grid
 from mnist_research.studies import study as study_lib
-from tests.helpers import REPO, finish, make_digits, start_module, write_finished_run
+from tests.helpers import REPO, early, make_digits, start, write_finished_run
 
 EXPERIMENTS = os.path.join(REPO, "experiments")
 SMOKE = os.path.join(EXPERIMENTS, "smoke.flags")
@@ -134,23 +134,30 @@ def test_a_cell_trained_by_a_process_the_study_does_not_know_is_waited_for(tmp_p
     assert _cells(_journal(output)) == {"smoke-seed1": [TrialState.COMPLETE]}
 
 
-@pytest.mark.slow
-def test_two_sweeps_on_one_output_share_the_runs_and_both_write_the_whole_table(tmp_path):
+@early
+def early_test_two_sweeps_on_one_output_share_the_runs_and_both_write_the_whole_table(
+    npz_dir, folder, environ
+):
     x, y = make_digits(600, seed=3)
-    np.savez(tmp_path / "mnist.npz", x_train=x, y_train=y, x_test=x[:100], y_test=y[:100])
-    output = tmp_path / "out"
+    np.savez(folder / "mnist.npz", x_train=x, y_train=y, x_test=x[:100], y_test=y[:100])
     args = [
+        *(sys.executable, "-m", "mnist_research.sweep"),
         "--experiments=smoke",
         "--seeds=1,2",
-        f"--data_dir={tmp_path}",
-        f"--output={output}",
+        f"--data_dir={folder}",
+        f"--output={folder / 'out'}",
         "--",
         "--epochs=1",
         "--nohistograms",
         "--nojit_compile",
     ]
-    started = [start_module("mnist_research.sweep", *args) for _ in range(2)]
-    sweeps = [finish(process, timeout=600) for process in started]
+    return [start(args, env=environ) for _ in range(2)]
+
+
+@pytest.mark.slow
+def test_two_sweeps_on_one_output_share_the_runs_and_both_write_the_whole_table(early_process):
+    folder, sweeps = early_process
+    output = folder / "out"
     for sweep in sweeps:
         assert sweep.returncode == 0, sweep.stderr[-3000:]
         assert re.search(r"^\| smoke \| 2 \|", sweep.stdout, re.MULTILINE), sweep.stdout

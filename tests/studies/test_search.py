@@ -25,11 +25,12 @@ from mnist_research.studies import claims, results, space, study
 from tests.helpers import (
     REPO,
     SMOKE,
+    early,
     finish,
     make_digits,
     run_main,
-    run_module,
     signal_once_written,
+    start,
     start_module,
 )
 
@@ -319,25 +320,35 @@ def _load(folder):
     return optuna.load_study(study_name=os.path.basename(folder), storage=storage)
 
 
-@pytest.mark.slow
-def test_a_study_on_two_workers_runs_each_trial_once_and_best_flags_reproduces(tmp_path, npz_dir):
-    (tmp_path / "space.txt").write_text(
+@early
+def early_test_a_study_on_two_workers_runs_each_trial_once_and_best_flags_reproduces(
+    npz_dir, folder, environ
+):
+    (folder / "space.txt").write_text(
         "learning_rate = log(1e-3, 1e-2)\ndropout_rates = choice(0.1,0.1,0.1 | 0.3,0.3,0.2)\n"
     )
-    output = tmp_path / "out"
-    result = run_module(
-        "mnist_research.search",
-        SMOKE,
-        f"--data_dir={npz_dir}",
-        "--nohistograms",
-        "--nojit_compile",  # the plain step: XLA is not what this tests
-        f"--space={tmp_path / 'space.txt'}",
-        "--study=two",
-        "--trials=3",
-        "--workers=2",
-        f"--output={output}",
-        timeout=600,
+    return start(
+        [
+            *(sys.executable, "-m", "mnist_research.search", SMOKE),
+            f"--data_dir={npz_dir}",
+            "--nohistograms",
+            "--nojit_compile",  # the plain step: XLA is not what this tests
+            f"--space={folder / 'space.txt'}",
+            "--study=two",
+            "--trials=3",
+            "--workers=2",
+            f"--output={folder / 'out'}",
+        ],
+        env=environ,
     )
+
+
+@pytest.mark.slow
+def test_a_study_on_two_workers_runs_each_trial_once_and_best_flags_reproduces(
+    tmp_path, early_process
+):
+    searched, result = early_process
+    output = searched / "out"
     assert result.returncode == 0, result.stderr[-3000:]
     folder = str(output / "two")
     trials = _load(folder).get_trials()
@@ -441,7 +452,9 @@ def test_a_stopped_or_killed_trial_is_continued_from_its_checkpoint_once(tmp_pat
     search = subprocess.Popen(
         command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
-    stderr = signal_once_written(search, checkpoint.replace("ckpt-1", "ckpt-3"), signal.SIGKILL)
+    # Once ckpt-4's files appear, ckpt-3 is committed (ckpt-3.index appears before its
+    # commit: a kill there restored ckpt-2).
+    stderr = signal_once_written(search, checkpoint.replace("ckpt-1", "ckpt-4"), signal.SIGKILL)
     assert search.returncode == -signal.SIGKILL, stderr[-3000:]
     killed = _load(str(output / "stopped")).get_trials()
     assert [t.state for t in killed] == [TrialState.FAIL, TrialState.RUNNING]

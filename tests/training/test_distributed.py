@@ -10,13 +10,18 @@ import sys
 import numpy as np
 import pytest
 
-from tests.helpers import REPO, run_check_script
+from tests.helpers import check_reports, early, start, start_check_script
 
 pytestmark = pytest.mark.slow
 
 
-def test_two_replicas_identical_and_agree_with_one_replica():
-    _, reports = run_check_script("replica_check.py")
+@early
+def early_test_two_replicas_identical_and_agree_with_one_replica(npz_dir, folder, environ):
+    return start_check_script("replica_check.py", environ)
+
+
+def test_two_replicas_identical_and_agree_with_one_replica(early_process):
+    reports = check_reports(early_process[1])
     report = reports[0]
     assert report["replicas"] == 2
     assert report["mirrored"] == report["checked"] == 17  # 11 trainable + 6 BN moving stats
@@ -55,8 +60,8 @@ def free_ports(count):
     return ports
 
 
-def run_workers(npz_dir, run_dir, *extra, limit=240):
-    """Starts two MultiWorkerMirroredStrategy workers; returns their CompletedProcess-likes.
+def start_workers(npz_dir, run_dir, *extra, environ, limit=240):
+    """Starts two MultiWorkerMirroredStrategy workers with ``environ``.
 
     Each worker is bounded by ``timeout -k`` (a lone MWMS worker blocks forever and
     ignores SIGTERM, so the kill is SIGKILL after a grace period).
@@ -65,7 +70,7 @@ def run_workers(npz_dir, run_dir, *extra, limit=240):
     procs = []
     for index in range(2):
         env = {
-            **os.environ,
+            **environ,
             "TF_CPP_MIN_LOG_LEVEL": "2",
             "TF_CONFIG": json.dumps(
                 {"cluster": cluster, "task": {"type": "worker", "index": index}}
@@ -86,16 +91,13 @@ def run_workers(npz_dir, run_dir, *extra, limit=240):
             "--verbosity=1",
             *extra,
         ]  # the weights fingerprint is a --verbosity=1 line
-        procs.append(
-            subprocess.Popen(
-                command,
-                cwd=REPO,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
+        procs.append(start(command, env=env))
+    return procs
+
+
+def run_workers(npz_dir, run_dir, *extra, limit=240):
+    """Runs two workers (:func:`start_workers`); returns their (status, stdout, stderr)."""
+    procs = start_workers(npz_dir, run_dir, *extra, environ=os.environ, limit=limit)
     outputs = []
     for proc in procs:
         try:
@@ -113,9 +115,15 @@ def fingerprint(stderr):
     return found[-1]
 
 
-def test_multi_worker_two_processes_on_loopback_and_resume(npz_dir, tmp_path):
-    run_dir = str(tmp_path / "mwms")
-    outputs = run_workers(npz_dir, run_dir, "--epochs=2")
+@early
+def early_test_multi_worker_two_processes_on_loopback_and_resume(npz_dir, folder, environ):
+    return start_workers(npz_dir, folder / "mwms", "--epochs=2", environ=environ)
+
+
+def test_multi_worker_two_processes_on_loopback_and_resume(npz_dir, early_process):
+    folder, results = early_process
+    run_dir = str(folder / "mwms")
+    outputs = [(r.returncode, r.stdout, r.stderr) for r in results]
     for code, _, stderr in outputs:
         assert code == 0, stderr[-3000:]
     chief, worker = (fingerprint(stderr) for _, _, stderr in outputs)

@@ -5,7 +5,6 @@ import glob
 import hashlib
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -17,12 +16,13 @@ from mnist_research.errors import run_guarded
 from mnist_research.rundir import layout
 from mnist_research.training import runner as train_lib
 from tests.helpers import (
-    REPO,
     TESTS,
+    early,
     make_digits,
     run_main,
     run_module,
     scalars,
+    start,
     tmpfs,
     write_idx_dir,
 )
@@ -41,14 +41,9 @@ def train_args(npz_dir, run_dir, *extra):
     ]
 
 
-def run_with_fault(fault, *args):
-    return subprocess.run(
-        [sys.executable, os.path.join(TESTS, "fault_runner.py"), fault, *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+def start_with_fault(environ, fault, *args):
+    return start(
+        [sys.executable, os.path.join(TESTS, "fault_runner.py"), fault, *args], env=environ
     )
 
 
@@ -64,10 +59,16 @@ def assert_clean_history(run_dir, epochs):
     return metrics
 
 
+@early
+def early_test_sigkill_mid_checkpoint_then_resume(npz_dir, folder, environ):
+    args = train_args(npz_dir, folder / "run", "--epochs=3")
+    return start_with_fault(environ, "kill_before_commit:2", *args)
+
+
 @pytest.mark.slow
-def test_sigkill_mid_checkpoint_then_resume(npz_dir, tmp_path):
-    run_dir = str(tmp_path / "run")
-    killed = run_with_fault("kill_before_commit:2", *train_args(npz_dir, run_dir, "--epochs=3"))
+def test_sigkill_mid_checkpoint_then_resume(npz_dir, early_process):
+    folder, killed = early_process
+    run_dir = str(folder / "run")
     assert killed.returncode == -9, killed.stderr[-2000:]
     checkpoints = os.path.join(run_dir, "checkpoints")
     assert os.path.exists(os.path.join(checkpoints, "ckpt-2.index"))  # written...
@@ -81,10 +82,15 @@ def test_sigkill_mid_checkpoint_then_resume(npz_dir, tmp_path):
     assert tf.train.latest_checkpoint(checkpoints).endswith("ckpt-3")
 
 
+@early
+def early_test_sigkill_while_writing_reports_then_rerun(npz_dir, folder, environ):
+    return start_with_fault(environ, "kill_in_reports", *train_args(npz_dir, folder / "run"))
+
+
 @pytest.mark.slow
-def test_sigkill_while_writing_reports_then_rerun(npz_dir, tmp_path):
-    run_dir = str(tmp_path / "run")
-    killed = run_with_fault("kill_in_reports", *train_args(npz_dir, run_dir))
+def test_sigkill_while_writing_reports_then_rerun(npz_dir, early_process):
+    folder, killed = early_process
+    run_dir = str(folder / "run")
     assert killed.returncode == -9, killed.stderr[-2000:]
     assert not json.load(open(os.path.join(run_dir, "metrics.json")))["finished"]
     rerun = run_main("mnist_research.train", *train_args(npz_dir, run_dir))

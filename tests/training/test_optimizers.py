@@ -10,7 +10,7 @@ from mnist_research.model import registry
 from mnist_research.training import loop, optimizers
 from mnist_research.training.loop import Trainer
 from mnist_research.training.optimizers import FusedAdam
-from tests.helpers import make_digits, run_check_script
+from tests.helpers import check_reports, early, make_digits, start_check_script
 
 
 def _train(optimizer_cls, steps=60):
@@ -104,9 +104,14 @@ def test_each_optimizer_halves_the_loss_of_a_tiny_problem(train):
     assert losses[-1] < losses[0] / 2, losses
 
 
+@early
+def early_test_clipping_on_two_replicas_clips_the_summed_gradient(npz_dir, folder, environ):
+    return start_check_script("clip_check.py", environ)
+
+
 @pytest.mark.slow
-def test_clipping_on_two_replicas_clips_the_summed_gradient():
-    _, reports = run_check_script("clip_check.py")
+def test_clipping_on_two_replicas_clips_the_summed_gradient(early_process):
+    reports = check_reports(early_process[1])
     report = reports[0]
     assert report["replicas"] == 2 and report["replica_diffs"] == [0.0, 0.0]
     # float32 rounding of a step of size ~3 (measured: 2.4e-7 each).
